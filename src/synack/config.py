@@ -1,0 +1,155 @@
+"""Configuration keyed by Linux sysctl names, with Linux's defaults.
+
+Each :class:`Stack` owns one :class:`Sysctl`. Values are validated the way
+``sysctl -w`` would reject them: unknown names and out-of-range values raise
+:class:`SysctlError` with a one-line reason. Defaults are those of a current
+kernel (6.x) on a machine with a few GiB of memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+class SysctlError(ValueError):
+    """An unknown sysctl name or a value it does not accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class Knob:
+    """One sysctl: its default, bounds and meaning."""
+
+    name: str
+    default: int | tuple[int, ...] | str
+    help: str
+    lo: int = 0
+    hi: int = 2**31 - 1
+    choices: tuple[str, ...] = ()
+
+    def parse(self, text: str) -> int | tuple[int, ...] | str:
+        """Convert ``text`` (as typed after ``NAME=``) to a valid value or raise."""
+        if isinstance(self.default, str):
+            value = text.strip()
+            if self.choices and value not in self.choices:
+                raise SysctlError(
+                    f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
+                )
+            return value
+        parts = text.replace(",", " ").split()
+        want = len(self.default) if isinstance(self.default, tuple) else 1
+        if len(parts) != want:
+            raise SysctlError(f"{self.name}: expected {want} integer(s), got {text!r}")
+        try:
+            nums = tuple(int(p) for p in parts)
+        except ValueError:
+            raise SysctlError(f"{self.name}: {text!r} is not an integer") from None
+        for n in nums:
+            if not self.lo <= n <= self.hi:
+                raise SysctlError(f"{self.name}: {n} is outside [{self.lo}, {self.hi}]")
+        if isinstance(self.default, tuple):
+            if list(nums) != sorted(nums):
+                raise SysctlError(f"{self.name}: values must be in increasing order")
+            return nums
+        return nums[0]
+
+    def format(self, value: int | tuple[int, ...] | str) -> str:
+        """Render a value the way ``sysctl`` prints it."""
+        if isinstance(value, tuple):
+            return "\t".join(str(v) for v in value)
+        return str(value)
+
+
+_KNOBS = [
+    Knob("net.core.somaxconn", 4096, "upper bound of a listen() backlog (accept queue)", 0),
+    Knob("net.ipv4.ip_default_ttl", 64, "TTL of outgoing IPv4 packets", 1, 255),
+    Knob("net.ipv4.ip_local_port_range", (32768, 60999), "ephemeral ports for connect()",
+         1, 65535),
+    Knob("net.ipv4.tcp_abort_on_overflow", 0,
+         "1: answer RST when the accept queue is full instead of dropping the ACK", 0, 1),
+    Knob("net.ipv4.tcp_congestion_control", "cubic", "default congestion control",
+         choices=("reno", "cubic")),
+    Knob("net.ipv4.tcp_dsack", 1, "send D-SACK blocks for duplicate segments", 0, 1),
+    Knob("net.ipv4.tcp_fin_timeout", 60,
+         "seconds an orphaned connection stays in FIN_WAIT_2", 1),
+    Knob("net.ipv4.tcp_keepalive_intvl", 75, "seconds between keepalive probes", 1, 32767),
+    Knob("net.ipv4.tcp_keepalive_probes", 9, "unanswered probes before the connection dies",
+         1, 127),
+    Knob("net.ipv4.tcp_keepalive_time", 7200, "idle seconds before the first keepalive probe",
+         1, 32767),
+    Knob("net.ipv4.tcp_max_syn_backlog", 2048, "bound of the SYN (half-open) queue", 1),
+    Knob("net.ipv4.tcp_max_tw_buckets", 131072, "bound of the TIME_WAIT table", 0),
+    Knob("net.ipv4.tcp_orphan_retries", 0,
+         "retransmissions of an orphaned connection (0 means 8)", 0, 255),
+    Knob("net.ipv4.tcp_retries1", 3, "retransmissions before reporting trouble", 0, 255),
+    Knob("net.ipv4.tcp_retries2", 15,
+         "retransmissions before an established connection times out", 0, 255),
+    Knob("net.ipv4.tcp_rfc1337", 0, "1: ignore RST in TIME_WAIT (RFC 1337)", 0, 1),
+    Knob("net.ipv4.tcp_rmem", (4096, 131072, 6291456), "receive buffer min, default, max",
+         1),
+    Knob("net.ipv4.tcp_sack", 1, "offer and use selective acknowledgements", 0, 1),
+    Knob("net.ipv4.tcp_syn_retries", 6, "SYN retransmissions of connect()", 1, 127),
+    Knob("net.ipv4.tcp_synack_retries", 5, "SYN-ACK retransmissions of a listener", 0, 255),
+    Knob("net.ipv4.tcp_syncookies", 1, "send SYN cookies when the SYN queue is full", 0, 2),
+    Knob("net.ipv4.tcp_timestamps", 1, "offer and use RFC 7323 timestamps", 0, 1),
+    Knob("net.ipv4.tcp_tw_reuse", 2,
+         "reuse TIME_WAIT ports for connect(): 0 off, 1 on, 2 loopback only", 0, 2),
+    Knob("net.ipv4.tcp_window_scaling", 1, "offer and use RFC 7323 window scaling", 0, 1),
+    Knob("net.ipv4.tcp_wmem", (4096, 16384, 4194304), "send buffer min, default, max", 1),
+]
+
+KNOBS: dict[str, Knob] = {k.name: k for k in _KNOBS}
+
+
+class Sysctl:
+    """A host's sysctl table: ``cfg["net.ipv4.tcp_fin_timeout"]``."""
+
+    def __init__(self, **overrides: int | tuple[int, ...] | str) -> None:
+        self._values: dict[str, int | tuple[int, ...] | str] = {
+            k.name: k.default for k in _KNOBS
+        }
+        for key, value in overrides.items():
+            self.set(key.replace("__", "."), value)
+
+    def __getitem__(self, name: str) -> int | tuple[int, ...] | str:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise SysctlError(f"unknown sysctl {name!r}") from None
+
+    def int(self, name: str) -> int:
+        """An integer sysctl."""
+        value = self[name]
+        assert isinstance(value, int)
+        return value
+
+    def triple(self, name: str) -> tuple[int, ...]:
+        """A sysctl holding several integers (``tcp_rmem``, port range)."""
+        value = self[name]
+        assert isinstance(value, tuple)
+        return value
+
+    def set(self, name: str, value: int | tuple[int, ...] | str) -> None:
+        """Set ``name`` after validating ``value`` (a string is parsed as sysctl -w would)."""
+        knob = KNOBS.get(name)
+        if knob is None:
+            raise SysctlError(f"unknown sysctl {name!r}")
+        if isinstance(value, str) and not isinstance(knob.default, str):
+            self._values[name] = knob.parse(value)
+        else:
+            self._values[name] = knob.parse(knob.format(value))
+
+    def assign(self, assignment: str) -> None:
+        """Apply ``NAME=VALUE`` as ``sysctl -w`` does."""
+        name, sep, value = assignment.partition("=")
+        if not sep:
+            raise SysctlError(f"expected NAME=VALUE, got {assignment!r}")
+        self.set(name.strip(), value)
+
+    def items(self) -> Iterator[tuple[str, int | tuple[int, ...] | str]]:
+        """All sysctls, sorted by name."""
+        return iter(sorted(self._values.items()))
+
+    def format(self, name: str) -> str:
+        """``NAME = VALUE`` as ``sysctl`` prints it."""
+        return f"{name} = {KNOBS[name].format(self[name])}"

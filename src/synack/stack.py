@@ -1,0 +1,643 @@
+"""A host: IP packets in and out, connections by 4-tuple, BSD socket calls.
+
+Theory of operation
+-------------------
+A :class:`Stack` owns one IPv4 address, a sysctl table, and every connection,
+listener and TIME_WAIT entry of that host. Drivers (the simulator, a TAP
+device loop, the blocking and asyncio APIs, a test) move packets with
+:meth:`receive` / :meth:`transmit` and call :meth:`tick` at
+:meth:`next_deadline`. Applications use file-descriptor calls shaped like
+non-blocking BSD sockets; they raise the exceptions the stdlib's ``socket``
+module raises (``BlockingIOError``, ``ConnectionRefusedError``, ...).
+
+Demultiplexing follows RFC 9293 3.10.7: an exact 4-tuple match (a connection,
+or a compact TIME_WAIT entry), else a listener on the port, else the segment is
+answered with RST (3.10.7.1). A malformed packet is dropped and counted in
+:attr:`stats`; nothing a peer sends can raise out of :meth:`receive`.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import socket as _socket
+import struct
+from collections import Counter
+from dataclasses import dataclass, field
+
+from synack import seq as sq
+from synack.config import Sysctl
+from synack.tcp.connection import TIME_WAIT_US, Connection, SockOpts, StateChange
+from synack.tcp.isn import IsnSource, Rfc6528
+from synack.tcp.listener import Listener
+from synack.tcp.state import CAN_SEND, State
+from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
+from synack.wire.errors import ParseError
+from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
+from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+
+Addr = tuple[str, int]
+Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
+
+SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+
+
+def _oserror(code: int, detail: str = "") -> OSError:
+    """The stdlib's exception for ``code`` (OSError maps errno to the subclass)."""
+    msg = os.strerror(code) + (f": {detail}" if detail else "")
+    return OSError(code, msg)
+
+
+@dataclass
+class Sock:
+    """What a file descriptor refers to."""
+
+    fd: int
+    opts: SockOpts = field(default_factory=SockOpts)
+    local: Addr | None = None
+    remote: Addr | None = None
+    conn: Connection | None = None
+    listener: Listener | None = None
+    reuseaddr: bool = False
+    error_reported: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ConnInfo:
+    """One row of ``ss -tan``."""
+
+    state: State
+    recv_q: int
+    send_q: int
+    local: Addr
+    peer: Addr
+
+
+class Stack:
+    """One TCP/IPv4 host, sans I/O."""
+
+    def __init__(
+        self,
+        addr: str,
+        *,
+        cfg: Sysctl | None = None,
+        seed: int | None = None,
+        isn: IsnSource | None = None,
+        mtu: int = 1500,
+        name: str | None = None,
+    ) -> None:
+        self.addr = addr
+        self.name = name or addr
+        self.cfg = cfg or Sysctl()
+        self.rng = random.Random(seed)
+        self.isn: IsnSource = isn or Rfc6528(self.rng)
+        self.mtu = mtu
+        self.socks: dict[int, Sock] = {}
+        self.conns: dict[Key, Connection] = {}
+        self.listeners: dict[Addr, Listener] = {}
+        self.timewait: dict[Key, TimeWait] = {}
+        self.changes: list[tuple[Key, StateChange]] = []
+        self.stats: Counter[str] = Counter()
+        self._out: list[bytes] = []
+        self._next_fd = 3
+        self._ident = self.rng.getrandbits(16)
+
+    # ============================================================ packets
+    def receive(self, packet: bytes, *, now: int) -> None:
+        """One IPv4 packet from the wire. Never raises for anything the peer sent."""
+        try:
+            ip, seg = parse_tcp_packet(packet)
+        except ParseError as exc:
+            self.stats["dropped " + exc.kind] += 1
+            return
+        if ip.dst != self.addr:
+            self.stats["dropped not for us"] += 1
+            return
+        self.stats["segments in"] += 1
+        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        conn = self.conns.get(key)
+        if conn is not None:
+            self._to_conn(key, conn, seg, now)
+            return
+        tw = self.timewait.get(key)
+        if tw is not None:
+            verdict, reply = tw.on_segment(
+                seg, now=now, rfc1337=self.cfg.int("net.ipv4.tcp_rfc1337") == 1,
+                time_wait_us=TIME_WAIT_US)
+            if reply is not None:
+                self._emit(ip.dst, ip.src, reply)
+            if verdict == KILL:
+                self._end_timewait(key, now, "rcv RST")
+                return
+            if verdict != NEW_SYN:
+                return
+            self._end_timewait(key, now, "new SYN reuses the 4-tuple")
+        listener = self.listeners.get((ip.dst, seg.dst_port)) or self.listeners.get(
+            ("0.0.0.0", seg.dst_port))
+        if listener is not None:
+            self._to_listener(listener, key, seg, now)
+            return
+        self._reset_closed(ip.dst, ip.src, seg, "no socket")
+
+    def transmit(self, *, now: int) -> list[bytes]:
+        """IPv4 packets ready for the wire, oldest first."""
+        self._collect(now)
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> int | None:
+        """The earliest time :meth:`tick` must run, or None when nothing is pending."""
+        best: int | None = None
+        for conn in self.conns.values():
+            t = conn.timers.next()
+            if t is not None and (best is None or t < best):
+                best = t
+        for lst in self.listeners.values():
+            for child in lst.syn_queue.values():
+                t = child.timers.next()
+                if t is not None and (best is None or t < best):
+                    best = t
+        for tw in self.timewait.values():
+            if best is None or tw.expires < best:
+                best = tw.expires
+        return best
+
+    def tick(self, *, now: int) -> None:
+        """Run every timer due at ``now``."""
+        for conn in list(self.conns.values()):
+            t = conn.timers.next()
+            if t is not None and t <= now:
+                conn.tick(now=now)
+        for lst in self.listeners.values():
+            for child in list(lst.syn_queue.values()):
+                t = child.timers.next()
+                if t is not None and t <= now:
+                    child.tick(now=now)
+        for key, tw in list(self.timewait.items()):
+            if tw.expires <= now:
+                self._end_timewait(key, now, "2*MSL")
+        self._collect(now)
+
+    # ------------------------------------------------------------ internals
+    def _emit(self, src: str, dst: str, seg: TcpSegment) -> None:
+        self._ident = (self._ident + 1) & 0xFFFF
+        self._out.append(build_tcp_packet(
+            src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident))
+        self.stats["segments out"] += 1
+        if seg.flags & RST:
+            self.stats["resets sent"] += 1
+
+    def _reset_closed(self, local: str, remote: str, seg: TcpSegment, why: str) -> None:
+        """RFC 9293 3.10.7.1: answer a segment for no connection with RST."""
+        self.stats[f"reset: {why}"] += 1
+        if seg.flags & RST:
+            return
+        if seg.flags & ACK:
+            rst = TcpSegment(src_port=seg.dst_port, dst_port=seg.src_port, seq=seg.ack,
+                             flags=RST)
+        else:
+            seg_len = len(seg.payload) + (1 if seg.flags & SYN else 0) + (
+                1 if seg.flags & FIN else 0)
+            rst = TcpSegment(src_port=seg.dst_port, dst_port=seg.src_port, seq=0,
+                             ack=sq.add(seg.seq, seg_len), flags=RST | ACK)
+        self._emit(local, remote, rst)
+
+    def _to_conn(self, key: Key, conn: Connection, seg: TcpSegment, now: int) -> None:
+        conn.on_segment(seg, now=now)
+        self._collect_conn(key, conn, now)
+
+    def _to_listener(self, lst: Listener, key: Key, seg: TcpSegment, now: int) -> None:
+        flags = seg.flags
+        child = lst.syn_queue.get((key[2], key[3]))
+        if child is not None:
+            if flags & ACK and not flags & (SYN | RST) and child.state is State.SYN_RECEIVED \
+                    and lst.accept_queue_full() and seg.ack == child.snd.snd_max:
+                # The final ACK finds the accept queue full (Linux tcp_check_req()).
+                lst.listen_overflows += 1
+                self.stats["listen overflows"] += 1
+                if self.cfg.int("net.ipv4.tcp_abort_on_overflow"):
+                    child.abort(now=now, why="accept queue full: tcp_abort_on_overflow",
+                                send_rst=False)
+                    self._collect_child(lst, key, child, now)
+                    self._reset_closed(key[0], key[2], seg, "accept queue overflow")
+                return
+            child.on_segment(seg, now=now)
+            self._collect_child(lst, key, child, now)
+            return
+        if flags & RST:
+            return
+        if flags & ACK:
+            self._reset_closed(key[0], key[2], seg, "ACK to listener")
+            return
+        if not flags & SYN:
+            return
+        why = lst.syn_verdict()
+        if why is not None:
+            lst.drop_syn()
+            self.stats["SYNs dropped: " + why] += 1
+            return
+        owner = self._listener_sock(lst)
+        opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
+        iss = self.isn(key[0], key[1], key[2], key[3], now)
+        child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
+                           opts=opts, iss=iss, now=now, mtu=self.mtu)
+        lst.syn_queue[(key[2], key[3])] = child
+        child.open_passive(seg, now=now)
+        self._collect_child(lst, key, child, now)
+
+    def _collect_child(self, lst: Listener, key: Key, child: Connection, now: int) -> None:
+        self._drain(key, child)
+        if child.state is State.SYN_RECEIVED:
+            return
+        del lst.syn_queue[(key[2], key[3])]
+        if child.state is State.CLOSED:
+            return
+        self.conns[key] = child
+        lst.accept_queue.append(child)
+        self._collect_conn(key, child, now)
+
+    def _listener_sock(self, lst: Listener) -> Sock:
+        for s in self.socks.values():
+            if s.listener is lst:
+                return s
+        raise LookupError("listener without a socket")
+
+    def _drain(self, key: Key, conn: Connection) -> None:
+        if conn.outbox:
+            for seg in conn.outbox:
+                self._emit(key[0], key[2], seg)
+            conn.outbox.clear()
+        if conn.changes:
+            for ch in conn.changes:
+                self.changes.append((key, ch))
+            conn.changes.clear()
+
+    def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
+        self._drain(key, conn)
+        if conn.state is State.TIME_WAIT:
+            rcv = conn.rcv
+            assert rcv is not None
+            self.timewait[key] = TimeWait(
+                local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
+                rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
+                expires=conn.timers.timewait or now + TIME_WAIT_US)
+            del self.conns[key]
+        elif conn.state is State.CLOSED:
+            del self.conns[key]
+
+    def _end_timewait(self, key: Key, now: int, why: str) -> None:
+        del self.timewait[key]
+        self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+
+    def _collect(self, now: int) -> None:
+        for key, conn in list(self.conns.items()):
+            if conn.outbox or conn.changes or conn.state in (State.TIME_WAIT, State.CLOSED):
+                self._collect_conn(key, conn, now)
+        for lst in self.listeners.values():
+            for child in list(lst.syn_queue.values()):
+                if child.outbox or child.changes or child.state is not State.SYN_RECEIVED:
+                    key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
+                    self._collect_child(lst, key, child, now)
+
+    # ============================================================ socket calls
+    def _sock(self, fd: int) -> Sock:
+        sock = self.socks.get(fd)
+        if sock is None:
+            raise _oserror(errno.EBADF)
+        return sock
+
+    def socket(self) -> int:
+        """A new TCP socket; returns its file descriptor."""
+        fd = self._next_fd
+        self._next_fd += 1
+        self.socks[fd] = Sock(fd)
+        return fd
+
+    def _port_in_use(self, ip: str, port: int) -> bool:
+        for s in self.socks.values():
+            if s.local and s.local[1] == port and (s.local[0] in (ip, "0.0.0.0")
+                                                  or ip == "0.0.0.0"):
+                if s.conn is None or s.conn.state is not State.CLOSED:
+                    return True
+        return False
+
+    def bind(self, fd: int, addr: Addr) -> None:
+        """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
+        sock = self._sock(fd)
+        if sock.local is not None:
+            raise _oserror(errno.EINVAL, "already bound")
+        ip, port = addr
+        if ip not in (self.addr, "0.0.0.0", ""):
+            raise _oserror(errno.EADDRNOTAVAIL, ip)
+        ip = ip or "0.0.0.0"
+        if not 0 <= port <= 0xFFFF:
+            raise OverflowError("bind(): port must be 0-65535.")
+        if port == 0:
+            port = self._ephemeral(None)
+        elif self._port_in_use(ip, port) or (
+            not sock.reuseaddr and any(k[1] == port for k in self.timewait)):
+            raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
+        sock.local = (ip, port)
+
+    def listen(self, fd: int, backlog: int = 128) -> None:
+        """Start listening; the accept queue holds min(backlog, somaxconn) connections."""
+        sock = self._sock(fd)
+        if sock.conn is not None:
+            raise _oserror(errno.EINVAL, "socket is connected")
+        if sock.local is None:
+            self.bind(fd, ("0.0.0.0", 0))
+        assert sock.local is not None
+        if sock.listener is not None:
+            sock.listener.max_backlog = max(min(backlog, self.cfg.int("net.core.somaxconn")), 0)
+            return
+        lst = Listener(sock.local, backlog, self.cfg)
+        sock.listener = lst
+        self.listeners[sock.local] = lst
+
+    def accept(self, fd: int) -> tuple[int, Addr]:
+        """Take an established connection from the accept queue."""
+        sock = self._sock(fd)
+        lst = sock.listener
+        if lst is None:
+            raise _oserror(errno.EINVAL, "socket is not listening")
+        while lst.accept_queue:
+            conn = lst.accept_queue.popleft()
+            child = Sock(self.socket(), opts=conn.opts, local=conn.local, remote=conn.remote,
+                         conn=conn)
+            self.socks[child.fd] = child
+            return child.fd, conn.remote
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def _ephemeral(self, remote: Addr | None) -> int:
+        lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
+        span = hi - lo + 1
+        start = self.rng.randrange(span)
+        for i in range(span):
+            port = lo + (start + i) % span
+            if remote is None:
+                if not self._port_in_use(self.addr, port):
+                    return port
+                continue
+            key = (self.addr, port, remote[0], remote[1])
+            if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
+                continue
+            if any(s.local and s.local[1] == port and s.remote is None
+                   for s in self.socks.values()):
+                continue
+            return port
+        raise _oserror(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    def connect_ex(self, fd: int, addr: Addr, *, now: int) -> int:
+        """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
+        sock = self._sock(fd)
+        if sock.listener is not None:
+            return errno.EINVAL
+        if sock.conn is not None:
+            if sock.conn.state is State.SYN_SENT:
+                return errno.EALREADY
+            return errno.EISCONN
+        ip, port = addr
+        if sock.local is None or sock.local[1] == 0:
+            sock.local = (self.addr, self._ephemeral((ip, port)))
+        local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
+        key = (local[0], local[1], ip, port)
+        if key in self.conns or key in self.timewait:
+            return errno.EADDRNOTAVAIL
+        sock.local, sock.remote = local, (ip, port)
+        conn = Connection(local=local, remote=(ip, port), cfg=self.cfg, opts=sock.opts,
+                          iss=self.isn(local[0], local[1], ip, port, now), now=now,
+                          mtu=self.mtu)
+        sock.conn = conn
+        self.conns[key] = conn
+        conn.open_active(now=now)
+        self._collect_conn(key, conn, now)
+        return errno.EINPROGRESS
+
+    def connect(self, fd: int, addr: Addr, *, now: int) -> None:
+        """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
+        code = self.connect_ex(fd, addr, now=now)
+        raise _oserror(code)
+
+    def _conn(self, fd: int) -> tuple[Sock, Connection]:
+        sock = self._sock(fd)
+        if sock.conn is None:
+            raise _oserror(errno.ENOTCONN)
+        return sock, sock.conn
+
+    def _raise_error(self, sock: Sock, conn: Connection) -> None:
+        if conn.error is not None and not sock.error_reported:
+            sock.error_reported = True
+            raise _oserror(conn.error)
+
+    def send(self, fd: int, data: bytes | bytearray | memoryview, *, now: int) -> int:
+        """Queue bytes; returns how many were taken. Raises when nothing can be."""
+        sock, conn = self._conn(fd)
+        self._raise_error(sock, conn)
+        if conn.wr_shut or conn.state not in CAN_SEND and conn.state not in (
+                State.SYN_SENT, State.SYN_RECEIVED):
+            raise _oserror(errno.EPIPE)
+        if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        if not data:
+            return 0
+        n = conn.send(data, now=now)
+        if n == 0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        self._collect_key(conn, now)
+        return n
+
+    def recv(self, fd: int, n: int, *, now: int) -> bytes:
+        """Up to ``n`` bytes; b"" at end of stream; BlockingIOError when none yet."""
+        sock, conn = self._conn(fd)
+        if n < 0:
+            raise ValueError("negative buffersize in recv")
+        if conn.recv_q:
+            data = conn.recv(n, now=now)
+            self._collect_key(conn, now)
+            return data
+        self._raise_error(sock, conn)
+        if conn.eof or conn.rd_shut or conn.state is State.CLOSED:
+            return b""
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def shutdown(self, fd: int, how: int, *, now: int) -> None:
+        """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
+        sock, conn = self._conn(fd)
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise _oserror(errno.EINVAL)
+        if how in (SHUT_RD, SHUT_RDWR):
+            conn.rd_shut = True
+        if how in (SHUT_WR, SHUT_RDWR):
+            conn.shutdown_write(now=now)
+        self._collect_key(conn, now)
+
+    def close(self, fd: int, *, now: int) -> None:
+        """Release the descriptor; the connection closes in the background (or resets)."""
+        sock = self._sock(fd)
+        del self.socks[fd]
+        if sock.listener is not None:
+            lst = sock.listener
+            del self.listeners[lst.local]
+            for child in list(lst.syn_queue.values()) + list(lst.accept_queue):
+                child.abort(now=now, why="listener closed")
+                key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
+                self._drain(key, child)
+                self.conns.pop(key, None)
+            return
+        conn = sock.conn
+        if conn is not None:
+            conn.close(now=now)
+            self._collect_key(conn, now)
+
+    def _collect_key(self, conn: Connection, now: int) -> None:
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        if key in self.conns:
+            self._collect_conn(key, conn, now)
+        else:
+            self._drain(key, conn)
+
+    # ------------------------------------------------------------ options
+    def setsockopt(self, fd: int, level: int, option: int, value: int | bytes, *,
+                   now: int = 0) -> None:
+        """Set SOL_SOCKET / IPPROTO_TCP options by their Linux constants."""
+        sock = self._sock(fd)
+        o = sock.opts
+        ival = value if isinstance(value, int) else None
+        if level == _socket.SOL_SOCKET:
+            if option == _socket.SO_KEEPALIVE:
+                o.keepalive = bool(_need_int(ival))
+            elif option == _socket.SO_REUSEADDR:
+                sock.reuseaddr = bool(_need_int(ival))
+            elif option == _socket.SO_LINGER:
+                if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
+                    raise _oserror(errno.EINVAL, "SO_LINGER takes struct linger (8 bytes)")
+                onoff, secs = struct.unpack("ii", value)
+                o.linger = max(secs, 0) if onoff else None
+            elif option == _socket.SO_RCVBUF:
+                o.rcvbuf = max(2 * _need_int(ival), 2304)   # Linux doubles, min SOCK_MIN_RCVBUF
+            elif option == _socket.SO_SNDBUF:
+                o.sndbuf = max(2 * _need_int(ival), 4608)   # min SOCK_MIN_SNDBUF
+            else:
+                raise _oserror(errno.ENOPROTOOPT)
+        elif level == _socket.IPPROTO_TCP:
+            v = _need_int(ival)
+            if option == _socket.TCP_NODELAY:
+                o.nodelay = bool(v)
+            elif option == _socket.TCP_KEEPIDLE:
+                o.keepidle = _ranged(v, 1, 32767)
+            elif option == _socket.TCP_KEEPINTVL:
+                o.keepintvl = _ranged(v, 1, 32767)
+            elif option == _socket.TCP_KEEPCNT:
+                o.keepcnt = _ranged(v, 1, 127)
+            elif option == _socket.TCP_MAXSEG:
+                o.maxseg = _ranged(v, 88, 32767)
+            else:
+                raise _oserror(errno.ENOPROTOOPT)
+        else:
+            raise _oserror(errno.ENOPROTOOPT)
+        if sock.conn is not None:
+            sock.conn.set_keepalive(now=now)
+
+    def getsockopt(self, fd: int, level: int, option: int) -> int | bytes:
+        """Read an option back (SO_ERROR reports and clears a pending error)."""
+        sock = self._sock(fd)
+        o, c = sock.opts, self.cfg
+        if level == _socket.SOL_SOCKET:
+            if option == _socket.SO_ERROR:
+                conn = sock.conn
+                if conn is None or conn.error is None or sock.error_reported:
+                    return 0
+                sock.error_reported = True
+                return conn.error
+            if option == _socket.SO_KEEPALIVE:
+                return int(o.keepalive)
+            if option == _socket.SO_REUSEADDR:
+                return int(sock.reuseaddr)
+            if option == _socket.SO_LINGER:
+                return struct.pack("ii", int(o.linger is not None), o.linger or 0)
+            if option == _socket.SO_RCVBUF:
+                return o.rcvbuf or c.triple("net.ipv4.tcp_rmem")[1]
+            if option == _socket.SO_SNDBUF:
+                return o.sndbuf or c.triple("net.ipv4.tcp_wmem")[1]
+        elif level == _socket.IPPROTO_TCP:
+            if option == _socket.TCP_NODELAY:
+                return int(o.nodelay)
+            if option == _socket.TCP_KEEPIDLE:
+                return o.keepidle or c.int("net.ipv4.tcp_keepalive_time")
+            if option == _socket.TCP_KEEPINTVL:
+                return o.keepintvl or c.int("net.ipv4.tcp_keepalive_intvl")
+            if option == _socket.TCP_KEEPCNT:
+                return o.keepcnt or c.int("net.ipv4.tcp_keepalive_probes")
+            if option == _socket.TCP_MAXSEG:
+                return sock.conn.mss if sock.conn else (o.maxseg or 536)
+        raise _oserror(errno.ENOPROTOOPT)
+
+    # ------------------------------------------------------------ queries
+    def getsockname(self, fd: int) -> Addr:
+        """The local address (0.0.0.0:0 before bind)."""
+        return self._sock(fd).local or ("0.0.0.0", 0)
+
+    def getpeername(self, fd: int) -> Addr:
+        """The peer's address; ENOTCONN when there is none."""
+        sock = self._sock(fd)
+        if sock.remote is None or sock.conn is None or sock.conn.state in (
+                State.SYN_SENT, State.CLOSED):
+            raise _oserror(errno.ENOTCONN)
+        return sock.remote
+
+    def state(self, fd: int) -> State:
+        """The TCP state behind a descriptor."""
+        sock = self._sock(fd)
+        if sock.listener is not None:
+            return State.LISTEN
+        return sock.conn.state if sock.conn else State.CLOSED
+
+    def connection(self, fd: int) -> Connection | None:
+        """The connection behind a descriptor (for statistics and tests)."""
+        return self._sock(fd).conn
+
+    def connections(self) -> list[ConnInfo]:
+        """Every socket as ``ss -tan`` lists it: listeners, connections, TIME_WAIT."""
+        rows = [ConnInfo(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
+                         ("0.0.0.0", 0)) for lst in self.listeners.values()]
+        for lst in self.listeners.values():
+            rows += [ConnInfo(c.state, 0, 0, c.local, c.remote) for c in lst.syn_queue.values()]
+        rows += [ConnInfo(c.state, c.recv_q, c.send_q, c.local, c.remote)
+                 for c in self.conns.values()]
+        rows += [ConnInfo(State.TIME_WAIT, 0, 0, tw.local, tw.remote)
+                 for tw in self.timewait.values()]
+        return rows
+
+    def readable(self, fd: int) -> bool:
+        """recv()/accept() would not raise BlockingIOError."""
+        sock = self._sock(fd)
+        if sock.listener is not None:
+            return bool(sock.listener.accept_queue)
+        c = sock.conn
+        if c is None:
+            return False
+        return bool(c.recv_q or c.eof or c.state is State.CLOSED or
+                    (c.error is not None and not sock.error_reported))
+
+    def writable(self, fd: int) -> bool:
+        """send() would take at least one byte (or raise an error at once)."""
+        sock = self._sock(fd)
+        c = sock.conn
+        if c is None:
+            return False
+        if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            return False
+        return c.snd.space() > 0 or c.state not in CAN_SEND or c.error is not None
+
+
+def _need_int(v: int | None) -> int:
+    if v is None:
+        raise TypeError("an integer is required")
+    return v
+
+
+def _ranged(v: int, lo: int, hi: int) -> int:
+    if not lo <= v <= hi:
+        raise _oserror(errno.EINVAL, f"value {v} outside [{lo}, {hi}]")
+    return v

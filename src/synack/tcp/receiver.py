@@ -1,0 +1,162 @@
+"""The receiving half of a connection: RCV.* variables, reassembly, the window.
+
+Theory of operation
+-------------------
+In-order bytes the application has not read yet sit in ``ready`` (a
+``bytearray``). Segments that arrive ahead of ``rcv_nxt`` wait in ``ooo``, a
+sorted list of disjoint ``[seq, bytearray]`` blocks, merged on insert; when the
+hole at ``rcv_nxt`` fills, the blocks that now touch it move to ``ready``. The
+peer's FIN is remembered by sequence number and counts only once everything
+before it has arrived.
+
+Memory is bounded by ``capacity``: we never advertise more than the free space
+(RFC 9293 3.8.6.2.2 receiver-side silly window avoidance keeps small openings
+back), and anything past the advertised right edge is trimmed, so what is
+queued never exceeds what was offered.
+"""
+
+from __future__ import annotations
+
+from synack import seq as sq
+
+
+class Receiver:
+    """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes."""
+
+    __slots__ = (
+        "irs", "rcv_nxt", "rcv_adv", "ready", "ooo", "ooo_bytes", "capacity", "wscale",
+        "fin_seq", "fin_received", "bytes_received", "mss",
+    )
+
+    def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0) -> None:
+        self.irs = irs
+        self.rcv_nxt = sq.add(irs, 1)
+        self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
+        self.ready = bytearray()
+        self.ooo: list[list] = []  # [[seq, bytearray], ...] sorted, disjoint, not touching
+        self.ooo_bytes = 0
+        self.capacity = capacity
+        self.wscale = wscale
+        self.fin_seq: int | None = None
+        self.fin_received = False
+        self.bytes_received = 0
+        self.mss = mss
+
+    # -- the window -----------------------------------------------------------
+    def free(self) -> int:
+        """Bytes of buffer not holding data (in order or out of order)."""
+        return max(self.capacity - len(self.ready) - self.ooo_bytes, 0)
+
+    def window(self) -> int:
+        """RCV.WND to advertise now, never shrinking the right edge (RFC 9293 3.8.6.2.2)."""
+        right = sq.add(self.rcv_nxt, self.free())
+        grow = sq.diff(right, self.rcv_adv)
+        if grow > 0 and (
+            grow >= min(self.capacity // 2, self.mss) or self.free() == self.capacity
+        ):
+            self.rcv_adv = right
+        if sq.lt(self.rcv_adv, self.rcv_nxt):
+            self.rcv_adv = self.rcv_nxt
+        return sq.diff(self.rcv_adv, self.rcv_nxt)
+
+    def window_field(self) -> int:
+        """The 16-bit window field: RCV.WND >> scale, with the edge rounded down to match."""
+        wnd = self.window()
+        field = min(wnd >> self.wscale, 0xFFFF)
+        self.rcv_adv = sq.add(self.rcv_nxt, field << self.wscale)
+        return field
+
+    # -- segments ---------------------------------------------------------------
+    def acceptable(self, seq: int, seg_len: int) -> bool:
+        """RFC 9293 3.10.7.4 first check: the four cases of segment acceptability."""
+        wnd = sq.diff(self.rcv_adv, self.rcv_nxt)
+        if seg_len == 0:
+            if wnd <= 0:
+                return seq == self.rcv_nxt
+            return sq.between(self.rcv_nxt, seq, sq.add(self.rcv_nxt, wnd))
+        if wnd <= 0:
+            return False
+        end = sq.add(seq, seg_len - 1)
+        hi = sq.add(self.rcv_nxt, wnd)
+        return sq.between(self.rcv_nxt, seq, hi) or sq.between(self.rcv_nxt, end, hi)
+
+    def accept(self, seq: int, payload: bytes, fin: bool) -> int:
+        """Take a segment's text (and FIN); returns how many bytes became readable.
+
+        The caller has checked acceptability; here the text is trimmed to the
+        window, duplicates are discarded and out-of-order text is queued.
+        """
+        if fin:
+            self.fin_seq = sq.add(seq, len(payload))
+        if payload:
+            start = sq.diff(self.rcv_nxt, seq)       # bytes already received at the front
+            if start > 0:
+                payload = payload[start:]
+                seq = self.rcv_nxt
+            room = sq.diff(self.rcv_adv, seq)
+            if len(payload) > room:
+                payload = payload[:max(room, 0)]
+        before = len(self.ready)
+        if payload:
+            if seq == self.rcv_nxt:
+                self.ready += payload
+                self.rcv_nxt = sq.add(self.rcv_nxt, len(payload))
+                self._drain_ooo()
+            else:
+                self._insert_ooo(seq, payload)
+        gained = len(self.ready) - before
+        self.bytes_received += gained
+        if self.fin_seq is not None and not self.fin_received and self.rcv_nxt == self.fin_seq:
+            self.fin_received = True
+            self.rcv_nxt = sq.add(self.rcv_nxt, 1)
+            if sq.lt(self.rcv_adv, self.rcv_nxt):
+                self.rcv_adv = self.rcv_nxt
+        return gained
+
+    def _insert_ooo(self, seq: int, data: bytes) -> None:
+        end = sq.add(seq, len(data))
+        blocks = self.ooo
+        i = 0
+        while i < len(blocks) and sq.lt(sq.add(blocks[i][0], len(blocks[i][1])), seq):
+            i += 1
+        # Merge with every block that overlaps or touches [seq, end).
+        new_seq, new = seq, bytearray(data)
+        j = i
+        while j < len(blocks) and sq.le(blocks[j][0], end):
+            bseq, bdata = blocks[j]
+            bend = sq.add(bseq, len(bdata))
+            if sq.lt(bseq, new_seq):
+                new = bdata[: sq.diff(new_seq, bseq)] + new
+                new_seq = bseq
+            if sq.gt(bend, sq.add(new_seq, len(new))):
+                new += bdata[sq.diff(sq.add(new_seq, len(new)), bseq):]
+            self.ooo_bytes -= len(bdata)
+            j += 1
+        blocks[i:j] = [[new_seq, new]]
+        self.ooo_bytes += len(new)
+
+    def _drain_ooo(self) -> None:
+        blocks = self.ooo
+        while blocks and sq.le(blocks[0][0], self.rcv_nxt):
+            bseq, bdata = blocks.pop(0)
+            self.ooo_bytes -= len(bdata)
+            skip = sq.diff(self.rcv_nxt, bseq)
+            if skip < len(bdata):
+                self.ready += bdata[skip:]
+                self.rcv_nxt = sq.add(self.rcv_nxt, len(bdata) - skip)
+
+    def sack_blocks(self) -> list[tuple[int, int]]:
+        """The out-of-order blocks held, as (left, right) edges."""
+        return [(s, sq.add(s, len(d))) for s, d in self.ooo]
+
+    # -- application side ---------------------------------------------------------
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` unread in-order bytes."""
+        out = bytes(self.ready[:n])
+        del self.ready[:n]
+        return out
+
+    @property
+    def eof(self) -> bool:
+        """The peer's FIN has arrived and every byte before it has been read."""
+        return self.fin_received and not self.ready

@@ -1,0 +1,123 @@
+"""The sending half of a connection: SND.* variables and the send buffer.
+
+Theory of operation
+-------------------
+Bytes written by the application sit in one ``bytearray`` whose first byte has
+sequence number ``buf_seq`` (always ``snd_una`` once the SYN is acknowledged).
+Everything from ``snd_una`` up is kept until acknowledged, so the buffer *is*
+the retransmission queue: a retransmission is a slice of it, and an ACK deletes
+a prefix. ``snd_nxt`` is the next sequence number to send and may be pulled back
+to ``snd_una`` after a timeout (go-back-N); ``snd_max`` remembers the highest
+ever sent, which is what an ACK may legitimately cover.
+
+The SYN and the FIN each occupy one sequence number but no byte of the buffer:
+the SYN sits just before ``buf_seq`` while unacknowledged, and the FIN just
+after the last byte (``fin_seq``) once the application has closed.
+"""
+
+from __future__ import annotations
+
+from synack import seq as sq
+
+
+class Sender:
+    """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them."""
+
+    __slots__ = (
+        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
+        "max_wnd", "buf", "buf_seq", "capacity", "fin_queued", "bytes_acked",
+        "bytes_sent", "bytes_retrans",
+    )
+
+    def __init__(self, iss: int, capacity: int) -> None:
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_wnd = 0
+        self.buf = bytearray()
+        self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
+        self.capacity = capacity
+        self.fin_queued = False
+        self.bytes_acked = 0
+        self.bytes_sent = 0
+        self.bytes_retrans = 0
+
+    # -- application side -------------------------------------------------
+    def space(self) -> int:
+        """Bytes the application may still write."""
+        return max(self.capacity - len(self.buf), 0)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue as much of ``data`` as fits; returns how many bytes were taken."""
+        n = min(len(data), self.space())
+        if n:
+            self.buf += data[:n]
+        return n
+
+    @property
+    def data_end(self) -> int:
+        """Sequence number just after the last byte written."""
+        return sq.add(self.buf_seq, len(self.buf))
+
+    @property
+    def fin_seq(self) -> int | None:
+        """The sequence number of our FIN, once the application has closed."""
+        return self.data_end if self.fin_queued else None
+
+    @property
+    def fin_sent(self) -> bool:
+        """The FIN has been sent at least once."""
+        return self.fin_queued and sq.gt(self.snd_max, self.data_end)
+
+    @property
+    def fin_acked(self) -> bool:
+        """The peer has acknowledged our FIN."""
+        return self.fin_queued and sq.gt(self.snd_una, self.data_end)
+
+    # -- wire side ----------------------------------------------------------
+    def in_flight(self) -> int:
+        """Sequence space sent and not yet acknowledged."""
+        return sq.diff(self.snd_max, self.snd_una)
+
+    def unsent(self) -> int:
+        """Bytes written but never sent at ``snd_nxt`` or later."""
+        return max(sq.diff(self.data_end, self.snd_nxt), 0)
+
+    def slice(self, seq: int, length: int) -> bytes:
+        """``length`` buffered bytes starting at sequence number ``seq``."""
+        off = sq.diff(seq, self.buf_seq)
+        return bytes(self.buf[off:off + length])
+
+    def on_ack(self, ack: int) -> int:
+        """Advance SND.UNA to ``ack`` (already validated); returns sequence space acked."""
+        acked = sq.diff(ack, self.snd_una)
+        if acked <= 0:
+            return 0
+        self.snd_una = ack
+        drop = sq.diff(ack, self.buf_seq)
+        if drop > 0:
+            drop = min(drop, len(self.buf))
+            del self.buf[:drop]
+            self.buf_seq = sq.add(self.buf_seq, drop)
+            self.bytes_acked += drop
+        if sq.lt(self.snd_nxt, ack):
+            self.snd_nxt = ack
+        return acked
+
+    def update_window(self, seq: int, ack: int, wnd: int) -> bool:
+        """RFC 9293 3.10.7.4: take SEG.WND if this segment is newer than the last one used."""
+        if sq.lt(self.snd_wl1, seq) or (
+            self.snd_wl1 == seq and sq.le(self.snd_wl2, ack)
+        ):
+            changed = wnd != self.snd_wnd
+            self.snd_wnd = wnd
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            if wnd > self.max_wnd:
+                self.max_wnd = wnd
+            return changed
+        return False

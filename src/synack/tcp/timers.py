@@ -1,0 +1,36 @@
+"""A connection's timers, as data: one absolute deadline (microseconds) per kind.
+
+Nothing here fires by itself. The connection sets and clears deadlines; its
+owner asks :meth:`Timers.next` when to call ``tick(now=...)`` again, and the
+connection then runs whichever deadlines have passed (smoltcp's model).
+"""
+
+from __future__ import annotations
+
+
+class Timers:
+    """Deadlines of the retransmission, FIN_WAIT_2, keepalive and TIME_WAIT timers."""
+
+    __slots__ = ("rtx", "finwait2", "keepalive", "timewait")
+
+    def __init__(self) -> None:
+        self.rtx: int | None = None        # retransmission (SYN, SYN-ACK, data, FIN)
+        self.finwait2: int | None = None   # orphaned FIN_WAIT_2: tcp_fin_timeout
+        self.keepalive: int | None = None  # SO_KEEPALIVE probes
+        self.timewait: int | None = None   # 2*MSL
+
+    def next(self) -> int | None:
+        """The earliest deadline, or None when no timer is armed."""
+        best: int | None = None
+        for t in (self.rtx, self.finwait2, self.keepalive, self.timewait):
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def clear(self) -> None:
+        """Disarm everything (the connection closed)."""
+        self.rtx = self.finwait2 = self.keepalive = self.timewait = None
+
+    def armed(self) -> dict[str, int]:
+        """The armed timers by name, for display."""
+        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}

@@ -1,0 +1,169 @@
+"""IPv4 headers (RFC 791) and the IPv4 + TCP packet helpers drivers use.
+
+:func:`parse_ipv4` returns the header record and a zero-copy ``memoryview`` of the
+payload cut to the total length (so Ethernet padding never reaches TCP).
+:func:`build_tcp_packet` and :func:`parse_tcp_packet` are the two calls a stack
+needs per packet; they do one copy of the payload each way at most.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from ._addr import aton, ntoa
+from .checksum import Buffer, internet_checksum
+from .errors import ParseError
+from .tcp import TcpSegment, _encode_tcp_parts, parse_tcp
+
+__all__ = [
+    "PROTO_ICMP",
+    "PROTO_TCP",
+    "PROTO_UDP",
+    "IPv4Header",
+    "build_tcp_packet",
+    "encode_ipv4",
+    "parse_ipv4",
+    "parse_tcp_packet",
+]  # fmt: skip
+
+PROTO_ICMP = 1
+PROTO_TCP = 6
+PROTO_UDP = 17
+
+IPV4_HEADER_LEN = 20
+MAX_OPTIONS_LEN = 40
+_DF = 0x4000
+_MF = 0x2000
+_FRAG_MASK = 0x1FFF
+
+# version|ihl, tos, total length, ident, flags|fragment offset, ttl, proto, checksum, src, dst
+_HEADER = struct.Struct("!BBHHHBBHII")
+_U16 = struct.Struct("!H")
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4Header:
+    """An IPv4 header. ``frag_offset`` is in 8-byte units, as on the wire.
+
+    ``total_length``, ``header_length`` (bytes) and ``checksum`` are filled in by
+    :func:`parse_ipv4` and take no part in comparison; encoding computes its own.
+    ``options`` are raw bytes, padded with EOL to a 32-bit boundary on encode.
+    The reserved flag bit is neither decoded nor encoded.
+    """
+
+    src: str
+    dst: str
+    proto: int = PROTO_TCP
+    ttl: int = 64
+    tos: int = 0
+    ident: int = 0
+    dont_fragment: bool = True
+    more_fragments: bool = False
+    frag_offset: int = 0
+    total_length: int = field(default=0, compare=False)
+    header_length: int = field(default=20, compare=False)
+    checksum: int = field(default=0, compare=False)
+    options: bytes = b""
+
+
+def parse_ipv4(packet: Buffer, *, verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
+    """Parse an IPv4 packet into its header and payload.
+
+    The payload is a ``memoryview`` of ``packet`` from the end of the header to
+    the total length; bytes past the total length (link padding) are ignored.
+    Raises :class:`ParseError` (truncated, bad version, bad header length, bad
+    total length, bad checksum) and nothing else.
+    """
+    n = len(packet)
+    if n < IPV4_HEADER_LEN:
+        raise ParseError("IPv4 header", "truncated", f"({n} bytes, need at least 20)")
+    vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _HEADER.unpack_from(packet)
+    if vihl >> 4 != 4:
+        raise ParseError("IPv4 version", "bad version", f"{vihl >> 4} (expected 4)")
+    hlen = (vihl & 0x0F) << 2
+    if hlen < IPV4_HEADER_LEN:
+        raise ParseError("IPv4 header length", "bad header length", f"{hlen} bytes (minimum 20)")
+    if total < hlen:
+        raise ParseError(
+            "IPv4 total length", "bad total length", f"{total} (less than the {hlen}-byte header)"
+        )
+    if total > n:
+        raise ParseError(
+            "IPv4 total length", "bad total length", f"{total} (only {n} bytes received)"
+        )
+    if verify_checksum and internet_checksum(packet[:hlen]):
+        zeroed = bytearray(packet[:hlen])
+        zeroed[10:12] = b"\0\0"
+        good = internet_checksum(zeroed)
+        raise ParseError("IPv4 checksum", "bad checksum", f"0x{csum:04x} (expected 0x{good:04x})")
+    header = IPv4Header(
+        ntoa(src), ntoa(dst), proto, ttl, tos, ident,
+        bool(frag & _DF), bool(frag & _MF), frag & _FRAG_MASK,
+        total, hlen, csum, bytes(packet[IPV4_HEADER_LEN:hlen]) if hlen > 20 else b"",
+    )  # fmt: skip
+    return header, memoryview(packet)[hlen:total]
+
+
+def _header_bytes(hdr: IPv4Header, payload_len: int) -> bytearray:
+    options = hdr.options
+    if options:
+        pad = -len(options) & 3
+        if pad:
+            options = options + bytes(pad)
+        if len(options) > MAX_OPTIONS_LEN:
+            raise ValueError(f"IPv4 options need {len(options)} bytes, the limit is 40")
+    hlen = IPV4_HEADER_LEN + len(options)
+    total = hlen + payload_len
+    if total > 0xFFFF:
+        raise ValueError(f"IPv4 packet of {total} bytes exceeds 65535")
+    if not 0 <= hdr.frag_offset <= _FRAG_MASK:
+        raise ValueError(f"IPv4 fragment offset must be 0..8191, not {hdr.frag_offset}")
+    frag = hdr.frag_offset | (_DF if hdr.dont_fragment else 0) | (_MF if hdr.more_fragments else 0)
+    header = bytearray(hlen)
+    try:
+        _HEADER.pack_into(
+            header, 0, 0x40 | (hlen >> 2), hdr.tos, total, hdr.ident, frag,
+            hdr.ttl, hdr.proto, 0, aton(hdr.src), aton(hdr.dst),
+        )  # fmt: skip
+    except struct.error as exc:
+        raise ValueError(f"IPv4 header field out of range: {exc}") from exc
+    header[IPV4_HEADER_LEN:] = options
+    _U16.pack_into(header, 10, internet_checksum(header))
+    return header
+
+
+def encode_ipv4(hdr: IPv4Header, payload: Buffer) -> bytes:
+    """Encode ``hdr`` followed by ``payload``, computing the header length, total
+    length and header checksum. Raises ``ValueError`` for out-of-range fields, an
+    address that is not dotted-quad, or a packet over 65535 bytes."""
+    return b"".join((_header_bytes(hdr, len(payload)), payload))
+
+
+def build_tcp_packet(
+    src: str, dst: str, seg: TcpSegment, *, ttl: int = 64, ident: int = 0, tos: int = 0
+) -> bytes:
+    """Return a complete IPv4 packet (DF set) carrying ``seg``, both checksums
+    computed. ``tos`` carries DSCP and the ECN codepoint (RFC 3168)."""
+    tcp_header, payload = _encode_tcp_parts(seg, src, dst)
+    ip = _header_bytes(
+        IPv4Header(src, dst, PROTO_TCP, ttl, tos, ident), len(tcp_header) + len(payload)
+    )
+    return b"".join((ip, tcp_header, payload))
+
+
+def parse_tcp_packet(
+    packet: Buffer, *, verify_checksum: bool = True
+) -> tuple[IPv4Header, TcpSegment]:
+    """Parse an IPv4 packet carrying one TCP segment; verifies both checksums
+    unless ``verify_checksum`` is false. Raises :class:`ParseError` of kind
+    "unsupported" for another protocol or for a fragment (synack does not reassemble).
+    """
+    hdr, payload = parse_ipv4(packet, verify_checksum=verify_checksum)
+    if hdr.proto != PROTO_TCP:
+        raise ParseError("IPv4 protocol", "unsupported", f"{hdr.proto} (only TCP, 6)")
+    if hdr.more_fragments or hdr.frag_offset:
+        raise ParseError(
+            "IPv4 fragment", "unsupported", f"offset {hdr.frag_offset * 8}, fragments are not reassembled"
+        )
+    return hdr, parse_tcp(payload, hdr.src, hdr.dst, verify_checksum=verify_checksum)
