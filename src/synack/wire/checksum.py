@@ -27,6 +27,7 @@ Buffer = bytes | bytearray | memoryview
 
 # Below this many bits one `% 0xFFFF` beats halving folds (measured on CPython 3.11).
 _FOLD_ABOVE_BITS = 4096
+_FOLD_ABOVE_BYTES = _FOLD_ABOVE_BITS // 8 - 16  # `initial` may add a few bits
 
 
 def ones_sum(data: Buffer) -> int:
@@ -49,15 +50,17 @@ def internet_checksum(data: Buffer, initial: int = 0) -> int:
     :func:`pseudo_header_sum`. Computing it over a header whose checksum field
     is filled in gives 0 when the checksum is correct.
     """
+    size = len(data)
     x = int.from_bytes(data, "big")
-    if len(data) & 1:
+    if size & 1:
         x <<= 8
     x += initial
-    n = x.bit_length()
-    while n > _FOLD_ABOVE_BITS:
-        k = ((n + 31) >> 5) << 4  # half the width, rounded up to whole 16-bit words
-        x = (x & ((1 << k) - 1)) + (x >> k)
+    if size > _FOLD_ABOVE_BYTES:
         n = x.bit_length()
+        while n > _FOLD_ABOVE_BITS:
+            k = ((n + 31) >> 5) << 4  # half the width, rounded up to whole 16-bit words
+            x = (x & ((1 << k) - 1)) + (x >> k)
+            n = x.bit_length()
     if not x:
         return 0xFFFF
     # (x - 1) % 0xFFFF + 1 maps a non-zero sum into 1..0xFFFF, as end-around carry does.

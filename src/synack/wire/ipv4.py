@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ._addr import aton, ntoa
+from ._records import positional_constructor
 from .checksum import Buffer, internet_checksum
 from .errors import ParseError
 from .tcp import TcpSegment, _encode_tcp_parts, parse_tcp
@@ -67,6 +68,9 @@ class IPv4Header:
     options: bytes = b""
 
 
+_make_header = positional_constructor(IPv4Header)  # see _records.py
+
+
 def parse_ipv4(packet: Buffer, *, verify_checksum: bool = True) -> tuple[IPv4Header, memoryview]:
     """Parse an IPv4 packet into its header and payload.
 
@@ -97,7 +101,7 @@ def parse_ipv4(packet: Buffer, *, verify_checksum: bool = True) -> tuple[IPv4Hea
         zeroed[10:12] = b"\0\0"
         good = internet_checksum(zeroed)
         raise ParseError("IPv4 checksum", "bad checksum", f"0x{csum:04x} (expected 0x{good:04x})")
-    header = IPv4Header(
+    header = _make_header(
         ntoa(src), ntoa(dst), proto, ttl, tos, ident,
         bool(frag & _DF), bool(frag & _MF), frag & _FRAG_MASK,
         total, hlen, csum, bytes(packet[IPV4_HEADER_LEN:hlen]) if hlen > 20 else b"",
@@ -105,8 +109,11 @@ def parse_ipv4(packet: Buffer, *, verify_checksum: bool = True) -> tuple[IPv4Hea
     return header, memoryview(packet)[hlen:total]
 
 
-def _header_bytes(hdr: IPv4Header, payload_len: int) -> bytearray:
-    options = hdr.options
+def _header_bytes(
+    src: str, dst: str, proto: int, ttl: int, tos: int, ident: int, frag: int,
+    options: bytes, payload_len: int,
+) -> bytearray:  # fmt: skip
+    """The encoded header, checksum filled in; ``frag`` is the flags|offset word."""
     if options:
         pad = -len(options) & 3
         if pad:
@@ -117,18 +124,16 @@ def _header_bytes(hdr: IPv4Header, payload_len: int) -> bytearray:
     total = hlen + payload_len
     if total > 0xFFFF:
         raise ValueError(f"IPv4 packet of {total} bytes exceeds 65535")
-    if not 0 <= hdr.frag_offset <= _FRAG_MASK:
-        raise ValueError(f"IPv4 fragment offset must be 0..8191, not {hdr.frag_offset}")
-    frag = hdr.frag_offset | (_DF if hdr.dont_fragment else 0) | (_MF if hdr.more_fragments else 0)
     header = bytearray(hlen)
     try:
         _HEADER.pack_into(
-            header, 0, 0x40 | (hlen >> 2), hdr.tos, total, hdr.ident, frag,
-            hdr.ttl, hdr.proto, 0, aton(hdr.src), aton(hdr.dst),
+            header, 0, 0x40 | (hlen >> 2), tos, total, ident, frag, ttl, proto, 0,
+            aton(src), aton(dst),
         )  # fmt: skip
     except struct.error as exc:
         raise ValueError(f"IPv4 header field out of range: {exc}") from exc
-    header[IPV4_HEADER_LEN:] = options
+    if options:
+        header[IPV4_HEADER_LEN:] = options
     _U16.pack_into(header, 10, internet_checksum(header))
     return header
 
@@ -137,7 +142,13 @@ def encode_ipv4(hdr: IPv4Header, payload: Buffer) -> bytes:
     """Encode ``hdr`` followed by ``payload``, computing the header length, total
     length and header checksum. Raises ``ValueError`` for out-of-range fields, an
     address that is not dotted-quad, or a packet over 65535 bytes."""
-    return b"".join((_header_bytes(hdr, len(payload)), payload))
+    if not 0 <= hdr.frag_offset <= _FRAG_MASK:
+        raise ValueError(f"IPv4 fragment offset must be 0..8191, not {hdr.frag_offset}")
+    frag = hdr.frag_offset | (_DF if hdr.dont_fragment else 0) | (_MF if hdr.more_fragments else 0)
+    header = _header_bytes(
+        hdr.src, hdr.dst, hdr.proto, hdr.ttl, hdr.tos, hdr.ident, frag, hdr.options, len(payload)
+    )
+    return b"".join((header, payload))
 
 
 def build_tcp_packet(
@@ -147,7 +158,7 @@ def build_tcp_packet(
     computed. ``tos`` carries DSCP and the ECN codepoint (RFC 3168)."""
     tcp_header, payload = _encode_tcp_parts(seg, src, dst)
     ip = _header_bytes(
-        IPv4Header(src, dst, PROTO_TCP, ttl, tos, ident), len(tcp_header) + len(payload)
+        src, dst, PROTO_TCP, ttl, tos, ident, _DF, b"", len(tcp_header) + len(payload)
     )
     return b"".join((ip, tcp_header, payload))
 

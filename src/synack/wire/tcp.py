@@ -25,6 +25,7 @@ import enum
 import struct
 from dataclasses import dataclass, field
 
+from ._records import positional_constructor
 from .checksum import Buffer, internet_checksum, pseudo_header_sum
 from .errors import ParseError
 
@@ -136,6 +137,10 @@ class TcpSegment:
         return (self.flags & flag) == flag
 
 
+# Parsers build records with every field known; see _records.py for why not TcpSegment(...).
+_make_segment = positional_constructor(TcpSegment)
+
+
 def _option_name(kind: int) -> str:
     return OPTION_NAMES.get(kind) or f"kind {kind}"
 
@@ -237,19 +242,19 @@ def parse_tcp(
         raise ParseError("TCP checksum", "bad checksum", f"0x{csum:04x} (expected 0x{good:04x})")
     payload = bytes(data[hlen:])
     if hlen == 20:
-        return TcpSegment(
+        return _make_segment(
             sport, dport, seq, ack, flags, window, urgent, payload,
-            reserved=off & 0x0F, data_offset=doff, checksum=csum,
+            None, None, False, (), None, (), off & 0x0F, doff, csum, (),
         )  # fmt: skip
     if hlen == 32 and _U32.unpack_from(data, 20)[0] == _NOP_NOP_TS_WORD:
         # The shape of nearly every segment after the handshake: NOP NOP TS.
-        return TcpSegment(
+        return _make_segment(
             sport, dport, seq, ack, flags, window, urgent, payload,
-            timestamps=_U32X2.unpack_from(data, 24), reserved=off & 0x0F,
-            data_offset=doff, checksum=csum, option_kinds=_NOP_NOP_TS_KINDS,
+            None, None, False, (), _U32X2.unpack_from(data, 24), (),
+            off & 0x0F, doff, csum, _NOP_NOP_TS_KINDS,
         )  # fmt: skip
     mss, wscale, sack_perm, sack, ts, unknown, kinds = _parse_options(data, 20, hlen)
-    return TcpSegment(
+    return _make_segment(
         sport, dport, seq, ack, flags, window, urgent, payload,
         mss, wscale, sack_perm, sack, ts, unknown, off & 0x0F, doff, csum, kinds,
     )  # fmt: skip

@@ -1,0 +1,34 @@
+"""A faster way for parsers to build frozen slotted records.
+
+A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
+(a global lookup, an attribute lookup and a generic setattr per field). Parsers
+build one record per packet with every field known, so they use a constructor
+that calls each slot's descriptor directly instead: about twice as fast for the
+18 fields of a TCP segment. It skips ``__post_init__`` and defaults, which the
+wire records do not rely on; the public ``__init__`` is untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+__all__ = ["positional_constructor"]
+
+T = TypeVar("T")
+
+
+def positional_constructor(cls: type[T]) -> Callable[..., T]:
+    """Return ``make(*values)`` building a ``cls`` from every field, in field order."""
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    args = ", ".join(f"v{i}" for i in range(len(names)))
+    body = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
+    source = f"def make({args}):\n    obj = new(cls)\n{body}    return obj\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    for i, name in enumerate(names):
+        namespace[f"set{i}"] = cls.__dict__[name].__set__  # the slot's member descriptor
+    exec(source, namespace)  # noqa: S102 - source built above from field names only
+    make: Callable[..., T] = namespace["make"]
+    make.__qualname__ = f"{cls.__name__}._make"
+    return make
