@@ -14,7 +14,7 @@ SYNACK = [sys.executable, "-m", "synack.cli"]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SYNACK, *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([*SYNACK, *args], check=False, capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from synack.stack import Stack
 from synack.tcp.isn import FixedIsn
+from synack.tcp.state import State
 from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
 from synack.wire.tcp import ACK, SYN, TcpSegment
 
@@ -63,6 +64,27 @@ class Peer:
             if d is None or d > t:
                 return sent
             sent += [(d, s) for s in self.tick(d)]
+
+
+def quiet(peer: Peer, until: int) -> None:
+    """Assert the stack sends nothing up to and including ``until`` (timers run)."""
+    sent = peer.run_until(until)
+    assert sent == [], f"expected silence until {until}, got {sent}"
+
+
+def ours(**fields) -> TcpSegment:
+    """A segment as the stack under test sends it to the default peer (for whole-record asserts)."""
+    base = {"src_port": LPORT, "dst_port": RPORT, "seq": 0}
+    base.update(fields)
+    return TcpSegment(**base)
+
+
+def conn_state(stack: Stack, port: int = RPORT) -> State | None:
+    """The state of the stack's connection to the peer on ``port`` (None: none left), as ``ss``."""
+    for row in stack.connections():
+        if row.state is not State.LISTEN and row.peer == (REMOTE, port):
+            return row.state
+    return None
 
 
 def strip(seg: TcpSegment, **changes) -> TcpSegment:

@@ -11,12 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from synack.config import KNOBS, Sysctl, SysctlError
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, not the usage block
+    def error(self, message: str) -> NoReturn:  # one line, not the usage block
         self.exit(2, f"synack: {message}\n")
 
 
@@ -93,6 +94,35 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sim(args: argparse.Namespace) -> int:
+    from synack.demo.bulk import transfer
+    from synack.sim import LinkParams
+    from synack.units import parse_rate, parse_ratio, parse_size, parse_time_us
+
+    nbytes = parse_size(args.bytes)
+    link = LinkParams(
+        delay_us=parse_time_us(args.delay),
+        rate_bps=parse_rate(args.rate) if args.rate else None,
+        loss=parse_ratio(args.loss), duplicate=parse_ratio(args.duplicate),
+        reorder=parse_ratio(args.reorder), corrupt=parse_ratio(args.corrupt),
+        queue_bytes=parse_size(args.queue) if args.queue else None)
+    ack_path = LinkParams(delay_us=link.delay_us, rate_bps=link.rate_bps, loss=link.loss,
+                          duplicate=link.duplicate, reorder=link.reorder, corrupt=link.corrupt)
+    cfg = load_sysctl()
+    if args.cc:
+        cfg.set("net.ipv4.tcp_congestion_control", args.cc)
+    r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
+                 receiver_cfg=load_sysctl(), pcap=args.pcap)
+    print(r.report())
+    if args.pcap:
+        print(f"capture written to {args.pcap}")
+    if not (r.intact and r.finished):
+        print("synack: transfer FAILED: the receiver did not get exactly the bytes sent",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = _Parser(prog="synack", description="TCP in pure Python: simulator, tools, stack.")
@@ -104,6 +134,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pcap", metavar="FILE", help="save the capture (Wireshark reads it)")
     d.add_argument("--seed", type=int, default=1, help="random seed of the run")
     d.set_defaults(func=_cmd_demo)
+
+    m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts")
+    m.add_argument("--bytes", default="10M", help="how much to send (K/M/G = 1024-based)")
+    m.add_argument("--delay", default="20ms", help="one-way delay (us, ms, s)")
+    m.add_argument("--rate", default="100mbit", help="link rate, tc style (kbit, mbit, gbit)")
+    m.add_argument("--loss", default="0%", help="loss probability per packet")
+    m.add_argument("--reorder", default="0%", help="probability a packet is held back")
+    m.add_argument("--duplicate", default="0%", help="probability a packet is duplicated")
+    m.add_argument("--corrupt", default="0%", help="probability a bit is flipped")
+    m.add_argument("--queue", help="bottleneck queue size (default: unbounded)")
+    m.add_argument("--seed", type=int, default=1, help="random seed")
+    m.add_argument("--cc", help="congestion control of the sender")
+    m.add_argument("--pcap", metavar="FILE", help="save the capture")
+    m.set_defaults(func=_cmd_sim)
 
     s = sub.add_parser("sysctl", help="show or set synack's sysctls (Linux names and defaults)")
     s.add_argument("names", nargs="*", help="sysctls to show (default: all)")

@@ -8,6 +8,7 @@ kernel (6.x) on a machine with a few GiB of memory.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -123,13 +124,13 @@ class Sysctl:
         assert isinstance(value, int)
         return value
 
-    def triple(self, name: str) -> tuple[int, ...]:
+    def triple(self, name: str) -> tuple[builtins.int, ...]:
         """A sysctl holding several integers (``tcp_rmem``, port range)."""
         value = self[name]
         assert isinstance(value, tuple)
         return value
 
-    def set(self, name: str, value: int | tuple[int, ...] | str) -> None:
+    def set(self, name: str, value: builtins.int | tuple[builtins.int, ...] | str) -> None:
         """Set ``name`` after validating ``value`` (a string is parsed as sysctl -w would)."""
         knob = KNOBS.get(name)
         if knob is None:
@@ -146,7 +147,7 @@ class Sysctl:
             raise SysctlError(f"expected NAME=VALUE, got {assignment!r}")
         self.set(name.strip(), value)
 
-    def items(self) -> Iterator[tuple[str, int | tuple[int, ...] | str]]:
+    def items(self) -> Iterator[tuple[str, builtins.int | tuple[builtins.int, ...] | str]]:
         """All sysctls, sorted by name."""
         return iter(sorted(self._values.items()))
 

@@ -61,6 +61,7 @@ class Sock:
     listener: Listener | None = None
     reuseaddr: bool = False
     error_reported: bool = False
+    connecting: bool = False        # connect() started; its outcome not yet reported
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,10 +393,19 @@ class Stack:
         """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
         sock = self._sock(fd)
         if sock.listener is not None:
-            return errno.EINVAL
-        if sock.conn is not None:
-            if sock.conn.state is State.SYN_SENT:
+            return errno.EISCONN            # Linux: a listener is not TCP_CLOSE
+        conn = sock.conn
+        if conn is not None:
+            if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
                 return errno.EALREADY
+            if sock.connecting:
+                # Linux __inet_stream_connect(): the first call after the handshake
+                # ended reports how it ended (0 or the error); later ones say EISCONN.
+                sock.connecting = False
+                if conn.error is not None and not sock.error_reported:
+                    sock.error_reported = True
+                    return conn.error
+                return errno.ECONNABORTED if conn.state is State.CLOSED else 0
             return errno.EISCONN
         ip, port = addr
         if sock.local is None or sock.local[1] == 0:
@@ -409,6 +419,7 @@ class Stack:
                           iss=self.isn(local[0], local[1], ip, port, now), now=now,
                           mtu=self.mtu)
         sock.conn = conn
+        sock.connecting = True
         self.conns[key] = conn
         conn.open_active(now=now)
         self._collect_conn(key, conn, now)
@@ -417,7 +428,8 @@ class Stack:
     def connect(self, fd: int, addr: Addr, *, now: int) -> None:
         """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
         code = self.connect_ex(fd, addr, now=now)
-        raise _oserror(code)
+        if code:
+            raise _oserror(code)
 
     def _conn(self, fd: int) -> tuple[Sock, Connection]:
         sock = self._sock(fd)
@@ -432,7 +444,11 @@ class Stack:
 
     def send(self, fd: int, data: bytes | bytearray | memoryview, *, now: int) -> int:
         """Queue bytes; returns how many were taken. Raises when nothing can be."""
-        sock, conn = self._conn(fd)
+        sock = self._sock(fd)
+        conn = sock.conn
+        if conn is None:
+            # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
+            raise _oserror(errno.EPIPE)
         self._raise_error(sock, conn)
         if conn.wr_shut or conn.state not in CAN_SEND and conn.state not in (
                 State.SYN_SENT, State.SYN_RECEIVED):
@@ -479,8 +495,11 @@ class Stack:
         if sock.listener is not None:
             lst = sock.listener
             del self.listeners[lst.local]
+            # Linux inet_csk_listen_stop(): children waiting for accept() are reset,
+            # half-open requests are freed without a word.
             for child in list(lst.syn_queue.values()) + list(lst.accept_queue):
-                child.abort(now=now, why="listener closed")
+                child.abort(now=now, why="listener closed",
+                            send_rst=child.state is not State.SYN_RECEIVED)
                 key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
                 self._drain(key, child)
                 self.conns.pop(key, None)

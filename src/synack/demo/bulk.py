@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 from dataclasses import dataclass
 
 from synack.config import Sysctl
@@ -38,6 +39,23 @@ class TransferResult:
         """Application bytes per second of virtual time."""
         return self.received * 8 * 1e6 / max(self.duration_us, 1)
 
+    final_cwnd: int = 0
+    rto_count: int = 0
+    wall_s: float = 0.0
+
+    def report(self) -> str:
+        """The lines `synack sim` prints."""
+        verdict = "intact" if self.intact else "CORRUPT OR INCOMPLETE"
+        return "\n".join([
+            f"sent          {self.nbytes} bytes",
+            f"received      {self.received} bytes, {verdict} (sha256 {self.sha256[:16]}...)",
+            f"virtual time  {self.duration_us / 1e6:.3f} s",
+            f"goodput       {self.goodput_bps / 1e6:.2f} Mbit/s",
+            f"retransmitted {self.retransmits} segments, {self.rto_count} RTO timeouts",
+            f"final cwnd    {self.final_cwnd} segments",
+            f"packets       {self.packets} on the wire; simulated in {self.wall_s:.2f} s",
+        ])
+
 
 def _stream(seed: int, n: int) -> bytes:
     return random.Random(f"payload:{seed}").randbytes(n)
@@ -46,7 +64,7 @@ def _stream(seed: int, n: int) -> bytes:
 def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
              back: LinkParams | None = None, sender_cfg: Sysctl | None = None,
              receiver_cfg: Sysctl | None = None, read_chunk: int = 1 << 20,
-             until_us: int = 3600 * 1_000_000) -> TransferResult:
+             until_us: int = 3600 * 1_000_000, pcap: str | None = None) -> TransferResult:
     """Send ``nbytes`` from SENDER to RECEIVER over a link with the given impairments."""
     net = Network(seed)
     tx = Stack(SENDER, seed=seed, cfg=sender_cfg, name="sender")
@@ -106,11 +124,17 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
     txh.apps.append(sender)
     rxh.apps.append(receiver)
     net.call_at(0, lambda now: tx.connect_ex(cfd, (RECEIVER, 5001), now=now))
+    t0 = time.perf_counter()
     net.run(until=until_us, stop=lambda: "closed" in st and not tx.conns)
+    wall = time.perf_counter() - t0
+    if pcap:
+        net.write_pcap(pcap)
     retrans = conn[0].total_retrans if conn else 0
     intact = bytes(got) == data
     return TransferResult(
         nbytes=nbytes, received=len(got), intact=intact,
         finished="closed" in st and not tx.conns,
         duration_us=st.get("closed", net.now), retransmits=retrans,
-        packets=len(net.records), sha256=hashlib.sha256(got).hexdigest())
+        packets=len(net.records), sha256=hashlib.sha256(got).hexdigest(),
+        final_cwnd=getattr(conn[0], "cwnd_segments", 0) if conn else 0,
+        rto_count=getattr(conn[0], "rto_count", 0) if conn else 0, wall_s=wall)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from synack.sim import Network
 from synack.stack import Stack
@@ -76,7 +77,7 @@ def ladder_steps(net: Network, left: Stack, right: Stack) -> list[Step]:
     return [x[3] for x in items]
 
 
-def drop_next(net: Network, pred: Callable[[object, object], bool]) -> None:
+def drop_next(net: Network, pred: Callable[[Any, Any], bool]) -> None:
     """Lose the first packet for which ``pred(ip_header, tcp_segment)`` is true."""
 
     def rule(packet: bytes) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from synack.config import Sysctl
 from synack.demo.driver import AppHost, drop_next, ladder_steps
@@ -37,7 +38,7 @@ class Outcome:
     ladder: list[str]
     explanation: str
     sysctls: list[str]
-    facts: dict[str, object] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
     net: Network | None = None
 
     def text(self) -> str:
@@ -92,7 +93,7 @@ def lab(seed: int = 1, *, delay_us: int = 10 * MS, client_isn: int | None = None
 
 def _drain(stack: Stack, fd: int, now: int) -> tuple[bytes, bool]:
     """Read everything available: (data, eof)."""
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         try:
             data = stack.recv(fd, 65536, now=now)
@@ -105,7 +106,8 @@ def _drain(stack: Stack, fd: int, now: int) -> tuple[bytes, bool]:
         chunks.append(data)
 
 
-def _find(segs: list, flags: int, *, without: int = 0, payload: bool | None = None):
+def _find(segs: list[Any], flags: int, *, without: int = 0,
+          payload: bool | None = None) -> Any:
     for seg in segs:
         if seg.flags & flags == flags and not seg.flags & without and (
                 payload is None or bool(seg.payload) == payload):
@@ -121,7 +123,7 @@ def worked_example(seed: int = 1) -> Outcome:
     lfd = s.socket()
     s.bind(lfd, (SERVER, 80))
     s.listen(lfd, 128)
-    srv: dict[str, object] = {"fd": None, "got": 0, "sent": False, "eof": False}
+    srv: dict[str, Any] = {"fd": None, "got": 0, "sent": False, "eof": False}
 
     def finish(now: int) -> None:
         fd = srv["fd"]
@@ -147,7 +149,7 @@ def worked_example(seed: int = 1) -> Outcome:
             net.call_later(50 * MS, finish)
 
     cfd = c.socket()
-    cli: dict[str, object] = {"sent": False, "got": 0, "shut": False, "closed": False}
+    cli: dict[str, Any] = {"sent": False, "got": 0, "shut": False, "closed": False}
 
     def client(now: int) -> None:
         if cli["closed"] or c.state(cfd) is State.SYN_SENT:
@@ -177,7 +179,7 @@ def worked_example(seed: int = 1) -> Outcome:
     last_ack = next((g for g in cseg if fin_s and g.ack == fin_s.seq + 1), None)
     tw_end = next((ch.now for _k, ch in c.changes if ch.old is State.TIME_WAIT), None)
     tw_start = next((ch.now for _k, ch in c.changes if ch.new is State.TIME_WAIT), None)
-    facts = {
+    facts: dict[str, Any] = {
         "client_syn_seq": _find(cseg, SYN).seq,
         "server_synack": (_find(sseg, SYN | ACK).seq, _find(sseg, SYN | ACK).ack),
         "client_fin_seq": fin_c.seq if fin_c else None,
@@ -196,7 +198,7 @@ def worked_example(seed: int = 1) -> Outcome:
                    ], facts, net)
 
 
-def _worked_example_text(f: dict[str, object]) -> str:
+def _worked_example_text(f: dict[str, Any]) -> str:
     sa = f["server_synack"]
     ack_fin = f["server_ack_of_fin"] or (None, None)
     fin = f["server_fin"] or (None, None)
@@ -213,7 +215,7 @@ def _worked_example_text(f: dict[str, object]) -> str:
         ("server FIN seq / ack", "2350 / 1102", f"{fin[0]} / {fin[1]}"),
         ("client last ACK seq / ack", "1102 / 2351", f"{last[0]} / {last[1]}"),
     ]
-    table = "\n".join(f"  {a:<30} {b:>13} {str(c):>13}" for a, b, c in rows)
+    table = "\n".join(f"  {a:<30} {b:>13} {c!s:>13}" for a, b, c in rows)
     return f"""
 The client (ISN 100) and the server (ISN 300) shake hands: SYN and SYN,ACK each
 use one sequence number, the bare ACK none, so the first data byte is 101.
@@ -246,7 +248,7 @@ def lost_synack(seed: int = 1) -> Outcome:
     drop_next(net, lambda ip, seg: bool(seg.flags & SYN and seg.flags & ACK))
     cfd = c.socket()
     net.call_at(0, lambda now: c.connect_ex(cfd, (SERVER, 80), now=now))
-    states: dict[str, object] = {}
+    states: dict[str, Any] = {}
 
     def look(now: int) -> None:
         states["server_at_500ms"] = ", ".join(str(r.state) for r in s.connections()
@@ -257,7 +259,7 @@ def lost_synack(seed: int = 1) -> Outcome:
     net.run(until=5 * SECOND)
     established = next((ch.now for _k, ch in c.changes if ch.new is State.ESTABLISHED), None)
     synacks = [g for g in L.segments("right") if g.flags & SYN]
-    facts = {**states, "client_established_us": established, "synacks_sent": len(synacks),
+    facts: dict[str, Any] = {**states, "client_established_us": established, "synacks_sent": len(synacks),
              "syns_sent": len([g for g in L.segments("left") if g.flags & SYN])}
     expl = f"""
 The server's SYN,ACK is lost. Half a second in, the server is in
@@ -329,7 +331,7 @@ def lost_last_ack(seed: int = 1) -> Outcome:
     tw_acks = [g for g in L.segments("left") if g.flags == ACK and s_fins
                and g.ack == s_fins[0].seq + 1]
     server_closed = next((ch.now for _k, ch in L.s.changes if ch.old is State.LAST_ACK), None)
-    facts = {"server_fins": len(s_fins), "client_acks_of_fin": len(tw_acks),
+    facts: dict[str, Any] = {"server_fins": len(s_fins), "client_acks_of_fin": len(tw_acks),
              "server_closed_us": server_closed,
              "resets": sum(1 for g in L.segments("left") if g.flags & RST)}
     expl = f"""
@@ -358,7 +360,7 @@ def half_close(seed: int = 1) -> Outcome:
     lfd = s.socket()
     s.bind(lfd, (SERVER, 80))
     s.listen(lfd)
-    st: dict[str, object] = {"got": 0, "chunks": 0}
+    st: dict[str, Any] = {"got": 0, "chunks": 0}
 
     def server(now: int) -> None:
         if "fd" not in st:
@@ -402,7 +404,7 @@ def half_close(seed: int = 1) -> Outcome:
     net.call_at(0, lambda now: c.connect_ex(cfd, (SERVER, 80), now=now))
     net.run(until=100 * SECOND)
     fw2 = [ch.now for _k, ch in c.changes if ch.new is State.FIN_WAIT_2]
-    facts = {"client_received": st["got"], "fin_wait_2_at_us": fw2[0] if fw2 else None}
+    facts: dict[str, Any] = {"client_received": st["got"], "fin_wait_2_at_us": fw2[0] if fw2 else None}
     expl = f"""
 The client sends its request and calls shutdown(SHUT_WR): a FIN, meaning "I
 will send no more". The server ACKs it and enters CLOSE_WAIT; the client is in
@@ -430,7 +432,7 @@ def rst_closed_port(seed: int = 1) -> Outcome:
     net.run(until=2 * SECOND)
     err = c.getsockopt(cfd, 1, 4)  # SOL_SOCKET, SO_ERROR
     rst = _find(L.segments("right"), RST)
-    facts = {"so_error": err, "rst": (rst.seq, rst.ack, rst.flags) if rst else None}
+    facts: dict[str, Any] = {"so_error": err, "rst": (rst.seq, rst.ack, rst.flags) if rst else None}
     expl = f"""
 Nothing listens on port 81. RFC 9293 (3.10.7.1) answers a segment that belongs
 to no connection with RST. A SYN carries no ACK, so the RST takes SEQ=0 and
@@ -470,7 +472,7 @@ def keepalive(seed: int = 1) -> Outcome:
         err = 0
     except OSError as e:
         err = e.errno or 0
-    facts = {"probes": len(probes), "first_probe_s": probe_times[0] / 1e6 if probe_times else None,
+    facts: dict[str, Any] = {"probes": len(probes), "first_probe_s": probe_times[0] / 1e6 if probe_times else None,
              "interval_s": (probe_times[1] - probe_times[0]) / 1e6 if len(probe_times) > 1 else None,
              "dead_s": dead / 1e6 if dead else None, "errno": err}
     expl = f"""
@@ -491,6 +493,10 @@ it gives up: it sends RST (as Linux does) and the next recv() fails with
 
 
 # ----------------------------------------------------------------------------- queues
+def _connector(stack: Stack, fd: int, addr: tuple[str, int]) -> Callable[[int], object]:
+    return lambda now: stack.connect_ex(fd, addr, now=now)
+
+
 def accept_overflow(seed: int = 1, *, abort_on_overflow: int = 0) -> Outcome:
     """A listener that never accepts: the accept queue fills, then SYNs and ACKs are dropped."""
     net = Network(seed)
@@ -513,8 +519,8 @@ def accept_overflow(seed: int = 1, *, abort_on_overflow: int = 0) -> Outcome:
     fds = [cs.socket() for cs in clients]
     for i, (cs, fd) in enumerate(zip(clients, fds)):
         t = 0 if i < 2 else 100 * MS
-        net.call_at(t, lambda now, cs=cs, fd=fd: cs.connect_ex(fd, (SERVER, 80), now=now))
-    snapshot: dict[str, object] = {}
+        net.call_at(t, _connector(cs, fd, (SERVER, 80)))
+    snapshot: dict[str, Any] = {}
 
     def look(now: int) -> None:
         lst = s.listeners[(SERVER, 80)]
@@ -540,7 +546,7 @@ def accept_overflow(seed: int = 1, *, abort_on_overflow: int = 0) -> Outcome:
     lines = render(steps, left=f"c4 {last.addr}", right=f"server {SERVER}")
     resets = sum(1 for st in steps if isinstance(st, SegmentStep) and st.src == "right"
                  and st.seg.flags & RST)
-    facts = {**snapshot, "accepted": len(accepted), "resets_to_c4": resets,
+    facts: dict[str, Any] = {**snapshot, "accepted": len(accepted), "resets_to_c4": resets,
              "final_c4": str(last.state(fds[3]))}
     if abort_on_overflow:
         how = ("With net.ipv4.tcp_abort_on_overflow = 1 the server answers that ACK with RST "

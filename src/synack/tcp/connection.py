@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp.receiver import Receiver
-from synack.tcp.rtt import RTO_INITIAL_US, RttEstimator, retries_timeout_us
+from synack.tcp.rtt import RTO_FALLBACK_US, RttEstimator, retries_timeout_us
 from synack.tcp.sender import Sender
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timers import Timers
@@ -150,6 +150,9 @@ class Connection:
         ack = rcv.rcv_nxt if (rcv is not None and flags & ACK) else 0
         if flags & SYN:
             window = min(rcv.window() if rcv else self.rcv_capacity, 0xFFFF)
+            if rcv is not None:
+                # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
+                rcv.rcv_adv = sq.add(rcv.rcv_nxt, window)
         else:
             window = rcv.window_field() if rcv else 0
         seg = TcpSegment(
@@ -167,6 +170,19 @@ class Connection:
         # RFC 5961 3.2 / 4.2; Linux rate-limits these with tcp_challenge_ack_limit (2^31 - 1).
         self.challenge_acks += 1
         self._send_ack()
+
+    def _send_reset_reply(self, seg: TcpSegment) -> None:
+        """RST in reply to ``seg`` (RFC 9293 3.10.7.1), built as Linux tcp_v4_send_reset()
+        builds it: <SEQ=SEG.ACK><CTL=RST>, or <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+        without an ACK, and a zero window either way."""
+        if seg.flags & ACK:
+            rst = TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=seg.ack,
+                             flags=RST)
+        else:
+            rst = TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=0,
+                             ack=sq.add(seg.seq, seg.seg_len), flags=RST | ACK)
+        self.outbox.append(rst)
+        self.segs_out += 1
 
     def _send_active_reset(self) -> None:
         # Linux tcp_send_active_reset(): RST|ACK at SND.NXT acknowledging RCV.NXT.
@@ -238,7 +254,7 @@ class Connection:
         flags = seg.flags
         if flags & ACK and (sq.le(seg.ack, snd.iss) or sq.gt(seg.ack, snd.snd_max)):
             if not flags & RST:
-                self._segment(RST, seg.ack)   # <SEQ=SEG.ACK><CTL=RST>
+                self._send_reset_reply(seg)   # <SEQ=SEG.ACK><CTL=RST>
             return
         if flags & RST:
             if flags & ACK:
@@ -251,6 +267,7 @@ class Connection:
         assert rcv is not None
         if flags & ACK:
             self._on_new_ack(seg.ack, now)
+            self._start_data_rto()
             snd.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
             snd.max_wnd = snd.snd_wnd
             snd.snd_wl1, snd.snd_wl2 = seg.seq, seg.ack
@@ -278,8 +295,16 @@ class Connection:
         flags = seg.flags
         seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         state = self.state
+        # The peer's own SYN,ACK completing a simultaneous open (RFC 9293 Figure 8): its
+        # SYN is old, but Linux tcp_validate_incoming() lets it through ("tcp: Don't drop
+        # SYN+ACK for simultaneous connect()") and acknowledges it.
+        simultaneous = (
+            state is State.SYN_RECEIVED and not self.passive
+            and flags & (SYN | ACK | RST | FIN) == SYN | ACK and not seg.payload
+            and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
+        )
         # First: sequence number acceptability.
-        if not rcv.acceptable(seg.seq, seg_len):
+        if not simultaneous and not rcv.acceptable(seg.seq, seg_len):
             if flags & RST:
                 return
             if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
@@ -302,18 +327,27 @@ class Connection:
                 self._fail(err, now, Event.RCV_RST, "rcv RST")
             return
         # Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
-        if flags & SYN:
+        if flags & SYN and not simultaneous:
+            if state is State.SYN_RECEIVED and self.passive:
+                # Linux tcp_check_req() (embryonic_reset): a new SYN resets a half-open
+                # connection and drops it; RFC 9293 3.10.7.4 returns it to LISTEN silently.
+                self._send_reset_reply(seg)
+                self._change(Event.ABORT, now, "rcv SYN in SYN_RECEIVED: RST")
+                return
             self._send_challenge_ack()
             return
         # Fifth: the ACK field.
         if not flags & ACK:
             return
+        # RFC 7323 2.2: the window of a SYN is never scaled.
+        wnd = seg.window if flags & SYN else seg.window << self.snd_wscale
         if state is State.SYN_RECEIVED:
             if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
-                self._segment(RST, seg.ack)
+                self._send_reset_reply(seg)
                 return
             self._on_new_ack(seg.ack, now)
-            snd.update_window(seg.seq, seg.ack, seg.window << self.snd_wscale)
+            self._start_data_rto()
+            snd.update_window(seg.seq, seg.ack, wnd)
             self._change(Event.RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
             if self.wr_shut and not snd.fin_queued:
@@ -329,7 +363,7 @@ class Connection:
         if sq.gt(seg.ack, snd.snd_una):
             self._on_new_ack(seg.ack, now)
         if sq.ge(seg.ack, snd.snd_una):
-            snd.update_window(seg.seq, seg.ack, seg.window << self.snd_wscale)
+            snd.update_window(seg.seq, seg.ack, wnd)
         fin_acked_now = snd.fin_acked and not fin_was_acked
         if state is State.LAST_ACK and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
@@ -343,7 +377,7 @@ class Connection:
                 sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt
             ):
                 # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
-                self._segment(RST, seg.ack)
+                self._send_reset_reply(seg)
                 self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
                 return
         fin_was_received = rcv.fin_received
@@ -369,14 +403,26 @@ class Connection:
         if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
             self.rtt.sample(now - self.rtt_time)
             self.rtt_seq = None
+            # Karn / RFC 6298 (5.5): a backed-off RTO stays until a valid sample; Linux
+            # tcp_ack_update_rtt() resets icsk_backoff only here.
+            self.backoff = 0
         snd.on_ack(ack)
-        self.backoff = 0
         self.retransmits = 0
         self.retrans_stamp = None
         if snd.in_flight() > 0:
-            self.timers.rtx = now + self.rtt.rto
+            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
         else:
             self.timers.rtx = None
+
+    def _start_data_rto(self) -> None:
+        """The handshake is over: RFC 6298 (5.7), as Linux tcp_init_metrics() applies it.
+
+        Without an RTT sample (the SYN or SYN,ACK was retransmitted, so Karn's rule
+        forbade one) data starts with a 3 s RTO; the handshake's backoff ends here.
+        """
+        if self.rtt.srtt is None:
+            self.rtt.rto = RTO_FALLBACK_US
+        self.backoff = 0
 
     # ------------------------------------------------------------------ sending
     def _output(self, now: int) -> None:

@@ -48,7 +48,9 @@ class Listener:
     def syn_verdict(self) -> str | None:
         """Why a new SYN must be dropped now, or None to accept it."""
         qlen = len(self.syn_queue)
-        if qlen >= self.max_backlog:
+        # Current kernels' inet_csk_reqsk_queue_is_full() tests ">" like the accept
+        # queue (older ones tested ">="): the SYN queue too holds one more than the backlog.
+        if qlen > self.max_backlog:
             return "SYN queue full (backlog)"
         if self.accept_queue_full():
             self.listen_overflows += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 RTO_INITIAL_US = 1_000_000  # RFC 6298 (2.1); Linux TCP_TIMEOUT_INIT
 RTO_MIN_US = 200_000        # Linux TCP_RTO_MIN; RFC 6298 (2.4) says 1 s
 RTO_MAX_US = 120_000_000    # Linux TCP_RTO_MAX; RFC 6298 (2.5) allows >= 60 s
+RTO_FALLBACK_US = 3_000_000  # Linux TCP_TIMEOUT_FALLBACK; RFC 6298 (5.7): no sample from the SYN
 
 
 class RttEstimator:

@@ -38,17 +38,20 @@ class TimeWait:
                    time_wait_us: int) -> tuple[str, TcpSegment | None]:
         """What TIME_WAIT does with ``seg``: (verdict, reply)."""
         flags = seg.flags
-        if flags & RST:
-            # RFC 1337 describes the hazard; Linux kills the TIME_WAIT unless tcp_rfc1337 = 1.
-            if seg.seq == self.rcv_nxt and not rfc1337:
-                return KILL, None
-            return KEEP, None
-        if flags & SYN and not flags & ACK and sq.gt(seg.seq, self.rcv_nxt):
-            return NEW_SYN, None       # a new incarnation may take over the 4-tuple
         seg_len = len(seg.payload) + (1 if flags & FIN else 0) + (1 if flags & SYN else 0)
-        if flags & FIN and sq.add(seg.seq, seg_len) == self.rcv_nxt:
-            self.expires = now + time_wait_us   # the retransmitted FIN restarts 2*MSL
-            return KEEP, self.ack()
-        if seg_len:
-            return KEEP, self.ack()
-        return KEEP, None
+        if seg.seq == self.rcv_nxt and (seg_len == 0 or flags & RST):
+            # In window, which only a RST or a bare ACK can be.
+            if flags & RST:
+                # RFC 1337 describes the hazard; Linux kills the TIME_WAIT unless tcp_rfc1337 = 1.
+                return (KEEP if rfc1337 else KILL), None
+            self.expires = now + time_wait_us
+            return KEEP, None
+        if flags & SYN and not flags & (ACK | RST) and sq.gt(seg.seq, self.rcv_nxt):
+            return NEW_SYN, None       # a new incarnation may take over the 4-tuple
+        if flags & RST:
+            return KEEP, None
+        # Anything else is out of window (a retransmitted FIN, old data, an old ACK): it
+        # is ACKed, and one carrying an ACK restarts 2*MSL (the peer is still there).
+        if flags & ACK:
+            self.expires = now + time_wait_us
+        return KEEP, self.ack()

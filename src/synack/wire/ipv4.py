@@ -175,6 +175,8 @@ def parse_tcp_packet(
         raise ParseError("IPv4 protocol", "unsupported", f"{hdr.proto} (only TCP, 6)")
     if hdr.more_fragments or hdr.frag_offset:
         raise ParseError(
-            "IPv4 fragment", "unsupported", f"offset {hdr.frag_offset * 8}, fragments are not reassembled"
+            "IPv4 fragment",
+            "unsupported",
+            f"offset {hdr.frag_offset * 8}, fragments are not reassembled",
         )
     return hdr, parse_tcp(payload, hdr.src, hdr.dst, verify_checksum=verify_checksum)

@@ -136,9 +136,7 @@ class PcapReader:
     def _read_header(self) -> None:
         head = self._file.read(_FILE_HEADER.size)
         if len(head) >= 4 and head[:4] == b"\x0a\x0d\x0d\x0a":
-            raise ParseError(
-                "pcap header", "unsupported", "pcapng: convert with `editcap -F pcap`"
-            )
+            raise ParseError("pcap header", "unsupported", "pcapng: convert with `editcap -F pcap`")
         if len(head) < _FILE_HEADER.size:
             raise ParseError(
                 "pcap header", "truncated", f"({len(head)} bytes, a pcap file starts with 24)"
@@ -149,9 +147,7 @@ class PcapReader:
         elif magic in (_swap32(_MAGIC_US), _swap32(_MAGIC_NS)):
             order, magic = ">", _swap32(magic)
         else:
-            raise ParseError(
-                "pcap header", "unsupported", f"magic 0x{magic:08x} (not a pcap file)"
-            )
+            raise ParseError("pcap header", "unsupported", f"magic 0x{magic:08x} (not a pcap file)")
         _, major, minor, _, _, snaplen, linktype = struct.unpack(order + "IHHiIII", head)
         if major != 2:
             raise ParseError("pcap header", "bad version", f"{major}.{minor} (expected 2.4)")
@@ -213,7 +209,8 @@ def ip_packet(record: PcapRecord) -> bytes | None:
 
     Strips Ethernet II (one 802.1Q/802.1ad tag allowed), Linux cooked SLL and
     SLL2, and BSD loopback headers; raw IP (101) and IPv4 (228) records are
-    returned as they are.
+    returned as they are. The result may end with link padding (Ethernet pads
+    frames to 60 bytes): :func:`~synack.wire.parse_ipv4` cuts at the total length.
     """
     data, linktype = record.data, record.linktype
     if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):

@@ -217,6 +217,7 @@ def parse_tcp(
     length. The checksum is verified only when ``src`` and ``dst`` (dotted-quad
     IPv4 addresses for the pseudo-header) are given and ``verify_checksum`` is
     true. Raises :class:`ParseError` for anything malformed, never another error.
+    An option that appears twice counts once, the last one winning, as in Linux.
     """
     n = len(data)
     if n < TCP_HEADER_LEN:

@@ -1,0 +1,210 @@
+"""CUBIC (RFC 9438) as Linux's tcp_cubic.c computes it, with HyStart's delay test.
+
+Theory of operation
+-------------------
+After a loss at window W_max, cwnd follows a cubic in the time t since the
+congestion-avoidance *epoch* began (RFC 9438 4.2, eq. 1 and 2)::
+
+    W_cubic(t) = C * (t - K)**3 + W_max        K = cbrt((W_max - cwnd_epoch) / C)
+
+so it climbs fast, flattens into a plateau at W_max (concave region, 4.4),
+then probes beyond it ever faster (convex region, 4.5). Linux's arithmetic,
+kept here integer for integer:
+
+* The epoch starts at the first congestion-avoidance ACK after a loss (not at
+  the loss), with cwnd_epoch the cwnd then (normally ssthresh). Time is kept in
+  1/1024 s; C is ``bic_scale`` 41 * 10 / 1024 = 0.4004 (the RFC's 0.4).
+* The target is ``W_cubic(t + min_rtt)``, where cwnd should be one RTT from now
+  (RFC 9438 4.2). Growth toward it is ``tcp_cong_avoid_ai`` with
+  ``cnt = cwnd / (target - cwnd)`` ACKs per +1, at least 2: at most 1.5 * cwnd
+  per RTT, the RFC's clamp. At or above target, +1 per 100 windows.
+* ``cnt`` is recomputed at most once per jiffy (1 ms here, HZ = 1000), and not
+  at all while cwnd is unchanged for 31 jiffies (HZ / 32).
+* Reno-friendly region (4.3): W_est grows by 1 per ``cwnd * 15 / 8`` segments
+  acked (Linux's ``beta_scale``, the integer form of 1 / alpha_cubic with
+  alpha_cubic = 3 (1 - beta) / (1 + beta)); while W_est > cwnd the faster
+  of the two increases wins.
+* Multiplicative decrease (4.6): ``ssthresh = max(cwnd * 717 / 1024, 2)``,
+  beta = 0.7. Fast convergence (4.7): a loss below the previous W_max sets
+  W_max = cwnd * (1 + beta) / 2, yielding bandwidth to newer flows.
+* Timeout (4.8): Linux forgets everything (W_max = 0, min RTT, HyStart), so the
+  next epoch starts with K = 0 at its own cwnd; with W_max = 0 growth is at
+  least 5% per RTT (cnt <= 20).
+* RTT samples within 1 s of an epoch's start are ignored, as in Linux (they
+  are inflated by the queue that caused the loss).
+
+HyStart (Ha and Rhee, "Taming the elephants", 2011; Linux, not RFC 9406
+HyStart++) ends slow start before the first loss. Only the delay test is
+here: once cwnd >= 16, per round (one window of data), after 8 RTT samples, if
+the round's minimum RTT exceeds the all-time minimum by
+``clamp(min_rtt / 8, 4 ms, 16 ms)``, ssthresh = cwnd. A round ends when
+everything in flight at its start is acknowledged; rounds are counted in
+segments acked, since this object sees no sequence numbers. The ACK-train test
+is left out: it needs the spacing of ACK arrivals, which depends on how the
+driver batches them rather than on the path.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .base import INITIAL_CWND, CongestionControl
+
+BETA = 717                  # Linux beta: 717 / 1024 = 0.7 (RFC 9438 beta_cubic)
+BETA_SCALE = 1024           # Linux BICTCP_BETA_SCALE
+CUBE_RTT_SCALE = 41 * 10    # Linux bic_scale * 10: C = 410 / 1024
+CUBE_FACTOR = (1 << 40) // CUBE_RTT_SCALE  # Linux cube_factor: K**3 = factor * dW, K in 1/1024 s
+RENO_BETA_SCALE = 8 * (BETA_SCALE + BETA) // 3 // (BETA_SCALE - BETA)  # Linux beta_scale = 15
+JIFFY_US = 1000             # Linux HZ = 1000
+CNT_CACHE_JIFFIES = 1000 // 32  # Linux HZ / 32: keep cnt while cwnd is unchanged this long
+RTT_SKIP_US = 1_000_000     # Linux HZ: ignore RTT samples this long into an epoch
+HYSTART_LOW_WINDOW = 16     # Linux hystart_low_window
+HYSTART_MIN_SAMPLES = 8     # Linux HYSTART_MIN_SAMPLES
+HYSTART_DELAY_MIN_US = 4000   # Linux HYSTART_DELAY_MIN
+HYSTART_DELAY_MAX_US = 16000  # Linux HYSTART_DELAY_MAX
+_NO_RTT = 1 << 62
+
+
+def _icbrt(x: int) -> int:
+    """Integer cube root, floor (Linux cubic_root() approximates this)."""
+    r = round(x ** (1 / 3))
+    while r * r * r > x:
+        r -= 1
+    while (r + 1) ** 3 <= x:
+        r += 1
+    return r
+
+
+class Cubic(CongestionControl):
+    """CUBIC with Linux's integer arithmetic and HyStart delay detection."""
+
+    name = "cubic"
+
+    __slots__ = ("_acked_total", "_curr_rtt", "_last_cwnd", "_last_time", "_round_end",
+                 "_sample_cnt", "ack_cnt", "cnt", "delay_min", "epoch_start", "found", "k",
+                 "origin", "w_est", "w_max")
+
+    def __init__(self, *, mss: int, now: int, initial_cwnd: int = INITIAL_CWND) -> None:
+        super().__init__(mss=mss, now=now, initial_cwnd=initial_cwnd)
+        self._acked_total = 0  # segments acked ever: HyStart's stand-in for snd_una
+        self._reset()
+        self._hystart_reset(0)
+
+    def _reset(self) -> None:
+        """Linux bictcp_reset(): forget the curve, W_max and the min RTT."""
+        self.cnt = 0                    #: ACKs per +1 segment in congestion avoidance
+        self.w_max = 0                  #: Linux last_max_cwnd (segments)
+        self.origin = 0                 #: Linux bic_origin_point: the plateau of this epoch
+        self.k = 0                      #: 1/1024 s from epoch start to the plateau
+        self.epoch_start: int | None = None  #: microseconds; None until the first CA ACK
+        self.ack_cnt = 0                #: segments acked toward the next W_est step
+        self.w_est = 0                  #: Linux tcp_cwnd: the Reno-friendly window
+        self.delay_min = 0              #: microseconds; 0 = no sample yet
+        self.found = False              #: HyStart has ended slow start
+        self._last_cwnd = 0
+        self._last_time = 0
+
+    def _hystart_reset(self, in_flight: int) -> None:
+        self._round_end = self._acked_total + in_flight
+        self._curr_rtt = _NO_RTT
+        self._sample_cnt = 0
+
+    def ssthresh_after_loss(self) -> int:
+        """cwnd * 0.7, at least 2 (Linux cubictcp_recalc_ssthresh)."""
+        return max(self.cwnd * BETA // BETA_SCALE, 2)
+
+    def on_ack(self, acked: int, *, now: int, rtt_us: int | None, in_flight: int,
+               cwnd_limited: bool) -> None:
+        """Take the RTT sample (Linux cubictcp_acked), then grow (cubictcp_cong_avoid)."""
+        self._acked_total += acked
+        if rtt_us is not None and (self.epoch_start is None
+                                   or now - self.epoch_start >= RTT_SKIP_US):
+            delay = rtt_us if rtt_us > 0 else 1
+            if self.delay_min == 0 or delay < self.delay_min:
+                self.delay_min = delay
+            if not self.found and HYSTART_LOW_WINDOW <= self.cwnd < self.ssthresh:
+                self._hystart_update(delay, in_flight)
+        super().on_ack(acked, now=now, rtt_us=rtt_us, in_flight=in_flight,
+                       cwnd_limited=cwnd_limited)
+
+    def _hystart_update(self, delay: int, in_flight: int) -> None:
+        if self._acked_total > self._round_end:
+            self._hystart_reset(in_flight)
+        self._curr_rtt = min(self._curr_rtt, delay)
+        if self._sample_cnt < HYSTART_MIN_SAMPLES:
+            self._sample_cnt += 1
+            return
+        threshold = min(max(self.delay_min >> 3, HYSTART_DELAY_MIN_US), HYSTART_DELAY_MAX_US)
+        if self._curr_rtt > self.delay_min + threshold:
+            self.found = True
+            self.ssthresh = self.cwnd
+
+    def _cong_avoid(self, acked: int, now: int) -> None:
+        self._update(acked, now)
+        self._cong_avoid_ai(self.cnt, acked)
+
+    def _update(self, acked: int, now: int) -> None:
+        """Linux bictcp_update(): choose ``cnt`` from the cubic and Reno-friendly windows."""
+        cwnd = self.cwnd
+        self.ack_cnt += acked
+        # Per-ACK thrift, as Linux: the curve is evaluated at most once per jiffy,
+        # and not at all while cwnd has not moved for HZ / 32.
+        jiffies, last = now // JIFFY_US, self._last_time // JIFFY_US
+        if self._last_cwnd == cwnd and jiffies - last <= CNT_CACHE_JIFFIES:
+            return
+        if self.epoch_start is None or jiffies != last:
+            self._last_cwnd = cwnd
+            self._last_time = now
+            if self.epoch_start is None:
+                self.epoch_start = now
+                self.ack_cnt = acked
+                self.w_est = cwnd
+                if self.w_max <= cwnd:
+                    self.k = 0
+                    self.origin = cwnd
+                else:
+                    self.k = _icbrt(CUBE_FACTOR * (self.w_max - cwnd))
+                    self.origin = self.w_max
+            t = ((now - self.epoch_start + self.delay_min) << 10) // 1_000_000
+            offs = abs(t - self.k)
+            delta = (CUBE_RTT_SCALE * offs * offs * offs) >> 40  # C * (t - K)**3, segments
+            target = self.origin - delta if t < self.k else self.origin + delta
+            cnt = cwnd // (target - cwnd) if target > cwnd else 100 * cwnd
+            if self.w_max == 0 and cnt > 20:
+                cnt = 20  # no W_max (no loss yet, or a timeout): at least 5% per RTT
+            self.cnt = cnt
+        # Reno-friendly region (RFC 9438 4.3).
+        step = (cwnd * RENO_BETA_SCALE) >> 3
+        if self.ack_cnt > step:
+            n = (self.ack_cnt - 1) // step
+            self.ack_cnt -= n * step
+            self.w_est += n
+        if self.w_est > cwnd:
+            max_cnt = cwnd // (self.w_est - cwnd)
+            self.cnt = min(self.cnt, max_cnt)
+        self.cnt = max(self.cnt, 2)  # at most +1 per 2 ACKed: 1.5 * cwnd per RTT
+
+    def _on_loss(self, now: int, in_flight: int, *, timeout: bool) -> None:
+        if timeout:  # Linux cubictcp_state(TCP_CA_Loss); RFC 9438 4.8
+            self._reset()
+            self._hystart_reset(in_flight)
+            return
+        self.epoch_start = None
+        if self.cwnd < self.w_max:
+            self.w_max = self.cwnd * (BETA_SCALE + BETA) // (2 * BETA_SCALE)  # fast convergence
+        else:
+            self.w_max = self.cwnd
+
+    def _on_tx_start(self, idle: int, now: int) -> None:
+        # Application-limited, not congested: shift the curve instead of jumping along it.
+        if self.epoch_start is not None and idle > 0:
+            self.epoch_start = min(self.epoch_start + idle, now)
+
+    def state(self) -> dict[str, float]:
+        """Base numbers plus W_max, K (s), the epoch start (us, NaN if none), cnt, W_est."""
+        s = super().state()
+        s.update(w_max=float(self.w_max), k=self.k / 1024, origin=float(self.origin),
+                 epoch_start=math.nan if self.epoch_start is None else float(self.epoch_start),
+                 cnt=float(self.cnt), w_est=float(self.w_est), delay_min=float(self.delay_min),
+                 hystart_found=float(self.found))
+        return s

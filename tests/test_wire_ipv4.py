@@ -1,0 +1,241 @@
+"""IPv4 headers and whole IPv4 + TCP packets."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synack.wire import (
+    ACK,
+    PROTO_ICMP,
+    PROTO_TCP,
+    PROTO_UDP,
+    SYN,
+    IPv4Header,
+    ParseError,
+    TcpSegment,
+    build_tcp_packet,
+    encode_ipv4,
+    encode_tcp,
+    internet_checksum,
+    parse_ipv4,
+    parse_tcp_packet,
+)
+
+SRC, DST = "192.0.2.1", "198.51.100.2"
+
+addresses = st.integers(0, 2**32 - 1).map(lambda a: socket.inet_ntoa(a.to_bytes(4, "big")))
+u8 = st.integers(0, 255)
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> IPv4Header:
+    return IPv4Header(
+        src=draw(addresses), dst=draw(addresses), proto=draw(u8), ttl=draw(u8), tos=draw(u8),
+        ident=draw(st.integers(0, 0xFFFF)), dont_fragment=draw(st.booleans()),
+        more_fragments=draw(st.booleans()), frag_offset=draw(st.integers(0, 0x1FFF)),
+        options=draw(st.integers(0, 10).flatmap(lambda n: st.binary(min_size=4 * n,
+                                                                    max_size=4 * n))),
+    )  # fmt: skip
+
+
+@settings(max_examples=300)
+@given(headers(), st.binary(max_size=300))
+def test_round_trip(hdr: IPv4Header, payload: bytes) -> None:
+    packet = encode_ipv4(hdr, payload)
+    back, body = parse_ipv4(packet)
+    assert back == hdr
+    assert bytes(body) == payload
+    assert back.header_length == 20 + len(hdr.options) == (packet[0] & 0x0F) * 4
+    assert back.total_length == len(packet)
+    assert back.checksum == int.from_bytes(packet[10:12], "big")
+    assert internet_checksum(packet[: back.header_length]) == 0
+
+
+def test_known_header() -> None:
+    # A real UDP packet's header, checksum 0xb861, with 95 bytes of payload.
+    packet = bytes.fromhex("45000073000040004011b861c0a80001c0a800c7") + bytes(95)
+    hdr, payload = parse_ipv4(packet)
+    assert hdr == IPv4Header("192.168.0.1", "192.168.0.199", PROTO_UDP, ttl=64)
+    assert (hdr.total_length, hdr.header_length, hdr.checksum) == (0x73, 20, 0xB861)
+    assert len(payload) == 95
+    assert encode_ipv4(hdr, bytes(95)) == packet
+
+
+def test_payload_stops_at_total_length() -> None:
+    frame = encode_ipv4(IPv4Header(SRC, DST), b"abc") + b"\0" * 20  # Ethernet padding
+    _, payload = parse_ipv4(frame)
+    assert bytes(payload) == b"abc"
+    assert isinstance(payload, memoryview) and payload.obj is frame  # a view, not a copy
+
+
+def test_options_are_padded_to_a_word() -> None:
+    packet = encode_ipv4(IPv4Header(SRC, DST, options=b"\x94\x04\x00"), b"")
+    hdr, _ = parse_ipv4(packet)
+    assert hdr.options == b"\x94\x04\x00\x00" and hdr.header_length == 24
+
+
+def header_bytes(**change: int) -> bytearray:
+    packet = bytearray(encode_ipv4(IPv4Header(SRC, DST), b"0123456789"))
+    for name, value in change.items():
+        offset, size = {"vihl": (0, 1), "total": (2, 2), "checksum": (10, 2)}[name]
+        packet[offset : offset + size] = value.to_bytes(size, "big")
+    return packet
+
+
+@pytest.mark.parametrize(
+    ("packet", "field", "kind", "message"),
+    [
+        (header_bytes()[:19], "IPv4 header", "truncated", "19 bytes, need at least 20"),
+        (b"", "IPv4 header", "truncated", "0 bytes"),
+        (header_bytes(vihl=0x65), "IPv4 version", "bad version", "6 (expected 4)"),
+        (header_bytes(vihl=0x44), "IPv4 header length", "bad header length", "16 bytes"),
+        (header_bytes(vihl=0x40), "IPv4 header length", "bad header length", "0 bytes"),
+        (header_bytes(total=19), "IPv4 total length", "bad total length", "less than"),
+        (header_bytes(vihl=0x46, total=22), "IPv4 total length", "bad total length", "than the 24"),
+        (header_bytes(total=31), "IPv4 total length", "bad total length", "only 30 bytes"),
+        (header_bytes(vihl=0x4F, total=30), "IPv4 total length", "bad total length", "less"),
+        (header_bytes(checksum=0x1234), "IPv4 checksum", "bad checksum", "0x1234 (expected"),
+    ],
+)  # fmt: skip
+def test_malformed(packet: bytes, field: str, kind: str, message: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_ipv4(packet)
+    assert (info.value.field, info.value.kind) == (field, kind)
+    assert message in str(info.value)
+
+
+def test_bad_checksum_message_names_the_right_value() -> None:
+    packet = header_bytes()
+    good = int.from_bytes(packet[10:12], "big")
+    packet[10:12] = b"\0\0"
+    with pytest.raises(ParseError, match=f"expected 0x{good:04x}"):
+        parse_ipv4(packet)
+    hdr, _ = parse_ipv4(packet, verify_checksum=False)
+    assert hdr.checksum == 0
+
+
+@pytest.mark.parametrize(
+    ("hdr", "payload"),
+    [
+        (IPv4Header(SRC, DST), bytes(65516)),
+        (IPv4Header(SRC, DST, options=bytes(44)), b""),
+        (IPv4Header(SRC, DST, ttl=256), b""),
+        (IPv4Header(SRC, DST, frag_offset=8192), b""),
+        (IPv4Header(SRC, DST, ident=-1), b""),
+        (IPv4Header("10.1", DST), b""),
+        (IPv4Header(SRC, "localhost"), b""),
+    ],
+)
+def test_encode_rejects(hdr: IPv4Header, payload: bytes) -> None:
+    with pytest.raises(ValueError):
+        encode_ipv4(hdr, payload)
+
+
+def test_largest_packet() -> None:
+    packet = encode_ipv4(IPv4Header(SRC, DST), bytes(65515))
+    assert len(packet) == 65535 and parse_ipv4(packet)[0].total_length == 65535
+
+
+# --- IPv4 + TCP ------------------------------------------------------------------------
+
+
+def test_build_and_parse_tcp_packet() -> None:
+    seg = TcpSegment(40000, 80, 1, 2, ACK, 502, payload=b"hello", timestamps=(1, 2))
+    packet = build_tcp_packet(SRC, DST, seg, ttl=17, ident=99, tos=2)
+    hdr, back = parse_tcp_packet(packet)
+    assert back == seg
+    assert hdr == IPv4Header(SRC, DST, PROTO_TCP, ttl=17, tos=2, ident=99, dont_fragment=True)
+    assert hdr.total_length == len(packet) == 20 + 32 + 5
+
+
+@settings(max_examples=200)
+@given(
+    addresses, addresses, st.integers(0, 2**32 - 1), st.binary(max_size=100),
+    st.sampled_from([(), ((1, 2),)]), st.none() | st.tuples(st.integers(0, 9), st.integers(0, 9)),
+)  # fmt: skip
+def test_tcp_packet_round_trip(
+    src: str,
+    dst: str,
+    seq: int,
+    payload: bytes,
+    sack: tuple[tuple[int, int], ...],
+    ts: tuple[int, int] | None,
+) -> None:
+    seg = TcpSegment(1, 2, seq, 0, ACK, 1, payload=payload, sack_blocks=sack, timestamps=ts)
+    packet = build_tcp_packet(src, dst, seg)
+    hdr, back = parse_tcp_packet(packet)
+    assert back == seg and (hdr.src, hdr.dst) == (src, dst)
+    assert packet[20:] == encode_tcp(seg, src, dst)
+
+
+def test_parse_tcp_packet_rejects_other_protocols_and_fragments() -> None:
+    for proto in (PROTO_ICMP, PROTO_UDP, 41):
+        with pytest.raises(ParseError) as info:
+            parse_tcp_packet(encode_ipv4(IPv4Header(SRC, DST, proto), bytes(20)))
+        assert (info.value.field, info.value.kind) == ("IPv4 protocol", "unsupported")
+    for hdr in (IPv4Header(SRC, DST, more_fragments=True), IPv4Header(SRC, DST, frag_offset=185)):
+        with pytest.raises(ParseError) as info:
+            parse_tcp_packet(encode_ipv4(hdr, bytes(20)))
+        assert (info.value.field, info.value.kind) == ("IPv4 fragment", "unsupported")
+
+
+def test_parse_tcp_packet_checks_the_tcp_checksum_with_the_ip_addresses() -> None:
+    packet = bytearray(build_tcp_packet(SRC, DST, TcpSegment(1, 2, 3, flags=SYN, mss=1460)))
+    packet[-1] ^= 1  # the last MSS byte
+    with pytest.raises(ParseError) as info:
+        parse_tcp_packet(packet)
+    assert (info.value.field, info.value.kind) == ("TCP checksum", "bad checksum")
+    assert parse_tcp_packet(packet, verify_checksum=False)[1].mss == 1461
+    # Rewriting an address (and fixing only the IP checksum) breaks the pseudo-header.
+    packet = bytearray(build_tcp_packet(SRC, DST, TcpSegment(1, 2, 3)))
+    packet[12:16] = socket.inet_aton("192.0.2.9")
+    packet[10:12] = b"\0\0"
+    packet[10:12] = internet_checksum(packet[:20]).to_bytes(2, "big")
+    with pytest.raises(ParseError, match="TCP checksum"):
+        parse_tcp_packet(packet)
+
+
+def test_dataclass_replace_keeps_working() -> None:
+    hdr = IPv4Header(SRC, DST)
+    assert dataclasses.replace(hdr, ttl=1).ttl == 1
+
+
+# --- fuzzing ---------------------------------------------------------------------------
+
+
+def parse_or_parse_error(data: bytes, verify: bool) -> None:
+    try:
+        parse_tcp_packet(data, verify_checksum=verify)
+    except ParseError:
+        pass
+    try:
+        parse_ipv4(data, verify_checksum=verify)
+    except ParseError:
+        pass
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=100), st.booleans())
+def test_random_bytes_raise_only_parse_error(data: bytes, verify: bool) -> None:
+    parse_or_parse_error(data, verify)
+
+
+@settings(max_examples=500)
+@given(
+    st.binary(max_size=40),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6),
+    st.booleans(),
+)
+def test_mutated_packets_raise_only_parse_error(
+    payload: bytes, edits: list[tuple[int, int]], verify: bool
+) -> None:
+    seg = TcpSegment(1, 2, 3, 4, ACK, 5, payload=payload, timestamps=(6, 7), sack_blocks=((8, 9),))
+    packet = bytearray(build_tcp_packet(SRC, DST, seg))
+    for position, value in edits:
+        packet[position % len(packet)] = value
+    parse_or_parse_error(bytes(packet), verify)
