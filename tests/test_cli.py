@@ -70,7 +70,7 @@ def test_demo_pcap_reads_clean_in_tshark(tmp_path: Path, scenario: str) -> None:
         [tshark, "-r", str(pcap), "-o", "tcp.check_checksum:TRUE", "-T", "fields",
          "-e", "tcp.checksum.status", "-e", "_ws.malformed", "-e", "tcp.flags.str"],
         capture_output=True, text=True, timeout=60, check=True).stdout.splitlines()
-    assert len(fields) > 10
+    assert len(fields) >= 8
     for line in fields:
         status, malformed, _flags = line.split("\t")
         assert status == "1", line  # PROTO_CHECKSUM_E_GOOD (0 bad, 2 unverified)

@@ -31,6 +31,7 @@ from synack.config import Sysctl
 from synack.tcp.connection import TIME_WAIT_US, Connection, SockOpts, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
+from synack.tcp.tcpinfo import LINUX_STATES, TcpInfo
 from synack.tcp.state import CAN_SEND, State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
 from synack.wire.errors import ParseError
@@ -242,7 +243,8 @@ class Stack:
         opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
         iss = self.isn(key[0], key[1], key[2], key[3], now)
         child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
-                           opts=opts, iss=iss, now=now, mtu=self.mtu)
+                           opts=opts, iss=iss, now=now, mtu=self.mtu,
+                           ts_offset=self.rng.getrandbits(32))
         lst.syn_queue[(key[2], key[3])] = child
         child.open_passive(seg, now=now)
         self._collect_child(lst, key, child, now)
@@ -417,7 +419,7 @@ class Stack:
         sock.local, sock.remote = local, (ip, port)
         conn = Connection(local=local, remote=(ip, port), cfg=self.cfg, opts=sock.opts,
                           iss=self.isn(local[0], local[1], ip, port, now), now=now,
-                          mtu=self.mtu)
+                          mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
         sock.conn = conn
         sock.connecting = True
         self.conns[key] = conn
@@ -442,8 +444,12 @@ class Stack:
             sock.error_reported = True
             raise _oserror(conn.error)
 
-    def send(self, fd: int, data: bytes | bytearray | memoryview, *, now: int) -> int:
-        """Queue bytes; returns how many were taken. Raises when nothing can be."""
+    def send(self, fd: int, data: bytes | bytearray | memoryview, *, now: int,
+             flags: int = 0) -> int:
+        """Queue bytes; returns how many were taken. Raises when nothing can be.
+
+        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data.
+        """
         sock = self._sock(fd)
         conn = sock.conn
         if conn is None:
@@ -457,17 +463,22 @@ class Stack:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
-        n = conn.send(data, now=now)
+        n = conn.send(data, now=now, oob=bool(flags & _socket.MSG_OOB))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         self._collect_key(conn, now)
         return n
 
-    def recv(self, fd: int, n: int, *, now: int) -> bytes:
-        """Up to ``n`` bytes; b"" at end of stream; BlockingIOError when none yet."""
+    def recv(self, fd: int, n: int, *, now: int, flags: int = 0) -> bytes:
+        """Up to ``n`` bytes; b"" at end of stream; BlockingIOError when none yet.
+
+        With ``MSG_OOB`` the urgent byte (Linux: EINVAL when there is none).
+        """
         sock, conn = self._conn(fd)
         if n < 0:
             raise ValueError("negative buffersize in recv")
+        if flags & _socket.MSG_OOB:
+            return bytes([conn.recv_oob()]) if n else b""
         if conn.recv_q:
             data = conn.recv(n, now=now)
             self._collect_key(conn, now)
@@ -537,12 +548,32 @@ class Stack:
                 o.rcvbuf = max(2 * _need_int(ival), 2304)   # Linux doubles, min SOCK_MIN_RCVBUF
             elif option == _socket.SO_SNDBUF:
                 o.sndbuf = max(2 * _need_int(ival), 4608)   # min SOCK_MIN_SNDBUF
+            elif option == _socket.SO_OOBINLINE:
+                o.oobinline = bool(_need_int(ival))
+                if sock.conn is not None and sock.conn.rcv is not None:
+                    sock.conn.rcv.oobinline = o.oobinline
             else:
                 raise _oserror(errno.ENOPROTOOPT)
+        elif level == _socket.IPPROTO_TCP and option == _socket.TCP_CONGESTION:
+            name = value.rstrip(b"\0").decode() if isinstance(value, bytes) else str(value)
+            from synack.tcp.cc import AVAILABLE
+            if name not in AVAILABLE:
+                raise _oserror(errno.ENOENT, f"no congestion control {name!r}")
+            o.congestion = name
+            if sock.conn is not None:
+                sock.conn.set_congestion(name, now=now)
         elif level == _socket.IPPROTO_TCP:
             v = _need_int(ival)
             if option == _socket.TCP_NODELAY:
                 o.nodelay = bool(v)
+                if sock.conn is not None and v:
+                    sock.conn.push(now=now)
+                    self._collect_key(sock.conn, now)
+            elif option == _socket.TCP_CORK:
+                o.cork = bool(v)
+                if sock.conn is not None and not v:
+                    sock.conn.push(now=now)
+                    self._collect_key(sock.conn, now)
             elif option == _socket.TCP_KEEPIDLE:
                 o.keepidle = _ranged(v, 1, 32767)
             elif option == _socket.TCP_KEEPINTVL:
@@ -579,6 +610,8 @@ class Stack:
                 return o.rcvbuf or c.triple("net.ipv4.tcp_rmem")[1]
             if option == _socket.SO_SNDBUF:
                 return o.sndbuf or c.triple("net.ipv4.tcp_wmem")[1]
+            if option == _socket.SO_OOBINLINE:
+                return int(o.oobinline)
         elif level == _socket.IPPROTO_TCP:
             if option == _socket.TCP_NODELAY:
                 return int(o.nodelay)
@@ -590,6 +623,18 @@ class Stack:
                 return o.keepcnt or c.int("net.ipv4.tcp_keepalive_probes")
             if option == _socket.TCP_MAXSEG:
                 return sock.conn.mss if sock.conn else (o.maxseg or 536)
+            if option == _socket.TCP_CORK:
+                return int(o.cork)
+            if option == _socket.TCP_CONGESTION:
+                name = sock.conn.cc_name if sock.conn else (
+                    o.congestion or str(c["net.ipv4.tcp_congestion_control"]))
+                return name.encode().ljust(16, b"\0")   # TCP_CA_NAME_MAX
+            if option == _socket.TCP_INFO:
+                from synack.tcp.info import tcp_info
+                if sock.conn is None:
+                    return TcpInfo(tcpi_state=LINUX_STATES[
+                        "LISTEN" if sock.listener else "CLOSED"]).pack()
+                return tcp_info(sock.conn, sock.conn.now).pack()
         raise _oserror(errno.ENOPROTOOPT)
 
     # ------------------------------------------------------------ queries

@@ -20,8 +20,13 @@ leaves a choice the connection does what Linux does, and says so.
 
 The work is split: :class:`~synack.tcp.sender.Sender` holds SND.* and the send
 buffer, :class:`~synack.tcp.receiver.Receiver` holds RCV.* and reassembly,
-:class:`~synack.tcp.rtt.RttEstimator` the RTO; the timers live in
-:mod:`synack.tcp.timers`. This module coordinates them and owns the state.
+:class:`~synack.tcp.rtt.RttEstimator` the RTO,
+:class:`~synack.tcp.options.Negotiated` what the SYNs agreed (timestamps, SACK,
+window scale), :class:`~synack.tcp.ackpolicy.AckPolicy` when to ACK,
+:class:`~synack.tcp.recovery.Recovery` loss recovery over a pluggable
+congestion controller (:mod:`synack.tcp.cc`). This module owns the state and
+processes what comes in; :mod:`synack.tcp.output` decides what goes out and
+:mod:`synack.tcp.timeouts` runs the timers.
 """
 
 from __future__ import annotations
@@ -31,12 +36,19 @@ from dataclasses import dataclass
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.tcp import cc as ccmod
+from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.options import Negotiated
+from synack.tcp.output import OutputMixin
 from synack.tcp.receiver import Receiver
-from synack.tcp.rtt import RTO_FALLBACK_US, RttEstimator, retries_timeout_us
+from synack.tcp.recovery import CaState, Recovery
+from synack.tcp.rtt import RTO_FALLBACK_US, RttEstimator
+from synack.tcp.scoreboard import Scoreboard
 from synack.tcp.sender import Sender
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
+from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
-from synack.wire.tcp import ACK, FIN, PSH, RST, SYN, TcpSegment
+from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 SECOND = 1_000_000
@@ -55,6 +67,23 @@ class SockOpts:
     maxseg: int | None = None        # TCP_MAXSEG
     rcvbuf: int | None = None        # SO_RCVBUF as stored (Linux doubles the value set)
     sndbuf: int | None = None        # SO_SNDBUF as stored
+    cork: bool = False               # TCP_CORK
+    congestion: str | None = None    # TCP_CONGESTION
+    oobinline: bool = False          # SO_OOBINLINE
+
+
+@dataclass(frozen=True, slots=True)
+class TracePoint:
+    """Congestion state after one ACK or timeout, for time-sequence and cwnd plots."""
+
+    now: int
+    event: str            # "ack" or "rto"
+    cwnd: int             # segments
+    ssthresh: int         # segments
+    srtt: int | None      # microseconds
+    rto: int              # microseconds, backed off
+    snd_una: int
+    ca_state: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +96,7 @@ class StateChange:
     why: str
 
 
-class Connection:
+class Connection(OutputMixin, TimeoutsMixin):
     """A TCP control block driven by segments, calls and time."""
 
     def __init__(
@@ -80,9 +109,11 @@ class Connection:
         iss: int,
         now: int,
         mtu: int = 1500,
+        ts_offset: int = 0,
     ) -> None:
         self.local = local
         self.remote = remote
+        self.now = now
         self.cfg = cfg
         self.opts = opts
         self.state = State.CLOSED
@@ -92,8 +123,12 @@ class Connection:
         wmem = cfg.triple("net.ipv4.tcp_wmem")
         self.rcvbuf = opts.rcvbuf or rmem[1]
         sndbuf = opts.sndbuf or wmem[1]
-        # Linux keeps half of the receive buffer for overhead (tcp_adv_win_scale = 1).
+        # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
+        # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
+        # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
         self.rcv_capacity = max(self.rcvbuf // 2, 1)
+        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
+        self.snd_max_capacity = max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1)
         self.snd = Sender(iss, max(sndbuf // 2, 1))
         self.rcv: Receiver | None = None
         self.rtt = RttEstimator()
@@ -104,29 +139,47 @@ class Connection:
         # Handshake results.
         self.adv_mss = opts.maxseg or (mtu - 40)   # what we announce in our SYN
         self.peer_mss = DEFAULT_MSS
-        self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS
-        want_ws = cfg.int("net.ipv4.tcp_window_scaling") == 1
-        self.rcv_wscale_offer: int | None = _wscale_for(
-            opts.rcvbuf or rmem[2]) if want_ws else None
-        self.snd_wscale = 0
+        self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
+        self.neg = Negotiated(
+            timestamps=cfg.int("net.ipv4.tcp_timestamps") == 1,
+            sack=cfg.int("net.ipv4.tcp_sack") == 1,
+            rcv_wscale=_wscale_for(opts.rcvbuf or rmem[2])
+            if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None,
+            ts_offset=ts_offset)
+        self.ackp = AckPolicy(self.mss)
+        self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
+        cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
+        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now), None, self.mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
         self.retrans_stamp: int | None = None
-        self.rtt_seq: int | None = None      # the one segment being timed (Karn's rule)
+        self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
         self.rtt_time = 0
+        self.persist_backoff = 0
+        self.cwnd_limited = False
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
         self.wr_shut = False
         self.rd_shut = False
         # Keepalive.
         self.last_rcv = now
+        self.last_data_sent = now
         self.probes_out = 0
         # Counters, as `nstat` / `ss -ti` would show them.
         self.segs_in = 0
         self.segs_out = 0
+        self.data_segs_in = 0
+        self.data_segs_out = 0
         self.total_retrans = 0
+        self.rto_count = 0
         self.challenge_acks = 0
+        self.dsack_dups = 0
+        self.paws_rejected = 0
+        self.delivered = 0
+        self.rate_mark = (now, 0)
+        self.delivery_rate = 0                # bytes per second
+        self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
 
     # ------------------------------------------------------------------ helpers
     def _change(self, event: Event, now: int, why: str = "") -> None:
@@ -145,7 +198,8 @@ class Connection:
         # Linux tcp_close()/tcp_rcv_state_process(): an orphan waits tcp_fin_timeout in FIN_WAIT_2.
         self.timers.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
 
-    def _segment(self, flags: int, seq: int, payload: bytes = b"", **options: object) -> TcpSegment:
+    def _segment(self, flags: int, seq: int, payload: bytes = b"", *, urgent: int = 0,
+                 **options: object) -> TcpSegment:
         rcv = self.rcv
         ack = rcv.rcv_nxt if (rcv is not None and flags & ACK) else 0
         if flags & SYN:
@@ -155,12 +209,23 @@ class Connection:
                 rcv.rcv_adv = sq.add(rcv.rcv_nxt, window)
         else:
             window = rcv.window_field() if rcv else 0
+            neg = self.neg
+            if neg.ts_ok:
+                options["timestamps"] = neg.ack_timestamps(self.now)
+            if neg.sack_ok and rcv is not None and flags & ACK and (rcv.ooo or rcv.dsack):
+                options["sack_blocks"] = rcv.sack_blocks(3 if neg.ts_ok else 4)
         seg = TcpSegment(
             src_port=self.local[1], dst_port=self.remote[1], seq=seq, ack=ack,
-            flags=flags, window=window, payload=payload, **options,  # type: ignore[arg-type]
+            flags=flags, window=window, urgent=urgent, payload=payload,
+            **options,  # type: ignore[arg-type]
         )
         self.outbox.append(seg)
         self.segs_out += 1
+        if flags & ACK and rcv is not None:
+            self.last_ack_sent = rcv.rcv_nxt
+            rcv.sent_ack()
+            self.ackp.on_ack_sent()
+            self.timers.delack = None
         return seg
 
     def _send_ack(self) -> None:
@@ -188,18 +253,21 @@ class Connection:
         # Linux tcp_send_active_reset(): RST|ACK at SND.NXT acknowledging RCV.NXT.
         self._segment(RST | ACK, self.snd.snd_nxt)
 
-    def _syn_options(self) -> dict[str, object]:
-        return {"mss": self.adv_mss, "wscale": self.rcv_wscale_offer}
-
-    def _take_syn_options(self, seg: TcpSegment) -> None:
+    def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
+        neg = self.neg
+        neg.take_syn(seg, now)
         self.peer_mss = seg.mss if seg.mss else DEFAULT_MSS
-        self.mss = max(min(self.peer_mss, self.adv_mss), 64)
-        if seg.wscale is not None and self.rcv_wscale_offer is not None:
-            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: values above 14 mean 14
-        else:
-            self.rcv_wscale_offer = None
-        wscale = self.rcv_wscale_offer or 0
-        self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, wscale)
+        # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
+        self.mss = max(min(self.peer_mss, self.adv_mss) - neg.option_len(), 64)
+        self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
+                            max_capacity=self.rcv_max_capacity)
+        self.rcv.oobinline = self.opts.oobinline
+        rec = self.rec
+        rec.mss = rec.cc.mss = self.mss
+        if neg.sack_ok:
+            rec.board = Scoreboard(self.mss)
+        self.ackp = AckPolicy(self.mss)
+        self.ackp.enter_quickack(self.rcv_capacity)
 
     def _fail(self, err: int, now: int, event: Event, why: str) -> None:
         self.error = err
@@ -213,7 +281,8 @@ class Connection:
 
     def _send_syn(self, now: int) -> None:
         snd = self.snd
-        self._segment(SYN, snd.iss, **self._syn_options())
+        self._segment(SYN, snd.iss, **self.neg.syn_options(mss=self.adv_mss, now=now,
+                                                            synack=False))
         snd.snd_nxt = snd.snd_max = sq.add(snd.iss, 1)
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
@@ -223,16 +292,14 @@ class Connection:
         """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED."""
         self.passive = True
         self.state = State.LISTEN
-        self._take_syn_options(syn)
+        self._take_syn_options(syn, now)
         self._change(Event.RCV_SYN, now, "rcv SYN")
         self._send_synack(now)
 
     def _send_synack(self, now: int) -> None:
         snd = self.snd
-        options = self._syn_options()
-        if self.rcv_wscale_offer is None:
-            options["wscale"] = None
-        self._segment(SYN | ACK, snd.iss, **options)
+        self._segment(SYN | ACK, snd.iss, **self.neg.syn_options(
+            mss=self.adv_mss, now=now, synack=True))
         snd.snd_nxt = snd.snd_max = sq.add(snd.iss, 1)
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
@@ -241,7 +308,10 @@ class Connection:
     # ------------------------------------------------------------------ segments in
     def on_segment(self, seg: TcpSegment, *, now: int) -> None:
         """Process one incoming segment (RFC 9293 3.10.7)."""
+        self.now = now
         self.segs_in += 1
+        if seg.payload:
+            self.data_segs_in += 1
         if self.state is State.SYN_SENT:
             self._rcv_syn_sent(seg, now)
         elif self.state is not State.CLOSED:
@@ -262,11 +332,15 @@ class Connection:
             return
         if not flags & SYN:
             return
-        self._take_syn_options(seg)
+        self._take_syn_options(seg, now)
         rcv = self.rcv
         assert rcv is not None
         if flags & ACK:
             self._on_new_ack(seg.ack, now)
+            if self.neg.ts_ok and seg.timestamps is not None and self.retransmits:
+                # RFC 7323 4.1: the echo times even a retransmitted SYN.
+                self.rtt.sample(max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF,
+                                    1) * 1000)
             self._start_data_rto()
             snd.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
             snd.max_wnd = snd.snd_wnd
@@ -303,6 +377,11 @@ class Connection:
             and flags & (SYN | ACK | RST | FIN) == SYN | ACK and not seg.payload
             and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
         )
+        # RFC 7323 5.3: PAWS drops an old duplicate before anything else looks at it.
+        if not simultaneous and self.neg.paws_reject(seg, now):
+            self.paws_rejected += 1
+            self._send_ack()
+            return
         # First: sequence number acceptability.
         if not simultaneous and not rcv.acceptable(seg.seq, seg_len):
             if flags & RST:
@@ -310,10 +389,14 @@ class Connection:
             if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
                 self._send_synack(now)       # the peer retransmitted its SYN
                 return
+            if seg.payload and self.neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack") \
+                    and sq.le(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt):
+                rcv.dsack = (seg.seq, sq.add(seg.seq, len(seg.payload)))  # RFC 2883
             self._send_ack()
             return
         self.last_rcv = now
         self.probes_out = 0
+        self.neg.update_recent(seg, self.last_ack_sent, now)
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
             if seg.seq != rcv.rcv_nxt:
@@ -340,7 +423,8 @@ class Connection:
         if not flags & ACK:
             return
         # RFC 7323 2.2: the window of a SYN is never scaled.
-        wnd = seg.window if flags & SYN else seg.window << self.snd_wscale
+        wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
+        fin_was_acked = snd.fin_acked
         if state is State.SYN_RECEIVED:
             if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
                 self._send_reset_reply(seg)
@@ -359,11 +443,8 @@ class Connection:
         elif sq.lt(seg.ack, sq.add(snd.snd_una, -max(snd.max_wnd, 1))):
             self._send_ack()                 # RFC 5961 5.2: too old to be plausible
             return
-        fin_was_acked = snd.fin_acked
-        if sq.gt(seg.ack, snd.snd_una):
-            self._on_new_ack(seg.ack, now)
-        if sq.ge(seg.ack, snd.snd_una):
-            snd.update_window(seg.seq, seg.ack, wnd)
+        else:
+            self._process_ack(seg, wnd, now)
         fin_acked_now = snd.fin_acked and not fin_was_acked
         if state is State.LAST_ACK and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
@@ -371,6 +452,9 @@ class Connection:
         if state is State.CLOSING and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
             return
+        # Sixth: the urgent pointer (Linux: the urgent byte is the one before it).
+        if flags & URG and seg.urgent and state in CAN_RECEIVE:
+            rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
         if seg.payload and state in CAN_RECEIVE:
             if self.app_closed and state in (State.FIN_WAIT_1, State.FIN_WAIT_2) and sq.gt(
@@ -381,8 +465,23 @@ class Connection:
                 self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
                 return
         fin_was_received = rcv.fin_received
+        ack_now = False
         if state in CAN_RECEIVE and (seg.payload or flags & FIN):
+            in_order = seg.seq == rcv.rcv_nxt
+            had_ooo = bool(rcv.ooo)
             rcv.accept(seg.seq, seg.payload, bool(flags & FIN))
+            if not seg.payload and not in_order:
+                ack_now = True               # an out-of-order FIN: a duplicate ACK at once
+            if seg.payload:
+                self.ackp.observe(len(seg.payload))
+                ooo = not in_order or had_ooo or bool(rcv.ooo) or rcv.dsack is not None
+                if ooo:
+                    self.ackp.enter_quickack(rcv.capacity)
+                ack_now = self.ackp.on_data(
+                    unacked=sq.diff(rcv.rcv_nxt, self.last_ack_sent), out_of_order=ooo,
+                    now=now)
+        elif seg_len:
+            ack_now = True                   # a duplicate FIN: say where we are
         fin_now = rcv.fin_received and not fin_was_received
         # Eighth: FIN, and the transitions it makes with the ACK of ours.
         if state is State.FIN_WAIT_1:
@@ -392,17 +491,88 @@ class Connection:
                 self._change(Event.RCV_ACK_OF_FIN, now)
             elif fin_now:
                 self._change(Event.RCV_FIN, now)
+            ack_now = ack_now or fin_now     # Linux tcp_fin(): ACK at once in FIN_WAIT_*
         elif fin_now:
+            if state is State.FIN_WAIT_2:
+                ack_now = True
+            elif not ack_now:
+                self.ackp.on_fin(now=now)    # ESTABLISHED: ping-pong, the ACK may wait
             self._change(Event.RCV_FIN, now)
-        if seg_len:
+        if ack_now:
             self._send_ack()
+        elif self.ackp.deadline is not None and self.timers.delack is None \
+                and self.last_ack_sent != rcv.rcv_nxt:
+            self.timers.delack = self.ackp.deadline
 
-    def _on_new_ack(self, ack: int, now: int) -> None:
+    def _process_ack(self, seg: TcpSegment, wnd: int, now: int) -> None:
+        """An acceptable ACK in a synchronized state: SND.UNA, SACK, RTT, recovery, window."""
+        snd = self.snd
+        rec = self.rec
+        una_before = snd.snd_una
+        old_wnd = snd.snd_wnd
+        dupack = (seg.ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
+                  and wnd == old_wnd and sq.gt(snd.snd_max, una_before))
+        acked = 0
+        rtt_us: int | None = None
+        if sq.gt(seg.ack, una_before):
+            rtt_us = snd.rtt_sample(seg.ack, now)
+            if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
+                    and seg.timestamps[1]:
+                rtt_us = max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF, 1) * 1000
+            acked = sq.diff(seg.ack, una_before)
+            self._on_new_ack(seg.ack, now, rtt_us)
+        newly_sacked = 0
+        board = rec.board
+        if board is not None:
+            newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
+            if board.last_dsack is not None:
+                self.dsack_dups += 1
+        if sq.ge(seg.ack, snd.snd_una):
+            snd.update_window(seg.seq, seg.ack, wnd)
+            if snd.snd_wnd > 0 and self.timers.persist is not None:
+                self.timers.persist = None   # the window opened: stop probing
+                self.persist_backoff = 0
+        data_acked = min(acked, max(sq.diff(seg.ack, snd.iss) - 1, 0))
+        self.delivered += data_acked + newly_sacked
+        if acked or newly_sacked or dupack:
+            rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
+                       dupack=dupack, snd_max=snd.snd_max, now=now, rtt_us=rtt_us,
+                       cwnd_limited=self.cwnd_limited)
+        if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
+            snd.snd_nxt = snd.snd_una
+        if self.trace is not None:
+            self._trace("ack", now)
+        if acked:
+            self._update_rate(now)
+            if snd.capacity < self.snd_max_capacity:
+                # Linux tcp_sndbuf_expand(): room for two windows of payload.
+                want = 2 * rec.cc.cwnd * self.mss
+                if want > snd.capacity:
+                    snd.capacity = min(want, self.snd_max_capacity)
+
+    def _trace(self, event: str, now: int) -> None:
+        assert self.trace is not None
+        cc = self.rec.cc
+        self.trace.append(TracePoint(now, event, cc.cwnd, cc.ssthresh, self.rtt.srtt,
+                                     self.rtt.backed_off(self.backoff), self.snd.snd_una,
+                                     self.rec.state.name))
+
+    def _update_rate(self, now: int) -> None:
+        """Delivery rate over the last RTT or so (``ss`` delivery_rate)."""
+        t0, d0 = self.rate_mark
+        span = now - t0
+        if span >= (self.rtt.srtt or 100_000):
+            self.delivery_rate = (self.delivered - d0) * 1_000_000 // max(span, 1)
+            self.rate_mark = (now, self.delivered)
+
+    def _on_new_ack(self, ack: int, now: int, rtt_us: int | None = None) -> None:
         """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
         snd = self.snd
         if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
-            self.rtt.sample(now - self.rtt_time)
+            rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
             self.rtt_seq = None
+        if rtt_us is not None:
+            self.rtt.sample(rtt_us)
             # Karn / RFC 6298 (5.5): a backed-off RTO stays until a valid sample; Linux
             # tcp_ack_update_rtt() resets icsk_backoff only here.
             self.backoff = 0
@@ -424,65 +594,47 @@ class Connection:
             self.rtt.rto = RTO_FALLBACK_US
         self.backoff = 0
 
-    # ------------------------------------------------------------------ sending
-    def _output(self, now: int) -> None:
-        """Send what the windows allow: new data, retransmissions after go-back, the FIN."""
-        state = self.state
-        if state in (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT):
-            return
-        snd = self.snd
-        while True:
-            nxt = snd.snd_nxt
-            data_end = snd.data_end
-            left = max(sq.diff(data_end, nxt), 0)
-            usable = sq.diff(sq.add(snd.snd_una, snd.snd_wnd), nxt)
-            n = min(left, self.mss, max(usable, 0))
-            fin = snd.fin_queued and n == left and sq.le(nxt, data_end)
-            if n == 0 and not fin:
-                break
-            flags = ACK
-            if n and n == left:
-                flags |= PSH
-            if fin:
-                flags |= FIN
-            payload = snd.slice(nxt, n) if n else b""
-            retrans = sq.lt(nxt, snd.snd_max)
-            self._segment(flags, nxt, payload)
-            end = sq.add(nxt, n + (1 if fin else 0))
-            snd.snd_nxt = end
-            if sq.gt(end, snd.snd_max):
-                snd.snd_max = end
-            if retrans:
-                self.total_retrans += 1
-                snd.bytes_retrans += n
-            else:
-                snd.bytes_sent += n
-                if self.rtt_seq is None:
-                    self.rtt_seq, self.rtt_time = nxt, now
-            if self.timers.rtx is None:
-                self.timers.rtx = now + self.rtt.backed_off(self.backoff)
-            if fin:
-                break
-
     def _queue_fin(self, now: int) -> None:
         self.snd.fin_queued = True
         self._change(Event.CLOSE, now, "close()" if self.app_closed else "shutdown(SHUT_WR)")
 
     # ------------------------------------------------------------------ the application
-    def send(self, data: bytes | bytearray | memoryview, *, now: int) -> int:
-        """Queue bytes for sending; returns how many fit in the send buffer."""
+    def send(self, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False) -> int:
+        """Queue bytes for sending; returns how many fit in the send buffer.
+
+        With ``oob`` (``MSG_OOB``) the last byte taken is urgent: segments up to it
+        carry URG and an urgent pointer just past it, as Linux sends them.
+        """
+        self.now = now
         n = self.snd.write(data)
         if n:
+            if oob:
+                self.snd.snd_up = self.snd.data_end
             self._output(now)
         return n
 
+    def set_congestion(self, name: str, *, now: int) -> None:
+        """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""
+        old = self.rec.cc
+        new = ccmod.create(name, mss=self.mss, now=now)
+        new.cwnd, new.ssthresh = old.cwnd, old.ssthresh
+        self.rec.cc = new
+
+    def push(self, *, now: int) -> None:
+        """TCP_CORK cleared or TCP_NODELAY set: send what was held back."""
+        self.now = now
+        self._output(now)
+
     def recv(self, n: int, *, now: int) -> bytes:
         """Take up to ``n`` in-order bytes; a window update goes out if reading opened it."""
+        self.now = now
         rcv = self.rcv
         if rcv is None:
             return b""
         before = sq.diff(rcv.rcv_adv, rcv.rcv_nxt)
         data = rcv.read(n)
+        if data:
+            rcv.autotune(now, self.rtt.srtt)
         if data and self.state in CAN_RECEIVE:
             # RFC 9293 3.8.6.2.2: announce the reopened window once it grew enough.
             old_adv = rcv.rcv_adv
@@ -491,8 +643,21 @@ class Connection:
                 self._send_ack()
         return data
 
+    def recv_oob(self) -> int:
+        """recv(MSG_OOB): the urgent byte; EINVAL without one, EAGAIN before it arrives."""
+        rcv = self.rcv
+        if rcv is None or self.opts.oobinline:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        if rcv.oob is None:
+            if rcv.urg_seq is not None:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            raise OSError(errno.EINVAL, "Invalid argument")
+        byte, rcv.oob = rcv.oob, None
+        return byte
+
     def shutdown_write(self, *, now: int) -> None:
         """shutdown(SHUT_WR): send a FIN after the queued data; we can still receive."""
+        self.now = now
         self.wr_shut = True
         if self.snd.fin_queued:
             return
@@ -502,6 +667,7 @@ class Connection:
 
     def close(self, *, now: int) -> None:
         """close(): orderly release, or RST when unread data or SO_LINGER 0 says so."""
+        self.now = now
         self.app_closed = True
         self.rd_shut = True
         state = self.state
@@ -532,106 +698,6 @@ class Connection:
         if self.state is not State.CLOSED:
             self._change(Event.ABORT, now, why)
 
-    # ------------------------------------------------------------------ timers
-    def next_deadline(self) -> int | None:
-        """When :meth:`tick` must next be called, or None."""
-        return self.timers.next()
-
-    def tick(self, *, now: int) -> None:
-        """Run every timer that is due at ``now``."""
-        t = self.timers
-        if t.rtx is not None and t.rtx <= now:
-            t.rtx = None
-            self._on_rto(now)
-        if t.finwait2 is not None and t.finwait2 <= now:
-            t.finwait2 = None
-            if self.state is State.FIN_WAIT_2:
-                self._change(Event.TIMEOUT, now, "tcp_fin_timeout")
-        if t.keepalive is not None and t.keepalive <= now:
-            t.keepalive = None
-            self._on_keepalive(now)
-        if t.timewait is not None and t.timewait <= now:
-            t.timewait = None
-            if self.state is State.TIME_WAIT:
-                self._change(Event.TIMEOUT, now, "2*MSL")
-
-    def _on_rto(self, now: int) -> None:
-        state = self.state
-        snd = self.snd
-        self.rtt_seq = None                  # Karn: never time a retransmitted segment
-        if state is State.SYN_SENT:
-            if self.retransmits >= self.cfg.int("net.ipv4.tcp_syn_retries"):
-                self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_syn_retries exhausted")
-                return
-            self.retransmits += 1
-            self.backoff += 1
-            self.total_retrans += 1
-            self._send_syn(now)
-            return
-        if state is State.SYN_RECEIVED:
-            if self.retransmits >= self.cfg.int("net.ipv4.tcp_synack_retries"):
-                self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_synack_retries exhausted")
-                return
-            self.retransmits += 1
-            self.backoff += 1
-            self.total_retrans += 1
-            self._send_synack(now)
-            return
-        if snd.in_flight() == 0:
-            return
-        if self.retrans_stamp is None:
-            self.retrans_stamp = now
-        limit = self.cfg.int("net.ipv4.tcp_retries2")
-        if self.app_closed:
-            limit = self.cfg.int("net.ipv4.tcp_orphan_retries") or 8
-        if self.retransmits and now - self.retrans_stamp >= retries_timeout_us(limit):
-            self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_retries2 exhausted")
-            return
-        self.retransmits += 1
-        self.backoff += 1
-        snd.snd_nxt = snd.snd_una             # go back: resend from the oldest unacked byte
-        self.timers.rtx = now + self.rtt.backed_off(self.backoff)
-        self._output(now)
-
-    def _keepalive_params(self) -> tuple[int, int, int]:
-        o, c = self.opts, self.cfg
-        idle = o.keepidle if o.keepidle is not None else c.int("net.ipv4.tcp_keepalive_time")
-        intvl = o.keepintvl if o.keepintvl is not None else c.int("net.ipv4.tcp_keepalive_intvl")
-        cnt = o.keepcnt if o.keepcnt is not None else c.int("net.ipv4.tcp_keepalive_probes")
-        return idle * SECOND, intvl * SECOND, cnt
-
-    def _arm_keepalive(self, now: int) -> None:
-        if self.opts.keepalive and self.state not in (State.CLOSED, State.SYN_SENT,
-                                                      State.TIME_WAIT):
-            idle, _, _ = self._keepalive_params()
-            self.timers.keepalive = self.last_rcv + idle
-        else:
-            self.timers.keepalive = None
-
-    def set_keepalive(self, *, now: int) -> None:
-        """SO_KEEPALIVE or its parameters changed: re-arm from the last segment received."""
-        self._arm_keepalive(now)
-
-    def _on_keepalive(self, now: int) -> None:
-        """Linux tcp_keepalive_timer(): probe an idle peer, give up after TCP_KEEPCNT."""
-        if not self.opts.keepalive or self.state in (State.CLOSED, State.SYN_SENT,
-                                                     State.TIME_WAIT):
-            return
-        idle, intvl, cnt = self._keepalive_params()
-        elapsed = now - self.last_rcv
-        if elapsed < idle:
-            self.timers.keepalive = self.last_rcv + idle
-            return
-        if self.probes_out >= cnt:
-            self.abort(now=now, why="keepalive: peer dead")
-            self.error = errno.ETIMEDOUT
-            return
-        if self.snd.in_flight() == 0:
-            # A probe is an ACK one byte behind SND.UNA: the peer must answer with an ACK.
-            self._segment(ACK, sq.add(self.snd.snd_una, -1))
-            self.probes_out += 1
-        self.timers.keepalive = now + intvl
-
     # ------------------------------------------------------------------ queries
     @property
     def recv_q(self) -> int:
@@ -644,12 +710,24 @@ class Connection:
         return len(self.snd.buf)
 
     @property
+    def cwnd_segments(self) -> int:
+        """The congestion window, in segments."""
+        return self.rec.cc.cwnd
+
+    @property
+    def ssthresh(self) -> int:
+        """The slow-start threshold, in segments."""
+        return self.rec.cc.ssthresh
+
+    @property
+    def cc_name(self) -> str:
+        """The congestion control algorithm in use."""
+        return self.rec.cc.name
+
+    @property
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
-
-
-TIME_WAIT_US = 60 * SECOND  # Linux TCP_TIMEWAIT_LEN: 2 * MSL with MSL = 30 s
 
 
 def _wscale_for(space: int) -> int:

@@ -12,7 +12,15 @@ before it has arrived.
 Memory is bounded by ``capacity``: we never advertise more than the free space
 (RFC 9293 3.8.6.2.2 receiver-side silly window avoidance keeps small openings
 back), and anything past the advertised right edge is trimmed, so what is
-queued never exceeds what was offered.
+queued never exceeds what was offered. ``capacity`` itself grows, like Linux's
+dynamic right-sizing (``tcp_rcv_space_adjust``), when the application reads
+more per round trip than the window allows, up to ``max_capacity``.
+
+SACK blocks (RFC 2018) are the out-of-order blocks, the one holding the most
+recently received segment first; a duplicate segment is reported once as a
+D-SACK block (RFC 2883). The urgent byte (RFC 9293 3.8.5, as Linux implements
+it: one byte, the one just before the urgent pointer) is taken out of the
+stream unless the socket has ``SO_OOBINLINE``.
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ class Receiver:
 
     __slots__ = (
         "irs", "rcv_nxt", "rcv_adv", "ready", "ooo", "ooo_bytes", "capacity", "wscale",
-        "fin_seq", "fin_received", "bytes_received", "mss",
+        "fin_seq", "fin_received", "bytes_received", "mss", "max_capacity", "recent",
+        "dsack", "urg_seq", "oob", "oobinline", "copied", "space_time", "space_copied",
+        "ooo_packets",
     )
 
-    def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0) -> None:
+    def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
+                 max_capacity: int | None = None) -> None:
         self.irs = irs
         self.rcv_nxt = sq.add(irs, 1)
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
@@ -41,6 +52,16 @@ class Receiver:
         self.fin_received = False
         self.bytes_received = 0
         self.mss = mss
+        self.max_capacity = max(max_capacity or capacity, capacity)
+        self.recent: list[int] = []        # starts of ooo blocks, most recently touched first
+        self.dsack: tuple[int, int] | None = None   # duplicate to report in the next ACK
+        self.urg_seq: int | None = None    # sequence number of the urgent byte, if pending
+        self.oob: int | None = None        # the urgent byte, taken out of the stream
+        self.oobinline = False
+        self.copied = 0                    # bytes handed to the application
+        self.space_time: int | None = None
+        self.space_copied = 0
+        self.ooo_packets = 0
 
     # -- the window -----------------------------------------------------------
     def free(self) -> int:
@@ -91,6 +112,8 @@ class Receiver:
         if payload:
             start = sq.diff(self.rcv_nxt, seq)       # bytes already received at the front
             if start > 0:
+                # RFC 2883: report the duplicate part as the first SACK block.
+                self.dsack = (seq, sq.add(seq, min(start, len(payload))))
                 payload = payload[start:]
                 seq = self.rcv_nxt
             room = sq.diff(self.rcv_adv, seq)
@@ -103,8 +126,11 @@ class Receiver:
                 self.rcv_nxt = sq.add(self.rcv_nxt, len(payload))
                 self._drain_ooo()
             else:
+                self.ooo_packets += 1
                 self._insert_ooo(seq, payload)
         gained = len(self.ready) - before
+        if gained and self.urg_seq is not None and not self.oobinline:
+            self._take_urgent(gained)
         self.bytes_received += gained
         if self.fin_seq is not None and not self.fin_received and self.rcv_nxt == self.fin_seq:
             self.fin_received = True
@@ -113,8 +139,30 @@ class Receiver:
                 self.rcv_adv = self.rcv_nxt
         return gained
 
+    def _take_urgent(self, gained: int) -> None:
+        """Linux tcp_urg(): pull the urgent byte out of the in-order stream."""
+        assert self.urg_seq is not None
+        back = sq.diff(self.rcv_nxt, self.urg_seq)   # how far behind RCV.NXT it is
+        if 0 < back <= gained:
+            pos = len(self.ready) - back
+            self.oob = self.ready[pos]
+            del self.ready[pos]
+            self.urg_seq = None
+
+    def on_urgent(self, urg_seq: int) -> None:
+        """The peer's urgent pointer says the byte at ``urg_seq`` is urgent."""
+        if sq.lt(urg_seq, self.rcv_nxt):
+            return                      # already delivered in order
+        self.urg_seq = urg_seq
+        self.oob = None
+
     def _insert_ooo(self, seq: int, data: bytes) -> None:
         end = sq.add(seq, len(data))
+        for bseq, bdata in self.ooo:     # wholly inside a block we hold: a duplicate
+            if sq.le(bseq, seq) and sq.le(end, sq.add(bseq, len(bdata))):
+                self.dsack = (seq, end)
+                self._touch(bseq)
+                return
         blocks = self.ooo
         i = 0
         while i < len(blocks) and sq.lt(sq.add(blocks[i][0], len(blocks[i][1])), seq):
@@ -134,6 +182,14 @@ class Receiver:
             j += 1
         blocks[i:j] = [[new_seq, new]]
         self.ooo_bytes += len(new)
+        self._touch(new_seq)
+
+    def _touch(self, start: int) -> None:
+        recent = self.recent
+        if start in recent:
+            recent.remove(start)
+        recent.insert(0, start)
+        del recent[8:]
 
     def _drain_ooo(self) -> None:
         blocks = self.ooo
@@ -145,16 +201,53 @@ class Receiver:
                 self.ready += bdata[skip:]
                 self.rcv_nxt = sq.add(self.rcv_nxt, len(bdata) - skip)
 
-    def sack_blocks(self) -> list[tuple[int, int]]:
-        """The out-of-order blocks held, as (left, right) edges."""
-        return [(s, sq.add(s, len(d))) for s, d in self.ooo]
+    def sack_blocks(self, limit: int = 4) -> tuple[tuple[int, int], ...]:
+        """SACK blocks for the next ACK: a pending D-SACK first, then the out-of-order
+        blocks, the most recently changed first (RFC 2018 section 4), at most ``limit``."""
+        out: list[tuple[int, int]] = []
+        if self.dsack is not None:
+            out.append(self.dsack)
+        if self.ooo:
+            starts = {s: sq.add(s, len(d)) for s, d in self.ooo}
+            order = [s for s in self.recent if s in starts]
+            order += [s for s in starts if s not in order]
+            out += [(s, starts[s]) for s in order]
+        return tuple(out[:limit])
+
+    def sent_ack(self) -> None:
+        """An ACK went out: a D-SACK is reported only once."""
+        self.dsack = None
 
     # -- application side ---------------------------------------------------------
     def read(self, n: int) -> bytes:
         """Up to ``n`` unread in-order bytes."""
-        out = bytes(self.ready[:n])
-        del self.ready[:n]
+        if n >= len(self.ready):
+            out = bytes(self.ready)
+            self.ready.clear()
+        else:
+            out = bytes(self.ready[:n])
+            del self.ready[:n]
+        self.copied += len(out)
         return out
+
+    def autotune(self, now: int, rtt_us: int | None) -> None:
+        """Grow the buffer when the application drains more than it per round trip.
+
+        Linux ``tcp_rcv_space_adjust()``: once per RTT, if the bytes copied to the
+        application in that RTT exceed what the buffer was sized for, size it
+        for twice that plus some headroom, so the window can stay ahead of a
+        sender in slow start.
+        """
+        if self.space_time is None:
+            self.space_time, self.space_copied = now, self.copied
+            return
+        if rtt_us is None or now - self.space_time < rtt_us:
+            return
+        copied = self.copied - self.space_copied
+        self.space_time, self.space_copied = now, self.copied
+        want = 2 * copied + 16 * self.mss
+        if want > self.capacity:
+            self.capacity = min(max(want, self.capacity), self.max_capacity)
 
     @property
     def eof(self) -> bool:

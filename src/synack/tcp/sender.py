@@ -17,6 +17,8 @@ after the last byte (``fin_seq``) once the application has closed.
 
 from __future__ import annotations
 
+from collections import deque
+
 from synack import seq as sq
 
 
@@ -26,7 +28,8 @@ class Sender:
     __slots__ = (
         "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
         "max_wnd", "buf", "buf_seq", "capacity", "fin_queued", "bytes_acked",
-        "bytes_sent", "bytes_retrans",
+        "bytes_sent", "bytes_retrans", "sent_log", "rtx_high", "push_marks", "snd_up",
+        "snd_sml",
     )
 
     def __init__(self, iss: int, capacity: int) -> None:
@@ -45,6 +48,13 @@ class Sender:
         self.bytes_acked = 0
         self.bytes_sent = 0
         self.bytes_retrans = 0
+        # (end seq, send time) of every first transmission still unacknowledged: RTT
+        # samples per ACK like Linux's skb timestamps, never from retransmitted data.
+        self.sent_log: deque[tuple[int, int]] = deque()
+        self.rtx_high = iss                  # everything below may have been retransmitted
+        self.push_marks: deque[int] = deque()  # end of each write(): PSH goes there
+        self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
+        self.snd_sml = iss                   # Minshall: end of the last small segment sent
 
     # -- application side -------------------------------------------------
     def space(self) -> int:
@@ -55,7 +65,8 @@ class Sender:
         """Queue as much of ``data`` as fits; returns how many bytes were taken."""
         n = min(len(data), self.space())
         if n:
-            self.buf += data[:n]
+            self.buf += data[:n] if n < len(data) else data
+            self.push_marks.append(self.data_end)
         return n
 
     @property
@@ -92,12 +103,26 @@ class Sender:
         off = sq.diff(seq, self.buf_seq)
         return bytes(self.buf[off:off + length])
 
+    def rtt_sample(self, ack: int, now: int) -> int | None:
+        """Forget first transmissions ``ack`` covers; the RTT of the oldest of them that
+        was never retransmitted (Karn's rule), as Linux's ``seq_rtt`` does."""
+        log = self.sent_log
+        sample = None
+        while log and sq.le(log[0][0], ack):
+            end, t = log.popleft()
+            if sample is None and sq.gt(end, self.rtx_high):
+                sample = now - t
+        return sample
+
     def on_ack(self, ack: int) -> int:
         """Advance SND.UNA to ``ack`` (already validated); returns sequence space acked."""
         acked = sq.diff(ack, self.snd_una)
         if acked <= 0:
             return 0
         self.snd_una = ack
+        marks = self.push_marks
+        while marks and sq.le(marks[0], ack):
+            marks.popleft()
         drop = sq.diff(ack, self.buf_seq)
         if drop > 0:
             drop = min(drop, len(self.buf))

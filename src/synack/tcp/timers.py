@@ -9,12 +9,15 @@ from __future__ import annotations
 
 
 class Timers:
-    """Deadlines of the retransmission, FIN_WAIT_2, keepalive and TIME_WAIT timers."""
+    """Deadlines of the retransmission, persist, delayed-ACK, FIN_WAIT_2, keepalive and
+    TIME_WAIT timers."""
 
-    __slots__ = ("rtx", "finwait2", "keepalive", "timewait")
+    __slots__ = ("rtx", "persist", "delack", "finwait2", "keepalive", "timewait")
 
     def __init__(self) -> None:
         self.rtx: int | None = None        # retransmission (SYN, SYN-ACK, data, FIN)
+        self.persist: int | None = None    # zero-window probes
+        self.delack: int | None = None     # delayed ACK
         self.finwait2: int | None = None   # orphaned FIN_WAIT_2: tcp_fin_timeout
         self.keepalive: int | None = None  # SO_KEEPALIVE probes
         self.timewait: int | None = None   # 2*MSL
@@ -22,14 +25,16 @@ class Timers:
     def next(self) -> int | None:
         """The earliest deadline, or None when no timer is armed."""
         best: int | None = None
-        for t in (self.rtx, self.finwait2, self.keepalive, self.timewait):
+        for t in (self.rtx, self.persist, self.delack, self.finwait2, self.keepalive,
+                  self.timewait):
             if t is not None and (best is None or t < best):
                 best = t
         return best
 
     def clear(self) -> None:
         """Disarm everything (the connection closed)."""
-        self.rtx = self.finwait2 = self.keepalive = self.timewait = None
+        self.rtx = self.persist = self.delack = None
+        self.finwait2 = self.keepalive = self.timewait = None
 
     def armed(self) -> dict[str, int]:
         """The armed timers by name, for display."""

@@ -1,0 +1,98 @@
+"""What the SYNs agreed on: window scaling, timestamps, SACK (RFC 7323, RFC 2018).
+
+An option is used only if both SYNs carried it (RFC 7323 2.2 / 3.2, RFC 2018 2).
+Timestamps serve two purposes here: an RTT sample from the echo (TSecr) of
+every ACK, even of retransmitted data, and PAWS (RFC 7323 5), which drops an
+old duplicate segment whose TSval is behind the last one we accepted.
+
+The TSval clock ticks in milliseconds with a random per-connection offset, as
+Linux's ``tcp_time_stamp_ms()`` with ``tcp_timestamps = 1``.
+"""
+
+from __future__ import annotations
+
+from synack.wire.tcp import TcpSegment
+
+PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000  # RFC 7323 5.5: after 24 days ts_recent is stale
+TS_HALF = 1 << 31
+
+
+def ts_before(a: int, b: int) -> bool:
+    """32-bit timestamp comparison: ``a`` is older than ``b``."""
+    return ((a - b) & 0xFFFFFFFF) >= TS_HALF
+
+
+class Negotiated:
+    """Options offered in our SYN and the ones both sides agreed to."""
+
+    __slots__ = ("offer_ts", "offer_sack", "rcv_wscale", "ts_ok", "sack_ok", "snd_wscale",
+                 "ts_offset", "ts_recent", "ts_recent_stamp")
+
+    def __init__(self, *, timestamps: bool, sack: bool, rcv_wscale: int | None,
+                 ts_offset: int) -> None:
+        self.offer_ts = timestamps
+        self.offer_sack = sack
+        self.rcv_wscale = rcv_wscale       # None: we do not offer window scaling
+        self.ts_ok = False
+        self.sack_ok = False
+        self.snd_wscale = 0
+        self.ts_offset = ts_offset
+        self.ts_recent = 0
+        self.ts_recent_stamp = 0
+
+    def tsval(self, now: int) -> int:
+        """Our timestamp clock at ``now`` (milliseconds plus the offset)."""
+        return (now // 1000 + self.ts_offset) & 0xFFFFFFFF
+
+    def syn_options(self, *, mss: int, now: int, synack: bool) -> dict[str, object]:
+        """Options for our SYN, or for our SYN,ACK (only what the peer's SYN offered)."""
+        if not synack:
+            ts = (self.tsval(now), 0) if self.offer_ts else None
+            return {"mss": mss, "wscale": self.rcv_wscale, "sack_permitted": self.offer_sack,
+                    "timestamps": ts}
+        ts = (self.tsval(now), self.ts_recent) if self.ts_ok else None
+        return {"mss": mss, "wscale": self.rcv_wscale, "sack_permitted": self.sack_ok,
+                "timestamps": ts}
+
+    def take_syn(self, seg: TcpSegment, now: int) -> None:
+        """Agree with the peer's SYN or SYN,ACK."""
+        if seg.wscale is not None and self.rcv_wscale is not None:
+            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: more than 14 means 14
+        else:
+            self.rcv_wscale = None
+            self.snd_wscale = 0
+        self.sack_ok = self.offer_sack and seg.sack_permitted
+        self.ts_ok = self.offer_ts and seg.timestamps is not None
+        if self.ts_ok and seg.timestamps is not None:
+            self.ts_recent = seg.timestamps[0]
+            self.ts_recent_stamp = now
+
+    @property
+    def rcv_shift(self) -> int:
+        """Our window scale, once agreed (0 otherwise)."""
+        return self.rcv_wscale or 0
+
+    def option_len(self) -> int:
+        """Bytes of options on every data segment (the MSS is reduced by this)."""
+        return 12 if self.ts_ok else 0
+
+    def paws_reject(self, seg: TcpSegment, now: int) -> bool:
+        """RFC 7323 5.3 R1: an old TSval means an old duplicate (RSTs are exempt)."""
+        if not self.ts_ok or seg.timestamps is None or seg.flags & 0x04:
+            return False
+        if not ts_before(seg.timestamps[0], self.ts_recent):
+            return False
+        return now - self.ts_recent_stamp < PAWS_IDLE_US
+
+    def update_recent(self, seg: TcpSegment, last_ack_sent: int, now: int) -> None:
+        """RFC 7323 4.3 (2): remember TSval of the segment at the left window edge."""
+        if not self.ts_ok or seg.timestamps is None:
+            return
+        if ((seg.seq - last_ack_sent) & 0xFFFFFFFF) >= TS_HALF or seg.seq == last_ack_sent:
+            if not ts_before(seg.timestamps[0], self.ts_recent):
+                self.ts_recent = seg.timestamps[0]
+                self.ts_recent_stamp = now
+
+    def ack_timestamps(self, now: int) -> tuple[int, int] | None:
+        """The TS option for an outgoing non-SYN segment."""
+        return (self.tsval(now), self.ts_recent) if self.ts_ok else None

@@ -1,0 +1,163 @@
+"""What a connection sends next: retransmissions, new data, the FIN.
+
+Theory of operation
+-------------------
+:meth:`OutputMixin._output` runs after every input and sends as long as
+everything allows it:
+
+1. In fast recovery the scoreboard names lost ranges to retransmit (RFC 6675
+   NextSeg; NewReno's head segment without SACK). The first one goes at once,
+   the rest while ``pipe < cwnd`` (:mod:`synack.tcp.recovery`).
+2. Otherwise the bytes at SND.NXT: new data, or, after a timeout pulled SND.NXT
+   back, old data again -- skipping what the peer has SACKed. A segment needs
+   room in the congestion window (``pipe < cwnd * MSS``) and in the peer's
+   window. Small segments wait when
+
+   * only part of the peer's window is open and less than half its largest
+     window would be sent (sender-side silly window avoidance, RFC 9293
+     3.8.6.2.1);
+   * Nagle's algorithm holds them: a small segment is still unacknowledged
+     (Linux's Minshall variant of RFC 896), unless ``TCP_NODELAY``;
+   * ``TCP_CORK`` is set.
+
+   The FIN goes with the last byte, or alone once all data is out.
+3. If data waits, nothing is in flight and the peer's window is too small, the
+   persist timer is armed (:mod:`synack.tcp.timeouts`).
+
+PSH marks the segment that carries the last byte of each ``send()``; URG and
+the urgent pointer go on every segment before the urgent mark (``MSG_OOB``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from synack import seq as sq
+from synack.tcp.state import State
+from synack.wire.tcp import ACK, FIN, PSH, URG
+
+if TYPE_CHECKING:
+    from synack.tcp.connection import Connection
+
+_QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
+
+
+class OutputMixin:
+    """The sending half's decisions."""
+
+    def _output(self: Connection, now: int, *, probe: bool = False) -> None:
+        """Send whatever the windows, Nagle and cork allow right now."""
+        if self.state in _QUIET:
+            return
+        snd = self.snd
+        rec = self.rec
+        mss = self.mss
+        self.cwnd_limited = False
+        blocked_by_window = False
+        while True:
+            una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
+            rtx = rec.next_retransmit(una, smax)
+            if rtx is not None:
+                seq, length = rtx
+                if rec.head_pending or rec.budget(una, nxt, smax) >= length:
+                    self._transmit(seq, length, now, fin=False)
+                    rec.retransmitted(seq, length)
+                    continue
+                self.cwnd_limited = True
+                break
+            data_end = snd.data_end
+            left = max(sq.diff(data_end, nxt), 0)
+            fin_due = snd.fin_queued and sq.le(nxt, data_end)
+            if left == 0 and not fin_due:
+                break
+            board = rec.board
+            cap = mss
+            if board is not None and left and sq.lt(nxt, smax):
+                # Resending after a timeout: skip what the peer already holds.
+                holes = board.holes(nxt, sq.min_seq(smax, sq.add(nxt, mss)))
+                if not holes:
+                    snd.snd_nxt = sq.min_seq(smax, sq.add(nxt, mss))
+                    continue
+                if holes[0][0] != nxt:
+                    snd.snd_nxt = holes[0][0]
+                    continue
+                cap = sq.diff(holes[0][1], nxt)
+            if rec.budget(una, nxt, smax) <= 0 and not probe:
+                self.cwnd_limited = True
+                break
+            usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
+            n = min(left, cap, max(usable, 0))
+            if n < left and n < cap and not probe:
+                # Window-limited: only a worthwhile piece (RFC 9293 3.8.6.2.1).
+                if n <= 0 or n < snd.max_wnd // 2:
+                    blocked_by_window = True
+                    break
+            if 0 < n < mss and n == left and not fin_due and not probe \
+                    and self._nagle_holds(n):
+                break
+            fin = fin_due and n == left and usable >= n
+            if n == 0 and not fin:
+                blocked_by_window = True
+                break
+            self._transmit(nxt, n, now, fin=fin)
+            if fin or probe:
+                break
+        if blocked_by_window and snd.in_flight() == 0:
+            self._arm_persist(now)
+
+    def _nagle_holds(self: Connection, n: int) -> bool:
+        """Hold back a small segment? (Linux tcp_nagle_check, Minshall's variant)."""
+        if self.opts.cork:
+            return True
+        if self.opts.nodelay:
+            return False
+        snd = self.snd
+        return snd.in_flight() > 0 and sq.gt(snd.snd_sml, snd.snd_una) \
+            and sq.le(snd.snd_sml, snd.snd_nxt)
+
+    def _transmit(self: Connection, seq: int, n: int, now: int, *, fin: bool) -> None:
+        """Send [seq, seq + n) (and the FIN) from the buffer and do the bookkeeping."""
+        snd = self.snd
+        retrans = sq.lt(seq, snd.snd_max)
+        if not retrans and snd.in_flight() == 0 and n:
+            # RFC 5681 4.1 / Linux tcp_cwnd_restart(): after an idle RTO, restart slow.
+            self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
+        end = sq.add(seq, n)
+        flags = ACK
+        for mark in snd.push_marks:
+            if sq.gt(mark, seq):
+                if sq.le(mark, end):
+                    flags |= PSH
+                break
+        if fin:
+            flags |= FIN
+        urgent = 0
+        if snd.snd_up is not None and sq.gt(snd.snd_up, seq):
+            flags |= URG
+            urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
+        payload = snd.slice(seq, n) if n else b""
+        self._segment(flags, seq, payload, urgent=urgent)
+        if fin:
+            end = sq.add(end, 1)
+        if n:
+            self.data_segs_out += 1
+            self.last_data_sent = now
+            self.ackp.on_data_sent(now)
+            if n < self.mss:
+                snd.snd_sml = end
+        if retrans:
+            self.total_retrans += 1
+            snd.bytes_retrans += n
+            if sq.gt(end, snd.rtx_high):
+                snd.rtx_high = end
+        else:
+            snd.bytes_sent += n
+            if n:
+                snd.sent_log.append((sq.add(seq, n), now))
+        if seq == snd.snd_nxt or sq.gt(end, snd.snd_nxt):
+            snd.snd_nxt = end
+        if sq.gt(end, snd.snd_max):
+            snd.snd_max = end
+        if self.timers.rtx is None:
+            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
+        self.timers.persist = None

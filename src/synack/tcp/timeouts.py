@@ -1,0 +1,169 @@
+"""What a connection does when its timers fire.
+
+Retransmission (RFC 6298 and RFC 5681 3.1), zero-window probes (the persist
+timer, RFC 9293 3.8.6.1), the delayed ACK, the orphaned FIN_WAIT_2 timeout
+(``tcp_fin_timeout``), keepalive (RFC 1122 4.2.3.6, Linux's parameters) and
+TIME_WAIT's 2*MSL. Mixed into :class:`~synack.tcp.connection.Connection`; the
+deadlines themselves are data in :class:`~synack.tcp.timers.Timers`.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from synack import seq as sq
+from synack.tcp.rtt import RTO_MAX_US, retries_timeout_us
+from synack.tcp.state import Event, State
+from synack.wire.tcp import ACK
+
+if TYPE_CHECKING:
+    from synack.tcp.connection import Connection
+
+SECOND = 1_000_000
+TIME_WAIT_US = 60 * SECOND  # Linux TCP_TIMEWAIT_LEN: 2 * MSL with MSL = 30 s
+
+
+class TimeoutsMixin:
+    """Timer handlers of a connection."""
+
+    def next_deadline(self: Connection) -> int | None:
+        """When :meth:`tick` must next be called, or None."""
+        return self.timers.next()
+
+    def tick(self: Connection, *, now: int) -> None:
+        """Run every timer that is due at ``now``."""
+        self.now = now
+        t = self.timers
+        if t.rtx is not None and t.rtx <= now:
+            t.rtx = None
+            self._on_rto(now)
+        if t.persist is not None and t.persist <= now:
+            t.persist = None
+            self._on_persist(now)
+        if t.delack is not None and t.delack <= now:
+            t.delack = None
+            self.ackp.on_timer()
+            if self.rcv is not None and self.state not in (State.CLOSED, State.TIME_WAIT):
+                self._send_ack()
+        if t.finwait2 is not None and t.finwait2 <= now:
+            t.finwait2 = None
+            if self.state is State.FIN_WAIT_2:
+                self._change(Event.TIMEOUT, now, "tcp_fin_timeout")
+        if t.keepalive is not None and t.keepalive <= now:
+            t.keepalive = None
+            self._on_keepalive(now)
+        if t.timewait is not None and t.timewait <= now:
+            t.timewait = None
+            if self.state is State.TIME_WAIT:
+                self._change(Event.TIMEOUT, now, "2*MSL")
+
+    def _on_rto(self: Connection, now: int) -> None:
+        state = self.state
+        snd = self.snd
+        self.rtt_seq = None                  # Karn: never time a retransmitted segment
+        if state is State.SYN_SENT:
+            if self.retransmits >= self.cfg.int("net.ipv4.tcp_syn_retries"):
+                self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_syn_retries exhausted")
+                return
+            self.retransmits += 1
+            self.backoff += 1
+            self.total_retrans += 1
+            self._send_syn(now)
+            return
+        if state is State.SYN_RECEIVED:
+            if self.retransmits >= self.cfg.int("net.ipv4.tcp_synack_retries"):
+                self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_synack_retries exhausted")
+                return
+            self.retransmits += 1
+            self.backoff += 1
+            self.total_retrans += 1
+            self._send_synack(now)
+            return
+        if snd.in_flight() == 0:
+            return
+        if self.retrans_stamp is None:
+            self.retrans_stamp = now
+        limit = self.cfg.int("net.ipv4.tcp_retries2")
+        if self.app_closed:
+            limit = self.cfg.int("net.ipv4.tcp_orphan_retries") or 8
+        if self.retransmits and now - self.retrans_stamp >= retries_timeout_us(limit):
+            self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_retries2 exhausted")
+            return
+        self.retransmits += 1
+        self.backoff += 1
+        self.rto_count += 1
+        # RFC 5681 3.1 / Linux tcp_enter_loss(): cwnd 1, resend from SND.UNA in slow start.
+        self.rec.on_rto(snd_una=snd.snd_una, snd_max=snd.snd_max, now=now)
+        snd.rtx_high = snd.snd_max            # Karn: nothing outstanding can be timed now
+        snd.snd_nxt = snd.snd_una
+        self.timers.rtx = now + self.rtt.backed_off(self.backoff)
+        if self.trace is not None:
+            self._trace("rto", now)
+        self._output(now)
+
+    def _arm_persist(self: Connection, now: int) -> None:
+        """Zero window with data waiting and nothing in flight: probe (RFC 9293 3.8.6.1)."""
+        if self.timers.persist is None:
+            rto = min(self.rtt.rto << self.persist_backoff, RTO_MAX_US)
+            self.timers.persist = now + rto
+
+    def _on_persist(self: Connection, now: int) -> None:
+        """Linux tcp_probe_timer() / tcp_write_wakeup(): send a window probe and back off.
+
+        If part of the window is open the probe carries data; otherwise it is an ACK
+        one byte behind SND.UNA, which the peer must answer with its current window.
+        """
+        snd = self.snd
+        if self.state in (State.CLOSED, State.TIME_WAIT) or snd.unsent() == 0 and \
+                not (snd.fin_queued and not snd.fin_sent):
+            self.persist_backoff = 0
+            return
+        if snd.in_flight() > 0:
+            return                           # the retransmission timer is in charge
+        if snd.snd_wnd > 0:
+            self._output(now, probe=True)
+        else:
+            self._segment(ACK, sq.add(snd.snd_una, -1))
+            self.probes_out += 1
+        self.persist_backoff += 1
+        self._arm_persist(now)
+
+    def _keepalive_params(self: Connection) -> tuple[int, int, int]:
+        o, c = self.opts, self.cfg
+        idle = o.keepidle if o.keepidle is not None else c.int("net.ipv4.tcp_keepalive_time")
+        intvl = o.keepintvl if o.keepintvl is not None else c.int("net.ipv4.tcp_keepalive_intvl")
+        cnt = o.keepcnt if o.keepcnt is not None else c.int("net.ipv4.tcp_keepalive_probes")
+        return idle * SECOND, intvl * SECOND, cnt
+
+    def _arm_keepalive(self: Connection, now: int) -> None:
+        if self.opts.keepalive and self.state not in (State.CLOSED, State.SYN_SENT,
+                                                      State.TIME_WAIT):
+            idle, _, _ = self._keepalive_params()
+            self.timers.keepalive = self.last_rcv + idle
+        else:
+            self.timers.keepalive = None
+
+    def set_keepalive(self: Connection, *, now: int) -> None:
+        """SO_KEEPALIVE or its parameters changed: re-arm from the last segment received."""
+        self._arm_keepalive(now)
+
+    def _on_keepalive(self: Connection, now: int) -> None:
+        """Linux tcp_keepalive_timer(): probe an idle peer, give up after TCP_KEEPCNT."""
+        if not self.opts.keepalive or self.state in (State.CLOSED, State.SYN_SENT,
+                                                     State.TIME_WAIT):
+            return
+        idle, intvl, cnt = self._keepalive_params()
+        elapsed = now - self.last_rcv
+        if elapsed < idle:
+            self.timers.keepalive = self.last_rcv + idle
+            return
+        if self.probes_out >= cnt:
+            self.abort(now=now, why="keepalive: peer dead")
+            self.error = errno.ETIMEDOUT
+            return
+        if self.snd.in_flight() == 0:
+            # A probe is an ACK one byte behind SND.UNA: the peer must answer with an ACK.
+            self._segment(ACK, sq.add(self.snd.snd_una, -1))
+            self.probes_out += 1
+        self.timers.keepalive = now + intvl
