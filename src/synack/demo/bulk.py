@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from synack.config import Sysctl
 from synack.demo.driver import AppHost
@@ -42,6 +44,7 @@ class TransferResult:
     final_cwnd: int = 0
     rto_count: int = 0
     wall_s: float = 0.0
+    trace: list[Any] = field(default_factory=list)   # the sender's TracePoints
 
     def report(self) -> str:
         """The lines `synack sim` prints."""
@@ -64,7 +67,8 @@ def _stream(seed: int, n: int) -> bytes:
 def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
              back: LinkParams | None = None, sender_cfg: Sysctl | None = None,
              receiver_cfg: Sysctl | None = None, read_chunk: int = 1 << 20,
-             until_us: int = 3600 * 1_000_000, pcap: str | None = None) -> TransferResult:
+             until_us: int = 3600 * 1_000_000, pcap: str | None = None,
+             setup: Callable[[Network], None] | None = None) -> TransferResult:
     """Send ``nbytes`` from SENDER to RECEIVER over a link with the given impairments."""
     net = Network(seed)
     tx = Stack(SENDER, seed=seed, cfg=sender_cfg, name="sender")
@@ -110,6 +114,7 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
             return
         if not conn:
             conn.append(tx.connection(cfd))
+            conn[0].trace = []
         while st["off"] < nbytes:
             try:
                 st["off"] += tx.send(cfd, view[st["off"]:], now=now)
@@ -123,6 +128,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
 
     txh.apps.append(sender)
     rxh.apps.append(receiver)
+    if setup is not None:
+        setup(net)
     net.call_at(0, lambda now: tx.connect_ex(cfd, (RECEIVER, 5001), now=now))
     t0 = time.perf_counter()
     net.run(until=until_us, stop=lambda: "closed" in st and not tx.conns)
@@ -137,4 +144,5 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
         duration_us=st.get("closed", net.now), retransmits=retrans,
         packets=len(net.records), sha256=hashlib.sha256(got).hexdigest(),
         final_cwnd=getattr(conn[0], "cwnd_segments", 0) if conn else 0,
-        rto_count=getattr(conn[0], "rto_count", 0) if conn else 0, wall_s=wall)
+        rto_count=getattr(conn[0], "rto_count", 0) if conn else 0, wall_s=wall,
+        trace=conn[0].trace if conn else [])

@@ -35,7 +35,7 @@ class Receiver:
         "irs", "rcv_nxt", "rcv_adv", "ready", "ooo", "ooo_bytes", "capacity", "wscale",
         "fin_seq", "fin_received", "bytes_received", "mss", "max_capacity", "recent",
         "dsack", "urg_seq", "oob", "oobinline", "copied", "space_time", "space_copied",
-        "ooo_packets",
+        "ooo_packets", "space",
     )
 
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
@@ -61,6 +61,7 @@ class Receiver:
         self.copied = 0                    # bytes handed to the application
         self.space_time: int | None = None
         self.space_copied = 0
+        self.space = 0
         self.ooo_packets = 0
 
     # -- the window -----------------------------------------------------------
@@ -233,21 +234,27 @@ class Receiver:
     def autotune(self, now: int, rtt_us: int | None) -> None:
         """Grow the buffer when the application drains more than it per round trip.
 
-        Linux ``tcp_rcv_space_adjust()``: once per RTT, if the bytes copied to the
-        application in that RTT exceed what the buffer was sized for, size it
-        for twice that plus some headroom, so the window can stay ahead of a
-        sender in slow start.
+        Linux ``tcp_rcv_space_adjust()``: once per RTT, compare the bytes copied to
+        the application in that RTT with the last measure (``space``). If it grew,
+        size the window for twice what was copied plus 16 segments, plus twice the
+        growth seen -- a sender in slow start doubles each RTT and the window must
+        stay ahead of it.
         """
         if self.space_time is None:
             self.space_time, self.space_copied = now, self.copied
+            self.space = min(self.capacity, 10 * self.mss)   # tcp_init_buffer_space()
             return
         if rtt_us is None or now - self.space_time < rtt_us:
             return
         copied = self.copied - self.space_copied
         self.space_time, self.space_copied = now, self.copied
-        want = 2 * copied + 16 * self.mss
-        if want > self.capacity:
-            self.capacity = min(max(want, self.capacity), self.max_capacity)
+        if copied <= self.space:
+            return
+        rcvwin = 2 * copied + 16 * self.mss
+        rcvwin += 2 * (rcvwin * (copied - self.space) // max(self.space, 1))
+        self.space = copied
+        if rcvwin > self.capacity:
+            self.capacity = min(rcvwin, self.max_capacity)
 
     @property
     def eof(self) -> bool:
