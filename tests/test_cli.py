@@ -75,3 +75,25 @@ def test_demo_pcap_reads_clean_in_tshark(tmp_path: Path, scenario: str) -> None:
         status, malformed, _flags = line.split("\t")
         assert status == "1", line  # PROTO_CHECKSUM_E_GOOD (0 bad, 2 unverified)
         assert malformed == "", line
+
+
+def test_sim_reports_and_is_reproducible() -> None:
+    args = ["sim", "--bytes", "300K", "--delay", "10ms", "--rate", "20mbit", "--loss", "2%",
+            "--reorder", "3%", "--duplicate", "1%", "--corrupt", "1%", "--seed", "7",
+            "--cc", "reno"]
+    first, second = run(*args), run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "received      307200 bytes, intact" in first.stdout
+    for key in ("goodput", "retransmitted", "final cwnd", "virtual time"):
+        assert key in first.stdout
+    strip = [ln for ln in first.stdout.splitlines() if "simulated in" not in ln]
+    assert strip == [ln for ln in second.stdout.splitlines() if "simulated in" not in ln]
+    other = run(*args[:-4], "--seed", "8")
+    assert other.stdout != first.stdout
+
+
+def test_sim_rejects_bad_units() -> None:
+    for args in (["sim", "--rate", "fast"], ["sim", "--loss", "120%"], ["sim", "--delay", "5y"],
+                 ["sim", "--bytes", "-3"], ["sim", "--cc", "vegas"]):
+        r = run(*args)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (args, r.stderr)

@@ -4,6 +4,8 @@ Slow start doubles cwnd every RTT; after a loss CUBIC grows concave up to the
 old maximum, flattens, then convex beyond it; RTO backoff doubles the timeout.
 """
 
+import itertools
+
 from synack.config import Sysctl
 from synack.demo.bulk import SENDER, transfer
 from synack.demo.driver import drop_next
@@ -42,7 +44,7 @@ def test_slow_start_doubles_cwnd_every_rtt() -> None:
         r = transfer(3_000_000, link=LinkParams(delay_us=50 * MS), sender_cfg=cfg)
         assert r.intact
         cwnd = per_interval(r.trace, r.trace[0].now, 100 * MS, 7)   # RTT 100 ms
-        for a, b in zip(cwnd[1:], cwnd[2:]):
+        for a, b in itertools.pairwise(cwnd):
             assert b == 2 * a, (cc, cwnd)
 
 
@@ -52,7 +54,7 @@ def test_cubic_concave_then_convex_after_a_loss() -> None:
     recovery = [p for p in r.trace if p.ca_state == "RECOVERY"]
     w_loss = recovery[0].cwnd                        # ssthresh = 0.7 * W_max
     cwnd = per_interval(r.trace, recovery[0].now, 500 * MS, 22)
-    growth = [b - a for a, b in zip(cwnd, cwnd[1:])]
+    growth = [b - a for a, b in itertools.pairwise(cwnd)]
     w_max = round(w_loss * 1024 / 717)
     # Concave: fast at first, slowing down as cwnd nears W_max ...
     assert growth[0] > growth[2] > growth[4] >= 0
@@ -61,7 +63,7 @@ def test_cubic_concave_then_convex_after_a_loss() -> None:
     # ... then convex: faster and faster once past it (growth per 1.5 s keeps rising).
     last = len(plateau) and max(i for i, c in enumerate(cwnd) if abs(c - w_max) <= 2)
     sums = [sum(growth[i:i + 3]) for i in range(last, len(growth) - 2, 3)]
-    assert len(sums) >= 3 and all(b > a for a, b in zip(sums, sums[1:])), (cwnd, sums)
+    assert len(sums) >= 3 and all(b > a for a, b in itertools.pairwise(sums)), (cwnd, sums)
     assert cwnd[-1] > w_max * 1.5
 
 
@@ -73,7 +75,7 @@ def test_reno_grows_one_segment_per_rtt_after_a_loss() -> None:
     recovery = [p for p in r.trace if p.ca_state == "RECOVERY"]
     opened = next(p for p in r.trace if p.now > recovery[-1].now)
     cwnd = per_interval(r.trace, opened.now, 200 * MS, 8)     # RTT 200 ms
-    assert [b - a for a, b in zip(cwnd, cwnd[1:])] == [1] * 7
+    assert [b - a for a, b in itertools.pairwise(cwnd)] == [1] * 7
 
 
 def test_rto_backoff_doubles_until_the_link_returns() -> None:
@@ -85,8 +87,8 @@ def test_rto_backoff_doubles_until_the_link_returns() -> None:
     r = transfer(2_000_000, link=LinkParams(delay_us=10 * MS), setup=setup)
     assert r.intact and r.finished
     rtos = [p for p in r.trace if p.event == "rto"]
-    gaps = [b.now - a.now for a, b in zip(rtos, rtos[1:])]
+    gaps = [b.now - a.now for a, b in itertools.pairwise(rtos)]
     assert len(gaps) >= 5
-    for a, b in zip(gaps, gaps[1:]):
+    for a, b in itertools.pairwise(gaps):
         assert b == 2 * a, gaps
     assert all(p.cwnd == 1 for p in rtos)

@@ -35,13 +35,26 @@ def test_same_seed_same_run() -> None:
     assert (a.duration_us, a.retransmits, a.packets) == (b.duration_us, b.retransmits, b.packets)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_zero_window_stall_then_resume() -> None:
+    r = transfer(400_000, seed=2, link=LinkParams(delay_us=5 * MS), rcvbuf=16_384,
+                 stall=(50 * MS, 3_000 * MS))
+    assert r.intact and r.finished
+    assert r.duration_us > 3_000 * MS        # nothing could finish during the stall
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), nbytes=st.integers(0, 60_000),
        loss=st.floats(0, 0.2), dup=st.floats(0, 0.1), reorder=st.floats(0, 0.2),
-       corrupt=st.floats(0, 0.05))
+       corrupt=st.floats(0, 0.05),
+       rcvbuf=st.one_of(st.none(), st.integers(1_200, 8_000), st.integers(1 << 20, 8 << 20)),
+       stall=st.one_of(st.none(), st.tuples(st.integers(0, 200), st.integers(1, 3_000))))
 def test_random_impairments_deliver_every_byte_once_in_order(
-        seed: int, nbytes: int, loss: float, dup: float, reorder: float, corrupt: float) -> None:
+        seed: int, nbytes: int, loss: float, dup: float, reorder: float, corrupt: float,
+        rcvbuf: int | None, stall: tuple[int, int] | None) -> None:
+    """Any loss up to 20 %, reordering, duplication, corruption, tiny or huge windows and
+    zero-window stalls: every byte arrives once, in order, and every transfer finishes."""
     p = LinkParams(delay_us=2 * MS, loss=loss, duplicate=dup, reorder=reorder, corrupt=corrupt)
-    r = transfer(nbytes, seed=seed, link=p, back=p)
+    window = None if stall is None else (stall[0] * MS, (stall[0] + stall[1]) * MS)
+    r = transfer(nbytes, seed=seed, link=p, back=p, rcvbuf=rcvbuf, stall=window)
     assert r.intact, (r.received, nbytes)
     assert r.finished

@@ -7,6 +7,7 @@ exits with status 2 (argparse's convention); a failed run exits with 1.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -156,7 +157,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-v", "--verbose", action="store_true", help="show what each one does")
     s.add_argument("--reset", action="store_true", help="forget every saved value")
     s.set_defaults(func=_cmd_sysctl)
+
+    for modname in COMMAND_MODULES:
+        importlib.import_module(modname).add_parser(sub)
     return p
+
+
+# Subcommands that live in modules of their own. Each module has
+# ``add_parser(sub)``, which adds its parser and sets ``func`` (args -> exit status).
+COMMAND_MODULES: tuple[str, ...] = (
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -48,7 +48,7 @@ def parse_time_us(text: str) -> int:
     scale = {"": 1000, "us": 1, "usec": 1, "ms": 1000, "msec": 1000, "s": 10**6, "sec": 10**6}
     if unit not in scale:
         raise ValueError(f"bad time unit in {text!r} (use us, ms or s)")
-    return int(round(value * scale[unit]))
+    return round(value * scale[unit])
 
 
 def parse_ratio(text: str) -> float:

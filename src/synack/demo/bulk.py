@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,8 +69,14 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
              back: LinkParams | None = None, sender_cfg: Sysctl | None = None,
              receiver_cfg: Sysctl | None = None, read_chunk: int = 1 << 20,
              until_us: int = 3600 * 1_000_000, pcap: str | None = None,
-             setup: Callable[[Network], None] | None = None) -> TransferResult:
-    """Send ``nbytes`` from SENDER to RECEIVER over a link with the given impairments."""
+             setup: Callable[[Network], None] | None = None, rcvbuf: int | None = None,
+             stall: tuple[int, int] | None = None) -> TransferResult:
+    """Send ``nbytes`` from SENDER to RECEIVER over a link with the given impairments.
+
+    ``rcvbuf`` sets the receiver's SO_RCVBUF (on the listener, so the SYN already
+    advertises it); during ``stall`` = (start, end) microseconds the receiving
+    application reads nothing, so its window closes and the sender must probe.
+    """
     net = Network(seed)
     tx = Stack(SENDER, seed=seed, cfg=sender_cfg, name="sender")
     rx = Stack(RECEIVER, seed=seed + 1, cfg=receiver_cfg, name="receiver")
@@ -80,6 +87,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
     data = _stream(seed, nbytes)
     view = memoryview(data)
     lfd = rx.socket()
+    if rcvbuf is not None:
+        rx.setsockopt(lfd, socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     rx.bind(lfd, (RECEIVER, 5001))
     rx.listen(lfd)
     got = bytearray()
@@ -92,6 +101,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
             except BlockingIOError:
                 return
         if "closed" in st:
+            return
+        if stall is not None and stall[0] <= now < stall[1]:
             return
         while True:
             try:
@@ -130,6 +141,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
     rxh.apps.append(receiver)
     if setup is not None:
         setup(net)
+    if stall is not None:
+        net.call_at(stall[1], receiver)          # the application wakes up again
     net.call_at(0, lambda now: tx.connect_ex(cfd, (RECEIVER, 5001), now=now))
     t0 = time.perf_counter()
     net.run(until=until_us, stop=lambda: "closed" in st and not tx.conns)

@@ -26,7 +26,7 @@ MAX_QUICKACKS = 16       # Linux TCP_MAX_QUICKACKS
 class AckPolicy:
     """The receive side's decision: ACK now, or arm the delayed-ACK timer."""
 
-    __slots__ = ("quick", "pingpong", "deadline", "rcv_mss", "last_data_rcv")
+    __slots__ = ("deadline", "last_data_rcv", "pingpong", "quick", "rcv_mss")
 
     def __init__(self, rcv_mss: int) -> None:
         self.quick = 0
@@ -43,8 +43,7 @@ class AckPolicy:
 
     def observe(self, payload_len: int) -> None:
         """Linux tcp_measure_rcv_mss(): the largest segment seen sets 'full-sized'."""
-        if payload_len > self.rcv_mss:
-            self.rcv_mss = payload_len
+        self.rcv_mss = max(self.rcv_mss, payload_len)
 
     def on_data(self, *, unacked: int, out_of_order: bool, now: int) -> bool:
         """In-sequence-space data arrived; True means ACK it now."""

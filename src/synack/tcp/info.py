@@ -53,7 +53,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_snd_wscale=neg.snd_wscale if options & TCPI_OPT_WSCALE else 0,
         tcpi_rcv_wscale=neg.rcv_shift if options & TCPI_OPT_WSCALE else 0,
         tcpi_rto=conn.rtt.backed_off(conn.backoff),
-        tcpi_ato=40_000 if conn.ackp.pingpong else 40_000,
+        tcpi_ato=40_000,   # synack's delayed-ACK timeout is fixed at TCP_ATO_MIN
         tcpi_snd_mss=mss,
         tcpi_rcv_mss=conn.ackp.rcv_mss,
         tcpi_unacked=-(-flight // mss) if flight else 0,

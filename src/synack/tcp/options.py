@@ -25,8 +25,17 @@ def ts_before(a: int, b: int) -> bool:
 class Negotiated:
     """Options offered in our SYN and the ones both sides agreed to."""
 
-    __slots__ = ("offer_ts", "offer_sack", "rcv_wscale", "ts_ok", "sack_ok", "snd_wscale",
-                 "ts_offset", "ts_recent", "ts_recent_stamp")
+    __slots__ = (
+        "offer_sack",
+        "offer_ts",
+        "rcv_wscale",
+        "sack_ok",
+        "snd_wscale",
+        "ts_offset",
+        "ts_ok",
+        "ts_recent",
+        "ts_recent_stamp",
+    )
 
     def __init__(self, *, timestamps: bool, sack: bool, rcv_wscale: int | None,
                  ts_offset: int) -> None:
@@ -88,10 +97,11 @@ class Negotiated:
         """RFC 7323 4.3 (2): remember TSval of the segment at the left window edge."""
         if not self.ts_ok or seg.timestamps is None:
             return
-        if ((seg.seq - last_ack_sent) & 0xFFFFFFFF) >= TS_HALF or seg.seq == last_ack_sent:
-            if not ts_before(seg.timestamps[0], self.ts_recent):
-                self.ts_recent = seg.timestamps[0]
-                self.ts_recent_stamp = now
+        at_left_edge = ((seg.seq - last_ack_sent) & 0xFFFFFFFF) >= TS_HALF \
+            or seg.seq == last_ack_sent
+        if at_left_edge and not ts_before(seg.timestamps[0], self.ts_recent):
+            self.ts_recent = seg.timestamps[0]
+            self.ts_recent_stamp = now
 
     def ack_timestamps(self, now: int) -> tuple[int, int] | None:
         """The TS option for an outgoing non-SYN segment."""

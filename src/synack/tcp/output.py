@@ -124,11 +124,11 @@ class OutputMixin:
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
         end = sq.add(seq, n)
         flags = ACK
-        for mark in snd.push_marks:
-            if sq.gt(mark, seq):
-                if sq.le(mark, end):
-                    flags |= PSH
-                break
+        marks = snd.push_marks
+        while marks and sq.le(marks[0], seq):
+            marks.popleft()                  # passed: only the next write end matters
+        if marks and sq.le(marks[0], end):
+            flags |= PSH
         if fin:
             flags |= FIN
         urgent = 0

@@ -47,8 +47,19 @@ class CaState(enum.Enum):
 class Recovery:
     """Duplicate ACK counting, the recovery point, and the retransmission cursor."""
 
-    __slots__ = ("cc", "board", "mss", "state", "dupacks", "recover", "high_rxt",
-                 "head_pending", "fast_retransmits", "recoveries", "acked_acc")
+    __slots__ = (
+        "acked_acc",
+        "board",
+        "cc",
+        "dupacks",
+        "fast_retransmits",
+        "head_pending",
+        "high_rxt",
+        "mss",
+        "recover",
+        "recoveries",
+        "state",
+    )
 
     def __init__(self, cc: CongestionControl, board: Scoreboard | None, mss: int) -> None:
         self.cc = cc
