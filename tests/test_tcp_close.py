@@ -115,13 +115,28 @@ def test_closing_ack():
 
 # ---------------------------------------------------------------- passive close
 def test_established_fin():
+    # Linux tcp_fin(): CLOSE_WAIT and ping-pong mode, so the ACK of the FIN waits for the
+    # delayed-ACK timer (40 ms) in case the application closes and a FIN can carry it.
     stack, fd, peer = established_server()
-    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK) == [
-        ours(seq=ISS + 1, ack=IRS + 2, flags=ACK, window=WIN)
+    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK) == []
+    assert stack.state(fd) is State.CLOSE_WAIT
+    assert peer.run_until(40_000) == [
+        (40_000, ours(seq=ISS + 1, ack=IRS + 2, flags=ACK, window=WIN))
     ]
     assert stack.state(fd) is State.CLOSE_WAIT
     assert stack.recv(fd, 100, now=0) == b""
     assert stack.readable(fd)
+
+
+def test_close_wait_close_within_ato_merges_ack_and_fin():
+    # The application closes before the delayed ACK is due: one FIN,ACK both acknowledges
+    # the peer's FIN and carries ours -- the three-segment close seen in Linux captures.
+    stack, fd, peer = established_server()
+    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK, now=0) == []
+    stack.close(fd, now=10_000)
+    assert peer.out(10_000) == [ours(seq=ISS + 1, ack=IRS + 2, flags=FIN | ACK, window=WIN)]
+    assert conn_state(stack) is State.LAST_ACK
+    quiet(peer, 50_000)                  # no separate ACK left to send
 
 
 def test_close_wait_send():

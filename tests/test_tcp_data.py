@@ -190,16 +190,27 @@ def test_established_send_mss(mss, effective):
 
 
 def test_established_send_limited_by_peer_window():
+    # The peer's window (1000) is smaller than one segment (MSS 1460). Like Linux
+    # (tcp_snd_wnd_test: a full-sized segment must fit; the largest window seen, 65535
+    # from the SYN, keeps tcp_bound_to_half_wnd() from shrinking the MSS), the sender
+    # does not split its segment to fit: it waits, and the persist timer sends a
+    # window-sized piece at the RTO (srtt 1 us + 200 ms floor, Linux's rto formula).
     stack, fd, peer = established_server()
     assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=ACK, window=1000) == []
     assert stack.send(fd, b"a" * 2500, now=0) == 2500
-    assert peer.out() == [ours(seq=ISS + 1, ack=IRS + 1, flags=ACK, window=WIN,
-                               payload=b"a" * 1000)]
-    # Each ACK that slides the window lets the next 1000 bytes go.
-    assert peer.send(seq=IRS + 1, ack=ISS + 1001, flags=ACK, window=1000, now=10_000) == [
-        ours(seq=ISS + 1001, ack=IRS + 1, flags=ACK, window=WIN, payload=b"a" * 1000)
+    assert peer.out() == []
+    assert peer.run_until(200_001) == [
+        (200_001, ours(seq=ISS + 1, ack=IRS + 1, flags=ACK, window=WIN, payload=b"a" * 1000))
     ]
-    assert peer.send(seq=IRS + 1, ack=ISS + 2001, flags=ACK, window=1000, now=20_000) == [
+    # Its ACK (an RTT sample of ~100 ms: RTO 212.5 ms) leaves the window still below a
+    # segment: nothing at once, the next piece at the next persist deadline.
+    assert peer.send(seq=IRS + 1, ack=ISS + 1001, flags=ACK, window=1000, now=300_000) == []
+    assert stack.connection(fd).rtt.rto == 212_500
+    assert peer.run_until(512_500) == [
+        (512_500, ours(seq=ISS + 1001, ack=IRS + 1, flags=ACK, window=WIN, payload=b"a" * 1000))
+    ]
+    # A window that holds everything left lets the last 500 bytes go at once, with PSH.
+    assert peer.send(seq=IRS + 1, ack=ISS + 2001, flags=ACK, window=4000, now=600_000) == [
         ours(seq=ISS + 2001, ack=IRS + 1, flags=ACK | PSH, window=WIN, payload=b"a" * 500)
     ]
 

@@ -20,6 +20,7 @@ from transcript import (
     Peer,
     conn_state,
     established_client,
+    first_syn,
     listening,
     new_stack,
     ours,
@@ -41,7 +42,7 @@ def connecting(**kw):
     stack.bind(fd, (LOCAL, LPORT))
     assert stack.connect_ex(fd, (REMOTE, RPORT), now=0) == errno.EINPROGRESS
     peer = Peer(stack)
-    assert peer.out() == [ours(seq=ISS, flags=SYN, window=WIN, **SYN_OPTS)]
+    first_syn(peer)                     # mss, sackOK, TS, nop, wscale, as Linux sends them
     return stack, fd, peer
 
 
@@ -138,11 +139,14 @@ def test_syn_received_rst():
 
 
 def test_syn_received_fin():
-    # The final ACK and a FIN in one segment: ESTABLISHED and at once CLOSE_WAIT.
+    # The final ACK and a FIN in one segment: ESTABLISHED and at once CLOSE_WAIT. As in
+    # Linux's tcp_fin(), the ACK of the FIN is delayed (ping-pong mode), hoping to ride on
+    # the application's own FIN; the delayed-ACK timer sends it 40 ms later.
     stack, lfd, peer = listening()
     peer.send(seq=IRS, flags=SYN, mss=1460)
-    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK) == [
-        ours(seq=ISS + 1, ack=IRS + 2, flags=ACK, window=WIN)
+    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK) == []
+    assert peer.run_until(40_000) == [
+        (40_000, ours(seq=ISS + 1, ack=IRS + 2, flags=ACK, window=WIN))
     ]
     fd, _ = stack.accept(lfd)
     assert stack.state(fd) is State.CLOSE_WAIT

@@ -21,8 +21,10 @@ from transcript import (
     Peer,
     conn_state,
     established_server,
+    first_syn,
     listening,
     new_stack,
+    our_syn,
     ours,
     quiet,
 )
@@ -37,7 +39,6 @@ WIN = 65535
 SEC = 1_000_000
 MS = 1_000
 
-SYN_SEG = ours(seq=ISS, flags=SYN, window=WIN, mss=1460, wscale=7)
 SYNACK_SEG = ours(seq=ISS, ack=IRS + 1, flags=SYN | ACK, window=WIN, mss=1460)
 
 
@@ -54,8 +55,13 @@ def connecting(**kw):
     stack.bind(fd, (LOCAL, LPORT))
     stack.connect_ex(fd, (REMOTE, RPORT), now=0)
     peer = Peer(stack)
-    assert peer.out() == [SYN_SEG]
+    peer.ts0 = first_syn(peer)
     return stack, fd, peer
+
+
+def syns(peer: Peer, *seconds: int) -> list:
+    """The SYN retransmissions expected at these times (the TS clock moved on, 1 ms a tick)."""
+    return [(t * SEC, our_syn(peer.ts0, t * SEC)) for t in seconds]
 
 
 def server_with_rtt(rtt: int):
@@ -75,9 +81,7 @@ def data(seq: int, payload: bytes):
 def test_syn_sent_retransmissions():
     # tcp_syn_retries = 6: RTO 1 s doubling (RFC 6298 2.1, 5.5), then ETIMEDOUT at 127 s.
     stack, fd, peer = connecting()
-    assert peer.run_until(127 * SEC - 1) == [
-        (t * SEC, SYN_SEG) for t in (1, 3, 7, 15, 31, 63)
-    ]
+    assert peer.run_until(127 * SEC - 1) == syns(peer, 1, 3, 7, 15, 31, 63)
     assert stack.state(fd) is State.SYN_SENT
     assert peer.run_until(127 * SEC) == []          # gives up silently
     assert stack.state(fd) is State.CLOSED
@@ -93,7 +97,7 @@ def test_syn_sent_timeout_recv():
 
 def test_syn_sent_retransmissions_sysctl():
     stack, fd, peer = connecting(cfg=sysctl(tcp_syn_retries=2))
-    assert peer.run_until(7 * SEC - 1) == [(1 * SEC, SYN_SEG), (3 * SEC, SYN_SEG)]
+    assert peer.run_until(7 * SEC - 1) == syns(peer, 1, 3)
     quiet(peer, 7 * SEC)
     assert stack.state(fd) is State.CLOSED
 
@@ -214,7 +218,7 @@ def test_karn_retransmitted_syn_rto_fallback():
     # SYN retransmitted at 1 s, SYN,ACK at 1.5 s: no sample (Karn), so data starts with
     # RFC 6298 (5.7)'s 3 s RTO, as Linux tcp_init_metrics() does (TCP_TIMEOUT_FALLBACK).
     stack, fd, peer = connecting()
-    assert peer.run_until(1500 * MS) == [(1 * SEC, SYN_SEG)]
+    assert peer.run_until(1500 * MS) == syns(peer, 1)
     assert peer.send(seq=IRS, ack=ISS + 1, flags=SYN | ACK, mss=1460, now=1500 * MS) == [
         ours(seq=ISS + 1, ack=IRS + 1, flags=ACK, window=WIN)
     ]

@@ -79,6 +79,30 @@ def ours(**fields) -> TcpSegment:
     return TcpSegment(**base)
 
 
+# What a Linux-like stack offers in its own SYN (net.ipv4.tcp_sack and tcp_timestamps on),
+# in Linux's order: mss, sackOK, TS val ecr, nop, wscale (tcp_options_write()).
+SYN_OPTIONS = {"mss": 1460, "sack_permitted": True, "wscale": 7}
+LINUX_SYN_OPTION_KINDS = (2, 4, 8, 1, 3)
+
+
+def our_syn(ts0: int, now: int = 0, **fields) -> TcpSegment:
+    """The stack's SYN sent at ``now``, its TS clock reading ``ts0`` at time 0 (1 ms ticks)."""
+    base = {"seq": L_ISN, "flags": SYN, "window": 65535,
+            "timestamps": ((ts0 + now // 1000) & 0xFFFFFFFF, 0), **SYN_OPTIONS}
+    base.update(fields)
+    return ours(**base)
+
+
+def first_syn(peer: Peer) -> int:
+    """Consume the stack's first SYN, check all of it but the random TS value; return that."""
+    (syn,) = peer.out()
+    assert syn.option_kinds == LINUX_SYN_OPTION_KINDS
+    assert syn.timestamps is not None
+    ts0 = syn.timestamps[0]
+    assert syn == our_syn(ts0)
+    return ts0
+
+
 def conn_state(stack: Stack, port: int = RPORT) -> State | None:
     """The state of the stack's connection to the peer on ``port`` (None: none left), as ``ss``."""
     for row in stack.connections():

@@ -66,6 +66,14 @@ class Sock:
 
 
 @dataclass(frozen=True, slots=True)
+class Offload:
+    """What the device under the stack does for it (virtio-net offloads)."""
+
+    tx_csum: bool = False   # the device fills in TCP checksums: we put the pseudo-header sum
+    tso_max: int = 0        # largest IPv4 packet the device cuts into MSS segments (0: no TSO)
+
+
+@dataclass(frozen=True, slots=True)
 class ConnInfo:
     """One row of ``ss -tan``."""
 
@@ -104,10 +112,14 @@ class Stack:
         self._out: list[bytes] = []
         self._next_fd = 3
         self._ident = self.rng.getrandbits(16)
+        self.offload: Offload | None = None   # set by the driver from its link
 
     # ============================================================ packets
-    def receive(self, packet: bytes, *, now: int) -> None:
-        """One IPv4 packet from the wire. Never raises for anything the peer sent."""
+    def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
+        """One IPv4 packet from the wire. Never raises for anything the peer sent.
+
+        ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
+        """
         try:
             ip, seg = parse_tcp_packet(packet)
         except ParseError as exc:
@@ -147,6 +159,10 @@ class Stack:
         self._collect(now)
         out, self._out = self._out, []
         return out
+
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+        """Like :meth:`transmit`, with each packet's GSO size (0: an ordinary packet)."""
+        return [(p, 0) for p in self.transmit(now=now)]
 
     def next_deadline(self) -> int | None:
         """The earliest time :meth:`tick` must run, or None when nothing is pending."""
