@@ -16,11 +16,18 @@ demo: $(STAMP)
 	$(BIN)/synack demo
 
 # Debian packages the interop and capture tests use, installed when missing.
+# One "command package" pair per tool; apt-get update runs once, only if something is missing.
+SYSTEM_TOOLS := tshark:tshark tcpdump:tcpdump ping:iputils-ping ip:iproute2 tc:iproute2 \
+	ss:iproute2 nstat:iproute2 curl:curl nmap:nmap
 system-deps:
-	@if ! command -v tshark >/dev/null 2>&1; then \
-		echo "installing tshark"; \
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
+		echo "installing $$missing"; \
 		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: $(STAMP) system-deps

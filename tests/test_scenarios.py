@@ -4,8 +4,13 @@ import errno
 
 import pytest
 
-from synack.demo.scenarios import SCENARIOS, worked_example
+from synack.cli import main
+from synack.config import Sysctl
+from synack.demo.scenarios import DESCRIPTIONS, DESCRIPTIONS_ZH, SCENARIOS, worked_example
+from synack.stack import Stack
+from synack.tcp.timewait import TimeWait
 from synack.wire.ipv4 import parse_tcp_packet
+from synack.wire.tcp import ACK, FIN, RST
 
 CLIENT_ISN, SERVER_ISN = 100, 300
 UP, DOWN, LAST = 1000, 2000, 50
@@ -105,3 +110,202 @@ def test_every_scenario_prints_ladder_and_explanation(name: str) -> None:
     assert len(out.explanation.split()) > 30
     for rec in out.net.records:       # every packet on the wire is well formed
         parse_tcp_packet(rec.data)
+
+
+# ----------------------------------------------------------------------------- opening
+def test_three_way_handshake_numbers() -> None:
+    f = SCENARIOS["three-way-handshake"](1).facts
+    assert f["syn"] == (CLIENT_ISN, 0x02)
+    assert f["synack"] == (SERVER_ISN, CLIENT_ISN + 1)
+    assert f["ack"] == (CLIENT_ISN + 1, SERVER_ISN + 1)
+    assert f["first_data_seq"] == CLIENT_ISN + 1        # the bare ACK used no number
+    assert f["client_established_us"] == 20_000 and f["server_established_us"] == 30_000
+    assert f["mss"] == (1460, 1460) and f["sack_ok"] and f["timestamps"]
+
+
+def test_why_not_two_way_old_syn_is_reset_by_the_client() -> None:
+    f = SCENARIOS["why-not-two-way"](1).facts
+    assert f["synack_acks"] == [91, CLIENT_ISN + 1]     # first answers the old SYN (seq 90)
+    assert f["client_rst"] == (91, RST)                 # SEQ = the unacceptable ACK
+    assert f["server_child_closed_by_rst"]
+    assert f["client_state"] == "ESTABLISHED" and f["connect_result"] == 0
+
+
+def test_simultaneous_open_goes_through_syn_received_on_both_sides() -> None:
+    f = SCENARIOS["simultaneous-open"](1).facts
+    path = ["SYN_SENT", "SYN_RECEIVED", "ESTABLISHED"]
+    assert f["a_states"] == path and f["b_states"] == path
+    assert f["synacks"] == 2 and f["segments"] == 6
+
+
+# ----------------------------------------------------------------------------- closing
+def test_four_way_close_is_four_segments() -> None:
+    f = SCENARIOS["four-way-close"](1).facts
+    flags = [(src, int(fl)) for src, fl, _s, _a in f["close_segments"]]
+    assert flags == [("left", FIN | ACK), ("right", ACK), ("right", FIN | ACK), ("left", ACK)]
+    assert f["client_states"][-4:] == ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSED"]
+    assert f["server_states"][-3:] == ["CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert f["close_wait_us"] >= 100_000 and f["time_wait_us"] == 60_000_000
+
+
+def test_simultaneous_close_passes_through_closing() -> None:
+    f = SCENARIOS["simultaneous-close"](1).facts
+    for states in (f["client_states"], f["server_states"]):
+        assert states[-4:] == ["FIN_WAIT_1", "CLOSING", "TIME_WAIT", "CLOSED"]
+    assert f["fins"] == 2
+    assert f["client_time_wait_us"] == f["server_time_wait_us"] is not None
+
+
+def test_close_wait_leak_piles_up_and_outlives_the_peer() -> None:
+    out = SCENARIOS["close-wait-leak"](1)
+    f = out.facts
+    assert f["server_close_wait_1s"] == 4 and f["client_fin_wait_2_1s"] == 4
+    assert f["server_close_wait_end"] == 4          # nothing but close() ends CLOSE_WAIT
+    assert f["client_sockets_end"] == 0             # the peer gave up after tcp_fin_timeout
+    assert 60_000_000 <= f["fin_wait_2_end_us"] < 61_000_000
+    assert sum("CLOSE_WAIT" in line for line in out.extra) == 8   # two ss tables of 4 rows
+
+
+# ----------------------------------------------------------------------------- ports
+def test_port_exhaustion_fails_with_eaddrnotavail() -> None:
+    out = SCENARIOS["port-exhaustion"](1)
+    f = out.facts
+    assert f["ports"] == 4 and f["connected"] == 4 and f["failed"] == 2
+    assert f["errnos"] == ["EADDRNOTAVAIL"]
+    assert f["time_wait_at_failure"] == 4 and f["tw_reuse"] == 2
+    assert sum("TIME_WAIT " in line for line in out.extra) == 4
+
+
+def test_tw_reuse_lets_connect_take_over_time_wait() -> None:
+    f = SCENARIOS["port-exhaustion-tw-reuse"](1).facts
+    assert f["tw_reuse"] == 1 and f["failed"] == 0 and f["connected"] == 6
+    assert f["completed"] == 6 and len(f["reused_ports"]) == 2
+    assert f["iss_offsets"] == [65537, 65537]           # Linux: old SND.NXT + 65535 + 2
+
+
+def test_tw_reuse_needs_timestamps_and_one_second() -> None:
+    cfg = Sysctl()
+    cfg.set("net.ipv4.ip_local_port_range", (40000, 40000))
+    cfg.set("net.ipv4.tcp_tw_reuse", 1)
+    c = Stack("192.0.2.1", cfg=cfg, seed=1)
+    key = ("192.0.2.1", 40000, "192.0.2.2", 80)
+    c.timewait[key] = TimeWait(local=key[:2], remote=key[2:], snd_nxt=1000, rcv_nxt=5,
+                               window=100, expires=60_000_000, since=0, ts=True)
+    fd = c.socket()
+    with pytest.raises(OSError) as exc:                 # too young: 0.5 s
+        c.connect_ex(fd, ("192.0.2.2", 80), now=500_000)
+    assert exc.value.errno == errno.EADDRNOTAVAIL
+    assert c.connect_ex(fd, ("192.0.2.2", 80), now=1_000_000) == errno.EINPROGRESS
+    assert key not in c.timewait and c.connection(fd).snd.iss == 1000 + 65537
+    c2 = Stack("192.0.2.1", cfg=cfg, seed=1)            # no timestamps: never reused
+    c2.timewait[key] = TimeWait(local=key[:2], remote=key[2:], snd_nxt=1000, rcv_nxt=5,
+                                window=100, expires=60_000_000, since=0, ts=False)
+    with pytest.raises(OSError):
+        c2.connect_ex(c2.socket(), ("192.0.2.2", 80), now=5_000_000)
+
+
+# ----------------------------------------------------------------------------- RST
+def test_rst_unread_data() -> None:
+    f = SCENARIOS["rst-unread-data"](1).facts
+    assert f["unread_bytes"] == 18 and f["server_fins"] == 0
+    assert f["server_rst"] == (SERVER_ISN + 1, RST | ACK)
+    assert f["client_errno"] == errno.ECONNRESET and f["time_wait"] is None
+
+
+def test_rst_linger_zero() -> None:
+    f = SCENARIOS["rst-linger-zero"](1).facts
+    assert f["client_rst"] == (CLIENT_ISN + 1, RST | ACK) and f["client_fins"] == 0
+    assert f["client_states"] == ["SYN_SENT", "ESTABLISHED", "CLOSED"]
+    assert f["client_time_wait"] is None and f["server_errno"] == errno.ECONNRESET
+
+
+def test_rst_timeout() -> None:
+    f = SCENARIOS["rst-timeout"](1).facts
+    assert f["retransmissions"] == 15                    # tcp_retries2
+    assert 900 < f["gave_up_s"] < 1000
+    assert f["client_errno"] == errno.ETIMEDOUT
+    assert f["client_rst"] is not None and f["client_rst"][2] == RST
+    assert f["server_errno"] == errno.ECONNRESET
+
+
+# ----------------------------------------------------------------------------- queues, timers
+def test_syn_flood_fills_the_syn_queue() -> None:
+    f = SCENARIOS["syn-flood"](1).facts
+    assert f["syn_queue_1s"] == 9 == f["syn_recv_1s"]    # backlog 8, Linux admits one more
+    assert f["syn_drops_1s"] == 40 - 9 + 1              # the rest of the flood + the real SYN
+    assert f["client_syns"] == 7                          # 0.1, 1.1, 3.1, ... 63.1 s
+    assert 63_000_000 < f["client_established_us"] < 64_000_000
+    assert f["synacks_to_spoofed"] == 9 * 6              # 1 + tcp_synack_retries each
+
+
+def test_zero_window_probes_then_resumes() -> None:
+    f = SCENARIOS["zero-window"](1).facts
+    assert f["zero_window_at_us"] is not None and f["zero_window_at_us"] < 3_000_000
+    assert f["probes"] >= 2
+    assert all(b > a for a, b in zip(f["probe_gaps_ms"], f["probe_gaps_ms"][1:]))
+    assert f["reopened_at_us"] == 3_000_000
+    assert f["received"] == f["sent"] == 24_000
+
+
+def test_fast_retransmit_beats_the_rto() -> None:
+    f = SCENARIOS["fast-retransmit"](1).facts
+    assert f["dup_acks"] >= 3 and f["sack_in_dupacks"]
+    assert f["retransmit_after_ms"] < f["rto_ms"]
+    assert f["retransmit_after_ms"] == 20                # one round trip
+    assert f["received"] == f["sent"]
+
+
+def test_syn_scan_classifies_ports() -> None:
+    f = SCENARIOS["syn-scan"](1).facts
+    assert f["verdict"] == {21: "closed", 22: "open", 23: "closed", 80: "open",
+                            443: "filtered", 8080: "closed"}
+    assert f["client_rsts"] == 2 and f["server_established"] == 0
+    assert f["retried"] == [443]
+
+
+# ----------------------------------------------------------------------------- both languages
+def test_descriptions_in_both_languages() -> None:
+    assert set(DESCRIPTIONS) == set(DESCRIPTIONS_ZH) == set(SCENARIOS)
+    for name in SCENARIOS:
+        assert DESCRIPTIONS[name] and _has_cjk(DESCRIPTIONS_ZH[name])
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_scenario_in_both_languages(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    out = SCENARIOS[name](1)
+    assert out.explanation_zh and out.title_zh and out.sysctls
+    for t in out.sysctls:
+        assert t.value and t.en and _has_cjk(t.zh)
+    for lang, heading in (("en", "What changes it:"), ("zh", "相关参数")):
+        assert main(["demo", name, "--lang", lang]) == 0
+        text = capsys.readouterr().out
+        assert out.ladder[0].strip() in text and "->" in text    # the ladder
+        expl = out.explanation_zh if lang == "zh" else out.explanation
+        assert expl.strip() in text and heading in text
+        assert _has_cjk(text[text.index(expl.strip()[:20]):]) == (lang == "zh")
+
+
+def test_sysctl_values_come_from_the_run() -> None:
+    out = SCENARIOS["port-exhaustion"](1)
+    values = {t.name: t.value for t in out.sysctls}
+    assert values["net.ipv4.ip_local_port_range"] == "40000 40003"
+    assert SCENARIOS["port-exhaustion-tw-reuse"](1).sysctls[1].value == "1"
+
+
+def test_demo_list_in_both_languages(capsys: pytest.CaptureFixture[str]) -> None:
+    for lang, table in (("en", DESCRIPTIONS), ("zh", DESCRIPTIONS_ZH)):
+        assert main(["demo", "--list", "--lang", lang]) == 0
+        out = capsys.readouterr().out
+        assert len(out.splitlines()) == len(SCENARIOS)
+        for name in SCENARIOS:
+            assert f"{name} " in out and table[name] in out
+
+
+def test_demo_unknown_language_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "half-close", "--lang", "fr"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("synack: ") and "'fr'" in err
+
+
+def _has_cjk(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)

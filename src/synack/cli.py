@@ -77,17 +77,19 @@ def _cmd_sysctl(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from synack.demo.scenarios import DESCRIPTIONS, SCENARIOS
+    from synack.demo.scenarios import LANGS, SCENARIOS, describe
 
+    if args.lang not in LANGS:
+        raise ValueError(f"unknown language {args.lang!r} (choose from: {', '.join(LANGS)})")
     if args.list:
-        for name, desc in DESCRIPTIONS.items():
-            print(f"{name:<24} {desc}")
+        for name in SCENARIOS:
+            print(f"{name:<26} {describe(name, args.lang)}")
         return 0
     if args.name not in SCENARIOS:
         raise SysctlError(
             f"unknown scenario {args.name!r} (try: synack demo --list)")
     outcome = SCENARIOS[args.name](args.seed)
-    print(outcome.text())
+    print(outcome.text(args.lang))
     if args.pcap:
         assert outcome.net is not None
         outcome.net.write_pcap(args.pcap)
@@ -117,6 +119,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     print(r.report())
     if args.pcap:
         print(f"capture written to {args.pcap}")
+    if args.trace_out:
+        from synack.trace.cctrace import samples_from_trace, write_cc_trace
+
+        write_cc_trace(args.trace_out, samples_from_trace(r.trace),
+                       cc=str(cfg["net.ipv4.tcp_congestion_control"]))
+        print(f"cwnd/ssthresh/RTT trace written to {args.trace_out} ({len(r.trace)} samples)")
     if not (r.intact and r.finished):
         print("synack: transfer FAILED: the receiver did not get exactly the bytes sent",
               file=sys.stderr)
@@ -134,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--list", action="store_true", help="list the scenarios")
     d.add_argument("--pcap", metavar="FILE", help="save the capture (Wireshark reads it)")
     d.add_argument("--seed", type=int, default=1, help="random seed of the run")
+    d.add_argument("--lang", default="en", help="language of the explanation: en or zh")
     d.set_defaults(func=_cmd_demo)
 
     m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts")
@@ -148,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=1, help="random seed")
     m.add_argument("--cc", help="congestion control of the sender")
     m.add_argument("--pcap", metavar="FILE", help="save the capture")
+    m.add_argument("--trace-out", metavar="FILE",
+                   help="save the sender's cwnd/ssthresh/RTT over time (JSON, for synack plot --cc)")
     m.set_defaults(func=_cmd_sim)
 
     s = sub.add_parser("sysctl", help="show or set synack's sysctls (Linux names and defaults)")
@@ -166,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
 # Subcommands that live in modules of their own. Each module has
 # ``add_parser(sub)``, which adds its parser and sets ``func`` (args -> exit status).
 COMMAND_MODULES: tuple[str, ...] = (
+    "synack.commands.ladder",
+    "synack.commands.plot",
+    "synack.commands.ping",
+    "synack.commands.serve",
+    "synack.commands.connect",
+    "synack.commands.scan",
+    "synack.commands.ss",
 )
 
 

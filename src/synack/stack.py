@@ -23,25 +23,27 @@ import os
 import random
 import socket as _socket
 import struct
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, SockOpts, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
-from synack.tcp.tcpinfo import LINUX_STATES, TcpInfo
 from synack.tcp.state import CAN_SEND, State
+from synack.tcp.tcpinfo import LINUX_STATES, TcpInfo
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
 from synack.wire.errors import ParseError
-from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
-from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from synack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_tcp_packet, parse_ipv4
+from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
 Addr = tuple[str, int]
 Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
 
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000 ms
 
 
 def _oserror(code: int, detail: str = "") -> OSError:
@@ -112,7 +114,27 @@ class Stack:
         self._out: list[bytes] = []
         self._next_fd = 3
         self._ident = self.rng.getrandbits(16)
-        self.offload: Offload | None = None   # set by the driver from its link
+        self._gso: dict[int, int] = {}        # index in _out -> GSO size, for super-segments
+        self._offload: Offload | None = None
+        self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
+
+    @property
+    def offload(self) -> Offload | None:
+        """What the device does for us (set by the driver from its link); None: nothing."""
+        return self._offload
+
+    @offload.setter
+    def offload(self, value: Offload | None) -> None:
+        self._offload = value
+        for conn in self.conns.values():
+            conn.tso_max = self._tso_max()
+        for lst in self.listeners.values():
+            for child in lst.syn_queue.values():
+                child.tso_max = self._tso_max()
+
+    def _tso_max(self) -> int:
+        off = self._offload
+        return min(off.tso_max, 0xFFFF) if off is not None else 0
 
     # ============================================================ packets
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
@@ -121,7 +143,21 @@ class Stack:
         ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
         """
         try:
-            ip, seg = parse_tcp_packet(packet)
+            ip, body = parse_ipv4(packet)
+            if ip.more_fragments or ip.frag_offset:
+                raise ParseError("IPv4 fragment", "unsupported",
+                                 f"offset {ip.frag_offset * 8}, fragments are not reassembled")
+            if ip.proto != PROTO_TCP:
+                if ip.proto != PROTO_ICMP:
+                    raise ParseError("IPv4 protocol", "unsupported", f"{ip.proto}")
+                if ip.dst != self.addr:
+                    self.stats["dropped not for us"] += 1
+                    return
+                handle_icmp(self, ip, body, now)
+                return
+            # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
+            # is still checked above): no per-byte sum in Python.
+            seg = parse_tcp(body, ip.src, ip.dst, verify_checksum=not csum_valid)
         except ParseError as exc:
             self.stats["dropped " + exc.kind] += 1
             return
@@ -155,14 +191,29 @@ class Stack:
         self._reset_closed(ip.dst, ip.src, seg, "no socket")
 
     def transmit(self, *, now: int) -> list[bytes]:
-        """IPv4 packets ready for the wire, oldest first."""
+        """IPv4 packets ready for the wire, oldest first.
+
+        With TSO on (:attr:`offload`) some may be super-segments: use :meth:`transmit_gso`.
+        """
         self._collect(now)
         out, self._out = self._out, []
+        self._gso.clear()
         return out
 
     def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
-        """Like :meth:`transmit`, with each packet's GSO size (0: an ordinary packet)."""
-        return [(p, 0) for p in self.transmit(now=now)]
+        """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
+        else the MSS the device must cut the super-segment into."""
+        self._collect(now)
+        out, self._out = self._out, []
+        gso, self._gso = self._gso, {}
+        if not gso:
+            return [(p, 0) for p in out]
+        return [(p, gso.get(i, 0)) for i, p in enumerate(out)]
+
+    def send_echo(self, dst: str, ident: int, seq: int, payload: bytes = b"", *,
+                  now: int) -> None:
+        """Send an ICMP echo request; the reply lands in :attr:`echo_replies`."""
+        send_echo(self, dst, ident, seq, payload, now=now)
 
     def next_deadline(self) -> int | None:
         """The earliest time :meth:`tick` must run, or None when nothing is pending."""
@@ -198,10 +249,20 @@ class Stack:
         self._collect(now)
 
     # ------------------------------------------------------------ internals
-    def _emit(self, src: str, dst: str, seg: TcpSegment) -> None:
+    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0) -> None:
         self._ident = (self._ident + 1) & 0xFFFF
+        off = self._offload
         self._out.append(build_tcp_packet(
-            src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident))
+            src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
+            csum_partial=off is not None and (off.tx_csum or gso > 0)))
+        if gso:
+            # The device gives each segment of a super-segment the next IP id.
+            segs = -(-len(seg.payload) // gso)
+            self._gso[len(self._out) - 1] = gso
+            self._ident = (self._ident + segs - 1) & 0xFFFF
+            self.stats["segments out"] += segs
+            self.stats["TSO super-segments out"] += 1
+            return
         self.stats["segments out"] += 1
         if seg.flags & RST:
             self.stats["resets sent"] += 1
@@ -261,6 +322,7 @@ class Stack:
         child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
                            opts=opts, iss=iss, now=now, mtu=self.mtu,
                            ts_offset=self.rng.getrandbits(32))
+        child.tso_max = self._tso_max()
         lst.syn_queue[(key[2], key[3])] = child
         child.open_passive(seg, now=now)
         self._collect_child(lst, key, child, now)
@@ -284,8 +346,10 @@ class Stack:
 
     def _drain(self, key: Key, conn: Connection) -> None:
         if conn.outbox:
+            # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
+            mss = conn.mss if conn.tso_max else 1 << 30
             for seg in conn.outbox:
-                self._emit(key[0], key[2], seg)
+                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0)
             conn.outbox.clear()
         if conn.changes:
             for ch in conn.changes:
@@ -300,7 +364,7 @@ class Stack:
             self.timewait[key] = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US)
+                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok)
             del self.conns[key]
         elif conn.state is State.CLOSED:
             del self.conns[key]
@@ -388,10 +452,11 @@ class Stack:
             return child.fd, conn.remote
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
-    def _ephemeral(self, remote: Addr | None) -> int:
+    def _ephemeral(self, remote: Addr | None, now: int | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
         span = hi - lo + 1
         start = self.rng.randrange(span)
+        reusable: int | None = None
         for i in range(span):
             port = lo + (start + i) % span
             if remote is None:
@@ -399,13 +464,32 @@ class Stack:
                     return port
                 continue
             key = (self.addr, port, remote[0], remote[1])
+            if key in self.timewait and reusable is None and self._tw_reusable(key, now):
+                reusable = port
             if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
                 continue
             if any(s.local and s.local[1] == port and s.remote is None
                    for s in self.socks.values()):
                 continue
             return port
+        if reusable is not None:       # every port is taken, but a TIME_WAIT may be reused
+            return reusable
         raise _oserror(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    def _tw_reusable(self, key: Key, now: int | None) -> bool:
+        """Linux tcp_twsk_unique(): may connect() take over this TIME_WAIT 4-tuple?
+
+        Only with net.ipv4.tcp_tw_reuse (2: loopback peers only), only if the old
+        connection used timestamps (PAWS then rejects its stray segments), and only
+        once the TIME_WAIT is a second old (Linux's tcp_tw_reuse_delay default).
+        """
+        reuse = self.cfg.int("net.ipv4.tcp_tw_reuse")
+        tw = self.timewait.get(key)
+        if tw is None or now is None or reuse == 0 or not tw.ts:
+            return False
+        if reuse == 2 and not key[2].startswith("127."):
+            return False
+        return now - tw.since >= TW_REUSE_DELAY_US
 
     def connect_ex(self, fd: int, addr: Addr, *, now: int) -> int:
         """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
@@ -427,15 +511,21 @@ class Stack:
             return errno.EISCONN
         ip, port = addr
         if sock.local is None or sock.local[1] == 0:
-            sock.local = (self.addr, self._ephemeral((ip, port)))
+            sock.local = (self.addr, self._ephemeral((ip, port), now))
         local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
         key = (local[0], local[1], ip, port)
+        iss: int | None = None
+        if key in self.timewait and self._tw_reusable(key, now):
+            # Linux tcp_twsk_unique(): start beyond anything the old connection sent.
+            iss = sq.add(self.timewait[key].snd_nxt, 65535 + 2)
+            self._end_timewait(key, now, "reused by connect(): tcp_tw_reuse")
         if key in self.conns or key in self.timewait:
             return errno.EADDRNOTAVAIL
         sock.local, sock.remote = local, (ip, port)
         conn = Connection(local=local, remote=(ip, port), cfg=self.cfg, opts=sock.opts,
-                          iss=self.isn(local[0], local[1], ip, port, now), now=now,
-                          mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
+                          iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
+                          now=now, mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
+        conn.tso_max = self._tso_max()
         sock.conn = conn
         sock.connecting = True
         self.conns[key] = conn

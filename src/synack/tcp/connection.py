@@ -25,8 +25,9 @@ buffer, :class:`~synack.tcp.receiver.Receiver` holds RCV.* and reassembly,
 window scale), :class:`~synack.tcp.ackpolicy.AckPolicy` when to ACK,
 :class:`~synack.tcp.recovery.Recovery` loss recovery over a pluggable
 congestion controller (:mod:`synack.tcp.cc`). This module owns the state and
-processes what comes in; :mod:`synack.tcp.output` decides what goes out and
-:mod:`synack.tcp.timeouts` runs the timers.
+processes what comes in; :mod:`synack.tcp.output` decides what goes out,
+:mod:`synack.tcp.timeouts` runs the timers and :mod:`synack.tcp.icmp_errors`
+handles ICMP errors about our segments (PMTU, unreachable).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.receiver import Receiver
@@ -96,7 +98,7 @@ class StateChange:
     why: str
 
 
-class Connection(OutputMixin, TimeoutsMixin):
+class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     """A TCP control block driven by segments, calls and time."""
 
     def __init__(
@@ -136,6 +138,9 @@ class Connection(OutputMixin, TimeoutsMixin):
         self.outbox: list[TcpSegment] = []
         self.changes: list[StateChange] = []
         self.error: int | None = None
+        self.soft_error: int | None = None   # Linux sk_err_soft: an ICMP error, told on timeout
+        self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
+        self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
         self.adv_mss = opts.maxseg or (mtu - 40)   # what we announce in our SYN
         self.peer_mss = DEFAULT_MSS
@@ -258,7 +263,7 @@ class Connection(OutputMixin, TimeoutsMixin):
         neg.take_syn(seg, now)
         self.peer_mss = seg.mss if seg.mss else DEFAULT_MSS
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
-        self.mss = max(min(self.peer_mss, self.adv_mss) - neg.option_len(), 64)
+        self.mss = self._mss_for_path()
         self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
                             max_capacity=self.rcv_max_capacity)
         self.rcv.oobinline = self.opts.oobinline
@@ -431,6 +436,10 @@ class Connection(OutputMixin, TimeoutsMixin):
                 return
             self._on_new_ack(seg.ack, now)
             self._start_data_rto()
+            # RFC 9293 3.10.7.4: set SND.WND, WL1, WL2 from this ACK outright. A passive
+            # child never set WL1, so the "newer segment" test of update_window() would
+            # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
+            snd.snd_wl1 = sq.add(seg.seq, -1)
             snd.update_window(seg.seq, seg.ack, wnd)
             self._change(Event.RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
@@ -473,7 +482,9 @@ class Connection(OutputMixin, TimeoutsMixin):
             if not seg.payload and not in_order:
                 ack_now = True               # an out-of-order FIN: a duplicate ACK at once
             if seg.payload:
-                self.ackp.observe(len(seg.payload))
+                # Linux tcp_measure_rcv_mss(): at most advmss, so a GRO super-segment
+                # counts as the full-sized segments it stands for.
+                self.ackp.observe(min(len(seg.payload), self.adv_mss))
                 ooo = not in_order or had_ooo or bool(rcv.ooo) or rcv.dsack is not None
                 if ooo:
                     self.ackp.enter_quickack(rcv.capacity)

@@ -26,6 +26,12 @@ everything allows it:
 
 PSH marks the segment that carries the last byte of each ``send()``; URG and
 the urgent pointer go on every segment before the urgent mark (``MSG_OOB``).
+
+With TSO (``tso_max``, set by the stack from its device's offloads) new data
+that would leave as several full-sized segments back to back leaves as one
+super-segment of whole MSS pieces instead (:meth:`OutputMixin._tso_length`);
+the device cuts it into exactly the segments listed above. Retransmissions
+stay at MSS size.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from synack.wire.tcp import ACK, FIN, PSH, URG
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
+IP_TCP_HEADERS = 40   # IPv4 and TCP headers without options
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
 
 
@@ -82,11 +89,20 @@ class OutputMixin:
                     snd.snd_nxt = holes[0][0]
                     continue
                 cap = sq.diff(holes[0][1], nxt)
-            if rec.budget(una, nxt, smax) <= 0 and not probe:
+            budget = rec.budget(una, nxt, smax)
+            if budget <= 0 and not probe:
                 self.cwnd_limited = True
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
             n = min(left, cap, max(usable, 0))
+            if self.tso_max and n == mss and nxt == smax and not probe:
+                big = self._tso_length(nxt, left, usable, budget)
+                if big > mss:
+                    fin = fin_due and big == left
+                    self._transmit(nxt, big, now, fin=fin)
+                    if fin:
+                        break
+                    continue
             if n < left and n < cap and not probe:
                 # Window-limited: only a worthwhile piece (RFC 9293 3.8.6.2.1).
                 if n <= 0 or n < snd.max_wnd // 2:
@@ -104,6 +120,32 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
+
+    def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int) -> int:
+        """Bytes of new data for one TSO super-segment at ``nxt``: whole MSS segments,
+        as many as an MSS-at-a-time sender would send back to back right now.
+
+        That sender sends while ``budget > 0``, so ceil(budget / MSS) segments;
+        whole ones while the data and the peer's window last (the short tail goes
+        the ordinary way, through the silly-window and Nagle checks); and stops at
+        the segment that carries the end of a write, whose PSH the device only
+        keeps on the last piece. No TSO across urgent data: each segment needs its
+        own urgent pointer.
+        """
+        snd = self.snd
+        mss = self.mss
+        if snd.snd_up is not None and sq.gt(snd.snd_up, nxt):
+            return 0
+        room = self.tso_max - IP_TCP_HEADERS - self.neg.option_len()
+        segs = min(-(-budget // mss), room // mss, left // mss, usable // mss)
+        if segs < 2:
+            return 0
+        for mark in snd.push_marks:
+            off = sq.diff(mark, nxt)
+            if off > 0:
+                segs = min(segs, -(-off // mss))
+                break
+        return segs * mss
 
     def _nagle_holds(self: Connection, n: int) -> bool:
         """Hold back a small segment? (Linux tcp_nagle_check, Minshall's variant)."""
@@ -139,11 +181,15 @@ class OutputMixin:
         self._segment(flags, seq, payload, urgent=urgent)
         if fin:
             end = sq.add(end, 1)
+        mss = self.mss
+        segs = -(-n // mss) if n > mss else 1   # a TSO super-segment stands for several
+        if segs > 1:
+            self.segs_out += segs - 1
         if n:
-            self.data_segs_out += 1
+            self.data_segs_out += segs
             self.last_data_sent = now
             self.ackp.on_data_sent(now)
-            if n < self.mss:
+            if n < mss:
                 snd.snd_sml = end
         if retrans:
             self.total_retrans += 1
@@ -152,6 +198,9 @@ class OutputMixin:
                 snd.rtx_high = end
         else:
             snd.bytes_sent += n
+            if segs > 1:
+                # One RTT sample point per segment, as if they had left one by one.
+                snd.sent_log.extend((sq.add(seq, i * mss), now) for i in range(1, segs))
             if n:
                 snd.sent_log.append((sq.add(seq, n), now))
         if seq == snd.snd_nxt or sq.gt(end, snd.snd_nxt):

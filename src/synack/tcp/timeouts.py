@@ -58,13 +58,17 @@ class TimeoutsMixin:
             if self.state is State.TIME_WAIT:
                 self._change(Event.TIMEOUT, now, "2*MSL")
 
+    def _timeout_errno(self: Connection) -> int:
+        """Linux tcp_write_err(): a remembered ICMP soft error, else ETIMEDOUT."""
+        return self.soft_error or errno.ETIMEDOUT
+
     def _on_rto(self: Connection, now: int) -> None:
         state = self.state
         snd = self.snd
         self.rtt_seq = None                  # Karn: never time a retransmitted segment
         if state is State.SYN_SENT:
             if self.retransmits >= self.cfg.int("net.ipv4.tcp_syn_retries"):
-                self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_syn_retries exhausted")
+                self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_syn_retries exhausted")
                 return
             self.retransmits += 1
             self.backoff += 1
@@ -73,7 +77,8 @@ class TimeoutsMixin:
             return
         if state is State.SYN_RECEIVED:
             if self.retransmits >= self.cfg.int("net.ipv4.tcp_synack_retries"):
-                self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_synack_retries exhausted")
+                self._fail(self._timeout_errno(), now, Event.TIMEOUT,
+                           "tcp_synack_retries exhausted")
                 return
             self.retransmits += 1
             self.backoff += 1
@@ -88,7 +93,7 @@ class TimeoutsMixin:
         if self.app_closed:
             limit = self.cfg.int("net.ipv4.tcp_orphan_retries") or 8
         if self.retransmits and now - self.retrans_stamp >= retries_timeout_us(limit):
-            self._fail(errno.ETIMEDOUT, now, Event.TIMEOUT, "tcp_retries2 exhausted")
+            self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_retries2 exhausted")
             return
         self.retransmits += 1
         self.backoff += 1
@@ -160,7 +165,7 @@ class TimeoutsMixin:
             return
         if self.probes_out >= cnt:
             self.abort(now=now, why="keepalive: peer dead")
-            self.error = errno.ETIMEDOUT
+            self.error = self._timeout_errno()
             return
         if self.snd.in_flight() == 0:
             # A probe is an ACK one byte behind SND.UNA: the peer must answer with an ACK.

@@ -28,6 +28,7 @@ class TimeWait:
     window: int       # the window field to repeat in our ACKs
     expires: int
     since: int
+    ts: bool = False  # the connection used timestamps: tcp_tw_reuse may take it over
 
     def ack(self) -> TcpSegment:
         """The ACK of the peer's FIN, as sent again."""

@@ -29,6 +29,7 @@ class SegmentStep:
     seg: TcpSegment
     fate: str = "delivered"     # "delivered", "lost", "corrupted", "duplicate", ...
     note: str = ""              # e.g. "retransmission"
+    label: str = ""             # the arrow's text, if already written (captures)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,8 @@ def render(steps: Iterable[Step], *, left: str, right: str, base: dict[str, int]
     for step in steps:
         t = f"{step.t_us / 1000:{tw}.3f}"
         if isinstance(step, StateStep):
-            text = f"{step.old} -> {step.new}"
+            # An empty ``old`` is the state a side starts in.
+            text = f"{step.old} -> {step.new}" if step.old else step.new
             if step.why:
                 text += f"  ({step.why})"
             if step.side == "left":
@@ -108,8 +110,8 @@ def render(steps: Iterable[Step], *, left: str, right: str, base: dict[str, int]
         seg = step.seg
         other = "right" if step.src == "left" else "left"
         shift = (offered.get(step.src) or 0) if scaled and not seg.flags & 0x02 else 0
-        label = describe(seg, base_seq=base.get(step.src, 0), base_ack=base.get(other, 0),
-                         window_scale=shift)
+        label = step.label or describe(seg, base_seq=base.get(step.src, 0),
+                                       base_ack=base.get(other, 0), window_scale=shift)
         if step.note:
             label += f" [{step.note}]"
         label = f" {label} "

@@ -152,11 +152,14 @@ def encode_ipv4(hdr: IPv4Header, payload: Buffer) -> bytes:
 
 
 def build_tcp_packet(
-    src: str, dst: str, seg: TcpSegment, *, ttl: int = 64, ident: int = 0, tos: int = 0
+    src: str, dst: str, seg: TcpSegment, *, ttl: int = 64, ident: int = 0, tos: int = 0,
+    csum_partial: bool = False,
 ) -> bytes:
     """Return a complete IPv4 packet (DF set) carrying ``seg``, both checksums
-    computed. ``tos`` carries DSCP and the ECN codepoint (RFC 3168)."""
-    tcp_header, payload = _encode_tcp_parts(seg, src, dst)
+    computed. ``tos`` carries DSCP and the ECN codepoint (RFC 3168).
+    ``csum_partial``: the TCP checksum field holds only the pseudo-header sum,
+    for a device that completes it (virtio-net NEEDS_CSUM, :mod:`synack.wire.vnet`)."""
+    tcp_header, payload = _encode_tcp_parts(seg, src, dst, csum_partial)
     ip = _header_bytes(
         src, dst, PROTO_TCP, ttl, tos, ident, _DF, b"", len(tcp_header) + len(payload)
     )

@@ -292,8 +292,14 @@ def _encode_options(seg: TcpSegment) -> bytes:
     return options + bytes(pad) if pad else options
 
 
-def _encode_tcp_parts(seg: TcpSegment, src: str, dst: str) -> tuple[bytearray, bytes]:
-    """Encode the header (checksum filled in) and return it with the payload."""
+def _encode_tcp_parts(
+    seg: TcpSegment, src: str, dst: str, csum_partial: bool = False
+) -> tuple[bytearray, bytes]:
+    """Encode the header (checksum filled in) and return it with the payload.
+
+    ``csum_partial``: leave the checksum to the device (virtio-net NEEDS_CSUM): the
+    field gets the folded pseudo-header sum and the payload is never summed.
+    """
     if (
         seg.mss is None and seg.timestamps is None and seg.wscale is None
         and not seg.sack_permitted and not seg.sack_blocks and not seg.unknown_options
@@ -318,6 +324,12 @@ def _encode_tcp_parts(seg: TcpSegment, src: str, dst: str) -> tuple[bytearray, b
     except struct.error as exc:
         raise ValueError(f"TCP header field out of range: {exc}") from exc
     header[TCP_HEADER_LEN:] = options
+    if csum_partial:
+        x = pseudo_header_sum(src, dst, 6, hlen + len(payload))
+        while x > 0xFFFF:
+            x = (x & 0xFFFF) + (x >> 16)
+        _U16.pack_into(header, 16, x)
+        return header, payload
     # The header length is a multiple of 4, so header and payload sums can be added.
     initial = pseudo_header_sum(src, dst, 6, hlen + len(payload)) + int.from_bytes(header, "big")
     _U16.pack_into(header, 16, internet_checksum(payload, initial))

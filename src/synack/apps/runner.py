@@ -1,0 +1,91 @@
+"""A Stack and its applications, seen by a driver as one host.
+
+The simulator's :class:`~synack.sim.Network` and the link event loop both call
+``receive`` / ``tick`` / ``transmit`` (or ``transmit_gso``) / ``next_deadline``.
+:class:`AppRunner` passes them through to the stack and, just before packets
+are collected, polls every application and reports new state changes, so apps
+run in the driver's thread and their output leaves in the same batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from synack.apps.base import App
+from synack.stack import Key, Offload, Stack
+from synack.tcp.connection import StateChange
+
+ChangeHook = Callable[[list[tuple[Key, StateChange]]], None]
+
+
+class AppRunner:
+    """Wraps a :class:`Stack`; anything not defined here is the stack's."""
+
+    def __init__(self, stack: Stack, apps: Iterable[App] = (), *,
+                 on_changes: ChangeHook | None = None, keep_changes: bool = True) -> None:
+        self.stack = stack
+        self.apps: list[App] = list(apps)
+        self.on_changes = on_changes
+        # A long-running server would grow stack.changes forever; when nothing
+        # else reads them, they are dropped once the hook has seen them.
+        self.keep_changes = keep_changes
+        self._seen = len(stack.changes)
+
+    # ------------------------------------------------------------ host methods
+    def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
+        """One IPv4 packet in."""
+        self.stack.receive(packet, now=now, csum_valid=csum_valid)
+
+    def tick(self, *, now: int) -> None:
+        """Run the stack's timers."""
+        self.stack.tick(now=now)
+
+    def next_deadline(self) -> int | None:
+        """The stack's next timer."""
+        return self.stack.next_deadline()
+
+    def transmit(self, *, now: int) -> list[bytes]:
+        """Poll the applications, then hand out the stack's packets."""
+        self.poll(now)
+        return self.stack.transmit(now=now)
+
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+        """Like :meth:`transmit`, with GSO sizes."""
+        self.poll(now)
+        return self.stack.transmit_gso(now=now)
+
+    @property
+    def offload(self) -> Offload | None:
+        """The stack's offloads (a driver sets them from its link)."""
+        return self.stack.offload
+
+    @offload.setter
+    def offload(self, value: Offload | None) -> None:
+        self.stack.offload = value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stack, name)
+
+    # ------------------------------------------------------------ apps
+    def add(self, app: App) -> None:
+        """Start polling ``app``."""
+        self.apps.append(app)
+
+    def poll(self, now: int) -> None:
+        """Let every application act, then report state changes."""
+        for app in self.apps:
+            app.poll(now)
+        self.report_changes()
+
+    def report_changes(self) -> None:
+        """Give the state changes not yet seen to the hook."""
+        changes = self.stack.changes
+        if len(changes) > self._seen:
+            if self.on_changes is not None:
+                self.on_changes(changes[self._seen:])
+            if self.keep_changes:
+                self._seen = len(changes)
+            else:
+                del changes[:]
+                self._seen = 0

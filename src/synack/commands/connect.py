@@ -1,0 +1,148 @@
+"""``synack connect HOST PORT``: netcat over a live synack stack.
+
+Standard input goes to the connection and the connection to standard output;
+at end of input the write side is shut (a FIN), and the command ends when the
+peer closes. With ``--keep-open`` it behaves like OpenBSD nc instead: after the
+peer's FIN it keeps sending standard input until that ends, so the connection
+stays half-closed (synack in CLOSE_WAIT, the peer in FIN_WAIT_2) meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import ipaddress
+import os
+import socket
+import sys
+import threading
+
+from synack.commands._live import Live, StateLog, running
+from synack.stack import SHUT_WR
+from synack.tcp.state import State
+
+CONNECT_TIMEOUT_S = 150.0     # beyond Linux's 127 s of SYN retries: the stack decides
+CLOSE_WAIT_S = 5.0            # how long to let our FIN be acknowledged before exiting
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``synack connect HOST PORT [--keep-open] [--trace] <link options>``."""
+    from synack.link.netns import add_link_args
+
+    p = sub.add_parser("connect", help="like nc: stdin to a TCP connection, the connection "
+                                       "to stdout")
+    p.add_argument("host", help="IPv4 address to connect to")
+    p.add_argument("port", type=int, help="TCP port")
+    p.add_argument("--keep-open", action="store_true",
+                   help="after the peer closes, keep sending stdin until its end (OpenBSD nc)")
+    p.add_argument("--trace", action="store_true", help="print state changes on stderr")
+    add_link_args(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Connect, pump both ways, close."""
+    try:
+        host = str(ipaddress.IPv4Address(args.host))
+    except ValueError:
+        raise ValueError(f"{args.host!r} is not an IPv4 address") from None
+    if not 0 < args.port < 65536:
+        raise ValueError(f"port {args.port}: ports are 1-65535")
+    log = StateLog(sys.stderr) if args.trace else None
+    try:
+        with running(args, f"connect {host}:{args.port}") as live:
+            if log is not None:
+                live.loop.add_watcher(lambda now: _report(live, log))
+            return _session(live, host, args.port, args.keep_open)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _report(live: Live, log: StateLog) -> None:
+    changes = live.stack.changes
+    if changes:
+        log(list(changes))
+        changes.clear()
+
+
+def _session(live: Live, host: str, port: int, keep_open: bool) -> int:
+    stack, loop = live.stack, live.loop
+    with loop.lock:
+        fd = stack.socket()
+        stack.connect_ex(fd, (host, port), now=loop.now())
+    loop.wake()
+    live.wait(lambda: stack.state(fd) not in (State.SYN_SENT, State.SYN_RECEIVED),
+              CONNECT_TIMEOUT_S)
+    with loop.lock:
+        err = stack.getsockopt(fd, socket.SOL_SOCKET, socket.SO_ERROR)
+        state = stack.state(fd)
+    if err or state is not State.ESTABLISHED:
+        code = int(err) if isinstance(err, int) and err else errno.ETIMEDOUT
+        print(f"synack: connect to {host} port {port} failed: {os.strerror(code)}",
+              file=sys.stderr)
+        return 1
+    stdin_done = threading.Event()
+    sender = threading.Thread(target=_pump_stdin, args=(live, fd, stdin_done),
+                              name="synack-stdin", daemon=True)
+    sender.start()
+    out = sys.stdout.buffer
+    status = 0
+    while True:
+        live.wait(lambda: stack.readable(fd))
+        with loop.lock:
+            try:
+                data = stack.recv(fd, 1 << 20, now=loop.now())
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                print(f"synack: {exc.strerror or exc}", file=sys.stderr)
+                data, status = b"", 1
+        loop.wake()            # reading opened the window: let the update go out
+        if not data:
+            break
+        out.write(data)
+        out.flush()
+    if keep_open and status == 0:
+        stdin_done.wait()
+    with loop.lock:
+        stack.close(fd, now=loop.now())
+    loop.wake()
+    # Let the FIN (ours, or the answer to theirs) be acknowledged before the link goes.
+    live.wait(lambda: _finished(live, fd), CLOSE_WAIT_S)
+    return status
+
+
+def _finished(live: Live, fd: int) -> bool:
+    return not live.stack.conns
+
+
+def _pump_stdin(live: Live, fd: int, done: threading.Event) -> None:
+    stack, loop = live.stack, live.loop
+    src = sys.stdin.buffer
+    try:
+        while True:
+            chunk = src.read1(1 << 16) if hasattr(src, "read1") else src.read(1 << 16)
+            if not chunk:
+                break
+            view = memoryview(chunk)
+            while view:
+                live.wait(lambda: stack.writable(fd))
+                with loop.lock:
+                    try:
+                        n = stack.send(fd, view, now=loop.now())
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        return          # the connection is gone; the reader reports it
+                loop.wake()
+                view = view[n:]
+        with loop.lock:
+            try:
+                stack.shutdown(fd, SHUT_WR, now=loop.now())
+            except OSError:
+                pass
+        loop.wake()
+    except RuntimeError:
+        return                          # the loop stopped: we are exiting
+    finally:
+        done.set()

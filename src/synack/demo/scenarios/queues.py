@@ -1,0 +1,228 @@
+"""A listener's two queues: the SYN queue (半连接队列) and the accept queue (全连接队列)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from synack.config import Sysctl
+from synack.demo.driver import AppHost, ladder_steps
+from synack.demo.scenarios.base import (
+    MS,
+    SECOND,
+    SERVER,
+    Outcome,
+    RawHost,
+    Tunable,
+    first_change,
+    knob,
+    lab,
+    ss_table,
+    state_counts,
+)
+from synack.sim import LinkParams, Network
+from synack.stack import Stack
+from synack.tcp.isn import FixedIsn
+from synack.trace.ladder import SegmentStep, render
+from synack.wire.tcp import RST, SYN, TcpSegment
+
+
+def _connector(stack: Stack, fd: int, addr: tuple[str, int]) -> Callable[[int], object]:
+    return lambda now: stack.connect_ex(fd, addr, now=now)
+
+
+def _queue_tunables(cfg: Sysctl, backlog: int) -> list[Tunable]:
+    return [
+        knob(cfg, "net.core.somaxconn", "caps listen()'s backlog", "listen() backlog 的上限"),
+        Tunable("listen(fd, backlog)", str(backlog),
+                "the accept queue holds min(backlog, somaxconn) + 1",
+                "全连接队列长度为 min(backlog, somaxconn) + 1"),
+        knob(cfg, "net.ipv4.tcp_max_syn_backlog", "bounds the SYN queue of half-open connections",
+             "半连接队列的上限"),
+        knob(cfg, "net.ipv4.tcp_abort_on_overflow",
+             "1: RST instead of dropping the final ACK when the accept queue is full",
+             "1：全连接队列满时回 RST，而不是丢弃第三次握手的 ACK"),
+    ]
+
+
+def accept_overflow(seed: int = 1, *, abort_on_overflow: int = 0) -> Outcome:
+    """A listener that never accepts: the accept queue fills, then SYNs and ACKs are dropped."""
+    net = Network(seed)
+    cfg = Sysctl()
+    cfg.set("net.ipv4.tcp_abort_on_overflow", abort_on_overflow)
+    s = Stack(SERVER, seed=seed + 1, cfg=cfg, name="server",
+              isn=FixedIsn(range(300, 10**6, 1000)))
+    net.add_host(SERVER, AppHost(s))
+    clients = []
+    for i in range(4):
+        addr = f"192.0.2.{11 + i}"
+        cs = Stack(addr, seed=seed + 10 + i, isn=FixedIsn([100 * (i + 1)]), name=f"c{i + 1}")
+        net.add_host(addr, AppHost(cs))
+        net.add_link(addr, SERVER, LinkParams(delay_us=10 * MS))
+        clients.append(cs)
+    backlog = 2
+    lfd = s.socket()
+    s.bind(lfd, (SERVER, 80))
+    s.listen(lfd, backlog)
+    fds = [cs.socket() for cs in clients]
+    for i, (cs, fd) in enumerate(zip(clients, fds)):
+        net.call_at(0 if i < 2 else 100 * MS, _connector(cs, fd, (SERVER, 80)))
+    snapshot: dict[str, Any] = {}
+
+    def look(now: int) -> None:
+        lst = s.listeners[(SERVER, 80)]
+        snapshot["accept_queue"] = len(lst.accept_queue)
+        snapshot["client_states"] = ", ".join(str(cs.state(fd)) for cs, fd in zip(clients, fds))
+        snapshot["overflows"] = lst.listen_overflows
+
+    net.call_at(1500 * MS, look)
+    accepted: list[int] = []
+
+    def accept_all(now: int) -> None:
+        while True:
+            try:
+                fd, _ = s.accept(lfd)
+            except BlockingIOError:
+                break
+            accepted.append(fd)
+    net.call_at(2500 * MS, accept_all)
+    net.call_at(5 * SECOND, accept_all)
+    net.run(until=6 * SECOND)
+    last = clients[3]
+    steps = ladder_steps(net, last, s)
+    lines = render(steps, left=f"c4 {last.addr}", right=f"server {SERVER}")
+    resets = sum(1 for st in steps if isinstance(st, SegmentStep) and st.src == "right"
+                 and st.seg.flags & RST)
+    facts: dict[str, Any] = {**snapshot, "accepted": len(accepted), "resets_to_c4": resets,
+                             "final_c4": str(last.state(fds[3]))}
+    if abort_on_overflow:
+        how = ("With net.ipv4.tcp_abort_on_overflow = 1 the server answers that ACK with RST "
+               "instead, and c4's connection is reset at once.")
+        how_zh = "开启 net.ipv4.tcp_abort_on_overflow = 1 后，服务端改为用 RST 回应这个 ACK，c4 的连接立即被重置。"
+    else:
+        how = ("By default (net.ipv4.tcp_abort_on_overflow = 0) the server drops that ACK and "
+               "keeps c4 in its SYN queue; c4 believes it is connected. The server's SYN,ACK "
+               "retransmission draws another ACK, which succeeds once accept() has made room.")
+        how_zh = ("默认（net.ipv4.tcp_abort_on_overflow = 0）服务端丢弃这个 ACK，c4 仍留在半连接队列里；"
+                  "c4 却以为自己已经连上了。服务端重传 SYN,ACK 引出新的 ACK，等 accept() 腾出位置后连接成功。")
+    en = f"""
+The server listens with backlog {backlog} and its application does not call accept()
+until 2.5 s. Linux lets the accept queue hold backlog + 1 = {backlog + 1} connections.
+c1 and c2 connect at 0 ms, c3 and c4 at 100 ms; c3's handshake completes and
+fills the queue, so c4's final ACK finds it full. At 1.5 s the accept queue
+holds {snapshot.get('accept_queue')} connections and the four clients are
+{snapshot.get('client_states')}.
+{how}
+The ladder shows c4's connection only.
+"""
+    zh = f"""
+全连接队列（accept 队列）溢出。服务端 listen() 的 backlog 为 {backlog}，应用直到 2.5 秒才调用
+accept()。Linux 的全连接队列最多容纳 backlog + 1 = {backlog + 1} 个连接。
+c1、c2 在 0 ms 连接，c3、c4 在 100 ms 连接；c3 完成握手后队列满了，c4 的第三次握手 ACK
+到达时队列已满。1.5 秒时全连接队列里有 {snapshot.get('accept_queue')} 个连接，
+四个客户端的状态是 {snapshot.get('client_states')}。
+{how_zh}
+梯形图只画了 c4 的连接。笔记中的 somaxconn 就是这个队列长度的上限。
+"""
+    return Outcome("accept-overflow", "Accept queue overflow", lines, en,
+                   _queue_tunables(cfg, backlog), facts, net,
+                   title_zh="全连接队列溢出", explanation_zh=zh)
+
+
+def accept_overflow_abort(seed: int = 1) -> Outcome:
+    """The same with net.ipv4.tcp_abort_on_overflow = 1: RST instead of a dropped ACK."""
+    out = accept_overflow(seed, abort_on_overflow=1)
+    out.name = "accept-overflow-abort"
+    out.title = "Accept queue overflow with tcp_abort_on_overflow = 1"
+    out.title_zh = "全连接队列溢出，tcp_abort_on_overflow = 1"
+    return out
+
+
+def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8) -> Outcome:
+    """Spoofed SYNs that never complete fill the SYN queue; a real client cannot get in."""
+    L = lab(seed, client_isn=100)
+    c, s, net = L.c, L.s, L.net
+    lfd = s.socket()
+    s.bind(lfd, (SERVER, 80))
+    s.listen(lfd, backlog)
+    attacker = RawHost()
+    net.add_host("198.51.100.66", attacker)
+    net.add_link("198.51.100.66", SERVER, LinkParams(delay_us=5 * MS))
+
+    def flood(now: int) -> None:
+        for i in range(spoofed):     # forged sources that do not exist: no one answers
+            attacker.send(f"203.0.113.{10 + i}", SERVER,
+                          TcpSegment(src_port=50000 + i, dst_port=80, seq=1000 * i, flags=SYN,
+                                     window=65535, mss=1460))
+
+    net.call_at(0, flood)
+    cfd = c.socket()
+    net.call_at(100 * MS, lambda now: c.connect_ex(cfd, (SERVER, 80), now=now))
+    snap: dict[str, Any] = {}
+
+    def look(now: int) -> None:
+        lst = s.listeners[(SERVER, 80)]
+        snap["syn_queue"] = len(lst.syn_queue)
+        snap["syn_drops"] = lst.syn_drops
+        snap["table"] = ss_table(s, title=f"server: ss -tan at {now / SECOND:.0f} s "
+                                          f"(first rows)")[:6] + ["  ..."]
+        snap["counts"] = state_counts(s)
+    net.call_at(1 * SECOND, look)
+    net.run(until=130 * SECOND)
+    lst = s.listeners[(SERVER, 80)]
+    syns = [st for st in L.steps() if isinstance(st, SegmentStep) and st.src == "left"
+            and st.seg.flags & SYN]
+    est = first_change(c, new="ESTABLISHED")
+    synack_to_spoofed = sum(1 for r in net.records if r.src == SERVER
+                            and r.dst.startswith("203.0.113."))
+    f: dict[str, Any] = {
+        "syn_queue_1s": snap["syn_queue"], "syn_drops_1s": snap["syn_drops"],
+        "syn_recv_1s": snap["counts"].get("SYN_RECEIVED", 0),
+        "client_syns": len(syns), "client_established_us": est,
+        "synacks_to_spoofed": synack_to_spoofed, "syn_drops_total": lst.syn_drops,
+        "syncookies": s.cfg.int("net.ipv4.tcp_syncookies"),
+    }
+    est_s = (est or 0) / SECOND
+    en = f"""
+A SYN flood: {spoofed} SYNs from forged addresses (203.0.113.x) that will never send the
+third message. Each takes a place in the SYN queue (SYN_RECEIVED) and the
+server keeps retransmitting its SYN,ACK into the void ({synack_to_spoofed} SYN,ACKs in all,
+tcp_synack_retries = {s.cfg.int('net.ipv4.tcp_synack_retries')}). With listen backlog {backlog} the SYN queue holds
+{backlog + 1}: at 1 s it has {f['syn_queue_1s']} half-open entries and {f['syn_drops_1s']} SYNs were dropped. The real client
+(192.0.2.1) connects at 100 ms: its SYN is dropped too, and so are its retries
+(1 s, 3 s, 7 s, ... doubling), until the forged entries time out after the last
+SYN,ACK retry; it gets in at {est_s:.1f} s, on SYN number {len(syns)}.
+Linux answers an overflowing SYN queue with SYN cookies (net.ipv4.tcp_syncookies
+= {f['syncookies']}): it encodes the request in its ISN and keeps no state, so the real client
+would get in at once. synack does not implement SYN cookies yet: it accepts the
+sysctl but drops, as Linux does with tcp_syncookies = 0.
+"""
+    zh = f"""
+SYN 泛洪攻击：{spoofed} 个来自伪造地址（203.0.113.x）的 SYN，永远不会有第三次握手。
+每个 SYN 都占用半连接队列中的一个位置（SYN_RECEIVED），服务端不停地向不存在的地址重传
+SYN,ACK（共 {synack_to_spoofed} 个，tcp_synack_retries = {s.cfg.int('net.ipv4.tcp_synack_retries')}）。listen() 的 backlog 为 {backlog}，
+半连接队列最多 {backlog + 1} 个：1 秒时队列里有 {f['syn_queue_1s']} 个半连接，已丢弃 {f['syn_drops_1s']} 个 SYN。
+真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 也被丢弃，之后的重传（1 秒、3 秒、7 秒……
+翻倍）同样被丢弃，直到伪造的半连接在最后一次 SYN,ACK 重传后超时；它在 {est_s:.1f} 秒、
+第 {len(syns)} 个 SYN 才连上。
+笔记中的 tcp_max_syn_backlog 就是半连接队列的上限。Linux 在半连接队列溢出时使用 SYN cookie
+（net.ipv4.tcp_syncookies = {f['syncookies']}）：把请求信息编码进 ISN，不保存状态，真正的客户端可以立即连上。
+synack 还没有实现 SYN cookie：它接受这个参数，但行为与 Linux 的 tcp_syncookies = 0 相同——丢弃。
+"""
+    return Outcome("syn-flood", "SYN flood: the SYN queue fills with half-open connections",
+                   L.ladder(), en, [
+                       knob(s.cfg, "net.ipv4.tcp_max_syn_backlog",
+                            "bound of the SYN queue (3/4 of it without cookies)",
+                            "半连接队列的上限"),
+                       Tunable("listen(fd, backlog)", str(backlog),
+                               "also bounds the SYN queue: backlog + 1",
+                               "同样限制半连接队列：backlog + 1"),
+                       knob(s.cfg, "net.ipv4.tcp_synack_retries",
+                            "how long each forged entry occupies the queue",
+                            "每个伪造的半连接占用队列多久"),
+                       knob(s.cfg, "net.ipv4.tcp_syncookies",
+                            "Linux: stateless SYN cookies on overflow (not implemented in synack)",
+                            "Linux：溢出时用 SYN cookie（synack 尚未实现）")],
+                   f, net, title_zh="SYN 泛洪：半连接队列被占满", explanation_zh=zh,
+                   extra=snap["table"])
+

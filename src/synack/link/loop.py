@@ -1,0 +1,235 @@
+"""The event loop: one thread that moves packets between a link and a stack.
+
+Theory of operation
+-------------------
+The stack is sans-I/O: it never reads a clock and never waits. This loop is
+the driver that does both for a real (or in-process) link. Each iteration:
+
+1. ``select()`` on the link's descriptor and a doorbell, with a timeout that
+   ends at ``stack.next_deadline()`` (or none when no timer is pending);
+2. with :attr:`Loop.lock` held, run the callbacks queued by :meth:`call_soon`,
+   feed every packet the link has ready to ``stack.receive`` (one batch), run
+   ``stack.tick`` when a deadline has passed, run the watchers, and hand what
+   the stack wants to send to the link in one batch;
+3. ``cond.notify_all()``, so threads blocked in the socket APIs re-check.
+
+Other threads touch the stack only with the lock held and then call
+:meth:`wake`, which rings the doorbell so the loop transmits what they queued
+and recomputes its deadline. The lock is an RLock so that code running inside
+the loop (callbacks, watchers) may call the same helpers as other threads.
+
+If the loop body itself raises (a bug in the stack, a dead device) the loop
+stops, keeps the exception in :attr:`Loop.error` and notifies every waiter, so
+blocked callers fail instead of hanging.
+"""
+
+from __future__ import annotations
+
+import collections
+import selectors
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from synack.link.base import Link
+from synack.link.wakeup import Doorbell
+
+Callback = Callable[[int], Any]
+
+
+class PacketHost(Protocol):
+    """What the loop drives: a :class:`~synack.stack.Stack`, or a wrapper around one."""
+
+    def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None: ...
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]: ...
+    def next_deadline(self) -> int | None: ...
+    def tick(self, *, now: int) -> None: ...
+
+
+def monotonic_us() -> int:
+    """The default clock: CLOCK_MONOTONIC in integer microseconds."""
+    return time.monotonic_ns() // 1000
+
+
+class Loop:
+    """Drive ``stack`` over ``link`` in one thread (see the module docstring)."""
+
+    def __init__(self, stack: PacketHost, link: Link, *, name: str | None = None,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.stack = stack
+        self.link = link
+        self.name = name or f"synack-loop-{getattr(stack, 'name', id(stack))}"
+        try:
+            stack.offload = link.offload  # type: ignore[attr-defined]
+        except AttributeError:
+            pass  # a wrapper host with __slots__ and no offload: it builds full packets
+        self._clock = clock or monotonic_us
+        self._clock_lock = threading.Lock()
+        self._last_now: int | None = None
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
+        self.error: BaseException | None = None
+        self._bell = Doorbell()
+        self._rung = False           # a ring is pending: spare further writes to the eventfd
+        self._callbacks: collections.deque[Callback] = collections.deque()
+        self._watchers: list[Callback] = []
+        self._stopping = False
+        self._running = False
+        self._finished = False
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    # ------------------------------------------------------------ the clock
+    def now(self) -> int:
+        """Microseconds on the loop's clock; never goes backwards. Thread-safe."""
+        t = self._clock()
+        with self._clock_lock:
+            last = self._last_now
+            if last is not None and t < last:
+                return last
+            self._last_now = t
+            return t
+
+    # ------------------------------------------------------------ control
+    @property
+    def running(self) -> bool:
+        """True while the loop is serving (started and neither stopped nor failed)."""
+        return self._running and not self._stopping
+
+    def in_loop_thread(self) -> bool:
+        """True when called from the loop's own thread (where blocking would deadlock)."""
+        t = self._thread
+        return t is not None and t is threading.current_thread()
+
+    def start(self) -> None:
+        """Run the loop in a daemon thread."""
+        with self._start_lock:
+            if self._thread is not None or self._running or self._finished:
+                raise RuntimeError("loop already started")
+            self._running = True   # before the thread exists: running is True on return
+            self._thread = threading.Thread(target=self._serve, name=self.name, daemon=True)
+            self._thread.start()
+
+    def run(self) -> None:
+        """Run the loop in the calling thread until :meth:`stop`."""
+        with self._start_lock:
+            if self._running or self._finished:
+                raise RuntimeError("loop already started")
+            self._running = True
+        self._serve()
+
+    def stop(self) -> None:
+        """End the loop (and join its thread). Idempotent; closes nothing but the loop."""
+        self._stopping = True
+        self._bell.ring()
+        t = self._thread
+        if t is not None and t is not threading.current_thread():
+            t.join()
+
+    def wake(self) -> None:
+        """Make the loop transmit what the stack queued and recompute its deadline.
+
+        Thread-safe; call it after any stack call made from another thread.
+        """
+        if not self._rung:
+            self._rung = True
+            self._bell.ring()
+
+    def call_soon(self, fn: Callback) -> None:
+        """Run ``fn(now)`` in the loop thread with the lock held. Thread-safe."""
+        self._callbacks.append(fn)
+        self.wake()
+
+    def add_watcher(self, fn: Callback) -> None:
+        """Run ``fn(now)`` in the loop thread, lock held, after every batch (until removed).
+
+        Watchers see the stack after packets and timers were processed and before
+        the loop transmits, so what they send goes out in the same batch. Call
+        with the lock held or from the loop thread.
+        """
+        with self.lock:
+            self._watchers.append(fn)
+        self.wake()
+
+    def remove_watcher(self, fn: Callback) -> None:
+        """Stop calling ``fn``. Harmless if it is not registered."""
+        with self.lock:
+            try:
+                self._watchers.remove(fn)
+            except ValueError:
+                pass
+
+    # ------------------------------------------------------------ the loop
+    def _serve(self) -> None:
+        sel = selectors.DefaultSelector()
+        link_fd = self.link.fileno()
+        sel.register(link_fd, selectors.EVENT_READ)
+        sel.register(self._bell.fileno(), selectors.EVENT_READ)
+        try:
+            while not self._stopping:
+                with self.lock:
+                    deadline = self.stack.next_deadline()
+                timeout = None
+                if deadline is not None:
+                    timeout = max(deadline - self.now(), 0) / 1e6
+                events = sel.select(timeout)
+                if self._stopping:
+                    break
+                link_ready = False
+                for key, _ in events:
+                    if key.fd == link_fd:
+                        link_ready = True
+                    else:
+                        # Empty the bell first, then drop the flag: a wake() that rang
+                        # before the clear did its stack work before this batch takes
+                        # the lock, and one that sees the flag down rings again. (The
+                        # other order can swallow a ring and leave the flag up forever.)
+                        self._bell.clear()
+                        self._rung = False
+                self._batch(link_ready)
+        except BaseException as exc:  # noqa: BLE001 - reported to waiters, not swallowed
+            self.error = exc
+            print(f"synack loop {self.name}: stopped by an exception", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+        finally:
+            sel.close()
+            self._running = False
+            self._finished = True
+            with self.cond:
+                self.cond.notify_all()
+            self._bell.close()
+
+    def _batch(self, link_ready: bool) -> None:
+        stack = self.stack
+        with self.lock:
+            now = self.now()
+            while self._callbacks:
+                fn = self._callbacks.popleft()
+                self._guarded(fn, now, "call_soon callback")
+            if link_ready:
+                for packet, csum_valid in self.link.recv_packets(now=now):
+                    stack.receive(packet, now=now, csum_valid=csum_valid)
+            deadline = stack.next_deadline()
+            if deadline is not None and deadline <= now:
+                stack.tick(now=now)
+            for fn in list(self._watchers):
+                self._guarded(fn, now, "watcher")
+            out = stack.transmit_gso(now=now)
+            if out:
+                self.link.send_packets(out, now=now)
+            self.cond.notify_all()
+
+    def _guarded(self, fn: Callback, now: int, what: str) -> None:
+        """User code must not kill the loop: report its exception and carry on."""
+        try:
+            fn(now)
+        except Exception:  # noqa: BLE001 - user code must not kill the loop
+            print(f"synack loop {self.name}: exception in {what} {fn!r}", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else ("failed" if self.error else "stopped")
+        return f"<Loop {self.name} {state}>"

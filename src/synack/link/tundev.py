@@ -1,0 +1,139 @@
+"""Opening and configuring Linux TUN/TAP devices: the ioctls both links share.
+
+A TUN/TAP device is a file descriptor on ``/dev/net/tun`` bound to a network
+interface with ``TUNSETIFF`` (``Documentation/networking/tuntap.rst``). Each
+``read`` returns one packet (TUN) or frame (TAP) and each ``write`` sends one;
+with ``IFF_VNET_HDR`` every one is preceded by a ``struct virtio_net_hdr``
+(:mod:`synack.wire.vnet`), and ``TUNSETOFFLOAD`` tells the kernel which offloads
+this side can take, so it may hand over unchecksummed packets and 64 KB GSO
+super-segments instead of cutting them up and checksumming each piece.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import struct
+from collections import Counter
+
+from synack.stack import Offload
+from synack.wire.vnet import VNET_HDR_LEN
+
+__all__ = [
+    "MAX_MTU",
+    "TSO_MAX",
+    "TunTapDevice",
+    "set_mtu",
+]  # fmt: skip
+
+# include/uapi/linux/if_tun.h
+TUNSETIFF = 0x400454CA
+TUNSETOFFLOAD = 0x400454D0
+TUNSETVNETHDRSZ = 0x400454D8
+IFF_TUN = 0x0001
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+TUN_F_CSUM = 0x01
+TUN_F_TSO4 = 0x02
+SIOCSIFMTU = 0x8922     # include/uapi/linux/sockios.h
+
+MAX_MTU = 65521         # the largest MTU a TAP accepts (measured; MAX_MTU in drivers/net/tun.c)
+MIN_MTU = 68            # RFC 791: every IPv4 host must take 68-byte datagrams
+# The largest IPv4 packet we hand the device as one TSO super-segment: under the
+# 64 KB IP limit with room for headers, like Linux's GSO_LEGACY_MAX_SIZE minus slack.
+TSO_MAX = 65_000
+BATCH = 256             # packets read per recv_packets call at most, so timers still run
+_IFNAMSIZ = 16
+
+
+def _ifreq(name: str, fmt: str, *values: int) -> bytes:
+    raw = name.encode()
+    if not raw or len(raw) >= _IFNAMSIZ:
+        raise ValueError(f"interface name must be 1..15 bytes, not {name!r}")
+    return struct.pack(f"{_IFNAMSIZ}s{fmt}", raw, *values).ljust(40, b"\0")
+
+
+def set_mtu(name: str, mtu: int) -> None:
+    """Set an interface's MTU in this network namespace (as ``ip link set NAME mtu N``)."""
+    if not MIN_MTU <= mtu <= MAX_MTU:
+        raise ValueError(f"MTU must be {MIN_MTU}..{MAX_MTU}, not {mtu}")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        fcntl.ioctl(s.fileno(), SIOCSIFMTU, _ifreq(name, "i", mtu))
+
+
+class TunTapDevice:
+    """The descriptor of one TUN or TAP interface, non-blocking, with optional offloads.
+
+    ``name`` "" or ending in "%d" lets the kernel choose (``tap0``, ...); the
+    chosen name is in :attr:`name`. The interface disappears when the descriptor
+    is closed, unless it was made persistent by someone else (``ip tuntap add``).
+    """
+
+    def __init__(self, name: str, *, tap: bool, offload: bool = False, mtu: int = 1500) -> None:
+        if not MIN_MTU <= mtu <= MAX_MTU:
+            raise ValueError(f"MTU must be {MIN_MTU}..{MAX_MTU}, not {mtu}")
+        self.tap = tap
+        self.mtu = mtu
+        self.vnet = offload
+        self.stats: Counter[str] = Counter()
+        flags = (IFF_TAP if tap else IFF_TUN) | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            res = fcntl.ioctl(fd, TUNSETIFF, _ifreq(name or ("tap%d" if tap else "tun%d"),
+                                                    "H", flags))
+            self.name = res[:_IFNAMSIZ].rstrip(b"\0").decode()
+            if offload:
+                fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+            set_mtu(self.name, mtu)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd: int | None = fd
+        self.offload: Offload | None = Offload(tx_csum=True, tso_max=TSO_MAX) if offload else None
+        # The largest read: a GSO super-segment (64 KB IP) or an MTU-sized frame, plus headers.
+        self._read_size = (VNET_HDR_LEN if offload else 0) + 14 + max(mtu, 65535)
+
+    def fileno(self) -> int:
+        """The descriptor; -1 once closed."""
+        return -1 if self.fd is None else self.fd
+
+    def read_batch(self, limit: int = BATCH) -> list[bytes]:
+        """Up to ``limit`` packets or frames (vnet header included), until EAGAIN."""
+        fd = self.fd
+        if fd is None:
+            return []
+        out: list[bytes] = []
+        size = self._read_size
+        read = os.read
+        try:
+            for _ in range(limit):
+                out.append(read(fd, size))
+        except BlockingIOError:
+            pass
+        self.stats["frames in"] += len(out)
+        return out
+
+    def write(self, parts: list[bytes]) -> None:
+        """Write one packet or frame given as pieces (no join: ``writev``)."""
+        fd = self.fd
+        if fd is None:
+            self.stats["dropped device closed"] += 1
+            return
+        try:
+            os.writev(fd, parts)
+            self.stats["frames out"] += 1
+        except BlockingIOError:
+            self.stats["dropped device busy"] += 1
+        except OSError as exc:
+            # EIO while the interface is down, EINVAL for a header the kernel refuses:
+            # the packet is lost as on any wire, and TCP retransmits.
+            self.stats[f"dropped write error {exc.errno}"] += 1
+
+    def close(self) -> None:
+        """Close the descriptor (the interface goes with it). Idempotent."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            os.close(fd)

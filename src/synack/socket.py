@@ -1,0 +1,621 @@
+"""Blocking sockets shaped like the stdlib's ``socket`` module, over a synack Stack.
+
+Theory of operation
+-------------------
+A :class:`socket` is a descriptor of a :class:`~synack.stack.Stack` plus a
+timeout. Every call takes the host loop's lock, tries the stack's non-blocking
+call, and if that raises ``BlockingIOError`` waits on ``loop.cond`` -- which
+the loop notifies after every batch of packets and timers -- then tries again.
+Waiting releases the lock (``Condition.wait``), so the loop and other threads
+keep running; nothing polls or sleeps. After a call that may have queued
+segments, ``loop.wake()`` makes the loop transmit them.
+
+Timeouts follow the stdlib: None blocks, 0.0 is non-blocking (the stack's
+``BlockingIOError`` comes through), a positive value raises ``TimeoutError``
+("timed out") when the whole operation outlasts it. Errors are the stack's,
+which are the stdlib's. :meth:`socket.close` from another thread wakes a
+thread blocked on the socket with ``OSError(EBADF)``, as on Linux.
+
+``fileno()`` is the stack's descriptor number: it cannot be passed to
+``select()``; use threads or :mod:`synack.asyncio` instead.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket as _socket
+import struct
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
+
+from synack.api_host import Host, get_default_host, resolve_host, set_default_host
+from synack.socketfile import SocketIO, make_file
+from synack.tcp.state import State
+
+# The option and flag constants are the stdlib's, so code written for the
+# stdlib passes the same numbers (the Stack interprets them by Linux's values).
+AF_INET = _socket.AF_INET
+SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_NONBLOCK = _socket.SOCK_NONBLOCK
+SOCK_CLOEXEC = _socket.SOCK_CLOEXEC
+SOL_SOCKET = _socket.SOL_SOCKET
+SO_KEEPALIVE = _socket.SO_KEEPALIVE
+SO_LINGER = _socket.SO_LINGER
+SO_RCVBUF = _socket.SO_RCVBUF
+SO_SNDBUF = _socket.SO_SNDBUF
+SO_REUSEADDR = _socket.SO_REUSEADDR
+SO_OOBINLINE = _socket.SO_OOBINLINE
+SO_ERROR = _socket.SO_ERROR
+SO_TYPE = _socket.SO_TYPE
+SO_DOMAIN = _socket.SO_DOMAIN
+SO_PROTOCOL = _socket.SO_PROTOCOL
+SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
+IPPROTO_TCP = _socket.IPPROTO_TCP
+TCP_NODELAY = _socket.TCP_NODELAY
+TCP_KEEPIDLE = _socket.TCP_KEEPIDLE
+TCP_KEEPINTVL = _socket.TCP_KEEPINTVL
+TCP_KEEPCNT = _socket.TCP_KEEPCNT
+TCP_MAXSEG = _socket.TCP_MAXSEG
+TCP_CORK = _socket.TCP_CORK
+TCP_INFO = _socket.TCP_INFO
+TCP_CONGESTION = _socket.TCP_CONGESTION
+SHUT_RD = _socket.SHUT_RD
+SHUT_WR = _socket.SHUT_WR
+SHUT_RDWR = _socket.SHUT_RDWR
+MSG_OOB = _socket.MSG_OOB
+MSG_DONTWAIT = _socket.MSG_DONTWAIT
+MSG_WAITALL = _socket.MSG_WAITALL
+MSG_NOSIGNAL = _socket.MSG_NOSIGNAL
+SOMAXCONN = _socket.SOMAXCONN
+# MSG_PEEK is not exported: the stack has no peek, and recv() refuses it.
+
+error = OSError
+timeout = TimeoutError
+gaierror = _socket.gaierror
+herror = _socket.herror
+has_ipv6 = False
+
+__all__ = [
+    "AF_INET",
+    "IPPROTO_TCP",
+    "MSG_DONTWAIT",
+    "MSG_NOSIGNAL",
+    "MSG_OOB",
+    "MSG_WAITALL",
+    "SHUT_RD",
+    "SHUT_RDWR",
+    "SHUT_WR",
+    "SOCK_STREAM",
+    "SOL_SOCKET",
+    "SOMAXCONN",
+    "SO_ERROR",
+    "SO_KEEPALIVE",
+    "SO_LINGER",
+    "SO_OOBINLINE",
+    "SO_RCVBUF",
+    "SO_REUSEADDR",
+    "SO_SNDBUF",
+    "SO_TYPE",
+    "TCP_CONGESTION",
+    "TCP_CORK",
+    "TCP_INFO",
+    "TCP_KEEPCNT",
+    "TCP_KEEPIDLE",
+    "TCP_KEEPINTVL",
+    "TCP_MAXSEG",
+    "TCP_NODELAY",
+    "Host",
+    "SocketIO",
+    "create_connection",
+    "create_server",
+    "error",
+    "gaierror",
+    "get_default_host",
+    "getdefaulttimeout",
+    "herror",
+    "set_default_host",
+    "setdefaulttimeout",
+    "socket",
+    "timeout",
+]
+
+T = TypeVar("T")
+_RECV_FLAGS = MSG_OOB | MSG_DONTWAIT | MSG_WAITALL
+_SEND_FLAGS = MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL
+_HANDSHAKING = (State.SYN_SENT, State.SYN_RECEIVED)
+_default_timeout: float | None = None
+_GLOBAL_DEFAULT_TIMEOUT = object()
+
+
+def getdefaulttimeout() -> float | None:
+    """The timeout new sockets start with (None: blocking)."""
+    return _default_timeout
+
+
+def setdefaulttimeout(value: float | None) -> None:
+    """Set the timeout new sockets start with."""
+    global _default_timeout
+    _default_timeout = _check_timeout(value)
+
+
+def _check_timeout(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if value < 0.0:
+        raise ValueError("Timeout value out of range")
+    return value
+
+
+def _oserror(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def check_address(address: Any, call: str) -> tuple[str, int]:
+    """Check an AF_INET address as the stdlib does; names are not resolved (no DNS)."""
+    if not isinstance(address, tuple):
+        raise TypeError(f"AF_INET address must be tuple, not {type(address).__name__}")
+    if len(address) != 2:
+        raise TypeError("AF_INET address must be a pair (host, port)")
+    ip, port = address
+    if isinstance(ip, (bytes, bytearray)):
+        ip = bytes(ip).decode("idna")
+    if not isinstance(ip, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(ip).__name__}")
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    if ip in ("", "0.0.0.0"):
+        return "0.0.0.0", port
+    if ip == "localhost":
+        return "127.0.0.1", port
+    try:
+        return str(ipaddress.IPv4Address(ip)), port
+    except ValueError:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+
+
+class socket:
+    """A TCP socket of a synack host, with the stdlib ``socket.socket`` interface."""
+
+    def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
+                 *, host: Host | None = None, _fd: int | None = None) -> None:
+        self._fd: int | None = None
+        self._closed = True
+        self._io_refs = 0
+        if family != AF_INET:
+            raise _oserror(errno.EAFNOSUPPORT)
+        if type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM:
+            raise _oserror(errno.ESOCKTNOSUPPORT)
+        if proto not in (0, IPPROTO_TCP):
+            raise _oserror(errno.EPROTONOSUPPORT)
+        self._host = resolve_host(host)
+        self._timeout: float | None = 0.0 if type & SOCK_NONBLOCK else _default_timeout
+        if _fd is None:
+            with self._host.loop.lock:
+                _fd = self._host.stack.socket()
+        self._fd = _fd
+        self._closed = False
+
+    # ------------------------------------------------------------ plumbing
+    def _live_fd(self) -> int:
+        fd = self._fd
+        if fd is None:
+            raise _oserror(errno.EBADF)
+        return fd
+
+    def _wait(self, end: float | None) -> None:
+        """Wait (lock held, released while waiting) for the next batch or ``end``."""
+        loop = self._host.loop
+        if not loop.running:
+            raise OSError(errno.ENETDOWN, "synack loop is not running")
+        if loop.in_loop_thread():
+            raise RuntimeError("a blocking synack.socket call inside the loop thread")
+        if end is None:
+            loop.cond.wait()
+            return
+        remaining = end - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("timed out")
+        loop.cond.wait(remaining)
+
+    def _end(self) -> float | None:
+        t = self._timeout
+        return None if t is None else time.monotonic() + t
+
+    def _blocking(self, attempt: Callable[[int, int], T], *, nonblock: bool = False) -> T:
+        """Retry ``attempt(fd, now)`` until it stops raising BlockingIOError."""
+        host = self._host
+        loop = host.loop
+        nonblock = nonblock or self._timeout == 0.0
+        end = None if nonblock else self._end()
+        try:
+            with loop.cond:
+                while True:
+                    fd = self._live_fd()
+                    try:
+                        return attempt(fd, loop.now())
+                    except BlockingIOError:
+                        if nonblock:
+                            raise
+                    self._wait(end)
+        finally:
+            loop.wake()
+
+    def _locked(self, call: Callable[[int, int], T]) -> T:
+        """One stack call that never blocks."""
+        loop = self._host.loop
+        try:
+            with loop.lock:
+                return call(self._live_fd(), loop.now())
+        finally:
+            loop.wake()
+
+    # ------------------------------------------------------------ setup
+    def bind(self, address: tuple[str, int]) -> None:
+        """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
+        addr = check_address(address, "bind")
+        st = self._host.stack
+        self._locked(lambda fd, now: st.bind(fd, addr))
+
+    def listen(self, backlog: int | None = None) -> None:
+        """Accept connections; ``backlog`` defaults to min(SOMAXCONN, 128) as the stdlib."""
+        if backlog is None:
+            backlog = min(SOMAXCONN, 128)
+        st = self._host.stack
+        self._locked(lambda fd, now: st.listen(fd, max(backlog, 0)))
+
+    def accept(self) -> tuple[socket, tuple[str, int]]:
+        """Wait for a connection; returns ``(socket, address)``."""
+        st = self._host.stack
+        fd, addr = self._blocking(lambda fd, now: st.accept(fd))
+        sock = socket(host=self._host, _fd=fd)
+        if _default_timeout is None and self._timeout:
+            sock._timeout = None   # the stdlib: a timeout on the listener is not inherited
+        return sock, addr
+
+    def connect(self, address: tuple[str, int]) -> None:
+        """Connect, waiting for the handshake (within the timeout)."""
+        code = self._connect(address)
+        if code:
+            raise _oserror(code)
+
+    def connect_ex(self, address: tuple[str, int]) -> int:
+        """Like :meth:`connect`, returning an errno (EAGAIN on timeout, as CPython)."""
+        try:
+            return self._connect(address)
+        except TimeoutError:
+            return errno.EAGAIN
+
+    def _connect(self, address: tuple[str, int]) -> int:
+        addr = check_address(address, "connect")
+        if addr[0] == "0.0.0.0":
+            addr = ("127.0.0.1", addr[1])   # Linux: connecting to INADDR_ANY means this host
+        host = self._host
+        st, loop = host.stack, host.loop
+        end = self._end()
+        try:
+            with loop.cond:
+                code = st.connect_ex(self._live_fd(), addr, now=loop.now())
+                if code != errno.EINPROGRESS or self._timeout == 0.0:
+                    return code
+                loop.wake()
+                while True:
+                    self._wait(end)
+                    fd = self._live_fd()
+                    if st.state(fd) not in _HANDSHAKING:
+                        # The second connect() reports how the handshake ended.
+                        return st.connect_ex(fd, addr, now=loop.now())
+        finally:
+            loop.wake()
+
+    # ------------------------------------------------------------ data
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
+        """Send some of ``data``; returns how many bytes were taken."""
+        if flags & ~_SEND_FLAGS:
+            raise _oserror(errno.EOPNOTSUPP)
+        st = self._host.stack
+        oob = flags & MSG_OOB
+        return self._blocking(lambda fd, now: st.send(fd, data, now=now, flags=oob),
+                              nonblock=bool(flags & MSG_DONTWAIT))
+
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
+        """Send all of ``data``; the timeout bounds the whole call, as the stdlib's."""
+        if flags & ~_SEND_FLAGS:
+            raise _oserror(errno.EOPNOTSUPP)
+        host = self._host
+        st, loop = host.stack, host.loop
+        view = memoryview(data).cast("B")
+        oob = flags & MSG_OOB
+        nonblock = self._timeout == 0.0 or bool(flags & MSG_DONTWAIT)
+        end = None if nonblock else self._end()
+        sent, total = 0, len(view)
+        try:
+            with loop.cond:
+                while sent < total:
+                    try:
+                        sent += st.send(self._live_fd(), view[sent:], now=loop.now(),
+                                        flags=oob)
+                        loop.wake()
+                        continue
+                    except BlockingIOError:
+                        if nonblock:
+                            raise
+                    self._wait(end)
+        finally:
+            loop.wake()
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Up to ``bufsize`` bytes; b"" at end of stream."""
+        if flags & ~_RECV_FLAGS:
+            raise _oserror(errno.EOPNOTSUPP)
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recv")
+        st = self._host.stack
+        if bufsize == 0:
+            self._live_fd()
+            return b""              # Linux returns at once for a zero-length read
+        oob = flags & MSG_OOB
+        nonblock = bool(flags & MSG_DONTWAIT)
+        if flags & MSG_WAITALL and not oob and bufsize:
+            return self._recv_all(bufsize, nonblock)
+        return self._blocking(lambda fd, now: st.recv(fd, bufsize, now=now, flags=oob),
+                              nonblock=nonblock)
+
+    def _recv_all(self, bufsize: int, nonblock: bool) -> bytes:
+        # MSG_WAITALL: wait for the full amount unless EOF, an error or the timeout.
+        st = self._host.stack
+        parts: list[bytes] = []
+        got = 0
+
+        def attempt(fd: int, now: int) -> bytes:
+            nonlocal got
+            while got < bufsize:
+                chunk = st.recv(fd, bufsize - got, now=now)
+                if not chunk:
+                    break
+                parts.append(chunk)
+                got += len(chunk)
+            return b""
+
+        try:
+            self._blocking(attempt, nonblock=nonblock)
+        except (BlockingIOError, TimeoutError):
+            if not parts:
+                raise
+        return b"".join(parts)
+
+    def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0, flags: int = 0) -> int:
+        """Read into ``buffer``; returns how many bytes were stored."""
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recv_into")
+        if nbytes > len(view):
+            raise ValueError("buffer too small for requested bytes")
+        data = self.recv(nbytes or len(view), flags)
+        view[:len(data)] = data
+        return len(data)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
+        """``(recv(bufsize), peer)``, as for a connected stdlib TCP socket."""
+        data = self.recv(bufsize, flags)
+        try:
+            return data, self.getpeername()
+        except OSError:
+            return data, None
+
+    def shutdown(self, how: int) -> None:
+        """SHUT_WR sends FIN after queued data; SHUT_RD makes a blocked recv() return b""."""
+        st = self._host.stack
+        loop = self._host.loop
+
+        def call(fd: int, now: int) -> None:
+            st.shutdown(fd, how, now=now)
+            loop.cond.notify_all()      # a thread blocked in recv() sees EOF now
+
+        self._locked(call)
+
+    # ------------------------------------------------------------ closing
+    def close(self) -> None:
+        """Release the socket (after any makefile() objects are closed, as the stdlib)."""
+        self._closed = True
+        if self._io_refs <= 0:
+            self._real_close()
+
+    def _real_close(self) -> None:
+        fd = self._fd
+        if fd is None:
+            return
+        loop = self._host.loop
+        with loop.lock:
+            if self._fd is None:
+                return
+            self._fd = None
+            try:
+                self._host.stack.close(fd, now=loop.now())
+            finally:
+                loop.cond.notify_all()   # blocked callers wake and find EBADF
+        loop.wake()
+
+    def _decref_socketios(self) -> None:
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed:
+            self.close()
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is None:
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
+        # The loop may be held by another thread; never block in a finalizer.
+        st = self._host.stack
+        self._host.loop.call_soon(lambda now: st.close(fd, now=now))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ options and names
+    def setsockopt(self, level: int, optname: int, value: int | bytes | None,
+                   optlen: int | None = None) -> None:
+        """Set an option (Linux constants, as the stdlib's)."""
+        if value is None:
+            if optlen is None:
+                raise TypeError("setsockopt() takes an optlen with a None value")
+            value = bytes(optlen)
+        elif isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        st = self._host.stack
+        val = value
+        self._locked(lambda fd, now: st.setsockopt(fd, level, optname, val, now=now))
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        """An option's value: an int, or ``buflen`` bytes when a length is given."""
+        st = self._host.stack
+        value: int | bytes
+        if level == SOL_SOCKET and optname == SO_TYPE:
+            value = int(SOCK_STREAM)
+        elif level == SOL_SOCKET and optname == SO_DOMAIN:
+            value = int(AF_INET)
+        elif level == SOL_SOCKET and optname == SO_PROTOCOL:
+            value = IPPROTO_TCP
+        elif level == SOL_SOCKET and optname == SO_ACCEPTCONN:
+            value = int(self._locked(lambda fd, now: st.state(fd)) is State.LISTEN)
+        else:
+            value = self._locked(lambda fd, now: st.getsockopt(fd, level, optname))
+        if buflen is None:
+            if isinstance(value, bytes):    # the stdlib reads an int out of the buffer
+                return int.from_bytes(value[:4].ljust(4, b"\0"), sys.byteorder, signed=True)
+            return value
+        if not 0 < buflen <= 1024:
+            raise OSError("getsockopt buflen out of range")
+        if isinstance(value, int):
+            value = struct.pack("i", value)
+        return value[:buflen]
+
+    def getsockname(self) -> tuple[str, int]:
+        """The local address."""
+        st = self._host.stack
+        return self._locked(lambda fd, now: st.getsockname(fd))
+
+    def getpeername(self) -> tuple[str, int]:
+        """The peer's address (ENOTCONN when not connected)."""
+        st = self._host.stack
+        return self._locked(lambda fd, now: st.getpeername(fd))
+
+    # ------------------------------------------------------------ timeouts
+    def settimeout(self, value: float | None) -> None:
+        """None blocks, 0.0 never blocks, a positive value raises TimeoutError after it."""
+        self._timeout = _check_timeout(value)
+
+    def gettimeout(self) -> float | None:
+        """The timeout in seconds (None: blocking)."""
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(False)`` is ``settimeout(0.0)``; True is ``settimeout(None)``."""
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        """False when the timeout is 0.0."""
+        return self._timeout != 0.0
+
+    @property
+    def timeout(self) -> float | None:
+        """The timeout, as the stdlib's attribute."""
+        return self._timeout
+
+    # ------------------------------------------------------------ identity
+    @property
+    def family(self) -> _socket.AddressFamily:
+        """AF_INET."""
+        return AF_INET
+
+    @property
+    def type(self) -> _socket.SocketKind:
+        """SOCK_STREAM."""
+        return SOCK_STREAM
+
+    @property
+    def proto(self) -> int:
+        """0, as the stdlib reports for a socket made without a protocol."""
+        return 0
+
+    @property
+    def host(self) -> Host:
+        """The synack host this socket lives on."""
+        return self._host
+
+    def fileno(self) -> int:
+        """The stack's descriptor number (-1 once closed); not an OS descriptor."""
+        return -1 if self._fd is None else self._fd
+
+    def __repr__(self) -> str:
+        closed = " [closed]" if self._fd is None else ""
+        s = (f"<synack.socket.socket{closed} fd={self.fileno()}, family={AF_INET!s}, "
+             f"type={SOCK_STREAM!s}, proto=0")
+        if self._fd is not None:
+            try:
+                s += f", laddr={self.getsockname()}"
+                s += f", raddr={self.getpeername()}"
+            except OSError:
+                pass
+        return s + ">"
+
+    # ------------------------------------------------------------ files
+    def makefile(self, mode: str = "r", buffering: int | None = None, *,
+                 encoding: str | None = None, errors: str | None = None,
+                 newline: str | None = None) -> Any:
+        """A file object on the socket, built like the stdlib's (RawIOBase + buffers)."""
+        return make_file(self, mode, buffering, encoding=encoding, errors=errors,
+                         newline=newline)
+
+
+def create_connection(address: tuple[str, int], timeout: Any = _GLOBAL_DEFAULT_TIMEOUT,
+                      source_address: tuple[str, int] | None = None, *,
+                      host: Host | None = None) -> socket:
+    """Connect to ``address`` and return the socket (the stdlib's helper)."""
+    sock = socket(host=host)
+    try:
+        if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+            sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+        sock.connect(address)
+        return sock
+    except BaseException:
+        sock.close()
+        raise
+
+
+def create_server(address: tuple[str, int], *, family: int = AF_INET,
+                  backlog: int | None = None, reuse_port: bool = False,
+                  dualstack_ipv6: bool = False, host: Host | None = None) -> socket:
+    """A listening socket bound to ``address`` with SO_REUSEADDR (the stdlib's helper)."""
+    if reuse_port:
+        raise ValueError("SO_REUSEPORT not supported on this platform")
+    if dualstack_ipv6:
+        raise ValueError("dualstack_ipv6 not supported on this platform")
+    sock = socket(family, SOCK_STREAM, host=host)
+    try:
+        sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        sock.bind(address)
+        if backlog is None:
+            sock.listen()
+        else:
+            sock.listen(backlog)
+        return sock
+    except BaseException:
+        sock.close()
+        raise

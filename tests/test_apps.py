@@ -1,0 +1,315 @@
+"""The event-driven servers (echo, discard, chargen, HTTP) on a synack stack, in the simulator."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+
+from synack.apps import AppRunner
+from synack.apps.base import BODY_LOW, OUT_HIGH
+from synack.apps.http import BLOCK, HttpServer, generated_bytes, generated_chunks
+from synack.apps.simple import ChargenServer, DiscardServer, EchoServer, chargen_cycle
+from synack.sim import LinkParams, Network
+from synack.stack import SHUT_WR, Stack
+from synack.tcp.state import State
+
+CLIENT, SERVER = "192.0.2.1", "192.0.2.2"
+MS = 1000
+
+
+class Client:
+    """A scripted client app: connect, send ``data``, half-close, read to EOF."""
+
+    def __init__(self, stack: Stack, port: int, data: bytes = b"", *, half_close: bool = True,
+                 read_limit: int | None = None, start_us: int = 0, reads: bool = True) -> None:
+        self.stack, self.port, self.data = stack, port, memoryview(data)
+        self.half_close, self.read_limit, self.start_us = half_close, read_limit, start_us
+        self.fd: int | None = None
+        self.off = 0
+        self.got = bytearray()
+        self.eof = False
+        self.closed = False
+        self.error: OSError | None = None
+        self.shut = False
+        self.reads = reads
+
+    def poll(self, now: int) -> None:
+        st = self.stack
+        if self.closed or now < self.start_us:
+            return
+        if self.fd is None:
+            self.fd = st.socket()
+            st.connect_ex(self.fd, (SERVER, self.port), now=now)
+            return
+        if st.state(self.fd) in (State.SYN_SENT, State.SYN_RECEIVED):
+            return
+        try:
+            while self.off < len(self.data):
+                self.off += st.send(self.fd, self.data[self.off:], now=now)
+        except BlockingIOError:
+            pass
+        except OSError as exc:
+            self.error = exc
+        if self.off == len(self.data) and self.half_close and not self.shut:
+            self.shut = True
+            st.shutdown(self.fd, SHUT_WR, now=now)
+        while self.reads and not self.eof:
+            try:
+                chunk = st.recv(self.fd, 1 << 20, now=now)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self.error = exc
+                self.eof = True
+                break
+            if not chunk:
+                self.eof = True
+            self.got += chunk
+            if self.read_limit is not None and len(self.got) >= self.read_limit:
+                self.eof = True
+        if self.eof and not self.closed:
+            self.closed = True
+            st.close(self.fd, now=now)
+
+
+def lab(server_cls: type, port: int, *, link: LinkParams | None = None, seed: int = 1,
+        **kw: object) -> tuple[Network, AppRunner, AppRunner, object]:
+    net = Network(seed)
+    srv_stack = Stack(SERVER, seed=seed + 1, name="server")
+    cli_stack = Stack(CLIENT, seed=seed, name="client")
+    server = server_cls(srv_stack, port, **kw)
+    srv, cli = AppRunner(srv_stack, [server]), AppRunner(cli_stack)
+    net.add_host(SERVER, srv)
+    net.add_host(CLIENT, cli)
+    net.add_link(CLIENT, SERVER, link or LinkParams(delay_us=2 * MS))
+    return net, srv, cli, server
+
+
+def run_clients(net: Network, cli: AppRunner, clients: list[Client],
+                until_s: int = 600) -> None:
+    for c in clients:
+        cli.add(c)
+        net.call_at(max(c.start_us, net.now), lambda now: None)   # wake the client
+    net.run(until=until_s * 1_000_000, stop=lambda: all(c.closed for c in clients))
+    assert all(c.closed for c in clients), "clients did not finish"
+
+
+# ------------------------------------------------------------------ echo
+
+
+def test_echo_returns_every_byte_and_closes_after_the_client() -> None:
+    data = random.Random(1).randbytes(1_000_000)
+    net, srv, cli, server = lab(EchoServer, 7)
+    c = Client(cli.stack, 7, data)
+    run_clients(net, cli, [c])
+    assert bytes(c.got) == data and c.error is None
+    net.run(until=net.now + 200 * MS)
+    assert server.handlers == {}                          # the server closed its side
+    assert not srv.stack.conns                            # passive close ends in CLOSED
+    assert [r.state for r in srv.stack.connections()] == [State.LISTEN]
+    assert any(ch.new is State.TIME_WAIT for _, ch in cli.stack.changes)
+
+
+def test_echo_over_a_lossy_reordering_link_is_intact() -> None:
+    data = random.Random(2).randbytes(300_000)
+    bad = LinkParams(delay_us=5 * MS, loss=0.03, reorder=0.05, duplicate=0.01)
+    net, _srv, cli, _ = lab(EchoServer, 7, link=bad, seed=5)
+    c = Client(cli.stack, 7, data)
+    run_clients(net, cli, [c])
+    assert bytes(c.got) == data
+
+
+def test_echo_serves_many_connections_at_once_without_threads() -> None:
+    net, srv, cli, server = lab(EchoServer, 7)
+    clients = [Client(cli.stack, 7, random.Random(i).randbytes(20_000 + i), start_us=i * 100)
+               for i in range(60)]
+    seen_open = []
+    srv.add(type("Probe", (), {"poll": lambda self, now: seen_open.append(len(server.handlers))})())
+    run_clients(net, cli, clients)
+    assert all(bytes(c.got) == bytes(c.data) for c in clients)
+    assert server.accepted == 60
+    assert max(seen_open) > 30          # they really were served concurrently
+
+
+def test_echo_stops_reading_while_its_output_is_backed_up() -> None:
+    """A client that never reads: the server holds at most OUT_HIGH plus a read, and
+    the client's sends end up blocked by TCP flow control instead."""
+    net, _srv, cli, server = lab(EchoServer, 7)
+    c = Client(cli.stack, 7, random.Random(3).randbytes(20_000_000), half_close=False,
+               reads=False)
+    cli.add(c)
+    net.call_at(0, lambda now: None)
+    net.run(until=20_000 * MS)
+    (h,) = server.handlers.values()  # still open, not aborted
+    assert OUT_HIGH <= len(h.out) < OUT_HIGH + 64 * 1024
+    assert 0 < c.off < 20_000_000        # the sender is blocked, not everything taken
+
+
+# ------------------------------------------------------------------ discard, chargen
+
+
+def test_discard_reads_everything_and_sends_nothing() -> None:
+    data = random.Random(4).randbytes(500_000)
+    net, srv, cli, server = lab(DiscardServer, 9)
+    c = Client(cli.stack, 9, data)
+    run_clients(net, cli, [c])
+    assert c.got == b"" and c.eof and c.error is None
+    net.run(until=net.now + 200 * MS)
+    assert server.handlers == {}
+    sent = sum(ch.recv_q for ch in srv.stack.connections())
+    assert sent == 0
+
+
+def test_chargen_streams_the_rfc864_pattern_until_the_client_closes() -> None:
+    net, _srv, cli, server = lab(ChargenServer, 19)
+    c = Client(cli.stack, 19, b"ignored input", half_close=False, read_limit=300_000)
+    run_clients(net, cli, [c])
+    cycle = chargen_cycle()
+    assert len(cycle) == 95 * 74
+    assert cycle[:74] == bytes(range(32, 104)) + b"\r\n"
+    assert cycle[74:148] == bytes(range(33, 105)) + b"\r\n"
+    want = cycle * (len(c.got) // len(cycle) + 1)
+    assert bytes(c.got) == want[:len(c.got)]
+    net.run(until=net.now + 500 * MS)
+    assert server.handlers == {}                     # the server closed when the client did
+
+
+# ------------------------------------------------------------------ HTTP
+
+
+def http_get(net: Network, cli: AppRunner, port: int, raw: bytes) -> bytes:
+    c = Client(cli.stack, port, raw)
+    run_clients(net, cli, [c])
+    return bytes(c.got)
+
+
+def split_responses(blob: bytes, head_at: int | None = None,
+                    ) -> list[tuple[int, dict[str, str], bytes]]:
+    """Cut a response stream; the response number ``head_at`` answers a HEAD."""
+    out: list[tuple[int, dict[str, str], bytes]] = []
+    while blob:
+        head, _, rest = blob.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {k.lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        n = 0 if len(out) == head_at else int(headers["content-length"])
+        out.append((status, headers, rest[:n]))
+        blob = rest[n:]
+    return out
+
+
+def test_generated_content_is_deterministic_non_repeating_and_rangeable() -> None:
+    a = generated_bytes(3 * BLOCK + 100)
+    assert a == generated_bytes(3 * BLOCK + 100)
+    assert a[:BLOCK] != a[BLOCK:2 * BLOCK]
+    assert generated_bytes(1000, start=BLOCK - 500) == a[BLOCK - 500:BLOCK + 500]
+    assert all(len(ch) <= BLOCK for ch in generated_chunks(10 * BLOCK + 7))
+
+
+def test_http_get_bytes_is_intact_and_streamed() -> None:
+    n = 3_000_000
+    net, srv, cli, server = lab(HttpServer, 80)
+    peak = [0]
+
+    class Watch:
+        def poll(self, now: int) -> None:
+            for h in server.handlers.values():
+                peak[0] = max(peak[0], len(h.out))
+
+    srv.add(Watch())
+    blob = http_get(net, cli, 80, f"GET /bytes/{n} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    ((status, headers, body),) = split_responses(blob)
+    assert status == 200 and headers["content-length"] == str(n)
+    assert hashlib.sha256(body).digest() == hashlib.sha256(generated_bytes(n)).digest()
+    assert peak[0] < BODY_LOW + BLOCK       # never more than a chunk or so buffered
+
+
+def test_http_keep_alive_pipelined_requests_on_one_connection() -> None:
+    net, _srv, cli, server = lab(HttpServer, 80)
+    raw = (b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"HEAD /bytes/70000 HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /bytes/100000 HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"DELETE /bytes/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+           b"GET /bytes/5 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+           b"GET /bytes/6 HTTP/1.1\r\nHost: x\r\n\r\n")            # after close: ignored
+    rs = split_responses(http_get(net, cli, 80, raw), head_at=1)
+    assert [r[0] for r in rs] == [200, 200, 200, 404, 405, 200]
+    assert rs[0][2] == generated_bytes(10)
+    assert rs[1][1]["content-length"] == "70000" and rs[1][2] == b""
+    assert rs[2][2] == generated_bytes(100_000)
+    assert rs[4][1]["allow"] == "GET, HEAD"
+    assert rs[5][1]["connection"] == "close" and rs[5][2] == generated_bytes(5)
+    assert [r[1]["connection"] for r in rs[:5]] == ["keep-alive"] * 5
+    assert server.accepted == 1 and server.requests == 6
+
+
+def test_http_server_closes_first_on_connection_close_and_sits_in_time_wait() -> None:
+    net, srv, cli, _server = lab(HttpServer, 80)
+    c = Client(cli.stack, 80, b"GET /bytes/1 HTTP/1.0\r\n\r\n", half_close=False)
+    run_clients(net, cli, [c])
+    (r,) = split_responses(bytes(c.got))
+    assert r[0] == 200 and r[1]["connection"] == "close"
+    net.run(until=net.now + 50 * MS)
+    assert [row.state for row in srv.stack.connections()] == [State.LISTEN, State.TIME_WAIT]
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET / HTTP/1.1\r\n\r\n", 400),                         # no Host
+    (b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", 400),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n", 400),
+    (b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", 403),
+    (b"GET /%2e%2e/secret HTTP/1.1\r\nHost: x\r\n\r\n", 403),
+    (b"GET /bytes/x HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    (b"GET /missing.txt HTTP/1.1\r\nHost: x\r\n\r\n", 404),
+    (b"GET /escape/secret HTTP/1.1\r\nHost: x\r\n\r\n", 403),  # symlink out of the root
+    (b"PUT /a.txt HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+])
+def test_http_bad_requests(tmp_path: Path, raw: bytes, status: int) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "a.txt").write_text("hello\n")
+    (tmp_path / "secret").write_text("do not serve\n")
+    (root / "escape").symlink_to(tmp_path)
+    net, _srv, cli, _ = lab(HttpServer, 80, root=root)
+    rs = split_responses(http_get(net, cli, 80, raw))
+    assert rs[0][0] == status
+    assert b"do not serve" not in rs[0][2]
+    if status == 400:
+        assert len(rs) == 1 and rs[0][1]["connection"] == "close"
+
+
+def test_http_serves_files_under_root(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    big = random.Random(5).randbytes(700_001)
+    (tmp_path / "sub" / "big.bin").write_bytes(big)
+    (tmp_path / "page.html").write_text("<p>hi</p>\n")
+    net, _srv, cli, _ = lab(HttpServer, 80, root=tmp_path)
+    raw = (b"GET /sub/big.bin HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /sub/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    rs = split_responses(http_get(net, cli, 80, raw))
+    assert [r[0] for r in rs] == [200, 200, 200]
+    assert rs[0][2] == big and rs[0][1]["content-type"] == "application/octet-stream"
+    assert rs[1][2] == b"<p>hi</p>\n" and rs[1][1]["content-type"].startswith("text/html")
+    assert b"big.bin" in rs[2][2]
+
+
+def test_http_request_split_into_single_bytes() -> None:
+    """A request arriving one byte per segment (TCP_NODELAY client) is still parsed."""
+    net, _srv, cli, _server = lab(HttpServer, 80)
+    raw = b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    c = Client(cli.stack, 80, b"", half_close=False)
+    cli.add(c)
+    net.call_at(0, lambda now: None)
+    net.run(until=10 * MS)
+    for i, b in enumerate(raw):
+        net.call_at(net.now + (i + 1) * MS,
+                    lambda now, b=b: cli.stack.send(c.fd, bytes([b]), now=now))
+    net.run(until=2_000 * MS, stop=lambda: c.closed)
+    (r,) = split_responses(bytes(c.got))
+    assert r[0] == 200 and r[2] == generated_bytes(3)

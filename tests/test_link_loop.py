@@ -1,0 +1,355 @@
+"""The event loop (synack.link.loop) and the in-process links (synack.link.loopback).
+
+Real threads, bounded by timeouts of a few seconds; synchronisation is by the
+loop's condition variable, never by sleeping.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from synack.link.loop import Loop
+from synack.link.loopback import LinkPair, Loopback
+from synack.stack import Offload, Stack
+from synack.tcp.state import State
+
+WAIT = 5.0   # seconds: generous, only reached when something is broken
+
+
+class FakeHost:
+    """A host with one timer at ``deadline``; records every tick."""
+
+    def __init__(self, deadline: int | None = None) -> None:
+        self.deadline = deadline
+        self.ticks: list[int] = []
+        self.received: list[tuple[bytes, bool]] = []
+        self.offload: object = "unset"
+
+    def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
+        self.received.append((packet, csum_valid))
+
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+        return []
+
+    def next_deadline(self) -> int | None:
+        return self.deadline
+
+    def tick(self, *, now: int) -> None:
+        self.ticks.append(now)
+        self.deadline = None
+
+
+@pytest.fixture
+def lo() -> Iterator[Loopback]:
+    link = Loopback()
+    yield link
+    link.close()
+
+
+def started(host: object, link: Loopback, **kw: object) -> Loop:
+    loop = Loop(host, link, **kw)  # type: ignore[arg-type]
+    loop.start()
+    return loop
+
+
+# ---------------------------------------------------------------- the clock
+def test_now_never_goes_backwards(lo: Loopback) -> None:
+    readings = iter([100, 50, 200, 199, 300])
+    loop = Loop(FakeHost(), lo, clock=lambda: next(readings))
+    assert [loop.now() for _ in range(5)] == [100, 100, 200, 200, 300]
+
+
+def test_default_clock_is_monotonic_microseconds(lo: Loopback) -> None:
+    loop = Loop(FakeHost(), lo)
+    a = loop.now()
+    b = loop.now()
+    assert isinstance(a, int) and 0 <= b - a < 1_000_000
+
+
+def test_construction_hands_the_link_offload_to_the_stack(lo: Loopback) -> None:
+    host = FakeHost()
+    Loop(host, lo)
+    assert host.offload is None          # Loopback.offload
+    lo.offload = Offload(tx_csum=True)   # type: ignore[misc]
+    Loop(host, lo)
+    assert host.offload == Offload(tx_csum=True)
+
+
+# ---------------------------------------------------------------- timers and callbacks
+def test_tick_runs_once_the_deadline_passes(lo: Loopback) -> None:
+    host = FakeHost()
+    loop = started(host, lo)
+    try:
+        with loop.lock:
+            due = loop.now() + 30_000        # 30 ms from now
+            host.deadline = due
+        loop.wake()                          # the loop must recompute its select timeout
+        with loop.cond:
+            assert loop.cond.wait_for(lambda: host.ticks, WAIT)
+        assert len(host.ticks) == 1 and host.ticks[0] >= due
+    finally:
+        loop.stop()
+
+
+def test_call_soon_runs_in_the_loop_thread_with_the_lock(lo: Loopback) -> None:
+    loop = started(FakeHost(), lo)
+    seen: list[tuple[threading.Thread, bool, int]] = []
+
+    def probe(now: int) -> None:
+        # Another thread must not be able to take the lock while we run.
+        free: list[bool] = []
+        t = threading.Thread(target=lambda: free.append(loop.lock.acquire(blocking=False)))
+        t.start()
+        t.join()
+        seen.append((threading.current_thread(), free[0], now))
+
+    try:
+        loop.call_soon(probe)
+        with loop.cond:
+            assert loop.cond.wait_for(lambda: seen, WAIT)
+        thread, other_could_lock, now = seen[0]
+        assert thread is not threading.current_thread() and thread.name == loop.name
+        assert other_could_lock is False
+        assert loop.in_loop_thread() is False
+        assert now <= loop.now()
+    finally:
+        loop.stop()
+
+
+def test_a_failing_callback_does_not_kill_the_loop(lo: Loopback, capsys) -> None:
+    loop = started(FakeHost(), lo)
+    ran: list[int] = []
+    try:
+        loop.call_soon(lambda now: 1 // 0)
+        loop.call_soon(ran.append)
+        with loop.cond:
+            assert loop.cond.wait_for(lambda: ran, WAIT)
+        assert loop.running and loop.error is None
+    finally:
+        loop.stop()
+    err = capsys.readouterr().err
+    assert "ZeroDivisionError" in err and "call_soon callback" in err
+
+
+def test_a_broken_host_stops_the_loop_and_wakes_waiters(lo: Loopback, capsys) -> None:
+    class Broken(FakeHost):
+        def tick(self, *, now: int) -> None:
+            raise RuntimeError("stack bug")
+
+    host = Broken(deadline=0)
+    loop = started(host, lo)
+    with loop.cond:
+        assert loop.cond.wait_for(lambda: not loop.running, WAIT)
+    loop.stop()
+    assert isinstance(loop.error, RuntimeError)
+    assert "stack bug" in capsys.readouterr().err
+
+
+def test_stop_is_idempotent_and_joins(lo: Loopback) -> None:
+    loop = started(FakeHost(), lo)
+    assert loop.running
+    loop.stop()
+    loop.stop()
+    assert not loop.running
+    assert not any(t.name == loop.name for t in threading.enumerate())
+    with pytest.raises(RuntimeError):
+        loop.start()
+
+
+def test_run_in_the_calling_thread_until_stop(lo: Loopback) -> None:
+    loop = Loop(FakeHost(), lo, name="sa-api-run")
+    t = threading.Thread(target=loop.run)
+    t.start()
+    ran: list[int] = []
+    loop.call_soon(ran.append)
+    with loop.cond:
+        assert loop.cond.wait_for(lambda: ran, WAIT)
+    loop.stop()
+    t.join(WAIT)
+    assert not t.is_alive()
+
+
+def test_received_packets_reach_the_host_with_csum_valid(lo: Loopback) -> None:
+    host = FakeHost()
+    loop = started(host, lo)
+    try:
+        lo.send_packets([(b"one", 0), (b"two", 0)], now=0)
+        with loop.cond:
+            assert loop.cond.wait_for(lambda: len(host.received) == 2, WAIT)
+        assert host.received == [(b"one", True), (b"two", True)]
+    finally:
+        loop.stop()
+
+
+# ---------------------------------------------------------------- the links
+def test_loopback_fileno_is_readable_exactly_while_packets_wait(lo: Loopback) -> None:
+    def readable() -> bool:
+        return bool(select.select([lo.fileno()], [], [], 0)[0])
+
+    assert not readable() and lo.recv_packets(now=0) == []
+    lo.send_packets([(b"a", 0)], now=0)
+    lo.send_packets([(b"b", 0)], now=0)
+    assert readable() and lo.pending() == 2
+    assert lo.recv_packets(now=0) == [(b"a", True), (b"b", True)]
+    assert not readable()
+
+
+def test_link_pair_crosses_and_closed_ends_drop() -> None:
+    a, b = pair = LinkPair(csum_valid=False)
+    a.send_packets([(b"to b", 0)], now=0)
+    b.send_packets([(b"to a", 0)], now=0)
+    assert b.recv_packets(now=0) == [(b"to b", False)]
+    assert a.recv_packets(now=0) == [(b"to a", False)]
+    pair.close()
+    pair.close()
+    a.send_packets([(b"lost", 0)], now=0)   # no error once closed
+    assert a.pending() == b.pending() == 0
+
+
+# ---------------------------------------------------------------- a real stack
+def wait(loop: Loop, pred, what: str) -> None:
+    with loop.cond:
+        assert loop.cond.wait_for(pred, WAIT), what
+
+
+def test_one_stack_talks_to_itself_over_loopback(lo: Loopback) -> None:
+    stack = Stack("192.0.2.2", seed=1)
+    loop = started(stack, lo)
+    try:
+        with loop.lock:
+            lfd = stack.socket()
+            stack.bind(lfd, ("192.0.2.2", 7))
+            stack.listen(lfd, 8)
+            cfd = stack.socket()
+            assert stack.connect_ex(cfd, ("192.0.2.2", 7), now=loop.now()) == errno.EINPROGRESS
+        loop.wake()
+        wait(loop, lambda: stack.readable(lfd), "handshake")
+        with loop.lock:
+            sfd, peer = stack.accept(lfd)
+            assert peer == stack.getsockname(cfd)
+            stack.send(cfd, b"ping", now=loop.now())
+        loop.wake()
+        wait(loop, lambda: stack.readable(sfd), "data")
+        with loop.lock:
+            assert stack.recv(sfd, 100, now=loop.now()) == b"ping"
+            assert stack.state(cfd) is State.ESTABLISHED
+    finally:
+        loop.stop()
+
+
+def test_two_stacks_with_their_own_loops_over_a_link_pair() -> None:
+    pair = LinkPair()
+    a, b = Stack("198.51.100.1", seed=1), Stack("198.51.100.2", seed=2)
+    la, lb = started(a, pair.a, name="sa-api-a"), started(b, pair.b, name="sa-api-b")
+    try:
+        with lb.lock:
+            lfd = b.socket()
+            b.bind(lfd, ("0.0.0.0", 80))
+            b.listen(lfd, 8)
+        with la.lock:
+            cfd = a.socket()
+            a.connect_ex(cfd, ("198.51.100.2", 80), now=la.now())
+        la.wake()
+        wait(lb, lambda: b.readable(lfd), "accept queue")
+        with lb.lock:
+            sfd, _ = b.accept(lfd)
+        payload = memoryview(b"x" * 100_000)
+        sent = 0
+
+        def pushed() -> bool:     # on b's loop: send as ACKs make room, then close
+            nonlocal sent
+            while sent < len(payload) and b.writable(sfd):
+                sent += b.send(sfd, payload[sent:], now=lb.now())
+            if sent == len(payload):
+                b.close(sfd, now=lb.now())
+            lb.wake()
+            return sent == len(payload)
+
+        sender = threading.Thread(target=wait, args=(lb, pushed, "send all"))
+        sender.start()
+        got = bytearray()
+
+        def drained() -> bool:
+            while a.readable(cfd):
+                chunk = a.recv(cfd, 65536, now=la.now())
+                if not chunk:
+                    return True
+                got.extend(chunk)
+            la.wake()   # reading reopened the window: the update must go out
+            return False
+
+        wait(la, drained, "data and FIN")
+        sender.join(WAIT)
+        assert bytes(got) == b"x" * 100_000
+    finally:
+        la.stop()
+        lb.stop()
+        pair.close()
+
+
+def test_a_wrapper_around_a_stack_can_be_driven(lo: Loopback) -> None:
+    class Counting:
+        """Delegates to a Stack and counts the loop's calls."""
+
+        def __init__(self, stack: Stack) -> None:
+            self.stack = stack
+            self.calls = 0
+
+        def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
+            self.calls += 1
+            self.stack.receive(packet, now=now, csum_valid=csum_valid)
+
+        def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+            return self.stack.transmit_gso(now=now)
+
+        def next_deadline(self) -> int | None:
+            return self.stack.next_deadline()
+
+        def tick(self, *, now: int) -> None:
+            self.stack.tick(now=now)
+
+    stack = Stack("127.0.0.1", seed=3)
+    host = Counting(stack)
+    loop = started(host, lo)
+    try:
+        with loop.lock:
+            lfd = stack.socket()
+            stack.bind(lfd, ("127.0.0.1", 9))
+            stack.listen(lfd, 1)
+            stack.connect_ex(stack.socket(), ("127.0.0.1", 9), now=loop.now())
+        loop.wake()
+        wait(loop, lambda: stack.readable(lfd), "handshake through the wrapper")
+        assert host.calls >= 3     # SYN, SYN-ACK, ACK all went through receive()
+    finally:
+        loop.stop()
+
+
+def test_no_wake_up_is_lost_under_contention(lo: Loopback) -> None:
+    # Threads hammer call_soon(); each waits for its own callback. A lost ring would
+    # leave a callback queued with the loop asleep in select() (no timer pending).
+    loop = started(FakeHost(), lo)
+    failures: list[int] = []
+
+    def client(k: int) -> None:
+        for i in range(1000):
+            done: list[int] = []
+            loop.call_soon(done.append)
+            with loop.cond:
+                if not loop.cond.wait_for(lambda done=done: done, WAIT):
+                    failures.append(k * 100_000 + i)
+                    return
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(4 * WAIT)
+    finally:
+        loop.stop()
+    assert not failures
