@@ -260,7 +260,10 @@ def test_lab_removes_what_it_made_and_keeps_what_it_did_not() -> None:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def test_lab_cleans_up_on_sigterm() -> None:
+@pytest.mark.parametrize("signals", [1, 2], ids=["one", "twice"])
+def test_lab_cleans_up_on_sigterm(signals: int) -> None:
+    # timeout(1) and process-group kills often deliver SIGTERM twice: the second one
+    # must not interrupt the cleanup the first one started.
     ns = f"sa-dev-term{os.getpid() % 1000}"
     code = ("import time; from synack.link.netns import Lab\n"
             f"with Lab({ns!r}, tap='sadevterm'):\n"
@@ -269,7 +272,8 @@ def test_lab_cleans_up_on_sigterm() -> None:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
         assert netns_exists(ns)
-        proc.terminate()
+        for _ in range(signals):
+            proc.terminate()
         assert proc.wait(20) == 128 + 15
         assert not netns_exists(ns)
     finally:

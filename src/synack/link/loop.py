@@ -6,7 +6,9 @@ The stack is sans-I/O: it never reads a clock and never waits. This loop is
 the driver that does both for a real (or in-process) link. Each iteration:
 
 1. ``select()`` on the link's descriptor and a doorbell, with a timeout that
-   ends at ``stack.next_deadline()`` (or none when no timer is pending);
+   ends at ``stack.next_deadline()`` or the link's own ``next_deadline()`` (ARP
+   retries, packets an impairment holds back), or none when nothing is pending;
+   a link timer that is due gets ``link.tick(now=)`` and then a read;
 2. with :attr:`Loop.lock` held, run the callbacks queued by :meth:`call_soon`,
    feed every packet the link has ready to ``stack.receive`` (one batch), run
    ``stack.tick`` when a deadline has passed, run the watchers, and hand what
@@ -66,6 +68,10 @@ class Loop:
             stack.offload = link.offload  # type: ignore[attr-defined]
         except AttributeError:
             pass  # a wrapper host with __slots__ and no offload: it builds full packets
+        # A link may have timers of its own (ARP retries, packets held back by an
+        # impairment): ``next_deadline()`` and ``tick(now=)``, both optional.
+        self._link_deadline: Callable[[], int | None] | None = getattr(link, "next_deadline", None)
+        self._link_tick: Callable[..., None] | None = getattr(link, "tick", None)
         self._clock = clock or monotonic_us
         self._clock_lock = threading.Lock()
         self._last_now: int | None = None
@@ -171,7 +177,7 @@ class Loop:
         try:
             while not self._stopping:
                 with self.lock:
-                    deadline = self.stack.next_deadline()
+                    deadline = self._next_deadline()
                 timeout = None
                 if deadline is not None:
                     timeout = max(deadline - self.now(), 0) / 1e6
@@ -202,6 +208,15 @@ class Loop:
                 self.cond.notify_all()
             self._bell.close()
 
+    def _next_deadline(self) -> int | None:
+        """The stack's next timer, or the link's own (ARP retries, held packets)."""
+        deadline = self.stack.next_deadline()
+        if self._link_deadline is not None:
+            t = self._link_deadline()
+            if t is not None and (deadline is None or t < deadline):
+                deadline = t
+        return deadline
+
     def _batch(self, link_ready: bool) -> None:
         stack = self.stack
         with self.lock:
@@ -209,6 +224,11 @@ class Loop:
             while self._callbacks:
                 fn = self._callbacks.popleft()
                 self._guarded(fn, now, "call_soon callback")
+            if self._link_deadline is not None and self._link_tick is not None:
+                t = self._link_deadline()
+                if t is not None and t <= now:
+                    self._link_tick(now=now)
+                    link_ready = True        # what the link held back may be due now
             if link_ready:
                 for packet, csum_valid in self.link.recv_packets(now=now):
                     stack.receive(packet, now=now, csum_valid=csum_valid)

@@ -21,10 +21,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from synack.link.impair import ImpairedLink, parse_impairment
 from synack.link.tap import TapLink
 from synack.link.tun import TunLink
+
+if TYPE_CHECKING:
+    from synack.sim.link import LinkParams
 
 __all__ = ["Lab", "LabError", "add_link_args", "ip", "netns_exists", "open_link"]
 
@@ -54,7 +58,13 @@ def netns_exists(name: str) -> bool:
     return any(line.split()[0] == name for line in ip("netns", "list").splitlines() if line.strip())
 
 
-def _sigterm(signum: int, frame: FrameType | None) -> None:
+def _unwind_once(signum: int, frame: FrameType | None) -> None:
+    """SIGINT/SIGTERM: unwind the ``with`` once; later signals (``timeout``, a process
+    group kill and the shell often send two) must not interrupt the cleanup itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
 
 
@@ -151,9 +161,8 @@ class Lab:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; its owner handles signals then
-        for sig, handler in ((signal.SIGINT, signal.default_int_handler),
-                             (signal.SIGTERM, _sigterm)):
-            self._old_handlers[sig] = signal.signal(sig, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old_handlers[sig] = signal.signal(sig, _unwind_once)
 
     def _restore_signals(self) -> None:
         while self._old_handlers:
@@ -181,6 +190,11 @@ def add_link_args(parser: argparse.ArgumentParser) -> None:
                    help="virtio-net headers: checksum offload and TSO/GSO (default off)")
     g.add_argument("--mtu", type=int, metavar="N",
                    help="MTU of the device, 68..65521 (default 1500)")
+    g.add_argument("--impair", metavar="SPEC",
+                   help="netem-like impairment applied by synack to both directions, e.g. "
+                        "'delay 10ms loss 2%% reorder 5%%' (for kernels without sch_netem)")
+    g.add_argument("--impair-seed", type=int, default=1, metavar="N",
+                   help="seed of --impair's dice (default %(default)s)")
 
 
 @contextmanager
@@ -192,11 +206,13 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
     if bool(args.netns) == bool(args.tap):
         raise ValueError("give exactly one of --netns NAME or --tap IFACE")
     mtu = args.mtu if args.mtu is not None else 1500
+    impair = getattr(args, "impair", None)
+    params = parse_impairment(impair) if impair else None    # ValueError: one line
     if args.netns:
         lab = Lab(args.netns, kernel_addr=args.kernel_addr, synack_addr=args.synack_addr,
                   offload=args.offload, mtu=mtu, kind="tun" if args.tun else "tap")
         with lab as link:
-            yield args.synack_addr, link
+            yield args.synack_addr, _impaired(link, params, args)
         return
     if args.tun:
         raise ValueError("--tun goes with --netns (for your own device use --tap)")
@@ -206,6 +222,15 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
     link = TapLink(args.tap, addr=str(iface.ip), prefixlen=iface.network.prefixlen,
                    offload=args.offload, mtu=mtu)
     try:
-        yield str(iface.ip), link
+        yield str(iface.ip), _impaired(link, params, args)
     finally:
         link.close()
+
+
+def _impaired(link: TapLink | TunLink, params: LinkParams | None,
+              args: argparse.Namespace) -> Any:
+    """The link itself, or wrapped in :class:`ImpairedLink` when ``--impair`` was given."""
+    if params is None:
+        return link
+    return ImpairedLink(link, outbound=params, inbound=params,
+                        seed=getattr(args, "impair_seed", 1))
