@@ -55,6 +55,7 @@ class EchoReply:
     seq: int
     payload: bytes
     now: int
+    ttl: int
 
 
 def send_echo(stack: Stack, dst: str, ident: int, seq: int, payload: bytes, *,
@@ -84,7 +85,8 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         stats["icmp: echo replies sent"] += 1
         return
     if msg.type == ECHO_REPLY:
-        stack.echo_replies.append(EchoReply(ip.src, msg.ident, msg.seq, msg.payload, now))
+        stack.echo_replies.append(EchoReply(ip.src, msg.ident, msg.seq, msg.payload, now,
+                                             ip.ttl))
         stats["icmp: echo replies received"] += 1
         return
     orig = msg.original

@@ -399,10 +399,10 @@ class Stack:
 
     def _port_in_use(self, ip: str, port: int) -> bool:
         for s in self.socks.values():
-            if s.local and s.local[1] == port and (s.local[0] in (ip, "0.0.0.0")
-                                                  or ip == "0.0.0.0"):
-                if s.conn is None or s.conn.state is not State.CLOSED:
-                    return True
+            if (s.local and s.local[1] == port
+                    and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
+                    and (s.conn is None or s.conn.state is not State.CLOSED)):
+                return True
         return False
 
     def bind(self, fd: int, addr: Addr) -> None:
@@ -596,7 +596,7 @@ class Stack:
 
     def shutdown(self, fd: int, how: int, *, now: int) -> None:
         """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
-        sock, conn = self._conn(fd)
+        _sock, conn = self._conn(fd)
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
             raise _oserror(errno.EINVAL)
         if how in (SHUT_RD, SHUT_RDWR):

@@ -98,9 +98,7 @@ def _ping(stack: Any, loop: Any, host: str, args: argparse.Namespace) -> int:
             done.add(r.seq)
             if not dup:
                 rtts.append(rtt)
-            ttl = getattr(r, "ttl", None)    # shown when the stack records it
-            ttl_s = f" ttl={ttl}" if ttl is not None else ""
-            print(f"{len(r.payload) + 8} bytes from {r.src}: icmp_seq={r.seq}{ttl_s} "
+            print(f"{len(r.payload) + 8} bytes from {r.src}: icmp_seq={r.seq} ttl={r.ttl} "
                   f"time={_ms(rtt)} ms{' (DUP!)' if dup else ''}", flush=True)
 
     done: set[int] = set()

@@ -465,14 +465,13 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         if flags & URG and seg.urgent and state in CAN_RECEIVE:
             rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
-        if seg.payload and state in CAN_RECEIVE:
-            if self.app_closed and state in (State.FIN_WAIT_1, State.FIN_WAIT_2) and sq.gt(
-                sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt
-            ):
-                # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
-                self._send_reset_reply(seg)
-                self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
-                return
+        if (seg.payload and state in CAN_RECEIVE and self.app_closed
+                and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
+                and sq.gt(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt)):
+            # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
+            self._send_reset_reply(seg)
+            self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
+            return
         fin_was_received = rcv.fin_received
         ack_now = False
         if state in CAN_RECEIVE and (seg.payload or flags & FIN):

@@ -77,6 +77,8 @@ def aborts_request(type_: int, code: int) -> bool:
 class IcmpErrorsMixin:
     """ICMP errors about a connection's own segments."""
 
+    soft_error: int | None   # set in Connection.__init__
+
     def on_icmp_error(self: Connection, *, type_: int, code: int, mtu: int, seq: int,
                       now: int) -> str:
         """One validated ICMP error naming this 4-tuple; returns what was done

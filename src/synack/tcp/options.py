@@ -11,10 +11,21 @@ Linux's ``tcp_time_stamp_ms()`` with ``tcp_timestamps = 1``.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 from synack.wire.tcp import TcpSegment
 
 PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000  # RFC 7323 5.5: after 24 days ts_recent is stale
 TS_HALF = 1 << 31
+
+
+class SynOptions(TypedDict):
+    """The options of our SYN or SYN,ACK, as keyword arguments of a segment."""
+
+    mss: int
+    wscale: int | None
+    sack_permitted: bool
+    timestamps: tuple[int, int] | None
 
 
 def ts_before(a: int, b: int) -> bool:
@@ -53,7 +64,7 @@ class Negotiated:
         """Our timestamp clock at ``now`` (milliseconds plus the offset)."""
         return (now // 1000 + self.ts_offset) & 0xFFFFFFFF
 
-    def syn_options(self, *, mss: int, now: int, synack: bool) -> dict[str, object]:
+    def syn_options(self, *, mss: int, now: int, synack: bool) -> SynOptions:
         """Options for our SYN, or for our SYN,ACK (only what the peer's SYN offered)."""
         if not synack:
             ts = (self.tsval(now), 0) if self.offer_ts else None

@@ -103,11 +103,10 @@ class OutputMixin:
                     if fin:
                         break
                     continue
-            if n < left and n < cap and not probe:
-                # Window-limited: only a worthwhile piece (RFC 9293 3.8.6.2.1).
-                if n <= 0 or n < snd.max_wnd // 2:
-                    blocked_by_window = True
-                    break
+            # Window-limited: only a worthwhile piece (RFC 9293 3.8.6.2.1).
+            if n < left and n < cap and not probe and (n <= 0 or n < snd.max_wnd // 2):
+                blocked_by_window = True
+                break
             if 0 < n < mss and n == left and not fin_due and not probe \
                     and self._nagle_holds(n):
                 break

@@ -32,10 +32,29 @@ class Receiver:
     """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes."""
 
     __slots__ = (
-        "irs", "rcv_nxt", "rcv_adv", "ready", "ooo", "ooo_bytes", "capacity", "wscale",
-        "fin_seq", "fin_received", "bytes_received", "mss", "max_capacity", "recent",
-        "dsack", "urg_seq", "oob", "oobinline", "copied", "space_time", "space_copied",
-        "ooo_packets", "space",
+        "bytes_received",
+        "capacity",
+        "copied",
+        "dsack",
+        "fin_received",
+        "fin_seq",
+        "irs",
+        "max_capacity",
+        "mss",
+        "oob",
+        "oobinline",
+        "ooo",
+        "ooo_bytes",
+        "ooo_packets",
+        "rcv_adv",
+        "rcv_nxt",
+        "ready",
+        "recent",
+        "space",
+        "space_copied",
+        "space_time",
+        "urg_seq",
+        "wscale",
     )
 
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,

@@ -16,7 +16,7 @@ RTO_FALLBACK_US = 3_000_000  # Linux TCP_TIMEOUT_FALLBACK; RFC 6298 (5.7): no sa
 class RttEstimator:
     """SRTT, RTTVAR and RTO, updated from RTT samples (microseconds)."""
 
-    __slots__ = ("srtt", "rttvar", "rto", "min_rtt", "samples")
+    __slots__ = ("min_rtt", "rto", "rttvar", "samples", "srtt")
 
     def __init__(self) -> None:
         self.srtt: int | None = None

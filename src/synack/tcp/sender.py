@@ -26,10 +26,26 @@ class Sender:
     """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them."""
 
     __slots__ = (
-        "iss", "snd_una", "snd_nxt", "snd_max", "snd_wnd", "snd_wl1", "snd_wl2",
-        "max_wnd", "buf", "buf_seq", "capacity", "fin_queued", "bytes_acked",
-        "bytes_sent", "bytes_retrans", "sent_log", "rtx_high", "push_marks", "snd_up",
+        "buf",
+        "buf_seq",
+        "bytes_acked",
+        "bytes_retrans",
+        "bytes_sent",
+        "capacity",
+        "fin_queued",
+        "iss",
+        "max_wnd",
+        "push_marks",
+        "rtx_high",
+        "sent_log",
+        "snd_max",
+        "snd_nxt",
         "snd_sml",
+        "snd_una",
+        "snd_up",
+        "snd_wl1",
+        "snd_wl2",
+        "snd_wnd",
     )
 
     def __init__(self, iss: int, capacity: int) -> None:
@@ -142,7 +158,6 @@ class Sender:
             self.snd_wnd = wnd
             self.snd_wl1 = seq
             self.snd_wl2 = ack
-            if wnd > self.max_wnd:
-                self.max_wnd = wnd
+            self.max_wnd = max(self.max_wnd, wnd)
             return changed
         return False

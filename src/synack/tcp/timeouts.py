@@ -27,6 +27,11 @@ TIME_WAIT_US = 60 * SECOND  # Linux TCP_TIMEWAIT_LEN: 2 * MSL with MSL = 30 s
 class TimeoutsMixin:
     """Timer handlers of a connection."""
 
+    # Set in Connection.__init__; declared here so the types agree across the mixins.
+    error: int | None
+    retrans_stamp: int | None
+    rtt_seq: int | None
+
     def next_deadline(self: Connection) -> int | None:
         """When :meth:`tick` must next be called, or None."""
         return self.timers.next()

@@ -12,7 +12,7 @@ class Timers:
     """Deadlines of the retransmission, persist, delayed-ACK, FIN_WAIT_2, keepalive and
     TIME_WAIT timers."""
 
-    __slots__ = ("rtx", "persist", "delack", "finwait2", "keepalive", "timewait")
+    __slots__ = ("delack", "finwait2", "keepalive", "persist", "rtx", "timewait")
 
     def __init__(self) -> None:
         self.rtx: int | None = None        # retransmission (SYN, SYN-ACK, data, FIN)
