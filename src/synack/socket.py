@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket as _socket
 import struct
 import sys
@@ -35,6 +34,7 @@ from typing import Any, Self, TypeVar
 
 from synack.api_host import Host, get_default_host, resolve_host, set_default_host
 from synack.socketfile import SocketIO, make_file
+from synack.sockopts import oserror as _oserror
 from synack.tcp.state import State
 
 # The option and flag constants are the stdlib's, so code written for the
@@ -150,10 +150,6 @@ def _check_timeout(value: float | None) -> float | None:
     if value < 0.0:
         raise ValueError("Timeout value out of range")
     return value
-
-
-def _oserror(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
 
 
 def check_address(address: Any, call: str) -> tuple[str, int]:

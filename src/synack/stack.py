@@ -19,21 +19,20 @@ answered with RST (3.10.7.1). A malformed packet is dropped and counted in
 from __future__ import annotations
 
 import errno
-import os
 import random
 import socket as _socket
-import struct
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
+from synack.sockopts import get_option, set_option
+from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import TIME_WAIT_US, Connection, SockOpts, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
 from synack.tcp.state import CAN_SEND, State
-from synack.tcp.tcpinfo import LINUX_STATES, TcpInfo
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_tcp_packet, parse_ipv4
@@ -44,12 +43,6 @@ Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
 
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000 ms
-
-
-def _oserror(code: int, detail: str = "") -> OSError:
-    """The stdlib's exception for ``code`` (OSError maps errno to the subclass)."""
-    msg = os.strerror(code) + (f": {detail}" if detail else "")
-    return OSError(code, msg)
 
 
 @dataclass
@@ -636,112 +629,12 @@ class Stack:
     # ------------------------------------------------------------ options
     def setsockopt(self, fd: int, level: int, option: int, value: int | bytes, *,
                    now: int = 0) -> None:
-        """Set SOL_SOCKET / IPPROTO_TCP options by their Linux constants."""
-        sock = self._sock(fd)
-        o = sock.opts
-        ival = value if isinstance(value, int) else None
-        if level == _socket.SOL_SOCKET:
-            if option == _socket.SO_KEEPALIVE:
-                o.keepalive = bool(_need_int(ival))
-            elif option == _socket.SO_REUSEADDR:
-                sock.reuseaddr = bool(_need_int(ival))
-            elif option == _socket.SO_LINGER:
-                if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
-                    raise _oserror(errno.EINVAL, "SO_LINGER takes struct linger (8 bytes)")
-                onoff, secs = struct.unpack("ii", value)
-                o.linger = max(secs, 0) if onoff else None
-            elif option == _socket.SO_RCVBUF:
-                o.rcvbuf = max(2 * _need_int(ival), 2304)   # Linux doubles, min SOCK_MIN_RCVBUF
-            elif option == _socket.SO_SNDBUF:
-                o.sndbuf = max(2 * _need_int(ival), 4608)   # min SOCK_MIN_SNDBUF
-            elif option == _socket.SO_OOBINLINE:
-                o.oobinline = bool(_need_int(ival))
-                if sock.conn is not None and sock.conn.rcv is not None:
-                    sock.conn.rcv.oobinline = o.oobinline
-            else:
-                raise _oserror(errno.ENOPROTOOPT)
-        elif level == _socket.IPPROTO_TCP and option == _socket.TCP_CONGESTION:
-            name = value.rstrip(b"\0").decode() if isinstance(value, bytes) else str(value)
-            from synack.tcp.cc import AVAILABLE
-            if name not in AVAILABLE:
-                raise _oserror(errno.ENOENT, f"no congestion control {name!r}")
-            o.congestion = name
-            if sock.conn is not None:
-                sock.conn.set_congestion(name, now=now)
-        elif level == _socket.IPPROTO_TCP:
-            v = _need_int(ival)
-            if option == _socket.TCP_NODELAY:
-                o.nodelay = bool(v)
-                if sock.conn is not None and v:
-                    sock.conn.push(now=now)
-                    self._collect_key(sock.conn, now)
-            elif option == _socket.TCP_CORK:
-                o.cork = bool(v)
-                if sock.conn is not None and not v:
-                    sock.conn.push(now=now)
-                    self._collect_key(sock.conn, now)
-            elif option == _socket.TCP_KEEPIDLE:
-                o.keepidle = _ranged(v, 1, 32767)
-            elif option == _socket.TCP_KEEPINTVL:
-                o.keepintvl = _ranged(v, 1, 32767)
-            elif option == _socket.TCP_KEEPCNT:
-                o.keepcnt = _ranged(v, 1, 127)
-            elif option == _socket.TCP_MAXSEG:
-                o.maxseg = _ranged(v, 88, 32767)
-            else:
-                raise _oserror(errno.ENOPROTOOPT)
-        else:
-            raise _oserror(errno.ENOPROTOOPT)
-        if sock.conn is not None:
-            sock.conn.set_keepalive(now=now)
+        """Set SOL_SOCKET / IPPROTO_TCP options by their Linux constants (:mod:`synack.sockopts`)."""
+        set_option(self, self._sock(fd), level, option, value, now=now)
 
     def getsockopt(self, fd: int, level: int, option: int) -> int | bytes:
         """Read an option back (SO_ERROR reports and clears a pending error)."""
-        sock = self._sock(fd)
-        o, c = sock.opts, self.cfg
-        if level == _socket.SOL_SOCKET:
-            if option == _socket.SO_ERROR:
-                conn = sock.conn
-                if conn is None or conn.error is None or sock.error_reported:
-                    return 0
-                sock.error_reported = True
-                return conn.error
-            if option == _socket.SO_KEEPALIVE:
-                return int(o.keepalive)
-            if option == _socket.SO_REUSEADDR:
-                return int(sock.reuseaddr)
-            if option == _socket.SO_LINGER:
-                return struct.pack("ii", int(o.linger is not None), o.linger or 0)
-            if option == _socket.SO_RCVBUF:
-                return o.rcvbuf or c.triple("net.ipv4.tcp_rmem")[1]
-            if option == _socket.SO_SNDBUF:
-                return o.sndbuf or c.triple("net.ipv4.tcp_wmem")[1]
-            if option == _socket.SO_OOBINLINE:
-                return int(o.oobinline)
-        elif level == _socket.IPPROTO_TCP:
-            if option == _socket.TCP_NODELAY:
-                return int(o.nodelay)
-            if option == _socket.TCP_KEEPIDLE:
-                return o.keepidle or c.int("net.ipv4.tcp_keepalive_time")
-            if option == _socket.TCP_KEEPINTVL:
-                return o.keepintvl or c.int("net.ipv4.tcp_keepalive_intvl")
-            if option == _socket.TCP_KEEPCNT:
-                return o.keepcnt or c.int("net.ipv4.tcp_keepalive_probes")
-            if option == _socket.TCP_MAXSEG:
-                return sock.conn.mss if sock.conn else (o.maxseg or 536)
-            if option == _socket.TCP_CORK:
-                return int(o.cork)
-            if option == _socket.TCP_CONGESTION:
-                name = sock.conn.cc_name if sock.conn else (
-                    o.congestion or str(c["net.ipv4.tcp_congestion_control"]))
-                return name.encode().ljust(16, b"\0")   # TCP_CA_NAME_MAX
-            if option == _socket.TCP_INFO:
-                from synack.tcp.info import tcp_info
-                if sock.conn is None:
-                    return TcpInfo(tcpi_state=LINUX_STATES[
-                        "LISTEN" if sock.listener else "CLOSED"]).pack()
-                return tcp_info(sock.conn, sock.conn.now).pack()
-        raise _oserror(errno.ENOPROTOOPT)
+        return get_option(self, self._sock(fd), level, option)
 
     # ------------------------------------------------------------ queries
     def getsockname(self, fd: int) -> Addr:
@@ -800,14 +693,3 @@ class Stack:
             return False
         return c.snd.space() > 0 or c.state not in CAN_SEND or c.error is not None
 
-
-def _need_int(v: int | None) -> int:
-    if v is None:
-        raise TypeError("an integer is required")
-    return v
-
-
-def _ranged(v: int, lo: int, hi: int) -> int:
-    if not lo <= v <= hi:
-        raise _oserror(errno.EINVAL, f"value {v} outside [{lo}, {hi}]")
-    return v

@@ -1,0 +1,151 @@
+"""Socket options by their Linux constants: SOL_SOCKET and IPPROTO_TCP.
+
+What ``setsockopt``/``getsockopt`` accept, the ranges Linux enforces (keepalive
+idle 1..32767 s, probes 1..127, TCP_MAXSEG 88..32767), and the values read
+back: a buffer size as the kernel reports it (doubled), SO_ERROR read once and
+cleared, TCP_INFO in ``struct tcp_info`` layout. Errors are the stdlib's:
+``OSError(ENOPROTOOPT)`` for an unknown option, ``EINVAL`` out of range,
+``TypeError`` for a non-integer where an integer is required.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _socket
+import struct
+from typing import TYPE_CHECKING
+
+from synack.tcp.tcpinfo import LINUX_STATES, TcpInfo
+
+if TYPE_CHECKING:
+    from synack.stack import Sock, Stack
+
+__all__ = ["get_option", "oserror", "set_option"]
+
+
+def oserror(code: int, detail: str = "") -> OSError:
+    """The stdlib's exception for ``code`` (OSError maps errno to the subclass)."""
+    msg = os.strerror(code) + (f": {detail}" if detail else "")
+    return OSError(code, msg)
+
+
+def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | bytes, *,
+               now: int) -> None:
+    """``setsockopt`` on ``sock`` of ``stack``."""
+    o = sock.opts
+    ival = value if isinstance(value, int) else None
+    if level == _socket.SOL_SOCKET:
+        if option == _socket.SO_KEEPALIVE:
+            o.keepalive = bool(_need_int(ival))
+        elif option == _socket.SO_REUSEADDR:
+            sock.reuseaddr = bool(_need_int(ival))
+        elif option == _socket.SO_LINGER:
+            if not isinstance(value, (bytes, bytearray)) or len(value) != 8:
+                raise oserror(errno.EINVAL, "SO_LINGER takes struct linger (8 bytes)")
+            onoff, secs = struct.unpack("ii", value)
+            o.linger = max(secs, 0) if onoff else None
+        elif option == _socket.SO_RCVBUF:
+            o.rcvbuf = max(2 * _need_int(ival), 2304)   # Linux doubles, min SOCK_MIN_RCVBUF
+        elif option == _socket.SO_SNDBUF:
+            o.sndbuf = max(2 * _need_int(ival), 4608)   # min SOCK_MIN_SNDBUF
+        elif option == _socket.SO_OOBINLINE:
+            o.oobinline = bool(_need_int(ival))
+            if sock.conn is not None and sock.conn.rcv is not None:
+                sock.conn.rcv.oobinline = o.oobinline
+        else:
+            raise oserror(errno.ENOPROTOOPT)
+    elif level == _socket.IPPROTO_TCP and option == _socket.TCP_CONGESTION:
+        name = value.rstrip(b"\0").decode() if isinstance(value, bytes) else str(value)
+        from synack.tcp.cc import AVAILABLE
+        if name not in AVAILABLE:
+            raise oserror(errno.ENOENT, f"no congestion control {name!r}")
+        o.congestion = name
+        if sock.conn is not None:
+            sock.conn.set_congestion(name, now=now)
+    elif level == _socket.IPPROTO_TCP:
+        v = _need_int(ival)
+        if option == _socket.TCP_NODELAY:
+            o.nodelay = bool(v)
+            if sock.conn is not None and v:
+                sock.conn.push(now=now)
+                stack._collect_key(sock.conn, now)
+        elif option == _socket.TCP_CORK:
+            o.cork = bool(v)
+            if sock.conn is not None and not v:
+                sock.conn.push(now=now)
+                stack._collect_key(sock.conn, now)
+        elif option == _socket.TCP_KEEPIDLE:
+            o.keepidle = _ranged(v, 1, 32767)
+        elif option == _socket.TCP_KEEPINTVL:
+            o.keepintvl = _ranged(v, 1, 32767)
+        elif option == _socket.TCP_KEEPCNT:
+            o.keepcnt = _ranged(v, 1, 127)
+        elif option == _socket.TCP_MAXSEG:
+            o.maxseg = _ranged(v, 88, 32767)
+        else:
+            raise oserror(errno.ENOPROTOOPT)
+    else:
+        raise oserror(errno.ENOPROTOOPT)
+    if sock.conn is not None:
+        sock.conn.set_keepalive(now=now)
+
+
+def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes:
+    """``getsockopt`` on ``sock`` of ``stack`` (SO_ERROR reports and clears a pending error)."""
+    o, c = sock.opts, stack.cfg
+    if level == _socket.SOL_SOCKET:
+        if option == _socket.SO_ERROR:
+            conn = sock.conn
+            if conn is None or conn.error is None or sock.error_reported:
+                return 0
+            sock.error_reported = True
+            return conn.error
+        if option == _socket.SO_KEEPALIVE:
+            return int(o.keepalive)
+        if option == _socket.SO_REUSEADDR:
+            return int(sock.reuseaddr)
+        if option == _socket.SO_LINGER:
+            return struct.pack("ii", int(o.linger is not None), o.linger or 0)
+        if option == _socket.SO_RCVBUF:
+            return o.rcvbuf or c.triple("net.ipv4.tcp_rmem")[1]
+        if option == _socket.SO_SNDBUF:
+            return o.sndbuf or c.triple("net.ipv4.tcp_wmem")[1]
+        if option == _socket.SO_OOBINLINE:
+            return int(o.oobinline)
+    elif level == _socket.IPPROTO_TCP:
+        if option == _socket.TCP_NODELAY:
+            return int(o.nodelay)
+        if option == _socket.TCP_KEEPIDLE:
+            return o.keepidle or c.int("net.ipv4.tcp_keepalive_time")
+        if option == _socket.TCP_KEEPINTVL:
+            return o.keepintvl or c.int("net.ipv4.tcp_keepalive_intvl")
+        if option == _socket.TCP_KEEPCNT:
+            return o.keepcnt or c.int("net.ipv4.tcp_keepalive_probes")
+        if option == _socket.TCP_MAXSEG:
+            return sock.conn.mss if sock.conn else (o.maxseg or 536)
+        if option == _socket.TCP_CORK:
+            return int(o.cork)
+        if option == _socket.TCP_CONGESTION:
+            name = sock.conn.cc_name if sock.conn else (
+                o.congestion or str(c["net.ipv4.tcp_congestion_control"]))
+            return name.encode().ljust(16, b"\0")   # TCP_CA_NAME_MAX
+        if option == _socket.TCP_INFO:
+            from synack.tcp.info import tcp_info
+            if sock.conn is None:
+                return TcpInfo(tcpi_state=LINUX_STATES[
+                    "LISTEN" if sock.listener else "CLOSED"]).pack()
+            return tcp_info(sock.conn, sock.conn.now).pack()
+    raise oserror(errno.ENOPROTOOPT)
+
+
+def _need_int(v: int | None) -> int:
+    if v is None:
+        raise TypeError("an integer is required")
+    return v
+
+
+def _ranged(v: int, lo: int, hi: int) -> int:
+    if not lo <= v <= hi:
+        raise oserror(errno.EINVAL, f"value {v} outside [{lo}, {hi}]")
+    return v
