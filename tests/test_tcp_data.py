@@ -7,6 +7,7 @@ plain 16-bit window: 65535 until data sits unread.
 
 from __future__ import annotations
 
+import itertools
 import socket
 
 import pytest
@@ -124,6 +125,47 @@ def test_established_zero_window_probe():
         ours(seq=ISS + 1, ack=IRS + 1153, flags=ACK, window=0)
     ]
     assert stack.recv(fd, 4096, now=0) == b"x" * 1152
+
+
+def test_established_zero_window_probe_carries_an_ack_we_take():
+    # RFC 9293 3.10.7.4: with RCV.WND = 0 "special allowance should be made to accept valid
+    # ACKs". A probe with data at RCV.NXT (Linux's tcp_sequence() accepts it) acknowledges
+    # our data: SND.UNA moves although its text is dropped, and the zero window is repeated
+    # at once. Dropping it whole would deadlock two full buffers: each side would discard
+    # the segments carrying the other's ACKs.
+    stack, fd, peer = small_window_server(1152)
+    assert stack.send(fd, b"ours", now=0) == 4
+    assert peer.out() == [ours(seq=ISS + 1, ack=IRS + 1, flags=ACK | PSH, window=1152,
+                               payload=b"ours")]
+    peer.send(seq=IRS + 1, ack=ISS + 1, flags=ACK, payload=b"x" * 1152)   # window now 0
+    assert peer.send(seq=IRS + 1153, ack=ISS + 5, flags=ACK, payload=b"y", now=1000) == [
+        ours(seq=ISS + 5, ack=IRS + 1153, flags=ACK, window=0)
+    ]
+    assert stack.connection(fd).snd.snd_una == ISS + 5      # our 4 bytes are acknowledged
+    quiet(peer, 5 * SEC)                                     # so nothing is retransmitted
+    assert stack.recv(fd, 4096, now=5 * SEC) == b"x" * 1152
+
+
+def test_scaled_window_right_edge_never_moves_left():
+    # With window scaling the field counts 2**wscale-byte units. Rounding the window down
+    # to a unit at every ACK would pull the right edge left a little each time (a
+    # shrinking window, RFC 9293 3.8.6.2.2); Linux rounds up. The peer offers scaling,
+    # sends 1448-byte segments, and the application reads nothing.
+    stack, lfd, peer = listening()
+    (synack,) = peer.send(seq=IRS, flags=SYN, mss=1460, wscale=7)
+    shift = synack.wscale
+    peer.send(seq=IRS + 1, ack=ISS + 1, flags=ACK)
+    stack.accept(lfd)
+    edges = []
+    seq = IRS + 1
+    for i in range(40):
+        for ack in peer.send(seq=seq, ack=ISS + 1, flags=ACK, payload=b"z" * 1448,
+                             now=i * 1000):
+            edges.append(ack.ack + (ack.window << shift))
+        seq += 1448
+    edges += [a.ack + (a.window << shift) for _t, a in peer.run_until(2 * SEC)]
+    assert len(edges) >= 20
+    assert all(b >= a for a, b in itertools.pairwise(edges)), edges
 
 
 def test_established_data_and_fin():

@@ -250,10 +250,12 @@ class SynackTransport(asyncio.Transport):
 
     def abort(self) -> None:
         """Drop the buffer and reset the connection (RST)."""
-        self._closing = True
-        self._reading = False
         sloop = self._host.loop
         with sloop.lock:
+            # Under the lock: the loop thread's watcher closes the descriptor (a FIN)
+            # as soon as it sees _closing, so setting it first would race the reset.
+            self._closing = True
+            self._reading = False
             self._wbuf.clear()
             self._close_fd(sloop.now(), reset=True)
         self._aloop.call_soon(self._connection_lost, None)

@@ -35,7 +35,13 @@ from synack.tcp.listener import Listener
 from synack.tcp.state import CAN_SEND, State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
 from synack.wire.errors import ParseError
-from synack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_tcp_packet, parse_ipv4
+from synack.wire.ipv4 import (
+    PROTO_ICMP,
+    PROTO_TCP,
+    build_tcp_packet,
+    parse_ipv4,
+    parse_ipv4_route,
+)
 from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
 Addr = tuple[str, int]
@@ -43,6 +49,11 @@ Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
 
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000 ms
+# A plain int: `flags & socket.MSG_OOB` would go through the IntFlag's Python-level
+# __rand__ on every send() and recv().
+_MSG_OOB = int(_socket.MSG_OOB)
+_CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
+_MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 
 
 @dataclass
@@ -136,29 +147,31 @@ class Stack:
         ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
         """
         try:
-            ip, body = parse_ipv4(packet)
-            if ip.more_fragments or ip.frag_offset:
-                raise ParseError("IPv4 fragment", "unsupported",
-                                 f"offset {ip.frag_offset * 8}, fragments are not reassembled")
-            if ip.proto != PROTO_TCP:
-                if ip.proto != PROTO_ICMP:
-                    raise ParseError("IPv4 protocol", "unsupported", f"{ip.proto}")
-                if ip.dst != self.addr:
+            # The header record is built only for ICMP; TCP needs four fields of it.
+            src, dst, proto, frag, body = parse_ipv4_route(packet)
+            if frag & _MF_OFFSET:
+                raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
+                                 ", fragments are not reassembled")
+            if proto != PROTO_TCP:
+                if proto != PROTO_ICMP:
+                    raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
+                if dst != self.addr:
                     self.stats["dropped not for us"] += 1
                     return
+                ip, body = parse_ipv4(packet)
                 handle_icmp(self, ip, body, now)
                 return
             # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
             # is still checked above): no per-byte sum in Python.
-            seg = parse_tcp(body, ip.src, ip.dst, verify_checksum=not csum_valid)
+            seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
         except ParseError as exc:
             self.stats["dropped " + exc.kind] += 1
             return
-        if ip.dst != self.addr:
+        if dst != self.addr:
             self.stats["dropped not for us"] += 1
             return
         self.stats["segments in"] += 1
-        key = (ip.dst, seg.dst_port, ip.src, seg.src_port)
+        key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
         if conn is not None:
             self._to_conn(key, conn, seg, now)
@@ -169,19 +182,19 @@ class Stack:
                 seg, now=now, rfc1337=self.cfg.int("net.ipv4.tcp_rfc1337") == 1,
                 time_wait_us=TIME_WAIT_US)
             if reply is not None:
-                self._emit(ip.dst, ip.src, reply)
+                self._emit(dst, src, reply)
             if verdict == KILL:
                 self._end_timewait(key, now, "rcv RST")
                 return
             if verdict != NEW_SYN:
                 return
             self._end_timewait(key, now, "new SYN reuses the 4-tuple")
-        listener = self.listeners.get((ip.dst, seg.dst_port)) or self.listeners.get(
+        listener = self.listeners.get((dst, seg.dst_port)) or self.listeners.get(
             ("0.0.0.0", seg.dst_port))
         if listener is not None:
             self._to_listener(listener, key, seg, now)
             return
-        self._reset_closed(ip.dst, ip.src, seg, "no socket")
+        self._reset_closed(dst, src, seg, "no socket")
 
     def transmit(self, *, now: int) -> list[bytes]:
         """IPv4 packets ready for the wire, oldest first.
@@ -555,14 +568,14 @@ class Stack:
             # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
             raise _oserror(errno.EPIPE)
         self._raise_error(sock, conn)
-        if conn.wr_shut or conn.state not in CAN_SEND and conn.state not in (
+        if conn.wr_shut or conn.state not in _CAN_SEND and conn.state not in (
                 State.SYN_SENT, State.SYN_RECEIVED):
             raise _oserror(errno.EPIPE)
         if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
-        n = conn.send(data, now=now, oob=bool(flags & _socket.MSG_OOB))
+        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         self._collect_key(conn, now)
@@ -576,7 +589,7 @@ class Stack:
         sock, conn = self._conn(fd)
         if n < 0:
             raise ValueError("negative buffersize in recv")
-        if flags & _socket.MSG_OOB:
+        if flags & _MSG_OOB:
             return bytes([conn.recv_oob()]) if n else b""
         if conn.recv_q:
             data = conn.recv(n, now=now)
@@ -691,5 +704,5 @@ class Stack:
             return False
         if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return False
-        return c.snd.space() > 0 or c.state not in CAN_SEND or c.error is not None
+        return c.snd.space() > 0 or c.state not in _CAN_SEND or c.error is not None
 

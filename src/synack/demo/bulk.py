@@ -121,21 +121,36 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
     conn: list = []
 
     def sender(now: int) -> None:
-        if "done" in st or tx.state(cfd) in (State.SYN_SENT, State.SYN_RECEIVED):
+        # A careful application: after the last byte, shutdown(SHUT_WR) and close only
+        # when the receiver's FIN arrives. (send-then-close() would make the socket an
+        # orphan, which Linux -- and synack -- give up on after tcp_orphan_retries.)
+        if "tx_closed" in st or tx.state(cfd) in (State.SYN_SENT, State.SYN_RECEIVED):
             return
         if not conn:
             conn.append(tx.connection(cfd))
             conn[0].trace = []
-        while st["off"] < nbytes:
+        if "done" not in st:
+            while st["off"] < nbytes:
+                try:
+                    st["off"] += tx.send(cfd, view[st["off"]:], now=now)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    break
+            st["done"] = now
             try:
-                st["off"] += tx.send(cfd, view[st["off"]:], now=now)
-            except BlockingIOError:
-                return
+                tx.shutdown(cfd, socket.SHUT_WR, now=now)
             except OSError:
-                st["done"] = now
-                return
-        st["done"] = now
-        tx.close(cfd, now=now)
+                pass
+        try:
+            eof = tx.recv(cfd, 4096, now=now) == b""
+        except BlockingIOError:
+            return
+        except OSError:
+            eof = True
+        if eof:
+            st["tx_closed"] = now
+            tx.close(cfd, now=now)
 
     txh.apps.append(sender)
     rxh.apps.append(receiver)
@@ -145,7 +160,7 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
         net.call_at(stall[1], receiver)          # the application wakes up again
     net.call_at(0, lambda now: tx.connect_ex(cfd, (RECEIVER, 5001), now=now))
     t0 = time.perf_counter()
-    net.run(until=until_us, stop=lambda: "closed" in st and not tx.conns)
+    net.run(until=until_us, stop=lambda: "closed" in st and "tx_closed" in st and not tx.conns)
     wall = time.perf_counter() - t0
     if pcap:
         net.write_pcap(pcap)
@@ -153,7 +168,7 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
     intact = bytes(got) == data
     return TransferResult(
         nbytes=nbytes, received=len(got), intact=intact,
-        finished="closed" in st and not tx.conns,
+        finished="closed" in st and "tx_closed" in st and not tx.conns,
         duration_us=st.get("closed", net.now), retransmits=retrans,
         packets=len(net.records), sha256=hashlib.sha256(got).hexdigest(),
         final_cwnd=getattr(conn[0], "cwnd_segments", 0) if conn else 0,

@@ -50,10 +50,13 @@ from synack.tcp.sender import Sender
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
-from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
+from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment, make_segment
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 SECOND = 1_000_000
+# `state in` a tuple compares identity first; a frozenset of Enum members would call
+# Enum.__hash__ (Python code) for every segment.
+_CAN_RECEIVE = tuple(CAN_RECEIVE)
 
 
 @dataclass(slots=True)
@@ -212,18 +215,23 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             if rcv is not None:
                 # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
                 rcv.rcv_adv = sq.add(rcv.rcv_nxt, window)
+            seg = TcpSegment(
+                src_port=self.local[1], dst_port=self.remote[1], seq=seq, ack=ack,
+                flags=flags, window=window, urgent=urgent, payload=payload,
+                **options,  # type: ignore[arg-type]
+            )
         else:
+            assert not options, "only a SYN carries options given by the caller"
             window = rcv.window_field() if rcv else 0
             neg = self.neg
-            if neg.ts_ok:
-                options["timestamps"] = neg.ack_timestamps(self.now)
+            ts = neg.ack_timestamps(self.now) if neg.ts_ok else None
+            sack: tuple[tuple[int, int], ...] = ()
             if neg.sack_ok and rcv is not None and flags & ACK and (rcv.ooo or rcv.dsack):
-                options["sack_blocks"] = rcv.sack_blocks(3 if neg.ts_ok else 4)
-        seg = TcpSegment(
-            src_port=self.local[1], dst_port=self.remote[1], seq=seq, ack=ack,
-            flags=flags, window=window, urgent=urgent, payload=payload,
-            **options,  # type: ignore[arg-type]
-        )
+                sack = rcv.sack_blocks(3 if neg.ts_ok else 4)
+            # One record per segment sent: every field positionally, in field order,
+            # instead of the frozen dataclass's keyword __init__ (twice as slow).
+            seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
+                               urgent, payload, None, None, False, sack, ts, (), 0, 0, 0, ())
         self.outbox.append(seg)
         self.segs_out += 1
         if flags & ACK and rcv is not None:
@@ -462,10 +470,10 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             self._change(Event.RCV_ACK_OF_FIN, now)
             return
         # Sixth: the urgent pointer (Linux: the urgent byte is the one before it).
-        if flags & URG and seg.urgent and state in CAN_RECEIVE:
+        if flags & URG and seg.urgent and state in _CAN_RECEIVE:
             rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
-        if (seg.payload and state in CAN_RECEIVE and self.app_closed
+        if (seg.payload and state in _CAN_RECEIVE and self.app_closed
                 and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
                 and sq.gt(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
@@ -474,10 +482,10 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             return
         fin_was_received = rcv.fin_received
         ack_now = False
-        if state in CAN_RECEIVE and (seg.payload or flags & FIN):
+        if state in _CAN_RECEIVE and (seg.payload or flags & FIN):
             in_order = seg.seq == rcv.rcv_nxt
             had_ooo = bool(rcv.ooo)
-            rcv.accept(seg.seq, seg.payload, bool(flags & FIN))
+            gained = rcv.accept(seg.seq, seg.payload, bool(flags & FIN))
             if not seg.payload and not in_order:
                 ack_now = True               # an out-of-order FIN: a duplicate ACK at once
             if seg.payload:
@@ -490,6 +498,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
                 ack_now = self.ackp.on_data(
                     unacked=sq.diff(rcv.rcv_nxt, self.last_ack_sent), out_of_order=ooo,
                     now=now)
+                if in_order and not gained:
+                    ack_now = True           # no room (zero window): say so at once, as Linux
         elif seg_len:
             ack_now = True                   # a duplicate FIN: say where we are
         fin_now = rcv.fin_received and not fin_was_received
@@ -645,7 +655,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         data = rcv.read(n)
         if data:
             rcv.autotune(now, self.rtt.srtt)
-        if data and self.state in CAN_RECEIVE:
+        if data and self.state in _CAN_RECEIVE:
             # RFC 9293 3.8.6.2.2: announce the reopened window once it grew enough.
             old_adv = rcv.rcv_adv
             after = rcv.window()

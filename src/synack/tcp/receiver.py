@@ -90,20 +90,27 @@ class Receiver:
 
     def window(self) -> int:
         """RCV.WND to advertise now, never shrinking the right edge (RFC 9293 3.8.6.2.2)."""
-        right = sq.add(self.rcv_nxt, self.free())
+        free = self.free()
+        right = sq.add(self.rcv_nxt, free)
         grow = sq.diff(right, self.rcv_adv)
-        if grow > 0 and (
-            grow >= min(self.capacity // 2, self.mss) or self.free() == self.capacity
-        ):
+        if grow > 0 and (grow >= min(self.capacity // 2, self.mss) or free == self.capacity):
             self.rcv_adv = right
         if sq.lt(self.rcv_adv, self.rcv_nxt):
             self.rcv_adv = self.rcv_nxt
         return sq.diff(self.rcv_adv, self.rcv_nxt)
 
     def window_field(self) -> int:
-        """The 16-bit window field: RCV.WND >> scale, with the edge rounded down to match."""
+        """The 16-bit window field: RCV.WND >> scale, rounded *up* to the scale's unit.
+
+        Rounding down at every ACK would move the right edge left a little each
+        time -- a shrinking window, and a peer that sent into the edge we had
+        offered sees its data and the ACKs riding on it dropped. Linux rounds up
+        (``ALIGN(window, 1 << rcv_wscale)`` in ``__tcp_select_window`` and
+        ``tcp_select_window``), at the cost of at most ``2**wscale - 1`` bytes of
+        buffer beyond the free space.
+        """
         wnd = self.window()
-        field = min(wnd >> self.wscale, 0xFFFF)
+        field = min((wnd + (1 << self.wscale) - 1) >> self.wscale, 0xFFFF)
         self.rcv_adv = sq.add(self.rcv_nxt, field << self.wscale)
         return field
 
@@ -116,7 +123,13 @@ class Receiver:
                 return seq == self.rcv_nxt
             return sq.between(self.rcv_nxt, seq, sq.add(self.rcv_nxt, wnd))
         if wnd <= 0:
-            return False
+            # "If the RCV.WND is zero, no segments will be acceptable, but special allowance
+            # should be made to accept valid ACKs, URGs, and RSTs." Linux's tcp_sequence()
+            # takes a segment that starts at RCV.NXT -- the peer's zero-window probe with
+            # data, or data sent into a window we have since filled -- for its ACK and
+            # flags; its text is then dropped (no room). Otherwise two full buffers can
+            # deadlock: each side discards the segments that carry the other's ACKs.
+            return seq == self.rcv_nxt
         end = sq.add(seq, seg_len - 1)
         hi = sq.add(self.rcv_nxt, wnd)
         return sq.between(self.rcv_nxt, seq, hi) or sq.between(self.rcv_nxt, end, hi)

@@ -88,7 +88,7 @@ class Sender:
     @property
     def data_end(self) -> int:
         """Sequence number just after the last byte written."""
-        return sq.add(self.buf_seq, len(self.buf))
+        return (self.buf_seq + len(self.buf)) & sq.MASK   # sq.add(), inline: asked per segment
 
     @property
     def fin_seq(self) -> int | None:

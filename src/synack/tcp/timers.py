@@ -24,11 +24,23 @@ class Timers:
 
     def next(self) -> int | None:
         """The earliest deadline, or None when no timer is armed."""
-        best: int | None = None
-        for t in (self.rtx, self.persist, self.delack, self.finwait2, self.keepalive,
-                  self.timewait):
-            if t is not None and (best is None or t < best):
-                best = t
+        # Asked after every packet for every connection: unrolled, no tuple, no loop.
+        best = self.rtx
+        t = self.persist
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.delack
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.keepalive
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.finwait2
+        if t is not None and (best is None or t < best):
+            best = t
+        t = self.timewait
+        if t is not None and (best is None or t < best):
+            best = t
         return best
 
     def clear(self) -> None:

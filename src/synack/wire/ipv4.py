@@ -79,10 +79,33 @@ def parse_ipv4(packet: Buffer, *, verify_checksum: bool = True) -> tuple[IPv4Hea
     Raises :class:`ParseError` (truncated, bad version, bad header length, bad
     total length, bad checksum) and nothing else.
     """
+    vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _checked(packet, verify_checksum)
+    hlen = (vihl & 0x0F) << 2
+    header = _make_header(
+        ntoa(src), ntoa(dst), proto, ttl, tos, ident,
+        bool(frag & _DF), bool(frag & _MF), frag & _FRAG_MASK,
+        total, hlen, csum, bytes(packet[IPV4_HEADER_LEN:hlen]) if hlen > 20 else b"",
+    )  # fmt: skip
+    return header, memoryview(packet)[hlen:total]
+
+
+def parse_ipv4_route(
+    packet: Buffer, *, verify_checksum: bool = True
+) -> tuple[str, str, int, int, memoryview]:
+    """What a host's receive path needs of an IPv4 packet, without the header record:
+    ``(src, dst, proto, flags|fragment offset word, payload)``. The same checks and
+    errors as :func:`parse_ipv4`."""
+    vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _checked(packet, verify_checksum)
+    return ntoa(src), ntoa(dst), proto, frag, memoryview(packet)[(vihl & 0x0F) << 2:total]
+
+
+def _checked(packet: Buffer, verify_checksum: bool) -> tuple[int, ...]:
+    """The raw header fields, after checking lengths, version and checksum."""
     n = len(packet)
     if n < IPV4_HEADER_LEN:
         raise ParseError("IPv4 header", "truncated", f"({n} bytes, need at least 20)")
-    vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _HEADER.unpack_from(packet)
+    fields = _HEADER.unpack_from(packet)
+    vihl, total, csum = fields[0], fields[2], fields[7]
     if vihl >> 4 != 4:
         raise ParseError("IPv4 version", "bad version", f"{vihl >> 4} (expected 4)")
     hlen = (vihl & 0x0F) << 2
@@ -101,12 +124,7 @@ def parse_ipv4(packet: Buffer, *, verify_checksum: bool = True) -> tuple[IPv4Hea
         zeroed[10:12] = b"\0\0"
         good = internet_checksum(zeroed)
         raise ParseError("IPv4 checksum", "bad checksum", f"0x{csum:04x} (expected 0x{good:04x})")
-    header = _make_header(
-        ntoa(src), ntoa(dst), proto, ttl, tos, ident,
-        bool(frag & _DF), bool(frag & _MF), frag & _FRAG_MASK,
-        total, hlen, csum, bytes(packet[IPV4_HEADER_LEN:hlen]) if hlen > 20 else b"",
-    )  # fmt: skip
-    return header, memoryview(packet)[hlen:total]
+    return fields
 
 
 def _header_bytes(

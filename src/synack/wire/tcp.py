@@ -94,6 +94,7 @@ _MSS = struct.Struct("!BBH")
 _WSCALE = struct.Struct("!BBBB")  # NOP, kind, len, shift
 _TS = struct.Struct("!BBBBII")  # two lead bytes (NOP NOP or SACK_PERM), kind, len, val, ecr
 _NOP_NOP_TS_WORD = 0x0101080A  # the usual first word of an ACK's options
+_HEADER_NOP_NOP_TS = struct.Struct("!HHIIBBHHHIII")  # the header, that word, TS val, ecr
 _NOP_NOP_TS_KINDS = (OPT_NOP, OPT_NOP, OPT_TIMESTAMP)
 _NOP_NOP_SACK_PERM = b"\x01\x01\x04\x02"
 
@@ -139,6 +140,9 @@ class TcpSegment:
 
 # Parsers build records with every field known; see _records.py for why not TcpSegment(...).
 _make_segment = positional_constructor(TcpSegment)
+#: ``make_segment(*fields)``: a :class:`TcpSegment` from all 18 fields in field order, no
+#: defaults or checks -- for the stack's per-segment output (see _records.py).
+make_segment = _make_segment
 
 
 def _option_name(kind: int) -> str:
@@ -292,14 +296,8 @@ def _encode_options(seg: TcpSegment) -> bytes:
     return options + bytes(pad) if pad else options
 
 
-def _encode_tcp_parts(
-    seg: TcpSegment, src: str, dst: str, csum_partial: bool = False
-) -> tuple[bytearray, bytes]:
-    """Encode the header (checksum filled in) and return it with the payload.
-
-    ``csum_partial``: leave the checksum to the device (virtio-net NEEDS_CSUM): the
-    field gets the folded pseudo-header sum and the payload is never summed.
-    """
+def _encode_header(seg: TcpSegment) -> bytearray:
+    """The header with its options, checksum field zero; ValueError naming a bad field."""
     if (
         seg.mss is None and seg.timestamps is None and seg.wscale is None
         and not seg.sack_permitted and not seg.sack_blocks and not seg.unknown_options
@@ -314,7 +312,6 @@ def _encode_tcp_parts(
     reserved = seg.reserved
     if not 0 <= reserved <= 0x0F:
         raise ValueError(f"TCP reserved bits must be 0..15, not {reserved}")
-    payload = seg.payload
     header = bytearray(hlen)
     try:
         _HEADER.pack_into(
@@ -324,6 +321,38 @@ def _encode_tcp_parts(
     except struct.error as exc:
         raise ValueError(f"TCP header field out of range: {exc}") from exc
     header[TCP_HEADER_LEN:] = options
+    return header
+
+
+def _encode_tcp_parts(
+    seg: TcpSegment, src: str, dst: str, csum_partial: bool = False
+) -> tuple[bytearray, bytes]:
+    """Encode the header (checksum filled in) and return it with the payload.
+
+    ``csum_partial``: leave the checksum to the device (virtio-net NEEDS_CSUM): the
+    field gets the folded pseudo-header sum and the payload is never summed.
+    """
+    payload = seg.payload
+    ts = seg.timestamps
+    reserved = seg.reserved
+    header = None
+    if (
+        ts is not None and seg.mss is None and seg.wscale is None and not seg.sack_permitted
+        and not seg.sack_blocks and not seg.unknown_options and 0 <= reserved <= 0x0F
+    ):  # fmt: skip
+        # Nearly every segment after the handshake: header and NOP NOP TS in one pack.
+        header = bytearray(32)
+        try:
+            _HEADER_NOP_NOP_TS.pack_into(
+                header, 0, seg.src_port, seg.dst_port, seg.seq, seg.ack,
+                (32 << 2) | reserved, seg.flags, seg.window, 0, seg.urgent,
+                _NOP_NOP_TS_WORD, ts[0], ts[1],
+            )  # fmt: skip
+        except struct.error:
+            header = None  # a field out of range: the general path below says which
+    if header is None:
+        header = _encode_header(seg)
+    hlen = len(header)
     if csum_partial:
         x = pseudo_header_sum(src, dst, 6, hlen + len(payload))
         while x > 0xFFFF:
