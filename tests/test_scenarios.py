@@ -229,10 +229,24 @@ def test_rst_timeout() -> None:
 
 
 # ----------------------------------------------------------------------------- queues, timers
-def test_syn_flood_fills_the_syn_queue() -> None:
+def test_syn_flood_syncookies_let_the_client_in() -> None:
     f = SCENARIOS["syn-flood"](1).facts
+    assert f["syncookies"] == 1                          # Linux's default
     assert f["syn_queue_1s"] == 9 == f["syn_recv_1s"]    # backlog 8, Linux admits one more
+    assert f["syn_drops_1s"] == 0 == f["syn_drops_total"]
+    assert f["cookies_sent_1s"] == 40 - 9 + 1            # the rest of the flood + the real SYN
+    assert f["cookies_received"] == 1                    # only the real client answers
+    assert f["client_syns"] == 1
+    assert f["client_established_us"] == 100_000 + 2 * 10_000   # one round trip after 100 ms
+    assert f["synacks_to_spoofed"] == 9 * 6 + 31         # queued ones retransmit, cookies do not
+
+
+def test_syn_flood_without_cookies_fills_the_syn_queue() -> None:
+    f = SCENARIOS["syn-flood-no-cookies"](1).facts
+    assert f["syncookies"] == 0
+    assert f["syn_queue_1s"] == 9 == f["syn_recv_1s"]
     assert f["syn_drops_1s"] == 40 - 9 + 1              # the rest of the flood + the real SYN
+    assert f["cookies_sent_1s"] == 0
     assert f["client_syns"] == 7                          # 0.1, 1.1, 3.1, ... 63.1 s
     assert 63_000_000 < f["client_established_us"] < 64_000_000
     assert f["synacks_to_spoofed"] == 9 * 6              # 1 + tcp_synack_retries each

@@ -27,7 +27,7 @@ def isn(k: int) -> int:
 
 def listener(backlog: int, **sysctls: int) -> tuple[Stack, int]:
     cfg = Sysctl()
-    cfg.set("net.ipv4.tcp_syncookies", 0)        # synack does not implement cookies
+    cfg.set("net.ipv4.tcp_syncookies", 0)        # the drops below; cookies: test_syncookies.py
     for name, value in sysctls.items():
         cfg.set(name.replace("__", "."), value)
     stack = Stack(LOCAL, seed=7, cfg=cfg, isn=FixedIsn(isn(k) for k in range(50)))

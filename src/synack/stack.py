@@ -22,16 +22,17 @@ import errno
 import random
 import socket as _socket
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
+from synack.tcp import syncookies
 from synack.tcp.connection import TIME_WAIT_US, Connection, SockOpts, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
-from synack.tcp.listener import Listener
+from synack.tcp.listener import COOKIE, Listener
 from synack.tcp.state import CAN_SEND, State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
 from synack.wire.errors import ParseError
@@ -121,6 +122,7 @@ class Stack:
         self._gso: dict[int, int] = {}        # index in _out -> GSO size, for super-segments
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
+        self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
 
     @property
     def offload(self) -> Offload | None:
@@ -313,11 +315,16 @@ class Stack:
         if flags & RST:
             return
         if flags & ACK:
+            if not flags & SYN and self._cookie_ack(lst, key, seg, now):
+                return
             self._reset_closed(key[0], key[2], seg, "ACK to listener")
             return
         if not flags & SYN:
             return
         why = lst.syn_verdict()
+        if why == COOKIE:
+            self._send_cookie(lst, key, seg, now)
+            return
         if why is not None:
             lst.drop_syn()
             self.stats["SYNs dropped: " + why] += 1
@@ -332,6 +339,85 @@ class Stack:
         lst.syn_queue[(key[2], key[3])] = child
         child.open_passive(seg, now=now)
         self._collect_child(lst, key, child, now)
+
+    # ------------------------------------------------------------ SYN cookies
+    def _secret(self) -> bytes:
+        # Drawn lazily so that runs without cookies consume the seeded RNG as before.
+        if self._cookie_secret is None:
+            self._cookie_secret = syncookies.new_secret(self.rng.getrandbits(128))
+        return self._cookie_secret
+
+    def _cookie_conn(self, lst: Listener, key: Key, syn: TcpSegment, iss: int,
+                     now: int) -> Connection:
+        """A child as a SYN would create it, with the cookie ``iss`` and a TS offset
+        the listener can recompute (Linux keeps no request, only the hash key)."""
+        owner = self._listener_sock(lst)
+        opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
+        tup = (key[2], key[3], key[0], key[1])
+        child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
+                           opts=opts, iss=iss, now=now, mtu=self.mtu,
+                           ts_offset=syncookies.ts_offset(self._secret(), tup))
+        child.tso_max = self._tso_max()
+        child.open_passive(syn, now=now)
+        return child
+
+    def _send_cookie(self, lst: Listener, key: Key, syn: TcpSegment, now: int) -> None:
+        """Answer ``syn`` with a SYN,ACK whose ISN is a cookie; keep nothing
+        (Linux tcp_conn_request() with want_cookie, cookie_v4_init_sequence())."""
+        tup = (key[2], key[3], key[0], key[1])
+        mss = syn.mss if syn.mss else 536
+        iss = syncookies.make_cookie(self._secret(), tup, syn.seq, mss, now)
+        if syn.timestamps is None:
+            # Linux tcp_clear_options(): without timestamps there is nowhere to keep
+            # window scaling and SACK, so the SYN,ACK does not agree to them.
+            syn = replace(syn, wscale=None, sack_permitted=False)
+        child = self._cookie_conn(lst, key, syn, iss, now)
+        (synack,) = child.outbox
+        if synack.timestamps is not None:
+            neg = child.neg
+            tsval = syncookies.encode_ts(synack.timestamps[0],
+                                         neg.snd_wscale if neg.rcv_wscale is not None else None,
+                                         neg.sack_ok)
+            synack = replace(synack, timestamps=(tsval, synack.timestamps[1]))
+        lst.last_cookie_sent = now
+        self.stats["syncookies sent"] += 1
+        self._emit(key[0], key[2], synack)
+
+    def _cookie_ack(self, lst: Listener, key: Key, seg: TcpSegment, now: int) -> bool:
+        """A final ACK that may carry a cookie (Linux cookie_v4_check()). True when it
+        was consumed (a connection made, or dropped for a full accept queue); False
+        leaves it to the listener, which answers RST."""
+        if not self.cfg.int("net.ipv4.tcp_syncookies") or lst.last_cookie_sent is None \
+                or now - lst.last_cookie_sent > syncookies.VALID_US:
+            return False            # tcp_synq_no_recent_overflow(): no cookie to expect
+        tup = (key[2], key[3], key[0], key[1])
+        irs, iss = sq.add(seg.seq, -1), sq.add(seg.ack, -1)
+        mss = syncookies.check_cookie(self._secret(), tup, irs, iss, now)
+        if mss is None:
+            self.stats["syncookies failed"] += 1
+            return False
+        self.stats["syncookies received"] += 1
+        if lst.accept_queue_full():
+            # tcp_v4_syn_recv_sock(): the ACK is dropped; the client will send more.
+            lst.listen_overflows += 1
+            lst.listen_drops += 1
+            self.stats["listen overflows"] += 1
+            return True
+        ts = seg.timestamps
+        opts = syncookies.decode_ts(ts[1]) if ts is not None and ts[1] else None
+        syn = TcpSegment(src_port=seg.src_port, dst_port=seg.dst_port, seq=irs, flags=SYN,
+                         window=seg.window, mss=mss,
+                         wscale=opts.wscale if opts else None,
+                         sack_permitted=opts.sack if opts else False,
+                         timestamps=(ts[0], 0) if opts and ts is not None else None)
+        child = self._cookie_conn(lst, key, syn, iss, now)
+        child.outbox.clear()        # its SYN,ACK was sent long ago, by the cookie path
+        child.segs_out = 0
+        child.rtt_seq = None        # no SYN,ACK send time to measure an RTT from
+        lst.syn_queue[(key[2], key[3])] = child
+        child.on_segment(seg, now=now)
+        self._collect_child(lst, key, child, now)
+        return True
 
     def _collect_child(self, lst: Listener, key: Key, child: Connection, now: int) -> None:
         self._drain(key, child)

@@ -7,13 +7,17 @@ waits in the **SYN queue** (half-open connections) until the final ACK of the
 handshake arrives. Then it moves to the **accept queue**, where it waits,
 ESTABLISHED, for ``accept()``.
 
-Bounds, as in Linux's ``tcp_conn_request()`` with SYN cookies off:
+Bounds, as in Linux's ``tcp_conn_request()``:
 
 * the accept queue holds ``min(backlog, net.core.somaxconn)`` connections (Linux
   lets it reach one more: ``sk_acceptq_is_full()`` tests ``>``, not ``>=``);
-* a SYN is dropped when the accept queue is full, when the SYN queue holds as
-  many requests as the accept queue may, or when it is three quarters of
-  ``net.ipv4.tcp_max_syn_backlog`` full;
+* a SYN is dropped when the accept queue is full;
+* when the SYN queue holds as many requests as the accept queue may, a SYN is
+  answered with a SYN cookie (:mod:`synack.tcp.syncookies`) if
+  ``net.ipv4.tcp_syncookies`` is 1, and dropped if it is 0; with 2 every SYN
+  gets a cookie;
+* without cookies, a SYN is also dropped when the SYN queue is three quarters
+  of ``net.ipv4.tcp_max_syn_backlog`` full;
 * when the final ACK finds the accept queue full, the ACK is dropped (the
   client believes it is connected; our SYN-ACK retransmissions make it try
   again), or, with ``net.ipv4.tcp_abort_on_overflow = 1``, answered by RST.
@@ -25,6 +29,8 @@ from collections import deque
 
 from synack.config import Sysctl
 from synack.tcp.connection import Connection
+
+COOKIE = "cookie"   # syn_verdict(): answer with a SYN cookie, keep no state
 
 
 class Listener:
@@ -40,23 +46,32 @@ class Listener:
         self.listen_overflows = 0
         self.listen_drops = 0
         self.syn_drops = 0
+        self.last_cookie_sent: int | None = None   # Linux rx_opt.ts_recent_stamp of the
+                                                   # listener (tcp_synq_overflow())
 
     def accept_queue_full(self) -> bool:
         """Linux sk_acceptq_is_full(): more than the backlog already waiting."""
         return len(self.accept_queue) > self.max_backlog
 
     def syn_verdict(self) -> str | None:
-        """Why a new SYN must be dropped now, or None to accept it."""
+        """None to queue a new SYN, :data:`COOKIE` to answer it statelessly, else why
+        it must be dropped (Linux ``tcp_conn_request()``)."""
         qlen = len(self.syn_queue)
+        cookies = self.cfg.int("net.ipv4.tcp_syncookies")
+        want_cookie = False
         # Current kernels' inet_csk_reqsk_queue_is_full() tests ">" like the accept
         # queue (older ones tested ">="): the SYN queue too holds one more than the backlog.
-        if qlen > self.max_backlog:
-            return "SYN queue full (backlog)"
+        if cookies == 2 or qlen > self.max_backlog:
+            if not cookies:
+                return "SYN queue full (backlog)"
+            want_cookie = True
         if self.accept_queue_full():
             self.listen_overflows += 1
             return "accept queue full"
+        if want_cookie:
+            return COOKIE
         max_syn = self.cfg.int("net.ipv4.tcp_max_syn_backlog")
-        if max_syn - qlen < (max_syn >> 2):
+        if not cookies and max_syn - qlen < (max_syn >> 2):
             return "SYN queue full (tcp_max_syn_backlog)"
         return None
 

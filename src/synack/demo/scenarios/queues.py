@@ -138,9 +138,12 @@ def accept_overflow_abort(seed: int = 1) -> Outcome:
     return out
 
 
-def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8) -> Outcome:
-    """Spoofed SYNs that never complete fill the SYN queue; a real client cannot get in."""
-    L = lab(seed, client_isn=100)
+def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8,
+              syncookies: int = 1) -> Outcome:
+    """Spoofed SYNs fill the SYN queue; SYN cookies let the real client in at once."""
+    cfg = Sysctl()
+    cfg.set("net.ipv4.tcp_syncookies", syncookies)
+    L = lab(seed, client_isn=100, server_cfg=cfg)
     c, s, net = L.c, L.s, L.net
     lfd = s.socket()
     s.bind(lfd, (SERVER, 80))
@@ -164,6 +167,7 @@ def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8) -> Outcome:
         lst = s.listeners[(SERVER, 80)]
         snap["syn_queue"] = len(lst.syn_queue)
         snap["syn_drops"] = lst.syn_drops
+        snap["cookies"] = s.stats["syncookies sent"]
         snap["table"] = ss_table(s, title=f"server: ss -tan at {now / SECOND:.0f} s "
                                           f"(first rows)")[:6] + ["  ..."]
         snap["counts"] = state_counts(s)
@@ -178,42 +182,64 @@ def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8) -> Outcome:
     f: dict[str, Any] = {
         "syn_queue_1s": snap["syn_queue"], "syn_drops_1s": snap["syn_drops"],
         "syn_recv_1s": snap["counts"].get("SYN_RECEIVED", 0),
+        "cookies_sent_1s": snap["cookies"],
+        "cookies_received": s.stats["syncookies received"],
         "client_syns": len(syns), "client_established_us": est,
         "synacks_to_spoofed": synack_to_spoofed, "syn_drops_total": lst.syn_drops,
-        "syncookies": s.cfg.int("net.ipv4.tcp_syncookies"),
+        "syncookies": syncookies,
     }
     est_s = (est or 0) / SECOND
-    en = f"""
+    retries = s.cfg.int("net.ipv4.tcp_synack_retries")
+    queued = f["syn_queue_1s"]
+    en_head = f"""
 A SYN flood: {spoofed} SYNs from forged addresses (203.0.113.x) that will never send the
-third message. Each takes a place in the SYN queue (SYN_RECEIVED) and the
-server keeps retransmitting its SYN,ACK into the void ({synack_to_spoofed} SYN,ACKs in all,
-tcp_synack_retries = {s.cfg.int('net.ipv4.tcp_synack_retries')}). With listen backlog {backlog} the SYN queue holds
-{backlog + 1}: at 1 s it has {f['syn_queue_1s']} half-open entries and {f['syn_drops_1s']} SYNs were dropped. The real client
-(192.0.2.1) connects at 100 ms: its SYN is dropped too, and so are its retries
-(1 s, 3 s, 7 s, ... doubling), until the forged entries time out after the last
-SYN,ACK retry; it gets in at {est_s:.1f} s, on SYN number {len(syns)}.
-Linux answers an overflowing SYN queue with SYN cookies (net.ipv4.tcp_syncookies
-= {f['syncookies']}): it encodes the request in its ISN and keeps no state, so the real client
-would get in at once. synack does not implement SYN cookies yet: it accepts the
-sysctl but drops, as Linux does with tcp_syncookies = 0.
+third message. With listen backlog {backlog} the SYN queue holds {backlog + 1}: the first {queued}
+take its places (SYN_RECEIVED), and the server keeps retransmitting their SYN,ACKs into
+the void (tcp_synack_retries = {retries}; {synack_to_spoofed} SYN,ACKs to forged addresses in all).
 """
-    zh = f"""
+    zh_head = f"""
 SYN 泛洪攻击：{spoofed} 个来自伪造地址（203.0.113.x）的 SYN，永远不会有第三次握手。
-每个 SYN 都占用半连接队列中的一个位置（SYN_RECEIVED），服务端不停地向不存在的地址重传
-SYN,ACK（共 {synack_to_spoofed} 个，tcp_synack_retries = {s.cfg.int('net.ipv4.tcp_synack_retries')}）。listen() 的 backlog 为 {backlog}，
-半连接队列最多 {backlog + 1} 个：1 秒时队列里有 {f['syn_queue_1s']} 个半连接，已丢弃 {f['syn_drops_1s']} 个 SYN。
-真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 也被丢弃，之后的重传（1 秒、3 秒、7 秒……
-翻倍）同样被丢弃，直到伪造的半连接在最后一次 SYN,ACK 重传后超时；它在 {est_s:.1f} 秒、
-第 {len(syns)} 个 SYN 才连上。
-笔记中的 tcp_max_syn_backlog 就是半连接队列的上限。Linux 在半连接队列溢出时使用 SYN cookie
-（net.ipv4.tcp_syncookies = {f['syncookies']}）：把请求信息编码进 ISN，不保存状态，真正的客户端可以立即连上。
-synack 还没有实现 SYN cookie：它接受这个参数，但行为与 Linux 的 tcp_syncookies = 0 相同——丢弃。
+listen() 的 backlog 为 {backlog}，半连接队列最多 {backlog + 1} 个：前 {queued} 个占满了队列（SYN_RECEIVED），
+服务端不停地向不存在的地址重传它们的 SYN,ACK（tcp_synack_retries = {retries}；发往伪造地址的
+SYN,ACK 共 {synack_to_spoofed} 个）。
 """
-    return Outcome("syn-flood", "SYN flood: the SYN queue fills with half-open connections",
+    if syncookies:
+        en = en_head + f"""With net.ipv4.tcp_syncookies = {syncookies} (Linux's default) every SYN that finds the
+SYN queue full is answered with a SYN cookie: the ISN of the SYN,ACK encodes the
+request (a keyed hash of the addresses and ports, a minute counter, the MSS; the
+timestamp carries window scale and SACK), and the server keeps no state. By 1 s it has
+sent {f['cookies_sent_1s']} cookies and dropped {f['syn_drops_1s']} SYNs. The real client (192.0.2.1) connects at 100 ms:
+its SYN gets a cookie too, its ACK returns the cookie + 1, the server checks it and
+creates the connection straight into the accept queue. It is ESTABLISHED at
+{est_s * 1000:.0f} ms, after {len(syns)} SYN. Compare syn-flood-no-cookies.
+"""
+        zh = zh_head + f"""在 net.ipv4.tcp_syncookies = {syncookies}（Linux 默认值）时，遇到半连接队列已满的 SYN 都用
+SYN cookie 回应：SYN,ACK 的 ISN 编码了这个请求（地址和端口的带密钥哈希、分钟计数器、MSS；
+时间戳携带窗口扩大因子和 SACK），服务端不保存任何状态。到 1 秒时它发出了 {f['cookies_sent_1s']} 个 cookie，
+丢弃了 {f['syn_drops_1s']} 个 SYN。真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 同样得到 cookie，
+它的 ACK 带回 cookie + 1，服务端校验后直接把连接放进全连接队列。客户端在 {est_s * 1000:.0f} ms
+进入 ESTABLISHED，只发了 {len(syns)} 个 SYN。对比 syn-flood-no-cookies。
+笔记中的 tcp_max_syn_backlog 是半连接队列的上限；开启 SYN cookie 后它不再决定谁被丢弃。
+"""
+    else:
+        en = en_head + f"""With net.ipv4.tcp_syncookies = 0 the rest is dropped: at 1 s the queue has
+{queued} half-open entries and {f['syn_drops_1s']} SYNs were dropped. The real client (192.0.2.1)
+connects at 100 ms: its SYN is dropped too, and so are its retries (1 s, 3 s, 7 s, ...
+doubling), until the forged entries time out after the last SYN,ACK retry; it gets in
+at {est_s:.1f} s, on SYN number {len(syns)}. The default, tcp_syncookies = 1, lets it in at once
+(scenario syn-flood).
+"""
+        zh = zh_head + f"""在 net.ipv4.tcp_syncookies = 0 时，其余的 SYN 都被丢弃：1 秒时队列里有 {queued} 个半连接，
+已丢弃 {f['syn_drops_1s']} 个 SYN。真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 也被丢弃，
+之后的重传（1 秒、3 秒、7 秒……翻倍）同样被丢弃，直到伪造的半连接在最后一次 SYN,ACK 重传后超时；
+它在 {est_s:.1f} 秒、第 {len(syns)} 个 SYN 才连上。默认的 tcp_syncookies = 1 能让它立即连上（见 syn-flood）。
+笔记中的 tcp_max_syn_backlog 就是半连接队列的上限。
+"""
+    return Outcome("syn-flood", "SYN flood: SYN cookies answer when the SYN queue is full",
                    L.ladder(), en, [
                        knob(s.cfg, "net.ipv4.tcp_max_syn_backlog",
                             "bound of the SYN queue (3/4 of it without cookies)",
-                            "半连接队列的上限"),
+                            "半连接队列的上限（不用 cookie 时为其 3/4）"),
                        Tunable("listen(fd, backlog)", str(backlog),
                                "also bounds the SYN queue: backlog + 1",
                                "同样限制半连接队列：backlog + 1"),
@@ -221,8 +247,17 @@ synack 还没有实现 SYN cookie：它接受这个参数，但行为与 Linux �
                             "how long each forged entry occupies the queue",
                             "每个伪造的半连接占用队列多久"),
                        knob(s.cfg, "net.ipv4.tcp_syncookies",
-                            "Linux: stateless SYN cookies on overflow (not implemented in synack)",
-                            "Linux：溢出时用 SYN cookie（synack 尚未实现）")],
-                   f, net, title_zh="SYN 泛洪：半连接队列被占满", explanation_zh=zh,
-                   extra=snap["table"])
+                            "1: stateless SYN cookies when the SYN queue is full; 2: always; "
+                            "0: drop",
+                            "1：半连接队列满时使用无状态的 SYN cookie；2：总是使用；0：丢弃")],
+                   f, net, title_zh="SYN 泛洪：半连接队列满时用 SYN cookie 应答",
+                   explanation_zh=zh, extra=snap["table"])
 
+
+def syn_flood_no_cookies(seed: int = 1) -> Outcome:
+    """The same with net.ipv4.tcp_syncookies = 0: the real client waits for the flood to expire."""
+    out = syn_flood(seed, syncookies=0)
+    out.name = "syn-flood-no-cookies"
+    out.title = "SYN flood with tcp_syncookies = 0: the SYN queue fills with half-open connections"
+    out.title_zh = "SYN 泛洪，tcp_syncookies = 0：半连接队列被占满"
+    return out
