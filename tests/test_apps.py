@@ -313,3 +313,55 @@ def test_http_request_split_into_single_bytes() -> None:
     net.run(until=2_000 * MS, stop=lambda: c.closed)
     (r,) = split_responses(bytes(c.got))
     assert r[0] == 200 and r[2] == generated_bytes(3)
+
+
+# ------------------------------------------------------------------ HTTP timeouts
+class TimedClient(Client):
+    """A client that notes when the server's FIN (end of stream) reached it."""
+
+    eof_at: int | None = None
+
+    def poll(self, now: int) -> None:
+        super().poll(now)
+        if self.eof and self.eof_at is None:
+            self.eof_at = now
+
+
+def _eof_time(raw: bytes, **server_kw: object) -> tuple[int, TimedClient, object]:
+    net, _srv, cli, server = lab(HttpServer, 80, **server_kw)
+    c = TimedClient(cli.stack, 80, raw, half_close=False)
+    run_clients(net, cli, [c], until_s=400)
+    assert c.eof_at is not None
+    return c.eof_at, c, server
+
+
+def test_http_closes_an_idle_keep_alive_connection_after_75_s() -> None:
+    # nginx keepalive_timeout 75 s: the connection stays open that long after the
+    # last response byte was sent, then the server closes it (FIN, not RST).
+    eof_at, c, server = _eof_time(b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.got.endswith(generated_bytes(10)) and c.error is None
+    assert 75_000 * MS <= eof_at <= 75_100 * MS, eof_at
+    assert server.stack.stats["app connections timed out"] == 1
+
+
+def test_http_closes_a_connection_whose_head_never_completes_after_60_s() -> None:
+    # nginx client_header_timeout 60 s, counted from the head's first byte.
+    eof_at, c, _ = _eof_time(b"GET /bytes/10 HT")
+    assert c.got == b""
+    assert 60_000 * MS <= eof_at <= 60_100 * MS, eof_at
+
+
+def test_http_timeouts_are_settable() -> None:
+    eof_at, _, _ = _eof_time(b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n",
+                             keepalive_timeout_us=5_000 * MS)
+    assert 5_000 * MS <= eof_at <= 5_100 * MS, eof_at
+
+
+def test_http_answers_a_connection_made_long_after_the_server_started() -> None:
+    # The idle clock starts when the connection is accepted, not at time 0.
+    net, _srv, cli, _server = lab(HttpServer, 80)
+    c = TimedClient(cli.stack, 80, b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n",
+                    half_close=False, start_us=200_000 * MS)
+    run_clients(net, cli, [c], until_s=400)
+    assert c.got.endswith(generated_bytes(10)) and c.got.startswith(b"HTTP/1.1 200")
+    assert c.eof_at is not None and c.eof_at >= 275_000 * MS

@@ -232,11 +232,11 @@ def test_close_wakes_a_thread_blocked_in_recv(host: Host) -> None:
     c = ss.create_connection((IP, 7013), timeout=WAIT, host=host)
     s, _ = srv.accept()
     s.settimeout(None)
-    cond = host.loop.cond
+    cond, fd = host.loop.cond, s.fileno()
     blocked = Worker(lambda: s.recv(10))
-    # Wait until the worker really waits on the condition (CPython's list of waiters).
+    # Wait until the worker really waits on its descriptor.
     with cond:
-        assert cond.wait_for(lambda: len(cond._waiters) > 0 or not blocked.is_alive(), WAIT)  # type: ignore[attr-defined]
+        assert cond.wait_for(lambda: host.loop.waiters(fd) > 0 or not blocked.is_alive(), WAIT)
     s.close()
     with raises_errno(OSError, errno.EBADF):
         blocked.join_result()
@@ -248,10 +248,10 @@ def test_shutdown_rd_wakes_a_blocked_recv_with_eof(host: Host) -> None:
     srv = ss.create_server((IP, 7014), host=host)
     c = ss.create_connection((IP, 7014), timeout=WAIT, host=host)
     s, _ = srv.accept()
-    cond = host.loop.cond
+    cond, fd = host.loop.cond, s.fileno()
     blocked = Worker(lambda: s.recv(10))
     with cond:
-        assert cond.wait_for(lambda: len(cond._waiters) > 0 or not blocked.is_alive(), WAIT)  # type: ignore[attr-defined]
+        assert cond.wait_for(lambda: host.loop.waiters(fd) > 0 or not blocked.is_alive(), WAIT)
     s.shutdown(ss.SHUT_RD)
     assert blocked.join_result() == b""
     for x in (c, s, srv):

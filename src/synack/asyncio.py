@@ -5,9 +5,11 @@ Theory of operation
 Two event loops cooperate. The synack :class:`~synack.link.loop.Loop` owns the
 stack; the asyncio loop owns the protocols. Each connection is a
 :class:`SynackTransport` (an ``asyncio.Transport`` whose protocol is an
-``asyncio.StreamReaderProtocol``) that registers a *watcher* with the synack
-loop. After every batch of packets the watcher runs in the synack thread,
-with the stack's lock held, and:
+``asyncio.StreamReaderProtocol``) that registers a *watcher* of its descriptor
+with the synack loop. After a batch in which a packet or a timer touched the
+descriptor (or the asyncio side poked it: a write was buffered, reading
+resumed, a close is pending), the watcher runs in the synack thread, with the
+stack's lock held, and:
 
 - pulls every byte ready from the stack (unless reading is paused) and hands
   it to the asyncio loop with ``call_soon_threadsafe(protocol.data_received)``,
@@ -78,7 +80,7 @@ class SynackTransport(asyncio.Transport):
         self._eof_written = False
         self._lost = False
         protocol.connection_made(self)
-        sloop.add_watcher(self._poll)
+        sloop.watch(fd, self._poll)
 
     # ------------------------------------------------------------ the synack thread
     def _post(self, fn: Callable[..., Any], *args: Any) -> bool:
@@ -114,7 +116,9 @@ class SynackTransport(asyncio.Transport):
                     self._close_fd(now)
                     self._post(self._connection_lost, None)
                     return
-            if self._reading and not self._eof_read and stack.readable(fd):
+            # Until nothing is left: the watcher runs again only when something new
+            # happens, so an end of stream behind the data must be seen now.
+            while self._reading and not self._eof_read and stack.readable(fd):
                 data = stack.recv(fd, _RECV_ALL, now=now)
                 if data:
                     self._post(self._protocol.data_received, data)  # type: ignore[attr-defined]
@@ -132,9 +136,9 @@ class SynackTransport(asyncio.Transport):
         """Lock held: release the descriptor and stop watching."""
         fd, self._fd = self._fd, None
         loop = self._host.loop
-        loop.remove_watcher(self._poll)
         if fd is None:
             return
+        loop.unwatch(fd, self._poll)
         stack = self._host.stack
         try:
             if reset:
@@ -146,6 +150,14 @@ class SynackTransport(asyncio.Transport):
         loop.wake()
 
     # ------------------------------------------------------------ the asyncio thread
+    def _kick(self) -> None:
+        """Have the watcher look at this connection in the next batch."""
+        fd = self._fd
+        if fd is None:
+            self._host.loop.wake()
+        else:
+            self._host.loop.poke(fd)
+
     def _maybe_resume(self) -> None:
         with self._host.loop.lock:
             self._resume_scheduled = False
@@ -204,7 +216,10 @@ class SynackTransport(asyncio.Transport):
             if error is not None:
                 self._wbuf.clear()
                 self._close_fd(sloop.now())
-        sloop.wake()
+        if self._wbuf:
+            self._kick()
+        else:
+            sloop.wake()
         if error is not None:
             self._connection_lost(error)
         elif pause:
@@ -226,7 +241,7 @@ class SynackTransport(asyncio.Transport):
                     self._host.stack.shutdown(self._fd, SHUT_WR, now=sloop.now())
                 except OSError:
                     pass    # already reset: connection_lost reports it
-        sloop.wake()
+        self._kick()
 
     def can_write_eof(self) -> bool:
         """True: TCP half-closes."""
@@ -244,7 +259,7 @@ class SynackTransport(asyncio.Transport):
             if self._fd is not None and not self._wbuf:
                 self._close_fd(sloop.now())
                 done = True
-        sloop.wake()    # otherwise the watcher closes once the buffer is flushed
+        self._kick()    # otherwise the watcher closes once the buffer is flushed
         if done:
             self._aloop.call_soon(self._connection_lost, None)
 
@@ -277,7 +292,7 @@ class SynackTransport(asyncio.Transport):
         if self._closing or self._reading:
             return
         self._reading = True
-        self._host.loop.wake()      # data may be waiting with no packet to come
+        self._kick()                # data may be waiting with no packet to come
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         """Replace the protocol."""
@@ -480,7 +495,7 @@ class SynackServer:
         if self._serving or self._fd is None:
             return
         self._serving = True
-        self._host.loop.add_watcher(self._poll_accept)
+        self._host.loop.watch(self._fd, self._poll_accept)
 
     def close(self) -> None:
         """Stop listening; connections already accepted stay open."""
@@ -489,7 +504,7 @@ class SynackServer:
             return
         self._serving = False
         sloop = self._host.loop
-        sloop.remove_watcher(self._poll_accept)
+        sloop.unwatch(fd, self._poll_accept)
         with sloop.lock:
             self._host.stack.close(fd, now=sloop.now())
         sloop.wake()

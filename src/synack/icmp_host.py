@@ -103,7 +103,7 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         verdict = conn.on_icmp_error(type_=msg.type, code=msg.code, mtu=msg.mtu, seq=seq,
                                      now=now)
         stats["icmp: " + verdict] += 1
-        stack._collect_conn(key, conn, now)
+        stack._after(key, conn, now)
         return
     lst = stack.listeners.get((orig.src, sport)) or stack.listeners.get(("0.0.0.0", sport))
     child = lst.syn_queue.get((orig.dst, dport)) if lst is not None else None

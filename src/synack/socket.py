@@ -4,8 +4,9 @@ Theory of operation
 -------------------
 A :class:`socket` is a descriptor of a :class:`~synack.stack.Stack` plus a
 timeout. Every call takes the host loop's lock, tries the stack's non-blocking
-call, and if that raises ``BlockingIOError`` waits on ``loop.cond`` -- which
-the loop notifies after every batch of packets and timers -- then tries again.
+call, and if that raises ``BlockingIOError`` waits on its descriptor
+(``loop.wait_fd``), which the loop notifies after a batch in which a packet or
+a timer touched it, then tries again.
 Waiting releases the lock (``Condition.wait``), so the loop and other threads
 keep running; nothing polls or sleeps. After a call that may have queued
 segments, ``loop.wake()`` makes the loop transmit them.
@@ -207,19 +208,21 @@ class socket:
         return fd
 
     def _wait(self, end: float | None) -> None:
-        """Wait (lock held, released while waiting) for the next batch or ``end``."""
+        """Wait (lock held, released while waiting) until something happens to this
+        socket (a segment, a timer, a close from another thread) or ``end``."""
         loop = self._host.loop
         if not loop.running:
             raise OSError(errno.ENETDOWN, "synack loop is not running")
         if loop.in_loop_thread():
             raise RuntimeError("a blocking synack.socket call inside the loop thread")
+        fd = self._live_fd()
         if end is None:
-            loop.cond.wait()
+            loop.wait_fd(fd)
             return
         remaining = end - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("timed out")
-        loop.cond.wait(remaining)
+        loop.wait_fd(fd, remaining)
 
     def _end(self) -> float | None:
         t = self._timeout
@@ -413,7 +416,7 @@ class socket:
 
         def call(fd: int, now: int) -> None:
             st.shutdown(fd, how, now=now)
-            loop.cond.notify_all()      # a thread blocked in recv() sees EOF now
+            loop.notify_fd(fd)          # a thread blocked in recv() sees EOF now
 
         self._locked(call)
 
@@ -436,7 +439,7 @@ class socket:
             try:
                 self._host.stack.close(fd, now=loop.now())
             finally:
-                loop.cond.notify_all()   # blocked callers wake and find EBADF
+                loop.notify_fd(fd)       # blocked callers wake and find EBADF
         loop.wake()
 
     def _decref_socketios(self) -> None:

@@ -89,6 +89,7 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
         raise oserror(errno.ENOPROTOOPT)
     if sock.conn is not None:
         sock.conn.set_keepalive(now=now)
+        stack._collect_key(sock.conn, now)     # re-arms its timers in the host's heap
 
 
 def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.host.ports import PortTable
+from synack.host.timerq import TimerQueue
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
@@ -123,6 +125,12 @@ class Stack:
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
+        self.timers = TimerQueue(self.timewait)   # every deadline of the host
+        self.ports = PortTable()
+        # Descriptors whose readability or writability may have changed because of a
+        # packet or a timer (not because of the owner's own calls). Drivers take them
+        # with take_touched() to wake only the sockets something happened to.
+        self.touched: set[int] = set()
 
     @property
     def offload(self) -> Offload | None:
@@ -203,7 +211,6 @@ class Stack:
 
         With TSO on (:attr:`offload`) some may be super-segments: use :meth:`transmit_gso`.
         """
-        self._collect(now)
         out, self._out = self._out, []
         self._gso.clear()
         return out
@@ -211,7 +218,6 @@ class Stack:
     def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
         else the MSS the device must cut the super-segment into."""
-        self._collect(now)
         out, self._out = self._out, []
         gso, self._gso = self._gso, {}
         if not gso:
@@ -224,37 +230,38 @@ class Stack:
         send_echo(self, dst, ident, seq, payload, now=now)
 
     def next_deadline(self) -> int | None:
-        """The earliest time :meth:`tick` must run, or None when nothing is pending."""
-        best: int | None = None
-        for conn in self.conns.values():
-            t = conn.timers.next()
-            if t is not None and (best is None or t < best):
-                best = t
-        for lst in self.listeners.values():
-            for child in lst.syn_queue.values():
-                t = child.timers.next()
-                if t is not None and (best is None or t < best):
-                    best = t
-        for tw in self.timewait.values():
-            if best is None or tw.expires < best:
-                best = tw.expires
-        return best
+        """The earliest time :meth:`tick` must run, or None when nothing is pending.
+
+        O(1): one timer heap holds every deadline (:mod:`synack.host.timerq`)."""
+        return self.timers.next_deadline()
 
     def tick(self, *, now: int) -> None:
-        """Run every timer due at ``now``."""
-        for conn in list(self.conns.values()):
-            t = conn.timers.next()
-            if t is not None and t <= now:
-                conn.tick(now=now)
-        for lst in self.listeners.values():
-            for child in list(lst.syn_queue.values()):
-                t = child.timers.next()
-                if t is not None and t <= now:
-                    child.tick(now=now)
-        for key, tw in list(self.timewait.items()):
-            if tw.expires <= now:
-                self._end_timewait(key, now, "2*MSL")
-        self._collect(now)
+        """Run every timer due at ``now``; touches only what fell due."""
+        timers = self.timers
+        ran: set[int] = set()
+        while True:
+            due = timers.pop_due(now)
+            if due is None:
+                break
+            obj, key = due
+            if isinstance(obj, TimeWait):
+                if obj.expires <= now:
+                    self._end_timewait(key, now, "2*MSL")
+                continue
+            if id(obj) in ran:
+                # Its timers are due again at once: leave it for the next tick.
+                timers.arm(obj, key)
+                break
+            ran.add(id(obj))
+            obj.tick(now=now)
+            self._after(key, obj, now)
+
+    def take_touched(self) -> set[int]:
+        """The descriptors something happened to since the last call (and forget them)."""
+        t = self.touched
+        if t:
+            self.touched = set()
+        return t
 
     # ------------------------------------------------------------ internals
     def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0) -> None:
@@ -292,7 +299,22 @@ class Stack:
 
     def _to_conn(self, key: Key, conn: Connection, seg: TcpSegment, now: int) -> None:
         conn.on_segment(seg, now=now)
+        if conn.fd >= 0:
+            self.touched.add(conn.fd)
         self._collect_conn(key, conn, now)
+
+    def _after(self, key: Key, conn: Connection, now: int) -> None:
+        """Collect what a timer or an ICMP error did to ``conn``, wherever it lives."""
+        if conn.fd >= 0:
+            self.touched.add(conn.fd)
+        if self.conns.get(key) is conn:
+            self._collect_conn(key, conn, now)
+            return
+        lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
+            self._collect_child(lst, key, conn, now)
+        else:
+            self._drain(key, conn)
 
     def _to_listener(self, lst: Listener, key: Key, seg: TcpSegment, now: int) -> None:
         flags = seg.flags
@@ -422,19 +444,23 @@ class Stack:
     def _collect_child(self, lst: Listener, key: Key, child: Connection, now: int) -> None:
         self._drain(key, child)
         if child.state is State.SYN_RECEIVED:
+            self.timers.arm(child, key)
             return
         del lst.syn_queue[(key[2], key[3])]
         if child.state is State.CLOSED:
+            self.timers.disarm(child)
             return
         self.conns[key] = child
         lst.accept_queue.append(child)
+        if lst.fd >= 0:
+            self.touched.add(lst.fd)
         self._collect_conn(key, child, now)
 
     def _listener_sock(self, lst: Listener) -> Sock:
-        for s in self.socks.values():
-            if s.listener is lst:
-                return s
-        raise LookupError("listener without a socket")
+        sock = self.socks.get(lst.fd)
+        if sock is None or sock.listener is not lst:
+            raise LookupError("listener without a socket")
+        return sock
 
     def _drain(self, key: Key, conn: Connection) -> None:
         if conn.outbox:
@@ -450,30 +476,28 @@ class Stack:
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
         self._drain(key, conn)
-        if conn.state is State.TIME_WAIT:
+        state = conn.state
+        if state is State.TIME_WAIT:
             rcv = conn.rcv
             assert rcv is not None
-            self.timewait[key] = TimeWait(
+            tw = self.timewait[key] = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
                 expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok)
+            self.timers.add_timewait(tw, key)
+            self.ports.tw_add(key[1])
+            self.timers.disarm(conn)
             del self.conns[key]
-        elif conn.state is State.CLOSED:
+        elif state is State.CLOSED:
+            self.timers.disarm(conn)
             del self.conns[key]
+        else:
+            self.timers.arm(conn, key)
 
     def _end_timewait(self, key: Key, now: int, why: str) -> None:
         del self.timewait[key]
+        self.ports.tw_remove(key[1])
         self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
-
-    def _collect(self, now: int) -> None:
-        for key, conn in list(self.conns.items()):
-            if conn.outbox or conn.changes or conn.state in (State.TIME_WAIT, State.CLOSED):
-                self._collect_conn(key, conn, now)
-        for lst in self.listeners.values():
-            for child in list(lst.syn_queue.values()):
-                if child.outbox or child.changes or child.state is not State.SYN_RECEIVED:
-                    key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
-                    self._collect_child(lst, key, child, now)
 
     # ============================================================ socket calls
     def _sock(self, fd: int) -> Sock:
@@ -490,7 +514,7 @@ class Stack:
         return fd
 
     def _port_in_use(self, ip: str, port: int) -> bool:
-        for s in self.socks.values():
+        for s in self.ports.on(port):
             if (s.local and s.local[1] == port
                     and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
                     and (s.conn is None or s.conn.state is not State.CLOSED)):
@@ -511,9 +535,10 @@ class Stack:
         if port == 0:
             port = self._ephemeral(None)
         elif self._port_in_use(ip, port) or (
-            not sock.reuseaddr and any(k[1] == port for k in self.timewait)):
+            not sock.reuseaddr and port in self.ports.timewait):
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
+        self.ports.add(sock)
 
     def listen(self, fd: int, backlog: int = 128) -> None:
         """Start listening; the accept queue holds min(backlog, somaxconn) connections."""
@@ -527,6 +552,7 @@ class Stack:
             sock.listener.max_backlog = max(min(backlog, self.cfg.int("net.core.somaxconn")), 0)
             return
         lst = Listener(sock.local, backlog, self.cfg)
+        lst.fd = fd
         sock.listener = lst
         self.listeners[sock.local] = lst
 
@@ -541,6 +567,8 @@ class Stack:
             child = Sock(self.socket(), opts=conn.opts, local=conn.local, remote=conn.remote,
                          conn=conn)
             self.socks[child.fd] = child
+            self.ports.add(child)
+            conn.fd = child.fd
             return child.fd, conn.remote
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
@@ -560,8 +588,7 @@ class Stack:
                 reusable = port
             if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
                 continue
-            if any(s.local and s.local[1] == port and s.remote is None
-                   for s in self.socks.values()):
+            if any(s.remote is None for s in self.ports.on(port)):
                 continue
             return port
         if reusable is not None:       # every port is taken, but a TIME_WAIT may be reused
@@ -604,6 +631,7 @@ class Stack:
         ip, port = addr
         if sock.local is None or sock.local[1] == 0:
             sock.local = (self.addr, self._ephemeral((ip, port), now))
+            self.ports.add(sock)
         local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
         key = (local[0], local[1], ip, port)
         iss: int | None = None
@@ -613,11 +641,14 @@ class Stack:
             self._end_timewait(key, now, "reused by connect(): tcp_tw_reuse")
         if key in self.conns or key in self.timewait:
             return errno.EADDRNOTAVAIL
+        self.ports.remove(sock)
         sock.local, sock.remote = local, (ip, port)
+        self.ports.add(sock)
         conn = Connection(local=local, remote=(ip, port), cfg=self.cfg, opts=sock.opts,
                           iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
                           now=now, mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
         conn.tso_max = self._tso_max()
+        conn.fd = fd
         sock.conn = conn
         sock.connecting = True
         self.conns[key] = conn
@@ -701,6 +732,8 @@ class Stack:
         """Release the descriptor; the connection closes in the background (or resets)."""
         sock = self._sock(fd)
         del self.socks[fd]
+        self.ports.remove(sock)
+        self.touched.discard(fd)
         if sock.listener is not None:
             lst = sock.listener
             del self.listeners[lst.local]
@@ -711,10 +744,12 @@ class Stack:
                             send_rst=child.state is not State.SYN_RECEIVED)
                 key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
                 self._drain(key, child)
+                self.timers.disarm(child)
                 self.conns.pop(key, None)
             return
         conn = sock.conn
         if conn is not None:
+            conn.fd = -1
             conn.close(now=now)
             self._collect_key(conn, now)
 

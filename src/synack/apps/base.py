@@ -10,6 +10,11 @@ application just before it collects the stack's outgoing packets, so an
 application reacts to a segment in the same instant and its reply leaves in the
 same batch.
 
+Like ``epoll``, the runner tells a server which descriptors something happened
+to (the stack's ``touched`` set: a segment arrived, a timer ran); the server
+polls only those handlers, plus new ones and those whose idle deadline passed.
+A server with 50,000 quiet connections does no work for them.
+
 :class:`Server` owns a listening socket and one :class:`Handler` per accepted
 connection. A handler keeps an output buffer and, optionally, a *body*: an
 iterator of byte chunks pulled only when the buffer runs low, so a server can
@@ -20,8 +25,9 @@ window at the sender instead of unbounded memory here.
 
 from __future__ import annotations
 
+import heapq
 import socket as _socket
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from typing import Protocol
 
 from synack.stack import Addr, Stack
@@ -36,7 +42,12 @@ RECV_CHUNK = 64 * 1024
 
 
 class App(Protocol):
-    """Anything an :class:`~synack.apps.runner.AppRunner` polls."""
+    """Anything an :class:`~synack.apps.runner.AppRunner` polls.
+
+    An app may also define ``poll_ready(now, fds)``, called instead of ``poll``
+    with the descriptors something happened to, and ``next_deadline()``, the
+    time it next wants to be polled without any event (None: never).
+    """
 
     def poll(self, now: int) -> None:
         """Look at the sockets and act; must not block."""
@@ -56,6 +67,8 @@ class Handler:
         self.closing = False      # close once the output is flushed
         self.reading = True       # subclasses pause reading (e.g. between HTTP requests)
         self.started = False
+        self.last_io = 0          # when bytes last moved either way (idle timeout)
+        self.heap_at: int | None = None   # the server's deadline-heap entry for us
 
     # ------------------------------------------------------------ for subclasses
     def on_open(self, now: int) -> None:
@@ -83,6 +96,18 @@ class Handler:
         """Close after everything queued (body included) has been handed to TCP."""
         self.closing = True
 
+    def deadline(self) -> int | None:
+        """When this connection has been idle too long (None: never). Subclasses with
+        timeouts override it; :meth:`on_timeout` runs when it passes."""
+        return None
+
+    def on_timeout(self, now: int) -> None:
+        """The :meth:`deadline` passed; by default close the connection."""
+        self.server.stack.stats["app connections timed out"] += 1
+        self.out.clear()
+        self.body = None
+        self.finish()
+
     # ------------------------------------------------------------ the poll
     def poll(self, now: int) -> bool:
         """Move bytes both ways as far as the stack allows; False once closed."""
@@ -105,6 +130,7 @@ class Handler:
                     self._abort(now)
                     return False
                 del self.out[:n]
+                self.last_io = now
             if self.closing and not self.out and self.body is None:
                 self._close(now)
                 return False
@@ -118,6 +144,7 @@ class Handler:
                 self._abort(now)
                 return False
             if data:
+                self.last_io = now
                 self.on_data(data, now)
             else:
                 self.eof = True
@@ -165,6 +192,9 @@ class Server:
         self.port = stack.getsockname(self.fd)[1]
         self.handlers: dict[int, Handler] = {}
         self.accepted = 0
+        self.polled = 0           # handler polls, counted (tests prove they track events)
+        self._fresh: list[int] = []   # accepted, not yet polled
+        self._deadlines: list[tuple[int, int]] = []   # (when, fd): a lazy heap
 
     def make_handler(self, fd: int, peer: Addr) -> Handler:
         """A handler for a newly accepted connection."""
@@ -172,16 +202,66 @@ class Server:
 
     def poll(self, now: int) -> None:
         """Accept what is waiting, then service every connection."""
-        while True:
-            try:
-                fd, peer = self.stack.accept(self.fd)
-            except BlockingIOError:
-                break
-            self.accepted += 1
-            self.handlers[fd] = self.make_handler(fd, peer)
-        for fd, h in list(self.handlers.items()):
+        self.poll_ready(now, self.handlers.keys() | {self.fd})
+
+    def poll_ready(self, now: int, fds: Collection[int]) -> None:
+        """Accept if the listener is ready, then service the connections in ``fds``,
+        the new ones and those whose deadline passed (``epoll_wait``'s answer)."""
+        if self.fd in fds:
+            while True:
+                try:
+                    fd, peer = self.stack.accept(self.fd)
+                except BlockingIOError:
+                    break
+                self.accepted += 1
+                new = self.handlers[fd] = self.make_handler(fd, peer)
+                new.last_io = now
+                self._fresh.append(fd)
+        handlers = self.handlers
+        due = self._due(now)
+        for fd in due:
+            idle = handlers.get(fd)
+            if idle is not None and (t := idle.deadline()) is not None and t <= now:
+                idle.on_timeout(now)
+        if self._fresh:
+            due.extend(self._fresh)
+            self._fresh.clear()
+        for fd in (*fds, *due) if due else fds:
+            h = handlers.get(fd)
+            if h is None:
+                continue
+            self.polled += 1
             if not h.poll(now):
-                del self.handlers[fd]
+                del handlers[fd]
+                continue
+            t = h.deadline()
+            if t is not None and (h.heap_at is None or t < h.heap_at):
+                h.heap_at = t
+                heapq.heappush(self._deadlines, (t, fd))
+
+    def _due(self, now: int) -> list[int]:
+        """Handlers whose deadline entry has come (their true deadline may be later:
+        polling them re-arms it). Entries superseded by an earlier one are skipped."""
+        heap = self._deadlines
+        due: list[int] = []
+        while heap and heap[0][0] <= now:
+            t, fd = heapq.heappop(heap)
+            h = self.handlers.get(fd)
+            if h is not None and h.heap_at == t:
+                h.heap_at = None
+                due.append(fd)
+        return due
+
+    def next_deadline(self) -> int | None:
+        """When a handler's deadline entry comes (maybe early: polling re-arms it)."""
+        heap = self._deadlines
+        while heap:
+            t, fd = heap[0]
+            h = self.handlers.get(fd)
+            if h is not None and h.heap_at == t:
+                return t
+            heapq.heappop(heap)
+        return None
 
     def close(self, now: int) -> None:
         """Stop listening and close every connection."""

@@ -11,6 +11,12 @@ queued, so at most one body streams at a time. Resources:
 
 Errors follow RFC 9110: 400 for a malformed request (then the connection is
 closed, since the framing can no longer be trusted), 404, 405 with ``Allow``.
+
+Timeouts, with nginx's defaults and meanings: a keep-alive connection with no
+request for ``keepalive_timeout`` (75 s) is closed; so is one whose request
+head has not arrived whole ``header_timeout`` (60 s, nginx
+``client_header_timeout``) after its first byte, and one whose client has not
+taken a byte of a response for ``send_timeout`` (60 s).
 """
 
 from __future__ import annotations
@@ -32,6 +38,11 @@ BLOCK = 64 * 1024
 
 MAX_HEAD = 16 * 1024
 """Longest request line plus headers accepted (bigger: 400 and close)."""
+
+SECOND = 1_000_000
+KEEPALIVE_TIMEOUT_US = 75 * SECOND   # nginx keepalive_timeout default
+HEADER_TIMEOUT_US = 60 * SECOND      # nginx client_header_timeout default
+SEND_TIMEOUT_US = 60 * SECOND        # nginx send_timeout default
 
 REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
            405: "Method Not Allowed", 501: "Not Implemented"}
@@ -144,14 +155,30 @@ class HttpHandler(Handler):
         self.skip = 0              # request body bytes still to throw away
         self.busy = False          # a response body is streaming
         self.close_after = False
+        self.head_since: int | None = None   # when the first byte of a pending head came
 
     def on_data(self, data: bytes, now: int) -> None:
         if self.skip:
             n = min(self.skip, len(data))
             self.skip -= n
             data = data[n:]
+        if data and not self.inbuf:
+            self.head_since = now
         self.inbuf += data
         self._advance()
+        if not self.inbuf:
+            self.head_since = None
+
+    def deadline(self) -> int | None:
+        """nginx's timeouts: sending a response, waiting for a head, idle keep-alive."""
+        srv = self.server
+        if self.closing:
+            return None
+        if self.busy or self.out:
+            return self.last_io + srv.send_timeout_us
+        if self.head_since is not None:
+            return self.head_since + srv.header_timeout_us
+        return self.last_io + srv.keepalive_timeout_us
 
     def on_eof(self, now: int) -> None:
         # The client half-closed: answer every complete request it sent, then close
@@ -262,11 +289,17 @@ class HttpServer(Server):
 
     def __init__(self, stack: Stack, port: int, *, root: str | Path | None = None,
                  addr: str = "0.0.0.0", backlog: int = 128,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 keepalive_timeout_us: int = KEEPALIVE_TIMEOUT_US,
+                 header_timeout_us: int = HEADER_TIMEOUT_US,
+                 send_timeout_us: int = SEND_TIMEOUT_US) -> None:
         super().__init__(stack, port, addr=addr, backlog=backlog)
         self.root = Path(root).resolve() if root is not None else None
         self.clock = clock
         self.requests = 0
+        self.keepalive_timeout_us = keepalive_timeout_us
+        self.header_timeout_us = header_timeout_us
+        self.send_timeout_us = send_timeout_us
 
     def resolve(self, target: str) -> tuple[int, int, str, Iterator[bytes]]:
         """(status, length, content type, body chunks) for a request target."""

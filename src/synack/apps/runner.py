@@ -5,6 +5,11 @@ The simulator's :class:`~synack.sim.Network` and the link event loop both call
 :class:`AppRunner` passes them through to the stack and, just before packets
 are collected, polls every application and reports new state changes, so apps
 run in the driver's thread and their output leaves in the same batch.
+
+Apps that can (``poll_ready``) are told which descriptors the stack touched
+since the last poll, so their work follows events, not connections. The
+touched descriptors stay available to the driver (:meth:`AppRunner.take_touched`)
+for waking the threads blocked on them.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class AppRunner:
         # else reads them, they are dropped once the hook has seen them.
         self.keep_changes = keep_changes
         self._seen = len(stack.changes)
+        self._touched: set[int] = set()     # handed to the apps, not yet to the driver
 
     # ------------------------------------------------------------ host methods
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
@@ -42,8 +48,20 @@ class AppRunner:
         self.stack.tick(now=now)
 
     def next_deadline(self) -> int | None:
-        """The stack's next timer."""
-        return self.stack.next_deadline()
+        """The stack's next timer, or an application's (an idle timeout)."""
+        best = self.stack.next_deadline()
+        for app in self.apps:
+            nd = getattr(app, "next_deadline", None)
+            t = nd() if nd is not None else None
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def take_touched(self) -> set[int]:
+        """Descriptors touched since the driver last asked (the apps saw them too)."""
+        t = self._touched | self.stack.take_touched()
+        self._touched = set()
+        return t
 
     def transmit(self, *, now: int) -> list[bytes]:
         """Poll the applications, then hand out the stack's packets."""
@@ -74,8 +92,15 @@ class AppRunner:
 
     def poll(self, now: int) -> None:
         """Let every application act, then report state changes."""
+        fds = self.stack.take_touched()
+        if fds:
+            self._touched |= fds
         for app in self.apps:
-            app.poll(now)
+            ready = getattr(app, "poll_ready", None)
+            if ready is not None:
+                ready(now, fds)
+            else:
+                app.poll(now)
         self.report_changes()
 
     def report_changes(self) -> None:

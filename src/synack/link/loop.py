@@ -13,7 +13,13 @@ the driver that does both for a real (or in-process) link. Each iteration:
    feed every packet the link has ready to ``stack.receive`` (one batch), run
    ``stack.tick`` when a deadline has passed, run the watchers, and hand what
    the stack wants to send to the link in one batch;
-3. ``cond.notify_all()``, so threads blocked in the socket APIs re-check.
+3. wake the threads blocked on a descriptor something happened to.
+
+Waking is per descriptor, as the kernel wakes a socket's wait queue
+(``sk_data_ready``, ``sk_write_space``): the stack marks the descriptors a
+packet or a timer touched (``take_touched()``), and only threads waiting on
+those (:meth:`Loop.wait_fd`) and watchers of those (:meth:`Loop.watch`) run.
+Threads that wait for "any batch" use :attr:`Loop.cond`, notified after each.
 
 Other threads touch the stack only with the lock held and then call
 :meth:`wake`, which rings the doorbell so the loop transmits what they queued
@@ -82,6 +88,10 @@ class Loop:
         self._rung = False           # a ring is pending: spare further writes to the eventfd
         self._callbacks: collections.deque[Callback] = collections.deque()
         self._watchers: list[Callback] = []
+        self._fd_watchers: dict[int, list[Callback]] = {}
+        self._fd_waits: dict[int, list[Any]] = {}    # fd -> [Condition, threads waiting]
+        self._poked: set[int] = set()
+        self._deadline: int | None = None
         self._stopping = False
         self._running = False
         self._finished = False
@@ -160,6 +170,58 @@ class Loop:
             self._watchers.append(fn)
         self.wake()
 
+    def watch(self, fd: int, fn: Callback) -> None:
+        """Run ``fn(now)`` in the loop thread, lock held, after a batch in which something
+        happened to ``fd`` (and once soon after this call), before the loop transmits."""
+        with self.lock:
+            self._fd_watchers.setdefault(fd, []).append(fn)
+        self.poke(fd)
+
+    def unwatch(self, fd: int, fn: Callback) -> None:
+        """Stop calling ``fn`` for ``fd``. Harmless if it is not registered."""
+        with self.lock:
+            fns = self._fd_watchers.get(fd)
+            if fns is not None and fn in fns:
+                fns.remove(fn)
+                if not fns:
+                    del self._fd_watchers[fd]
+
+    def poke(self, fd: int) -> None:
+        """Treat ``fd`` as touched in the next batch (its watchers run, its waiters wake).
+        Thread-safe; for state changes the stack cannot see (a paused reader resumed)."""
+        with self.lock:
+            self._poked.add(fd)
+        self.wake()
+
+    def wait_fd(self, fd: int, timeout: float | None = None) -> None:
+        """With the lock held: release it until something happens to ``fd`` (a batch
+        touched it, :meth:`notify_fd`, the loop stopped) or ``timeout`` seconds pass."""
+        entry = self._fd_waits.get(fd)
+        if entry is None:
+            entry = self._fd_waits[fd] = [threading.Condition(self.lock), 0]
+        entry[1] += 1
+        try:
+            entry[0].wait(timeout)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0 and self._fd_waits.get(fd) is entry:
+                del self._fd_waits[fd]
+
+    def waiters(self, fd: int) -> int:
+        """How many threads wait on ``fd`` now (lock held)."""
+        entry = self._fd_waits.get(fd)
+        return entry[1] if entry is not None else 0
+
+    def notify_fd(self, fd: int) -> None:
+        """With the lock held: wake the threads waiting on ``fd``."""
+        entry = self._fd_waits.get(fd)
+        if entry is not None:
+            entry[0].notify_all()
+
+    def _notify_all_fds(self) -> None:
+        for entry in list(self._fd_waits.values()):
+            entry[0].notify_all()
+
     def remove_watcher(self, fn: Callback) -> None:
         """Stop calling ``fn``. Harmless if it is not registered."""
         with self.lock:
@@ -175,9 +237,10 @@ class Loop:
         sel.register(link_fd, selectors.EVENT_READ)
         sel.register(self._bell.fileno(), selectors.EVENT_READ)
         try:
+            with self.lock:
+                self._deadline = self._next_deadline()
             while not self._stopping:
-                with self.lock:
-                    deadline = self._next_deadline()
+                deadline = self._deadline
                 timeout = None
                 if deadline is not None:
                     timeout = max(deadline - self.now(), 0) / 1e6
@@ -206,6 +269,7 @@ class Loop:
             self._finished = True
             with self.cond:
                 self.cond.notify_all()
+                self._notify_all_fds()
             self._bell.close()
 
     def _next_deadline(self) -> int | None:
@@ -232,15 +296,37 @@ class Loop:
             if link_ready:
                 for packet, csum_valid in self.link.recv_packets(now=now):
                     stack.receive(packet, now=now, csum_valid=csum_valid)
-            deadline = stack.next_deadline()
+            deadline = self._deadline
             if deadline is not None and deadline <= now:
                 stack.tick(now=now)
+            poked = self._poked
+            if poked:
+                self._poked = set()
+            fd_watchers = self._fd_watchers
+            if fd_watchers:
+                touched: Any = getattr(stack, "touched", None)
+                ready = (touched & fd_watchers.keys()) if touched else set()
+                if poked:
+                    ready |= poked & fd_watchers.keys()
+                for fd in ready:
+                    for fn in list(fd_watchers.get(fd, ())):
+                        self._guarded(fn, now, "watcher")
             for fn in list(self._watchers):
                 self._guarded(fn, now, "watcher")
             out = stack.transmit_gso(now=now)
             if out:
                 self.link.send_packets(out, now=now)
+            take = getattr(stack, "take_touched", None)
+            if take is None:
+                self._notify_all_fds()
+            else:
+                waits = self._fd_waits
+                done = take()
+                if waits and (done or poked):
+                    for fd in (done | poked) & waits.keys():
+                        waits[fd][0].notify_all()
             self.cond.notify_all()
+            self._deadline = self._next_deadline()
 
     def _guarded(self, fn: Callback, now: int, what: str) -> None:
         """User code must not kill the loop: report its exception and carry on."""

@@ -188,6 +188,11 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rate_mark = (now, 0)
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
+        # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
+        # the socket (-1 until there is one) and the time of this connection's entry in
+        # the stack's timer heap (None: no valid entry).
+        self.fd = -1
+        self.timer_at: int | None = None
 
     # ------------------------------------------------------------------ helpers
     def _change(self, event: Event, now: int, why: str = "") -> None:

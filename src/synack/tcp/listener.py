@@ -48,6 +48,7 @@ class Listener:
         self.syn_drops = 0
         self.last_cookie_sent: int | None = None   # Linux rx_opt.ts_recent_stamp of the
                                                    # listener (tcp_synq_overflow())
+        self.fd = -1                               # the listening socket's descriptor
 
     def accept_queue_full(self) -> bool:
         """Linux sk_acceptq_is_full(): more than the backlog already waiting."""

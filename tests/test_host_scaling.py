@@ -1,0 +1,139 @@
+"""Work per event does not grow with the number of idle connections.
+
+Two stacks wired back to back hold N idle ESTABLISHED connections (and some in
+TIME_WAIT); then one more connection carries traffic. Counted, not timed: the
+timer heap's ``visited`` counter (entries looked at by ``next_deadline``/``tick``),
+the sockets the port table hands to ``bind``/``connect``, and the handlers an
+echo server polls. Each must be the same for N = 50 and N = 1,500.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from synack.apps.runner import AppRunner
+from synack.apps.simple import EchoServer
+from synack.stack import Stack
+from synack.tcp.state import State
+
+A, B = "192.0.2.1", "192.0.2.2"
+MS = 1000
+
+
+def shuttle(a: Stack | AppRunner, b: Stack | AppRunner, now: int) -> int:
+    """Move packets both ways until both are quiet; returns how many moved."""
+    moved = 0
+    while True:
+        pa, pb = a.transmit(now=now), b.transmit(now=now)
+        if not pa and not pb:
+            return moved
+        for p in pa:
+            b.receive(p, now=now)
+        for p in pb:
+            a.receive(p, now=now)
+        moved += len(pa) + len(pb)
+
+
+@dataclass
+class Host:
+    client: Stack
+    server: Stack
+    runner: AppRunner
+    echo: EchoServer
+    now: int
+
+
+def hosts_with_idle(n: int, timewait: int = 20) -> Host:
+    """A client and an echo server with ``n`` idle connections and ``timewait``
+    client-side TIME_WAIT entries; every timer of them has run out."""
+    c, s = Stack(A, seed=1), Stack(B, seed=2)
+    echo = EchoServer(s, 7)
+    runner = AppRunner(s, [echo])
+    now = 0
+    fds = []
+    for _ in range(n + timewait):
+        fd = c.socket()
+        c.connect_ex(fd, (B, 7), now=now)
+        fds.append(fd)
+    shuttle(c, runner, now)
+    for fd in fds[:timewait]:
+        c.close(fd, now=now)              # the client closes first: its side TIME_WAITs
+    shuttle(c, runner, now)
+    # Let delayed ACKs and every other short timer run out (TIME_WAIT stays 60 s).
+    for now in range(0, 2000 * MS, 50 * MS):
+        for st in (c, s):
+            d = st.next_deadline()
+            if d is not None and d <= now:
+                st.tick(now=now)
+        shuttle(c, runner, now)
+    assert sum(st.state(fd) is State.ESTABLISHED for fd in fds[timewait:]
+               for st in (c,)) == n
+    assert len(c.timewait) == timewait
+    return Host(c, s, runner, echo, now)
+
+
+def one_echo(h: Host, fd: int, now: int) -> tuple[int, int]:
+    """Send 100 bytes on ``fd`` and let the echo come back: (heap entries visited,
+    handlers polled) on the server side."""
+    s = h.server
+    v0, p0 = s.timers.visited, h.echo.polled
+    h.client.send(fd, b"x" * 100, now=now)
+    for t in range(now, now + 400 * MS, 10 * MS):
+        for st in (h.client, s):
+            d = st.next_deadline()
+            if d is not None and d <= t:
+                st.tick(now=t)
+        shuttle(h.client, h.runner, t)
+    assert h.client.recv(fd, 1000, now=t) == b"x" * 100
+    return s.timers.visited - v0, h.echo.polled - p0
+
+
+@pytest.mark.parametrize("what", ["timers", "handlers"])
+def test_work_per_echo_does_not_grow_with_idle_connections(what: str) -> None:
+    counts = []
+    for n in (50, 1500):
+        h = hosts_with_idle(n)
+        fd = h.client.socket()
+        h.client.connect_ex(fd, (B, 7), now=h.now)
+        shuttle(h.client, h.runner, h.now)
+        visited, polled = one_echo(h, fd, h.now + 100 * MS)
+        counts.append(visited if what == "timers" else polled)
+    assert counts[0] == counts[1], f"{what} visited for 50 vs 1500 idle connections: {counts}"
+    assert counts[0] > 0
+
+
+def test_next_deadline_is_the_earliest_timer_among_many() -> None:
+    h = hosts_with_idle(300)
+    c = h.client
+    # The client's earliest deadline is its oldest TIME_WAIT entry's expiry.
+    assert c.next_deadline() == min(tw.expires for tw in c.timewait.values())
+    before = c.timers.visited
+    for _ in range(100):
+        c.next_deadline()
+    assert c.timers.visited - before == 100      # one look at the top each call
+
+
+def test_timewait_expiry_visits_only_what_expires() -> None:
+    h = hosts_with_idle(400, timewait=30)
+    c = h.client
+    expiry = max(tw.expires for tw in c.timewait.values())
+    before = c.timers.visited
+    c.tick(now=expiry)
+    assert not c.timewait
+    # 30 expiries, each looked at once or twice (top check, pop), and the
+    # 400 idle connections never.
+    assert c.timers.visited - before <= 2 * 30 + 2
+
+
+def test_bind_and_connect_look_only_at_their_port() -> None:
+    h = hosts_with_idle(500)
+    c = h.client
+    before = c.ports.visited
+    fd = c.socket()
+    c.bind(fd, ("0.0.0.0", 5555))
+    fd2 = c.socket()
+    c.connect_ex(fd2, (B, 7), now=h.now)
+    looked = c.ports.visited - before
+    assert looked <= 2, f"sockets looked at by bind + connect: {looked}"
