@@ -7,18 +7,28 @@ packets GRO hands the stack.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from transcript import L_ISN, R_ISN, REMOTE, established_server
 
 from synack.link.gro import Gro
-from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
+from synack.link.loop import Loop
+from synack.link.netns import Lab, netns_exists
+from synack.stack import Stack
+from synack.tcp.tcpinfo import TcpInfo
+from synack.wire.errors import ParseError
+from synack.wire.ipv4 import IPv4Header, build_tcp_packet, parse_tcp_packet
 from synack.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 SRC, DST = "198.51.100.1", "198.51.100.2"
@@ -26,40 +36,46 @@ MSS = 1448
 SEQ0 = 1000
 
 
-def seg(i: int = 0, *, n: int = MSS, size: int = MSS, **fields: object) -> TcpSegment:
+def seg(i: int = 0, *, n: int = MSS, size: int = MSS, **fields: Any) -> TcpSegment:
     """The i-th segment of a run of ``size``-byte segments, ``n`` bytes of payload."""
-    base: dict[str, object] = {
+    base: dict[str, Any] = {
         "src_port": 40000, "dst_port": 80, "seq": SEQ0 + i * size, "ack": 5000,
         "flags": ACK, "window": 502, "timestamps": (777, 333),
         "payload": bytes((i * 7 + k) & 0xFF for k in range(n))}
     base.update(fields)
-    return TcpSegment(**base)  # type: ignore[arg-type]
+    return TcpSegment(**base)
 
 
-def pkt(s: TcpSegment, ident: int = 0, *, src: str = SRC, dst: str = DST, **ip: int) -> bytes:
+def pkt(s: TcpSegment, ident: int = 0, *, src: str = SRC, dst: str = DST, **ip: Any) -> bytes:
     return build_tcp_packet(src, dst, s, ident=ident, **ip)
 
 
 def run(packets: list[bytes]) -> tuple[list[tuple[TcpSegment, int, bool]], Counter[str]]:
     """GRO over one batch: [(segment, IP ident, csum_valid)] as parsed back, and the stats."""
     gro = Gro()
-    out = []
+    out: list[tuple[TcpSegment, int, bool]] = []
     for packet, valid in gro.merge(packets):
-        try:
-            ip, s = parse_tcp_packet(packet)   # both checksums verified
-        except Exception:
+        parsed = _parse(packet)                 # both checksums verified
+        if parsed is None:
             assert not valid, "a packet GRO vouched for must parse"
             out.append((None, -1, valid))   # type: ignore[arg-type]
             continue
-        out.append((s, ip.ident, valid))
+        out.append((parsed[1], parsed[0].ident, valid))
     return out, gro.stats
+
+
+def _parse(packet: bytes) -> tuple[IPv4Header, TcpSegment] | None:
+    try:
+        return parse_tcp_packet(packet)
+    except ParseError:
+        return None
 
 
 def payload_of(*segs: TcpSegment) -> bytes:
     return b"".join(s.payload for s in segs)
 
 
-def train(k: int, ident0: int = 10, **fields: object) -> list[TcpSegment]:
+def train(k: int, **fields: Any) -> list[TcpSegment]:
     return [seg(i, **fields) for i in range(k)]
 
 
@@ -112,7 +128,7 @@ def test_fixed_ip_id_with_df_merges() -> None:
 
 
 # ---------------------------------------------------------------- what must not merge
-def _pair(second: TcpSegment, ident: int = 11, **ip: int) -> tuple[list[tuple[int, int]], Counter[str]]:
+def _pair(second: TcpSegment, ident: int = 11, **ip: Any) -> tuple[list[tuple[int, int]], Counter[str]]:
     out, stats = run([pkt(seg(0), 10), pkt(second, ident, **ip)])
     assert all(valid for _, _, valid in out)
     return [(s.seq, len(s.payload)) for s, _, _ in out], stats
@@ -156,7 +172,7 @@ def test_ip_header_differences_stop_the_merge(ident: int, ip: dict[str, int]) ->
 @pytest.mark.parametrize("flag", [SYN, FIN, RST, URG, PSH])
 def test_segment_with_flag_never_starts_a_merge(flag: int) -> None:
     segs = [seg(0, flags=ACK | flag, urgent=1 if flag == URG else 0), seg(1), seg(2)]
-    out, stats = run([pkt(s, 10 + i) for i, s in enumerate(segs)])
+    out, _ = run([pkt(s, 10 + i) for i, s in enumerate(segs)])
     assert [(s.seq, len(s.payload)) for s, _, _ in out] == [(SEQ0, MSS), (SEQ0 + MSS, 2 * MSS)]
 
 
@@ -257,11 +273,10 @@ def _stream(packets: list[tuple[bytes, bool]] | list[bytes]) -> dict[tuple[str, 
     """Per flow, the (seq, payload) of every good segment, as one byte stream where contiguous."""
     flows: dict[tuple[str, int], list[tuple[int, bytes]]] = {}
     for item in packets:
-        packet = item[0] if isinstance(item, tuple) else item
-        try:
-            ip, s = parse_tcp_packet(packet)
-        except Exception:
+        parsed = _parse(item[0] if isinstance(item, tuple) else item)
+        if parsed is None:
             continue
+        ip, s = parsed
         runs = flows.setdefault((ip.src, s.src_port), [])
         if runs and (runs[-1][0] + len(runs[-1][1])) % 2**32 == s.seq and s.payload:
             runs[-1] = (runs[-1][0], runs[-1][1] + s.payload)
@@ -277,20 +292,13 @@ def test_property_payload_per_flow_preserved_and_checksums_valid(packets: list[b
     out = gro.merge(packets)
     for packet, valid in out:
         if valid:
-            ip, s = parse_tcp_packet(packet)     # raises on a bad checksum
+            ip, _ = parse_tcp_packet(packet)     # raises on a bad checksum
             assert ip.total_length == len(packet) <= 65535
     # The good segments' bytes, per flow and in order, are exactly what came in.
     assert _stream(out) == _stream(packets)
-    assert sum(1 for p in packets if _parses(p)) == sum(1 for p, _ in out if _parses(p)) + \
-        gro.stats["gro segments merged"] - gro.stats["gro super-segments"]
-
-
-def _parses(packet: bytes) -> bool:
-    try:
-        parse_tcp_packet(packet)
-    except Exception:
-        return False
-    return True
+    good_in = sum(1 for p in packets if _parse(p))
+    good_out = sum(1 for p, _ in out if _parse(p))
+    assert good_in == good_out + gro.stats["gro segments merged"] - gro.stats["gro super-segments"]
 
 
 # ---------------------------------------------------------------- a real TAP, kernel sending
@@ -314,13 +322,6 @@ print(hashlib.sha256(data).hexdigest(), flush=True)
                     reason="needs root and /dev/net/tun")
 @pytest.mark.parametrize("kind", ["tap", "tun"])
 def test_kernel_to_synack_over_device_without_offload_is_merged(kind: str) -> None:
-    import hashlib
-    import time
-
-    from synack.link.loop import Loop
-    from synack.link.netns import Lab, netns_exists
-    from synack.stack import Stack
-
     n = 4 << 20
     ns = f"sa-gro-{os.getpid() % 1000}{kind}"
     with Lab(ns, tap=f"sagro{os.getpid() % 1000}{kind[1]}", kind=kind, offload=False) as link:
@@ -364,3 +365,36 @@ def test_kernel_to_synack_over_device_without_offload_is_merged(kind: str) -> No
         assert stats["gso super-segments in"] == 0
         assert stack.stats["dropped bad checksum"] == 0
     assert not netns_exists(ns)
+
+
+# ---------------------------------------------------------------- the TCP core behind GRO
+def test_core_acks_a_super_segment_at_once_and_keeps_rcv_mss() -> None:
+    """Linux __tcp_ack_snd_check: more than one full-sized segment unacknowledged -> ACK now;
+    tcp_measure_rcv_mss: a GRO packet counts as its gso size, not its length."""
+    stack, fd, peer = established_server()
+    seq, now = R_ISN + 1, 0
+    # Leave quick-ACK mode: full-sized segments one at a time until one is not ACKed at once.
+    for _ in range(64):
+        got = peer.send(seq=seq, ack=L_ISN + 1, flags=ACK, payload=b"q" * 1460, now=now)
+        stack.recv(fd, 1 << 20, now=now)
+        seq += 1460
+        if not got:
+            break
+        now += 1000
+    else:
+        raise AssertionError("quick-ACK mode never ended")
+    (delayed,) = peer.run_until(now + 40_000)         # the delayed ACK
+    assert delayed[1].ack == seq
+    now += 50_000
+    merged = Gro().merge([build_tcp_packet(REMOTE, stack.addr, TcpSegment(
+        src_port=peer.port, dst_port=peer.lport, seq=seq + i * 1460, ack=L_ISN + 1, flags=ACK,
+        window=65535, payload=bytes([i]) * 1460), ident=i) for i in range(4)])
+    assert len(merged) == 1
+    stack.receive(merged[0][0], now=now, csum_valid=merged[0][1])
+    (reply,) = peer.out(now)                          # at once, not 40 ms later
+    assert reply.ack == seq + 4 * 1460 and reply.flags == ACK
+    assert stack.recv(fd, 1 << 20, now=now) == b"".join(bytes([i]) * 1460 for i in range(4))
+    raw = stack.getsockopt(fd, socket.IPPROTO_TCP, socket.TCP_INFO)
+    assert isinstance(raw, bytes)
+    info = TcpInfo.unpack(raw)
+    assert info.tcpi_rcv_mss == 1460                  # not 4 * 1460
