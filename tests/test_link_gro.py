@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -243,23 +244,24 @@ _flow = st.sampled_from([(SRC, 40000), (SRC, 40001), ("198.51.100.7", 40000)])
 
 @st.composite
 def batches(draw: st.DrawFn) -> list[bytes]:
-    """Several flows' segments interleaved: sizes, flags, gaps, options, TS and IDs varied."""
+    """Several flows' segments interleaved: sizes, flags, gaps, options, TS and IDs varied
+    (the usual value first: Hypothesis draws it most)."""
     state: dict[tuple[str, int], list[int]] = {}   # flow -> [next seq, next ident]
     packets = []
     for _ in range(draw(st.integers(0, 40))):
         src, port = draw(_flow)
         nxt = state.setdefault((src, port), [draw(st.integers(0, 2**32 - 1)), 0])
-        n = draw(st.sampled_from([0, 1, 7, 100, 1447, 1448, 1448, 1448, 1448]))
+        n = draw(st.sampled_from([1448, 1448, 1448, 1448, 1447, 100, 7, 1, 0]))
         flags = ACK | draw(st.sampled_from([0, 0, 0, 0, PSH, FIN, CWR, ECE, URG]))
         gap = draw(st.sampled_from([0, 0, 0, 0, 0, 1, -1]))
         s = TcpSegment(
             src_port=port, dst_port=80, seq=(nxt[0] + gap) % 2**32, ack=draw(st.sampled_from([1, 1, 2])),
             flags=flags, window=draw(st.sampled_from([9, 9, 9, 8])), urgent=1 if flags & URG else 0,
             timestamps=draw(st.sampled_from([(5, 6), (5, 6), (5, 6), (6, 6), None])),
-            payload=draw(st.binary(min_size=n, max_size=n)))
+            payload=random.Random(draw(st.integers(0, 2**16))).randbytes(n))
         ident = (nxt[1] + draw(st.sampled_from([1, 1, 1, 0, 2]))) % 65536
         packet = pkt(s, ident, src=src)
-        if draw(st.integers(0, 19)) == 0:
+        if draw(st.sampled_from([False] * 15 + [True])):
             b = bytearray(packet)
             b[-1 if n else 30] ^= 0x5A               # a corrupted segment
             packet = bytes(b)
@@ -291,9 +293,10 @@ def test_property_payload_per_flow_preserved_and_checksums_valid(packets: list[b
     gro = Gro()
     out = gro.merge(packets)
     for packet, valid in out:
-        if valid:
-            ip, _ = parse_tcp_packet(packet)     # raises on a bad checksum
-            assert ip.total_length == len(packet) <= 65535
+        parsed = _parse(packet)                  # None: a bad checksum
+        assert valid == (parsed is not None)     # GRO vouches for exactly the good ones
+        if parsed is not None:
+            assert parsed[0].total_length == len(packet) <= 65535
     # The good segments' bytes, per flow and in order, are exactly what came in.
     assert _stream(out) == _stream(packets)
     good_in = sum(1 for p in packets if _parse(p))
