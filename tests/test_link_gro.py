@@ -24,8 +24,10 @@ from hypothesis import strategies as st
 from transcript import L_ISN, R_ISN, REMOTE, established_server
 
 from synack.link.gro import Gro
+from synack.link.impair import ImpairedLink
 from synack.link.loop import Loop
 from synack.link.netns import Lab, netns_exists
+from synack.sim import LinkParams
 from synack.stack import Stack
 from synack.tcp.tcpinfo import TcpInfo
 from synack.wire.errors import ParseError
@@ -302,6 +304,35 @@ def test_property_payload_per_flow_preserved_and_checksums_valid(packets: list[b
     good_in = sum(1 for p in packets if _parse(p))
     good_out = sum(1 for p, _ in out if _parse(p))
     assert good_in == good_out + gro.stats["gro segments merged"] - gro.stats["gro super-segments"]
+
+
+# ---------------------------------------------------------------- under ImpairedLink
+class _Wire:
+    """A link stub that hands over one batch, with GRO like a TAP without offloads."""
+
+    offload = None
+
+    def __init__(self, packets: list[bytes]) -> None:
+        self.packets = packets
+        self.gro: Gro | None = Gro()
+
+    def recv_packets(self, *, now: int) -> list[tuple[bytes, bool]]:
+        batch, self.packets = self.packets, []
+        if self.gro is not None:
+            return self.gro.merge(batch)
+        return [(p, False) for p in batch]
+
+
+@pytest.mark.parametrize(("corrupt", "expect"), [(0.0, [(True, 4 * MSS)]),
+                                                 (1.0, [(False, MSS)] * 4)])
+def test_impairments_fall_on_wire_packets_before_gro(corrupt: float,
+                                                     expect: list[tuple[bool, int]]) -> None:
+    wire = _Wire([pkt(s, 10 + i) for i, s in enumerate(train(4))])
+    link = ImpairedLink(wire, outbound=LinkParams(delay_us=0),  # type: ignore[arg-type]
+                        inbound=LinkParams(delay_us=0, corrupt=corrupt), seed=1)
+    assert wire.gro is None                          # GRO moved out to run after the dice
+    got = link.recv_packets(now=0)
+    assert [(valid, len(p) - 52) for p, valid in got] == expect
 
 
 # ---------------------------------------------------------------- a real TAP, kernel sending
