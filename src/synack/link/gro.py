@@ -168,7 +168,11 @@ class Gro:
     # ------------------------------------------------------------ internals
     @staticmethod
     def _id_ok(h: _Held, pkt: bytes) -> bool:
-        """inet_gro_flush(): IP IDs count up, or stay fixed if the second packet says so (DF)."""
+        """inet_gro_flush(): IP IDs count up, or stay fixed if the second packet says so (DF).
+
+        The DF condition is the include/net/gro.h of current kernels; a 2025 netdev
+        patch (R. Gobert) lets fixed IDs merge without DF too.
+        """
         offset = (((pkt[4] << 8) | pkt[5]) - h.ip_id) & 0xFFFF
         df = pkt[6] & 0x40
         if h.count == 1 and df and not offset:
