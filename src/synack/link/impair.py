@@ -10,6 +10,9 @@ kernel's TCP and synack's both see the delay, the losses and the reordering.
 
 Packets wait in a heap until their arrival time; the loop learns when to come
 back from :meth:`ImpairedLink.next_deadline` and calls :meth:`ImpairedLink.tick`.
+Software GRO (:mod:`synack.link.gro`), when the wrapped link has it, moves out
+here and runs on what arrives: the dice fall on wire packets, not on
+super-segments, and a corrupted packet still fails its checksum.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from synack.link.gro import Gro
 from synack.sim.link import LinkDirection, LinkParams
 from synack.units import parse_ratio, parse_time_us
 
@@ -68,6 +72,9 @@ class ImpairedLink:
         self._out_q: list[tuple[int, int, bytes, int]] = []      # (arrival, n, packet, gso)
         self._in_q: list[tuple[int, int, bytes, bool]] = []      # (arrival, n, packet, csum)
         self.stats: Counter[str] = Counter()
+        self._gro: Gro | None = getattr(inner, "gro", None)
+        if self._gro is not None:
+            inner.gro = None  # type: ignore[attr-defined]   # merged after the dice instead
 
     @property
     def offload(self) -> Offload | None:  # type: ignore[override]
@@ -104,6 +111,8 @@ class ImpairedLink:
         while q and q[0][0] <= now:
             _, _, data, csum_valid = heapq.heappop(q)
             out.append((data, csum_valid))
+        if self._gro is not None and out:
+            return self._gro.merge([data for data, _ in out])
         return out
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:

@@ -12,6 +12,8 @@ incoming NEEDS_CSUM / DATA_VALID packets and GSO super-segments reach the stack
 with ``csum_valid=True``; outgoing TCP packets, whose checksum field holds only
 the pseudo-header sum (``Offload.tx_csum``), go out with NEEDS_CSUM, and TSO
 super-segments (gso_size > 0) with gso_type TCPV4 so the kernel cuts them.
+Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`,
+``gro=True``), so in-order MTU-sized segments reach the stack as super-segments.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 from collections import Counter
 
 from synack.link.arp import ArpResolver
+from synack.link.gro import Gro
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
 from synack.wire._addr import aton, ntoa
@@ -40,7 +43,8 @@ class TapLink:
     ``addr`` is synack's IPv4 address and ``prefixlen`` its subnet: destinations
     inside it are on-link (resolved directly), others go to ``gateway`` (dropped
     and counted as "no route" without one). ``name`` is the interface to create
-    or attach to ("" lets the kernel choose).
+    or attach to ("" lets the kernel choose). ``gro`` merges received segments
+    in software when the device has no offloads (its counters are in :attr:`stats`).
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class TapLink:
         mtu: int = 1500,
         batch: int = BATCH,
         rng: random.Random | None = None,
+        gro: bool = True,
     ) -> None:
         if not 0 <= prefixlen <= 32:
             raise ValueError(f"prefix length must be 0..32, not {prefixlen}")
@@ -67,6 +72,8 @@ class TapLink:
         self.arp = ArpResolver(self.mac, addr)
         self.batch = batch
         self.stats: Counter[str] = self.dev.stats
+        # The kernel's super-segments need no merging: GRO only on the plain path.
+        self.gro: Gro | None = Gro(self.stats) if gro and not self.dev.vnet else None
         self._mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
         self._net = aton(addr) & self._mask
         self._gateway = gateway
@@ -86,6 +93,8 @@ class TapLink:
         ours = self._mac_raw
         stats = self.stats
         out: list[tuple[bytes, bool]] = []
+        plain: list[bytes] = []          # IPv4 packets for GRO
+        gro = self.gro
         for frame in self.dev.read_batch(self.batch):
             if len(frame) < eth_end:
                 stats["dropped truncated"] += 1
@@ -96,6 +105,9 @@ class TapLink:
                 continue
             etype = frame[off + 12:eth_end]
             if etype == _IPV4:
+                if gro is not None:
+                    plain.append(frame[eth_end:])
+                    continue
                 valid = False
                 if vnet:
                     flags = frame[0]
@@ -109,7 +121,11 @@ class TapLink:
                 stats["dropped IPv6"] += 1
             else:
                 stats["dropped not IPv4"] += 1
-        stats["packets in"] += len(out)
+        if gro is not None:
+            stats["packets in"] += len(plain)
+            out = gro.merge(plain) if plain else out
+        else:
+            stats["packets in"] += len(out)
         self._tick_arp(now)
         return out
 

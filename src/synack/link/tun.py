@@ -3,12 +3,14 @@
 A TUN interface is point-to-point at layer 3: no Ethernet, no ARP, each read is
 one IP packet. The offload story is the TAP's (:mod:`synack.link.tap`) with the
 virtio-net header's offsets counted from the IP header instead of the frame.
+Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from synack.link.gro import Gro
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, tx_header
@@ -22,13 +24,15 @@ class TunLink:
     """synack's end of a TUN interface (implements :class:`synack.link.base.Link`)."""
 
     def __init__(self, name: str = "", *, offload: bool = False, mtu: int = 1500,
-                 batch: int = BATCH) -> None:
+                 batch: int = BATCH, gro: bool = True) -> None:
         self.dev = TunTapDevice(name, tap=False, offload=offload, mtu=mtu)
         self.name = self.dev.name
         self.mtu = mtu
         self.offload: Offload | None = self.dev.offload
         self.batch = batch
         self.stats: Counter[str] = self.dev.stats
+        # The kernel's super-segments need no merging: GRO only on the plain path.
+        self.gro: Gro | None = Gro(self.stats) if gro and not self.dev.vnet else None
 
     def fileno(self) -> int:
         """The TUN descriptor."""
@@ -55,6 +59,8 @@ class TunLink:
                     stats["gso super-segments in"] += 1
             out.append((frame[off:], valid))
         stats["packets in"] += len(out)
+        if self.gro is not None and out:
+            return self.gro.merge([packet for packet, _ in out])
         return out
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
