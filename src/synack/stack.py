@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
+from synack.link.gso import segment
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
 from synack.tcp import syncookies
@@ -55,6 +56,9 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 _MSG_OOB = int(_socket.MSG_OOB)
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
+# Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
+# for the 16-bit IPv4 total length.
+SOFT_GSO_MAX = 0xFFFF
 
 
 @dataclass
@@ -139,8 +143,10 @@ class Stack:
                 child.tso_max = self._tso_max()
 
     def _tso_max(self) -> int:
+        # Without device TSO the stack still builds super-segments (software GSO):
+        # the link, or transmit(), cuts them (synack.link.gso).
         off = self._offload
-        return min(off.tso_max, 0xFFFF) if off is not None else 0
+        return min(off.tso_max, 0xFFFF) if off is not None and off.tso_max else SOFT_GSO_MAX
 
     # ============================================================ packets
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
@@ -199,18 +205,30 @@ class Stack:
         self._reset_closed(dst, src, seg, "no socket")
 
     def transmit(self, *, now: int) -> list[bytes]:
-        """IPv4 packets ready for the wire, oldest first.
-
-        With TSO on (:attr:`offload`) some may be super-segments: use :meth:`transmit_gso`.
-        """
+        """IPv4 packets ready for the wire, oldest first, each at most one MSS of data:
+        super-segments are cut here in software (:func:`synack.link.gso.segment`).
+        A driver whose device cuts them itself uses :meth:`transmit_gso`."""
         self._collect(now)
         out, self._out = self._out, []
-        self._gso.clear()
-        return out
+        gso, self._gso = self._gso, {}
+        if not gso:
+            return out
+        off = self._offload
+        partial = off is not None and off.tx_csum
+        frames: list[bytes] = []
+        for i, p in enumerate(out):
+            size = gso.get(i)
+            if size:
+                frames += segment(p, size, csum_partial=partial)
+            else:
+                frames.append(p)
+        return frames
 
     def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
-        else the MSS the device must cut the super-segment into."""
+        else the MSS the super-segment is to be cut into. Super-segments come whether
+        or not the device has TSO (then up to 64 KB); a link without TSO cuts them
+        (:mod:`synack.link.gso`). Their TCP checksum holds the pseudo-header sum only."""
         self._collect(now)
         out, self._out = self._out, []
         gso, self._gso = self._gso, {}
@@ -262,14 +280,15 @@ class Stack:
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            csum_partial=off is not None and (off.tx_csum or gso > 0)))
+            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
             self._gso[len(self._out) - 1] = gso
             self._ident = (self._ident + segs - 1) & 0xFFFF
             self.stats["segments out"] += segs
-            self.stats["TSO super-segments out"] += 1
+            self.stats["TSO super-segments out" if off is not None and off.tso_max
+                       else "GSO super-segments out"] += 1
             return
         self.stats["segments out"] += 1
         if seg.flags & RST:
