@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -64,7 +65,7 @@ def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000) -> str:
     st: dict[str, dict[str, int]] = {"a": {"fd": cfd, "off": 0, "i": 0, "got": 0},
                                      "b": {"off": 0, "i": 0, "got": 0}}
 
-    def app(stack: Stack, me: dict[str, int], name: str) -> None:
+    def app(stack: Stack, me: dict[str, int]) -> Callable[[int], None]:
         def poll(now: int) -> None:
             if "fd" not in me:
                 try:
@@ -100,8 +101,8 @@ def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000) -> str:
 
         return poll
 
-    ha.apps.append(app(a, st["a"], "a"))
-    hb.apps.append(app(b, st["b"], "b"))
+    ha.apps.append(app(a, st["a"]))
+    hb.apps.append(app(b, st["b"]))
     net.call_at(0, lambda now: a.connect_ex(cfd, (b.addr, 7), now=now))
     net.run(until=600_000_000,
             stop=lambda: "closed" in st["a"] and "closed" in st["b"])

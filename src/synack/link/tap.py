@@ -12,6 +12,8 @@ incoming NEEDS_CSUM / DATA_VALID packets and GSO super-segments reach the stack
 with ``csum_valid=True``; outgoing TCP packets, whose checksum field holds only
 the pseudo-header sum (``Offload.tx_csum``), go out with NEEDS_CSUM, and TSO
 super-segments (gso_size > 0) with gso_type TCPV4 so the kernel cuts them.
+Without offloads the stack still hands over super-segments; they are cut here
+into MSS frames (software GSO, :mod:`synack.link.gso`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import random
 from collections import Counter
 
 from synack.link.arp import ArpResolver
+from synack.link.gso import segment
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
 from synack.wire._addr import aton, ntoa
@@ -166,10 +169,17 @@ class TapLink:
         return hop
 
     def _write(self, header: bytes, packet: bytes, gso: int) -> None:
+        off = self.offload
+        csum = off is not None and off.tx_csum
+        if gso and (off is None or not off.tso_max):
+            # No TSO on the device: cut the super-segment here (software GSO).
+            self.stats["gso super-segments cut"] += 1
+            for frame in segment(packet, gso, csum_partial=csum):
+                self._write(header, frame, 0)
+            return
         if not self.dev.vnet:
             self.dev.write([header, packet])
             return
-        csum = self.offload is not None and self.offload.tx_csum
         vh = tx_header(packet, 0, csum=csum, gso_size=gso) if header else NO_OFFLOAD
         if vh is not NO_OFFLOAD:
             # tx_header measured from the IP header; the device counts from the frame's start.

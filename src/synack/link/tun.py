@@ -3,12 +3,14 @@
 A TUN interface is point-to-point at layer 3: no Ethernet, no ARP, each read is
 one IP packet. The offload story is the TAP's (:mod:`synack.link.tap`) with the
 virtio-net header's offsets counted from the IP header instead of the frame.
+Without TSO, super-segments from the stack are cut here (:mod:`synack.link.gso`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+from synack.link.gso import segment
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, tx_header
@@ -60,11 +62,22 @@ class TunLink:
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Write each (packet, gso_size), with a virtio-net header when offloads are on."""
         dev = self.dev
+        off = self.offload
+        csum = off is not None and off.tx_csum
+        if off is None or not off.tso_max:
+            # No TSO on the device: cut super-segments here (software GSO).
+            frames: list[tuple[bytes, int]] = []
+            for packet, gso in packets:
+                if gso:
+                    self.stats["gso super-segments cut"] += 1
+                    frames += [(f, 0) for f in segment(packet, gso, csum_partial=csum)]
+                else:
+                    frames.append((packet, 0))
+            packets = frames
         if not dev.vnet:
             for packet, _ in packets:
                 dev.write([packet])
             return
-        csum = self.offload is not None and self.offload.tx_csum
         for packet, gso in packets:
             vh = tx_header(packet, 0, csum=csum, gso_size=gso)
             if gso and vh is not NO_OFFLOAD:
