@@ -32,6 +32,7 @@ __all__ = ["segment", "segment_all"]
 
 _FIN, _PSH, _CWR = 0x01, 0x08, 0x80
 _U16 = struct.Struct("!H")
+_HH = struct.Struct("!HH")
 _U32 = struct.Struct("!I")
 
 
@@ -45,53 +46,61 @@ def segment(packet: bytes, mss: int, *, csum_partial: bool = False) -> list[byte
     """
     ihl = (packet[0] & 0x0F) << 2
     total = (packet[2] << 8) | packet[3]
-    hlen = ihl + ((packet[ihl + 12] >> 4) << 2)
-    tcp_hlen = hlen - ihl
+    tcp_hlen = (packet[ihl + 12] >> 4) << 2
+    hlen = ihl + tcp_hlen
     ident = (packet[4] << 8) | packet[5]
     seq = int.from_bytes(packet[ihl + 4:ihl + 8], "big")
     flags = packet[ihl + 13]
-    words = struct.unpack_from(f"!{ihl >> 1}H", packet)
-    # The IPv4 header's word sum without total length, id and checksum: per frame
-    # those two are added back and the sum folded (RFC 1071 incremental update).
-    ip_sum = sum(words) - words[1] - words[2] - words[5]
-    # The TCP pseudo-header (RFC 9293 3.1): addresses and protocol; the length per frame.
-    pseudo = words[6] + words[7] + words[8] + words[9] + 6
     header = bytearray(packet[:hlen])
-    tcp_seq_at, flags_at, csum_at = ihl + 4, ihl + 13, ihl + 16
-    mid_flags = flags & ~(_FIN | _PSH)
+    csum_at = ihl + 16
+    header[csum_at:csum_at + 2] = b"\0\0"
+    words = struct.unpack_from(f"!{hlen >> 1}H", header)
+    # Word sums of the template without the fields that change per frame (RFC 1071:
+    # a sum may be updated piecewise). IPv4: less total length, id and checksum.
+    ip_sum = sum(words[:ihl >> 1]) - words[1] - words[2] - words[5]
+    # TCP: the pseudo-header (RFC 9293 3.1) of addresses and protocol, and the header
+    # less sequence number and flags (the checksum is zero); per frame the length,
+    # sequence number and flags are added.
+    t = ihl >> 1
+    pseudo = words[6] + words[7] + words[8] + words[9] + 6
+    tcp_sum = pseudo + sum(words[t:]) - words[t + 2] - words[t + 3] - (words[t + 6] & 0xFF)
+    seq_at, flags_at = ihl + 4, ihl + 13
     view = memoryview(packet)
     out: list[bytes] = []
+    append = out.append
+    checksum = internet_checksum
     off = hlen
+    n = mss
+    frame_total = hlen + mss
+    mid_flags = flags & ~(_FIN | _PSH)
+    f = mid_flags
     while True:
         stop = off + mss
-        last = stop >= total
-        if last:
+        if stop >= total:                   # the last frame: FIN and PSH stay
             stop = total
-        n = stop - off
-        frame_total = hlen + n
-        _U16.pack_into(header, 2, frame_total)
-        _U16.pack_into(header, 4, ident)
+            n = stop - off
+            frame_total = hlen + n
+            f = flags
+        _HH.pack_into(header, 2, frame_total, ident)
         _U16.pack_into(header, 10, 0xFFFE - (ip_sum + frame_total + ident - 1) % 0xFFFF)
-        _U32.pack_into(header, tcp_seq_at, seq)
-        header[flags_at] = flags if last else mid_flags
-        tcp_len = tcp_hlen + n
+        _U32.pack_into(header, seq_at, seq)
+        header[flags_at] = f
         payload = view[off:stop]
         if csum_partial:
-            x = pseudo + tcp_len
+            x = pseudo + tcp_hlen + n
             while x > 0xFFFF:
                 x = (x & 0xFFFF) + (x >> 16)
             _U16.pack_into(header, csum_at, x)
         else:
-            _U16.pack_into(header, csum_at, 0)
             # The TCP header length is a multiple of 4: header and payload sums add up.
-            initial = pseudo + tcp_len + int.from_bytes(header[ihl:], "big")
-            _U16.pack_into(header, csum_at, internet_checksum(payload, initial))
-        out.append(b"".join((header, payload)))
-        if last:
+            _U16.pack_into(header, csum_at, checksum(
+                payload, tcp_sum + tcp_hlen + n + (seq >> 16) + (seq & 0xFFFF) + f))
+        append(b"".join((header, payload)))
+        if stop == total:
             return out
-        if off == hlen:
-            flags &= ~_CWR                  # CWR on the first frame only
-            mid_flags &= ~_CWR
+        if off == hlen:                     # CWR on the first frame only
+            flags &= ~_CWR
+            f = mid_flags = mid_flags & ~_CWR
         off = stop
         seq = (seq + n) & 0xFFFFFFFF
         ident = (ident + 1) & 0xFFFF
