@@ -47,13 +47,21 @@ def _transfer(nbytes: int, seed: int, link: LinkParams, cc: str | None = None) -
     return _digest(nets[0])
 
 
-def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000) -> str:
+class GsoAppHost(AppHost):
+    """An AppHost the simulator drains through ``transmit_gso()``: the network cuts."""
+
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+        return self.stack.transmit_gso(now=now)
+
+
+def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000,
+                host: type[AppHost] = AppHost) -> str:
     """Both ends write ``nbytes`` in writes of varied sizes and read everything, at
     once: data segments carry SACK and D-SACK blocks and ACKs in quick-ACK mode."""
     net = Network(seed)
     a = Stack("192.0.2.1", seed=seed, name="a")
     b = Stack("192.0.2.2", seed=seed + 1, name="b")
-    ha, hb = AppHost(a), AppHost(b)
+    ha, hb = host(a), host(b)
     net.add_host(a.addr, ha)
     net.add_host(b.addr, hb)
     net.add_link(a.addr, b.addr, link)
@@ -110,7 +118,8 @@ def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000) -> str:
     return _digest(net)
 
 
-def request_response(seed: int, link: LinkParams, request: int, response: int) -> str:
+def request_response(seed: int, link: LinkParams, request: int, response: int,
+                     host: type[AppHost] = AppHost) -> str:
     """The client writes ``request`` bytes at once (a burst while it is in quick-ACK
     mode), the server answers ``response`` bytes once it has them all, then both
     close: how the client ACKs the answer depends on its quick-ACK quota, which
@@ -118,7 +127,7 @@ def request_response(seed: int, link: LinkParams, request: int, response: int) -
     net = Network(seed)
     a = Stack("192.0.2.1", seed=seed, name="a")
     b = Stack("192.0.2.2", seed=seed + 1, name="b")
-    ha, hb = AppHost(a), AppHost(b)
+    ha, hb = host(a), host(b)
     net.add_host(a.addr, ha)
     net.add_host(b.addr, hb)
     net.add_link(a.addr, b.addr, link)
@@ -222,3 +231,9 @@ RUNS = {
 @pytest.mark.parametrize("name", list(RUNS))
 def test_packets_are_byte_identical_to_the_mss_at_a_time_sender(name: str) -> None:
     assert RUNS[name]() == BEFORE[name]
+
+
+def test_the_simulator_cuts_what_transmit_gso_hands_it_the_same_way() -> None:
+    assert full_duplex(1, DUPLEX, host=GsoAppHost) == BEFORE["duplex-1"]
+    assert request_response(1, LinkParams(delay_us=10 * MS), 14_480, 200_000,
+                            host=GsoAppHost) == BEFORE["request-response"]
