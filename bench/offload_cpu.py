@@ -21,6 +21,7 @@ from synack.demo.driver import AppHost
 from synack.sim import LinkParams, Network
 from synack.stack import Offload
 from synack.units import parse_size
+from synack.wire.gso import segment_all
 
 
 def _offloaded(host: AppHost, offload: Offload) -> None:
@@ -28,6 +29,8 @@ def _offloaded(host: AppHost, offload: Offload) -> None:
     stack.offload = offload
 
     def transmit(*, now: int) -> list[bytes]:
+        if not offload.tso_max:      # no TSO: the "device" cuts the stack's super-segments
+            return segment_all(stack.transmit_gso(now=now), csum_partial=True)
         return [p for p, _ in stack.transmit_gso(now=now)]
 
     def receive(packet: bytes, *, now: int) -> None:

@@ -107,7 +107,9 @@ def test_csum_offload_alone_changes_nothing_on_the_wire() -> None:
     r = transfer(300_000, seed=3, link=link, back=link,
                  setup=offloaded_sender(Offload(tx_csum=True), log, nets))
     assert r.intact and r.finished
-    assert all(gso == 0 for _, gso in log)
+    # Without TSO the stack still hands over super-segments (software GSO); cut by the
+    # link, they carry the same segments as before.
+    assert {gso for _, gso in log} == {0, 1448}
     assert [rec.data for rec in nets[0].records] == plain_run(300_000, 3, link)
 
 
@@ -179,10 +181,10 @@ def test_csum_offload_packet_holds_the_pseudo_header_sum() -> None:
     plain.send(fd1, b"x" * 3000, now=0)
     off.send(fd2, b"x" * 3000, now=0)
     want = plain.transmit(now=0)
-    got = off.transmit_gso(now=0)
-    assert [g for _, g in got] == [0, 0, 0]
-    assert [device(p, 0, partial=True)[0] for p, _ in got] == want
-    _ip, seg = parse_tcp_packet(got[0][0], verify_checksum=False)
+    got = off.transmit(now=0)       # the software cut keeps the checksum to the device
+    assert len(got) == 3
+    assert [device(p, 0, partial=True)[0] for p in got] == want
+    _ip, seg = parse_tcp_packet(got[0], verify_checksum=False)
     assert seg.checksum == partial_csum(LOCAL, REMOTE, 32 - 12 + 1460)
 
 
@@ -222,12 +224,19 @@ def test_tso_stops_at_the_end_of_a_write() -> None:
     assert shapes[-1][2]                        # the last write's end carries PSH
 
 
-def test_no_offload_means_no_gso_and_full_checksums() -> None:
+def test_no_offload_transmit_cuts_super_segments_with_full_checksums() -> None:
+    """Software GSO: without any offload transmit_gso() still gives super-segments
+    (pseudo-header checksum only, as for a device), and transmit() cuts them into
+    MSS packets with both checksums computed."""
     stack, fd, _peer = established_server()
+    twin, fd2, _peer2 = established_server()
     assert stack.offload is None
-    stack.send(fd, b"q" * 20_000, now=0)
+    assert stack.send(fd, b"q" * 8000, now=0) == twin.send(fd2, b"q" * 8000, now=0) == 8000
     out = stack.transmit_gso(now=0)
-    assert out and all(g == 0 for _, g in out)
-    for p, _ in out:
-        parse_tcp_packet(p)                     # verifies both checksums
-
+    assert [g for _, g in out] == [1460, 0]              # 5 x 1460, then 700
+    assert len(out[0][0]) == 40 + 5 * 1460
+    frames = twin.transmit(now=0)
+    assert [len(parse_tcp_packet(p)[1].payload) for p in frames] == [1460] * 5 + [700]
+    assert frames == [f for p, g in out for f in device(p, g, partial=g > 0)]
+    assert stack.stats["GSO super-segments out"] == 1
+    assert stack.stats["segments out"] == 1 + 6            # the SYN,ACK, then six

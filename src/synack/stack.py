@@ -38,6 +38,7 @@ from synack.tcp.listener import COOKIE, Listener
 from synack.tcp.state import CAN_SEND, State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
 from synack.wire.errors import ParseError
+from synack.wire.gso import segment
 from synack.wire.ipv4 import (
     PROTO_ICMP,
     PROTO_TCP,
@@ -57,6 +58,9 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 _MSG_OOB = int(_socket.MSG_OOB)
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
+# Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
+# for the 16-bit IPv4 total length.
+SOFT_GSO_MAX = 0xFFFF
 
 
 @dataclass
@@ -147,8 +151,10 @@ class Stack:
                 child.tso_max = self._tso_max()
 
     def _tso_max(self) -> int:
+        # Without device TSO the stack still builds super-segments (software GSO):
+        # the link, or transmit(), cuts them (synack.wire.gso).
         off = self._offload
-        return min(off.tso_max, 0xFFFF) if off is not None else 0
+        return min(off.tso_max, 0xFFFF) if off is not None and off.tso_max else SOFT_GSO_MAX
 
     # ============================================================ packets
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
@@ -207,17 +213,29 @@ class Stack:
         self._reset_closed(dst, src, seg, "no socket")
 
     def transmit(self, *, now: int) -> list[bytes]:
-        """IPv4 packets ready for the wire, oldest first.
-
-        With TSO on (:attr:`offload`) some may be super-segments: use :meth:`transmit_gso`.
-        """
+        """IPv4 packets ready for the wire, oldest first, each at most one MSS of data:
+        super-segments are cut here in software (:func:`synack.wire.gso.segment`).
+        A driver whose device cuts them itself uses :meth:`transmit_gso`."""
         out, self._out = self._out, []
-        self._gso.clear()
-        return out
+        gso, self._gso = self._gso, {}
+        if not gso:
+            return out
+        off = self._offload
+        partial = off is not None and off.tx_csum
+        frames: list[bytes] = []
+        for i, p in enumerate(out):
+            size = gso.get(i)
+            if size:
+                frames += segment(p, size, csum_partial=partial)
+            else:
+                frames.append(p)
+        return frames
 
     def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
-        else the MSS the device must cut the super-segment into."""
+        else the MSS the super-segment is to be cut into. Super-segments come whether
+        or not the device has TSO (then up to 64 KB); a link without TSO cuts them
+        (:mod:`synack.wire.gso`). Their TCP checksum holds the pseudo-header sum only."""
         out, self._out = self._out, []
         gso, self._gso = self._gso, {}
         if not gso:
@@ -269,14 +287,15 @@ class Stack:
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            csum_partial=off is not None and (off.tx_csum or gso > 0)))
+            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
             self._gso[len(self._out) - 1] = gso
             self._ident = (self._ident + segs - 1) & 0xFFFF
             self.stats["segments out"] += segs
-            self.stats["TSO super-segments out"] += 1
+            self.stats["TSO super-segments out" if off is not None and off.tso_max
+                       else "GSO super-segments out"] += 1
             return
         self.stats["segments out"] += 1
         if seg.flags & RST:

@@ -40,8 +40,9 @@ class Link(Protocol):
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Put (IPv4 packet, gso_size) pairs from the stack on the wire, in order, in one batch.
 
-        ``gso_size`` 0 is an ordinary packet; otherwise the packet is a TSO
-        super-segment the device cuts into ``gso_size``-byte segments.
+        ``gso_size`` 0 is an ordinary packet; otherwise the packet is a TCP
+        super-segment to be cut into ``gso_size``-byte segments: by the device if
+        it has TSO, else by the link itself (:func:`synack.wire.gso.segment`).
         """
         ...
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from synack.link.gro import Gro
 from synack.sim.link import LinkDirection, LinkParams
 from synack.units import parse_ratio, parse_time_us
+from synack.wire.gso import segment_all
 
 if TYPE_CHECKING:
     from synack.link.base import Link
@@ -116,7 +117,14 @@ class ImpairedLink:
         return out
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
-        """Decide each packet's fate now; those that survive leave at their time."""
+        """Decide each packet's fate now; those that survive leave at their time.
+
+        Super-segments for a device without TSO are cut first: the impairments
+        act on the frames the wire carries."""
+        off = self.inner.offload
+        if off is None or not off.tso_max:
+            packets = [(f, 0) for f in segment_all(
+                packets, csum_partial=off is not None and off.tx_csum)]
         for packet, gso in packets:
             for arrival, data in self._decide(self._out, packet, now):
                 heapq.heappush(self._out_q, (arrival, next(self._order), data, gso))

@@ -4,7 +4,10 @@
 stack, like Linux's ``lo``: a client and a server on one host talk through it.
 :class:`LinkPair` joins two ends so two stacks, each driven by its own
 :class:`~synack.link.loop.Loop`, talk to each other. No copies, no loss, no
-MTU: a packet is a ``bytes`` object moved from one deque to another.
+MTU: a packet is a ``bytes`` object moved from one deque to another. Without
+TSO (:attr:`Loopback.offload`, None by default) the stack's super-segments are
+cut into MSS packets on the way (:mod:`synack.wire.gso`), so the peer sees what
+a wire would carry.
 
 Each end's :meth:`Loopback.fileno` is a doorbell descriptor that is readable
 exactly while packets are queued for it, so a ``select()``-based loop wakes
@@ -19,6 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from synack.link.wakeup import Doorbell
+from synack.wire.gso import segment_all
 
 if TYPE_CHECKING:
     from synack.stack import Offload
@@ -66,8 +70,13 @@ class Loopback:
         """Queue packets for the peer end. Dropped once either end is closed."""
         if self._closed or not packets:
             return
-        self.packets_out += len(packets)
-        self._peer._deliver([p for p, _gso in packets])
+        off = self.offload
+        if off is None or not off.tso_max:
+            out = segment_all(packets, csum_partial=off is not None and off.tx_csum)
+        else:
+            out = [p for p, _gso in packets]
+        self.packets_out += len(out)
+        self._peer._deliver(out)
 
     def _deliver(self, packets: list[bytes]) -> None:
         with self._lock:

@@ -14,6 +14,8 @@ the pseudo-header sum (``Offload.tx_csum``), go out with NEEDS_CSUM, and TSO
 super-segments (gso_size > 0) with gso_type TCPV4 so the kernel cuts them.
 Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`,
 ``gro=True``), so in-order MTU-sized segments reach the stack as super-segments.
+Without offloads the stack still hands over super-segments; they are cut here
+into MSS frames (software GSO, :mod:`synack.wire.gso`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
 from synack.wire._addr import aton, ntoa
 from synack.wire.ethernet import ETH_HEADER_LEN, ETHERTYPE_ARP, mac_aton, random_mac
+from synack.wire.gso import segment
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, VnetHeader, tx_header
 
 __all__ = ["TapLink"]
@@ -182,10 +185,17 @@ class TapLink:
         return hop
 
     def _write(self, header: bytes, packet: bytes, gso: int) -> None:
+        off = self.offload
+        csum = off is not None and off.tx_csum
+        if gso and (off is None or not off.tso_max):
+            # No TSO on the device: cut the super-segment here (software GSO).
+            self.stats["gso super-segments cut"] += 1
+            for frame in segment(packet, gso, csum_partial=csum):
+                self._write(header, frame, 0)
+            return
         if not self.dev.vnet:
             self.dev.write([header, packet])
             return
-        csum = self.offload is not None and self.offload.tx_csum
         vh = tx_header(packet, 0, csum=csum, gso_size=gso) if header else NO_OFFLOAD
         if vh is not NO_OFFLOAD:
             # tx_header measured from the IP header; the device counts from the frame's start.

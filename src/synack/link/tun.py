@@ -4,6 +4,7 @@ A TUN interface is point-to-point at layer 3: no Ethernet, no ARP, each read is
 one IP packet. The offload story is the TAP's (:mod:`synack.link.tap`) with the
 virtio-net header's offsets counted from the IP header instead of the frame.
 Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`).
+Without TSO, super-segments from the stack are cut here (:mod:`synack.wire.gso`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections import Counter
 from synack.link.gro import Gro
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
+from synack.wire.gso import segment
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, tx_header
 
 __all__ = ["TunLink"]
@@ -66,11 +68,22 @@ class TunLink:
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Write each (packet, gso_size), with a virtio-net header when offloads are on."""
         dev = self.dev
+        off = self.offload
+        csum = off is not None and off.tx_csum
+        if off is None or not off.tso_max:
+            # No TSO on the device: cut super-segments here (software GSO).
+            frames: list[tuple[bytes, int]] = []
+            for packet, gso in packets:
+                if gso:
+                    self.stats["gso super-segments cut"] += 1
+                    frames += [(f, 0) for f in segment(packet, gso, csum_partial=csum)]
+                else:
+                    frames.append((packet, 0))
+            packets = frames
         if not dev.vnet:
             for packet, _ in packets:
                 dev.write([packet])
             return
-        csum = self.offload is not None and self.offload.tx_csum
         for packet, gso in packets:
             vh = tx_header(packet, 0, csum=csum, gso_size=gso)
             if gso and vh is not NO_OFFLOAD:

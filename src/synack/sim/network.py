@@ -19,9 +19,11 @@ timers (the timer then sees the packet that arrived at its expiry time), and
 hosts tick in the order they were added.  A deadline already in the past is
 served at the current time.
 
-After every step the loop drains ``transmit(now=now)`` of every host, in the
-order they were added, because an action may have called any host's API.  Each
-packet is routed over the link from its sender to the IPv4 destination in bytes
+After every step the loop drains every host, in the order they were added,
+because an action may have called any host's API: ``transmit_gso(now=now)`` if
+the host has it, with each TCP super-segment cut into MSS frames as a link
+without TSO cuts it (:func:`synack.wire.gso.segment`), else ``transmit(now=now)``.
+Each packet is routed over the link from its sender to the IPv4 destination in bytes
 16..20; the link direction decides its fate at once (see :mod:`synack.sim.link`)
 and, if it gets through, its arrival goes into the heap.  Every packet handed to
 the network is appended to :attr:`Network.records`.
@@ -44,6 +46,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
+from synack.wire.gso import segment_all
+
 from .link import LinkDirection, LinkParams, LinkStats
 from .pcap_out import write_pcap_records
 
@@ -64,7 +68,11 @@ class Host(Protocol):
         """Take one IPv4 packet from the network."""
 
     def transmit(self, *, now: int) -> list[bytes]:
-        """Return (and forget) the IPv4 packets waiting to be sent."""
+        """Return (and forget) the IPv4 packets waiting to be sent.
+
+        A host may instead offer ``transmit_gso(now=) -> [(packet, gso_size)]``, as a
+        :class:`~synack.stack.Stack` does; the network then cuts the super-segments.
+        """
         ...
 
     def next_deadline(self) -> int | None:
@@ -289,7 +297,15 @@ class Network:
     def _drain(self) -> None:
         now = self.now
         for host in self._drain_order:
-            packets = host.transmit(now=now)
+            gso_out = getattr(host, "transmit_gso", None)
+            if gso_out is None:
+                packets = host.transmit(now=now)
+            else:
+                pairs = gso_out(now=now)
+                if not pairs:
+                    continue
+                off = getattr(host, "offload", None)
+                packets = segment_all(pairs, csum_partial=off is not None and off.tx_csum)
             if packets:
                 addrs = self._addrs_of[id(host)]
                 for packet in packets:

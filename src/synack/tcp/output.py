@@ -27,11 +27,11 @@ everything allows it:
 PSH marks the segment that carries the last byte of each ``send()``; URG and
 the urgent pointer go on every segment before the urgent mark (``MSG_OOB``).
 
-With TSO (``tso_max``, set by the stack from its device's offloads) new data
-that would leave as several full-sized segments back to back leaves as one
-super-segment of whole MSS pieces instead (:meth:`OutputMixin._tso_length`);
-the device cuts it into exactly the segments listed above. Retransmissions
-stay at MSS size.
+New data that would leave as several full-sized segments back to back leaves
+as one super-segment of whole MSS pieces instead (:meth:`OutputMixin._tso_length`),
+up to ``tso_max`` bytes of IP packet: the device's TSO limit, or 64 KB when the
+link cuts it in software (:mod:`synack.wire.gso`). Either way it is cut into
+exactly the segments listed above. Retransmissions stay at MSS size.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
 IP_TCP_HEADERS = 40   # IPv4 and TCP headers without options
+MAX_TCP_OPTIONS = 40  # RFC 9293 3.1: data offset 15 words; SACK blocks may fill it
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
 
 
@@ -129,13 +130,18 @@ class OutputMixin:
         the ordinary way, through the silly-window and Nagle checks); and stops at
         the segment that carries the end of a write, whose PSH the device only
         keeps on the last piece. No TSO across urgent data: each segment needs its
-        own urgent pointer.
+        own urgent pointer; nor while a D-SACK waits, which only the first segment
+        carries (Receiver.sent_ack()). Room is kept for SACK blocks, which the TS
+        option length leaves out.
         """
         snd = self.snd
         mss = self.mss
         if snd.snd_up is not None and sq.gt(snd.snd_up, nxt):
             return 0
-        room = self.tso_max - IP_TCP_HEADERS - self.neg.option_len()
+        rcv = self.rcv
+        if rcv is not None and rcv.dsack is not None:
+            return 0
+        room = self.tso_max - IP_TCP_HEADERS - MAX_TCP_OPTIONS
         segs = min(-(-budget // mss), room // mss, left // mss, usable // mss)
         if segs < 2:
             return 0
@@ -184,6 +190,10 @@ class OutputMixin:
         segs = -(-n // mss) if n > mss else 1   # a TSO super-segment stands for several
         if segs > 1:
             self.segs_out += segs - 1
+            ackp = self.ackp
+            if ackp.quick:
+                # Linux tcp_dec_quickack_mode(): each segment carrying the ACK counts.
+                ackp.quick = max(ackp.quick - (segs - 1), 0)
         if n:
             self.data_segs_out += segs
             self.last_data_sent = now
