@@ -1,0 +1,359 @@
+"""The BSD socket calls of a host: socket, bind, listen, accept, connect, send, recv,
+shutdown, close, options and queries, shaped like non-blocking sockets and raising
+what the stdlib raises. Ports come from the host's :class:`~synack.host.ports.PortTable`.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket as _socket
+from typing import TYPE_CHECKING
+
+from synack import seq as sq
+from synack.host.records import SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
+from synack.sockopts import get_option, set_option
+from synack.sockopts import oserror as _oserror
+from synack.tcp.connection import Connection
+from synack.tcp.listener import Listener
+from synack.tcp.state import CAN_SEND, State
+
+TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000 ms
+# A plain int: `flags & socket.MSG_OOB` would go through the IntFlag's Python-level
+# __rand__ on every send() and recv().
+_MSG_OOB = int(_socket.MSG_OOB)
+_CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
+
+if TYPE_CHECKING:
+    from synack.stack import Stack
+
+
+class SocketCallsMixin:
+    """File-descriptor calls for :class:`synack.stack.Stack`."""
+
+    # ============================================================ socket calls
+    def _sock(self: Stack, fd: int) -> Sock:
+        sock = self.socks.get(fd)
+        if sock is None:
+            raise _oserror(errno.EBADF)
+        return sock
+
+    def socket(self: Stack) -> int:
+        """A new TCP socket; returns its file descriptor."""
+        fd = self._next_fd
+        self._next_fd += 1
+        self.socks[fd] = Sock(fd)
+        return fd
+
+    def _port_in_use(self: Stack, ip: str, port: int) -> bool:
+        for s in self.ports.on(port):
+            if (s.local and s.local[1] == port
+                    and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
+                    and (s.conn is None or s.conn.state is not State.CLOSED)):
+                return True
+        return False
+
+    def bind(self: Stack, fd: int, addr: Addr) -> None:
+        """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
+        sock = self._sock(fd)
+        if sock.local is not None:
+            raise _oserror(errno.EINVAL, "already bound")
+        ip, port = addr
+        if ip not in (self.addr, "0.0.0.0", ""):
+            raise _oserror(errno.EADDRNOTAVAIL, ip)
+        ip = ip or "0.0.0.0"
+        if not 0 <= port <= 0xFFFF:
+            raise OverflowError("bind(): port must be 0-65535.")
+        if port == 0:
+            port = self._ephemeral(None)
+        elif self._port_in_use(ip, port) or (
+            not sock.reuseaddr and port in self.ports.timewait):
+            raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
+        sock.local = (ip, port)
+        self.ports.add(sock)
+
+    def listen(self: Stack, fd: int, backlog: int = 128) -> None:
+        """Start listening; the accept queue holds min(backlog, somaxconn) connections."""
+        sock = self._sock(fd)
+        if sock.conn is not None:
+            raise _oserror(errno.EINVAL, "socket is connected")
+        if sock.local is None:
+            self.bind(fd, ("0.0.0.0", 0))
+        assert sock.local is not None
+        if sock.listener is not None:
+            sock.listener.max_backlog = max(min(backlog, self.cfg.int("net.core.somaxconn")), 0)
+            return
+        lst = Listener(sock.local, backlog, self.cfg)
+        lst.fd = fd
+        sock.listener = lst
+        self.listeners[sock.local] = lst
+
+    def accept(self: Stack, fd: int) -> tuple[int, Addr]:
+        """Take an established connection from the accept queue."""
+        sock = self._sock(fd)
+        lst = sock.listener
+        if lst is None:
+            raise _oserror(errno.EINVAL, "socket is not listening")
+        while lst.accept_queue:
+            conn = lst.accept_queue.popleft()
+            child = Sock(self.socket(), opts=conn.opts, local=conn.local, remote=conn.remote,
+                         conn=conn)
+            self.socks[child.fd] = child
+            self.ports.add(child)
+            conn.fd = child.fd
+            return child.fd, conn.remote
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None) -> int:
+        lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
+        span = hi - lo + 1
+        start = self.rng.randrange(span)
+        reusable: int | None = None
+        for i in range(span):
+            port = lo + (start + i) % span
+            if remote is None:
+                if not self._port_in_use(self.addr, port):
+                    return port
+                continue
+            key = (self.addr, port, remote[0], remote[1])
+            if key in self.timewait and reusable is None and self._tw_reusable(key, now):
+                reusable = port
+            if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
+                continue
+            if any(s.remote is None for s in self.ports.on(port)):
+                continue
+            return port
+        if reusable is not None:       # every port is taken, but a TIME_WAIT may be reused
+            return reusable
+        raise _oserror(errno.EADDRNOTAVAIL, "no free ephemeral port")
+
+    def _tw_reusable(self: Stack, key: Key, now: int | None) -> bool:
+        """Linux tcp_twsk_unique(): may connect() take over this TIME_WAIT 4-tuple?
+
+        Only with net.ipv4.tcp_tw_reuse (2: loopback peers only), only if the old
+        connection used timestamps (PAWS then rejects its stray segments), and only
+        once the TIME_WAIT is a second old (Linux's tcp_tw_reuse_delay default).
+        """
+        reuse = self.cfg.int("net.ipv4.tcp_tw_reuse")
+        tw = self.timewait.get(key)
+        if tw is None or now is None or reuse == 0 or not tw.ts:
+            return False
+        if reuse == 2 and not key[2].startswith("127."):
+            return False
+        return now - tw.since >= TW_REUSE_DELAY_US
+
+    def connect_ex(self: Stack, fd: int, addr: Addr, *, now: int) -> int:
+        """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
+        sock = self._sock(fd)
+        if sock.listener is not None:
+            return errno.EISCONN            # Linux: a listener is not TCP_CLOSE
+        conn = sock.conn
+        if conn is not None:
+            if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+                return errno.EALREADY
+            if sock.connecting:
+                # Linux __inet_stream_connect(): the first call after the handshake
+                # ended reports how it ended (0 or the error); later ones say EISCONN.
+                sock.connecting = False
+                if conn.error is not None and not sock.error_reported:
+                    sock.error_reported = True
+                    return conn.error
+                return errno.ECONNABORTED if conn.state is State.CLOSED else 0
+            return errno.EISCONN
+        ip, port = addr
+        if sock.local is None or sock.local[1] == 0:
+            sock.local = (self.addr, self._ephemeral((ip, port), now))
+            self.ports.add(sock)
+        local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
+        key = (local[0], local[1], ip, port)
+        iss: int | None = None
+        if key in self.timewait and self._tw_reusable(key, now):
+            # Linux tcp_twsk_unique(): start beyond anything the old connection sent.
+            iss = sq.add(self.timewait[key].snd_nxt, 65535 + 2)
+            self._end_timewait(key, now, "reused by connect(): tcp_tw_reuse")
+        if key in self.conns or key in self.timewait:
+            return errno.EADDRNOTAVAIL
+        self.ports.remove(sock)
+        sock.local, sock.remote = local, (ip, port)
+        self.ports.add(sock)
+        conn = Connection(local=local, remote=(ip, port), cfg=self.cfg, opts=sock.opts,
+                          iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
+                          now=now, mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
+        conn.tso_max = self._tso_max()
+        conn.fd = fd
+        sock.conn = conn
+        sock.connecting = True
+        self.conns[key] = conn
+        conn.open_active(now=now)
+        self._collect_conn(key, conn, now)
+        return errno.EINPROGRESS
+
+    def connect(self: Stack, fd: int, addr: Addr, *, now: int) -> None:
+        """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
+        code = self.connect_ex(fd, addr, now=now)
+        if code:
+            raise _oserror(code)
+
+    def _conn(self: Stack, fd: int) -> tuple[Sock, Connection]:
+        sock = self._sock(fd)
+        if sock.conn is None:
+            raise _oserror(errno.ENOTCONN)
+        return sock, sock.conn
+
+    def _raise_error(self: Stack, sock: Sock, conn: Connection) -> None:
+        if conn.error is not None and not sock.error_reported:
+            sock.error_reported = True
+            raise _oserror(conn.error)
+
+    def send(self: Stack, fd: int, data: bytes | bytearray | memoryview, *, now: int,
+             flags: int = 0) -> int:
+        """Queue bytes; returns how many were taken. Raises when nothing can be.
+
+        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data.
+        """
+        sock = self._sock(fd)
+        conn = sock.conn
+        if conn is None:
+            # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
+            raise _oserror(errno.EPIPE)
+        self._raise_error(sock, conn)
+        if conn.wr_shut or conn.state not in _CAN_SEND and conn.state not in (
+                State.SYN_SENT, State.SYN_RECEIVED):
+            raise _oserror(errno.EPIPE)
+        if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        if not data:
+            return 0
+        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB))
+        if n == 0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        self._collect_key(conn, now)
+        return n
+
+    def recv(self: Stack, fd: int, n: int, *, now: int, flags: int = 0) -> bytes:
+        """Up to ``n`` bytes; b"" at end of stream; BlockingIOError when none yet.
+
+        With ``MSG_OOB`` the urgent byte (Linux: EINVAL when there is none).
+        """
+        sock, conn = self._conn(fd)
+        if n < 0:
+            raise ValueError("negative buffersize in recv")
+        if flags & _MSG_OOB:
+            return bytes([conn.recv_oob()]) if n else b""
+        if conn.recv_q:
+            data = conn.recv(n, now=now)
+            self._collect_key(conn, now)
+            return data
+        self._raise_error(sock, conn)
+        if conn.eof or conn.rd_shut or conn.state is State.CLOSED:
+            return b""
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def shutdown(self: Stack, fd: int, how: int, *, now: int) -> None:
+        """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
+        _sock, conn = self._conn(fd)
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise _oserror(errno.EINVAL)
+        if how in (SHUT_RD, SHUT_RDWR):
+            conn.rd_shut = True
+        if how in (SHUT_WR, SHUT_RDWR):
+            conn.shutdown_write(now=now)
+        self._collect_key(conn, now)
+
+    def close(self: Stack, fd: int, *, now: int) -> None:
+        """Release the descriptor; the connection closes in the background (or resets)."""
+        sock = self._sock(fd)
+        del self.socks[fd]
+        self.ports.remove(sock)
+        self.touched.discard(fd)
+        if sock.listener is not None:
+            lst = sock.listener
+            del self.listeners[lst.local]
+            # Linux inet_csk_listen_stop(): children waiting for accept() are reset,
+            # half-open requests are freed without a word.
+            for child in list(lst.syn_queue.values()) + list(lst.accept_queue):
+                child.abort(now=now, why="listener closed",
+                            send_rst=child.state is not State.SYN_RECEIVED)
+                key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
+                self._drain(key, child)
+                self.timers.disarm(child)
+                self.conns.pop(key, None)
+            return
+        conn = sock.conn
+        if conn is not None:
+            conn.fd = -1
+            conn.close(now=now)
+            self._collect_key(conn, now)
+
+    def _collect_key(self: Stack, conn: Connection, now: int) -> None:
+        key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
+        if key in self.conns:
+            self._collect_conn(key, conn, now)
+        else:
+            self._drain(key, conn)
+
+    # ------------------------------------------------------------ options
+    def setsockopt(self: Stack, fd: int, level: int, option: int, value: int | bytes, *,
+                   now: int = 0) -> None:
+        """Set SOL_SOCKET / IPPROTO_TCP options by their Linux constants (:mod:`synack.sockopts`)."""
+        set_option(self, self._sock(fd), level, option, value, now=now)
+
+    def getsockopt(self: Stack, fd: int, level: int, option: int) -> int | bytes:
+        """Read an option back (SO_ERROR reports and clears a pending error)."""
+        return get_option(self, self._sock(fd), level, option)
+
+    # ------------------------------------------------------------ queries
+    def getsockname(self: Stack, fd: int) -> Addr:
+        """The local address (0.0.0.0:0 before bind)."""
+        return self._sock(fd).local or ("0.0.0.0", 0)
+
+    def getpeername(self: Stack, fd: int) -> Addr:
+        """The peer's address; ENOTCONN when there is none."""
+        sock = self._sock(fd)
+        if sock.remote is None or sock.conn is None or sock.conn.state in (
+                State.SYN_SENT, State.CLOSED):
+            raise _oserror(errno.ENOTCONN)
+        return sock.remote
+
+    def state(self: Stack, fd: int) -> State:
+        """The TCP state behind a descriptor."""
+        sock = self._sock(fd)
+        if sock.listener is not None:
+            return State.LISTEN
+        return sock.conn.state if sock.conn else State.CLOSED
+
+    def connection(self: Stack, fd: int) -> Connection | None:
+        """The connection behind a descriptor (for statistics and tests)."""
+        return self._sock(fd).conn
+
+    def connections(self: Stack) -> list[ConnInfo]:
+        """Every socket as ``ss -tan`` lists it: listeners, connections, TIME_WAIT."""
+        rows = [ConnInfo(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
+                         ("0.0.0.0", 0)) for lst in self.listeners.values()]
+        for lst in self.listeners.values():
+            rows += [ConnInfo(c.state, 0, 0, c.local, c.remote) for c in lst.syn_queue.values()]
+        rows += [ConnInfo(c.state, c.recv_q, c.send_q, c.local, c.remote)
+                 for c in self.conns.values()]
+        rows += [ConnInfo(State.TIME_WAIT, 0, 0, tw.local, tw.remote)
+                 for tw in self.timewait.values()]
+        return rows
+
+    def readable(self: Stack, fd: int) -> bool:
+        """recv()/accept() would not raise BlockingIOError."""
+        sock = self._sock(fd)
+        if sock.listener is not None:
+            return bool(sock.listener.accept_queue)
+        c = sock.conn
+        if c is None:
+            return False
+        return bool(c.recv_q or c.eof or c.state is State.CLOSED or
+                    (c.error is not None and not sock.error_reported))
+
+    def writable(self: Stack, fd: int) -> bool:
+        """send() would take at least one byte (or raise an error at once)."""
+        sock = self._sock(fd)
+        c = sock.conn
+        if c is None:
+            return False
+        if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            return False
+        return c.snd.space() > 0 or c.state not in _CAN_SEND or c.error is not None

@@ -1,0 +1,176 @@
+"""A listener's side of the host: SYNs, the SYN queue's children, SYN cookies.
+
+:meth:`ListenMixin._to_listener` takes every segment that found no connection
+but a listening socket: a SYN becomes a child in the SYN queue (or, when the
+queue is full and ``net.ipv4.tcp_syncookies`` allows, a cookie SYN,ACK and no
+state at all); the final ACK moves a child to the accept queue, or, when it
+carries a valid cookie, creates the connection there directly (Linux
+``tcp_v4_rcv`` -> ``tcp_conn_request`` / ``tcp_check_req`` / ``cookie_v4_check``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from synack import seq as sq
+from synack.host.records import Key, Sock
+from synack.tcp import syncookies
+from synack.tcp.connection import Connection, SockOpts
+from synack.tcp.listener import COOKIE, Listener
+from synack.tcp.state import State
+from synack.wire.tcp import ACK, RST, SYN, TcpSegment
+
+if TYPE_CHECKING:
+    from synack.stack import Stack
+
+
+class ListenMixin:
+    """Listener demux and SYN cookies, for :class:`synack.stack.Stack`."""
+
+    def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int) -> None:
+        flags = seg.flags
+        child = lst.syn_queue.get((key[2], key[3]))
+        if child is not None:
+            if flags & ACK and not flags & (SYN | RST) and child.state is State.SYN_RECEIVED \
+                    and lst.accept_queue_full() and seg.ack == child.snd.snd_max:
+                # The final ACK finds the accept queue full (Linux tcp_check_req()).
+                lst.listen_overflows += 1
+                self.stats["listen overflows"] += 1
+                if self.cfg.int("net.ipv4.tcp_abort_on_overflow"):
+                    child.abort(now=now, why="accept queue full: tcp_abort_on_overflow",
+                                send_rst=False)
+                    self._collect_child(lst, key, child, now)
+                    self._reset_closed(key[0], key[2], seg, "accept queue overflow")
+                return
+            child.on_segment(seg, now=now)
+            self._collect_child(lst, key, child, now)
+            return
+        if flags & RST:
+            return
+        if flags & ACK:
+            if not flags & SYN and self._cookie_ack(lst, key, seg, now):
+                return
+            self._reset_closed(key[0], key[2], seg, "ACK to listener")
+            return
+        if not flags & SYN:
+            return
+        why = lst.syn_verdict()
+        if why == COOKIE:
+            self._send_cookie(lst, key, seg, now)
+            return
+        if why is not None:
+            lst.drop_syn()
+            self.stats["SYNs dropped: " + why] += 1
+            return
+        owner = self._listener_sock(lst)
+        opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
+        iss = self.isn(key[0], key[1], key[2], key[3], now)
+        child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
+                           opts=opts, iss=iss, now=now, mtu=self.mtu,
+                           ts_offset=self.rng.getrandbits(32))
+        child.tso_max = self._tso_max()
+        lst.syn_queue[(key[2], key[3])] = child
+        child.open_passive(seg, now=now)
+        self._collect_child(lst, key, child, now)
+
+    # ------------------------------------------------------------ SYN cookies
+    def _secret(self: Stack) -> bytes:
+        # Drawn lazily so that runs without cookies consume the seeded RNG as before.
+        secret = self._cookie_secret
+        if secret is None:
+            secret = self._cookie_secret = syncookies.new_secret(self.rng.getrandbits(128))
+        return secret
+
+    def _cookie_conn(self: Stack, lst: Listener, key: Key, syn: TcpSegment, iss: int,
+                     now: int) -> Connection:
+        """A child as a SYN would create it, with the cookie ``iss`` and a TS offset
+        the listener can recompute (Linux keeps no request, only the hash key)."""
+        owner = self._listener_sock(lst)
+        opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
+        tup = (key[2], key[3], key[0], key[1])
+        child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
+                           opts=opts, iss=iss, now=now, mtu=self.mtu,
+                           ts_offset=syncookies.ts_offset(self._secret(), tup))
+        child.tso_max = self._tso_max()
+        child.open_passive(syn, now=now)
+        return child
+
+    def _send_cookie(self: Stack, lst: Listener, key: Key, syn: TcpSegment, now: int) -> None:
+        """Answer ``syn`` with a SYN,ACK whose ISN is a cookie; keep nothing
+        (Linux tcp_conn_request() with want_cookie, cookie_v4_init_sequence())."""
+        tup = (key[2], key[3], key[0], key[1])
+        mss = syn.mss if syn.mss else 536
+        iss = syncookies.make_cookie(self._secret(), tup, syn.seq, mss, now)
+        if syn.timestamps is None:
+            # Linux tcp_clear_options(): without timestamps there is nowhere to keep
+            # window scaling and SACK, so the SYN,ACK does not agree to them.
+            syn = replace(syn, wscale=None, sack_permitted=False)
+        child = self._cookie_conn(lst, key, syn, iss, now)
+        (synack,) = child.outbox
+        if synack.timestamps is not None:
+            neg = child.neg
+            tsval = syncookies.encode_ts(synack.timestamps[0],
+                                         neg.snd_wscale if neg.rcv_wscale is not None else None,
+                                         neg.sack_ok)
+            synack = replace(synack, timestamps=(tsval, synack.timestamps[1]))
+        lst.last_cookie_sent = now
+        self.stats["syncookies sent"] += 1
+        self._emit(key[0], key[2], synack)
+
+    def _cookie_ack(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int) -> bool:
+        """A final ACK that may carry a cookie (Linux cookie_v4_check()). True when it
+        was consumed (a connection made, or dropped for a full accept queue); False
+        leaves it to the listener, which answers RST."""
+        if not self.cfg.int("net.ipv4.tcp_syncookies") or lst.last_cookie_sent is None \
+                or now - lst.last_cookie_sent > syncookies.VALID_US:
+            return False            # tcp_synq_no_recent_overflow(): no cookie to expect
+        tup = (key[2], key[3], key[0], key[1])
+        irs, iss = sq.add(seg.seq, -1), sq.add(seg.ack, -1)
+        mss = syncookies.check_cookie(self._secret(), tup, irs, iss, now)
+        if mss is None:
+            self.stats["syncookies failed"] += 1
+            return False
+        self.stats["syncookies received"] += 1
+        if lst.accept_queue_full():
+            # tcp_v4_syn_recv_sock(): the ACK is dropped; the client will send more.
+            lst.listen_overflows += 1
+            lst.listen_drops += 1
+            self.stats["listen overflows"] += 1
+            return True
+        ts = seg.timestamps
+        opts = syncookies.decode_ts(ts[1]) if ts is not None and ts[1] else None
+        syn = TcpSegment(src_port=seg.src_port, dst_port=seg.dst_port, seq=irs, flags=SYN,
+                         window=seg.window, mss=mss,
+                         wscale=opts.wscale if opts else None,
+                         sack_permitted=opts.sack if opts else False,
+                         timestamps=(ts[0], 0) if opts and ts is not None else None)
+        child = self._cookie_conn(lst, key, syn, iss, now)
+        child.outbox.clear()        # its SYN,ACK was sent long ago, by the cookie path
+        child.segs_out = 0
+        child.rtt_seq = None        # no SYN,ACK send time to measure an RTT from
+        lst.syn_queue[(key[2], key[3])] = child
+        child.on_segment(seg, now=now)
+        self._collect_child(lst, key, child, now)
+        return True
+
+    def _collect_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
+        self._drain(key, child)
+        if child.state is State.SYN_RECEIVED:
+            self.timers.arm(child, key)
+            return
+        del lst.syn_queue[(key[2], key[3])]
+        if child.state is State.CLOSED:
+            self.timers.disarm(child)
+            return
+        self.conns[key] = child
+        lst.accept_queue.append(child)
+        if lst.fd >= 0:
+            self.touched.add(lst.fd)
+        self._collect_conn(key, child, now)
+
+    def _listener_sock(self: Stack, lst: Listener) -> Sock:
+        sock = self.socks.get(lst.fd)
+        if sock is None or sock.listener is not lst:
+            raise LookupError("listener without a socket")
+        return sock

@@ -1,0 +1,49 @@
+"""The host's small records: what a descriptor refers to, the device's offloads, an
+``ss`` row, and the address types every host module shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from synack.tcp.connection import Connection, SockOpts
+from synack.tcp.listener import Listener
+from synack.tcp.state import State
+
+Addr = tuple[str, int]
+Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
+
+SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+
+
+@dataclass
+class Sock:
+    """What a file descriptor refers to."""
+
+    fd: int
+    opts: SockOpts = field(default_factory=SockOpts)
+    local: Addr | None = None
+    remote: Addr | None = None
+    conn: Connection | None = None
+    listener: Listener | None = None
+    reuseaddr: bool = False
+    error_reported: bool = False
+    connecting: bool = False        # connect() started; its outcome not yet reported
+
+
+@dataclass(frozen=True, slots=True)
+class Offload:
+    """What the device under the stack does for it (virtio-net offloads)."""
+
+    tx_csum: bool = False   # the device fills in TCP checksums: we put the pseudo-header sum
+    tso_max: int = 0        # largest IPv4 packet the device cuts into MSS segments (0: no TSO)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnInfo:
+    """One row of ``ss -tan``."""
+
+    state: State
+    recv_q: int
+    send_q: int
+    local: Addr
+    peer: Addr
