@@ -19,8 +19,20 @@ import json
 import subprocess
 import sys
 
-from labs import (KERNEL_IP, SYNACK_IP, TAG, in_ns, need, netns, ns_sysctl, run_bounded,
-                  script, stop, synack_serve, wait_line)
+from labs import (
+    KERNEL_IP,
+    SYNACK_IP,
+    TAG,
+    in_ns,
+    need,
+    netns,
+    ns_sysctl,
+    run_bounded,
+    script,
+    stop,
+    synack_serve,
+    wait_line,
+)
 from table import Figure
 
 PORT = 7                     # echo (RFC 862); below the widened ephemeral range
