@@ -69,15 +69,15 @@ def _open(host: str, port: int, conns: int, deadline: float) -> tuple[list[socke
         if not sel.get_map():
             break
         for key, _ in sel.select(max(0.0, min(1.0, deadline - time.monotonic()))):
-            s = key.fileobj
-            assert isinstance(s, socket.socket)
-            sel.unregister(s)
-            rc = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            conn = key.fileobj
+            assert isinstance(conn, socket.socket)
+            sel.unregister(conn)
+            rc = conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if rc:
-                s.close()
+                conn.close()
                 error = error or f"handshake: {errno.errorcode.get(rc, rc)} after {len(done)}"
             else:
-                done.append(s)
+                done.append(conn)
     for key in list(sel.get_map().values()):
         key.fileobj.close()  # type: ignore[union-attr]
     sel.close()

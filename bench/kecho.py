@@ -46,22 +46,22 @@ def serve(addr: str, port: int) -> None:
                     c.setblocking(False)
                     sel.register(c, selectors.EVENT_READ, b"")
                 continue
-            c = key.fileobj
-            assert isinstance(c, socket.socket)
+            conn = key.fileobj
+            assert isinstance(conn, socket.socket)
             try:
-                data = c.recv(65536)
+                data = conn.recv(65536)
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:
                 data = b""
             if data:
                 try:
-                    c.sendall(data)     # 1-byte echoes: the send buffer never fills
+                    conn.sendall(data)     # 1-byte echoes: the send buffer never fills
                     continue
                 except OSError:
                     pass
-            sel.unregister(c)
-            c.close()
+            sel.unregister(conn)
+            conn.close()
 
 
 if __name__ == "__main__":
