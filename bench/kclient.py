@@ -1,18 +1,22 @@
 """The kernel-side clients of the connection rows, run inside a lab namespace.
 
     python bench/kclient.py rate HOST PORT SECONDS MAXCONN
-    python bench/kclient.py hold HOST PORT CONNS PROBES BOUND
+    python bench/kclient.py hold HOST PORT CONNS BOUND
+    python bench/kclient.py probe HOST PORT PROBES BOUND
 
 ``rate``: one connection after another -- connect, send 1 byte, read the echo,
 close -- for SECONDS or MAXCONN connections, whichever comes first. Prints
 ``<connections> <seconds>``.
 
-``hold``: open CONNS connections to an echo server (at most ``INFLIGHT``
-handshakes at a time), leave them idle, check none has been closed, then time
-PROBES 1-byte echo round trips on one more connection. Everything stops at
-BOUND seconds (opening gets the first 70 % of it). Prints one JSON line:
-``held`` (connections established and still open), ``open_s``, ``rtts`` done,
-``p50_us`` and ``p99_us`` (absent if no round trip was timed), ``error`` if any.
+``hold``: open CONNS connections (at most ``INFLIGHT`` handshakes at a time,
+for at most BOUND seconds) and leave them idle. Prints a JSON line -- ``held``
+(established and not closed by the peer), ``open_s``, ``error`` if any -- then
+waits for the end of stdin, prints ``{"held": N}`` again and closes them all.
+A process holds as many as its open-files limit allows: run several for more.
+
+``probe``: time up to PROBES 1-byte echo round trips on a new connection, for at
+most BOUND seconds. Prints a JSON line: ``rtts`` done, ``p50_us`` and ``p99_us``
+(absent if none), ``error`` if any.
 """
 
 from __future__ import annotations
@@ -94,40 +98,46 @@ def _still_open(conns: list[socket.socket]) -> int:
     return len(conns) - gone
 
 
-def hold(host: str, port: int, conns: int, probes: int, bound: float) -> dict[str, object]:
-    raise_nofile(conns + 1000)
+def hold(host: str, port: int, conns: int, bound: float) -> None:
+    """Open ``conns`` idle connections, report, wait for stdin's end, report again, close."""
+    raise_nofile(conns + 100)
     t0 = time.monotonic()
-    end = t0 + bound
-    open_, error = _open(host, port, conns, t0 + 0.7 * bound)
-    out: dict[str, object] = {"open_s": round(time.monotonic() - t0, 2)}
+    open_, error = _open(host, port, conns, t0 + bound)
     if len(open_) < conns and not error:
-        error = f"only {len(open_)} of {conns} open within {0.7 * bound:.0f} s"
-    held = _still_open(open_)
-    out["held"] = held
-    if held < len(open_):
-        error = error or f"{len(open_) - held} of the idle connections were closed"
+        error = f"only {len(open_)} of {conns} open within {bound:.0f} s"
+    doc: dict[str, object] = {"open_s": round(time.monotonic() - t0, 2),
+                              "held": _still_open(open_)}
+    if error:
+        doc["error"] = error
+    print(json.dumps(doc), flush=True)
+    sys.stdin.read()                 # the probes run meanwhile
+    print(json.dumps({"held": _still_open(open_)}), flush=True)
+    for s in open_:
+        s.close()
+
+
+def probe(host: str, port: int, probes: int, bound: float) -> dict[str, object]:
+    """Time up to ``probes`` 1-byte echo round trips on a new connection, within ``bound`` s."""
+    end = time.monotonic() + bound
     rtts: list[float] = []
+    out: dict[str, object] = {}
     try:
-        probe = socket.create_connection((host, port), timeout=max(1.0, end - time.monotonic()))
-        probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with probe:
+        conn = socket.create_connection((host, port), timeout=max(1.0, bound))
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
             while len(rtts) < probes and time.monotonic() < end:
                 t = time.perf_counter()
-                probe.sendall(b"p")
-                if probe.recv(1) != b"p":
-                    raise RuntimeError("probe: no echo")
+                conn.sendall(b"p")
+                if conn.recv(1) != b"p":
+                    raise RuntimeError("no echo")
                 rtts.append(time.perf_counter() - t)
     except (OSError, RuntimeError) as exc:
-        error = error or f"probe: {exc}"
+        out["error"] = f"probe: {exc}"
     out["rtts"] = len(rtts)
     if rtts:
         rtts.sort()
         out["p50_us"] = round(rtts[len(rtts) // 2] * 1e6)
         out["p99_us"] = round(rtts[min(len(rtts) - 1, int(len(rtts) * 0.99))] * 1e6)
-    if error:
-        out["error"] = error
-    for s in open_:
-        s.close()
     return out
 
 
@@ -136,9 +146,12 @@ def main(argv: list[str]) -> int:
         n, dt = rate(argv[1], int(argv[2]), float(argv[3]), int(argv[4]))
         print(n, f"{dt:.6f}", flush=True)
         return 0
-    if argv[:1] == ["hold"] and len(argv) == 6:
-        print(json.dumps(hold(argv[1], int(argv[2]), int(argv[3]), int(argv[4]),
-                              float(argv[5]))), flush=True)
+    if argv[:1] == ["hold"] and len(argv) == 5:
+        hold(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
+        return 0
+    if argv[:1] == ["probe"] and len(argv) == 5:
+        print(json.dumps(probe(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))),
+              flush=True)
         return 0
     print(__doc__, file=sys.stderr)
     return 2

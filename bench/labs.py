@@ -70,16 +70,18 @@ def wait_line(stream: object, want: str, bound: float) -> str:
     """Read lines of ``stream`` (bounded in time) until one contains ``want``; that line.
 
     Raises RuntimeError with the last line read if none does within ``bound`` seconds.
+    The stream is drained in a thread until it ends.
     """
     seen: list[str] = []
     found = threading.Event()
 
     def read() -> None:
+        # Reads to the end, so a chatty process never blocks on a full pipe.
         for line in stream:  # type: ignore[attr-defined]
-            seen.append(line.strip())
-            if want in line:
-                found.set()
-                return
+            if not found.is_set():
+                seen.append(line.strip())
+                if want in line:
+                    found.set()
 
     threading.Thread(target=read, daemon=True).start()
     if not found.wait(bound):

@@ -7,6 +7,7 @@ namespace behind.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -103,18 +104,31 @@ def test_kernel_client_holds_idle_connections_and_times_round_trips() -> None:
     with socket.socket() as probe:          # a free port on loopback
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, str(ROOT / "bench" / "kecho.py"), "127.0.0.1",
-                               str(port)], stdout=subprocess.PIPE, text=True)
+    bench = ROOT / "bench"
+    server = subprocess.Popen([sys.executable, str(bench / "kecho.py"), "127.0.0.1", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    holder = None
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "listening"
-        doc = kclient.hold("127.0.0.1", port, 40, 30, 30)
-        assert doc["held"] == 40 and doc["rtts"] == 30 and "error" not in doc, doc
+        holder = subprocess.Popen([sys.executable, str(bench / "kclient.py"), "hold",
+                                   "127.0.0.1", str(port), "40", "30"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdin is not None and holder.stdout is not None
+        first = json.loads(holder.stdout.readline())
+        assert first["held"] == 40 and "error" not in first, first
+        doc = kclient.probe("127.0.0.1", port, 30, 30)
+        assert doc["rtts"] == 30 and "error" not in doc, doc
         assert 0 < doc["p50_us"] <= doc["p99_us"]                  # type: ignore[operator]
+        holder.stdin.close()
+        assert json.loads(holder.stdout.readline()) == {"held": 40}
+        assert holder.wait(30) == 0
         n, secs = kclient.rate("127.0.0.1", port, 30, 25)
         assert n == 25 and secs > 0
     finally:
-        server.kill()
-        server.wait(10)
+        for proc in (holder, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
 
 def test_memory_rows_measure_against_the_issues_bounds() -> None:
