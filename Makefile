@@ -46,7 +46,8 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 # Speed: one table of figures, each beside a baseline measured in the same run (bench/run.py).
-# Needs root for the namespaces and TAPs of the wire rows; about 8 minutes on today's engine.
+# Needs root for the namespaces and TAPs of the wire, connection and HTTP rows; about 2 minutes
+# (`--full`: about 10 on the engine of 2026-11-29).
 # The connection rows hold 10000 idle connections: `make bench BENCH_ARGS=--full` holds 50000
 # (or BENCH_ARGS="--conns C"); the HTTP rows need ab (apache2-utils) and nginx, installed
 # here when missing, with the interop tools, in one apt-get run.
