@@ -17,8 +17,12 @@ demo: $(STAMP)
 
 # Debian packages the interop and capture tests use, installed when missing.
 # One "command package" pair per tool; apt-get update runs once, only if something is missing.
+# No package's service may start while installing (a policy-rc.d saying 101 is put in place
+# for the install if there is none), and an nginx installed here is disabled at boot:
+# the bench runs its own nginx inside a namespace.
 SYSTEM_TOOLS := tshark:tshark tcpdump:tcpdump ping:iputils-ping ip:iproute2 tc:iproute2 \
 	ss:iproute2 nstat:iproute2 curl:curl nmap:nmap
+POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
@@ -26,22 +30,36 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 		missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 		echo "installing $$missing"; \
+		policy=""; if [ ! -e $(POLICY_RC) ]; then \
+			printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC) && chmod 755 $(POLICY_RC) && policy=1; \
+		fi; \
 		apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; rc=$$?; \
+		if [ -n "$$policy" ]; then rm -f $(POLICY_RC); fi; \
+		case " $$missing " in *" nginx "*) \
+			if command -v systemctl >/dev/null 2>&1; then \
+				systemctl disable nginx >/dev/null 2>&1 || true; fi;; esac; \
+		exit $$rc; \
 	fi
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 # Speed: one table of figures, each beside a baseline measured in the same run (bench/run.py).
-# Needs root for the namespaces and TAPs of the wire rows; about 2 minutes.
+# Needs root for the namespaces and TAPs of the wire, connection and HTTP rows; about 2 minutes
+# (`--full`: about 10 on the engine of 2026-11-29).
+# The connection rows hold 10000 idle connections: `make bench BENCH_ARGS=--full` holds 50000
+# (or BENCH_ARGS="--conns C"); the HTTP rows need ab (apache2-utils) and nginx, installed
+# here when missing, with the interop tools, in one apt-get run.
 BENCH_STAMP := $(VENV)/.bench-installed
 $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	touch $(BENCH_STAMP)
 
+BENCH_ARGS ?=
+bench: SYSTEM_TOOLS += ab:apache2-utils nginx:nginx
 bench: $(BENCH_STAMP) system-deps
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q ruff mypy

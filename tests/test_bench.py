@@ -7,8 +7,10 @@ namespace behind.
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,14 +21,17 @@ ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "bench" / "run.py"
 sys.path.insert(0, str(ROOT / "bench"))
 
+import kclient
 import peer
+from table import Figure, Row, Target
 
 NUMBER = re.compile(r"\d+\.\d+ MB")
+COUNT = re.compile(r"^\d+ ")       # a value cell of the connection, HTTP and memory rows
 
 
-def _bench(*args: str) -> list[str]:
+def _bench(*args: str, timeout: float = 60) -> list[str]:
     res = subprocess.run([sys.executable, str(RUN), "--runs", "1", "--scale", "0.01", *args],
-                         check=False, capture_output=True, text=True, timeout=60,
+                         check=False, capture_output=True, text=True, timeout=timeout,
                          cwd=ROOT)
     assert res.returncode == 0, res.stderr
     return res.stdout.splitlines()
@@ -36,6 +41,22 @@ def _row(lines: list[str], name: str) -> str:
     found = [line for line in lines if line.startswith(name + "  ")]
     assert len(found) == 1, (name, lines)
     return found[0]
+
+
+def _cells(row: str) -> list[str]:
+    return re.split(r"\s{2,}", row)
+
+
+def _namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], check=False, capture_output=True,
+                         text=True).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _measured_or_explained(lines: list[str], row: str) -> None:
+    """A number in the value cell, or n/a with a note below the table saying why."""
+    assert COUNT.match(_cells(row)[1]) or (
+        "n/a" in row and any(line.startswith("note: ") for line in lines)), row
 
 
 def test_header_round_trip() -> None:
@@ -55,12 +76,68 @@ def test_sim_rows_have_figures_and_ratios() -> None:
         assert re.search(r"\d+(\.\d+)?x$", row), row     # the ratio column
 
 
-def test_bad_arguments_exit_nonzero() -> None:
-    res = subprocess.run([sys.executable, str(RUN), "--runs", "0"], check=False,
+@pytest.mark.parametrize("args", [["--runs", "0"], ["--conns", "0"], ["--bound", "-1"]])
+def test_bad_arguments_exit_nonzero(args: list[str]) -> None:
+    res = subprocess.run([sys.executable, str(RUN), *args], check=False,
                          capture_output=True,
                          text=True, timeout=30, cwd=ROOT)
     assert res.returncode != 0
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_rows_with_targets_and_lower_is_better() -> None:
+    rate = Row("conn/s", Figure([300.0]), "conn/s", "kernel", Figure([1000.0]), Target(0.5))
+    assert rate.cells()[-2:] == ["0.30x", ">= 0.5x not met"]
+    rtt = Figure([900.0, 700.0, 800.0], lower_better=True)
+    assert rtt.best == 700.0 and rtt.spread(0) == "700..900"
+    mem = Row("memory", Figure([6000.0], lower_better=True), "B",
+              target=Target(2048, "<=", "value"), digits=0)
+    assert mem.cells()[1] == "6000 B" and mem.cells()[-2:] == ["-", "<= 2048 B not met"]
+    syn = Row("SYN retrans", Figure([0.0], lower_better=True), "SYNs", "nginx",
+              Figure([0.0], lower_better=True), Target(0, "<=", "value"), digits=0)
+    assert syn.cells()[-2:] == ["-", "<= 0 SYNs met"]           # no ratio of 0 by 0
+    assert Row("x", Figure([], "why"), "B", target=Target(1, "<=", "value")).cells()[-1] \
+        == "<= 1 B ?"
+
+
+def test_kernel_client_holds_idle_connections_and_times_round_trips() -> None:
+    with socket.socket() as probe:          # a free port on loopback
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    bench = ROOT / "bench"
+    server = subprocess.Popen([sys.executable, str(bench / "kecho.py"), "127.0.0.1", str(port)],
+                              stdout=subprocess.PIPE, text=True)
+    holder = None
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+        holder = subprocess.Popen([sys.executable, str(bench / "kclient.py"), "hold",
+                                   "127.0.0.1", str(port), "40", "30"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert holder.stdin is not None and holder.stdout is not None
+        first = json.loads(holder.stdout.readline())
+        assert first["held"] == 40 and "error" not in first, first
+        doc = kclient.probe("127.0.0.1", port, 30, 30)
+        assert doc["rtts"] == 30 and "error" not in doc, doc
+        assert 0 < doc["p50_us"] <= doc["p99_us"]                  # type: ignore[operator]
+        holder.stdin.close()
+        assert json.loads(holder.stdout.readline()) == {"held": 40}
+        assert holder.wait(30) == 0
+        n, secs = kclient.rate("127.0.0.1", port, 30, 25)
+        assert n == 25 and secs > 0
+    finally:
+        for proc in (holder, server):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def test_memory_rows_measure_against_the_issues_bounds() -> None:
+    lines = _bench("--only", "mem")
+    est = _row(lines, "memory per idle ESTABLISHED (100 x 2)")
+    tw = _row(lines, "memory per TIME_WAIT entry (100)")
+    assert re.match(r"\d+ B$", _cells(est)[1]) and re.match(r"\d+ B$", _cells(tw)[1])
+    assert re.search(r"<= 2048 B (met|not met)$", est), est
+    assert re.search(r"<= 256 B (met|not met)$", tw), tw
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
@@ -81,3 +158,18 @@ def test_wire_rows_measure_or_explain() -> None:
     after = subprocess.run(["ip", "netns", "list"], check=False, capture_output=True,
                             text=True).stdout
     assert not {n for n in after.split() if n.startswith("sa-bench")} - set(before.split())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+                    reason="the connection and HTTP rows need root and /dev/net/tun")
+def test_connection_and_http_rows_measure_or_explain() -> None:
+    before = _namespaces()
+    lines = _bench("--only", "conns", timeout=240) + _bench("--only", "http", timeout=240)
+    for name in ("conn/s: kernel -> synack serve echo", "echo RTT p50 beside 100 idle: synack",
+                 "echo RTT p99 beside 100 idle: synack", "idle conns held of 100: synack",
+                 "ab -k -c 50, 1024 B: synack serve http",
+                 "ab -c 500 (no -k), SYN retrans: synack"):
+        _measured_or_explained(lines, _row(lines, name))
+    assert not {n for n in _namespaces() - before if n.startswith("sa-bench")}
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
+    assert "sa-bench-nginx" not in ps.stdout        # our nginx, by its temporary prefix, is gone

@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synack.commands._live import StateLog, running
 
+if TYPE_CHECKING:
+    from synack.apps.base import Server
+    from synack.stack import Stack
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``synack serve SERVICE [--port P] [--root DIR] [--trace] <link options>``."""
+    """``synack serve SERVICE [--port P] [--root DIR] [--backlog N] [--trace] <link opts>``."""
     from synack.apps import DEFAULT_PORTS, SERVERS
     from synack.link.netns import add_link_args
 
@@ -22,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="TCP port, may be repeated (default: the service's own: "
                    + ", ".join(f"{k} {v}" for k, v in DEFAULT_PORTS.items()) + ")")
     p.add_argument("--root", metavar="DIR", help="http: serve the files under DIR")
+    p.add_argument("--backlog", metavar="N",
+                   help="listen() backlog of the server's sockets (default: the stack's "
+                        "net.core.somaxconn, 4096 as on a current kernel; capped by it)")
     p.add_argument("--trace", action="store_true",
                    help="print every connection's state changes as they happen")
     add_link_args(p)
@@ -43,12 +51,13 @@ def run(args: argparse.Namespace) -> int:
         if not Path(args.root).is_dir():
             raise ValueError(f"--root {args.root}: not a directory")
         kw["root"] = args.root
+    backlog = parse_backlog(args.backlog)
     log = StateLog() if args.trace else None
     label = f"serve {args.service}"
     runner: list[AppRunner] = []
 
     def wrap(stack):  # type: ignore[no-untyped-def]
-        servers = [SERVERS[args.service](stack, port, **kw) for port in ports]
+        servers = make_servers(stack, SERVERS[args.service], ports, backlog, kw)
         r = AppRunner(stack, servers, on_changes=log, keep_changes=False)
         runner.append(r)
         return r
@@ -62,6 +71,31 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, SystemExit):
         pass        # the way to stop a server; the with blocks have cleaned up
     return 0
+
+
+def parse_backlog(text: str | None) -> int | None:
+    """``--backlog``'s value: a whole number >= 0, or None (not given); ValueError if bad."""
+    if text is None:
+        return None
+    try:
+        n = int(text)
+    except ValueError:
+        raise ValueError(f"--backlog {text}: not a whole number") from None
+    if n < 0:
+        raise ValueError(f"--backlog {text}: must be 0 or more")
+    return n
+
+
+def make_servers(stack: Stack, cls: type[Server], ports: list[int], backlog: int | None,
+                 kw: dict[str, object]) -> list[Server]:
+    """One server per port, listening with ``backlog``, by default ``net.core.somaxconn``.
+
+    Like ``listen(fd, SOMAXCONN)`` in a C server, the default asks for as much as the
+    host allows; the stack caps any backlog at somaxconn anyway (Linux __sys_listen).
+    """
+    if backlog is None:
+        backlog = stack.cfg.int("net.core.somaxconn")
+    return [cls(stack, port, backlog=backlog, **kw) for port in ports]  # type: ignore[arg-type]
 
 
 def _where(args: argparse.Namespace) -> str:
