@@ -182,6 +182,16 @@ class Live:
     loop: Any
     link: Any
 
+    def serve_forever(self) -> None:
+        """Block until the loop ends (Ctrl-C stops a server). Unlike :meth:`wait` this
+        is not woken by every batch of packets, so it costs the loop nothing.
+
+        Raises RuntimeError if the loop died.
+        """
+        while not self.loop.done.wait(0.5):     # wake now and then: a SIGINT must land
+            pass
+        raise RuntimeError(f"the event loop stopped: {self.loop.error!r}")
+
     def wait(self, pred: Callable[[], bool], timeout: float | None = None) -> bool:
         """Block until ``pred()`` (checked with the loop's lock held) or the timeout.
 

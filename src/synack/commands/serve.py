@@ -67,9 +67,12 @@ def run(args: argparse.Namespace) -> int:
             where = ", ".join(f"{live.addr}:{port}" for port in ports)
             print(f"synack: {args.service} server on {where} "
                   f"({_where(args)}); Ctrl-C to stop", file=sys.stderr, flush=True)
-            live.wait(lambda: False)
+            live.serve_forever()
     except (KeyboardInterrupt, SystemExit):
         pass        # the way to stop a server; the with blocks have cleaned up
+    except RuntimeError as exc:     # the loop died; it printed its traceback already
+        print(f"synack: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -95,6 +95,7 @@ class Loop:
         self._stopping = False
         self._running = False
         self._finished = False
+        self.done = threading.Event()   # set when the loop has ended (stopped or failed)
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
@@ -267,6 +268,7 @@ class Loop:
             sel.close()
             self._running = False
             self._finished = True
+            self.done.set()
             with self.cond:
                 self.cond.notify_all()
                 self._notify_all_fds()
