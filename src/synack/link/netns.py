@@ -30,6 +30,9 @@ from synack.link.tun import TunLink
 if TYPE_CHECKING:
     from synack.sim.link import LinkParams
 
+TXQUEUELEN = 10_000
+"""Packets the kernel may queue towards synack on a lab's TAP/TUN (default 500 or 1000)."""
+
 __all__ = ["Lab", "LabError", "add_link_args", "ip", "netns_exists", "open_link"]
 
 
@@ -140,6 +143,11 @@ class Lab:
         for scope in ("all", "default", dev):
             self.exec("sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1")
         ip("-n", ns, "addr", "add", self.kernel_addr, "dev", dev)
+        # The kernel queues what it sends us in the device's ring, txqueuelen packets
+        # long (tun's ptr_ring follows it). The default drops bursts -- ab -c 500's SYNs
+        # came back as retransmissions -- so the lab gives it room, as a NIC driver
+        # sizes its rings for the traffic it expects.
+        ip("-n", ns, "link", "set", dev, "txqueuelen", str(TXQUEUELEN))
         ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", ns, "link", "set", dev, "up")
         return self.link
