@@ -22,6 +22,7 @@ taken a byte of a response for ``send_timeout`` (60 s).
 from __future__ import annotations
 
 import email.utils
+import functools
 import html
 import mimetypes
 import random
@@ -51,7 +52,10 @@ _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789"
                    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+@functools.lru_cache(maxsize=32)
 def _block(index: int) -> bytes:
+    # Cached (2 MiB at most): making a block costs more than sending a small response,
+    # and the first blocks are asked for on every request for /bytes/N.
     return random.Random(index).randbytes(BLOCK)
 
 
@@ -240,7 +244,7 @@ class HttpHandler(Handler):
 
     def _head(self, status: int, length: int, ctype: str, *, keep: bool,
               extra: str = "") -> None:
-        date = email.utils.formatdate(self.server.clock(), usegmt=True)
+        date = self.server.date()
         conn = "keep-alive" if keep else "close"
         self.write((f"HTTP/1.1 {status} {REASONS[status]}\r\nServer: synack\r\n"
                     f"Date: {date}\r\nContent-Type: {ctype}\r\n"
@@ -297,9 +301,17 @@ class HttpServer(Server):
         self.root = Path(root).resolve() if root is not None else None
         self.clock = clock
         self.requests = 0
+        self._date = (-1, "")
         self.keepalive_timeout_us = keepalive_timeout_us
         self.header_timeout_us = header_timeout_us
         self.send_timeout_us = send_timeout_us
+
+    def date(self) -> str:
+        """The Date header's value, formatted once a second (as nginx caches it)."""
+        now = int(self.clock())
+        if self._date[0] != now:
+            self._date = (now, email.utils.formatdate(now, usegmt=True))
+        return self._date[1]
 
     def resolve(self, target: str) -> tuple[int, int, str, Iterator[bytes]]:
         """(status, length, content type, body chunks) for a request target."""
