@@ -18,8 +18,11 @@ after the last byte (``fin_seq``) once the application has closed.
 from __future__ import annotations
 
 from collections import deque
+from typing import TYPE_CHECKING
 
 from synack import seq as sq
+
+_LAZY = frozenset(("sent_log", "push_marks"))
 
 
 class Sender:
@@ -64,13 +67,26 @@ class Sender:
         self.bytes_acked = 0
         self.bytes_sent = 0
         self.bytes_retrans = 0
-        # (end seq, send time) of every first transmission still unacknowledged: RTT
-        # samples per ACK like Linux's skb timestamps, never from retransmitted data.
-        self.sent_log: deque[tuple[int, int]] = deque()
+        # sent_log: (end seq, send time) of every first transmission still unacknowledged:
+        # RTT samples per ACK like Linux's skb timestamps, never from retransmitted data.
+        # push_marks: the end of each write(), where PSH goes. Both are made on first use
+        # (__getattr__) and dropped when emptied: an empty deque is 600 bytes, and most
+        # connections are idle most of the time.
         self.rtx_high = iss                  # everything below may have been retransmitted
-        self.push_marks: deque[int] = deque()  # end of each write(): PSH goes there
         self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
         self.snd_sml = iss                   # Minshall: end of the last small segment sent
+
+    if TYPE_CHECKING:
+        sent_log: deque[tuple[int, int]]
+        push_marks: deque[int]
+
+    def __getattr__(self, name: str) -> deque:  # type: ignore[type-arg]
+        """Only for a lazy deque not made yet (slots that are set never get here)."""
+        if name in _LAZY:
+            value: deque = deque()  # type: ignore[type-arg]
+            setattr(self, name, value)
+            return value
+        raise AttributeError(name)
 
     # -- application side -------------------------------------------------
     def space(self) -> int:
@@ -122,12 +138,17 @@ class Sender:
     def rtt_sample(self, ack: int, now: int) -> int | None:
         """Forget first transmissions ``ack`` covers; the RTT of the oldest of them that
         was never retransmitted (Karn's rule), as Linux's ``seq_rtt`` does."""
-        log = self.sent_log
+        try:
+            log = _SENT_LOG(self)            # the slot itself: no deque made for nothing
+        except AttributeError:
+            return None
         sample = None
         while log and sq.le(log[0][0], ack):
             end, t = log.popleft()
             if sample is None and sq.gt(end, self.rtx_high):
                 sample = now - t
+        if not log:
+            del self.sent_log
         return sample
 
     def on_ack(self, ack: int) -> int:
@@ -136,9 +157,15 @@ class Sender:
         if acked <= 0:
             return 0
         self.snd_una = ack
-        marks = self.push_marks
-        while marks and sq.le(marks[0], ack):
-            marks.popleft()
+        try:
+            marks = _PUSH_MARKS(self)
+        except AttributeError:
+            pass
+        else:
+            while marks and sq.le(marks[0], ack):
+                marks.popleft()
+            if not marks:
+                del self.push_marks
         drop = sq.diff(ack, self.buf_seq)
         if drop > 0:
             drop = min(drop, len(self.buf))
@@ -161,3 +188,8 @@ class Sender:
             self.max_wnd = max(self.max_wnd, wnd)
             return changed
         return False
+
+
+# The slots' own getters, which raise AttributeError instead of making a deque.
+_SENT_LOG = Sender.sent_log.__get__      # type: ignore[attr-defined]
+_PUSH_MARKS = Sender.push_marks.__get__  # type: ignore[attr-defined]
