@@ -57,6 +57,7 @@ SECOND = 1_000_000
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 
 
 @dataclass(slots=True)
@@ -239,7 +240,9 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             assert not options, "only a SYN carries options given by the caller"
             window = rcv.window_field() if rcv else 0
             neg = self.neg
-            ts = neg.ack_timestamps(self.now) if neg.ts_ok else None
+            # neg.ack_timestamps(now), inline: once per segment sent.
+            ts = ((self.now // 1000 + neg.ts_offset) & 0xFFFFFFFF, neg.ts_recent) \
+                if neg.ts_ok else None
             sack: tuple[tuple[int, int], ...] = ()
             if neg.sack_ok and rcv is not None and flags & ACK and (rcv.ooo or rcv.dsack):
                 sack = rcv.sack_blocks(3 if neg.ts_ok else 4)
@@ -251,7 +254,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.segs_out += 1
         if flags & ACK and rcv is not None:
             self.last_ack_sent = rcv.rcv_nxt
-            rcv.sent_ack()
+            rcv.dsack = None                 # rcv.sent_ack(), inline
             self.ackp.on_ack_sent()
             self.timers.delack = None
         return seg
@@ -469,10 +472,11 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             if self.wr_shut and not snd.fin_queued:
                 self._queue_fin(now)
             state = self.state
-        elif sq.gt(seg.ack, snd.snd_max):
+        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF:   # sq.gt(seg.ack, snd_max)
             self._send_ack()                 # acks something not yet sent
             return
-        elif sq.lt(seg.ack, sq.add(snd.snd_una, -max(snd.max_wnd, 1))):
+        elif ((seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+            # sq.lt(seg.ack, snd_una - max_wnd), inline
             self._send_ack()                 # RFC 5961 5.2: too old to be plausible
             return
         else:
@@ -545,29 +549,32 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         rec = self.rec
         una_before = snd.snd_una
         old_wnd = snd.snd_wnd
-        dupack = (seg.ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
-                  and wnd == old_wnd and sq.gt(snd.snd_max, una_before))
+        ack = seg.ack
+        # The sequence comparisons of this method are inline: it runs for every ACK.
+        dupack = (ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
+                  and wnd == old_wnd
+                  and ((una_before - snd.snd_max + _HALF) & _MASK) < _HALF)  # sq.gt(max, una)
         acked = 0
         rtt_us: int | None = None
-        if sq.gt(seg.ack, una_before):
+        if ((una_before - ack + _HALF) & _MASK) < _HALF:                # sq.gt(ack, una)
             rtt_us = snd.rtt_sample(seg.ack, now)
             if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
                     and seg.timestamps[1]:
                 rtt_us = max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF, 1) * 1000
-            acked = sq.diff(seg.ack, una_before)
-            self._on_new_ack(seg.ack, now, rtt_us)
+            acked = ((ack - una_before + _HALF) & _MASK) - _HALF
+            self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
         board = rec.board
         if board is not None:
             newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
             if board.last_dsack is not None:
                 self.dsack_dups += 1
-        if sq.ge(seg.ack, snd.snd_una):
-            snd.update_window(seg.seq, seg.ack, wnd)
+        if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
+            snd.update_window(seg.seq, ack, wnd)
             if snd.snd_wnd > 0 and self.timers.persist is not None:
                 self.timers.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
-        data_acked = min(acked, max(sq.diff(seg.ack, snd.iss) - 1, 0))
+        data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
         self.delivered += data_acked + newly_sacked
         if acked or newly_sacked or dupack:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,

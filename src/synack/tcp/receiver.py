@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from synack import seq as sq
 
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+
 
 class Receiver:
     """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes."""
@@ -90,14 +92,21 @@ class Receiver:
 
     def window(self) -> int:
         """RCV.WND to advertise now, never shrinking the right edge (RFC 9293 3.8.6.2.2)."""
-        free = self.free()
-        right = sq.add(self.rcv_nxt, free)
-        grow = sq.diff(right, self.rcv_adv)
-        if grow > 0 and (grow >= min(self.capacity // 2, self.mss) or free == self.capacity):
-            self.rcv_adv = right
-        if sq.lt(self.rcv_adv, self.rcv_nxt):
-            self.rcv_adv = self.rcv_nxt
-        return sq.diff(self.rcv_adv, self.rcv_nxt)
+        # Asked for every segment sent: free() and the sequence arithmetic inline.
+        cap = self.capacity
+        free = cap - len(self.ready) - self.ooo_bytes
+        if free < 0:
+            free = 0
+        nxt = self.rcv_nxt
+        adv = self.rcv_adv
+        grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
+        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+            adv = self.rcv_adv = (nxt + free) & _MASK
+        wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
+        if wnd < 0:                                                # sq.lt(adv, nxt)
+            self.rcv_adv = nxt
+            return 0
+        return wnd
 
     def window_field(self) -> int:
         """The 16-bit window field: RCV.WND >> scale, rounded *up* to the scale's unit.
@@ -110,18 +119,22 @@ class Receiver:
         buffer beyond the free space.
         """
         wnd = self.window()
-        field = min((wnd + (1 << self.wscale) - 1) >> self.wscale, 0xFFFF)
-        self.rcv_adv = sq.add(self.rcv_nxt, field << self.wscale)
+        ws = self.wscale
+        field = (wnd + (1 << ws) - 1) >> ws
+        if field > 0xFFFF:
+            field = 0xFFFF
+        self.rcv_adv = (self.rcv_nxt + (field << ws)) & _MASK
         return field
 
     # -- segments ---------------------------------------------------------------
     def acceptable(self, seq: int, seg_len: int) -> bool:
         """RFC 9293 3.10.7.4 first check: the four cases of segment acceptability."""
-        wnd = sq.diff(self.rcv_adv, self.rcv_nxt)
+        nxt = self.rcv_nxt
+        wnd = ((self.rcv_adv - nxt + _HALF) & _MASK) - _HALF      # sq.diff(rcv_adv, rcv_nxt)
         if seg_len == 0:
             if wnd <= 0:
-                return seq == self.rcv_nxt
-            return sq.between(self.rcv_nxt, seq, sq.add(self.rcv_nxt, wnd))
+                return seq == nxt
+            return ((seq - nxt) & _MASK) < wnd                   # sq.between(nxt, seq, nxt+wnd)
         if wnd <= 0:
             # "If the RCV.WND is zero, no segments will be acceptable, but special allowance
             # should be made to accept valid ACKs, URGs, and RSTs." Linux's tcp_sequence()
@@ -143,21 +156,22 @@ class Receiver:
         if fin:
             self.fin_seq = sq.add(seq, len(payload))
         if payload:
-            start = sq.diff(self.rcv_nxt, seq)       # bytes already received at the front
+            start = ((self.rcv_nxt - seq + _HALF) & _MASK) - _HALF   # already received
             if start > 0:
                 # RFC 2883: report the duplicate part as the first SACK block.
                 self.dsack = (seq, sq.add(seq, min(start, len(payload))))
                 payload = payload[start:]
                 seq = self.rcv_nxt
-            room = sq.diff(self.rcv_adv, seq)
+            room = ((self.rcv_adv - seq + _HALF) & _MASK) - _HALF   # sq.diff(rcv_adv, seq)
             if len(payload) > room:
                 payload = payload[:max(room, 0)]
         before = len(self.ready)
         if payload:
             if seq == self.rcv_nxt:
                 self.ready += payload
-                self.rcv_nxt = sq.add(self.rcv_nxt, len(payload))
-                self._drain_ooo()
+                self.rcv_nxt = (seq + len(payload)) & _MASK
+                if self.ooo:
+                    self._drain_ooo()
             else:
                 self.ooo_packets += 1
                 self._insert_ooo(seq, payload)

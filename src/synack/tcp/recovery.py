@@ -86,7 +86,8 @@ class Recovery:
             if self.state is CaState.RECOVERY:
                 return board.pipe(snd_una, self.high_rxt, snd_max)
             if not board.sacked:             # the usual case: one hole, all of the flight
-                return sq.diff(snd_max, snd_una) if sq.lt(snd_una, snd_max) else 0
+                flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF  # sq.diff
+                return flight if flight > 0 else 0
             return sum(sq.diff(b, a) for a, b in board.holes(snd_una, snd_max))
         flight = sq.diff(snd_max, snd_una)
         pipe = flight - self.dupacks * self.mss

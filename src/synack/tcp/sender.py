@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from synack import seq as sq
 
 _LAZY = frozenset(("sent_log", "push_marks"))
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 
 
 class Sender:
@@ -124,7 +125,7 @@ class Sender:
     # -- wire side ----------------------------------------------------------
     def in_flight(self) -> int:
         """Sequence space sent and not yet acknowledged."""
-        return sq.diff(self.snd_max, self.snd_una)
+        return ((self.snd_max - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff
 
     def unsent(self) -> int:
         """Bytes written but never sent at ``snd_nxt`` or later."""
@@ -132,7 +133,7 @@ class Sender:
 
     def slice(self, seq: int, length: int) -> bytes:
         """``length`` buffered bytes starting at sequence number ``seq``."""
-        off = sq.diff(seq, self.buf_seq)
+        off = ((seq - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(seq, buf_seq)
         return bytes(self.buf[off:off + length])
 
     def rtt_sample(self, ack: int, now: int) -> int | None:
@@ -143,9 +144,11 @@ class Sender:
         except AttributeError:
             return None
         sample = None
-        while log and sq.le(log[0][0], ack):
+        rtx_high = self.rtx_high
+        # sq.le(end, ack) and sq.gt(end, rtx_high), inline: once per segment acknowledged.
+        while log and ((log[0][0] - ack + _HALF) & _MASK) <= _HALF:
             end, t = log.popleft()
-            if sample is None and sq.gt(end, self.rtx_high):
+            if sample is None and ((rtx_high - end + _HALF) & _MASK) < _HALF:
                 sample = now - t
         if not log:
             del self.sent_log
@@ -153,7 +156,7 @@ class Sender:
 
     def on_ack(self, ack: int) -> int:
         """Advance SND.UNA to ``ack`` (already validated); returns sequence space acked."""
-        acked = sq.diff(ack, self.snd_una)
+        acked = ((ack - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff(ack, snd_una)
         if acked <= 0:
             return 0
         self.snd_una = ack
@@ -166,20 +169,22 @@ class Sender:
                 marks.popleft()
             if not marks:
                 del self.push_marks
-        drop = sq.diff(ack, self.buf_seq)
+        drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
             drop = min(drop, len(self.buf))
             del self.buf[:drop]
-            self.buf_seq = sq.add(self.buf_seq, drop)
+            self.buf_seq = (self.buf_seq + drop) & _MASK
             self.bytes_acked += drop
-        if sq.lt(self.snd_nxt, ack):
+        if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
             self.snd_nxt = ack
         return acked
 
     def update_window(self, seq: int, ack: int, wnd: int) -> bool:
         """RFC 9293 3.10.7.4: take SEG.WND if this segment is newer than the last one used."""
-        if sq.lt(self.snd_wl1, seq) or (
-            self.snd_wl1 == seq and sq.le(self.snd_wl2, ack)
+        wl1 = self.snd_wl1
+        # sq.lt(wl1, seq) or (wl1 == seq and sq.le(snd_wl2, ack)), inline: every ACK.
+        if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+            wl1 == seq and ((self.snd_wl2 - ack + _HALF) & _MASK) <= _HALF
         ):
             changed = wnd != self.snd_wnd
             self.snd_wnd = wnd
