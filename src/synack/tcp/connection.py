@@ -147,10 +147,14 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
         # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
         # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-        self.rcv_capacity = max(self.rcvbuf // 2, 1)
-        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
-        self.snd_max_capacity = max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1)
-        self.snd = Sender(iss, max(sndbuf // 2, 1))
+        # _shared(): the same int object for the same size in every connection (an int
+        # above 256 is a 28-byte object of its own each time it is computed).
+        self.rcv_capacity = _shared(max(self.rcvbuf // 2, 1))
+        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else _shared(
+            max(rmem[2] // 2, 1))
+        self.snd_max_capacity = _shared(
+            max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
+        self.snd = Sender(iss, _shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
         self.rtt = RttEstimator()
         self.timers = Timers()
@@ -161,7 +165,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.adv_mss = opts.maxseg or (mtu - 40)   # what we announce in our SYN
+        self.adv_mss = _shared(opts.maxseg or (mtu - 40))   # what we announce in our SYN
         self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self.neg = Negotiated(
@@ -770,6 +774,17 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
+
+
+_SHARED: dict[int, int] = {}
+
+
+def _shared(value: int) -> int:
+    """One int object per value for sizes every connection computes alike (bounded:
+    buffer and segment sizes take few values)."""
+    if len(_SHARED) > 1024:
+        return value
+    return _SHARED.setdefault(value, value)
 
 
 def _wscale_for(space: int) -> int:
