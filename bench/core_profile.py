@@ -154,7 +154,7 @@ def memory(n: int) -> None:
 
 # ------------------------------------------------------------------ pure ACK
 def ack(n: int) -> None:
-    cli, srv, cfds, _sfds, now = open_idle(1)
+    cli, _srv, cfds, _sfds, now = open_idle(1)
     conn = cli.connection(cfds[0])
     assert conn is not None
 

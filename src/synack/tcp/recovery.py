@@ -87,7 +87,7 @@ class Recovery:
                 return board.pipe(snd_una, self.high_rxt, snd_max)
             if not board.sacked:             # the usual case: one hole, all of the flight
                 flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF  # sq.diff
-                return flight if flight > 0 else 0
+                return max(0, flight)
             return sum(sq.diff(b, a) for a, b in board.holes(snd_una, snd_max))
         flight = sq.diff(snd_max, snd_una)
         pipe = flight - self.dupacks * self.mss

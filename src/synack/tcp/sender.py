@@ -18,7 +18,7 @@ after the last byte (``fin_seq``) once the application has closed.
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import Any
 
 from synack import seq as sq
 
@@ -77,14 +77,10 @@ class Sender:
         self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
         self.snd_sml = iss                   # Minshall: end of the last small segment sent
 
-    if TYPE_CHECKING:
-        sent_log: deque[tuple[int, int]]
-        push_marks: deque[int]
-
-    def __getattr__(self, name: str) -> deque:  # type: ignore[type-arg]
+    def __getattr__(self, name: str) -> deque[Any]:
         """Only for a lazy deque not made yet (slots that are set never get here)."""
         if name in _LAZY:
-            value: deque = deque()  # type: ignore[type-arg]
+            value: deque[Any] = deque()
             setattr(self, name, value)
             return value
         raise AttributeError(name)
@@ -196,5 +192,5 @@ class Sender:
 
 
 # The slots' own getters, which raise AttributeError instead of making a deque.
-_SENT_LOG = Sender.sent_log.__get__      # type: ignore[attr-defined]
-_PUSH_MARKS = Sender.push_marks.__get__  # type: ignore[attr-defined]
+_SENT_LOG = vars(Sender)["sent_log"].__get__
+_PUSH_MARKS = vars(Sender)["push_marks"].__get__
