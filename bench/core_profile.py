@@ -1,11 +1,14 @@
 """Where the TCP core spends its time, and what an idle connection costs in memory.
 
-    PYTHONPATH=src .venv/bin/python bench/core_profile.py cpu      # us per segment, best of 3
+    PYTHONPATH=src .venv/bin/python bench/core_profile.py core     # us per packet, stacks only
+    PYTHONPATH=src .venv/bin/python bench/core_profile.py cpu      # us per packet, simulator
     PYTHONPATH=src .venv/bin/python bench/core_profile.py profile  # cProfile, top functions
     PYTHONPATH=src .venv/bin/python bench/core_profile.py memory   # bytes per idle connection
     PYTHONPATH=src .venv/bin/python bench/core_profile.py ack      # us per pure ACK built
 
-``cpu`` and ``profile`` run a seeded bulk transfer between two synack stacks in
+``core`` wires two stacks back to back (no simulator, no impairments) and divides
+the CPU time of a bulk transfer by the packets exchanged. ``cpu`` and ``profile``
+run a seeded bulk transfer between two synack stacks in
 the simulator (5 ms link, no impairments, no offloads); the figure is process CPU
 time divided by the packets on the wire. ``memory`` opens N connections between
 two stacks, lets them go idle, and divides the tracemalloc delta by the number of
@@ -39,6 +42,61 @@ def _transfer(nbytes: int, seed: int) -> tuple[float, int]:
     cpu = time.process_time() - t0
     assert r.intact and r.finished, "transfer failed"
     return cpu, r.packets
+
+
+def core_transfer(nbytes: int) -> tuple[float, int]:
+    """Two stacks wired back to back (no simulator): CPU seconds and packets for moving
+    ``nbytes``. A round carries every packet each way; the clock moves 100 us a round,
+    or to the next deadline when nothing moves."""
+    cli, srv = Stack(CLIENT, seed=1), Stack(SERVER, seed=2)
+    lfd = srv.socket()
+    srv.bind(lfd, (SERVER, PORT))
+    srv.listen(lfd)
+    fd = cli.socket()
+    now = 0
+    cli.connect_ex(fd, (SERVER, PORT), now=now)
+    _pump(cli, srv, now)
+    sfd = srv.accept(lfd)[0]
+    data = memoryview(bytes(nbytes))
+    sent = got = packets = 0
+    t0 = time.process_time()
+    while got < nbytes:
+        while sent < nbytes:
+            try:
+                sent += cli.send(fd, data[sent:], now=now)
+            except BlockingIOError:
+                break
+        moved = False
+        for x, y in ((cli, srv), (srv, cli)):
+            out = x.transmit(now=now)
+            packets += len(out)
+            for p in out:
+                y.receive(p, now=now)
+                moved = True
+        while True:
+            try:
+                chunk = srv.recv(sfd, 1 << 20, now=now)
+            except BlockingIOError:
+                break
+            got += len(chunk)
+        now += 100
+        if not moved:
+            deadlines = [t for t in (cli.next_deadline(), srv.next_deadline()) if t is not None]
+            if deadlines:
+                now = max(now, min(deadlines))
+                cli.tick(now=now)
+                srv.tick(now=now)
+    return time.process_time() - t0, packets
+
+
+def core(nbytes: int, runs: int) -> None:
+    best = None
+    for run in range(1, runs + 1):
+        secs, packets = core_transfer(nbytes)
+        us = secs * 1e6 / packets
+        best = us if best is None else min(best, us)
+        print(f"run {run}: {secs:.2f} s CPU, {packets} packets, {us:.2f} us/packet")
+    print(f"best: {best:.2f} us per packet (stacks only, no simulator)")
 
 
 def cpu(nbytes: int, runs: int) -> None:
@@ -168,14 +226,16 @@ def ack(n: int) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["cpu", "profile", "memory", "ack"])
+    ap.add_argument("what", choices=["core", "cpu", "profile", "memory", "ack"])
     ap.add_argument("--bytes", default="20M", help="payload of the transfer (default 20M)")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("-n", type=int, default=2000, help="connections for memory (default 2000)")
     args = ap.parse_args()
     nbytes = parse_size(args.bytes)
-    if args.what == "cpu":
+    if args.what == "core":
+        core(nbytes, args.runs)
+    elif args.what == "cpu":
         cpu(nbytes, args.runs)
     elif args.what == "profile":
         profile(nbytes, args.top)

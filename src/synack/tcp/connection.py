@@ -40,7 +40,7 @@ from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.icmp_errors import IcmpErrorsMixin
-from synack.tcp.options import Negotiated
+from synack.tcp.options import TS_HALF, Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import CaState, Recovery
@@ -291,9 +291,9 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
         neg = self.neg
         neg.take_syn(seg, now)
-        self.peer_mss = seg.mss if seg.mss else DEFAULT_MSS
+        self.peer_mss = _shared(seg.mss) if seg.mss else DEFAULT_MSS
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
-        self.mss = self._mss_for_path()
+        self.mss = _shared(self._mss_for_path())
         self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
                             max_capacity=self.rcv_max_capacity)
         self.rcv.oobinline = self.opts.oobinline
@@ -413,12 +413,17 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
         )
         # RFC 7323 5.3: PAWS drops an old duplicate before anything else looks at it.
-        if not simultaneous and self.neg.paws_reject(seg, now):
+        # (paws_reject() is asked only when the TSval is older than TS.Recent: the rare case.)
+        neg = self.neg
+        ts = seg.timestamps
+        if not simultaneous and ts is not None and neg.ts_ok \
+                and ((ts[0] - neg.ts_recent) & 0xFFFFFFFF) >= TS_HALF \
+                and neg.paws_reject(seg, now):
             self.paws_rejected += 1
             self._send_ack()
             return
-        # First: sequence number acceptability.
-        if not simultaneous and not rcv.acceptable(seg.seq, seg_len):
+        # First: sequence number acceptability (a segment at RCV.NXT always passes).
+        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
             if flags & RST:
                 return
             if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
@@ -431,7 +436,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             return
         self.last_rcv = now
         self.probes_out = 0
-        self.neg.update_recent(seg, self.last_ack_sent, now)
+        if ts is not None and neg.ts_ok:
+            neg.update_recent(seg, self.last_ack_sent, now)
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
             if seg.seq != rcv.rcv_nxt:
@@ -459,7 +465,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             return
         # RFC 7323 2.2: the window of a SYN is never scaled.
         wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
-        fin_was_acked = snd.fin_acked
+        fin_was_acked = snd.fin_queued and snd.fin_acked
         if state is State.SYN_RECEIVED:
             if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
                 self._send_reset_reply(seg)
@@ -485,7 +491,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             return
         else:
             self._process_ack(seg, wnd, now)
-        fin_acked_now = snd.fin_acked and not fin_was_acked
+        fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
         if state is State.LAST_ACK and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
             return

@@ -119,7 +119,9 @@ def _checked(packet: Buffer, verify_checksum: bool) -> tuple[int, ...]:
         raise ParseError(
             "IPv4 total length", "bad total length", f"{total} (only {n} bytes received)"
         )
-    if verify_checksum and internet_checksum(packet[:hlen]):
+    # internet_checksum(header) == 0 exactly when the header's big-endian value is a
+    # non-zero multiple of 0xFFFF (2**16 == 1 mod 0xFFFF): one call less per packet.
+    if verify_checksum and ((x := int.from_bytes(packet[:hlen], "big")) % 0xFFFF or not x):
         zeroed = bytearray(packet[:hlen])
         zeroed[10:12] = b"\0\0"
         good = internet_checksum(zeroed)
