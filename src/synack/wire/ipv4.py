@@ -199,18 +199,19 @@ _IP_TCP_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")
 _IP_TCP_TS_LEN = 52
 _TCP_TS_LEN = 32
 _NOP_NOP_TS_WORD = 0x0101080A
-_TCP_CSUM_AT = IPV4_HEADER_LEN + 16
 
 
 def _build_ts_packet(
     src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
     tos: int, csum_partial: bool,
 ) -> bytes | None:  # fmt: skip
-    """:func:`build_tcp_packet` for a segment whose only option is the timestamp, in one
-    pack and without summing header bytes: each checksum is taken from the field
-    values, which is the same sum modulo 0xFFFF (2**16 == 1 mod 0xFFFF, so a 32-bit
-    field counts as the sum of its two words). None when a field is out of range:
-    the general path then names it."""
+    """:func:`build_tcp_packet` for a segment whose only option is the timestamp: both
+    checksums from the field values, then the two headers in one pack, no buffer.
+
+    A checksum over a header is the sum of its 16-bit words modulo 0xFFFF, and
+    2**16 == 1 modulo 0xFFFF, so a 32-bit field counts as itself and no bytes need
+    summing. None when a field is out of range: the general path then names it.
+    """
     payload = seg.payload
     total = _IP_TCP_TS_LEN + len(payload)
     reserved = seg.reserved
@@ -219,36 +220,30 @@ def _build_ts_packet(
     a_src = aton(src)
     a_dst = aton(dst)
     sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
-    off_flags = ((_TCP_TS_LEN << 10) | (reserved << 8)) + seg.flags
-    window, urgent = seg.window, seg.urgent
+    flags, window, urgent = seg.flags, seg.window, seg.urgent
     tsval, tsecr = ts
-    buf = bytearray(_IP_TCP_TS_LEN)
-    try:
-        _IP_TCP_TS.pack_into(
-            buf, 0, 0x45, tos, total, ident, _DF, ttl, PROTO_TCP, 0, a_src, a_dst,
-            sport, dport, sq, ack, off_flags >> 8, off_flags & 0xFF, window, 0, urgent,
-            _NOP_NOP_TS_WORD, tsval, tsecr,
-        )  # fmt: skip
-    except struct.error:
-        return None
     addr_sum = a_src + a_dst
     # RFC 1071: the one's complement of the end-around-carry sum, which for a sum s > 0
     # is 0xFFFF - ((s - 1) % 0xFFFF + 1) (internet_checksum() says why).
-    ip_sum = (0x4500 + tos + total + ident + _DF + (ttl << 8) + PROTO_TCP + addr_sum)
-    _U16.pack_into(buf, 10, 0xFFFE - (ip_sum - 1) % 0xFFFF)
-    # The pseudo-header (addresses, protocol, TCP length), then the TCP header's fields.
-    pseudo = addr_sum + PROTO_TCP + total - IPV4_HEADER_LEN
+    ip_csum = 0xFFFE - (
+        0x4500 + tos + total + ident + _DF + (ttl << 8) + PROTO_TCP + addr_sum - 1) % 0xFFFF
+    pseudo = addr_sum + PROTO_TCP + total - IPV4_HEADER_LEN   # addresses, protocol, length
     if csum_partial:
-        _U16.pack_into(buf, _TCP_CSUM_AT, (pseudo - 1) % 0xFFFF + 1)
+        tcp_csum = (pseudo - 1) % 0xFFFF + 1                  # folded, not complemented
     else:
-        initial = (pseudo + sport + dport + sq + ack + off_flags + window + urgent
-                   + _NOP_NOP_TS_WORD + tsval + tsecr)
-        if payload:
-            _U16.pack_into(buf, _TCP_CSUM_AT, internet_checksum(payload, initial))
-        else:
-            _U16.pack_into(buf, _TCP_CSUM_AT, 0xFFFE - (initial - 1) % 0xFFFF)
-            return bytes(buf)
-    return b"".join((buf, payload))
+        initial = (pseudo + sport + dport + sq + ack + (((_TCP_TS_LEN << 2) | reserved) << 8)
+                   + flags + window + urgent + _NOP_NOP_TS_WORD + tsval + tsecr)
+        tcp_csum = internet_checksum(payload, initial) if payload else (
+            0xFFFE - (initial - 1) % 0xFFFF)
+    try:
+        headers = _IP_TCP_TS.pack(
+            0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
+            sport, dport, sq, ack, (_TCP_TS_LEN << 2) | reserved, flags, window, tcp_csum,
+            urgent, _NOP_NOP_TS_WORD, tsval, tsecr,
+        )  # fmt: skip
+    except struct.error:
+        return None
+    return b"".join((headers, payload)) if payload else headers
 
 
 def parse_tcp_packet(
