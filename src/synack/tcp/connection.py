@@ -502,31 +502,34 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         if flags & URG and seg.urgent and state in _CAN_RECEIVE:
             rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
-        if (seg.payload and state in _CAN_RECEIVE and self.app_closed
+        payload = seg.payload
+        if (payload and self.app_closed and state in _CAN_RECEIVE
                 and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
-                and sq.gt(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt)):
+                and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
             self._send_reset_reply(seg)
             self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
             return
         fin_was_received = rcv.fin_received
         ack_now = False
-        if state in _CAN_RECEIVE and (seg.payload or flags & FIN):
-            in_order = seg.seq == rcv.rcv_nxt
+        if (payload or flags & FIN) and state in _CAN_RECEIVE:
+            seq = seg.seq
+            in_order = seq == rcv.rcv_nxt
             had_ooo = bool(rcv.ooo)
-            gained = rcv.accept(seg.seq, seg.payload, bool(flags & FIN))
-            if not seg.payload and not in_order:
+            gained = rcv.accept(seq, payload, bool(flags & FIN))
+            if not payload and not in_order:
                 ack_now = True               # an out-of-order FIN: a duplicate ACK at once
-            if seg.payload:
+            if payload:
+                ackp = self.ackp
                 # Linux tcp_measure_rcv_mss(): at most advmss, so a GRO super-segment
                 # counts as the full-sized segments it stands for.
-                self.ackp.observe(min(len(seg.payload), self.adv_mss))
+                ackp.observe(min(len(payload), self.adv_mss))
                 ooo = not in_order or had_ooo or bool(rcv.ooo) or rcv.dsack is not None
                 if ooo:
-                    self.ackp.enter_quickack(rcv.capacity)
-                ack_now = self.ackp.on_data(
-                    unacked=sq.diff(rcv.rcv_nxt, self.last_ack_sent), out_of_order=ooo,
-                    now=now)
+                    ackp.enter_quickack(rcv.capacity)
+                ack_now = ackp.on_data(   # unacked: sq.diff(rcv_nxt, last_ack_sent), inline
+                    unacked=((rcv.rcv_nxt - self.last_ack_sent + _HALF) & _MASK) - _HALF,
+                    out_of_order=ooo, now=now)
                 if in_order and not gained:
                     ack_now = True           # no room (zero window): say so at once, as Linux
         elif seg_len:
