@@ -165,3 +165,22 @@ def test_time_wait_fields_read_back() -> None:
     assert (tw.expires, tw.since, tw.snd_nxt, tw.ts) == (1 << 50, 3, 0xFFFFFFFF, True)
     assert TimeWait(local=("0.0.0.0", 0), remote=("0.0.0.0", 0), snd_nxt=0, rcv_nxt=0,
                     window=0, expires=0, since=0).ts is False
+
+
+def test_records_built_by_parsers_are_ordinary_frozen_records() -> None:
+    import dataclasses
+
+    import pytest
+
+    from synack.wire.tcp import make_segment
+
+    fields = (1, 2, 3, 4, 0x10, 5, 0, b"x", None, None, False, ((7, 9),), (11, 12), (), 0,
+              8, 0xBEEF, (1, 1, 8))
+    seg = make_segment(*fields)
+    assert type(seg) is TcpSegment
+    assert seg == TcpSegment(1, 2, 3, 4, 0x10, 5, 0, b"x", None, None, False, ((7, 9),),
+                             (11, 12), (), 0)
+    assert [getattr(seg, f.name) for f in dataclasses.fields(seg)] == list(fields)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        seg.seq = 5  # type: ignore[misc]
+    assert dataclasses.replace(seg, seq=5).seq == 5
