@@ -25,9 +25,12 @@ stream unless the socket has ``SO_OOBINLINE``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from synack import seq as sq
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+_NONE: Any = ()                   # ooo and recent before they are first needed
 
 
 class Receiver:
@@ -65,7 +68,11 @@ class Receiver:
         self.rcv_nxt = sq.add(irs, 1)
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
         self.ready = bytearray()
-        self.ooo: list[list] = []  # [[seq, bytearray], ...] sorted, disjoint, not touching
+        # ooo: [[seq, bytearray], ...] sorted, disjoint, not touching; recent: starts of
+        # ooo blocks, most recently touched first. Both are () until the first
+        # out-of-order segment (an empty list is 56 bytes; most connections never
+        # need one), and ooo is () again once it drains.
+        self.ooo: list[list] = _NONE
         self.ooo_bytes = 0
         self.capacity = capacity
         self.wscale = wscale
@@ -74,7 +81,7 @@ class Receiver:
         self.bytes_received = 0
         self.mss = mss
         self.max_capacity = max(max_capacity or capacity, capacity)
-        self.recent: list[int] = []        # starts of ooo blocks, most recently touched first
+        self.recent: list[int] = _NONE
         self.dsack: tuple[int, int] | None = None   # duplicate to report in the next ACK
         self.urg_seq: int | None = None    # sequence number of the urgent byte, if pending
         self.oob: int | None = None        # the urgent byte, taken out of the stream
@@ -211,6 +218,8 @@ class Receiver:
                 self._touch(bseq)
                 return
         blocks = self.ooo
+        if blocks is _NONE:
+            blocks = self.ooo = []
         i = 0
         while i < len(blocks) and sq.lt(sq.add(blocks[i][0], len(blocks[i][1])), seq):
             i += 1
@@ -233,6 +242,8 @@ class Receiver:
 
     def _touch(self, start: int) -> None:
         recent = self.recent
+        if recent is _NONE:
+            recent = self.recent = []
         if start in recent:
             recent.remove(start)
         recent.insert(0, start)
@@ -247,6 +258,8 @@ class Receiver:
             if skip < len(bdata):
                 self.ready += bdata[skip:]
                 self.rcv_nxt = sq.add(self.rcv_nxt, len(bdata) - skip)
+        if not blocks:
+            self.ooo = _NONE
 
     def sack_blocks(self, limit: int = 4) -> tuple[tuple[int, int], ...]:
         """SACK blocks for the next ACK: a pending D-SACK first, then the out-of-order
