@@ -113,7 +113,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         "created", "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_rcv",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "paws_rejected", "peer_mss",
-        "persist_backoff", "pmtu", "probes_out", "rate_mark", "rcv", "rcv_capacity",
+        "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
+        "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
         "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
         "snd_max_capacity", "soft_error", "state", "timers", "total_retrans", "trace",
@@ -205,7 +206,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.dsack_dups = 0
         self.paws_rejected = 0
         self.delivered = 0
-        self.rate_mark = (now, 0)
+        self.rate_mark_time = now            # start of the delivery-rate interval
+        self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
 
@@ -614,11 +616,11 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
 
     def _update_rate(self, now: int) -> None:
         """Delivery rate over the last RTT or so (``ss`` delivery_rate)."""
-        t0, d0 = self.rate_mark
-        span = now - t0
+        span = now - self.rate_mark_time
         if span >= (self.rtt.srtt or 100_000):
-            self.delivery_rate = (self.delivered - d0) * 1_000_000 // max(span, 1)
-            self.rate_mark = (now, self.delivered)
+            self.delivery_rate = (self.delivered - self.rate_mark_delivered) * 1_000_000 \
+                // max(span, 1)
+            self.rate_mark_time, self.rate_mark_delivered = now, self.delivered
 
     def _on_new_ack(self, ack: int, now: int, rtt_us: int | None = None) -> None:
         """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
