@@ -40,7 +40,7 @@ from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.icmp_errors import IcmpErrorsMixin
-from synack.tcp.options import Negotiated
+from synack.tcp.options import TS_HALF, Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import CaState, Recovery
@@ -57,6 +57,7 @@ SECOND = 1_000_000
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 
 
 @dataclass(slots=True)
@@ -104,6 +105,22 @@ class StateChange:
 class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     """A TCP control block driven by segments, calls and time."""
 
+    # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
+    # (The mixins have no __slots__, so an attribute not listed here still works; it
+    # just lands in a __dict__ made on first use.)
+    __slots__ = (
+        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "challenge_acks", "changes",
+        "created", "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
+        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_rcv",
+        "local", "mss", "neg", "now", "opts", "outbox", "passive", "paws_rejected", "peer_mss",
+        "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
+        "rate_mark_time", "rcv", "rcv_capacity",
+        "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
+        "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
+        "snd_max_capacity", "soft_error", "state", "timers", "total_retrans", "trace",
+        "tso_max", "wr_shut",
+    )
+
     def __init__(
         self,
         *,
@@ -131,10 +148,14 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
         # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
         # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-        self.rcv_capacity = max(self.rcvbuf // 2, 1)
-        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
-        self.snd_max_capacity = max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1)
-        self.snd = Sender(iss, max(sndbuf // 2, 1))
+        # _shared(): the same int object for the same size in every connection (an int
+        # above 256 is a 28-byte object of its own each time it is computed).
+        self.rcv_capacity = _shared(max(self.rcvbuf // 2, 1))
+        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else _shared(
+            max(rmem[2] // 2, 1))
+        self.snd_max_capacity = _shared(
+            max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
+        self.snd = Sender(iss, _shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
         self.rtt = RttEstimator()
         self.timers = Timers()
@@ -145,7 +166,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.adv_mss = opts.maxseg or (mtu - 40)   # what we announce in our SYN
+        self.adv_mss = _shared(opts.maxseg or (mtu - 40))   # what we announce in our SYN
         self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self.neg = Negotiated(
@@ -185,7 +206,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.dsack_dups = 0
         self.paws_rejected = 0
         self.delivered = 0
-        self.rate_mark = (now, 0)
+        self.rate_mark_time = now            # start of the delivery-rate interval
+        self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
@@ -229,7 +251,9 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             assert not options, "only a SYN carries options given by the caller"
             window = rcv.window_field() if rcv else 0
             neg = self.neg
-            ts = neg.ack_timestamps(self.now) if neg.ts_ok else None
+            # neg.ack_timestamps(now), inline: once per segment sent.
+            ts = ((self.now // 1000 + neg.ts_offset) & 0xFFFFFFFF, neg.ts_recent) \
+                if neg.ts_ok else None
             sack: tuple[tuple[int, int], ...] = ()
             if neg.sack_ok and rcv is not None and flags & ACK and (rcv.ooo or rcv.dsack):
                 sack = rcv.sack_blocks(3 if neg.ts_ok else 4)
@@ -241,7 +265,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.segs_out += 1
         if flags & ACK and rcv is not None:
             self.last_ack_sent = rcv.rcv_nxt
-            rcv.sent_ack()
+            rcv.dsack = None                 # rcv.sent_ack(), inline
             self.ackp.on_ack_sent()
             self.timers.delack = None
         return seg
@@ -274,9 +298,9 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
         neg = self.neg
         neg.take_syn(seg, now)
-        self.peer_mss = seg.mss if seg.mss else DEFAULT_MSS
+        self.peer_mss = _shared(seg.mss) if seg.mss else DEFAULT_MSS
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
-        self.mss = self._mss_for_path()
+        self.mss = _shared(self._mss_for_path())
         self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
                             max_capacity=self.rcv_max_capacity)
         self.rcv.oobinline = self.opts.oobinline
@@ -396,12 +420,17 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
         )
         # RFC 7323 5.3: PAWS drops an old duplicate before anything else looks at it.
-        if not simultaneous and self.neg.paws_reject(seg, now):
+        # (paws_reject() is asked only when the TSval is older than TS.Recent: the rare case.)
+        neg = self.neg
+        ts = seg.timestamps
+        if not simultaneous and ts is not None and neg.ts_ok \
+                and ((ts[0] - neg.ts_recent) & 0xFFFFFFFF) >= TS_HALF \
+                and neg.paws_reject(seg, now):
             self.paws_rejected += 1
             self._send_ack()
             return
-        # First: sequence number acceptability.
-        if not simultaneous and not rcv.acceptable(seg.seq, seg_len):
+        # First: sequence number acceptability (a segment at RCV.NXT always passes).
+        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
             if flags & RST:
                 return
             if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
@@ -414,7 +443,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             return
         self.last_rcv = now
         self.probes_out = 0
-        self.neg.update_recent(seg, self.last_ack_sent, now)
+        if ts is not None and neg.ts_ok:
+            neg.update_recent(seg, self.last_ack_sent, now)
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
             if seg.seq != rcv.rcv_nxt:
@@ -442,7 +472,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             return
         # RFC 7323 2.2: the window of a SYN is never scaled.
         wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
-        fin_was_acked = snd.fin_acked
+        fin_was_acked = snd.fin_queued and snd.fin_acked
         if state is State.SYN_RECEIVED:
             if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
                 self._send_reset_reply(seg)
@@ -459,15 +489,16 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             if self.wr_shut and not snd.fin_queued:
                 self._queue_fin(now)
             state = self.state
-        elif sq.gt(seg.ack, snd.snd_max):
+        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF:   # sq.gt(seg.ack, snd_max)
             self._send_ack()                 # acks something not yet sent
             return
-        elif sq.lt(seg.ack, sq.add(snd.snd_una, -max(snd.max_wnd, 1))):
+        elif ((seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+            # sq.lt(seg.ack, snd_una - max_wnd), inline
             self._send_ack()                 # RFC 5961 5.2: too old to be plausible
             return
         else:
             self._process_ack(seg, wnd, now)
-        fin_acked_now = snd.fin_acked and not fin_was_acked
+        fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
         if state is State.LAST_ACK and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
             return
@@ -478,31 +509,34 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         if flags & URG and seg.urgent and state in _CAN_RECEIVE:
             rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
-        if (seg.payload and state in _CAN_RECEIVE and self.app_closed
+        payload = seg.payload
+        if (payload and self.app_closed and state in _CAN_RECEIVE
                 and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
-                and sq.gt(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt)):
+                and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
             self._send_reset_reply(seg)
             self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
             return
         fin_was_received = rcv.fin_received
         ack_now = False
-        if state in _CAN_RECEIVE and (seg.payload or flags & FIN):
-            in_order = seg.seq == rcv.rcv_nxt
+        if (payload or flags & FIN) and state in _CAN_RECEIVE:
+            seq = seg.seq
+            in_order = seq == rcv.rcv_nxt
             had_ooo = bool(rcv.ooo)
-            gained = rcv.accept(seg.seq, seg.payload, bool(flags & FIN))
-            if not seg.payload and not in_order:
+            gained = rcv.accept(seq, payload, bool(flags & FIN))
+            if not payload and not in_order:
                 ack_now = True               # an out-of-order FIN: a duplicate ACK at once
-            if seg.payload:
+            if payload:
+                ackp = self.ackp
                 # Linux tcp_measure_rcv_mss(): at most advmss, so a GRO super-segment
                 # counts as the full-sized segments it stands for.
-                self.ackp.observe(min(len(seg.payload), self.adv_mss))
+                ackp.observe(min(len(payload), self.adv_mss))
                 ooo = not in_order or had_ooo or bool(rcv.ooo) or rcv.dsack is not None
                 if ooo:
-                    self.ackp.enter_quickack(rcv.capacity)
-                ack_now = self.ackp.on_data(
-                    unacked=sq.diff(rcv.rcv_nxt, self.last_ack_sent), out_of_order=ooo,
-                    now=now)
+                    ackp.enter_quickack(rcv.capacity)
+                ack_now = ackp.on_data(   # unacked: sq.diff(rcv_nxt, last_ack_sent), inline
+                    unacked=((rcv.rcv_nxt - self.last_ack_sent + _HALF) & _MASK) - _HALF,
+                    out_of_order=ooo, now=now)
                 if in_order and not gained:
                     ack_now = True           # no room (zero window): say so at once, as Linux
         elif seg_len:
@@ -535,29 +569,32 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         rec = self.rec
         una_before = snd.snd_una
         old_wnd = snd.snd_wnd
-        dupack = (seg.ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
-                  and wnd == old_wnd and sq.gt(snd.snd_max, una_before))
+        ack = seg.ack
+        # The sequence comparisons of this method are inline: it runs for every ACK.
+        dupack = (ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
+                  and wnd == old_wnd
+                  and ((una_before - snd.snd_max + _HALF) & _MASK) < _HALF)  # sq.gt(max, una)
         acked = 0
         rtt_us: int | None = None
-        if sq.gt(seg.ack, una_before):
+        if ((una_before - ack + _HALF) & _MASK) < _HALF:                # sq.gt(ack, una)
             rtt_us = snd.rtt_sample(seg.ack, now)
             if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
                     and seg.timestamps[1]:
                 rtt_us = max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF, 1) * 1000
-            acked = sq.diff(seg.ack, una_before)
-            self._on_new_ack(seg.ack, now, rtt_us)
+            acked = ((ack - una_before + _HALF) & _MASK) - _HALF
+            self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
         board = rec.board
         if board is not None:
             newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
             if board.last_dsack is not None:
                 self.dsack_dups += 1
-        if sq.ge(seg.ack, snd.snd_una):
-            snd.update_window(seg.seq, seg.ack, wnd)
+        if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
+            snd.update_window(seg.seq, ack, wnd)
             if snd.snd_wnd > 0 and self.timers.persist is not None:
                 self.timers.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
-        data_acked = min(acked, max(sq.diff(seg.ack, snd.iss) - 1, 0))
+        data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
         self.delivered += data_acked + newly_sacked
         if acked or newly_sacked or dupack:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
@@ -584,11 +621,11 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
 
     def _update_rate(self, now: int) -> None:
         """Delivery rate over the last RTT or so (``ss`` delivery_rate)."""
-        t0, d0 = self.rate_mark
-        span = now - t0
+        span = now - self.rate_mark_time
         if span >= (self.rtt.srtt or 100_000):
-            self.delivery_rate = (self.delivered - d0) * 1_000_000 // max(span, 1)
-            self.rate_mark = (now, self.delivered)
+            self.delivery_rate = (self.delivered - self.rate_mark_delivered) * 1_000_000 \
+                // max(span, 1)
+            self.rate_mark_time, self.rate_mark_delivered = now, self.delivered
 
     def _on_new_ack(self, ack: int, now: int, rtt_us: int | None = None) -> None:
         """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
@@ -753,6 +790,17 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
+
+
+_SHARED: dict[int, int] = {}
+
+
+def _shared(value: int) -> int:
+    """One int object per value for sizes every connection computes alike (bounded:
+    buffer and segment sizes take few values)."""
+    if len(_SHARED) > 1024:
+        return value
+    return _SHARED.setdefault(value, value)
 
 
 def _wscale_for(space: int) -> int:

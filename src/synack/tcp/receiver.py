@@ -25,7 +25,12 @@ stream unless the socket has ``SO_OOBINLINE``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from synack import seq as sq
+
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+_NONE: Any = ()                   # ooo and recent before they are first needed
 
 
 class Receiver:
@@ -63,7 +68,11 @@ class Receiver:
         self.rcv_nxt = sq.add(irs, 1)
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
         self.ready = bytearray()
-        self.ooo: list[list] = []  # [[seq, bytearray], ...] sorted, disjoint, not touching
+        # ooo: [[seq, bytearray], ...] sorted, disjoint, not touching; recent: starts of
+        # ooo blocks, most recently touched first. Both are () until the first
+        # out-of-order segment (an empty list is 56 bytes; most connections never
+        # need one), and ooo is () again once it drains.
+        self.ooo: list[list] = _NONE
         self.ooo_bytes = 0
         self.capacity = capacity
         self.wscale = wscale
@@ -72,7 +81,7 @@ class Receiver:
         self.bytes_received = 0
         self.mss = mss
         self.max_capacity = max(max_capacity or capacity, capacity)
-        self.recent: list[int] = []        # starts of ooo blocks, most recently touched first
+        self.recent: list[int] = _NONE
         self.dsack: tuple[int, int] | None = None   # duplicate to report in the next ACK
         self.urg_seq: int | None = None    # sequence number of the urgent byte, if pending
         self.oob: int | None = None        # the urgent byte, taken out of the stream
@@ -90,14 +99,21 @@ class Receiver:
 
     def window(self) -> int:
         """RCV.WND to advertise now, never shrinking the right edge (RFC 9293 3.8.6.2.2)."""
-        free = self.free()
-        right = sq.add(self.rcv_nxt, free)
-        grow = sq.diff(right, self.rcv_adv)
-        if grow > 0 and (grow >= min(self.capacity // 2, self.mss) or free == self.capacity):
-            self.rcv_adv = right
-        if sq.lt(self.rcv_adv, self.rcv_nxt):
-            self.rcv_adv = self.rcv_nxt
-        return sq.diff(self.rcv_adv, self.rcv_nxt)
+        # Asked for every segment sent: free() and the sequence arithmetic inline.
+        cap = self.capacity
+        free = cap - len(self.ready) - self.ooo_bytes
+        if free < 0:  # noqa: PLR1730 - a comparison is cheaper than max() per segment
+            free = 0
+        nxt = self.rcv_nxt
+        adv = self.rcv_adv
+        grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
+        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+            adv = self.rcv_adv = (nxt + free) & _MASK
+        wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
+        if wnd < 0:                                                # sq.lt(adv, nxt)
+            self.rcv_adv = nxt
+            return 0
+        return wnd
 
     def window_field(self) -> int:
         """The 16-bit window field: RCV.WND >> scale, rounded *up* to the scale's unit.
@@ -110,18 +126,22 @@ class Receiver:
         buffer beyond the free space.
         """
         wnd = self.window()
-        field = min((wnd + (1 << self.wscale) - 1) >> self.wscale, 0xFFFF)
-        self.rcv_adv = sq.add(self.rcv_nxt, field << self.wscale)
+        ws = self.wscale
+        field = (wnd + (1 << ws) - 1) >> ws
+        if field > 0xFFFF:  # noqa: PLR1730 - cheaper than min() per segment
+            field = 0xFFFF
+        self.rcv_adv = (self.rcv_nxt + (field << ws)) & _MASK
         return field
 
     # -- segments ---------------------------------------------------------------
     def acceptable(self, seq: int, seg_len: int) -> bool:
         """RFC 9293 3.10.7.4 first check: the four cases of segment acceptability."""
-        wnd = sq.diff(self.rcv_adv, self.rcv_nxt)
+        nxt = self.rcv_nxt
+        wnd = ((self.rcv_adv - nxt + _HALF) & _MASK) - _HALF      # sq.diff(rcv_adv, rcv_nxt)
         if seg_len == 0:
             if wnd <= 0:
-                return seq == self.rcv_nxt
-            return sq.between(self.rcv_nxt, seq, sq.add(self.rcv_nxt, wnd))
+                return seq == nxt
+            return ((seq - nxt) & _MASK) < wnd                   # sq.between(nxt, seq, nxt+wnd)
         if wnd <= 0:
             # "If the RCV.WND is zero, no segments will be acceptable, but special allowance
             # should be made to accept valid ACKs, URGs, and RSTs." Linux's tcp_sequence()
@@ -143,21 +163,22 @@ class Receiver:
         if fin:
             self.fin_seq = sq.add(seq, len(payload))
         if payload:
-            start = sq.diff(self.rcv_nxt, seq)       # bytes already received at the front
+            start = ((self.rcv_nxt - seq + _HALF) & _MASK) - _HALF   # already received
             if start > 0:
                 # RFC 2883: report the duplicate part as the first SACK block.
                 self.dsack = (seq, sq.add(seq, min(start, len(payload))))
                 payload = payload[start:]
                 seq = self.rcv_nxt
-            room = sq.diff(self.rcv_adv, seq)
+            room = ((self.rcv_adv - seq + _HALF) & _MASK) - _HALF   # sq.diff(rcv_adv, seq)
             if len(payload) > room:
                 payload = payload[:max(room, 0)]
         before = len(self.ready)
         if payload:
             if seq == self.rcv_nxt:
                 self.ready += payload
-                self.rcv_nxt = sq.add(self.rcv_nxt, len(payload))
-                self._drain_ooo()
+                self.rcv_nxt = (seq + len(payload)) & _MASK
+                if self.ooo:
+                    self._drain_ooo()
             else:
                 self.ooo_packets += 1
                 self._insert_ooo(seq, payload)
@@ -197,6 +218,8 @@ class Receiver:
                 self._touch(bseq)
                 return
         blocks = self.ooo
+        if blocks is _NONE:
+            blocks = self.ooo = []
         i = 0
         while i < len(blocks) and sq.lt(sq.add(blocks[i][0], len(blocks[i][1])), seq):
             i += 1
@@ -219,6 +242,8 @@ class Receiver:
 
     def _touch(self, start: int) -> None:
         recent = self.recent
+        if recent is _NONE:
+            recent = self.recent = []
         if start in recent:
             recent.remove(start)
         recent.insert(0, start)
@@ -233,6 +258,8 @@ class Receiver:
             if skip < len(bdata):
                 self.ready += bdata[skip:]
                 self.rcv_nxt = sq.add(self.rcv_nxt, len(bdata) - skip)
+        if not blocks:
+            self.ooo = _NONE
 
     def sack_blocks(self, limit: int = 4) -> tuple[tuple[int, int], ...]:
         """SACK blocks for the next ACK: a pending D-SACK first, then the out-of-order

@@ -86,7 +86,8 @@ class Recovery:
             if self.state is CaState.RECOVERY:
                 return board.pipe(snd_una, self.high_rxt, snd_max)
             if not board.sacked:             # the usual case: one hole, all of the flight
-                return sq.diff(snd_max, snd_una) if sq.lt(snd_una, snd_max) else 0
+                flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF  # sq.diff
+                return max(0, flight)
             return sum(sq.diff(b, a) for a, b in board.holes(snd_una, snd_max))
         flight = sq.diff(snd_max, snd_una)
         pipe = flight - self.dupacks * self.mss
@@ -103,18 +104,20 @@ class Recovery:
                snd_max: int, now: int, rtt_us: int | None, cwnd_limited: bool) -> None:
         """Digest one ACK (after SND.UNA and the scoreboard were updated)."""
         board = self.board
-        if acked > 0 and self.state is CaState.RECOVERY and sq.ge(snd_una, self.recover):
+        if acked <= 0 or self.state is CaState.OPEN:
+            pass                                     # the usual ACK: nothing to leave
+        elif self.state is CaState.RECOVERY and sq.ge(snd_una, self.recover):
             self._exit(now)                          # the full ACK (RFC 6582 3.2 step 3)
-        elif acked > 0 and self.state is CaState.LOSS and sq.ge(snd_una, self.recover):
+        elif self.state is CaState.LOSS and sq.ge(snd_una, self.recover):
             self.state = CaState.OPEN
             self.dupacks = 0
-        elif acked > 0 and self.state is CaState.RECOVERY:
+        elif self.state is CaState.RECOVERY:
             # A partial ACK: NewReno retransmits the new head at once (RFC 6582 3.2 step 4).
             self.high_rxt = sq.max_seq(self.high_rxt, snd_una)
             if board is None:
                 self.dupacks = max(self.dupacks - max(acked // self.mss, 1), 0)
                 self.head_pending = True
-        elif acked > 0 and self.state is CaState.DISORDER:
+        elif self.state is CaState.DISORDER:
             self.state = CaState.OPEN
             self.dupacks = 0
         if dupack or newly_sacked > 0:

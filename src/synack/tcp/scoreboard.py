@@ -94,6 +94,8 @@ class Scoreboard:
         is a D-SACK (RFC 2883), otherwise to ``None``.
         """
         self.last_dsack = None
+        if not blocks and not self.sacked:
+            return 0                         # the usual ACK: nothing SACKed, nothing to drop
         self._drop_below(snd_una)
         newly = 0
         for i, (start, end) in enumerate(blocks):

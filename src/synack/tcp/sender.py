@@ -18,8 +18,12 @@ after the last byte (``fin_seq``) once the application has closed.
 from __future__ import annotations
 
 from collections import deque
+from typing import Any
 
 from synack import seq as sq
+
+_LAZY = frozenset(("sent_log", "push_marks"))
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 
 
 class Sender:
@@ -64,13 +68,22 @@ class Sender:
         self.bytes_acked = 0
         self.bytes_sent = 0
         self.bytes_retrans = 0
-        # (end seq, send time) of every first transmission still unacknowledged: RTT
-        # samples per ACK like Linux's skb timestamps, never from retransmitted data.
-        self.sent_log: deque[tuple[int, int]] = deque()
+        # sent_log: (end seq, send time) of every first transmission still unacknowledged:
+        # RTT samples per ACK like Linux's skb timestamps, never from retransmitted data.
+        # push_marks: the end of each write(), where PSH goes. Both are made on first use
+        # (__getattr__) and dropped when emptied: an empty deque is 600 bytes, and most
+        # connections are idle most of the time.
         self.rtx_high = iss                  # everything below may have been retransmitted
-        self.push_marks: deque[int] = deque()  # end of each write(): PSH goes there
         self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
         self.snd_sml = iss                   # Minshall: end of the last small segment sent
+
+    def __getattr__(self, name: str) -> deque[Any]:
+        """Only for a lazy deque not made yet (slots that are set never get here)."""
+        if name in _LAZY:
+            value: deque[Any] = deque()
+            setattr(self, name, value)
+            return value
+        raise AttributeError(name)
 
     # -- application side -------------------------------------------------
     def space(self) -> int:
@@ -108,7 +121,7 @@ class Sender:
     # -- wire side ----------------------------------------------------------
     def in_flight(self) -> int:
         """Sequence space sent and not yet acknowledged."""
-        return sq.diff(self.snd_max, self.snd_una)
+        return ((self.snd_max - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff
 
     def unsent(self) -> int:
         """Bytes written but never sent at ``snd_nxt`` or later."""
@@ -116,43 +129,58 @@ class Sender:
 
     def slice(self, seq: int, length: int) -> bytes:
         """``length`` buffered bytes starting at sequence number ``seq``."""
-        off = sq.diff(seq, self.buf_seq)
+        off = ((seq - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(seq, buf_seq)
         return bytes(self.buf[off:off + length])
 
     def rtt_sample(self, ack: int, now: int) -> int | None:
         """Forget first transmissions ``ack`` covers; the RTT of the oldest of them that
         was never retransmitted (Karn's rule), as Linux's ``seq_rtt`` does."""
-        log = self.sent_log
+        try:
+            log = _SENT_LOG(self)            # the slot itself: no deque made for nothing
+        except AttributeError:
+            return None
         sample = None
-        while log and sq.le(log[0][0], ack):
+        rtx_high = self.rtx_high
+        # sq.le(end, ack) and sq.gt(end, rtx_high), inline: once per segment acknowledged.
+        while log and ((log[0][0] - ack + _HALF) & _MASK) <= _HALF:
             end, t = log.popleft()
-            if sample is None and sq.gt(end, self.rtx_high):
+            if sample is None and ((rtx_high - end + _HALF) & _MASK) < _HALF:
                 sample = now - t
+        if not log:
+            del self.sent_log
         return sample
 
     def on_ack(self, ack: int) -> int:
         """Advance SND.UNA to ``ack`` (already validated); returns sequence space acked."""
-        acked = sq.diff(ack, self.snd_una)
+        acked = ((ack - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff(ack, snd_una)
         if acked <= 0:
             return 0
         self.snd_una = ack
-        marks = self.push_marks
-        while marks and sq.le(marks[0], ack):
-            marks.popleft()
-        drop = sq.diff(ack, self.buf_seq)
+        try:
+            marks = _PUSH_MARKS(self)
+        except AttributeError:
+            pass
+        else:
+            while marks and sq.le(marks[0], ack):
+                marks.popleft()
+            if not marks:
+                del self.push_marks
+        drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
             drop = min(drop, len(self.buf))
             del self.buf[:drop]
-            self.buf_seq = sq.add(self.buf_seq, drop)
+            self.buf_seq = (self.buf_seq + drop) & _MASK
             self.bytes_acked += drop
-        if sq.lt(self.snd_nxt, ack):
+        if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
             self.snd_nxt = ack
         return acked
 
     def update_window(self, seq: int, ack: int, wnd: int) -> bool:
         """RFC 9293 3.10.7.4: take SEG.WND if this segment is newer than the last one used."""
-        if sq.lt(self.snd_wl1, seq) or (
-            self.snd_wl1 == seq and sq.le(self.snd_wl2, ack)
+        wl1 = self.snd_wl1
+        # sq.lt(wl1, seq) or (wl1 == seq and sq.le(snd_wl2, ack)), inline: every ACK.
+        if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+            wl1 == seq and ((self.snd_wl2 - ack + _HALF) & _MASK) <= _HALF
         ):
             changed = wnd != self.snd_wnd
             self.snd_wnd = wnd
@@ -161,3 +189,8 @@ class Sender:
             self.max_wnd = max(self.max_wnd, wnd)
             return changed
         return False
+
+
+# The slots' own getters, which raise AttributeError instead of making a deque.
+_SENT_LOG = vars(Sender)["sent_log"].__get__
+_PUSH_MARKS = vars(Sender)["push_marks"].__get__

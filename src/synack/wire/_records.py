@@ -3,9 +3,17 @@
 A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``
 (a global lookup, an attribute lookup and a generic setattr per field). Parsers
 build one record per packet with every field known, so they use a constructor
-that calls each slot's descriptor directly instead: about twice as fast for the
-18 fields of a TCP segment. It skips ``__post_init__`` and defaults, which the
-wire records do not rely on; the public ``__init__`` is untouched.
+that skips all of that: about three times as fast for the 18 fields of a TCP
+segment. It skips ``__post_init__`` and defaults, which the wire records do not
+rely on; the public ``__init__`` is untouched.
+
+How: a twin class with the same ``__slots__`` and no frozen ``__setattr__`` takes
+plain attribute stores (which CPython specialises for slots), and the finished
+object's ``__class__`` is then set to the record class. CPython allows that only
+between classes whose layouts are identical (the same slots on the same base) and
+raises ``TypeError`` otherwise, so a record never has its fields in the wrong
+places; the twin is checked once here, and where it could not work the
+constructor calls each slot's descriptor instead (half the speed).
 """
 
 from __future__ import annotations
@@ -23,12 +31,25 @@ def positional_constructor(cls: type[T]) -> Callable[..., T]:
     """Return ``make(*values)`` building a ``cls`` from every field, in field order."""
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     args = ", ".join(f"v{i}" for i in range(len(names)))
-    body = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
-    source = f"def make({args}):\n    obj = new(cls)\n{body}    return obj\n"
-    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls}
-    for i, name in enumerate(names):
-        namespace[f"set{i}"] = cls.__dict__[name].__set__  # the slot's member descriptor
+    twin = type(f"_{cls.__name__}Fields", (), {"__slots__": cls.__dict__["__slots__"]})
+    body = "".join(f"    obj.{name} = v{i}\n" for i, name in enumerate(names))
+    source = f"def make({args}):\n    obj = new(twin)\n{body}    obj.__class__ = cls\n    return obj\n"
+    namespace: dict[str, Any] = {"new": object.__new__, "cls": cls, "twin": twin}
     exec(source, namespace)  # noqa: S102 - source built above from field names only
     make: Callable[..., T] = namespace["make"]
+    probe = list(range(len(names)))
+    try:
+        obj = make(*probe)
+        ok = type(obj) is cls and [getattr(obj, n) for n in names] == probe
+    except TypeError:
+        ok = False
+    if not ok:
+        body = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
+        source = f"def make({args}):\n    obj = new(cls)\n{body}    return obj\n"
+        namespace = {"new": object.__new__, "cls": cls}
+        for i, name in enumerate(names):
+            namespace[f"set{i}"] = cls.__dict__[name].__set__  # the slot's member descriptor
+        exec(source, namespace)  # noqa: S102 - source built above from field names only
+        make = namespace["make"]
     make.__qualname__ = f"{cls.__name__}._make"
     return make

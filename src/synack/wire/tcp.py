@@ -90,6 +90,7 @@ _HEADER = struct.Struct("!HHIIBBHHH")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _U32X2 = struct.Struct("!II")
+_U32X3 = struct.Struct("!III")
 _MSS = struct.Struct("!BBH")
 _WSCALE = struct.Struct("!BBBB")  # NOP, kind, len, shift
 _TS = struct.Struct("!BBBBII")  # two lead bytes (NOP NOP or SACK_PERM), kind, len, val, ecr
@@ -251,17 +252,30 @@ def parse_tcp(
             sport, dport, seq, ack, flags, window, urgent, payload,
             None, None, False, (), None, (), off & 0x0F, doff, csum, (),
         )  # fmt: skip
-    if hlen == 32 and _U32.unpack_from(data, 20)[0] == _NOP_NOP_TS_WORD:
+    if hlen == 32:
+        word, tsval, tsecr = _U32X3.unpack_from(data, 20)
+        if word != _NOP_NOP_TS_WORD:
+            return _parsed_with_options(data, hlen, sport, dport, seq, ack, off, flags,
+                                        window, csum, urgent, payload)
         # The shape of nearly every segment after the handshake: NOP NOP TS.
         return _make_segment(
             sport, dport, seq, ack, flags, window, urgent, payload,
-            None, None, False, (), _U32X2.unpack_from(data, 24), (),
+            None, None, False, (), (tsval, tsecr), (),
             off & 0x0F, doff, csum, _NOP_NOP_TS_KINDS,
         )  # fmt: skip
+    return _parsed_with_options(data, hlen, sport, dport, seq, ack, off, flags, window, csum,
+                                urgent, payload)
+
+
+def _parsed_with_options(
+    data: Buffer, hlen: int, sport: int, dport: int, seq: int, ack: int, off: int,
+    flags: int, window: int, csum: int, urgent: int, payload: bytes,
+) -> TcpSegment:  # fmt: skip
+    """parse_tcp()'s general case: options decoded one by one."""
     mss, wscale, sack_perm, sack, ts, unknown, kinds = _parse_options(data, 20, hlen)
     return _make_segment(
         sport, dport, seq, ack, flags, window, urgent, payload,
-        mss, wscale, sack_perm, sack, ts, unknown, off & 0x0F, doff, csum, kinds,
+        mss, wscale, sack_perm, sack, ts, unknown, off & 0x0F, off >> 4, csum, kinds,
     )  # fmt: skip
 
 
