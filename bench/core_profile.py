@@ -28,6 +28,7 @@ import timeit
 import tracemalloc
 
 from synack.demo.bulk import transfer
+from synack.host.timerq import TimerQueue
 from synack.sim import LinkParams
 from synack.stack import Stack
 from synack.tcp.state import State
@@ -188,11 +189,13 @@ def measure_timewait(n: int) -> tuple[float, float]:
     assert len(cli.timewait) == n and not cli.conns and not srv.conns
     cli.changes.clear()
     srv.changes.clear()
+    cli.timers.compact()              # stale entries of the closed connections
     gc.collect()
     table = cli.timewait
     held = tracemalloc.get_traced_memory()[0]
     for key in table:
         table[key] = None  # type: ignore[assignment]
+    cli.timers = TimerQueue(table)    # the entries' places in the timer heap go too
     gc.collect()
     entries = held - tracemalloc.get_traced_memory()[0]
     cli.timewait = {}

@@ -233,17 +233,17 @@ class Stack(ListenMixin, SocketCallsMixin):
         timers = self.timers
         ran: set[int] = set()
         while True:
-            due = timers.pop_due(now)
-            if due is None:
+            obj = timers.pop_due(now)
+            if obj is None:
                 break
-            obj, key = due
+            local, remote = obj.local, obj.remote
+            key = (local[0], local[1], remote[0], remote[1])
             if isinstance(obj, TimeWait):
-                if obj.expires <= now:
-                    self._end_timewait(key, now, "2*MSL")
+                self._end_timewait(key, now, "2*MSL", expired=True)
                 continue
             if id(obj) in ran:
                 # Its timers are due again at once: leave it for the next tick.
-                timers.arm(obj, key)
+                timers.arm(obj)
                 break
             ran.add(id(obj))
             obj.tick(now=now)
@@ -332,7 +332,7 @@ class Stack(ListenMixin, SocketCallsMixin):
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
                 expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok)
-            self.timers.add_timewait(tw, key)
+            self.timers.add_timewait(tw)
             self.ports.tw_add(key[1])
             self.timers.disarm(conn)
             del self.conns[key]
@@ -340,9 +340,11 @@ class Stack(ListenMixin, SocketCallsMixin):
             self.timers.disarm(conn)
             del self.conns[key]
         else:
-            self.timers.arm(conn, key)
+            self.timers.arm(conn)
 
-    def _end_timewait(self, key: Key, now: int, why: str) -> None:
+    def _end_timewait(self, key: Key, now: int, why: str, *, expired: bool = False) -> None:
         del self.timewait[key]
+        if not expired:
+            self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
         self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))

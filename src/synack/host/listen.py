@@ -157,7 +157,7 @@ class ListenMixin:
     def _collect_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
         self._drain(key, child)
         if child.state is State.SYN_RECEIVED:
-            self.timers.arm(child, key)
+            self.timers.arm(child)
             return
         del lst.syn_queue[(key[2], key[3])]
         if child.state is State.CLOSED:

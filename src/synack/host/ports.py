@@ -17,43 +17,65 @@ if TYPE_CHECKING:
 
 
 class PortTable:
-    """Sockets by local port, and TIME_WAIT entries counted by local port."""
+    """Sockets by local port, and TIME_WAIT entries counted by local port.
+
+    A port held by one socket (every client connection's ephemeral port) maps to
+    that :class:`Sock` itself; only a shared port (a listener and its accepted
+    connections) gets a dict by descriptor -- a dict per port would cost 200 bytes
+    for each of 50,000 client connections.
+    """
 
     __slots__ = ("_by_port", "timewait", "visited")
 
     def __init__(self) -> None:
-        self._by_port: dict[int, dict[int, Sock]] = {}
+        self._by_port: dict[int, Sock | dict[int, Sock]] = {}
         self.timewait: Counter[int] = Counter()
         self.visited = 0          # sockets handed out by on(): tests count the work
 
     def add(self, sock: Sock) -> None:
         """``sock`` now has a local address."""
         assert sock.local is not None
-        self._by_port.setdefault(sock.local[1], {})[sock.fd] = sock
+        port = sock.local[1]
+        held = self._by_port.get(port)
+        if held is None:
+            self._by_port[port] = sock
+        elif isinstance(held, dict):
+            held[sock.fd] = sock
+        elif held is not sock:
+            self._by_port[port] = {held.fd: held, sock.fd: sock}
 
     def remove(self, sock: Sock) -> None:
         """``sock`` is closed (or loses its address)."""
         if sock.local is None:
             return
         port = sock.local[1]
-        socks = self._by_port.get(port)
-        if socks is not None:
-            socks.pop(sock.fd, None)
-            if not socks:
+        held = self._by_port.get(port)
+        if held is sock:
+            del self._by_port[port]
+        elif isinstance(held, dict):
+            held.pop(sock.fd, None)
+            if len(held) == 1:
+                (self._by_port[port],) = held.values()
+            elif not held:
                 del self._by_port[port]
 
     def on(self, port: int) -> Iterable[Sock]:
         """The sockets bound to ``port``."""
-        socks = self._by_port.get(port)
-        if not socks:
+        held = self._by_port.get(port)
+        if held is None:
             return ()
-        self.visited += len(socks)
-        return socks.values()
+        if isinstance(held, dict):
+            self.visited += len(held)
+            return held.values()
+        self.visited += 1
+        return (held,)
 
     def tw_add(self, port: int) -> None:
+        """A TIME_WAIT entry holds ``port``."""
         self.timewait[port] += 1
 
     def tw_remove(self, port: int) -> None:
+        """A TIME_WAIT entry on ``port`` ended."""
         n = self.timewait[port] - 1
         if n > 0:
             self.timewait[port] = n

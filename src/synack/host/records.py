@@ -15,7 +15,7 @@ Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 
 
-@dataclass
+@dataclass(slots=True)
 class Sock:
     """What a file descriptor refers to."""
 
