@@ -119,8 +119,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
         "snd_max_capacity", "soft_error", "state", "timers", "total_retrans", "trace",
         "tso_max", "wr_shut",
-        "fd", "timer_at",          # the host's (see __init__)
-    )
+    ) + ("fd", "timer_at")         # the host's (see __init__)
 
     def __init__(
         self,
