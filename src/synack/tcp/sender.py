@@ -2,7 +2,7 @@
 
 Theory of operation
 -------------------
-Bytes written by the application sit in one ``bytearray`` whose first byte has
+Bytes written by the application sit in a :class:`SendBuffer` whose first byte has
 sequence number ``buf_seq`` (always ``snd_una`` once the SYN is acknowledged).
 Everything from ``snd_una`` up is kept until acknowledged, so the buffer *is*
 the retransmission queue: a retransmission is a slice of it, and an ACK deletes
@@ -24,6 +24,84 @@ from synack import seq as sq
 
 _LAZY = frozenset(("sent_log", "push_marks"))
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+_CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
+
+
+class SendBuffer:
+    """The bytes written and not yet acknowledged, as a list of chunks.
+
+    One ``bytearray`` was simpler, but deleting an acknowledged prefix and then
+    appending makes CPython copy the whole buffer each time the allocation grows:
+    with a 4 MB buffer that is tens of bytes copied per byte sent. Chunks are
+    appended and dropped whole instead; a write is copied once, small writes are
+    gathered into chunks of up to 64 KiB, and a slice copies only what it returns.
+    """
+
+    __slots__ = ("_chunks", "_i", "_len", "_off")
+
+    def __init__(self) -> None:
+        # An empty tuple until the first write: an idle connection keeps no list.
+        self._chunks: list[bytes | bytearray] | tuple[()] = ()
+        self._i = 0          # first live chunk
+        self._off = 0        # acknowledged bytes at the front of that chunk
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def append(self, data: bytes | bytearray | memoryview) -> None:
+        """Add ``data`` at the end (copied)."""
+        n = len(data)
+        chunks = self._chunks
+        if not chunks:
+            chunks = self._chunks = []
+        elif n < _CHUNK:
+            last = chunks[-1]
+            if type(last) is bytearray and len(last) + n <= _CHUNK:
+                last += data
+                self._len += n
+                return
+        chunks.append(bytearray(data) if n < _CHUNK else bytes(data))
+        self._len += n
+
+    def drop(self, n: int) -> None:
+        """Forget the first ``n`` bytes (acknowledged)."""
+        if n >= self._len:
+            self._chunks = ()
+            self._i = self._off = self._len = 0
+            return
+        self._len -= n
+        chunks, i, off = self._chunks, self._i, self._off + n
+        assert isinstance(chunks, list)
+        while off >= len(chunks[i]):
+            off -= len(chunks[i])
+            chunks[i] = b""              # free it now; the list is trimmed below
+            i += 1
+        if i > 16 and 2 * i > len(chunks):
+            del chunks[:i]
+            i = 0
+        self._i, self._off = i, off
+
+    def slice(self, off: int, length: int) -> bytes:
+        """``length`` bytes from offset ``off`` (0: the first unacknowledged byte)."""
+        chunks, i = self._chunks, self._i
+        pos = off + self._off
+        size = len(chunks[i]) if i < len(chunks) else 0
+        while pos >= size and i < len(chunks) - 1:
+            pos -= size
+            i += 1
+            size = len(chunks[i])
+        c = chunks[i] if i < len(chunks) else b""
+        if pos + length <= size:
+            return bytes(memoryview(c)[pos:pos + length])
+        pieces = [memoryview(c)[pos:]]
+        left = length - (size - pos)
+        while left > 0 and i < len(chunks) - 1:
+            i += 1
+            c = chunks[i]
+            pieces.append(memoryview(c)[:left])
+            left -= len(c)
+        return b"".join(pieces)
 
 
 class Sender:
@@ -61,7 +139,7 @@ class Sender:
         self.snd_wl1 = 0
         self.snd_wl2 = 0
         self.max_wnd = 0
-        self.buf = bytearray()
+        self.buf = SendBuffer()
         self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
         self.capacity = capacity
         self.fin_queued = False
@@ -94,7 +172,7 @@ class Sender:
         """Queue as much of ``data`` as fits; returns how many bytes were taken."""
         n = min(len(data), self.space())
         if n:
-            self.buf += data[:n] if n < len(data) else data
+            self.buf.append(data[:n] if n < len(data) else data)
             self.push_marks.append(self.data_end)
         return n
 
@@ -130,7 +208,7 @@ class Sender:
     def slice(self, seq: int, length: int) -> bytes:
         """``length`` buffered bytes starting at sequence number ``seq``."""
         off = ((seq - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(seq, buf_seq)
-        return bytes(self.buf[off:off + length])
+        return self.buf.slice(off, length)
 
     def rtt_sample(self, ack: int, now: int) -> int | None:
         """Forget first transmissions ``ack`` covers; the RTT of the oldest of them that
@@ -168,7 +246,7 @@ class Sender:
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
             drop = min(drop, len(self.buf))
-            del self.buf[:drop]
+            self.buf.drop(drop)
             self.buf_seq = (self.buf_seq + drop) & _MASK
             self.bytes_acked += drop
         if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
