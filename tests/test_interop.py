@@ -153,11 +153,16 @@ def tap_name() -> str:
     return names[0]
 
 
-def csum_errors() -> int:
-    out = ns("nstat", "-az", "TcpInCsumErrors").stdout
-    m = re.search(r"TcpInCsumErrors\s+(\d+)", out)
+def nstat(counter: str) -> int:
+    """A kernel counter in the test's namespace (``nstat -az``)."""
+    out = ns("nstat", "-az", counter).stdout
+    m = re.search(rf"{counter}\s+(\d+)", out)
     assert m, out
     return int(m.group(1))
+
+
+def csum_errors() -> int:
+    return nstat("TcpInCsumErrors")
 
 
 def generated_sha256(n: int) -> str:
@@ -262,10 +267,7 @@ print(done, flush=True)
 
 
 def syn_retrans() -> int:
-    out = ns("nstat", "-az", "TcpExtTCPSynRetrans").stdout
-    m = re.search(r"TcpExtTCPSynRetrans\s+(\d+)", out)
-    assert m, out
-    return int(m.group(1))
+    return nstat("TcpExtTCPSynRetrans")
 
 
 def test_a_burst_of_500_connects_gets_no_syn_retransmitted(run_dir: Path) -> None:
