@@ -155,6 +155,11 @@ class Sender:
         self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
         self.snd_sml = iss                   # Minshall: end of the last small segment sent
 
+    def after_syn(self) -> int:
+        """SND.NXT once the SYN is sent: ``buf_seq`` itself, one int object for both."""
+        nxt = sq.add(self.iss, 1)
+        return self.buf_seq if nxt == self.buf_seq else nxt
+
     def __getattr__(self, name: str) -> deque[Any]:
         """Only for a lazy deque not made yet (slots that are set never get here)."""
         if name in _LAZY:
@@ -233,7 +238,10 @@ class Sender:
         acked = ((ack - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff(ack, snd_una)
         if acked <= 0:
             return 0
-        self.snd_una = ack
+        # All acked (the usual state of an idle connection): SND.UNA shares SND.NXT's
+        # int object rather than holding the parsed one (28 bytes per connection).
+        nxt = self.snd_nxt
+        self.snd_una = ack = nxt if ack == nxt else ack
         try:
             marks = _PUSH_MARKS(self)
         except AttributeError:
@@ -245,9 +253,14 @@ class Sender:
                 del self.push_marks
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
-            drop = min(drop, len(self.buf))
-            self.buf.drop(drop)
-            self.buf_seq = (self.buf_seq + drop) & _MASK
+            n = len(self.buf)
+            if drop <= n:
+                self.buf.drop(drop)
+                self.buf_seq = ack           # the same value, and the same object
+            else:
+                self.buf.drop(n)
+                self.buf_seq = (self.buf_seq + n) & _MASK
+                drop = n
             self.bytes_acked += drop
         if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
             self.snd_nxt = ack
@@ -263,7 +276,8 @@ class Sender:
             changed = wnd != self.snd_wnd
             self.snd_wnd = wnd
             self.snd_wl1 = seq
-            self.snd_wl2 = ack
+            una = self.snd_una
+            self.snd_wl2 = una if ack == una else ack   # one object when equal, as in on_ack
             self.max_wnd = max(self.max_wnd, wnd)
             return changed
         return False
