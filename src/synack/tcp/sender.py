@@ -104,6 +104,11 @@ class SendBuffer:
         return b"".join(pieces)
 
 
+# The buffer of every sender with nothing written and unacknowledged: shared, so
+# never appended to (Sender.write swaps in a SendBuffer of its own first).
+NO_DATA = SendBuffer()
+
+
 class Sender:
     """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them."""
 
@@ -139,7 +144,7 @@ class Sender:
         self.snd_wl1 = 0
         self.snd_wl2 = 0
         self.max_wnd = 0
-        self.buf = SendBuffer()
+        self.buf = NO_DATA                   # a SendBuffer of its own from the first write
         self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
         self.capacity = capacity
         self.fin_queued = False
@@ -177,7 +182,10 @@ class Sender:
         """Queue as much of ``data`` as fits; returns how many bytes were taken."""
         n = min(len(data), self.space())
         if n:
-            self.buf.append(data[:n] if n < len(data) else data)
+            buf = self.buf
+            if buf is NO_DATA:
+                buf = self.buf = SendBuffer()
+            buf.append(data[:n] if n < len(data) else data)
             self.push_marks.append(self.data_end)
         return n
 
@@ -253,13 +261,16 @@ class Sender:
                 del self.push_marks
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
-            n = len(self.buf)
-            if drop <= n:
-                self.buf.drop(drop)
+            buf = self.buf
+            n = len(buf)
+            if drop < n:
+                buf.drop(drop)
                 self.buf_seq = ack           # the same value, and the same object
             else:
-                self.buf.drop(n)
-                self.buf_seq = (self.buf_seq + n) & _MASK
+                # All of it acked: back to the shared empty buffer (an idle connection
+                # keeps none of its own).
+                self.buf = NO_DATA
+                self.buf_seq = ack if drop == n else (self.buf_seq + n) & _MASK
                 drop = n
             self.bytes_acked += drop
         if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
