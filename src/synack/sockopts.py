@@ -33,7 +33,10 @@ def oserror(code: int, detail: str = "") -> OSError:
 def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | bytes, *,
                now: int) -> None:
     """``setsockopt`` on ``sock`` of ``stack``."""
-    o = sock.opts
+    # Copy-on-write: the record may be shared (DEFAULT_OPTS, a listener's children).
+    o = sock.opts = sock.opts.copy()
+    if sock.conn is not None:
+        sock.conn.opts = o
     ival = value if isinstance(value, int) else None
     if level == _socket.SOL_SOCKET:
         if option == _socket.SO_KEEPALIVE:

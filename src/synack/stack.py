@@ -316,11 +316,11 @@ class Stack(ListenMixin, SocketCallsMixin):
             mss = conn.mss if conn.tso_max else 1 << 30
             for seg in conn.outbox:
                 self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0)
-            conn.outbox.clear()
+            conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:
                 self.changes.append((key, ch))
-            conn.changes.clear()
+            conn.changes = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
         self._drain(key, conn)

@@ -175,7 +175,7 @@ class SocketCallsMixin:
         self.ports.remove(sock)
         sock.local, sock.remote = local, (ip, port)
         self.ports.add(sock)
-        conn = Connection(local=local, remote=(ip, port), cfg=self.cfg, opts=sock.opts,
+        conn = Connection(local=local, remote=sock.remote, cfg=self.cfg, opts=sock.opts,
                           iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
                           now=now, mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
         conn.tso_max = self._tso_max()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from synack import seq as sq
 from synack.host.records import Key, Sock
 from synack.tcp import syncookies
-from synack.tcp.connection import Connection, SockOpts
+from synack.tcp.connection import Connection
 from synack.tcp.listener import COOKIE, Listener
 from synack.tcp.state import State
 from synack.wire.tcp import ACK, RST, SYN, TcpSegment
@@ -64,9 +64,10 @@ class ListenMixin:
             self.stats["SYNs dropped: " + why] += 1
             return
         owner = self._listener_sock(lst)
-        opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
+        opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         iss = self.isn(key[0], key[1], key[2], key[3], now)
-        child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
+        local = lst.local if lst.local[0] == key[0] else (key[0], key[1])  # shared tuple
+        child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
                            opts=opts, iss=iss, now=now, mtu=self.mtu,
                            ts_offset=self.rng.getrandbits(32))
         child.tso_max = self._tso_max()
@@ -87,9 +88,10 @@ class ListenMixin:
         """A child as a SYN would create it, with the cookie ``iss`` and a TS offset
         the listener can recompute (Linux keeps no request, only the hash key)."""
         owner = self._listener_sock(lst)
-        opts = SockOpts(**{f: getattr(owner.opts, f) for f in owner.opts.__slots__})
+        opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         tup = (key[2], key[3], key[0], key[1])
-        child = Connection(local=(key[0], key[1]), remote=(key[2], key[3]), cfg=self.cfg,
+        local = lst.local if lst.local[0] == key[0] else (key[0], key[1])  # shared tuple
+        child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
                            opts=opts, iss=iss, now=now, mtu=self.mtu,
                            ts_offset=syncookies.ts_offset(self._secret(), tup))
         child.tso_max = self._tso_max()
@@ -146,7 +148,7 @@ class ListenMixin:
                          sack_permitted=opts.sack if opts else False,
                          timestamps=(ts[0], 0) if opts and ts is not None else None)
         child = self._cookie_conn(lst, key, syn, iss, now)
-        child.outbox.clear()        # its SYN,ACK was sent long ago, by the cookie path
+        child.outbox = ()           # its SYN,ACK was sent long ago, by the cookie path
         child.segs_out = 0
         child.rtt_seq = None        # no SYN,ACK send time to measure an RTT from
         lst.syn_queue[(key[2], key[3])] = child

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from synack.tcp.connection import Connection, SockOpts
+from synack.tcp.connection import DEFAULT_OPTS, Connection, SockOpts
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
 
@@ -20,7 +20,7 @@ class Sock:
     """What a file descriptor refers to."""
 
     fd: int
-    opts: SockOpts = field(default_factory=SockOpts)
+    opts: SockOpts = field(default_factory=lambda: DEFAULT_OPTS)   # copy-on-write
     local: Addr | None = None
     remote: Addr | None = None
     conn: Connection | None = None

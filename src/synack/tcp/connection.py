@@ -11,7 +11,8 @@ Every input carries ``now`` (integer microseconds):
 
 Outputs are read back by the owner (the :class:`~synack.stack.Stack`):
 ``outbox`` holds segments to send, ``changes`` the state transitions with their
-reasons, ``error`` the errno a socket call should raise, and
+reasons (each a list once there is something in it; the owner drains it and puts
+back ``()``, so that an idle connection holds no list), ``error`` the errno a socket call should raise, and
 :meth:`next_deadline` says when ``tick`` is next needed.
 
 Incoming segments follow RFC 9293 3.10.7 step by step (sequence check, RST,
@@ -33,7 +34,7 @@ handles ICMP errors about our segments (PMTU, unreachable).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from synack import seq as sq
 from synack.config import Sysctl
@@ -45,7 +46,7 @@ from synack.tcp.output import OutputMixin
 from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import CaState, Recovery
 from synack.tcp.rtt import RTO_FALLBACK_US, RttEstimator
-from synack.tcp.scoreboard import Scoreboard
+from synack.tcp.scoreboard import NO_SACKS, Scoreboard
 from synack.tcp.sender import Sender
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
@@ -62,7 +63,13 @@ _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segmen
 
 @dataclass(slots=True)
 class SockOpts:
-    """Per-socket options, named after their Linux constants (None: use the sysctl)."""
+    """Per-socket options, named after their Linux constants (None: use the sysctl).
+
+    Copy-on-write: one record is shared by sockets with the same options (every new
+    socket starts with :data:`DEFAULT_OPTS`; a listener's children share its record),
+    so ``setsockopt`` sets a :meth:`copy` on the socket and its connection and never
+    edits a record in place.
+    """
 
     keepalive: bool = False          # SO_KEEPALIVE
     keepidle: int | None = None      # TCP_KEEPIDLE, seconds
@@ -76,6 +83,13 @@ class SockOpts:
     cork: bool = False               # TCP_CORK
     congestion: str | None = None    # TCP_CONGESTION
     oobinline: bool = False          # SO_OOBINLINE
+
+    def copy(self) -> SockOpts:
+        """A record of one's own, to change."""
+        return replace(self)
+
+
+DEFAULT_OPTS = SockOpts()   # shared: never edited (see SockOpts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +173,10 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rcv: Receiver | None = None
         self.rtt = RttEstimator()
         self.timers = Timers()
-        self.outbox: list[TcpSegment] = []
-        self.changes: list[StateChange] = []
+        # Both made on first use and dropped (set back to ()) by the owner that drains
+        # them: an idle connection holds no list (56 bytes each).
+        self.outbox: list[TcpSegment] | tuple[()] = ()
+        self.changes: list[StateChange] | tuple[()] = ()
         self.error: int | None = None
         self.soft_error: int | None = None   # Linux sk_err_soft: an ICMP error, told on timeout
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
@@ -220,7 +236,12 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def _change(self, event: Event, now: int, why: str = "") -> None:
         old = self.state
         self.state = next_state(old, event)
-        self.changes.append(StateChange(now, old, self.state, why or event.value))
+        change = StateChange(now, old, self.state, why or event.value)
+        changes = self.changes
+        if isinstance(changes, list):
+            changes.append(change)
+        else:
+            self.changes = [change]
         if self.state is State.CLOSED:
             self.timers.clear()
         elif self.state is State.TIME_WAIT:
@@ -261,7 +282,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             # instead of the frozen dataclass's keyword __init__ (twice as slow).
             seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
                                urgent, payload, None, None, False, sack, ts, (), 0, 0, 0, ())
-        self.outbox.append(seg)
+        self._emit(seg)
         self.segs_out += 1
         if flags & ACK and rcv is not None:
             self.last_ack_sent = rcv.rcv_nxt
@@ -269,6 +290,13 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             self.ackp.on_ack_sent()
             self.timers.delack = None
         return seg
+
+    def _emit(self, seg: TcpSegment) -> None:
+        out = self.outbox
+        if isinstance(out, list):
+            out.append(seg)
+        else:
+            self.outbox = [seg]
 
     def _send_ack(self) -> None:
         self._segment(ACK, self.snd.snd_nxt)
@@ -288,7 +316,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         else:
             rst = TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=0,
                              ack=sq.add(seg.seq, seg.seg_len), flags=RST | ACK)
-        self.outbox.append(rst)
+        self._emit(rst)
         self.segs_out += 1
 
     def _send_active_reset(self) -> None:
@@ -307,7 +335,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         rec = self.rec
         rec.mss = rec.cc.mss = self.mss
         if neg.sack_ok:
-            rec.board = Scoreboard(self.mss)
+            rec.board = NO_SACKS             # a board of its own at the first SACK block
         self.ackp = AckPolicy(self.mss)
         self.ackp.enter_quickack(self.rcv_capacity)
 
@@ -325,7 +353,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         snd = self.snd
         self._segment(SYN, snd.iss, **self.neg.syn_options(mss=self.adv_mss, now=now,
                                                             synack=False))
-        snd.snd_nxt = snd.snd_max = sq.add(snd.iss, 1)
+        snd.snd_nxt = snd.snd_max = snd.after_syn()
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)
@@ -342,7 +370,7 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         snd = self.snd
         self._segment(SYN | ACK, snd.iss, **self.neg.syn_options(
             mss=self.adv_mss, now=now, synack=True))
-        snd.snd_nxt = snd.snd_max = sq.add(snd.iss, 1)
+        snd.snd_nxt = snd.snd_max = snd.after_syn()
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)
@@ -386,7 +414,8 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             self._start_data_rto()
             snd.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
             snd.max_wnd = snd.snd_wnd
-            snd.snd_wl1, snd.snd_wl2 = seg.seq, seg.ack
+            snd.snd_wl1 = seg.seq
+            snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
             self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
             if seg.payload:
@@ -585,7 +614,9 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
         board = rec.board
-        if board is not None:
+        if board is not None and (board is not NO_SACKS or seg.sack_blocks):
+            if board is NO_SACKS:
+                board = rec.board = Scoreboard(self.mss)
             newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
             if board.last_dsack is not None:
                 self.dsack_dups += 1

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp.recovery import CaState
+from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.state import Event, State
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ class IcmpErrorsMixin:
         self.mss = mss
         rec = self.rec
         rec.mss = rec.cc.mss = mss
-        if rec.board is not None:
+        if rec.board is not None and rec.board is not NO_SACKS:
             rec.board.mss = mss
         snd = self.snd
         if snd.in_flight() > 0 and self.state is not State.SYN_RECEIVED:

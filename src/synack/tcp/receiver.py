@@ -67,7 +67,9 @@ class Receiver:
         self.irs = irs
         self.rcv_nxt = sq.add(irs, 1)
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
-        self.ready = bytearray()
+        # b"" (shared) while empty, a bytearray of its own while holding bytes: an idle
+        # connection keeps no bytearray (56 bytes).
+        self.ready: bytearray | bytes = b""
         # ooo: [[seq, bytearray], ...] sorted, disjoint, not touching; recent: starts of
         # ooo blocks, most recently touched first. Both are () until the first
         # out-of-order segment (an empty list is 56 bytes; most connections never
@@ -175,7 +177,11 @@ class Receiver:
         before = len(self.ready)
         if payload:
             if seq == self.rcv_nxt:
-                self.ready += payload
+                ready = self.ready
+                if isinstance(ready, bytearray):
+                    ready += payload
+                else:
+                    self.ready = bytearray(payload)
                 self.rcv_nxt = (seq + len(payload)) & _MASK
                 if self.ooo:
                     self._drain_ooo()
@@ -198,9 +204,11 @@ class Receiver:
         assert self.urg_seq is not None
         back = sq.diff(self.rcv_nxt, self.urg_seq)   # how far behind RCV.NXT it is
         if 0 < back <= gained:
-            pos = len(self.ready) - back
-            self.oob = self.ready[pos]
-            del self.ready[pos]
+            ready = self.ready
+            assert isinstance(ready, bytearray)     # it just gained bytes
+            pos = len(ready) - back
+            self.oob = ready[pos]
+            del ready[pos]
             self.urg_seq = None
 
     def on_urgent(self, urg_seq: int) -> None:
@@ -256,7 +264,11 @@ class Receiver:
             self.ooo_bytes -= len(bdata)
             skip = sq.diff(self.rcv_nxt, bseq)
             if skip < len(bdata):
-                self.ready += bdata[skip:]
+                ready = self.ready
+                if isinstance(ready, bytearray):
+                    ready += bdata[skip:]
+                else:
+                    self.ready = bytearray(memoryview(bdata)[skip:])
                 self.rcv_nxt = sq.add(self.rcv_nxt, len(bdata) - skip)
         if not blocks:
             self.ooo = _NONE
@@ -281,12 +293,14 @@ class Receiver:
     # -- application side ---------------------------------------------------------
     def read(self, n: int) -> bytes:
         """Up to ``n`` unread in-order bytes."""
-        if n >= len(self.ready):
-            out = bytes(self.ready)
-            self.ready.clear()
+        ready = self.ready
+        if n >= len(ready):
+            out = bytes(ready)
+            self.ready = b""
         else:
-            out = bytes(self.ready[:n])
-            del self.ready[:n]
+            assert isinstance(ready, bytearray)
+            out = bytes(ready[:n])
+            del ready[:n]
         self.copied += len(out)
         return out
 

@@ -56,7 +56,7 @@ from collections.abc import Sequence
 
 from synack.seq import add, diff, ge, le, lt, max_seq, min_seq
 
-__all__ = ["DUPTHRESH", "Scoreboard"]
+__all__ = ["DUPTHRESH", "NO_SACKS", "Scoreboard"]
 
 DUPTHRESH = 3  # RFC 6675 section 2 (DupThresh); Linux net.ipv4.tcp_reordering default
 
@@ -245,3 +245,12 @@ def _is_dsack(blocks: Sequence[tuple[int, int]], snd_una: int, snd_max: int) -> 
         start1, end1 = blocks[1]
         return ge(start, start1) and le(end, end1)
     return False
+
+
+# The board of every connection that agreed on SACK but has not been sent a SACK block
+# yet (most connections, and every idle one): nothing SACKed. It is shared, so it is
+# read-only: its ranges are a tuple, and the connection swaps in a Scoreboard of its
+# own before folding in the first ACK that carries blocks.
+NO_SACKS = Scoreboard(1)
+NO_SACKS.sacked = ()  # type: ignore[assignment]
+

@@ -104,6 +104,11 @@ class SendBuffer:
         return b"".join(pieces)
 
 
+# The buffer of every sender with nothing written and unacknowledged: shared, so
+# never appended to (Sender.write swaps in a SendBuffer of its own first).
+NO_DATA = SendBuffer()
+
+
 class Sender:
     """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them."""
 
@@ -139,7 +144,7 @@ class Sender:
         self.snd_wl1 = 0
         self.snd_wl2 = 0
         self.max_wnd = 0
-        self.buf = SendBuffer()
+        self.buf = NO_DATA                   # a SendBuffer of its own from the first write
         self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
         self.capacity = capacity
         self.fin_queued = False
@@ -154,6 +159,11 @@ class Sender:
         self.rtx_high = iss                  # everything below may have been retransmitted
         self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
         self.snd_sml = iss                   # Minshall: end of the last small segment sent
+
+    def after_syn(self) -> int:
+        """SND.NXT once the SYN is sent: ``buf_seq`` itself, one int object for both."""
+        nxt = sq.add(self.iss, 1)
+        return self.buf_seq if nxt == self.buf_seq else nxt
 
     def __getattr__(self, name: str) -> deque[Any]:
         """Only for a lazy deque not made yet (slots that are set never get here)."""
@@ -172,7 +182,10 @@ class Sender:
         """Queue as much of ``data`` as fits; returns how many bytes were taken."""
         n = min(len(data), self.space())
         if n:
-            self.buf.append(data[:n] if n < len(data) else data)
+            buf = self.buf
+            if buf is NO_DATA:
+                buf = self.buf = SendBuffer()
+            buf.append(data[:n] if n < len(data) else data)
             self.push_marks.append(self.data_end)
         return n
 
@@ -233,7 +246,10 @@ class Sender:
         acked = ((ack - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff(ack, snd_una)
         if acked <= 0:
             return 0
-        self.snd_una = ack
+        # All acked (the usual state of an idle connection): SND.UNA shares SND.NXT's
+        # int object rather than holding the parsed one (28 bytes per connection).
+        nxt = self.snd_nxt
+        self.snd_una = ack = nxt if ack == nxt else ack
         try:
             marks = _PUSH_MARKS(self)
         except AttributeError:
@@ -245,9 +261,17 @@ class Sender:
                 del self.push_marks
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
-            drop = min(drop, len(self.buf))
-            self.buf.drop(drop)
-            self.buf_seq = (self.buf_seq + drop) & _MASK
+            buf = self.buf
+            n = len(buf)
+            if drop < n:
+                buf.drop(drop)
+                self.buf_seq = ack           # the same value, and the same object
+            else:
+                # All of it acked: back to the shared empty buffer (an idle connection
+                # keeps none of its own).
+                self.buf = NO_DATA
+                self.buf_seq = ack if drop == n else (self.buf_seq + n) & _MASK
+                drop = n
             self.bytes_acked += drop
         if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
             self.snd_nxt = ack
@@ -263,7 +287,8 @@ class Sender:
             changed = wnd != self.snd_wnd
             self.snd_wnd = wnd
             self.snd_wl1 = seq
-            self.snd_wl2 = ack
+            una = self.snd_una
+            self.snd_wl2 = una if ack == una else ack   # one object when equal, as in on_ack
             self.max_wnd = max(self.max_wnd, wnd)
             return changed
         return False
