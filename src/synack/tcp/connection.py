@@ -120,11 +120,10 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
-    # (The mixins have no __slots__, so an attribute not listed here still works; it
-    # just lands in a __dict__ made on first use.)
+    # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
         "ackp", "adv_mss", "app_closed", "backoff", "cfg", "challenge_acks", "changes",
-        "created", "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
+        "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_rcv",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "paws_rejected", "peer_mss",
         "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
@@ -154,7 +153,6 @@ class Connection(OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.opts = opts
         self.state = State.CLOSED
         self.passive = False
-        self.created = now
         rmem = cfg.triple("net.ipv4.tcp_rmem")
         wmem = cfg.triple("net.ipv4.tcp_wmem")
         self.rcvbuf = opts.rcvbuf or rmem[1]

@@ -78,6 +78,8 @@ def aborts_request(type_: int, code: int) -> bool:
 class IcmpErrorsMixin:
     """ICMP errors about a connection's own segments."""
 
+    __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
+
     soft_error: int | None   # set in Connection.__init__
 
     def on_icmp_error(self: Connection, *, type_: int, code: int, mtu: int, seq: int,

@@ -53,6 +53,8 @@ _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, Sta
 class OutputMixin:
     """The sending half's decisions."""
 
+    __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
+
     def _output(self: Connection, now: int, *, probe: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now."""
         if self.state in _QUIET:

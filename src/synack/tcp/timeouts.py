@@ -27,6 +27,8 @@ TIME_WAIT_US = 60 * SECOND  # Linux TCP_TIMEWAIT_LEN: 2 * MSL with MSL = 30 s
 class TimeoutsMixin:
     """Timer handlers of a connection."""
 
+    __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
+
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     error: int | None
     retrans_stamp: int | None
