@@ -89,19 +89,27 @@ class SocketCallsMixin:
 
     def accept(self: Stack, fd: int) -> tuple[int, Addr]:
         """Take an established connection from the accept queue."""
+        got = self.accept_some(fd)
+        if got is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return got
+
+    def accept_some(self: Stack, fd: int) -> tuple[int, Addr] | None:
+        """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
         sock = self._sock(fd)
         lst = sock.listener
         if lst is None:
             raise _oserror(errno.EINVAL, "socket is not listening")
-        while lst.accept_queue:
+        if lst.accept_queue:
             conn = lst.accept_queue.popleft()
-            child = Sock(self.socket(), opts=conn.opts, local=conn.local, remote=conn.remote,
-                         conn=conn)
-            self.socks[child.fd] = child
+            fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
+            self._next_fd = fd + 1
+            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+            self.socks[fd] = child
             self.ports.add(child)
-            conn.fd = child.fd
-            return child.fd, conn.remote
-        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            conn.fd = fd
+            return fd, conn.remote
+        return None
 
     def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
@@ -234,6 +242,14 @@ class SocketCallsMixin:
 
         With ``MSG_OOB`` the urgent byte (Linux: EINVAL when there is none).
         """
+        data = self.recv_some(fd, n, now=now, flags=flags)
+        if data is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return data
+
+    def recv_some(self: Stack, fd: int, n: int, *, now: int, flags: int = 0) -> bytes | None:
+        """:meth:`recv`, with None where it would raise ``BlockingIOError``: an event loop
+        polling a socket that has nothing yet pays for no exception."""
         sock, conn = self._conn(fd)
         if n < 0:
             raise ValueError("negative buffersize in recv")
@@ -246,7 +262,7 @@ class SocketCallsMixin:
         self._raise_error(sock, conn)
         if conn.eof or conn.rd_shut or conn.state is State.CLOSED:
             return b""
-        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return None
 
     def shutdown(self: Stack, fd: int, how: int, *, now: int) -> None:
         """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
