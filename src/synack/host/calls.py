@@ -22,6 +22,9 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 # __rand__ on every send() and recv().
 _MSG_OOB = int(_socket.MSG_OOB)
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
+_CLOSED = State.CLOSED
 
 if TYPE_CHECKING:
     from synack.stack import Stack
@@ -224,10 +227,10 @@ class SocketCallsMixin:
             # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
             raise _oserror(errno.EPIPE)
         self._raise_error(sock, conn)
-        if conn.wr_shut or conn.state not in _CAN_SEND and conn.state not in (
-                State.SYN_SENT, State.SYN_RECEIVED):
+        state = conn.state
+        if conn.wr_shut or state not in _CAN_SEND and state not in _HANDSHAKE:
             raise _oserror(errno.EPIPE)
-        if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if state in _HANDSHAKE:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
@@ -260,7 +263,7 @@ class SocketCallsMixin:
             self._collect_key(conn, now)
             return data
         self._raise_error(sock, conn)
-        if conn.eof or conn.rd_shut or conn.state is State.CLOSED:
+        if conn.eof or conn.rd_shut or conn.state is _CLOSED:
             return b""
         return None
 
