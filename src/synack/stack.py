@@ -70,6 +70,9 @@ _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 # Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
 # for the 16-bit IPv4 total length.
 SOFT_GSO_MAX = 0xFFFF
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_TIME_WAIT = State.TIME_WAIT
+_CLOSED = State.CLOSED
 
 
 class Stack(ListenMixin, SocketCallsMixin):
@@ -323,9 +326,10 @@ class Stack(ListenMixin, SocketCallsMixin):
             conn.changes = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
-        self._drain(key, conn)
+        if conn.outbox or conn.changes:
+            self._drain(key, conn)
         state = conn.state
-        if state is State.TIME_WAIT:
+        if state is _TIME_WAIT:
             rcv = conn.rcv
             assert rcv is not None
             tw = self.timewait[key] = TimeWait(
@@ -336,7 +340,7 @@ class Stack(ListenMixin, SocketCallsMixin):
             self.ports.tw_add(key[1])
             self.timers.disarm(conn)
             del self.conns[key]
-        elif state is State.CLOSED:
+        elif state is _CLOSED:
             self.timers.disarm(conn)
             del self.conns[key]
         else:

@@ -137,12 +137,12 @@ class Handler:
             if self.eof or not self.reading or len(self.out) >= OUT_HIGH:
                 return True
             try:
-                data = stack.recv(fd, RECV_CHUNK, now=now)
-            except BlockingIOError:
-                return True
+                data = stack.recv_some(fd, RECV_CHUNK, now=now)
             except OSError:
                 self._abort(now)
                 return False
+            if data is None:
+                return True
             if data:
                 self.last_io = now
                 self.on_data(data, now)
@@ -207,12 +207,11 @@ class Server:
     def poll_ready(self, now: int, fds: Collection[int]) -> None:
         """Accept if the listener is ready, then service the connections in ``fds``,
         the new ones and those whose deadline passed (``epoll_wait``'s answer)."""
+        if not fds and not self._fresh and (not self._deadlines or self._deadlines[0][0] > now):
+            return                  # nothing happened and no deadline came: the common poll
         if self.fd in fds:
-            while True:
-                try:
-                    fd, peer = self.stack.accept(self.fd)
-                except BlockingIOError:
-                    break
+            while (got := self.stack.accept_some(self.fd)) is not None:
+                fd, peer = got
                 self.accepted += 1
                 new = self.handlers[fd] = self.make_handler(fd, peer)
                 new.last_io = now

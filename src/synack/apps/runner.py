@@ -59,8 +59,11 @@ class AppRunner:
 
     def take_touched(self) -> set[int]:
         """Descriptors touched since the driver last asked (the apps saw them too)."""
-        t = self._touched | self.stack.take_touched()
-        self._touched = set()
+        t = self.stack.take_touched()
+        mine = self._touched
+        if mine:
+            self._touched = set()
+            return mine | t if t else mine
         return t
 
     def transmit(self, *, now: int) -> list[bytes]:
@@ -92,8 +95,10 @@ class AppRunner:
 
     def poll(self, now: int) -> None:
         """Let every application act, then report state changes."""
-        fds = self.stack.take_touched()
+        stack = self.stack
+        fds = stack.touched             # stack.take_touched(), inline: once per batch
         if fds:
+            stack.touched = set()
             self._touched |= fds
         for app in self.apps:
             ready = getattr(app, "poll_ready", None)
@@ -101,7 +106,8 @@ class AppRunner:
                 ready(now, fds)
             else:
                 app.poll(now)
-        self.report_changes()
+        if len(stack.changes) > self._seen:
+            self.report_changes()
 
     def report_changes(self) -> None:
         """Give the state changes not yet seen to the hook."""

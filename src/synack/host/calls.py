@@ -22,6 +22,9 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 # __rand__ on every send() and recv().
 _MSG_OOB = int(_socket.MSG_OOB)
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
+_CLOSED = State.CLOSED
 
 if TYPE_CHECKING:
     from synack.stack import Stack
@@ -89,19 +92,27 @@ class SocketCallsMixin:
 
     def accept(self: Stack, fd: int) -> tuple[int, Addr]:
         """Take an established connection from the accept queue."""
+        got = self.accept_some(fd)
+        if got is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return got
+
+    def accept_some(self: Stack, fd: int) -> tuple[int, Addr] | None:
+        """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
         sock = self._sock(fd)
         lst = sock.listener
         if lst is None:
             raise _oserror(errno.EINVAL, "socket is not listening")
-        while lst.accept_queue:
+        if lst.accept_queue:
             conn = lst.accept_queue.popleft()
-            child = Sock(self.socket(), opts=conn.opts, local=conn.local, remote=conn.remote,
-                         conn=conn)
-            self.socks[child.fd] = child
+            fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
+            self._next_fd = fd + 1
+            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+            self.socks[fd] = child
             self.ports.add(child)
-            conn.fd = child.fd
-            return child.fd, conn.remote
-        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            conn.fd = fd
+            return fd, conn.remote
+        return None
 
     def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
@@ -216,10 +227,10 @@ class SocketCallsMixin:
             # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
             raise _oserror(errno.EPIPE)
         self._raise_error(sock, conn)
-        if conn.wr_shut or conn.state not in _CAN_SEND and conn.state not in (
-                State.SYN_SENT, State.SYN_RECEIVED):
+        state = conn.state
+        if conn.wr_shut or state not in _CAN_SEND and state not in _HANDSHAKE:
             raise _oserror(errno.EPIPE)
-        if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if state in _HANDSHAKE:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
@@ -234,6 +245,14 @@ class SocketCallsMixin:
 
         With ``MSG_OOB`` the urgent byte (Linux: EINVAL when there is none).
         """
+        data = self.recv_some(fd, n, now=now, flags=flags)
+        if data is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return data
+
+    def recv_some(self: Stack, fd: int, n: int, *, now: int, flags: int = 0) -> bytes | None:
+        """:meth:`recv`, with None where it would raise ``BlockingIOError``: an event loop
+        polling a socket that has nothing yet pays for no exception."""
         sock, conn = self._conn(fd)
         if n < 0:
             raise ValueError("negative buffersize in recv")
@@ -244,9 +263,9 @@ class SocketCallsMixin:
             self._collect_key(conn, now)
             return data
         self._raise_error(sock, conn)
-        if conn.eof or conn.rd_shut or conn.state is State.CLOSED:
+        if conn.eof or conn.rd_shut or conn.state is _CLOSED:
             return b""
-        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return None
 
     def shutdown(self: Stack, fd: int, how: int, *, now: int) -> None:
         """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""

@@ -24,6 +24,10 @@ from synack.wire.tcp import ACK, RST, SYN, TcpSegment
 if TYPE_CHECKING:
     from synack.stack import Stack
 
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_SYN_RECEIVED = State.SYN_RECEIVED
+_CLOSED = State.CLOSED
+
 
 class ListenMixin:
     """Listener demux and SYN cookies, for :class:`synack.stack.Stack`."""
@@ -32,7 +36,7 @@ class ListenMixin:
         flags = seg.flags
         child = lst.syn_queue.get((key[2], key[3]))
         if child is not None:
-            if flags & ACK and not flags & (SYN | RST) and child.state is State.SYN_RECEIVED \
+            if flags & ACK and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
                     and lst.accept_queue_full() and seg.ack == child.snd.snd_max:
                 # The final ACK finds the accept queue full (Linux tcp_check_req()).
                 lst.listen_overflows += 1
@@ -158,11 +162,12 @@ class ListenMixin:
 
     def _collect_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
         self._drain(key, child)
-        if child.state is State.SYN_RECEIVED:
+        state = child.state
+        if state is _SYN_RECEIVED:
             self.timers.arm(child)
             return
         del lst.syn_queue[(key[2], key[3])]
-        if child.state is State.CLOSED:
+        if state is _CLOSED:
             self.timers.disarm(child)
             return
         self.conns[key] = child

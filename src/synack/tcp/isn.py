@@ -21,11 +21,13 @@ class Rfc6528:
 
     def __init__(self, rng: random.Random) -> None:
         self._key = rng.getrandbits(128).to_bytes(16, "big")
+        # The keyed state, set up once: a copy per ISN is cheaper than keying again.
+        self._keyed = hashlib.blake2s(key=self._key, digest_size=4)
 
     def __call__(self, lip: str, lport: int, rip: str, rport: int, now: int) -> int:
-        msg = f"{lip}:{lport}>{rip}:{rport}".encode()
-        f = int.from_bytes(hashlib.blake2s(msg, key=self._key, digest_size=4).digest(), "big")
-        return (f + now // 4) & 0xFFFFFFFF
+        h = self._keyed.copy()
+        h.update(f"{lip}:{lport}>{rip}:{rport}".encode())
+        return (int.from_bytes(h.digest(), "big") + now // 4) & 0xFFFFFFFF
 
 
 class FixedIsn:
