@@ -32,6 +32,8 @@ _CLOSED = State.CLOSED
 class ListenMixin:
     """Listener demux and SYN cookies, for :class:`synack.stack.Stack`."""
 
+    _cookie_secret: bytes | None     # set in Stack.__init__; drawn at the first cookie
+
     def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int) -> None:
         flags = seg.flags
         child = lst.syn_queue.get((key[2], key[3]))
