@@ -65,6 +65,19 @@ def _report(live: Live, log: StateLog) -> None:
         changes.clear()
 
 
+def connect_error(err: int | bytes, state: State) -> int:
+    """The errno a finished handshake wait means, or 0 for success.
+
+    Established is success even if the connection has moved on since: a peer that
+    sends its data and FIN at once can put it in CLOSE_WAIT (or, reset, CLOSED with
+    data to read) before this thread looks -- as connect() returns 0 on Linux and
+    the reads that follow see the data, the EOF or the reset.
+    """
+    if isinstance(err, int) and err:
+        return err
+    return errno.ETIMEDOUT if state in (State.SYN_SENT, State.SYN_RECEIVED) else 0
+
+
 def _session(live: Live, host: str, port: int, keep_open: bool) -> int:
     stack, loop = live.stack, live.loop
     with loop.lock:
@@ -76,8 +89,8 @@ def _session(live: Live, host: str, port: int, keep_open: bool) -> int:
     with loop.lock:
         err = stack.getsockopt(fd, socket.SOL_SOCKET, socket.SO_ERROR)
         state = stack.state(fd)
-    if err or state is not State.ESTABLISHED:
-        code = int(err) if isinstance(err, int) and err else errno.ETIMEDOUT
+    code = connect_error(err, state)
+    if code:
         print(f"synack: connect to {host} port {port} failed: {os.strerror(code)}",
               file=sys.stderr)
         return 1
