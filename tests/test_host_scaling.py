@@ -137,3 +137,11 @@ def test_bind_and_connect_look_only_at_their_port() -> None:
     c.connect_ex(fd2, (B, 7), now=h.now)
     looked = c.ports.visited - before
     assert looked <= 2, f"sockets looked at by bind + connect: {looked}"
+
+
+def test_a_simulated_server_keeps_no_record_of_touched_descriptors() -> None:
+    # Nobody takes them in the simulator: a set of every descriptor ever touched would
+    # grow with every connection a long simulation makes.
+    h = hosts_with_idle(200)
+    assert not h.server.touched
+    assert not h.runner._touched     # nothing kept for a driver that never asks

@@ -37,6 +37,7 @@ class AppRunner:
         self.keep_changes = keep_changes
         self._seen = len(stack.changes)
         self._touched: set[int] = set()     # handed to the apps, not yet to the driver
+        self._handing_on = False           # a driver takes them (take_touched)
 
     # ------------------------------------------------------------ host methods
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
@@ -58,7 +59,12 @@ class AppRunner:
         return best
 
     def take_touched(self) -> set[int]:
-        """Descriptors touched since the driver last asked (the apps saw them too)."""
+        """Descriptors touched since the driver last asked (the apps saw them too).
+
+        Only a driver that asks gets them kept for it: the simulator never does, and a
+        set of every descriptor ever touched would grow without bound there.
+        """
+        self._handing_on = True
         t = self.stack.take_touched()
         mine = self._touched
         if mine:
@@ -99,7 +105,8 @@ class AppRunner:
         fds = stack.touched             # stack.take_touched(), inline: once per batch
         if fds:
             stack.touched = set()
-            self._touched |= fds
+            if self._handing_on:
+                self._touched |= fds
         for app in self.apps:
             ready = getattr(app, "poll_ready", None)
             if ready is not None:

@@ -240,6 +240,9 @@ class Loop:
         try:
             with self.lock:
                 self._deadline = self._next_deadline()
+                take = getattr(self.stack, "take_touched", None)
+                if take is not None:
+                    take()          # from now on the host keeps them for this loop
             while not self._stopping:
                 deadline = self._deadline
                 timeout = None
