@@ -29,9 +29,11 @@ TIME_WAIT.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Mapping
 
 from synack.tcp.connection import Connection
+from synack.tcp.timeouts import TIME_WAIT_US
 from synack.tcp.timewait import TimeWait
 
 Key = tuple[str, int, str, int]
@@ -51,21 +53,32 @@ class TimerQueue:
 
     An entry is ``(when << 32 | n, obj)``: one int orders by time and then by push
     order (``n``, so that two objects are never compared), and the 4-tuple key is
-    recomputed from ``obj`` when needed -- an entry costs about 90 bytes, which
-    matters for 100,000 TIME_WAIT entries.
+    recomputed from ``obj`` when needed.
+
+    TIME_WAIT entries, which can be 100,000, mostly skip the heap: one that lasts
+    the full 2*MSL from when it began expires in the order it was made, so it
+    joins a FIFO (8 bytes, not a 90-byte heap entry). At the FIFO's head an entry
+    that ended early is dropped, and one whose TIME_WAIT was restarted (a FIN
+    again) moves to the heap; every entry behind the head began later, so the
+    head's expiry is the FIFO's earliest (Linux keeps TIME_WAIT sockets on a
+    timer of their own too, ``inet_twsk_schedule()``).
     """
 
-    __slots__ = ("_dead", "_heap", "_n", "_timewait", "visited")
+    __slots__ = ("_dead", "_head_ok", "_heap", "_n", "_timewait", "_tw_fifo", "_tw_last",
+                 "visited")
 
     def __init__(self, timewait: Mapping[Key, TimeWait]) -> None:
         self._heap: list[tuple[int, Connection | TimeWait]] = []
         self._n = 0
         self._dead = 0                  # entries whose object has left the host
         self._timewait = timewait       # the host's TIME_WAIT table, to tell live entries
+        self._tw_fifo: deque[TimeWait] = deque()
+        self._tw_last = -1              # expiry of the FIFO's last entry
+        self._head_ok: TimeWait | None = None   # the FIFO head, found live
         self.visited = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        return len(self._heap) + len(self._tw_fifo)
 
     def _push(self, t: int, obj: Connection | TimeWait) -> None:
         self._n = n = (self._n + 1) & _LOW
@@ -93,7 +106,8 @@ class TimerQueue:
         until its time comes -- for a keepalive timer, hours -- so once such
         entries are an eighth of the heap, they are swept out (O(1) amortized)."""
         self._dead += 1
-        if self._dead > 64 and self._dead * 8 > len(self._heap):
+        self._head_ok = None
+        if self._dead > 64 and self._dead * 8 > len(self):
             self.compact()
 
     def compact(self) -> None:
@@ -103,16 +117,49 @@ class TimerQueue:
                 if (tw.get(_key(obj)) is obj if isinstance(obj, TimeWait)
                     else obj.timer_at == tn >> _SHIFT)]
         heapq.heapify(keep)
-        self.visited += len(self._heap)
+        self.visited += len(self._heap) + len(self._tw_fifo)
         self._heap = keep
+        self._tw_fifo = deque(t for t in self._tw_fifo if tw.get(_key(t)) is t)
         self._dead = 0
 
     def add_timewait(self, tw: TimeWait) -> None:
         """Look at ``tw`` when it expires."""
-        self._push(tw.expires, tw)
+        e = tw.expires
+        if e == tw.since + TIME_WAIT_US and e >= self._tw_last:
+            self._tw_fifo.append(tw)
+            self._tw_last = e
+        else:
+            self._push(e, tw)
+
+    def _tw_head(self) -> int | None:
+        """The FIFO head's expiry, after dropping ended and moving restarted entries."""
+        fifo = self._tw_fifo
+        while fifo:
+            tw = fifo[0]
+            if tw is not self._head_ok:
+                self.visited += 1
+                if self._timewait.get(_key(tw)) is not tw:
+                    fifo.popleft()
+                    continue
+                self._head_ok = tw
+            e = tw.expires
+            if e != tw.since + TIME_WAIT_US:        # restarted: the heap takes it
+                fifo.popleft()
+                self._head_ok = None
+                self._push(e, tw)
+                continue
+            return e
+        return None
 
     def next_deadline(self) -> int | None:
         """The earliest true deadline, or None. Throws away stale entries on the way."""
+        t = self._heap_deadline()
+        f = self._tw_head() if self._tw_fifo else None
+        if f is not None and (t is None or f < t):
+            return f
+        return t
+
+    def _heap_deadline(self) -> int | None:
         heap = self._heap
         while heap:
             tn, obj = heap[0]
@@ -143,7 +190,11 @@ class TimerQueue:
     def pop_due(self, now: int) -> Connection | TimeWait | None:
         """The next object whose deadline is at or before ``now`` (taken out of the
         heap: re-arm a connection after running its timers), or None."""
-        t = self.next_deadline()
+        t = self._heap_deadline()
+        f = self._tw_head() if self._tw_fifo else None
+        if f is not None and f <= now and (t is None or f < t):
+            self._head_ok = None
+            return self._tw_fifo.popleft()
         if t is None or t > now:
             return None
         _, obj = heapq.heappop(self._heap)
