@@ -30,11 +30,21 @@ COUNT = re.compile(r"^\d+ ")       # a value cell of the connection, HTTP and me
 
 
 def _bench(*args: str, timeout: float = 60) -> list[str]:
-    res = subprocess.run([sys.executable, str(RUN), "--runs", "1", "--scale", "0.01", *args],
-                         check=False, capture_output=True, text=True, timeout=timeout,
-                         cwd=ROOT)
-    assert res.returncode == 0, res.stderr
-    return res.stdout.splitlines()
+    """Run bench/run.py; it must succeed and leave none of its namespaces behind
+    (they are named after its pid, so other processes' namespaces do not count)."""
+    proc = subprocess.Popen([sys.executable, str(RUN), "--runs", "1", "--scale", "0.01", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    tag = f"sa-bench{proc.pid % 10000}-"
+    left = {n for n in _namespaces() if n.startswith(tag)}
+    assert not left, f"bench/run.py left {left}"
+    return out.splitlines()
 
 
 def _row(lines: list[str], name: str) -> str:
@@ -163,13 +173,11 @@ def test_wire_rows_measure_or_explain() -> None:
 @pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
                     reason="the connection and HTTP rows need root and /dev/net/tun")
 def test_connection_and_http_rows_measure_or_explain() -> None:
-    before = _namespaces()
     lines = _bench("--only", "conns", timeout=240) + _bench("--only", "http", timeout=240)
     for name in ("conn/s: kernel -> synack serve echo", "echo RTT p50 beside 100 idle: synack",
                  "echo RTT p99 beside 100 idle: synack", "idle conns held of 100: synack",
                  "ab -k -c 50, 1024 B: synack serve http",
                  "ab -c 500 (no -k), SYN retrans: synack"):
         _measured_or_explained(lines, _row(lines, name))
-    assert not {n for n in _namespaces() - before if n.startswith("sa-bench")}
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
     assert "sa-bench-nginx" not in ps.stdout        # our nginx, by its temporary prefix, is gone

@@ -153,23 +153,26 @@ def test_time_wait_fifo_keeps_order_when_an_entry_is_restarted() -> None:
     # on time, and the first at its new time.
     from synack.host.timerq import TimerQueue
     from synack.tcp.timeouts import TIME_WAIT_US
-    from synack.tcp.timewait import TimeWait
+    from synack.tcp.timewait import TimeWait, TimeWaitTable
 
-    table: dict[tuple[str, int, str, int], TimeWait] = {}
+    table = TimeWaitTable()
     q = TimerQueue(table)
-    entries = []
-    for i, since in enumerate((0, 1_000_000)):
-        tw = TimeWait(local=(A, 40000 + i), remote=(B, 80), snd_nxt=1, rcv_nxt=2, window=100,
+    keys = [(A, 40000, B, 80), (A, 40001, B, 80)]
+    for key, since in zip(keys, (0, 1_000_000)):
+        tw = TimeWait(local=key[:2], remote=key[2:], snd_nxt=1, rcv_nxt=2, window=100,
                       expires=since + TIME_WAIT_US, since=since, ts=True)
-        table[(A, 40000 + i, B, 80)] = tw
-        q.add_timewait(tw)
-        entries.append(tw)
-    first, second = entries
+        table[key] = tw
+        q.add_timewait(tw.bits)
     assert q.next_deadline() == TIME_WAIT_US
-    first.expires = 30_000_000 + TIME_WAIT_US          # restarted at 30 s
+    first = table[keys[0]]
+    first.expires = 30_000_000 + TIME_WAIT_US          # restarted at 30 s, as the stack does
+    table[keys[0]] = first
+    q.add_timewait(first.bits)
     assert q.next_deadline() == 1_000_000 + TIME_WAIT_US
     assert q.pop_due(TIME_WAIT_US + 999_999) is None
-    assert q.pop_due(1_000_000 + TIME_WAIT_US) is second
-    del table[(A, 40001, B, 80)]
+    due = q.pop_due(1_000_000 + TIME_WAIT_US)
+    assert due == table.raw(keys[1])
+    del table[keys[1]]
     assert q.next_deadline() == 30_000_000 + TIME_WAIT_US
-    assert q.pop_due(30_000_000 + TIME_WAIT_US) is first
+    assert q.pop_due(30_000_000 + TIME_WAIT_US) == table.raw(keys[0])
+    assert q.next_deadline() is None

@@ -54,7 +54,7 @@ from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
-from synack.tcp.timewait import KILL, NEW_SYN, TimeWait
+from synack.tcp.timewait import KILL, NEW_SYN, TimeWait, TimeWaitTable, bits_key
 from synack.wire.errors import ParseError
 from synack.wire.gso import segment
 from synack.wire.ipv4 import (
@@ -97,7 +97,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.socks: dict[int, Sock] = {}
         self.conns: dict[Key, Connection] = {}
         self.listeners: dict[Addr, Listener] = {}
-        self.timewait: dict[Key, TimeWait] = {}
+        self.timewait = TimeWaitTable()     # 4-tuple -> TIME_WAIT entry (a packed int)
         self.changes: list[tuple[Key, StateChange]] = []
         self.stats: Counter[str] = Counter()
         self._out: list[bytes] = []
@@ -177,6 +177,12 @@ class Stack(ListenMixin, SocketCallsMixin):
                 time_wait_us=TIME_WAIT_US)
             if reply is not None:
                 self._emit(dst, src, reply)
+            if verdict != KILL and verdict != NEW_SYN and tw.bits != self.timewait.raw(key):
+                # 2*MSL restarted: store it, and time it anew (the old timer entry is
+                # stale now: it no longer matches the table).
+                self.timewait[key] = tw
+                self.timers.add_timewait(tw.bits)
+                self.timers.dead()
             if verdict == KILL:
                 self._end_timewait(key, now, "rcv RST")
                 return
@@ -239,11 +245,11 @@ class Stack(ListenMixin, SocketCallsMixin):
             obj = timers.pop_due(now)
             if obj is None:
                 break
+            if isinstance(obj, int):              # a TIME_WAIT entry's packed int
+                self._end_timewait(bits_key(obj), now, "2*MSL", expired=True)
+                continue
             local, remote = obj.local, obj.remote
             key = (local[0], local[1], remote[0], remote[1])
-            if isinstance(obj, TimeWait):
-                self._end_timewait(key, now, "2*MSL", expired=True)
-                continue
             if id(obj) in ran:
                 # Its timers are due again at once: leave it for the next tick.
                 timers.arm(obj)
@@ -332,11 +338,12 @@ class Stack(ListenMixin, SocketCallsMixin):
         if state is _TIME_WAIT:
             rcv = conn.rcv
             assert rcv is not None
-            tw = self.timewait[key] = TimeWait(
+            bits = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok)
-            self.timers.add_timewait(tw)
+                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok).bits
+            self.timewait[key] = bits
+            self.timers.add_timewait(bits)
             self.ports.tw_add(key[1])
             self.timers.disarm(conn)
             del self.conns[key]

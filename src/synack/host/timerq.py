@@ -30,11 +30,10 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Mapping
 
 from synack.tcp.connection import Connection
 from synack.tcp.timeouts import TIME_WAIT_US
-from synack.tcp.timewait import TimeWait
+from synack.tcp.timewait import TimeWaitTable, bits_expires, bits_key, bits_since
 
 Key = tuple[str, int, str, int]
 
@@ -42,9 +41,11 @@ Key = tuple[str, int, str, int]
 _SHIFT = 32
 _LOW = (1 << _SHIFT) - 1
 
+Entry = Connection | int      # a connection, or a TIME_WAIT entry's packed int
 
-def _key(obj: Connection | TimeWait) -> Key:
-    local, remote = obj.local, obj.remote
+
+def _key(conn: Connection) -> Key:
+    local, remote = conn.local, conn.remote
     return (local[0], local[1], remote[0], remote[1])
 
 
@@ -52,37 +53,42 @@ class TimerQueue:
     """One lazy min-heap of host deadlines (see the module docstring).
 
     An entry is ``(when << 32 | n, obj)``: one int orders by time and then by push
-    order (``n``, so that two objects are never compared), and the 4-tuple key is
-    recomputed from ``obj`` when needed.
+    order (``n``, so that two objects are never compared). ``obj`` is a connection
+    or a TIME_WAIT entry's packed int (:class:`~synack.tcp.timewait.TimeWaitTable`
+    stores those); an int entry is live while the table holds that same value for
+    its 4-tuple, so a restarted or ended TIME_WAIT makes it stale by itself.
 
     TIME_WAIT entries, which can be 100,000, mostly skip the heap: one that lasts
     the full 2*MSL from when it began expires in the order it was made, so it
-    joins a FIFO (8 bytes, not a 90-byte heap entry). At the FIFO's head an entry
-    that ended early is dropped, and one whose TIME_WAIT was restarted (a FIN
-    again) moves to the heap; every entry behind the head began later, so the
-    head's expiry is the FIFO's earliest (Linux keeps TIME_WAIT sockets on a
-    timer of their own too, ``inet_twsk_schedule()``).
+    joins a FIFO (8 bytes, not a 90-byte heap entry). At the FIFO's head a stale
+    entry is dropped (a restarted TIME_WAIT was pushed on the heap when it
+    restarted); every entry behind the head began later, so the head's expiry is
+    the FIFO's earliest (Linux keeps TIME_WAIT sockets on a timer of their own
+    too, ``inet_twsk_schedule()``).
     """
 
     __slots__ = ("_dead", "_head_ok", "_heap", "_n", "_timewait", "_tw_fifo", "_tw_last",
                  "visited")
 
-    def __init__(self, timewait: Mapping[Key, TimeWait]) -> None:
-        self._heap: list[tuple[int, Connection | TimeWait]] = []
+    def __init__(self, timewait: TimeWaitTable) -> None:
+        self._heap: list[tuple[int, Entry]] = []
         self._n = 0
         self._dead = 0                  # entries whose object has left the host
         self._timewait = timewait       # the host's TIME_WAIT table, to tell live entries
-        self._tw_fifo: deque[TimeWait] = deque()
+        self._tw_fifo: deque[int] = deque()
         self._tw_last = -1              # expiry of the FIFO's last entry
-        self._head_ok: TimeWait | None = None   # the FIFO head, found live
+        self._head_ok: int | None = None   # the FIFO head, found live
         self.visited = 0
 
     def __len__(self) -> int:
         return len(self._heap) + len(self._tw_fifo)
 
-    def _push(self, t: int, obj: Connection | TimeWait) -> None:
+    def _push(self, t: int, obj: Entry) -> None:
         self._n = n = (self._n + 1) & _LOW
         heapq.heappush(self._heap, (t << _SHIFT | n, obj))
+
+    def _live(self, bits: int) -> bool:
+        return self._timewait.raw(bits_key(bits)) == bits
 
     def arm(self, conn: Connection) -> None:
         """Make sure the heap looks at ``conn`` by its earliest deadline. Cheap: call it
@@ -102,9 +108,9 @@ class TimerQueue:
 
     def dead(self) -> None:
         """An entry's object left the host before its time (a connection closed, a
-        TIME_WAIT was reset or reused). A stale entry would keep the object alive
-        until its time comes -- for a keepalive timer, hours -- so once such
-        entries are an eighth of the heap, they are swept out (O(1) amortized)."""
+        TIME_WAIT was reset, reused or restarted). A stale entry would keep the
+        object alive until its time comes -- for a keepalive timer, hours -- so once
+        such entries are an eighth of the queue, they are swept out (O(1) amortized)."""
         self._dead += 1
         self._head_ok = None
         if self._dead > 64 and self._dead * 8 > len(self):
@@ -112,43 +118,38 @@ class TimerQueue:
 
     def compact(self) -> None:
         """Drop every stale entry now."""
-        tw = self._timewait
         keep = [(tn, obj) for tn, obj in self._heap
-                if (tw.get(_key(obj)) is obj if isinstance(obj, TimeWait)
+                if (self._live(obj) if isinstance(obj, int)
                     else obj.timer_at == tn >> _SHIFT)]
         heapq.heapify(keep)
         self.visited += len(self._heap) + len(self._tw_fifo)
         self._heap = keep
-        self._tw_fifo = deque(t for t in self._tw_fifo if tw.get(_key(t)) is t)
+        self._tw_fifo = deque(b for b in self._tw_fifo if self._live(b))
         self._dead = 0
 
-    def add_timewait(self, tw: TimeWait) -> None:
-        """Look at ``tw`` when it expires."""
-        e = tw.expires
-        if e == tw.since + TIME_WAIT_US and e >= self._tw_last:
-            self._tw_fifo.append(tw)
+    def add_timewait(self, bits: int) -> None:
+        """Look at the TIME_WAIT entry packed in ``bits`` when it expires (again, when
+        it was restarted: its old entry is stale now)."""
+        self._head_ok = None            # the head may be the restarted entry's old value
+        e = bits_expires(bits)
+        if e == bits_since(bits) + TIME_WAIT_US and e >= self._tw_last:
+            self._tw_fifo.append(bits)
             self._tw_last = e
         else:
-            self._push(e, tw)
+            self._push(e, bits)
 
     def _tw_head(self) -> int | None:
-        """The FIFO head's expiry, after dropping ended and moving restarted entries."""
+        """The FIFO head's expiry, after dropping stale entries."""
         fifo = self._tw_fifo
         while fifo:
-            tw = fifo[0]
-            if tw is not self._head_ok:
+            bits = fifo[0]
+            if bits is not self._head_ok:
                 self.visited += 1
-                if self._timewait.get(_key(tw)) is not tw:
+                if not self._live(bits):
                     fifo.popleft()
                     continue
-                self._head_ok = tw
-            e = tw.expires
-            if e != tw.since + TIME_WAIT_US:        # restarted: the heap takes it
-                fifo.popleft()
-                self._head_ok = None
-                self._push(e, tw)
-                continue
-            return e
+                self._head_ok = bits
+            return bits_expires(bits)
         return None
 
     def next_deadline(self) -> int | None:
@@ -165,31 +166,29 @@ class TimerQueue:
             tn, obj = heap[0]
             t = tn >> _SHIFT
             self.visited += 1
-            actual: int | None
-            if isinstance(obj, TimeWait):
-                if self._timewait.get(_key(obj)) is not obj:
+            if isinstance(obj, int):
+                if not self._live(obj):
                     heapq.heappop(heap)
                     continue
-                actual = obj.expires
-            else:
-                if obj.timer_at != t:
-                    heapq.heappop(heap)
-                    continue
-                actual = obj.timers.next()
-                if actual is None:
-                    obj.timer_at = None
-                    heapq.heappop(heap)
-                    continue
-                obj.timer_at = actual
+                return t                 # a packed entry's expiry never changes
+            if obj.timer_at != t:
+                heapq.heappop(heap)
+                continue
+            actual = obj.timers.next()
+            if actual is None:
+                obj.timer_at = None
+                heapq.heappop(heap)
+                continue
+            obj.timer_at = actual
             if actual == t:
                 return t
             self._n = n = (self._n + 1) & _LOW
             heapq.heapreplace(heap, (actual << _SHIFT | n, obj))
         return None
 
-    def pop_due(self, now: int) -> Connection | TimeWait | None:
-        """The next object whose deadline is at or before ``now`` (taken out of the
-        heap: re-arm a connection after running its timers), or None."""
+    def pop_due(self, now: int) -> Entry | None:
+        """The next connection or packed TIME_WAIT entry whose deadline is at or before
+        ``now`` (taken out: re-arm a connection after running its timers), or None."""
         t = self._heap_deadline()
         f = self._tw_head() if self._tw_fifo else None
         if f is not None and f <= now and (t is None or f < t):
