@@ -5,7 +5,8 @@ the next request is parsed only once the previous response's body has been
 queued, so at most one body streams at a time. Resources:
 
 * ``/bytes/N`` -- N bytes of a deterministic pseudo-random stream
-  (:func:`generated_chunks`), streamed block by block, never built whole;
+  (:func:`generated_chunks`), streamed block by block, never built whole (up to
+  ``SMALL_BODY`` it is one slice of the cached first block, queued with the head);
 * any other path -- a file under the server's root (``--root DIR``); a ``..``
   segment, or a path that resolves outside the root (a symlink), is refused (403).
 
