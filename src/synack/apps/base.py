@@ -114,27 +114,30 @@ class Handler:
         if not self.started:
             self.started = True
             self.on_open(now)
-        stack, fd = self.stack, self.fd
+        stack, fd, out = self.stack, self.fd, self.out   # out is never rebound
         while True:
             # Output first: it frees buffer space that lets us read again.
             while True:
-                if len(self.out) < BODY_LOW and self.body is not None:
+                if self.body is not None and len(out) < BODY_LOW:
                     self._pull_body(now)
-                if not self.out:
+                if not out:
                     break
                 try:
-                    n = stack.send(fd, self.out, now=now)
+                    n = stack.send(fd, out, now=now)
                 except BlockingIOError:
                     break
                 except OSError:
                     self._abort(now)
                     return False
-                del self.out[:n]
+                if n == len(out):
+                    out.clear()
+                else:
+                    del out[:n]
                 self.last_io = now
-            if self.closing and not self.out and self.body is None:
+            if self.closing and not out and self.body is None:
                 self._close(now)
                 return False
-            if self.eof or not self.reading or len(self.out) >= OUT_HIGH:
+            if self.eof or not self.reading or len(out) >= OUT_HIGH:
                 return True
             try:
                 data = stack.recv_some(fd, RECV_CHUNK, now=now)

@@ -5,7 +5,8 @@ the next request is parsed only once the previous response's body has been
 queued, so at most one body streams at a time. Resources:
 
 * ``/bytes/N`` -- N bytes of a deterministic pseudo-random stream
-  (:func:`generated_chunks`), streamed block by block, never built whole;
+  (:func:`generated_chunks`), streamed block by block, never built whole (up to
+  ``SMALL_BODY`` it is one slice of the cached first block, queued with the head);
 * any other path -- a file under the server's root (``--root DIR``); a ``..``
   segment, or a path that resolves outside the root (a symlink), is refused (403).
 
@@ -26,12 +27,13 @@ import functools
 import html
 import mimetypes
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
-from synack.apps.base import Handler, Server
+from synack.apps.base import BODY_LOW, Handler, Server
 from synack.stack import Addr, Stack
 
 BLOCK = 64 * 1024
@@ -50,6 +52,17 @@ REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
 
 _TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789"
                    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_PLAIN_HEAD = re.compile(
+    rb"(%s+) ([!-~]+) (HTTP/1\.[01])((?:\r\n%s+:[\t -~]*)*)" % (_TCHAR, _TCHAR))
+"""A well-formed head of printable ASCII, checked in one pass (parse_head's fast path;
+anything else takes the line-by-line path, which says what is wrong)."""
+
+SMALL_BODY = 16 * 1024
+"""A generated body up to this size is queued with its head, not streamed."""
+
+_BYTES_PREFIX = "/bytes/"
 
 
 @functools.lru_cache(maxsize=32)
@@ -114,7 +127,10 @@ class Request:
     @property
     def keep_alive(self) -> bool:
         """RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
-        tokens = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        conn = self.headers.get("connection")
+        if not conn:
+            return self.version == "HTTP/1.1"
+        tokens = {t.strip().lower() for t in conn.split(",")} if "," in conn else {conn.strip().lower()}
         if "close" in tokens:
             return False
         return self.version == "HTTP/1.1" or "keep-alive" in tokens
@@ -122,6 +138,25 @@ class Request:
 
 def parse_head(head: bytes) -> Request:
     """Parse a request line and header fields (without the final blank line)."""
+    m = _PLAIN_HEAD.fullmatch(head)
+    if m is None:
+        return _parse_head_checked(head)
+    method, target, version, fields = m.groups()
+    headers: dict[str, str] = {}
+    if fields:
+        for line in fields.decode("ascii").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            key = name.lower()
+            value = value.strip(" \t")
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    ver = version.decode("ascii")
+    if ver == "HTTP/1.1" and "host" not in headers:
+        raise BadRequest(400, "HTTP/1.1 request without Host")   # RFC 9112 3.2
+    return Request(method.decode("ascii"), target.decode("ascii"), ver, headers)
+
+
+def _parse_head_checked(head: bytes) -> Request:
+    """parse_head line by line, naming what is malformed (any head the fast path refuses)."""
     try:
         text = head.decode("ascii")
     except UnicodeDecodeError:
@@ -162,6 +197,12 @@ class HttpHandler(Handler):
         self.head_since: int | None = None   # when the first byte of a pending head came
 
     def on_data(self, data: bytes, now: int) -> None:
+        if (not self.inbuf and not self.skip and not self.busy and not self.closing
+                and data.find(b"\r\n\r\n") == len(data) - 4):
+            # One whole head and nothing after it (a keep-alive client's usual request):
+            # answered without passing through the input buffer.
+            self._request(data[:-4])
+            return
         if self.skip:
             n = min(self.skip, len(data))
             self.skip -= n
@@ -214,16 +255,20 @@ class HttpHandler(Handler):
                 return
             head = bytes(self.inbuf[:end])
             del self.inbuf[:end + 4]
-            while head.startswith(b"\r\n"):     # RFC 9112 2.2: ignore leading empty lines
-                head = head[2:]
-            try:
-                req = parse_head(head)
-                self.skip = self._body_length(req)
-            except BadRequest as exc:
-                self._error(exc.status, str(exc))
-                return
-            self.server.requests += 1
-            self._respond(req)
+            self._request(head)
+
+    def _request(self, head: bytes) -> None:
+        """Answer one request head (without its final blank line)."""
+        while head.startswith(b"\r\n"):     # RFC 9112 2.2: ignore leading empty lines
+            head = head[2:]
+        try:
+            req = parse_head(head)
+            self.skip = self._body_length(req)
+        except BadRequest as exc:
+            self._error(exc.status, str(exc))
+            return
+        self.server.requests += 1
+        self._respond(req)
 
     @staticmethod
     def _body_length(req: Request) -> int:
@@ -244,11 +289,7 @@ class HttpHandler(Handler):
 
     def _head(self, status: int, length: int, ctype: str, *, keep: bool,
               extra: str = "") -> None:
-        date = self.server.date()
-        conn = "keep-alive" if keep else "close"
-        self.write((f"HTTP/1.1 {status} {REASONS[status]}\r\nServer: synack\r\n"
-                    f"Date: {date}\r\nContent-Type: {ctype}\r\n"
-                    f"Content-Length: {length}\r\n{extra}Connection: {conn}\r\n\r\n").encode())
+        self.write(self.server.head(status, length, ctype, keep, extra))
 
     def _respond(self, req: Request) -> None:
         keep = req.keep_alive
@@ -271,12 +312,22 @@ class HttpHandler(Handler):
                 self.write(msg)
             self._done_small()
             return
-        self._head(status, length, ctype, keep=keep)
         if req.method == "HEAD":
+            self._head(status, length, ctype, keep=keep)
             if hasattr(body, "close"):
                 body.close()
             self._done_small()
             return
+        if isinstance(body, bytes):
+            # Small and already whole: queued with its head in one write, like a HEAD
+            # or an error, unless that would grow the output past one pull's worth.
+            head = self.server.head(status, length, ctype, keep, "")
+            if len(self.out) + len(head) + length <= BODY_LOW:
+                self.write(head + body)
+                self._done_small()
+                return
+            body = iter((body,))
+        self._head(status, length, ctype, keep=keep)
         self.busy = True
         self.send_body(body)
 
@@ -302,6 +353,7 @@ class HttpServer(Server):
         self.clock = clock
         self.requests = 0
         self._date = (-1, "")
+        self._heads: dict[tuple[int, int, str, bool, str], bytes] = {}   # for this _date
         self.keepalive_timeout_us = keepalive_timeout_us
         self.header_timeout_us = header_timeout_us
         self.send_timeout_us = send_timeout_us
@@ -311,10 +363,34 @@ class HttpServer(Server):
         now = int(self.clock())
         if self._date[0] != now:
             self._date = (now, email.utils.formatdate(now, usegmt=True))
+            self._heads.clear()
         return self._date[1]
 
-    def resolve(self, target: str) -> tuple[int, int, str, Iterator[bytes]]:
-        """(status, length, content type, body chunks) for a request target."""
+    def head(self, status: int, length: int, ctype: str, keep: bool, extra: str) -> bytes:
+        """A response head; the same one is built once per second (its Date changes)."""
+        date = self.date()
+        key = (status, length, ctype, keep, extra)
+        got = self._heads.get(key)
+        if got is None:
+            if len(self._heads) >= 64:
+                self._heads.clear()
+            conn = "keep-alive" if keep else "close"
+            got = self._heads[key] = (
+                f"HTTP/1.1 {status} {REASONS[status]}\r\nServer: synack\r\n"
+                f"Date: {date}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {length}\r\n{extra}Connection: {conn}\r\n\r\n").encode()
+        return got
+
+    def resolve(self, target: str) -> tuple[int, int, str, Iterator[bytes] | bytes]:
+        """(status, length, content type, body) for a request target; the body is its
+        chunks, or the bytes themselves when they are small and at hand."""
+        if target.startswith(_BYTES_PREFIX):
+            rest = target[len(_BYTES_PREFIX):]
+            if rest.isdigit():        # the plain /bytes/N, decided without the path walk
+                n = int(rest)
+                if n <= SMALL_BODY:
+                    return 200, n, "application/octet-stream", _block(0)[:n]
+                return 200, n, "application/octet-stream", generated_chunks(n)
         if not target.startswith("/"):
             raise BadRequest(400, "request target must be an absolute path")
         path = unquote(target.split("?", 1)[0].split("#", 1)[0])
@@ -327,6 +403,8 @@ class HttpServer(Server):
             if not parts[1].isdigit():
                 raise BadRequest(404, f"no such resource {path}")
             n = int(parts[1])
+            if n <= SMALL_BODY:
+                return 200, n, "application/octet-stream", _block(0)[:n]
             return 200, n, "application/octet-stream", generated_chunks(n)
         if self.root is None:
             if not parts:
