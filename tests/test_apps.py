@@ -7,10 +7,20 @@ import random
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from synack.apps import AppRunner
 from synack.apps.base import BODY_LOW, OUT_HIGH
-from synack.apps.http import BLOCK, HttpServer, generated_bytes, generated_chunks
+from synack.apps.http import (
+    BLOCK,
+    BadRequest,
+    HttpServer,
+    _parse_head_checked,
+    generated_bytes,
+    generated_chunks,
+    parse_head,
+)
 from synack.apps.simple import ChargenServer, DiscardServer, EchoServer, chargen_cycle
 from synack.sim import LinkParams, Network
 from synack.stack import SHUT_WR, Stack
@@ -365,3 +375,37 @@ def test_http_answers_a_connection_made_long_after_the_server_started() -> None:
     run_clients(net, cli, [c], until_s=400)
     assert c.got.endswith(generated_bytes(10)) and c.got.startswith(b"HTTP/1.1 200")
     assert c.eof_at is not None and c.eof_at >= 275_000 * MS
+
+
+# ------------------------------------------------------------------ the fast head parser
+_HEAD_PARTS = st.sampled_from([
+    "GET", "HEAD", "POST", "G ET", "", "/", "/bytes/10", "/a b", "HTTP/1.1", "HTTP/1.0",
+    "HTTP/2", " ", "\r\n", ":", "Host", "host: x", "Host:", "Connection: close",
+    "Connection: Keep-Alive", "Connection: keep-alive, Upgrade", "X-A:\t1 ", "Bad Name: 1",
+    "é", "Content-Length: 5", "\t", "a:b",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_HEAD_PARTS, max_size=12), st.sampled_from([" ", "\r\n", ""]))
+def test_fast_head_parser_agrees_with_the_checked_one(parts: list[str], sep: str) -> None:
+    # parse_head() takes a regex fast path for well-formed heads and falls back to the
+    # line-by-line parser; both must give the same request or the same error.
+    head = sep.join(parts).encode()
+
+    def outcome(parse):  # type: ignore[no-untyped-def]
+        try:
+            r = parse(head)
+            return ("ok", r.method, r.target, r.version, r.headers, r.keep_alive)
+        except BadRequest as exc:
+            return ("bad", exc.status, str(exc))
+
+    assert outcome(parse_head) == outcome(_parse_head_checked)
+
+
+def test_fast_head_parser_takes_a_typical_request() -> None:
+    req = parse_head(b"GET /bytes/1024 HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 192.0.2.2\r\n"
+                     b"User-Agent: ApacheBench/2.3\r\nAccept: */*")
+    assert (req.method, req.target, req.version, req.keep_alive) == \
+        ("GET", "/bytes/1024", "HTTP/1.0", True)
+    assert req.headers["host"] == "192.0.2.2"
