@@ -64,12 +64,14 @@ def conn_rows(args: argparse.Namespace, conns: int) -> list[Row]:
     return [
         Row("conn/s: kernel -> synack serve echo", syn["rate"], "conn/s", KERNEL_ECHO,
             ker["rate"], Target(0.5), digits=0),
+        # Issue 8: beside 10,000 idle connections p50 under 1 ms and p99 under 5 ms;
+        # 50,000 held (--full asks for them; a default run holds what it asked for).
         Row(f"echo RTT p50 beside {conns} idle: synack", syn["p50"], "us", KERNEL_ECHO,
-            ker["p50"], digits=0),
+            ker["p50"], Target(1000, "<=", "value"), digits=0),
         Row(f"echo RTT p99 beside {conns} idle: synack", syn["p99"], "us", KERNEL_ECHO,
-            ker["p99"], digits=0),
+            ker["p99"], Target(5000, "<=", "value"), digits=0),
         Row(f"idle conns held of {conns}: synack", syn["held"], "conns", KERNEL_ECHO,
-            ker["held"], Target(FULL_CONNS, ">=", "value"), digits=0),
+            ker["held"], Target(conns, ">=", "value"), digits=0),
     ]
 
 
