@@ -29,6 +29,8 @@ class TimeoutsMixin:
 
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
 
+    persist_backoff: int   # declared so that mypy types it as Connection does
+
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     error: int | None
     retrans_stamp: int | None

@@ -1,0 +1,336 @@
+"""What comes in: a segment in SYN_SENT and in the synchronized states, the ACK field.
+
+Theory of operation
+-------------------
+:meth:`InputMixin._rcv_synchronized` follows RFC 9293 3.10.7.4 step by step --
+PAWS (RFC 7323 5.3), sequence acceptability, RST (RFC 5961 3.2: exact match or a
+challenge ACK), SYN (RFC 5961 4.2), the ACK field (:meth:`InputMixin._process_ack`:
+RTT samples, the congestion controller, loss recovery, the send window), the
+urgent pointer, the text (reassembly and the ACK policy) and the FIN -- and does
+what Linux does where the RFC leaves a choice. :meth:`InputMixin._rcv_syn_sent`
+is the handshake's side (3.10.7.3). :class:`~synack.tcp.connection.Connection`
+holds the state; this module only processes what arrives.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from synack import seq as sq
+from synack.tcp.options import TS_HALF
+from synack.tcp.recovery import CaState
+from synack.tcp.rtt import RTO_FALLBACK_US
+from synack.tcp.scoreboard import NO_SACKS, Scoreboard
+from synack.tcp.state import CAN_RECEIVE, Event, State
+from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
+
+if TYPE_CHECKING:
+    from synack.tcp.connection import Connection
+
+# `state in` a tuple compares identity first; a frozenset of Enum members would call
+# Enum.__hash__ (Python code) for every segment.
+_CAN_RECEIVE = tuple(CAN_RECEIVE)
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+
+
+class InputMixin:
+    """The receive side's processing, for :class:`~synack.tcp.connection.Connection`."""
+
+    __slots__ = ()   # Connection's slots hold the state
+
+    # Set here as well as in Connection.__init__; declared so that mypy types them alike.
+    retrans_stamp: int | None
+    rtt_seq: int | None
+    persist_backoff: int
+
+    def _rcv_syn_sent(self: Connection, seg: TcpSegment, now: int) -> None:
+        snd = self.snd
+        flags = seg.flags
+        if flags & ACK and (sq.le(seg.ack, snd.iss) or sq.gt(seg.ack, snd.snd_max)):
+            if not flags & RST:
+                self._send_reset_reply(seg)   # <SEQ=SEG.ACK><CTL=RST>
+            return
+        if flags & RST:
+            if flags & ACK:
+                self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST: connection refused")
+            return
+        if not flags & SYN:
+            return
+        self._take_syn_options(seg, now)
+        rcv = self.rcv
+        assert rcv is not None
+        if flags & ACK:
+            self._on_new_ack(seg.ack, now)
+            if self.neg.ts_ok and seg.timestamps is not None and self.retransmits:
+                # RFC 7323 4.1: the echo times even a retransmitted SYN.
+                self.rtt.sample(max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF,
+                                    1) * 1000)
+            self._start_data_rto()
+            snd.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
+            snd.max_wnd = snd.snd_wnd
+            snd.snd_wl1 = seg.seq
+            snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
+            self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
+            self.last_rcv = now
+            if seg.payload:
+                rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
+            self._send_ack()
+            if self.wr_shut:
+                self._queue_fin(now)
+            self._arm_keepalive(now)
+        else:
+            # Simultaneous open (RFC 9293 3.5, Figure 8): answer SYN,ACK with our ISS.
+            snd.snd_wnd = seg.window
+            snd.snd_wl1, snd.snd_wl2 = seg.seq, 0
+            self._change(Event.RCV_SYN, now, "rcv SYN (simultaneous open)")
+            self.retransmits = 0
+            self.backoff = 0
+            self._send_synack(now)
+
+    def _rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
+        rcv = self.rcv
+        snd = self.snd
+        assert rcv is not None
+        flags = seg.flags
+        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        state = self.state
+        # The peer's own SYN,ACK completing a simultaneous open (RFC 9293 Figure 8): its
+        # SYN is old, but Linux tcp_validate_incoming() lets it through ("tcp: Don't drop
+        # SYN+ACK for simultaneous connect()") and acknowledges it.
+        simultaneous = (
+            state is State.SYN_RECEIVED and not self.passive
+            and flags & (SYN | ACK | RST | FIN) == SYN | ACK and not seg.payload
+            and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
+        )
+        # RFC 7323 5.3: PAWS drops an old duplicate before anything else looks at it.
+        # (paws_reject() is asked only when the TSval is older than TS.Recent: the rare case.)
+        neg = self.neg
+        ts = seg.timestamps
+        if not simultaneous and ts is not None and neg.ts_ok \
+                and ((ts[0] - neg.ts_recent) & 0xFFFFFFFF) >= TS_HALF \
+                and neg.paws_reject(seg, now):
+            self.paws_rejected += 1
+            self._send_ack()
+            return
+        # First: sequence number acceptability (a segment at RCV.NXT always passes).
+        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
+            if flags & RST:
+                return
+            if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
+                self._send_synack(now)       # the peer retransmitted its SYN
+                return
+            if seg.payload and self.neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack") \
+                    and sq.le(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt):
+                rcv.dsack = (seg.seq, sq.add(seg.seq, len(seg.payload)))  # RFC 2883
+            self._send_ack()
+            return
+        self.last_rcv = now
+        self.probes_out = 0
+        if ts is not None and neg.ts_ok:
+            neg.update_recent(seg, self.last_ack_sent, now)
+        # Second: RST, exact match only (RFC 5961 3.2).
+        if flags & RST:
+            if seg.seq != rcv.rcv_nxt:
+                self._send_challenge_ack()
+                return
+            if state is State.SYN_RECEIVED and self.passive:
+                self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
+            else:
+                # Linux tcp_reset(): EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
+                err = errno.EPIPE if state is State.CLOSE_WAIT else errno.ECONNRESET
+                self._fail(err, now, Event.RCV_RST, "rcv RST")
+            return
+        # Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
+        if flags & SYN and not simultaneous:
+            if state is State.SYN_RECEIVED and self.passive:
+                # Linux tcp_check_req() (embryonic_reset): a new SYN resets a half-open
+                # connection and drops it; RFC 9293 3.10.7.4 returns it to LISTEN silently.
+                self._send_reset_reply(seg)
+                self._change(Event.ABORT, now, "rcv SYN in SYN_RECEIVED: RST")
+                return
+            self._send_challenge_ack()
+            return
+        # Fifth: the ACK field.
+        if not flags & ACK:
+            return
+        # RFC 7323 2.2: the window of a SYN is never scaled.
+        wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
+        fin_was_acked = snd.fin_queued and snd.fin_acked
+        if state is State.SYN_RECEIVED:
+            if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
+                self._send_reset_reply(seg)
+                return
+            self._on_new_ack(seg.ack, now)
+            self._start_data_rto()
+            # RFC 9293 3.10.7.4: set SND.WND, WL1, WL2 from this ACK outright. A passive
+            # child never set WL1, so the "newer segment" test of update_window() would
+            # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
+            snd.snd_wl1 = sq.add(seg.seq, -1)
+            snd.update_window(seg.seq, seg.ack, wnd)
+            self._change(Event.RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
+            self._arm_keepalive(now)
+            if self.wr_shut and not snd.fin_queued:
+                self._queue_fin(now)
+            state = self.state
+        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF:   # sq.gt(seg.ack, snd_max)
+            self._send_ack()                 # acks something not yet sent
+            return
+        elif ((seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+            # sq.lt(seg.ack, snd_una - max_wnd), inline
+            self._send_ack()                 # RFC 5961 5.2: too old to be plausible
+            return
+        else:
+            self._process_ack(seg, wnd, now)
+        fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
+        if state is State.LAST_ACK and fin_acked_now:
+            self._change(Event.RCV_ACK_OF_FIN, now)
+            return
+        if state is State.CLOSING and fin_acked_now:
+            self._change(Event.RCV_ACK_OF_FIN, now)
+            return
+        # Sixth: the urgent pointer (Linux: the urgent byte is the one before it).
+        if flags & URG and seg.urgent and state in _CAN_RECEIVE:
+            rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
+        # Seventh: segment text.
+        payload = seg.payload
+        if (payload and self.app_closed and state in _CAN_RECEIVE
+                and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
+                and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
+            # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
+            self._send_reset_reply(seg)
+            self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
+            return
+        fin_was_received = rcv.fin_received
+        ack_now = False
+        if (payload or flags & FIN) and state in _CAN_RECEIVE:
+            seq = seg.seq
+            in_order = seq == rcv.rcv_nxt
+            had_ooo = bool(rcv.ooo)
+            gained = rcv.accept(seq, payload, bool(flags & FIN))
+            if not payload and not in_order:
+                ack_now = True               # an out-of-order FIN: a duplicate ACK at once
+            if payload:
+                ackp = self.ackp
+                # Linux tcp_measure_rcv_mss(): at most advmss, so a GRO super-segment
+                # counts as the full-sized segments it stands for.
+                ackp.observe(min(len(payload), self.adv_mss))
+                ooo = not in_order or had_ooo or bool(rcv.ooo) or rcv.dsack is not None
+                if ooo:
+                    ackp.enter_quickack(rcv.capacity)
+                ack_now = ackp.on_data(   # unacked: sq.diff(rcv_nxt, last_ack_sent), inline
+                    unacked=((rcv.rcv_nxt - self.last_ack_sent + _HALF) & _MASK) - _HALF,
+                    out_of_order=ooo, now=now)
+                if in_order and not gained:
+                    ack_now = True           # no room (zero window): say so at once, as Linux
+        elif seg_len:
+            ack_now = True                   # a duplicate FIN: say where we are
+        fin_now = rcv.fin_received and not fin_was_received
+        # Eighth: FIN, and the transitions it makes with the ACK of ours.
+        if state is State.FIN_WAIT_1:
+            if fin_acked_now and fin_now:
+                self._change(Event.RCV_FIN_ACK_OF_FIN, now)
+            elif fin_acked_now:
+                self._change(Event.RCV_ACK_OF_FIN, now)
+            elif fin_now:
+                self._change(Event.RCV_FIN, now)
+            ack_now = ack_now or fin_now     # Linux tcp_fin(): ACK at once in FIN_WAIT_*
+        elif fin_now:
+            if state is State.FIN_WAIT_2:
+                ack_now = True
+            elif not ack_now:
+                self.ackp.on_fin(now=now)    # ESTABLISHED: ping-pong, the ACK may wait
+            self._change(Event.RCV_FIN, now)
+        if ack_now:
+            self._send_ack()
+        elif self.ackp.deadline is not None and self.timers.delack is None \
+                and self.last_ack_sent != rcv.rcv_nxt:
+            self.timers.delack = self.ackp.deadline
+
+    def _process_ack(self: Connection, seg: TcpSegment, wnd: int, now: int) -> None:
+        """An acceptable ACK in a synchronized state: SND.UNA, SACK, RTT, recovery, window."""
+        snd = self.snd
+        rec = self.rec
+        una_before = snd.snd_una
+        old_wnd = snd.snd_wnd
+        ack = seg.ack
+        # The sequence comparisons of this method are inline: it runs for every ACK.
+        dupack = (ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
+                  and wnd == old_wnd
+                  and ((una_before - snd.snd_max + _HALF) & _MASK) < _HALF)  # sq.gt(max, una)
+        acked = 0
+        rtt_us: int | None = None
+        if ((una_before - ack + _HALF) & _MASK) < _HALF:                # sq.gt(ack, una)
+            rtt_us = snd.rtt_sample(seg.ack, now)
+            if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
+                    and seg.timestamps[1]:
+                rtt_us = max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF, 1) * 1000
+            acked = ((ack - una_before + _HALF) & _MASK) - _HALF
+            self._on_new_ack(ack, now, rtt_us)
+        newly_sacked = 0
+        board = rec.board
+        if board is not None and (board is not NO_SACKS or seg.sack_blocks):
+            if board is NO_SACKS:
+                board = rec.board = Scoreboard(self.mss)
+            newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
+            if board.last_dsack is not None:
+                self.dsack_dups += 1
+        if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
+            snd.update_window(seg.seq, ack, wnd)
+            if snd.snd_wnd > 0 and self.timers.persist is not None:
+                self.timers.persist = None   # the window opened: stop probing
+                self.persist_backoff = 0
+        data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
+        self.delivered += data_acked + newly_sacked
+        if acked or newly_sacked or dupack:
+            rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
+                       dupack=dupack, snd_max=snd.snd_max, now=now, rtt_us=rtt_us,
+                       cwnd_limited=self.cwnd_limited)
+        if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
+            snd.snd_nxt = snd.snd_una
+        if self.trace is not None:
+            self._trace("ack", now)
+        if acked:
+            self._update_rate(now)
+            if snd.capacity < self.snd_max_capacity:
+                # Linux tcp_sndbuf_expand(): room for two windows of payload.
+                want = 2 * rec.cc.cwnd * self.mss
+                if want > snd.capacity:
+                    snd.capacity = min(want, self.snd_max_capacity)
+
+    def _update_rate(self: Connection, now: int) -> None:
+        """Delivery rate over the last RTT or so (``ss`` delivery_rate)."""
+        span = now - self.rate_mark_time
+        if span >= (self.rtt.srtt or 100_000):
+            self.delivery_rate = (self.delivered - self.rate_mark_delivered) * 1_000_000 \
+                // max(span, 1)
+            self.rate_mark_time, self.rate_mark_delivered = now, self.delivered
+
+    def _on_new_ack(self: Connection, ack: int, now: int, rtt_us: int | None = None) -> None:
+        """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
+        snd = self.snd
+        if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
+            rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
+            self.rtt_seq = None
+        if rtt_us is not None:
+            self.rtt.sample(rtt_us)
+            # Karn / RFC 6298 (5.5): a backed-off RTO stays until a valid sample; Linux
+            # tcp_ack_update_rtt() resets icsk_backoff only here.
+            self.backoff = 0
+        snd.on_ack(ack)
+        self.retransmits = 0
+        self.retrans_stamp = None
+        if snd.in_flight() > 0:
+            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
+        else:
+            self.timers.rtx = None
+
+    def _start_data_rto(self: Connection) -> None:
+        """The handshake is over: RFC 6298 (5.7), as Linux tcp_init_metrics() applies it.
+
+        Without an RTT sample (the SYN or SYN,ACK was retransmitted, so Karn's rule
+        forbade one) data starts with a 3 s RTO; the handshake's backoff ends here.
+        """
+        if self.rtt.srtt is None:
+            self.rtt.rto = RTO_FALLBACK_US
+        self.backoff = 0
