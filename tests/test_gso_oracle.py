@@ -54,10 +54,9 @@ class GsoAppHost(AppHost):
         return self.stack.transmit_gso(now=now)
 
 
-def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000,
-                host: type[AppHost] = AppHost) -> str:
-    """Both ends write ``nbytes`` in writes of varied sizes and read everything, at
-    once: data segments carry SACK and D-SACK blocks and ACKs in quick-ACK mode."""
+def _pair(seed: int, link: LinkParams, port: int, host: type[AppHost],
+          ) -> tuple[Network, Stack, Stack, AppHost, AppHost, int, int]:
+    """Two hosts on one link: b listening on ``port``, a with a socket to connect."""
     net = Network(seed)
     a = Stack("192.0.2.1", seed=seed, name="a")
     b = Stack("192.0.2.2", seed=seed + 1, name="b")
@@ -66,9 +65,16 @@ def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000,
     net.add_host(b.addr, hb)
     net.add_link(a.addr, b.addr, link)
     lfd = b.socket()
-    b.bind(lfd, (b.addr, 7))
+    b.bind(lfd, (b.addr, port))
     b.listen(lfd)
-    cfd = a.socket()
+    return net, a, b, ha, hb, lfd, a.socket()
+
+
+def full_duplex(seed: int, link: LinkParams, nbytes: int = 400_000,
+                host: type[AppHost] = AppHost) -> str:
+    """Both ends write ``nbytes`` in writes of varied sizes and read everything, at
+    once: data segments carry SACK and D-SACK blocks and ACKs in quick-ACK mode."""
+    net, a, b, ha, hb, lfd, cfd = _pair(seed, link, 7, host)
     sizes = [1, 700, 3000, 20_000, 65_536, 1448, 100_000]
     st: dict[str, dict[str, int]] = {"a": {"fd": cfd, "off": 0, "i": 0, "got": 0},
                                      "b": {"off": 0, "i": 0, "got": 0}}
@@ -124,17 +130,7 @@ def request_response(seed: int, link: LinkParams, request: int, response: int,
     mode), the server answers ``response`` bytes once it has them all, then both
     close: how the client ACKs the answer depends on its quick-ACK quota, which
     each segment of its request used up (Linux tcp_dec_quickack_mode())."""
-    net = Network(seed)
-    a = Stack("192.0.2.1", seed=seed, name="a")
-    b = Stack("192.0.2.2", seed=seed + 1, name="b")
-    ha, hb = host(a), host(b)
-    net.add_host(a.addr, ha)
-    net.add_host(b.addr, hb)
-    net.add_link(a.addr, b.addr, link)
-    lfd = b.socket()
-    b.bind(lfd, (b.addr, 80))
-    b.listen(lfd)
-    cfd = a.socket()
+    net, a, b, ha, hb, lfd, cfd = _pair(seed, link, 80, host)
     st = {"a_off": 0, "b_off": 0, "b_got": 0, "a_got": 0}
 
     def client(now: int) -> None:

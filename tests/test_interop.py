@@ -360,7 +360,14 @@ def test_curl_keep_alive_reuses_one_connection_and_capture_is_clean(
             assert "listening on" in dump.stderr.readline()
             res = ns("curl", "-v", "-sS", "--max-time", "60", *[x for u in urls
                      for x in (u, "-o", "/dev/null")], timeout=90)
-            time.sleep(0.5)      # let the last ACKs reach the capture before it stops
+            # Stop the capture once it holds both FINs (curl's close and synack's answer).
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                fins = subprocess.run(["tshark", "-r", str(pcap), "-Y", "tcp.flags.fin == 1"],
+                                      capture_output=True, text=True, check=False).stdout
+                if len(fins.splitlines()) >= 2:
+                    break
+                time.sleep(0.1)
         finally:
             dump.send_signal(signal.SIGINT)
             dump.wait(timeout=10)

@@ -4,13 +4,14 @@ idle connections and TIME_WAIT entries stay small (bytes counted with tracemallo
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synack.host.timerq import TimerQueue
-from synack.stack import Stack
 from synack.tcp.state import State
 from synack.tcp.timewait import TimeWait
 from synack.wire import TcpSegment, build_tcp_packet, parse_tcp_packet
@@ -81,38 +82,10 @@ def test_out_of_range_fields_still_name_the_field() -> None:
 N = 1000   # large enough that the dicts' growth steps average out
 
 
-def _pump(a: Stack, b: Stack, now: int) -> None:
-    while True:
-        moved = False
-        for x, y in ((a, b), (b, a)):
-            for p in x.transmit(now=now):
-                y.receive(p, now=now)
-                moved = True
-        if not moved:
-            return
-
-
-def _open_idle(n: int) -> tuple[Stack, Stack, list[int], list[int], int]:
-    cli, srv = Stack("192.0.2.1", seed=1), Stack("192.0.2.2", seed=2)
-    lfd = srv.socket()
-    srv.bind(lfd, ("192.0.2.2", 5001))
-    srv.listen(lfd, 4096)
-    now = 0
-    cfds, sfds = [], []
-    for _ in range(n):
-        fd = cli.socket()
-        cli.connect_ex(fd, ("192.0.2.2", 5001), now=now)
-        cfds.append(fd)
-        _pump(cli, srv, now)
-        sfds.append(srv.accept(lfd)[0])
-        now += 10
-    now += 1_000_000
-    cli.tick(now=now)
-    srv.tick(now=now)
-    _pump(cli, srv, now)
-    cli.changes.clear()
-    srv.changes.clear()
-    return cli, srv, cfds, sfds, now
+# The same two stacks bench/core_profile.py measures (its `memory` command prints these).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from core_profile import _pump
+from core_profile import open_idle as _open_idle
 
 
 def test_an_idle_established_connection_is_small() -> None:
