@@ -9,6 +9,7 @@ kernel (6.x) on a machine with a few GiB of memory.
 from __future__ import annotations
 
 import builtins
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -71,8 +72,12 @@ _KNOBS = [
     Knob("net.ipv4.tcp_congestion_control", "cubic", "default congestion control",
          choices=("reno", "cubic")),
     Knob("net.ipv4.tcp_dsack", 1, "send D-SACK blocks for duplicate segments", 0, 1),
+    Knob("net.ipv4.tcp_challenge_ack_limit", 2**31 - 1,
+         "challenge ACKs per second, host-wide (2147483647: no host-wide limit)", 0),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
+    Knob("net.ipv4.tcp_invalid_ratelimit", 500,
+         "ms a connection waits before answering another invalid segment with an ACK", 0),
     Knob("net.ipv4.tcp_keepalive_intvl", 75, "seconds between keepalive probes", 1, 32767),
     Knob("net.ipv4.tcp_keepalive_probes", 9, "unanswered probes before the connection dies",
          1, 127),
@@ -106,6 +111,11 @@ class Sysctl:
     """A host's sysctl table: ``cfg["net.ipv4.tcp_fin_timeout"]``."""
 
     def __init__(self, **overrides: int | tuple[int, ...] | str) -> None:
+        # The host's counters under nstat's names (TcpExtTCPChallengeACK, ...). Linux keeps
+        # them in struct net beside the sysctls; connections reach both through ``cfg``.
+        self.mib: Counter[str] = Counter()
+        # The host-wide challenge-ACK budget: [second it was drawn for, ACKs left].
+        self.challenge_budget = [-1, 0]
         self._values: dict[str, int | tuple[int, ...] | str] = {
             k.name: k.default for k in _KNOBS
         }

@@ -124,10 +124,10 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
-        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "challenge_acks", "changes",
+        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes",
         "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_rcv",
-        "local", "mss", "neg", "now", "opts", "outbox", "passive", "paws_rejected", "peer_mss",
+        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv",
+        "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
         "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
@@ -218,9 +218,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.data_segs_out = 0
         self.total_retrans = 0
         self.rto_count = 0
-        self.challenge_acks = 0
         self.dsack_dups = 0
-        self.paws_rejected = 0
+        self.last_oow_ack = -1               # when we last answered an invalid segment
         self.delivered = 0
         self.rate_mark_time = now            # start of the delivery-rate interval
         self.rate_mark_delivered = 0          # self.delivered then
@@ -301,9 +300,44 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def _send_ack(self) -> None:
         self._segment(ACK, self.snd.snd_nxt)
 
-    def _send_challenge_ack(self) -> None:
-        # RFC 5961 3.2 / 4.2; Linux rate-limits these with tcp_challenge_ack_limit (2^31 - 1).
-        self.challenge_acks += 1
+    def _oow_limited(self, seg: TcpSegment, now: int, counter: str) -> bool:
+        """Whether an ACK in answer to the invalid ``seg`` must wait (Linux
+        tcp_oow_rate_limited()): a segment carrying data is always answered (it is not
+        part of an ACK loop); anything else at most once per tcp_invalid_ratelimit."""
+        if seg.payload and not seg.flags & SYN:
+            return False
+        return self._oow_rate_limited(now, counter)
+
+    def _oow_rate_limited(self, now: int, counter: str) -> bool:
+        # Linux __tcp_oow_rate_limited(): per connection, one answer per interval.
+        last = self.last_oow_ack
+        if last >= 0 and 0 <= now - last < self.cfg.int("net.ipv4.tcp_invalid_ratelimit") * 1000:
+            self.cfg.mib[counter] += 1
+            return True
+        self.last_oow_ack = now
+        return False
+
+    def _send_challenge_ack(self, now: int) -> None:
+        """RFC 5961 3.2 / 4.2 / 5.2, limited as Linux tcp_send_challenge_ack() limits it:
+        first per connection, then by the host-wide budget of tcp_challenge_ack_limit a
+        second (drawn at random between half and one and a half times the limit, so that
+        an attacker cannot count it; no budget at all when the limit is 2^31 - 1)."""
+        cfg = self.cfg
+        if self._oow_rate_limited(now, "TcpExtTCPACKSkippedChallenge"):
+            return
+        limit = cfg.int("net.ipv4.tcp_challenge_ack_limit")
+        if limit != 2**31 - 1:
+            budget = cfg.challenge_budget
+            second = now // 1_000_000
+            if budget[0] != second:
+                # The draw: this connection's random timestamp offset mixed with the
+                # second (the core has no random source of its own).
+                mix = (self.neg.ts_offset ^ (second * 2654435761)) & 0xFFFFFFFF
+                budget[0], budget[1] = second, (limit + 1) // 2 + (mix % limit if limit else 0)
+            if budget[1] <= 0:
+                return
+            budget[1] -= 1
+        cfg.mib["TcpExtTCPChallengeACK"] += 1
         self._send_ack()
 
     def _send_reset_reply(self, seg: TcpSegment) -> None:

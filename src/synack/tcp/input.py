@@ -109,21 +109,26 @@ class InputMixin:
         ts = seg.timestamps
         if not simultaneous and ts is not None and neg.ts_ok \
                 and ((ts[0] - neg.ts_recent) & 0xFFFFFFFF) >= TS_HALF \
-                and neg.paws_reject(seg, now):
-            self.paws_rejected += 1
-            self._send_ack()
+                and neg.paws_reject(seg, now) and self._paws_drop(seg, now):
             return
         # First: sequence number acceptability (a segment at RCV.NXT always passes).
         if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
             if flags & RST:
                 return
             if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
-                self._send_synack(now)       # the peer retransmitted its SYN
+                # The peer retransmitted its SYN (Linux tcp_check_req(): the SYN,ACK is
+                # sent again, at most once per tcp_invalid_ratelimit).
+                if not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSynRecv"):
+                    self._send_synack(now)
+                return
+            if flags & SYN:
+                self._send_challenge_ack(now)   # Linux tcp_validate_incoming(): syn_challenge
                 return
             if seg.payload and self.neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack") \
                     and sq.le(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt):
                 rcv.dsack = (seg.seq, sq.add(seg.seq, len(seg.payload)))  # RFC 2883
-            self._send_ack()
+            if not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSeq"):
+                self._send_ack()
             return
         self.last_rcv = now
         self.probes_out = 0
@@ -132,7 +137,7 @@ class InputMixin:
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
             if seg.seq != rcv.rcv_nxt:
-                self._send_challenge_ack()
+                self._send_challenge_ack(now)
                 return
             if state is State.SYN_RECEIVED and self.passive:
                 self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
@@ -149,7 +154,7 @@ class InputMixin:
                 self._send_reset_reply(seg)
                 self._change(Event.ABORT, now, "rcv SYN in SYN_RECEIVED: RST")
                 return
-            self._send_challenge_ack()
+            self._send_challenge_ack(now)
             return
         # Fifth: the ACK field.
         if not flags & ACK:
@@ -174,11 +179,12 @@ class InputMixin:
                 self._queue_fin(now)
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF:   # sq.gt(seg.ack, snd_max)
-            self._send_ack()                 # acks something not yet sent
+            # Acks something not yet sent: dropped with a challenge ACK (Linux tcp_ack()).
+            self._send_challenge_ack(now)
             return
         elif ((seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
             # sq.lt(seg.ack, snd_una - max_wnd), inline
-            self._send_ack()                 # RFC 5961 5.2: too old to be plausible
+            self._send_challenge_ack(now)    # RFC 5961 5.2: too old to be plausible
             return
         else:
             self._process_ack(seg, wnd, now)
@@ -246,6 +252,35 @@ class InputMixin:
         elif self.ackp.deadline is not None and self.timers.delack is None \
                 and self.last_ack_sent != rcv.rcv_nxt:
             self.timers.delack = self.ackp.deadline
+
+    def _paws_drop(self: Connection, seg: TcpSegment, now: int) -> bool:
+        """A segment that failed PAWS (never a RST: those pass): True when it is dropped,
+        as Linux tcp_validate_incoming() drops it after tcp_disordered_ack_check()."""
+        rcv = self.rcv
+        snd = self.snd
+        assert rcv is not None
+        flags = seg.flags
+        seq = seg.seq
+        tsval = seg.timestamps[0] if seg.timestamps is not None else 0
+        if flags & ACK and not seg.payload and not flags & (SYN | FIN):
+            if seq != rcv.rcv_nxt:
+                if sq.lt(seq, rcv.rcv_nxt):
+                    # An old pure ACK: common (reordering); dropped without an answer.
+                    self.cfg.mib["TcpExtPAWSOldAck"] += 1
+                    return True
+            elif seg.ack == snd.snd_una \
+                    and not snd.may_update_window(seq, seg.ack, seg.window << self.neg.snd_wscale) \
+                    and sq.diff(self.neg.ts_recent, tsval) <= self.rtt.rto * 1200 // 1_000_000:
+                # A duplicate ACK overtaken by a newer one (within the replay window of
+                # about an RTO in TSval ticks): processed as if PAWS had passed.
+                return False
+        if flags & SYN:
+            self._send_challenge_ack(now)
+            return True
+        self.cfg.mib["TcpExtPAWSEstabRejected"] += 1
+        if not self._oow_limited(seg, now, "TcpExtTCPACKSkippedPAWS"):
+            self._send_ack()
+        return True
 
     def _process_ack(self: Connection, seg: TcpSegment, wnd: int, now: int) -> None:
         """An acceptable ACK in a synchronized state: SND.UNA, SACK, RTT, recovery, window."""

@@ -277,6 +277,11 @@ class Sender:
             self.snd_nxt = ack
         return acked
 
+    def may_update_window(self, seq: int, ack: int, wnd: int) -> bool:
+        """Whether an ACK would move the window (Linux tcp_may_update_window())."""
+        return (sq.gt(ack, self.snd_una) or sq.gt(seq, self.snd_wl1)
+                or (seq == self.snd_wl1 and (wnd > self.snd_wnd or not wnd)))
+
     def update_window(self, seq: int, ack: int, wnd: int) -> bool:
         """RFC 9293 3.10.7.4: take SEG.WND if this segment is newer than the last one used."""
         wl1 = self.snd_wl1
