@@ -67,3 +67,37 @@ def test_bad_arguments_are_one_line_errors(argv: list[str], why: str,
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert why in err and err.count("\n") == 1
+
+
+def test_nstat_and_ss_summary_show_a_stacks_counters(tmp_path: Path, capsys) -> None:
+    # A stack that answered an in-window RST with a challenge ACK and skipped a second.
+    from transcript import R_ISN, established_server
+
+    from synack.commands.nstat import format_counters
+    from synack.commands.ss import format_summary
+    from synack.host.counters import nstat, summary
+    from synack.wire.tcp import RST
+
+    stack, _fd, peer = established_server()
+    peer.send(seq=R_ISN + 100, flags=RST)
+    peer.send(seq=R_ISN + 100, flags=RST)
+    ctl = ControlServer("serve echo", stack.connections, directory=tmp_path,
+                        counters=lambda: {"nstat": nstat(stack), "summary": summary(stack)})
+    try:
+        (doc,) = query_all(tmp_path)
+        lines = format_counters([doc], [], zeros=False).splitlines()
+        assert lines[0].startswith("#pid=")
+        values = {ln.split()[0]: int(ln.split()[1]) for ln in lines[1:]}
+        assert values["TcpExtTCPChallengeACK"] == 1
+        assert values["TcpExtTCPACKSkippedChallenge"] == 1
+        assert values["TcpCurrEstab"] == 1
+        assert "TcpExtTCPAbortOnMemory" not in values          # zero: shown only with -z
+        assert "TcpExtTCPAbortOnMemory" in format_counters([doc], ["TcpExt"], zeros=True)
+        assert "TcpInSegs" not in format_counters([doc], ["TcpExt"], zeros=True)
+        assert format_summary([doc]).splitlines()[1].split() == [
+            "TCP:", "2", "(estab", "1,", "synrecv", "0,", "orphaned", "0,", "timewait", "0,",
+            "listening", "1)"]
+        assert main(["nstat", "--run-dir", str(tmp_path), "TcpExtTCPChallengeACK"]) == 0
+        assert "TcpExtTCPChallengeACK" in capsys.readouterr().out
+    finally:
+        ctl.close()

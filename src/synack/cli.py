@@ -184,6 +184,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synack.commands.connect",
     "synack.commands.scan",
     "synack.commands.ss",
+    "synack.commands.nstat",
     "synack.commands.header",
 )
 

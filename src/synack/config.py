@@ -83,6 +83,8 @@ _KNOBS = [
          1, 127),
     Knob("net.ipv4.tcp_keepalive_time", 7200, "idle seconds before the first keepalive probe",
          1, 32767),
+    Knob("net.ipv4.tcp_max_orphans", 131072,
+         "connections closed by their application and still closing; above it, RST", 0),
     Knob("net.ipv4.tcp_max_syn_backlog", 2048, "bound of the SYN (half-open) queue", 1),
     Knob("net.ipv4.tcp_max_tw_buckets", 131072, "bound of the TIME_WAIT table", 0),
     Knob("net.ipv4.tcp_orphan_retries", 0,

@@ -39,6 +39,7 @@ from synack.host.calls import (
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
+    ORPHAN,
     SHUT_RD,
     SHUT_RDWR,
     SHUT_WR,
@@ -98,6 +99,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.conns: dict[Key, Connection] = {}
         self.listeners: dict[Addr, Listener] = {}
         self.timewait = TimeWaitTable()     # 4-tuple -> TIME_WAIT entry (a packed int)
+        self.orphans = 0                    # closed by the application, still closing
         self.changes: list[tuple[Key, StateChange]] = []
         self.stats: Counter[str] = Counter()
         self._out: list[bytes] = []
@@ -335,7 +337,18 @@ class Stack(ListenMixin, SocketCallsMixin):
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state
-        if state is _TIME_WAIT:
+        if conn.fd == ORPHAN and (state is _TIME_WAIT or state is _CLOSED):
+            self.orphans -= 1
+        if state is _TIME_WAIT and len(self.timewait) >= self.cfg.int(
+                "net.ipv4.tcp_max_tw_buckets"):
+            # Linux tcp_time_wait(): no room in the TIME_WAIT table, so the connection
+            # closes at once (TcpExtTCPTimeWaitOverflow).
+            self.cfg.mib["TcpExtTCPTimeWaitOverflow"] += 1
+            self.timers.disarm(conn)
+            del self.conns[key]
+            self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED,
+                                                  "TIME_WAIT table full: tcp_max_tw_buckets")))
+        elif state is _TIME_WAIT:
             rcv = conn.rcv
             assert rcv is not None
             bits = TimeWait(

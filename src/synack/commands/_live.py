@@ -4,8 +4,9 @@
   starts the event loop and the control socket, and undoes all of it on exit.
 * :class:`ControlServer` is the control socket: every ``serve``/``connect``
   process listens on ``RUN_DIR/<pid>.sock`` and answers each connection with
-  one JSON document holding its ``stack.connections()`` rows; ``synack ss``
-  (:func:`query_all`) asks them all.
+  one JSON document holding its ``stack.connections()`` rows, its counters under
+  nstat's names and ``ss -s``'s summary; ``synack ss`` and ``synack nstat``
+  (:func:`query_all`) ask them all.
 * :class:`StateLog` prints state changes as they happen (``--trace``).
 """
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from synack.host.counters import nstat, summary
 from synack.stack import ConnInfo, Key, Stack
 from synack.tcp.connection import StateChange
 from synack.tcp.state import State
@@ -66,9 +68,11 @@ class ControlServer:
     """Answers ``synack ss``: a unix socket in :func:`run_dir` named by pid."""
 
     def __init__(self, label: str, rows: Callable[[], list[ConnInfo]], *,
-                 directory: Path | None = None) -> None:
+                 directory: Path | None = None,
+                 counters: Callable[[], dict[str, Any]] | None = None) -> None:
         self.label = label
         self.rows = rows
+        self.counters = counters
         self.dir = directory or run_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f"{os.getpid()}.sock"
@@ -92,6 +96,8 @@ class ControlServer:
                     conn.settimeout(QUERY_TIMEOUT_S)
                     doc = {"pid": os.getpid(), "command": self.label,
                            "rows": [row_dict(r) for r in self.rows()]}
+                    if self.counters is not None:
+                        doc.update(self.counters())
                     conn.sendall(json.dumps(doc).encode())
                 except Exception as exc:  # noqa: BLE001 - one bad query must not end the server
                     print(f"synack: control socket: {exc}", file=sys.stderr)
@@ -233,7 +239,10 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
                 def rows() -> list[ConnInfo]:
                     with loop.lock:
                         return stack.connections()
-                ctl = ControlServer(label, rows)
+                def counters() -> dict[str, Any]:
+                    with loop.lock:
+                        return {"nstat": nstat(stack), "summary": summary(stack)}
+                ctl = ControlServer(label, rows, counters=counters)
             loop.start()
             try:
                 yield Live(addr, stack, host, loop, link)

@@ -14,6 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     """``synack ss [-l] [--run-dir DIR]``."""
     p = sub.add_parser("ss", help="list the TCP sockets of running synack processes (ss -tan)")
     p.add_argument("-l", "--listening", action="store_true", help="only listening sockets")
+    p.add_argument("-s", "--summary", action="store_true",
+                   help="counts of sockets by kind, per process (ss -s)")
     p.add_argument("--run-dir", metavar="DIR", help="where the processes' control sockets are "
                    "(default $SYNACK_RUN_DIR, /run/synack or $XDG_RUNTIME_DIR/synack)")
     p.set_defaults(func=run)
@@ -40,8 +42,23 @@ def format_table(docs: list[dict[str, Any]], *, listening: bool = False) -> str:
                      for row in rows)
 
 
+def format_summary(docs: list[dict[str, Any]]) -> str:
+    """``ss -s``'s TCP line for each process."""
+    lines = []
+    for doc in sorted(docs, key=lambda d: d["pid"]):
+        s = doc.get("summary")
+        if s is None:
+            continue
+        lines.append(f"pid={doc['pid']} {doc['command']}")
+        lines.append(f"  TCP:   {s['total']} (estab {s['estab']}, synrecv {s['synrecv']}, "
+                     f"orphaned {s['orphaned']}, timewait {s['timewait']}, "
+                     f"listening {s['listening']})")
+    return "\n".join(lines) if lines else "no running synack process"
+
+
 def run(args: argparse.Namespace) -> int:
-    """Print the table."""
+    """Print the table (or the summary)."""
     docs = query_all(Path(args.run_dir) if args.run_dir else None)
-    print(format_table(docs, listening=args.listening))
+    print(format_summary(docs) if args.summary else
+          format_table(docs, listening=args.listening))
     return 0

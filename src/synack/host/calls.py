@@ -10,7 +10,7 @@ import socket as _socket
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
-from synack.host.records import SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
+from synack.host.records import ORPHAN, SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import Connection
@@ -301,6 +301,15 @@ class SocketCallsMixin:
         if conn is not None:
             conn.fd = -1
             conn.close(now=now)
+            state = conn.state
+            if state is not State.CLOSED and state is not State.TIME_WAIT:
+                # An orphan now (Linux tcp_close(): counted, and reset at once when
+                # there are more than tcp_max_orphans, TcpExtTCPAbortOnMemory).
+                conn.fd = ORPHAN
+                self.orphans += 1
+                if self.orphans > self.cfg.int("net.ipv4.tcp_max_orphans"):
+                    self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
+                    conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
             self._collect_key(conn, now)
 
     def _collect_key(self: Stack, conn: Connection, now: int) -> None:

@@ -15,6 +15,10 @@ Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 
 
+ORPHAN = -2
+"""``Connection.fd`` of a connection the application closed that is still closing."""
+
+
 @dataclass(slots=True)
 class Sock:
     """What a file descriptor refers to."""
