@@ -9,7 +9,8 @@
 
 from __future__ import annotations
 
-from transcript import L_ISN, R_ISN, Peer, listening
+import pytest
+from transcript import L_ISN, LOCAL, LPORT, R_ISN, Peer, listening
 
 from synack.stack import Stack
 from synack.tcp.state import State
@@ -65,3 +66,60 @@ def test_a_full_time_wait_table_closes_the_next_one_at_once() -> None:
     assert not stack.conns
     states = {c.state for c in stack.connections()}
     assert states == {State.LISTEN, State.TIME_WAIT}
+
+
+def _stalled(n: int, mem: tuple[int, int, int],
+             ) -> tuple[Stack, list[int], list[Peer], list[int]]:
+    """``n`` accepted connections whose peers never read or ACK (window stays open);
+    the stack, their fds, the peers, and our ISS on each."""
+    stack = Stack(LOCAL, seed=7)
+    lfd = stack.socket()
+    stack.bind(lfd, (LOCAL, LPORT))
+    stack.listen(lfd, 128)
+    stack.cfg.set("net.ipv4.tcp_mem", mem)
+    stack.cfg.set("net.ipv4.tcp_wmem", (4096, 1 << 20, 4 << 20))   # 512 KB send buffers
+    stack.cfg.set("net.ipv4.tcp_rmem", (4096, 1 << 20, 6 << 20))
+    peers = [Peer(stack, port=40001 + i) for i in range(n)]
+    accepted = [_accept(stack, lfd, p) for p in peers]
+    return stack, [a[0] for a in accepted], peers, [a[1] for a in accepted]
+
+
+def test_writers_to_stalled_readers_are_bounded_by_tcp_mem() -> None:
+    # 20 connections, each writing 1 MB to a peer that never reads: without tcp_mem the
+    # host would hold 20 x 512 KB. With tcp_mem[2] = 64 pages (256 KiB) it stops there,
+    # give or take one segment for each connection that had nothing queued.
+    stack, fds, peers, _ = _stalled(20, (16, 32, 64))
+    taken = [stack.send(fd, b"x" * (1 << 20), now=0) for fd in fds]
+    for p in peers:
+        p.out()
+    limit = 64 * 4096
+    assert taken[0] == limit                              # the first fills the host's share
+    assert taken[1:] == [1460] * 19                       # the others: one segment each
+    assert stack.cfg.mem_used == sum(taken) <= limit + 20 * 1460
+    assert stack.cfg.mem_pressure and stack.cfg.mib["TcpExtTCPMemoryPressures"] == 1
+    # Writing again: every writer waits (EAGAIN), nothing more is queued.
+    for fd in fds:
+        with pytest.raises(BlockingIOError):
+            stack.send(fd, b"y" * 1000, now=0)
+    assert stack.cfg.mem_used == sum(taken)
+    # Closing them gives everything back, and the pressure ends.
+    for fd in fds:
+        stack.setsockopt(fd, 1, 13, b"\x01\x00\x00\x00\x00\x00\x00\x00")   # SO_LINGER 0
+        stack.close(fd, now=0)
+    assert stack.cfg.mem_used == 0 and not stack.cfg.mem_pressure
+
+
+def test_data_for_readers_that_never_read_is_refused_above_tcp_mem() -> None:
+    # 10 peers each send 100 segments to applications that never read.
+    stack, fds, peers, isss = _stalled(10, (4, 8, 16))
+    for p, iss in zip(peers, isss):
+        for i in range(100):
+            p.send(seq=IRS + 1 + i * 1000, ack=iss + 1, flags=ACK, payload=b"d" * 1000)
+    limit = 16 * 4096
+    assert stack.cfg.mem_used <= limit + 10 * 1000        # one segment over, at most
+    assert stack.cfg.mib["TcpExtTCPRcvQDrop"] > 0
+    # What was kept is intact and in order: the readers get a prefix of what was sent.
+    for fd in fds:
+        got = stack.recv(fd, 1 << 20, now=0)
+        assert got == b"d" * len(got) and len(got) % 1000 == 0
+    assert stack.cfg.mem_used == 0

@@ -83,6 +83,10 @@ _KNOBS = [
          1, 127),
     Knob("net.ipv4.tcp_keepalive_time", 7200, "idle seconds before the first keepalive probe",
          1, 32767),
+    Knob("net.ipv4.tcp_mem", (49152, 65536, 98304),
+         "pages (4 KiB) of TCP buffers for the whole host: below the first no pressure, "
+         "above the second buffers stop growing, above the third new data is refused "
+         "(Linux sizes these from RAM: a 4 GiB machine's)", 1),
     Knob("net.ipv4.tcp_max_orphans", 131072,
          "connections closed by their application and still closing; above it, RST", 0),
     Knob("net.ipv4.tcp_max_syn_backlog", 2048, "bound of the SYN (half-open) queue", 1),
@@ -118,6 +122,10 @@ class Sysctl:
         self.mib: Counter[str] = Counter()
         # The host-wide challenge-ACK budget: [second it was drawn for, ACKs left].
         self.challenge_budget = [-1, 0]
+        # Bytes held in every connection's send and receive queues (Linux
+        # tcp_memory_allocated), and whether the host is under memory pressure.
+        self.mem_used = 0
+        self.mem_pressure = False
         self._values: dict[str, int | tuple[int, ...] | str] = {
             k.name: k.default for k in _KNOBS
         }
@@ -129,6 +137,26 @@ class Sysctl:
             return self._values[name]
         except KeyError:
             raise SysctlError(f"unknown sysctl {name!r}") from None
+
+    def mem_add(self, delta: builtins.int) -> None:
+        """Charge (or release) TCP buffer bytes; enters memory pressure above
+        tcp_mem[1] and leaves it below tcp_mem[0] (Linux sk_enter/leave_memory_pressure)."""
+        used = self.mem_used = self.mem_used + delta
+        low, pressure, _high = self.triple("net.ipv4.tcp_mem")
+        if self.mem_pressure:
+            if used < low * 4096:
+                self.mem_pressure = False
+        elif used > pressure * 4096:
+            self.mem_pressure = True
+            self.mib["TcpExtTCPMemoryPressures"] += 1
+
+    def mem_over_limit(self) -> bool:
+        """Above tcp_mem[2]: connections that already hold data may take no more."""
+        return self.mem_used > self.triple("net.ipv4.tcp_mem")[2] * 4096
+
+    def mem_room(self) -> builtins.int:
+        """Bytes the host may still queue before tcp_mem[2]."""
+        return max(self.triple("net.ipv4.tcp_mem")[2] * 4096 - self.mem_used, 0)
 
     def int(self, name: str) -> int:
         """An integer sysctl."""

@@ -337,8 +337,10 @@ class Stack(ListenMixin, SocketCallsMixin):
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state
-        if conn.fd == ORPHAN and (state is _TIME_WAIT or state is _CLOSED):
-            self.orphans -= 1
+        if state is _TIME_WAIT or state is _CLOSED:
+            conn.mem_release()
+            if conn.fd == ORPHAN:
+                self.orphans -= 1
         if state is _TIME_WAIT and len(self.timewait) >= self.cfg.int(
                 "net.ipv4.tcp_max_tw_buckets"):
             # Linux tcp_time_wait(): no room in the TIME_WAIT table, so the connection

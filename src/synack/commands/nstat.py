@@ -25,7 +25,8 @@ KNOWN = ("TcpInSegs", "TcpOutSegs", "TcpOutRsts", "TcpCurrEstab", "TcpExtListenO
          "TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed",
          "TcpExtTCPChallengeACK", "TcpExtTCPACKSkippedChallenge", "TcpExtTCPACKSkippedSeq",
          "TcpExtTCPACKSkippedPAWS", "TcpExtTCPACKSkippedSynRecv", "TcpExtPAWSEstabRejected",
-         "TcpExtPAWSOldAck", "TcpExtTCPAbortOnMemory", "TcpExtTCPTimeWaitOverflow")
+         "TcpExtPAWSOldAck", "TcpExtTCPAbortOnMemory", "TcpExtTCPTimeWaitOverflow",
+         "TcpExtTCPMemoryPressures", "TcpExtTCPRcvQDrop")
 
 
 def format_counters(docs: list[dict[str, Any]], names: list[str], zeros: bool) -> str:

@@ -295,6 +295,7 @@ class SocketCallsMixin:
                 key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
                 self._drain(key, child)
                 self.timers.disarm(child)
+                child.mem_release()
                 self.conns.pop(key, None)
             return
         conn = sock.conn

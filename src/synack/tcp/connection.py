@@ -126,7 +126,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     __slots__ = (
         "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes",
         "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv",
+        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
         "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
@@ -220,6 +220,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rto_count = 0
         self.dsack_dups = 0
         self.last_oow_ack = -1               # when we last answered an invalid segment
+        self.mem_charged = 0                 # queue bytes charged to the host (tcp_mem)
         self.delivered = 0
         self.rate_mark_time = now            # start of the delivery-rate interval
         self.rate_mark_delivered = 0          # self.delivered then
@@ -299,6 +300,27 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
 
     def _send_ack(self) -> None:
         self._segment(ACK, self.snd.snd_nxt)
+
+    def mem_sync(self) -> None:
+        """Charge the host for the bytes this connection's queues hold now (send buffer,
+        data received and not read, out-of-order blocks); Linux charges skb truesize
+        to tcp_memory_allocated, synack the payload bytes."""
+        used = len(self.snd.buf)
+        rcv = self.rcv
+        if rcv is not None:
+            used += len(rcv.ready)
+            if rcv.ooo:
+                used += sum(len(block[1]) for block in rcv.ooo)
+        delta = used - self.mem_charged
+        if delta:
+            self.mem_charged = used
+            self.cfg.mem_add(delta)
+
+    def mem_release(self) -> None:
+        """The connection is gone: give back everything it was charged."""
+        if self.mem_charged:
+            self.cfg.mem_add(-self.mem_charged)
+            self.mem_charged = 0
 
     def _oow_limited(self, seg: TcpSegment, now: int, counter: str) -> bool:
         """Whether an ACK in answer to the invalid ``seg`` must wait (Linux
@@ -442,8 +464,19 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         carry URG and an urgent pointer just past it, as Linux sends them.
         """
         self.now = now
+        room = self.cfg.mem_room()
+        if room < len(data):
+            # Linux sk_wmem_schedule() fails at tcp_mem[2]: the writer takes what fits and
+            # waits, except that a connection with nothing queued may take one segment's
+            # worth (Linux forces the first skb of an empty queue) so that it keeps moving.
+            if not self.snd.buf:
+                room = max(room, self.mss)
+            if not room:
+                return 0
+            data = data[:room]
         n = self.snd.write(data)
         if n:
+            self.mem_sync()
             if oob:
                 self.snd.snd_up = self.snd.data_end
             self._output(now)
@@ -470,7 +503,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         before = sq.diff(rcv.rcv_adv, rcv.rcv_nxt)
         data = rcv.read(n)
         if data:
-            rcv.autotune(now, self.rtt.srtt)
+            self.mem_sync()
+            if not self.cfg.mem_pressure:     # Linux: no growing under memory pressure
+                rcv.autotune(now, self.rtt.srtt)
         if data and self.state in _CAN_RECEIVE:
             # RFC 9293 3.8.6.2.2: announce the reopened window once it grew enough.
             old_adv = rcv.rcv_adv

@@ -209,11 +209,19 @@ class InputMixin:
             return
         fin_was_received = rcv.fin_received
         ack_now = False
+        if payload and rcv.ready and state in _CAN_RECEIVE and self.cfg.mem_over_limit():
+            # Linux tcp_data_queue(): no memory for it while the queue holds data
+            # already: dropped (TcpExtTCPRcvQDrop) and an ACK at once.
+            self.cfg.mib["TcpExtTCPRcvQDrop"] += 1
+            self._send_ack()
+            return
         if (payload or flags & FIN) and state in _CAN_RECEIVE:
             seq = seg.seq
             in_order = seq == rcv.rcv_nxt
             had_ooo = bool(rcv.ooo)
             gained = rcv.accept(seq, payload, bool(flags & FIN))
+            if payload:
+                self.mem_sync()
             if not payload and not in_order:
                 ack_now = True               # an out-of-order FIN: a duplicate ACK at once
             if payload:
@@ -326,8 +334,9 @@ class InputMixin:
         if self.trace is not None:
             self._trace("ack", now)
         if acked:
+            self.mem_sync()
             self._update_rate(now)
-            if snd.capacity < self.snd_max_capacity:
+            if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
                 # Linux tcp_sndbuf_expand(): room for two windows of payload.
                 want = 2 * rec.cc.cwnd * self.mss
                 if want > snd.capacity:
