@@ -19,7 +19,7 @@ from transcript import L_ISN, R_ISN, Peer, established_server, listening
 
 from synack.stack import Stack
 from synack.tcp.state import State
-from synack.wire.tcp import ACK, RST, SYN
+from synack.wire.tcp import ACK, FIN, RST, SYN
 
 ISS, IRS = L_ISN, R_ISN
 MS = 1000
@@ -111,3 +111,20 @@ def test_an_old_ack_failing_paws_is_dropped_without_an_answer() -> None:
     assert stack.cfg.mib["TcpExtPAWSEstabRejected"] == 1
     assert stack.recv_some(fd, 10, now=2 * MS) is None          # nothing new to read
     assert stack.state(fd) is State.ESTABLISHED
+
+
+def test_time_wait_answers_old_acks_once_per_interval_and_every_fin() -> None:
+    # Linux tcp_timewait_check_oow_rate_limit(): TIME_WAIT keeps its own last-answer time.
+    stack, fd, peer = established_server()
+    stack.close(fd, now=0)
+    (fin,) = peer.out()
+    peer.send(seq=IRS + 1, ack=fin.seq + 1, flags=FIN | ACK)          # -> TIME_WAIT
+    assert len(stack.timewait) == 1
+    old_ack = {"seq": IRS, "ack": fin.seq + 1, "flags": ACK}
+    assert _answers(peer, 10, MS, MS, **old_ack) == 1
+    assert stack.cfg.mib["TcpExtTCPACKSkippedTimeWait"] == 9
+    # The peer's FIN again (it lost our ACK): answered every time.
+    fin_again = {"seq": IRS + 1, "ack": fin.seq + 1, "flags": FIN | ACK}
+    assert _answers(peer, 3, 20 * MS, MS, **fin_again) == 3
+    # After the interval, an old ACK is answered again.
+    assert len(peer.send(now=MS + LIMIT_US, **old_ack)) == 1

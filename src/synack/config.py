@@ -93,7 +93,9 @@ _KNOBS = [
     Knob("net.ipv4.tcp_max_tw_buckets", 131072, "bound of the TIME_WAIT table", 0),
     Knob("net.ipv4.tcp_orphan_retries", 0,
          "retransmissions of an orphaned connection (0 means 8)", 0, 255),
-    Knob("net.ipv4.tcp_retries1", 3, "retransmissions before reporting trouble", 0, 255),
+    Knob("net.ipv4.tcp_retries1", 3,
+         "no effect in synack (Linux re-checks the route and probes the path MTU after "
+         "this many retransmissions; synack has no route cache)", 0, 255),
     Knob("net.ipv4.tcp_retries2", 15,
          "retransmissions before an established connection times out", 0, 255),
     Knob("net.ipv4.tcp_rfc1337", 0, "1: ignore RST in TIME_WAIT (RFC 1337)", 0, 1),

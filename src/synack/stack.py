@@ -174,9 +174,11 @@ class Stack(ListenMixin, SocketCallsMixin):
             return
         tw = self.timewait.get(key)
         if tw is not None:
+            cfg = self.cfg
             verdict, reply = tw.on_segment(
-                seg, now=now, rfc1337=self.cfg.int("net.ipv4.tcp_rfc1337") == 1,
-                time_wait_us=TIME_WAIT_US)
+                seg, now=now, rfc1337=cfg.int("net.ipv4.tcp_rfc1337") == 1,
+                time_wait_us=TIME_WAIT_US,
+                ratelimit_us=cfg.int("net.ipv4.tcp_invalid_ratelimit") * 1000, mib=cfg.mib)
             if reply is not None:
                 self._emit(dst, src, reply)
             if verdict != KILL and verdict != NEW_SYN and tw.bits != self.timewait.raw(key):

@@ -26,7 +26,7 @@ KNOWN = ("TcpInSegs", "TcpOutSegs", "TcpOutRsts", "TcpCurrEstab", "TcpExtListenO
          "TcpExtTCPChallengeACK", "TcpExtTCPACKSkippedChallenge", "TcpExtTCPACKSkippedSeq",
          "TcpExtTCPACKSkippedPAWS", "TcpExtTCPACKSkippedSynRecv", "TcpExtPAWSEstabRejected",
          "TcpExtPAWSOldAck", "TcpExtTCPAbortOnMemory", "TcpExtTCPTimeWaitOverflow",
-         "TcpExtTCPMemoryPressures", "TcpExtTCPRcvQDrop")
+         "TcpExtTCPMemoryPressures", "TcpExtTCPRcvQDrop", "TcpExtTCPACKSkippedTimeWait")
 
 
 def format_counters(docs: list[dict[str, Any]], names: list[str], zeros: bool) -> str:

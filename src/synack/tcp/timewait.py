@@ -18,11 +18,13 @@ KEEP, KILL, NEW_SYN = "keep", "kill", "syn"
 # One int holds every field (a Python int costs 28 bytes plus 4 per 30 bits; an object
 # slot 8 bytes and a pointer to an int of its own), laid out from bit 0:
 #   snd_nxt 32 | rcv_nxt 32 | window 16 | local port 16 | remote port 16 |
-#   local address 32 | remote address 32 | ts 1 | expires 64 | since (the rest, any sign)
-_RCV, _WIN, _LPORT, _RPORT, _LADDR, _RADDR, _TS, _EXP, _SINCE = (
-    32, 64, 80, 96, 112, 144, 176, 177, 241)
+#   local address 32 | remote address 32 | ts 1 | expires 64 |
+#   last out-of-window ACK 32 (ms after since, plus 1; 0: none) | since (the rest, any sign)
+_RCV, _WIN, _LPORT, _RPORT, _LADDR, _RADDR, _TS, _EXP, _OOW, _SINCE = (
+    32, 64, 80, 96, 112, 144, 176, 177, 241, 273)
 _M16, _M32, _M64 = 0xFFFF, 0xFFFFFFFF, (1 << 64) - 1
 _EXP_CLEAR = ~(_M64 << _EXP)
+_OOW_CLEAR = ~(_M32 << _OOW)
 
 
 class TimeWait:
@@ -120,9 +122,12 @@ class TimeWait:
         return TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=self.snd_nxt,
                           ack=self.rcv_nxt, flags=ACK, window=self.window)
 
-    def on_segment(self, seg: TcpSegment, *, now: int, rfc1337: bool,
-                   time_wait_us: int) -> tuple[str, TcpSegment | None]:
-        """What TIME_WAIT does with ``seg``: (verdict, reply)."""
+    def on_segment(self, seg: TcpSegment, *, now: int, rfc1337: bool, time_wait_us: int,
+                   ratelimit_us: int = 0, mib: dict[str, int] | None = None,
+                   ) -> tuple[str, TcpSegment | None]:
+        """What TIME_WAIT does with ``seg``: (verdict, reply). An ACK in answer to an
+        out-of-window segment without data or FIN goes at most once per ``ratelimit_us``
+        (Linux tcp_timewait_check_oow_rate_limit(); counted in ``mib``)."""
         flags = seg.flags
         seg_len = len(seg.payload) + (1 if flags & FIN else 0) + (1 if flags & SYN else 0)
         if seg.seq == self.rcv_nxt and (seg_len == 0 or flags & RST):
@@ -140,6 +145,18 @@ class TimeWait:
         # is ACKed, and one carrying an ACK restarts 2*MSL (the peer is still there).
         if flags & ACK:
             self.expires = now + time_wait_us
+        if seg_len == 0 and ratelimit_us:
+            # Linux tcp_oow_rate_limited(): a FIN or data is always answered.
+            bits = self._bits
+            since = bits >> _SINCE
+            last = bits >> _OOW & _M32
+            if last and 0 <= now - (since + (last - 1) * 1000) < ratelimit_us:
+                if mib is not None:
+                    mib["TcpExtTCPACKSkippedTimeWait"] = mib.get(
+                        "TcpExtTCPACKSkippedTimeWait", 0) + 1
+                return KEEP, None
+            mark = min(max((now - since) // 1000 + 1, 1), _M32)
+            self._bits = (bits & _OOW_CLEAR) | mark << _OOW
         return KEEP, self.ack()
 
 
