@@ -49,7 +49,7 @@ from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
-from synack.tcp.sender import Sender
+from synack.tcp.sender import Sender, shared
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
@@ -162,14 +162,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
         # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
         # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-        # _shared(): the same int object for the same size in every connection (an int
+        # shared(): the same int object for the same size in every connection (an int
         # above 256 is a 28-byte object of its own each time it is computed).
-        self.rcv_capacity = _shared(max(self.rcvbuf // 2, 1))
-        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else _shared(
+        self.rcv_capacity = shared(max(self.rcvbuf // 2, 1))
+        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else shared(
             max(rmem[2] // 2, 1))
-        self.snd_max_capacity = _shared(
+        self.snd_max_capacity = shared(
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
-        self.snd = Sender(iss, _shared(max(sndbuf // 2, 1)))
+        self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
         self.rtt = RttEstimator()
         self.timers = Timers()
@@ -182,7 +182,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.adv_mss = _shared(opts.maxseg or (mtu - 40))   # what we announce in our SYN
+        self.adv_mss = shared(opts.maxseg or (mtu - 40))   # what we announce in our SYN
         self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self.neg = Negotiated(
@@ -382,9 +382,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
         neg = self.neg
         neg.take_syn(seg, now)
-        self.peer_mss = _shared(seg.mss) if seg.mss else DEFAULT_MSS
+        self.peer_mss = shared(seg.mss) if seg.mss else DEFAULT_MSS
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
-        self.mss = _shared(self._mss_for_path())
+        self.mss = shared(self._mss_for_path())
         self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
                             max_capacity=self.rcv_max_capacity)
         self.rcv.oobinline = self.opts.oobinline
@@ -599,17 +599,6 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
-
-
-_SHARED: dict[int, int] = {}
-
-
-def _shared(value: int) -> int:
-    """One int object per value for sizes every connection computes alike (bounded:
-    buffer and segment sizes take few values)."""
-    if len(_SHARED) > 1024:
-        return value
-    return _SHARED.setdefault(value, value)
 
 
 def _wscale_for(space: int) -> int:

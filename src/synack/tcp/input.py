@@ -172,7 +172,8 @@ class InputMixin:
             # child never set WL1, so the "newer segment" test of update_window() would
             # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
             snd.snd_wl1 = sq.add(seg.seq, -1)
-            snd.update_window(seg.seq, seg.ack, wnd)
+            # RCV.NXT's own int object when equal: one 32-byte int less per connection.
+            snd.update_window(rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq, seg.ack, wnd)
             self._change(Event.RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
             if self.wr_shut and not snd.fin_queued:

@@ -27,6 +27,21 @@ _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segmen
 _CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
 
 
+_SHARED: dict[int, int] = {}
+
+
+def shared(value: int) -> int:
+    """One int object per value for numbers many connections hold alike (buffer sizes,
+    segment sizes, windows); an int above 256 is a 28-byte object each time it is made.
+    Bounded: once the table holds 4096 values, new ones are returned as they are."""
+    got = _SHARED.get(value)
+    if got is not None:
+        return got
+    if len(_SHARED) < 4096:
+        _SHARED[value] = value
+    return value
+
+
 class SendBuffer:
     """The bytes written and not yet acknowledged, as a list of chunks.
 
@@ -290,6 +305,8 @@ class Sender:
             wl1 == seq and ((self.snd_wl2 - ack + _HALF) & _MASK) <= _HALF
         ):
             changed = wnd != self.snd_wnd
+            if changed:
+                wnd = shared(wnd)
             self.snd_wnd = wnd
             self.snd_wl1 = seq
             una = self.snd_una
