@@ -138,8 +138,8 @@ def env(run_dir: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def synack_serve(run_dir: Path) -> Iterator[list[bytes]]:
-    """``synack serve echo --netns NS`` until the block ends; yields its stderr lines."""
+def synack_serve(run_dir: Path) -> Iterator[int]:
+    """``synack serve echo --netns NS`` until the block ends; yields its pid."""
     proc = subprocess.Popen([*SYNACK, "serve", "echo", "--port", str(PORT), "--netns", NS,
                              "--no-offload"], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(run_dir))
@@ -157,7 +157,7 @@ def synack_serve(run_dir: Path) -> Iterator[list[bytes]]:
     try:
         if not ready.wait(20):
             raise AssertionError(f"synack serve did not start: {b''.join(errors)!r}")
-        yield errors
+        yield proc.pid
         assert proc.poll() is None, f"synack serve died: {b''.join(errors)!r}"
     finally:
         _end(proc)
@@ -194,10 +194,19 @@ class Run:
     rate: float
     cookies: int            # legitimate SYN,ACKs that carried their SYN's cookie bits
     answered: int           # legitimate SYN,ACKs seen
+    cpu: float              # the listener's process: CPU seconds per second while clients ran
+                            # (for the kernel only kecho.py's: its TCP runs in softirq)
 
 
-def flood_and_connect(queue_full: Callable[[], bool], pcap: Path) -> Run:
-    """Flood, wait until ``queue_full()``, run the clients, stop the flood."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` (/proc/PID/stat utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def flood_and_connect(queue_full: Callable[[], bool], pcap: Path, pid: int) -> Run:
+    """Flood, wait until ``queue_full()``, run the clients, stop the flood; ``pid`` is
+    the listener's process, whose CPU time is measured while the clients run."""
     flood = subprocess.Popen(in_ns(sys.executable, TOOLS, "flood", US, str(PORT), str(RATE),
                                    str(FLOOD_MAX_S), "11"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -208,6 +217,7 @@ def flood_and_connect(queue_full: Callable[[], bool], pcap: Path) -> Run:
             assert flood.poll() is None, flood.communicate()
             assert time.monotonic() < deadline, f"SYN queue not full after {QUEUE_FULL_S} s"
             time.sleep(0.2)
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
         clients = subprocess.Popen(in_ns(sys.executable, TOOLS, "clients", US, str(PORT),
                                          str(CLIENTS), str(SPREAD), str(TIMEOUT)),
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -216,6 +226,7 @@ def flood_and_connect(queue_full: Callable[[], bool], pcap: Path) -> Run:
         finally:
             _end(clients)
         assert clients.returncode == 0, err
+        cpu = (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
         assert flood.poll() is None, "the flood stopped before the clients were done"
     finally:
         _end(flood)
@@ -235,7 +246,7 @@ def flood_and_connect(queue_full: Callable[[], bool], pcap: Path) -> Run:
     return Run(ok=len(times), p50_ms=statistics.median(times) * 1e3 if times else float("nan"),
                errors=[r[2] for r in results if not r[0]], sent=sent, rate=sent / secs,
                cookies=sum(asked == got for asked, got in shakes.values()),
-               answered=len(shakes))
+               answered=len(shakes), cpu=cpu)
 
 
 def syn_recv(run_dir: Path) -> int:
@@ -266,13 +277,13 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
 
     # synack: SYN queue of 4096 + 1; a queued request lives 63 s (5 SYN,ACK retries),
     # longer than this test, so once full it stays full and every SYN meets the overflow.
-    with synack_serve(run_dir):
+    with synack_serve(run_dir) as pid:
         tap = sh("ip", "-n", NS, "-o", "link", "show")
         tap_name = re.findall(r"^\d+: (synack\w*)[@:]", tap, re.MULTILINE)
         assert len(tap_name) == 1, tap
         with capture(tap_name[0], tmp_path / "synack.pcap"):
             ours = flood_and_connect(lambda: syn_recv(run_dir) > BACKLOG,
-                                     tmp_path / "synack.pcap")
+                                     tmp_path / "synack.pcap", pid)
         half_open_after = syn_recv(run_dir)
 
     # The kernel: the same flood and clients, the listener on 192.0.2.2 (lo).
@@ -286,7 +297,7 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
         with capture("lo", tmp_path / "kernel.pcap"):
             linux = flood_and_connect(
                 lambda: netstat(NS, "TcpExtSyncookiesSent")["TcpExtSyncookiesSent"]
-                > before["TcpExtSyncookiesSent"], tmp_path / "kernel.pcap")
+                > before["TcpExtSyncookiesSent"], tmp_path / "kernel.pcap", kecho.pid)
         after = netstat(NS, *counters)
     finally:
         _end(kecho)
@@ -297,7 +308,8 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
     figure(f"SYN flood, {RATE} spoofed SYN/s; {CLIENTS} connect + 1-byte echo + close over "
            f"{SPREAD:.0f} s once the SYN queue overflowed: synack {ours.ok}/{CLIENTS}, "
            f"p50 connect {ours.p50_ms:.2f} ms, {ours.cookies}/{ours.answered} answered "
-           f"with a cookie, SYN queue {half_open_after} half-open after | Linux "
+           f"with a cookie, SYN queue {half_open_after} half-open after, "
+           f"{ours.cpu:.0%} of a core | Linux "
            f"(tcp_syncookies=1, backlog {BACKLOG}) {linux.ok}/{CLIENTS}, p50 "
            f"{linux.p50_ms:.2f} ms, {linux.cookies}/{linux.answered} with a cookie, "
            f"SyncookiesSent {k_sent}, SyncookiesRecv {k_recv}; flood {ours.rate:.0f} and "
