@@ -13,14 +13,15 @@ has no route off its subnet (it drops them), and the kernel's go out of a veth w
 other end, with forwarding off, drops them. The kernel needs that route: without one
 it sends no SYN,ACK and queues nothing, so the flood would not touch it.
 
-SYN cookies are counted on the wire: a listener without state keeps the client's
-window scale and SACK-permitted in the low 6 bits of its SYN,ACK's TSval (Linux
-``cookie_init_timestamp()``); a SYN,ACK from the queue has a clock there. The test
-captures the legitimate handshakes and counts the SYN,ACKs carrying their SYN's bits.
-Linux adds its per-connection TS offset after those bits (``tcp_timestamps = 1``);
-the namespace runs ``tcp_timestamps = 2`` (no offset) so they show, and the count
-must then agree with its ``TcpExtSyncookiesRecv`` -- the check that the count counts
-cookies. synack puts the bits in the TSval it sends, after its offset.
+SYN cookies: synack's are read from its counters (``synack nstat``'s
+``TcpExtSyncookiesSent`` / ``TcpExtSyncookiesRecv``, over the control socket). For
+Linux the test also counts them on the wire, as a check of the kernel's counters: a
+listener without state keeps the client's window scale and SACK-permitted in the low
+6 bits of its SYN,ACK's clock (Linux ``cookie_init_timestamp()``); a SYN,ACK from the
+queue has a clock there. Linux adds its per-connection TS offset after those bits
+(``tcp_timestamps = 1``), as synack does; the namespace runs ``tcp_timestamps = 2``
+(no offset) so the kernel's show, and their count must agree with its
+``TcpExtSyncookiesRecv``.
 """
 
 from __future__ import annotations
@@ -275,8 +276,8 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
 
-    # synack: SYN queue of 4096 + 1; a queued request lives 63 s (5 SYN,ACK retries),
-    # longer than this test, so once full it stays full and every SYN meets the overflow.
+    # synack: SYN queue of 4096 + 1. Once full, SYNs get cookies; entries whose SYN,ACK
+    # timed out give way to young ones after 2 retries (Linux reqsk_timer_handler()).
     with synack_serve(run_dir) as pid:
         tap = sh("ip", "-n", NS, "-o", "link", "show")
         tap_name = re.findall(r"^\d+: (synack\w*)[@:]", tap, re.MULTILINE)
@@ -285,6 +286,9 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
             ours = flood_and_connect(lambda: syn_recv(run_dir) > BACKLOG,
                                      tmp_path / "synack.pcap", pid)
         half_open_after = syn_recv(run_dir)
+        (doc,) = query_all(run_dir)
+        s_sent = doc["nstat"].get("TcpExtSyncookiesSent", 0)
+        s_recv = doc["nstat"].get("TcpExtSyncookiesRecv", 0)
 
     # The kernel: the same flood and clients, the listener on 192.0.2.2 (lo).
     sh("ip", "-n", NS, "addr", "add", f"{US}/32", "dev", "lo")
@@ -307,8 +311,8 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
     wall = time.monotonic() - t0
     figure(f"SYN flood, {RATE} spoofed SYN/s; {CLIENTS} connect + 1-byte echo + close over "
            f"{SPREAD:.0f} s once the SYN queue overflowed: synack {ours.ok}/{CLIENTS}, "
-           f"p50 connect {ours.p50_ms:.2f} ms, {ours.cookies}/{ours.answered} answered "
-           f"with a cookie, SYN queue {half_open_after} half-open after, "
+           f"p50 connect {ours.p50_ms:.2f} ms, SyncookiesSent {s_sent}, SyncookiesRecv "
+           f"{s_recv}, SYN queue {half_open_after} half-open after, "
            f"{ours.cpu:.0%} of a core | Linux "
            f"(tcp_syncookies=1, backlog {BACKLOG}) {linux.ok}/{CLIENTS}, p50 "
            f"{linux.p50_ms:.2f} ms, {linux.cookies}/{linux.answered} with a cookie, "
@@ -319,14 +323,16 @@ def test_syn_flood_legitimate_clients_get_through(tmp_path: Path) -> None:
     assert ours.rate >= 0.9 * RATE and linux.rate >= 0.9 * RATE, (ours.rate, linux.rate)
     assert k_sent > 0           # ... and the kernel met it too: the baseline is a baseline
     assert ours.ok >= 0.99 * CLIENTS, ours.errors
-    # Still full: no request left the queue but by its handshake, so every client above
-    # met an overflowing queue. The SYN,ACKs they got carried cookies (at least half:
-    # Linux, which prunes its queue under pressure, answered some from the queue).
-    assert half_open_after > BACKLOG
-    # The wire count of cookies agrees with the kernel's own (a SYN,ACK from its queue
-    # shows the right bits by chance once in 64).
+    # The flood overflowed synack's queue: most forged SYNs were answered with cookies,
+    # and legitimate clients came back through them (some got a queue slot freed by
+    # pruning, as on Linux).
+    assert s_sent >= 0.5 * ours.sent, (s_sent, ours.sent)
+    assert 0 < s_recv <= CLIENTS, s_recv
+    assert half_open_after > BACKLOG // 2
+    # The wire count of the kernel's cookies agrees with its own counter (a SYN,ACK from
+    # its queue shows the right bits by chance once in 64).
     assert abs(linux.cookies - k_recv) <= 5, (linux.cookies, k_recv)
-    assert ours.answered >= 0.99 * CLIENTS and ours.cookies >= CLIENTS // 2, ours
+    assert ours.answered >= 0.99 * CLIENTS, ours
 
 
 # ------------------------------------------------------------------ the tools, checked by synack

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from transcript import L_ISN, LOCAL, LPORT, R_ISN, Peer, listening
 
@@ -123,3 +125,47 @@ def test_data_for_readers_that_never_read_is_refused_above_tcp_mem() -> None:
         got = stack.recv(fd, 1 << 20, now=0)
         assert got == b"d" * len(got) and len(got) % 1000 == 0
     assert stack.cfg.mem_used == 0
+
+
+def _half_open(n: int, backlog: int) -> tuple[Stack, list[Peer]]:
+    """A listener with ``backlog`` and ``n`` SYNs from peers that never answer."""
+    stack = Stack(LOCAL, seed=7)
+    lfd = stack.socket()
+    stack.bind(lfd, (LOCAL, LPORT))
+    stack.listen(lfd, backlog)
+    peers = [Peer(stack, port=41000 + i) for i in range(n)]
+    for p in peers:
+        assert len(p.send(seq=IRS, flags=SYN, mss=1460)) == 1
+    return stack, peers
+
+
+def _synacks_until(stack: Stack, peers: list[Peer], t: int) -> dict[int, int]:
+    """SYN,ACKs each peer gets (first one included) while timers run up to ``t``."""
+    got = {p.port: 1 for p in peers}
+    while (d := stack.next_deadline()) is not None and d <= t:
+        stack.tick(now=d)
+        for seg in peers[0].out(d):           # every peer's segments: count by port
+            got[seg.dst_port] += 1
+    return got
+
+
+def test_a_crowded_syn_queue_prunes_old_entries_after_two_retries() -> None:
+    # Linux reqsk_timer_handler(): with the queue over half full (12 of 16) and no young
+    # entry left, an entry gets 2 SYN,ACK retransmissions instead of tcp_synack_retries
+    # (5): it is gone after 1 + 2 + 4 = 7 s instead of 63 s -- until the queue is back
+    # to half (8): those left keep every retry.
+    stack, peers = _half_open(12, 16)
+    got = _synacks_until(stack, peers, 70_000_000)
+    assert sorted(Counter(got.values()).items()) == [(3, 4), (6, 8)]
+    assert stack.stats["SYN queue entries pruned"] == 4
+    assert not any(lst.syn_queue for lst in stack.listeners.values())
+    assert all(lst.young == 0 for lst in stack.listeners.values())
+
+
+def test_a_quiet_syn_queue_keeps_every_retry() -> None:
+    # 4 of 16: under half full, every entry gets all 5 retransmissions.
+    stack, peers = _half_open(4, 16)
+    got = _synacks_until(stack, peers, 70_000_000)
+    assert set(got.values()) == {6}
+    assert stack.stats["SYN queue entries pruned"] == 0
+    assert all(lst.young == 0 for lst in stack.listeners.values())

@@ -8,7 +8,7 @@ next SYN (port 40001, ...) overflows it.
 
 from __future__ import annotations
 
-from transcript import LOCAL, LPORT, R_ISN, Peer, conn_state, ours
+from transcript import LOCAL, LPORT, R_ISN, REMOTE, Peer, conn_state, ours
 
 from synack.config import Sysctl
 from synack.stack import Stack
@@ -108,7 +108,11 @@ def test_cookie_with_timestamps_keeps_wscale_and_sack():
     assert synack.timestamps is not None
     tsval = synack.timestamps[0]
     assert synack.timestamps[1] == 5000
-    assert tsval & 0x3F == 5 | 16                       # wscale 5, SACK permitted
+    # wscale 5 and SACK permitted sit in the clock's low bits, under the connection's
+    # TS offset (Linux adds ts_off after cookie_init_timestamp()): not on the wire.
+    conn_off = sc.ts_offset(stack._secret(),
+                                    (REMOTE, 40001, LOCAL, LPORT))
+    assert (tsval - conn_off) & 0x3F == 5 | 16
     assert peer.send(seq=IRS + 1, ack=synack.seq + 1, flags=ACK, timestamps=(5010, tsval),
                      now=10_000) == []
     cfd, _ = stack.accept(fd)

@@ -73,6 +73,7 @@ _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 SOFT_GSO_MAX = 0xFFFF
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _TIME_WAIT = State.TIME_WAIT
+_SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
@@ -259,7 +260,25 @@ class Stack(ListenMixin, SocketCallsMixin):
                 timers.arm(obj)
                 break
             ran.add(id(obj))
-            obj.tick(now=now)
+            lst = self._syn_queue_of(key, obj) if obj.state is _SYN_RECEIVED else None
+            if lst is not None:
+                limit = lst.synack_retries()
+                if obj.retransmits >= limit and limit < self.cfg.int(
+                        "net.ipv4.tcp_synack_retries") and obj.timers.rtx is not None \
+                        and obj.timers.rtx <= now:
+                    # Pruned: too old while the queue fills (Linux reqsk_timer_handler()
+                    # drops it without a word).
+                    self.stats["SYN queue entries pruned"] += 1
+                    obj.abort(now=now, why="SYN queue pruned: old entries give way",
+                              send_rst=False)
+                    self._collect_child(lst, key, obj, now)
+                    continue
+                was_young = obj.retransmits == 0
+                obj.tick(now=now)
+                if was_young and obj.retransmits:
+                    lst.young -= 1
+            else:
+                obj.tick(now=now)
             self._after(key, obj, now)
 
     def take_touched(self) -> set[int]:
@@ -317,11 +336,18 @@ class Stack(ListenMixin, SocketCallsMixin):
         if self.conns.get(key) is conn:
             self._collect_conn(key, conn, now)
             return
-        lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
-        if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
+        lst = self._syn_queue_of(key, conn)
+        if lst is not None:
             self._collect_child(lst, key, conn, now)
         else:
             self._drain(key, conn)
+
+    def _syn_queue_of(self, key: Key, conn: Connection) -> Listener | None:
+        """The listener whose SYN queue holds ``conn``, if one does."""
+        lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
+            return lst
+        return None
 
     def _drain(self, key: Key, conn: Connection) -> None:
         if conn.outbox:

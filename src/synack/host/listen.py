@@ -78,6 +78,7 @@ class ListenMixin:
                            ts_offset=self.rng.getrandbits(32))
         child.tso_max = self._tso_max()
         lst.syn_queue[(key[2], key[3])] = child
+        lst.young += 1
         child.open_passive(seg, now=now)
         self._collect_child(lst, key, child, now)
 
@@ -117,11 +118,17 @@ class ListenMixin:
         child = self._cookie_conn(lst, key, syn, iss, now)
         (synack,) = child.outbox
         if synack.timestamps is not None:
+            # The options go into the clock's low bits and the per-connection offset is
+            # added after (Linux cookie_init_timestamp(), then tcp_make_synack() adds
+            # ts_off), so they do not show on the wire.
             neg = child.neg
-            tsval = syncookies.encode_ts(synack.timestamps[0],
+            off = neg.ts_offset
+            clock = (synack.timestamps[0] - off) & 0xFFFFFFFF
+            tsval = syncookies.encode_ts(clock,
                                          neg.snd_wscale if neg.rcv_wscale is not None else None,
                                          neg.sack_ok)
-            synack = replace(synack, timestamps=(tsval, synack.timestamps[1]))
+            synack = replace(synack, timestamps=((tsval + off) & 0xFFFFFFFF,
+                                                 synack.timestamps[1]))
         lst.last_cookie_sent = now
         self.stats["syncookies sent"] += 1
         self._emit(key[0], key[2], synack)
@@ -147,7 +154,9 @@ class ListenMixin:
             self.stats["listen overflows"] += 1
             return True
         ts = seg.timestamps
-        opts = syncookies.decode_ts(ts[1]) if ts is not None and ts[1] else None
+        # Linux cookie_v4_check(): the echoed TSval less the offset holds the options.
+        opts = syncookies.decode_ts((ts[1] - syncookies.ts_offset(self._secret(), tup))
+                                    & 0xFFFFFFFF) if ts is not None and ts[1] else None
         syn = TcpSegment(src_port=seg.src_port, dst_port=seg.dst_port, seq=irs, flags=SYN,
                          window=seg.window, mss=mss,
                          wscale=opts.wscale if opts else None,
@@ -158,6 +167,7 @@ class ListenMixin:
         child.segs_out = 0
         child.rtt_seq = None        # no SYN,ACK send time to measure an RTT from
         lst.syn_queue[(key[2], key[3])] = child
+        lst.young += 1
         child.on_segment(seg, now=now)
         self._collect_child(lst, key, child, now)
         return True
@@ -169,6 +179,8 @@ class ListenMixin:
             self.timers.arm(child)
             return
         del lst.syn_queue[(key[2], key[3])]
+        if child.retransmits == 0:
+            lst.young -= 1
         if state is _CLOSED:
             self.timers.disarm(child)
             return

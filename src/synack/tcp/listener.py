@@ -41,6 +41,7 @@ class Listener:
         self.cfg = cfg
         self.max_backlog = max(min(backlog, cfg.int("net.core.somaxconn")), 0)
         self.syn_queue: dict[tuple[str, int], Connection] = {}
+        self.young = 0          # SYN queue entries whose SYN,ACK has not timed out yet
         self.accept_queue: deque[Connection] = deque()
         # Linux's counters of the same names (nstat TcpExtListenOverflows, ...).
         self.listen_overflows = 0
@@ -75,6 +76,20 @@ class Listener:
         if not cookies and max_syn - qlen < (max_syn >> 2):
             return "SYN queue full (tcp_max_syn_backlog)"
         return None
+
+    def synack_retries(self) -> int:
+        """SYN,ACK retransmissions an entry of the SYN queue may have now (Linux
+        reqsk_timer_handler()): all of tcp_synack_retries while the queue is under half
+        full; beyond that, fewer (down to 2) the more old entries crowd the young ones,
+        so that half of the queue stays for new connections."""
+        retries = self.cfg.int("net.ipv4.tcp_synack_retries")
+        qlen = len(self.syn_queue)
+        if qlen << 1 > max(8, self.max_backlog):
+            young = self.young << 1
+            while retries > 2 and qlen >= young:
+                retries -= 1
+                young <<= 1
+        return retries
 
     def drop_syn(self) -> None:
         """Count a dropped SYN."""
