@@ -194,14 +194,17 @@ def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8,
     en_head = f"""
 A SYN flood: {spoofed} SYNs from forged addresses (203.0.113.x) that will never send the
 third message. With listen backlog {backlog} the SYN queue holds {backlog + 1}: the first {queued}
-take its places (SYN_RECEIVED), and the server keeps retransmitting their SYN,ACKs into
-the void (tcp_synack_retries = {retries}; {synack_to_spoofed} SYN,ACKs to forged addresses in all).
+take its places (SYN_RECEIVED), and the server retransmits their SYN,ACKs into the void:
+up to tcp_synack_retries = {retries} times, but only 2 once the queue is over half full of
+entries whose SYN,ACK already timed out (Linux reqsk_timer_handler() prunes old entries
+so that young ones find room); {synack_to_spoofed} SYN,ACKs to forged addresses in all.
 """
     zh_head = f"""
 SYN 泛洪攻击：{spoofed} 个来自伪造地址（203.0.113.x）的 SYN，永远不会有第三次握手。
 listen() 的 backlog 为 {backlog}，半连接队列最多 {backlog + 1} 个：前 {queued} 个占满了队列（SYN_RECEIVED），
-服务端不停地向不存在的地址重传它们的 SYN,ACK（tcp_synack_retries = {retries}；发往伪造地址的
-SYN,ACK 共 {synack_to_spoofed} 个）。
+服务端向不存在的地址重传它们的 SYN,ACK：最多 tcp_synack_retries = {retries} 次；但当队列过半、
+且其中的条目都已超时过一次时，每个旧条目只重传 2 次（Linux 的 reqsk_timer_handler() 修剪旧条目，
+给新来的连接腾出位置）；发往伪造地址的 SYN,ACK 共 {synack_to_spoofed} 个。
 """
     if syncookies:
         en = en_head + f"""With net.ipv4.tcp_syncookies = {syncookies} (Linux's default) every SYN that finds the
@@ -225,13 +228,15 @@ SYN cookie 回应：SYN,ACK 的 ISN 编码了这个请求（地址和端口的�
         en = en_head + f"""With net.ipv4.tcp_syncookies = 0 the rest is dropped: at 1 s the queue has
 {queued} half-open entries and {f['syn_drops_1s']} SYNs were dropped. The real client (192.0.2.1)
 connects at 100 ms: its SYN is dropped too, and so are its retries (1 s, 3 s, 7 s, ...
-doubling), until the forged entries time out after the last SYN,ACK retry; it gets in
+doubling), until the forged entries are pruned after their second SYN,ACK retry
+(1 + 2 + 4 = 7 s; without pruning they would hold the queue for 63 s); it gets in
 at {est_s:.1f} s, on SYN number {len(syns)}. The default, tcp_syncookies = 1, lets it in at once
 (scenario syn-flood).
 """
         zh = zh_head + f"""在 net.ipv4.tcp_syncookies = 0 时，其余的 SYN 都被丢弃：1 秒时队列里有 {queued} 个半连接，
 已丢弃 {f['syn_drops_1s']} 个 SYN。真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 也被丢弃，
-之后的重传（1 秒、3 秒、7 秒……翻倍）同样被丢弃，直到伪造的半连接在最后一次 SYN,ACK 重传后超时；
+之后的重传（1 秒、3 秒、7 秒……翻倍）同样被丢弃，直到伪造的半连接在第二次 SYN,ACK 重传后被修剪
+（1 + 2 + 4 = 7 秒；若不修剪，它们会占住队列 63 秒）；
 它在 {est_s:.1f} 秒、第 {len(syns)} 个 SYN 才连上。默认的 tcp_syncookies = 1 能让它立即连上（见 syn-flood）。
 笔记中的 tcp_max_syn_backlog 就是半连接队列的上限。
 """
