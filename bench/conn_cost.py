@@ -91,4 +91,7 @@ if prof:
     import pstats
 
     order = sys.argv[-1] if sys.argv[-1] in ("cumulative", "tottime") else "tottime"
-    pstats.Stats(prof).sort_stats(order).print_stats(45)
+    st = pstats.Stats(prof).sort_stats(order)
+    st.print_stats(45)
+    if "--callers" in sys.argv:
+        st.print_callers("len|max|make")

@@ -111,3 +111,25 @@ def test_connect_counts_a_handshake_that_has_already_moved_on_as_success() -> No
         assert connect_error(0, state) == 0, state
     assert connect_error(0, State.SYN_SENT) == _errno.ETIMEDOUT
     assert connect_error(_errno.ECONNREFUSED, State.CLOSED) == _errno.ECONNREFUSED
+
+
+def test_bare_synack_prints_usage_and_version_is_known() -> None:
+    res = run()
+    assert res.returncode == 2 and res.stdout.startswith("usage: synack")
+    assert "demo" in res.stdout and "ladder" in res.stdout and not res.stderr
+    res = run("--version")
+    assert res.returncode == 0 and res.stdout.strip().startswith("synack ")
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) -> None:
+    # `synack ladder F | head -1`: no "[Errno 32] Broken pipe", no traceback, status 0.
+    pcap = tmp_path / "run.pcap"
+    assert run("sim", "--bytes", "2M", "--pcap", str(pcap)).returncode == 0   # > a pipe's 64 KB
+    proc = subprocess.Popen([*SYNACK, "ladder", str(pcap)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()                               # what head does after one line
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert first.startswith("connection 1 of 1") and err == ""

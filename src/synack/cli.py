@@ -135,7 +135,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = _Parser(prog="synack", description="TCP in pure Python: simulator, tools, stack.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p.add_argument("--version", action="version", version=f"synack {_version()}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     d = sub.add_parser("demo", help="run a scenario in the simulator (default: the seed's example)")
     d.add_argument("name", nargs="?", default="worked-example", help="scenario name")
@@ -189,16 +190,40 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("synack")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (``synack ladder F | head``): say nothing more, as ``cat``
+    does, and keep Python from complaining when it flushes stdout at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``synack`` console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:          # bare `synack`: say what there is
+        parser.print_help()
+        return 2
     try:
         return int(args.func(args))
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     except (SysctlError, ValueError, OSError) as exc:
         print(f"synack: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":
