@@ -115,7 +115,9 @@ def test_svg_and_html_are_written(tmp_path: Path, capsys: pytest.CaptureFixture[
     pcap = worked_example_pcap(tmp_path)
     svg, page = tmp_path / "l.svg", tmp_path / "l.html"
     assert main(["ladder", str(pcap), "--svg", str(svg), "--html", str(page)]) == 0
-    capsys.readouterr()
+    # One line says what was written; the text ladder is not printed as well.
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and f"wrote {svg} and {page}" in out
     root = ET.parse(svg).getroot()                 # well-formed XML
     ns = "{http://www.w3.org/2000/svg}"
     assert root.tag == f"{ns}svg"

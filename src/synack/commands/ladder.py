@@ -28,8 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     pick.add_argument("--filter", metavar="EXPR",
                       help='pick the first connection matching e.g. "host 10.0.0.1 and port 80"')
     p.add_argument("--absolute", action="store_true", help="absolute sequence numbers")
-    p.add_argument("--svg", metavar="FILE", help="also write the diagram as SVG")
-    p.add_argument("--html", metavar="FILE", help="also write the diagram as an HTML page")
+    p.add_argument("--svg", metavar="FILE",
+                   help="write the diagram as SVG (instead of the text ladder)")
+    p.add_argument("--html", metavar="FILE",
+                   help="write the diagram as an HTML page (instead of the text ladder)")
     p.add_argument("--width", type=int, default=WIDTH, metavar="N",
                    help=f"characters between the two timelines (default {WIDTH})")
     p.set_defaults(func=run)
@@ -84,8 +86,10 @@ def run(args: argparse.Namespace) -> int:
     conn = choose(cap, args.conn, args.filter)
     title = (f"connection {conn.number} of {len(cap.connections)}: "
              f"{conn.name(0)} -> {conn.name(1)}, {len(conn.segments)} segments")
-    print(title)
-    print("\n".join(ladder_text(conn, absolute=args.absolute, width=args.width)))
+    if not (args.svg or args.html):
+        print(title)
+        print("\n".join(ladder_text(conn, absolute=args.absolute, width=args.width)))
+        return 0
     if args.svg or args.html:
         from synack.trace.ladder_svg import ladder_html, ladder_svg
 
@@ -101,4 +105,6 @@ def run(args: argparse.Namespace) -> int:
             with open(args.html, "w", encoding="utf-8") as f:
                 f.write(ladder_html(steps, left=conn.name(0), right=conn.name(1),
                                     title=f"synack ladder: {title}", notes=notes))
+        written = " and ".join(f for f in (args.svg, args.html) if f)
+        print(f"{title}: wrote {written}")
     return 0
