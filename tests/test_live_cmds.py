@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +65,9 @@ def test_state_log_line() -> None:
     (["connect", "192.0.2.1", "70000"], "ports are 1-65535"),
     (["serve", "echo", "--root", "/"], "--root goes with the http service"),
     (["serve", "http", "--port", "0"], "ports are 1-65535"),
+    (["serve", "echo", "--tap", "sa-nodev0", "--addr", "192.0.2.2/24"], "no such device"),
+    (["connect", "192.0.2.1", "7", "--tap", "sa-nodev0", "--addr", "192.0.2.2/24"],
+     "no such device"),
 ])
 def test_bad_arguments_are_one_line_errors(argv: list[str], why: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -101,3 +108,15 @@ def test_nstat_and_ss_summary_show_a_stacks_counters(tmp_path: Path, capsys) -> 
         assert "TcpExtTCPChallengeACK" in capsys.readouterr().out
     finally:
         ctl.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="drops root with setpriv to try as an ordinary user")
+def test_network_commands_say_they_need_root_in_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "SYNACK_RUN_DIR": str(tmp_path)}
+    res = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                          sys.executable, "-m", "synack.cli", "serve", "echo", "--netns",
+                          "sa-nonroot"], capture_output=True, text=True, timeout=60, env=env,
+                         cwd=tmp_path, check=False)
+    assert res.returncode == 2, res
+    assert res.stderr.count("\n") == 1 and "needs root" in res.stderr, res.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import signal
 import subprocess
 import threading
@@ -217,6 +218,9 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
     impair = getattr(args, "impair", None)
     params = parse_impairment(impair) if impair else None    # ValueError: one line
     if args.netns:
+        if os.geteuid() != 0:
+            raise ValueError("--netns needs root (it makes a network namespace and a "
+                             "TAP/TUN device): run it with sudo")
         lab = Lab(args.netns, kernel_addr=args.kernel_addr, synack_addr=args.synack_addr,
                   offload=args.offload, mtu=mtu, kind="tun" if args.tun else "tap")
         with lab as link:
@@ -227,6 +231,10 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
     if not args.addr:
         raise ValueError("--tap needs --addr A/N (synack's address on that device)")
     iface = ipaddress.IPv4Interface(args.addr)
+    if not os.path.exists(f"/sys/class/net/{args.tap}"):
+        # Opening /dev/net/tun with a new name would make a throwaway device nobody set up.
+        raise ValueError(f"--tap {args.tap}: no such device (make it first, e.g. "
+                         f"ip tuntap add dev {args.tap} mode tap user $USER)")
     link = TapLink(args.tap, addr=str(iface.ip), prefixlen=iface.network.prefixlen,
                    offload=args.offload, mtu=mtu)
     try:
