@@ -522,7 +522,7 @@ def test_synack_active_close_sits_in_time_wait(run_dir: Path) -> None:
     with synack_serve(run_dir, "http"):
         ns("curl", "-sS", "-o", "/dev/null", "-H", "Connection: close",
            f"http://{US}/bytes/100")
-        rows = sh(*SYNACK, "ss", env=_env(run_dir)).stdout
+        rows = sh(*SYNACK, "ss", "-tan", env=_env(run_dir)).stdout
         assert re.search(rf"TIME-WAIT\s+0\s+0\s+{US}:80\s+{KERNEL}:\d+", rows), rows
         # serve listens with backlog net.core.somaxconn (4096), as ss shows in Send-Q.
         assert re.search(r"LISTEN\s+0\s+4096\s+0\.0\.0\.0:80\s+0\.0\.0\.0:\*", rows), rows

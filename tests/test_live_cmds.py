@@ -120,3 +120,76 @@ def test_network_commands_say_they_need_root_in_one_line(tmp_path: Path) -> None
                          cwd=tmp_path, check=False)
     assert res.returncode == 2, res
     assert res.stderr.count("\n") == 1 and "needs root" in res.stderr, res.stderr
+
+
+def _live_stack_server(tmp_path: Path) -> tuple[ControlServer, object]:
+    """A ControlServer over a transcript stack: a listener, an established connection
+    (the peer sent 3 bytes), and a TIME_WAIT entry."""
+    from transcript import R_ISN, Peer, established_server
+
+    from synack.host.counters import nstat, summary
+    from synack.host.ssrows import ss_rows
+    from synack.wire.tcp import ACK, FIN
+
+    stack, _fd, peer = established_server()
+    peer.send(seq=R_ISN + 1, ack=301, flags=ACK, payload=b"abc")
+    other = Peer(stack, port=40009)
+    (synack,) = other.send(seq=R_ISN, flags=0x02, mss=1460)
+    other.send(seq=R_ISN + 1, ack=synack.seq + 1, flags=ACK)
+    fd2, _ = stack.accept(3)
+    stack.close(fd2, now=0)
+    (fin,) = other.out()
+    other.send(seq=R_ISN + 1, ack=fin.seq + 1, flags=FIN | ACK)
+    assert len(stack.timewait) == 1
+    ctl = ControlServer("serve echo", stack.connections, directory=tmp_path,
+                        counters=lambda: {"nstat": nstat(stack), "summary": summary(stack)},
+                        details=lambda info: ss_rows(stack, 1_000_000, info=info))
+    return ctl, stack
+
+
+def test_ss_shows_what_ss_shows_by_default_and_with_options(tmp_path: Path) -> None:
+    from synack.commands.ss import format_table, parse_states
+
+    ctl, _stack = _live_stack_server(tmp_path)
+    try:
+        (doc,) = query_all(tmp_path)
+        states = lambda table: [ln.split()[0] for ln in table.splitlines()[1:]]
+        assert states(format_table([doc], states=parse_states([]))) == ["ESTAB"]
+        assert sorted(states(format_table([doc], states=parse_states([], all_=True)))) == [
+            "ESTAB", "LISTEN", "TIME-WAIT"]
+        assert states(format_table([doc], states=parse_states([], listening=True))) == [
+            "LISTEN"]
+        assert states(format_table([doc], states=parse_states(["state", "time-wait"]))) == [
+            "TIME-WAIT"]
+        assert sorted(states(format_table([doc], states=parse_states(["exclude", "bucket"])))) \
+            == ["ESTAB", "LISTEN"]
+        with pytest.raises(ValueError, match="unknown state"):
+            parse_states(["state", "establised"])
+        # -i: tcp_info under each connection, in iproute2's words; -e: the descriptor.
+        (doc,) = query_all(tmp_path, info=True)
+        table = format_table([doc], states=parse_states([]), extended=True).splitlines()
+        assert table[1].split()[0] == "ESTAB" and "fd:" in table[1]
+        assert table[2].startswith("\t ") and "cubic" in table[2] and "rtt:" in table[2] \
+            and "bytes_received:3" in table[2]
+        assert main(["ss", "-tan", "--run-dir", str(tmp_path), "-H"]) == 0
+    finally:
+        ctl.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs ss inside a network namespace it makes")
+def test_ss_asks_only_the_callers_network_namespace(tmp_path: Path) -> None:
+    ctl, _stack = _live_stack_server(tmp_path)
+    ns = f"sa-ss-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True, timeout=30)
+    try:
+        def ss(*extra: str) -> str:
+            res = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "synack.cli",
+                                  "ss", "-ta", "--run-dir", str(tmp_path), *extra],
+                                 capture_output=True, text=True, timeout=60, check=False)
+            assert res.returncode == 0, res.stderr
+            return res.stdout
+        assert "ESTAB" not in ss()                      # another namespace's process
+        assert "ESTAB" in ss("--any-netns")
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False, timeout=30)
+        ctl.close()

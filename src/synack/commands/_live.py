@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from synack.host.counters import nstat, summary
+from synack.host.ssrows import ss_rows
 from synack.stack import ConnInfo, Key, Stack
 from synack.tcp.connection import StateChange
 from synack.tcp.state import State
@@ -69,10 +70,12 @@ class ControlServer:
 
     def __init__(self, label: str, rows: Callable[[], list[ConnInfo]], *,
                  directory: Path | None = None,
-                 counters: Callable[[], dict[str, Any]] | None = None) -> None:
+                 counters: Callable[[], dict[str, Any]] | None = None,
+                 details: Callable[[bool], list[dict[str, Any]]] | None = None) -> None:
         self.label = label
         self.rows = rows
         self.counters = counters
+        self.details = details      # rows with descriptors (and tcp_info lines if asked)
         self.dir = directory or run_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path = self.dir / f"{os.getpid()}.sock"
@@ -94,8 +97,11 @@ class ControlServer:
             with conn:
                 try:
                     conn.settimeout(QUERY_TIMEOUT_S)
-                    doc = {"pid": os.getpid(), "command": self.label,
-                           "rows": [row_dict(r) for r in self.rows()]}
+                    want = _read_request(conn)
+                    rows = (self.details(bool(want.get("info"))) if self.details is not None
+                            else [row_dict(r) for r in self.rows()])
+                    doc = {"pid": os.getpid(), "command": self.label, "netns": netns_id(),
+                           "uid": os.getuid(), "rows": rows}
                     if self.counters is not None:
                         doc.update(self.counters())
                     conn.sendall(json.dumps(doc).encode())
@@ -112,19 +118,49 @@ class ControlServer:
             self.path.unlink()
 
 
-def query_all(directory: Path | None = None) -> list[dict[str, Any]]:
-    """Ask every live process in ``directory``; remove the sockets of dead ones."""
+def netns_id() -> int:
+    """The inode of this process's network namespace (0 if unknown)."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return 0
+
+
+def _read_request(conn: socket.socket) -> dict[str, Any]:
+    """The asker's one JSON line (what to include); {} when it sent none."""
+    data = b""
+    with contextlib.suppress(OSError):
+        while len(data) < 4096 and (chunk := conn.recv(4096)):
+            data += chunk
+    try:
+        want = json.loads(data) if data.strip() else {}
+    except ValueError:
+        return {}
+    return want if isinstance(want, dict) else {}
+
+
+def query_all(directory: Path | None = None, *, info: bool = False,
+              any_netns: bool = True) -> list[dict[str, Any]]:
+    """Ask every live process in ``directory``; remove the sockets of dead ones.
+
+    ``info``: rows carry their ``tcp_info`` line; ``any_netns`` False keeps only the
+    processes in the caller's network namespace (as ``ss`` shows only its own)."""
     d = directory or run_dir()
     docs = []
+    here = netns_id()
     for path in sorted(d.glob("*.sock")) if d.is_dir() else []:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(QUERY_TIMEOUT_S)
         try:
             s.connect(str(path))
+            s.sendall(json.dumps({"info": info}).encode())
+            s.shutdown(socket.SHUT_WR)
             chunks = []
             while chunk := s.recv(65536):
                 chunks.append(chunk)
-            docs.append(json.loads(b"".join(chunks)))
+            doc = json.loads(b"".join(chunks))
+            if any_netns or doc.get("netns", here) == here:
+                docs.append(doc)
         except (ConnectionRefusedError, FileNotFoundError):
             # Nobody listens: the process died without cleaning up.
             with contextlib.suppress(OSError):
@@ -242,7 +278,11 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
                 def counters() -> dict[str, Any]:
                     with loop.lock:
                         return {"nstat": nstat(stack), "summary": summary(stack)}
-                ctl = ControlServer(label, rows, counters=counters)
+
+                def details(info: bool) -> list[dict[str, Any]]:
+                    with loop.lock:
+                        return ss_rows(stack, loop.now(), info=info)
+                ctl = ControlServer(label, rows, counters=counters, details=details)
             loop.start()
             try:
                 yield Live(addr, stack, host, loop, link)
