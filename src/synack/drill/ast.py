@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Union
 
 
 class TimeKind(Enum):
@@ -132,7 +131,7 @@ class Call:
     args: tuple[Expr, ...]
 
 
-Expr = Union[Int, Str, Name, Ellipsis_, BinOp, Field, ListExpr, Struct, Call]
+Expr = Int | Str | Name | Ellipsis_ | BinOp | Field | ListExpr | Struct | Call
 
 
 # --- packets -------------------------------------------------------------------------
@@ -273,7 +272,7 @@ class CodeEvent:
     code: str
 
 
-Event = Union[PacketEvent, SyscallEvent, ShellEvent, CodeEvent]
+Event = PacketEvent | SyscallEvent | ShellEvent | CodeEvent
 
 
 @dataclass(frozen=True, slots=True)
