@@ -111,7 +111,7 @@ def _token(kind: str, lexeme: str, line: int, defines: Mapping[str, str]) -> Tok
     elif kind == "INTEGER":
         value = int(lexeme)
     elif kind == "HEX":
-        value = int(lexeme[2:], 16)
+        value = int(lexeme, 16)
     elif kind == "OPTION":
         value = lexeme[2:]
     elif kind in ("STRING", "BACKQUOTED"):

@@ -418,7 +418,7 @@ class _Parser:
 
     def note(self) -> str:
         self.next()
-        words = []
+        words: list[str] = []
         depth = 1
         while True:
             t = self.next()
