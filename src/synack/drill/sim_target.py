@@ -215,7 +215,7 @@ class SimTarget:
         return mask & (events | S["POLLERR"] | S["POLLHUP"] | S["POLLNVAL"])
 
     def shell(self, command: str) -> str | None:
-        return self.shell_runner.run(command, init=command == self.cfg.init_command)
+        return self.shell_runner.run(command)
 
     def tcp_info(self, fd: int) -> dict[str, int]:
         from synack.tcp.info import tcp_info
