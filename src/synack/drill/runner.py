@@ -321,10 +321,11 @@ class Runner:
         t_actual = parts[0][0] if len(parts) == 1 else parts[-1][0]
         live = parts[0][1] if len(parts) == 1 else aggregate([p for _, p in parts])
         if got != pkt.length:
+            _, shown = verify(pkt, ev.ip, live, conn)     # mapped, for the message only
             raise self.fail(ev, f"error handling packet: live packet payload: expected "
                                 f"{pkt.length} bytes vs actual {got} bytes"
                                 f"\nscript packet: {_sec(start):>9} {script_text(pkt)}"
-                                f"\nactual packet: {_sec(t_actual):>9} {live_text(live)}")
+                                f"\nactual packet: {_sec(t_actual):>9} {live_text(shown)}")
         ts_tol = max(self.opts.tolerance_us, int(self.opts.tolerance_percent / 100 * start))
         err, actual = verify(pkt, ev.ip, live, conn, self.opts.ts_tick_us, ts_tol)
         conn.last_out = live

@@ -14,7 +14,8 @@ with a few kinds of command; in simulation each is read, not run:
 
 A sysctl synack does not have is ignored inside ``defaults.sh`` (it sets many
 that are about features synack lacks; ``-v`` lists them) and is unsupported in a
-script's own commands, which set one only when the test depends on it.
+script's own commands, which set one only when the test depends on it -- unless
+the value is what synack does anyway (:data:`FIXED`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,15 @@ from pathlib import Path
 
 from synack.config import KNOBS, Sysctl, SysctlError
 
+# Sysctls synack does not have, with the values that describe what it does anyway
+# (no ECN, no Fast Open, no MTU probing, cwnd restart after idle as RFC 5681 4.1):
+# setting one of these is a no-op, any other value is unsupported.
+FIXED: dict[str, frozenset[str]] = {
+    "net.ipv4.tcp_ecn": frozenset({"0"}),
+    "net.ipv4.tcp_fastopen": frozenset({"0", "0x0"}),
+    "net.ipv4.tcp_mtu_probing": frozenset({"0"}),
+    "net.ipv4.tcp_slow_start_after_idle": frozenset({"1"}),
+}
 _ARITH = re.compile(r"\$\(\(([0-9+\-*/ ()]+)\)\)")
 _PROC = "/proc/sys/"
 
@@ -101,6 +111,8 @@ class Shell:
             name = name.strip().replace("/", ".")
             value = value.strip().strip('"')
             if name not in KNOBS:
+                if value in FIXED.get(name, ()):
+                    continue
                 if init:
                     self.notes.append(f"ignored sysctl {name}={value} (not in synack)")
                     continue
