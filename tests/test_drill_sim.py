@@ -144,11 +144,21 @@ def test_a_missing_packet_times_out(tmp_path: Path) -> None:
 
 
 def test_an_icmp_error_reaches_the_connection(tmp_path: Path) -> None:
+    # Fragmentation needed: the segment is sent again cut to the new MSS (700 - 40).
     passes(tmp_path, LISTEN + """\
    +0 accept(3, ..., ...) = 4
    +0 write(4, ..., 1000) = 1000
    +0 > P. 1:1001(1000) ack 1
    +0 < icmp unreachable frag_needed mtu 700 [1:1001(1000)]
+   +0 > . 1:661(660) ack 1
+   +0 > P. 661:1001(340) ack 1
+""")
+
+
+def test_poll_times_out_with_nothing_ready(tmp_path: Path) -> None:
+    passes(tmp_path, LISTEN + """\
+   +0 accept(3, ..., ...) = 4
+   +0...0.100 poll([{fd=4, events=POLLIN, revents=0}], 1, 100) = 0
 """)
 
 

@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         extra["gateway_ip"] = args.gateway_ip
     if args.netmask_ip:
         extra["netmask_ip"] = args.netmask_ip
+    if args.send_omit_free:
+        extra["send_omit_free"] = None
     settings = Settings(tolerance_us=args.tolerance_usecs,
                         tolerance_percent=args.tolerance_percent,
                         local_ip=args.local_ip, remote_ip=args.remote_ip, mtu=args.mtu,

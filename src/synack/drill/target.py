@@ -41,6 +41,16 @@ Times are integer microseconds since the script's time 0 (the target's start).
 ``close() -> None``
     Tear everything down (idempotent).
 
+Making a target
+---------------
+``synack.drill.session`` makes one target per script with a factory
+``(TargetConfig, RunOptions) -> Target``: ``session.sim_factory`` for synack,
+``synack.drill.kernel.make_target`` for the kernel (``--kernel``). Ports come from
+``RunOptions`` (``bind_port``/``connect_port``, 8080 as packetdrill's): ``bind(fd,
+..., ...)`` binds ``local_ip:bind_port`` and ``connect(fd, ..., ...)`` connects to
+``remote_ip:connect_port``; the script's side of a passive connection uses ports
+from 40000 up. Shell commands run in the script's directory.
+
 Syscalls reach a target already evaluated (:class:`SysCall`): the runner resolves
 constant names (``SOL_SOCKET``) to Linux's numbers, ``...`` to ``None``, and keeps
 the script's fd numbers; the target maps them to its own descriptors. What a call
@@ -118,7 +128,9 @@ class TargetConfig:
     Addresses are the stack's own (``local_ip``) and the script's side
     (``remote_ip``); ``sysctls`` are applied at start (from the init script);
     ``defines`` are the ``-D NAME=VAL`` symbols (shell commands see them as
-    environment variables, as packetdrill exports them).
+    environment variables, as packetdrill exports them); ``options`` holds the
+    header and command-line options the runner does not use itself, in order
+    (``gateway_ip``, ``netmask_ip``, ``mss``, ``speed``...), for targets that do.
     """
 
     local_ip: str = "192.168.0.1"
@@ -128,3 +140,4 @@ class TargetConfig:
     init_command: str | None = None
     defines: tuple[tuple[str, str], ...] = ()
     verbose: bool = False
+    options: tuple[tuple[str, str | None], ...] = ()   # the rest (gateway_ip, netmask_ip, ...)
