@@ -118,6 +118,13 @@ def check_result(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
 
 
 def _check_outputs(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
+    if ev.name == "ioctl" and len(ev.args) == 3 and res.ret >= 0:
+        want = evaluate(ev.args[2])
+        if isinstance(want, list) and len(want) == 1:
+            want = want[0]
+        got = res.out.get("value")
+        if isinstance(want, int) and want != got:
+            return f"Bad ioctl optval: expected: {want} actual: {got}"
     if ev.name == "getsockopt" and len(ev.args) >= 4 and res.ret >= 0:
         return _check_optval(ev.args[3], ev.args[4] if len(ev.args) > 4 else None, res)
     if ev.name == "poll" and ev.args and isinstance(ev.args[0], ast.ListExpr) and res.ret >= 0:

@@ -122,11 +122,23 @@ class Runner:
         self.last_us = 0                       # script time of the previous event
         self.ev_line = 0
         self.next_port = EPHEMERAL_BASE
+        self.init_done = False
 
     # --- driving ---------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        """Every event, then the code blocks; never raises for a script's failure."""
+        """Every event, then the code blocks, then the cleanup command (packetdrill runs
+        it whether the script passed or not, once the init command ran); never raises
+        for a script's failure."""
+        out = self._run()
+        if self.init_done and self.script.cleanup_command:
+            err = self.target.shell(self.script.cleanup_command)
+            if err and out.passed:
+                return Outcome(out.path, False, f"{out.path}: error executing cleanup "
+                                                f"command: {err}", err.startswith("unsupported"))
+        return out
+
+    def _run(self) -> Outcome:
         path = self.script.path
         try:
             if self.script.init_command:
@@ -134,6 +146,7 @@ class Runner:
                 if err:
                     raise Failure(f"{path}:{self.script.init_line}: error executing init "
                                   f"command: {err}", unsupported=err.startswith("unsupported"))
+            self.init_done = True
             self.live0 = self.target.now_us()
             for ev in self.script.events:
                 self.ev_line = ev.line
