@@ -85,7 +85,7 @@ def make_call(ev: ast.SyscallEvent, fds: dict[int, int]) -> SysCall:
     if name == "poll" and args and isinstance(args[0], list):
         args[0] = [dict(p, fd=_fd(p.get("fd"), fds, "pollfd")) if isinstance(p, dict) else p
                    for p in args[0]]
-    return SysCall(name, tuple(args), ev.line)
+    return SysCall(name, tuple(args), ev.line, ev.end is not None)
 
 
 def expected_int(expr: ast.Expr) -> int | None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from synack.drill import ast
 from synack.drill.calls import FD_RESULT, CallError, check_result, expected_int, make_call
+from synack.drill.constants import SYMBOLS
 from synack.drill.packets import (
     Conn,
     Live,
@@ -458,7 +459,6 @@ class Runner:
         return self.target.tcp_info(self.fds[conn.script_fd])
 
     def run_codes(self) -> None:
-        from synack.drill.constants import SYMBOLS
         env: dict[str, object] = {k: v for k, v in SYMBOLS.items()
                                   if k.startswith(("TCPI_", "TCP_"))}
         for code in self.codes:
@@ -475,6 +475,15 @@ class Runner:
                                          f"{exc}") from None
 
 
+def _names(expr: ast.Expr) -> set[str]:
+    """Every constant name in an expression (``MSG_FASTOPEN|MSG_DONTWAIT``)."""
+    if isinstance(expr, ast.Name):
+        return {expr.name}
+    if isinstance(expr, ast.BinOp):
+        return _names(expr.left) | _names(expr.right)
+    return set()
+
+
 def _has_fastopen(ev: ast.SyscallEvent) -> bool:
-    return any(isinstance(a, ast.Name) and a.name == "MSG_FASTOPEN" or
-               isinstance(a, ast.BinOp) and "MSG_FASTOPEN" in repr(a) for a in ev.args)
+    """sendto/sendmsg with MSG_FASTOPEN connects, as connect() does."""
+    return any("MSG_FASTOPEN" in _names(a) for a in ev.args)

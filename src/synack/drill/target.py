@@ -72,11 +72,14 @@ class SysCall:
     ``list`` for ``[..]`` (``[1]`` int pointers, iovecs, pollfds); ``dict`` for a
     struct with named fields (``{"l_onoff": 1, "l_linger": 0}``, ``{"fd": 3,
     "events": 1}``); ``tuple`` for a struct of positional items (``{..., 1000}``).
+    ``blocking`` says the script expects the call may block (packetdrill runs such
+    calls in a thread of their own and the others inline).
     """
 
     name: str
     args: tuple[object, ...]
     line: int = 0
+    blocking: bool = False      # the script gives an end time (``+0...0.2 accept(...)``)
 
 
 @dataclass(frozen=True, slots=True)
