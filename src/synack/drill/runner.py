@@ -354,7 +354,8 @@ class Runner:
                              self.last_us if self.last_ev is not None else None,
                              "outbound packet", offset)
         except Failure as exc:
-            raise Failure(f"{exc}{dump}") from None
+            where, _, what = str(exc).partition(": ")
+            raise Failure(f"{where}: error handling packet: {what}{dump}") from None
 
     # --- calls -------------------------------------------------------------------------
 
