@@ -8,7 +8,8 @@ with a few kinds of command; in simulation each is read, not run:
 - ``.../defaults.sh`` is read (relative to the script's directory) line by line;
 - harmless for a simulated host, hence ignored: ``ip tcp_metrics flush`` (synack
   keeps no route metrics), ``tc qdisc add|replace ... pfifo|pfifo_fast`` (synack
-  sends in FIFO order), ``nstat`` with its output discarded, and the
+  sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
+  link already carries segments of one MSS), ``nstat`` with its output discarded, and the
   ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
 - anything else is ``unsupported: ...`` and fails the script.
 
@@ -92,6 +93,9 @@ class Shell:
                 words[-1] in ("pfifo", "pfifo_fast"):
             return None
         if prog == "nstat" and quiet != cmd.strip() and "|" not in cmd:
+            return None
+        if prog == "ethtool" and len(words) > 3 and words[1] == "-K" and \
+                all(w == "off" for w in words[4::2]) and len(words) % 2 == 1:
             return None
         return f"unsupported: shell command {cmd.strip()!r} in simulation"
 
