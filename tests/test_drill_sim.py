@@ -358,6 +358,15 @@ def test_cli_failure_status_and_summary() -> None:
         "1 passed, 2 failed (0 unsupported) of 3 scripts against synack"
 
 
+def test_cli_parse_only() -> None:
+    r = synack("--parse-only", str(PKT / "rst-closed-port.pkt"),
+               str(PKT / "bad" / "syntax-error.pkt"))
+    assert r.returncode == 1
+    first = (f"{PKT / 'bad' / 'syntax-error.pkt'}:3: error: syntax error: expected a sequence "
+             "number (start:end(length)) (an integer) but found 'win'")
+    assert r.stdout.splitlines() == [first, "1 of 2 scripts parse"]
+
+
 def test_cli_bad_options_are_one_line() -> None:
     r = synack("-D", "nonsense", str(PKT / "rst-closed-port.pkt"))
     assert r.returncode == 2
