@@ -203,6 +203,19 @@ def test_blocking_call_returning_at_the_wrong_time_fails(tmp_path: Path) -> None
            "0.200000 sec" in out.message
 
 
+def test_a_call_still_blocked_1s_after_the_last_event_fails(tmp_path: Path) -> None:
+    # packetdrill's await_idle_thread: at the end it waits 1 s for a blocked call.
+    body = """\
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0...1.5 accept(3, ..., ...) = -1
+"""
+    out = fails(tmp_path, body)
+    assert out.message.endswith("t.pkt:5: runtime error: exiting while a blocking system "
+                                "call is in progress")
+
+
 def test_blocking_connect_and_read(tmp_path: Path) -> None:
     passes(tmp_path, """\
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3

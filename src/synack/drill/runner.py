@@ -49,6 +49,7 @@ from synack.drill.packets import (
 from synack.drill.target import SyscallResult, Target, Unsupported
 
 SNIFF_SLACK_US = 2_000_000     # packetdrill waits this long past an outbound packet's time
+AWAIT_IDLE_US = 1_000_000      # ... and this long for a blocked call (await_idle_thread)
 EPHEMERAL_BASE = 40000         # remote ports of passive connections the script opens
 
 
@@ -361,7 +362,7 @@ class Runner:
 
     def syscall(self, ev: ast.SyscallEvent, start: int, offset: int) -> None:
         if self.pending is not None:
-            self.finish_pending()
+            self.finish_pending(exiting=False)
         self.before_call(ev)
         try:
             call = make_call(ev, self.fds)
@@ -394,15 +395,19 @@ class Runner:
         if done is not None:
             self._finish(done)
 
-    def finish_pending(self) -> None:
-        """Wait for the blocked call to return (packetdrill's ``await_idle_thread``)."""
+    def finish_pending(self, *, exiting: bool = True) -> None:
+        """Wait for the blocked call to return, at most 1 s (packetdrill's
+        ``await_idle_thread``), before another call or at the end of the script."""
         p = self.pending
         if p is None:
             return
-        done = self.target.blocked(self.live0 + max(p.end_us, self.now()) + SNIFF_SLACK_US)
+        done = self.target.blocked(self.target.now_us() + AWAIT_IDLE_US)
         if done is None:
-            raise self.fail(p.ev, "runtime error: exiting while a blocking system call "
-                                  "is in progress")
+            if exiting:
+                raise self.fail(p.ev, "runtime error: exiting while a blocking system call "
+                                      "is in progress")
+            raise self.fail(p.ev, "unsupported: a call while this blocking call is still in "
+                                  "progress after 1 s", unsupported=True)
         self._finish(done)
 
     def _finish(self, done: tuple[int, SyscallResult]) -> None:
