@@ -473,12 +473,11 @@ class Runner:
                 # The script's own Python, as packetdrill runs it (python3 on its snippets).
                 exec(compile(code.ev.code, f"{self.script.path}:{code.ev.line}", "exec"),  # noqa: S102
                      env)
-            except AssertionError as exc:
-                raise self.fail(code.ev, f"assertion failed in code: {code.ev.code.strip()}"
-                                         + (f" ({exc})" if str(exc) else "")) from None
             except Exception as exc:  # noqa: BLE001 - the script's own Python
-                raise self.fail(code.ev, f"runtime error in code: {type(exc).__name__}: "
-                                         f"{exc}") from None
+                # packetdrill: "FILE:LINE: error in Python code" and the traceback's end.
+                detail = f": {exc}" if str(exc) else ""
+                raise self.fail(code.ev, f"error in Python code: {type(exc).__name__}{detail}"
+                                         f"\n    {code.ev.code.strip()}") from None
 
 
 def _names(expr: ast.Expr) -> set[str]:
