@@ -251,15 +251,16 @@ class Runner:
     def conn_for(self, ev: ast.PacketEvent) -> Conn:
         """packetdrill's ``find_or_create_socket_for_script_packet``."""
         pkt = ev.packet
-        if isinstance(pkt, ast.TcpPacket):
-            syn_only = "S" in pkt.flags and not pkt.ack_flag
-            if ev.inbound and syn_only and (self.sut is None or self.sut.state == "listening"):
-                conn = Conn(state="passive_pkt_received", local_port=self.opts.bind_port,
-                            remote_port=self.next_port, remote_isn=pkt.seq)
-                self.next_port += 1
-                self.conns.append(conn)
-                self.sut = conn
-                return conn
+        # Any inbound segment (not only a SYN) to a listener starts a new passive
+        # connection (packetdrill's handle_listen_for_script_packet).
+        if isinstance(pkt, ast.TcpPacket) and ev.inbound and (
+                self.sut is None or self.sut.state == "listening"):
+            conn = Conn(state="passive_pkt_received", local_port=self.opts.bind_port,
+                        remote_port=self.next_port, remote_isn=pkt.seq)
+            self.next_port += 1
+            self.conns.append(conn)
+            self.sut = conn
+            return conn
         if self.sut is None:
             raise self.fail(ev, "error handling packet: no matching socket for script packet")
         return self.sut
