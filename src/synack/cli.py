@@ -187,6 +187,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synack.commands.ss",
     "synack.commands.nstat",
     "synack.commands.header",
+    "synack.commands.drill",
 )
 
 
@@ -218,7 +219,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except BrokenPipeError:
+    except BrokenPipeError:             # `synack ... | head`: not an error (before OSError)
         _quiet_stdout()
         return 0
     except (SysctlError, ValueError, OSError) as exc:
