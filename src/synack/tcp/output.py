@@ -36,6 +36,7 @@ exactly the segments listed above. Retransmissions stay at MSS size.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
@@ -64,6 +65,7 @@ class OutputMixin:
         mss = self.mss
         self.cwnd_limited = False
         blocked_by_window = False
+        last_new = -1                        # outbox index of the last new data sent here
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
             rtx = rec.next_retransmit(una, smax)
@@ -95,6 +97,8 @@ class OutputMixin:
             budget = rec.budget(una, nxt, smax)
             if budget <= 0 and not probe:
                 self.cwnd_limited = True
+                if last_new >= 0:
+                    self._push_mark(last_new)
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
             n = min(left, cap, max(usable, 0))
@@ -103,6 +107,7 @@ class OutputMixin:
                 if big > mss:
                     fin = fin_due and big == left
                     self._transmit(nxt, big, now, fin=fin)
+                    last_new = len(self.outbox) - 1
                     if fin:
                         break
                     continue
@@ -118,10 +123,22 @@ class OutputMixin:
                 blocked_by_window = True
                 break
             self._transmit(nxt, n, now, fin=fin)
+            if n and sq.ge(nxt, smax):
+                last_new = len(self.outbox) - 1
             if fin or probe:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
+
+    def _push_mark(self: Connection, i: int) -> None:
+        """The congestion window ended a burst with data still to send: its last segment
+        carries PSH, as Linux's do (seen on Linux 6.18 with packetdrill: each
+        cwnd-limited TSO burst has PSH; a burst cut short by the peer's window has not)."""
+        out = self.outbox
+        assert isinstance(out, list)
+        seg = out[i]
+        if not seg.flags & PSH:
+            out[i] = replace(seg, flags=seg.flags | PSH)
 
     def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int) -> int:
         """Bytes of new data for one TSO super-segment at ``nxt``: whole MSS segments,
