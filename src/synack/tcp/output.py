@@ -36,7 +36,6 @@ exactly the segments listed above. Retransmissions stay at MSS size.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
 IP_TCP_HEADERS = 40   # IPv4 and TCP headers without options
+SOFT_GSO_ROOM = 0xFFFF  # a super-segment without a device: the host's stack.SOFT_GSO_MAX
 MAX_TCP_OPTIONS = 40  # RFC 9293 3.1: data offset 15 words; SACK blocks may fill it
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
 
@@ -65,7 +65,7 @@ class OutputMixin:
         mss = self.mss
         self.cwnd_limited = False
         blocked_by_window = False
-        last_new = -1                        # outbox index of the last new data sent here
+        full_sent = False                    # a whole segment of new data went in this pass
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
             rtx = rec.next_retransmit(una, smax)
@@ -97,22 +97,34 @@ class OutputMixin:
             budget = rec.budget(una, nxt, smax)
             if budget <= 0 and not probe:
                 self.cwnd_limited = True
-                if last_new >= 0:
-                    self._push_mark(last_new)
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
             n = min(left, cap, max(usable, 0))
-            if self.tso_max and n == mss and nxt == smax and not probe:
+            if n == mss and nxt == smax and not probe:
                 big = self._tso_length(nxt, left, usable, budget)
                 if big > mss:
                     fin = fin_due and big == left
-                    self._transmit(nxt, big, now, fin=fin)
-                    last_new = len(self.outbox) - 1
+                    if self.tso_max:
+                        self._transmit(nxt, big, now, fin=fin)
+                    else:
+                        # No super-segments (a test's switch): the same segments, one
+                        # MSS at a time, as a device would cut the super-segment.
+                        pieces = -(-big // mss)
+                        for i in range(pieces):
+                            last = i == pieces - 1
+                            self._transmit(sq.add(nxt, i * mss), min(mss, big - i * mss), now,
+                                           fin=fin and last, push=last)
+                    full_sent = True
                     if fin:
                         break
                     continue
-            # Window-limited: only a worthwhile piece (RFC 9293 3.8.6.2.1).
-            if n < left and n < cap and not probe and (n <= 0 or n < snd.max_wnd // 2):
+            # Window-limited: a piece smaller than a segment goes only as the tail of
+            # whole segments just sent, unless Nagle holds it (Linux: tcp_snd_wnd_test()
+            # wants the first MSS of a buffer to fit; tcp_mss_split_point() then sends up
+            # to the window's edge, tcp_nagle_check() permitting). Linux has no
+            # sender-side "half the max window" rule (RFC 9293 3.8.6.2.1).
+            if n < left and n < cap and not probe and (
+                    n <= 0 or not full_sent or self._nagle_holds(n)):
                 blocked_by_window = True
                 break
             if 0 < n < mss and n == left and not fin_due and not probe \
@@ -123,22 +135,12 @@ class OutputMixin:
                 blocked_by_window = True
                 break
             self._transmit(nxt, n, now, fin=fin)
-            if n and sq.ge(nxt, smax):
-                last_new = len(self.outbox) - 1
+            if n >= mss:
+                full_sent = True
             if fin or probe:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
-
-    def _push_mark(self: Connection, i: int) -> None:
-        """The congestion window ended a burst with data still to send: its last segment
-        carries PSH, as Linux's do (seen on Linux 6.18 with packetdrill: each
-        cwnd-limited TSO burst has PSH; a burst cut short by the peer's window has not)."""
-        out = self.outbox
-        assert isinstance(out, list)
-        seg = out[i]
-        if not seg.flags & PSH:
-            out[i] = replace(seg, flags=seg.flags | PSH)
 
     def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int) -> int:
         """Bytes of new data for one TSO super-segment at ``nxt``: whole MSS segments,
@@ -160,16 +162,22 @@ class OutputMixin:
         rcv = self.rcv
         if rcv is not None and rcv.dsack is not None:
             return 0
-        room = self.tso_max - IP_TCP_HEADERS - MAX_TCP_OPTIONS
-        segs = min(-(-budget // mss), room // mss, left // mss, usable // mss)
-        if segs < 2:
-            return 0
+        room = (self.tso_max or SOFT_GSO_ROOM) - IP_TCP_HEADERS - MAX_TCP_OPTIONS
+        quota = -(-budget // mss)
+        segs = min(quota, room // mss, left // mss, usable // mss)
         for mark in snd.push_marks:
             off = sq.diff(mark, nxt)
             if off > 0:
                 segs = min(segs, -(-off // mss))
                 break
-        return segs * mss
+        length = segs * mss
+        edge = min(left, usable)             # the data's end or the window's edge
+        tail = edge - length
+        if 0 < tail < mss and segs < quota and edge <= room and not self._nagle_holds(tail):
+            # The short piece up to the edge goes in the same super-segment, as Linux's
+            # tcp_mss_split_point() sends up to it when tcp_nagle_check() lets it.
+            length = edge
+        return length if length > mss else 0
 
     def _nagle_holds(self: Connection, n: int) -> bool:
         """Hold back a small segment? (Linux tcp_nagle_check, Minshall's variant)."""
@@ -181,8 +189,14 @@ class OutputMixin:
         return snd.in_flight() > 0 and sq.gt(snd.snd_sml, snd.snd_una) \
             and sq.le(snd.snd_sml, snd.snd_nxt)
 
-    def _transmit(self: Connection, seq: int, n: int, now: int, *, fin: bool) -> None:
-        """Send [seq, seq + n) (and the FIN) from the buffer and do the bookkeeping."""
+    def _transmit(self: Connection, seq: int, n: int, now: int, *, fin: bool,
+                  push: bool = False) -> None:
+        """Send [seq, seq + n) (and the FIN) from the buffer and do the bookkeeping.
+
+        PSH goes on the segment that ends a write and, as Linux __tcp_transmit_skb()
+        forces it "to expedite GRO flush at the receiver", on every super-segment (a
+        device keeps it on the last piece only): ``push`` marks the MSS segment that
+        ends one when the stack builds them one at a time."""
         snd = self.snd
         retrans = sq.lt(seq, snd.snd_max)
         if not retrans and snd.in_flight() == 0 and n:
@@ -193,7 +207,7 @@ class OutputMixin:
         marks = snd.push_marks
         while marks and sq.le(marks[0], seq):
             marks.popleft()                  # passed: only the next write end matters
-        if marks and sq.le(marks[0], end):
+        if push or n > self.mss or (marks and sq.le(marks[0], end)):
             flags |= PSH
         if fin:
             flags |= FIN
@@ -217,7 +231,8 @@ class OutputMixin:
             self.data_segs_out += segs
             self.last_data_sent = now
             self.ackp.on_data_sent(now)
-            if n < mss:
+            if n % mss:
+                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss).
                 snd.snd_sml = end
         if retrans:
             self.total_retrans += 1

@@ -201,7 +201,12 @@ class Sender:
             if buf is NO_DATA:
                 buf = self.buf = SendBuffer()
             buf.append(data[:n] if n < len(data) else data)
-            self.push_marks.append(self.data_end)
+            marks = self.push_marks
+            if marks and sq.gt(marks[-1], self.snd_nxt):
+                # The last write's end is not sent yet: Linux appends this write to the
+                # same skb and clears its PSH (tcp_sendmsg_locked()); PSH moves here.
+                marks.pop()
+            marks.append(self.data_end)
         return n
 
     @property
