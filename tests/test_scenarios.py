@@ -267,7 +267,8 @@ def test_zero_window_probes_then_resumes() -> None:
 
 def test_fast_retransmit_beats_the_rto() -> None:
     f = SCENARIOS["fast-retransmit"](1).facts
-    assert f["dup_acks"] >= 3 and f["sack_in_dupacks"]
+    assert f["sacked_segments"] >= 3 and f["sack_in_repeats"]   # DupThresh SACKed segments
+    assert f["retransmit_marks"] == ["Fast Retransmission"]
     assert f["retransmit_after_ms"] < f["rto_ms"]
     assert f["retransmit_after_ms"] == 20                # one round trip
     assert f["received"] == f["sent"]
