@@ -57,16 +57,18 @@ def three_way_handshake(seed: int = 1) -> Outcome:
         "timestamps": syn.timestamps is not None and synack.timestamps is not None,
     }
     ce, se = f["client_established_us"] / MS, f["server_established_us"] / MS
-    ack_shift = synack.wscale if syn.wscale is not None and synack.wscale is not None else 0
+    # The client's ACK is scaled by the client's shift, once both SYNs offered scaling.
+    ack_shift = syn.wscale if syn.wscale is not None and synack.wscale is not None else 0
     yes_no = {True: ("yes", "是"), False: ("no", "否")}
     sack_en, sack_zh = yes_no[f["sack_ok"]]
     ts_en, ts_zh = yes_no[f["timestamps"]]
+    scaled = ack.window << ack_shift
     scale_en = (f"From the third segment on, windows are scaled: the ACK's window field {ack.window}\n"
-                f"means {ack.window} x 2^{syn.wscale} = {ack.window << syn.wscale} bytes (RFC 7323), which is what the\n"
+                f"means {ack.window} x 2^{ack_shift} = {scaled} bytes (RFC 7323), which is what the\n"
                 f"ladder prints; the SYNs' own windows are never scaled."
                 if ack_shift else "Window scaling was not agreed: windows are the raw field.")
     scale_zh = (f"从第三个报文段起窗口要乘以扩大因子：ACK 的窗口字段是 {ack.window}，\n"
-                f"表示 {ack.window} x 2^{syn.wscale} = {ack.window << syn.wscale} 字节（RFC 7323），梯形图里印的就是这个值；\n"
+                f"表示 {ack.window} x 2^{ack_shift} = {scaled} 字节（RFC 7323），梯形图里印的就是这个值；\n"
                 f"SYN 本身的窗口从不缩放。"
                 if ack_shift else "双方没有协商窗口扩大：窗口就是字段的原始值。")
     en = f"""
