@@ -167,3 +167,28 @@ def test_scenario_ladder_marks_are_synack_ladders(name: str, tmp_path: Path,
     ours = Counter(m for line in demo.splitlines() if "|" in line for m in marks_of(line))
     theirs = Counter(m for line in ladder.splitlines() if "|" in line for m in marks_of(line))
     assert ours and ours == theirs
+
+
+# ----------------------------------------------------------------------------- saved sysctls
+def test_demo_pins_its_sysctls_and_says_which_saved_ones_it_ignores(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    conf = tmp_path / "sysctl.conf"
+    monkeypatch.setenv("SYNACK_SYSCTL_CONF", str(conf))
+    assert main(["sysctl", "-w", "net.ipv4.tcp_sack=0",
+                 "-w", "net.ipv4.tcp_keepalive_time=60"]) == 0
+    capsys.readouterr()
+    assert main(["demo", "fast-retransmit"]) == 0
+    out = capsys.readouterr().out
+    assert "values saved with `synack sysctl -w` are not used" in out
+    assert "not used here: net.ipv4.tcp_sack = 0 (this run: 1)" in out
+    assert "sackOK" in out and "[Fast Retransmission]" in out      # the lesson's run, unchanged
+    assert main(["demo", "keepalive", "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert "net.ipv4.tcp_keepalive_time = 60 (本次运行: 7200)" in out
+    assert main(["demo", "half-close"]) == 0                   # lists neither: no such line
+    out = capsys.readouterr().out
+    assert "not used here" not in out and "are not used" in out
+    # sim does use them: the saved value reaches its stacks.
+    from synack.cli import load_sysctl
+    assert load_sysctl()["net.ipv4.tcp_sack"] == 0

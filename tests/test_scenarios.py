@@ -295,7 +295,7 @@ def test_every_scenario_in_both_languages(name: str, capsys: pytest.CaptureFixtu
     assert out.explanation_zh and out.title_zh and out.sysctls
     for t in out.sysctls:
         assert t.value and t.en and _has_cjk(t.zh)
-    for lang, heading in (("en", "What changes it:"), ("zh", "相关参数")):
+    for lang, heading in (("en", "What changes it (= the value in this run):"), ("zh", "相关参数")):
         assert main(["demo", name, "--lang", lang]) == 0
         text = capsys.readouterr().out
         assert out.ladder[0].strip() in text and "->" in text    # the ladder

@@ -30,7 +30,24 @@ MS = 1000
 SECOND = 1_000_000
 LANGS = ("en", "zh")
 
-_HEADINGS = {"en": "What changes it:", "zh": "相关参数（等号后是本次运行的取值）："}
+_HEADINGS = {"en": "What changes it (= the value in this run):",
+             "zh": "相关参数（等号后是本次运行的取值）："}
+
+# Scenarios pin their sysctls: Linux's defaults, plus what each scenario sets for its
+# lesson (port-exhaustion's 4 ports, syn-flood-no-cookies' tcp_syncookies = 0, ...). A
+# value saved with ``synack sysctl -w`` would make a run disagree with its explanation
+# (fast-retransmit with tcp_sack = 0, keepalive with another tcp_keepalive_time), so
+# ``synack demo`` does not read them, and says so.
+PINNED = {
+    "en": "Scenarios pin these values (Linux's defaults unless the scenario sets them), so that\n"
+          "the explanation matches the run: values saved with `synack sysctl -w` are not used\n"
+          "by `synack demo` (sim, serve, connect, scan and ping use them).",
+    "zh": "这些取值由场景固定（除场景自己设置的以外都是 Linux 的默认值），以保证讲解与运行一致：\n"
+          "`synack sysctl -w` 保存的值不用于 `synack demo`（sim、serve、connect、scan、ping 会用）。",
+}
+_IGNORED = {"en": "Saved with `synack sysctl -w` but not used here: {items}.",
+            "zh": "已用 `synack sysctl -w` 保存、但本场景没有使用的值：{items}。"}
+_THIS_RUN = {"en": "this run", "zh": "本次运行"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +85,13 @@ class Outcome:
     explanation_zh: str = ""
     extra: list[str] = field(default_factory=list)   # e.g. ss-like tables, after the ladder
 
-    def text(self, lang: str = "en") -> str:
-        """Everything a user sees from ``synack demo NAME --lang LANG``."""
+    def text(self, lang: str = "en", *, saved: dict[str, str] | None = None) -> str:
+        """Everything a user sees from ``synack demo NAME --lang LANG``.
+
+        ``saved`` maps the sysctls saved with ``synack sysctl -w`` that differ from
+        Linux's defaults to their saved values; those this scenario lists are named
+        as not used, with the value the run had.
+        """
         if lang not in LANGS:
             raise ValueError(f"unknown language {lang!r} (choose from: {', '.join(LANGS)})")
         zh = lang == "zh"
@@ -81,6 +103,11 @@ class Outcome:
         out += ["", expl.strip()]
         if self.sysctls:
             out += ["", _HEADINGS[lang]] + [f"  {t.line(lang)}" for t in self.sysctls]
+        out += ["", PINNED[lang]]
+        ignored = [f"{t.name} = {saved[t.name]} ({_THIS_RUN[lang]}: {t.value})"
+                   for t in self.sysctls if saved and t.name in saved and saved[t.name] != t.value]
+        if ignored:
+            out.append(_IGNORED[lang].format(items="; ".join(ignored)))
         return "\n".join(out)
 
 
