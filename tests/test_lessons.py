@@ -192,3 +192,65 @@ def test_demo_pins_its_sysctls_and_says_which_saved_ones_it_ignores(
     # sim does use them: the saved value reaches its stacks.
     from synack.cli import load_sysctl
     assert load_sysctl()["net.ipv4.tcp_sack"] == 0
+
+
+# ----------------------------------------------------------------------------- every scenario
+def test_four_way_close_delayed_ack_read_off_the_ladder() -> None:
+    out = SCENARIOS["four-way-close"](1)
+    cw = next(x for x in out.ladder if "ESTABLISHED -> CLOSE_WAIT" in x)
+    ack = next(x for x in arrows(out.ladder, "server") if " ACK seq=" in x and "FIN" not in x
+               and t_ms(x) >= t_ms(cw))
+    delay = t_ms(ack) - t_ms(cw)
+    assert f"its TCP ACKs the FIN\n   {delay:.0f} ms later" in out.explanation
+    assert f"TCP 在 {delay:.0f} ms 后才确认它" in out.explanation_zh
+
+
+def test_half_close_chunks_as_the_ladder_shows_them() -> None:
+    out = SCENARIOS["half-close"](1)
+    cw = next(x for x in out.ladder if "ESTABLISHED -> CLOSE_WAIT" in x)
+    chunks = [x for x in arrows(out.ladder, "server") if re.search(r" len=[1-9]", x)
+              and t_ms(x) > t_ms(cw)]
+    times = ", ".join(f"{t_ms(x):.0f}" for x in chunks)
+    assert f"sends {len(chunks)} more chunks, at {times} ms" in out.explanation
+    assert "over 600 ms" not in out.explanation and "600 ms 内" not in out.explanation_zh
+    assert f"又在 {times} ms 发了 {len(chunks)} 块数据" in out.explanation_zh
+    # The seed's tcp_fin_timeout applies to orphans only (Linux), said in both languages.
+    assert "only for an orphan" in out.explanation and "孤儿连接" in out.explanation_zh
+
+
+def test_lost_synack_retry_time_read_off_the_ladder() -> None:
+    out = SCENARIOS["lost-synack"](1)
+    syns = [x for x in arrows(out.ladder, "client") if "|-- SYN seq=" in x]
+    retry_s = (t_ms(syns[1]) - t_ms(syns[0])) / 1000
+    assert f"after the {retry_s:g} s initial RTO" in out.explanation
+    assert f"在 {retry_s:g} 秒的初始 RTO 后重传" in out.explanation_zh
+
+
+def test_accept_overflow_names_the_dropped_acks() -> None:
+    out = SCENARIOS["accept-overflow"](1)
+    acks = [x for x in arrows(out.ladder, "client") if " ACK seq=" in x and " len=0" in x]
+    dropped = ", ".join(f"{t_ms(x):.0f}" for x in acks[:-1])
+    assert len(acks) == 3 and out.facts["overflows"] == len(acks) - 1
+    assert f"c4's ACKs sent at {dropped} ms are dropped" in out.explanation
+    assert f"sent at {t_ms(acks[-1]):.0f} ms gets in" in out.explanation
+    assert f"{dropped} ms 发出的 ACK 都被丢弃" in out.explanation_zh
+
+
+def test_zero_window_explains_the_probe_marks() -> None:
+    out = SCENARIOS["zero-window"](1)
+    zero = next(x for x in arrows(out.ladder, "server") if "[ZeroWindow]" in x)
+    probes = [x for x in arrows(out.ladder, "client") if "[Keep-Alive]" in x]
+    assert len(probes) == out.facts["probes"] == 2
+    first = round(t_ms(probes[0]) - t_ms(zero))
+    assert f"the first {first} ms after the zero window" in out.explanation
+    assert "marks the probes [Keep-Alive]" in out.explanation
+    assert "标为 [Keep-Alive]" in out.explanation_zh
+
+
+def test_simultaneous_open_explains_its_marks() -> None:
+    out = SCENARIOS["simultaneous-open"](1)
+    synacks = [x for x in out.ladder if "SYN,ACK seq=" in x]
+    shown = sorted({m for x in synacks for m in marks_of(x)})
+    assert shown and all(f"[{m}]" in out.explanation for m in shown)
+    if any(analysis.WINDOW_UPDATE in marks_of(x) for x in out.ladder):
+        assert "[Window Update]" in out.explanation and "[Window Update]" in out.explanation_zh

@@ -69,14 +69,30 @@ def zero_window(seed: int = 1, *, total: int = 24_000, read_at_us: int = 3 * SEC
     reopened = next((x for x in steps if x.src == "right" and x.t_us >= read_at_us
                      and x.seg.window > 0), None)
     gaps = [round((b.t_us - a.t_us) / MS) for a, b in pairwise(probes)]
+    first_gap = round((probes[0].t_us - zero.t_us) / MS) if probes and zero else None
+    probe_marks = sorted({m for x in probes for m in step_marks(x)})
+    answers = [x for x in steps if x.src == "right" and zero is not None
+               and zero.t_us < x.t_us < read_at_us]
+    answer_marks = sorted({"Dup ACK" if m.startswith("Dup ACK") else m
+                           for x in answers for m in step_marks(x)})
     child_buf = int(s.getsockopt(st["fd"], _socket.SOL_SOCKET, _socket.SO_RCVBUF))  # type: ignore[arg-type]
     f: dict[str, Any] = {
         "rcvbuf": child_buf, "zero_window_at_us": zero.t_us if zero else None,
         "probes": len(probes), "probe_gaps_ms": gaps,
         "reopened_at_us": reopened.t_us if reopened else None,
-        "received": st["got"], "sent": st["sent"],
+        "received": st["got"], "sent": st["sent"], "first_probe_after_ms": first_gap,
+        "probe_marks": probe_marks, "answer_marks": answer_marks,
     }
     zt = (f["zero_window_at_us"] or 0) / MS
+    marks_en = marks_zh = ""
+    if "Keep-Alive" in probe_marks:
+        marks_en = ("\nThe ladder (like Wireshark) marks the probes [Keep-Alive]: a probe of\n"
+                    "SND.UNA - 1 is byte for byte a keepalive (Linux sends both with\n"
+                    "tcp_xmit_probe_skb()); each answer repeats the closed window"
+                    f" ({' '.join(f'[{m}]' for m in answer_marks)}).")
+        marks_zh = ("\n梯形图（和 Wireshark 一样）把这些探测标为 [Keep-Alive]：seq = SND.UNA - 1 的探测\n"
+                    "和保活探测一模一样（Linux 都用 tcp_xmit_probe_skb() 发送）；每个回答都重复零窗口"
+                    f"（{' '.join(f'[{m}]' for m in answer_marks)}）。")
     en = f"""
 Flow control. The server sets SO_RCVBUF = {rcvbuf} (Linux doubles it: {child_buf} bytes) and
 its application does not read until {read_at_us / SECOND:.0f} s; the client writes {total} bytes. Every ACK
@@ -85,7 +101,8 @@ data piles up unread, and at {zt:.0f} ms the server advertises win=0: "stop".
 The client stops, but a window update could be lost and both would wait forever,
 so it starts the persist timer and sends zero-window probes (seq = SND.UNA - 1,
 or one byte of new data), each drawing an ACK with the current window:
-{len(probes)} probes before the application reads, {_gaps(gaps)} -- backing off like the RTO.
+{len(probes)} probes before the application reads, the first {first_gap} ms after the zero window, then
+{_gaps(gaps)}: the persist timer backs off like the RTO.{marks_en}
 At {read_at_us / SECOND:.0f} s the application reads, the buffer empties, and the server sends a window
 update (win={reopened.seg.window if reopened else '?'}); the transfer resumes and all {st['got']} bytes arrive.
 """
@@ -96,7 +113,8 @@ update (win={reopened.seg.window if reopened else '?'}); the transfer resumes an
 越积越多，窗口越来越小，{zt:.0f} ms 时服务端通告 win=0："停"。
 客户端停止发送；但窗口更新报文可能丢失，双方就会永远互相等待，所以客户端启动坚持计时器
 （persist timer），发送零窗口探测报文（seq = SND.UNA - 1，或一个字节的新数据），
-每个探测都会引出一个带当前窗口的 ACK：应用读取之前共 {len(probes)} 个探测，{_gaps(gaps, "zh")}，像 RTO 一样退避。
+每个探测都会引出一个带当前窗口的 ACK：应用读取之前共 {len(probes)} 个探测，第一个在零窗口之后
+{first_gap} ms，之后{_gaps(gaps, "zh")}：坚持计时器像 RTO 一样退避。{marks_zh}
 {read_at_us / SECOND:.0f} 秒时应用读取数据，缓冲区腾空，服务端发出窗口更新（win={reopened.seg.window if reopened else '?'}），
 传输恢复，{st['got']} 字节全部到达。
 """

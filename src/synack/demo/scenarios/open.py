@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from synack.demo.driver import drop_next
+from synack.demo.driver import drop_next, step_marks
 from synack.demo.scenarios.base import (
     CLIENT,
     MS,
@@ -140,6 +140,10 @@ def lost_synack(seed: int = 1) -> Outcome:
                              "synacks_sent": len(synacks),
                              "syns_sent": len([g for g in L.segments("left") if g.flags & SYN])}
     est = (established or 0) / 1000
+    syn_times = [x.t_us for x in L.steps() if isinstance(x, SegmentStep) and x.src == "left"
+                 and x.seg.flags & SYN]
+    facts["syn_retry_after_us"] = syn_times[1] - syn_times[0] if len(syn_times) > 1 else None
+    retry = (facts["syn_retry_after_us"] or 0) / SECOND
     en = f"""
 The server's SYN,ACK is lost. Half a second in, the server is in
 {states['server_at_500ms']} and the client still in {states['client_at_500ms']}:
@@ -148,7 +152,7 @@ would already be "connected" and sending to a client that knows nothing of it
 (and a delayed duplicate SYN from an old connection would open a ghost one; see
 why-not-two-way). The third message -- the client's ACK of the server's ISN --
 is what proves to the server that the client received its SYN,ACK. Here the
-client retransmits its SYN after the 1 s initial RTO, the server answers with its
+client retransmits its SYN after the {retry:g} s initial RTO, the server answers with its
 SYN,ACK again, and the connection opens at {est:.0f} ms.
 """
     zh = f"""
@@ -158,7 +162,7 @@ SYN,ACK again, and the connection opens at {est:.0f} ms.
 服务端此时已经"连接成功"并可能开始发数据，而客户端根本不知道服务端是否准备好了，
 会忽略这些数据（已失效的旧 SYN 还会让服务端白白建立连接，见 why-not-two-way）。
 第三次握手——客户端对服务端 ISN 的确认——正是让服务端知道"客户端收到了我的 SYN,ACK"。
-本例中客户端在 1 秒的初始 RTO 后重传 SYN，服务端再次回复 SYN,ACK，连接在 {est:.0f} ms 建立。
+本例中客户端在 {retry:g} 秒的初始 RTO 后重传 SYN，服务端再次回复 SYN,ACK，连接在 {est:.0f} ms 建立。
 """
     return Outcome("lost-synack", "Why three messages: a lost SYN,ACK", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_syn_retries", "SYN retransmissions, 1 s doubling: 127 s",
@@ -285,6 +289,22 @@ def simultaneous_open(seed: int = 1) -> Outcome:
                          "segments": len(segs),
                          "synacks": sum(1 for _s, fl in segs if fl & SYN and fl & ACK),
                          "a_state": str(c.state(a)), "b_state": str(s.state(b))}
+    labels = [st for st in L.steps() if isinstance(st, SegmentStep)]
+    f["synack_marks"] = sorted({m for st in labels if st.seg.flags & SYN and st.seg.flags & ACK
+                                for m in step_marks(st)})
+    marks_en = marks_zh = ""
+    if f["synack_marks"]:
+        shown = " and ".join(f"[{m}]" for m in f["synack_marks"])
+        marks_en = (f"\nThe ladder marks the SYN,ACKs {shown} (Wireshark calls both\n"
+                    "retransmissions): each repeats its side's SYN, with the same sequence number.")
+        marks_zh = (f"\n梯形图把两个 SYN,ACK 标为 {shown.replace(' and ', '、')}（Wireshark 都标为重传）：\n"
+                    "每个 SYN,ACK 都重复了本方的 SYN，序号相同。")
+    f["window_updates"] = sum("Window Update" in step_marks(st) for st in labels)
+    if f["window_updates"]:
+        marks_en += ("\nThe final ACKs are [Window Update]s: the same ack as that side's SYN,ACK, and a\n"
+                     "window that changed (now scaled; a SYN's window never is).")
+        marks_zh += ("\n最后两个 ACK 被标为 [Window Update]：确认号和本方的 SYN,ACK 相同，窗口却变了\n"
+                     "（现在按扩大因子缩放；SYN 的窗口从不缩放）。")
     en = f"""
 Neither side listens: both call connect() at the same instant, A from port 5000
 to B's port 6000 and B from 6000 to A's 5000. The two SYNs cross in the network.
@@ -293,7 +313,7 @@ side moves to SYN_RECEIVED and answers SYN,ACK, repeating its own SYN and
 acknowledging the other's. Each SYN,ACK completes the other side's handshake.
 A went {' -> '.join(f['a_states'])}; B went {' -> '.join(f['b_states'])}.
 {f['segments']} segments instead of 3: two SYNs and {f['synacks']} SYN,ACKs. One connection results,
-not two, because a TCP connection is named by its 4-tuple alone.
+not two, because a TCP connection is named by its 4-tuple alone.{marks_en}
 """
     zh = f"""
 双方都没有 listen()：A 从端口 5000 连接 B 的 6000，B 同时从 6000 连接 A 的 5000，
@@ -302,7 +322,7 @@ not two, because a TCP connection is named by its 4-tuple alone.
 同时确认对方的 SYN），每个 SYN,ACK 都完成了对方的握手。
 A 的状态：{' -> '.join(f['a_states'])}；B 的状态：{' -> '.join(f['b_states'])}。
 一共 {f['segments']} 个报文段而不是 3 个：两个 SYN 和 {f['synacks']} 个 SYN,ACK。结果只有一个连接，
-因为 TCP 连接只由四元组唯一确定。
+因为 TCP 连接只由四元组唯一确定。{marks_zh}
 """
     return Outcome("simultaneous-open", "Simultaneous open: two SYNs cross",
                    L.ladder(left="A", right="B"), en, [

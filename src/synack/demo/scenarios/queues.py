@@ -24,7 +24,7 @@ from synack.sim import LinkParams, Network
 from synack.stack import Stack
 from synack.tcp.isn import FixedIsn
 from synack.trace.ladder import SegmentStep, render
-from synack.wire.tcp import RST, SYN, TcpSegment
+from synack.wire.tcp import ACK, RST, SYN, TcpSegment
 
 
 def _connector(stack: Stack, fd: int, addr: tuple[str, int]) -> Callable[[int], object]:
@@ -93,18 +93,34 @@ def accept_overflow(seed: int = 1, *, abort_on_overflow: int = 0) -> Outcome:
     lines = render(steps, left=f"c4 {last.addr}", right=f"server {SERVER}")
     resets = sum(1 for st in steps if isinstance(st, SegmentStep) and st.src == "right"
                  and st.seg.flags & RST)
+    c4_acks = [st.t_us for st in steps if isinstance(st, SegmentStep) and st.src == "left"
+               and st.seg.flags == ACK and not st.seg.payload]
+    got_in = next((ch.now for key, ch in s.changes if key[2] == last.addr
+                   and str(ch.new) == "ESTABLISHED"), None)
     facts: dict[str, Any] = {**snapshot, "accepted": len(accepted), "resets_to_c4": resets,
-                             "final_c4": str(last.state(fds[3]))}
+                             "final_c4": str(last.state(fds[3])), "c4_acks_us": c4_acks,
+                             "c4_in_us": got_in}
+    ok = max((t for t in c4_acks if got_in is not None and t < got_in), default=None)
+    dropped = [t for t in c4_acks if ok is None or t < ok]
+    facts["c4_acks_dropped_us"] = dropped
+    ms = ", ".join(f"{t / MS:.0f}" for t in dropped)
     if abort_on_overflow:
-        how = ("With net.ipv4.tcp_abort_on_overflow = 1 the server answers that ACK with RST "
+        how = ("With net.ipv4.tcp_abort_on_overflow = 1 the server answers that ACK with RST\n"
                "instead, and c4's connection is reset at once.")
         how_zh = "开启 net.ipv4.tcp_abort_on_overflow = 1 后，服务端改为用 RST 回应这个 ACK，c4 的连接立即被重置。"
     else:
-        how = ("By default (net.ipv4.tcp_abort_on_overflow = 0) the server drops that ACK and "
-               "keeps c4 in its SYN queue; c4 believes it is connected. The server's SYN,ACK "
-               "retransmission draws another ACK, which succeeds once accept() has made room.")
-        how_zh = ("默认（net.ipv4.tcp_abort_on_overflow = 0）服务端丢弃这个 ACK，c4 仍留在半连接队列里；"
-                  "c4 却以为自己已经连上了。服务端重传 SYN,ACK 引出新的 ACK，等 accept() 腾出位置后连接成功。")
+        arrived = (got_in or 0) / MS
+        how = ("By default (net.ipv4.tcp_abort_on_overflow = 0) the server drops that ACK and\n"
+               "keeps c4 in its SYN queue; c4 believes it is connected. Each SYN,ACK the server\n"
+               f"retransmits draws another ACK: c4's ACKs sent at {ms} ms are dropped\n"
+               f"({snapshot.get('overflows')} listen overflows at 1.5 s); after accept() made room at 2.5 s,"
+               f" the one\nsent at {(ok or 0) / MS:.0f} ms gets in (the server's side of c4 is ESTABLISHED"
+               f" at {arrived:.0f} ms).")
+        how_zh = ("默认（net.ipv4.tcp_abort_on_overflow = 0）服务端丢弃这个 ACK，c4 仍留在半连接队列里；\n"
+                  "c4 却以为自己已经连上了。服务端每次重传 SYN,ACK 都引出一个新的 ACK：c4 在\n"
+                  f"{ms} ms 发出的 ACK 都被丢弃（1.5 秒时计了 {snapshot.get('overflows')} 次 listen overflow）；"
+                  f"2.5 秒 accept()\n腾出位置后，{(ok or 0) / MS:.0f} ms 发出的 ACK 才成功"
+                  f"（服务端这一侧的 c4 连接在 {arrived:.0f} ms 进入 ESTABLISHED）。")
     en = f"""
 The server listens with backlog {backlog} and its application does not call accept()
 until 2.5 s. Linux lets the accept queue hold backlog + 1 = {backlog + 1} connections.

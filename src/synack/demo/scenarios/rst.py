@@ -125,7 +125,7 @@ def rst_unread_data(seed: int = 1) -> Outcome:
                          "client_errno": got["client_errno"],
                          "time_wait": first_change(s, new="TIME_WAIT")}
     en = f"""
-The client sends a {got['sent']}-byte request; the server accepts, but closes the socket at
+The client sends a request of {got['sent']} bytes; the server accepts, but closes the socket at
 100 ms without reading it: {got['unread']} bytes are still in its receive buffer. RFC 2525
 (2.17) and Linux's tcp_close() say: data the application will never read means
 the peer's data was lost, so tell it -- send RST instead of FIN. The ladder shows
