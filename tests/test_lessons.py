@@ -254,3 +254,30 @@ def test_simultaneous_open_explains_its_marks() -> None:
     assert shown and all(f"[{m}]" in out.explanation for m in shown)
     if any(analysis.WINDOW_UPDATE in marks_of(x) for x in out.ladder):
         assert "[Window Update]" in out.explanation and "[Window Update]" in out.explanation_zh
+
+
+def test_keepalive_probe_seq_is_the_syns_when_no_data_was_sent() -> None:
+    out = SCENARIOS["keepalive"](1)
+    probe = next(x for x in arrows(out.ladder, "client") if "[Keep-Alive]" in x)
+    syn = next(x for x in arrows(out.ladder, "client") if "SYN seq=" in x)
+    seq = re.search(r"seq=(\d+)", probe)
+    assert seq and f"SYN seq={seq.group(1)} " in syn            # SND.UNA - 1 is the SYN's number
+    assert "one byte it\nalready sent" not in out.explanation and "no data was sent" in out.explanation
+    assert "一个已经发过的字节" not in out.explanation_zh
+    assert f"= {out.facts['idle_since_s']:g} + 7200 + 9 x 75" in out.explanation
+
+
+def test_rst_timeout_budget_is_linuxs_formula() -> None:
+    from synack.tcp.rtt import retries_timeout_us
+
+    out = SCENARIOS["rst-timeout"](1)
+    budget = retries_timeout_us(15) / 1_000_000
+    assert budget == 924.6 and f"({budget:g} s for 15 with a 200 ms" in out.explanation
+    assert out.facts["gave_up_s"] > budget                  # checked when a timeout fires
+
+
+def test_seed_claims_where_linux_differs_are_said() -> None:
+    ports = SCENARIOS["port-exhaustion"](1)
+    assert "holds no file descriptor" in ports.explanation and "不占文件描述符" in ports.explanation_zh
+    linger = SCENARIOS["rst-linger-zero"](1).explanation_zh
+    assert "的一种强制方式" not in linger and "向已经 close() 的一端继续发数据" in linger
