@@ -281,3 +281,20 @@ def test_seed_claims_where_linux_differs_are_said() -> None:
     assert "holds no file descriptor" in ports.explanation and "不占文件描述符" in ports.explanation_zh
     linger = SCENARIOS["rst-linger-zero"](1).explanation_zh
     assert "的一种强制方式" not in linger and "向已经 close() 的一端继续发数据" in linger
+
+
+def test_syn_flood_no_cookies_retry_times_read_off_the_ladder() -> None:
+    out = SCENARIOS["syn-flood-no-cookies"](1)
+    syns = [x for x in arrows(out.ladder, "client") if "|-- SYN seq=" in x or "SYN seq=" in x]
+    gaps = ", ".join(f"{(t_ms(x) - t_ms(syns[0])) / 1000:g} s" for x in syns[1:])
+    assert len(syns) == out.facts["client_syns"] == 4
+    assert f"its retries ({gaps} later" in out.explanation
+    for text in (out.explanation, out.explanation_zh):
+        assert "1024" in text and "somaxconn" not in text     # the seed's figure, and Linux's rule
+    assert "only adds a limit when SYN cookies are off" in out.explanation
+
+
+def test_accept_overflow_says_somaxconn_default_changed() -> None:
+    out = SCENARIOS["accept-overflow"](1)
+    assert "128 was Linux's default before 5.4, now it is 4096" in out.explanation
+    assert "Linux 5.4\n之前的默认值，现在是 4096" in out.explanation_zh
