@@ -298,3 +298,14 @@ def test_accept_overflow_says_somaxconn_default_changed() -> None:
     out = SCENARIOS["accept-overflow"](1)
     assert "128 was Linux's default before 5.4, now it is 4096" in out.explanation
     assert "Linux 5.4\n之前的默认值，现在是 4096" in out.explanation_zh
+
+
+def test_lost_last_ack_timing_and_marks_read_off_the_ladder() -> None:
+    out = SCENARIOS["lost-last-ack"](1)
+    fins = [x for x in arrows(out.ladder, "server") if "FIN,ACK" in x]
+    assert len(fins) == 2
+    gap = t_ms(fins[1]) - t_ms(fins[0])
+    assert f"RTO expires, {gap:.0f} ms later" in out.explanation
+    assert f"（{gap:.0f} ms 后）重传 FIN" in out.explanation_zh
+    answer = next(x for x in arrows(out.ladder, "client") if t_ms(x) > t_ms(fins[1]))
+    assert analysis.DUP_ACK in marks_of(answer) and "[Dup ACK]" in out.explanation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synack.demo.driver import drop_next
+from synack.demo.driver import drop_next, step_marks
 from synack.demo.scenarios.base import (
     CLIENT,
     MS,
@@ -160,11 +160,21 @@ def lost_last_ack(seed: int = 1) -> Outcome:
                              "server_closed_us": server_closed,
                              "resets": sum(1 for g in L.segments("left") if g.flags & RST)}
     sc = (server_closed or 0) / 1000
+    steps = [x for x in L.steps() if isinstance(x, SegmentStep)]
+    fin_steps = [x for x in steps if x.src == "right" and x.seg.flags & FIN]
+    rto_ms = (fin_steps[1].t_us - fin_steps[0].t_us) / MS if len(fin_steps) > 1 else None
+    facts["fin_retransmit_after_ms"] = rto_ms
+    answer = next((x for x in steps if x.src == "left" and len(fin_steps) > 1
+                   and x.t_us > fin_steps[1].t_us and x.seg.flags == ACK), None)
+    dup = answer is not None and any(m.startswith("Dup ACK") for m in step_marks(answer))
+    dup_en = (" (a repeat of the\nlost one, so the ladder marks it [Dup ACK])" if dup else "")
+    dup_zh = ("（和丢失的那个一样，所以梯形图把它标为 [Dup ACK]）" if dup else "")
     en = f"""
 The client's last ACK is lost. The server, in LAST_ACK, does not know whether
-its FIN arrived, so it retransmits it after its RTO ({len(s_fins)} FINs in all).
+its FIN arrived, so it retransmits it when its RTO expires, {rto_ms:.0f} ms later ({len(s_fins)} FINs
+in all).
 The client is in TIME_WAIT and still remembers the connection: it answers the
-retransmitted FIN with the same ACK, and the server closes cleanly at
+retransmitted FIN with the same ACK{dup_en}, and the server closes cleanly at
 {sc:.0f} ms. Had the client gone straight to CLOSED, that FIN would have met no
 connection and been answered with RST: the server would report an error for a
 connection that had in fact ended well.
@@ -174,8 +184,8 @@ that stray segments of this connection die out before the 4-tuple is reused.
     zh = f"""
 笔记的问题："为什么客户端发出第四次挥手的确认报文后要等2MSL的时间才能释放TCP连接？"
 这里客户端最后的 ACK 丢了。处于 LAST_ACK 的服务端不知道自己的 FIN 是否送达，
-RTO 超时后重传 FIN（一共 {len(s_fins)} 个 FIN）。客户端处于 TIME_WAIT，仍记得这个连接，
-于是用同样的 ACK 回应重传的 FIN，服务端在 {sc:.0f} ms 正常关闭。
+RTO 超时后（{rto_ms:.0f} ms 后）重传 FIN（一共 {len(s_fins)} 个 FIN）。客户端处于 TIME_WAIT，仍记得这个连接，
+于是用同样的 ACK 回应重传的 FIN{dup_zh}，服务端在 {sc:.0f} ms 正常关闭。
 如果客户端直接进入 CLOSED，重传的 FIN 找不到连接，就会被回以 RST 而不是 ACK，
 服务端会把一个其实正常结束的连接报告为错误——这正是笔记所说"影响关闭流程"。
 TIME_WAIT 持续 2MSL：既让丢失的 ACK 有机会随重传的 FIN 补发，也让这个连接在网络中
