@@ -12,6 +12,7 @@ written by hand: every number comes from the segments and states of the run.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,7 +101,7 @@ class Outcome:
         out = [f"== {title} ==", "", *self.ladder]
         if self.extra:
             out += ["", *self.extra]
-        out += ["", expl.strip()]
+        out += ["", fold(expl.strip())]
         if self.sysctls:
             out += ["", _HEADINGS[lang]] + [f"  {t.line(lang)}" for t in self.sysctls]
         out += ["", PINNED[lang]]
@@ -109,6 +110,44 @@ class Outcome:
         if ignored:
             out.append(_IGNORED[lang].format(items="; ".join(ignored)))
         return "\n".join(out)
+
+
+TEXT_WIDTH = 90   # display columns of an explanation line (a CJK character counts 2)
+_BREAK_AFTER = " ，。；：、）"
+_NO_BREAK_BEFORE = ",.;:!?)，。；：、）"
+
+
+def _columns(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def fold(text: str, width: int = TEXT_WIDTH) -> str:
+    """Lines longer than ``width`` columns broken after a space or CJK punctuation.
+
+    Explanations interpolate numbers from the run, so a line's length is only
+    known at run time; shorter lines (and so tables) are left as they are. A
+    line never breaks inside ``[...]`` (an analysis mark) or before punctuation.
+    """
+    out: list[str] = []
+    for line in text.splitlines():
+        while sum(map(_columns, line)) > width:
+            cols, cut, depth = 0, 0, 0
+            for i, ch in enumerate(line):
+                cols += _columns(ch)
+                if cols > width:
+                    break
+                depth += (ch == "[") - (ch == "]")
+                nxt = line[i + 1] if i + 1 < len(line) else ""
+                glued = ch == " " and "=" in (line[i - 1] if i else "", nxt)   # keep a = b
+                if ch in _BREAK_AFTER and depth == 0 and nxt not in _NO_BREAK_BEFORE \
+                        and not glued:
+                    cut = i + 1
+            if cut == 0:
+                break                               # one unbreakable run: leave it long
+            out.append(line[:cut].rstrip())
+            line = line[cut:].lstrip(" ")
+        out.append(line)
+    return "\n".join(out)
 
 
 @dataclass

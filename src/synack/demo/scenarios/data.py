@@ -217,7 +217,9 @@ def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outc
     wins = f["windows"]
     w_from = wins[0] if wins else "?"
     w_to = wins[1] if len(wins) > 1 else "?"
-    rule_en, rule_zh = _DECREASE.get(cc, (f"{cc}'s own rule", f"{cc} 自己的规则"))
+    ss = f["ssthresh_recovery"]
+    rule_en, rule_zh = (r.format(c0=cwnd_before, ss=ss) for r in _DECREASE.get(
+        cc, ("ssthresh = {ss} by {cc}'s own rule", "按 {cc} 的规则 ssthresh = {ss}")))
     n_rep, n_dup = f["repeat_acks"], f["wireshark_dup_acks"]
     wu_en = (f"the first of them is a [Window Update] (it also raised the window from {w_from}"
              f" to {w_to}, and RFC 5681 counts an ACK as a duplicate only if the window is"
@@ -227,37 +229,20 @@ def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outc
              f" 只把窗口不变的 ACK 算作重复 ACK），其余 {n_dup} 个是 [Dup ACK]"
              if f["window_updates"] else f"{n_dup} 个都是 [Dup ACK]")
     mark = "[Fast Retransmission]" if "Fast Retransmission" in f["retransmit_marks"] else ""
+    # One line per thought: Outcome.text() folds them to the terminal's width.
     en = f"""
-The client writes {f['sent']} bytes at once. They leave as {f['segments']} segments ({sizes}),
-all in the first round trip: the initial congestion window is {cwnd_before} segments.
-Segment {f['lost_index']} (seq={hole}) is lost. The server ACKs what arrived in order, up to
-ack={hole}, and answers each of the {n_rep} segments that arrive after the hole at once with
-another ACK for the hole, ack={hole}, each carrying SACK blocks for the bytes beyond it.
-On the ladder, as in Wireshark, {wu_en}.
-The sender counts differently: with SACK it counts the segments SACKed above the hole
-(RFC 6675; Linux compares its sacked_out with tcp_reordering = 3). After the last of
-these ACKs {f['sacked_segments']} segments are SACKed, the hole is taken as lost, and the client
-retransmits it {mark} {f['retransmit_after_ms']:.0f} ms after the original -- one round trip -- instead of
-waiting for the retransmission timeout ({f['rto_ms']:.0f} ms now, and at least 200 ms on Linux).
-Congestion control ({cc}) enters fast recovery: ssthresh = cwnd {rule_en}, so cwnd goes
-from {cwnd_before} to {cwnd_recovery} segments, not back to 1 as after a timeout. (Linux walks cwnd down
-to ssthresh during recovery with PRR, RFC 6937; synack sets it at once.)
+The client writes {f['sent']} bytes at once. They leave as {f['segments']} segments ({sizes}), all in the first round trip: the congestion window is {cwnd_before} segments, Linux's initial window.
+Segment {f['lost_index']} (seq={hole}) is lost. The server ACKs what arrived in order, up to ack={hole}, and answers each of the {n_rep} segments that arrive after the hole at once with another ACK for the hole, ack={hole}, each carrying SACK blocks for the bytes beyond it. On the ladder, as in Wireshark, {wu_en}.
+The sender counts differently: with SACK it counts the segments SACKed above the hole (RFC 6675; Linux compares its sacked_out with tcp_reordering = 3). After the last of these ACKs {f['sacked_segments']} segments are SACKed, the hole is taken as lost, and the client retransmits it {mark} {f['retransmit_after_ms']:.0f} ms after the original -- one round trip -- instead of waiting for the retransmission timeout ({f['rto_ms']:.0f} ms now, and at least 200 ms on Linux).
+Congestion control ({cc}) enters fast recovery: {rule_en}, so cwnd goes from {cwnd_before} to {cwnd_recovery} segments, not back to 1 as after a timeout. (Linux walks cwnd down to ssthresh during recovery with PRR, RFC 6937; synack sets it at once.)
 The server receives all {st['got']} bytes in order.
 """
     zh = f"""
-快速重传。客户端一次写入 {f['sent']} 字节，分成 {f['segments']} 个报文段（{_sizes(f['segment_sizes'], 'zh')}），
-在第一个往返时间内全部发出：初始拥塞窗口是 {cwnd_before} 个报文段。
-第 {f['lost_index']} 个（seq={hole}）丢了。服务端确认按序到达的数据，直到 ack={hole}；
-空洞之后到达的 {n_rep} 个报文段，每一个都立即引出一个同样指向空洞的 ACK（ack={hole}），
-并带 SACK 块说明空洞之后哪些字节已经收到。
-在梯形图里（和 Wireshark 一样），{wu_zh}。
-发送方的计数方式不同：有 SACK 时它数的是空洞之后被 SACK 的报文段（RFC 6675；Linux 用
-sacked_out 和 tcp_reordering = 3 比较）。最后一个 ACK 到达后，已有 {f['sacked_segments']} 个报文段被 SACK，
-发送方判定空洞丢失，在原报文发出 {f['retransmit_after_ms']:.0f} ms 后（一个往返时间）重传它 {mark}，
-而不必等重传超时（当前 RTO {f['rto_ms']:.0f} ms，Linux 最少 200 ms）。
-拥塞控制（{cc}）进入快速恢复：ssthresh = cwnd {rule_zh}，cwnd 从 {cwnd_before} 降到 {cwnd_recovery} 个报文段，
-而不是像超时那样回到 1。（Linux 在恢复期间用 PRR（RFC 6937）逐步把 cwnd 降到 ssthresh，
-synack 一步到位。）服务端按顺序收到全部 {st['got']} 字节。
+快速重传。客户端一次写入 {f['sent']} 字节，分成 {f['segments']} 个报文段（{_sizes(f['segment_sizes'], 'zh')}），在第一个往返时间内全部发出：拥塞窗口是 {cwnd_before} 个报文段，即 Linux 的初始窗口。
+第 {f['lost_index']} 个（seq={hole}）丢了。服务端确认按序到达的数据，直到 ack={hole}；空洞之后到达的 {n_rep} 个报文段，每一个都立即引出一个同样指向空洞的 ACK（ack={hole}），并带 SACK 块说明空洞之后哪些字节已经收到。在梯形图里（和 Wireshark 一样），{wu_zh}。
+发送方的计数方式不同：有 SACK 时它数的是空洞之后被 SACK 的报文段（RFC 6675；Linux 用 sacked_out 和 tcp_reordering = 3 比较）。最后一个 ACK 到达后，已有 {f['sacked_segments']} 个报文段被 SACK，发送方判定空洞丢失，在原报文发出 {f['retransmit_after_ms']:.0f} ms 后（一个往返时间）重传它 {mark}，而不必等重传超时（当前 RTO {f['rto_ms']:.0f} ms，Linux 最少 200 ms）。
+拥塞控制（{cc}）进入快速恢复：{rule_zh}，cwnd 从 {cwnd_before} 降到 {cwnd_recovery} 个报文段，而不是像超时那样回到 1。（Linux 在恢复期间用 PRR（RFC 6937）逐步把 cwnd 降到 ssthresh，synack 一步到位。）
+服务端按顺序收到全部 {st['got']} 字节。
 """
     return Outcome("fast-retransmit", "A lost segment and fast retransmit", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_sack", "SACK tells the sender exactly what is missing",
@@ -284,9 +269,12 @@ def _server_shift(steps: list[SegmentStep]) -> int:
 
 #: How each congestion control sets ssthresh at a fast retransmit (en, zh).
 _DECREASE = {
-    "cubic": ("x 717/1024 = x 0.7 (CUBIC's beta, RFC 9438; Reno would halve it)",
-              "x 717/1024 = x 0.7（CUBIC 的 β，RFC 9438；Reno 才是减半）"),
-    "reno": ("/ 2 (Reno halves it, RFC 5681 3.2)", "/ 2（Reno 减半，RFC 5681 3.2）"),
+    "cubic": (("ssthresh = cwnd x 717/1024 = {c0} x 0.7 = {ss} (CUBIC's beta = 0.7, RFC 9438,"
+               " Linux bictcp_recalc_ssthresh(); Reno would halve it)"),
+              ("ssthresh = cwnd x 717/1024 = {c0} x 0.7 = {ss}（CUBIC 的 β = 0.7，RFC 9438，"
+               "Linux bictcp_recalc_ssthresh()；Reno 才是减半）")),
+    "reno": ("ssthresh = cwnd / 2 = {c0} / 2 = {ss} (Reno halves it, RFC 5681 3.2)",
+             "ssthresh = cwnd / 2 = {c0} / 2 = {ss}（Reno 减半，RFC 5681 3.2）"),
 }
 
 
