@@ -87,9 +87,11 @@ net.ipv4.tcp_keepalive_time（TCP_KEEPIDLE）= {idle} 秒（2 小时）后，客
 （tcp_keepalive_probes，TCP_KEEPCNT = {cnt}）。在 {facts['dead_s']} 秒 = {facts['idle_since_s']:g} + {idle} + {cnt} x {intvl}
 （从最后一个报文段，即 {facts['idle_since_s']:g} 秒起算）时放弃：
 发送 RST（与 Linux 相同），下一次 recv() 失败：{errno.errorcode.get(err, err)}。
-（笔记说"一连发送10个探测报文"，Linux 的默认值是 9 个，笔记后文的 TCP_KEEPCNT 默认 9 次是对的。）
-在 Linux 上可以用笔记中的 sysctl -w net.ipv4.tcp_keepalive_time=3600 修改，或用 setsockopt 按套接字设置
-（synack 的 sim、serve、connect 使用 synack sysctl -w 保存的值；demo 固定使用默认值）。
+笔记说"一连发送10个探测报文"，Linux 默认是 9 个；
+笔记后文说 TCP_KEEPCNT 默认 9 次，这是对的。
+在 Linux 上可以用笔记中的 sysctl -w net.ipv4.tcp_keepalive_time=3600 修改，
+或用 setsockopt 按套接字设置（synack 的 sim、serve、connect 使用 synack sysctl -w
+保存的值；demo 固定使用默认值）。
 """
     return Outcome("keepalive", "Keepalive finds a dead peer (7200 / 75 / 9)", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_keepalive_time", "or TCP_KEEPIDLE per socket",
