@@ -155,8 +155,16 @@ def test_header_zh_isn_and_urg(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 
 # ----------------------------------------------------------------------------- marks
-@pytest.mark.parametrize("name", ["fast-retransmit", "zero-window", "lost-last-ack",
-                                  "keepalive", "rst-timeout", "lost-synack"])
+# Scenarios whose capture holds one connection, all of it on the ladder.
+ONE_CONNECTION = ["worked-example", "three-way-handshake", "lost-synack", "simultaneous-open",
+                  "four-way-close", "half-close", "simultaneous-close", "lost-last-ack",
+                  "rst-unread-data", "rst-linger-zero", "rst-timeout", "keepalive",
+                  "zero-window", "fast-retransmit"]
+WITH_MARKS = {"lost-synack", "simultaneous-open", "lost-last-ack", "rst-timeout", "keepalive",
+              "zero-window", "fast-retransmit"}
+
+
+@pytest.mark.parametrize("name", ONE_CONNECTION)
 def test_scenario_ladder_marks_are_synack_ladders(name: str, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     pcap = tmp_path / f"{name}.pcap"
@@ -164,9 +172,11 @@ def test_scenario_ladder_marks_are_synack_ladders(name: str, tmp_path: Path,
     demo = capsys.readouterr().out
     assert main(["ladder", str(pcap)]) == 0
     ladder = capsys.readouterr().out
+    assert "connection 1 of 1:" in ladder
     ours = Counter(m for line in demo.splitlines() if "|" in line for m in marks_of(line))
     theirs = Counter(m for line in ladder.splitlines() if "|" in line for m in marks_of(line))
-    assert ours and ours == theirs
+    assert ours == theirs
+    assert bool(ours) == (name in WITH_MARKS)
 
 
 # ----------------------------------------------------------------------------- saved sysctls
