@@ -12,8 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/synack demo
+# `make demo` installs synack alone (no extras: it needs no other package) and runs a scenario:
+# the seeds' worked example, or DEMO="fast-retransmit --lang zh" (any `synack demo` arguments).
+DEMO_STAMP := $(VENV)/.installed-demo
+DEMO       ?=
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e .
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
+	$(BIN)/synack demo $(DEMO)
 
 # Debian packages the interop and capture tests use, installed when missing.
 # One "command package" pair per tool; apt-get update runs once, only if something is missing.

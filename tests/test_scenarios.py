@@ -7,6 +7,7 @@ import pytest
 from synack.cli import main
 from synack.config import Sysctl
 from synack.demo.scenarios import DESCRIPTIONS, DESCRIPTIONS_ZH, SCENARIOS, worked_example
+from synack.demo.scenarios.base import TEXT_WIDTH, fold
 from synack.stack import Stack
 from synack.tcp.timewait import TimeWait
 from synack.wire.ipv4 import parse_tcp_packet
@@ -267,7 +268,8 @@ def test_zero_window_probes_then_resumes() -> None:
 
 def test_fast_retransmit_beats_the_rto() -> None:
     f = SCENARIOS["fast-retransmit"](1).facts
-    assert f["dup_acks"] >= 3 and f["sack_in_dupacks"]
+    assert f["sacked_segments"] >= 3 and f["sack_in_repeats"]   # DupThresh SACKed segments
+    assert f["retransmit_marks"] == ["Fast Retransmission"]
     assert f["retransmit_after_ms"] < f["rto_ms"]
     assert f["retransmit_after_ms"] == 20                # one round trip
     assert f["received"] == f["sent"]
@@ -294,11 +296,11 @@ def test_every_scenario_in_both_languages(name: str, capsys: pytest.CaptureFixtu
     assert out.explanation_zh and out.title_zh and out.sysctls
     for t in out.sysctls:
         assert t.value and t.en and _has_cjk(t.zh)
-    for lang, heading in (("en", "What changes it:"), ("zh", "相关参数")):
+    for lang, heading in (("en", "What changes it (= the value in this run):"), ("zh", "相关参数")):
         assert main(["demo", name, "--lang", lang]) == 0
         text = capsys.readouterr().out
         assert out.ladder[0].strip() in text and "->" in text    # the ladder
-        expl = out.explanation_zh if lang == "zh" else out.explanation
+        expl = fold(out.explanation_zh if lang == "zh" else out.explanation)
         assert expl.strip() in text and heading in text
         assert _has_cjk(text[text.index(expl.strip()[:20]):]) == (lang == "zh")
 
@@ -327,3 +329,15 @@ def test_demo_unknown_language_is_one_line_exit_2(capsys: pytest.CaptureFixture[
 
 def _has_cjk(text: str) -> bool:
     return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_explanations_fit_the_terminal(name: str) -> None:
+    from synack.demo.scenarios.base import _columns
+
+    out = SCENARIOS[name](1)
+    for lang in ("en", "zh"):
+        text = out.text(lang)
+        expl = text[text.index(out.ladder[-1]) + len(out.ladder[-1]):].split("\n\n")[1:-2]
+        for line in "\n".join(expl).splitlines():
+            assert sum(map(_columns, line)) <= TEXT_WIDTH, line

@@ -89,7 +89,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         raise SysctlError(
             f"unknown scenario {args.name!r} (try: synack demo --list)")
     outcome = SCENARIOS[args.name](args.seed)
-    print(outcome.text(args.lang))
+    # Scenarios pin their sysctls; the text names the saved ones it does not use.
+    defaults, cfg = Sysctl(), load_sysctl()
+    saved = {name: cfg.format(name).split(" = ", 1)[1].replace("\t", " ")
+             for name, value in cfg.items() if value != defaults[name]}
+    print(outcome.text(args.lang, saved=saved))
     if args.pcap:
         assert outcome.net is not None
         outcome.net.write_pcap(args.pcap)

@@ -2,7 +2,11 @@
 
 The Chinese labels and flag meanings follow the seed notes' "头文件解析" section
 (序号, 确认号, 数据偏移, 标志位, 紧急指针, 选项, 填充); CWR and ECE, which the
-notes leave out, are described from RFC 3168.
+notes leave out, are described from RFC 3168. Two departures from the notes: URG
+does not make a segment be handled first (RFC 6093 warns of that reading: it
+only says where urgent data ends in the stream), and an ISN is not necessarily
+random (Linux derives it from a keyed hash and a clock, RFC 6528; synack's
+demos fix it to the notes' 100 and 300).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ FLAG_MEANINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "zh": (
         ("CWR", "拥塞窗口减小：发送方收到 ECN 回显后已降低发送速率"),
         ("ECE", "ECN 回显：路径上出现拥塞（在 SYN 中表示支持 ECN）"),
-        ("URG", "紧急标志位：开启时表明此数据包处于紧急状态应该优先处理"),
+        ("URG", "紧急标志位：紧急指针有效，流中有紧急数据（报文段并不被优先处理，RFC 6093）"),
         ("ACK", "确认标志位：开启时表明确认号有效，否则忽略确认号"),
         ("PSH", "推送标志位：开启时表明应该尽快交付给应用进程，而不必等到缓存区填满"),
         ("RST", "复位标志位：开启时表明连接出现错误，数据包非法拒绝连接"),
@@ -112,7 +116,7 @@ TEXT: dict[str, dict[str, str]] = {
         "ip": "{ihl} x 4 = {hlen} 字节；总长度 {total} = {hlen} IPv4 + {thlen} TCP + {plen} 数据",
         "seq_rel": "{abs}（相对序号 {rel}：从本方向的 ISN {isn} 算起）",
         "seq_abs": "{abs}（抓包中没有本方向的 SYN，无相对序号）",
-        "seq_syn": "{abs}（本方向的 ISN，随机生成：相对序号 0）",
+        "seq_syn": "{abs}（本方向的初始序号 ISN：相对序号 0）",
         "ack_rel": "{abs}（相对确认号 {rel}；ACK 已置位，有效：期待对端发送的下一个字节）",
         "ack_abs": "{abs}（ACK 已置位，有效；抓包中没有对端的 SYN）",
         "ack_off": "{abs}（无效：ACK 未置位，忽略确认号）",

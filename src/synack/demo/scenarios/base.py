@@ -12,6 +12,7 @@ written by hand: every number comes from the segments and states of the run.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,24 @@ MS = 1000
 SECOND = 1_000_000
 LANGS = ("en", "zh")
 
-_HEADINGS = {"en": "What changes it:", "zh": "相关参数（等号后是本次运行的取值）："}
+_HEADINGS = {"en": "What changes it (= the value in this run):",
+             "zh": "相关参数（等号后是本次运行的取值）："}
+
+# Scenarios pin their sysctls: Linux's defaults, plus what each scenario sets for its
+# lesson (port-exhaustion's 4 ports, syn-flood-no-cookies' tcp_syncookies = 0, ...). A
+# value saved with ``synack sysctl -w`` would make a run disagree with its explanation
+# (fast-retransmit with tcp_sack = 0, keepalive with another tcp_keepalive_time), so
+# ``synack demo`` does not read them, and says so.
+PINNED = {
+    "en": "Scenarios pin these values (Linux's defaults unless the scenario sets them), so that\n"
+          "the explanation matches the run: values saved with `synack sysctl -w` are not used\n"
+          "by `synack demo` (sim, serve, connect, scan and ping use them).",
+    "zh": "这些取值由场景固定（除场景自己设置的以外都是 Linux 的默认值），以保证讲解与运行一致：\n"
+          "`synack sysctl -w` 保存的值不用于 `synack demo`（sim、serve、connect、scan、ping 会用）。",
+}
+_IGNORED = {"en": "Saved with `synack sysctl -w` but not used here: {items}.",
+            "zh": "已用 `synack sysctl -w` 保存、但本场景没有使用的值：{items}。"}
+_THIS_RUN = {"en": "this run", "zh": "本次运行"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +86,13 @@ class Outcome:
     explanation_zh: str = ""
     extra: list[str] = field(default_factory=list)   # e.g. ss-like tables, after the ladder
 
-    def text(self, lang: str = "en") -> str:
-        """Everything a user sees from ``synack demo NAME --lang LANG``."""
+    def text(self, lang: str = "en", *, saved: dict[str, str] | None = None) -> str:
+        """Everything a user sees from ``synack demo NAME --lang LANG``.
+
+        ``saved`` maps the sysctls saved with ``synack sysctl -w`` that differ from
+        Linux's defaults to their saved values; those this scenario lists are named
+        as not used, with the value the run had.
+        """
         if lang not in LANGS:
             raise ValueError(f"unknown language {lang!r} (choose from: {', '.join(LANGS)})")
         zh = lang == "zh"
@@ -78,10 +101,53 @@ class Outcome:
         out = [f"== {title} ==", "", *self.ladder]
         if self.extra:
             out += ["", *self.extra]
-        out += ["", expl.strip()]
+        out += ["", fold(expl.strip())]
         if self.sysctls:
             out += ["", _HEADINGS[lang]] + [f"  {t.line(lang)}" for t in self.sysctls]
+        out += ["", PINNED[lang]]
+        ignored = [f"{t.name} = {saved[t.name]} ({_THIS_RUN[lang]}: {t.value})"
+                   for t in self.sysctls if saved and t.name in saved and saved[t.name] != t.value]
+        if ignored:
+            out.append(_IGNORED[lang].format(items="; ".join(ignored)))
         return "\n".join(out)
+
+
+TEXT_WIDTH = 90   # display columns of an explanation line (a CJK character counts 2)
+_BREAK_AFTER = " ，。；：、）"
+_NO_BREAK_BEFORE = ",.;:!?)，。；：、）"
+
+
+def _columns(ch: str) -> int:
+    return 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+
+
+def fold(text: str, width: int = TEXT_WIDTH) -> str:
+    """Lines longer than ``width`` columns broken after a space or CJK punctuation.
+
+    Explanations interpolate numbers from the run, so a line's length is only
+    known at run time; shorter lines (and so tables) are left as they are. A
+    line never breaks inside ``[...]`` (an analysis mark) or before punctuation.
+    """
+    out: list[str] = []
+    for line in text.splitlines():
+        while sum(map(_columns, line)) > width:
+            cols, cut, depth = 0, 0, 0
+            for i, ch in enumerate(line):
+                cols += _columns(ch)
+                if cols > width:
+                    break
+                depth += (ch == "[") - (ch == "]")
+                nxt = line[i + 1] if i + 1 < len(line) else ""
+                glued = ch == " " and "=" in (line[i - 1] if i else "", nxt)   # keep a = b
+                if ch in _BREAK_AFTER and depth == 0 and nxt not in _NO_BREAK_BEFORE \
+                        and not glued:
+                    cut = i + 1
+            if cut == 0:
+                break                               # one unbreakable run: leave it long
+            out.append(line[:cut].rstrip())
+            line = line[cut:].lstrip(" ")
+        out.append(line)
+    return "\n".join(out)
 
 
 @dataclass

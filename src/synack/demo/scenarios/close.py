@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synack.demo.driver import drop_next
+from synack.demo.driver import drop_next, step_marks
 from synack.demo.scenarios.base import (
     CLIENT,
     MS,
@@ -107,26 +107,28 @@ def four_way_close(seed: int = 1) -> Outcome:
 The seed's question 1, "why four messages to close": TCP is full duplex and each
 direction is closed separately.
 1. The client calls close(): FIN (FIN_WAIT_1), "I will send no more".
-2. The server's TCP ACKs the FIN ({f['ack_of_fin_delay_us'] / MS:.0f} ms after it arrived: a delayed ACK)
-   and enters CLOSE_WAIT; the client is in FIN_WAIT_2. The server's application learns of it as end of file, but may
-   still have data to send, so the FIN cannot ride on this ACK.
+2. The server enters CLOSE_WAIT as the FIN arrives, and its TCP ACKs the FIN
+   {f['ack_of_fin_delay_us'] / MS:.0f} ms later (a delayed ACK, as Linux's tcp_fin() arranges); with that ACK
+   the client is in FIN_WAIT_2. The server's application learns of the FIN as end
+   of file, but may still have data to send, so its FIN cannot ride on this ACK.
 3. {cw:.0f} ms later the server's application calls close(): its FIN (LAST_ACK).
 4. The client ACKs it and enters TIME_WAIT for 2*MSL ({tw:.0f} s); the server is
    CLOSED as soon as that ACK arrives.
-{n} segments from the first FIN on. (When the passive side closes at once, its
-ACK and FIN may travel together and the close takes three segments.)
+{n} segments from the first FIN on. (When the passive side closes within the
+delayed-ACK time, {f['ack_of_fin_delay_us'] / MS:.0f} ms here, its ACK rides on its FIN and the close
+takes three segments.)
 """
     zh = f"""
 笔记的问题1："为什么是四次挥手"——因为 TCP 是全双工的，两个方向要分别关闭。
 第一次挥手：客户端调用 close()，发出 FIN（FIN_WAIT_1），表示"我不再发数据"。
-第二次挥手：服务端 TCP 确认这个 FIN（收到后 {f['ack_of_fin_delay_us'] / MS:.0f} ms，延迟确认），进入
-CLOSE_WAIT，客户端进入 FIN_WAIT_2。
+第二次挥手：服务端收到 FIN 即进入 CLOSE_WAIT，TCP 在 {f['ack_of_fin_delay_us'] / MS:.0f} ms 后才确认它
+（延迟确认，Linux 的 tcp_fin() 就是这样安排的）；客户端收到这个 ACK 后进入 FIN_WAIT_2。
 服务端应用读到文件结束，但可能还有数据要发，所以 FIN 不能和这个 ACK 合并。
 第三次挥手：{cw:.0f} ms 后服务端应用调用 close()，发出自己的 FIN（LAST_ACK）。
 第四次挥手：客户端确认后进入 TIME_WAIT，等待 2MSL（{tw:.0f} 秒）；服务端收到这个 ACK
 立即进入 CLOSED，所以服务端比客户端更早释放连接。
-从第一个 FIN 起共 {n} 个报文段。（如果被动关闭方收到 FIN 后立即 close()，
-ACK 和 FIN 可能合并，只需要三个报文段。）
+从第一个 FIN 起共 {n} 个报文段。（如果被动关闭方在延迟确认的时间内（这里是
+{f['ack_of_fin_delay_us'] / MS:.0f} ms）调用 close()，ACK 会搭在它的 FIN 上，只需要三个报文段。）
 """
     return Outcome("four-way-close", "The four-way close", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_fin_timeout", "an orphaned FIN_WAIT_2's lifetime",
@@ -158,11 +160,21 @@ def lost_last_ack(seed: int = 1) -> Outcome:
                              "server_closed_us": server_closed,
                              "resets": sum(1 for g in L.segments("left") if g.flags & RST)}
     sc = (server_closed or 0) / 1000
+    steps = [x for x in L.steps() if isinstance(x, SegmentStep)]
+    fin_steps = [x for x in steps if x.src == "right" and x.seg.flags & FIN]
+    rto_ms = (fin_steps[1].t_us - fin_steps[0].t_us) / MS if len(fin_steps) > 1 else None
+    facts["fin_retransmit_after_ms"] = rto_ms
+    answer = next((x for x in steps if x.src == "left" and len(fin_steps) > 1
+                   and x.t_us > fin_steps[1].t_us and x.seg.flags == ACK), None)
+    dup = answer is not None and any(m.startswith("Dup ACK") for m in step_marks(answer))
+    dup_en = (" (a repeat of the\nlost one, so the ladder marks it [Dup ACK])" if dup else "")
+    dup_zh = ("（和丢失的那个一样，所以梯形图把它标为 [Dup ACK]）" if dup else "")
     en = f"""
 The client's last ACK is lost. The server, in LAST_ACK, does not know whether
-its FIN arrived, so it retransmits it after its RTO ({len(s_fins)} FINs in all).
+its FIN arrived, so it retransmits it when its RTO expires, {rto_ms:.0f} ms later ({len(s_fins)} FINs
+in all).
 The client is in TIME_WAIT and still remembers the connection: it answers the
-retransmitted FIN with the same ACK, and the server closes cleanly at
+retransmitted FIN with the same ACK{dup_en}, and the server closes cleanly at
 {sc:.0f} ms. Had the client gone straight to CLOSED, that FIN would have met no
 connection and been answered with RST: the server would report an error for a
 connection that had in fact ended well.
@@ -172,8 +184,8 @@ that stray segments of this connection die out before the 4-tuple is reused.
     zh = f"""
 笔记的问题："为什么客户端发出第四次挥手的确认报文后要等2MSL的时间才能释放TCP连接？"
 这里客户端最后的 ACK 丢了。处于 LAST_ACK 的服务端不知道自己的 FIN 是否送达，
-RTO 超时后重传 FIN（一共 {len(s_fins)} 个 FIN）。客户端处于 TIME_WAIT，仍记得这个连接，
-于是用同样的 ACK 回应重传的 FIN，服务端在 {sc:.0f} ms 正常关闭。
+RTO 超时后（{rto_ms:.0f} ms 后）重传 FIN（一共 {len(s_fins)} 个 FIN）。客户端处于 TIME_WAIT，仍记得这个连接，
+于是用同样的 ACK 回应重传的 FIN{dup_zh}，服务端在 {sc:.0f} ms 正常关闭。
 如果客户端直接进入 CLOSED，重传的 FIN 找不到连接，就会被回以 RST 而不是 ACK，
 服务端会把一个其实正常结束的连接报告为错误——这正是笔记所说"影响关闭流程"。
 TIME_WAIT 持续 2MSL：既让丢失的 ACK 有机会随重传的 FIN 补发，也让这个连接在网络中
@@ -242,29 +254,47 @@ def half_close(seed: int = 1) -> Outcome:
     net.call_at(0, lambda now: c.connect_ex(cfd, (SERVER, 80), now=now))
     net.run(until=100 * SECOND)
     fw2 = first_change(c, new="FIN_WAIT_2")
+    cw = first_change(s, new="CLOSE_WAIT") or 0
+    segs = [x for x in L.steps() if isinstance(x, SegmentStep)]
+    fin = next((x for x in segs if x.src == "left" and x.seg.flags & FIN), None)
+    ack = next((x for x in segs if x.src == "right" and fin is not None
+                and x.seg.ack == fin.seg.seq + 1), None)
+    chunks = [x for x in segs if x.src == "right" and x.seg.payload and x.t_us > cw]
     facts: dict[str, Any] = {"client_received": st["got"], "fin_wait_2_at_us": fw2,
-                             "chunks_after_fin": st["chunks"]}
+                             "chunks_after_fin": st["chunks"], "close_wait_at_us": cw,
+                             "ack_of_fin_at_us": ack.t_us if ack else None,
+                             "chunk_times_ms": [x.t_us / MS for x in chunks]}
+    ack_ms = (ack.t_us if ack else 0) / MS
+    times = ", ".join(f"{t:.0f}" for t in facts["chunk_times_ms"])
     en = f"""
 The client sends its request and calls shutdown(SHUT_WR): a FIN, meaning "I
-will send no more". The server ACKs it and enters CLOSE_WAIT; the client is in
-FIN_WAIT_2 -- this is the half-close. The connection still carries data the
-other way: the server sends {st['chunks']} more chunks over 600 ms and the client
+will send no more". The server enters CLOSE_WAIT when it arrives, at {cw / MS:.0f} ms, and
+ACKs it at {ack_ms:.0f} ms ({ack_ms - cw / MS:.0f} ms later: a delayed ACK, as Linux's); the client is in
+FIN_WAIT_2 from {(fw2 or 0) / MS:.0f} ms -- this is the half-close. The connection still carries data
+the other way: the server sends {len(chunks)} more chunks, at {times} ms, and the client
 receives all {st['got']} bytes. Only the server's own close() sends the second
 FIN. This is why closing takes four messages while opening takes three: the
 ACK of the first FIN cannot wait for the second, which only the server's
 application decides.
-A FIN_WAIT_2 whose socket the application has closed (an orphan) does not
-wait forever: after net.ipv4.tcp_fin_timeout Linux drops it.
+The seed says FIN_WAIT_2 times out after tcp_fin_timeout (60 s). On Linux that
+holds only for an orphan, a FIN_WAIT_2 whose socket the application has closed:
+after net.ipv4.tcp_fin_timeout Linux drops it. A socket that only called
+shutdown(SHUT_WR), like this client's until the server's FIN, waits as long as
+it takes (see close-wait-leak for the orphan's timeout).
 """
     zh = f"""
 笔记的问题2："什么是半关闭"。客户端发出请求后调用 shutdown(SHUT_WR)：发出 FIN，
 表示"我不再发数据了"。服务端确认后进入 CLOSE_WAIT，客户端进入 FIN_WAIT_2——
-这就是半关闭。另一个方向仍可传数据：服务端在 600 ms 内又发了 {st['chunks']} 块数据，
+这就是半关闭（FIN 在 {cw / MS:.0f} ms 到达服务端，它的 ACK 在 {ack_ms:.0f} ms 发出，晚了 {ack_ms - cw / MS:.0f} ms：
+和 Linux 一样的延迟确认；客户端从 {(fw2 or 0) / MS:.0f} ms 起处于 FIN_WAIT_2）。
+另一个方向仍可传数据：服务端又在 {times} ms 发了 {len(chunks)} 块数据，
 客户端全部收到，共 {st['got']} 字节。直到服务端自己调用 close() 才发出第二个 FIN。
 这也是"握手三次、挥手四次"的原因：对第一个 FIN 的 ACK 不能等第二个 FIN，
 第二个 FIN 何时发由服务端应用决定。
-如果应用已经 close() 了（孤儿连接），FIN_WAIT_2 不会永远等下去：
-超过 net.ipv4.tcp_fin_timeout 后 Linux 会丢弃它。
+笔记说 FIN_WAIT_2 等待 tcp_fin_timeout（60 秒）后超时。在 Linux 上这只对"孤儿连接"成立，
+即应用已经 close() 的 FIN_WAIT_2：超过 net.ipv4.tcp_fin_timeout 后 Linux 丢弃它。
+只调用了 shutdown(SHUT_WR) 的套接字（比如本例中收到服务端 FIN 之前的客户端）会一直等下去
+（孤儿连接的超时见 close-wait-leak）。
 """
     return Outcome("half-close", "Half-close: shutdown(SHUT_WR) and FIN_WAIT_2 / CLOSE_WAIT",
                    L.ladder(), en, [

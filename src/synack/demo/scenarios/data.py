@@ -6,7 +6,7 @@ import socket as _socket
 from itertools import pairwise
 from typing import Any
 
-from synack.demo.driver import drop_next
+from synack.demo.driver import drop_next, step_marks
 from synack.demo.scenarios.base import (
     CLIENT,
     MS,
@@ -20,6 +20,7 @@ from synack.demo.scenarios.base import (
 )
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep
+from synack.wire.tcp import SYN
 
 
 def zero_window(seed: int = 1, *, total: int = 24_000, read_at_us: int = 3 * SECOND) -> Outcome:
@@ -68,14 +69,30 @@ def zero_window(seed: int = 1, *, total: int = 24_000, read_at_us: int = 3 * SEC
     reopened = next((x for x in steps if x.src == "right" and x.t_us >= read_at_us
                      and x.seg.window > 0), None)
     gaps = [round((b.t_us - a.t_us) / MS) for a, b in pairwise(probes)]
+    first_gap = round((probes[0].t_us - zero.t_us) / MS) if probes and zero else None
+    probe_marks = sorted({m for x in probes for m in step_marks(x)})
+    answers = [x for x in steps if x.src == "right" and zero is not None
+               and zero.t_us < x.t_us < read_at_us]
+    answer_marks = sorted({"Dup ACK" if m.startswith("Dup ACK") else m
+                           for x in answers for m in step_marks(x)})
     child_buf = int(s.getsockopt(st["fd"], _socket.SOL_SOCKET, _socket.SO_RCVBUF))  # type: ignore[arg-type]
     f: dict[str, Any] = {
         "rcvbuf": child_buf, "zero_window_at_us": zero.t_us if zero else None,
         "probes": len(probes), "probe_gaps_ms": gaps,
         "reopened_at_us": reopened.t_us if reopened else None,
-        "received": st["got"], "sent": st["sent"],
+        "received": st["got"], "sent": st["sent"], "first_probe_after_ms": first_gap,
+        "probe_marks": probe_marks, "answer_marks": answer_marks,
     }
     zt = (f["zero_window_at_us"] or 0) / MS
+    marks_en = marks_zh = ""
+    if "Keep-Alive" in probe_marks:
+        marks_en = ("\nThe ladder (like Wireshark) marks the probes [Keep-Alive]: a probe of\n"
+                    "SND.UNA - 1 is byte for byte a keepalive (Linux sends both with\n"
+                    "tcp_xmit_probe_skb()); each answer repeats the closed window"
+                    f" ({' '.join(f'[{m}]' for m in answer_marks)}).")
+        marks_zh = ("\n梯形图（和 Wireshark 一样）把这些探测标为 [Keep-Alive]：seq = SND.UNA - 1 的探测\n"
+                    "和保活探测一模一样（Linux 都用 tcp_xmit_probe_skb() 发送）；每个回答都重复零窗口"
+                    f"（{' '.join(f'[{m}]' for m in answer_marks)}）。")
     en = f"""
 Flow control. The server sets SO_RCVBUF = {rcvbuf} (Linux doubles it: {child_buf} bytes) and
 its application does not read until {read_at_us / SECOND:.0f} s; the client writes {total} bytes. Every ACK
@@ -84,7 +101,8 @@ data piles up unread, and at {zt:.0f} ms the server advertises win=0: "stop".
 The client stops, but a window update could be lost and both would wait forever,
 so it starts the persist timer and sends zero-window probes (seq = SND.UNA - 1,
 or one byte of new data), each drawing an ACK with the current window:
-{len(probes)} probes before the application reads, {_gaps(gaps)} -- backing off like the RTO.
+{len(probes)} probes before the application reads, the first {first_gap} ms after the zero window, then
+{_gaps(gaps)}: the persist timer backs off like the RTO.{marks_en}
 At {read_at_us / SECOND:.0f} s the application reads, the buffer empties, and the server sends a window
 update (win={reopened.seg.window if reopened else '?'}); the transfer resumes and all {st['got']} bytes arrive.
 """
@@ -95,7 +113,8 @@ update (win={reopened.seg.window if reopened else '?'}); the transfer resumes an
 越积越多，窗口越来越小，{zt:.0f} ms 时服务端通告 win=0："停"。
 客户端停止发送；但窗口更新报文可能丢失，双方就会永远互相等待，所以客户端启动坚持计时器
 （persist timer），发送零窗口探测报文（seq = SND.UNA - 1，或一个字节的新数据），
-每个探测都会引出一个带当前窗口的 ACK：应用读取之前共 {len(probes)} 个探测，{_gaps(gaps, "zh")}，像 RTO 一样退避。
+每个探测都会引出一个带当前窗口的 ACK：应用读取之前共 {len(probes)} 个探测，第一个在零窗口之后
+{first_gap} ms，之后{_gaps(gaps, "zh")}：坚持计时器像 RTO 一样退避。{marks_zh}
 {read_at_us / SECOND:.0f} 秒时应用读取数据，缓冲区腾空，服务端发出窗口更新（win={reopened.seg.window if reopened else '?'}），
 传输恢复，{st['got']} 字节全部到达。
 """
@@ -116,7 +135,7 @@ def _gaps(gaps: list[int], lang: str = "en") -> str:
     return f"spaced {ms}" if lang == "en" else f"间隔 {ms}"
 
 
-def fast_retransmit(seed: int = 1, *, segments: int = 8, lost: int = 3) -> Outcome:
+def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outcome:
     """One segment is lost: duplicate ACKs trigger a retransmission long before the RTO."""
     L = lab(seed, client_isn=100, server_isn=300)
     c, s, net = L.c, L.s, L.net
@@ -135,17 +154,15 @@ def fast_retransmit(seed: int = 1, *, segments: int = 8, lost: int = 3) -> Outco
         st["got"] += len(data)
 
     cfd = c.socket()
-    mss: dict[str, int] = {}
 
     def client(now: int) -> None:
         if "sent" not in st and c.state(cfd) is State.ESTABLISHED:
             conn = c.connection(cfd)
             assert conn is not None
-            # 1448 = MSS 1460 less the 12 bytes of the timestamp option in every segment.
-            mss["mss"] = 1448
-            st["sent"] = c.send(cfd, b"x" * (1448 * segments), now=now)
-            first = conn.snd.iss + 1
-            target = first + (lost - 1) * 1448
+            conn.trace = []                   # the sender's cwnd and ssthresh after every ACK
+            st["mss"] = int(conn.mss)         # MSS 1460 less the 12 bytes of timestamps
+            st["sent"] = c.send(cfd, b"x" * nbytes, now=now)
+            target = conn.snd.iss + 1 + (lost - 1) * st["mss"]
             drop_next(net, lambda ip, seg: ip.src == CLIENT and seg.seq == target
                       and bool(seg.payload))
 
@@ -154,47 +171,120 @@ def fast_retransmit(seed: int = 1, *, segments: int = 8, lost: int = 3) -> Outco
     net.call_at(0, lambda now: c.connect_ex(cfd, (SERVER, 80), now=now))
     net.run(until=2 * SECOND)
     steps = [x for x in L.steps() if isinstance(x, SegmentStep)]
+    seen: set[int] = set()
+    originals: list[SegmentStep] = []             # each data segment's first transmission
+    for x in steps:
+        if x.src == "left" and x.seg.payload and x.seg.seq not in seen:
+            seen.add(x.seg.seq)
+            originals.append(x)
     lost_step = next(x for x in steps if x.fate == "lost")
-    rtx = next(x for x in steps if x.src == "left" and x.seg.seq == lost_step.seg.seq
-               and x is not lost_step and x.t_us > lost_step.t_us)
-    dupacks = [x for x in steps if x.src == "right" and x.seg.ack == lost_step.seg.seq
-               and not x.seg.payload and x.t_us < rtx.t_us]
+    rtx_i, rtx = next((i, x) for i, x in enumerate(steps) if x.src == "left"
+                      and x.seg.seq == lost_step.seg.seq and x is not lost_step
+                      and x.t_us > lost_step.t_us)
+    hole = lost_step.seg.seq
+    # ACKs for the hole before the retransmission: the first moved ACK up to it, the rest repeat it.
+    hole_acks = [x for x in steps[:rtx_i] if x.src == "right" and x.seg.ack == hole
+                 and not x.seg.payload]
+    repeats = hole_acks[1:]
+    marks = [step_marks(x) for x in repeats]
+    sacked = [x for x in originals if x.seg.seq != hole and repeats and any(
+        a <= x.seg.seq and x.seg.seq + len(x.seg.payload) <= b
+        for a, b in repeats[-1].seg.sack_blocks)]
     conn = c.connection(cfd)
-    rto_us = conn.rtt.rto if conn is not None else 0
+    assert conn is not None and conn.trace is not None
+    trace = conn.trace
+    enter = next((i for i, p in enumerate(trace) if p.ca_state == "RECOVERY"), None)
+    cwnd_before = trace[enter - 1].cwnd if enter else None
+    cwnd_recovery = trace[enter].cwnd if enter is not None else None
+    cc = str(c.cfg["net.ipv4.tcp_congestion_control"])
     f: dict[str, Any] = {
-        "lost_seq": lost_step.seg.seq, "retransmit_after_ms": (rtx.t_us - lost_step.t_us) / MS,
-        "acks_for_hole": len(dupacks), "dup_acks": max(len(dupacks) - 1, 0),
-        "sack_in_dupacks": any(x.seg.sack_blocks for x in dupacks),
-        "rto_ms": rto_us / MS, "received": st["got"], "sent": st.get("sent", 0),
-        "segment_sizes": sorted({len(x.seg.payload) for x in steps if x.src == "left"
-                                 and x.seg.payload}),
+        "mss": st["mss"], "segments": len(originals),
+        "segment_sizes": [len(x.seg.payload) for x in originals],
+        "lost_index": originals.index(lost_step) + 1, "lost_seq": hole,
+        "retransmit_after_ms": (rtx.t_us - lost_step.t_us) / MS,
+        "retransmit_marks": step_marks(rtx),
+        "acks_for_hole": len(hole_acks), "repeat_acks": len(repeats),
+        "wireshark_dup_acks": sum(any(m.startswith("Dup ACK") for m in ms) for ms in marks),
+        "window_updates": sum("Window Update" in ms for ms in marks),
+        "windows": [x.seg.window << _server_shift(steps) for x in hole_acks],
+        "sack_in_repeats": all(x.seg.sack_blocks for x in repeats) and bool(repeats),
+        "sacked_segments": len(sacked),
+        "cc": cc, "cwnd_before": cwnd_before, "cwnd_recovery": cwnd_recovery,
+        "ssthresh_recovery": trace[enter].ssthresh if enter is not None else None,
+        "rto_ms": conn.rtt.rto / MS, "received": st["got"], "sent": st.get("sent", 0),
     }
+    sizes = _sizes(f["segment_sizes"])
+    wins = f["windows"]
+    w_from = wins[0] if wins else "?"
+    w_to = wins[1] if len(wins) > 1 else "?"
+    ss = f["ssthresh_recovery"]
+    rule_en, rule_zh = (r.format(c0=cwnd_before, ss=ss) for r in _DECREASE.get(
+        cc, ("ssthresh = {ss} by {cc}'s own rule", "按 {cc} 的规则 ssthresh = {ss}")))
+    n_rep, n_dup = f["repeat_acks"], f["wireshark_dup_acks"]
+    wu_en = (f"the first of them is a [Window Update] (it also raised the window from {w_from}"
+             f" to {w_to}, and RFC 5681 counts an ACK as a duplicate only if the window is"
+             f" unchanged), the other {n_dup} are [Dup ACK]s"
+             if f["window_updates"] else f"all {n_dup} are [Dup ACK]s")
+    wu_zh = (f"第一个被标为 [Window Update]（它同时把窗口从 {w_from} 增大到 {w_to}，而 RFC 5681"
+             f" 只把窗口不变的 ACK 算作重复 ACK），其余 {n_dup} 个是 [Dup ACK]"
+             if f["window_updates"] else f"{n_dup} 个都是 [Dup ACK]")
+    mark = "[Fast Retransmission]" if "Fast Retransmission" in f["retransmit_marks"] else ""
+    # One line per thought: Outcome.text() folds them to the terminal's width.
     en = f"""
-The client sends {segments} segments of {mss['mss']} bytes at once; segment {lost} (seq={f['lost_seq']}) is
-lost. Each later segment reaches the server out of order, and the server answers
-each at once with an ACK for the hole, ack={f['lost_seq']}: {f['dup_acks']} duplicate ACKs, carrying SACK
-blocks that say which bytes beyond the hole did arrive ({f['sack_in_dupacks']}).
-Three duplicate ACKs are taken as a loss signal (RFC 5681 3.2, fast retransmit): the
-client resends the missing segment {f['retransmit_after_ms']:.0f} ms after the original, about one
-round trip, instead of waiting for the retransmission timeout ({f['rto_ms']:.0f} ms now, and at
-least 200 ms on Linux). Congestion control enters fast recovery and halves its
-window instead of starting over from one segment. The server receives all
-{st['got']} bytes in order.
+The client writes {f['sent']} bytes at once. They leave as {f['segments']} segments ({sizes}), all in the first round trip: the congestion window is {cwnd_before} segments, Linux's initial window.
+Segment {f['lost_index']} (seq={hole}) is lost. The server ACKs what arrived in order, up to ack={hole}, and answers each of the {n_rep} segments that arrive after the hole at once with another ACK for the hole, ack={hole}, each carrying SACK blocks for the bytes beyond it. On the ladder, as in Wireshark, {wu_en}.
+The sender counts differently: with SACK it counts the segments SACKed above the hole (RFC 6675; Linux compares its sacked_out with tcp_reordering = 3). After the last of these ACKs {f['sacked_segments']} segments are SACKed, the hole is taken as lost, and the client retransmits it {mark} {f['retransmit_after_ms']:.0f} ms after the original -- one round trip -- instead of waiting for the retransmission timeout ({f['rto_ms']:.0f} ms now, and at least 200 ms on Linux).
+Congestion control ({cc}) enters fast recovery: {rule_en}, so cwnd goes from {cwnd_before} to {cwnd_recovery} segments, not back to 1 as after a timeout. (Linux walks cwnd down to ssthresh during recovery with PRR, RFC 6937; synack sets it at once.)
+The server receives all {st['got']} bytes in order.
 """
     zh = f"""
-快速重传。客户端一次发出 {segments} 个 {mss['mss']} 字节的报文段；第 {lost} 个（seq={f['lost_seq']}）丢了。
-后面的报文段乱序到达服务端，服务端对每个都立即回一个指向"空洞"的 ACK（ack={f['lost_seq']}）：
-{f['dup_acks']} 个重复 ACK，并带 SACK 块说明空洞之后哪些字节已经收到（{f['sack_in_dupacks']}）。
-收到三个重复 ACK 就认为报文丢失（RFC 5681 3.2，快速重传）：客户端在原报文发出
-{f['retransmit_after_ms']:.0f} ms 后（大约一个往返时间）重传丢失的报文段，而不必等重传超时
-（当前 RTO {f['rto_ms']:.0f} ms，Linux 最少 200 ms）。拥塞控制进入快速恢复，窗口减半，而不是从一个
-报文段重新开始。服务端按顺序收到全部 {st['got']} 字节。
+快速重传。客户端一次写入 {f['sent']} 字节，分成 {f['segments']} 个报文段（{_sizes(f['segment_sizes'], 'zh')}），在第一个往返时间内全部发出：拥塞窗口是 {cwnd_before} 个报文段，即 Linux 的初始窗口。
+第 {f['lost_index']} 个（seq={hole}）丢了。服务端确认按序到达的数据，直到 ack={hole}；空洞之后到达的 {n_rep} 个报文段，每一个都立即引出一个同样指向空洞的 ACK（ack={hole}），并带 SACK 块说明空洞之后哪些字节已经收到。在梯形图里（和 Wireshark 一样），{wu_zh}。
+发送方的计数方式不同：有 SACK 时它数的是空洞之后被 SACK 的报文段（RFC 6675；Linux 用 sacked_out 和 tcp_reordering = 3 比较）。最后一个 ACK 到达后，已有 {f['sacked_segments']} 个报文段被 SACK，发送方判定空洞丢失，在原报文发出 {f['retransmit_after_ms']:.0f} ms 后（一个往返时间）重传它 {mark}，而不必等重传超时（当前 RTO {f['rto_ms']:.0f} ms，Linux 最少 200 ms）。
+拥塞控制（{cc}）进入快速恢复：{rule_zh}，cwnd 从 {cwnd_before} 降到 {cwnd_recovery} 个报文段，而不是像超时那样回到 1。（Linux 在恢复期间用 PRR（RFC 6937）逐步把 cwnd 降到 ssthresh，synack 一步到位。）
+服务端按顺序收到全部 {st['got']} 字节。
 """
     return Outcome("fast-retransmit", "A lost segment and fast retransmit", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_sack", "SACK tells the sender exactly what is missing",
              "SACK 告诉发送方具体缺了哪些数据"),
         knob(c.cfg, "net.ipv4.tcp_congestion_control", "how the window shrinks after the loss",
              "丢包后窗口如何缩小"),
+        Tunable("DupThresh", "3", "segments SACKed (or duplicate ACKs) that mean a loss;"
+                " Linux's net.ipv4.tcp_reordering, not a sysctl in synack",
+                "判定丢包所需的被 SACK 报文段数（或重复 ACK 数）；即 Linux 的"
+                " net.ipv4.tcp_reordering，synack 中不可调"),
         knob(c.cfg, "net.ipv4.tcp_retries2", "how many timeouts before giving up",
              "超时重传多少次后放弃")], f, net,
         title_zh="丢失一个报文段与快速重传", explanation_zh=zh)
+
+
+def _server_shift(steps: list[SegmentStep]) -> int:
+    """The server's window scale shift, if both SYNs offered scaling (RFC 7323)."""
+    syn = next((x.seg for x in steps if x.src == "left" and x.seg.flags & SYN), None)
+    synack = next((x.seg for x in steps if x.src == "right" and x.seg.flags & SYN), None)
+    if syn is None or synack is None or syn.wscale is None or synack.wscale is None:
+        return 0
+    return synack.wscale
+
+
+#: How each congestion control sets ssthresh at a fast retransmit (en, zh).
+_DECREASE = {
+    "cubic": (("ssthresh = cwnd x 717/1024 = {c0} x 0.7 = {ss} (CUBIC's beta = 0.7, RFC 9438,"
+               " Linux bictcp_recalc_ssthresh(); Reno would halve it)"),
+              ("ssthresh = cwnd x 717/1024 = {c0} x 0.7 = {ss}（CUBIC 的 β = 0.7，RFC 9438，"
+               "Linux bictcp_recalc_ssthresh()；Reno 才是减半）")),
+    "reno": ("ssthresh = cwnd / 2 = {c0} / 2 = {ss} (Reno halves it, RFC 5681 3.2)",
+             "ssthresh = cwnd / 2 = {c0} / 2 = {ss}（Reno 减半，RFC 5681 3.2）"),
+}
+
+
+def _sizes(sizes: list[int], lang: str = "en") -> str:
+    """``5 x 1448 + 952 bytes``: runs of equal sizes."""
+    runs: list[list[int]] = []
+    for n in sizes:
+        if runs and runs[-1][0] == n:
+            runs[-1][1] += 1
+        else:
+            runs.append([n, 1])
+    text = " + ".join(f"{k} x {n}" if k > 1 else f"{n}" for n, k in runs)
+    return f"{text} bytes" if lang == "en" else f"{text} 字节"

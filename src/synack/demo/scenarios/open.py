@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 from typing import Any
 
-from synack.demo.driver import drop_next
+from synack.demo.driver import drop_next, step_marks
 from synack.demo.scenarios.base import (
     CLIENT,
     MS,
@@ -57,9 +57,24 @@ def three_way_handshake(seed: int = 1) -> Outcome:
         "timestamps": syn.timestamps is not None and synack.timestamps is not None,
     }
     ce, se = f["client_established_us"] / MS, f["server_established_us"] / MS
+    # The client's ACK is scaled by the client's shift, once both SYNs offered scaling.
+    ack_shift = syn.wscale if syn.wscale is not None and synack.wscale is not None else 0
+    yes_no = {True: ("yes", "是"), False: ("no", "否")}
+    sack_en, sack_zh = yes_no[f["sack_ok"]]
+    ts_en, ts_zh = yes_no[f["timestamps"]]
+    scaled = ack.window << ack_shift
+    scale_en = (f"From the third segment on, windows are scaled: the ACK's window field {ack.window}\n"
+                f"means {ack.window} x 2^{ack_shift} = {scaled} bytes (RFC 7323), which is what the\n"
+                f"ladder prints; the SYNs' own windows are never scaled."
+                if ack_shift else "Window scaling was not agreed: windows are the raw field.")
+    scale_zh = (f"从第三个报文段起窗口要乘以扩大因子：ACK 的窗口字段是 {ack.window}，\n"
+                f"表示 {ack.window} x 2^{ack_shift} = {scaled} 字节（RFC 7323），梯形图里印的就是这个值；\n"
+                f"SYN 本身的窗口从不缩放。"
+                if ack_shift else "双方没有协商窗口扩大：窗口就是字段的原始值。")
     en = f"""
 1. The client picks its ISN ({syn.seq}) and sends SYN seq={syn.seq}: "I want to talk,
-   my bytes will be numbered from {syn.seq + 1}". It enters SYN_SENT.
+   my bytes will be numbered from {syn.seq + 1}". It enters SYN_SENT. (The ISNs are fixed
+   here to the seed's example; a real stack picks an unpredictable one, RFC 6528.)
 2. The server (LISTEN) answers SYN,ACK seq={synack.seq} ack={synack.ack}: ack = the client's ISN
    + 1 (a SYN uses one sequence number) says "I got your SYN"; SYN with its own
    ISN {synack.seq} says "and here is mine". The request waits in the SYN queue (SYN_RECEIVED).
@@ -67,11 +82,14 @@ def three_way_handshake(seed: int = 1) -> Outcome:
    is ESTABLISHED when that ACK arrives, at {se:.0f} ms, and the connection moves to the
    accept queue. A bare ACK uses no sequence number: the first data byte is {data.seq}.
 Both SYNs carry the options that can only be agreed on here: MSS {syn.mss}/{synack.mss},
-window scale {syn.wscale}/{synack.wscale}, SACK permitted: {f['sack_ok']}, timestamps: {f['timestamps']}.
+window scale {syn.wscale}/{synack.wscale}, SACK permitted by both: {sack_en}, timestamps by both: {ts_en}.
+{scale_en}
 Three messages is the least that lets each side know the other received its ISN.
 """
     zh = f"""
-第一次握手：客户端随机选择初始序号 ISN（这里是 {syn.seq}），发送 SYN seq={syn.seq}，进入 SYN_SENT。
+第一次握手：客户端选择初始序号 ISN（这里是 {syn.seq}），发送 SYN seq={syn.seq}，进入 SYN_SENT。
+（笔记说 ISN "随机生成"：真实的协议栈按 RFC 6528 选一个无法预测的 ISN；这里为了和笔记的例子
+对照，固定为 {syn.seq} 和 {synack.seq}。）
 第二次握手：服务端（LISTEN）回复 SYN,ACK seq={synack.seq} ack={synack.ack}：ack = 客户端 ISN + 1
 （SYN 占一个序号），表示"收到了你的 SYN"；SYN 带上自己的 ISN {synack.seq}。
 这个请求进入半连接队列（SYN_RECEIVED）。
@@ -79,7 +97,8 @@ Three messages is the least that lets each side know the other received its ISN.
 服务端在 {se:.0f} ms 收到这个 ACK 后也进入 ESTABLISHED，连接移入全连接队列等待 accept()。
 不带数据的 ACK 不占序号，所以第一个数据字节的序号仍是 {data.seq}。
 只有 SYN 能协商的选项：MSS {syn.mss}/{synack.mss}，窗口扩大因子 {syn.wscale}/{synack.wscale}，
-SACK：{f['sack_ok']}，时间戳：{f['timestamps']}。
+双方都允许 SACK：{sack_zh}，双方都带时间戳：{ts_zh}。
+{scale_zh}
 三次是让双方都确认"对方收到了我的 ISN"所需的最少报文数。
 """
     cfg = c.cfg
@@ -121,6 +140,10 @@ def lost_synack(seed: int = 1) -> Outcome:
                              "synacks_sent": len(synacks),
                              "syns_sent": len([g for g in L.segments("left") if g.flags & SYN])}
     est = (established or 0) / 1000
+    syn_times = [x.t_us for x in L.steps() if isinstance(x, SegmentStep) and x.src == "left"
+                 and x.seg.flags & SYN]
+    facts["syn_retry_after_us"] = syn_times[1] - syn_times[0] if len(syn_times) > 1 else None
+    retry = (facts["syn_retry_after_us"] or 0) / SECOND
     en = f"""
 The server's SYN,ACK is lost. Half a second in, the server is in
 {states['server_at_500ms']} and the client still in {states['client_at_500ms']}:
@@ -129,7 +152,7 @@ would already be "connected" and sending to a client that knows nothing of it
 (and a delayed duplicate SYN from an old connection would open a ghost one; see
 why-not-two-way). The third message -- the client's ACK of the server's ISN --
 is what proves to the server that the client received its SYN,ACK. Here the
-client retransmits its SYN after the 1 s initial RTO, the server answers with its
+client retransmits its SYN after the {retry:g} s initial RTO, the server answers with its
 SYN,ACK again, and the connection opens at {est:.0f} ms.
 """
     zh = f"""
@@ -139,7 +162,7 @@ SYN,ACK again, and the connection opens at {est:.0f} ms.
 服务端此时已经"连接成功"并可能开始发数据，而客户端根本不知道服务端是否准备好了，
 会忽略这些数据（已失效的旧 SYN 还会让服务端白白建立连接，见 why-not-two-way）。
 第三次握手——客户端对服务端 ISN 的确认——正是让服务端知道"客户端收到了我的 SYN,ACK"。
-本例中客户端在 1 秒的初始 RTO 后重传 SYN，服务端再次回复 SYN,ACK，连接在 {est:.0f} ms 建立。
+本例中客户端在 {retry:g} 秒的初始 RTO 后重传 SYN，服务端再次回复 SYN,ACK，连接在 {est:.0f} ms 建立。
 """
     return Outcome("lost-synack", "Why three messages: a lost SYN,ACK", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_syn_retries", "SYN retransmissions, 1 s doubling: 127 s",
@@ -186,14 +209,37 @@ def why_not_two_way(seed: int = 1) -> Outcome:
     }
     first = synacks[0] if synacks else None
     fa = first.ack if first else "?"
+    syn = find(cseg, SYN)
+    real = synacks[-1] if synacks else None
+    last = [g for g in cseg if g.flags == ACK]
+    final = last[-1] if last else None
+    ws = (syn.wscale if syn is not None and real is not None and real.wscale is not None
+          and syn.wscale is not None else 0)
+    f["final_ack_window"] = (final.window, final.window << ws) if final else None
+    labels = [st.label for st in steps if isinstance(st, SegmentStep)]
+    f["not_captured_marks"] = sum("[Previous segment not captured]" in x for x in labels)
+    raw, scaled = f["final_ack_window"] or ("?", "?")
+    rs = real.seq if real else "?"
+    scale_en = (f"The final ACK's win={scaled} is its window field {raw} x 2^{ws}: scaling was agreed by the\n"
+                f"SYN seq=100 and the SYN,ACK seq={rs} that answered it (the SYN,ACK to the old SYN\n"
+                f"had no window scale, as that SYN offered none).")
+    scale_zh = (f"最后那个 ACK 的 win={scaled} 是窗口字段 {raw} x 2^{ws}：窗口扩大是由 SYN seq=100 和回答它的\n"
+                f"SYN,ACK seq={rs} 协商的（回答旧 SYN 的 SYN,ACK 不带窗口扩大选项，因为旧 SYN 没有提供）。")
+    if f["not_captured_marks"]:
+        scale_en += ("\nThe [Previous segment not captured] marks are the capture analysis's (synack ladder's,\n"
+                     "and Wireshark's) view: it files the new SYN,ACK under the conversation that\n"
+                     "the old SYN started on the same 4-tuple, and so sees a gap. Nothing was lost.")
+        scale_zh += ("\n[Previous segment not captured] 是抓包分析（synack ladder 和 Wireshark）的看法：\n"
+                     "它把新的 SYN,ACK 归入旧 SYN 在同一四元组上开始的那个会话，于是以为中间缺了报文。\n"
+                     "其实什么也没有丢。")
     rseq = rst.seq if rst else "?"
     est = (f["client_established_us"] or 0) / MS
     en = f"""
 RFC 9293 section 3.5 gives the main reason for the three-way handshake: "to
 prevent old duplicate connection initiations from causing confusion".
 A SYN of an earlier connection on the same 4-tuple (seq 90) wanders out of the
-network first, while the client's new SYN (seq 100) is held up for 50 ms. The server cannot tell it is old: it answers SYN,ACK ack={fa}. With
-a two-way handshake that would be the end: the server would hold an open
+network first, while the client's new SYN (seq 100) is held up for 50 ms. The
+server cannot tell it is old: it answers SYN,ACK ack={fa}. With a two-way handshake that would be the end: the server would hold an open
 connection (and allocate its buffers, maybe send data) for a peer that never
 asked. But the client is in SYN_SENT with ISN 100, and ack={fa} does not
 acknowledge its SYN, so it answers RST seq={rseq} (SEQ = the bad ACK, RFC 9293
@@ -201,6 +247,7 @@ acknowledge its SYN, so it answers RST seq={rseq} (SEQ = the bad ACK, RFC 9293
 real SYN (seq 100) arrives, a normal handshake follows; the client is
 ESTABLISHED at {est:.0f} ms, connect() reports {errno.errorcode.get(f['connect_result'], 'OK')}.
 The third message is the client's chance to say "not that one".
+{scale_en}
 """
     zh = f"""
 笔记的问题："为什么TCP连接的时候是3次？2次不可以吗？"RFC 9293 第 3.5 节给出的
@@ -213,6 +260,7 @@ ack={fa} 确认的不是自己的 SYN，于是回复 RST seq={rseq}（序号取�
 处于 SYN_RECEIVED 的服务端收到 RST 后丢弃这个半连接。随后客户端真正的
 SYN（seq=100）到达，正常完成三次握手，客户端在 {est:.0f} ms 进入 ESTABLISHED。
 第三次握手给了客户端说"不是这个连接"的机会。
+{scale_zh}
 """
     return Outcome("why-not-two-way", "Why not two messages: an old duplicate SYN",
                    L.ladder(steps), en, [
@@ -241,6 +289,22 @@ def simultaneous_open(seed: int = 1) -> Outcome:
                          "segments": len(segs),
                          "synacks": sum(1 for _s, fl in segs if fl & SYN and fl & ACK),
                          "a_state": str(c.state(a)), "b_state": str(s.state(b))}
+    labels = [st for st in L.steps() if isinstance(st, SegmentStep)]
+    f["synack_marks"] = sorted({m for st in labels if st.seg.flags & SYN and st.seg.flags & ACK
+                                for m in step_marks(st)})
+    marks_en = marks_zh = ""
+    if f["synack_marks"]:
+        shown = " and ".join(f"[{m}]" for m in f["synack_marks"])
+        marks_en = (f"\nThe ladder marks the SYN,ACKs {shown} (Wireshark calls both\n"
+                    "retransmissions): each repeats its side's SYN, with the same sequence number.")
+        marks_zh = (f"\n梯形图把两个 SYN,ACK 标为 {shown.replace(' and ', '、')}（Wireshark 都标为重传）：\n"
+                    "每个 SYN,ACK 都重复了本方的 SYN，序号相同。")
+    f["window_updates"] = sum("Window Update" in step_marks(st) for st in labels)
+    if f["window_updates"]:
+        marks_en += ("\nThe final ACKs are [Window Update]s: the same ack as that side's SYN,ACK, and a\n"
+                     "window that changed (now scaled; a SYN's window never is).")
+        marks_zh += ("\n最后两个 ACK 被标为 [Window Update]：确认号和本方的 SYN,ACK 相同，窗口却变了\n"
+                     "（现在按扩大因子缩放；SYN 的窗口从不缩放）。")
     en = f"""
 Neither side listens: both call connect() at the same instant, A from port 5000
 to B's port 6000 and B from 6000 to A's 5000. The two SYNs cross in the network.
@@ -249,7 +313,7 @@ side moves to SYN_RECEIVED and answers SYN,ACK, repeating its own SYN and
 acknowledging the other's. Each SYN,ACK completes the other side's handshake.
 A went {' -> '.join(f['a_states'])}; B went {' -> '.join(f['b_states'])}.
 {f['segments']} segments instead of 3: two SYNs and {f['synacks']} SYN,ACKs. One connection results,
-not two, because a TCP connection is named by its 4-tuple alone.
+not two, because a TCP connection is named by its 4-tuple alone.{marks_en}
 """
     zh = f"""
 双方都没有 listen()：A 从端口 5000 连接 B 的 6000，B 同时从 6000 连接 A 的 5000，
@@ -258,7 +322,7 @@ not two, because a TCP connection is named by its 4-tuple alone.
 同时确认对方的 SYN），每个 SYN,ACK 都完成了对方的握手。
 A 的状态：{' -> '.join(f['a_states'])}；B 的状态：{' -> '.join(f['b_states'])}。
 一共 {f['segments']} 个报文段而不是 3 个：两个 SYN 和 {f['synacks']} 个 SYN,ACK。结果只有一个连接，
-因为 TCP 连接只由四元组唯一确定。
+因为 TCP 连接只由四元组唯一确定。{marks_zh}
 """
     return Outcome("simultaneous-open", "Simultaneous open: two SYNs cross",
                    L.ladder(left="A", right="B"), en, [

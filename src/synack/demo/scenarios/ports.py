@@ -171,6 +171,12 @@ first failure), and the next {f['failed']} connect()s fail with {', '.join(f['er
 default 2 allows reuse for loopback only, and this peer is not on loopback (see
 port-exhaustion-tw-reuse for 1). Remedies: reuse connections (keep-alive, a pool),
 a wider port range, let the server close first, or tcp_tw_reuse = 1.
+The seed says a TIME_WAIT holds a handle and some memory and can end in "too many
+open files". On Linux it holds no file descriptor: close() gave that back, and
+what stays is a small kernel record of the 4-tuple. What runs out is the ports
+for this server,
+hence EADDRNOTAVAIL; "too many open files" is CLOSE_WAIT's symptom, where the
+application still holds the descriptor (close-wait-leak).
 """
         zh = f"""
 笔记的问题4："timewait 会带来什么问题"。客户端的 net.ipv4.ip_local_port_range 很小
@@ -182,6 +188,10 @@ TIME_WAIT 占用的四元组不能被新的 connect() 使用。
 这里 net.ipv4.tcp_tw_reuse = {f['tw_reuse']}；Linux 默认值 2 只对回环地址允许复用，而对端不在回环上
 （开启为 1 的效果见 port-exhaustion-tw-reuse）。解决办法正如笔记所说：重用连接（HTTP
 keep-alive、连接池）、参数调优（扩大端口范围、tcp_tw_reuse = 1），或让服务端先关闭。
+笔记说 TIME_WAIT 的连接占用一个句柄和少量内存，可能导致 "too many open files"。在 Linux 上
+TIME_WAIT 不占文件描述符：close() 已经归还了它，留下的只是内核里记录这个四元组的一小块内存。
+耗尽的是端口，所以报 EADDRNOTAVAIL；"too many open files" 是 CLOSE_WAIT 的症状——
+应用还握着描述符（见 close-wait-leak）。
 """
     return Outcome(name, title, L.ladder(steps), en, [
         knob(cfg, "net.ipv4.ip_local_port_range", "the ephemeral ports connect() may use",

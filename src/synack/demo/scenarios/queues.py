@@ -24,7 +24,7 @@ from synack.sim import LinkParams, Network
 from synack.stack import Stack
 from synack.tcp.isn import FixedIsn
 from synack.trace.ladder import SegmentStep, render
-from synack.wire.tcp import RST, SYN, TcpSegment
+from synack.wire.tcp import ACK, RST, SYN, TcpSegment
 
 
 def _connector(stack: Stack, fd: int, addr: tuple[str, int]) -> Callable[[int], object]:
@@ -93,18 +93,34 @@ def accept_overflow(seed: int = 1, *, abort_on_overflow: int = 0) -> Outcome:
     lines = render(steps, left=f"c4 {last.addr}", right=f"server {SERVER}")
     resets = sum(1 for st in steps if isinstance(st, SegmentStep) and st.src == "right"
                  and st.seg.flags & RST)
+    c4_acks = [st.t_us for st in steps if isinstance(st, SegmentStep) and st.src == "left"
+               and st.seg.flags == ACK and not st.seg.payload]
+    got_in = next((ch.now for key, ch in s.changes if key[2] == last.addr
+                   and str(ch.new) == "ESTABLISHED"), None)
     facts: dict[str, Any] = {**snapshot, "accepted": len(accepted), "resets_to_c4": resets,
-                             "final_c4": str(last.state(fds[3]))}
+                             "final_c4": str(last.state(fds[3])), "c4_acks_us": c4_acks,
+                             "c4_in_us": got_in}
+    ok = max((t for t in c4_acks if got_in is not None and t < got_in), default=None)
+    dropped = [t for t in c4_acks if ok is None or t < ok]
+    facts["c4_acks_dropped_us"] = dropped
+    ms = ", ".join(f"{t / MS:.0f}" for t in dropped)
     if abort_on_overflow:
-        how = ("With net.ipv4.tcp_abort_on_overflow = 1 the server answers that ACK with RST "
+        how = ("With net.ipv4.tcp_abort_on_overflow = 1 the server answers that ACK with RST\n"
                "instead, and c4's connection is reset at once.")
         how_zh = "开启 net.ipv4.tcp_abort_on_overflow = 1 后，服务端改为用 RST 回应这个 ACK，c4 的连接立即被重置。"
     else:
-        how = ("By default (net.ipv4.tcp_abort_on_overflow = 0) the server drops that ACK and "
-               "keeps c4 in its SYN queue; c4 believes it is connected. The server's SYN,ACK "
-               "retransmission draws another ACK, which succeeds once accept() has made room.")
-        how_zh = ("默认（net.ipv4.tcp_abort_on_overflow = 0）服务端丢弃这个 ACK，c4 仍留在半连接队列里；"
-                  "c4 却以为自己已经连上了。服务端重传 SYN,ACK 引出新的 ACK，等 accept() 腾出位置后连接成功。")
+        arrived = (got_in or 0) / MS
+        how = ("By default (net.ipv4.tcp_abort_on_overflow = 0) the server drops that ACK and\n"
+               "keeps c4 in its SYN queue; c4 believes it is connected. Each SYN,ACK the server\n"
+               f"retransmits draws another ACK: c4's ACKs sent at {ms} ms are dropped\n"
+               f"({snapshot.get('overflows')} listen overflows at 1.5 s); after accept() made room at 2.5 s,"
+               f" the one\nsent at {(ok or 0) / MS:.0f} ms gets in (the server's side of c4 is ESTABLISHED"
+               f" at {arrived:.0f} ms).")
+        how_zh = ("默认（net.ipv4.tcp_abort_on_overflow = 0）服务端丢弃这个 ACK，c4 仍留在半连接队列里；\n"
+                  "c4 却以为自己已经连上了。服务端每次重传 SYN,ACK 都引出一个新的 ACK：c4 在\n"
+                  f"{ms} ms 发出的 ACK 都被丢弃（1.5 秒时计了 {snapshot.get('overflows')} 次 listen overflow）；"
+                  f"2.5 秒 accept()\n腾出位置后，{(ok or 0) / MS:.0f} ms 发出的 ACK 才成功"
+                  f"（服务端这一侧的 c4 连接在 {arrived:.0f} ms 进入 ESTABLISHED）。")
     en = f"""
 The server listens with backlog {backlog} and its application does not call accept()
 until 2.5 s. Linux lets the accept queue hold backlog + 1 = {backlog + 1} connections.
@@ -113,7 +129,8 @@ fills the queue, so c4's final ACK finds it full. At 1.5 s the accept queue
 holds {snapshot.get('accept_queue')} connections and the four clients are
 {snapshot.get('client_states')}.
 {how}
-The ladder shows c4's connection only.
+The ladder shows c4's connection only. The seed's net.core.somaxconn (128) caps this
+queue; 128 was Linux's default before 5.4, now it is {cfg.int("net.core.somaxconn")}.
 """
     zh = f"""
 全连接队列（accept 队列）溢出。服务端 listen() 的 backlog 为 {backlog}，应用直到 2.5 秒才调用
@@ -122,7 +139,8 @@ c1、c2 在 0 ms 连接，c3、c4 在 100 ms 连接；c3 完成握手后队列�
 到达时队列已满。1.5 秒时全连接队列里有 {snapshot.get('accept_queue')} 个连接，
 四个客户端的状态是 {snapshot.get('client_states')}。
 {how_zh}
-梯形图只画了 c4 的连接。笔记中的 somaxconn 就是这个队列长度的上限。
+梯形图只画了 c4 的连接。笔记中的 somaxconn 就是这个队列长度的上限；笔记写的 128 是 Linux 5.4
+之前的默认值，现在是 {cfg.int("net.core.somaxconn")}。
 """
     return Outcome("accept-overflow", "Accept queue overflow", lines, en,
                    _queue_tunables(cfg, backlog), facts, net,
@@ -136,6 +154,9 @@ def accept_overflow_abort(seed: int = 1) -> Outcome:
     out.title = "Accept queue overflow with tcp_abort_on_overflow = 1"
     out.title_zh = "全连接队列溢出，tcp_abort_on_overflow = 1"
     return out
+
+
+PRUNED_RETRIES = 2  # Linux reqsk_timer_handler(): old entries keep at least 2 SYN,ACK retries
 
 
 def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8,
@@ -191,6 +212,19 @@ def syn_flood(seed: int = 1, *, spoofed: int = 40, backlog: int = 8,
     est_s = (est or 0) / SECOND
     retries = s.cfg.int("net.ipv4.tcp_synack_retries")
     queued = f["syn_queue_1s"]
+    f["client_syn_times_s"] = [st.t_us / SECOND for st in syns]
+    retry_at = ", ".join(f"{(st.t_us - syns[0].t_us) / SECOND:g} s" for st in syns[1:])
+    hold_s = sum(1 << i for i in range(retries + 1))        # 1 + 2 + ... + 32 = 63 s
+    prune_s = sum(1 << i for i in range(PRUNED_RETRIES + 1))  # 1 + 2 + 4 = 7 s
+    backlog_cfg = s.cfg.int("net.ipv4.tcp_max_syn_backlog")
+    seed_en = (f"The seed counts the SYN queue with tcp_max_syn_backlog (1024 half-open\n"
+               f"connections). On Linux today the listen() backlog bounds it first (backlog + 1 =\n"
+               f"{backlog + 1} here); tcp_max_syn_backlog (sized from memory, at least 128; {backlog_cfg} in\n"
+               f"this run) only adds a limit when SYN cookies are off: a SYN is dropped when less\n"
+               f"than a quarter of it is left.")
+    seed_zh = (f"笔记用 tcp_max_syn_backlog（1024 个半连接）来算半连接队列。在现在的 Linux 上，它首先受\n"
+               f"listen() 的 backlog 限制（这里 backlog + 1 = {backlog + 1}）；tcp_max_syn_backlog（按内存大小设定，\n"
+               f"至少 128，本次运行为 {backlog_cfg}）只在关闭 SYN cookie 时再加一道限制：剩余不到四分之一时丢弃 SYN。")
     en_head = f"""
 A SYN flood: {spoofed} SYNs from forged addresses (203.0.113.x) that will never send the
 third message. With listen backlog {backlog} the SYN queue holds {backlog + 1}: the first {queued}
@@ -215,6 +249,7 @@ sent {f['cookies_sent_1s']} cookies and dropped {f['syn_drops_1s']} SYNs. The re
 its SYN gets a cookie too, its ACK returns the cookie + 1, the server checks it and
 creates the connection straight into the accept queue. It is ESTABLISHED at
 {est_s * 1000:.0f} ms, after {len(syns)} SYN. Compare syn-flood-no-cookies.
+{seed_en}
 """
         zh = zh_head + f"""在 net.ipv4.tcp_syncookies = {syncookies}（Linux 默认值）时，遇到半连接队列已满的 SYN 都用
 SYN cookie 回应：SYN,ACK 的 ISN 编码了这个请求（地址和端口的带密钥哈希、分钟计数器、MSS；
@@ -222,23 +257,24 @@ SYN cookie 回应：SYN,ACK 的 ISN 编码了这个请求（地址和端口的�
 丢弃了 {f['syn_drops_1s']} 个 SYN。真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 同样得到 cookie，
 它的 ACK 带回 cookie + 1，服务端校验后直接把连接放进全连接队列。客户端在 {est_s * 1000:.0f} ms
 进入 ESTABLISHED，只发了 {len(syns)} 个 SYN。对比 syn-flood-no-cookies。
-笔记中的 tcp_max_syn_backlog 是半连接队列的上限；开启 SYN cookie 后它不再决定谁被丢弃。
+{seed_zh}
 """
     else:
         en = en_head + f"""With net.ipv4.tcp_syncookies = 0 the rest is dropped: at 1 s the queue has
 {queued} half-open entries and {f['syn_drops_1s']} SYNs were dropped. The real client (192.0.2.1)
-connects at 100 ms: its SYN is dropped too, and so are its retries (1 s, 3 s, 7 s, ...
-doubling), until the forged entries are pruned after their second SYN,ACK retry
-(1 + 2 + 4 = 7 s; without pruning they would hold the queue for 63 s); it gets in
+connects at 100 ms: its SYN is dropped too, and so are its retries ({retry_at} later,
+the RTO doubling), until the forged entries are pruned after their second SYN,ACK
+retry ({prune_s} s; without pruning they would hold the queue for {hold_s} s); it gets in
 at {est_s:.1f} s, on SYN number {len(syns)}. The default, tcp_syncookies = 1, lets it in at once
 (scenario syn-flood).
+{seed_en}
 """
         zh = zh_head + f"""在 net.ipv4.tcp_syncookies = 0 时，其余的 SYN 都被丢弃：1 秒时队列里有 {queued} 个半连接，
 已丢弃 {f['syn_drops_1s']} 个 SYN。真正的客户端（192.0.2.1）在 100 ms 发起连接：它的 SYN 也被丢弃，
-之后的重传（1 秒、3 秒、7 秒……翻倍）同样被丢弃，直到伪造的半连接在第二次 SYN,ACK 重传后被修剪
-（1 + 2 + 4 = 7 秒；若不修剪，它们会占住队列 63 秒）；
+之后的重传（{retry_at.replace(" s", " 秒")}之后，RTO 翻倍）同样被丢弃，直到伪造的半连接在第二次 SYN,ACK
+重传后被修剪（{prune_s} 秒；若不修剪，它们会占住队列 {hold_s} 秒）；
 它在 {est_s:.1f} 秒、第 {len(syns)} 个 SYN 才连上。默认的 tcp_syncookies = 1 能让它立即连上（见 syn-flood）。
-笔记中的 tcp_max_syn_backlog 就是半连接队列的上限。
+{seed_zh}
 """
     return Outcome("syn-flood", "SYN flood: SYN cookies answer when the SYN queue is full",
                    L.ladder(), en, [

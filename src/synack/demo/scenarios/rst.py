@@ -26,6 +26,7 @@ from synack.demo.scenarios.base import (
     lab,
 )
 from synack.sim import LinkParams
+from synack.tcp.rtt import retries_timeout_us
 from synack.tcp.state import State
 from synack.wire.tcp import RST
 
@@ -125,7 +126,7 @@ def rst_unread_data(seed: int = 1) -> Outcome:
                          "client_errno": got["client_errno"],
                          "time_wait": first_change(s, new="TIME_WAIT")}
     en = f"""
-The client sends a {got['sent']}-byte request; the server accepts, but closes the socket at
+The client sends a request of {got['sent']} bytes; the server accepts, but closes the socket at
 100 ms without reading it: {got['unread']} bytes are still in its receive buffer. RFC 2525
 (2.17) and Linux's tcp_close() say: data the application will never read means
 the peer's data was lost, so tell it -- send RST instead of FIN. The ladder shows
@@ -181,7 +182,8 @@ Some servers use it to avoid TIME_WAIT; the price is that the peer sees an error
 and any data in flight is lost -- which is why TIME_WAIT exists (lost-last-ack).
 """
     zh = f"""
-笔记的问题5，"对方已经调用 close 关闭连接"的一种强制方式：客户端设置 SO_LINGER 为
+笔记的问题5 列出了 RST 的几种来源；这里是应用主动的一种（笔记中"对方已经调用 close 关闭连接"
+说的是另一种：向已经 close() 的一端继续发数据，Linux 也回 RST）。客户端设置 SO_LINGER 为
 {{l_onoff=1, l_linger=0}}，在 100 ms 调用 close()。这是"异常关闭"：不发 FIN，而发
 RST（RST,ACK，seq=SND.NXT），丢弃未发送的数据，连接直接进入 CLOSED
 （{' -> '.join(f['client_states'])}）：没有 FIN_WAIT，也没有 TIME_WAIT，端口立即可用。
@@ -235,11 +237,14 @@ def rst_timeout(seed: int = 1) -> Outcome:
                          "server_errno": got["server_errno"]}
     r2 = c.cfg.int("net.ipv4.tcp_retries2")
     g = f["gave_up_s"] or 0
+    budget = retries_timeout_us(r2) / SECOND     # Linux tcp_model_timeout()
+    f["budget_s"] = budget
     en = f"""
 The link dies at 100 ms. At 200 ms the client sends a request; it is never
 ACKed, so the RTO timer retransmits it, doubling the timeout each time (RFC 6298
 5.5), {f['retransmissions']} times: net.ipv4.tcp_retries2 = {r2}. Linux turns that count into a time
-budget (924.6 s for 15 with a 200 ms minimum RTO); after {g:.1f} s the client gives up: the
+budget ({budget:g} s for {r2} with a 200 ms minimum RTO), checked when a timeout fires:
+the first to fire after it, {g:.1f} s after the request, ends it. The client gives up: the
 connection is CLOSED and recv() fails with {_errname(got['client_errno'])}. No RST is sent -- there
 is nobody to hear it. The server never noticed: it had nothing to send, so it
 stays ESTABLISHED (a half-open connection). When the link comes back at
@@ -251,7 +256,8 @@ answers RST (seq = the ACK it received); the server's recv() fails with
 笔记的问题5，第四种情况：某些请求发生了超时。
 链路在 100 ms 断开。客户端在 200 ms 发出请求，始终收不到确认，于是 RTO 计时器一次次重传，
 每次超时时间翻倍（RFC 6298 5.5），共重传 {f['retransmissions']} 次：net.ipv4.tcp_retries2 = {r2}。
-Linux 把这个次数换算成时间（15 次、最小 RTO 200 ms 时为 924.6 秒）；{g:.1f} 秒后客户端放弃：
+Linux 把这个次数换算成时间（{r2} 次、最小 RTO 200 ms 时为 {budget:g} 秒），在超时触发时检查：
+超出之后的第一次超时（请求发出后 {g:.1f} 秒）结束连接。客户端放弃：
 连接进入 CLOSED，recv() 失败：{_errname(got['client_errno'])}。此时不发 RST——没人能收到。
 服务端毫不知情：它没有数据要发，一直处于 ESTABLISHED（半开连接）。
 {heal_at // SECOND} 秒时链路恢复，服务端发数据，客户端 TCP 已没有这个连接，回以 RST

@@ -55,27 +55,43 @@ def keepalive(seed: int = 1) -> Outcome:
     idle = int(c.getsockopt(cfd, _socket.IPPROTO_TCP, _socket.TCP_KEEPIDLE))  # type: ignore[arg-type]
     intvl = int(c.getsockopt(cfd, _socket.IPPROTO_TCP, _socket.TCP_KEEPINTVL))  # type: ignore[arg-type]
     cnt = int(c.getsockopt(cfd, _socket.IPPROTO_TCP, _socket.TCP_KEEPCNT))  # type: ignore[arg-type]
+    last_us = max((st.t_us for st in L.steps() if isinstance(st, SegmentStep)
+                   and st.t_us < (probe_times[0] if probe_times else 0)), default=0)
+    facts["idle_since_s"] = last_us / 1e6
+    syn = next((st.seg for st in L.steps() if isinstance(st, SegmentStep) and st.src == "left"),
+               None)
+    probe_seq = next((st.seg.seq for st in L.steps() if isinstance(st, SegmentStep)
+                      and st.t_us in probe_times), None)
+    what_en = ("the SYN's own number: no data was sent" if syn is not None
+               and syn.seq == probe_seq else "a byte it already sent")
+    what_zh = ("即 SYN 自己的序号：没有发过数据" if syn is not None and syn.seq == probe_seq
+               else "一个已经发过的字节")
     en = f"""
 The client turned on SO_KEEPALIVE and the server host died at 1 s without a
 word. After net.ipv4.tcp_keepalive_time (TCP_KEEPIDLE) = {idle} s of silence the
-client sends a probe: an ACK with SEQ = SND.UNA - 1 (seq 100, one byte it
-already sent), which a live peer must answer with an ACK. No answer: it probes
+client sends a probe: an ACK with SEQ = SND.UNA - 1 (seq {probe_seq},
+{what_en}), an old sequence number that a live peer must answer with an ACK.
+No answer: it probes
 again every tcp_keepalive_intvl (TCP_KEEPINTVL) = {intvl} s, {len(probe_times)} probes in
-all (tcp_keepalive_probes, TCP_KEEPCNT = {cnt}). At {facts['dead_s']} s = {idle} + {cnt} x {intvl}
-it gives up: it sends RST (as Linux does) and the next recv() fails with
-{errno.errorcode.get(err, err)}.
+all (tcp_keepalive_probes, TCP_KEEPCNT = {cnt}). At {facts['dead_s']} s = {facts['idle_since_s']:g} + {idle} + {cnt} x {intvl}
+(idle since the last segment, at {facts['idle_since_s']:g} s) it gives up: it sends RST (as Linux
+does) and the next recv() fails with {errno.errorcode.get(err, err)}.
 (The seed's note says 10 probes; Linux's default is 9.)
 """
     zh = f"""
 笔记的问题："如果已经建立了连接，但是客户端突然出现故障了怎么办？"——保活计时器。
 客户端开启了 SO_KEEPALIVE，服务端主机在 1 秒时无声无息地宕机。连接空闲
 net.ipv4.tcp_keepalive_time（TCP_KEEPIDLE）= {idle} 秒（2 小时）后，客户端发出探测报文：
-一个 SEQ = SND.UNA - 1 的 ACK（seq=100，一个已经发过的字节），活着的对端必须回一个 ACK。
+一个 SEQ = SND.UNA - 1 的 ACK（seq={probe_seq}，{what_zh}），这是个旧序号，活着的对端必须回一个 ACK。
 没有回应：每隔 tcp_keepalive_intvl（TCP_KEEPINTVL）= {intvl} 秒再探测一次，一共 {len(probe_times)} 次
-（tcp_keepalive_probes，TCP_KEEPCNT = {cnt}）。在 {facts['dead_s']} 秒 = {idle} + {cnt} x {intvl} 时放弃：
+（tcp_keepalive_probes，TCP_KEEPCNT = {cnt}）。在 {facts['dead_s']} 秒 = {facts['idle_since_s']:g} + {idle} + {cnt} x {intvl}
+（从最后一个报文段，即 {facts['idle_since_s']:g} 秒起算）时放弃：
 发送 RST（与 Linux 相同），下一次 recv() 失败：{errno.errorcode.get(err, err)}。
-（笔记说"一连发送10个探测报文"，Linux 的默认值是 9 个，笔记后文的 TCP_KEEPCNT 默认 9 次是对的。）
-可以用 sysctl -w net.ipv4.tcp_keepalive_time=3600 修改，或用 setsockopt 按套接字设置。
+笔记说"一连发送10个探测报文"，Linux 默认是 9 个；
+笔记后文说 TCP_KEEPCNT 默认 9 次，这是对的。
+在 Linux 上可以用笔记中的 sysctl -w net.ipv4.tcp_keepalive_time=3600 修改，
+或用 setsockopt 按套接字设置（synack 的 sim、serve、connect 使用 synack sysctl -w
+保存的值；demo 固定使用默认值）。
 """
     return Outcome("keepalive", "Keepalive finds a dead peer (7200 / 75 / 9)", L.ladder(), en, [
         knob(c.cfg, "net.ipv4.tcp_keepalive_time", "or TCP_KEEPIDLE per socket",

@@ -8,17 +8,20 @@ from synack.demo.scenarios.base import (
     MS,
     SECOND,
     SERVER,
+    Lab,
     Outcome,
     Tunable,
     drain,
     find,
+    first_change,
     knob,
     lab,
 )
 from synack.stack import SHUT_WR
 from synack.tcp.connection import TIME_WAIT_US
 from synack.tcp.state import State
-from synack.wire.tcp import ACK, FIN, SYN
+from synack.trace.ladder import SegmentStep
+from synack.wire.tcp import ACK, FIN, SYN, TcpSegment
 
 
 def worked_example(seed: int = 1) -> Outcome:
@@ -91,6 +94,11 @@ def worked_example(seed: int = 1) -> Outcome:
         "client_bytes": srv["got"],
         "server_bytes": cli["got"],
         "time_wait_us": (tw_end - tw_start) if tw_end and tw_start else None,
+        # When the client's FIN arrived (the server entered CLOSE_WAIT), when the server's
+        # ACK of it left, and when the server's application called close().
+        "fin_arrived_us": first_change(s, new="CLOSE_WAIT"),
+        "ack_of_fin_us": _sent_at(L, "right", ack_of_fin),
+        "server_close_us": first_change(s, new="LAST_ACK"),
     }
     en, zh = _texts(facts)
     return Outcome("worked-example", "The seed's worked example: handshake, data, four-way close",
@@ -105,12 +113,26 @@ def worked_example(seed: int = 1) -> Outcome:
                    explanation_zh=zh)
 
 
+def _sent_at(L: Lab, side: str, seg: TcpSegment | None) -> int | None:
+    """When ``seg`` left ``side``, read off the run."""
+    return next((st.t_us for st in L.steps() if isinstance(st, SegmentStep)
+                 and st.src == side and st.seg == seg), None)
+
+
 def _texts(f: dict[str, Any]) -> tuple[str, str]:
     sa = f["server_synack"]
     ack_fin = f["server_ack_of_fin"] or (None, None)
     fin = f["server_fin"] or (None, None)
     last = f["client_last_ack"] or (None, None)
     tw = (f["time_wait_us"] or 0) / 1e6
+    fin_at, ack_at, close_at = (
+        (f[k] or 0) / 1000 for k in ("fin_arrived_us", "ack_of_fin_us", "server_close_us"))
+    delay = ack_at - fin_at
+    late = close_at > ack_at
+    late_en = ("too late, so the ACK goes alone and the close takes four segments" if late
+               else "in time: the ACK rides on its FIN")
+    late_zh = ("来不及了，所以 ACK 单独发出，挥手是四个报文段" if late
+               else "赶上了：ACK 和它的 FIN 一起发出")
     rows = [
         ("client SYN seq", "100", f["client_syn_seq"]),
         ("server SYN,ACK seq / ack", "300 / 101", f"{sa[0]} / {sa[1]}"),
@@ -122,14 +144,20 @@ def _texts(f: dict[str, Any]) -> tuple[str, str]:
     ]
     table = "\n".join(f"  {a:<30} {b:>13} {c!s:>13}" for a, b, c in rows)
     en = f"""
-The client (ISN 100) and the server (ISN 300) shake hands: SYN and SYN,ACK each
-use one sequence number, the bare ACK none, so the first data byte is 101.
+The client (ISN {f['client_syn_seq']}) and the server (ISN {sa[0]}) shake hands. The ISNs are fixed here
+to the seed's example; a real stack picks an unpredictable ISN (RFC 6528, which
+is what the seed's "randomly generated" means). SYN and SYN,ACK each use one
+sequence number, the bare ACK none, so the first data byte is {f['client_syn_seq'] + 1}.
 The client sends {f['client_bytes']} bytes, the server {f['server_bytes'] - 50} (+50 later).
 The client half-closes with shutdown(SHUT_WR): its FIN says "no more data from
-me" and it keeps receiving (FIN_WAIT_2). The server ACKs the FIN at once and
-sits in CLOSE_WAIT until its application has sent its last 50 bytes and called
-close(): then its own FIN (LAST_ACK). The client ACKs it and waits in TIME_WAIT
-for 2*MSL ({tw:.0f} s of virtual time) before the 4-tuple is free.
+me" and it keeps receiving. The FIN reaches the server at {fin_at:.0f} ms (CLOSE_WAIT), but
+its ACK leaves only at {ack_at:.0f} ms, {delay:.0f} ms later: a delayed ACK (Linux's tcp_fin()
+switches off quick ACKs, hoping the ACK can ride on data or on the server's own
+FIN). The server's application sends its last 50 bytes and calls close() only at
+{close_at:.0f} ms, {late_en};
+the client moves to FIN_WAIT_2 when that ACK arrives. The server's FIN follows
+its data (LAST_ACK). The client ACKs it and waits in TIME_WAIT for 2*MSL
+({tw:.0f} s of virtual time) before the 4-tuple is free.
 
   {'':<30} {'the seed says':>13} {'synack sent':>13}
 {table}
@@ -146,12 +174,16 @@ its data occupies 301..2300 and the next sequence number is 300 + 1 + 2000 =
                ("客户端最后的 ACK seq / ack", *rows[6][1:])]
     zh_table = "\n".join(f"  {a:<24} {b:>13} {c!s:>13}" for a, b, c in zh_rows)
     zh = f"""
-客户端（ISN=100）和服务端（ISN=300）三次握手：SYN 和 SYN,ACK 各占一个序号，
-不带数据的 ACK 不占序号，所以第一个数据字节的序号是 101。
+客户端（ISN={f['client_syn_seq']}）和服务端（ISN={sa[0]}）三次握手。这里的 ISN 固定为笔记中的例子；
+真实的协议栈按 RFC 6528 选一个无法预测的 ISN（笔记说的"随机生成"就是指这个）。
+SYN 和 SYN,ACK 各占一个序号，不带数据的 ACK 不占序号，所以第一个数据字节的序号是 {f['client_syn_seq'] + 1}。
 客户端发送 {f['client_bytes']} 字节，服务端回复 {f['server_bytes'] - 50} 字节（之后再发 50 字节）。
-第一次挥手：客户端调用 shutdown(SHUT_WR) 发出 FIN，表示"我不再发数据"，但仍可收数据
-（FIN_WAIT_2，即半关闭）。第二次挥手：服务端立即确认这个 FIN，进入 CLOSE_WAIT，
-等应用把最后 50 字节发完并调用 close()。第三次挥手：服务端发出自己的 FIN（LAST_ACK）。
+第一次挥手：客户端调用 shutdown(SHUT_WR) 发出 FIN，表示"我不再发数据"，但仍可收数据（半关闭）。
+第二次挥手：FIN 在 {fin_at:.0f} ms 到达服务端（进入 CLOSE_WAIT），但它的 ACK 在 {ack_at:.0f} ms 才发出，
+晚了 {delay:.0f} ms：这是延迟确认（Linux 的 tcp_fin() 关闭快速确认，希望这个 ACK 能搭上数据或
+服务端自己的 FIN 一起发）。服务端应用到 {close_at:.0f} ms 才发完最后 50 字节并调用 close()，
+{late_zh}；客户端收到这个 ACK 后进入 FIN_WAIT_2。
+第三次挥手：服务端在数据之后发出自己的 FIN（LAST_ACK）。
 第四次挥手：客户端确认后进入 TIME_WAIT，等待 2MSL（本次虚拟时间 {tw:.0f} 秒）才释放四元组。
 
   {'':<24} {'笔记中的数字':>13} {'synack 实际发送':>13}
