@@ -250,7 +250,10 @@ def test_zero_window_explains_the_probe_marks() -> None:
     out = SCENARIOS["zero-window"](1)
     zero = next(x for x in arrows(out.ladder, "server") if "[ZeroWindow]" in x)
     probes = [x for x in arrows(out.ladder, "client") if "[Keep-Alive]" in x]
-    assert len(probes) == out.facts["probes"] == 2
+    assert len(probes) == out.facts["probes"] == 3
+    # The one whose answer tcp_invalid_ratelimit held back is named in the text.
+    assert out.facts["unanswered_probes_ms"] == [round(t_ms(probes[1]))]
+    assert f"The probe at {round(t_ms(probes[1]))} ms draws no answer" in out.explanation
     first = round(t_ms(probes[0]) - t_ms(zero))
     assert f"the first {first} ms after the zero window" in out.explanation
     assert "marks the probes [Keep-Alive]" in out.explanation

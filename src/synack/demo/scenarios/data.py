@@ -83,6 +83,23 @@ def zero_window(seed: int = 1, *, total: int = 24_000, read_at_us: int = 3 * SEC
         "received": st["got"], "sent": st["sent"], "first_probe_after_ms": first_gap,
         "probe_marks": probe_marks, "answer_marks": answer_marks,
     }
+    # Probes without an answer before the next probe: the receiver held its duplicate
+    # ACK back (tcp_invalid_ratelimit; Linux tcp_oow_rate_limited()).
+    unanswered = [p for i, p in enumerate(probes)
+                  if not any(p.t_us < a.t_us < (probes[i + 1].t_us if i + 1 < len(probes)
+                                                else read_at_us) for a in answers)]
+    f["unanswered_probes_ms"] = [round(p.t_us / MS) for p in unanswered]
+    limit_ms = s.cfg.int("net.ipv4.tcp_invalid_ratelimit")
+    quiet_en = quiet_zh = ""
+    if unanswered:
+        when = ", ".join(f"{t} ms" for t in f["unanswered_probes_ms"])
+        quiet_en = (f"\nThe probe at {when} draws no answer: a probe is an old segment (seq\n"
+                    f"below RCV.NXT), and the receiver answers such segments at most once per\n"
+                    f"tcp_invalid_ratelimit = {limit_ms} ms (Linux tcp_oow_rate_limited(), against\n"
+                    f"ACK loops); the next probe, later, gets its answer.")
+        quiet_zh = (f"\n{when} 的探测没有得到回答：探测报文是旧报文（seq 小于 RCV.NXT），接收端对这类\n"
+                    f"报文每 tcp_invalid_ratelimit = {limit_ms} ms 最多回答一次（Linux 的\n"
+                    f"tcp_oow_rate_limited()，防止 ACK 循环）；后面的探测会得到回答。")
     zt = (f["zero_window_at_us"] or 0) / MS
     marks_en = marks_zh = ""
     if "Keep-Alive" in probe_marks:
@@ -100,9 +117,9 @@ carries the receive window: the room left in the server's buffer. It shrinks as
 data piles up unread, and at {zt:.0f} ms the server advertises win=0: "stop".
 The client stops, but a window update could be lost and both would wait forever,
 so it starts the persist timer and sends zero-window probes (seq = SND.UNA - 1,
-or one byte of new data), each drawing an ACK with the current window:
+or one byte of new data), each meant to draw an ACK with the current window:
 {len(probes)} probes before the application reads, the first {first_gap} ms after the zero window, then
-{_gaps(gaps)}: the persist timer backs off like the RTO.{marks_en}
+{_gaps(gaps)}: the persist timer backs off like the RTO.{marks_en}{quiet_en}
 At {read_at_us / SECOND:.0f} s the application reads, the buffer empties, and the server sends a window
 update (win={reopened.seg.window if reopened else '?'}); the transfer resumes and all {st['got']} bytes arrive.
 """
@@ -113,8 +130,8 @@ update (win={reopened.seg.window if reopened else '?'}); the transfer resumes an
 越积越多，窗口越来越小，{zt:.0f} ms 时服务端通告 win=0："停"。
 客户端停止发送；但窗口更新报文可能丢失，双方就会永远互相等待，所以客户端启动坚持计时器
 （persist timer），发送零窗口探测报文（seq = SND.UNA - 1，或一个字节的新数据），
-每个探测都会引出一个带当前窗口的 ACK：应用读取之前共 {len(probes)} 个探测，第一个在零窗口之后
-{first_gap} ms，之后{_gaps(gaps, "zh")}：坚持计时器像 RTO 一样退避。{marks_zh}
+每个探测都是为了引出一个带当前窗口的 ACK：应用读取之前共 {len(probes)} 个探测，第一个在零窗口之后
+{first_gap} ms，之后{_gaps(gaps, "zh")}：坚持计时器像 RTO 一样退避。{marks_zh}{quiet_zh}
 {read_at_us / SECOND:.0f} 秒时应用读取数据，缓冲区腾空，服务端发出窗口更新（win={reopened.seg.window if reopened else '?'}），
 传输恢复，{st['got']} 字节全部到达。
 """
