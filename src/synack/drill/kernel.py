@@ -1,0 +1,322 @@
+"""The Linux kernel as a drill target: packetdrill's local mode, in Python.
+
+``synack drill --kernel`` runs each script in a child process that first moves into
+a new, anonymous network namespace (:func:`run_isolated`), so the script's devices,
+sockets and sysctls exist only there and vanish with the child -- after a pass, a
+failure, a traceback, ctrl-C or a SIGKILL alike (the child also dies with its
+parent). Inside, :class:`KernelTarget` is the :class:`synack.drill.target.Target`:
+
+* the wire is ``tun0`` (:class:`synack.drill.kernel_net.TunWire`): an inbound packet
+  is written to it, outbound packets are read from a packet socket on it with the
+  kernel's timestamps;
+* system calls are real (:class:`synack.drill.kernel_calls.KernelCalls`), each made on
+  a worker thread. As packetdrill does (``enqueue_system_call``), the main thread
+  waits until the call has either returned or is asleep in the kernel; a call asleep
+  is "blocked" and its end is collected later by :meth:`KernelTarget.blocked`;
+* backquoted shell lines run for real, in the namespace, from the script's directory
+  (so ``../common/defaults.sh`` and its sysctls apply to this namespace only);
+* time is the wall clock, in microseconds since the target started.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from synack.drill.kernel_calls import KernelCalls
+from synack.drill.kernel_net import TunWire, enter_fresh_netns
+from synack.drill.target import SysCall, SyscallResult, TargetConfig
+
+__all__ = ["NEEDS_ROOT", "KernelTarget", "is_root", "run_isolated"]
+
+NEEDS_ROOT = "synack drill --kernel needs root"
+
+# The futex syscall, where a thread waiting for the GIL or a lock sleeps: a worker
+# asleep there has not reached its socket call yet. (arch/x86/entry/syscalls, asm-generic)
+_FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98}.get(platform.machine(), 202)
+_SETTLE_S = 0.0005          # two looks this far apart must both see the call asleep
+_SHELL_TIMEOUT_S = 120
+
+
+def is_root() -> bool:
+    """Whether this process may make namespaces and TUN devices."""
+    return os.geteuid() == 0
+
+
+# ------------------------------------------------------------------ worker threads
+class _Job:
+    __slots__ = ("call", "done", "end_us", "error", "fn", "result", "started")
+
+    def __init__(self, call: SysCall, fn: Callable[[SysCall], SyscallResult]) -> None:
+        self.call = call
+        self.fn = fn
+        self.started = False
+        self.done = threading.Event()
+        self.result: SyscallResult | None = None
+        self.error: BaseException | None = None
+        self.end_us = 0
+
+
+class _Worker:
+    """A thread that makes one call at a time; its kernel thread id lets us look at it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._job: _Job | None = None
+        self._stop = False
+        self.tid = 0
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True,
+                                       name="drill-syscall")
+        self.thread.start()
+        ready.wait()
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def submit(self, job: _Job) -> None:
+        with self._lock:
+            self._job = job
+            self._lock.notify()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop = True
+            self._lock.notify()
+
+    def _run(self, ready: threading.Event) -> None:
+        self.tid = threading.get_native_id()
+        ready.set()
+        while True:
+            with self._lock:
+                while self._job is None and not self._stop:
+                    self._lock.wait()
+                if self._stop:
+                    return
+                job = self._job
+            assert job is not None
+            job.started = True
+            try:
+                job.result = job.fn(job.call)
+            except BaseException as exc:  # noqa: BLE001 -- handed to the main thread
+                job.error = exc
+            job.end_us = TunWire.now_us()
+            with self._lock:
+                self._job = None
+            job.done.set()
+
+    def asleep_in_kernel(self) -> int | None:
+        """The syscall number this thread sleeps in, unless it is running or on a futex."""
+        base = f"/proc/self/task/{self.tid}/"
+        try:
+            with open(base + "stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(base + "syscall") as f:
+                nr = f.read().split()[0]
+        except (OSError, IndexError):
+            return None
+        if state not in ("S", "D") or not nr.lstrip("-").isdigit() or int(nr) in (_FUTEX_NR, -1):
+            return None
+        return int(nr)
+
+
+# ------------------------------------------------------------------ the target
+class KernelTarget:
+    """The kernel's TCP behind ``tun0`` in the current namespace (see the module docstring).
+
+    The process must already be in a namespace of its own (:func:`run_isolated`).
+    ``gso_size``: injected TCP packets are marked as GRO aggregates of that MSS
+    (packetdrill's ``--mss``), so one larger than the MTU is taken whole.
+    """
+
+    def __init__(self, config: TargetConfig, *, gso_size: int = 0) -> None:
+        self.config = config
+        self.gso_size = gso_size
+        self.cwd = os.path.dirname(os.path.abspath(config.script_path)) if config.script_path \
+            else os.getcwd()
+        self.wire = TunWire(config.local_ip, config.remote_ip, mtu=config.mtu)
+        self.calls = KernelCalls(config.local_ip, config.remote_ip, cwd=self.cwd)
+        self._workers: list[_Worker] = []
+        self._pending: _Job | None = None
+        self._closed = False
+        self._start_us = TunWire.now_us()
+
+    # -- time ------------------------------------------------------------------
+    def start_clock(self) -> None:
+        """Make now time 0 (after setup and the init script, as packetdrill starts its clock)."""
+        self._start_us = TunWire.now_us()
+
+    def now_us(self) -> int:
+        return TunWire.now_us() - self._start_us
+
+    def advance_to(self, t_us: int) -> None:
+        while True:
+            left = t_us - self.now_us()
+            if left <= 0:
+                return
+            time.sleep(left / 1e6)
+
+    # -- the wire --------------------------------------------------------------
+    def inject(self, packet: bytes) -> None:
+        self.wire.inject(packet, gso_size=self.gso_size if len(packet) > self.config.mtu else 0)
+
+    def outbound(self, deadline_us: int) -> tuple[int, bytes] | None:
+        got = self.wire.sniff(deadline_us + self._start_us)
+        if got is None:
+            return None
+        return got[0] - self._start_us, got[1]
+
+    # -- system calls ----------------------------------------------------------
+    def _worker(self) -> _Worker:
+        for w in self._workers:
+            if not w.busy:
+                return w
+        w = _Worker()
+        self._workers.append(w)
+        return w
+
+    def syscall(self, call: SysCall) -> SyscallResult | None:
+        if self._pending is not None and self._pending.done.is_set():
+            self._pending = None               # its end was not collected: forget it
+        job = _Job(call, self.calls.call)
+        worker = self._worker()
+        worker.submit(job)
+        seen: int | None = None
+        while not job.done.wait(_SETTLE_S):
+            nr = worker.asleep_in_kernel() if job.started else None
+            if nr is not None and nr == seen:
+                self._pending = job            # asleep twice in the same call: blocked
+                return None
+            seen = nr
+        return self._finish(job)
+
+    @staticmethod
+    def _finish(job: _Job) -> SyscallResult:
+        if job.error is not None:
+            raise job.error
+        assert job.result is not None
+        return job.result
+
+    def blocked(self, deadline_us: int) -> tuple[int, SyscallResult] | None:
+        job = self._pending
+        if job is None:
+            return None
+        left = deadline_us - self.now_us()
+        if not job.done.wait(max(left, 0) / 1e6):
+            return None
+        self._pending = None
+        return job.end_us - self._start_us, self._finish(job)
+
+    def tcp_info(self, fd: int) -> dict[str, int]:
+        return self.calls.tcp_info(fd)
+
+    # -- commands --------------------------------------------------------------
+    def shell(self, command: str) -> str | None:
+        env = dict(os.environ)
+        env.update(self.config.defines)
+        try:
+            res = subprocess.run(["/bin/sh", "-c", command], cwd=self.cwd, env=env,
+                                 capture_output=True, text=True, timeout=_SHELL_TIMEOUT_S,
+                                 check=False)
+        except subprocess.TimeoutExpired:
+            return f"timed out after {_SHELL_TIMEOUT_S} s"
+        if self.config.verbose and (res.stdout or res.stderr):
+            sys.stderr.write(res.stdout + res.stderr)
+        if res.returncode == 0:
+            return None
+        why = (res.stderr.strip() or res.stdout.strip()).splitlines()
+        status = (f"killed by signal {-res.returncode}" if res.returncode < 0
+                  else f"exit status {res.returncode}")
+        return f"{status}" + (f": {why[-1]}" if why else "")
+
+    def describe_failure(self) -> str:
+        """The kernel's TCP sockets in the namespace at the failure (``ss -tanoi``)."""
+        try:
+            res = subprocess.run(["ss", "-tanoi"], capture_output=True, text=True, timeout=10,
+                                 check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        lines = [ln for ln in res.stdout.splitlines() if ln.strip()]
+        if len(lines) <= 1:
+            return ""
+        return "the kernel's sockets (ss -tanoi in the script's namespace):\n" + \
+            "\n".join("  " + ln.strip() for ln in lines)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Wake any call still asleep (shutdown ends accept/recv), then close everything.
+        for entry in list(self.calls.fds.values()):
+            if entry.sock is not None:
+                try:
+                    entry.sock.shutdown(2)
+                except OSError:
+                    pass
+        self.calls.close_all()
+        for w in self._workers:
+            w.stop()
+        self.wire.close()
+
+
+# ------------------------------------------------------------------ isolation
+def run_isolated(fn: Callable[[], int]) -> int:
+    """Run ``fn`` in a forked child inside a fresh network namespace; its exit status.
+
+    The namespace is anonymous: it goes away when the child exits, whatever the
+    reason. Call this from a single-threaded process (the CLI); output of the child
+    goes to the same stdout/stderr.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:                                                # the child
+        code = 1
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            enter_fresh_netns()
+            code = fn()
+        except KeyboardInterrupt:
+            code = 130
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException as exc:  # noqa: BLE001 -- one line, never a traceback
+            sys.stderr.write(f"synack drill --kernel: {type(exc).__name__}: {exc}\n")
+            code = 1
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except KeyboardInterrupt:                 # the child got the same SIGINT; make sure
+        _reap(pid)
+        raise
+    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _reap(pid: int) -> None:
+    """Wait briefly for a child told to stop, then kill it (its namespace goes with it)."""
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.02)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
