@@ -21,6 +21,7 @@ parent). Inside, :class:`KernelTarget` is the :class:`synack.drill.target.Target
 from __future__ import annotations
 
 import os
+import pickle
 import platform
 import signal
 import subprocess
@@ -28,12 +29,19 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from synack.drill.kernel_calls import KernelCalls
 from synack.drill.kernel_net import TunWire, enter_fresh_netns
 from synack.drill.target import SysCall, SyscallResult, TargetConfig
 
-__all__ = ["NEEDS_ROOT", "KernelTarget", "is_root", "run_isolated"]
+if TYPE_CHECKING:
+    from synack.drill.runner import Outcome, RunOptions
+    from synack.drill.session import Settings
+
+__all__ = ["NEEDS_ROOT", "KernelTarget", "is_root", "make_target", "run_file_isolated",
+           "run_isolated"]
 
 NEEDS_ROOT = "synack drill --kernel needs root"
 
@@ -136,13 +144,15 @@ class KernelTarget:
     (packetdrill's ``--mss``), so one larger than the MTU is taken whole.
     """
 
-    def __init__(self, config: TargetConfig, *, gso_size: int = 0) -> None:
+    def __init__(self, config: TargetConfig, *, gso_size: int = 0, bind_port: int = 8080,
+                 connect_port: int = 8080) -> None:
         self.config = config
         self.gso_size = gso_size
         self.cwd = os.path.dirname(os.path.abspath(config.script_path)) if config.script_path \
             else os.getcwd()
         self.wire = TunWire(config.local_ip, config.remote_ip, mtu=config.mtu)
-        self.calls = KernelCalls(config.local_ip, config.remote_ip, cwd=self.cwd)
+        self.calls = KernelCalls(config.local_ip, config.remote_ip, cwd=self.cwd,
+                                 bind_port=bind_port, connect_port=connect_port)
         self._workers: list[_Worker] = []
         self._pending: _Job | None = None
         self._closed = False
@@ -277,31 +287,38 @@ def run_isolated(fn: Callable[[], int]) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:                                                # the child
-        code = 1
-        try:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            enter_fresh_netns()
-            code = fn()
-        except KeyboardInterrupt:
-            code = 130
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException as exc:  # noqa: BLE001 -- one line, never a traceback
-            sys.stderr.write(f"synack drill --kernel: {type(exc).__name__}: {exc}\n")
-            code = 1
-        finally:
-            try:
-                sys.stdout.flush()
-                sys.stderr.flush()
-            finally:
-                os._exit(code)
+    if pid == 0:
+        _child_main(fn)                        # never returns
     try:
         _, status = os.waitpid(pid, 0)
     except KeyboardInterrupt:                 # the child got the same SIGINT; make sure
         _reap(pid)
         raise
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
+
+
+def _child_main(fn: Callable[[], int]) -> None:
+    """In a forked child: a fresh namespace, ``fn``, then ``_exit`` with its status."""
+    code = 1
+    try:
+        global _isolated
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        enter_fresh_netns()
+        _isolated = True
+        code = fn()
+    except KeyboardInterrupt:
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException as exc:  # noqa: BLE001 -- one line, never a traceback
+        sys.stderr.write(f"synack drill --kernel: {type(exc).__name__}: {exc}\n")
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
 
 
 def _reap(pid: int) -> None:
@@ -320,3 +337,73 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, 0)
     except (ProcessLookupError, ChildProcessError):
         pass
+
+
+# ------------------------------------------------------------------ one script, isolated
+_isolated = False           # set in a child of run_file_isolated / run_isolated
+
+
+def make_target(config: TargetConfig, opts: RunOptions) -> KernelTarget:
+    """The session's target factory for ``--kernel``.
+
+    In a child of :func:`run_file_isolated` the namespace is already fresh. Called
+    anywhere else (a process that only runs scripts), it first moves the calling
+    thread into a new network namespace of its own, one per script; the process's
+    exit removes the last one. Raises ``OSError`` (one line) without root.
+    """
+    if not is_root():
+        raise OSError(NEEDS_ROOT)
+    if not _isolated:
+        enter_fresh_netns(die_with_parent=False)
+    return KernelTarget(config, bind_port=opts.bind_port, connect_port=opts.connect_port)
+
+
+def run_file_isolated(path: str | Path, settings: Settings,
+                      log: Callable[[str], None] | None = None) -> Outcome:
+    """Run one script on the kernel, in a child in a namespace of its own; its outcome.
+
+    The child's :class:`~synack.drill.runner.Outcome` comes back through a pipe; a child
+    that dies without one (a crash, a signal) is a failed outcome saying so. ctrl-C
+    stops the child too (it is in the same process group) and is raised here after it.
+    """
+    from synack.drill.runner import Outcome
+    from synack.drill.session import run_file
+
+    r, w = os.pipe()
+
+    def child() -> int:
+        os.close(r)
+        out = run_file(path, settings, make_target, log)
+        data = pickle.dumps(out)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(w, view):]
+        os.close(w)
+        return 0 if out.passed else 1
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child_main(child)                     # never returns
+    os.close(w)
+    chunks = []
+    try:
+        while True:
+            chunk = os.read(r, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        _, status = os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        _reap(pid)
+        raise
+    finally:
+        os.close(r)
+    if chunks:
+        result = pickle.loads(b"".join(chunks))
+        if isinstance(result, Outcome):
+            return result
+    how = (f"exit status {os.WEXITSTATUS(status)}" if os.WIFEXITED(status)
+           else f"killed by signal {os.WTERMSIG(status)}")
+    return Outcome(str(path), False, f"{path}: the kernel run ended without a result ({how})")

@@ -9,8 +9,8 @@ the C library through ``ctypes``. The rules are packetdrill's (``run_system_call
   has open. A new descriptor gets the lowest free script number from 3 up, which is
   what the kernel itself gives a fresh process, so ``socket(...) = 3`` and
   ``accept(3, ...) = 4`` hold as written.
-* ``bind(fd, ..., ...)`` binds the local address and port 8080; ``connect`` and
-  ``sendto`` with ``...`` go to the remote address, port 8080.
+* ``bind(fd, ..., ...)`` binds the local address and the bind port (8080); ``connect``
+  and ``sendto`` with ``...`` go to the remote address and the connect port (8080).
 * A buffer written as ``...`` is that many zero bytes; a ``NULL`` buffer (0) is a
   NULL pointer (the kernel answers EFAULT).
 * Option values are packed as C would: an int (``[1]`` or ``1``) as a 32-bit int,
@@ -143,10 +143,13 @@ def _iov_data(iov: object) -> list[bytes]:
 class KernelCalls:
     """The script's descriptors and the calls on them, in the current network namespace."""
 
-    def __init__(self, local_ip: str, remote_ip: str, *, cwd: str = ".") -> None:
+    def __init__(self, local_ip: str, remote_ip: str, *, cwd: str = ".",
+                 bind_port: int = SCRIPT_PORT, connect_port: int = SCRIPT_PORT) -> None:
         self.local_ip = local_ip
         self.remote_ip = remote_ip
         self.cwd = cwd
+        self.bind_port = bind_port
+        self.connect_port = connect_port
         self.fds: dict[int, _Fd] = {}
         self._libc = _libc()
         self._calls: dict[str, Callable[[tuple[object, ...]], SyscallResult]] = {
@@ -226,10 +229,10 @@ class KernelCalls:
         s = socket.socket(socket.AF_INET, _int(type_, "type"), _int(proto, "protocol", 0))
         return SyscallResult(self._new_fd(_Fd("socket", s.fileno(), sock=s)))
 
-    def _address(self, v: object, default_ip: str) -> tuple[str, int] | None:
+    def _address(self, v: object, default_ip: str, port: int) -> tuple[str, int] | None:
         """``...`` is the default address; a ``{sa_family=AF_UNSPEC}`` struct is None."""
         if v is None:
-            return default_ip, SCRIPT_PORT
+            return default_ip, port
         if isinstance(v, dict):
             fam = v.get("sa_family", v.get("sin_family"))
             if fam == socket.AF_UNSPEC:
@@ -246,7 +249,7 @@ class KernelCalls:
     def _sys_bind(self, args: tuple[object, ...]) -> SyscallResult:
         fd, addr = self._args(args, 2, "bind")[:2]
         sock = self._sock(fd)
-        where = self._address(addr, self.local_ip)
+        where = self._address(addr, self.local_ip, self.bind_port)
         if where is None:
             raise Unsupported("unsupported: bind() to AF_UNSPEC")
         sock.bind(where)
@@ -266,7 +269,7 @@ class KernelCalls:
     def _sys_connect(self, args: tuple[object, ...]) -> SyscallResult:
         fd, addr = self._args(args, 2, "connect")[:2]
         sock = self._sock(fd)
-        where = self._address(addr, self.remote_ip)
+        where = self._address(addr, self.remote_ip, self.connect_port)
         if where is None:                         # disconnect: connect(AF_UNSPEC)
             sa = struct.pack("=H14x", socket.AF_UNSPEC)
             _c_result(self._libc.connect(sock.fileno(), sa, len(sa)))
@@ -316,7 +319,7 @@ class KernelCalls:
         fd, buf, count, flags = self._args(args, 4, "sendto")[:4]
         addr = args[4] if len(args) > 4 else None
         sock, n, fl = self._sock(fd), _int(count, "len"), _int(flags, "flags", 0)
-        where = self._address(addr, self.remote_ip)
+        where = self._address(addr, self.remote_ip, self.connect_port)
         data = _data(buf, n)
         if data is None or where is None:
             sa = b""
