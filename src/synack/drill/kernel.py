@@ -50,11 +50,57 @@ NEEDS_ROOT = "synack drill --kernel needs root"
 _FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98}.get(platform.machine(), 202)
 _SETTLE_S = 0.0005          # two looks this far apart must both see the call asleep
 _SHELL_TIMEOUT_S = 120
+_SPIN_US = 200              # sleep until this close to an event's time, then spin
+_JIFFY_TICKS = 10           # run.c schedule_start_time_usecs: watch 10 ticks of times(2)
+_JIFFY_OFFSET_US = 250      # ... and start this far into the next jiffy
+_MCL_CURRENT_FUTURE = 3     # mlockall(MCL_CURRENT | MCL_FUTURE)
+_realtime_done = False
 
 
 def is_root() -> bool:
     """Whether this process may make namespaces and TUN devices."""
     return os.geteuid() == 0
+
+
+def _realtime() -> None:
+    """packetdrill's ``set_scheduling_priority`` and ``lock_memory``: SCHED_RR at the lowest
+    real-time priority (threads made later inherit it) when there is more than one CPU,
+    and every page locked in RAM, so a busy machine delays the script's events less.
+    Best effort: a refusal leaves the normal policy."""
+    global _realtime_done
+    if _realtime_done:
+        return
+    _realtime_done = True
+    if (os.cpu_count() or 1) > 1:
+        try:
+            prio = os.sched_get_priority_min(os.SCHED_RR)
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(prio))
+        except OSError:
+            pass
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).mlockall(_MCL_CURRENT_FUTURE)
+    except OSError:
+        pass
+
+
+def _jiffy_aligned_now_us() -> int:
+    """packetdrill's ``schedule_start_time_usecs``: spin until the jiffies clock has ticked
+    a few times, then start a little into a jiffy, so the kernel's RTT samples (kept in
+    jiffies) do not land on a tick edge and come out one jiffy off at random."""
+    last = os.times().elapsed
+    ticks = 0
+    start = TunWire.now_us()
+    while ticks < _JIFFY_TICKS:
+        now = os.times().elapsed
+        if now != last:
+            start = TunWire.now_us()
+            ticks += 1
+        last = now
+    start += _JIFFY_OFFSET_US
+    while TunWire.now_us() < start:
+        pass
+    return start
 
 
 # ------------------------------------------------------------------ worker threads
@@ -156,32 +202,40 @@ class KernelTarget:
         self._workers: list[_Worker] = []
         self._pending: _Job | None = None
         self._closed = False
-        self._start_us = TunWire.now_us()
+        self._start_us: int | None = None
+        _realtime()
 
     # -- time ------------------------------------------------------------------
-    def start_clock(self) -> None:
-        """Make now time 0 (after setup and the init script, as packetdrill starts its clock)."""
-        self._start_us = TunWire.now_us()
+    def _origin(self) -> int:
+        if self._start_us is None:
+            # The runner's first look at the clock is its time 0 (after the init
+            # command): that is when packetdrill picks its jiffy-aligned start.
+            self._start_us = _jiffy_aligned_now_us()
+        return self._start_us
 
     def now_us(self) -> int:
-        return TunWire.now_us() - self._start_us
+        origin = self._origin()                # first: the first call may spin a while
+        return TunWire.now_us() - origin
 
     def advance_to(self, t_us: int) -> None:
+        # run.c wait_for_event: sleep until just before the time, then spin.
         while True:
             left = t_us - self.now_us()
             if left <= 0:
                 return
-            time.sleep(left / 1e6)
+            if left > _SPIN_US:
+                time.sleep((left - _SPIN_US) / 1e6)
 
     # -- the wire --------------------------------------------------------------
     def inject(self, packet: bytes) -> None:
         self.wire.inject(packet, gso_size=self.gso_size if len(packet) > self.config.mtu else 0)
 
     def outbound(self, deadline_us: int) -> tuple[int, bytes] | None:
-        got = self.wire.sniff(deadline_us + self._start_us)
+        origin = self._origin()
+        got = self.wire.sniff(deadline_us + origin)
         if got is None:
             return None
-        return got[0] - self._start_us, got[1]
+        return got[0] - origin, got[1]
 
     # -- system calls ----------------------------------------------------------
     def _worker(self) -> _Worker:
@@ -222,7 +276,7 @@ class KernelTarget:
         if not job.done.wait(max(left, 0) / 1e6):
             return None
         self._pending = None
-        return job.end_us - self._start_us, self._finish(job)
+        return job.end_us - self._origin(), self._finish(job)
 
     def tcp_info(self, fd: int) -> dict[str, int]:
         return self.calls.tcp_info(fd)
@@ -231,6 +285,8 @@ class KernelTarget:
     def shell(self, command: str) -> str | None:
         env = dict(os.environ)
         env.update(self.config.defines)
+        # packetdrill exports its pid; upstream's set_sysctls.py names its restore file by it.
+        env["PACKETDRILL_PID"] = str(os.getpid())
         try:
             res = subprocess.run(["/bin/sh", "-c", command], cwd=self.cwd, env=env,
                                  capture_output=True, text=True, timeout=_SHELL_TIMEOUT_S,

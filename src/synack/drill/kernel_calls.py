@@ -233,17 +233,19 @@ class KernelCalls:
         """``...`` is the default address; a ``{sa_family=AF_UNSPEC}`` struct is None."""
         if v is None:
             return default_ip, port
+        if v == socket.AF_UNSPEC and isinstance(v, int):      # sendto(..., AF_UNSPEC, ...)
+            return None
         if isinstance(v, dict):
             fam = v.get("sa_family", v.get("sin_family"))
             if fam == socket.AF_UNSPEC:
                 return None
-            port = v.get("sin_port")
+            sin_port = v.get("sin_port")
             addr = v.get("sin_addr", default_ip)
             # The runner evaluates htons(8080) to 8080 and inet_addr("a.b.c.d") to its text.
             if isinstance(addr, bytes):
                 addr = addr.decode()
-            if isinstance(port, int) and isinstance(addr, str):
-                return addr, port
+            if isinstance(sin_port, int) and isinstance(addr, str):
+                return addr, sin_port
         raise Unsupported(f"unsupported: socket address {v!r}")
 
     def _sys_bind(self, args: tuple[object, ...]) -> SyscallResult:
@@ -322,11 +324,12 @@ class KernelCalls:
         where = self._address(addr, self.remote_ip, self.connect_port)
         data = _data(buf, n)
         if data is None or where is None:
-            sa = b""
-            if where is not None:
-                sa = struct.pack("!HH4s8x", socket.AF_INET, where[1], socket.inet_aton(where[0]))
-                sa = struct.pack("=H", socket.AF_INET) + sa[2:]
-            res = self._libc.sendto(sock.fileno(), data, n, fl, sa or None, len(sa))
+            if where is None:
+                sa = struct.pack("=H14x", socket.AF_UNSPEC)
+            else:
+                sa = struct.pack("=H", socket.AF_INET) + struct.pack(
+                    "!H4s8x", where[1], socket.inet_aton(where[0]))
+            res = self._libc.sendto(sock.fileno(), data, n, fl, sa, len(sa))
             return SyscallResult(_c_result(res))
         return SyscallResult(sock.sendto(data, fl, where))
 
@@ -339,8 +342,11 @@ class KernelCalls:
         return SyscallResult(len(data), out={"data": data})
 
     def _sys_recvfrom(self, args: tuple[object, ...]) -> SyscallResult:
-        fd, _buf, count, flags = self._args(args, 4, "recvfrom")[:4]
+        fd, buf, count, flags = self._args(args, 4, "recvfrom")[:4]
         sock, n, fl = self._sock(fd), _int(count, "len"), _int(flags, "flags", 0)
+        if _data(buf, 0) is None:
+            return SyscallResult(_c_result(self._libc.recvfrom(sock.fileno(), None, n, fl,
+                                                               None, None)))
         data, peer = sock.recvfrom(n, fl)
         return SyscallResult(len(data), out={"data": data, "addr": peer})
 
