@@ -185,6 +185,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synack.commands.scan",
     "synack.commands.ss",
     "synack.commands.header",
+    "synack.commands.drill",
 )
 
 

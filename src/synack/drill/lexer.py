@@ -100,7 +100,7 @@ def tokenize(text: str, path: str = "<script>",
             tokens.append(_token(best_kind, lexeme, line, defines))
         line += lexeme.count("\n")
         pos = best_end
-    tokens.append(Token("EOF", None, "end of file", line))
+    tokens.append(Token("EOF", None, "end of file", tokens[-1].line if tokens else line))
     return tokens
 
 

@@ -265,6 +265,7 @@ class _Parser:
             self.next()
             dst_port = self.expect_int("a port")
         flags, ack_flag = self.flags()
+        seq_tok = self.tok
         seq = self.expect_int("a sequence number (start:end(length))")
         self.expect_char(":", " in start:end(length)")
         end = self.expect_int("an end sequence number")
@@ -273,7 +274,7 @@ class _Parser:
         self.expect_char(")", " in start:end(length)")
         if (end - seq) % (1 << 32) != length:
             raise self.error(f"inconsistent segment: {seq}:{end} holds {end - seq} bytes, "
-                             f"not ({length})")
+                             f"not ({length})", seq_tok)
         ack = win = urg = None
         if self.is_word("ack"):
             self.next()

@@ -1,0 +1,132 @@
+"""One script file, start to end: options, parse, target, run.
+
+This is what ``synack drill`` and ``make conformance`` call for each script. The
+options come from three places, later ones winning: the defaults (packetdrill's),
+the script's own header (``--tolerance_usecs=10000`` lines at the top), and the
+command line. ``-D NAME=VALUE`` symbols replace words of the script.
+
+A target is made by a factory ``(TargetConfig, RunOptions) -> Target``:
+:func:`sim_factory` for synack; the kernel target supplies its own
+(``synack.drill.kernel.make_target``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from synack.drill import ast
+from synack.drill.lexer import DrillSyntaxError
+from synack.drill.parse import parse_file
+from synack.drill.runner import Outcome, Runner, RunOptions
+from synack.drill.target import Target, TargetConfig
+
+# Options a script header or the command line may give, and what they set.
+_INT_OPTS = {"tolerance_usecs": "tolerance_us", "tcp_ts_tick_usecs": "ts_tick_us",
+             "bind_port": "bind_port", "connect_port": "connect_port"}
+_FLAG_OPTS = {"tcp_ts_ecr_scaled": "ts_ecr_scaled", "strict_segments": "strict_segments"}
+# Accepted and without effect here: they tune packetdrill's live (kernel) mode only.
+IGNORED_OPTS = frozenset(("send_omit_free", "gateway_ip", "netmask_ip", "speed",
+                          "non_fatal", "dry_run", "verbose", "wire_client", "wire_server",
+                          "so_filename", "so_flags", "code_command", "code_format",
+                          "code_sockopt", "mss", "mtu", "init_scripts", "define",
+                          "ip_version", "local_ip", "remote_ip", "tolerance_percent"))
+
+TargetFactory = Callable[[TargetConfig, RunOptions], Target]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the command line says (None: not given)."""
+
+    tolerance_us: int | None = None
+    tolerance_percent: float | None = None
+    local_ip: str | None = None
+    remote_ip: str | None = None
+    mtu: int | None = None
+    ip_version: str | None = None
+    defines: Mapping[str, str] = field(default_factory=dict)
+    init_scripts: tuple[str, ...] = ()
+    extra: Mapping[str, str | None] = field(default_factory=dict)
+    verbose: bool = False
+
+
+class OptionError(ValueError):
+    """A bad option value (one line, with file:line when it comes from a script)."""
+
+
+def _apply(opts: RunOptions, tcfg: TargetConfig, name: str, value: str | None,
+           where: str) -> tuple[RunOptions, TargetConfig]:
+    try:
+        if name in _INT_OPTS:
+            return replace(opts, **{_INT_OPTS[name]: int(value or "", 0)}), tcfg  # type: ignore[arg-type]
+        if name in _FLAG_OPTS:
+            flag = value in (None, "", "1", "true")
+            return replace(opts, **{_FLAG_OPTS[name]: flag}), tcfg  # type: ignore[arg-type]
+        if name == "tolerance_percent":
+            return replace(opts, tolerance_percent=float(value or "")), tcfg
+        if name == "local_ip":
+            return replace(opts, local_ip=str(value)), replace(tcfg, local_ip=str(value))
+        if name == "remote_ip":
+            return replace(opts, remote_ip=str(value)), replace(tcfg, remote_ip=str(value))
+        if name == "mtu":
+            return opts, replace(tcfg, mtu=int(value or "", 0))
+        if name == "ip_version":
+            if value != "ipv4":
+                raise OptionError(f"{where}: unsupported: --ip_version={value} "
+                                  "(only ipv4; IPv6 is issue 14)")
+            return opts, tcfg
+    except ValueError as exc:
+        if isinstance(exc, OptionError):
+            raise
+        raise OptionError(f"{where}: bad --{name}: {value!r}") from None
+    if name in IGNORED_OPTS:
+        return opts, tcfg
+    raise OptionError(f"{where}: unsupported: option --{name}")
+
+
+def configure(script: ast.Script, s: Settings) -> tuple[RunOptions, TargetConfig]:
+    """Defaults, then the script's header, then the command line."""
+    opts = RunOptions()
+    tcfg = TargetConfig(script_path=script.path, init_command=script.init_command,
+                        defines=tuple(s.defines.items()), verbose=s.verbose)
+    for name, value in script.options:
+        opts, tcfg = _apply(opts, tcfg, name, value, f"{script.path}:1")
+    cli: list[tuple[str, str | None]] = list(s.extra.items())
+    for name, val in (("tolerance_usecs", s.tolerance_us), ("tolerance_percent",
+                      s.tolerance_percent), ("local_ip", s.local_ip), ("remote_ip", s.remote_ip),
+                      ("mtu", s.mtu), ("ip_version", s.ip_version)):
+        if val is not None:
+            cli.append((name, str(val)))
+    for name, value in cli:
+        opts, tcfg = _apply(opts, tcfg, name, value, "command line")
+    return opts, tcfg
+
+
+def sim_factory(tcfg: TargetConfig, opts: RunOptions) -> Target:
+    """A synack host on a virtual clock."""
+    from synack.drill.sim_target import SimTarget
+    return SimTarget(tcfg, bind_port=opts.bind_port, connect_port=opts.connect_port)
+
+
+def run_file(path: str | Path, settings: Settings, factory: TargetFactory = sim_factory,
+             log: Callable[[str], None] | None = None) -> Outcome:
+    """Parse and run one script; every failure (syntax included) is an Outcome."""
+    try:
+        script = parse_file(path, settings.defines)
+        opts, tcfg = configure(script, settings)
+    except DrillSyntaxError as exc:
+        return Outcome(str(path), False, str(exc), exc.reason.startswith("unsupported"))
+    except OptionError as exc:
+        return Outcome(str(path), False, f"{exc}", "unsupported" in str(exc))
+    target = factory(tcfg, opts)
+    try:
+        for init in settings.init_scripts:
+            err = target.shell(init)
+            if err:
+                return Outcome(str(path), False, f"{path}: error executing init script "
+                                                 f"{init}: {err}", err.startswith("unsupported"))
+        return Runner(script, target, opts, log).run()
+    finally:
+        target.close()

@@ -1,0 +1,406 @@
+"""The system calls of a script, made on a synack :class:`~synack.stack.Stack`.
+
+Each call is one function ``(target, call) -> SyscallResult | Block``: a result
+right away, or a :class:`Block` (the socket is blocking and the call cannot finish
+yet) whose ``retry`` the target runs again after every packet and timer until it
+returns a result. Errors are Linux's errno names. Descriptors are numbered as
+Linux numbers them in a fresh process (the lowest free one from 3). What synack
+does not have raises :class:`~synack.drill.target.Unsupported`.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from synack.drill.constants import SYMBOLS, errno_name
+from synack.drill.target import SysCall, SyscallResult, Unsupported
+from synack.tcp.state import State
+
+if TYPE_CHECKING:
+    from synack.drill.sim_target import SimTarget
+
+S = SYMBOLS
+_CONNECTING = (State.SYN_SENT, State.SYN_RECEIVED)
+Retry = Callable[[], "SyscallResult | None"]
+
+
+@dataclass(slots=True)
+class Block:
+    """A blocking call that has not finished: ``retry()`` is None until it has;
+    at ``deadline_us`` (poll's timeout) it returns ``on_timeout()`` instead."""
+
+    retry: Retry
+    deadline_us: int | None = None
+    on_timeout: Callable[[], SyscallResult] | None = None
+
+
+def _err(exc: OSError) -> SyscallResult:
+    return SyscallResult(-1, errno_name(exc.errno or 0))
+
+
+def _arg(call: SysCall, i: int, default: object = None) -> object:
+    return call.args[i] if i < len(call.args) else default
+
+
+def _int(call: SysCall, i: int, default: int = 0) -> int:
+    v = _arg(call, i, default)
+    if v is None:
+        return default
+    if isinstance(v, list) and len(v) == 1 and isinstance(v[0], int):
+        return v[0]
+    if not isinstance(v, int):
+        raise Unsupported(f"unsupported: {call.name} argument {i + 1} {v!r}")
+    return v
+
+
+def _data(call: SysCall, buf: object, n: int) -> bytes:
+    if isinstance(buf, bytes):
+        return buf[:n].ljust(n, b"\0")
+    return bytes(n)
+
+
+def do_call(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    """Make ``call`` on the target's stack."""
+    fn = _CALLS.get(call.name)
+    if fn is None:
+        raise Unsupported(f"unsupported: system call {call.name}() in simulation")
+    try:
+        return fn(t, call)
+    except OSError as exc:
+        return _err(exc)
+
+
+# --- sockets ---------------------------------------------------------------------------
+
+def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
+    domain, type_ = _arg(call, 0), _int(call, 1, S["SOCK_STREAM"])
+    if domain not in (None, S["AF_INET"]):
+        raise Unsupported("unsupported: socket domain other than AF_INET (IPv6 is issue 14)")
+    if type_ & 0xF != S["SOCK_STREAM"] or _arg(call, 2) not in (None, 0, S["IPPROTO_TCP"]):
+        raise Unsupported("unsupported: sockets other than TCP (SOCK_STREAM, IPPROTO_TCP)")
+    fd = t.new_fd(t.stack.socket())
+    if type_ & S["SOCK_NONBLOCK"]:
+        t.nonblock.add(fd)
+    return SyscallResult(fd)
+
+
+def _addr(t: SimTarget, value: object, default: tuple[str, int]) -> tuple[str, int]:
+    if value is None:
+        return default
+    if isinstance(value, dict):
+        if value.get("sa_family") not in (None, S["AF_INET"]):
+            raise Unsupported("unsupported: socket addresses other than AF_INET")
+        ip = value.get("sin_addr", default[0])
+        port = value.get("sin_port", default[1])
+        return (ip if isinstance(ip, str) else default[0],
+                port if isinstance(port, int) else default[1])
+    raise Unsupported(f"unsupported: socket address {value!r}")
+
+
+def _bind(t: SimTarget, call: SysCall) -> SyscallResult:
+    fd = t.sfd(call)
+    t.stack.bind(fd, _addr(t, _arg(call, 1), (t.cfg.local_ip, t.bind_port)))
+    return SyscallResult(0)
+
+
+def _listen(t: SimTarget, call: SysCall) -> SyscallResult:
+    t.stack.listen(t.sfd(call), _int(call, 1, 128))
+    return SyscallResult(0)
+
+
+def _accept(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    script_fd = _int(call, 0)
+    fd = t.sfd(call)
+
+    def attempt() -> SyscallResult | None:
+        got = t.stack.accept_some(fd)
+        if got is None:
+            return None
+        return SyscallResult(t.new_fd(got[0]))
+    return t.maybe_block(script_fd, attempt)
+
+
+def _connect(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    script_fd = _int(call, 0)
+    fd = t.sfd(call)
+    addr = _addr(t, _arg(call, 1), (t.cfg.remote_ip, t.connect_port))
+    code = t.stack.connect_ex(fd, addr, now=t.now)
+    if code != errno.EINPROGRESS or script_fd in t.nonblock:
+        return SyscallResult(-1 if code else 0, errno_name(code) if code else None)
+
+    def attempt() -> SyscallResult | None:
+        conn = t.stack.connection(fd)
+        if conn is not None and conn.state in _CONNECTING:
+            return None
+        code = t.stack.connect_ex(fd, addr, now=t.now)
+        return SyscallResult(-1 if code else 0, errno_name(code) if code else None)
+    return Block(attempt)
+
+
+def _close(t: SimTarget, call: SysCall) -> SyscallResult:
+    fd = t.sfd(call)
+    t.stack.close(fd, now=t.now)
+    t.free_fd(_int(call, 0))
+    return SyscallResult(0)
+
+
+def _shutdown(t: SimTarget, call: SysCall) -> SyscallResult:
+    t.stack.shutdown(t.sfd(call), _int(call, 1), now=t.now)
+    return SyscallResult(0)
+
+
+# --- data ------------------------------------------------------------------------------
+
+def _send_flags(call: SysCall, flags: int) -> None:
+    bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_NOSIGNAL"] | S["MSG_OOB"] | S["MSG_MORE"]
+                    | S["MSG_EOR"])
+    if bad & S["MSG_FASTOPEN"]:
+        raise Unsupported("unsupported: TCP Fast Open (MSG_FASTOPEN)")
+    if bad:
+        raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
+    if flags & S["MSG_MORE"]:
+        raise Unsupported("unsupported: MSG_MORE")
+
+
+def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> SyscallResult | Block:
+    _send_flags(call, flags)
+    script_fd = _int(call, 0)
+    fd = t.sfd(call)
+    oob = flags & S["MSG_OOB"]
+    total = len(data)
+    sent = 0
+    nonblock = script_fd in t.nonblock or flags & S["MSG_DONTWAIT"]
+
+    def attempt() -> SyscallResult | None:
+        nonlocal sent
+        try:
+            while sent < total or total == 0:
+                n = t.stack.send(fd, data[sent:], now=t.now, flags=S["MSG_OOB"] if oob else 0)
+                sent += n
+                if total == 0:
+                    break
+        except BlockingIOError:
+            if sent and nonblock:
+                return SyscallResult(sent)
+            if nonblock:
+                return SyscallResult(-1, "EAGAIN")
+            return None
+        except OSError as exc:
+            if sent:
+                return SyscallResult(sent)
+            return _err(exc)
+        finally:
+            t.collect()
+        return SyscallResult(sent)
+    first = attempt()
+    return first if first is not None else Block(attempt)
+
+
+def _write(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    n = _int(call, 2)
+    return _write_common(t, call, _data(call, _arg(call, 1), n), 0)
+
+
+def _send(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    n = _int(call, 2)
+    return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3))
+
+
+def _iov_len(call: SysCall, iov: object) -> int:
+    if not isinstance(iov, list):
+        raise Unsupported(f"unsupported: {call.name} iovec {iov!r}")
+    total = 0
+    for item in iov:
+        if isinstance(item, tuple) and item and isinstance(item[-1], int):
+            total += item[-1]
+        elif isinstance(item, dict) and isinstance(item.get("iov_len"), int):
+            total += int(item["iov_len"])  # type: ignore[call-overload]
+        else:
+            raise Unsupported(f"unsupported: {call.name} iovec entry {item!r}")
+    return total
+
+
+def _writev(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    return _write_common(t, call, bytes(_iov_len(call, _arg(call, 1))), 0)
+
+
+def _msg_len(call: SysCall) -> int:
+    msg = _arg(call, 1)
+    if not isinstance(msg, dict) or "msg_iov" not in msg:
+        raise Unsupported(f"unsupported: {call.name} message {msg!r}")
+    if msg.get("msg_control"):
+        raise Unsupported("unsupported: control messages (msg_control)")
+    return _iov_len(call, msg["msg_iov"])
+
+
+def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2))
+
+
+def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResult | Block:
+    bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_OOB"])
+    if bad:
+        raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
+    script_fd = _int(call, 0)
+    fd = t.sfd(call)
+    nonblock = script_fd in t.nonblock or bool(flags & S["MSG_DONTWAIT"])
+
+    def attempt() -> SyscallResult | None:
+        try:
+            data = t.stack.recv_some(fd, n, now=t.now, flags=flags & S["MSG_OOB"])
+        except OSError as exc:
+            return _err(exc)
+        finally:
+            t.collect()
+        if data is None:
+            return SyscallResult(-1, "EAGAIN") if nonblock else None
+        return SyscallResult(len(data), out={"data": data})
+    first = attempt()
+    return first if first is not None else Block(attempt)
+
+
+def _read(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    return _read_common(t, call, _int(call, 2), 0)
+
+
+def _recv(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    return _read_common(t, call, _int(call, 2), _int(call, 3))
+
+
+def _readv(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    return _read_common(t, call, _iov_len(call, _arg(call, 1)), 0)
+
+
+def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    return _read_common(t, call, _msg_len(call), _int(call, 2))
+
+
+# --- options and control ---------------------------------------------------------------
+
+_TCP_INFO = S["TCP_INFO"]
+
+
+def _setsockopt(t: SimTarget, call: SysCall) -> SyscallResult:
+    fd = t.sfd(call)
+    level, opt, val = _int(call, 1), _int(call, 2), _arg(call, 3)
+    value: int | bytes
+    if isinstance(val, list) and len(val) == 1 and isinstance(val[0], int):
+        value = val[0]
+    elif isinstance(val, int):
+        value = val
+    elif isinstance(val, dict) and ("l_onoff" in val or "onoff" in val):
+        onoff = val.get("l_onoff", val.get("onoff", 0))
+        secs = val.get("l_linger", val.get("linger", 0))
+        value = struct.pack("ii", int(onoff or 0), int(secs or 0))  # type: ignore[call-overload]
+    elif isinstance(val, bytes):
+        value = val
+    else:
+        raise Unsupported(f"unsupported: setsockopt value {val!r}")
+    try:
+        t.stack.setsockopt(fd, level, opt, value, now=t.now)
+    except TypeError:
+        raise Unsupported(f"unsupported: setsockopt {_opt_name(level, opt)} with "
+                          f"value {val!r}") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOPROTOOPT:
+            raise Unsupported(f"unsupported: setsockopt {_opt_name(level, opt)}") from None
+        raise
+    finally:
+        t.collect()
+    return SyscallResult(0)
+
+
+def _opt_name(level: int, opt: int) -> str:
+    prefixes = {S["SOL_SOCKET"]: "SO_", S["IPPROTO_TCP"]: "TCP_", 0: "IP_"}.get(level, "?")
+    for name, value in S.items():
+        if name.startswith(prefixes) and value == opt:
+            return name
+    return f"level {level} option {opt}"
+
+
+def _getsockopt(t: SimTarget, call: SysCall) -> SyscallResult:
+    fd = t.sfd(call)
+    level, opt = _int(call, 1), _int(call, 2)
+    try:
+        value = t.stack.getsockopt(fd, level, opt)
+    except OSError as exc:
+        if exc.errno == errno.ENOPROTOOPT:
+            raise Unsupported(f"unsupported: getsockopt {_opt_name(level, opt)}") from None
+        raise
+    if isinstance(value, int):
+        return SyscallResult(0, out={"optval": value, "optlen": 4})
+    want = _arg(call, 4)
+    n = want[0] if isinstance(want, list) and want and isinstance(want[0], int) else len(value)
+    return SyscallResult(0, out={"optval": value[:n], "optlen": min(n, len(value))})
+
+
+def _fcntl(t: SimTarget, call: SysCall) -> SyscallResult:
+    script_fd = _int(call, 0)
+    t.sfd(call)
+    cmd = _int(call, 1)
+    if cmd == S["F_GETFL"]:
+        flags = S["O_RDWR"] | (S["O_NONBLOCK"] if script_fd in t.nonblock else 0)
+        return SyscallResult(flags)
+    if cmd == S["F_SETFL"]:
+        if _int(call, 2) & S["O_NONBLOCK"]:
+            t.nonblock.add(script_fd)
+        else:
+            t.nonblock.discard(script_fd)
+        return SyscallResult(0)
+    raise Unsupported(f"unsupported: fcntl command {cmd}")
+
+
+def _ioctl(t: SimTarget, call: SysCall) -> SyscallResult:
+    fd = t.sfd(call)
+    req = _int(call, 1)
+    conn = t.stack.connection(fd)
+    if req == S["SIOCINQ"]:
+        value = conn.recv_q if conn is not None else 0
+    elif req == S["SIOCOUTQ"]:
+        value = conn.send_q if conn is not None else 0
+    else:
+        raise Unsupported(f"unsupported: ioctl request {req:#x}")
+    return SyscallResult(0, out={"value": value})
+
+
+def _getname(t: SimTarget, call: SysCall) -> SyscallResult:
+    fd = t.sfd(call)
+    if call.name == "getpeername":
+        t.stack.getpeername(fd)
+    return SyscallResult(0)
+
+
+def _poll(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    fds = _arg(call, 0)
+    timeout = _int(call, 2, -1)
+    if not isinstance(fds, list):
+        raise Unsupported("unsupported: poll() without a pollfd list")
+
+    def attempt() -> SyscallResult | None:
+        revents = [t.revents(p) for p in fds]
+        ready = sum(1 for r in revents if r)
+        if ready or timeout == 0:
+            return SyscallResult(ready, out={"revents": revents})
+        return None
+
+    def timed_out() -> SyscallResult:
+        return SyscallResult(0, out={"revents": [0] * len(fds)})
+    first = attempt()
+    if first is not None:
+        return first
+    deadline = None if timeout < 0 else t.now + timeout * 1000
+    return Block(attempt, deadline, timed_out)
+
+
+_CALLS: dict[str, Callable[[SimTarget, SysCall], SyscallResult | Block]] = {
+    "socket": _socket, "bind": _bind, "listen": _listen, "accept": _accept,
+    "accept4": _accept, "connect": _connect, "close": _close, "shutdown": _shutdown,
+    "write": _write, "send": _send, "sendto": _send, "writev": _writev, "sendmsg": _sendmsg,
+    "read": _read, "recv": _recv, "recvfrom": _recv, "readv": _readv, "recvmsg": _recvmsg,
+    "setsockopt": _setsockopt, "getsockopt": _getsockopt, "fcntl": _fcntl, "ioctl": _ioctl,
+    "getsockname": _getname, "getpeername": _getname, "poll": _poll,
+}

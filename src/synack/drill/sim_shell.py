@@ -1,0 +1,149 @@
+"""A script's shell commands, understood without a shell, for the simulated target.
+
+Scripts (and ``../common/defaults.sh``, which they run first) change the kernel
+with a few kinds of command; in simulation each is read, not run:
+
+- ``sysctl [-q] [-w] NAME=VALUE...``, ``echo VALUE > /proc/sys/...`` and
+  ``set_sysctls.py /proc/sys/...=VALUE...`` set synack's sysctl of that name;
+- ``.../defaults.sh`` is read (relative to the script's directory) line by line;
+- harmless for a simulated host, hence ignored: ``ip tcp_metrics flush`` (synack
+  keeps no route metrics), ``tc qdisc add|replace ... pfifo|pfifo_fast`` (synack
+  sends in FIFO order), ``nstat`` with its output discarded, and the
+  ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
+- anything else is ``unsupported: ...`` and fails the script.
+
+A sysctl synack does not have is ignored inside ``defaults.sh`` (it sets many
+that are about features synack lacks; ``-v`` lists them) and is unsupported in a
+script's own commands, which set one only when the test depends on it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from synack.config import KNOBS, Sysctl, SysctlError
+
+_ARITH = re.compile(r"\$\(\(([0-9+\-*/ ()]+)\)\)")
+_PROC = "/proc/sys/"
+
+
+class Shell:
+    """Applies commands to ``cfg``; ``notes`` records what was ignored."""
+
+    def __init__(self, cfg: Sysctl, script_dir: Path) -> None:
+        self.cfg = cfg
+        self.dir = script_dir
+        self.notes: list[str] = []
+
+    def run(self, command: str, *, init: bool = False) -> str | None:
+        """None on success, else the reason (``unsupported: ...`` or a sysctl error)."""
+        text = command.replace("\\\n", " ")
+        text = _ARITH.sub(lambda m: str(_arith(m.group(1))), text)
+        text = text.replace("${PPID}", "0").replace("$PPID", "0")
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            for part in re.split(r"\s*(?:&&|;)\s*", line):
+                if part:
+                    err = self.simple(part, init)
+                    if err:
+                        return err
+        return None
+
+    def simple(self, cmd: str, init: bool) -> str | None:
+        quiet = re.sub(r"\s*(?:[12]?>\s*/dev/null|2>&1)\s*", " ", cmd).strip()
+        try:
+            words = shlex.split(quiet)
+        except ValueError as exc:
+            return f"unsupported: cannot read command {cmd!r}: {exc}"
+        if not words:
+            return None
+        prog = words[0].rsplit("/", 1)[-1]
+        if prog == "defaults.sh":
+            return self.defaults(words[0])
+        if prog == "set_sysctls.py":
+            return self.assign_all([w.removeprefix(_PROC)
+                                    for w in words[1:]], init, cmd)
+        if prog == "sysctl":
+            return self.assign_all([w for w in words[1:] if not w.startswith("-")], init, cmd)
+        if prog == "echo" and ">" in quiet:
+            value, _, target = quiet[len("echo"):].partition(">")
+            target = target.strip()
+            if target.startswith(_PROC):
+                return self.assign_all([f"{target[len(_PROC):]}={value.strip().strip(chr(34))}"],
+                                       init, cmd)
+            return f"unsupported: {cmd.strip()!r} in simulation"
+        if prog.startswith("sysctl_restore_"):
+            return None
+        if words[:3] == ["ip", "tcp_metrics", "flush"]:
+            return None
+        if prog == "tc" and len(words) >= 2 and words[1] == "qdisc" and \
+                words[-1] in ("pfifo", "pfifo_fast"):
+            return None
+        if prog == "nstat" and quiet != cmd.strip() and "|" not in cmd:
+            return None
+        return f"unsupported: shell command {cmd.strip()!r} in simulation"
+
+    def defaults(self, path: str) -> str | None:
+        file = (self.dir / path).resolve()
+        if not file.is_file():
+            self.notes.append(f"{path} not found: synack's Linux defaults stay")
+            return None
+        body = file.read_text(errors="replace")
+        return self.run(body, init=True)
+
+    def assign_all(self, assignments: list[str], init: bool, cmd: str) -> str | None:
+        for a in assignments:
+            name, sep, value = a.partition("=")
+            if not sep:
+                continue
+            name = name.strip().replace("/", ".")
+            value = value.strip().strip('"')
+            if name not in KNOBS:
+                if init:
+                    self.notes.append(f"ignored sysctl {name}={value} (not in synack)")
+                    continue
+                return f"unsupported: sysctl {name} (synack does not have it)"
+            try:
+                self.cfg.set(name, value)
+            except SysctlError as exc:
+                return f"sysctl: {exc}"
+        return None
+
+
+def _arith(expr: str) -> int:
+    """``$((15*1024*1024))``: integer arithmetic of digits and + - * / only."""
+    tokens = re.findall(r"\d+|[+\-*/()]", expr)
+    pos = 0
+
+    def atom() -> int:
+        nonlocal pos
+        tok = tokens[pos]
+        pos += 1
+        if tok == "(":
+            v = add()
+            pos += 1
+            return v
+        if tok == "-":
+            return -atom()
+        return int(tok)
+
+    def mul() -> int:
+        nonlocal pos
+        v = atom()
+        while pos < len(tokens) and tokens[pos] in "*/":
+            op = tokens[pos]
+            pos += 1
+            v = v * atom() if op == "*" else v // atom()
+        return v
+
+    def add() -> int:
+        nonlocal pos
+        v = mul()
+        while pos < len(tokens) and tokens[pos] in "+-":
+            op = tokens[pos]
+            pos += 1
+            v = v + mul() if op == "+" else v - mul()
+        return v
+    return add()
