@@ -51,8 +51,7 @@ _FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98}.get(platf
 _SETTLE_S = 0.0005          # two looks this far apart must both see the call asleep
 _SHELL_TIMEOUT_S = 120
 _SPIN_US = 200              # sleep until this close to an event's time, then spin
-_JIFFY_TICKS = 10           # run.c schedule_start_time_usecs: watch 10 ticks of times(2)
-_JIFFY_OFFSET_US = 250      # ... and start this far into the next jiffy
+_JIFFY_OFFSET_US = 250      # run.c schedule_start_time_usecs: start this far into a jiffy
 _MCL_CURRENT_FUTURE = 3     # mlockall(MCL_CURRENT | MCL_FUTURE)
 _realtime_done = False
 
@@ -85,19 +84,26 @@ def _realtime() -> None:
 
 
 def _jiffy_aligned_now_us() -> int:
-    """packetdrill's ``schedule_start_time_usecs``: spin until the jiffies clock has ticked
-    a few times, then start a little into a jiffy, so the kernel's RTT samples (kept in
-    jiffies) do not land on a tick edge and come out one jiffy off at random."""
+    """packetdrill's ``schedule_start_time_usecs``: start a little after a tick of the
+    jiffies clock, so the kernel's RTT samples (kept in jiffies) do not land on a tick
+    edge and come out one jiffy off at random.
+
+    packetdrill spins through ten ticks of ``times(2)``; spinning 100 ms at real-time
+    priority would starve the rest of a busy machine, so this finds one tick coarsely
+    (sampling every half millisecond), sleeps until just before the next one
+    (``times(2)`` ticks every 1/CLK_TCK s) and spins only for that last stretch.
+    """
+    tick_us = 1_000_000 // os.sysconf("SC_CLK_TCK")
     last = os.times().elapsed
-    ticks = 0
-    start = TunWire.now_us()
-    while ticks < _JIFFY_TICKS:
-        now = os.times().elapsed
-        if now != last:
-            start = TunWire.now_us()
-            ticks += 1
-        last = now
-    start += _JIFFY_OFFSET_US
+    while os.times().elapsed == last:
+        time.sleep(0.0005)
+    edge = TunWire.now_us()
+    time.sleep(max(tick_us - 1500, 0) / 1e6)
+    last = os.times().elapsed
+    deadline = edge + 2 * tick_us
+    while os.times().elapsed == last and TunWire.now_us() < deadline:
+        pass
+    start = TunWire.now_us() + _JIFFY_OFFSET_US
     while TunWire.now_us() < start:
         pass
     return start
@@ -405,13 +411,30 @@ def make_target(config: TargetConfig, opts: RunOptions) -> KernelTarget:
     In a child of :func:`run_file_isolated` the namespace is already fresh. Called
     anywhere else (a process that only runs scripts), it first moves the calling
     thread into a new network namespace of its own, one per script; the process's
-    exit removes the last one. Raises ``OSError`` (one line) without root.
+    exit removes the last one; ctrl-C then ends the process at once with one line (the
+    kernel frees the namespace, its devices and sockets). Without root it says so in one
+    line and exits with status 2.
     """
     if not is_root():
-        raise OSError(NEEDS_ROOT)
+        sys.stdout.flush()
+        sys.stderr.write(NEEDS_ROOT + "\n")
+        raise SystemExit(2)
     if not _isolated:
         enter_fresh_netns(die_with_parent=False)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _interrupted)
+            signal.signal(signal.SIGTERM, _interrupted)
     return KernelTarget(config, bind_port=opts.bind_port, connect_port=opts.connect_port)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    """ctrl-C or SIGTERM during a kernel run in this process: one line, then exit."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.write("synack drill --kernel: interrupted\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(128 + signum)
 
 
 def run_file_isolated(path: str | Path, settings: Settings,
