@@ -368,8 +368,13 @@ class KernelCalls:
         anc = [(_int(c.get("cmsg_level"), "cmsg_level"), _int(c.get("cmsg_type"), "cmsg_type"),
                 _cmsg_data(c.get("cmsg_data")))
                for c in (msg.get("msg_control") or []) if isinstance(c, dict)]
-        return SyscallResult(sock.sendmsg(_iov_data(msg.get("msg_iov", [])), anc,
-                                          _int(flags, "flags", 0)))
+        data = _iov_data(msg.get("msg_iov", []))
+        fl = _int(flags, "flags", 0)
+        if "msg_name" in msg:                  # msg_name(...)=...: the connect address
+            where = self._address(msg.get("msg_name"), self.remote_ip, self.connect_port)
+            if where is not None:
+                return SyscallResult(sock.sendmsg(data, anc, fl, where))
+        return SyscallResult(sock.sendmsg(data, anc, fl))
 
     def _sys_recvmsg(self, args: tuple[object, ...]) -> SyscallResult:
         fd, msg, flags = self._args(args, 3, "recvmsg")[:3]
