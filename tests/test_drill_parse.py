@@ -202,6 +202,8 @@ def test_our_own_scripts_parse() -> None:
     ("0 close(3) = 0\n+0 < X 0:0(0) win 1\n", 2, "bad TCP flags"),
     ("0 close(3\n", 1, "expected ')'"),
     ("", 1, "no events"),
+    ("0 f(" + "[" * 500 + ") = 0\n", 1, "nested more than 64 deep"),
+    ("0 f(" + "A|" * 500 + "A) = 0\n", 1, "more than 64 terms"),
 ])
 def test_errors_name_file_and_line(text: str, line: int, reason: str) -> None:
     message = error(text)

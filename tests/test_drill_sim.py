@@ -126,6 +126,17 @@ def test_an_inbound_ack_field_is_mapped_to_the_stacks_isn(tmp_path: Path) -> Non
 """)
 
 
+def test_ioctl_values_are_checked(tmp_path: Path) -> None:
+    out = fails(tmp_path, LISTEN + """\
+   +0 accept(3, ..., ...) = 4
+   +0 < P. 1:101(100) ack 1 win 257
+   +0 > . 1:1(0) ack 101
+   +0 ioctl(4, SIOCINQ, [99]) = 0
+""")
+    assert "runtime error in ioctl call: Bad ioctl optval: expected: 99 actual: 100" in \
+        out.message
+
+
 def test_an_echo_of_an_unknown_ts_val_is_an_error(tmp_path: Path) -> None:
     out = fails(tmp_path, """\
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -144,11 +155,21 @@ def test_a_missing_packet_times_out(tmp_path: Path) -> None:
 
 
 def test_an_icmp_error_reaches_the_connection(tmp_path: Path) -> None:
+    # Fragmentation needed: the segment is sent again cut to the new MSS (700 - 40).
     passes(tmp_path, LISTEN + """\
    +0 accept(3, ..., ...) = 4
    +0 write(4, ..., 1000) = 1000
    +0 > P. 1:1001(1000) ack 1
    +0 < icmp unreachable frag_needed mtu 700 [1:1001(1000)]
+   +0 > . 1:661(660) ack 1
+   +0 > P. 661:1001(340) ack 1
+""")
+
+
+def test_poll_times_out_with_nothing_ready(tmp_path: Path) -> None:
+    passes(tmp_path, LISTEN + """\
+   +0 accept(3, ..., ...) = 4
+   +0...0.100 poll([{fd=4, events=POLLIN, revents=0}], 1, 100) = 0
 """)
 
 
@@ -291,6 +312,14 @@ def test_unsupported_features_say_so(tmp_path: Path) -> None:
     out = fails(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
                           "+0 setsockopt(3, SOL_SOCKET, SO_BOGUS, [1], 4) = 0\n")
     assert "bad symbol: unknown name 'SO_BOGUS'" in out.message
+
+
+def test_cleanup_command_runs_and_its_failure_counts(tmp_path: Path) -> None:
+    passes(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
+                     "`/tmp/sysctl_restore_${PPID}.sh`\n")
+    out = fails(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n`reboot`\n")
+    assert out.message.endswith("t.pkt: error executing cleanup command: unsupported: shell "
+                                "command 'reboot' in simulation")
 
 
 def test_ipv6_is_refused_in_one_line(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--remote_ip", metavar="IP", help="the script's address (default 192.0.2.1)")
     p.add_argument("--mtu", type=int, help="MTU of the stack's link (default 1500)")
     p.add_argument("--init_scripts", metavar="CMD", action="append", default=[],
-                   help="a command to run before each script (sysctls)")
+                   help="commands (comma-separated) to run before each script")
     p.add_argument("--gateway_ip", help=argparse.SUPPRESS)
     p.add_argument("--netmask_ip", help=argparse.SUPPRESS)
     p.add_argument("--send_omit_free", action="store_true", help=argparse.SUPPRESS)
@@ -65,11 +65,15 @@ def run(args: argparse.Namespace) -> int:
         extra["gateway_ip"] = args.gateway_ip
     if args.netmask_ip:
         extra["netmask_ip"] = args.netmask_ip
+    if args.send_omit_free:
+        extra["send_omit_free"] = None
     settings = Settings(tolerance_us=args.tolerance_usecs,
                         tolerance_percent=args.tolerance_percent,
                         local_ip=args.local_ip, remote_ip=args.remote_ip, mtu=args.mtu,
                         ip_version=args.ip_version, defines=defines,
-                        init_scripts=tuple(args.init_scripts), extra=extra,
+                        init_scripts=tuple(c for arg in args.init_scripts
+                                           for c in arg.split(",") if c),
+                        extra=extra,
                         verbose=args.verbose)
     factory = _factory(args.kernel)
     log = print if args.verbose else None

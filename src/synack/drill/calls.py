@@ -85,7 +85,7 @@ def make_call(ev: ast.SyscallEvent, fds: dict[int, int]) -> SysCall:
     if name == "poll" and args and isinstance(args[0], list):
         args[0] = [dict(p, fd=_fd(p.get("fd"), fds, "pollfd")) if isinstance(p, dict) else p
                    for p in args[0]]
-    return SysCall(name, tuple(args), ev.line)
+    return SysCall(name, tuple(args), ev.line, ev.end is not None)
 
 
 def expected_int(expr: ast.Expr) -> int | None:
@@ -118,6 +118,13 @@ def check_result(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
 
 
 def _check_outputs(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
+    if ev.name == "ioctl" and len(ev.args) == 3 and res.ret >= 0:
+        want = evaluate(ev.args[2])
+        if isinstance(want, list) and len(want) == 1:
+            want = want[0]
+        got = res.out.get("value")
+        if isinstance(want, int) and want != got:
+            return f"Bad ioctl optval: expected: {want} actual: {got}"
     if ev.name == "getsockopt" and len(ev.args) >= 4 and res.ret >= 0:
         return _check_optval(ev.args[3], ev.args[4] if len(ev.args) > 4 else None, res)
     if ev.name == "poll" and ev.args and isinstance(ev.args[0], ast.ListExpr) and res.ret >= 0:

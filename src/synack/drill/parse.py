@@ -27,6 +27,7 @@ from pathlib import Path
 from synack.drill import ast
 from synack.drill.lexer import DrillSyntaxError, Token, tokenize
 
+MAX_DEPTH = 64            # nesting of [ { ( and terms of |: far beyond any real script
 _ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 _IP_WORDS = (*_ECN_WORDS, "tos", "ttl", "flowlabel")
 
@@ -52,6 +53,7 @@ class _Parser:
         self.i = 0
         self.path = path
         self.lines = text.splitlines()
+        self.depth = 0
 
     # --- token helpers ---------------------------------------------------------------
 
@@ -443,10 +445,18 @@ class _Parser:
         return items
 
     def expr(self) -> ast.Expr:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.error(f"expression nested more than {MAX_DEPTH} deep")
         left = self.primary()
+        terms = 1
         while self.is_char("|"):
             self.next()
+            terms += 1
+            if terms > MAX_DEPTH:
+                raise self.error(f"more than {MAX_DEPTH} terms joined by '|'")
             left = ast.BinOp("|", left, self.primary())
+        self.depth -= 1
         return left
 
     def primary(self) -> ast.Expr:

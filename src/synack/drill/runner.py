@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 from synack.drill import ast
 from synack.drill.calls import FD_RESULT, CallError, check_result, expected_int, make_call
+from synack.drill.constants import SYMBOLS
 from synack.drill.packets import (
     Conn,
     Live,
@@ -122,11 +123,23 @@ class Runner:
         self.last_us = 0                       # script time of the previous event
         self.ev_line = 0
         self.next_port = EPHEMERAL_BASE
+        self.init_done = False
 
     # --- driving ---------------------------------------------------------------------
 
     def run(self) -> Outcome:
-        """Every event, then the code blocks; never raises for a script's failure."""
+        """Every event, then the code blocks, then the cleanup command (packetdrill runs
+        it whether the script passed or not, once the init command ran); never raises
+        for a script's failure."""
+        out = self._run()
+        if self.init_done and self.script.cleanup_command:
+            err = self.target.shell(self.script.cleanup_command)
+            if err and out.passed:
+                return Outcome(out.path, False, f"{out.path}: error executing cleanup "
+                                                f"command: {err}", err.startswith("unsupported"))
+        return out
+
+    def _run(self) -> Outcome:
         path = self.script.path
         try:
             if self.script.init_command:
@@ -134,6 +147,7 @@ class Runner:
                 if err:
                     raise Failure(f"{path}:{self.script.init_line}: error executing init "
                                   f"command: {err}", unsupported=err.startswith("unsupported"))
+            self.init_done = True
             self.live0 = self.target.now_us()
             for ev in self.script.events:
                 self.ev_line = ev.line
@@ -321,10 +335,11 @@ class Runner:
         t_actual = parts[0][0] if len(parts) == 1 else parts[-1][0]
         live = parts[0][1] if len(parts) == 1 else aggregate([p for _, p in parts])
         if got != pkt.length:
+            _, shown = verify(pkt, ev.ip, live, conn)     # mapped, for the message only
             raise self.fail(ev, f"error handling packet: live packet payload: expected "
                                 f"{pkt.length} bytes vs actual {got} bytes"
                                 f"\nscript packet: {_sec(start):>9} {script_text(pkt)}"
-                                f"\nactual packet: {_sec(t_actual):>9} {live_text(live)}")
+                                f"\nactual packet: {_sec(t_actual):>9} {live_text(shown)}")
         ts_tol = max(self.opts.tolerance_us, int(self.opts.tolerance_percent / 100 * start))
         err, actual = verify(pkt, ev.ip, live, conn, self.opts.ts_tick_us, ts_tol)
         conn.last_out = live
@@ -339,7 +354,8 @@ class Runner:
                              self.last_us if self.last_ev is not None else None,
                              "outbound packet", offset)
         except Failure as exc:
-            raise Failure(f"{exc}{dump}") from None
+            where, _, what = str(exc).partition(": ")
+            raise Failure(f"{where}: error handling packet: {what}{dump}") from None
 
     # --- calls -------------------------------------------------------------------------
 
@@ -444,7 +460,6 @@ class Runner:
         return self.target.tcp_info(self.fds[conn.script_fd])
 
     def run_codes(self) -> None:
-        from synack.drill.constants import SYMBOLS
         env: dict[str, object] = {k: v for k, v in SYMBOLS.items()
                                   if k.startswith(("TCPI_", "TCP_"))}
         for code in self.codes:
@@ -461,6 +476,15 @@ class Runner:
                                          f"{exc}") from None
 
 
+def _names(expr: ast.Expr) -> set[str]:
+    """Every constant name in an expression (``MSG_FASTOPEN|MSG_DONTWAIT``)."""
+    if isinstance(expr, ast.Name):
+        return {expr.name}
+    if isinstance(expr, ast.BinOp):
+        return _names(expr.left) | _names(expr.right)
+    return set()
+
+
 def _has_fastopen(ev: ast.SyscallEvent) -> bool:
-    return any(isinstance(a, ast.Name) and a.name == "MSG_FASTOPEN" or
-               isinstance(a, ast.BinOp) and "MSG_FASTOPEN" in repr(a) for a in ev.args)
+    """sendto/sendmsg with MSG_FASTOPEN connects, as connect() does."""
+    return any("MSG_FASTOPEN" in _names(a) for a in ev.args)

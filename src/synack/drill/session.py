@@ -26,12 +26,11 @@ from synack.drill.target import Target, TargetConfig
 _INT_OPTS = {"tolerance_usecs": "tolerance_us", "tcp_ts_tick_usecs": "ts_tick_us",
              "bind_port": "bind_port", "connect_port": "connect_port"}
 _FLAG_OPTS = {"tcp_ts_ecr_scaled": "ts_ecr_scaled", "strict_segments": "strict_segments"}
-# Accepted and without effect here: they tune packetdrill's live (kernel) mode only.
-IGNORED_OPTS = frozenset(("send_omit_free", "gateway_ip", "netmask_ip", "speed",
-                          "non_fatal", "dry_run", "verbose", "wire_client", "wire_server",
-                          "so_filename", "so_flags", "code_command", "code_format",
-                          "code_sockopt", "mss", "mtu", "init_scripts", "define",
-                          "ip_version", "local_ip", "remote_ip", "tolerance_percent"))
+# Options the runner does not use: passed on to the target (TargetConfig.options), which
+# may use them (the kernel target: addresses of its device) or not (the simulator).
+TARGET_OPTS = frozenset(("send_omit_free", "gateway_ip", "netmask_ip", "speed", "non_fatal",
+                         "dry_run", "verbose", "so_filename", "so_flags", "code_command",
+                         "code_format", "code_sockopt", "mss", "init_scripts", "define"))
 
 TargetFactory = Callable[[TargetConfig, RunOptions], Target]
 
@@ -81,8 +80,8 @@ def _apply(opts: RunOptions, tcfg: TargetConfig, name: str, value: str | None,
         if isinstance(exc, OptionError):
             raise
         raise OptionError(f"{where}: bad --{name}: {value!r}") from None
-    if name in IGNORED_OPTS:
-        return opts, tcfg
+    if name in TARGET_OPTS:
+        return opts, replace(tcfg, options=(*tcfg.options, (name, value)))
     raise OptionError(f"{where}: unsupported: option --{name}")
 
 

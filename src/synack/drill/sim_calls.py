@@ -200,13 +200,24 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
     return first if first is not None else Block(attempt)
 
 
+def _null(call: SysCall, n: int) -> bool:
+    """A NULL buffer for a non-empty transfer: Linux's copy fails with EFAULT."""
+    return _arg(call, 1) == 0 and n > 0
+
+
 def _write(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     n = _int(call, 2)
+    if _null(call, n):
+        t.sfd(call)
+        return SyscallResult(-1, "EFAULT")
     return _write_common(t, call, _data(call, _arg(call, 1), n), 0)
 
 
 def _send(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     n = _int(call, 2)
+    if _null(call, n):
+        t.sfd(call)
+        return SyscallResult(-1, "EFAULT")
     return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3))
 
 
@@ -263,12 +274,20 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResu
     return first if first is not None else Block(attempt)
 
 
+def _read_null(t: SimTarget, call: SysCall) -> SyscallResult | None:
+    """EFAULT where a read into NULL would copy bytes (tcp_recvmsg's copy fails)."""
+    conn = t.stack.connection(t.sfd(call))
+    if _null(call, _int(call, 2)) and conn is not None and conn.recv_q:
+        return SyscallResult(-1, "EFAULT")
+    return None
+
+
 def _read(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _read_common(t, call, _int(call, 2), 0)
+    return _read_null(t, call) or _read_common(t, call, _int(call, 2), 0)
 
 
 def _recv(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _read_common(t, call, _int(call, 2), _int(call, 3))
+    return _read_null(t, call) or _read_common(t, call, _int(call, 2), _int(call, 3))
 
 
 def _readv(t: SimTarget, call: SysCall) -> SyscallResult | Block:

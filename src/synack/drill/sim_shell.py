@@ -8,13 +8,15 @@ with a few kinds of command; in simulation each is read, not run:
 - ``.../defaults.sh`` is read (relative to the script's directory) line by line;
 - harmless for a simulated host, hence ignored: ``ip tcp_metrics flush`` (synack
   keeps no route metrics), ``tc qdisc add|replace ... pfifo|pfifo_fast`` (synack
-  sends in FIFO order), ``nstat`` with its output discarded, and the
+  sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
+  link already carries segments of one MSS), ``nstat`` with its output discarded, and the
   ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
 - anything else is ``unsupported: ...`` and fails the script.
 
 A sysctl synack does not have is ignored inside ``defaults.sh`` (it sets many
 that are about features synack lacks; ``-v`` lists them) and is unsupported in a
-script's own commands, which set one only when the test depends on it.
+script's own commands, which set one only when the test depends on it -- unless
+the value is what synack does anyway (:data:`FIXED`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ from pathlib import Path
 
 from synack.config import KNOBS, Sysctl, SysctlError
 
+# Sysctls synack does not have, with the values that describe what it does anyway
+# (no ECN, no Fast Open, no MTU probing, cwnd restart after idle as RFC 5681 4.1):
+# setting one of these is a no-op, any other value is unsupported.
+FIXED: dict[str, frozenset[str]] = {
+    "net.ipv4.tcp_ecn": frozenset({"0"}),
+    "net.ipv4.tcp_fastopen": frozenset({"0", "0x0"}),
+    "net.ipv4.tcp_mtu_probing": frozenset({"0"}),
+    "net.ipv4.tcp_slow_start_after_idle": frozenset({"1"}),
+}
 _ARITH = re.compile(r"\$\(\(([0-9+\-*/ ()]+)\)\)")
 _PROC = "/proc/sys/"
 
@@ -83,6 +94,9 @@ class Shell:
             return None
         if prog == "nstat" and quiet != cmd.strip() and "|" not in cmd:
             return None
+        if prog == "ethtool" and len(words) > 3 and words[1] == "-K" and \
+                all(w == "off" for w in words[4::2]) and len(words) % 2 == 1:
+            return None
         return f"unsupported: shell command {cmd.strip()!r} in simulation"
 
     def defaults(self, path: str) -> str | None:
@@ -101,6 +115,8 @@ class Shell:
             name = name.strip().replace("/", ".")
             value = value.strip().strip('"')
             if name not in KNOBS:
+                if value in FIXED.get(name, ()):
+                    continue
                 if init:
                     self.notes.append(f"ignored sysctl {name}={value} (not in synack)")
                     continue

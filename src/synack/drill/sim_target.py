@@ -87,12 +87,12 @@ class SimTarget:
 
     def collect(self) -> None:
         """Queue what the stack sent; note its state changes for the ladder."""
+        for _key, ch in self.stack.changes:      # the change caused what is sent now
+            self.steps.append(StateStep(ch.now, "left", ch.old.name, ch.new.name, ch.why))
+        self.stack.changes.clear()
         for p in self.stack.transmit(now=self.now):
             self.out.append((self.now, p))
             self._step("left", p)
-        for _key, ch in self.stack.changes:
-            self.steps.append(StateStep(ch.now, "left", ch.old.name, ch.new.name, ch.why))
-        self.stack.changes.clear()
 
     def _step(self, side: str, packet: bytes) -> None:
         try:

@@ -41,6 +41,16 @@ Times are integer microseconds since the script's time 0 (the target's start).
 ``close() -> None``
     Tear everything down (idempotent).
 
+Making a target
+---------------
+``synack.drill.session`` makes one target per script with a factory
+``(TargetConfig, RunOptions) -> Target``: ``session.sim_factory`` for synack,
+``synack.drill.kernel.make_target`` for the kernel (``--kernel``). Ports come from
+``RunOptions`` (``bind_port``/``connect_port``, 8080 as packetdrill's): ``bind(fd,
+..., ...)`` binds ``local_ip:bind_port`` and ``connect(fd, ..., ...)`` connects to
+``remote_ip:connect_port``; the script's side of a passive connection uses ports
+from 40000 up. Shell commands run in the script's directory.
+
 Syscalls reach a target already evaluated (:class:`SysCall`): the runner resolves
 constant names (``SOL_SOCKET``) to Linux's numbers, ``...`` to ``None``, and keeps
 the script's fd numbers; the target maps them to its own descriptors. What a call
@@ -62,11 +72,14 @@ class SysCall:
     ``list`` for ``[..]`` (``[1]`` int pointers, iovecs, pollfds); ``dict`` for a
     struct with named fields (``{"l_onoff": 1, "l_linger": 0}``, ``{"fd": 3,
     "events": 1}``); ``tuple`` for a struct of positional items (``{..., 1000}``).
+    ``blocking`` says the script expects the call may block (packetdrill runs such
+    calls in a thread of their own and the others inline).
     """
 
     name: str
     args: tuple[object, ...]
     line: int = 0
+    blocking: bool = False      # the script gives an end time (``+0...0.2 accept(...)``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +131,9 @@ class TargetConfig:
     Addresses are the stack's own (``local_ip``) and the script's side
     (``remote_ip``); ``sysctls`` are applied at start (from the init script);
     ``defines`` are the ``-D NAME=VAL`` symbols (shell commands see them as
-    environment variables, as packetdrill exports them).
+    environment variables, as packetdrill exports them); ``options`` holds the
+    header and command-line options the runner does not use itself, in order
+    (``gateway_ip``, ``netmask_ip``, ``mss``, ``speed``...), for targets that do.
     """
 
     local_ip: str = "192.168.0.1"
@@ -128,3 +143,4 @@ class TargetConfig:
     init_command: str | None = None
     defines: tuple[tuple[str, str], ...] = ()
     verbose: bool = False
+    options: tuple[tuple[str, str | None], ...] = ()   # the rest (gateway_ip, netmask_ip, ...)
