@@ -50,6 +50,7 @@ NEEDS_ROOT = "synack drill --kernel needs root"
 _FUTEX_NR = {"x86_64": 202, "aarch64": 98, "arm64": 98, "riscv64": 98}.get(platform.machine(), 202)
 _SETTLE_S = 0.0005          # two looks this far apart must both see the call asleep
 _SHELL_TIMEOUT_S = 120
+_WORKERS = 2               # threads ready for calls: one may block while another runs
 _SPIN_US = 200              # sleep until this close to an event's time, then spin
 _JIFFY_OFFSET_US = 250      # run.c schedule_start_time_usecs: start this far into a jiffy
 _MCL_CURRENT_FUTURE = 3     # mlockall(MCL_CURRENT | MCL_FUTURE)
@@ -205,11 +206,14 @@ class KernelTarget:
         self.wire = TunWire(config.local_ip, config.remote_ip, mtu=config.mtu)
         self.calls = KernelCalls(config.local_ip, config.remote_ip, cwd=self.cwd,
                                  bind_port=bind_port, connect_port=connect_port)
-        self._workers: list[_Worker] = []
         self._pending: _Job | None = None
         self._closed = False
         self._start_us: int | None = None
         _realtime()
+        # Threads made now, before time 0: starting one (its stack locked by mlockall)
+        # costs milliseconds, too much for a script's first call or a call made while
+        # another blocks.
+        self._workers: list[_Worker] = [_Worker() for _ in range(_WORKERS)]
 
     # -- time ------------------------------------------------------------------
     def _origin(self) -> int:
