@@ -203,6 +203,19 @@ def test_blocking_call_returning_at_the_wrong_time_fails(tmp_path: Path) -> None
            "0.200000 sec" in out.message
 
 
+def test_a_call_still_blocked_1s_after_the_last_event_fails(tmp_path: Path) -> None:
+    # packetdrill's await_idle_thread: at the end it waits 1 s for a blocked call.
+    body = """\
+    0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+   +0 bind(3, ..., ...) = 0
+   +0 listen(3, 1) = 0
+   +0...1.5 accept(3, ..., ...) = -1
+"""
+    out = fails(tmp_path, body)
+    assert out.message.endswith("t.pkt:5: runtime error: exiting while a blocking system "
+                                "call is in progress")
+
+
 def test_blocking_connect_and_read(tmp_path: Path) -> None:
     passes(tmp_path, """\
     0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -285,7 +298,8 @@ def test_code_blocks_see_tcp_info(tmp_path: Path) -> None:
 """)
     out = fails(tmp_path, LISTEN + "+0 accept(3, ..., ...) = 4\n"
                                    "+0 %{ assert tcpi_snd_mss == 1460 }%\n")
-    assert ":10: assertion failed in code: assert tcpi_snd_mss == 1460" in out.message
+    assert out.message.endswith(":10: error in Python code: AssertionError\n"
+                                "    assert tcpi_snd_mss == 1460")
 
 
 def test_shell_sysctls_change_the_stack(tmp_path: Path) -> None:
@@ -356,6 +370,15 @@ def test_cli_failure_status_and_summary() -> None:
     assert f"FAIL {PKT / 'bad' / 'wrong-ack.pkt'}" in r.stdout
     assert r.stdout.splitlines()[-1] == \
         "1 passed, 2 failed (0 unsupported) of 3 scripts against synack"
+
+
+def test_cli_parse_only() -> None:
+    r = synack("--parse-only", str(PKT / "rst-closed-port.pkt"),
+               str(PKT / "bad" / "syntax-error.pkt"))
+    assert r.returncode == 1
+    first = (f"{PKT / 'bad' / 'syntax-error.pkt'}:3: error: syntax error: expected a sequence "
+             "number (start:end(length)) (an integer) but found 'win'")
+    assert r.stdout.splitlines() == [first, "1 of 2 scripts parse"]
 
 
 def test_cli_bad_options_are_one_line() -> None:

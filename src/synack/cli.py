@@ -194,11 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
+    except BrokenPipeError:             # `synack ... | head`: not an error (before OSError)
+        return 0
     except (SysctlError, ValueError, OSError) as exc:
         print(f"synack: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--gateway_ip", help=argparse.SUPPRESS)
     p.add_argument("--netmask_ip", help=argparse.SUPPRESS)
     p.add_argument("--send_omit_free", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--parse-only", action="store_true",
+                   help="only check that the scripts parse (one line per error)")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show every packet injected and sniffed")
     p.set_defaults(func=run)
@@ -52,6 +54,21 @@ def _factory(kernel: bool) -> TargetFactory:
     return factory
 
 
+def _parse_only(paths: list[str], defines: dict[str, str]) -> int:
+    from synack.drill.lexer import DrillSyntaxError
+    from synack.drill.parse import parse_file
+
+    ok = 0
+    for path in paths:
+        try:
+            parse_file(path, defines)
+            ok += 1
+        except DrillSyntaxError as exc:
+            print(exc)
+    print(f"{ok} of {len(paths)} script{'s' if len(paths) != 1 else ''} parse")
+    return 0 if ok == len(paths) else 1
+
+
 def run(args: argparse.Namespace) -> int:
     """Run every script; 0 if all passed, 1 if any failed."""
     defines = {}
@@ -60,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         if not sep or not name:
             raise OptionError(f"-D wants NAME=VALUE, not {d!r}")
         defines[name] = value
+    if args.parse_only:
+        return _parse_only(args.scripts, defines)
     extra: dict[str, str | None] = {}
     if args.gateway_ip:
         extra["gateway_ip"] = args.gateway_ip

@@ -49,6 +49,7 @@ from synack.drill.packets import (
 from synack.drill.target import SyscallResult, Target, Unsupported
 
 SNIFF_SLACK_US = 2_000_000     # packetdrill waits this long past an outbound packet's time
+AWAIT_IDLE_US = 1_000_000      # ... and this long for a blocked call (await_idle_thread)
 EPHEMERAL_BASE = 40000         # remote ports of passive connections the script opens
 
 
@@ -250,15 +251,16 @@ class Runner:
     def conn_for(self, ev: ast.PacketEvent) -> Conn:
         """packetdrill's ``find_or_create_socket_for_script_packet``."""
         pkt = ev.packet
-        if isinstance(pkt, ast.TcpPacket):
-            syn_only = "S" in pkt.flags and not pkt.ack_flag
-            if ev.inbound and syn_only and (self.sut is None or self.sut.state == "listening"):
-                conn = Conn(state="passive_pkt_received", local_port=self.opts.bind_port,
-                            remote_port=self.next_port, remote_isn=pkt.seq)
-                self.next_port += 1
-                self.conns.append(conn)
-                self.sut = conn
-                return conn
+        # Any inbound segment (not only a SYN) to a listener starts a new passive
+        # connection (packetdrill's handle_listen_for_script_packet).
+        if isinstance(pkt, ast.TcpPacket) and ev.inbound and (
+                self.sut is None or self.sut.state == "listening"):
+            conn = Conn(state="passive_pkt_received", local_port=self.opts.bind_port,
+                        remote_port=self.next_port, remote_isn=pkt.seq)
+            self.next_port += 1
+            self.conns.append(conn)
+            self.sut = conn
+            return conn
         if self.sut is None:
             raise self.fail(ev, "error handling packet: no matching socket for script packet")
         return self.sut
@@ -361,7 +363,7 @@ class Runner:
 
     def syscall(self, ev: ast.SyscallEvent, start: int, offset: int) -> None:
         if self.pending is not None:
-            self.finish_pending()
+            self.finish_pending(exiting=False)
         self.before_call(ev)
         try:
             call = make_call(ev, self.fds)
@@ -394,15 +396,19 @@ class Runner:
         if done is not None:
             self._finish(done)
 
-    def finish_pending(self) -> None:
-        """Wait for the blocked call to return (packetdrill's ``await_idle_thread``)."""
+    def finish_pending(self, *, exiting: bool = True) -> None:
+        """Wait for the blocked call to return, at most 1 s (packetdrill's
+        ``await_idle_thread``), before another call or at the end of the script."""
         p = self.pending
         if p is None:
             return
-        done = self.target.blocked(self.live0 + max(p.end_us, self.now()) + SNIFF_SLACK_US)
+        done = self.target.blocked(self.target.now_us() + AWAIT_IDLE_US)
         if done is None:
-            raise self.fail(p.ev, "runtime error: exiting while a blocking system call "
-                                  "is in progress")
+            if exiting:
+                raise self.fail(p.ev, "runtime error: exiting while a blocking system call "
+                                      "is in progress")
+            raise self.fail(p.ev, "unsupported: a call while this blocking call is still in "
+                                  "progress after 1 s", unsupported=True)
         self._finish(done)
 
     def _finish(self, done: tuple[int, SyscallResult]) -> None:
@@ -468,12 +474,11 @@ class Runner:
                 # The script's own Python, as packetdrill runs it (python3 on its snippets).
                 exec(compile(code.ev.code, f"{self.script.path}:{code.ev.line}", "exec"),  # noqa: S102
                      env)
-            except AssertionError as exc:
-                raise self.fail(code.ev, f"assertion failed in code: {code.ev.code.strip()}"
-                                         + (f" ({exc})" if str(exc) else "")) from None
             except Exception as exc:  # noqa: BLE001 - the script's own Python
-                raise self.fail(code.ev, f"runtime error in code: {type(exc).__name__}: "
-                                         f"{exc}") from None
+                # packetdrill: "FILE:LINE: error in Python code" and the traceback's end.
+                detail = f": {exc}" if str(exc) else ""
+                raise self.fail(code.ev, f"error in Python code: {type(exc).__name__}{detail}"
+                                         f"\n    {code.ev.code.strip()}") from None
 
 
 def _names(expr: ast.Expr) -> set[str]:

@@ -20,7 +20,7 @@ from synack.drill import ast
 from synack.drill.lexer import DrillSyntaxError
 from synack.drill.parse import parse_file
 from synack.drill.runner import Outcome, Runner, RunOptions
-from synack.drill.target import Target, TargetConfig
+from synack.drill.target import Target, TargetConfig, Unsupported
 
 # Options a script header or the command line may give, and what they set.
 _INT_OPTS = {"tolerance_usecs": "tolerance_us", "tcp_ts_tick_usecs": "ts_tick_us",
@@ -103,9 +103,17 @@ def configure(script: ast.Script, s: Settings) -> tuple[RunOptions, TargetConfig
     return opts, tcfg
 
 
+# Options that change what the kernel target does and that the simulation cannot
+# honour: a script that needs one is unsupported in simulation.
+_SIM_UNSUPPORTED = {"mss": "--mss (inbound packets as GSO packets of that size)"}
+
+
 def sim_factory(tcfg: TargetConfig, opts: RunOptions) -> Target:
     """A synack host on a virtual clock."""
     from synack.drill.sim_target import SimTarget
+    for name, _value in tcfg.options:
+        if name in _SIM_UNSUPPORTED:
+            raise Unsupported(f"unsupported: {_SIM_UNSUPPORTED[name]} in simulation")
     return SimTarget(tcfg, bind_port=opts.bind_port, connect_port=opts.connect_port)
 
 
@@ -119,7 +127,10 @@ def run_file(path: str | Path, settings: Settings, factory: TargetFactory = sim_
         return Outcome(str(path), False, str(exc), exc.reason.startswith("unsupported"))
     except OptionError as exc:
         return Outcome(str(path), False, f"{exc}", "unsupported" in str(exc))
-    target = factory(tcfg, opts)
+    try:
+        target = factory(tcfg, opts)
+    except Unsupported as exc:
+        return Outcome(str(path), False, f"{path}:1: error: {exc}", True)
     try:
         for init in settings.init_scripts:
             err = target.shell(init)
