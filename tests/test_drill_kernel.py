@@ -60,12 +60,17 @@ def wait_gone(ident: str, deadline_s: float = 5.0) -> list[int]:
     return left
 
 
-OWN = sorted(PKT.glob("*.pkt"))
+# tests/pkt: pass on synack and on Linux; tests/pkt/linux: Linux behaviour synack lacks yet.
+OWN = sorted(PKT.glob("*.pkt")) + sorted((PKT / "linux").glob("*.pkt"))
 
 
-@pytest.mark.parametrize("script", OWN, ids=[p.name for p in OWN])
+@pytest.mark.parametrize("script", OWN, ids=[str(p.relative_to(PKT)) for p in OWN])
 def test_own_script_passes_on_the_kernel(script: Path) -> None:
     res = drill("--kernel", *ADDRS, str(script))
+    if res.returncode != 0 and "timing error" in res.stdout:
+        # Wall-clock time on a shared machine: a timing slip gets one more run, as
+        # packetdrill's users rerun one (any other failure counts at once).
+        res = drill("--kernel", *ADDRS, str(script))
     assert res.returncode == 0, shown(res)
 
 
