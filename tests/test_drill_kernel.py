@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,9 +76,13 @@ def test_own_script_passes_on_the_kernel(script: Path) -> None:
 
 
 def _variant(tmp: Path, name: str, source: Path, old: str, new: str) -> Path:
+    """A copy of one of our scripts with one change, beside a ../common/defaults.sh."""
     text = source.read_text()
     assert old in text
-    out = tmp / name
+    (tmp / "common").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "tests" / "common" / "defaults.sh", tmp / "common" / "defaults.sh")
+    (tmp / "pkt").mkdir(exist_ok=True)
+    out = tmp / "pkt" / name
     out.write_text(text.replace(old, new, 1))
     return out
 
@@ -85,14 +90,14 @@ def _variant(tmp: Path, name: str, source: Path, old: str, new: str) -> Path:
 def test_wrong_packet_expectation_fails_with_file_line_and_both_packets(tmp_path: Path) -> None:
     src = PKT / "kernel_server_echo.pkt"
     bad = _variant(tmp_path, "wrong_wscale.pkt", src,
-                   "> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 100 ecr 100,nop,wscale 7>",
+                   "> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 100 ecr 100,nop,wscale 8>",
                    "> S. 0:0(0) ack 1 <mss 1460,sackOK,TS val 100 ecr 100,nop,wscale 6>")
     line = next(i for i, ln in enumerate(bad.read_text().splitlines(), 1) if "wscale 6" in ln)
     res = drill("--kernel", *ADDRS, str(bad))
     assert res.returncode == 1, shown(res)
     out = res.stdout + res.stderr
     assert f"wrong_wscale.pkt:{line}:" in out, shown(res)
-    assert "wscale 6" in out and "wscale 7" in out, shown(res)   # expected vs actual
+    assert "wscale 6" in out and "wscale 8" in out, shown(res)   # expected vs actual
     assert "Traceback" not in out, shown(res)
 
 

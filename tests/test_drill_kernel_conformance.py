@@ -24,8 +24,10 @@ PKT = ROOT / "tests" / "pkt"
 def tree(tmp: Path) -> Path:
     (tmp / "t" / "good").mkdir(parents=True)
     (tmp / "t" / "linux").mkdir()
-    (tmp / "common").mkdir()
-    shutil.copy(ROOT / "tests" / "common" / "defaults.sh", tmp / "common" / "defaults.sh")
+    # good/*.pkt run ../common/defaults.sh, linux/*.pkt ../../common/defaults.sh.
+    for common in (tmp / "t" / "common", tmp / "common"):
+        common.mkdir()
+        shutil.copy(ROOT / "tests" / "common" / "defaults.sh", common / "defaults.sh")
     shutil.copy(PKT / "kernel_close_unread_rst.pkt", tmp / "t" / "good" / "rst.pkt")
     shutil.copy(PKT / "linux" / "client-fin-acked-at-once.pkt", tmp / "t" / "linux" / "fin.pkt")
     bad = (PKT / "kernel_close_unread_rst.pkt").read_text().replace("> R. 1:1(0) ack 11",
