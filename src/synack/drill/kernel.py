@@ -1,10 +1,11 @@
 """The Linux kernel as a drill target: packetdrill's local mode, in Python.
 
-``synack drill --kernel`` runs each script in a child process that first moves into
-a new, anonymous network namespace (:func:`run_isolated`), so the script's devices,
-sockets and sysctls exist only there and vanish with the child -- after a pass, a
-failure, a traceback, ctrl-C or a SIGKILL alike (the child also dies with its
-parent). Inside, :class:`KernelTarget` is the :class:`synack.drill.target.Target`:
+``synack drill --kernel`` runs each script in a new, anonymous network namespace
+(:func:`make_target` moves the command's thread into it), so the script's devices,
+sockets and sysctls exist only there. Nothing has a name to delete: the namespace
+vanishes when nothing uses it any more -- at the next script, or when the process
+ends, after a pass, a failure, ctrl-C or a SIGKILL alike. In it,
+:class:`KernelTarget` is the :class:`synack.drill.target.Target`:
 
 * the wire is ``tun0`` (:class:`synack.drill.kernel_net.TunWire`): an inbound packet
   is written to it, outbound packets are read from a packet socket on it with the
@@ -15,13 +16,14 @@ parent). Inside, :class:`KernelTarget` is the :class:`synack.drill.target.Target
   is "blocked" and its end is collected later by :meth:`KernelTarget.blocked`;
 * backquoted shell lines run for real, in the namespace, from the script's directory
   (so ``../common/defaults.sh`` and its sysctls apply to this namespace only);
-* time is the wall clock, in microseconds since the target started.
+* time is the wall clock, in microseconds from the runner's time 0, with packetdrill's
+  aids to punctuality: real-time scheduling, locked memory, a jiffy-aligned start,
+  sleeping until just before an event and spinning the rest.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import signal
 import subprocess
@@ -29,7 +31,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from synack.drill.kernel_calls import KernelCalls
@@ -37,11 +38,9 @@ from synack.drill.kernel_net import TunWire, enter_fresh_netns
 from synack.drill.target import SysCall, SyscallResult, TargetConfig
 
 if TYPE_CHECKING:
-    from synack.drill.runner import Outcome, RunOptions
-    from synack.drill.session import Settings
+    from synack.drill.runner import RunOptions
 
-__all__ = ["NEEDS_ROOT", "KernelTarget", "is_root", "make_target", "run_file_isolated",
-           "run_isolated"]
+__all__ = ["NEEDS_ROOT", "KernelTarget", "is_root", "make_target"]
 
 NEEDS_ROOT = "synack drill --kernel needs root"
 
@@ -192,7 +191,7 @@ class _Worker:
 class KernelTarget:
     """The kernel's TCP behind ``tun0`` in the current namespace (see the module docstring).
 
-    The process must already be in a namespace of its own (:func:`run_isolated`).
+    The calling thread must already be in a namespace of its own (:func:`make_target`).
     ``gso_size``: injected TCP packets are marked as GRO aggregates of that MSS
     (packetdrill's ``--mss``), so one larger than the MTU is taken whole.
     """
@@ -342,151 +341,32 @@ class KernelTarget:
         self.wire.close()
 
 
-# ------------------------------------------------------------------ isolation
-def run_isolated(fn: Callable[[], int]) -> int:
-    """Run ``fn`` in a forked child inside a fresh network namespace; its exit status.
-
-    The namespace is anonymous: it goes away when the child exits, whatever the
-    reason. Call this from a single-threaded process (the CLI); output of the child
-    goes to the same stdout/stderr.
-    """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        _child_main(fn)                        # never returns
-    try:
-        _, status = os.waitpid(pid, 0)
-    except KeyboardInterrupt:                 # the child got the same SIGINT; make sure
-        _reap(pid)
-        raise
-    return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-
-
-def _child_main(fn: Callable[[], int]) -> None:
-    """In a forked child: a fresh namespace, ``fn``, then ``_exit`` with its status."""
-    code = 1
-    try:
-        global _isolated
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        enter_fresh_netns()
-        _isolated = True
-        code = fn()
-    except KeyboardInterrupt:
-        code = 130
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    except BaseException as exc:  # noqa: BLE001 -- one line, never a traceback
-        sys.stderr.write(f"synack drill --kernel: {type(exc).__name__}: {exc}\n")
-        code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-
-
-def _reap(pid: int) -> None:
-    """Wait briefly for a child told to stop, then kill it (its namespace goes with it)."""
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done:
-            return
-        time.sleep(0.02)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
-# ------------------------------------------------------------------ one script, isolated
-_isolated = False           # set in a child of run_file_isolated / run_isolated
-
-
+# ------------------------------------------------------------------ the factory
 def make_target(config: TargetConfig, opts: RunOptions) -> KernelTarget:
-    """The session's target factory for ``--kernel``.
+    """The session's target factory for ``--kernel``: a fresh namespace, then the target.
 
-    In a child of :func:`run_file_isolated` the namespace is already fresh. Called
-    anywhere else (a process that only runs scripts), it first moves the calling
-    thread into a new network namespace of its own, one per script; the process's
-    exit removes the last one; ctrl-C then ends the process at once with one line (the
-    kernel frees the namespace, its devices and sockets). Without root it says so in one
-    line and exits with status 2.
+    It moves the calling thread (the command's main thread) into a new, anonymous
+    network namespace, one per script: the previous script's namespace goes away with
+    its devices, sockets and threads, and the last one with the process, however the
+    process ends. ctrl-C or SIGTERM then end the process at once with one line (the
+    kernel frees the rest). Without root it says so in one line and exits with status 2.
     """
     if not is_root():
         sys.stdout.flush()
         sys.stderr.write(NEEDS_ROOT + "\n")
         raise SystemExit(2)
-    if not _isolated:
-        enter_fresh_netns(die_with_parent=False)
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _interrupted)
-            signal.signal(signal.SIGTERM, _interrupted)
+    enter_fresh_netns()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _interrupted)
+        signal.signal(signal.SIGTERM, _interrupted)
     return KernelTarget(config, bind_port=opts.bind_port, connect_port=opts.connect_port)
 
 
 def _interrupted(signum: int, frame: object) -> None:
-    """ctrl-C or SIGTERM during a kernel run in this process: one line, then exit."""
+    """ctrl-C or SIGTERM during a kernel run: one line, then exit (no traceback)."""
     try:
         sys.stdout.flush()
         sys.stderr.write("synack drill --kernel: interrupted\n")
         sys.stderr.flush()
     finally:
         os._exit(128 + signum)
-
-
-def run_file_isolated(path: str | Path, settings: Settings,
-                      log: Callable[[str], None] | None = None) -> Outcome:
-    """Run one script on the kernel, in a child in a namespace of its own; its outcome.
-
-    The child's :class:`~synack.drill.runner.Outcome` comes back through a pipe; a child
-    that dies without one (a crash, a signal) is a failed outcome saying so. ctrl-C
-    stops the child too (it is in the same process group) and is raised here after it.
-    """
-    from synack.drill.runner import Outcome
-    from synack.drill.session import run_file
-
-    r, w = os.pipe()
-
-    def child() -> int:
-        os.close(r)
-        out = run_file(path, settings, make_target, log)
-        data = pickle.dumps(out)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(w, view):]
-        os.close(w)
-        return 0 if out.passed else 1
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        _child_main(child)                     # never returns
-    os.close(w)
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(r, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        _, status = os.waitpid(pid, 0)
-    except KeyboardInterrupt:
-        _reap(pid)
-        raise
-    finally:
-        os.close(r)
-    if chunks:
-        result = pickle.loads(b"".join(chunks))
-        if isinstance(result, Outcome):
-            return result
-    how = (f"exit status {os.WEXITSTATUS(status)}" if os.WIFEXITED(status)
-           else f"killed by signal {os.WTERMSIG(status)}")
-    return Outcome(str(path), False, f"{path}: the kernel run ended without a result ({how})")

@@ -8,10 +8,10 @@ kernel timestamps (``SIOCGSTAMP``) say when each packet left. With the offloads 
 kernel hands over TSO super-segments, so a script's ``> P. 1:10001(10000)`` is one
 packet, as on a NIC with TSO. This module does the same from Python:
 
-* :func:`enter_fresh_netns` moves the calling process into a new, anonymous network
+* :func:`enter_fresh_netns` moves the calling thread into a new, anonymous network
   namespace (``unshare(CLONE_NEWNET)``); it vanishes, with its devices, sockets and
-  sysctls, when the last process in it exits -- even after a crash or SIGKILL, so
-  nothing needs cleaning up by name. Callers fork first (:mod:`synack.drill.kernel`).
+  sysctls, when nothing uses it any more -- even after a crash or SIGKILL, so nothing
+  needs cleaning up by name.
 * :class:`TunWire` opens ``tun0`` there, configures it and the namespace (loopback
   up, IPv6 off so no ND/MLD noise), writes inbound packets and reads outbound ones.
 """
@@ -32,7 +32,6 @@ import time
 __all__ = ["NetnsError", "TunWire", "enter_fresh_netns"]
 
 CLONE_NEWNET = 0x40000000      # include/uapi/linux/sched.h
-PR_SET_PDEATHSIG = 1           # include/uapi/linux/prctl.h
 
 # include/uapi/linux/if_tun.h
 TUNSETIFF = 0x400454CA
@@ -62,16 +61,10 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def enter_fresh_netns(*, die_with_parent: bool = True) -> None:
-    """Move this process (it must be single-threaded) into a new network namespace.
-
-    ``die_with_parent`` asks for SIGKILL when the parent dies (``PR_SET_PDEATHSIG``),
-    so a killed ``synack drill`` never leaves a child holding a namespace.
-    """
+def enter_fresh_netns() -> None:
+    """Move the calling thread into a new network namespace (``unshare(CLONE_NEWNET)``);
+    threads and processes it starts afterwards are in it too."""
     libc = _libc()
-    if die_with_parent and libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise NetnsError(err, f"prctl(PR_SET_PDEATHSIG): {os.strerror(err)}")
     if libc.unshare(CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise NetnsError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
