@@ -15,7 +15,8 @@ the C library through ``ctypes``. The rules are packetdrill's (``run_system_call
   NULL pointer (the kernel answers EFAULT).
 * Option values are packed as C would: an int (``[1]`` or ``1``) as a 32-bit int,
   cut to ``optlen`` (``IP_TOS, [4], 1`` passes one byte); a struct by its option
-  (``SO_LINGER``: ``struct linger``); a string as its bytes.
+  (``SO_LINGER``: ``struct linger``); a string as its bytes. ``getsockopt`` answers an
+  int option with an int and any other with the bytes the kernel wrote.
 
 Errors come back as Linux's errno names (``OSError.errno`` through
 :data:`errno.errorcode`). This module makes calls; it neither waits nor times them
@@ -50,6 +51,7 @@ SO_RCVTIMEO = 20
 SO_SNDTIMEO = 21
 _STRING_OPTS = {(socket.IPPROTO_TCP, TCP_CONGESTION), (socket.IPPROTO_TCP, TCP_ULP),
                 (socket.SOL_SOCKET, socket.SO_BINDTODEVICE)}
+_STRUCT_OPTS = {(socket.SOL_SOCKET, SO_LINGER): 8, (socket.IPPROTO_TCP, TCP_INFO): TCP_INFO_SIZE}
 _ANC_SIZE = 4096               # control-message room for recvmsg with msg_control
 
 
@@ -407,18 +409,12 @@ class KernelCalls:
         optlen = args[4] if len(args) > 4 else None
         sock, lv, nm = self._sock(fd), _int(level, "level"), _int(name, "optname")
         size = _int(optlen, "optlen", 0) if optlen is not None else 0
-        if lv == socket.IPPROTO_TCP and nm == TCP_INFO:
-            raw = sock.getsockopt(lv, nm, size or TCP_INFO_SIZE)
-            return SyscallResult(0, out={"optval": tcp_info_fields(raw), "optlen": len(raw)})
-        if lv == socket.SOL_SOCKET and nm == SO_LINGER:
-            raw = sock.getsockopt(lv, nm, size or 8)
-            on, linger = struct.unpack("=ii", raw[:8].ljust(8, b"\0"))
-            return SyscallResult(0, out={"optval": {"l_onoff": on, "l_linger": linger},
-                                         "optlen": len(raw)})
-        if (lv, nm) in _STRING_OPTS or isinstance(value, (str, bytes)):
-            raw = sock.getsockopt(lv, nm, size or 64)
-            text = raw.split(b"\0", 1)[0].decode("latin-1")
-            return SyscallResult(0, out={"optval": text, "optlen": len(raw)})
+        # The target contract: an int option comes back as an int, anything else as the
+        # bytes the kernel wrote (a struct linger, a tcp_info, a name); the runner decodes.
+        if (lv, nm) in _STRUCT_OPTS or (lv, nm) in _STRING_OPTS \
+                or isinstance(value, (str, bytes, dict, tuple)):
+            raw = sock.getsockopt(lv, nm, size or _STRUCT_OPTS.get((lv, nm), 64))
+            return SyscallResult(0, out={"optval": raw, "optlen": len(raw)})
         raw = sock.getsockopt(lv, nm, size or 4)
         wide = raw[:4].ljust(4, b"\0")
         expect = value[0] if isinstance(value, list) and value else value
@@ -545,8 +541,10 @@ def _pack_option(level: int, name: int, value: object) -> bytes:
         return bytes(value)
     if isinstance(value, dict):
         if level == socket.SOL_SOCKET and name == SO_LINGER:
-            return struct.pack("=ii", _int(value.get("l_onoff"), "l_onoff", 0),
-                               _int(value.get("l_linger"), "l_linger", 0))
+            # packetdrill writes {onoff=1, linger=0}; C's names are l_onoff, l_linger.
+            on = value.get("onoff", value.get("l_onoff"))
+            secs = value.get("linger", value.get("l_linger"))
+            return struct.pack("=ii", _int(on, "onoff", 0), _int(secs, "linger", 0))
         if level == socket.SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
             return struct.pack("=qq", _int(value.get("tv_sec"), "tv_sec", 0),
                                _int(value.get("tv_usec"), "tv_usec", 0))
