@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean system-deps
+.PHONY: demo test lint bench clean system-deps conformance
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -69,6 +69,17 @@ BENCH_ARGS ?=
 bench: SYSTEM_TOOLS += ab:apache2-utils nginx:nginx
 bench: $(BENCH_STAMP) system-deps
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# Conformance: every packetdrill script under PKT against the Linux kernel (root: a fresh
+# namespace per script) and against synack, a passed/failed table per directory and the
+# scripts the kernel passes and synack fails. The upstream scripts are GPL-2.0 and never
+# copied here; ../shared/packetdrill.md says how to fetch them, e.g.
+#   make conformance PKT=/tmp/packetdrill/gtests/net/tcp
+# CONFORMANCE_ARGS="--out FILE" also writes the report to FILE; "--target synack" skips the kernel.
+PKT ?= tests/pkt
+CONFORMANCE_ARGS ?=
+conformance: $(STAMP)
+	$(BIN)/python -m synack.drill.conformance $(PKT) $(CONFORMANCE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q ruff mypy
