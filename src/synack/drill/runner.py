@@ -32,7 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from synack.drill import ast
-from synack.drill.calls import FD_RESULT, CallError, check_result, expected_int, make_call
+from synack.drill.calls import (
+    FD_RESULT,
+    CallError,
+    check_result,
+    evaluate,
+    expected_int,
+    make_call,
+)
 from synack.drill.constants import SYMBOLS
 from synack.drill.packets import (
     Conn,
@@ -293,7 +300,7 @@ class Runner:
             return False
         if conn.state == "connecting" and live.syn and not live.flags & 0x10 \
                 and live.dport == o.connect_port:
-            return True
+            return not any(c is not conn and c.local_port == live.sport for c in self.conns)
         return live.sport == conn.local_port and live.dport == conn.remote_port
 
     def outbound(self, ev: ast.PacketEvent, start: int, end: int | None, offset: int) -> None:
@@ -459,6 +466,7 @@ class Runner:
     # --- code ----------------------------------------------------------------------------
 
     def code_info(self, ev: ast.CodeEvent) -> dict[str, int]:
+        self.check_pending()
         conn = self.sut
         if conn is None or conn.script_fd is None or conn.script_fd not in self.fds:
             raise self.fail(ev, "runtime error in code: no socket under test to read "
@@ -472,7 +480,9 @@ class Runner:
             env.update(code.info)
             try:
                 # The script's own Python, as packetdrill runs it (python3 on its snippets).
-                exec(compile(code.ev.code, f"{self.script.path}:{code.ev.line}", "exec"),  # noqa: S102
+                # A block may end in a line continuation before its closing }%.
+                source = code.ev.code.rstrip().rstrip("\\")
+                exec(compile(source, f"{self.script.path}:{code.ev.line}", "exec"),  # noqa: S102
                      env)
             except Exception as exc:  # noqa: BLE001 - the script's own Python
                 # packetdrill: "FILE:LINE: error in Python code" and the traceback's end.
@@ -492,4 +502,10 @@ def _names(expr: ast.Expr) -> set[str]:
 
 def _has_fastopen(ev: ast.SyscallEvent) -> bool:
     """sendto/sendmsg with MSG_FASTOPEN connects, as connect() does."""
-    return any("MSG_FASTOPEN" in _names(a) for a in ev.args)
+    if any("MSG_FASTOPEN" in _names(a) for a in ev.args):
+        return True
+    try:                               # the flag written as a number (0x20000000)
+        flags = evaluate(ev.args[3]) if len(ev.args) > 3 else None
+    except CallError:
+        return False
+    return isinstance(flags, int) and bool(flags & SYMBOLS["MSG_FASTOPEN"])
