@@ -29,7 +29,7 @@ def tree(tmp: Path) -> Path:
         common.mkdir()
         shutil.copy(ROOT / "tests" / "common" / "defaults.sh", common / "defaults.sh")
     shutil.copy(PKT / "kernel_close_unread_rst.pkt", tmp / "t" / "good" / "rst.pkt")
-    shutil.copy(PKT / "linux" / "client-fin-acked-at-once.pkt", tmp / "t" / "linux" / "fin.pkt")
+    shutil.copy(PKT / "linux" / "kernel-calls.pkt", tmp / "t" / "linux" / "calls.pkt")
     bad = (PKT / "kernel_close_unread_rst.pkt").read_text().replace("> R. 1:1(0) ack 11",
                                                                     "> F. 1:1(0) ack 11")
     (tmp / "t" / "good" / "wrong.pkt").write_text(bad)
@@ -46,7 +46,7 @@ def conformance(*args: str) -> subprocess.CompletedProcess[str]:
 def test_find_scripts_leaves_out_v6_and_sorts(tmp_path: Path) -> None:
     root = tree(tmp_path)
     assert [p.relative_to(root).as_posix() for p in find_scripts(root)] == [
-        "good/rst.pkt", "good/wrong.pkt", "linux/fin.pkt"]
+        "good/rst.pkt", "good/wrong.pkt", "linux/calls.pkt"]
 
 
 def test_report_counts_per_directory_and_lists_the_gap() -> None:
@@ -76,7 +76,7 @@ def test_both_columns_and_the_gap(tmp_path: Path) -> None:
     assert out.read_text() == res.stdout
     assert "| good      | 1/1                  | 1/1                  |" in res.stdout, res.stdout
     assert "| linux     | 1/0                  | 0/1                  |" in res.stdout, res.stdout
-    assert "Pass on the kernel, fail on synack (1):\n- linux/fin.pkt: fin.pkt:" in res.stdout
+    assert "Pass on the kernel, fail on synack (1):\n- linux/calls.pkt: calls.pkt:" in res.stdout
 
 
 def test_missing_directory_is_one_line(tmp_path: Path) -> None:

@@ -58,11 +58,17 @@ class AckPolicy:
             self.deadline = now + DELACK_MIN_US
         return False
 
-    def on_fin(self, *, now: int) -> None:
-        """Linux tcp_fin() in ESTABLISHED: ping-pong mode, the ACK of the FIN is delayed."""
+    def on_fin(self, *, now: int) -> bool:
+        """Linux tcp_fin() in ESTABLISHED: ping-pong mode, the ACK of the FIN is delayed;
+        True means ACK now. Before any data arrived Linux's delayed-ACK engine has no
+        ato yet (tcp_event_data_recv() sets it with the first data), so its delayed-ACK
+        timer fires at the next tick (tcp_send_delayed_ack()): the FIN is ACKed at once."""
         self.pingpong = True
+        if self.last_data_rcv is None:
+            return True
         if self.deadline is None:
             self.deadline = now + DELACK_MIN_US
+        return False
 
     def on_data_sent(self, now: int) -> None:
         """Linux tcp_event_data_sent(): answering within ato means an interactive flow."""

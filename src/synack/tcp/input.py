@@ -254,7 +254,7 @@ class InputMixin:
             if state is State.FIN_WAIT_2:
                 ack_now = True
             elif not ack_now:
-                self.ackp.on_fin(now=now)    # ESTABLISHED: ping-pong, the ACK may wait
+                ack_now = self.ackp.on_fin(now=now)   # ESTABLISHED: ping-pong, may wait
             self._change(Event.RCV_FIN, now)
         if ack_now:
             self._send_ack()
