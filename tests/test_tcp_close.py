@@ -116,25 +116,42 @@ def test_closing_ack():
 # ---------------------------------------------------------------- passive close
 def test_established_fin():
     # Linux tcp_fin(): CLOSE_WAIT and ping-pong mode, so the ACK of the FIN waits for the
-    # delayed-ACK timer (40 ms) in case the application closes and a FIN can carry it.
+    # delayed-ACK timer (40 ms) in case the application closes and a FIN can carry it --
+    # once data has arrived (before that the delayed-ACK engine has no timeout yet and
+    # the FIN is ACKed at once: test_established_fin_before_any_data).
     stack, fd, peer = established_server()
-    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK) == []
+    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=ACK, payload=b"hi") == [
+        ours(seq=ISS + 1, ack=IRS + 3, flags=ACK, window=WIN - 2)]  # quick-ACK mode
+    assert stack.recv(fd, 100, now=0) == b"hi"
+    assert peer.send(seq=IRS + 3, ack=ISS + 1, flags=FIN | ACK, now=1000) == []
     assert stack.state(fd) is State.CLOSE_WAIT
-    assert peer.run_until(40_000) == [
-        (40_000, ours(seq=ISS + 1, ack=IRS + 2, flags=ACK, window=WIN))
+    assert peer.run_until(41_000) == [
+        (41_000, ours(seq=ISS + 1, ack=IRS + 4, flags=ACK, window=WIN))
     ]
     assert stack.state(fd) is State.CLOSE_WAIT
-    assert stack.recv(fd, 100, now=0) == b""
+    assert stack.recv(fd, 100, now=41_000) == b""
     assert stack.readable(fd)
+
+
+def test_established_fin_before_any_data():
+    # No data received yet: Linux's delayed-ACK timeout (ato) is set by the first data
+    # segment (tcp_event_data_recv()), so without one tcp_send_delayed_ack() fires at
+    # the next tick: the FIN is ACKed at once (packetdrill's close-remote-fin-then-close).
+    stack, fd, peer = established_server()
+    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK) == [
+        ours(seq=ISS + 1, ack=IRS + 2, flags=ACK, window=WIN)]
+    assert stack.state(fd) is State.CLOSE_WAIT
 
 
 def test_close_wait_close_within_ato_merges_ack_and_fin():
     # The application closes before the delayed ACK is due: one FIN,ACK both acknowledges
     # the peer's FIN and carries ours -- the three-segment close seen in Linux captures.
     stack, fd, peer = established_server()
-    assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK, now=0) == []
+    peer.send(seq=IRS + 1, ack=ISS + 1, flags=ACK, payload=b"hi", now=0)
+    assert stack.recv(fd, 100, now=0) == b"hi"
+    assert peer.send(seq=IRS + 3, ack=ISS + 1, flags=FIN | ACK, now=1000) == []
     stack.close(fd, now=10_000)
-    assert peer.out(10_000) == [ours(seq=ISS + 1, ack=IRS + 2, flags=FIN | ACK, window=WIN)]
+    assert peer.out(10_000) == [ours(seq=ISS + 1, ack=IRS + 4, flags=FIN | ACK, window=WIN)]
     assert conn_state(stack) is State.LAST_ACK
     quiet(peer, 50_000)                  # no separate ACK left to send
 
