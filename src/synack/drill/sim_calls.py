@@ -170,7 +170,6 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
     _send_flags(call, flags)
     script_fd = _int(call, 0)
     fd = t.sfd(call)
-    oob = flags & S["MSG_OOB"]
     total = len(data)
     sent = 0
     nonblock = script_fd in t.nonblock or flags & S["MSG_DONTWAIT"]
@@ -179,7 +178,8 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
         nonlocal sent
         try:
             while sent < total or total == 0:
-                n = t.stack.send(fd, data[sent:], now=t.now, flags=S["MSG_OOB"] if oob else 0)
+                n = t.stack.send(fd, data[sent:], now=t.now,
+                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"]))
                 sent += n
                 if total == 0:
                     break

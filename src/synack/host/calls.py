@@ -21,6 +21,7 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 # A plain int: `flags & socket.MSG_OOB` would go through the IntFlag's Python-level
 # __rand__ on every send() and recv().
 _MSG_OOB = int(_socket.MSG_OOB)
+_MSG_EOR = int(_socket.MSG_EOR)
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
@@ -219,7 +220,9 @@ class SocketCallsMixin:
              flags: int = 0) -> int:
         """Queue bytes; returns how many were taken. Raises when nothing can be.
 
-        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data.
+        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data; and
+        ``MSG_EOR``: no later data joins these bytes' last segment (Linux: the skb is
+        marked ``eor`` and never appended to).
         """
         sock = self._sock(fd)
         conn = sock.conn
@@ -234,7 +237,7 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
-        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB))
+        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         self._collect_key(conn, now)

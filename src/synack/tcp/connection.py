@@ -457,7 +457,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self._change(Event.CLOSE, now, "close()" if self.app_closed else "shutdown(SHUT_WR)")
 
     # ------------------------------------------------------------------ the application
-    def send(self, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False) -> int:
+    def send(self, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False,
+             eor: bool = False) -> int:
         """Queue bytes for sending; returns how many fit in the send buffer.
 
         With ``oob`` (``MSG_OOB``) the last byte taken is urgent: segments up to it
@@ -474,7 +475,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             if not room:
                 return 0
             data = data[:room]
-        n = self.snd.write(data)
+        n = self.snd.write(data, eor=eor)
         if n:
             self.mem_sync()
             if oob:

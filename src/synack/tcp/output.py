@@ -71,6 +71,9 @@ class OutputMixin:
             rtx = rec.next_retransmit(una, smax)
             if rtx is not None:
                 seq, length = rtx
+                rec_end = snd.next_record_end(seq)
+                if rec_end is not None and rec_end < length:
+                    length = rec_end             # a retransmission keeps a record's end
                 if rec.head_pending or rec.budget(una, nxt, smax) >= length:
                     self._transmit(seq, length, now, fin=False)
                     rec.retransmitted(seq, length)
@@ -94,6 +97,9 @@ class OutputMixin:
                     snd.snd_nxt = holes[0][0]
                     continue
                 cap = sq.diff(holes[0][1], nxt)
+            rec_end = snd.next_record_end(nxt)
+            if rec_end is not None and rec_end < cap:
+                cap = rec_end                    # a record's last piece goes alone
             budget = rec.budget(una, nxt, smax)
             if budget <= 0 and not probe:
                 self.cwnd_limited = True
@@ -164,20 +170,29 @@ class OutputMixin:
             return 0
         room = (self.tso_max or SOFT_GSO_ROOM) - IP_TCP_HEADERS - MAX_TCP_OPTIONS
         quota = -(-budget // mss)
-        segs = min(quota, room // mss, left // mss, usable // mss)
-        for mark in snd.push_marks:
-            off = sq.diff(mark, nxt)
-            if off > 0:
-                segs = min(segs, -(-off // mss))
-                break
-        length = segs * mss
         edge = min(left, usable)             # the data's end or the window's edge
+        record = False
+        segs = min(quota, room // mss, left // mss, usable // mss)
+        rec_end = snd.next_record_end(nxt)
+        if rec_end is not None and rec_end < edge:
+            edge, record = rec_end, True         # a record's end: nothing crosses it
+            segs = min(segs, rec_end // mss)
+        else:
+            for mark in snd.push_marks:
+                off = sq.diff(mark, nxt)
+                if off > 0:
+                    segs = min(segs, -(-off // mss))
+                    break
+        length = segs * mss
         tail = edge - length
-        if 0 < tail < mss and segs < quota and edge <= room and not self._nagle_holds(tail):
+        if 0 < tail < mss and segs < quota and edge <= room \
+                and (record or not self._nagle_holds(tail)):
             # The short piece up to the edge goes in the same super-segment, as Linux's
-            # tcp_mss_split_point() sends up to it when tcp_nagle_check() lets it.
+            # tcp_mss_split_point() sends up to it when tcp_nagle_check() lets it (a
+            # record's end is no queue tail: Nagle does not hold it back).
             length = edge
         return length if length > mss else 0
+
 
     def _nagle_holds(self: Connection, n: int) -> bool:
         """Hold back a small segment? (Linux tcp_nagle_check, Minshall's variant)."""

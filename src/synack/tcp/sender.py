@@ -22,7 +22,7 @@ from typing import Any
 
 from synack import seq as sq
 
-_LAZY = frozenset(("sent_log", "push_marks"))
+_LAZY = frozenset(("sent_log", "push_marks", "eor_marks"))
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
 
@@ -134,6 +134,7 @@ class Sender:
         "bytes_retrans",
         "bytes_sent",
         "capacity",
+        "eor_marks",
         "fin_queued",
         "iss",
         "max_wnd",
@@ -188,13 +189,34 @@ class Sender:
             return value
         raise AttributeError(name)
 
+    def record_ends_at(self, seq: int) -> bool:
+        """A MSG_EOR write ends at ``seq``."""
+        try:
+            return seq in _EOR_MARKS(self)
+        except AttributeError:
+            return False
+
+    def next_record_end(self, nxt: int) -> int | None:
+        """Bytes from ``nxt`` to the end of the next MSG_EOR record, if one is queued."""
+        try:
+            ends = _EOR_MARKS(self)
+        except AttributeError:
+            return None
+        for end in ends:
+            off = sq.diff(end, nxt)
+            if off > 0:
+                return off
+        return None
+
     # -- application side -------------------------------------------------
     def space(self) -> int:
         """Bytes the application may still write."""
         return max(self.capacity - len(self.buf), 0)
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Queue as much of ``data`` as fits; returns how many bytes were taken."""
+    def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False) -> int:
+        """Queue as much of ``data`` as fits; returns how many bytes were taken.
+        ``eor``: the write ends a record (MSG_EOR): later writes never share its last
+        segment."""
         n = min(len(data), self.space())
         if n:
             buf = self.buf
@@ -202,11 +224,14 @@ class Sender:
                 buf = self.buf = SendBuffer()
             buf.append(data[:n] if n < len(data) else data)
             marks = self.push_marks
-            if marks and sq.gt(marks[-1], self.snd_nxt):
+            if marks and sq.gt(marks[-1], self.snd_nxt) and not self.record_ends_at(marks[-1]):
                 # The last write's end is not sent yet: Linux appends this write to the
                 # same skb and clears its PSH (tcp_sendmsg_locked()); PSH moves here.
                 marks.pop()
-            marks.append(self.data_end)
+            end = self.data_end
+            marks.append(end)
+            if eor and n == len(data):
+                self.eor_marks.append(end)   # MSG_EOR: the skb is never appended to
         return n
 
     @property
@@ -279,6 +304,15 @@ class Sender:
                 marks.popleft()
             if not marks:
                 del self.push_marks
+        try:
+            ends = _EOR_MARKS(self)
+        except AttributeError:
+            pass
+        else:
+            while ends and sq.le(ends[0], ack):
+                ends.popleft()
+            if not ends:
+                del self.eor_marks
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
             buf = self.buf
@@ -324,3 +358,4 @@ class Sender:
 # The slots' own getters, which raise AttributeError instead of making a deque.
 _SENT_LOG = vars(Sender)["sent_log"].__get__
 _PUSH_MARKS = vars(Sender)["push_marks"].__get__
+_EOR_MARKS = vars(Sender)["eor_marks"].__get__
