@@ -1,0 +1,70 @@
+"""atheris harness: mutated capture files into the readers synack's CLI uses.
+
+Each input is a whole file: pcap (either byte order, micro- or nanoseconds) or pcapng,
+with any link type (raw IP, Ethernet, Linux cooked SLL and SLL2, BSD loopback). It goes
+through :class:`PcapReader` / :class:`PcapngReader`, :func:`ip_packet` and the IPv4 and
+TCP parsers, then through :func:`synack.trace.capture.read_capture` (what ``synack
+ladder``, ``header`` and ``plot`` call). Allowed outcomes: records, ``ParseError`` from
+the readers, ``CaptureError`` from ``read_capture``. Anything else is a crash, and so is
+a read larger than the file (a length trusted before it was checked).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import time
+
+import atheris
+
+with atheris.instrument_imports(include=["synack"]):
+    from synack.trace.capture import CaptureError, read_capture
+    from synack.wire.errors import ParseError
+    from synack.wire.ipv4 import parse_ipv4
+    from synack.wire.pcap import PcapReader, ip_packet
+    from synack.wire.pcapng import PcapngReader, is_pcapng
+    from synack.wire.tcp import parse_tcp
+
+_STATS = os.environ.get("FUZZ_STATS")
+_count = {"inputs": 0, "records": 0, "parse_errors": 0}
+_last = [0.0]
+
+
+class SizedFile(io.BytesIO):
+    """A file that refuses a read far larger than itself: the readers must check first."""
+
+    def read(self, n: int | None = -1) -> bytes:  # type: ignore[override]
+        if n is not None and n > len(self.getbuffer()) + 4096:
+            raise AssertionError(f"read({n}) from a file of {len(self.getbuffer())} bytes")
+        return super().read(n)
+
+
+def test_one_input(data: bytes) -> None:
+    _count["inputs"] += 1
+    f = SizedFile(data)
+    try:
+        reader = PcapngReader(f) if is_pcapng(f) else PcapReader(f)
+        for record in reader:
+            _count["records"] += 1
+            packet = ip_packet(record)
+            if packet and packet[0] >> 4 == 4:
+                ip, body = parse_ipv4(packet, verify_checksum=False)
+                if ip.proto == 6 and not ip.frag_offset:
+                    parse_tcp(body, verify_checksum=False)
+    except ParseError:
+        _count["parse_errors"] += 1
+    try:
+        read_capture(SizedFile(data))
+    except CaptureError:
+        pass
+    if _STATS and time.monotonic() - _last[0] > 1.0:
+        _last[0] = time.monotonic()
+        with open(_STATS, "w") as out:
+            json.dump(_count, out)
+
+
+if __name__ == "__main__":
+    atheris.Setup(sys.argv, test_one_input)
+    atheris.Fuzz()
