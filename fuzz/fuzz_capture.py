@@ -33,10 +33,11 @@ _last = [0.0]
 
 
 class SizedFile(io.BytesIO):
-    """A file that refuses a read far larger than itself: the readers must check first."""
+    """A file that refuses a read far larger than itself: the readers must check a length
+    against what is left before they read it (up to 64 KiB may be read unchecked)."""
 
     def read(self, n: int | None = -1) -> bytes:  # type: ignore[override]
-        if n is not None and n > len(self.getbuffer()) + 4096:
+        if n is not None and n > len(self.getbuffer()) + 65536:
             raise AssertionError(f"read({n}) from a file of {len(self.getbuffer())} bytes")
         return super().read(n)
 

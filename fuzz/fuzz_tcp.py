@@ -1,5 +1,5 @@
 """atheris harness: mutated segments, calls and timer ticks into a synack host with a
-connection in every TCP state (the world and the input format: ``tcp_world.py``).
+connection in every TCP state (the world: ``tcp_world.py``, the input format: ``tcp_actions.py``).
 
 Run through ``fuzz/run.py`` (``make fuzz``); by hand::
 
@@ -23,7 +23,7 @@ import atheris
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 with atheris.instrument_imports(include=["synack"]):
-    import tcp_world
+    import tcp_actions
 
     import synack.stack  # noqa: F401 - instrumented here, before the world imports it
 
@@ -36,7 +36,7 @@ _last_write = [0.0]
 
 def test_one_input(data: bytes) -> None:
     COUNTERS.start_input()
-    world = tcp_world.run_input(data, on_built=COUNTERS.after_build)
+    world = tcp_actions.run_input(data, on_built=COUNTERS.after_build)
     COUNTERS.end_input(world.segments)
     if _STATS and time.monotonic() - _last_write[0] > 1.0:
         _last_write[0] = time.monotonic()

@@ -1,6 +1,6 @@
 """Write the seed corpus in fuzz/corpus/ from synack's own simulated runs.
 
-    PYTHONPATH=src python fuzz/make_corpus.py        # rewrites fuzz/corpus/{tcp,capture}
+    PYTHONPATH=src python fuzz/make_corpus.py [--out DIR]   # rewrites fuzz/corpus/{tcp,capture}
 
 Deterministic: the same files every time (the runs are seeded).
 
@@ -8,7 +8,7 @@ Deterministic: the same files every time (the runs are seeded).
   pcap (little- and big-endian, micro- and nanoseconds) and pcapng (both byte orders,
   with an ``if_tsresol`` option), with the link types the readers strip (raw IP,
   Ethernet, VLAN, Linux cooked SLL and SLL2, BSD loopback).
-* ``tcp/``: inputs in the format of ``tcp_world.Actions``. The segments of simulated
+* ``tcp/``: inputs in the format of ``tcp_actions.Actions``. The segments of simulated
   transfers (clean, lossy, reordered) become segment actions: their flags, window, options
   and payload length as they were, sequence and acknowledgment numbers as offsets from
   what the peer had seen, each sent to the targets whose state fits it (a SYN to the
@@ -31,7 +31,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import tcp_world as tw
+import tcp_actions as tw
+import tcp_world
 
 from synack.demo.bulk import transfer
 from synack.sim import LinkParams
@@ -40,7 +41,7 @@ from synack.wire.pcap import PcapReader, PcapRecord
 from synack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
 
 MS = 1000
-TARGET = {t.name: i for i, t in enumerate(tw.build_world().targets)}
+TARGET = {t.name: i for i, t in enumerate(tcp_world.build_world().targets)}
 
 # ---------------------------------------------------------------- encoding actions
 def s16(v: int) -> bytes:
@@ -116,7 +117,7 @@ def inputs_from_run(segs: list[tuple[int, TcpSegment, bool]], profile: int,
             high: dict[bool, int | None] = {True: None, False: None}
             cur = bytearray([profile])
             if not receiving:
-                cur += op(tw.OP_SEND, target, 255) * 3
+                cur += op(tw.OP_SEND, target, 0x4A)
             count = 0
             last_t = segs[0][0] if segs else 0
             for t, seg, from_client in segs:
@@ -155,7 +156,7 @@ def scripts() -> list[bytes]:
     ts = bytes([5, 5, 3, 0, 0])
     sack_block = bytes([5, 5, 4, 0]) + s16(100) + (200).to_bytes(2, "big")
     out = []
-    for profile in range(len(tw.PROFILES)):
+    for profile in range(len(tcp_world.PROFILES)):
         # Every target with the default sysctls, a few with each other set.
         for name in list(TARGET)[::1 if profile == 0 else 4]:
             p = bytes([profile])
@@ -178,6 +179,9 @@ def scripts() -> list[bytes]:
             out.append(p + segment(name, ACK | URG, urgent=5, grammar=ts, n=20)
                        + op(tw.OP_RECV, name, 4) + op(tw.OP_SHUTDOWN, name, 0)
                        + op(tw.OP_CLOSE, name))
+            out.append(p + op(tw.OP_ACCEPT, name, 2) + op(tw.OP_ACCEPT, name, 1)
+                       + op(tw.OP_SEND, name, 0x45) + op(tw.OP_SEND, name, 0x81)
+                       + op(tw.OP_TICK, name, 3) + op(tw.OP_ACCEPT, name, 1))
             out.append(p + op(tw.OP_ICMP, name, 0, 0x02, 0x40, 0, 0)
                        + op(tw.OP_ICMP, name, 1, 0, 0, 0, 0) + op(tw.OP_SEND, name, 30)
                        + op(tw.OP_TICK, name, 13))
@@ -185,13 +189,13 @@ def scripts() -> list[bytes]:
                        + op(tw.OP_SOCKOPT, name, 0x80, 0, 0) + op(tw.OP_TICK, name, 8))
         for name in ("ESTABLISHED", "ESTABLISHED-noopt", "CLOSE_WAIT"):
             p = bytes([profile])
-            loss = (op(tw.OP_SEND, name, 255) * 2 + op(tw.OP_TICK, name, 9)
+            loss = (op(tw.OP_SEND, name, 0x44) * 2 + op(tw.OP_TICK, name, 9)
                     + op(tw.OP_CLEAN, name, 1, 0, 0) * 3 + op(tw.OP_TICK, name, 10)
                     + op(tw.OP_CLEAN, name, 2, 0, 0) + op(tw.OP_CLEAN, name, 0, 0, 0))
-            grow = (op(tw.OP_SEND, name, 255) + op(tw.OP_TICK, name, 11)
+            grow = (op(tw.OP_SEND, name, 0x44) + op(tw.OP_TICK, name, 11)
                     + op(tw.OP_CLEAN, name, 0, 0, 0)) * 4
             out.append(p + loss + grow)
-            out.append(p + op(tw.OP_SEND, name, 255) + op(tw.OP_TICK, name, 3) * 3
+            out.append(p + op(tw.OP_SEND, name, 0x44) + op(tw.OP_TICK, name, 3) * 3
                        + op(tw.OP_CLEAN, name, 0, 0, 0) + grow)
             out.append(p + op(tw.OP_CLEAN, name, 3, 0, 0) + op(tw.OP_SEND, name, 100)
                        + op(tw.OP_TICK, name, 3) * 4 + op(tw.OP_CLEAN, name, 3 | 8, 0, 0)
@@ -200,7 +204,7 @@ def scripts() -> list[bytes]:
                        + (op(tw.OP_CLEAN, name, 0, 5, 0) + op(tw.OP_RECV, name, 200)
                           + op(tw.OP_TICK, name, 1)) * 6)
         out.append(bytes([profile]) + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
-                   + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b")
+                   + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
                    + op(tw.OP_RECV, "LISTEN-b", 20))
     return out
@@ -270,8 +274,8 @@ def pcapng(records: list[PcapRecord], order: str) -> bytes:
 
 
 # ---------------------------------------------------------------- main
-def write(dirname: str, blobs: list[bytes] | dict[str, bytes]) -> int:
-    d = HERE / "corpus" / dirname
+def write(root: Path, dirname: str, blobs: list[bytes] | dict[str, bytes]) -> int:
+    d = root / dirname
     d.mkdir(parents=True, exist_ok=True)
     for old in d.iterdir():
         old.unlink()
@@ -285,6 +289,7 @@ def write(dirname: str, blobs: list[bytes] | dict[str, bytes]) -> int:
 
 
 def main() -> None:
+    root = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else HERE / "corpus"
     tcp_inputs: list[bytes] = []
     runs = [
         (LinkParams(delay_us=5 * MS), 6000, 1, 0),
@@ -296,10 +301,10 @@ def main() -> None:
         tcp_inputs += inputs_from_run(run_segments(link, nbytes, seed), profile)
     tcp_inputs += scripts()
     tcp_inputs = sorted(set(tcp_inputs))
-    n_tcp = write("tcp", tcp_inputs)
-    n_cap = write("capture", capture_files())
-    size = sum(p.stat().st_size for p in (HERE / "corpus").rglob("*") if p.is_file())
-    print(f"fuzz/corpus: {n_tcp} tcp inputs, {n_cap} capture files, {size} bytes")
+    n_tcp = write(root, "tcp", tcp_inputs)
+    n_cap = write(root, "capture", capture_files())
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    print(f"{root}: {n_tcp} tcp inputs, {n_cap} capture files, {size} bytes")
 
 
 if __name__ == "__main__":

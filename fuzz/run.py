@@ -46,7 +46,8 @@ def fuzz(name: str, script: str, seconds: int, seed: int, work: Path) -> dict[st
     env = dict(os.environ, PYTHONPATH=str(SRC), FUZZ_STATS=str(stats))
     cmd = [sys.executable, str(HERE / script), str(out), str(CORPUS / name),
            f"-max_total_time={seconds}", f"-seed={seed}", "-timeout=20", "-rss_limit_mb=3072",
-           f"-artifact_prefix={art}/", "-print_final_stats=1", "-max_len=4096"]
+           f"-artifact_prefix={art}/", "-print_final_stats=1", "-max_len=4096",
+           "-len_control=0"]
     t0 = time.monotonic()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 300,
                           check=False)
@@ -73,7 +74,7 @@ def replay(dirs: list[str], report: str) -> None:
     cov = coverage.Coverage(branch=True, source=[str(SRC / "synack" / "tcp")], data_file=None)
     cov.start()
     sys.path.insert(0, str(HERE))
-    import tcp_world
+    import tcp_actions
     from counters import Counters
 
     counters = Counters.install()
@@ -83,7 +84,7 @@ def replay(dirs: list[str], report: str) -> None:
     for path in files:
         counters.start_input()
         try:
-            w = tcp_world.run_input(path.read_bytes(), on_built=counters.after_build)
+            w = tcp_actions.run_input(path.read_bytes(), on_built=counters.after_build)
         except Exception as exc:  # noqa: BLE001 - a crash in replay is reported, not raised
             failures.append(f"{path}: {type(exc).__name__}: {exc}")
             continue
