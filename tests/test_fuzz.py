@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 sys.path.insert(0, str(FUZZ))
 
-import tcp_actions  # noqa: E402
-import tcp_world  # noqa: E402
+import tcp_actions
+import tcp_world
 
 SHORT_RUN_SECONDS = 50   # fuzzing; with start-up and the coverage replay about a minute
 # What a short run must at least reach. The seed corpus alone reaches about 80 % of
