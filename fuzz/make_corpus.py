@@ -203,7 +203,26 @@ def scripts() -> list[bytes]:
             out.append(p + op(tw.OP_CLEAN, name, 0, 5, 0) + op(tw.OP_TICK, name, 12)
                        + (op(tw.OP_CLEAN, name, 0, 5, 0) + op(tw.OP_RECV, name, 200)
                           + op(tw.OP_TICK, name, 1)) * 6)
-        out.append(bytes([profile]) + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
+        p = bytes([profile])
+        synack_opts = bytes([0, 5, 0xB4, 2, 1, 7]) + ts
+        # SYN_SENT: the SYN retransmitted (an RTT from the TS echo), or shut before the answer.
+        out.append(p + op(tw.OP_TICK, "SYN_SENT", 3) + segment("SYN_SENT", SYN | ACK,
+                                                             grammar=synack_opts, n=30)
+                   + op(tw.OP_RECV, "SYN_SENT", 10))
+        out.append(p + op(tw.OP_SHUTDOWN, "SYN_SENT", 1) + segment("SYN_SENT", SYN | ACK,
+                                                                 grammar=synack_opts))
+        # Urgent data: recv(MSG_OOB) before and after the urgent byte arrives.
+        for name in ("ESTABLISHED", "ESTABLISHED-noopt"):
+            out.append(p + segment(name, ACK | URG, urgent=400, grammar=ts, n=20)
+                       + op(tw.OP_RECV, name, 255) + segment(name, ACK | URG, seq=20, urgent=380,
+                                                             grammar=ts, n=1000)
+                       + op(tw.OP_RECV, name, 255) + op(tw.OP_RECV, name, 100))
+            # Keepalive with data in flight, then with none.
+            out.append(p + op(tw.OP_SOCKOPT, name, 2, 0, 1) + op(tw.OP_SOCKOPT, name, 3, 0, 4)
+                       + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 5)
+                       + op(tw.OP_CLEAN, name, 0, 0, 0) + op(tw.OP_TICK, name, 5)
+                       + op(tw.OP_TICK, name, 5) + op(tw.OP_TICK, name, 14))
+        out.append(p + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
                    + op(tw.OP_RECV, "LISTEN-b", 20))
