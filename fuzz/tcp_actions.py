@@ -21,6 +21,7 @@ from tcp_world import (
     conn_of,
     drain,
     pattern,
+    sent,
 )
 
 from synack import seq as sq
@@ -28,7 +29,7 @@ from synack.stack import SHUT_RD, SHUT_RDWR, SHUT_WR
 from synack.tcp.info import ss_info
 from synack.tcp.tcpinfo import TcpInfo, ss_line
 from synack.wire.icmp import IcmpMessage, build_icmp_packet
-from synack.wire.tcp import ACK, PSH, SYN, URG
+from synack.wire.tcp import ACK, FIN, PSH, SYN, URG
 
 MAX_ACTIONS = 48
 MAX_PAYLOAD = 3000
@@ -217,6 +218,9 @@ def _segment(w: World, t: Target, r: Actions) -> None:
     if flags & URG:
         t.urgent += 1
     w.segments += 1
+    if ctl & CTL_SEQ_ABS:
+        t.wild = True
+    sent(t, seq, n + (1 if flags & SYN else 0) + (1 if flags & FIN else 0))
     w.stack.receive(build_raw(REMOTE, LOCAL, t.rport, t.lport, seq, ack, flags, window, urgent,
                                options, payload, reserved=ctl >> 4), now=w.now)
 
@@ -293,6 +297,7 @@ def _clean(w: World, t: Target, mode: int, n: int) -> None:
         w.peer_ts += 1
         opts = struct.pack("!BBBBII", 1, 1, 8, 10, w.peer_ts, t.ts_stack)
     w.segments += 1
+    sent(t, t.peer_nxt, n)
     stack.receive(build_raw(REMOTE, LOCAL, t.rport, t.lport, t.peer_nxt, ack,
                              ACK | (PSH if n else 0), window, 0, opts + sack,
                              pattern(t.peer_nxt, n)), now=w.now)

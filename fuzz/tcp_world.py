@@ -26,8 +26,10 @@ close, setsockopt/getsockopt, accept, and an ICMP error about a segment we sent.
 Payload bytes are a function of their sequence number (:func:`pattern`), so the
 harness can check what ``recv`` returns: the peer's bytes, in order, with nothing
 missing or invented (an urgent byte may be left out: it is read with MSG_OOB).
-After each action: every packet the stack sent parses with good checksums, and
-SND.UNA <= SND.NXT <= SND.MAX on every connection. A broken invariant raises
+After each action: every packet the stack sent parses with good checksums, none
+acknowledges a sequence number the peer never sent (unless the fuzzer gave an
+absolute sequence number to that port), and SND.UNA <= SND.NXT <= SND.MAX on every
+connection. A broken invariant raises
 :class:`InvariantError`; any exception out of the stack is a crash too. Calls
 may raise ``OSError`` (the stdlib's socket errors): that is their contract.
 """
@@ -81,6 +83,8 @@ class Target:
     fd: int = -1                  # the stack's socket for it (-1: none, or not accepted yet)
     peer_nxt: int = 0             # the peer's next sequence number (the stack's last ACK)
     stack_max: int = 0            # the highest sequence number + length the stack sent
+    peer_high: int | None = None  # the highest sequence number + length the peer sent
+    wild: bool = False            # the peer sent an absolute sequence number: no ACK check
     ts_stack: int = 0             # the stack's last TSval (the peer echoes it)
     stream: int | None = None     # next sequence number recv() must return (None: unknown)
     urgent: int = 0               # urgent bytes announced: each may be missing from recv()
@@ -151,8 +155,16 @@ class _Setup:
         seg = TcpSegment(src_port=t.rport, dst_port=t.lport, window=65535,
                          **fields)  # type: ignore[arg-type]
         w = self.w
+        sent(t, seg.seq, seg.seg_len)
         w.stack.receive(_seg_packet(seg), now=w.now)
         return drain(w)
+
+
+def sent(t: Target, seq: int, seg_len: int) -> None:
+    """The peer sent ``seg_len`` sequence numbers from ``seq`` to ``t``: remember the top."""
+    end = sq.add(seq, seg_len)
+    if t.peer_high is None or sq.gt(end, t.peer_high):
+        t.peer_high = end
 
 
 def drain(w: World) -> list[TcpSegment]:
@@ -168,6 +180,11 @@ def drain(w: World) -> list[TcpSegment]:
             raise InvariantError(f"packet from {ip.src} to {ip.dst}")
         t = w.by_port.get(seg.dst_port)
         if t is not None:
+            if seg.flags & ACK and not t.wild and t.peer_high is not None \
+                    and sq.gt(seg.ack, t.peer_high):
+                raise InvariantError(
+                    f"{t.name}: the stack acknowledges {seg.ack}, past everything the peer "
+                    f"sent (up to {t.peer_high}): {seg}")
             if seg.flags & ACK and not seg.flags & RST:
                 t.peer_nxt = seg.ack
             end = sq.add(seg.seq, seg.seg_len)
@@ -323,5 +340,5 @@ def conn_of(stack: Stack, key: tuple[str, int, str, int]) -> Connection | None:
 
 
 __all__ = ["InvariantError", "Target", "World", "build_raw", "build_world", "conn_of", "drain",
-           "pattern",
+           "pattern", "sent",
            "states"]
