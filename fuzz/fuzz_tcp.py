@@ -46,5 +46,7 @@ def test_one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
+    # libFuzzer runs argv[0] through the shell for -merge and -fork: make it this Python.
+    atheris.Setup([f"{sys.executable} {os.path.abspath(__file__)}", *sys.argv[1:]],
+                  test_one_input)
     atheris.Fuzz()

@@ -27,9 +27,10 @@ import tcp_world
 from capture_check import check_capture
 
 SHORT_RUN_SECONDS = 50   # fuzzing; with start-up and the coverage replay about a minute
-# What a short run must at least reach. The seed corpus alone reaches about 80 % of
-# tcp/'s branches; 60 s of fuzzing on the development machine 87 %.
-MIN_BRANCH_COVERAGE = 0.82
+# Issue 11's target for tcp/'s branches. The generated seeds (fuzz/corpus/tcp) reach 81 %;
+# with the inputs distilled from two 800 s runs (fuzz/corpus/tcp-kept) 90.5 % before the
+# short run adds its own.
+MIN_BRANCH_COVERAGE = 0.90
 MIN_REACHING = 0.5
 
 
@@ -88,7 +89,8 @@ def test_the_seed_corpus_is_what_the_generator_makes(tmp_path: Path) -> None:
 
 
 def test_the_seed_corpus_replays_without_a_crash() -> None:
-    for path in sorted((FUZZ / "corpus" / "tcp").iterdir()):
+    for path in sorted((FUZZ / "corpus" / "tcp").iterdir()) + sorted(
+            (FUZZ / "corpus" / "tcp-kept").iterdir()):
         tcp_actions.run_input(path.read_bytes())
 
 
