@@ -39,14 +39,21 @@ MAX_PAYLOAD = 3000
 class Actions:
     """Reads a fuzz input. Past its end every read gives zeros, so any input is valid.
 
-    Layout: one byte of profile (sysctl set, :data:`PROFILES`), then actions, each
-    ``op target ...``; op modulo 16 chooses (0-6 segment, 7 tick, 8 send, 9 recv,
-    10 shutdown, 11 close, 12 socket option, 13 accept, 14 ICMP error, 15 a clean
-    segment that acknowledges everything the stack sent, with in-order data).
-    A segment: flags, control, seq and ack as signed 16-bit offsets (or 32-bit
-    absolute numbers when the control byte says), window, urgent pointer, an
-    option-grammar length and its bytes, a payload length (and, when the control
-    byte says, the payload's own bytes).
+    Layout: one byte of profile (sysctl set, :data:`PROFILES`), then at most
+    :data:`MAX_ACTIONS` actions, each ``op target ...`` (target modulo the number of
+    targets); op modulo 16 chooses:
+
+    * 0-6 a segment: flags, control (bit 0: seq absolute, 1: ack absolute, 2: raw
+      payload; the high nibble goes to the reserved bits), seq and ack as signed
+      16-bit offsets from what the peer has seen (32-bit numbers when absolute),
+      window, urgent pointer, an option-grammar length and its bytes
+      (:func:`_options`), a payload length (and the raw payload's bytes);
+    * 7 tick: advance the clock by ``TICKS_US[b & 15]`` and run what fell due;
+    * 8 send (size and MSG_OOB from one byte), 9 recv (0xFF: recv(MSG_OOB)),
+      10 shutdown, 11 close, 12 a socket option set or read (:func:`_sockopt`);
+    * 13 accept, ``ss``, or connect() over the target's 4-tuple (:func:`_host`);
+    * 14 an ICMP error about a segment we sent (:func:`_icmp`);
+    * 15 a segment from a peer that behaves (:func:`_clean`).
     """
 
     def __init__(self, data: bytes) -> None:
@@ -112,7 +119,7 @@ def step(w: World, r: Actions) -> None:
         deadline = stack.next_deadline()
         guard = 0
         while deadline is not None and deadline <= w.now:
-            stack.tick(now=max(deadline, w.now - 0))
+            stack.tick(now=w.now)     # a host that slept through its deadlines
             drain(w)
             guard += 1
             if guard > 10_000:
