@@ -1,4 +1,4 @@
-"""A synack host with a connection in every TCP state, and a byte format that drives it.
+"""A synack host with a connection in every TCP state, and the checks made on it.
 
 Theory of operation
 -------------------
