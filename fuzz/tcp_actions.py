@@ -395,6 +395,8 @@ def check(w: World) -> None:
             raise InvariantError(
                 f"{conn.remote}: SND.UNA {snd.snd_una} <= SND.NXT {snd.snd_nxt} <= SND.MAX "
                 f"{snd.snd_max} does not hold in {conn.state.name}")
+        if conn.rec.cc.cwnd < 1:
+            raise InvariantError(f"{conn.remote}: cwnd {conn.rec.cc.cwnd} in {conn.state.name}")
 
 
 __all__ = ["Actions", "check", "run_input", "step"]

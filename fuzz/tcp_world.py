@@ -28,7 +28,8 @@ harness can check what ``recv`` returns: the peer's bytes, in order, with nothin
 missing or invented (an urgent byte may be left out: it is read with MSG_OOB).
 After each action: every packet the stack sent parses with good checksums, none
 acknowledges a sequence number the peer never sent (unless the fuzzer gave an
-absolute sequence number to that port), and SND.UNA <= SND.NXT <= SND.MAX on every
+absolute sequence number to that port), the right edge of the window announced
+never moves left, and SND.UNA <= SND.NXT <= SND.MAX and cwnd >= 1 on every
 connection. A broken invariant raises
 :class:`InvariantError`; any exception out of the stack is a crash too. Calls
 may raise ``OSError`` (the stdlib's socket errors): that is their contract.
@@ -85,6 +86,7 @@ class Target:
     stack_max: int = 0            # the highest sequence number + length the stack sent
     peer_high: int | None = None  # the highest sequence number + length the peer sent
     wild: bool = False            # the peer sent an absolute sequence number: no ACK check
+    edge: int | None = None       # the right edge of the window the stack announced
     ts_stack: int = 0             # the stack's last TSval (the peer echoes it)
     stream: int | None = None     # next sequence number recv() must return (None: unknown)
     urgent: int = 0               # urgent bytes announced: each may be missing from recv()
@@ -187,6 +189,7 @@ def drain(w: World) -> list[TcpSegment]:
                     f"sent (up to {t.peer_high}): {seg}")
             if seg.flags & ACK and not seg.flags & RST:
                 t.peer_nxt = seg.ack
+            _check_edge(w, t, seg)
             end = sq.add(seg.seq, seg.seg_len)
             if seg.flags & SYN or sq.gt(end, t.stack_max):
                 t.stack_max = end
@@ -194,6 +197,27 @@ def drain(w: World) -> list[TcpSegment]:
                 t.ts_stack = seg.timestamps[0]
         out.append(seg)
     return out
+
+
+def _check_edge(w: World, t: Target, seg: TcpSegment) -> None:
+    """RFC 9293 3.8.6.2.2: the right edge of the window announced never moves left.
+
+    With a window scale of ``s`` the field is rounded down, so an edge may read up to
+    ``2**s - 1`` below the one announced before. A SYN or a RST starts anew (a new
+    connection on the port, or none); TIME_WAIT entries are not checked."""
+    if seg.flags & (SYN | RST) or not seg.flags & ACK:
+        t.edge = None
+        return
+    conn = conn_of(w.stack, (LOCAL, t.lport, REMOTE, t.rport))
+    if conn is None:
+        return
+    shift = conn.neg.rcv_shift
+    edge = sq.add(seg.ack, seg.window << shift)
+    if t.edge is not None and sq.le(sq.add(edge, 1 << shift), t.edge):
+        raise InvariantError(f"{t.name}: the window's right edge moved left, from {t.edge} to "
+                             f"{edge} (window scale {shift}): {seg}")
+    if t.edge is None or sq.gt(edge, t.edge):
+        t.edge = edge
 
 
 def build_world(profile: int = 0) -> World:

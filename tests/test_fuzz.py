@@ -70,6 +70,20 @@ def test_the_stream_check_catches_wrong_bytes() -> None:
         tcp_actions._check_stream(w, t, tcp_world.pattern(t.stream + 1, 10))   # a byte skipped
 
 
+def test_the_window_check_catches_a_right_edge_moving_left() -> None:
+    """As if a window 1 MB wider had been announced before: the next ACK shows a shrink."""
+    target = [t.name for t in tcp_world.build_world().targets].index("ESTABLISHED")
+    with pytest.raises(tcp_world.InvariantError, match="right edge moved left"):
+        tcp_actions.run_input(bytes([0, tcp_actions.OP_CLEAN, target, 0, 0, 100]),
+                              on_built=_widen)
+
+
+def _widen(w: tcp_world.World) -> None:
+    t = next(t for t in w.targets if t.name == "ESTABLISHED")
+    assert t.edge is not None
+    t.edge = (t.edge + 1_000_000) & 0xFFFFFFFF
+
+
 def test_the_send_sequence_check_catches_disorder() -> None:
     w = tcp_world.build_world()
     conn = next(iter(w.stack.conns.values()))
