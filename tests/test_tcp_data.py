@@ -241,15 +241,18 @@ def test_established_send_limited_by_peer_window():
     assert peer.send(seq=IRS + 1, ack=ISS + 1, flags=ACK, window=1000) == []
     assert stack.send(fd, b"a" * 2500, now=0) == 2500
     assert peer.out() == []
+    # (A probe that carries data has PSH: Linux tcp_write_wakeup() sets it.)
     assert peer.run_until(200_001) == [
-        (200_001, ours(seq=ISS + 1, ack=IRS + 1, flags=ACK, window=WIN, payload=b"a" * 1000))
+        (200_001, ours(seq=ISS + 1, ack=IRS + 1, flags=ACK | PSH, window=WIN,
+                       payload=b"a" * 1000))
     ]
     # Its ACK (an RTT sample of ~100 ms: RTO 212.5 ms) leaves the window still below a
     # segment: nothing at once, the next piece at the next persist deadline.
     assert peer.send(seq=IRS + 1, ack=ISS + 1001, flags=ACK, window=1000, now=300_000) == []
     assert stack.connection(fd).rtt.rto == 212_500
     assert peer.run_until(512_500) == [
-        (512_500, ours(seq=ISS + 1001, ack=IRS + 1, flags=ACK, window=WIN, payload=b"a" * 1000))
+        (512_500, ours(seq=ISS + 1001, ack=IRS + 1, flags=ACK | PSH, window=WIN,
+                       payload=b"a" * 1000))
     ]
     # A window that holds everything left lets the last 500 bytes go at once, with PSH.
     assert peer.send(seq=IRS + 1, ack=ISS + 2001, flags=ACK, window=4000, now=600_000) == [

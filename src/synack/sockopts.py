@@ -71,7 +71,7 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
         if option == _socket.TCP_NODELAY:
             o.nodelay = bool(v)
             if sock.conn is not None and v:
-                sock.conn.push(now=now)
+                sock.conn.push(now=now, force=True)   # Linux __tcp_sock_set_nodelay()
                 stack._collect_key(sock.conn, now)
         elif option == _socket.TCP_CORK:
             o.cork = bool(v)

@@ -162,8 +162,6 @@ def _send_flags(call: SysCall, flags: int) -> None:
         raise Unsupported("unsupported: TCP Fast Open (MSG_FASTOPEN)")
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
-    if flags & S["MSG_MORE"]:
-        raise Unsupported("unsupported: MSG_MORE")
 
 
 def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> SyscallResult | Block:
@@ -179,7 +177,7 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
         try:
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
-                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"]))
+                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]))
                 sent += n
                 if total == 0:
                     break

@@ -22,6 +22,7 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 # __rand__ on every send() and recv().
 _MSG_OOB = int(_socket.MSG_OOB)
 _MSG_EOR = int(_socket.MSG_EOR)
+_MSG_MORE = 0x8000   # socket.MSG_MORE (Linux)
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
@@ -237,7 +238,8 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
-        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR))
+        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR),
+                      more=bool(flags & _MSG_MORE))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         self._collect_key(conn, now)

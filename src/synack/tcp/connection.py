@@ -458,7 +458,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
 
     # ------------------------------------------------------------------ the application
     def send(self, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False,
-             eor: bool = False) -> int:
+             eor: bool = False, more: bool = False) -> int:
         """Queue bytes for sending; returns how many fit in the send buffer.
 
         With ``oob`` (``MSG_OOB``) the last byte taken is urgent: segments up to it
@@ -475,7 +475,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             if not room:
                 return 0
             data = data[:room]
-        n = self.snd.write(data, eor=eor)
+        n = self.snd.write(data, eor=eor, more=more)
         if n:
             self.mem_sync()
             if oob:
@@ -490,10 +490,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         new.cwnd, new.ssthresh = old.cwnd, old.ssthresh
         self.rec.cc = new
 
-    def push(self, *, now: int) -> None:
-        """TCP_CORK cleared or TCP_NODELAY set: send what was held back."""
+    def push(self, *, now: int, force: bool = False) -> None:
+        """TCP_CORK cleared or TCP_NODELAY set: send what was held back. ``force``: even
+        what cork holds (Linux: setting TCP_NODELAY pushes with TCP_NAGLE_PUSH; a cork
+        still set holds later small writes again)."""
         self.now = now
-        self._output(now)
+        if force:
+            self.snd.more = False            # TCP_NAGLE_PUSH ends MSG_MORE's hold too
+        self._output(now, push=force)
 
     def recv(self, n: int, *, now: int) -> bytes:
         """Take up to ``n`` in-order bytes; a window update goes out if reading opened it."""

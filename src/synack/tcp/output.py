@@ -56,8 +56,9 @@ class OutputMixin:
 
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
 
-    def _output(self: Connection, now: int, *, probe: bool = False) -> None:
-        """Send whatever the windows, Nagle and cork allow right now."""
+    def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
+        """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
+        what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
         if self.state in _QUIET:
             return
         snd = self.snd
@@ -107,7 +108,7 @@ class OutputMixin:
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
             n = min(left, cap, max(usable, 0))
             if n == mss and nxt == smax and not probe:
-                big = self._tso_length(nxt, left, usable, budget)
+                big = self._tso_length(nxt, left, usable, budget, push=push)
                 if big > mss:
                     fin = fin_due and big == left
                     if self.tso_max:
@@ -130,17 +131,21 @@ class OutputMixin:
             # to the window's edge, tcp_nagle_check() permitting). Linux has no
             # sender-side "half the max window" rule (RFC 9293 3.8.6.2.1).
             if n < left and n < cap and not probe and (
-                    n <= 0 or not full_sent or self._nagle_holds(n)):
+                    n <= 0 or not full_sent or (not push and self._nagle_holds(n))):
                 blocked_by_window = True
                 break
             if 0 < n < mss and n == left and not fin_due and not probe \
-                    and self._nagle_holds(n):
+                    and not push and self._nagle_holds(n):
+                # Held by Nagle, cork or MSG_MORE. With nothing in flight no ACK will
+                # release it: the probe timer will (Linux tcp_check_probe_timer(): the
+                # 200 ms ceiling on TCP_CORK).
+                blocked_by_window = True
                 break
             fin = fin_due and n == left and usable >= n
             if n == 0 and not fin:
                 blocked_by_window = True
                 break
-            self._transmit(nxt, n, now, fin=fin)
+            self._transmit(nxt, n, now, fin=fin, push=probe)   # tcp_write_wakeup(): PSH
             if n >= mss:
                 full_sent = True
             if fin or probe:
@@ -148,7 +153,8 @@ class OutputMixin:
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
 
-    def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int) -> int:
+    def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int, *,
+                    push: bool = False) -> int:
         """Bytes of new data for one TSO super-segment at ``nxt``: whole MSS segments,
         as many as an MSS-at-a-time sender would send back to back right now.
 
@@ -186,7 +192,7 @@ class OutputMixin:
         length = segs * mss
         tail = edge - length
         if 0 < tail < mss and segs < quota and edge <= room \
-                and (record or not self._nagle_holds(tail)):
+                and (record or push or not self._nagle_holds(tail)):
             # The short piece up to the edge goes in the same super-segment, as Linux's
             # tcp_mss_split_point() sends up to it when tcp_nagle_check() lets it (a
             # record's end is no queue tail: Nagle does not hold it back).
@@ -196,7 +202,7 @@ class OutputMixin:
 
     def _nagle_holds(self: Connection, n: int) -> bool:
         """Hold back a small segment? (Linux tcp_nagle_check, Minshall's variant)."""
-        if self.opts.cork:
+        if self.opts.cork or self.snd.more:
             return True
         if self.opts.nodelay:
             return False

@@ -138,6 +138,7 @@ class Sender:
         "fin_queued",
         "iss",
         "max_wnd",
+        "more",
         "push_marks",
         "rtx_high",
         "sent_log",
@@ -164,6 +165,7 @@ class Sender:
         self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
         self.capacity = capacity
         self.fin_queued = False
+        self.more = False                    # the last write said MSG_MORE: hold its tail
         self.bytes_acked = 0
         self.bytes_sent = 0
         self.bytes_retrans = 0
@@ -213,7 +215,8 @@ class Sender:
         """Bytes the application may still write."""
         return max(self.capacity - len(self.buf), 0)
 
-    def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False) -> int:
+    def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False,
+              more: bool = False) -> int:
         """Queue as much of ``data`` as fits; returns how many bytes were taken.
         ``eor``: the write ends a record (MSG_EOR): later writes never share its last
         segment."""
@@ -229,7 +232,11 @@ class Sender:
                 # same skb and clears its PSH (tcp_sendmsg_locked()); PSH moves here.
                 marks.pop()
             end = self.data_end
-            marks.append(end)
+            # MSG_MORE: no PSH, and the short tail waits for the rest (Linux tcp_push()
+            # with TCP_NAGLE_CORK), unless the write did not fit whole.
+            self.more = more and n == len(data)
+            if not self.more:
+                marks.append(end)
             if eor and n == len(data):
                 self.eor_marks.append(end)   # MSG_EOR: the skb is never appended to
         return n

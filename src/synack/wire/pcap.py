@@ -157,12 +157,14 @@ class PcapReader:
         # The upper bits may carry an FCS length (pcap-savefile(5)); the link type is the low 16.
         self.linktype = linktype & 0xFFFF
         self._record = _RECORD_BE if self.big_endian else _RECORD_LE
+        self._end = end_of(self._file)
 
     def __iter__(self) -> Iterator[PcapRecord]:
         read = self._file.read
         unpack = self._record.unpack
         divisor = 1000 if self.nanoseconds else 1
         linktype = self.linktype
+        end, tell = self._end, self._file.tell
         while True:
             head = read(16)
             if not head:
@@ -176,6 +178,11 @@ class PcapReader:
                 raise ParseError(
                     "pcap record", "bad total length", f"captured length {captured} is corrupt"
                 )
+            # A length past the end of the file is refused before the read allocates it.
+            if captured > 65536 and end is not None and captured > end - tell():
+                raise ParseError(
+                    "pcap record", "truncated", f"({max(end - tell(), 0)} of {captured} bytes "
+                    "present)")
             data = read(captured)
             if len(data) < captured:
                 raise ParseError(
@@ -198,6 +205,19 @@ class PcapReader:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def end_of(f: BinaryIO) -> int | None:
+    """The size of the file ``f`` reads, or None for a stream that cannot seek (a pipe)."""
+    try:
+        if not f.seekable():
+            return None
+        pos = f.tell()
+        end = f.seek(0, os.SEEK_END)
+        f.seek(pos)
+    except (OSError, ValueError):
+        return None
+    return end
 
 
 def _swap32(value: int) -> int:

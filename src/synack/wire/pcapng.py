@@ -17,13 +17,14 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from .errors import ParseError
-from .pcap import MAX_RECORD_LEN, PcapRecord
+from .pcap import MAX_RECORD_LEN, PcapRecord, end_of
 
 __all__ = ["PcapngReader", "is_pcapng"]
 
 _SHB, _IDB, _PB, _SPB, _EPB = 0x0A0D0D0A, 1, 2, 3, 6
 _BOM = 0x1A2B3C4D
 _OPT_TSRESOL = 9
+_SHB_MIN = 28   # type, length, byte-order magic, version, section length, length again
 
 
 def is_pcapng(path_or_file: str | os.PathLike[str] | BinaryIO) -> bool:
@@ -40,8 +41,10 @@ def is_pcapng(path_or_file: str | os.PathLike[str] | BinaryIO) -> bool:
 class PcapngReader:
     """Iterate over the packets of a pcapng file as :class:`PcapRecord`.
 
-    Raises :class:`ParseError` (field "pcapng block") for a truncated or corrupt
-    block; timestamps are converted to integer microseconds.
+    Raises :class:`ParseError` (field "pcapng block" or "pcapng option") for a
+    truncated or corrupt block: every length is checked before it is used, a block
+    length against what is left of the file before anything is read. Timestamps
+    are converted to integer microseconds.
     """
 
     def __init__(self, path_or_file: str | os.PathLike[str] | BinaryIO) -> None:
@@ -58,6 +61,8 @@ class PcapngReader:
         order = "<"
         # Per interface: (link type, ticks per second).
         interfaces: list[tuple[int, int]] = []
+        first = True
+        end = end_of(f)
         while True:
             head = f.read(8)
             if not head:
@@ -76,25 +81,37 @@ class PcapngReader:
                     raise ParseError("pcapng block", "unsupported", "byte-order magic")
                 interfaces = []                    # a new section numbers interfaces anew
                 btype, length = struct.unpack(order + "II", head)
-                body = bom + f.read(max(length - 12, 0))
+                _check_length(f, end, length, 12, _SHB_MIN)
+                body = bom + _read_exact(f, length - 12, length)
             else:
+                if first:
+                    raise ParseError("pcapng block", "unsupported",
+                                     "no section header block first (not a pcapng file)")
                 btype, length = struct.unpack(order + "II", head)
-                body = f.read(max(length - 8, 0))
-            if length < 12 or length % 4 or length > MAX_RECORD_LEN:
-                raise ParseError("pcapng block", "bad total length", f"{length}")
-            if len(body) < length - 8:
-                raise ParseError(
-                    "pcapng block", "truncated", f"({len(body) + 8} of {length} bytes present)")
+                _check_length(f, end, length, 8, 12)
+                body = _read_exact(f, length - 8, length)
+            first = False
+            if struct.unpack_from(order + "I", body, len(body) - 4)[0] != length:
+                raise ParseError("pcapng block", "bad total length",
+                                 f"{length} (the trailing copy differs)")
             body = body[:-4]                       # the trailing copy of the length
             if btype == _IDB:
                 interfaces.append(_interface(body, order))
             elif btype in (_EPB, _PB):
+                if len(body) < 20:
+                    raise ParseError("pcapng block", "truncated",
+                                     f"(packet block of {length} bytes, the fields take 32)")
                 if btype == _EPB:
                     iface, hi, lo, caplen = struct.unpack_from(order + "IIII", body)
                 else:
                     iface, _drops, hi, lo, caplen = struct.unpack_from(order + "HHIII", body)
-                if iface >= len(interfaces) or 20 + caplen > len(body):
-                    raise ParseError("pcapng block", "bad total length", "packet block")
+                if iface >= len(interfaces):
+                    raise ParseError("pcapng block", "bad total length",
+                                     f"packet block on interface {iface} of {len(interfaces)}")
+                if 20 + caplen > len(body):
+                    raise ParseError("pcapng block", "bad total length",
+                                     f"packet block: captured length {caplen} runs past the "
+                                     f"block of {length} bytes")
                 linktype, per_second = interfaces[iface]
                 ticks = (hi << 32) | lo
                 yield PcapRecord(ticks * 1_000_000 // per_second, body[20:20 + caplen], linktype)
@@ -105,17 +122,43 @@ class PcapngReader:
                 yield PcapRecord(0, body[4:4 + orig], interfaces[0][0])
 
 
+def _check_length(f: BinaryIO, end: int | None, length: int, have: int, least: int) -> None:
+    """A block's total length must be whole words, hold its own fields, and fit in what is
+    left of the file (checked before reading: a corrupt length must not make us allocate
+    gigabytes). ``have`` bytes of the block are read already; ``end`` is the file's size."""
+    if length < least or length % 4 or length > MAX_RECORD_LEN:
+        raise ParseError("pcapng block", "bad total length", f"{length}")
+    if end is not None:
+        left = end - f.tell()
+        if left < length - have:
+            raise ParseError("pcapng block", "truncated",
+                             f"({max(left, 0) + have} of {length} bytes present)")
+
+
+def _read_exact(f: BinaryIO, n: int, length: int) -> bytes:
+    data = f.read(n)
+    if len(data) < n:
+        raise ParseError("pcapng block", "truncated",
+                         f"({length - n + len(data)} of {length} bytes present)")
+    return data
+
+
 def _interface(body: bytes, order: str) -> tuple[int, int]:
     if len(body) < 8:
         raise ParseError("pcapng block", "truncated", "(interface description)")
     linktype = struct.unpack_from(order + "H", body)[0]
     per_second = 1_000_000
     pos = 8
+    # The body is whole words (the block length is checked), so an option header fits
+    # whenever a word is left.
     while pos + 4 <= len(body):
         code, olen = struct.unpack_from(order + "HH", body, pos)
         if code == 0:
             break
-        if code == _OPT_TSRESOL and olen >= 1 and pos + 5 <= len(body):
+        if pos + 4 + olen > len(body):
+            raise ParseError("pcapng option", "bad option length",
+                             f"{olen} (code {code}: {len(body) - pos - 4} bytes left)")
+        if code == _OPT_TSRESOL and olen >= 1:
             v = body[pos + 4]
             per_second = 2 ** (v & 0x7F) if v & 0x80 else 10 ** v
         pos += 4 + (olen + 3) // 4 * 4

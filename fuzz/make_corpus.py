@@ -1,0 +1,330 @@
+"""Write the seed corpus in fuzz/corpus/ from synack's own simulated runs.
+
+    PYTHONPATH=src python fuzz/make_corpus.py [--out DIR]   # rewrites fuzz/corpus/{tcp,capture}
+
+Deterministic: the same files every time (the runs are seeded).
+
+* ``capture/``: a short transfer between two synack hosts in the simulator, saved as
+  pcap (little- and big-endian, micro- and nanoseconds) and pcapng (both byte orders,
+  with an ``if_tsresol`` option), with the link types the readers strip (raw IP,
+  Ethernet, VLAN, Linux cooked SLL and SLL2, BSD loopback).
+* ``tcp/``: inputs in the format of ``tcp_actions.Actions``. The segments of simulated
+  transfers (clean, lossy, reordered) become segment actions: their flags, window, options
+  and payload length as they were, sequence and acknowledgment numbers as offsets from
+  what the peer had seen, each sent to the targets whose state fits it (a SYN to the
+  listener, a SYN,ACK to SYN_SENT, data and FINs to the synchronized states), with the
+  time between them as ticks and reads after data. A few short scripts per target add
+  what transfers do not show: RSTs, challenge ACKs, zero windows, urgent data, ICMP
+  errors, socket options, close and shutdown, long idle times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import tcp_actions as tw
+import tcp_world
+
+from synack.demo.bulk import transfer
+from synack.sim import LinkParams
+from synack.wire.ipv4 import parse_tcp_packet
+from synack.wire.pcap import PcapReader, PcapRecord
+from synack.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, TcpSegment
+
+MS = 1000
+TARGET = {t.name: i for i, t in enumerate(tcp_world.build_world().targets)}
+
+# ---------------------------------------------------------------- encoding actions
+def s16(v: int) -> bytes:
+    return max(-32768, min(32767, v)).to_bytes(2, "big", signed=True)
+
+
+def options_grammar(seg: TcpSegment) -> bytes:
+    g = bytearray()
+    if seg.mss is not None:
+        g += bytes([0]) + seg.mss.to_bytes(2, "big")
+    if seg.sack_permitted:
+        g += bytes([2])
+    if seg.timestamps is not None:
+        g += bytes([5, 5, 3, 0, 0])              # NOP NOP TS (fresh value, echo theirs)
+    if seg.wscale is not None:
+        g += bytes([5, 1, seg.wscale])
+    if seg.sack_blocks:
+        n = min(len(seg.sack_blocks), 4)
+        g += bytes([5, 5, 4, n - 1])
+        for start, end in seg.sack_blocks[:n]:
+            g += s16(((start - seg.ack + 0x80000000) & 0xFFFFFFFF) - 0x80000000)
+            g += ((end - start) & 0xFFFF).to_bytes(2, "big")
+    return bytes(g)
+
+
+def segment(target: str, flags: int, *, seq: int = 0, ack: int = 0, window: int = 65535,
+            urgent: int = 0, grammar: bytes = b"", n: int = 0, ctl: int = 0,
+            raw: bytes = b"") -> bytes:
+    body = bytes([tw.OP_SEGMENT, TARGET[target], flags, ctl])
+    body += s16(seq) + s16(ack) + window.to_bytes(2, "big") + urgent.to_bytes(2, "big")
+    body += bytes([len(grammar)]) + grammar + n.to_bytes(2, "big") + raw
+    return body
+
+
+def op(code: int, target: str, *args: int) -> bytes:
+    return bytes([code, TARGET[target], *args])
+
+
+def tick_index(gap_us: int) -> int:
+    order = sorted(range(len(tw.TICKS_US)), key=lambda i: abs(tw.TICKS_US[i] - gap_us))
+    return order[0]
+
+
+# ---------------------------------------------------------------- from simulated runs
+def run_segments(link: LinkParams, nbytes: int, seed: int) -> list[tuple[int, TcpSegment, bool]]:
+    """(time, segment, from the client) of a simulated transfer, as captured."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "run.pcap")
+        transfer(nbytes, seed=seed, link=link, back=link, pcap=path)
+        with PcapReader(path) as reader:
+            records = list(reader)
+    out = []
+    client = None
+    for r in records:
+        ip, seg = parse_tcp_packet(r.data, verify_checksum=False)
+        if client is None:
+            client = ip.src
+        out.append((r.ts_us, seg, ip.src == client))
+    return out
+
+
+def inputs_from_run(segs: list[tuple[int, TcpSegment, bool]], profile: int,
+                    per_file: int = 40) -> list[bytes]:
+    """Two kinds of input from one run. As the receiver: the client's segments go to a
+    target that receives (sequence offsets from the highest sequence the client had sent,
+    so retransmissions are old data), with reads after data. As the sender: the stack
+    first writes 40 kB, then the server's ACKs come in (acknowledgment offsets from the
+    highest sequence the client had sent, SACK blocks as they were)."""
+    files = []
+    for receiving, targets in ((True, ("ESTABLISHED", "ESTABLISHED-noopt", "FIN_WAIT_1")),
+                               (False, ("ESTABLISHED", "ESTABLISHED-noopt", "CLOSE_WAIT"))):
+        for target in targets:
+            high: dict[bool, int | None] = {True: None, False: None}
+            cur = bytearray([profile])
+            if not receiving:
+                cur += op(tw.OP_SEND, target, 0x4A)
+            count = 0
+            last_t = segs[0][0] if segs else 0
+            for t, seg, from_client in segs:
+                end = (seg.seq + seg.seg_len) & 0xFFFFFFFF
+                h = high[from_client]
+                seq_off = 0 if h is None else _signed(seg.seq - h)
+                other = high[not from_client]
+                ack_off = 0 if other is None or not seg.flags & ACK else _signed(seg.ack - other)
+                if h is None or _signed(end - h) > 0:
+                    high[from_client] = end
+                if from_client != receiving or seg.flags & SYN:
+                    continue
+                if t - last_t >= 500:
+                    cur += op(tw.OP_TICK, target, tick_index(t - last_t))
+                last_t = t
+                cur += segment(target, seg.flags, seq=seq_off, ack=ack_off, window=seg.window,
+                               grammar=options_grammar(seg), n=min(len(seg.payload), 1400))
+                if seg.payload:
+                    cur += op(tw.OP_RECV, target, 255 if count % 7 == 6 else 100)
+                count += 1
+                if count >= per_file:
+                    files.append(bytes(cur))
+                    cur = bytearray([profile])
+                    count = 0
+            if count:
+                files.append(bytes(cur))
+    return files
+
+
+def _signed(v: int) -> int:
+    return ((v + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+
+
+# ---------------------------------------------------------------- scripted seeds
+def scripts() -> list[bytes]:
+    ts = bytes([5, 5, 3, 0, 0])
+    sack_block = bytes([5, 5, 4, 0]) + s16(100) + (200).to_bytes(2, "big")
+    out = []
+    for profile in range(len(tcp_world.PROFILES)):
+        # Every target with the default sysctls, a few with each other set.
+        for name in list(TARGET)[::1 if profile == 0 else 4]:
+            p = bytes([profile])
+            out.append(p + segment(name, ACK | PSH, grammar=ts, n=500) + op(tw.OP_RECV, name, 40)
+                       + op(tw.OP_CLEAN, name, 0, 0, 0))
+            out.append(p + segment(name, FIN | ACK, grammar=ts) + op(tw.OP_TICK, name, 6)
+                       + op(tw.OP_TICK, name, 7))
+            out.append(p + segment(name, RST, grammar=ts) + segment(name, RST, seq=5))
+            out.append(p + segment(name, SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
+                       + segment(name, ACK, grammar=ts))
+            out.append(p + segment(name, ACK, seq=3000, grammar=ts + sack_block, n=100)
+                       + segment(name, ACK, ack=-5000, grammar=ts)
+                       + segment(name, ACK, grammar=ts, window=0)
+                       + op(tw.OP_TICK, name, 3) + op(tw.OP_TICK, name, 4))
+            out.append(p + op(tw.OP_SEND, name, 40) + op(tw.OP_TICK, name, 12)
+                       + op(tw.OP_CLEAN, name, 0, 0, 0) + op(tw.OP_SEND, name, 200)
+                       + segment(name, ACK, grammar=ts + sack_block)
+                       + segment(name, ACK, grammar=ts + sack_block)
+                       + segment(name, ACK, grammar=ts + sack_block) + op(tw.OP_TICK, name, 3))
+            out.append(p + segment(name, ACK | URG, urgent=5, grammar=ts, n=20)
+                       + op(tw.OP_RECV, name, 4) + op(tw.OP_SHUTDOWN, name, 0)
+                       + op(tw.OP_CLOSE, name))
+            out.append(p + op(tw.OP_ACCEPT, name, 2) + op(tw.OP_ACCEPT, name, 1)
+                       + op(tw.OP_SEND, name, 0x45) + op(tw.OP_SEND, name, 0x81)
+                       + op(tw.OP_TICK, name, 3) + op(tw.OP_ACCEPT, name, 1))
+            out.append(p + op(tw.OP_ICMP, name, 0, 0x02, 0x40, 0, 0)
+                       + op(tw.OP_ICMP, name, 1, 0, 0, 0, 0) + op(tw.OP_SEND, name, 30)
+                       + op(tw.OP_TICK, name, 13))
+            out.append(p + bytes(x for k in range(16) for x in op(tw.OP_SOCKOPT, name, k, 0, 7))
+                       + op(tw.OP_SOCKOPT, name, 0x80, 0, 0) + op(tw.OP_TICK, name, 8))
+        for name in ("ESTABLISHED", "ESTABLISHED-noopt", "CLOSE_WAIT"):
+            p = bytes([profile])
+            loss = (op(tw.OP_SEND, name, 0x44) * 2 + op(tw.OP_TICK, name, 9)
+                    + op(tw.OP_CLEAN, name, 1, 0, 0) * 3 + op(tw.OP_TICK, name, 10)
+                    + op(tw.OP_CLEAN, name, 2, 0, 0) + op(tw.OP_CLEAN, name, 0, 0, 0))
+            grow = (op(tw.OP_SEND, name, 0x44) + op(tw.OP_TICK, name, 11)
+                    + op(tw.OP_CLEAN, name, 0, 0, 0)) * 4
+            out.append(p + loss + grow)
+            out.append(p + op(tw.OP_SEND, name, 0x44) + op(tw.OP_TICK, name, 3) * 3
+                       + op(tw.OP_CLEAN, name, 0, 0, 0) + grow)
+            out.append(p + op(tw.OP_CLEAN, name, 3, 0, 0) + op(tw.OP_SEND, name, 100)
+                       + op(tw.OP_TICK, name, 3) * 4 + op(tw.OP_CLEAN, name, 3 | 8, 0, 0)
+                       + op(tw.OP_TICK, name, 3))
+            out.append(p + op(tw.OP_CLEAN, name, 0, 5, 0) + op(tw.OP_TICK, name, 12)
+                       + (op(tw.OP_CLEAN, name, 0, 5, 0) + op(tw.OP_RECV, name, 200)
+                          + op(tw.OP_TICK, name, 1)) * 6)
+        p = bytes([profile])
+        synack_opts = bytes([0, 5, 0xB4, 2, 1, 7]) + ts
+        # SYN_SENT: the SYN retransmitted (an RTT from the TS echo), or shut before the answer.
+        out.append(p + op(tw.OP_TICK, "SYN_SENT", 3) + segment("SYN_SENT", SYN | ACK,
+                                                             grammar=synack_opts, n=30)
+                   + op(tw.OP_RECV, "SYN_SENT", 10))
+        out.append(p + op(tw.OP_SHUTDOWN, "SYN_SENT", 1) + segment("SYN_SENT", SYN | ACK,
+                                                                 grammar=synack_opts))
+        # Urgent data: recv(MSG_OOB) before and after the urgent byte arrives.
+        for name in ("ESTABLISHED", "ESTABLISHED-noopt"):
+            out.append(p + segment(name, ACK | URG, urgent=400, grammar=ts, n=20)
+                       + op(tw.OP_RECV, name, 255) + segment(name, ACK | URG, seq=20, urgent=380,
+                                                             grammar=ts, n=1000)
+                       + op(tw.OP_RECV, name, 255) + op(tw.OP_RECV, name, 100))
+            # Keepalive with data in flight, then with none.
+            out.append(p + op(tw.OP_SOCKOPT, name, 2, 0, 1) + op(tw.OP_SOCKOPT, name, 3, 0, 4)
+                       + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 5)
+                       + op(tw.OP_CLEAN, name, 0, 0, 0) + op(tw.OP_TICK, name, 5)
+                       + op(tw.OP_TICK, name, 5) + op(tw.OP_TICK, name, 14))
+        out.append(p + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
+                   + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
+                   + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
+                   + op(tw.OP_RECV, "LISTEN-b", 20))
+    return out
+
+
+# ---------------------------------------------------------------- captures
+def capture_files() -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "run.pcap")
+        transfer(600, seed=4, link=LinkParams(delay_us=2 * MS), pcap=path)
+        with PcapReader(path) as reader:
+            records = list(reader)[:10]
+    packets = [r.data for r in records]
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01"
+    links = {
+        "raw": (101, lambda p: p),
+        "ipv4": (228, lambda p: p),
+        "ether": (1, lambda p: eth + b"\x08\x00" + p),
+        "vlan": (1, lambda p: eth + b"\x81\x00\x00\x05\x08\x00" + p),
+        "sll": (113, lambda p: struct.pack("!HHH8sH", 0, 1, 6, bytes(8), 0x0800) + p),
+        "sll2": (276, lambda p: struct.pack("!HHIHBB8s", 0x0800, 0, 1, 1, 0, 6, bytes(8)) + p),
+        "null": (0, lambda p: b"\x02\x00\x00\x00" + p),
+    }
+    out = {}
+    for name, (linktype, wrap) in links.items():
+        frames = [PcapRecord(r.ts_us, wrap(r.data), linktype) for r in records]
+        out[f"{name}.pcap"] = pcap(frames, "<", False)
+        out[f"{name}.pcapng"] = pcapng(frames, "<")
+    raw = [PcapRecord(r.ts_us, r.data, 101) for r in records]
+    out["raw-be-ns.pcap"] = pcap(raw, ">", True)
+    out["raw-be.pcapng"] = pcapng(raw, ">")
+    out["raw-cut.pcap"] = out["raw.pcap"][:-7]
+    assert len(packets) == len(records)
+    return out
+
+
+def pcap(records: list[PcapRecord], order: str, ns: bool) -> bytes:
+    b = io.BytesIO()
+    linktype = records[0].linktype
+    b.write(struct.pack(order + "IHHiIII", 0xA1B23C4D if ns else 0xA1B2C3D4, 2, 4, 0, 0,
+                        262144, linktype))
+    for r in records:
+        sec, us = divmod(r.ts_us, 1_000_000)
+        b.write(struct.pack(order + "IIII", sec, us * 1000 if ns else us, len(r.data),
+                            len(r.data)) + r.data)
+    return b.getvalue()
+
+
+def _block(order: str, btype: int, body: bytes) -> bytes:
+    body += bytes(-len(body) % 4)
+    n = 12 + len(body)
+    return struct.pack(order + "II", btype, n) + body + struct.pack(order + "I", n)
+
+
+def pcapng(records: list[PcapRecord], order: str) -> bytes:
+    out = _block(order, 0x0A0D0D0A, struct.pack(order + "IHHq", 0x1A2B3C4D, 1, 0, -1))
+    opts = struct.pack(order + "HHB3x", 9, 1, 6) + struct.pack(order + "HH", 0, 0)
+    out += _block(order, 1, struct.pack(order + "HHI", records[0].linktype, 0, 0) + opts)
+    for i, r in enumerate(records):
+        if i == 3:   # one Simple Packet Block among the Enhanced ones
+            out += _block(order, 3, struct.pack(order + "I", len(r.data)) + r.data)
+            continue
+        body = struct.pack(order + "IIIII", 0, r.ts_us >> 32, r.ts_us & 0xFFFFFFFF, len(r.data),
+                           len(r.data)) + r.data
+        out += _block(order, 6, body)
+    return out
+
+
+# ---------------------------------------------------------------- main
+def write(root: Path, dirname: str, blobs: list[bytes] | dict[str, bytes]) -> int:
+    d = root / dirname
+    d.mkdir(parents=True, exist_ok=True)
+    for old in d.iterdir():
+        old.unlink()
+    items = blobs.items() if isinstance(blobs, dict) else (
+        (hashlib.sha1(b).hexdigest()[:16], b) for b in blobs)
+    n = 0
+    for name, data in items:
+        (d / name).write_bytes(data)
+        n += 1
+    return n
+
+
+def main() -> None:
+    root = Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else HERE / "corpus"
+    tcp_inputs: list[bytes] = []
+    runs = [
+        (LinkParams(delay_us=5 * MS), 6000, 1, 0),
+        (LinkParams(delay_us=5 * MS, loss=0.1), 9000, 2, 0),
+        (LinkParams(delay_us=5 * MS, reorder=0.2, duplicate=0.05), 9000, 3, 2),
+        (LinkParams(delay_us=5 * MS, loss=0.05), 5000, 4, 3),
+    ]
+    for link, nbytes, seed, profile in runs:
+        tcp_inputs += inputs_from_run(run_segments(link, nbytes, seed), profile)
+    tcp_inputs += scripts()
+    tcp_inputs = sorted(set(tcp_inputs))
+    n_tcp = write(root, "tcp", tcp_inputs)
+    n_cap = write(root, "capture", capture_files())
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    print(f"{root}: {n_tcp} tcp inputs, {n_cap} capture files, {size} bytes")
+
+
+if __name__ == "__main__":
+    main()
