@@ -222,6 +222,14 @@ def scripts() -> list[bytes]:
                        + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 5)
                        + op(tw.OP_CLEAN, name, 0, 0, 0) + op(tw.OP_TICK, name, 5)
                        + op(tw.OP_TICK, name, 5) + op(tw.OP_TICK, name, 14))
+        # Five half-open at once: the SYN queue past half, old entries pruned early.
+        crowd = b"".join(segment(n, SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
+                         for n in ("LISTEN-a", "LISTEN-c", "LISTEN-d", "LISTEN-e"))
+        out.append(p + crowd + op(tw.OP_TICK, "LISTEN-a", 12) * 4)
+        # Records and held tails: MSG_EOR, MSG_MORE, then TCP_NODELAY pushes.
+        out.append(p + op(tw.OP_SEND, "ESTABLISHED", 0x3E) + op(tw.OP_SEND, "ESTABLISHED", 0x3D)
+                   + op(tw.OP_SEND, "ESTABLISHED", 0x3D) + op(tw.OP_SOCKOPT, "ESTABLISHED", 0, 0, 1)
+                   + op(tw.OP_TICK, "ESTABLISHED", 3))
         out.append(p + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)

@@ -129,6 +129,10 @@ def step(w: World, r: Actions) -> None:
         a = r.u8()
         n = (a & 0x3F) * (4096 if a & 0x40 else 64)
         flags = _socket.MSG_OOB if a & 0x80 else 0
+        if a & 0x3F == 0x3E:                 # size 62 units: a MSG_EOR record's end
+            flags |= _socket.MSG_EOR
+        elif a & 0x3F == 0x3D:               # size 61 units: MSG_MORE
+            flags |= 0x8000
         _call(w, t, lambda fd: stack.send(fd, b"z" * n, now=w.now, flags=flags))
     elif op == OP_RECV:
         arg = r.u8()
