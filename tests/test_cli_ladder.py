@@ -141,8 +141,6 @@ def test_bad_captures_give_one_line_and_nonzero_exit(tmp_path: Path) -> None:
         "empty.pcap": b"",
         "text.pcap": b"this is not a capture at all, just some text\n",
         "short-header.pcap": good[:10],
-        "cut-record.pcap": good[:-7],                       # ends inside the last packet
-        "cut-record-header.pcap": good[:24 + 16 + 60 + 5],  # ends inside a record header
         "huge-record.pcap": good[:24] + b"\0" * 8 + b"\xff\xff\xff\x7f" * 2,
         "pcapng-garbage.pcapng": b"\x0a\x0d\x0d\x0a" + b"\x01" * 30,
     }
@@ -275,3 +273,17 @@ def test_ladder_of_a_kernel_connection(kernel_capture: Path) -> None:
     ng = kernel_capture.with_suffix(".pcapng")
     subprocess.run([editcap, "-F", "pcapng", str(kernel_capture), str(ng)], check=True)
     assert run("ladder", str(ng), "--width", "130").stdout == out
+
+
+def test_a_capture_cut_short_shows_its_good_packets_with_one_warning(tmp_path: Path) -> None:
+    # tcpdump killed mid-write: tshark reads the packets before the cut and warns.
+    good = worked_example_pcap(tmp_path).read_bytes()
+    for name, data, n in (("cut-record.pcap", good[:-7], 14),           # inside the last packet
+                          ("cut-record-header.pcap", good[:24 + 16 + 60 + 5], 1)):  # a header
+        path = tmp_path / name
+        path.write_bytes(data)
+        r = run("ladder", str(path))
+        assert r.returncode == 0, (name, r.stderr)
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert f"cut short after packet {n}" in r.stderr and str(path) in r.stderr
+        assert "Traceback" not in r.stderr and r.stdout.startswith("connection 1 of 1")

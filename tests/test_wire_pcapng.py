@@ -297,7 +297,6 @@ BROKEN = {
     "short-block.pcapng": shb() + idb() + block(6, b""),
     "huge-block.pcapng": shb() + idb() + struct.pack("<II", 6, 0xFFFFFFFC) + bytes(40),
     "bad-magic.pcapng": good_file()[:8] + b"\xde\xad\xbe\xef" + good_file()[12:],
-    "cut.pcap": pcap_file()[:-3],
     "huge-record.pcap": pcap_file()[:24] + struct.pack("<IIII", 0, 0, 0xFFFFFFF0, 40),
 }
 
@@ -313,3 +312,16 @@ def test_cli_says_one_line_and_fails(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("synack: ") and name in err, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["ladder", "header", "plot"])
+def test_cli_reads_a_cut_file_to_its_last_good_packet(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     command: str) -> None:
+    path = tmp_path / "cut.pcap"
+    path.write_bytes(pcap_file()[:-3])
+    argv = [command, str(path)] + (["-o", str(tmp_path / "out.png")] if command == "plot" else [])
+    status = cli.main(argv)
+    err = capsys.readouterr().err
+    assert "appears to have been cut short" in err and err.count("\n") == 1, err
+    assert status == 0, err

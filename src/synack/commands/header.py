@@ -102,13 +102,17 @@ def _records(path: str) -> Iterator[PcapRecord]:
 def raw_packets(path: str, numbers: set[int]) -> dict[int, bytes]:
     """The IPv4 packets with the given 1-based numbers, read again from ``path``."""
     out: dict[int, bytes] = {}
-    for number, record in enumerate(_records(path), 1):
-        if number in numbers:
-            packet = ip_packet(record)
-            if packet is not None:
-                out[number] = packet
-            if len(out) == len(numbers):
-                break
+    try:
+        for number, record in enumerate(_records(path), 1):
+            if number in numbers:
+                packet = ip_packet(record)
+                if packet is not None:
+                    out[number] = packet
+                if len(out) == len(numbers):
+                    break
+    except ParseError as exc:
+        if exc.kind != "truncated":   # a file cut short: its good packets are all here
+            raise
     return out
 
 
@@ -290,6 +294,8 @@ def run(args: argparse.Namespace) -> int:
     if not os.path.isfile(args.file):
         raise ValueError(f"{args.file}: no such file")
     cap = read_capture(args.file)
+    for line in cap.warnings():
+        print(f"synack: {line}", file=sys.stderr)
     chosen = select(cap, packets, args.conn)
     raw = raw_packets(args.file, {s.number for _, s in chosen})
     blocks = []

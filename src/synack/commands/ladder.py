@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     if args.width < 40:
         raise ValueError(f"--width {args.width}: at least 40")
     cap = read_capture(args.file)
+    for line in cap.warnings():
+        print(f"synack: {line}", file=sys.stderr)
     for number, reason in cap.skipped[:MAX_SKIP_LINES]:
         print(f"synack: packet {number} skipped: {reason}", file=sys.stderr)
     if len(cap.skipped) > MAX_SKIP_LINES:

@@ -71,6 +71,8 @@ def _run(args: argparse.Namespace) -> int:
         from synack.trace.capture import read_capture
 
         cap = read_capture(args.file)
+        for line in cap.warnings():
+            print(f"synack: {line}", file=sys.stderr)
         conn = choose(cap, args.conn, None)
         fig = stevens_figure(conn, direction(conn, args.dir))
     save_png(fig, args.output)

@@ -153,6 +153,14 @@ class Capture:
     other: int = 0                                  # packets that are not IPv4 TCP
     connections: list[Connection] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)  # (packet number, reason)
+    cut_short: str | None = None    # the file ends mid-record: why (its good packets are in)
+
+    def warnings(self) -> list[str]:
+        """One line per thing a reader should be told, as tshark tells it."""
+        if self.cut_short is None:
+            return []
+        return [(f"{self.path} appears to have been cut short after packet {self.packets} "
+                 f"({self.cut_short}): showing the {self.packets} packets before it")]
 
 
 def _open_records(path: str | os.PathLike[str] | BinaryIO) -> Iterator[PcapRecord]:
@@ -170,7 +178,9 @@ def read_capture(path: str | os.PathLike[str] | BinaryIO) -> Capture:
     """Read every TCP connection in a capture file, analysed and with states inferred.
 
     Raises :class:`CaptureError` for a file that is missing, not a capture, or
-    truncated or corrupt at the record level.
+    corrupt at the record level. A file cut short in the middle of a record (tcpdump
+    killed mid-write) keeps its good packets and says so in ``cut_short``, as tshark
+    reads such a file and warns.
     """
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<capture>"
     cap = Capture(str(name))
@@ -180,8 +190,12 @@ def read_capture(path: str | os.PathLike[str] | BinaryIO) -> Capture:
             cap.packets = number
             _add_packet(cap, live, number, record)
     except ParseError as exc:
-        where = f" after packet {cap.packets}" if cap.packets else ""
-        raise CaptureError(f"{name}: {exc}{where}") from None
+        if exc.kind == "truncated" and exc.field in ("pcap record", "pcapng block") \
+                and cap.packets:
+            cap.cut_short = str(exc)
+        else:
+            where = f" after packet {cap.packets}" if cap.packets else ""
+            raise CaptureError(f"{name}: {exc}{where}") from None
     except OSError as exc:
         raise CaptureError(f"{name}: {exc.strerror or exc}") from None
     from synack.trace.analysis import analyse
