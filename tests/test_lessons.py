@@ -322,3 +322,11 @@ def test_lost_last_ack_timing_and_marks_read_off_the_ladder() -> None:
     assert f"（{gap:.0f} ms 后）重传 FIN" in out.explanation_zh
     answer = next(x for x in arrows(out.ladder, "client") if t_ms(x) > t_ms(fins[1]))
     assert analysis.DUP_ACK in marks_of(answer) and "[Dup ACK]" in out.explanation
+
+
+def test_a_syn_sent_again_is_a_plain_retransmission_as_tshark_says() -> None:
+    # Only data already acknowledged is "spurious"; a SYN or SYN,ACK sent again is a
+    # retransmission (tshark: "This frame is a (suspected) retransmission").
+    out = SCENARIOS["lost-synack"](1)
+    again = [x for x in out.ladder.splitlines() if "SYN" in x and "[" in x and "Retrans" in x]
+    assert again and all("[Retransmission]" in x and "Spurious" not in x for x in again), again

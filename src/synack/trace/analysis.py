@@ -17,7 +17,7 @@ order, and gets every mark that applies:
   first ACK of that value, k counts the duplicates;
 - ``ACKed unseen segment``: it acknowledges data the capture never showed;
 - for data (or SYN/FIN) starting below the next expected sequence:
-  ``Spurious Retransmission`` if the peer had already acknowledged all of it,
+  ``Spurious Retransmission`` if it carries data the peer had already acknowledged,
   ``Fast Retransmission`` if it answers two or more duplicate ACKs for exactly
   its sequence, ``Out-Of-Order`` if its bytes were never seen and it comes
   within one round trip of the highest segment, else ``Retransmission``.
@@ -145,7 +145,9 @@ def _mark(s: Segment, f: _Flow, rev: _Flow, ooo_us: int, fast_us: int) -> None:
     if occupies and f.nextseq is not None and seq < f.nextseq and not (probe or keepalive):
         end = seq + occupies
         seen = f.overlaps(seq, end)
-        if rev.lastack is not None and end <= rev.lastack:
+        if n and rev.lastack is not None and end <= rev.lastack:
+            # Only data already acknowledged is spurious: a SYN or FIN sent again is a
+            # plain retransmission (as tshark marks them).
             marks.append(SPURIOUS_RETRANSMISSION)
         elif rev.dupacks >= 2 and rev.lastack == seq and s.t_us - rev.lastack_us < fast_us:
             marks.append(FAST_RETRANSMISSION)
