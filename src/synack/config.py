@@ -128,11 +128,16 @@ class Sysctl:
         # tcp_memory_allocated), and whether the host is under memory pressure.
         self.mem_used = 0
         self.mem_pressure = False
+        self._mem_bytes: tuple[builtins.int, ...] = ()   # tcp_mem in bytes (_update_mem)
         self._values: dict[str, int | tuple[int, ...] | str] = {
             k.name: k.default for k in _KNOBS
         }
+        self._update_mem()
         for key, value in overrides.items():
             self.set(key.replace("__", "."), value)
+
+    def _update_mem(self) -> None:
+        self._mem_bytes = tuple(pages * 4096 for pages in self.triple("net.ipv4.tcp_mem"))
 
     def __getitem__(self, name: str) -> int | tuple[int, ...] | str:
         try:
@@ -144,21 +149,21 @@ class Sysctl:
         """Charge (or release) TCP buffer bytes; enters memory pressure above
         tcp_mem[1] and leaves it below tcp_mem[0] (Linux sk_enter/leave_memory_pressure)."""
         used = self.mem_used = self.mem_used + delta
-        low, pressure, _high = self.triple("net.ipv4.tcp_mem")
+        low, pressure, _high = self._mem_bytes
         if self.mem_pressure:
-            if used < low * 4096:
+            if used < low:
                 self.mem_pressure = False
-        elif used > pressure * 4096:
+        elif used > pressure:
             self.mem_pressure = True
             self.mib["TcpExtTCPMemoryPressures"] += 1
 
     def mem_over_limit(self) -> bool:
         """Above tcp_mem[2]: connections that already hold data may take no more."""
-        return self.mem_used > self.triple("net.ipv4.tcp_mem")[2] * 4096
+        return self.mem_used > self._mem_bytes[2]
 
     def mem_room(self) -> builtins.int:
         """Bytes the host may still queue before tcp_mem[2]."""
-        return max(self.triple("net.ipv4.tcp_mem")[2] * 4096 - self.mem_used, 0)
+        return max(self._mem_bytes[2] - self.mem_used, 0)
 
     def int(self, name: str) -> int:
         """An integer sysctl."""
@@ -181,6 +186,8 @@ class Sysctl:
             self._values[name] = knob.parse(value)
         else:
             self._values[name] = knob.parse(knob.format(value))
+        if name == "net.ipv4.tcp_mem":
+            self._update_mem()
 
     def assign(self, assignment: str) -> None:
         """Apply ``NAME=VALUE`` as ``sysctl -w`` does."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from synack import seq as sq
 
-_LAZY = frozenset(("sent_log", "push_marks", "eor_marks"))
+_LAZY = frozenset(("sent_log", "push_marks"))
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
 
@@ -166,6 +166,9 @@ class Sender:
         self.capacity = capacity
         self.fin_queued = False
         self.more = False                    # the last write said MSG_MORE: hold its tail
+        # Ends of MSG_EOR records not yet acknowledged: () until the first one (checked
+        # on every segment sent, so no exception for the common case of none).
+        self.eor_marks: deque[int] | tuple[()] = ()
         self.bytes_acked = 0
         self.bytes_sent = 0
         self.bytes_retrans = 0
@@ -193,16 +196,12 @@ class Sender:
 
     def record_ends_at(self, seq: int) -> bool:
         """A MSG_EOR write ends at ``seq``."""
-        try:
-            return seq in _EOR_MARKS(self)
-        except AttributeError:
-            return False
+        return seq in self.eor_marks
 
     def next_record_end(self, nxt: int) -> int | None:
         """Bytes from ``nxt`` to the end of the next MSG_EOR record, if one is queued."""
-        try:
-            ends = _EOR_MARKS(self)
-        except AttributeError:
+        ends = self.eor_marks
+        if not ends:
             return None
         for end in ends:
             off = sq.diff(end, nxt)
@@ -238,7 +237,11 @@ class Sender:
             if not self.more:
                 marks.append(end)
             if eor and n == len(data):
-                self.eor_marks.append(end)   # MSG_EOR: the skb is never appended to
+                ends = self.eor_marks        # MSG_EOR: the skb is never appended to
+                if isinstance(ends, deque):
+                    ends.append(end)
+                else:
+                    self.eor_marks = deque((end,))
         return n
 
     @property
@@ -311,15 +314,12 @@ class Sender:
                 marks.popleft()
             if not marks:
                 del self.push_marks
-        try:
-            ends = _EOR_MARKS(self)
-        except AttributeError:
-            pass
-        else:
+        ends = self.eor_marks
+        if ends:
             while ends and sq.le(ends[0], ack):
-                ends.popleft()
+                ends.popleft()             # type: ignore[union-attr]
             if not ends:
-                del self.eor_marks
+                self.eor_marks = ()
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
             buf = self.buf
@@ -365,4 +365,3 @@ class Sender:
 # The slots' own getters, which raise AttributeError instead of making a deque.
 _SENT_LOG = vars(Sender)["sent_log"].__get__
 _PUSH_MARKS = vars(Sender)["push_marks"].__get__
-_EOR_MARKS = vars(Sender)["eor_marks"].__get__
