@@ -262,23 +262,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             ran.add(id(obj))
             lst = self._syn_queue_of(key, obj) if obj.state is _SYN_RECEIVED else None
             if lst is not None:
-                limit = lst.synack_retries()
-                if obj.retransmits >= limit and limit < self.cfg.int(
-                        "net.ipv4.tcp_synack_retries") and obj.timers.rtx is not None \
-                        and obj.timers.rtx <= now:
-                    # Pruned: too old while the queue fills (Linux reqsk_timer_handler()
-                    # drops it without a word).
-                    self.stats["SYN queue entries pruned"] += 1
-                    obj.abort(now=now, why="SYN queue pruned: old entries give way",
-                              send_rst=False)
-                    self._collect_child(lst, key, obj, now)
-                    continue
-                was_young = obj.retransmits == 0
-                obj.tick(now=now)
-                if was_young and obj.retransmits:
-                    lst.young -= 1
-            else:
-                obj.tick(now=now)
+                self._tick_child(lst, key, obj, now)
+                continue
+            obj.tick(now=now)
             self._after(key, obj, now)
 
     def take_touched(self) -> set[int]:

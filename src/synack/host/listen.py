@@ -172,6 +172,22 @@ class ListenMixin:
         self._collect_child(lst, key, child, now)
         return True
 
+    def _tick_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
+        """A SYN queue entry's timers fell due: its SYN,ACK again, or, when the queue is
+        crowded and it has had its share of retries, gone without a word (Linux
+        reqsk_timer_handler())."""
+        limit = lst.synack_retries()
+        if child.retransmits >= limit and limit < self.cfg.int("net.ipv4.tcp_synack_retries") \
+                and child.timers.rtx is not None and child.timers.rtx <= now:
+            self.stats["SYN queue entries pruned"] += 1
+            child.abort(now=now, why="SYN queue pruned: old entries give way", send_rst=False)
+        else:
+            was_young = child.retransmits == 0
+            child.tick(now=now)
+            if was_young and child.retransmits:
+                lst.young -= 1
+        self._collect_child(lst, key, child, now)
+
     def _collect_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
         self._drain(key, child)
         state = child.state
