@@ -10,7 +10,18 @@ import socket as _socket
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
-from synack.host.records import ORPHAN, SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
+from synack.host.records import (
+    ORPHAN,
+    SHUT_RD,
+    SHUT_RDWR,
+    SHUT_WR,
+    Addr,
+    ConnInfo,
+    Key,
+    Sock,
+    SockAddr,
+)
+from synack.host.sockaddr import api_addr, ip_of, overlaps
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import Connection
@@ -42,35 +53,44 @@ class SocketCallsMixin:
             raise _oserror(errno.EBADF)
         return sock
 
-    def socket(self: Stack) -> int:
-        """A new TCP socket; returns its file descriptor."""
+    def socket(self: Stack, family: int = _socket.AF_INET) -> int:
+        """A new TCP socket (``AF_INET``, or ``AF_INET6`` on a host with :attr:`addr6`;
+        its IPV6_V6ONLY starts as ``net.ipv6.bindv6only``); returns its descriptor."""
+        if family not in (_socket.AF_INET, _socket.AF_INET6):
+            raise _oserror(errno.EAFNOSUPPORT)
         fd = self._next_fd
         self._next_fd += 1
-        self.socks[fd] = Sock(fd)
+        sock = Sock(fd)
+        if family == _socket.AF_INET6:
+            sock.family = family
+            sock.v6only = self.cfg.int("net.ipv6.bindv6only") == 1
+        self.socks[fd] = sock
         return fd
 
-    def _port_in_use(self: Stack, ip: str, port: int) -> bool:
+    def _port_in_use(self: Stack, ip: str, port: int, v6only: bool = False) -> bool:
         for s in self.ports.on(port):
             if (s.local and s.local[1] == port
-                    and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
+                    and (overlaps(ip, v6only, s.local[0], s.v6only)
+                         if ":" in ip or ":" in s.local[0]
+                         else s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
                     and (s.conn is None or s.conn.state is not State.CLOSED)):
                 return True
         return False
 
-    def bind(self: Stack, fd: int, addr: Addr) -> None:
-        """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
+    def bind(self: Stack, fd: int, addr: SockAddr) -> None:
+        """Bind to ``(ip, port)`` (AF_INET6: ``(ip, port[, flowinfo, scope_id])``);
+        port 0 picks an ephemeral port."""
         sock = self._sock(fd)
         if sock.local is not None:
             raise _oserror(errno.EINVAL, "already bound")
-        ip, port = addr
-        if ip not in (self.addr, "0.0.0.0", ""):
+        ip, port = ip_of(self, sock, addr, "bind")
+        if ip not in (self.addr, self.addr6, "0.0.0.0", "::"):
             raise _oserror(errno.EADDRNOTAVAIL, ip)
-        ip = ip or "0.0.0.0"
         if not 0 <= port <= 0xFFFF:
             raise OverflowError("bind(): port must be 0-65535.")
         if port == 0:
-            port = self._ephemeral(None)
-        elif self._port_in_use(ip, port) or (
+            port = self._ephemeral(None, local_ip=ip)
+        elif self._port_in_use(ip, port, sock.v6only) or (
             not sock.reuseaddr and port in self.ports.timewait):
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
@@ -82,7 +102,7 @@ class SocketCallsMixin:
         if sock.conn is not None:
             raise _oserror(errno.EINVAL, "socket is connected")
         if sock.local is None:
-            self.bind(fd, ("0.0.0.0", 0))
+            self.bind(fd, ("::" if sock.family == _socket.AF_INET6 else "0.0.0.0", 0))
         assert sock.local is not None
         if sock.listener is not None:
             sock.listener.max_backlog = max(min(backlog, self.cfg.int("net.core.somaxconn")), 0)
@@ -92,14 +112,14 @@ class SocketCallsMixin:
         sock.listener = lst
         self.listeners[sock.local] = lst
 
-    def accept(self: Stack, fd: int) -> tuple[int, Addr]:
+    def accept(self: Stack, fd: int) -> tuple[int, SockAddr]:
         """Take an established connection from the accept queue."""
         got = self.accept_some(fd)
         if got is None:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return got
 
-    def accept_some(self: Stack, fd: int) -> tuple[int, Addr] | None:
+    def accept_some(self: Stack, fd: int) -> tuple[int, SockAddr] | None:
         """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
         sock = self._sock(fd)
         lst = sock.listener
@@ -109,28 +129,34 @@ class SocketCallsMixin:
             conn = lst.accept_queue.popleft()
             fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
             self._next_fd = fd + 1
-            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
+                         family=sock.family, v6only=sock.v6only)
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
-            return fd, conn.remote
+            return fd, (conn.remote if sock.family == _socket.AF_INET
+                        else api_addr(sock, conn.remote))
         return None
 
-    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None) -> int:
+    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None, *,
+                   local_ip: str | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
+        me = local_ip or self.addr
+        if remote is not None and ":" in remote[0] and self.addr6 is not None:
+            me = self.addr6
         span = hi - lo + 1
         start = self.rng.randrange(span)
         reusable: int | None = None
         for i in range(span):
             port = lo + (start + i) % span
             if remote is None:
-                if not self._port_in_use(self.addr, port):
+                if not self._port_in_use(me, port):
                     return port
                 continue
-            key = (self.addr, port, remote[0], remote[1])
+            key = (me, port, remote[0], remote[1])
             if key in self.timewait and reusable is None and self._tw_reusable(key, now):
                 reusable = port
-            if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
+            if key in self.conns or key in self.timewait or (me, port) in self.listeners:
                 continue
             if any(s.remote is None for s in self.ports.on(port)):
                 continue
@@ -150,11 +176,11 @@ class SocketCallsMixin:
         tw = self.timewait.get(key)
         if tw is None or now is None or reuse == 0 or not tw.ts:
             return False
-        if reuse == 2 and not key[2].startswith("127."):
+        if reuse == 2 and not key[2].startswith("127.") and key[2] != "::1":
             return False
         return now - tw.since >= TW_REUSE_DELAY_US
 
-    def connect_ex(self: Stack, fd: int, addr: Addr, *, now: int) -> int:
+    def connect_ex(self: Stack, fd: int, addr: SockAddr, *, now: int) -> int:
         """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
         sock = self._sock(fd)
         if sock.listener is not None:
@@ -172,11 +198,16 @@ class SocketCallsMixin:
                     return conn.error
                 return errno.ECONNABORTED if conn.state is State.CLOSED else 0
             return errno.EISCONN
-        ip, port = addr
+        ip, port = ip_of(self, sock, addr, "connect")
+        v6 = ":" in ip
+        me = self.addr6 if v6 else self.addr
+        bound = sock.local[0] if sock.local is not None else "::"
+        if me is None or (bound not in ("0.0.0.0", "::") and (":" in bound) != v6):
+            return errno.ENETUNREACH       # no IPv6 address, or bound to the other family
         if sock.local is None or sock.local[1] == 0:
-            sock.local = (self.addr, self._ephemeral((ip, port), now))
+            sock.local = (me, self._ephemeral((ip, port), now))
             self.ports.add(sock)
-        local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
+        local = (me if sock.local[0] in ("0.0.0.0", "::") else sock.local[0], sock.local[1])
         key = (local[0], local[1], ip, port)
         iss: int | None = None
         if key in self.timewait and self._tw_reusable(key, now):
@@ -200,7 +231,7 @@ class SocketCallsMixin:
         self._collect_conn(key, conn, now)
         return errno.EINPROGRESS
 
-    def connect(self: Stack, fd: int, addr: Addr, *, now: int) -> None:
+    def connect(self: Stack, fd: int, addr: SockAddr, *, now: int) -> None:
         """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
         code = self.connect_ex(fd, addr, now=now)
         if code:
@@ -336,17 +367,20 @@ class SocketCallsMixin:
         return get_option(self, self._sock(fd), level, option)
 
     # ------------------------------------------------------------ queries
-    def getsockname(self: Stack, fd: int) -> Addr:
-        """The local address (0.0.0.0:0 before bind)."""
-        return self._sock(fd).local or ("0.0.0.0", 0)
+    def getsockname(self: Stack, fd: int) -> SockAddr:
+        """The local address (0.0.0.0:0, or ::, before bind)."""
+        sock = self._sock(fd)
+        if sock.family == _socket.AF_INET:
+            return sock.local or ("0.0.0.0", 0)
+        return api_addr(sock, sock.local or ("::", 0))
 
-    def getpeername(self: Stack, fd: int) -> Addr:
+    def getpeername(self: Stack, fd: int) -> SockAddr:
         """The peer's address; ENOTCONN when there is none."""
         sock = self._sock(fd)
         if sock.remote is None or sock.conn is None or sock.conn.state in (
                 State.SYN_SENT, State.CLOSED):
             raise _oserror(errno.ENOTCONN)
-        return sock.remote
+        return sock.remote if sock.family == _socket.AF_INET else api_addr(sock, sock.remote)
 
     def state(self: Stack, fd: int) -> State:
         """The TCP state behind a descriptor."""
