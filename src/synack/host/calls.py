@@ -91,7 +91,9 @@ class SocketCallsMixin:
         if port == 0:
             port = self._ephemeral(None, local_ip=ip)
         elif self._port_in_use(ip, port, sock.v6only) or (
-            not sock.reuseaddr and port in self.ports.timewait):
+            not sock.reuseaddr and port in self.ports.timewait and (
+                not sock.v6only or any(k[1] == port and ":" in k[0] for k in self.timewait))):
+            # An IPV6_V6ONLY socket clashes only with IPv6 TIME_WAIT entries.
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
         self.ports.add(sock)
