@@ -253,6 +253,11 @@ class Live:
                 self.loop.cond.wait(0.5 if left is None else min(left, 0.5))
 
 
+def link_addr6(link: Any) -> str | None:
+    """synack's IPv6 address on ``link`` (through an impairment wrapper), if it has one."""
+    return getattr(link, "addr6", None) or getattr(getattr(link, "inner", None), "addr6", None)
+
+
 @contextlib.contextmanager
 def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None,
             control: bool = True) -> Iterator[Live]:
@@ -267,7 +272,8 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
         with open_link(args) as (addr, link):
             signal.signal(signal.SIGTERM, _stop_once)
             signal.signal(signal.SIGINT, _stop_once)
-            stack = Stack(addr, cfg=load_sysctl(), mtu=getattr(link, "mtu", 1500), name=label)
+            stack = Stack(addr, cfg=load_sysctl(), mtu=getattr(link, "mtu", 1500), name=label,
+                          addr6=link_addr6(link))
             host = wrap(stack) if wrap is not None else stack
             loop = Loop(host, link, name=label)
             ctl = None

@@ -102,8 +102,8 @@ class Gro:
         seen = 0
         for pkt in packets:
             n = len(pkt)
-            if n < 40 or pkt[9] != 6:
-                out.append((pkt, False))        # not TCP (or too short to be)
+            if n < 40 or pkt[9] != 6 or pkt[0] >> 4 != 4:
+                out.append((pkt, False))        # not TCP over IPv4 (or too short to be)
                 continue
             ihl = (pkt[0] & 0x0F) << 2
             key = pkt[12:20] + pkt[ihl:ihl + 4]         # addresses and ports
