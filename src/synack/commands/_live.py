@@ -192,7 +192,8 @@ class StateLog:
         """One change as a line."""
         t = self.to_wall(ch.now)
         stamp = time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1e6) % 1_000_000:06d}"
-        local, peer = f"{key[0]}:{key[1]}", f"{key[2]}:{key[3]}"
+        local, peer = (f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+                       for ip, port in ((key[0], key[1]), (key[2], key[3])))
         why = f" ({ch.why})" if ch.why else ""
         return f"{stamp} {local:<21} {peer:<21} {ch.old} -> {ch.new}{why}"
 
