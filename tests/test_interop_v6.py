@@ -285,6 +285,30 @@ def test_nmap_6_sees_exactly_synacks_open_ports(run_dir: Path) -> None:
     assert "Ignored State: closed (1022)" in res.stdout, res.stdout
 
 
+KERNEL_LISTENERS6 = r"""
+import socket, sys, time
+socks = []
+for p in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET6); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", int(p))); s.listen(16); socks.append(s)
+print("ready", flush=True)
+time.sleep(600)
+"""
+
+
+def test_synack_scan_of_the_kernel_over_ipv6(run_dir: Path) -> None:
+    listening = {22, 80, 5000}
+    with kernel_process(KERNEL_LISTENERS6, *map(str, sorted(listening))):
+        res = subprocess.run([*SYNACK, "scan", KERNEL6, "-p", "1-1024,5000", "--netns", NS],
+                             capture_output=True, text=True, timeout=120, env=_env(run_dir),
+                             check=False)
+    assert res.returncode == 0, res.stderr
+    ours = {int(m.group(1)) for m in re.finditer(r"^(\d+)/tcp\s+open\s", res.stdout, re.MULTILINE)}
+    assert ours == listening, res.stdout
+    assert f"synack scan report for {KERNEL6}" in res.stdout
+    assert "Not shown: 1022 closed tcp ports (reset)" in res.stdout, res.stdout
+
+
 def test_ping6_both_ways(run_dir: Path) -> None:
     with synack_serve(run_dir, "discard", "--port", "9"):
         res = ns("ping", "-6", "-c", "3", "-i", "0.2", "-W", "5", US6, timeout=60, check=False)
