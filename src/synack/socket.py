@@ -41,6 +41,7 @@ from synack.tcp.state import State
 # The option and flag constants are the stdlib's, so code written for the
 # stdlib passes the same numbers (the Stack interprets them by Linux's values).
 AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_NONBLOCK = _socket.SOCK_NONBLOCK
 SOCK_CLOEXEC = _socket.SOCK_CLOEXEC
@@ -83,6 +84,7 @@ has_ipv6 = False
 
 __all__ = [
     "AF_INET",
+    "AF_INET6",
     "IPPROTO_TCP",
     "MSG_DONTWAIT",
     "MSG_NOSIGNAL",
@@ -178,16 +180,44 @@ def check_address(address: Any, call: str) -> tuple[str, int]:
         raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
 
 
+def check_address6(address: Any, call: str) -> tuple[str, int, int, int]:
+    """Check an AF_INET6 address as the stdlib does: ``(host, port[, flowinfo[,
+    scope_id]])``; names are not resolved (no DNS), "" is ::."""
+    if not isinstance(address, tuple):
+        raise TypeError(f"AF_INET6 address must be tuple, not {type(address).__name__}")
+    if not 2 <= len(address) <= 4:
+        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+    ip, port, flowinfo, scope_id = (*address, 0, 0)[:4]
+    if isinstance(ip, (bytes, bytearray)):
+        ip = bytes(ip).decode("idna")
+    if not isinstance(ip, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(ip).__name__}")
+    for v in (port, flowinfo, scope_id):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    if not 0 <= flowinfo <= 0xFFFFF:
+        raise OverflowError(f"{call}(): flowinfo must be 0-1048575.")
+    try:
+        packed = _socket.inet_pton(AF_INET6, ip or "::")
+    except OSError:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+    return _socket.inet_ntop(AF_INET6, packed), port, flowinfo, scope_id
+
+
 class socket:
-    """A TCP socket of a synack host, with the stdlib ``socket.socket`` interface."""
+    """A TCP socket of a synack host, with the stdlib ``socket.socket`` interface
+    (AF_INET, or AF_INET6 on a host with an IPv6 address)."""
 
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
                  *, host: Host | None = None, _fd: int | None = None) -> None:
         self._fd: int | None = None
         self._closed = True
         self._io_refs = 0
-        if family != AF_INET:
+        if family != AF_INET and family != AF_INET6:
             raise _oserror(errno.EAFNOSUPPORT)
+        self._family = _socket.AddressFamily(family)
         if type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM:
             raise _oserror(errno.ESOCKTNOSUPPORT)
         if proto not in (0, IPPROTO_TCP):
@@ -196,7 +226,7 @@ class socket:
         self._timeout: float | None = 0.0 if type & SOCK_NONBLOCK else _default_timeout
         if _fd is None:
             with self._host.loop.lock:
-                _fd = self._host.stack.socket()
+                _fd = self._host.stack.socket(family)
         self._fd = _fd
         self._closed = False
 
@@ -206,6 +236,12 @@ class socket:
         if fd is None:
             raise _oserror(errno.EBADF)
         return fd
+
+    def _check(self, address: Any, call: str) -> tuple[Any, ...]:
+        """The address checked for this socket's family."""
+        if self._family == AF_INET6:
+            return check_address6(address, call)
+        return check_address(address, call)
 
     def _wait(self, end: float | None) -> None:
         """Wait (lock held, released while waiting) until something happens to this
@@ -259,7 +295,7 @@ class socket:
     # ------------------------------------------------------------ setup
     def bind(self, address: tuple[str, int]) -> None:
         """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
-        addr = check_address(address, "bind")
+        addr = self._check(address, "bind")
         st = self._host.stack
         self._locked(lambda fd, now: st.bind(fd, addr))
 
@@ -274,7 +310,7 @@ class socket:
         """Wait for a connection; returns ``(socket, address)``."""
         st = self._host.stack
         fd, addr = self._blocking(lambda fd, now: st.accept(fd))
-        sock = socket(host=self._host, _fd=fd)
+        sock = socket(self._family, host=self._host, _fd=fd)
         if _default_timeout is None and self._timeout:
             sock._timeout = None   # the stdlib: a timeout on the listener is not inherited
         return sock, addr
@@ -293,9 +329,11 @@ class socket:
             return errno.EAGAIN
 
     def _connect(self, address: tuple[str, int]) -> int:
-        addr = check_address(address, "connect")
+        addr: tuple[Any, ...] = self._check(address, "connect")
         if addr[0] == "0.0.0.0":
             addr = ("127.0.0.1", addr[1])   # Linux: connecting to INADDR_ANY means this host
+        elif addr[0] == "::" and self._host.stack.addr6 is not None:
+            addr = (self._host.stack.addr6, *addr[1:])   # :: means this host too
         host = self._host
         st, loop = host.stack, host.loop
         end = self._end()
@@ -486,7 +524,7 @@ class socket:
         if level == SOL_SOCKET and optname == SO_TYPE:
             value = int(SOCK_STREAM)
         elif level == SOL_SOCKET and optname == SO_DOMAIN:
-            value = int(AF_INET)
+            value = int(self._family)
         elif level == SOL_SOCKET and optname == SO_PROTOCOL:
             value = IPPROTO_TCP
         elif level == SOL_SOCKET and optname == SO_ACCEPTCONN:
@@ -538,8 +576,8 @@ class socket:
     # ------------------------------------------------------------ identity
     @property
     def family(self) -> _socket.AddressFamily:
-        """AF_INET."""
-        return AF_INET
+        """AF_INET or AF_INET6."""
+        return self._family
 
     @property
     def type(self) -> _socket.SocketKind:
@@ -562,7 +600,7 @@ class socket:
 
     def __repr__(self) -> str:
         closed = " [closed]" if self._fd is None else ""
-        s = (f"<synack.socket.socket{closed} fd={self.fileno()}, family={AF_INET!s}, "
+        s = (f"<synack.socket.socket{closed} fd={self.fileno()}, family={self._family!s}, "
              f"type={SOCK_STREAM!s}, proto=0")
         if self._fd is not None:
             try:
@@ -585,7 +623,8 @@ def create_connection(address: tuple[str, int], timeout: Any = _GLOBAL_DEFAULT_T
                       source_address: tuple[str, int] | None = None, *,
                       host: Host | None = None) -> socket:
     """Connect to ``address`` and return the socket (the stdlib's helper)."""
-    sock = socket(host=host)
+    family = AF_INET6 if isinstance(address[0], str) and ":" in address[0] else AF_INET
+    sock = socket(family, host=host)
     try:
         if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
             sock.settimeout(timeout)
@@ -604,11 +643,13 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET,
     """A listening socket bound to ``address`` with SO_REUSEADDR (the stdlib's helper)."""
     if reuse_port:
         raise ValueError("SO_REUSEPORT not supported on this platform")
-    if dualstack_ipv6:
-        raise ValueError("dualstack_ipv6 not supported on this platform")
+    if dualstack_ipv6 and family != AF_INET6:
+        raise ValueError("dualstack_ipv6 requires AF_INET6 family")
     sock = socket(family, SOCK_STREAM, host=host)
     try:
         sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        if family == AF_INET6:   # the stdlib: V6ONLY unless a dual-stack server is asked for
+            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0 if dualstack_ipv6 else 1)
         sock.bind(address)
         if backlog is None:
             sock.listen()
