@@ -101,7 +101,7 @@ def test_v6only_server_refuses_ipv4(host: Host) -> None:
 def test_bad_ipv6_addresses_raise_what_the_stdlib_raises(host: Host) -> None:
     s = ss.socket(ss.AF_INET6, host=host)
     with pytest.raises(TypeError, match="AF_INET6 address must be a tuple"):
-        s.bind(("::1",))
+        s.bind(("::1",))                      # type: ignore[arg-type]
     with pytest.raises(_socket.gaierror):
         s.bind(("not-an-address", 0))
     with pytest.raises(OverflowError):
