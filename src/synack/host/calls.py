@@ -398,7 +398,8 @@ class SocketCallsMixin:
     def connections(self: Stack) -> list[ConnInfo]:
         """Every socket as ``ss -tan`` lists it: listeners, connections, TIME_WAIT."""
         rows = [ConnInfo(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
-                         ("0.0.0.0", 0)) for lst in self.listeners.values()]
+                         ("::" if ":" in lst.local[0] else "0.0.0.0", 0))
+                for lst in self.listeners.values()]
         for lst in self.listeners.values():
             rows += [ConnInfo(c.state, 0, 0, c.local, c.remote) for c in lst.syn_queue.values()]
         rows += [ConnInfo(c.state, c.recv_q, c.send_q, c.local, c.remote)
