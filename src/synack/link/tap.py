@@ -144,6 +144,9 @@ class TapLink:
                 if is_link_chatter(packet):
                     nd.receive(packet, now=now)
                     continue
+                if gro is not None:
+                    plain.append(packet)
+                    continue
                 valid = False
                 if vnet:
                     valid = bool(frame[0] & _VALID)
