@@ -270,6 +270,18 @@ def test_curl_over_ipv6(run_dir: Path, tmp_path: Path, offload: bool) -> None:
            f": {float(speed) / 1e6:.1f} MB/s")
 
 
+def test_tun_carries_ipv6_without_neighbor_discovery(run_dir: Path) -> None:
+    """A TUN link (--tun): IP only, no Ethernet, so no ND; echo and ping over IPv6."""
+    n = 2_000_000
+    with synack_serve(run_dir, "echo", "--port", "7", "--tun"):
+        res = ns("ping", "-6", "-c", "2", "-i", "0.2", "-W", "5", US6, timeout=60, check=False)
+        assert res.returncode == 0, res.stdout + res.stderr
+        with kernel_process(KERNEL_ECHO_CLIENT, US6, "7", str(n)) as proc:
+            out, _ = proc.communicate(timeout=120)
+    count, ok, _secs, mss = out.split()
+    assert int(count) == n and ok == "True" and int(mss) == 1428, out
+
+
 # ------------------------------------------------------------------ scanners and ping
 
 
