@@ -140,7 +140,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
             # The handshake gave up (SYN retries ran out, or a RST): nothing will
             # ever move, so the run ends here instead of at its time limit.
             st["failed"] = now
-            st["errno"] = tx.getsockopt(cfd, socket.SOL_SOCKET, socket.SO_ERROR)
+            err = tx.getsockopt(cfd, socket.SOL_SOCKET, socket.SO_ERROR)
+            st["errno"] = err if isinstance(err, int) else 0
             return
         if not conn:
             conn.append(tx.connection(cfd))
