@@ -127,8 +127,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     cfg = load_sysctl()
     if args.cc:
         cfg.set("net.ipv4.tcp_congestion_control", args.cc)
-    r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
-                 receiver_cfg=load_sysctl(), pcap=args.pcap)
+    from synack.progress import bar
+
+    with bar(nbytes, "sim", unit="B", scale=True) as b:
+        r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
+                     receiver_cfg=load_sysctl(), pcap=args.pcap,
+                     progress=b.to if b.shown else None)
     print(r.report())
     if r.never_opened:
         if args.pcap:

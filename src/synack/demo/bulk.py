@@ -77,12 +77,14 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
              receiver_cfg: Sysctl | None = None, read_chunk: int = 1 << 20,
              until_us: int = 3600 * 1_000_000, pcap: str | None = None,
              setup: Callable[[Network], None] | None = None, rcvbuf: int | None = None,
-             stall: tuple[int, int] | None = None) -> TransferResult:
+             stall: tuple[int, int] | None = None,
+             progress: Callable[[int], object] | None = None) -> TransferResult:
     """Send ``nbytes`` from SENDER to RECEIVER over a link with the given impairments.
 
     ``rcvbuf`` sets the receiver's SO_RCVBUF (on the listener, so the SYN already
     advertises it); during ``stall`` = (start, end) microseconds the receiving
     application reads nothing, so its window closes and the sender must probe.
+    ``progress``, if given, is told how many bytes the receiver has read so far.
     """
     net = Network(seed)
     tx = Stack(SENDER, seed=seed, cfg=sender_cfg, name="sender")
@@ -123,6 +125,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
                 rx.close(st["fd"], now=now)
                 return
             got.extend(chunk)
+            if progress is not None:
+                progress(len(got))
 
     cfd = tx.socket()
     conn: list = []
