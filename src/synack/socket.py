@@ -33,16 +33,29 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
+from synack import dgram as _dgram
 from synack.api_host import Host, get_default_host, resolve_host, set_default_host
 from synack.readyfd import ReadyFd
-from synack.socketfile import SocketIO, make_file
+from synack.resolve import (  # noqa: F401 - re-exported: the stdlib's resolver calls
+    getaddrinfo,
+    getfqdn,
+    gethostbyaddr,
+    gethostbyname,
+    gethostbyname_ex,
+    getnameinfo,
+)
+from synack.socketfile import SocketIO, make_file  # noqa: F401 - SocketIO re-exported
 from synack.sockopts import oserror as _oserror
 from synack.tcp.state import State
 
-# The option and flag constants are the stdlib's, so code written for the
-# stdlib passes the same numbers (the Stack interprets them by Linux's values).
+# The constants this module uses; every other public name of the stdlib's module is
+# copied in at the end (_copy_stdlib_names). They are the stdlib's objects, so code
+# written for the stdlib passes the same numbers (the Stack reads them by Linux's values).
 AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+AF_UNSPEC = _socket.AF_UNSPEC
 SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_DGRAM = _socket.SOCK_DGRAM
 SOCK_NONBLOCK = _socket.SOCK_NONBLOCK
 SOCK_CLOEXEC = _socket.SOCK_CLOEXEC
 SOL_SOCKET = _socket.SOL_SOCKET
@@ -51,6 +64,7 @@ SO_LINGER = _socket.SO_LINGER
 SO_RCVBUF = _socket.SO_RCVBUF
 SO_SNDBUF = _socket.SO_SNDBUF
 SO_REUSEADDR = _socket.SO_REUSEADDR
+SO_BROADCAST = _socket.SO_BROADCAST
 SO_OOBINLINE = _socket.SO_OOBINLINE
 SO_ERROR = _socket.SO_ERROR
 SO_TYPE = _socket.SO_TYPE
@@ -58,6 +72,7 @@ SO_DOMAIN = _socket.SO_DOMAIN
 SO_PROTOCOL = _socket.SO_PROTOCOL
 SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
 IPPROTO_TCP = _socket.IPPROTO_TCP
+IPPROTO_UDP = _socket.IPPROTO_UDP
 TCP_NODELAY = _socket.TCP_NODELAY
 TCP_KEEPIDLE = _socket.TCP_KEEPIDLE
 TCP_KEEPINTVL = _socket.TCP_KEEPINTVL
@@ -70,11 +85,11 @@ SHUT_RD = _socket.SHUT_RD
 SHUT_WR = _socket.SHUT_WR
 SHUT_RDWR = _socket.SHUT_RDWR
 MSG_OOB = _socket.MSG_OOB
+MSG_PEEK = _socket.MSG_PEEK
 MSG_DONTWAIT = _socket.MSG_DONTWAIT
 MSG_WAITALL = _socket.MSG_WAITALL
 MSG_NOSIGNAL = _socket.MSG_NOSIGNAL
 SOMAXCONN = _socket.SOMAXCONN
-# MSG_PEEK is not exported: the stack has no peek, and recv() refuses it.
 
 error = OSError
 timeout = TimeoutError
@@ -82,48 +97,11 @@ gaierror = _socket.gaierror
 herror = _socket.herror
 has_ipv6 = False
 
-__all__ = [
-    "AF_INET",
-    "IPPROTO_TCP",
-    "MSG_DONTWAIT",
-    "MSG_NOSIGNAL",
-    "MSG_OOB",
-    "MSG_WAITALL",
-    "SHUT_RD",
-    "SHUT_RDWR",
-    "SHUT_WR",
-    "SOCK_STREAM",
-    "SOL_SOCKET",
-    "SOMAXCONN",
-    "SO_ERROR",
-    "SO_KEEPALIVE",
-    "SO_LINGER",
-    "SO_OOBINLINE",
-    "SO_RCVBUF",
-    "SO_REUSEADDR",
-    "SO_SNDBUF",
-    "SO_TYPE",
-    "TCP_CONGESTION",
-    "TCP_CORK",
-    "TCP_INFO",
-    "TCP_KEEPCNT",
-    "TCP_KEEPIDLE",
-    "TCP_KEEPINTVL",
-    "TCP_MAXSEG",
-    "TCP_NODELAY",
+__all__ = [  # noqa: PLE0604 - the stdlib's names, then synack's own
+    *_socket.__all__,
     "Host",
-    "SocketIO",
-    "create_connection",
-    "create_server",
-    "error",
-    "gaierror",
     "get_default_host",
-    "getdefaulttimeout",
-    "herror",
     "set_default_host",
-    "setdefaulttimeout",
-    "socket",
-    "timeout",
 ]
 
 T = TypeVar("T")
@@ -155,7 +133,8 @@ def _check_timeout(value: float | None) -> float | None:
 
 
 def check_address(address: Any, call: str) -> tuple[str, int]:
-    """Check an AF_INET address as the stdlib does; names are not resolved (no DNS)."""
+    """Check an AF_INET address as the stdlib does; a name is resolved by
+    :mod:`synack.resolve` (/etc/hosts, DNS over synack), never by the kernel's."""
     if not isinstance(address, tuple):
         raise TypeError(f"AF_INET address must be tuple, not {type(address).__name__}")
     if len(address) != 2:
@@ -171,35 +150,50 @@ def check_address(address: Any, call: str) -> tuple[str, int]:
         raise OverflowError(f"{call}(): port must be 0-65535.")
     if ip in ("", "0.0.0.0"):
         return "0.0.0.0", port
-    if ip == "localhost":
-        return "127.0.0.1", port
     try:
         return str(ipaddress.IPv4Address(ip)), port
     except ValueError:
-        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+        return gethostbyname(ip), port
 
 
 class socket:
-    """A TCP socket of a synack host, with the stdlib ``socket.socket`` interface."""
+    """A TCP or UDP socket of a synack host, with the stdlib ``socket.socket`` interface.
+
+    ``socket(AF_UNIX, ...)`` (any family synack does not carry but AF_INET6) and
+    ``socket(..., fileno=fd)`` return the kernel's socket, the stdlib's class."""
+
+    def __new__(cls, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
+                fileno: int | None = None, *, host: Host | None = None,
+                _fd: int | None = None) -> Any:
+        if fileno is not None or family not in (AF_INET, AF_INET6):
+            return _socket.socket(family, type, proto, fileno)
+        return super().__new__(cls)
 
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
-                 *, host: Host | None = None, _fd: int | None = None) -> None:
+                 fileno: int | None = None, *, host: Host | None = None,
+                 _fd: int | None = None) -> None:
         self._fd: int | None = None
         self._ready: ReadyFd | None = None     # the OS descriptor fileno() hands out
         self._watcher: Callable[[int], None] | None = None
         self._closed = True
         self._io_refs = 0
+        self._udp = False
+        self._proto = proto
         if family != AF_INET:
             raise _oserror(errno.EAFNOSUPPORT)
-        if type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM:
+        kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if kind not in (SOCK_STREAM, SOCK_DGRAM):
             raise _oserror(errno.ESOCKTNOSUPPORT)
-        if proto not in (0, IPPROTO_TCP):
+        self._udp = kind == SOCK_DGRAM
+        if proto not in (0, IPPROTO_UDP if self._udp else IPPROTO_TCP):
             raise _oserror(errno.EPROTONOSUPPORT)
+        self._proto = proto
         self._host = resolve_host(host)
         self._timeout: float | None = 0.0 if type & SOCK_NONBLOCK else _default_timeout
         if _fd is None:
             with self._host.loop.lock:
-                _fd = self._host.stack.socket()
+                st = self._host.stack
+                _fd = st.udp.socket() if self._udp else st.socket()
         self._fd = _fd
         self._closed = False
 
@@ -268,20 +262,27 @@ class socket:
         """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
         addr = check_address(address, "bind")
         st = self._host.stack
+        if self._udp:
+            self._locked(lambda fd, now: st.udp.bind(fd, addr))
+            return
         self._locked(lambda fd, now: st.bind(fd, addr))
 
     def listen(self, backlog: int | None = None) -> None:
         """Accept connections; ``backlog`` defaults to min(SOMAXCONN, 128) as the stdlib."""
         if backlog is None:
             backlog = min(SOMAXCONN, 128)
+        if self._udp:
+            raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
         self._locked(lambda fd, now: st.listen(fd, max(backlog, 0)))
 
     def accept(self) -> tuple[socket, tuple[str, int]]:
         """Wait for a connection; returns ``(socket, address)``."""
+        if self._udp:
+            raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
         fd, addr = self._blocking(lambda fd, now: st.accept(fd))
-        sock = socket(host=self._host, _fd=fd)
+        sock = socket(AF_INET, SOCK_STREAM, self._proto, host=self._host, _fd=fd)
         if _default_timeout is None and self._timeout:
             sock._timeout = None   # the stdlib: a timeout on the listener is not inherited
         return sock, addr
@@ -301,6 +302,8 @@ class socket:
 
     def _connect(self, address: tuple[str, int]) -> int:
         addr = check_address(address, "connect")
+        if self._udp:
+            return _dgram.connect(self, addr)
         if addr[0] == "0.0.0.0":
             addr = ("127.0.0.1", addr[1])   # Linux: connecting to INADDR_ANY means this host
         host = self._host
@@ -326,6 +329,8 @@ class socket:
     # ------------------------------------------------------------ data
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """Send some of ``data``; returns how many bytes were taken."""
+        if self._udp:
+            return _dgram.send(self, data, flags, None)
         if flags & ~_SEND_FLAGS:
             raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
@@ -335,6 +340,9 @@ class socket:
 
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         """Send all of ``data``; the timeout bounds the whole call, as the stdlib's."""
+        if self._udp:
+            _dgram.send(self, data, flags, None)     # one datagram, as the kernel sends it
+            return
         if flags & ~_SEND_FLAGS:
             raise _oserror(errno.EOPNOTSUPP)
         host = self._host
@@ -363,6 +371,8 @@ class socket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Up to ``bufsize`` bytes; b"" at end of stream."""
+        if self._udp:
+            return _dgram.recvfrom(self, bufsize, flags)[0]
         if flags & ~_RECV_FLAGS:
             raise _oserror(errno.EOPNOTSUPP)
         if bufsize < 0:
@@ -412,8 +422,35 @@ class socket:
         view[:len(data)] = data
         return len(data)
 
+    def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any,
+               address: Any = None) -> int:
+        """``sendto(data[, flags], address)``: a datagram to ``address`` (UDP); for a
+        connected TCP socket Linux ignores the address, and so does this."""
+        if address is None:
+            flags, address = 0, flags_or_address
+        else:
+            flags = flags_or_address
+        addr = check_address(address, "sendto")
+        if self._udp:
+            return _dgram.send(self, data, flags, addr)
+        return self.send(data, flags)
+
+    def recvfrom_into(self, buffer: bytearray | memoryview, nbytes: int = 0,
+                      flags: int = 0) -> tuple[int, tuple[str, int] | None]:
+        """Like :meth:`recvfrom`, storing into ``buffer``; returns ``(nbytes, sender)``."""
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, addr = self.recvfrom(nbytes or len(view), flags)
+        view[:len(data)] = data
+        return len(data), addr
+
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
-        """``(recv(bufsize), peer)``, as for a connected stdlib TCP socket."""
+        """``(data, sender)``: a datagram for UDP; for TCP ``(recv(bufsize), peer)``."""
+        if self._udp:
+            return _dgram.recvfrom(self, bufsize, flags)
         data = self.recv(bufsize, flags)
         try:
             return data, self.getpeername()
@@ -426,7 +463,10 @@ class socket:
         loop = self._host.loop
 
         def call(fd: int, now: int) -> None:
-            st.shutdown(fd, how, now=now)
+            if self._udp:
+                st.udp.shutdown(fd, how)
+            else:
+                st.shutdown(fd, how, now=now)
             loop.notify_fd(fd)          # a thread blocked in recv() sees EOF now
 
         self._locked(call)
@@ -448,7 +488,10 @@ class socket:
                 return
             self._fd = None
             try:
-                self._host.stack.close(fd, now=loop.now())
+                if self._udp:
+                    self._host.stack.udp.close(fd)
+                else:
+                    self._host.stack.close(fd, now=loop.now())
             finally:
                 loop.notify_fd(fd)       # blocked callers wake and find EBADF
                 self._drop_ready(fd)
@@ -479,10 +522,15 @@ class socket:
         if ready is not None:
             ready.close()
 
+        udp = self._udp
+
         def close(now: int) -> None:
             if watcher is not None:
                 loop.unwatch(fd, watcher)
-            st.close(fd, now=now)
+            if udp:
+                st.udp.close(fd)
+            else:
+                st.close(fd, now=now)
 
         loop.call_soon(close)
 
@@ -506,13 +554,18 @@ class socket:
             value = int(value)
         st = self._host.stack
         val = value
+        if self._udp:
+            self._locked(lambda fd, now: st.udp.setsockopt(fd, level, optname, val))
+            return
         self._locked(lambda fd, now: st.setsockopt(fd, level, optname, val, now=now))
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
         """An option's value: an int, or ``buflen`` bytes when a length is given."""
         st = self._host.stack
         value: int | bytes
-        if level == SOL_SOCKET and optname == SO_TYPE:
+        if self._udp:
+            value = self._locked(lambda fd, now: st.udp.getsockopt(fd, level, optname))
+        elif level == SOL_SOCKET and optname == SO_TYPE:
             value = int(SOCK_STREAM)
         elif level == SOL_SOCKET and optname == SO_DOMAIN:
             value = int(AF_INET)
@@ -535,11 +588,15 @@ class socket:
     def getsockname(self) -> tuple[str, int]:
         """The local address."""
         st = self._host.stack
+        if self._udp:
+            return self._locked(lambda fd, now: st.udp.getsockname(fd))
         return self._locked(lambda fd, now: st.getsockname(fd))
 
     def getpeername(self) -> tuple[str, int]:
         """The peer's address (ENOTCONN when not connected)."""
         st = self._host.stack
+        if self._udp:
+            return self._locked(lambda fd, now: st.udp.getpeername(fd))
         return self._locked(lambda fd, now: st.getpeername(fd))
 
     # ------------------------------------------------------------ timeouts
@@ -572,13 +629,13 @@ class socket:
 
     @property
     def type(self) -> _socket.SocketKind:
-        """SOCK_STREAM."""
-        return SOCK_STREAM
+        """SOCK_STREAM or SOCK_DGRAM."""
+        return SOCK_DGRAM if self._udp else SOCK_STREAM
 
     @property
     def proto(self) -> int:
-        """0, as the stdlib reports for a socket made without a protocol."""
-        return 0
+        """The protocol given when made (0 unless IPPROTO_TCP/IPPROTO_UDP), as the stdlib."""
+        return self._proto
 
     @property
     def host(self) -> Host:
@@ -619,6 +676,9 @@ class socket:
     def _probe(self, fd: int) -> Callable[[], tuple[bool, bool]]:
         """A function returning (readable, writable) now; the lock must be held."""
         st = self._host.stack
+        if self._udp:
+            udp = st.udp
+            return lambda: (udp.readable(fd), udp.writable(fd))
         return lambda: (st.readable(fd), st.writable(fd))
 
     def _sync_ready(self) -> None:
@@ -635,7 +695,7 @@ class socket:
     def __repr__(self) -> str:
         closed = " [closed]" if self._fd is None else ""
         s = (f"<synack.socket.socket{closed} fd={self.stack_fd}, family={AF_INET!s}, "
-             f"type={SOCK_STREAM!s}, proto=0")
+             f"type={self.type!s}, proto={self._proto}")
         if self._fd is not None:
             try:
                 s += f", laddr={self.getsockname()}"
@@ -690,3 +750,25 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET,
     except BaseException:
         sock.close()
         raise
+
+
+SocketType = socket
+
+
+def has_dualstack_ipv6() -> bool:
+    """False: synack carries IPv4 only."""
+    return False
+
+
+def _copy_stdlib_names() -> None:
+    """Every public name of the stdlib's module that synack does not define itself:
+    constants, enums, pure functions (``inet_pton``, ``htons``, ...), and the calls
+    that only mean something to the kernel (``socketpair``, ``fromfd``, ``send_fds``,
+    ``gethostname``), which stay the kernel's."""
+    names = globals()
+    for name in dir(_socket):
+        if not name.startswith("_") and name not in names:
+            names[name] = getattr(_socket, name)
+
+
+_copy_stdlib_names()
