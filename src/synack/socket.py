@@ -1,15 +1,35 @@
-"""Blocking sockets shaped like the stdlib's ``socket`` module, over a synack Stack.
+"""Sockets shaped like the stdlib's ``socket`` module, over a synack host.
+
+This module has the stdlib module's whole surface (every public name of it, a
+test compares ``dir()``), so ``import synack.socket as socket`` is meant to
+work for programs written against the stdlib:
+
+* :class:`socket` ``(AF_INET, SOCK_STREAM)`` is TCP of a synack
+  :class:`~synack.stack.Stack`; ``(AF_INET, SOCK_DGRAM)`` is UDP of the same
+  host (:mod:`synack.host.udp`, :mod:`synack.dgram`). ``AF_UNIX`` and the other
+  families synack does not carry, and ``socket(fileno=fd)``, return the
+  kernel's socket (the stdlib's class); ``AF_INET6`` is ``EAFNOSUPPORT``
+  (``has_ipv6`` is False).
+* Name lookups (``getaddrinfo``, ``gethostbyname[_ex]``, ``gethostbyaddr``,
+  ``getnameinfo``, ``getfqdn``) never ask the kernel's resolver: numbers,
+  ``/etc/hosts``, then DNS over synack UDP to ``Host.nameserver`` when set
+  (:mod:`synack.resolve`, :mod:`synack.dns`).
+* ``create_connection``, ``create_server``, ``has_dualstack_ipv6``,
+  ``SocketType`` and the default-timeout calls are synack's; every other name
+  (constants, the enums ``AddressFamily``/``SocketKind``/``MsgFlag``/
+  ``AddressInfo``, ``inet_pton``, ``htons``, ``socketpair``, ``fromfd``,
+  ``gethostname``, ...) and the exception classes (``error``, ``timeout``,
+  ``gaierror``, ``herror``) are the stdlib's own objects.
 
 Theory of operation
 -------------------
-A :class:`socket` is a descriptor of a :class:`~synack.stack.Stack` plus a
-timeout. Every call takes the host loop's lock, tries the stack's non-blocking
-call, and if that raises ``BlockingIOError`` waits on its descriptor
-(``loop.wait_fd``), which the loop notifies after a batch in which a packet or
-a timer touched it, then tries again.
-Waiting releases the lock (``Condition.wait``), so the loop and other threads
-keep running; nothing polls or sleeps. After a call that may have queued
-segments, ``loop.wake()`` makes the loop transmit them.
+A :class:`socket` is a descriptor of the host's stack plus a timeout. Every
+call takes the host loop's lock, tries the stack's non-blocking call, and if
+that raises ``BlockingIOError`` waits on its descriptor (``loop.wait_fd``),
+which the loop notifies after a batch in which a packet or a timer touched it,
+then tries again. Waiting releases the lock (``Condition.wait``), so the loop
+and other threads keep running; nothing polls or sleeps. After a call that may
+have queued segments, ``loop.wake()`` makes the loop transmit them.
 
 Timeouts follow the stdlib: None blocks, 0.0 is non-blocking (the stack's
 ``BlockingIOError`` comes through), a positive value raises ``TimeoutError``
@@ -17,8 +37,15 @@ Timeouts follow the stdlib: None blocks, 0.0 is non-blocking (the stack's
 which are the stdlib's. :meth:`socket.close` from another thread wakes a
 thread blocked on the socket with ``OSError(EBADF)``, as on Linux.
 
-``fileno()`` is the stack's descriptor number: it cannot be passed to
-``select()``; use threads or :mod:`synack.asyncio` instead.
+``fileno()`` is a real OS descriptor (:mod:`synack.readyfd`, made at the first
+call) that is readable exactly when the socket is (data, EOF, an error, a
+connection to accept) and writable exactly when it is (connected with send
+space; after a non-blocking ``connect`` also when the handshake failed, with
+the error in ``SO_ERROR``). So ``select``, ``poll``, ``epoll``,
+``selectors`` and asyncio's selector loop (``loop.sock_recv``,
+``loop.sock_connect``, ``asyncio.open_connection(sock=...)``,
+``loop.create_server(sock=...)``) work unchanged on synack sockets.
+:attr:`socket.stack_fd` is the descriptor number inside the stack.
 """
 
 from __future__ import annotations
@@ -26,8 +53,6 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket as _socket
-import struct
-import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -44,6 +69,7 @@ from synack.resolve import (  # noqa: F401 - re-exported: the stdlib's resolver 
     gethostbyname_ex,
     getnameinfo,
 )
+from synack.sockattrs import SocketAttrsMixin, _check_timeout
 from synack.socketfile import SocketIO, make_file  # noqa: F401 - SocketIO re-exported
 from synack.sockopts import oserror as _oserror
 from synack.tcp.state import State
@@ -123,15 +149,6 @@ def setdefaulttimeout(value: float | None) -> None:
     _default_timeout = _check_timeout(value)
 
 
-def _check_timeout(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    if value < 0.0:
-        raise ValueError("Timeout value out of range")
-    return value
-
-
 def check_address(address: Any, call: str) -> tuple[str, int]:
     """Check an AF_INET address as the stdlib does; a name is resolved by
     :mod:`synack.resolve` (/etc/hosts, DNS over synack), never by the kernel's."""
@@ -156,7 +173,7 @@ def check_address(address: Any, call: str) -> tuple[str, int]:
         return gethostbyname(ip), port
 
 
-class socket:
+class socket(SocketAttrsMixin):
     """A TCP or UDP socket of a synack host, with the stdlib ``socket.socket`` interface.
 
     ``socket(AF_UNIX, ...)`` (any family synack does not carry but AF_INET6) and
@@ -497,14 +514,6 @@ class socket:
                 self._drop_ready(fd)
         loop.wake()
 
-    def _drop_ready(self, fd: int) -> None:
-        ready, watcher = self._ready, self._watcher
-        self._ready = self._watcher = None
-        if watcher is not None:
-            self._host.loop.unwatch(fd, watcher)
-        if ready is not None:
-            ready.close()
-
     def _decref_socketios(self) -> None:
         if self._io_refs > 0:
             self._io_refs -= 1
@@ -539,170 +548,6 @@ class socket:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------ options and names
-    def setsockopt(self, level: int, optname: int, value: int | bytes | None,
-                   optlen: int | None = None) -> None:
-        """Set an option (Linux constants, as the stdlib's)."""
-        if value is None:
-            if optlen is None:
-                raise TypeError("setsockopt() takes an optlen with a None value")
-            value = bytes(optlen)
-        elif isinstance(value, (bytearray, memoryview)):
-            value = bytes(value)
-        elif isinstance(value, bool):
-            value = int(value)
-        st = self._host.stack
-        val = value
-        if self._udp:
-            self._locked(lambda fd, now: st.udp.setsockopt(fd, level, optname, val))
-            return
-        self._locked(lambda fd, now: st.setsockopt(fd, level, optname, val, now=now))
-
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
-        """An option's value: an int, or ``buflen`` bytes when a length is given."""
-        st = self._host.stack
-        value: int | bytes
-        if self._udp:
-            value = self._locked(lambda fd, now: st.udp.getsockopt(fd, level, optname))
-        elif level == SOL_SOCKET and optname == SO_TYPE:
-            value = int(SOCK_STREAM)
-        elif level == SOL_SOCKET and optname == SO_DOMAIN:
-            value = int(AF_INET)
-        elif level == SOL_SOCKET and optname == SO_PROTOCOL:
-            value = IPPROTO_TCP
-        elif level == SOL_SOCKET and optname == SO_ACCEPTCONN:
-            value = int(self._locked(lambda fd, now: st.state(fd)) is State.LISTEN)
-        else:
-            value = self._locked(lambda fd, now: st.getsockopt(fd, level, optname))
-        if buflen is None:
-            if isinstance(value, bytes):    # the stdlib reads an int out of the buffer
-                return int.from_bytes(value[:4].ljust(4, b"\0"), sys.byteorder, signed=True)
-            return value
-        if not 0 < buflen <= 1024:
-            raise OSError("getsockopt buflen out of range")
-        if isinstance(value, int):
-            value = struct.pack("i", value)
-        return value[:buflen]
-
-    def getsockname(self) -> tuple[str, int]:
-        """The local address."""
-        st = self._host.stack
-        if self._udp:
-            return self._locked(lambda fd, now: st.udp.getsockname(fd))
-        return self._locked(lambda fd, now: st.getsockname(fd))
-
-    def getpeername(self) -> tuple[str, int]:
-        """The peer's address (ENOTCONN when not connected)."""
-        st = self._host.stack
-        if self._udp:
-            return self._locked(lambda fd, now: st.udp.getpeername(fd))
-        return self._locked(lambda fd, now: st.getpeername(fd))
-
-    # ------------------------------------------------------------ timeouts
-    def settimeout(self, value: float | None) -> None:
-        """None blocks, 0.0 never blocks, a positive value raises TimeoutError after it."""
-        self._timeout = _check_timeout(value)
-
-    def gettimeout(self) -> float | None:
-        """The timeout in seconds (None: blocking)."""
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        """``setblocking(False)`` is ``settimeout(0.0)``; True is ``settimeout(None)``."""
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        """False when the timeout is 0.0."""
-        return self._timeout != 0.0
-
-    @property
-    def timeout(self) -> float | None:
-        """The timeout, as the stdlib's attribute."""
-        return self._timeout
-
-    # ------------------------------------------------------------ identity
-    @property
-    def family(self) -> _socket.AddressFamily:
-        """AF_INET."""
-        return AF_INET
-
-    @property
-    def type(self) -> _socket.SocketKind:
-        """SOCK_STREAM or SOCK_DGRAM."""
-        return SOCK_DGRAM if self._udp else SOCK_STREAM
-
-    @property
-    def proto(self) -> int:
-        """The protocol given when made (0 unless IPPROTO_TCP/IPPROTO_UDP), as the stdlib."""
-        return self._proto
-
-    @property
-    def host(self) -> Host:
-        """The synack host this socket lives on."""
-        return self._host
-
-    @property
-    def stack_fd(self) -> int:
-        """The descriptor number inside the synack stack (-1 once closed)."""
-        return -1 if self._fd is None else self._fd
-
-    def fileno(self) -> int:
-        """An OS descriptor that is readable and writable exactly when this socket is
-        (-1 once closed), for select/poll/epoll, ``selectors`` and asyncio. Made at the
-        first call (:class:`~synack.readyfd.ReadyFd`) and kept up to date from then on."""
-        fd = self._fd
-        if fd is None:
-            return -1
-        ready = self._ready
-        if ready is None:
-            loop = self._host.loop
-            with loop.lock:
-                ready = self._ready
-                if ready is None:
-                    ready = self._ready = ReadyFd()
-                    probe = self._probe(fd)
-
-                    def watcher(now: int, ready: ReadyFd = ready) -> None:
-                        try:
-                            ready.update(*probe())
-                        except OSError:
-                            pass            # closed meanwhile: _drop_ready follows
-                    self._watcher = watcher
-                    ready.update(*probe())
-                    loop.watch(fd, watcher)
-        return ready.fileno()
-
-    def _probe(self, fd: int) -> Callable[[], tuple[bool, bool]]:
-        """A function returning (readable, writable) now; the lock must be held."""
-        st = self._host.stack
-        if self._udp:
-            udp = st.udp
-            return lambda: (udp.readable(fd), udp.writable(fd))
-        return lambda: (st.readable(fd), st.writable(fd))
-
-    def _sync_ready(self) -> None:
-        """After our own call: bring the OS descriptor's readiness up to date."""
-        with self._host.loop.lock:
-            ready, fd = self._ready, self._fd
-            if ready is None or fd is None:
-                return
-            try:
-                ready.update(*self._probe(fd)())
-            except OSError:
-                pass
-
-    def __repr__(self) -> str:
-        closed = " [closed]" if self._fd is None else ""
-        s = (f"<synack.socket.socket{closed} fd={self.stack_fd}, family={AF_INET!s}, "
-             f"type={self.type!s}, proto={self._proto}")
-        if self._fd is not None:
-            try:
-                s += f", laddr={self.getsockname()}"
-                s += f", raddr={self.getpeername()}"
-            except OSError:
-                pass
-        return s + ">"
 
     # ------------------------------------------------------------ files
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
