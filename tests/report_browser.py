@@ -89,15 +89,27 @@ def click_canvas(driver: Any, canvas_id: str, x: float, y: float) -> None:
         el, int(x - rect["width"] / 2), int(y - rect["height"] / 2)).click().perform()
 
 
-def screenshot(page: Path, out: Path, prepare: Callable[[Any], None] | None = None) -> None:
-    """Open ``page``, let ``prepare(driver)`` set it up, save a PNG of the window."""
-    with browser() as driver:
-        open_report(driver, page)
-        if prepare is not None:
-            prepare(driver)
-        driver.execute_script("window.scrollTo(0, 0);")
-        time.sleep(0.2)          # one animation frame for the last redraw (a picture only)
-        driver.save_screenshot(str(out))
+def screenshot(page: Path, out: Path, prepare: Callable[[Any], None] | None = None,
+               driver: Any = None) -> None:
+    """Open ``page`` (in ``driver``, or a browser of its own), let ``prepare(driver)`` set
+    it up, and save a PNG of the window."""
+    if driver is None:
+        with browser() as own:
+            screenshot(page, out, prepare, own)
+        return
+    open_report(driver, page)
+    if prepare is not None:
+        prepare(driver)
+    # The whole page in one picture: grow the window to the page's height (it is a viewport
+    # of fixed height whatever the capture's length), then put it back.
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    inner = driver.execute_script("return window.innerHeight")
+    driver.set_window_size(size["width"], size["height"] + max(0, height - inner))
+    driver.execute_script("window.scrollTo(0, 0);")
+    wait_for(driver, "synackReport.drawn()", "the last redraw")
+    driver.save_screenshot(str(out))
+    driver.set_window_size(size["width"], size["height"])
 
 
 def select_first_retransmission(driver: Any) -> None:
