@@ -28,6 +28,7 @@ from report_browser import (
     select_first_retransmission,
     wait_for,
 )
+from test_cli_ladder import kernel_capture  # noqa: F401  (a fixture: tcpdump of the kernel)
 
 from synack.cli import main
 from synack.commands.header import dissect, raw_packets
@@ -192,6 +193,18 @@ def test_sim_report_into_missing_directory_fails_before_running(tmp_path: Path) 
                        text=True, timeout=60)
     assert r.returncode != 0 and "does not exist" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "sent" not in r.stdout
+
+
+def test_report_of_a_kernel_capture(kernel_capture: Path, tmp_path: Path) -> None:  # noqa: F811
+    page = tmp_path / "k.html"
+    assert main(["report", str(kernel_capture), "-o", str(page)]) == 0
+    data = page_data(page)
+    [conn] = read_capture(kernel_capture).connections
+    assert [row[0] for row in data["seg"]] == [s.number for s in conn.segments]
+    assert data["seg"][0][1] == 0 and data["seg"][0][7] == "SYN"
+    assert data["cc"] is None and data["reasons"] == {}        # a clean loopback connection
+    assert all("sequence number" in text for text in data["dis"]["en"])
+    assert data["conn"]["b"] == "127.0.0.1:5555"
 
 
 # ------------------------------------------------------------------ in a real browser

@@ -2,9 +2,9 @@
 
 Split by role: :mod:`.data` turns a capture (and, where synack was an end, its
 congestion trace) into plain JSON-ready data; :mod:`.reasons` says in English and
-Chinese which rule gave each analysis mark; :mod:`.writer` puts the data into the
-page template ``page.html`` (hand-written vanilla JavaScript, no network fetches)
-and writes the one file.
+Chinese which rule gave each analysis mark; :mod:`.writer` puts the data, the
+style ``page.css`` and the script ``page.js`` (hand-written vanilla JavaScript,
+no network fetches) into the template ``page.html`` and writes the one file.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def build_report(path: str | os.PathLike[str], *, conn: int | None = None,
     cap = read_capture(path)
     c = choose(cap, conn)
     segs = c.segments
-    t0 = segs[0].t_us
+    t0 = min(s.t_us for s in segs)      # the first packet (a capture's clock may step back)
     data_dir = 0 if c.payload_bytes(0) >= c.payload_bytes(1) else 1
     raw = raw_packets(os.fspath(path), {s.number for s in segs})
     dis: dict[str, list[str]] = {"en": [], "zh": []}
@@ -64,7 +64,7 @@ def build_report(path: str | os.PathLike[str], *, conn: int | None = None,
         for lang in ("en", "zh"):
             packet = raw.get(s.number)
             dis[lang].append("\n".join(dissect(c, s, packet, lang=lang)) if packet else "")
-    offset, cc = _trace_data(trace, t0, segs[-1].t_us)
+    offset, cc = _trace_data(trace, t0, max(s.t_us for s in segs))
     rto_times = None
     rto_values: dict[int, int] = {}
     if trace is not None:
@@ -83,15 +83,16 @@ def build_report(path: str | os.PathLike[str], *, conn: int | None = None,
         "notes": notes or {},
         "data_dir": data_dir, "mss": mss,
         "owd_us": _one_way_us(c),
-        "duration_us": segs[-1].t_us - t0,
+        "duration_us": max(s.t_us for s in segs) - t0,
         "seg": [[s.number, s.t_us - t0, s.direction, s.seq, s.ack, s.length, s.flags,
                  flags_str(s.flags), s.window, list(s.marks), [list(b) for b in s.sack]]
                 for s in segs],
         "reasons": {str(i): r for i, r in reasons.items()},
         "dis": dis,
-        "inflight": _inflight(c, data_dir, t0),
-        "rtt": _rtt_samples(c, data_dir, t0),
-        "sack": _scoreboard(c, data_dir, t0),
+        # The page looks these series up by time: sorted (stable) whatever the capture's order.
+        "inflight": sorted(_inflight(c, data_dir, t0), key=lambda p: p[0]),
+        "rtt": sorted(_rtt_samples(c, data_dir, t0), key=lambda p: p[0]),
+        "sack": sorted(_scoreboard(c, data_dir, t0), key=lambda p: p[0]),
         "cc": cc,
     }
 

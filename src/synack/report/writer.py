@@ -1,7 +1,8 @@
 """Put a report's data into the page template and write the one self-contained file.
 
-The template ``page.html`` (next to this module) holds the CSS and the
-hand-written JavaScript; nothing is fetched at view time. The header dissections
+The template ``page.html`` (next to this module) is the page's structure; its
+style ``page.css`` and hand-written JavaScript ``page.js`` are put inline, so
+nothing is fetched at view time. The header dissections
 are the bulk of the data (some 30 lines per segment and language), so they travel
 zlib-compressed and base64-encoded, and the page inflates them with the browser's
 own ``DecompressionStream``: a 7,000-segment capture stays a few megabytes.
@@ -17,6 +18,8 @@ from importlib import resources
 from typing import Any
 
 PLACEHOLDER = "/*SYNACK_REPORT_DATA*/null"
+CSS = "/*SYNACK_REPORT_CSS*/"
+JS = "/*SYNACK_REPORT_JS*/"
 
 
 def _script_json(value: Any) -> str:
@@ -27,7 +30,12 @@ def _script_json(value: Any) -> str:
 
 def render(data: dict[str, Any]) -> str:
     """The page's HTML for ``data`` (from :func:`synack.report.data.build_report`)."""
-    template = resources.files("synack.report").joinpath("page.html").read_text("utf-8")
+    here = resources.files("synack.report")
+    template = here.joinpath("page.html").read_text("utf-8")
+    for marker, name in ((CSS, "page.css"), (JS, "page.js")):
+        if marker not in template:
+            raise RuntimeError(f"page.html has lost its {name} placeholder")
+        template = template.replace(marker, here.joinpath(name).read_text("utf-8"), 1)
     body = dict(data)
     dis = body.pop("dis", {"en": [], "zh": []})
     packed = zlib.compress(json.dumps(dis, ensure_ascii=False).encode("utf-8"), 9)
