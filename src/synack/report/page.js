@@ -14,7 +14,7 @@ const T = {
         dataseg: "data segment", ackline: "ACK (cumulative)", win: "receive window edge (ack + rwnd)",
         sackb: "SACK blocks", cwnd: "cwnd (synack)", ssthresh: "ssthresh (synack)",
         inflight: "bytes in flight / MSS (capture)", rtoev: "RTO fired", srtt: "SRTT (synack)",
-        rtoline: "RTO (synack)", rttsample: "RTT sample (capture)", board: "SACKed ranges above the cumulative ACK",
+        rtoline: "RTO (synack)", rttsample: "RTT sample (capture)", board: "SACKed ranges above the cumulative ACK (capture)",
         segs: "segments", ms: "ms", above: "bytes above ACK", seqrel: "relative seq",
         nocc: "cwnd, ssthresh, SRTT and RTO are synack's own: give --trace cc.json (synack sim --trace-out) where synack was the sender.",
         unaligned: "the trace's clock does not overlap the capture's: aligned at its first sample.",
@@ -32,7 +32,7 @@ const T = {
         dataseg: "数据报文段", ackline: "确认号（累计）", win: "接收窗口右沿（确认号 + 窗口）",
         sackb: "SACK 块", cwnd: "cwnd（synack）", ssthresh: "ssthresh（synack）",
         inflight: "在途字节 / MSS（抓包）", rtoev: "RTO 超时", srtt: "SRTT（synack）",
-        rtoline: "RTO（synack）", rttsample: "RTT 样本（抓包）", board: "累计确认之上被 SACK 的范围",
+        rtoline: "RTO（synack）", rttsample: "RTT 样本（抓包）", board: "累计确认之上被 SACK 的范围（抓包）",
         segs: "报文段", ms: "毫秒", above: "高于确认号的字节", seqrel: "相对序号",
         nocc: "cwnd、ssthresh、SRTT 和 RTO 是 synack 自己的状态：synack 作为发送方时用 --trace cc.json（synack sim --trace-out）给出。",
         unaligned: "记录的时钟与抓包不重叠：按其第一个样本对齐。",
@@ -172,7 +172,6 @@ function drawLadder() {
   for (const [y, name, tag] of [[g.ya, D.conn.a, "A"], [g.yb, D.conn.b, "B"]]) {
     ctx.beginPath(); ctx.moveTo(MARGIN_L, y); ctx.lineTo(o.w - MARGIN_R, y); ctx.stroke();
     ctx.fillText(tag, 8, y + 6);
-    ctx.fillText(name, MARGIN_L + 4, y - 3);
   }
   clipPlot(o);
   const [lo, hi] = visible(view.t0 - OWD, view.t1);
@@ -216,6 +215,13 @@ function drawLadder() {
     ctx.strokeStyle = C.sel; ctx.lineWidth = 3.5; ctx.beginPath(); ctx.moveTo(a.x0, a.y0); ctx.lineTo(a.x1, a.y1); ctx.stroke();
   }
   ctx.restore();
+  // The endpoints' names last, on a white ground: never hidden under the arrows.
+  ctx.font = "12px system-ui, sans-serif"; ctx.textBaseline = "bottom"; ctx.textAlign = "left";
+  for (const [y, name] of [[g.ya, D.conn.a], [g.yb, D.conn.b]]) {
+    const w = ctx.measureText(name).width;
+    ctx.fillStyle = "rgba(255,255,255,0.9)"; ctx.fillRect(MARGIN_L + 2, y - 17, w + 6, 15);
+    ctx.fillStyle = C.axis; ctx.fillText(name, MARGIN_L + 5, y - 3);
+  }
   selLine(o);
 }
 function arrowHead(ctx, a) {
@@ -493,6 +499,11 @@ function step(dk) {
   k = Math.max(0, Math.min(ORDER.length - 1, k + dk));
   select(ORDER[k].i, true);
 }
+function colWidth(s) {              // display columns, a CJK character counting two (as header.py)
+  let w = 0;
+  for (const ch of s) w += /[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]/.test(ch) ? 2 : 1;
+  return w;
+}
 function escapeHtml(s) { return s.replace(/[&<>]/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" }[c])); }
 function showDetail() {
   const pos = document.getElementById("pos");
@@ -518,7 +529,18 @@ function showDetail() {
     li.innerHTML = "<b>" + escapeHtml(text.slice(0, cut)) + "</b>" + escapeHtml(text.slice(cut));
     ul.appendChild(li);
   }
-  document.getElementById("dissection").textContent = DIS ? DIS[lang][selected] : tr("decoding");
+  // One block per line, wrapped with a hanging indent: nothing is cut at the panel's edge.
+  const pre = document.getElementById("dissection");
+  pre.innerHTML = "";
+  for (const line of (DIS ? DIS[lang][selected] : tr("decoding")).split("\n")) {
+    const div = document.createElement("div");
+    // Continuation lines start under the value column (after the label and its spaces).
+    const m = /^(\s*\S.*?\s{2,})\S/.exec(line);
+    const hang = Math.min(m ? colWidth(m[1]) : colWidth(line) - colWidth(line.trimStart()) + 4, 40);
+    div.style.paddingLeft = hang + "ch"; div.style.textIndent = -hang + "ch";
+    div.textContent = line || "\u00a0";
+    pre.appendChild(div);
+  }
 }
 function legend(id, items) {
   document.getElementById(id).innerHTML = items.map(([cls, col, key]) =>
