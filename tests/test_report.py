@@ -187,12 +187,13 @@ def test_bad_input_is_one_line(tmp_path: Path, lossy: dict[str, Path], case: str
     assert not (tmp_path / "o.html").exists()
 
 
-def test_sim_report_into_missing_directory_fails_before_running(tmp_path: Path) -> None:
-    r = subprocess.run([*SYNACK, "sim", "--bytes", "10K", "--report",
-                        str(tmp_path / "no" / "p.html")], check=False, capture_output=True,
-                       text=True, timeout=60)
+@pytest.mark.parametrize("command", [["sim", "--bytes", "10K"], ["demo", "fast-retransmit"]])
+def test_report_into_missing_directory_fails_before_running(tmp_path: Path,
+                                                            command: list[str]) -> None:
+    r = subprocess.run([*SYNACK, *command, "--report", str(tmp_path / "no" / "p.html")],
+                       check=False, capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "does not exist" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1 and "sent" not in r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1 and r.stdout == "", r.stdout
 
 
 def test_report_of_a_kernel_capture(kernel_capture: Path, tmp_path: Path) -> None:  # noqa: F811

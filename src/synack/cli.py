@@ -90,6 +90,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.name not in SCENARIOS:
         raise SysctlError(
             f"unknown scenario {args.name!r} (try: synack demo --list)")
+    if args.report:
+        from synack.report.writer import check_output
+
+        check_output(args.report)           # before the run: a bad path fails fast
     outcome = SCENARIOS[args.name](args.seed)
     # Scenarios pin their sysctls; the text names the saved ones it does not use.
     defaults, cfg = Sysctl(), load_sysctl()

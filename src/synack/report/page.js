@@ -187,7 +187,7 @@ function drawLadder() {
   // Each direction has rows of its own, so a burst sent at one instant gets one row each.
   ctx.font = "11px system-ui, sans-serif"; ctx.textBaseline = "middle";
   labelBoxes = [];
-  const rows = Math.max(1, Math.floor((g.yb - g.ya - 16) / 2 / 15));
+  const rows = Math.max(1, Math.floor((g.yb - g.ya - 40) / 2 / 15));   // clear of the names
   const taken = [[], []].map(() => Array.from({ length: rows }, () => []));   // [dir][row]: [x0, x1]
   const mid = (g.ya + g.yb) / 2;
   // The selected segment's label is placed first, so a crowd never hides it.
