@@ -36,6 +36,7 @@ from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
 )
+from synack.host.frag import Reassembler
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
@@ -50,6 +51,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
     Sock,
 )
 from synack.host.timerq import TimerQueue
+from synack.host.udp import UdpHost
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
@@ -61,6 +63,7 @@ from synack.wire.gso import segment
 from synack.wire.ipv4 import (
     PROTO_ICMP,
     PROTO_TCP,
+    PROTO_UDP,
     build_tcp_packet,
     parse_ipv4,
     parse_ipv4_route,
@@ -111,11 +114,13 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
-        self.ports = PortTable()
+        self.ports: PortTable[Sock] = PortTable()
         # Descriptors whose readability or writability may have changed because of a
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
+        self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
 
     @property
     def offload(self) -> Offload | None:
@@ -147,9 +152,19 @@ class Stack(ListenMixin, SocketCallsMixin):
             # The header record is built only for ICMP; TCP needs four fields of it.
             src, dst, proto, frag, body = parse_ipv4_route(packet)
             if frag & _MF_OFFSET:
-                raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
-                                 ", fragments are not reassembled")
+                # A fragment: reassembled (host/frag.py), then received as one packet.
+                whole = self.frags.add(packet, now=now)
+                if whole is None:
+                    return
+                packet, csum_valid = whole, False
+                src, dst, proto, frag, body = parse_ipv4_route(packet)
             if proto != PROTO_TCP:
+                if proto == PROTO_UDP:
+                    if dst != self.addr:
+                        self.stats["dropped not for us"] += 1
+                        return
+                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                    return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                 if dst != self.addr:

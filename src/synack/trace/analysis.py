@@ -100,11 +100,12 @@ def is_retransmission(s: Segment) -> bool:
 def first_rtt_us(conn: Connection) -> int | None:
     """The most recent SYN to the first ACK after it (``tcp.analysis.initial_rtt``).
 
-    None without a SYN, or when the SYN is stamped 0 (Wireshark's "no time")."""
+    None without a SYN. (Wireshark also has none when the SYN is stamped 0, its
+    "no time"; :func:`analyse` mirrors that, this does not.)"""
     syn_us = None
     for s in conn.segments:
         if s.flags & (SYN | ACK) == SYN:
-            syn_us = s.t_us or None
+            syn_us = s.t_us
         elif s.flags & (SYN | ACK) == ACK and syn_us is not None:
             return s.t_us - syn_us
     return None
