@@ -315,3 +315,18 @@ def test_browser_7000_segments_stay_one_screen_and_zoom(chromium: Any, tmp_path:
     wait_for(driver, f"synackReport.selected() === {box['i']}", "the click to select it")
     assert f"#{data['seg'][box['i']][0]} " in _text(driver, "sel-title")
     assert "sequence number" in _text(driver, "dissection")
+
+
+def test_every_analysis_mark_has_a_reason_in_both_languages() -> None:
+    # A mark the page shows with no reason is a hole in the lesson (marks added to
+    # trace/analysis.py must be explained in report/reasons.py too).
+    from synack.report import reasons
+    from synack.trace import analysis as an
+
+    coded = {an.FAST_RETRANSMISSION, an.SPURIOUS_RETRANSMISSION, an.RETRANSMISSION,
+             an.OUT_OF_ORDER}
+    for mark in an.MARKS:
+        if mark in coded or mark.startswith(an.DUP_ACK):
+            continue
+        en, zh = reasons._FIXED.get(mark, ("", ""))
+        assert en and zh, f"no reason for [{mark}]"

@@ -78,3 +78,12 @@ def test_sim_says_when_the_connection_never_opened() -> None:
     assert r.stderr.count("\n") == 1 and "never opened" in r.stderr, r.stderr
     assert "CORRUPT OR INCOMPLETE" not in r.stdout
     assert "packets       7 on the wire" in r.stdout      # 1 SYN + 6 retries, nothing after
+
+
+def test_a_bare_delay_is_nanoseconds_and_sim_says_so() -> None:
+    # netem reads "20" as 20 ns; a user who meant milliseconds is told once, on stderr.
+    bare = run("sim", "--bytes", "20K", "--delay", "20")
+    assert bare.returncode == 0, bare.stderr
+    assert "--delay 20 is 20 ns" in bare.stderr and "20ms" in bare.stderr, bare.stderr
+    unit = run("sim", "--bytes", "20K", "--delay", "20ms")
+    assert unit.returncode == 0 and "note:" not in unit.stderr, unit.stderr

@@ -130,6 +130,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from synack.units import parse_rate, parse_ratio, parse_size, parse_time_us
 
     nbytes = parse_size(args.bytes)
+    if args.delay.strip().replace(".", "", 1).isdigit() and float(args.delay) != 0:
+        # netem's own reading, but rarely what was meant: say so once.
+        print(f"synack: note: --delay {args.delay} is {args.delay} ns, as tc-netem reads a bare"
+              f" number; write {args.delay}ms for milliseconds", file=sys.stderr)
     link = LinkParams(
         delay_us=parse_time_us(args.delay),
         rate_bps=parse_rate(args.rate) if args.rate else None,

@@ -104,9 +104,11 @@ def _reason(mark: str, s: Segment, peer: _Side, sent: dict[int, tuple[int, int]]
     if mark == an.RETRANSMISSION:
         return _retransmission(s, peer, sent, t0, rto_times, rto_values, trace_start)
     if mark == an.OUT_OF_ORDER:
-        return (("its bytes were not seen before, yet it starts below the highest sequence "
-                "sent, within one round trip of it: the network reordered it"),
-                "这些字节之前没出现过，但序号低于已发出的最高序号，且在一个往返时间之内：网络把它乱序了")
+        return (("it starts below the highest sequence sent and came within one round trip "
+                "(or 3 ms when the capture shows none) of it, so Wireshark's rule calls it "
+                "out of order: reordered by the network, or (captured at the sender) a quick resend"),
+                ("起始序号低于已发出的最高序号，且与之相隔不到一个往返时间（抓包看不出往返时间时为 3 毫秒），"
+                "按 Wireshark 的规则记为乱序：网络把它乱序了，或（在发送端抓包时）是一次很快的重发"))
     if mark.startswith(an.DUP_ACK):
         first, _, nth = mark[len(an.DUP_ACK):].strip().partition("#")
         return ((f"duplicate number {nth} of the ACK in #{first}: same ack {s.ack} and window, no "
@@ -180,6 +182,14 @@ _FIXED: dict[str, tuple[str, str]] = {
                                "之前的字节丢失了，或没有被抓到")),
     an.KEEP_ALIVE: (("at most one byte at the next sequence minus 1: a keep-alive probe "
                     "(RFC 9293 3.8.4)"), "在下一个序号减 1 处最多一个字节：保活探测（RFC 9293 3.8.4）"),
+    an.ZERO_WINDOW_PROBE_ACK: (("the ACK answering a zero-window probe: the window is "
+                               "still closed, the probe's byte not taken"),
+                               "对零窗口探测的确认：窗口仍然关闭，探测的字节没有被接收"),
+    an.WINDOW_FULL: (("it fills the peer's advertised window to the last byte: the sender "
+                     "must now wait for an ACK that opens the window"),
+                     "它正好填满了对端通告的窗口：发送方必须等到打开窗口的确认"),
+    an.KEEP_ALIVE_ACK: (("the ACK answering a keep-alive probe: the peer is still there "
+                        "(RFC 9293 3.8.4)"), "对保活探测的确认：对端还在（RFC 9293 3.8.4）"),
     an.WINDOW_UPDATE: ("a bare ACK that only changes the window: the receiver made room",
                        "只改变窗口的纯确认：接收方腾出了空间"),
     an.ACKED_UNSEEN: ("it acknowledges data the capture never showed: the capture missed it",
