@@ -31,7 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from synack.host.forward import MAX_IN_FLIGHT, Forwarding
 from synack.host.records import Addr, Key
@@ -165,7 +165,7 @@ class Forwarder:
             self.fwd.close(now=loop.now())
         loop.wake()
 
-    def __enter__(self) -> Forwarder:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

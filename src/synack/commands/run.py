@@ -68,7 +68,7 @@ def parse_program(argv: list[str]) -> tuple[str, str, list[str]]:
         if len(words) < 2:
             raise ValueError(f"argument expected for the {first} option")
         return ("module" if first == "-m" else "code"), words[1], words[2:]
-    if first.startswith("-m") or first.startswith("-c"):
+    if first.startswith(("-m", "-c")):
         return ("module" if first[1] == "m" else "code"), first[2:], words[1:]
     if first.startswith("-"):
         raise ValueError(f"python option {first} is not supported by synack run")
