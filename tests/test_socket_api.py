@@ -232,7 +232,7 @@ def test_close_wakes_a_thread_blocked_in_recv(host: Host) -> None:
     c = ss.create_connection((IP, 7013), timeout=WAIT, host=host)
     s, _ = srv.accept()
     s.settimeout(None)
-    cond, fd = host.loop.cond, s.fileno()
+    cond, fd = host.loop.cond, s.stack_fd
     blocked = Worker(lambda: s.recv(10))
     # Wait until the worker really waits on its descriptor.
     with cond:
@@ -248,7 +248,7 @@ def test_shutdown_rd_wakes_a_blocked_recv_with_eof(host: Host) -> None:
     srv = ss.create_server((IP, 7014), host=host)
     c = ss.create_connection((IP, 7014), timeout=WAIT, host=host)
     s, _ = srv.accept()
-    cond, fd = host.loop.cond, s.fileno()
+    cond, fd = host.loop.cond, s.stack_fd
     blocked = Worker(lambda: s.recv(10))
     with cond:
         assert cond.wait_for(lambda: host.loop.waiters(fd) > 0 or not blocked.is_alive(), WAIT)
@@ -307,7 +307,7 @@ def test_close_with_unread_data_resets_the_peer(host: Host) -> None:
     c.sendall(b"unread")
     # Wait until the bytes sit in s's receive queue, then close without reading.
     with host.loop.cond:
-        assert host.loop.cond.wait_for(lambda: host.stack.readable(s.fileno()), WAIT)
+        assert host.loop.cond.wait_for(lambda: host.stack.readable(s.stack_fd), WAIT)
     s.close()
     with pytest.raises(ConnectionResetError):
         c.recv(10)
@@ -332,7 +332,7 @@ def test_options_names_and_repr(host: Host) -> None:
         assert c.getpeername() == (IP, 7030)
         assert f"raddr=('{IP}', 7030)" in repr(c) and "laddr=" in repr(c)
         assert c.family == ss.AF_INET and c.type == ss.SOCK_STREAM
-        assert host.stack.state(c.fileno()) is State.ESTABLISHED
+        assert host.stack.state(c.stack_fd) is State.ESTABLISHED
     srv.close()
 
 

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
 from synack.api_host import Host, get_default_host, resolve_host, set_default_host
+from synack.readyfd import ReadyFd
 from synack.socketfile import SocketIO, make_file
 from synack.sockopts import oserror as _oserror
 from synack.tcp.state import State
@@ -184,6 +185,8 @@ class socket:
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
                  *, host: Host | None = None, _fd: int | None = None) -> None:
         self._fd: int | None = None
+        self._ready: ReadyFd | None = None     # the OS descriptor fileno() hands out
+        self._watcher: Callable[[int], None] | None = None
         self._closed = True
         self._io_refs = 0
         if family != AF_INET:
@@ -246,6 +249,8 @@ class socket:
                     self._wait(end)
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     def _locked(self, call: Callable[[int, int], T]) -> T:
         """One stack call that never blocks."""
@@ -255,6 +260,8 @@ class socket:
                 return call(self._live_fd(), loop.now())
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     # ------------------------------------------------------------ setup
     def bind(self, address: tuple[str, int]) -> None:
@@ -313,6 +320,8 @@ class socket:
                         return st.connect_ex(fd, addr, now=loop.now())
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     # ------------------------------------------------------------ data
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
@@ -349,6 +358,8 @@ class socket:
                     self._wait(end)
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Up to ``bufsize`` bytes; b"" at end of stream."""
@@ -440,7 +451,16 @@ class socket:
                 self._host.stack.close(fd, now=loop.now())
             finally:
                 loop.notify_fd(fd)       # blocked callers wake and find EBADF
+                self._drop_ready(fd)
         loop.wake()
+
+    def _drop_ready(self, fd: int) -> None:
+        ready, watcher = self._ready, self._watcher
+        self._ready = self._watcher = None
+        if watcher is not None:
+            self._host.loop.unwatch(fd, watcher)
+        if ready is not None:
+            ready.close()
 
     def _decref_socketios(self) -> None:
         if self._io_refs > 0:
@@ -454,8 +474,17 @@ class socket:
             return
         warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
         # The loop may be held by another thread; never block in a finalizer.
-        st = self._host.stack
-        self._host.loop.call_soon(lambda now: st.close(fd, now=now))
+        st, loop = self._host.stack, self._host.loop
+        ready, watcher = self._ready, self._watcher
+        if ready is not None:
+            ready.close()
+
+        def close(now: int) -> None:
+            if watcher is not None:
+                loop.unwatch(fd, watcher)
+            st.close(fd, now=now)
+
+        loop.call_soon(close)
 
     def __enter__(self) -> Self:
         return self
@@ -556,13 +585,56 @@ class socket:
         """The synack host this socket lives on."""
         return self._host
 
-    def fileno(self) -> int:
-        """The stack's descriptor number (-1 once closed); not an OS descriptor."""
+    @property
+    def stack_fd(self) -> int:
+        """The descriptor number inside the synack stack (-1 once closed)."""
         return -1 if self._fd is None else self._fd
+
+    def fileno(self) -> int:
+        """An OS descriptor that is readable and writable exactly when this socket is
+        (-1 once closed), for select/poll/epoll, ``selectors`` and asyncio. Made at the
+        first call (:class:`~synack.readyfd.ReadyFd`) and kept up to date from then on."""
+        fd = self._fd
+        if fd is None:
+            return -1
+        ready = self._ready
+        if ready is None:
+            loop = self._host.loop
+            with loop.lock:
+                ready = self._ready
+                if ready is None:
+                    ready = self._ready = ReadyFd()
+                    probe = self._probe(fd)
+
+                    def watcher(now: int, ready: ReadyFd = ready) -> None:
+                        try:
+                            ready.update(*probe())
+                        except OSError:
+                            pass            # closed meanwhile: _drop_ready follows
+                    self._watcher = watcher
+                    ready.update(*probe())
+                    loop.watch(fd, watcher)
+        return ready.fileno()
+
+    def _probe(self, fd: int) -> Callable[[], tuple[bool, bool]]:
+        """A function returning (readable, writable) now; the lock must be held."""
+        st = self._host.stack
+        return lambda: (st.readable(fd), st.writable(fd))
+
+    def _sync_ready(self) -> None:
+        """After our own call: bring the OS descriptor's readiness up to date."""
+        with self._host.loop.lock:
+            ready, fd = self._ready, self._fd
+            if ready is None or fd is None:
+                return
+            try:
+                ready.update(*self._probe(fd)())
+            except OSError:
+                pass
 
     def __repr__(self) -> str:
         closed = " [closed]" if self._fd is None else ""
-        s = (f"<synack.socket.socket{closed} fd={self.fileno()}, family={AF_INET!s}, "
+        s = (f"<synack.socket.socket{closed} fd={self.stack_fd}, family={AF_INET!s}, "
              f"type={SOCK_STREAM!s}, proto=0")
         if self._fd is not None:
             try:
