@@ -265,7 +265,7 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
     old_int = signal.getsignal(signal.SIGINT)
     try:
         with open_link(args) as (addr, wire):
-            link = wire
+            link: Any = wire
             if getattr(args, "pcap", None):     # --pcap: record every packet in and out
                 from synack.link.record import RecordingLink
 
