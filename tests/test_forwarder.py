@@ -1,0 +1,281 @@
+"""The forwarder (any address, any port) and packet-pipe links.
+
+In process: two hosts joined by a LinkPair, by PipeLinks and by an AsyncQueueLink;
+the forwarder's host terminates connections to addresses that are not its own.
+Live: examples/forward_ns.py makes a namespace whose default route is a TUN to
+synack; the kernel's curl and nc there reach several addresses and ports, all
+terminated by synack and spliced to servers on the host's loopback; every
+transfer is checked by sha256, and ``synack ss`` lists the connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import http.server
+import os
+import socket as kernel_socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import synack.socket as ssock
+from synack.api_host import Host
+from synack.forwarder import ForwardRequest, Forwarder
+from synack.link.loopback import LinkPair
+from synack.link.pipe import AsyncQueueLink, PipeLink
+
+ROOT = Path(__file__).resolve().parent.parent
+live = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+                          reason="the live forwarder needs root and /dev/net/tun")
+
+
+def _digest_handler(req: ForwardRequest) -> None:
+    """Accept; read to EOF; answer with the sha256 of what came and the destination."""
+    if req.dst[1] == 9:
+        req.reject()
+        return
+    conn = req.accept(timeout=10)
+    h = hashlib.sha256()
+    while data := conn.recv(65536):
+        h.update(data)
+    conn.sendall(f"{h.hexdigest()} {req.dst[0]}:{req.dst[1]}".encode())
+    conn.close()
+
+
+def _exchange(host: Host, dst: tuple[str, int], payload: bytes) -> str:
+    s = ssock.socket(host=host)
+    s.settimeout(20)
+    try:
+        s.connect(dst)
+        s.sendall(payload)
+        s.shutdown(ssock.SHUT_WR)
+        chunks = []
+        while data := s.recv(4096):
+            chunks.append(data)
+        return b"".join(chunks).decode()
+    finally:
+        s.close()
+
+
+def _check_forwarding(client: Host, server: Host) -> None:
+    with Forwarder(server, _digest_handler) as fwd:
+        for dst in [("198.51.100.7", 80), ("203.0.113.9", 443), (server.stack.addr, 5555)]:
+            payload = os.urandom(200_000)
+            answer = _exchange(client, dst, payload)
+            assert answer == f"{hashlib.sha256(payload).hexdigest()} {dst[0]}:{dst[1]}"
+        with pytest.raises(ConnectionRefusedError):
+            _exchange(client, ("198.51.100.7", 9), b"x")
+        assert fwd.fwd.accepted == 3 and fwd.fwd.rejected == 1
+
+
+def test_forwarder_terminates_any_address_over_a_link_pair() -> None:
+    a, b = LinkPair()
+    client, server = Host.on_link("192.0.2.1", a), Host.on_link("192.0.2.2", b)
+    try:
+        _check_forwarding(client, server)
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_host_without_forwarder_still_drops_other_addresses() -> None:
+    a, b = LinkPair()
+    client, server = Host.on_link("192.0.2.1", a), Host.on_link("192.0.2.2", b)
+    try:
+        s = ssock.socket(host=client)
+        s.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            s.connect(("198.51.100.7", 80))     # no answer at all, as for a black hole
+        s.close()
+        with server.loop.lock:
+            assert server.stack.stats["dropped not for us"] >= 1
+    finally:
+        client.close()
+        server.close()
+
+
+def test_pipe_links_carry_a_forwarded_connection() -> None:
+    """Two PipeLinks whose send() is the other's deliver(): any tunnel looks like this."""
+    ends: dict[str, PipeLink] = {}
+    ends["a"] = PipeLink(send=lambda p: ends["b"].deliver(p), name="a")
+    ends["b"] = PipeLink(send=lambda p: ends["a"].deliver(p), name="b")
+    client = Host.on_link("192.0.2.1", ends["a"])
+    server = Host.on_link("192.0.2.2", ends["b"])
+    try:
+        _check_forwarding(client, server)
+        assert ends["a"].packets_out > 0 and ends["b"].packets_in == ends["a"].packets_out
+    finally:
+        client.close()
+        server.close()
+
+
+def test_pipe_link_rejects_a_non_callable() -> None:
+    with pytest.raises(TypeError, match="callable"):
+        PipeLink(send=b"not callable")  # type: ignore[arg-type]
+
+
+def test_async_queue_link_bridges_an_asyncio_tunnel() -> None:
+    """The server side's packets travel through asyncio queues moved by a coroutine."""
+
+    async def main() -> None:
+        link = AsyncQueueLink()
+        link.start()
+        peer = PipeLink(send=lambda p: loop.call_soon_threadsafe(link.incoming.put_nowait, p))
+        client = Host.on_link("192.0.2.1", peer)
+        server = Host.on_link("192.0.2.2", link)
+
+        async def carry() -> None:          # the "tunnel": outgoing queue -> the peer
+            while True:
+                peer.deliver(await link.outgoing.get())
+
+        carrier = asyncio.create_task(carry())
+        try:
+            await asyncio.to_thread(_check_forwarding, client, server)
+        finally:
+            carrier.cancel()
+            client.close()
+            server.close()
+
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+# ------------------------------------------------------------------ live: the example
+class _DigestServer(threading.Thread):
+    """On the host's loopback: read to EOF, answer the sha256 (what nc uploads)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.sock = kernel_socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _one(conn: kernel_socket.socket) -> None:
+        with conn:
+            h = hashlib.sha256()
+            while data := conn.recv(65536):
+                h.update(data)
+            conn.sendall(h.hexdigest().encode() + b"\n")
+
+
+def _free_port() -> int:
+    with kernel_socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _http_server(root: Path) -> Iterator[int]:
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa: E731
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as srv:
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        try:
+            yield srv.server_address[1]
+        finally:
+            srv.shutdown()
+
+
+def _wait_line(proc: subprocess.Popen[str], want: str, deadline: float) -> str:
+    seen = []
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if want in line:
+            return line
+    raise AssertionError(f"no {want!r} from the forwarder; it printed: {''.join(seen)}")
+
+
+@live
+def test_example_terminates_a_namespaces_tcp(tmp_path: Path) -> None:
+    ns = f"sa-fwd-{os.getpid()}"
+    env = dict(os.environ, SYNACK_RUN_DIR=str(tmp_path / "run"),
+               PYTHONPATH=str(ROOT / "src"))
+    blob = os.urandom(3_000_000)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "blob").write_bytes(blob)
+    upload = tmp_path / "upload"
+    upload.write_bytes(os.urandom(1_500_000))
+    digest = _DigestServer()
+    digest.start()
+    closed_port = _free_port()
+    with _http_server(tmp_path / "www") as http_port:
+        proc = subprocess.Popen([sys.executable, str(ROOT / "examples" / "forward_ns.py"),
+                                 "--netns", ns, "--to", "127.0.0.1"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=env)
+        out = ""
+        try:
+            _wait_line(proc, "forwarding every TCP connection", time.monotonic() + 30)
+
+            def nsexec(*cmd: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+                return subprocess.run(["ip", "netns", "exec", ns, *cmd], input=stdin,
+                                      capture_output=True, timeout=60)
+
+            # Downloads by curl from three addresses that exist nowhere.
+            for addr in ("198.51.100.7", "203.0.113.200", "192.0.2.99"):
+                r = nsexec("curl", "-sS", "-m", "30", f"http://{addr}:{http_port}/blob")
+                assert r.returncode == 0, r.stderr.decode()
+                assert hashlib.sha256(r.stdout).digest() == hashlib.sha256(blob).digest()
+            # Uploads by nc to two more; the server on the host answers the sha256.
+            for addr in ("198.51.100.8", "203.0.113.1"):
+                r = nsexec("nc", "-N", "-w", "30", addr, str(digest.port),
+                           stdin=upload.read_bytes())
+                assert r.stdout.decode().strip() == hashlib.sha256(upload.read_bytes()).hexdigest(), \
+                    r.stderr.decode()
+            # A port nothing listens on upstream: refused, as the far end would.
+            r = nsexec("curl", "-sS", "-m", "10", f"http://198.51.100.7:{closed_port}/")
+            assert r.returncode == 7, (r.returncode, r.stderr.decode())
+            # An open connection, listed by synack ss.
+            holder = subprocess.Popen(
+                ["ip", "netns", "exec", ns, sys.executable, "-c",
+                 "import socket, sys\n"
+                 f"s = socket.create_connection(('203.0.113.77', {digest.port}))\n"
+                 "print('up', flush=True)\nsys.stdin.read()\n"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                assert holder.stdout is not None and holder.stdout.readline() == "up\n"
+                deadline = time.monotonic() + 10
+                while True:
+                    ss = subprocess.run([sys.executable, "-m", "synack.cli", "ss", "-t", "-n"],
+                                        capture_output=True, text=True, env=env, timeout=30)
+                    rows = [line for line in ss.stdout.splitlines()
+                            if f"203.0.113.77:{digest.port}" in line]
+                    if rows and "ESTAB" in rows[0]:
+                        break
+                    assert time.monotonic() < deadline, ss.stdout + ss.stderr
+            finally:
+                holder.communicate("", timeout=30)
+        finally:
+            proc.terminate()
+            try:
+                out, _ = proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            digest.sock.close()
+    assert proc.returncode == 0, out
+    assert "Connection refused; RST" in out, out
+    assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                    text=True).stdout
