@@ -27,7 +27,7 @@ import sys
 from synack.api_host import Host
 from synack.cli import load_sysctl
 from synack.commands._live import ControlServer
-from synack.forwarder import ForwardRequest, Forwarder, splice
+from synack.forwarder import Forwarder, ForwardRequest, splice
 from synack.host.ssrows import ss_rows
 from synack.link.loop import Loop
 from synack.link.netns import Lab, ip
@@ -76,7 +76,7 @@ def main() -> int:
             with loop.lock:
                 return ss_rows(stack, loop.now(), info=info)
 
-        ctl = ControlServer("forward", lambda: [], details=details)
+        ctl = ControlServer("forward", list, details=details)
         fwd = Forwarder(host, handler)
         print(f"forwarding every TCP connection from netns {args.netns} to {upstream}; "
               "Ctrl-C to stop", flush=True)

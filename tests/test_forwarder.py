@@ -27,7 +27,7 @@ import pytest
 
 import synack.socket as ssock
 from synack.api_host import Host
-from synack.forwarder import ForwardRequest, Forwarder
+from synack.forwarder import Forwarder, ForwardRequest
 from synack.link.loopback import LinkPair
 from synack.link.pipe import AsyncQueueLink, PipeLink
 
@@ -184,7 +184,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def _http_server(root: Path) -> Iterator[int]:
-    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa: E731
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as srv:
         t = threading.Thread(target=srv.serve_forever, daemon=True)
         t.start()
@@ -231,7 +231,7 @@ def test_example_terminates_a_namespaces_tcp(tmp_path: Path) -> None:
 
             def nsexec(*cmd: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
                 return subprocess.run(["ip", "netns", "exec", ns, *cmd], input=stdin,
-                                      capture_output=True, timeout=60)
+                                      capture_output=True, timeout=60, check=False)
 
             # Downloads by curl from three addresses that exist nowhere.
             for addr in ("198.51.100.7", "203.0.113.200", "192.0.2.99"):
@@ -250,16 +250,17 @@ def test_example_terminates_a_namespaces_tcp(tmp_path: Path) -> None:
             # An open connection, listed by synack ss.
             holder = subprocess.Popen(
                 ["ip", "netns", "exec", ns, sys.executable, "-c",
-                 "import socket, sys\n"
+                 ("import socket, sys\n"
                  f"s = socket.create_connection(('203.0.113.77', {digest.port}))\n"
-                 "print('up', flush=True)\nsys.stdin.read()\n"],
+                 "print('up', flush=True)\nsys.stdin.read()\n")],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             try:
                 assert holder.stdout is not None and holder.stdout.readline() == "up\n"
                 deadline = time.monotonic() + 10
                 while True:
                     ss = subprocess.run([sys.executable, "-m", "synack.cli", "ss", "-t", "-n"],
-                                        capture_output=True, text=True, env=env, timeout=30)
+                                        capture_output=True, text=True, env=env, timeout=30,
+                                        check=False)
                     rows = [line for line in ss.stdout.splitlines()
                             if f"203.0.113.77:{digest.port}" in line]
                     if rows and "ESTAB" in rows[0]:
@@ -277,5 +278,5 @@ def test_example_terminates_a_namespaces_tcp(tmp_path: Path) -> None:
             digest.sock.close()
     assert proc.returncode == 0, out
     assert "Connection refused; RST" in out, out
-    assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+    assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, check=False,
                                     text=True).stdout
