@@ -1,0 +1,170 @@
+"""``synack run``: argument handling, and a live program with --pcap and --trace.
+
+The live tests run ``synack run --netns`` (and ``python -m synack.run``) in a fresh
+process against a kernel server inside the namespace: the program's connection
+must be synack's (the server is reachable from nowhere else), its exit status
+comes back, ``--pcap`` holds its packets and ``--trace`` its state changes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from synack.cli import main
+from synack.commands.run import parse_program
+from synack.trace.capture import read_capture
+
+ROOT = Path(__file__).resolve().parent.parent
+live = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+                          reason="synack run --netns needs root and /dev/net/tun")
+
+
+def test_parse_program_forms(tmp_path: Path) -> None:
+    prog = tmp_path / "p.py"
+    prog.write_text("")
+    assert parse_program(["--", "python", str(prog), "a", "-b"]) == ("script", str(prog),
+                                                                      ["a", "-b"])
+    assert parse_program(["python3.11", "-u", "-m", "http.server", "80"]) == (
+        "module", "http.server", ["80"])
+    assert parse_program(["python", "-mhttp.server"]) == ("module", "http.server", [])
+    assert parse_program([sys.executable, "-c", "print(1)", "x"]) == ("code", "print(1)", ["x"])
+    assert parse_program([str(prog)]) == ("script", str(prog), [])
+
+
+@pytest.mark.parametrize("argv, why", [
+    ([], "no program"),
+    (["--", "bash", "-c", "true"], "runs Python programs"),
+    (["--", "python", "/nonexistent/p.py"], "can't open file"),
+    (["--", "python", "-X", "dev", "p.py"], "not supported"),
+    (["--", "python", "-m"], "argument expected"),
+])
+def test_bad_program_is_a_one_line_error(argv: list[str], why: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--netns", "sa-never-made", *argv]) == 2
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1, err
+
+
+def _kernel_echo(ns: str) -> subprocess.Popen[bytes]:
+    """A kernel server in ``ns``: answers each connection with the sha256 of what it got."""
+    code = textwrap.dedent("""
+        import hashlib, socket
+        srv = socket.create_server(("0.0.0.0", 7000))
+        print("listening", flush=True)
+        while True:
+            c, _ = srv.accept()
+            h = hashlib.sha256()
+            while d := c.recv(65536):
+                h.update(d)
+            c.sendall(h.hexdigest().encode())
+            c.close()
+    """)
+    p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                         stdout=subprocess.PIPE)
+    assert p.stdout is not None and p.stdout.readline() == b"listening\n"
+    return p
+
+
+PROGRAM = """
+    import hashlib, os, subprocess, sys, threading
+    import socket
+    assert socket.__name__ == "synack.socket", socket.__name__
+    def upload(data, out, i):
+        s = socket.create_connection(("192.0.2.1", 7000), timeout=30)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b""
+        while d := s.recv(100):
+            got += d
+        s.close()
+        out[i] = got.decode() == hashlib.sha256(data).hexdigest()
+    data = os.urandom(500_000)
+    out = [None] * 3
+    threads = [threading.Thread(target=upload, args=(data, out, i)) for i in range(3)]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    print("threads", out)
+    print("child", subprocess.run([sys.executable, "-c", "print(6 * 7)"],
+                                  capture_output=True, text=True).stdout.strip())
+    print("argv", sys.argv[1:])
+    sys.exit(int(sys.argv[1]))
+"""
+
+
+@live
+@pytest.mark.parametrize("entry", [["-m", "synack.cli", "run"], ["-m", "synack.run"]])
+def test_program_runs_on_synack_with_pcap_and_trace(tmp_path: Path, entry: list[str]) -> None:
+    ns = f"sa-runcmd-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server = None
+    try:
+        server = _kernel_echo(ns)
+        prog = tmp_path / "prog.py"
+        prog.write_text(textwrap.dedent(PROGRAM))
+        pcap = tmp_path / "run.pcap"
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SYNACK_RUN_DIR=str(tmp_path))
+        r = subprocess.run([sys.executable, *entry, "--netns", ns, "--pcap", str(pcap),
+                            "--trace", "--", "python", str(prog), "7", "x"],
+                           capture_output=True, text=True, env=env, timeout=120, check=False)
+        said = f"{r.stdout}\n{r.stderr}"
+        assert r.returncode == 7, said
+        assert "threads [True, True, True]" in r.stdout, said
+        assert "child 42" in r.stdout, said
+        assert "argv ['7', 'x']" in r.stdout, said
+        assert r.stderr.count("CLOSED -> SYN_SENT (connect())") == 3, said
+        cap = read_capture(pcap)
+        assert len(cap.connections) == 3
+        for conn in cap.connections:
+            assert conn.endpoint(1) == ("192.0.2.1", 7000)
+            assert conn.payload_bytes(0) == 500_000
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@live
+def test_asyncio_default_loop_under_synack_run(tmp_path: Path) -> None:
+    ns = f"sa-runaio-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server = None
+    try:
+        server = _kernel_echo(ns)
+        prog = tmp_path / "aio.py"
+        prog.write_text(textwrap.dedent("""
+            import asyncio, hashlib, os
+            async def one(data):
+                r, w = await asyncio.open_connection("192.0.2.1", 7000)
+                w.write(data)
+                await w.drain()
+                w.write_eof()
+                got = await r.read()
+                w.close()
+                await w.wait_closed()
+                return got.decode() == hashlib.sha256(data).hexdigest()
+            async def main():
+                data = os.urandom(300_000)
+                print(await asyncio.gather(*[one(data) for _ in range(4)]))
+            asyncio.run(main())
+        """))
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SYNACK_RUN_DIR=str(tmp_path))
+        start = time.monotonic()
+        r = subprocess.run([sys.executable, "-m", "synack.cli", "run", "--netns", ns, "--",
+                            "python", str(prog)], capture_output=True, text=True, env=env,
+                           timeout=120, check=False)
+        assert r.returncode == 0 and "[True, True, True, True]" in r.stdout, \
+            f"{r.stdout}\n{r.stderr}\n({time.monotonic() - start:.1f} s)"
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
