@@ -242,3 +242,37 @@ def test_asyncio_connect_refused(host: Host) -> None:
             sock.close()
 
     asyncio.run(main())
+
+
+def test_asyncio_datagram_endpoint_and_sock_recvfrom(host: Host) -> None:
+    async def main() -> tuple[bytes, tuple[str, int], bytes]:
+        loop = asyncio.get_running_loop()
+        got: asyncio.Future[tuple[bytes, tuple[str, int]]] = loop.create_future()
+
+        class Echo(asyncio.DatagramProtocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                self.transport = transport
+
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                self.transport.sendto(data[::-1], addr)  # type: ignore[attr-defined]
+
+        srv = ss.socket(ss.AF_INET, ss.SOCK_DGRAM, host=host)
+        srv.bind((IP, 8013))
+        transport, _ = await loop.create_datagram_endpoint(Echo, sock=srv)
+        cli = ss.socket(ss.AF_INET, ss.SOCK_DGRAM, host=host)
+        cli.setblocking(False)
+        await loop.sock_sendto(cli, b"datagram", (IP, 8013))
+        data, addr = await loop.sock_recvfrom(cli, 100)
+        got.set_result((data, addr))
+        cli.connect((IP, 8013))
+        await loop.sock_sendall(cli, b"again")
+        again = await loop.sock_recv(cli, 100)
+        cli.close()
+        transport.close()
+        data, addr = await got
+        return data, addr, again
+
+    async def bounded() -> tuple[bytes, tuple[str, int], bytes]:
+        return await asyncio.wait_for(main(), WAIT)
+
+    assert asyncio.run(bounded()) == (b"margatad", (IP, 8013), b"niaga")

@@ -51,6 +51,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
     Sock,
 )
 from synack.host.timerq import TimerQueue
+from synack.host.udp import UdpHost
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
@@ -62,6 +63,7 @@ from synack.wire.gso import segment
 from synack.wire.ipv4 import (
     PROTO_ICMP,
     PROTO_TCP,
+    PROTO_UDP,
     build_tcp_packet,
     parse_ipv4,
     parse_ipv4_route,
@@ -112,12 +114,13 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
-        self.ports = PortTable()
+        self.ports: PortTable[Sock] = PortTable()
         # Descriptors whose readability or writability may have changed because of a
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
         self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
+        self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
 
     @property
     def offload(self) -> Offload | None:
@@ -152,6 +155,12 @@ class Stack(ListenMixin, SocketCallsMixin):
                 raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
                                  ", fragments are not reassembled")
             if proto != PROTO_TCP:
+                if proto == PROTO_UDP:
+                    if dst != self.addr:
+                        self.stats["dropped not for us"] += 1
+                        return
+                    self.udp.receive(src, dst, body, packet, csum_valid=csum_valid)
+                    return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                 if dst != self.addr:

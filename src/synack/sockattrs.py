@@ -1,0 +1,233 @@
+"""The options, names, timeouts and readiness descriptor of a :class:`synack.socket.socket`.
+
+A mixin, so that :mod:`synack.socket` keeps the calls that move data and this
+module the ones that describe the socket: ``setsockopt``/``getsockopt``,
+``getsockname``/``getpeername``, the timeout calls, ``family``/``type``/
+``proto``, and ``fileno()``, whose OS descriptor (:class:`~synack.readyfd.ReadyFd`)
+is made at the first call and kept up to date by a ``loop.watch()`` watcher and
+by the socket's own calls (``_sync_ready``).
+"""
+
+from __future__ import annotations
+
+import socket as _socket
+import struct
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from synack.readyfd import ReadyFd
+from synack.tcp.state import State
+
+if TYPE_CHECKING:
+    from synack.api_host import Host
+
+__all__ = ["SocketAttrsMixin"]
+
+T = TypeVar("T")
+AF_INET = _socket.AF_INET
+SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_DGRAM = _socket.SOCK_DGRAM
+SOL_SOCKET = _socket.SOL_SOCKET
+SO_TYPE = _socket.SO_TYPE
+SO_DOMAIN = _socket.SO_DOMAIN
+SO_PROTOCOL = _socket.SO_PROTOCOL
+SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
+IPPROTO_TCP = _socket.IPPROTO_TCP
+
+
+def _check_timeout(value: float | None) -> float | None:
+    if value is None:
+        return None
+    value = float(value)
+    if value < 0.0:
+        raise ValueError("Timeout value out of range")
+    return value
+
+
+
+class SocketAttrsMixin:
+    """Options, names, timeouts, identity and ``fileno()`` of a synack socket."""
+
+    _fd: int | None
+    _host: Host
+    _udp: bool
+    _proto: int
+    _timeout: float | None
+    _ready: ReadyFd | None
+    _watcher: Callable[[int], None] | None
+
+    def _locked(self, call: Callable[[int, int], T]) -> T:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ options and names
+    def setsockopt(self, level: int, optname: int, value: int | bytes | None,
+                   optlen: int | None = None) -> None:
+        """Set an option (Linux constants, as the stdlib's)."""
+        if value is None:
+            if optlen is None:
+                raise TypeError("setsockopt() takes an optlen with a None value")
+            value = bytes(optlen)
+        elif isinstance(value, (bytearray, memoryview)):
+            value = bytes(value)
+        elif isinstance(value, bool):
+            value = int(value)
+        st = self._host.stack
+        val = value
+        if self._udp:
+            self._locked(lambda fd, now: st.udp.setsockopt(fd, level, optname, val))
+            return
+        self._locked(lambda fd, now: st.setsockopt(fd, level, optname, val, now=now))
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
+        """An option's value: an int, or ``buflen`` bytes when a length is given."""
+        st = self._host.stack
+        value: int | bytes
+        if self._udp:
+            value = self._locked(lambda fd, now: st.udp.getsockopt(fd, level, optname))
+        elif level == SOL_SOCKET and optname == SO_TYPE:
+            value = int(SOCK_STREAM)
+        elif level == SOL_SOCKET and optname == SO_DOMAIN:
+            value = int(AF_INET)
+        elif level == SOL_SOCKET and optname == SO_PROTOCOL:
+            value = IPPROTO_TCP
+        elif level == SOL_SOCKET and optname == SO_ACCEPTCONN:
+            value = int(self._locked(lambda fd, now: st.state(fd)) is State.LISTEN)
+        else:
+            value = self._locked(lambda fd, now: st.getsockopt(fd, level, optname))
+        if buflen is None:
+            if isinstance(value, bytes):    # the stdlib reads an int out of the buffer
+                return int.from_bytes(value[:4].ljust(4, b"\0"), sys.byteorder, signed=True)
+            return value
+        if not 0 < buflen <= 1024:
+            raise OSError("getsockopt buflen out of range")
+        if isinstance(value, int):
+            value = struct.pack("i", value)
+        return value[:buflen]
+
+    def getsockname(self) -> tuple[str, int]:
+        """The local address."""
+        st = self._host.stack
+        if self._udp:
+            return self._locked(lambda fd, now: st.udp.getsockname(fd))
+        return self._locked(lambda fd, now: st.getsockname(fd))
+
+    def getpeername(self) -> tuple[str, int]:
+        """The peer's address (ENOTCONN when not connected)."""
+        st = self._host.stack
+        if self._udp:
+            return self._locked(lambda fd, now: st.udp.getpeername(fd))
+        return self._locked(lambda fd, now: st.getpeername(fd))
+
+    # ------------------------------------------------------------ timeouts
+    def settimeout(self, value: float | None) -> None:
+        """None blocks, 0.0 never blocks, a positive value raises TimeoutError after it."""
+        self._timeout = _check_timeout(value)
+
+    def gettimeout(self) -> float | None:
+        """The timeout in seconds (None: blocking)."""
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(False)`` is ``settimeout(0.0)``; True is ``settimeout(None)``."""
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        """False when the timeout is 0.0."""
+        return self._timeout != 0.0
+
+    @property
+    def timeout(self) -> float | None:
+        """The timeout, as the stdlib's attribute."""
+        return self._timeout
+
+    # ------------------------------------------------------------ identity
+    @property
+    def family(self) -> _socket.AddressFamily:
+        """AF_INET."""
+        return AF_INET
+
+    @property
+    def type(self) -> _socket.SocketKind:
+        """SOCK_STREAM or SOCK_DGRAM."""
+        return SOCK_DGRAM if self._udp else SOCK_STREAM
+
+    @property
+    def proto(self) -> int:
+        """The protocol given when made (0 unless IPPROTO_TCP/IPPROTO_UDP), as the stdlib."""
+        return self._proto
+
+    @property
+    def host(self) -> Host:
+        """The synack host this socket lives on."""
+        return self._host
+
+    @property
+    def stack_fd(self) -> int:
+        """The descriptor number inside the synack stack (-1 once closed)."""
+        return -1 if self._fd is None else self._fd
+
+    def fileno(self) -> int:
+        """An OS descriptor that is readable and writable exactly when this socket is
+        (-1 once closed), for select/poll/epoll, ``selectors`` and asyncio. Made at the
+        first call (:class:`~synack.readyfd.ReadyFd`) and kept up to date from then on."""
+        fd = self._fd
+        if fd is None:
+            return -1
+        ready = self._ready
+        if ready is None:
+            loop = self._host.loop
+            with loop.lock:
+                ready = self._ready
+                if ready is None:
+                    ready = self._ready = ReadyFd()
+                    probe = self._probe(fd)
+
+                    def watcher(now: int, ready: ReadyFd = ready) -> None:
+                        try:
+                            ready.update(*probe())
+                        except OSError:
+                            pass            # closed meanwhile: _drop_ready follows
+                    self._watcher = watcher
+                    ready.update(*probe())
+                    loop.watch(fd, watcher)
+        return ready.fileno()
+
+    def _probe(self, fd: int) -> Callable[[], tuple[bool, bool]]:
+        """A function returning (readable, writable) now; the lock must be held."""
+        st = self._host.stack
+        if self._udp:
+            udp = st.udp
+            return lambda: (udp.readable(fd), udp.writable(fd))
+        return lambda: (st.readable(fd), st.writable(fd))
+
+    def _sync_ready(self) -> None:
+        """After our own call: bring the OS descriptor's readiness up to date."""
+        with self._host.loop.lock:
+            ready, fd = self._ready, self._fd
+            if ready is None or fd is None:
+                return
+            try:
+                ready.update(*self._probe(fd)())
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        closed = " [closed]" if self._fd is None else ""
+        s = (f"<synack.socket.socket{closed} fd={self.stack_fd}, family={AF_INET!s}, "
+             f"type={self.type!s}, proto={self._proto}")
+        if self._fd is not None:
+            try:
+                s += f", laddr={self.getsockname()}"
+                s += f", raddr={self.getpeername()}"
+            except OSError:
+                pass
+        return s + ">"
+
+    def _drop_ready(self, fd: int) -> None:
+        ready, watcher = self._ready, self._watcher
+        self._ready = self._watcher = None
+        if watcher is not None:
+            self._host.loop.unwatch(fd, watcher)
+        if ready is not None:
+            ready.close()
