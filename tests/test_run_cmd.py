@@ -94,6 +94,14 @@ PROGRAM = """
     print("child", subprocess.run([sys.executable, "-c", "print(6 * 7)"],
                                   capture_output=True, text=True).stdout.strip())
     print("argv", sys.argv[1:])
+    late = threading.Event()
+    def after_main():          # a non-daemon thread still working when the main code ends
+        late.wait()
+        more = [None]
+        upload(data, more, 0)
+        print("after main", more, flush=True)
+    threading.Thread(target=after_main).start()
+    late.set()
     sys.exit(int(sys.argv[1]))
 """
 
@@ -118,9 +126,10 @@ def test_program_runs_on_synack_with_pcap_and_trace(tmp_path: Path, entry: list[
         assert "threads [True, True, True]" in r.stdout, said
         assert "child 42" in r.stdout, said
         assert "argv ['7', 'x']" in r.stdout, said
-        assert r.stderr.count("CLOSED -> SYN_SENT (connect())") == 3, said
+        assert "after main [True]" in r.stdout, said
+        assert r.stderr.count("CLOSED -> SYN_SENT (connect())") == 4, said
         cap = read_capture(pcap)
-        assert len(cap.connections) == 3
+        assert len(cap.connections) == 4
         for conn in cap.connections:
             assert conn.endpoint(1) == ("192.0.2.1", 7000)
             assert conn.payload_bytes(0) == 500_000
@@ -168,3 +177,53 @@ def test_asyncio_default_loop_under_synack_run(tmp_path: Path) -> None:
             server.wait()
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
+
+
+@live
+def test_udp_program_under_synack_run(tmp_path: Path) -> None:
+    """A UDP client, unmodified: its datagrams are synack's (the kernel echoes them)."""
+    ns = f"sa-runudp-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    echo = None
+    try:
+        code = textwrap.dedent("""
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("0.0.0.0", 5353))
+            print("bound", flush=True)
+            while True:
+                data, peer = s.recvfrom(65535)
+                s.sendto(data[::-1], peer)
+        """)
+        echo = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                                stdout=subprocess.PIPE)
+        assert echo.stdout is not None and echo.stdout.readline() == b"bound\n"
+        prog = tmp_path / "udp.py"
+        prog.write_text(textwrap.dedent("""
+            import os, socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(5)
+            ok = []
+            for n in (1, 1000, 1400):
+                data = os.urandom(n)
+                for _ in range(5):                    # UDP: retry a lost datagram
+                    s.sendto(data, ("192.0.2.1", 5353))
+                    try:
+                        got, peer = s.recvfrom(65535)
+                    except TimeoutError:
+                        continue
+                    ok.append(got == data[::-1] and peer == ("192.0.2.1", 5353))
+                    break
+            print("udp", ok)
+        """))
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SYNACK_RUN_DIR=str(tmp_path))
+        r = subprocess.run([sys.executable, "-m", "synack.cli", "run", "--netns", ns, "--",
+                            "python", str(prog)], capture_output=True, text=True, env=env,
+                           timeout=120, check=False)
+        assert r.returncode == 0 and "udp [True, True, True]" in r.stdout, \
+            f"{r.stdout}\n{r.stderr}"
+    finally:
+        if echo is not None:
+            echo.kill()
+            echo.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)

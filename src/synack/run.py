@@ -85,8 +85,10 @@ def run_program(kind: str, target: str, args: list[str]) -> int:
             sys.path[0] = ""
             main_globals = {"__name__": "__main__", "__builtins__": builtins}
             exec(compile(target, "<string>", "exec"), main_globals)  # noqa: S102
+        _join_threads()
         return 0
     except SystemExit as exc:
+        _join_threads()
         return _exit_status(exc.code)
     except KeyboardInterrupt as exc:
         _report(exc)
@@ -98,6 +100,20 @@ def run_program(kind: str, target: str, args: list[str]) -> int:
         sys.argv = saved_argv
         if sys.path:
             sys.path[0] = saved_path0
+
+
+def _join_threads() -> None:
+    """Wait for the program's non-daemon threads, as the interpreter does before it exits
+    (the network must outlive them)."""
+    import threading
+
+    me = threading.current_thread()
+    while True:
+        alive = [t for t in threading.enumerate() if t is not me and not t.daemon and t.is_alive()]
+        if not alive:
+            return
+        for t in alive:
+            t.join()
 
 
 def _report(exc: BaseException) -> None:
