@@ -158,7 +158,9 @@ def test_unconnected_socket_ignores_port_unreachable(host: Host) -> None:
         probe.bind((IP, 5357))
         cli.sendto(b"y", (IP, 5357))                # sent after: arrives after the ICMP
         assert probe.recv(10) == b"y"
-        assert host.stack.stats["icmp: ignored"] == 1
+        with host.loop.cond:                        # the ICMP may still be on its way
+            assert host.loop.cond.wait_for(
+                lambda: host.stack.stats["icmp: ignored"] == 1, WAIT), host.stack.stats
         assert cli.getsockopt(ss.SOL_SOCKET, ss.SO_ERROR) == 0
 
 
@@ -308,3 +310,53 @@ def test_kernel_client_and_port_unreachable_both_ways(lab_host: tuple[Host, obje
         cli.send(b"x")
         with pytest.raises(ConnectionRefusedError):
             cli.recv(10)
+
+
+# ---------------------------------------------------------------- the host, sans I/O
+def test_port_unreachables_are_rate_limited_as_linux() -> None:
+    from synack.stack import Stack
+    from synack.wire.icmp import CODE_PORT_UNREACH, DEST_UNREACH, parse_icmp
+
+    stack = Stack(US, seed=1)
+    probe = build_udp_packet(KERNEL, US, UdpDatagram(4000, 9, b"?"))
+
+    def unreachables(n: int, now: int) -> int:
+        for _ in range(n):
+            stack.receive(probe, now=now)
+        out = stack.transmit(now=now)
+        for p in out:
+            ip, body = parse_ipv4(p)
+            msg = parse_icmp(body)
+            assert (ip.dst, msg.type, msg.code) == (KERNEL, DEST_UNREACH, CODE_PORT_UNREACH)
+            assert msg.payload[:len(probe)] == probe[:28]   # IP header + 8 bytes of UDP
+        return len(out)
+
+    assert unreachables(60, 0) == 50                 # the burst
+    assert unreachables(60, 10_000) == 10            # 10 ms later: 1000/s refilled ten
+    assert unreachables(60, 2_000_000) == 50         # never more than the burst
+    assert stack.cfg.mib["UdpNoPorts"] == 180
+
+
+def test_delivery_prefers_connected_then_specific_then_wildcard() -> None:
+    from synack.stack import Stack
+
+    stack = Stack(US, seed=1)
+    udp = stack.udp
+    wild, specific, connected = udp.socket(), udp.socket(), udp.socket()
+    for fd in (wild, specific, connected):
+        udp.setsockopt(fd, socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    udp.bind(wild, ("0.0.0.0", 53))
+    udp.bind(specific, (US, 53))
+    udp.bind(connected, (US, 53))
+    udp.connect(connected, (KERNEL, 1111))
+
+    def deliver(sport: int) -> list[int]:
+        stack.receive(build_udp_packet(KERNEL, US, UdpDatagram(sport, 53, b"d")), now=0)
+        return [fd for fd in (wild, specific, connected)
+                if udp.owns(fd) and udp.recvfrom(fd, 10)]
+
+    assert deliver(1111) == [connected]
+    assert deliver(2222) == [specific]
+    udp.close(specific)
+    assert deliver(2222) == [wild]
+    assert stack.take_touched() == {connected, wild}   # a closed one is forgotten

@@ -33,6 +33,7 @@ __all__ = [
     "gethostbyname",
     "gethostbyname_ex",
     "getnameinfo",
+    "lookup",
 ]
 
 HOSTS_PATH = "/etc/hosts"
@@ -74,7 +75,7 @@ def _numeric(name: str) -> str | None:
         return None
 
 
-def _lookup(name: str, host: Any = None) -> tuple[str, list[str], list[str]]:
+def lookup(name: str, host: Any = None) -> tuple[str, list[str], list[str]]:
     """(canonical name, aliases, IPv4 addresses) for ``name``; gaierror when unknown."""
     ip = _numeric(name)
     if ip is not None:
@@ -159,7 +160,7 @@ def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family
             raise _noname()
         addrs = [ip]
     else:
-        name, _aliases, addrs = _lookup(host, synack_host)
+        name, _aliases, addrs = lookup(host, synack_host)
         canon = name if flags & _socket.AI_CANONNAME else ""
     out = []
     for ip in addrs:
@@ -171,18 +172,18 @@ def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family
 
 def gethostbyname(hostname: str) -> str:
     """The first IPv4 address of ``hostname``."""
-    return _lookup(hostname)[2][0]
+    return lookup(hostname)[2][0]
 
 
 def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
     """``(canonical name, aliases, addresses)`` of ``hostname``."""
-    return _lookup(hostname)
+    return lookup(hostname)
 
 
 def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
     """``(name, aliases, [address])`` for an address (or a name) from /etc/hosts."""
     try:
-        ip = _lookup(ip_address)[2][0]
+        ip = lookup(ip_address)[2][0]
     except _socket.gaierror as exc:
         raise _socket.herror(1, "Unknown host") from exc
     for addr, names in _hosts():
@@ -200,7 +201,7 @@ def getnameinfo(sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
         raise TypeError("'str' object cannot be interpreted as an integer")
     ip = _numeric(ip_name)
     if ip is None:
-        addrs = _lookup(ip_name)[2]
+        addrs = lookup(ip_name)[2]
         ip = addrs[0]
     if flags & _socket.NI_NUMERICHOST:
         hostname = ip

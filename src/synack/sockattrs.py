@@ -10,11 +10,12 @@ by the socket's own calls (``_sync_ready``).
 
 from __future__ import annotations
 
+import errno
 import socket as _socket
 import struct
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from synack.readyfd import ReadyFd
 from synack.tcp.state import State
@@ -59,6 +60,30 @@ class SocketAttrsMixin:
 
     def _locked(self, call: Callable[[int, int], T]) -> T:
         raise NotImplementedError
+
+    if TYPE_CHECKING:
+        def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int: ...
+        def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any,
+                   address: Any = None) -> int: ...
+        def recvfrom(self, bufsize: int, flags: int = 0,
+                     ) -> tuple[bytes, tuple[str, int] | None]: ...
+
+    # ------------------------------------------------------------ scatter/gather
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
+                address: Any = None) -> int:
+        """The buffers joined and sent as one (a datagram for UDP); no ancillary data."""
+        if ancdata:
+            raise OSError(errno.EINVAL, "synack sockets carry no ancillary data")
+        data = b"".join(bytes(b) for b in buffers)
+        if address is not None:
+            return self.sendto(data, flags, address)
+        return self.send(data, flags)
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0, flags: int = 0,
+                ) -> tuple[bytes, list[Any], int, tuple[str, int] | None]:
+        """``(data, [], msg_flags, address)``; MSG_TRUNC is not reported."""
+        data, addr = self.recvfrom(bufsize, flags)
+        return data, [], 0, addr
 
     # ------------------------------------------------------------ options and names
     def setsockopt(self, level: int, optname: int, value: int | bytes | None,

@@ -59,6 +59,7 @@ from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
 from synack import dgram as _dgram
+from synack import resolve as _resolve
 from synack.api_host import Host, get_default_host, resolve_host, set_default_host
 from synack.readyfd import ReadyFd
 from synack.resolve import (  # noqa: F401 - re-exported: the stdlib's resolver calls
@@ -149,7 +150,7 @@ def setdefaulttimeout(value: float | None) -> None:
     _default_timeout = _check_timeout(value)
 
 
-def check_address(address: Any, call: str) -> tuple[str, int]:
+def check_address(address: Any, call: str, host: Host | None = None) -> tuple[str, int]:
     """Check an AF_INET address as the stdlib does; a name is resolved by
     :mod:`synack.resolve` (/etc/hosts, DNS over synack), never by the kernel's."""
     if not isinstance(address, tuple):
@@ -170,7 +171,7 @@ def check_address(address: Any, call: str) -> tuple[str, int]:
     try:
         return str(ipaddress.IPv4Address(ip)), port
     except ValueError:
-        return gethostbyname(ip), port
+        return _resolve.lookup(ip, host)[2][0], port
 
 
 class socket(SocketAttrsMixin):
@@ -277,7 +278,7 @@ class socket(SocketAttrsMixin):
     # ------------------------------------------------------------ setup
     def bind(self, address: tuple[str, int]) -> None:
         """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
-        addr = check_address(address, "bind")
+        addr = check_address(address, "bind", self._host)
         st = self._host.stack
         if self._udp:
             self._locked(lambda fd, now: st.udp.bind(fd, addr))
@@ -318,7 +319,7 @@ class socket(SocketAttrsMixin):
             return errno.EAGAIN
 
     def _connect(self, address: tuple[str, int]) -> int:
-        addr = check_address(address, "connect")
+        addr = check_address(address, "connect", self._host)
         if self._udp:
             return _dgram.connect(self, addr)
         if addr[0] == "0.0.0.0":
@@ -447,7 +448,7 @@ class socket(SocketAttrsMixin):
             flags, address = 0, flags_or_address
         else:
             flags = flags_or_address
-        addr = check_address(address, "sendto")
+        addr = check_address(address, "sendto", self._host)
         if self._udp:
             return _dgram.send(self, data, flags, addr)
         return self.send(data, flags)
@@ -561,18 +562,29 @@ class socket(SocketAttrsMixin):
 def create_connection(address: tuple[str, int], timeout: Any = _GLOBAL_DEFAULT_TIMEOUT,
                       source_address: tuple[str, int] | None = None, *,
                       host: Host | None = None) -> socket:
-    """Connect to ``address`` and return the socket (the stdlib's helper)."""
-    sock = socket(host=host)
-    try:
-        if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-            sock.settimeout(timeout)
-        if source_address:
-            sock.bind(source_address)
-        sock.connect(address)
-        return sock
-    except BaseException:
-        sock.close()
-        raise
+    """Connect to ``address`` and return the socket (the stdlib's helper): each
+    address the name resolves to is tried in turn; the last error is raised."""
+    name, port = address
+    infos = _resolve.getaddrinfo(name, port, AF_INET, SOCK_STREAM,
+                                 synack_host=resolve_host(host))
+    err: BaseException | None = None
+    for _family, _type, proto, _canon, addr in infos:
+        sock = socket(AF_INET, SOCK_STREAM, proto, host=host)
+        try:
+            if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(addr)
+            return sock
+        except OSError as exc:
+            err = exc
+            sock.close()
+        except BaseException:
+            sock.close()
+            raise
+    assert err is not None
+    raise err
 
 
 def create_server(address: tuple[str, int], *, family: int = AF_INET,

@@ -159,7 +159,7 @@ class Stack(ListenMixin, SocketCallsMixin):
                     if dst != self.addr:
                         self.stats["dropped not for us"] += 1
                         return
-                    self.udp.receive(src, dst, body, packet, csum_valid=csum_valid)
+                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
                     return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")

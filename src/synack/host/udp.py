@@ -13,7 +13,8 @@ as on Linux: UDP has a :class:`~synack.host.ports.PortTable` of its own.
   ``__udp4_lib_lookup`` scores them: a connected socket whose peer is the
   sender beats one bound to our address, which beats a wildcard bind. A
   datagram for no socket is answered with ICMP port unreachable (RFC 1122
-  4.1.3.1); one that would overflow the receive buffer (``SO_RCVBUF``) is
+  4.1.3.1), at most 1000 a second after a burst of 50 (Linux's global ICMP
+  limit); one that would overflow the receive buffer (``SO_RCVBUF``) is
   dropped and counted (``UdpRcvbufErrors``).
 * **Send** (:meth:`UdpHost.sendto`): one IPv4 packet per datagram, DF set;
   datagrams that do not fit the MTU raise ``EMSGSIZE`` (this host does not
@@ -53,6 +54,9 @@ MAX_PAYLOAD = 0xFFFF - 20 - UDP_HEADER_LEN     # 65507, what Linux accepts (with
 _WILD = "0.0.0.0"
 # Linux net.core.{r,w}mem_default and _max on a machine with a few GiB of memory.
 RMEM_DEFAULT = WMEM_DEFAULT = RMEM_MAX = WMEM_MAX = 212992
+# Linux icmp_global_allow(): net.ipv4.icmp_msgs_per_sec 1000, icmp_msgs_burst 50.
+ICMP_MSGS_PER_SEC = 1000
+ICMP_MSGS_BURST = 50
 
 
 @dataclass(slots=True)
@@ -79,6 +83,8 @@ class UdpHost:
         self.stack = stack
         self.socks: dict[int, UdpSock] = {}
         self.ports: PortTable[UdpSock] = PortTable()
+        self._icmp_credit = ICMP_MSGS_BURST
+        self._icmp_stamp: int | None = None
 
     # ------------------------------------------------------------ calls
     def _sock(self, fd: int) -> UdpSock:
@@ -283,7 +289,23 @@ class UdpHost:
                 best, best_score = s, score
         return best
 
-    def receive(self, src: str, dst: str, body: memoryview, packet: bytes, *,
+    def _icmp_allowed(self, now: int) -> bool:
+        """A token bucket as Linux icmp_global_allow(): so a flood of datagrams to
+        closed ports cannot make us send a flood of port unreachables."""
+        last = self._icmp_stamp
+        if last is not None:
+            refill = (now - last) * ICMP_MSGS_PER_SEC // 1_000_000
+            if refill:
+                self._icmp_credit = min(self._icmp_credit + refill, ICMP_MSGS_BURST)
+                self._icmp_stamp = now
+        else:
+            self._icmp_stamp = now
+        if self._icmp_credit <= 0:
+            return False
+        self._icmp_credit -= 1
+        return True
+
+    def receive(self, src: str, dst: str, body: memoryview, packet: bytes, *, now: int,
                 csum_valid: bool = False) -> None:
         """One UDP datagram for our address. Never raises for anything the peer sent."""
         st = self.stack
@@ -297,6 +319,9 @@ class UdpHost:
         sock = self._lookup((dst, d.dst_port), (src, d.src_port))
         if sock is None:
             mib["UdpNoPorts"] += 1
+            if not self._icmp_allowed(now):
+                st.stats["udp: port unreachable rate limited"] += 1
+                return
             st.stats["udp: port unreachable sent"] += 1
             st._ident = (st._ident + 1) & 0xFFFF
             st._out.append(build_icmp_packet(
