@@ -2,7 +2,8 @@
 
     sudo PYTHONPATH=src python examples/forward_ns.py --netns sa-fwd --to 127.0.0.1
 
-makes the namespace ``sa-fwd`` with a TUN to this process as its *default route*,
+makes the namespace ``sa-fwd`` with a TUN to this process as its *default route*
+(``--link tap``: a TAP, the route via synack's address),
 so every packet the namespace sends to anywhere reaches synack. A
 :class:`synack.forwarder.Forwarder` accepts each connection -- whatever the
 address and port -- and splices it to a socket of this host's kernel, in the root
@@ -42,6 +43,9 @@ def main() -> int:
     p.add_argument("--kernel-addr", default="192.0.2.1/24",
                    help="the namespace's own address on the TUN (default %(default)s)")
     p.add_argument("--synack-addr", default="192.0.2.2", help="synack's (default %(default)s)")
+    p.add_argument("--link", choices=("tun", "tap"), default="tun",
+                   help="the device: a TUN is the default route itself; with a TAP the "
+                        "route goes via synack's address (default %(default)s)")
     args = p.parse_args()
     upstream = str(ipaddress.ip_address(args.to))
 
@@ -64,9 +68,10 @@ def main() -> int:
         print(f"{req!r}: {sent} bytes up, {got} down", flush=True)
 
     with Lab(args.netns, kernel_addr=args.kernel_addr, synack_addr=args.synack_addr,
-             kind="tun") as link:
-        # Every destination through the TUN: synack terminates the whole namespace's TCP.
-        ip("-n", args.netns, "route", "add", "default", "dev", link.name)
+             kind=args.link) as link:
+        # Every destination through the device: synack terminates the whole namespace's TCP.
+        via = ["via", args.synack_addr] if args.link == "tap" else []
+        ip("-n", args.netns, "route", "add", "default", *via, "dev", link.name)
         stack = Stack(args.synack_addr, cfg=load_sysctl(), mtu=link.mtu, name="forward")
         loop = Loop(stack, link, name="forward")
         loop.start()
