@@ -8,6 +8,7 @@ comes back, ``--pcap`` holds its packets and ``--trace`` its state changes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -226,4 +227,58 @@ def test_udp_program_under_synack_run(tmp_path: Path) -> None:
         if echo is not None:
             echo.kill()
             echo.wait()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@live
+def test_asyncio_tls_under_synack_run(tmp_path: Path) -> None:
+    """asyncio's TLS (ssl.MemoryBIO over synack's transport) against a kernel TLS server."""
+    ns = f"sa-runtls-{os.getpid()}"
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj",
+                    "/CN=synack-test", "-keyout", str(key), "-out", str(cert), "-days", "1"],
+                   check=True, capture_output=True)
+    blob = os.urandom(1_000_000)
+    (tmp_path / "blob").write_bytes(blob)
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    server = None
+    try:
+        code = textwrap.dedent(f"""
+            import socket, ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain({str(cert)!r}, {str(key)!r})
+            blob = open({str(tmp_path / "blob")!r}, "rb").read()
+            srv = socket.create_server(("0.0.0.0", 4433))
+            print("listening", flush=True)
+            while True:
+                c, _ = srv.accept()
+                with ctx.wrap_socket(c, server_side=True) as t:
+                    t.sendall(blob)
+        """)
+        server = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", code],
+                                  stdout=subprocess.PIPE)
+        assert server.stdout is not None and server.stdout.readline() == b"listening\n"
+        prog = tmp_path / "tls.py"
+        prog.write_text(textwrap.dedent("""
+            import asyncio, hashlib, ssl
+            async def main():
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                r, w = await asyncio.open_connection("192.0.2.1", 4433, ssl=ctx)
+                data = await r.read()
+                w.close()
+                print("tls", hashlib.sha256(data).hexdigest())
+            asyncio.run(main())
+        """))
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SYNACK_RUN_DIR=str(tmp_path))
+        r = subprocess.run([sys.executable, "-m", "synack.cli", "run", "--netns", ns, "--",
+                            "python", str(prog)], capture_output=True, text=True, env=env,
+                           timeout=120, check=False)
+        assert r.returncode == 0 and f"tls {hashlib.sha256(blob).hexdigest()}" in r.stdout, \
+            f"{r.stdout}\n{r.stderr}"
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
         subprocess.run(["ip", "netns", "del", ns], check=False)
