@@ -329,3 +329,12 @@ def test_example_terminates_a_namespaces_tcp(tmp_path: Path, kind: str) -> None:
     assert "Connection refused; RST" in out, out
     assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, check=False,
                                     text=True).stdout
+
+
+def test_udp_tunnel_example() -> None:
+    """examples/udp_tunnel.py: PipeLinks over kernel UDP on loopback, a forwarder at the far end."""
+    r = subprocess.run([sys.executable, str(ROOT / "examples" / "udp_tunnel.py"), "--bytes", "1M"],
+                       capture_output=True, text=True, timeout=120, check=False,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.count("sha256 matches") == 3, r.stdout + r.stderr
