@@ -16,10 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import synack.socket as ss
 from synack import resolve
 from synack.api_host import Host
+from synack.dns import build_query, nameserver_from_resolv_conf, parse_answer
 from synack.link.loopback import LinkPair
 
 IP = "127.0.0.1"
@@ -198,3 +201,21 @@ def test_dns_over_synack_udp_to_the_hosts_nameserver(hosts_file: Path) -> None:
         client.close()
         server.close()
         pair.close()
+
+
+@given(st.binary(max_size=300), st.integers(0, 0xFFFF))
+def test_dns_parse_answer_never_raises(data: bytes, ident: int) -> None:
+    got = parse_answer(data, ident)
+    assert got is None or isinstance(got[1], list)
+
+
+def test_dns_query_and_answer_round_trip(tmp_path: Path) -> None:
+    query = build_query(0x1234, "www.example.test")
+    assert parse_answer(query, 0x1234) is None               # a query is not a reply
+    reply = dns_reply(query, ["192.0.2.9"])
+    assert parse_answer(reply, 0x1234) == (0, ["192.0.2.9"])
+    assert parse_answer(reply, 0x4321) is None               # another query's id
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("search example.test\nnameserver 2001:db8::53\nnameserver 192.0.2.53\n")
+    assert nameserver_from_resolv_conf(str(conf)) == "192.0.2.53"
+    assert nameserver_from_resolv_conf(str(tmp_path / "none")) is None

@@ -82,8 +82,8 @@ def parse_answer(msg: bytes, ident: int) -> tuple[int, list[str]] | None:
                 addrs.append(_socket.inet_ntoa(msg[pos:pos + 4]))
             pos += rdlen
         return flags & 0xF, addrs
-    except (struct.error, IndexError):
-        return None
+    except (struct.error, IndexError, OSError):
+        return None         # malformed: as if it never came
 
 
 def query_a(host: Any, server: str, name: str) -> list[str]:
