@@ -85,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
     kind, target, prog_args = parse_program(args.program)
     log = StateLog(sys.stderr) if args.trace else None
     with running(args, f"run {os.path.basename(target)}") as live:
-        if log is not None:
-            live.loop.add_watcher(lambda now: _report(live, log))
+        # The stack keeps every state change until someone takes it: print (--trace) or
+        # drop them after each batch, so that a long-running server does not hoard them.
+        live.loop.add_watcher(lambda now: _report(live, log))
         # The program gets Python's own Ctrl-C (KeyboardInterrupt, every time); SIGTERM
         # still unwinds this with block, so the lab is removed.
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -99,10 +100,11 @@ def run(args: argparse.Namespace) -> int:
     return status
 
 
-def _report(live: Live, log: StateLog) -> None:
+def _report(live: Live, log: StateLog | None) -> None:
     changes = live.stack.changes
     if changes:
-        log(list(changes))
+        if log is not None:
+            log(list(changes))
         changes.clear()
 
 
