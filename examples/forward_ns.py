@@ -74,6 +74,7 @@ def main() -> int:
         ip("-n", args.netns, "route", "add", "default", *via, "dev", link.name)
         stack = Stack(args.synack_addr, cfg=load_sysctl(), mtu=link.mtu, name="forward")
         loop = Loop(stack, link, name="forward")
+        loop.add_watcher(lambda now: stack.changes.clear())  # nobody reads them: do not hoard
         loop.start()
         host = Host(stack, loop)
 
