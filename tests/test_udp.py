@@ -179,7 +179,7 @@ def test_errors_are_linux_errnos(host: Host) -> None:
             s.send(b"x")
         assert exc.value.errno == errno.EDESTADDRREQ
         with pytest.raises(OSError) as exc:
-            s.sendto(b"x" * 2000, (IP, 9))
+            s.sendto(b"x" * 65508, (IP, 9))
         assert exc.value.errno == errno.EMSGSIZE
         with pytest.raises(OSError) as exc:
             s.listen()
@@ -278,7 +278,7 @@ def udp_counter(lab: object, name: str) -> int:
 @needs_root
 def test_kernel_echo_server(lab_host: tuple[Host, object]) -> None:
     host, lab = lab_host
-    sizes = [0, 1, 100, 1472]                       # 1472: a full 1500-byte packet
+    sizes = [0, 1, 100, 1472, 1473, 8000, 65507]    # 1472 fills 1500 bytes; then fragments
     proc = kernel_run(lab, ECHO, "7777", str(len(sizes)))
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready", finish(proc)
@@ -290,6 +290,8 @@ def test_kernel_echo_server(lab_host: tuple[Host, object]) -> None:
     assert "done" in finish(proc)
     assert udp_counter(lab, "UdpInCsumErrors") == 0
     assert udp_counter(lab, "UdpInDatagrams") >= len(sizes)
+    assert udp_counter(lab, "IpReasmOKs") >= 3       # the kernel put ours together
+    assert host.stack.stats["frag: datagrams reassembled"] >= 3   # and we the kernel's
 
 
 @needs_root
@@ -360,3 +362,67 @@ def test_delivery_prefers_connected_then_specific_then_wildcard() -> None:
     udp.close(specific)
     assert deliver(2222) == [wild]
     assert stack.take_touched() == {connected, wild}   # a closed one is forgotten
+
+
+# ---------------------------------------------------------------- fragments
+@given(st.binary(min_size=1, max_size=9000), st.integers(68, 1500), st.randoms())
+def test_fragments_in_any_order_reassemble(payload: bytes, mtu: int, rnd: object) -> None:
+    from collections import Counter
+
+    from synack.host.frag import Reassembler
+    from synack.wire.frag import fragment
+
+    frags = fragment(KERNEL, US, PROTO_UDP, payload, mtu=mtu, ident=77)
+    assert all(len(f) <= mtu for f in frags)
+    rnd.shuffle(frags)  # type: ignore[attr-defined]
+    r = Reassembler(Counter())
+    got = [r.add(f, now=0) for f in frags]
+    whole = got[-1]
+    assert all(g is None for g in got[:-1]) or len(frags) == 1
+    if len(frags) == 1:
+        return                      # a lone piece with MF clear and offset 0 is not a fragment
+    assert whole is not None
+    ip, body = parse_ipv4(whole)
+    assert (ip.src, ip.dst, ip.proto, ip.ident) == (KERNEL, US, PROTO_UDP, 77)
+    assert (ip.more_fragments, ip.frag_offset, bytes(body)) == (False, 0, payload)
+    assert r.held == 0 and not r.queues
+
+
+def test_overlaps_duplicates_and_timeouts_as_linux() -> None:
+    from collections import Counter
+
+    from synack.host.frag import IPFRAG_TIME_US, Reassembler
+    from synack.wire.frag import fragment
+
+    a, b, c = fragment(KERNEL, US, PROTO_UDP, (bytes(range(256)) * 8)[:2000], mtu=700, ident=1)
+    stats: Counter[str] = Counter()
+    r = Reassembler(stats)
+    assert r.add(a, now=0) is None and r.add(a, now=0) is None      # a duplicate: ignored
+    assert stats["frag: duplicate"] == 1
+    assert r.add(b, now=0) is None
+    assert r.add(c, now=0) is not None
+    # Overlap: a fragment covering part of one already held discards the datagram.
+    a2, b2, c2 = fragment(KERNEL, US, PROTO_UDP, bytes(2000), mtu=700, ident=2)
+    shifted = bytearray(b2)
+    shifted[6:8] = struct.pack("!H", 0x2000 | (680 // 8 - 1))       # 8 bytes too early
+    shifted[10:12] = b"\0\0"
+    shifted[10:12] = struct.pack("!H", internet_checksum(bytes(shifted[:20])))
+    assert r.add(a2, now=0) is None and r.add(bytes(shifted), now=0) is None
+    assert stats["frag: dropped overlapping datagram"] == 1 and not r.queues
+    assert r.add(b2, now=0) is None and r.add(c2, now=0) is None   # a new queue, no head
+    # A queue not finished within ipfrag_time is dropped when the next fragment comes.
+    assert r.add(a, now=IPFRAG_TIME_US) is None
+    assert stats["frag: dropped reassembly timeout"] == 1 and len(r.queues) == 1
+
+
+def test_large_datagrams_over_a_loopback_host(host: Host) -> None:
+    with udp(host) as srv, udp(host) as cli:
+        srv.bind((IP, 5360))
+        for size in (1473, 8000, 65507):
+            data = os.urandom(size)
+            cli.sendto(data, (IP, 5360))
+            assert srv.recvfrom(65535) == (data, (IP, cli.getsockname()[1]))
+        with pytest.raises(OSError) as exc:
+            cli.sendto(bytes(65508), (IP, 5360))
+        assert exc.value.errno == errno.EMSGSIZE
+        assert host.stack.stats["frag: datagrams reassembled"] == 3

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from synack.config import KNOBS, Sysctl, SysctlError
 
@@ -88,6 +90,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.name not in SCENARIOS:
         raise SysctlError(
             f"unknown scenario {args.name!r} (try: synack demo --list)")
+    if args.report:
+        from synack.report.writer import check_output
+
+        check_output(args.report)           # before the run: a bad path fails fast
     outcome = SCENARIOS[args.name](args.seed)
     # Scenarios pin their sysctls; the text names the saved ones it does not use.
     defaults, cfg = Sysctl(), load_sysctl()
@@ -98,6 +104,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         assert outcome.net is not None
         outcome.net.write_pcap(args.pcap)
         print(f"\ncapture written to {args.pcap} ({len(outcome.net.records)} packets)")
+    if args.report:
+        from synack.commands.report import report_from_run
+
+        assert outcome.net is not None
+        report_from_run(args.report, outcome.net.write_pcap,
+                        title=f"synack demo {args.name}: {outcome.title}",
+                        notes={"en": outcome.explanation.strip(),
+                               "zh": (outcome.explanation_zh or outcome.explanation).strip()})
     return 0
 
 
@@ -118,8 +132,23 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     cfg = load_sysctl()
     if args.cc:
         cfg.set("net.ipv4.tcp_congestion_control", args.cc)
-    r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
-                 receiver_cfg=load_sysctl(), pcap=args.pcap)
+    report_pcap = args.pcap
+    if args.report:         # the page is built from the run's capture
+        from synack.report.writer import check_output
+
+        check_output(args.report)
+        tmp = None if args.pcap else tempfile.mkdtemp(prefix="synack-report-")
+        report_pcap = args.pcap or os.path.join(str(tmp), "run.pcap")
+    try:
+        r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
+                     receiver_cfg=load_sysctl(), pcap=report_pcap)
+        return _sim_outputs(args, r, cfg, report_pcap)
+    finally:
+        if args.report and not args.pcap:
+            shutil.rmtree(os.path.dirname(str(report_pcap)), ignore_errors=True)
+
+
+def _sim_outputs(args: argparse.Namespace, r: Any, cfg: Sysctl, report_pcap: str | None) -> int:
     print(r.report())
     if args.pcap:
         print(f"capture written to {args.pcap}")
@@ -129,6 +158,14 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         write_cc_trace(args.trace_out, samples_from_trace(r.trace),
                        cc=str(cfg["net.ipv4.tcp_congestion_control"]))
         print(f"cwnd/ssthresh/RTT trace written to {args.trace_out} ({len(r.trace)} samples)")
+    if args.report:
+        from synack.commands.report import write_page
+        from synack.trace.cctrace import samples_from_trace
+
+        assert report_pcap is not None
+        cc_meta = {"cc": str(cfg["net.ipv4.tcp_congestion_control"])}
+        write_page(args.report, report_pcap, trace=(cc_meta, samples_from_trace(r.trace)),
+                   title=f"synack sim: {args.bytes} over {args.delay}, loss {args.loss}")
     if not (r.intact and r.finished):
         print("synack: transfer FAILED: the receiver did not get exactly the bytes sent",
               file=sys.stderr)
@@ -148,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pcap", metavar="FILE", help="save the capture (Wireshark reads it)")
     d.add_argument("--seed", type=int, default=1, help="random seed of the run")
     d.add_argument("--lang", default="en", help="language of the explanation: en or zh")
+    d.add_argument("--report", metavar="F.html", help="also write the run's interactive page")
     d.set_defaults(func=_cmd_demo)
 
     m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts")
@@ -164,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--pcap", metavar="FILE", help="save the capture")
     m.add_argument("--trace-out", metavar="FILE",
                    help="save the sender's cwnd/ssthresh/RTT over time (JSON, for synack plot --cc)")
+    m.add_argument("--report", metavar="F.html", help="also write the run's interactive page")
     m.set_defaults(func=_cmd_sim)
 
     s = sub.add_parser("sysctl", help="show or set synack's sysctls (Linux names and defaults)")
@@ -193,6 +232,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synack.commands.nstat",
     "synack.commands.header",
     "synack.commands.drill",
+    "synack.commands.report",
 )
 
 

@@ -37,6 +37,7 @@ from synack.host.calls import (
     SocketCallsMixin,
 )
 from synack.host.forward import Forwarding
+from synack.host.frag import Reassembler
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
@@ -121,6 +122,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.touched: set[int] = set()
         self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
         self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
+        self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
 
     @property
     def offload(self) -> Offload | None:
@@ -152,8 +154,12 @@ class Stack(ListenMixin, SocketCallsMixin):
             # The header record is built only for ICMP; TCP needs four fields of it.
             src, dst, proto, frag, body = parse_ipv4_route(packet)
             if frag & _MF_OFFSET:
-                raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
-                                 ", fragments are not reassembled")
+                # A fragment: reassembled (host/frag.py), then received as one packet.
+                whole = self.frags.add(packet, now=now)
+                if whole is None:
+                    return
+                packet, csum_valid = whole, False
+                src, dst, proto, frag, body = parse_ipv4_route(packet)
             if proto != PROTO_TCP:
                 if proto == PROTO_UDP:
                     if dst != self.addr:

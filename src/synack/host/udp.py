@@ -16,9 +16,10 @@ as on Linux: UDP has a :class:`~synack.host.ports.PortTable` of its own.
   4.1.3.1), at most 1000 a second after a burst of 50 (Linux's global ICMP
   limit); one that would overflow the receive buffer (``SO_RCVBUF``) is
   dropped and counted (``UdpRcvbufErrors``).
-* **Send** (:meth:`UdpHost.sendto`): one IPv4 packet per datagram, DF set;
-  datagrams that do not fit the MTU raise ``EMSGSIZE`` (this host does not
-  fragment).
+* **Send** (:meth:`UdpHost.sendto`): one IPv4 packet per datagram, DF set,
+  or, for one larger than the MTU, IPv4 fragments with DF clear (Linux
+  ``ip_fragment``); up to 65507 bytes, ``EMSGSIZE`` beyond. Fragments that
+  arrive are put together by :mod:`synack.host.frag` before they get here.
 * **ICMP errors** (:meth:`UdpHost.on_icmp_error`): as Linux ``__udp4_lib_err``
   without ``IP_RECVERR``, only a *connected* socket whose peer the error names
   takes it, and only a hard error (port or protocol unreachable, ...): the
@@ -41,8 +42,10 @@ from synack.host.ports import PortTable
 from synack.sockopts import oserror as _oserror
 from synack.tcp.icmp_errors import UNREACH_ERRNO
 from synack.wire.errors import ParseError
+from synack.wire.frag import fragment
 from synack.wire.icmp import CODE_PORT_UNREACH, DEST_UNREACH, build_icmp_packet, error_for
-from synack.wire.udp import UDP_HEADER_LEN, UdpDatagram, build_udp_packet, parse_udp
+from synack.wire.ipv4 import PROTO_UDP
+from synack.wire.udp import UDP_HEADER_LEN, UdpDatagram, build_udp_packet, encode_udp, parse_udp
 
 if TYPE_CHECKING:
     from synack.stack import Stack
@@ -166,7 +169,7 @@ class UdpHost:
                 raise _oserror(errno.EDESTADDRREQ)
             addr = sock.remote
         payload = bytes(data)
-        if len(payload) > MAX_PAYLOAD or len(payload) + 28 > self.stack.mtu:
+        if len(payload) > MAX_PAYLOAD:
             raise _oserror(errno.EMSGSIZE)
         if addr[0] == "255.255.255.255" and not sock.broadcast:
             raise _oserror(errno.EACCES)
@@ -174,9 +177,15 @@ class UdpHost:
         assert sock.local is not None
         st = self.stack
         st._ident = (st._ident + 1) & 0xFFFF
-        st._out.append(build_udp_packet(
-            st.addr, addr[0], UdpDatagram(sock.local[1], addr[1], payload),
-            ttl=st.cfg.int("net.ipv4.ip_default_ttl"), ident=st._ident))
+        d = UdpDatagram(sock.local[1], addr[1], payload)
+        ttl = st.cfg.int("net.ipv4.ip_default_ttl")
+        if len(payload) + 28 <= st.mtu:
+            st._out.append(build_udp_packet(st.addr, addr[0], d, ttl=ttl, ident=st._ident))
+        else:
+            # Linux ip_fragment(): larger than the MTU, sent in fragments with DF clear.
+            st._out += fragment(st.addr, addr[0], PROTO_UDP, encode_udp(d, st.addr, addr[0]),
+                                mtu=st.mtu, ttl=ttl, ident=st._ident)
+            st.stats["udp: datagrams fragmented"] += 1
         st.cfg.mib["UdpOutDatagrams"] += 1
         return len(payload)
 
