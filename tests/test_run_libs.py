@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from synack.trace.capture import read_capture
+
 ROOT = Path(__file__).resolve().parent.parent
 KERNEL, SYNACK = "192.0.2.1", "192.0.2.2"
 DEADLINE_S = 60.0
@@ -51,6 +53,7 @@ class Bench:
         self.www = tmp / "www"
         self.www.mkdir()
         self.blob = os.urandom(2_000_000)
+        self.pcap = tmp / "run.pcap"
         (self.www / "blob").write_bytes(self.blob)
 
     def nsexec(self, *cmd: str, timeout: float = DEADLINE_S) -> subprocess.CompletedProcess[bytes]:
@@ -78,7 +81,7 @@ class Bench:
     def start(self, argv: list[str]) -> subprocess.Popen[bytes]:
         """``synack run --netns NS -- python ...`` in a fresh process."""
         p = subprocess.Popen([sys.executable, "-m", "synack.cli", "run", "--netns", self.ns,
-                              "--", "python", *argv], stdout=subprocess.PIPE,
+                              "--pcap", str(self.pcap), "--", "python", *argv], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, env=self.env, cwd=self.tmp)
         self.procs.append(p)
         return p
@@ -93,6 +96,19 @@ class Bench:
             out, err = p.communicate()
         assert p.returncode == 0, f"exit {p.returncode}\n{out.decode()}\n{err.decode()}"
         return out.decode()
+
+    def carried(self, port: int | None, conns: int, *, sender: str = KERNEL) -> None:
+        """The capture of the last program shows at least ``conns`` connections with
+        ``port`` at one end (None: any connection) and the blob's worth of bytes from
+        ``sender``'s end of them: synack carried the transfer (a kernel socket would
+        not appear in synack's capture)."""
+        cap = read_capture(self.pcap)
+        mine = [c for c in cap.connections
+                if port is None or port in (c.endpoint(0)[1], c.endpoint(1)[1])]
+        sent = sum(c.payload_bytes(0 if c.endpoint(0)[0] == sender else 1) for c in mine)
+        assert len(mine) >= conns and sent >= len(self.blob), (
+            f"{len(mine)} connections on port {port}, {sent} bytes from {sender}; "
+            f"in the capture: {[(c.endpoint(0), c.endpoint(1)) for c in cap.connections]}")
 
     def curl(self, url: str, server: subprocess.Popen[bytes]) -> bytes:
         """Kernel curl in the namespace, retried until synack's ``server`` answers."""
@@ -161,6 +177,7 @@ def test_requests(bench: Bench) -> None:
                 print(hashlib.sha256(r.content).hexdigest())
     """)
     assert bench.run([str(prog)]).split() == [_sha(bench.blob)] * 2
+    bench.carried(8000, 1)
 
 
 def test_urllib3(bench: Bench) -> None:
@@ -174,6 +191,7 @@ def test_urllib3(bench: Bench) -> None:
             print(hashlib.sha256(r.data).hexdigest())
     """)
     assert bench.run([str(prog)]).split() == [_sha(bench.blob)] * 2
+    bench.carried(8000, 1)
 
 
 def test_httpx_sync_and_async(bench: Bench) -> None:
@@ -190,6 +208,7 @@ def test_httpx_sync_and_async(bench: Bench) -> None:
         asyncio.run(main())
     """)
     assert bench.run([str(prog)]).split() == [_sha(bench.blob)] * 4
+    bench.carried(8000, 2)
 
 
 def _redis_server(bench: Bench) -> None:
@@ -215,6 +234,7 @@ def test_redis_py(bench: Bench) -> None:
         print(r.llen("list"))
     """)
     assert bench.run([str(prog)]).split() == [_sha(bench.blob), "100"]
+    bench.carried(6379, 1)
 
 
 def test_redis_asyncio(bench: Bench) -> None:
@@ -233,6 +253,7 @@ def test_redis_asyncio(bench: Bench) -> None:
         asyncio.run(main())
     """)
     assert bench.run([str(prog)]).split() == [_sha(bench.blob)] * 4
+    bench.carried(6379, 1)
 
 
 def test_aiohttp_client(bench: Bench) -> None:
@@ -247,6 +268,7 @@ def test_aiohttp_client(bench: Bench) -> None:
         asyncio.run(main())
     """)
     assert bench.run([str(prog)]).split() == [_sha(bench.blob)] * 2
+    bench.carried(8000, 1)
 
 
 def test_ftplib(bench: Bench) -> None:
@@ -268,6 +290,7 @@ def test_ftplib(bench: Bench) -> None:
         ftp.quit()
     """)
     out = bench.run([str(prog)]).splitlines()
+    bench.carried(None, 3)       # control, RETR's and STOR's data connections
     assert out[0] == _sha(bench.blob)
     assert "up.bin" in out[1]
     assert _sha((bench.www / "up.bin").read_bytes()) == _sha(upload)
@@ -281,6 +304,7 @@ def test_http_server_module(bench: Bench) -> None:
     for _ in range(3):
         assert _sha(bench.curl(f"http://{SYNACK}:8000/blob", p)) == _sha(bench.blob)
     out = _finish(bench, p, sig=signal.SIGINT)
+    bench.carried(8000, 3, sender=SYNACK)
     assert "Serving HTTP" in out
 
 
@@ -303,6 +327,7 @@ def test_socketserver(bench: Bench) -> None:
     for _ in range(3):
         assert _sha(bench.curl(f"http://{SYNACK}:8001/", p)) == _sha(bench.blob)
     _finish(bench, p)
+    bench.carried(8001, 3, sender=SYNACK)
 
 
 def test_aiohttp_server(bench: Bench) -> None:
@@ -332,3 +357,4 @@ def test_aiohttp_server(bench: Bench) -> None:
         assert _sha(bench.curl(f"http://{SYNACK}:8080/blob", p)) == _sha(bench.blob)
     assert bench.curl(f"http://{SYNACK}:8080/quit", p) == b"bye"
     _finish(bench, p)
+    bench.carried(8080, 4, sender=SYNACK)
