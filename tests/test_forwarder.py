@@ -338,3 +338,40 @@ def test_udp_tunnel_example() -> None:
                        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.count("sha256 matches") == 3, r.stdout + r.stderr
+
+
+def test_held_syn_then_accept_sans_io() -> None:
+    """The stack side alone: a SYN to another address is held (nothing sent), accept()
+    answers SYN,ACK from that address, ``ss`` rows show the half-open connection, and
+    the final ACK hands it over with a descriptor."""
+    from synack.host.forward import Forwarding
+    from synack.host.ssrows import ss_rows
+    from synack.stack import Stack
+    from synack.wire.ipv4 import build_tcp_packet, parse_ipv4
+    from synack.wire.tcp import ACK, SYN, TcpSegment, parse_tcp
+
+    stack = Stack("192.0.2.2", seed=1)
+    fwd = Forwarding(stack)
+    fwd.install()
+    syn = TcpSegment(src_port=40000, dst_port=443, seq=1000, flags=SYN, window=65535, mss=1460)
+    stack.receive(build_tcp_packet("192.0.2.1", "198.51.100.7", syn), now=0)
+    assert stack.transmit(now=0) == []                  # held: the application decides
+    key = ("198.51.100.7", 443, "192.0.2.1", 40000)
+    assert fwd.take_new() == [key]
+    stack.receive(build_tcp_packet("192.0.2.1", "198.51.100.7", syn), now=1000)  # SYN again
+    assert stack.transmit(now=1000) == [] and fwd.take_new() == []
+    fwd.accept(key, now=2000)
+    (out,) = stack.transmit(now=2000)
+    ip, body = parse_ipv4(out)
+    synack = parse_tcp(body, ip.src, ip.dst)
+    assert (ip.src, ip.dst, synack.flags, synack.ack) == ("198.51.100.7", "192.0.2.1",
+                                                         SYN | ACK, 1001)
+    assert fwd.take(key) is None                        # still handshaking
+    rows = ss_rows(stack, 2000)
+    assert [(r["state"], r["local"]) for r in rows] == [("SYN_RECEIVED", ["198.51.100.7", 443])]
+    ack = TcpSegment(src_port=40000, dst_port=443, seq=1001, ack=synack.seq + 1, flags=ACK,
+                     window=65535)
+    stack.receive(build_tcp_packet("192.0.2.1", "198.51.100.7", ack), now=3000)
+    fd = fwd.take(key)
+    assert fd is not None and stack.getpeername(fd) == ("192.0.2.1", 40000)
+    assert stack.getsockname(fd) == ("198.51.100.7", 443)
