@@ -375,3 +375,23 @@ def test_held_syn_then_accept_sans_io() -> None:
     fd = fwd.take(key)
     assert fd is not None and stack.getpeername(fd) == ("192.0.2.1", 40000)
     assert stack.getsockname(fd) == ("198.51.100.7", 443)
+
+
+def test_a_request_reset_by_the_client_cannot_be_accepted() -> None:
+    from synack.host.forward import Forwarding
+    from synack.stack import Stack
+    from synack.wire.ipv4 import build_tcp_packet
+    from synack.wire.tcp import RST, SYN, TcpSegment
+
+    stack = Stack("192.0.2.2", seed=1)
+    fwd = Forwarding(stack)
+    fwd.install()
+    syn = TcpSegment(src_port=40001, dst_port=80, seq=5, flags=SYN, window=65535)
+    stack.receive(build_tcp_packet("192.0.2.1", "203.0.113.3", syn), now=0)
+    rst = TcpSegment(src_port=40001, dst_port=80, seq=6, flags=RST, window=0)
+    stack.receive(build_tcp_packet("192.0.2.1", "203.0.113.3", rst), now=10)
+    key = ("203.0.113.3", 80, "192.0.2.1", 40001)
+    assert fwd.take_new() == []                     # gone before anyone looked
+    with pytest.raises(ConnectionResetError):
+        fwd.accept(key, now=20)
+    assert stack.transmit(now=20) == []

@@ -106,12 +106,14 @@ class Forwarding:
     def accept(self, key: Key, *, now: int) -> int:
         """Answer the held SYN (SYN,ACK); returns the descriptor to wait on for :meth:`take`.
 
-        OSError(EINVAL) if ``key`` is not a held request (decided already, or reset).
+        ConnectionResetError if ``key`` is no longer held (the client reset it, or it
+        was decided already).
         """
         stack = self.stack
         syn = self.pending.pop(key, None)
         if syn is None:
-            raise OSError(errno.EINVAL, f"{os.strerror(errno.EINVAL)}: no request {key}")
+            raise ConnectionResetError(errno.ECONNRESET,
+                                       f"{os.strerror(errno.ECONNRESET)}: no request {key}")
         lst = self._listener((key[0], key[1]))
         self.accepted += 1
         stack._to_listener(lst, key, syn, now)
