@@ -19,6 +19,15 @@ from typing import Any, NoReturn
 from synack.config import KNOBS, Sysctl, SysctlError
 
 
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that names each option's default, except options that have none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, not the usage block
         self.exit(2, f"synack: {message}\n")
@@ -139,9 +148,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         check_output(args.report)
         tmp = None if args.pcap else tempfile.mkdtemp(prefix="synack-report-")
         report_pcap = args.pcap or os.path.join(str(tmp), "run.pcap")
+    from synack.progress import bar
+
     try:
-        r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
-                     receiver_cfg=load_sysctl(), pcap=report_pcap)
+        with bar(nbytes, "sim", unit="B", scale=True) as b:
+            r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
+                         receiver_cfg=load_sysctl(), pcap=report_pcap,
+                         progress=b.to if b.shown else None)
         return _sim_outputs(args, r, cfg, report_pcap)
     finally:
         if args.report and not args.pcap:
@@ -150,6 +163,12 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _sim_outputs(args: argparse.Namespace, r: Any, cfg: Sysctl, report_pcap: str | None) -> int:
     print(r.report())
+    if r.never_opened:
+        if args.pcap:
+            print(f"capture written to {args.pcap}")
+        print(f"synack: transfer FAILED: the connection never opened: {r.never_opened}",
+              file=sys.stderr)
+        return 1
     if args.pcap:
         print(f"capture written to {args.pcap}")
     if args.trace_out:
@@ -188,17 +207,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--report", metavar="F.html", help="also write the run's interactive page")
     d.set_defaults(func=_cmd_demo)
 
-    m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts")
+    m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts",
+                       description="A bulk transfer between two synack hosts over a link "
+                                   "impaired as tc netem would: its units and meanings "
+                                   "(a bare delay is nanoseconds, a bare probability a "
+                                   "percentage).",
+                       formatter_class=_DefaultsShown)
     m.add_argument("--bytes", default="10M", help="how much to send (K/M/G = 1024-based)")
-    m.add_argument("--delay", default="20ms", help="one-way delay (us, ms, s)")
+    m.add_argument("--delay", default="20ms",
+                   help="one-way delay, netem's units: s, ms, us, ns (bare: ns)")
     m.add_argument("--rate", default="100mbit", help="link rate, tc style (kbit, mbit, gbit)")
-    m.add_argument("--loss", default="0%", help="loss probability per packet")
-    m.add_argument("--reorder", default="0%", help="probability a packet is held back")
-    m.add_argument("--duplicate", default="0%", help="probability a packet is duplicated")
-    m.add_argument("--corrupt", default="0%", help="probability a bit is flipped")
-    m.add_argument("--queue", help="bottleneck queue size (default: unbounded)")
+    m.add_argument("--loss", default="0%", help="loss probability per packet, percent (1 = 1%%)")
+    m.add_argument("--reorder", default="0%",
+                   help="probability a packet is held back, percent")
+    m.add_argument("--duplicate", default="0%",
+                   help="probability a packet is duplicated, percent")
+    m.add_argument("--corrupt", default="0%", help="probability a bit is flipped, percent")
+    m.add_argument("--queue", help="bottleneck queue size (none: unbounded)")
     m.add_argument("--seed", type=int, default=1, help="random seed")
-    m.add_argument("--cc", help="congestion control of the sender")
+    m.add_argument("--cc", help="congestion control of the sender (none: the sysctl's)")
     m.add_argument("--pcap", metavar="FILE", help="save the capture")
     m.add_argument("--trace-out", metavar="FILE",
                    help="save the sender's cwnd/ssthresh/RTT over time (JSON, for synack plot --cc)")
