@@ -31,7 +31,8 @@ demo: $(DEMO_STAMP)
 # for the install if there is none), and an nginx installed here is disabled at boot:
 # the bench runs its own nginx inside a namespace.
 SYSTEM_TOOLS := tshark:tshark tcpdump:tcpdump ping:iputils-ping ip:iproute2 tc:iproute2 \
-	ss:iproute2 nstat:iproute2 curl:curl nmap:nmap chromium:chromium chromedriver:chromium-driver
+	ss:iproute2 nstat:iproute2 curl:curl nmap:nmap chromium:chromium chromedriver:chromium-driver \
+	nc:netcat-openbsd redis-server:redis-server openssl:openssl
 POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \

@@ -257,6 +257,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synack.commands.ping",
     "synack.commands.serve",
     "synack.commands.connect",
+    "synack.commands.run",
     "synack.commands.scan",
     "synack.commands.ss",
     "synack.commands.nstat",

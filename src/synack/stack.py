@@ -36,6 +36,7 @@ from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
 )
+from synack.host.forward import Forwarding
 from synack.host.frag import Reassembler
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
@@ -119,6 +120,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
         self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
         self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
 
@@ -179,7 +181,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         except ParseError as exc:
             self.stats["dropped " + exc.kind] += 1
             return
-        if dst != self.addr:
+        if dst != self.addr and self.forward is None:
             self.stats["dropped not for us"] += 1
             return
         self.stats["segments in"] += 1
@@ -213,6 +215,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             ("0.0.0.0", seg.dst_port))
         if listener is not None:
             self._to_listener(listener, key, seg, now)
+            return
+        if self.forward is not None:        # any address and port: host/forward.py
+            self.forward.segment(self, key, seg, now)
             return
         self._reset_closed(dst, src, seg, "no socket")
 
@@ -346,6 +351,8 @@ class Stack(ListenMixin, SocketCallsMixin):
     def _syn_queue_of(self, key: Key, conn: Connection) -> Listener | None:
         """The listener whose SYN queue holds ``conn``, if one does."""
         lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        if lst is None and self.forward is not None:
+            lst = self.forward.listener_of(key)
         if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
             return lst
         return None
