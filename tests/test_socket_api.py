@@ -12,6 +12,7 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -366,3 +367,38 @@ def test_two_hosts_over_a_link_pair() -> None:
         assert worker.join_result() == 500_000
         assert b.stack.stats["segments in"] > 0 and a.stack.stats["segments in"] > 0
         srv.close()
+
+
+def test_sendfile_and_descriptor_calls_as_the_stdlib(tmp_path: Path) -> None:
+    # sendfile sends the file (the stdlib's own fallback path); dup/detach and an
+    # inheritable descriptor are refused with an OSError, never an AttributeError.
+    host = Host.loopback("192.0.2.9", seed=3)
+    try:
+        path = tmp_path / "f"
+        payload = bytes(range(256)) * 400
+        path.write_bytes(payload)
+        srv = ss.socket(host=host)
+        srv.bind(("192.0.2.9", 8088))
+        srv.listen()
+        cli = ss.create_connection(("192.0.2.9", 8088), timeout=10, host=host)
+        conn, _ = srv.accept()
+        conn.settimeout(10)
+        with open(path, "rb") as f:
+            assert cli.sendfile(f, offset=100, count=50_000) == 50_000
+            assert f.tell() == 50_100
+        cli.shutdown(ss.SHUT_WR)
+        got = b""
+        while chunk := conn.recv(65536):
+            got += chunk
+        assert got == payload[100:50_100]
+        with open(path) as text, pytest.raises(ValueError):
+            cli.sendfile(text)
+        assert cli.get_inheritable() is False
+        for call in (cli.dup, cli.detach, lambda: cli.set_inheritable(True)):
+            with pytest.raises(OSError) as exc:
+                call()
+            assert exc.value.errno == errno.EOPNOTSUPP
+        for s in (cli, conn, srv):
+            s.close()
+    finally:
+        host.close()

@@ -58,6 +58,12 @@ def test_every_public_stdlib_name_is_there() -> None:
     assert set(socket.__all__) <= set(ss.__all__)
 
 
+def test_every_public_socket_method_is_there() -> None:
+    # Libraries read methods off the class at import time (trio reads socket.sendmsg).
+    missing = public(socket.socket) - public(ss.socket)
+    assert not missing, f"missing from synack.socket.socket: {sorted(missing)}"
+
+
 def test_constants_enums_and_pure_functions_are_the_stdlibs() -> None:
     for name in public(socket):
         value = getattr(socket, name)

@@ -123,6 +123,16 @@ def test_echo_over_a_loopback_host(host: Host) -> None:
         assert host.stack.cfg.mib["UdpInDatagrams"] == 2
 
 
+def test_recvmsg_into_spreads_one_datagram_over_buffers(host: Host) -> None:
+    with udp(host) as srv, udp(host) as cli:
+        srv.bind((IP, 5354))
+        cli.sendmsg([b"abc", b"defgh"], [], 0, (IP, 5354))
+        a, b = bytearray(4), bytearray(10)
+        n, anc, _flags, addr = srv.recvmsg_into([a, b])
+        assert (n, anc, addr) == (8, [], (IP, cli.getsockname()[1]))
+        assert bytes(a) == b"abcd" and bytes(b[:4]) == b"efgh"
+
+
 def test_datagram_boundaries_truncation_and_peek(host: Host) -> None:
     with udp(host) as srv, udp(host) as cli:
         srv.bind((IP, 5354))

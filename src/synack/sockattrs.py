@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["SocketAttrsMixin"]
 
 T = TypeVar("T")
+# The stdlib's socket class, typed loosely: its private sendfile helpers are reused.
+_STDLIB_SOCKET: Any = _socket.socket
 AF_INET = _socket.AF_INET
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
@@ -84,6 +86,60 @@ class SocketAttrsMixin:
         """``(data, [], msg_flags, address)``; MSG_TRUNC is not reported."""
         data, addr = self.recvfrom(bufsize, flags)
         return data, [], 0, addr
+
+    def recvmsg_into(self, buffers: Any, ancbufsize: int = 0, flags: int = 0,
+                     ) -> tuple[int, list[Any], int, tuple[str, int] | None]:
+        """``(nbytes, [], msg_flags, address)``: what :meth:`recvmsg` gives, spread over
+        ``buffers`` in order (the stdlib's scatter read)."""
+        views = [memoryview(b).cast("B") for b in buffers]
+        data, _anc, msg_flags, addr = self.recvmsg(sum(len(v) for v in views), ancbufsize,
+                                                   flags)
+        done = 0
+        for v in views:
+            if done >= len(data):
+                break
+            part = data[done:done + len(v)]
+            v[:len(part)] = part
+            done += len(part)
+        return done, [], msg_flags, addr
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """The stdlib's fallback for sockets without ``os.sendfile``: the file read and
+        sent in blocks (the same checks and errors, the file's position left after the
+        last byte sent)."""
+        send_file: Callable[..., int] = _STDLIB_SOCKET._sendfile_use_send
+        return send_file(self, file, offset, count)
+
+    _check_sendfile_params = _STDLIB_SOCKET._check_sendfile_params
+
+    # ------------------------------------------------------------ descriptors
+    def get_inheritable(self) -> bool:
+        """False: the descriptor :meth:`fileno` gives is made close-on-exec, and a child
+        process could not use a synack socket anyway (the stack lives in this process)."""
+        fd = self.fileno()
+        if fd < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return False
+
+    def set_inheritable(self, inheritable: bool) -> None:
+        """Only False is possible: the stack, not the descriptor, is the socket."""
+        if self.fileno() < 0:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        if inheritable:
+            raise OSError(errno.EOPNOTSUPP,
+                          "a synack socket cannot be inherited by another process")
+
+    def dup(self) -> Any:
+        """Not possible for a synack socket (one Python object per stack descriptor)."""
+        raise OSError(errno.EOPNOTSUPP, "synack sockets cannot be duplicated")
+
+    def detach(self) -> int:
+        """Not possible: the descriptor number means nothing outside this stack."""
+        raise OSError(errno.EOPNOTSUPP, "synack sockets cannot be detached")
+
+    def sendmsg_afalg(self, *args: Any, **kwargs: Any) -> int:
+        """AF_ALG (the kernel's crypto API) exists only on kernel sockets."""
+        raise OSError(errno.EOPNOTSUPP, "sendmsg_afalg needs an AF_ALG kernel socket")
 
     # ------------------------------------------------------------ options and names
     def setsockopt(self, level: int, optname: int, value: int | bytes | None,
