@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     """Print the list or the ladder; write SVG/HTML if asked."""
     if args.width < 40:
         raise ValueError(f"--width {args.width}: at least 40")
-    cap = read_capture(args.file)
+    from synack.progress import file_bar
+
+    with file_bar(args.file, "reading") as b:
+        cap = read_capture(args.file, progress=b.to if b.shown else None)
     for line in cap.warnings():
         print(f"synack: {line}", file=sys.stderr)
     for number, reason in cap.skipped[:MAX_SKIP_LINES]:

@@ -33,6 +33,9 @@ from synack.stack import Offload
 from synack.wire._addr import aton, aton6, ntoa, ntoa6
 from synack.wire.ethernet import ETH_HEADER_LEN, ETHERTYPE_ARP, mac_aton, random_mac
 from synack.wire.gso import segment
+from synack.wire.icmp import CODE_HOST_UNREACH, DEST_UNREACH, build_icmp_packet, error_for
+from synack.wire.icmp6 import CODE_ADDR_UNREACH, build_icmp6_packet, error_for6
+from synack.wire.icmp6 import DEST_UNREACH as ICMP6_DEST_UNREACH
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, VnetHeader, tx_header
 
 __all__ = ["TapLink"]
@@ -96,6 +99,7 @@ class TapLink:
         self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - prefixlen6)) - 1)
         self._net6 = int.from_bytes(aton6(addr6), "big") & self._mask6 if addr6 else 0
         self._gateway6 = gateway6
+        self._local: list[bytes] = []              # ICMP errors for the stack (ARP/ND failed)
 
     # ------------------------------------------------------------ Link
     def fileno(self) -> int:
@@ -164,6 +168,10 @@ class TapLink:
             stats["packets in"] += len(v6)
             out += v6
         self._tick_arp(now)
+        if self._local:
+            # ICMP host unreachable from ourselves, first: it is older than what was read.
+            out[:0] = [(p, True) for p in self._local]
+            self._local = []
         return out
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
@@ -191,7 +199,10 @@ class TapLink:
 
     # ------------------------------------------------------------ timers
     def next_deadline(self) -> int | None:
-        """When :meth:`tick` has ARP or ND work (a request to retry or give up on)."""
+        """When :meth:`tick` has ARP or ND work (a request to retry or give up on), or 0
+        while ICMP errors for the stack wait to be read."""
+        if self._local:
+            return 0
         d = self.arp.next_deadline()
         if self.nd is not None:
             d6 = self.nd.next_deadline()
@@ -214,6 +225,12 @@ class TapLink:
                 self._write(frame[:ETH_HEADER_LEN], frame[ETH_HEADER_LEN:], gso)
             else:
                 self._write(b"", frame, 0)
+        for packet in arp.unreachable():
+            # Linux ipv4_link_failure(): ICMP host unreachable to the packet's sender,
+            # here always ourselves, so the stack fails the connect() with EHOSTUNREACH.
+            self.stats["icmp host unreachable (arp failed)"] += 1
+            msg = error_for(packet, DEST_UNREACH, CODE_HOST_UNREACH)
+            self._local.append(build_icmp_packet(self.arp.ip, self.arp.ip, msg))
         nd = self.nd
         if nd is not None:
             deadline = nd.next_deadline()
@@ -223,6 +240,11 @@ class TapLink:
                 # Released IPv6 packets and ND's own: the vnet header comes from the
                 # IPv6 packet (NEEDS_CSUM, TSO6 for TCP; none for ICMPv6).
                 self._write(frame[:ETH_HEADER_LEN], frame[ETH_HEADER_LEN:], gso)
+            for packet in nd.unreachable():
+                # Linux ndisc_error_report(): ICMPv6 address unreachable to ourselves.
+                self.stats["icmp6 address unreachable (nd failed)"] += 1
+                err = error_for6(packet, ICMP6_DEST_UNREACH, CODE_ADDR_UNREACH)
+                self._local.append(build_icmp6_packet(nd.ip, nd.ip, err))
 
     def _send6(self, packet: bytes, gso: int, now: int) -> None:
         nd = self.nd

@@ -18,7 +18,6 @@ import math
 import os
 from typing import TYPE_CHECKING, Any
 
-from synack.trace.analysis import is_retransmission
 from synack.trace.capture import Connection
 from synack.trace.cctrace import CcSample
 from synack.wire.tcp import ACK
@@ -54,10 +53,12 @@ def stevens_figure(conn: Connection, direction: int, *, title: str | None = None
     ack_t: list[float] = []
     ack_v: list[int] = []
     win_v: list[int] = []
+    highest = 0                 # tcptrace's rule: data below the highest sent is sent again
     for s in conn.segments:
         t = (s.t_us - t0) / 1e6
         if s.direction == direction and s.length:
-            bucket = again if is_retransmission(s) else data
+            bucket = again if s.seq < highest else data
+            highest = max(highest, s.seq + s.length)
             bucket[0].append(t)
             bucket[1].append(s.seq)
             bucket[2].append(s.seq + s.length)
