@@ -413,6 +413,12 @@ def _ipv6(w: World, t: Target, variant: int, a: int, delta: int) -> None:
         if a & 0x1000:   # a first fragment instead: dropped and counted
             packet = encode_ipv6(IPv6Header(REMOTE6, LOCAL6, extensions=(
                 (44, struct.pack("!HI", 1, a)),)), encode_tcp(seg, REMOTE6, LOCAL6))
+        if a & 0x2000:   # the application accepts and closes: FIN_WAIT, then TIME_WAIT
+            stack.receive(packet, now=w.now)
+            got = stack.accept_some(w.listen6_fd)
+            if got is not None:
+                stack.close(got[0], now=w.now)
+            return
     elif variant == 4:
         packet = build_icmp6_packet(REMOTE6, LOCAL6, Icmp6Message(128, 0, a, delta & 0xFFFF,
                                                                   payload=bytes(a % 64)))
