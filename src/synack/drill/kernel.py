@@ -350,11 +350,7 @@ def make_target(config: TargetConfig, opts: RunOptions) -> KernelTarget:
     its devices, sockets and threads, and the last one with the process, however the
     process ends. ctrl-C or SIGTERM then end the process at once with one line (the
     kernel frees the rest). Without root it says so in one line and exits with status 2.
-    ``--ip_version=ipv6`` runs only against synack so far: the script is unsupported here.
     """
-    if ":" in config.local_ip:
-        from synack.drill.target import Unsupported
-        raise Unsupported("unsupported: --ip_version=ipv6 with --kernel (synack only, so far)")
     if not is_root():
         sys.stdout.flush()
         sys.stderr.write(NEEDS_ROOT + "\n")
