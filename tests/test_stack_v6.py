@@ -363,3 +363,15 @@ def test_ipv4_output_is_unchanged_on_a_dual_stack_host() -> None:
     assert outs[0] == outs[1]
     assert build_tcp_packet(A4, B4, parse_tcp_packet(outs[0][0])[1],
                             ident=parse_tcp_packet(outs[0][0])[0].ident) == outs[0][0]
+
+
+def test_send_echo_takes_an_ipv6_address_too() -> None:
+    a, b = pair()
+    a.send_echo(B6, 9, 2, b"x", now=0)
+    pump(a, b, 0)
+    (got,) = a.echo_replies
+    assert (got.src, got.ident, got.seq) == (B6, 9, 2)
+    no6 = Stack(A4)
+    with pytest.raises(OSError) as e:
+        no6.send_echo(B6, 1, 1, now=0)
+    assert e.value.errno == errno.EADDRNOTAVAIL

@@ -265,7 +265,11 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
 
     def send_echo(self, dst: str, ident: int, seq: int, payload: bytes = b"", *,
                   now: int) -> None:
-        """Send an ICMP echo request; the reply lands in :attr:`echo_replies`."""
+        """Send an ICMP echo request (ICMPv6 to an IPv6 address); the reply lands in
+        :attr:`echo_replies`."""
+        if ":" in dst:
+            self.send_echo6(dst, ident, seq, payload, now=now)
+            return
         send_echo(self, dst, ident, seq, payload, now=now)
 
     def next_deadline(self) -> int | None:
