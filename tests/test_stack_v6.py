@@ -375,3 +375,20 @@ def test_send_echo_takes_an_ipv6_address_too() -> None:
     with pytest.raises(OSError) as e:
         no6.send_echo(B6, 1, 1, now=0)
     assert e.value.errno == errno.EADDRNOTAVAIL
+
+
+def test_an_ipv6_socket_reaches_ipv4_through_a_mapped_address() -> None:
+    a, b = pair()
+    lfd = b.socket()
+    b.bind(lfd, ("0.0.0.0", 80))
+    b.listen(lfd)
+    c = a.socket(socket.AF_INET6)
+    seen: list[bytes] = []
+    assert a.connect_ex(c, ("::ffff:" + B4, 80), now=0) == errno.EINPROGRESS
+    pump(a, b, 0, seen)
+    assert parse_tcp_packet(seen[0])[0].dst == B4            # IPv4 on the wire
+    assert a.getpeername(c) == ("::ffff:" + B4, 80, 0, 0)
+    assert a.getsockname(c)[0] == "::ffff:" + A4
+    only = a.socket(socket.AF_INET6)
+    a.setsockopt(only, socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    assert a.connect_ex(only, ("::ffff:" + B4, 80), now=0) == errno.ENETUNREACH   # as Linux

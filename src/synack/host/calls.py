@@ -200,7 +200,12 @@ class SocketCallsMixin:
                     return conn.error
                 return errno.ECONNABORTED if conn.state is State.CLOSED else 0
             return errno.EISCONN
-        ip, port = ip_of(self, sock, addr, "connect")
+        try:
+            ip, port = ip_of(self, sock, addr, "connect")
+        except _socket.gaierror:
+            raise
+        except OSError as exc:          # an IPV6_V6ONLY socket and a mapped address
+            return exc.errno or errno.EINVAL
         v6 = ":" in ip
         me = self.addr6 if v6 else self.addr
         bound = sock.local[0] if sock.local is not None else "::"
