@@ -198,3 +198,20 @@ def test_bad_records_raise_value_error(hdr: IPv6Header) -> None:
 def test_payload_over_65535_is_refused() -> None:
     with pytest.raises(ValueError, match="65535"):
         encode_ipv6(IPv6Header(SRC, DST), bytes(65536))
+
+
+@settings(max_examples=200)
+@given(addresses, addresses, st.integers(0, 2**32 - 1), st.binary(max_size=100),
+       st.booleans(), st.integers(0, 0xFFFFF), st.integers(0, 255))
+def test_the_timestamp_fast_path_builds_what_the_general_path_builds(
+    src: str, dst: str, seq: int, payload: bytes, partial: bool, label: int, tc: int
+) -> None:
+    from synack.wire.ipv6 import _header_bytes
+    from synack.wire.tcp import _encode_tcp_parts
+
+    seg = TcpSegment(1, 2, seq, 9, ACK, 300, timestamps=(seq ^ 5, 7), payload=payload)
+    fast = build_tcp6_packet(src, dst, seg, flow_label=label, traffic_class=tc,
+                             csum_partial=partial)
+    tcp, body = _encode_tcp_parts(seg, src, dst, partial)
+    general = _header_bytes(src, dst, 6, 64, tc, label, (), len(tcp) + len(body)) + tcp + body
+    assert fast == general

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 
 from ._addr import aton6, ntoa6
-from .checksum import Buffer
+from .checksum import Buffer, internet_checksum, pseudo_header_sum
 from .errors import ParseError
 from .tcp import TcpSegment, _encode_tcp_parts, parse_tcp
 
@@ -241,10 +241,61 @@ def build_tcp6_packet(
     """A complete IPv6 packet carrying ``seg`` with its checksum over the IPv6
     pseudo-header (RFC 8200 8.1). ``csum_partial`` as for
     :func:`synack.wire.ipv4.build_tcp_packet`."""
+    ts = seg.timestamps
+    if (
+        ts is not None and seg.mss is None and seg.wscale is None and not seg.sack_permitted
+        and not seg.sack_blocks and not seg.unknown_options
+    ):  # fmt: skip
+        packet = _build_ts_packet6(src, dst, seg, ts, hop_limit, traffic_class, flow_label,
+                                   csum_partial)
+        if packet is not None:
+            return packet
     tcp_header, payload = _encode_tcp_parts(seg, src, dst, csum_partial)
     ip = _header_bytes(src, dst, PROTO_TCP, hop_limit, traffic_class, flow_label, (),
                        len(tcp_header) + len(payload))
     return b"".join((ip, tcp_header, payload))
+
+
+# The IPv6 header, the TCP header and NOP NOP TS: nearly every segment after the handshake.
+_IP6_TCP_TS = struct.Struct("!IHBB16s16sHHIIBBHHHIII")
+_TCP_TS_LEN = 32
+_NOP_NOP_TS_WORD = 0x0101080A
+
+
+def _build_ts_packet6(
+    src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], hop_limit: int,
+    traffic_class: int, flow_label: int, csum_partial: bool,
+) -> bytes | None:  # fmt: skip
+    """:func:`build_tcp6_packet` for a segment whose only option is the timestamp: one
+    pack, the checksum from the field values (as ``ipv4._build_ts_packet`` does; IPv6
+    has no header checksum). None when a field is out of range: the general path then
+    names it."""
+    payload = seg.payload
+    tcp_len = _TCP_TS_LEN + len(payload)
+    reserved = seg.reserved
+    if tcp_len > 0xFFFF or not 0 <= reserved <= 0x0F or not 0 <= flow_label <= _MAX_FLOW \
+            or not 0 <= traffic_class <= 0xFF:
+        return None
+    sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
+    flags, window, urgent = seg.flags, seg.window, seg.urgent
+    tsval, tsecr = ts
+    pseudo = pseudo_header_sum(src, dst, PROTO_TCP, tcp_len)
+    if csum_partial:
+        tcp_csum = (pseudo - 1) % 0xFFFF + 1                  # folded, not complemented
+    else:
+        initial = (pseudo + sport + dport + sq + ack + (((_TCP_TS_LEN << 2) | reserved) << 8)
+                   + flags + window + urgent + _NOP_NOP_TS_WORD + tsval + tsecr)
+        tcp_csum = internet_checksum(payload, initial) if payload else (
+            0xFFFE - (initial - 1) % 0xFFFF)
+    try:
+        headers = _IP6_TCP_TS.pack(
+            (6 << 28) | (traffic_class << 20) | flow_label, tcp_len, PROTO_TCP, hop_limit,
+            aton6(src), aton6(dst), sport, dport, sq, ack, (_TCP_TS_LEN << 2) | reserved,
+            flags, window, tcp_csum, urgent, _NOP_NOP_TS_WORD, tsval, tsecr,
+        )  # fmt: skip
+    except struct.error:
+        return None
+    return b"".join((headers, payload)) if payload else headers
 
 
 def parse_tcp6_packet(
