@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run_libs import KERNEL, Bench, bench  # noqa: F401 - bench is a fixture
+from test_run_libs import KERNEL, SYNACK, Bench, _finish, bench  # noqa: F401 - a fixture
 
 import synack.socket as sock
 from synack import tls
@@ -378,7 +378,9 @@ def _https_server(bench: Bench, cert: tuple[Path, Path], port: int = 8443) -> No
 import functools, http.server, ssl
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain({str(cert[1])!r}, {str(cert[0])!r})
-handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory={str(bench.www)!r})
+class Handler(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"          # keep-alive: a second request on the connection
+handler = functools.partial(Handler, directory={str(bench.www)!r})
 srv = http.server.ThreadingHTTPServer(("0.0.0.0", {port}), handler)
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
@@ -430,3 +432,123 @@ def test_https_clients_under_synack_run(bench: Bench, client: str) -> None:  # n
     else:
         assert out == [want, want, "synack.tls", "TLSv1.3"]
     bench.carried(8443, 1)
+
+
+def test_redis_py_ssl_under_synack_run(bench: Bench) -> None:  # noqa: F811
+    """redis-py with ``ssl=True`` against redis-server's TLS port in the namespace."""
+    cert = _make_cert(bench.tmp, KERNEL)
+    bench.kernel("redis-server", "--port", "0", "--tls-port", "6380", "--bind", "0.0.0.0",
+                 "--tls-cert-file", str(cert[1]), "--tls-key-file", str(cert[0]),
+                 "--tls-ca-cert-file", str(cert[1]), "--tls-auth-clients", "no",
+                 "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                 "--dir", str(bench.tmp), port=6380)
+    prog = bench.program(f"""
+        import hashlib, redis
+        r = redis.Redis(host="{KERNEL}", port=6380, ssl=True, ssl_ca_certs="cert.pem",
+                        socket_timeout=30)
+        blob = open("www/blob", "rb").read()
+        assert r.ping()
+        r.set("blob", blob)
+        print(hashlib.sha256(r.get("blob")).hexdigest())
+        print(type(r.connection_pool.get_connection("ping")._sock).__module__)
+    """)
+    assert bench.run([str(prog)]).split() == [_sha(bench.blob), "synack.tls"]
+    bench.carried(6380, 1)
+
+
+_SMTP_SERVER = r'''
+import hashlib, socketserver, ssl, sys
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+class Handler(socketserver.StreamRequestHandler):
+    """Just enough SMTP (RFC 5321) for smtplib: EHLO, STARTTLS, MAIL, RCPT, DATA, QUIT."""
+    def handle(self):
+        sock = self.request
+        if self.server.server_address[1] == 4465:            # implicit TLS (SMTPS)
+            sock = ctx.wrap_socket(sock, server_side=True)
+        r, w = sock.makefile("rb"), sock.makefile("wb", buffering=0)
+        w.write(b"220 kernel ESMTP\r\n")
+        while line := r.readline():
+            cmd = line[:4].upper()
+            if cmd == b"EHLO":
+                w.write(b"250-kernel\r\n250-SIZE 10000000\r\n250 STARTTLS\r\n")
+            elif cmd == b"STAR":
+                w.write(b"220 go ahead\r\n")
+                r.close(); w.close()
+                sock = ctx.wrap_socket(sock, server_side=True)
+                r, w = sock.makefile("rb"), sock.makefile("wb", buffering=0)
+            elif cmd == b"DATA":
+                w.write(b"354 end with .\r\n")
+                body = b""
+                while (l := r.readline()) != b".\r\n":
+                    body += l[1:] if l.startswith(b".") else l
+                w.write(b"250 " + hashlib.sha256(body).hexdigest().encode() + b"\r\n")
+            elif cmd == b"QUIT":
+                w.write(b"221 bye\r\n")
+                break
+            else:
+                w.write(b"250 ok\r\n")
+        sock.close()
+socketserver.ThreadingTCPServer.allow_reuse_address = True
+servers = [socketserver.ThreadingTCPServer(("0.0.0.0", p), Handler) for p in (4465, 4587)]
+import threading
+for s in servers:
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+threading.Event().wait()
+'''
+
+
+def test_smtplib_starttls_and_smtp_ssl_under_synack_run(bench: Bench) -> None:  # noqa: F811
+    """smtplib's STARTTLS (wrap mid-connection) and SMTP_SSL (implicit TLS); the kernel's
+    server answers DATA with the sha256 of the message it got."""
+    cert = _make_cert(bench.tmp, KERNEL)
+    (bench.tmp / "smtpd.py").write_text(_SMTP_SERVER)
+    bench.kernel(sys.executable, str(bench.tmp / "smtpd.py"), str(cert[1]), str(cert[0]),
+                 port=4587)
+    prog = bench.program(f"""
+        import base64, hashlib, smtplib, ssl
+        ctx = ssl.create_default_context(cafile="cert.pem")
+        blob = open("www/blob", "rb").read()
+        msg = b"Subject: blob\\r\\n\\r\\n" + base64.encodebytes(blob).replace(b"\\n", b"\\r\\n")
+        print(hashlib.sha256(msg).hexdigest())
+        with smtplib.SMTP("{KERNEL}", 4587, timeout=30) as s:
+            s.starttls(context=ctx)
+            print(type(s.sock).__module__, s.sock.version())
+            s.ehlo()
+            print(s.sendmail("a@example.org", ["b@example.org"], msg) == {{}}, s.noop()[0])
+            code, text = s.docmd("DATA")
+            s.send(msg + b".\\r\\n")
+            print(s.getreply()[1].decode())
+        with smtplib.SMTP_SSL("{KERNEL}", 4465, context=ctx, timeout=30) as s:
+            s.ehlo()
+            code, text = s.docmd("DATA")
+            s.send(msg + b".\\r\\n")
+            print(s.getreply()[1].decode())
+    """)
+    out = bench.run([str(prog)]).split()
+    sha = out[0]
+    assert out[1:] == ["synack.tls", "TLSv1.3", "True", "250", sha, sha]
+    bench.carried(None, 2, sender=SYNACK)
+
+
+def test_https_server_under_synack_run(bench: Bench) -> None:  # noqa: F811
+    """The stdlib's http.server with its listener wrapped server-side, on synack: the
+    kernel's curl fetches over TLS (accept() hands out handshaken TLS sockets)."""
+    cert = _make_cert(bench.tmp, SYNACK)
+    prog = bench.program(f"""
+        import functools, http.server, ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain("cert.pem", "key.pem")
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory="www")
+        with http.server.HTTPServer(("0.0.0.0", 8443), handler) as srv:
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+            print(type(srv.socket).__module__, flush=True)
+            for _ in range(3):
+                srv.handle_request()
+    """)
+    p = bench.start([str(prog)])
+    for _ in range(3):
+        got = bench.curl(f"https://{SYNACK}:8443/blob", p, "--cacert", str(cert[1]))
+        assert _sha(got) == _sha(bench.blob)
+    assert _finish(bench, p).split() == ["synack.tls"]
+    bench.carried(8443, 3, sender=SYNACK)
