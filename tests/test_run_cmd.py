@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,7 @@ import pytest
 from synack.cli import main
 from synack.commands.run import parse_program
 from synack.trace.capture import read_capture
+from synack.wire.pcap import PcapReader, ip_packet
 
 ROOT = Path(__file__).resolve().parent.parent
 live = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
@@ -282,3 +284,98 @@ def test_asyncio_tls_under_synack_run(tmp_path: Path) -> None:
             server.kill()
             server.wait()
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+DNS_SERVER = """
+    import socket, struct
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", 53))
+    print("dns", flush=True)
+    while True:
+        q, peer = s.recvfrom(512)
+        ident, flags, qd = struct.unpack_from("!HHH", q)
+        pos, labels = 12, []
+        while q[pos]:
+            labels.append(q[pos + 1:pos + 1 + q[pos]].decode())
+            pos += 1 + q[pos]
+        question = q[12:pos + 5]
+        name = ".".join(labels)
+        if name == "kernel.test":
+            answer = b"\\xc0\\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 1])
+            s.sendto(struct.pack("!HHHHHH", ident, 0x8180, 1, 1, 0, 0) + question + answer, peer)
+        else:
+            s.sendto(struct.pack("!HHHHHH", ident, 0x8183, 1, 0, 0, 0) + question, peer)
+"""
+
+RESOLVING = """
+    import hashlib, socket
+    assert socket.__name__ == "synack.socket"
+    addr = socket.gethostbyname("kernel.test")
+    print("resolved", addr)
+    s = socket.create_connection(("kernel.test", 7000), timeout=30)
+    s.sendall(b"x" * 1000)
+    s.shutdown(socket.SHUT_WR)
+    print("echo", s.recv(100).decode() == hashlib.sha256(b"x" * 1000).hexdigest())
+    try:
+        socket.getaddrinfo("nowhere.test", 80)
+    except socket.gaierror as exc:
+        print("nxdomain", exc.errno == socket.EAI_NONAME)
+"""
+
+
+@live
+@pytest.mark.parametrize("how", ["option", "netns resolv.conf"])
+def test_names_resolve_by_dns_over_synack(tmp_path: Path, how: str) -> None:
+    """A name not in /etc/hosts is asked of the nameserver over synack's UDP (the one
+    given, or the namespace's own resolv.conf as `ip netns exec` would show it)."""
+    ns = f"sa-rundns-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    etc = Path("/etc/netns") / ns
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        procs.append(_kernel_echo(ns))
+        dns = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c",
+                                textwrap.dedent(DNS_SERVER)], stdout=subprocess.PIPE)
+        procs.append(dns)
+        assert dns.stdout is not None and dns.stdout.readline() == b"dns\n"
+        extra = ["--nameserver", "192.0.2.1"]
+        if how != "option":
+            etc.mkdir(parents=True)
+            (etc / "resolv.conf").write_text("nameserver 192.0.2.1\n")
+            extra = []
+        prog = tmp_path / "dns.py"
+        prog.write_text(textwrap.dedent(RESOLVING))
+        pcap = tmp_path / "dns.pcap"
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), SYNACK_RUN_DIR=str(tmp_path))
+        r = subprocess.run([sys.executable, "-m", "synack.cli", "run", "--netns", ns,
+                            "--pcap", str(pcap), *extra, "--", "python", str(prog)],
+                           capture_output=True, text=True, env=env, timeout=120, check=False)
+        said = f"{r.stdout}\n{r.stderr}"
+        assert r.returncode == 0, said
+        assert "resolved 192.0.2.1" in r.stdout and "echo True" in r.stdout, said
+        assert "nxdomain True" in r.stdout, said
+        with PcapReader(pcap) as rd:
+            ips = [ip for rec in rd if (ip := ip_packet(rec)) is not None]
+        udp53 = [ip for ip in ips if ip[9] == 17 and 53 in struct.unpack_from(
+            "!HH", ip, (ip[0] & 15) * 4)]
+        assert udp53, "no UDP in synack's own capture: the lookup did not go through synack"
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+        if etc.exists():
+            for f in etc.iterdir():
+                f.unlink()
+            etc.rmdir()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def test_bad_nameserver_is_a_one_line_error(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    prog = tmp_path / "p.py"
+    prog.write_text("")
+    assert main(["run", "--nameserver", "dns.example", "--netns", "sa-never-made", "--",
+                 "python", str(prog)]) == 2
+    err = capsys.readouterr().err
+    assert "--nameserver 'dns.example' is not an IPv4 address" in err and \
+        err.count("\n") == 1, err

@@ -37,6 +37,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--pcap", metavar="FILE", help="record every packet in and out to FILE")
     p.add_argument("--trace", action="store_true",
                    help="print the program's connections' state changes on stderr")
+    p.add_argument("--nameserver", metavar="ADDR",
+                   help="DNS server (IPv4) asked over synack for names not in /etc/hosts "
+                        "(default: the first nameserver of /etc/netns/NS/resolv.conf with "
+                        "--netns NS, as `ip netns exec` shows it, else of /etc/resolv.conf; "
+                        "'none': numeric addresses and /etc/hosts only)")
     add_link_args(p)
     p.add_argument("program", nargs=argparse.REMAINDER,
                    help="after --: python PROG.py ARGS | python -m MODULE ARGS | "
@@ -77,12 +82,36 @@ def parse_program(argv: list[str]) -> tuple[str, str, list[str]]:
     return "script", first, words[1:]
 
 
+def pick_nameserver(given: str | None, netns: str | None) -> str | None:
+    """The resolver's server: ``given`` (checked: one-line ValueError), or the first IPv4
+    nameserver of the resolv.conf the program would see in its namespace, or None."""
+    import ipaddress
+
+    from synack.dns import nameserver_from_resolv_conf
+
+    if given is not None:
+        if given.lower() == "none":
+            return None
+        try:
+            return str(ipaddress.IPv4Address(given))
+        except ValueError:
+            raise ValueError(f"--nameserver {given!r} is not an IPv4 address (or 'none')"
+                             ) from None
+    if netns:
+        # ip-netns(8): a namespace's own /etc/netns/NAME/resolv.conf replaces the host's.
+        own = os.path.join("/etc/netns", netns, "resolv.conf")
+        if os.path.exists(own):
+            return nameserver_from_resolv_conf(own)
+    return nameserver_from_resolv_conf()
+
+
 def run(args: argparse.Namespace) -> int:
     """Open the link, swap the socket module, run the program, clean up."""
     from synack.api_host import Host
     from synack.run import install, run_program, uninstall
 
     kind, target, prog_args = parse_program(args.program)
+    nameserver = pick_nameserver(args.nameserver, getattr(args, "netns", None))
     log = StateLog(sys.stderr) if args.trace else None
     with running(args, f"run {os.path.basename(target)}") as live:
         # The stack keeps every state change until someone takes it: print (--trace) or
@@ -91,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
         # The program gets Python's own Ctrl-C (KeyboardInterrupt, every time); SIGTERM
         # still unwinds this with block, so the lab is removed.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        install(Host(live.stack, live.loop))
+        host = Host(live.stack, live.loop)
+        host.nameserver = nameserver
+        install(host)
         try:
             status = run_program(kind, target, prog_args)
         finally:
