@@ -372,20 +372,20 @@ def test_install_leaves_kernel_sockets_to_the_stdlib(host: Host,
 
 
 # ------------------------------------------------------------------ under synack run
-def _https_server(bench: Bench, cert: tuple[Path, Path], port: int = 8443) -> None:
-    """A kernel HTTPS server (http.server behind ssl) in the namespace, serving bench.www."""
+def _https_server(lab: Bench, cert: tuple[Path, Path], port: int = 8443) -> None:
+    """A kernel HTTPS server (http.server behind ssl) in the namespace, serving lab.www."""
     code = f"""
 import functools, http.server, ssl
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain({str(cert[1])!r}, {str(cert[0])!r})
 class Handler(http.server.SimpleHTTPRequestHandler):
     protocol_version = "HTTP/1.1"          # keep-alive: a second request on the connection
-handler = functools.partial(Handler, directory={str(bench.www)!r})
+handler = functools.partial(Handler, directory={str(lab.www)!r})
 srv = http.server.ThreadingHTTPServer(("0.0.0.0", {port}), handler)
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 """
-    bench.kernel(sys.executable, "-c", code, port=port)
+    lab.kernel(sys.executable, "-c", code, port=port)
 
 
 _CLIENTS = {
@@ -535,7 +535,7 @@ def test_https_server_under_synack_run(bench: Bench) -> None:  # noqa: F811
     """The stdlib's http.server with its listener wrapped server-side, on synack: the
     kernel's curl fetches over TLS (accept() hands out handshaken TLS sockets)."""
     cert = _make_cert(bench.tmp, SYNACK)
-    prog = bench.program(f"""
+    prog = bench.program("""
         import functools, http.server, ssl
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain("cert.pem", "key.pem")
