@@ -68,6 +68,7 @@ class TLSSocket(_sock.socket):
     _incoming: ssl.MemoryBIO
     _outgoing: ssl.MemoryBIO
     _unsent: bytes
+    _write_pending: int
     _header: bytearray
     _body_left: int
     _connected: bool
@@ -99,6 +100,7 @@ class TLSSocket(_sock.socket):
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._unsent = b""          # ciphertext the stack did not take yet (non-blocking)
+        self._write_pending = 0     # plaintext taken by a write that raised SSLWantWriteError
         self._header = bytearray()  # the part of the next record header received so far
         self._body_left = 0         # bytes of the current record still to receive
         self.server_side = server_side
@@ -235,6 +237,10 @@ class TLSSocket(_sock.socket):
                 raise
             if nonblock:
                 self._flush_soft(what)
+                if self._unsent and what in ("handshake", "shutdown"):
+                    # Done only once the peer can see it: the caller calls again, and
+                    # the call (now a no-op for OpenSSL) sends the rest.
+                    raise _would_block(ssl.SSLWantWriteError)
             else:
                 self._flush(end, nonblock, what)
             return result
@@ -408,11 +414,20 @@ class TLSSocket(_sock.socket):
         view = memoryview(data).cast("B")
         end, nonblock = self._deadline()
         if nonblock:
-            # Old ciphertext first (SSLWantWriteError while it cannot go), then one
-            # chunk taken and sent as far as the stack has room.
+            # OpenSSL's contract for a non-blocking SSL_write: a record that could not
+            # all be sent raises SSLWantWriteError, the caller calls again with the same
+            # data, and that call returns its length once the record is all sent. So a
+            # count returned means the ciphertext is in the stack.
+            if self._write_pending:
+                self._flush(end, True, "write")
+                n, self._write_pending = self._write_pending, 0
+                return n
             self._flush(end, True, "write")
-            n = self._run(lambda: obj.write(view[:_WRITE_CHUNK]), "write")
-            return int(n)
+            n = int(self._run(lambda: obj.write(view[:_WRITE_CHUNK]), "write"))
+            if self._unsent:
+                self._write_pending = n
+                raise _would_block(ssl.SSLWantWriteError)
+            return n
         done = 0
         while done < len(view):
             done += self._run(lambda at=done: obj.write(view[at:at + _WRITE_CHUNK]), "write")
