@@ -590,3 +590,44 @@ def test_https_server_under_synack_run(bench: Bench) -> None:  # noqa: F811
         assert _sha(got) == _sha(bench.blob)
     assert _finish(bench, p).split() == ["synack.tls"]
     bench.carried(8443, 3, sender=SYNACK)
+
+
+def test_ftplib_ftp_tls_under_synack_run(bench: Bench) -> None:  # noqa: F811
+    """ftplib.FTP_TLS (AUTH TLS on the control connection, PROT P data connections)
+    against pyftpdlib's TLS handler run by the kernel."""
+    pytest.importorskip("OpenSSL", reason="pyftpdlib's TLS needs pyOpenSSL (the test extra)")
+    cert = _make_cert(bench.tmp, KERNEL)
+    code = f"""
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import TLS_FTPHandler
+from pyftpdlib.servers import FTPServer
+auth = DummyAuthorizer()
+auth.add_anonymous({str(bench.www)!r}, perm="elradfmw")
+TLS_FTPHandler.certfile, TLS_FTPHandler.keyfile = {str(cert[1])!r}, {str(cert[0])!r}
+TLS_FTPHandler.tls_control_required = TLS_FTPHandler.tls_data_required = True
+TLS_FTPHandler.authorizer = auth
+FTPServer(("0.0.0.0", 2121), TLS_FTPHandler).serve_forever()
+"""
+    bench.kernel(sys.executable, "-c", code, port=2121)
+    upload = os.urandom(1_000_000)
+    (bench.tmp / "upload").write_bytes(upload)
+    prog = bench.program(f"""
+        import ftplib, hashlib, io, ssl
+        ctx = ssl.create_default_context(cafile="cert.pem")
+        ftp = ftplib.FTP_TLS(context=ctx, timeout=30)
+        ftp.connect("{KERNEL}", 2121)
+        ftp.login()
+        ftp.prot_p()
+        print(type(ftp.sock).__module__, ftp.sock.version(), isinstance(ftp.sock, ssl.SSLSocket))
+        buf = io.BytesIO()
+        ftp.retrbinary("RETR blob", buf.write)
+        print(hashlib.sha256(buf.getvalue()).hexdigest())
+        with open("upload", "rb") as f:
+            ftp.storbinary("STOR up.bin", f)
+        print("up.bin" in ftp.nlst())
+        ftp.quit()
+    """)
+    out = bench.run([str(prog)]).split()
+    assert out == ["synack.tls", "TLSv1.3", "True", _sha(bench.blob), "True"]
+    assert _sha((bench.www / "up.bin").read_bytes()) == _sha(upload)
+    bench.carried(None, 3)

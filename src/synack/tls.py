@@ -12,7 +12,10 @@ on a :class:`synack.socket.socket` fails. :class:`TLSSocket` is the stdlib's
 
 :func:`install` (``synack run`` calls it) patches ``ssl.SSLContext.wrap_socket``
 so that a synack socket gets a :class:`TLSSocket` and anything else the
-original; ``ssl.wrap_socket`` (3.11) calls the method, so it follows.
+original; ``ssl.wrap_socket`` (3.11) calls the method, so it follows. Under
+``synack run``, where ``ssl`` is imported after the swap and its ``SSLSocket``
+derives from synack's socket, the class handed out derives from ``ssl.SSLSocket``
+as well, so ``isinstance(sock, ssl.SSLSocket)`` holds as with the kernel.
 
 Theory of operation
 -------------------
@@ -48,6 +51,10 @@ __all__ = ["TLSSocket", "install", "uninstall", "wrap"]
 _HEADER = 5                     # TLS record header: type, version (2), length (2)
 _WRITE_CHUNK = 64 * 1024        # plaintext encrypted per step of a blocking send
 _originals: dict[Any, Any] = {}
+# The plain socket's methods, called by name rather than through super(): under
+# ``synack run`` the class handed out also derives from ssl.SSLSocket (see install),
+# whose methods must never run in between.
+_Plain = _sock.socket
 
 
 def _would_block(want: type[ssl.SSLError]) -> ssl.SSLError:
@@ -275,9 +282,9 @@ class TLSSocket(_sock.socket):
         try:
             rc: int | None = None
             if connect_ex:
-                rc = super().connect_ex(addr)
+                rc = _Plain.connect_ex(self, addr)
             else:
-                super().connect(addr)
+                _Plain.connect(self, addr)
             if not rc:
                 self._connected = True
                 if self.do_handshake_on_connect:
@@ -298,7 +305,7 @@ class TLSSocket(_sock.socket):
     def accept(self) -> tuple[Any, tuple[str, int]]:  # type: ignore[override]
         """A connection, wrapped server-side as this socket was (handshake included when
         do_handshake_on_connect), as the stdlib's SSLSocket.accept."""
-        newsock, addr = super().accept()
+        newsock, addr = _Plain.accept(self)
         return wrap(self._context, newsock, server_side=True,
                     do_handshake_on_connect=self.do_handshake_on_connect,
                     suppress_ragged_eofs=self.suppress_ragged_eofs), addr
@@ -440,12 +447,12 @@ class TLSSocket(_sock.socket):
                 raise ValueError(f"non-zero flags not allowed in calls to send() on "
                                  f"{self.__class__}")
             return self.write(data)
-        return super().send(data, flags)
+        return _Plain.send(self, data, flags)
 
     def sendall(self, data: Any, flags: int = 0) -> None:
         """Send all of ``data``."""
         if self._sslobj is None:
-            super().sendall(data, flags)
+            _Plain.sendall(self, data, flags)
             return
         if flags != 0:
             raise ValueError(f"non-zero flags not allowed in calls to sendall() on "
@@ -462,7 +469,7 @@ class TLSSocket(_sock.socket):
                 raise ValueError(f"non-zero flags not allowed in calls to recv() on "
                                  f"{self.__class__}")
             return bytes(self.read(bufsize))
-        return super().recv(bufsize, flags)
+        return _Plain.recv(self, bufsize, flags)
 
     def recv_into(self, buffer: Any, nbytes: int | None = None,  # type: ignore[override]
                   flags: int = 0) -> int:
@@ -475,25 +482,25 @@ class TLSSocket(_sock.socket):
                 raise ValueError(f"non-zero flags not allowed in calls to recv_into() on "
                                  f"{self.__class__}")
             return int(self.read(nbytes, buffer))
-        return super().recv_into(buffer, nbytes, flags)
+        return _Plain.recv_into(self, buffer, nbytes, flags)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> Any:
         """Refused over TLS, as the stdlib."""
         if self._sslobj is not None:
             raise ValueError(f"recvfrom not allowed on instances of {self.__class__}")
-        return super().recvfrom(bufsize, flags)
+        return _Plain.recvfrom(self, bufsize, flags)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> Any:
         """Refused over TLS, as the stdlib."""
         if self._sslobj is not None:
             raise ValueError(f"recvfrom_into not allowed on instances of {self.__class__}")
-        return super().recvfrom_into(buffer, nbytes, flags)
+        return _Plain.recvfrom_into(self, buffer, nbytes, flags)
 
     def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
         """Refused over TLS, as the stdlib."""
         if self._sslobj is not None:
             raise ValueError(f"sendto not allowed on instances of {self.__class__}")
-        return super().sendto(data, flags_or_address, address)
+        return _Plain.sendto(self, data, flags_or_address, address)
 
     def recvmsg(self, *args: Any, **kwargs: Any) -> Any:
         """Not over TLS, as the stdlib."""
@@ -511,18 +518,22 @@ class TLSSocket(_sock.socket):
     def shutdown(self, how: int) -> None:
         """Drop TLS (no close_notify, as the stdlib) and shut the TCP connection down."""
         self._sslobj = None
-        super().shutdown(how)
+        _Plain.shutdown(self, how)
 
     def _real_close(self) -> None:
         self._sslobj = None
-        super()._real_close()
+        _Plain._real_close(self)
+
+    def sendfile(self, file: Any, offset: int = 0, count: int | None = None) -> int:
+        """The file sent in blocks through :meth:`send` (encrypted), as the stdlib."""
+        return _Plain.sendfile(self, file, offset, count)
 
     def dup(self) -> Any:
         """Refused, as the stdlib's SSLSocket.dup."""
         raise NotImplementedError(f"Can't dup() {self.__class__.__name__} instances")
 
     def __repr__(self) -> str:
-        return super().__repr__().replace("<synack.socket.socket", "<synack.tls.TLSSocket", 1)
+        return _Plain.__repr__(self).replace("<synack.socket.socket", "<synack.tls.TLSSocket", 1)
 
 
 def wrap(context: ssl.SSLContext, sock: _sock.socket, server_side: bool = False,
@@ -530,8 +541,8 @@ def wrap(context: ssl.SSLContext, sock: _sock.socket, server_side: bool = False,
          server_hostname: str | bytes | None = None,
          session: ssl.SSLSession | None = None) -> TLSSocket:
     """``context.wrap_socket(sock, ...)`` for a synack socket."""
-    return TLSSocket._create(sock, context, server_side, do_handshake_on_connect,
-                             suppress_ragged_eofs, server_hostname, session)
+    return _tls_class._create(sock, context, server_side, do_handshake_on_connect,
+                              suppress_ragged_eofs, server_hostname, session)
 
 
 def install() -> None:
@@ -554,6 +565,14 @@ def install() -> None:
         return original(self, sock, server_side, do_handshake_on_connect,
                         suppress_ragged_eofs, server_hostname, session)
 
+    global _tls_class
+    if issubclass(ssl_mod.SSLSocket, _sock.socket):
+        # ssl imported after synack run's swap: its SSLSocket derives from synack's
+        # socket, so the wrapped sockets can be instances of it too, and the library
+        # code that asks isinstance(sock, ssl.SSLSocket) (ftplib's unwrap of a data
+        # connection, asyncio's refusals) sees what it would see with the kernel.
+        _tls_class = type("TLSSocket", (TLSSocket, ssl_mod.SSLSocket),
+                          {"__module__": __name__, "__doc__": TLSSocket.__doc__})
     wrap_socket.__doc__ = original.__doc__
     wrap_socket.__wrapped__ = original  # type: ignore[attr-defined]
     cls.wrap_socket = wrap_socket
@@ -561,6 +580,11 @@ def install() -> None:
 
 def uninstall() -> None:
     """Put back every ``SSLContext.wrap_socket`` :func:`install` replaced."""
+    global _tls_class
     for cls, original in _originals.items():
         cls.wrap_socket = original
     _originals.clear()
+    _tls_class = TLSSocket
+
+
+_tls_class: type[TLSSocket] = TLSSocket      # what wrap() makes (install may derive one)
