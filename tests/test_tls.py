@@ -164,6 +164,52 @@ def test_handshake_facts_and_big_transfer_both_ways(host: Host, cert: tuple[Path
     assert got == _sha(up) and server_side is True and shared
 
 
+def test_every_public_name_of_sslsocket() -> None:
+    assert [n for n in dir(ssl.SSLSocket)
+            if not n.startswith("_") and n not in dir(tls.TLSSocket)] == []
+
+
+def test_session_resumption(host: Host, cert: tuple[Path, Path]) -> None:
+    sctx, cctx = _server_ctx(cert), _client_ctx(cert)
+    reused = []
+    session = None
+    for _ in range(2):
+        srv = Server(host, sctx, lambda t: t.sendall(b"hello") or t.recv(10))
+        t = cctx.wrap_socket(_connect(host, srv.port), server_hostname="localhost",
+                             session=session)
+        assert t.recv(10) == b"hello"             # TLS 1.3: the ticket came before it
+        reused.append(t.session_reused)
+        session = t.session
+        t.sendall(b"bye")
+        t.close()
+        assert srv.join() == b"bye"
+    assert reused == [False, True]
+
+
+def test_full_duplex_from_two_threads(host: Host, cert: tuple[Path, Path]) -> None:
+    """One thread sends while another receives on the same TLS socket, both ends."""
+    up, down = os.urandom(BIG), os.urandom(BIG)
+
+    def duplex(t: Any, data: bytes, expect: int) -> str:
+        sender = threading.Thread(target=t.sendall, args=(data,), daemon=True)
+        sender.start()
+        h, got = hashlib.sha256(), 0
+        while got < expect:
+            chunk = t.recv(65536)
+            assert chunk, f"EOF after {got} bytes"
+            h.update(chunk)
+            got += len(chunk)
+        sender.join(30)
+        assert not sender.is_alive()
+        return h.hexdigest()
+
+    srv = Server(host, _server_ctx(cert), lambda t: duplex(t, down, len(up)))
+    t = _client_ctx(cert).wrap_socket(_connect(host, srv.port), server_hostname="localhost")
+    assert duplex(t, up, len(down)) == _sha(down)
+    assert srv.join() == _sha(up)
+    t.close()
+
+
 def test_makefile_lines(host: Host, cert: tuple[Path, Path]) -> None:
     lines = [f"line {i} {'x' * (i * 37 % 3000)}\n".encode() for i in range(500)]
 

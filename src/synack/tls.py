@@ -39,9 +39,13 @@ the bytes that follow the peer's close_notify are still there for plain
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import ssl
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any, Literal, overload
 
 from synack import socket as _sock
@@ -76,6 +80,9 @@ class TLSSocket(_sock.socket):
     _outgoing: ssl.MemoryBIO
     _unsent: bytes
     _write_pending: int
+    _send_lock: threading.Lock
+    _ssl_lock: threading.Lock
+    _recv_lock: threading.Lock
     _header: bytearray
     _body_left: int
     _connected: bool
@@ -108,6 +115,11 @@ class TLSSocket(_sock.socket):
         self._outgoing = ssl.MemoryBIO()
         self._unsent = b""          # ciphertext the stack did not take yet (non-blocking)
         self._write_pending = 0     # plaintext taken by a write that raised SSLWantWriteError
+        self._send_lock = threading.Lock()   # one thread drains the outgoing BIO at a time
+        self._recv_lock = threading.Lock()   # and one fills the incoming BIO
+        # OpenSSL works on the memory BIOs without the GIL: every SSLObject call and
+        # every BIO access is made under this lock (never held while waiting).
+        self._ssl_lock = threading.Lock()
         self._header = bytearray()  # the part of the next record header received so far
         self._body_left = 0         # bytes of the current record still to receive
         self.server_side = server_side
@@ -188,36 +200,78 @@ class TLSSocket(_sock.socket):
 
     def _flush(self, end: float | None, nonblock: bool, what: str) -> None:
         """Send the ciphertext the SSLObject wrote (SSLWantWriteError if the stack has
-        no room and the socket is non-blocking; the rest is kept for the next call)."""
-        if self._outgoing.pending:
-            self._unsent += self._outgoing.read()
+        no room and the socket is non-blocking; the rest is kept for the next call).
+
+        One thread at a time drains the outgoing BIO, in order; whatever another
+        thread encrypted meanwhile goes out with it (and is looked for again once the
+        lock is released, so nothing is left behind)."""
+        while True:
+            with self._hold(self._send_lock, end, nonblock, ssl.SSLWantWriteError, what):
+                self._drain(end, nonblock, what)
+            with self._ssl_lock:
+                if not self._outgoing.pending:
+                    return
+
+    def _drain(self, end: float | None, nonblock: bool, what: str) -> None:
         st = self._host.stack
-        while self._unsent:
+        while True:
+            with self._ssl_lock:
+                if self._outgoing.pending:
+                    self._unsent += self._outgoing.read()
             unsent = self._unsent
-            n = self._stack_call(lambda fd, now, data=unsent: st.send(fd, data, now=now), end, nonblock,
-                                 ssl.SSLWantWriteError, what)
+            if not unsent:
+                return
+            n = self._stack_call(lambda fd, now, data=unsent: st.send(fd, data, now=now),
+                                 end, nonblock, ssl.SSLWantWriteError, what)
             self._unsent = unsent[n:]
 
     def _flush_soft(self, what: str) -> None:
-        """Send what can go now without waiting (after reads, which may answer)."""
+        """Send what can go now without waiting, for the stack or for a thread that is
+        sending (which takes these bytes along). A reader never waits to send, so two
+        ends each blocked sending while they read (full duplex) cannot deadlock: what a
+        read answers (a TLS 1.3 KeyUpdate) is never needed for the peer to go on."""
         try:
             self._flush(None, True, what)
         except ssl.SSLWantWriteError:
             pass
 
+    @contextlib.contextmanager
+    def _hold(self, lock: Any, end: float | None, nonblock: bool,
+              want: type[ssl.SSLError], what: str) -> Iterator[None]:
+        """``lock`` within the call's deadline (at once, or the SSL want error)."""
+        if nonblock:
+            got = lock.acquire(blocking=False)
+        elif end is None:
+            got = lock.acquire()
+        else:
+            got = lock.acquire(timeout=max(end - time.monotonic(), 0.0))
+        if not got:
+            if nonblock:
+                raise _would_block(want)
+            raise TimeoutError(f"The {what} operation timed out")
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _fill(self, end: float | None, nonblock: bool, what: str) -> None:
         """Receive the rest of the current record's header or body into the incoming
         BIO, never beyond it; EOF is written to the BIO as EOF."""
+        with self._hold(self._recv_lock, end, nonblock, ssl.SSLWantReadError, what):
+            self._fill_locked(end, nonblock, what)
+
+    def _fill_locked(self, end: float | None, nonblock: bool, what: str) -> None:
         if self._incoming.eof:
             raise ssl.SSLEOFError(ssl.SSL_ERROR_EOF, "EOF occurred in violation of protocol")
         want = self._body_left or _HEADER - len(self._header)
         st = self._host.stack
         data: bytes = self._stack_call(lambda fd, now: st.recv(fd, want, now=now), end,
                                        nonblock, ssl.SSLWantReadError, what)
-        if not data:
-            self._incoming.write_eof()
-            return
-        self._incoming.write(data)
+        with self._ssl_lock:
+            if not data:
+                self._incoming.write_eof()
+                return
+            self._incoming.write(data)
         if self._body_left:
             self._body_left -= len(data)
             return
@@ -231,9 +285,13 @@ class TLSSocket(_sock.socket):
         end, nonblock = self._deadline()
         while True:
             try:
-                result = op()
+                with self._ssl_lock:
+                    result = op()
             except ssl.SSLWantReadError:
-                self._flush(end, nonblock, what)
+                if what == "read":
+                    self._flush_soft(what)
+                else:                        # the peer answers only what it has seen
+                    self._flush(end, nonblock, what)
                 self._fill(end, nonblock, what)
                 continue
             except ssl.SSLWantWriteError:
@@ -242,7 +300,7 @@ class TLSSocket(_sock.socket):
             except ssl.SSLError:
                 self._flush_soft(what)       # an alert for the peer, when there is one
                 raise
-            if nonblock:
+            if nonblock or what == "read":
                 self._flush_soft(what)
                 if self._unsent and what in ("handshake", "shutdown"):
                     # Done only once the peer can see it: the caller calls again, and
@@ -321,7 +379,8 @@ class TLSSocket(_sock.socket):
     def verify_client_post_handshake(self) -> None:
         """Ask a TLS 1.3 client for its certificate (sent with the next write)."""
         obj = self._obj()
-        obj.verify_client_post_handshake()
+        with self._ssl_lock:
+            obj.verify_client_post_handshake()
         self._flush_soft("write")
 
     @property
@@ -396,7 +455,11 @@ class TLSSocket(_sock.socket):
 
     def pending(self) -> int:
         """Decrypted bytes ready to read without touching the network."""
-        return self._sslobj.pending() if self._sslobj is not None else 0
+        obj = self._sslobj
+        if obj is None:
+            return 0
+        with self._ssl_lock:
+            return obj.pending()
 
     # ------------------------------------------------------------ data
     def read(self, len: int = 1024, buffer: Any = None) -> Any:
