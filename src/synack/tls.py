@@ -279,6 +279,16 @@ class TLSSocket(TLSPump):
             return None
         return self._sslobj.get_channel_binding(cb_type)
 
+    def get_verified_chain(self) -> Any:
+        """The verified certificate chain (Python 3.13's SSLSocket call)."""
+        obj: Any = self._obj()
+        return obj.get_verified_chain()
+
+    def get_unverified_chain(self) -> Any:
+        """The chain as the peer sent it (Python 3.13's SSLSocket call)."""
+        obj: Any = self._obj()
+        return obj.get_unverified_chain()
+
     def pending(self) -> int:
         """Decrypted bytes ready to read without touching the network."""
         obj = self._sslobj
