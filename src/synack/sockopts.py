@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 __all__ = ["get_option", "oserror", "set_option"]
 
+# Linux's numbers (include/uapi/asm-generic/socket.h, include/uapi/linux/tcp.h), for
+# the options the stdlib's socket module may not name.
+SO_MARK = 36
+SO_ZEROCOPY = 60
+TCP_USER_TIMEOUT = 18
+TCP_NOTSENT_LOWAT = 25
+TCP_INQ = 36
+
 
 def oserror(code: int, detail: str = "") -> OSError:
     """The stdlib's exception for ``code`` (OSError maps errno to the subclass)."""
@@ -52,10 +60,16 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.rcvbuf = max(2 * _need_int(ival), 2304)   # Linux doubles, min SOCK_MIN_RCVBUF
         elif option == _socket.SO_SNDBUF:
             o.sndbuf = max(2 * _need_int(ival), 4608)   # min SOCK_MIN_SNDBUF
+            if sock.conn is not None:
+                sock.conn.set_sndbuf(o.sndbuf)          # Linux: at once (sk_sndbuf is read live)
         elif option == _socket.SO_OOBINLINE:
             o.oobinline = bool(_need_int(ival))
             if sock.conn is not None and sock.conn.rcv is not None:
                 sock.conn.rcv.oobinline = o.oobinline
+        elif option == SO_ZEROCOPY:
+            o.zerocopy = bool(_ranged(_need_int(ival), 0, 1))   # Linux: 0 or 1, else EINVAL
+        elif option == SO_MARK:
+            o.mark = _need_int(ival) & 0xFFFFFFFF
         else:
             raise oserror(errno.ENOPROTOOPT)
     elif level == _socket.IPPROTO_TCP and option == _socket.TCP_CONGESTION:
@@ -86,6 +100,16 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.keepcnt = _ranged(v, 1, 127)
         elif option == _socket.TCP_MAXSEG:
             o.maxseg = _ranged(v, 88, 32767)
+        elif option == TCP_INQ:
+            o.inq = bool(_ranged(v, 0, 1))
+        elif option == TCP_NOTSENT_LOWAT:
+            o.notsent_lowat = v & 0xFFFFFFFF   # Linux stores it as u32
+            if sock.conn is not None:
+                sock.conn.push(now=now)        # Linux calls sk_write_space()
+        elif option == TCP_USER_TIMEOUT:
+            if v < 0:
+                raise oserror(errno.EINVAL, "TCP_USER_TIMEOUT must not be negative")
+            o.user_timeout = v
         else:
             raise oserror(errno.ENOPROTOOPT)
     else:
@@ -117,6 +141,10 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return o.sndbuf or c.triple("net.ipv4.tcp_wmem")[1]
         if option == _socket.SO_OOBINLINE:
             return int(o.oobinline)
+        if option == SO_ZEROCOPY:
+            return int(o.zerocopy)
+        if option == SO_MARK:
+            return o.mark
     elif level == _socket.IPPROTO_TCP:
         if option == _socket.TCP_NODELAY:
             return int(o.nodelay)
@@ -130,6 +158,12 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return sock.conn.mss if sock.conn else (o.maxseg or 536)
         if option == _socket.TCP_CORK:
             return int(o.cork)
+        if option == TCP_INQ:
+            return int(o.inq)
+        if option == TCP_NOTSENT_LOWAT:
+            return o.notsent_lowat or 0      # the per-socket value: 0 until set
+        if option == TCP_USER_TIMEOUT:
+            return o.user_timeout
         if option == _socket.TCP_CONGESTION:
             name = sock.conn.cc_name if sock.conn else (
                 o.congestion or str(c["net.ipv4.tcp_congestion_control"]))

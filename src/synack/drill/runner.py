@@ -440,7 +440,7 @@ class Runner:
             conn.remote_port = self.opts.connect_port
 
     def after_call(self, ev: ast.SyscallEvent, res: SyscallResult) -> None:
-        err = check_result(ev, res)
+        err = check_result(ev, res, self.fds)
         if err:
             raise self.fail(ev, f"runtime error in {ev.name} call: {err}")
         if ev.name in FD_RESULT and res.ret >= 0:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from synack.drill import sim_epoll
 from synack.drill.constants import SYMBOLS, errno_name
 from synack.drill.target import SysCall, SyscallResult, Unsupported
 from synack.tcp.state import State
@@ -143,6 +144,9 @@ def _connect(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _close(t: SimTarget, call: SysCall) -> SyscallResult:
     fd = t.sfd(call)
+    if sim_epoll.close(t, _int(call, 0)):
+        t.free_fd(_int(call, 0))
+        return SyscallResult(0)
     t.stack.close(fd, now=t.now)
     t.free_fd(_int(call, 0))
     return SyscallResult(0)
@@ -157,7 +161,7 @@ def _shutdown(t: SimTarget, call: SysCall) -> SyscallResult:
 
 def _send_flags(call: SysCall, flags: int) -> None:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_NOSIGNAL"] | S["MSG_OOB"] | S["MSG_MORE"]
-                    | S["MSG_EOR"])
+                    | S["MSG_EOR"] | S["MSG_ZEROCOPY"])
     if bad & S["MSG_FASTOPEN"]:
         raise Unsupported("unsupported: TCP Fast Open (MSG_FASTOPEN)")
     if bad:
@@ -177,7 +181,8 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
         try:
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
-                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]))
+                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]
+                                                | S["MSG_ZEROCOPY"]))
                 sent += n
                 if total == 0:
                     break
@@ -250,7 +255,9 @@ def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2))
 
 
-def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResult | Block:
+def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,
+                 post: Callable[[SyscallResult], SyscallResult] | None = None,
+                 ) -> SyscallResult | Block:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_OOB"])
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
@@ -267,7 +274,8 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResu
             t.collect()
         if data is None:
             return SyscallResult(-1, "EAGAIN") if nonblock else None
-        return SyscallResult(len(data), out={"data": data})
+        res = SyscallResult(len(data), out={"data": data})
+        return post(res) if post is not None else res
     first = attempt()
     return first if first is not None else Block(attempt)
 
@@ -293,7 +301,36 @@ def _readv(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 
 def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _read_common(t, call, _msg_len(call), _int(call, 2))
+    msg = _arg(call, 1)
+    if not isinstance(msg, dict) or "msg_iov" not in msg:
+        raise Unsupported(f"unsupported: {call.name} message {msg!r}")
+    flags = _int(call, 2)
+    fd = t.sfd(call)
+    has_control = "msg_control" in msg
+    if flags & S["MSG_ERRQUEUE"]:
+        # Linux ip_recv_error(): the entry's sock_extended_err (and offender) as an
+        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty.
+        ee = t.stack.recv_errqueue(fd)
+        cmsgs = [(S["SOL_IP"], S["IP_RECVERR"], ee.pack())] if has_control else []
+        mflags = S["MSG_ERRQUEUE"] | (0 if has_control else S["MSG_CTRUNC"])
+        return SyscallResult(0, out={"data": b"", "msg_flags": mflags, "cmsgs": cmsgs})
+    sock = t.stack.socks[fd]
+
+    def with_cmsgs(res: SyscallResult) -> SyscallResult:
+        if res.ret < 0:
+            return res
+        cmsgs: list[tuple[int, int, bytes]] = []
+        mflags = 0
+        if sock.opts.inq:
+            # Linux tcp_recvmsg(): TCP_CM_INQ after every successful read.
+            if has_control:
+                cmsgs.append((S["SOL_TCP"], S["TCP_CM_INQ"],
+                              struct.pack("=i", t.stack.inq(fd))))
+            else:
+                mflags |= S["MSG_CTRUNC"]
+        return SyscallResult(res.ret, res.errno, {**res.out, "msg_flags": mflags,
+                                                  "cmsgs": cmsgs})
+    return _read_common(t, call, _iov_len(call, msg["msg_iov"]), flags, with_cmsgs)
 
 
 # --- options and control ---------------------------------------------------------------
@@ -420,4 +457,6 @@ _CALLS: dict[str, Callable[[SimTarget, SysCall], SyscallResult | Block]] = {
     "read": _read, "recv": _recv, "recvfrom": _recv, "readv": _readv, "recvmsg": _recvmsg,
     "setsockopt": _setsockopt, "getsockopt": _getsockopt, "fcntl": _fcntl, "ioctl": _ioctl,
     "getsockname": _getname, "getpeername": _getname, "poll": _poll,
+    "epoll_create": sim_epoll.epoll_create, "epoll_create1": sim_epoll.epoll_create,
+    "epoll_ctl": sim_epoll.epoll_ctl, "epoll_wait": sim_epoll.epoll_wait,
 }

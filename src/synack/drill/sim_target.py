@@ -18,8 +18,10 @@ from pathlib import Path
 from synack.config import Sysctl
 from synack.drill.constants import SYMBOLS
 from synack.drill.sim_calls import Block, do_call
+from synack.drill.sim_epoll import Watch
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
+from synack.host import errqueue
 from synack.stack import Stack
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep, StateStep, Step, render
@@ -50,6 +52,7 @@ class SimTarget:
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
         self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent)
+        self.epoll = Watch()
 
     # --- descriptors -----------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class SimTarget:
         for p in self.stack.transmit(now=self.now):
             self.out.append((self.now, p))
             self._step("left", p)
+        self.epoll.scan(self)
 
     def _step(self, side: str, packet: bytes) -> None:
         try:
@@ -212,6 +216,8 @@ class SimTarget:
                         mask |= S["POLLOUT"] | S["POLLWRNORM"]
                 if c.error is not None and not sock.error_reported:
                     mask |= S["POLLERR"]
+            if errqueue.pending_error(sock):
+                mask |= S["POLLERR"]          # sk_error_queue not empty (tcp_poll)
         return mask & (events | S["POLLERR"] | S["POLLHUP"] | S["POLLNVAL"])
 
     def shell(self, command: str) -> str | None:

@@ -10,6 +10,7 @@ import socket as _socket
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.host import errqueue
 from synack.host.records import ORPHAN, SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
@@ -23,6 +24,7 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 _MSG_OOB = int(_socket.MSG_OOB)
 _MSG_EOR = int(_socket.MSG_EOR)
 _MSG_MORE = 0x8000   # socket.MSG_MORE (Linux)
+MSG_ZEROCOPY = 0x4000000   # Linux's; the stdlib has no name for it
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
@@ -221,9 +223,11 @@ class SocketCallsMixin:
              flags: int = 0) -> int:
         """Queue bytes; returns how many were taken. Raises when nothing can be.
 
-        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data; and
+        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data;
         ``MSG_EOR``: no later data joins these bytes' last segment (Linux: the skb is
-        marked ``eor`` and never appended to).
+        marked ``eor`` and never appended to); ``MSG_ZEROCOPY``: with ``SO_ZEROCOPY``
+        set, a completion goes on the error queue once the bytes are acknowledged
+        (:mod:`synack.host.errqueue`); without it the flag is ignored, as Linux does.
         """
         sock = self._sock(fd)
         conn = sock.conn
@@ -238,10 +242,13 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
+        start = conn.snd.data_end
         n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR),
                       more=bool(flags & _MSG_MORE))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
+            errqueue.on_send(sock, start, sq.add(start, n))
         self._collect_key(conn, now)
         return n
 
@@ -271,6 +278,23 @@ class SocketCallsMixin:
         if conn.eof or conn.rd_shut or conn.state is _CLOSED:
             return b""
         return None
+
+    def recv_errqueue(self: Stack, fd: int) -> errqueue.ExtErr:
+        """``recvmsg(MSG_ERRQUEUE)``: the oldest error-queue entry (Linux
+        ``sock_recv_errqueue()``); BlockingIOError (EAGAIN) when the queue is empty."""
+        got = errqueue.pop(self._sock(fd))
+        if got is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return got
+
+    def inq(self: Stack, fd: int) -> int:
+        """The TCP_CM_INQ value after a read (Linux ``tcp_inq_hint()``): bytes still
+        unread, plus one for a FIN received (so 1 at the end of the stream)."""
+        conn = self._sock(fd).conn
+        rcv = conn.rcv if conn is not None else None
+        if rcv is None:
+            return 0
+        return len(rcv.ready) + (1 if rcv.fin_received else 0)
 
     def shutdown(self: Stack, fd: int, how: int, *, now: int) -> None:
         """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
@@ -390,4 +414,11 @@ class SocketCallsMixin:
             return False
         if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return False
-        return c.snd.space() > 0 or c.state not in _CAN_SEND or c.error is not None
+        if c.state not in _CAN_SEND or c.error is not None:
+            return True
+        if c.snd.space() <= 0:
+            return False
+        # Linux tcp_stream_memory_free(sk, wake=1): under TCP_NOTSENT_LOWAT, writable
+        # once twice the unsent bytes are below the mark.
+        lowat = c.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        return 2 * c.snd.unsent() < lowat

@@ -85,6 +85,11 @@ class SockOpts:
     cork: bool = False               # TCP_CORK
     congestion: str | None = None    # TCP_CONGESTION
     oobinline: bool = False          # SO_OOBINLINE
+    zerocopy: bool = False           # SO_ZEROCOPY
+    mark: int = 0                    # SO_MARK (kept, not used: synack does no routing)
+    inq: bool = False                # TCP_INQ: recvmsg() adds a TCP_CM_INQ cmsg
+    notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT, bytes
+    user_timeout: int = 0            # TCP_USER_TIMEOUT, ms (0: off)
 
     def copy(self) -> SockOpts:
         """A record of one's own, to change."""
@@ -128,12 +133,12 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
-        "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
+        "persist_backoff", "pmtu", "probe_start", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
         "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
         "snd_max_capacity", "soft_error", "state", "timers", "total_retrans", "trace",
-        "tso_max", "wr_shut",
+        "tso_max", "ut_start", "wr_shut",
     ) + ("fd", "timer_at")         # the host's (see __init__)
 
     def __init__(
@@ -202,6 +207,10 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
         self.rtt_time = 0
         self.persist_backoff = 0
+        # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
+        # retransmitted, icsk_probes_tstamp for zero-window probes).
+        self.ut_start: int | None = None
+        self.probe_start: int | None = None
         self.cwnd_limited = False
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
@@ -475,13 +484,59 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             if not room:
                 return 0
             data = data[:room]
-        n = self.snd.write(data, eor=eor, more=more)
+        lowat = self.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        if lowat < 0xFFFFFFFF:
+            n = self._send_lowat(data, lowat, now, eor=eor, more=more)
+        else:
+            n = self.snd.write(data, eor=eor, more=more)
+            if n:
+                self.mem_sync()
         if n:
-            self.mem_sync()
             if oob:
                 self.snd.snd_up = self.snd.data_end
             self._output(now)
         return n
+
+    def size_goal(self) -> int:
+        """Bytes per skb a write fills before starting the next (Linux
+        tcp_xmit_size_goal(): 64 KB, at most half the largest window seen, whole MSS)."""
+        goal = 65536 - 1 - 320              # GSO_LEGACY_MAX_SIZE - 1 - MAX_TCP_HEADER
+        half = self.snd.max_wnd >> 1 if self.snd.max_wnd > 536 else self.snd.max_wnd
+        if half and goal > half:
+            goal = half
+        return max(goal // self.mss * self.mss, self.mss)
+
+    def _send_lowat(self, data: bytes | bytearray | memoryview, lowat: int, now: int, *,
+                    eor: bool, more: bool) -> int:
+        """A write under TCP_NOTSENT_LOWAT, as tcp_sendmsg_locked() makes it: bytes go
+        into the unsent tail skb while it has room; a new skb is started only while
+        fewer than ``lowat`` bytes are unsent (tcp_stream_memory_free()), and each full
+        skb is pushed before the next is started."""
+        snd = self.snd
+        goal = self.size_goal()
+        view = memoryview(data)
+        taken = 0
+        while taken < len(view):
+            unsent = snd.unsent()
+            fill = unsent % goal
+            if not fill and unsent >= lowat:
+                break
+            piece = view[taken:taken + goal - fill]
+            last = taken + len(piece) == len(view)
+            n = snd.write(piece, eor=eor and last, more=more and last)
+            if not n:
+                break
+            taken += n
+            self.mem_sync()
+            if not last:
+                self._output(now)
+        return taken
+
+    def set_sndbuf(self, sndbuf: int) -> None:
+        """SO_SNDBUF set on a live connection: the new size holds at once and is locked
+        (Linux reads sk_sndbuf on every write and stops tcp_sndbuf_expand())."""
+        cap = shared(max(sndbuf // 2, 1))
+        self.snd.capacity = self.snd_max_capacity = cap
 
     def set_congestion(self, name: str, *, now: int) -> None:
         """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""

@@ -324,6 +324,7 @@ class InputMixin:
             if snd.snd_wnd > 0 and self.timers.persist is not None:
                 self.timers.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
+                self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
         data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
         self.delivered += data_acked + newly_sacked
         if acked or newly_sacked or dupack:
@@ -364,7 +365,7 @@ class InputMixin:
             self.backoff = 0
         snd.on_ack(ack)
         self.retransmits = 0
-        self.retrans_stamp = None
+        self.retrans_stamp = self.ut_start = None
         if snd.in_flight() > 0:
             self.timers.rtx = now + self.rtt.backed_off(self.backoff)
         else:
