@@ -184,11 +184,9 @@ class OutputMixin:
             edge, record = rec_end, True         # a record's end: nothing crosses it
             segs = min(segs, rec_end // mss)
         else:
-            for mark in snd.push_marks:
-                off = sq.diff(mark, nxt)
-                if off > 0:
-                    segs = min(segs, -(-off // mss))
-                    break
+            mark = snd.mark_after(nxt)
+            if mark is not None:
+                segs = min(segs, -(-sq.diff(mark, nxt) // mss))
         length = segs * mss
         tail = edge - length
         if 0 < tail < mss and segs < quota and edge <= room \
@@ -225,10 +223,8 @@ class OutputMixin:
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
         end = sq.add(seq, n)
         flags = ACK
-        marks = snd.push_marks
-        while marks and sq.le(marks[0], seq):
-            marks.popleft()                  # passed: only the next write end matters
-        if push or n > self.mss or (marks and sq.le(marks[0], end)):
+        mark = snd.mark_after(seq)           # kept until acked: retransmissions too
+        if push or n > self.mss or (mark is not None and sq.le(mark, end)):
             flags |= PSH
         if fin:
             flags |= FIN
