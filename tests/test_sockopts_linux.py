@@ -10,17 +10,31 @@ from __future__ import annotations
 import errno
 
 import pytest
-from transcript import R_ISN, established_client, established_server
+from transcript import (
+    LOCAL,
+    LPORT,
+    R_ISN,
+    REMOTE,
+    RPORT,
+    Peer,
+    established_client,
+    established_server,
+    listening,
+    new_stack,
+    quiet,
+)
 
 from synack.host.calls import MSG_ZEROCOPY
 from synack.host.errqueue import SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY
 from synack.sockopts import SO_MARK, SO_ZEROCOPY, TCP_INQ, TCP_NOTSENT_LOWAT, TCP_USER_TIMEOUT
 from synack.stack import Stack
 from synack.tcp.state import State
-from synack.wire.tcp import ACK, FIN, PSH
+from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
+from synack.wire.tcp import ACK, FIN, PSH, SYN
 
-IPPROTO_TCP = 6
-SOL_SOCKET = 1
+IPPROTO_IP, IPPROTO_TCP, SOL_SOCKET = 0, 6, 1
+IP_TOS, SO_RCVLOWAT = 1, 18
+TCP_DEFER_ACCEPT, TCP_WINDOW_CLAMP, TCP_QUICKACK = 9, 10, 12
 SEC = 1_000_000
 
 
@@ -165,12 +179,13 @@ def test_notsent_lowat_limits_a_write_and_writability():
 def test_notsent_lowat_sysctl_is_the_default():
     """Linux tcp_notsent_lowat(): the socket's value, else net.ipv4.tcp_notsent_lowat
     (default 4294967295: no limit)."""
-    stack, fd, peer, conn = _big_sndbuf_server()
+    stack, fd, _, _ = _big_sndbuf_server()
     assert stack.cfg["net.ipv4.tcp_notsent_lowat"] == 2**32 - 1
-    assert stack.send(fd, bytes(20_000), now=0) == 20_000
-    stack2, fd2, peer2, conn2 = _big_sndbuf_server()
+    assert stack.send(fd, bytes(200_000), now=0) == 200_000
+    stack2, fd2, _, conn2 = _big_sndbuf_server()
     stack2.cfg.set("net.ipv4.tcp_notsent_lowat", 1000)
     assert stack2.send(fd2, bytes(200_000), now=0) < 200_000
+    assert conn2.snd.unsent() >= 1000 and not stack2.writable(fd2)
 
 
 # ---------------------------------------------------------------- TCP_USER_TIMEOUT
@@ -217,7 +232,7 @@ def test_user_timeout_ends_zero_window_probing():
 def test_sndbuf_on_a_connected_socket_takes_effect_at_once():
     """Linux: sk_sndbuf is read on every write, so SO_SNDBUF set on an established
     connection bounds the next write (and stops tcp_sndbuf_expand())."""
-    stack, fd, peer = established_server()
+    stack, fd, _peer = established_server()
     stack.setsockopt(fd, SOL_SOCKET, 7, 8192)       # SO_SNDBUF: stored doubled
     assert stack.getsockopt(fd, SOL_SOCKET, 7) == 16384
     assert stack.send(fd, bytes(100_000), now=0) == 8192
@@ -236,3 +251,123 @@ def test_retransmitted_write_end_keeps_its_psh():
     assert [s.flags & PSH for s in first] == [PSH, PSH]
     again = [s for _t, s in peer.run_until(2 * SEC)]
     assert again and again[0].seq == first[0].seq and again[0].flags & PSH
+
+
+# ---------------------------------------------------------------- TCP_QUICKACK
+
+def test_quickack_zero_delays_acks_and_one_sends_the_pending_ack():
+    """Linux __tcp_sock_set_quickack(): 0 enters ping-pong mode, so data is ACKed by
+    the delayed-ACK timer; 1 leaves it and, with an ACK pending and the data read,
+    sends that ACK at once. getsockopt says 1 when not in ping-pong mode."""
+    stack, fd, peer = established_server()
+    assert stack.getsockopt(fd, IPPROTO_TCP, TCP_QUICKACK) == 1
+    stack.setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, 0)
+    assert stack.getsockopt(fd, IPPROTO_TCP, TCP_QUICKACK) == 0
+    conn = stack.connection(fd)
+    assert conn is not None
+    una = conn.snd.iss + 1
+    assert peer.send(seq=R_ISN + 1, ack=una, flags=ACK | PSH, payload=b"q" * 100,
+                     now=1000) == []                 # delayed
+    assert stack.recv(fd, 100, now=2000) == b"q" * 100
+    assert peer.out(2000) == []
+    stack.setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, 1, now=3000)
+    (ack,) = peer.out(3000)
+    assert ack.flags == ACK and ack.ack == R_ISN + 101
+
+
+# ---------------------------------------------------------------- TCP_WINDOW_CLAMP
+
+def test_window_clamp_bounds_the_syn_window_and_later_windows():
+    """Linux tcp_select_initial_window(): the SYN's window and its window scale come
+    from at most TCP_WINDOW_CLAMP; tcp_set_window_clamp() raises a clamp below
+    SOCK_MIN_RCVBUF / 2 to that, and refuses 0 on a connected socket (EINVAL)."""
+    stack = new_stack()
+    fd = stack.socket()
+    stack.setsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, 5000)
+    assert stack.getsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP) == 5000
+    stack.bind(fd, (LOCAL, LPORT))
+    stack.connect_ex(fd, (REMOTE, RPORT), now=0)
+    peer = Peer(stack)
+    (syn,) = peer.out()
+    assert syn.window <= 5000 and not syn.wscale
+    (ack,) = peer.send(seq=R_ISN, ack=syn.seq + 1, flags=SYN | ACK, mss=1000, now=10_000)
+    assert ack.window <= 5000
+    got = peer.send(seq=R_ISN + 1, ack=syn.seq + 1, flags=ACK | PSH, payload=b"w" * 1000,
+                    now=20_000)
+    assert got and all(s.window <= 5000 for s in got)
+    with pytest.raises(OSError) as exc:
+        stack.setsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, 0)
+    assert exc.value.errno == errno.EINVAL
+    stack.setsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, 100)
+    assert stack.getsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP) == 1152
+
+
+# ---------------------------------------------------------------- SO_RCVLOWAT
+
+def test_rcvlowat_sets_when_a_socket_is_readable():
+    """Linux tcp_stream_is_readable(): POLLIN once SO_RCVLOWAT bytes are queued (or
+    the peer closed); a non-blocking read still returns what is there. 0 means 1,
+    and a negative value is capped at half of tcp_rmem[2] (tcp_set_rcvlowat())."""
+    stack, fd, peer = established_server()
+    stack.setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, 1000)
+    assert stack.getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT) == 1000
+    conn = stack.connection(fd)
+    assert conn is not None
+    una = conn.snd.iss + 1
+    peer.send(seq=R_ISN + 1, ack=una, flags=ACK | PSH, payload=b"r" * 600, now=1000)
+    assert not stack.readable(fd)
+    peer.send(seq=R_ISN + 601, ack=una, flags=ACK | PSH, payload=b"s" * 600, now=2000)
+    assert stack.readable(fd)
+    assert len(stack.recv(fd, 1100, now=3000)) == 1100
+    assert not stack.readable(fd)                      # 100 left, below the mark
+    assert stack.recv(fd, 1000, now=3000) == b"s" * 100  # non-blocking: what is there
+    stack.setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, 0)
+    assert stack.getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT) == 1
+    stack.setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, -1)
+    assert stack.getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT) == \
+        stack.cfg.triple("net.ipv4.tcp_rmem")[2] // 2
+
+
+# ---------------------------------------------------------------- IP_TOS
+
+def test_ip_tos_marks_every_packet_and_keeps_the_ecn_bits():
+    """Linux do_ip_setsockopt(IP_TOS) on a TCP socket: the DSCP part is the socket's,
+    the two ECN bits stay the stack's; every packet carries it; a listener's value
+    is its children's (their SYN,ACK too)."""
+    stack, lfd, peer = listening()
+    stack.setsockopt(lfd, IPPROTO_IP, IP_TOS, 0x10 | 0x3)
+    assert stack.getsockopt(lfd, IPPROTO_IP, IP_TOS) == 0x10
+    stack.receive(build_tcp_packet(REMOTE, LOCAL, peer.seg(seq=R_ISN, flags=SYN, mss=1460)),
+                  now=0)
+    (packet,) = stack.transmit(now=0)
+    ip, synack = parse_tcp_packet(packet)
+    assert synack.flags == SYN | ACK and ip.tos == 0x10
+    peer.send(seq=R_ISN + 1, ack=synack.seq + 1, flags=ACK, now=1000)
+    fd, _ = stack.accept(lfd)
+    stack.send(fd, b"t" * 10, now=2000)
+    (packet,) = stack.transmit(now=2000)
+    assert parse_tcp_packet(packet)[0].tos == 0x10
+
+
+# ---------------------------------------------------------------- TCP_DEFER_ACCEPT
+
+def test_defer_accept_waits_for_data_after_the_handshake():
+    """Linux TCP_DEFER_ACCEPT: the seconds become SYN,ACK timeouts (secs_to_retrans(),
+    read back rounded up: 5 s -> 3 timeouts -> 7 s); the handshake's bare ACK is
+    dropped (TcpExtTCPDeferAcceptDrop) and no SYN,ACK is resent until the period's last
+    timeout (syn_ack_recalc()); the first data completes the connection."""
+    stack, lfd, peer = listening()
+    stack.setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, 5)
+    assert stack.getsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT) == 7
+    (synack,) = peer.send(seq=R_ISN, flags=SYN, mss=1460)
+    assert peer.send(seq=R_ISN + 1, ack=synack.seq + 1, flags=ACK, now=1000) == []
+    assert stack.cfg.mib["TcpExtTCPDeferAcceptDrop"] == 1
+    with pytest.raises(BlockingIOError):
+        stack.accept(lfd)
+    quiet(peer, 6 * SEC)                              # timeouts at 1 s and 3 s: silent
+    again = peer.run_until(8 * SEC)                   # the third, at 7 s: a last chance
+    assert [s.flags for _t, s in again] == [SYN | ACK]
+    peer.send(seq=R_ISN + 1, ack=synack.seq + 1, flags=ACK | PSH, payload=b"GET /",
+              now=9 * SEC)
+    fd, _ = stack.accept(lfd)
+    assert stack.recv(fd, 100, now=9 * SEC) == b"GET /"

@@ -110,6 +110,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
+        self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
         self.ports = PortTable()
         # Descriptors whose readability or writability may have changed because of a
@@ -275,12 +276,12 @@ class Stack(ListenMixin, SocketCallsMixin):
         return t
 
     # ------------------------------------------------------------ internals
-    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0) -> None:
+    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
+            csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
@@ -339,8 +340,9 @@ class Stack(ListenMixin, SocketCallsMixin):
         if conn.outbox:
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
+            tos = conn.opts.tos              # IP_TOS
             for seg in conn.outbox:
-                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0)
+                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0, tos)
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:

@@ -266,6 +266,8 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,
     nonblock = script_fd in t.nonblock or bool(flags & S["MSG_DONTWAIT"])
 
     def attempt() -> SyscallResult | None:
+        if not nonblock and _below_lowat(t, fd, n):
+            return None
         try:
             data = t.stack.recv_some(fd, n, now=t.now, flags=flags & S["MSG_OOB"])
         except OSError as exc:
@@ -278,6 +280,17 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,
         return post(res) if post is not None else res
     first = attempt()
     return first if first is not None else Block(attempt)
+
+
+def _below_lowat(t: SimTarget, fd: int, n: int) -> bool:
+    """A blocking read waits for SO_RCVLOWAT bytes (at most the read's size), unless the
+    stream ended or failed (Linux tcp_recvmsg_locked(): target = sock_rcvlowat())."""
+    sock = t.stack.socks.get(fd)
+    c = sock.conn if sock is not None else None
+    if c is None or c.rcv is None or sock is None or sock.opts.rcvlowat <= 1:
+        return False
+    return (0 < c.recv_q < min(sock.opts.rcvlowat, n) and not c.rcv.fin_received
+            and c.error is None and c.state is not State.CLOSED)
 
 
 def _read_null(t: SimTarget, call: SysCall) -> SyscallResult | None:

@@ -68,7 +68,7 @@ class Watch:
 
     def __init__(self) -> None:
         self.instances: dict[int, Epoll] = {}       # script epfd -> instance
-        self.seen: dict[int, tuple[object, ...]] = {}
+        self.seen: dict[int, tuple[object, ...] | None] = {}
 
     def signature(self, t: SimTarget, fd: int) -> tuple[object, ...] | None:
         sfd = t.fdmap.get(fd)

@@ -210,7 +210,7 @@ class SimTarget:
                 if c.eof or c.rd_shut:
                     mask |= S["POLLIN"] | S["POLLRDNORM"] | S["POLLRDHUP"]
                 if c.state not in (State.SYN_SENT, State.SYN_RECEIVED):
-                    if c.recv_q:
+                    if c.recv_q >= sock.opts.rcvlowat:      # tcp_stream_is_readable()
                         mask |= S["POLLIN"] | S["POLLRDNORM"]
                     if c.wr_shut or self.stack.writable(sfd):
                         mask |= S["POLLOUT"] | S["POLLWRNORM"]

@@ -396,14 +396,19 @@ class SocketCallsMixin:
         return rows
 
     def readable(self: Stack, fd: int) -> bool:
-        """recv()/accept() would not raise BlockingIOError."""
+        """recv()/accept() would not raise BlockingIOError (poll's POLLIN): with
+        SO_RCVLOWAT, once that many bytes are queued or the peer has closed (Linux
+        tcp_stream_is_readable())."""
         sock = self._sock(fd)
         if sock.listener is not None:
             return bool(sock.listener.accept_queue)
         c = sock.conn
         if c is None:
             return False
-        return bool(c.recv_q or c.eof or c.state is State.CLOSED or
+        q = c.recv_q
+        if q and (q >= sock.opts.rcvlowat or c.rcv is not None and c.rcv.fin_received):
+            return True
+        return bool(c.eof or c.state is State.CLOSED or
                     (c.error is not None and not sock.error_reported))
 
     def writable(self: Stack, fd: int) -> bool:

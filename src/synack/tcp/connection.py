@@ -90,6 +90,11 @@ class SockOpts:
     inq: bool = False                # TCP_INQ: recvmsg() adds a TCP_CM_INQ cmsg
     notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT, bytes
     user_timeout: int = 0            # TCP_USER_TIMEOUT, ms (0: off)
+    window_clamp: int = 0            # TCP_WINDOW_CLAMP, bytes (0: none)
+    rcvlowat: int = 1                # SO_RCVLOWAT, bytes
+    tos: int = 0                     # IP_TOS (the ECN bits are the stack's)
+    defer_accept: int = 0            # TCP_DEFER_ACCEPT, in SYN,ACK retransmissions
+    freebind: bool = False           # IP_FREEBIND
 
     def copy(self) -> SockOpts:
         """A record of one's own, to change."""
@@ -172,6 +177,10 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rcv_capacity = shared(max(self.rcvbuf // 2, 1))
         self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else shared(
             max(rmem[2] // 2, 1))
+        if opts.window_clamp:
+            # Linux tcp_select_initial_window(): the window never exceeds the clamp.
+            self.rcv_capacity = shared(min(self.rcv_capacity, opts.window_clamp))
+            self.rcv_max_capacity = shared(min(self.rcv_max_capacity, opts.window_clamp))
         self.snd_max_capacity = shared(
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
@@ -193,7 +202,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.neg = Negotiated(
             timestamps=cfg.int("net.ipv4.tcp_timestamps") == 1,
             sack=cfg.int("net.ipv4.tcp_sack") == 1,
-            rcv_wscale=_wscale_for(opts.rcvbuf or rmem[2])
+            rcv_wscale=_wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
             if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None,
             ts_offset=ts_offset)
         self.ackp = AckPolicy(self.mss)
@@ -537,6 +546,36 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         (Linux reads sk_sndbuf on every write and stops tcp_sndbuf_expand())."""
         cap = shared(max(sndbuf // 2, 1))
         self.snd.capacity = self.snd_max_capacity = cap
+
+    def set_window_clamp(self, clamp: int) -> None:
+        """TCP_WINDOW_CLAMP on a live connection (Linux tcp_set_window_clamp()): the
+        receive window is bounded by ``clamp`` from now on; a smaller clamp shrinks
+        what may be offered next (rcv_ssthresh), never the right edge already offered."""
+        rmem = self.cfg.triple("net.ipv4.tcp_rmem")
+        bound = self.rcvbuf // 2 if self.opts.rcvbuf else rmem[2] // 2
+        self.rcv_max_capacity = shared(max(min(bound, clamp), 1))
+        self.rcv_capacity = shared(min(self.rcv_capacity, self.rcv_max_capacity))
+        rcv = self.rcv
+        if rcv is not None:
+            rcv.max_capacity = self.rcv_max_capacity
+            rcv.capacity = min(rcv.capacity, self.rcv_max_capacity)
+
+    def set_quickack(self, val: int, *, now: int) -> None:
+        """TCP_QUICKACK (Linux __tcp_sock_set_quickack()): 0 enters ping-pong mode
+        (ACKs wait for a reply or the delayed-ACK timer); non-zero leaves it and, when an
+        ACK is pending and everything received has been read, sends it now
+        (tcp_cleanup_rbuf() with ICSK_ACK_PUSHED); an even value re-enters ping-pong."""
+        ackp = self.ackp
+        if not val:
+            ackp.pingpong = True
+            return
+        ackp.pingpong = False
+        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and ackp.deadline is not None:
+            if not self.recv_q:
+                self.now = now
+                self._send_ack()
+            if not val & 1:
+                ackp.pingpong = True
 
     def set_congestion(self, name: str, *, now: int) -> None:
         """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""

@@ -41,6 +41,8 @@ class InputMixin:
 
     # Set here as well as in Connection.__init__; declared so that mypy types them alike.
     retrans_stamp: int | None
+    ut_start: int | None
+    probe_start: int | None
     rtt_seq: int | None
     persist_backoff: int
 

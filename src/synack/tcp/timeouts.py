@@ -34,6 +34,8 @@ class TimeoutsMixin:
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     error: int | None
     retrans_stamp: int | None
+    ut_start: int | None
+    probe_start: int | None
     rtt_seq: int | None
 
     def next_deadline(self: Connection) -> int | None:
@@ -105,7 +107,7 @@ class TimeoutsMixin:
         if user_timeout:
             # Linux retransmits_timed_out() with icsk_user_timeout: it replaces the
             # tcp_retries2 / tcp_orphan_retries bound.
-            if self.retransmits and now - self.ut_start >= user_timeout:
+            if self.retransmits and now - (self.ut_start or 0) >= user_timeout:
                 self._fail(self._timeout_errno(), now, Event.TIMEOUT, "TCP_USER_TIMEOUT")
                 return
         else:
