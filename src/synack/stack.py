@@ -372,7 +372,8 @@ class Stack(ListenMixin, SocketCallsMixin):
             bits = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok).bits
+                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok,
+                ts_recent=conn.neg.ts_recent, ts_offset=conn.neg.ts_offset).bits
             self.timewait[key] = bits
             self.timers.add_timewait(bits)
             self.ports.tw_add(key[1])

@@ -51,11 +51,15 @@ class SocketCallsMixin:
         self.socks[fd] = Sock(fd)
         return fd
 
-    def _port_in_use(self: Stack, ip: str, port: int) -> bool:
+    def _port_in_use(self: Stack, ip: str, port: int, *, reuse: bool = False) -> bool:
+        """Another socket holds ``ip:port``. With ``reuse`` (SO_REUSEADDR on the socket
+        binding), a socket that also has it and is not listening does not count (Linux
+        inet_bind_conflict(): sk_reuse on both and sk2 not in TCP_LISTEN)."""
         for s in self.ports.on(port):
             if (s.local and s.local[1] == port
                     and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
-                    and (s.conn is None or s.conn.state is not State.CLOSED)):
+                    and (s.conn is None or s.conn.state is not State.CLOSED)
+                    and not (reuse and s.reuseaddr and s.listener is None)):
                 return True
         return False
 
@@ -72,7 +76,7 @@ class SocketCallsMixin:
             raise OverflowError("bind(): port must be 0-65535.")
         if port == 0:
             port = self._ephemeral(None)
-        elif self._port_in_use(ip, port) or (
+        elif self._port_in_use(ip, port, reuse=sock.reuseaddr) or (
             not sock.reuseaddr and port in self.ports.timewait):
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
@@ -111,7 +115,9 @@ class SocketCallsMixin:
             conn = lst.accept_queue.popleft()
             fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
             self._next_fd = fd + 1
-            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+            # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
+            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
+                         reuseaddr=sock.reuseaddr)
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd

@@ -134,7 +134,9 @@ class InputMixin:
             return
         self.last_rcv = now
         self.probes_out = 0
+        recent = None
         if ts is not None and neg.ts_ok:
+            recent = (neg.ts_recent, neg.ts_recent_stamp)
             neg.update_recent(seg, self.last_ack_sent, now)
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
@@ -181,13 +183,14 @@ class InputMixin:
             if self.wr_shut and not snd.fin_queued:
                 self._queue_fin(now)
             state = self.state
-        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF:   # sq.gt(seg.ack, snd_max)
-            # Acks something not yet sent: dropped with a challenge ACK (Linux tcp_ack()).
+        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
+                (seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+            # Acks something not yet sent, or too old to be plausible (RFC 5961 5.2,
+            # sq.lt(ack, snd_una - max_wnd)): dropped with a challenge ACK, and its TSval
+            # is not TS.Recent (Linux tcp_ack() returns before tcp_replace_ts_recent()).
+            if recent is not None:
+                neg.ts_recent, neg.ts_recent_stamp = recent
             self._send_challenge_ack(now)
-            return
-        elif ((seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
-            # sq.lt(seg.ack, snd_una - max_wnd), inline
-            self._send_challenge_ack(now)    # RFC 5961 5.2: too old to be plausible
             return
         else:
             self._process_ack(seg, wnd, now)

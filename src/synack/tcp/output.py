@@ -102,7 +102,9 @@ class OutputMixin:
             if rec_end is not None and rec_end < cap:
                 cap = rec_end                    # a record's last piece goes alone
             budget = rec.budget(una, nxt, smax)
-            if budget <= 0 and not probe:
+            # Linux tcp_cwnd_test(): not strict about cwnd for the final FIN (the last
+            # segment, one MSS at most, that carries it).
+            if budget <= 0 and not probe and not (fin_due and left <= mss):
                 self.cwnd_limited = True
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
