@@ -26,7 +26,14 @@ from transcript import (
 
 from synack.host.calls import MSG_ZEROCOPY
 from synack.host.errqueue import SO_EE_CODE_ZEROCOPY_COPIED, SO_EE_ORIGIN_ZEROCOPY
-from synack.sockopts import SO_MARK, SO_ZEROCOPY, TCP_INQ, TCP_NOTSENT_LOWAT, TCP_USER_TIMEOUT
+from synack.sockopts import (
+    SO_MARK,
+    SO_TIMESTAMPING,
+    SO_ZEROCOPY,
+    TCP_INQ,
+    TCP_NOTSENT_LOWAT,
+    TCP_USER_TIMEOUT,
+)
 from synack.stack import Stack
 from synack.tcp.state import State
 from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
@@ -371,3 +378,48 @@ def test_defer_accept_waits_for_data_after_the_handshake():
               now=9 * SEC)
     fd, _ = stack.accept(lfd)
     assert stack.recv(fd, 100, now=9 * SEC) == b"GET /"
+
+
+# ---------------------------------------------------------------- SO_TIMESTAMPING
+
+def test_timestamping_reports_the_last_byte_of_each_write():
+    """Linux tcp_tx_timestamp() marks the last byte of a write; __skb_tstamp_tx()
+    queues SCHED and SND reports when it is sent and an ACK report when it is
+    acknowledged (origin SO_EE_ORIGIN_TIMESTAMPING, errno ENOMSG, ee_data the byte's
+    number from SND.UNA at the time OPT_ID was set); OPT_ID on an unconnected socket
+    is EINVAL, and so is an unknown flag."""
+    from synack.host.errqueue import (
+        ENOMSG,
+        SCM_TSTAMP_ACK,
+        SCM_TSTAMP_SCHED,
+        SCM_TSTAMP_SND,
+        SO_EE_ORIGIN_TIMESTAMPING,
+    )
+    flags = 0x100 | 0x2 | 0x200 | 0x10 | 0x80   # TX_SCHED|TX_SOFTWARE|TX_ACK|SOFTWARE|OPT_ID
+    stack = Stack(LOCAL)
+    fresh = stack.socket()
+    with pytest.raises(OSError) as exc:
+        stack.setsockopt(fresh, SOL_SOCKET, SO_TIMESTAMPING, flags)
+    assert exc.value.errno == errno.EINVAL
+    stack, fd, peer = established_server()
+    with pytest.raises(OSError) as exc:
+        stack.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, 1 << 30)
+    assert exc.value.errno == errno.EINVAL
+    stack.setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, flags)
+    assert stack.getsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING) == flags
+    stack.setsockopt(fd, IPPROTO_TCP, 1, 1)           # TCP_NODELAY: both writes go at once
+    stack.send(fd, b"a" * 2000, now=5000)
+    stack.send(fd, b"b" * 2000, now=5000)
+    peer.out(5000)
+    _ack(peer, stack, fd, 4000, now=15_000)
+    got = []
+    while True:
+        try:
+            ee = stack.recv_errqueue(fd)
+        except BlockingIOError:
+            break
+        assert (ee.errno, ee.origin) == (ENOMSG, SO_EE_ORIGIN_TIMESTAMPING)
+        got.append((ee.info, ee.data, ee.stamp_us))
+    assert got == [(SCM_TSTAMP_SCHED, 1999, 5000), (SCM_TSTAMP_SND, 1999, 5000),
+                   (SCM_TSTAMP_SCHED, 3999, 5000), (SCM_TSTAMP_SND, 3999, 5000),
+                   (SCM_TSTAMP_ACK, 1999, 15_000), (SCM_TSTAMP_ACK, 3999, 15_000)]

@@ -28,6 +28,7 @@ __all__ = ["get_option", "oserror", "set_option"]
 # the options the stdlib's socket module may not name.
 SO_MARK = 36
 SO_ZEROCOPY = 60
+SO_TIMESTAMPING = 37
 TCP_USER_TIMEOUT = 18
 TCP_NOTSENT_LOWAT = 25
 TCP_INQ = 36
@@ -76,6 +77,9 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.rcvlowat = min(2**31 - 1 if v < 0 else v, cap) or 1
         elif option == SO_ZEROCOPY:
             o.zerocopy = bool(_ranged(_need_int(ival), 0, 1))   # Linux: 0 or 1, else EINVAL
+        elif option == SO_TIMESTAMPING:
+            from synack.host import errqueue
+            errqueue.set_timestamping(sock, _need_int(ival))
         elif option == SO_MARK:
             o.mark = _need_int(ival) & 0xFFFFFFFF
         else:
@@ -177,6 +181,8 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return o.rcvlowat
         if option == SO_MARK:
             return o.mark
+        if option == SO_TIMESTAMPING:
+            return sock.errq.ts_flags if sock.errq is not None else 0
     elif level == _socket.IPPROTO_IP:
         if option == _socket.IP_TOS:
             return o.tos

@@ -32,6 +32,7 @@ from collections import Counter, deque
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.host import errqueue
 from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
@@ -111,6 +112,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
         self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
+        self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
         self.ports = PortTable()
         # Descriptors whose readability or writability may have changed because of a
@@ -350,6 +352,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             conn.changes = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
+        if self.tstamping and conn in self.tstamping and not errqueue.tx_events(
+                self.tstamping[conn], now):
+            del self.tstamping[conn]
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state

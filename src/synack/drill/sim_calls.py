@@ -325,8 +325,14 @@ def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
         # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty.
         ee = t.stack.recv_errqueue(fd)
         cmsgs = [(S["SOL_IP"], S["IP_RECVERR"], ee.pack())] if has_control else []
-        mflags = S["MSG_ERRQUEUE"] | (0 if has_control else S["MSG_CTRUNC"])
-        return SyscallResult(0, out={"data": b"", "msg_flags": mflags, "cmsgs": cmsgs})
+        if ee.origin == S["SO_EE_ORIGIN_TIMESTAMPING"] and has_control:
+            # __sock_recv_timestamp(): SCM_TIMESTAMPING comes before IP_RECVERR.
+            cmsgs.insert(0, (S["SOL_SOCKET"], S["SCM_TIMESTAMPING"], ee.scm_timestamping()))
+        n = _iov_len(call, msg["msg_iov"])
+        mflags = S["MSG_ERRQUEUE"] | (0 if has_control else S["MSG_CTRUNC"]) \
+            | (S["MSG_TRUNC"] if ee.payload > n else 0)
+        return SyscallResult(min(n, ee.payload), out={"data": bytes(min(n, ee.payload)),
+                                                      "msg_flags": mflags, "cmsgs": cmsgs})
     sock = t.stack.socks[fd]
 
     def with_cmsgs(res: SyscallResult) -> SyscallResult:

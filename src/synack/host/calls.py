@@ -255,6 +255,9 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
             errqueue.on_send(sock, start, sq.add(start, n))
+        if sock.errq is not None and errqueue.on_send_ts(sock, sq.add(start, n)):
+            self.tstamping[conn] = sock
+            errqueue.tx_events(sock, now)   # what went out in this very write
         self._collect_key(conn, now)
         return n
 

@@ -32,10 +32,18 @@ from synack.tcp.state import State
 if TYPE_CHECKING:
     from synack.host.records import Sock
 
+SO_EE_ORIGIN_TIMESTAMPING = 4
 SO_EE_ORIGIN_ZEROCOPY = 5
 SO_EE_CODE_ZEROCOPY_COPIED = 1
 IP_RECVERR = 11
 SOL_IP = 0
+ENOMSG = 42
+# SO_TIMESTAMPING (include/uapi/linux/net_tstamp.h) and the report types (SCM_TSTAMP_*).
+SOF_TX_SOFTWARE, SOF_SOFTWARE, SOF_OPT_ID = 1 << 1, 1 << 4, 1 << 7
+SOF_TX_SCHED, SOF_TX_ACK, SOF_OPT_TSONLY = 1 << 8, 1 << 9, 1 << 11
+SOF_MASK = (1 << 18) - 1                   # every flag Linux 6.x knows
+SOF_TX_ANY = SOF_TX_SOFTWARE | SOF_TX_SCHED | SOF_TX_ACK
+SCM_TSTAMP_SND, SCM_TSTAMP_SCHED, SCM_TSTAMP_ACK = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -48,6 +56,13 @@ class ExtErr:
     code: int = SO_EE_CODE_ZEROCOPY_COPIED
     info: int = 0
     data: int = 0
+    stamp_us: int | None = None   # a timestamp report's software time (SCM_TIMESTAMPING)
+    payload: int = 0              # bytes of the packet that come with it (MSG_TRUNC)
+
+    def scm_timestamping(self) -> bytes:
+        """``struct scm_timestamping``: the software time, then two zero timespecs."""
+        us = self.stamp_us or 0
+        return struct.pack("=qqqqqq", us // 1_000_000, us % 1_000_000 * 1000, 0, 0, 0, 0)
 
     def pack(self) -> bytes:
         """The cmsg data of ``IP_RECVERR``: the struct and an empty offender address."""
@@ -70,6 +85,9 @@ class ErrQueue:
     pending: deque[_Call] = field(default_factory=deque)
     queue: deque[ExtErr] = field(default_factory=deque)
     wakes: int = 0    # notifications made: each one is a wakeup (sk_error_report)
+    ts_flags: int = 0             # SO_TIMESTAMPING
+    ts_key: int = 0               # sk_tskey: SND.UNA when SOF_TIMESTAMPING_OPT_ID was set
+    ts_marks: deque[list[int]] = field(default_factory=deque)   # [last byte's seq, sent]
 
 
 def of(sock: Sock) -> ErrQueue:
@@ -130,3 +148,72 @@ def pop(sock: Sock) -> ExtErr | None:
     if q is None or not q.queue:
         return None
     return q.queue.popleft()
+
+
+# ---------------------------------------------------------------- SO_TIMESTAMPING
+def set_timestamping(sock: Sock, flags: int) -> None:
+    """SO_TIMESTAMPING (Linux sock_set_timestamping()): EINVAL for an unknown flag, or
+    OPT_ID on a TCP socket that is closed or listening; OPT_ID newly set numbers bytes
+    from SND.UNA (sk_tskey)."""
+    if flags & ~SOF_MASK or flags < 0:
+        raise OSError(22, "Invalid argument")
+    q = of(sock)
+    if flags & SOF_OPT_ID and not q.ts_flags & SOF_OPT_ID:
+        conn = sock.conn
+        if conn is None or conn.state in (State.CLOSED, State.LISTEN):
+            raise OSError(22, "Invalid argument")
+        q.ts_key = conn.snd.snd_una
+    q.ts_flags = flags
+
+
+def on_send_ts(sock: Sock, end: int) -> bool:
+    """A write with TX timestamps asked for ended at ``end``: its last byte is marked
+    (Linux tcp_tx_timestamp() on the tail skb); a mark not sent yet moves to it, as the
+    skb it sits in grew. True when the socket now waits for reports."""
+    q = sock.errq
+    if q is None or not q.ts_flags & SOF_TX_ANY:
+        return False
+    last = sq.add(end, -1)
+    conn = sock.conn
+    if q.ts_marks and not q.ts_marks[-1][1] and conn is not None \
+            and sq.ge(q.ts_marks[-1][0], conn.snd.snd_nxt):
+        q.ts_marks[-1][0] = last
+    else:
+        q.ts_marks.append([last, 0])
+    return True
+
+
+def tx_events(sock: Sock, now: int) -> bool:
+    """Reports due for marked bytes now (Linux __skb_tstamp_tx()): SCHED and SND once
+    the byte is first sent, ACK once it is acknowledged (tcp_ack_tstamp()). False once
+    no mark is left."""
+    q, conn = sock.errq, sock.conn
+    if q is None or conn is None:
+        return False
+    if conn.state is State.CLOSED:
+        q.ts_marks.clear()                   # the skbs are freed without a report
+        return False
+    snd = conn.snd
+    for mark in q.ts_marks:
+        if mark[1]:
+            continue
+        if not sq.gt(snd.snd_max, mark[0]):
+            break
+        mark[1] = 1
+        if q.ts_flags & SOF_TX_SCHED:
+            _report(q, SCM_TSTAMP_SCHED, mark[0], now, conn.mss)
+        if q.ts_flags & SOF_TX_SOFTWARE:
+            _report(q, SCM_TSTAMP_SND, mark[0], now, conn.mss)
+    while q.ts_marks and sq.gt(snd.snd_una, q.ts_marks[0][0]):
+        key = q.ts_marks.popleft()[0]
+        if q.ts_flags & SOF_TX_ACK:
+            _report(q, SCM_TSTAMP_ACK, key, now, conn.mss)
+    return bool(q.ts_marks)
+
+
+def _report(q: ErrQueue, kind: int, seq: int, now: int, size: int) -> None:
+    key = sq.diff(seq, q.ts_key) & 0xFFFFFFFF if q.ts_flags & SOF_OPT_ID else 0
+    q.queue.append(ExtErr(errno=ENOMSG, origin=SO_EE_ORIGIN_TIMESTAMPING, code=0, info=kind,
+                          data=key, stamp_us=now if q.ts_flags & SOF_SOFTWARE else None,
+                          payload=0 if q.ts_flags & SOF_OPT_TSONLY else size))
+    q.wakes += 1
