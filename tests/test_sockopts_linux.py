@@ -423,3 +423,21 @@ def test_timestamping_reports_the_last_byte_of_each_write():
     assert got == [(SCM_TSTAMP_SCHED, 1999, 5000), (SCM_TSTAMP_SND, 1999, 5000),
                    (SCM_TSTAMP_SCHED, 3999, 5000), (SCM_TSTAMP_SND, 3999, 5000),
                    (SCM_TSTAMP_ACK, 1999, 15_000), (SCM_TSTAMP_ACK, 3999, 15_000)]
+
+
+def test_zerocopy_send_of_many_buffers_splits_at_17_fragments():
+    """Linux skb_zerocopy_iter_stream(): each buffer of a MSG_ZEROCOPY sendmsg is a page
+    fragment, at most MAX_SKB_FRAGS (17) to an skb; a full skb gets PSH and the next
+    starts a new segment. The call is still one notification (gtests zerocopy/maxfrags)."""
+    stack, fd, peer = established_server()
+    stack.setsockopt(fd, SOL_SOCKET, SO_ZEROCOPY, 1)
+    assert stack.send(fd, bytes(18), now=0, flags=MSG_ZEROCOPY, iov=[1] * 18) == 18
+    (first,) = peer.out()
+    assert len(first.payload) == 17 and first.flags & PSH
+    (second,) = _ack(peer, stack, fd, 17, now=1000)     # Nagle held it until this ACK
+    assert len(second.payload) == 1 and second.flags & PSH
+    _ack(peer, stack, fd, 18, now=2000)
+    assert _errs(stack, fd) == [(0, 0)]
+    stack.send(fd, bytes(18), now=3000, iov=[1] * 18)   # not zerocopy: one segment
+    (plain,) = peer.out(3000)
+    assert len(plain.payload) == 18

@@ -168,7 +168,8 @@ def _send_flags(call: SysCall, flags: int) -> None:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
 
 
-def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> SyscallResult | Block:
+def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
+                  iov: list[int] | None = None) -> SyscallResult | Block:
     _send_flags(call, flags)
     script_fd = _int(call, 0)
     fd = t.sfd(call)
@@ -182,7 +183,8 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
                                  flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]
-                                                | S["MSG_ZEROCOPY"]))
+                                                | S["MSG_ZEROCOPY"]),
+                                 iov=iov if not sent else None)
                 sent += n
                 if total == 0:
                     break
@@ -252,7 +254,10 @@ def _msg_len(call: SysCall) -> int:
 
 
 def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2))
+    msg = _arg(call, 1)
+    iov = msg.get("msg_iov") if isinstance(msg, dict) else None
+    lens = [_iov_len(call, [item]) for item in iov] if isinstance(iov, list) else None
+    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), lens)
 
 
 def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,

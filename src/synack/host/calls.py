@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
@@ -32,6 +33,27 @@ _CLOSED = State.CLOSED
 
 if TYPE_CHECKING:
     from synack.stack import Stack
+
+
+MAX_SKB_FRAGS = 17
+
+
+def _send_frags(conn: Connection, data: bytes | bytearray | memoryview, iov: Sequence[int],
+                now: int, flags: int) -> int:
+    """A zerocopy write of many buffers: MAX_SKB_FRAGS of them to a segment, each full
+    one ending its segment with PSH (tcp_mark_push()), as a record end does here."""
+    view = memoryview(data)
+    off = 0
+    for i in range(0, len(iov), MAX_SKB_FRAGS):
+        last = i + MAX_SKB_FRAGS >= len(iov)
+        size = sum(iov[i:i + MAX_SKB_FRAGS])
+        got = conn.send(view[off:off + size], now=now, oob=bool(last and flags & _MSG_OOB),
+                        eor=not last or bool(flags & _MSG_EOR),
+                        more=bool(last and flags & _MSG_MORE))
+        off += got
+        if got < size:
+            break
+    return off
 
 
 class SocketCallsMixin:
@@ -226,7 +248,7 @@ class SocketCallsMixin:
             raise _oserror(conn.error)
 
     def send(self: Stack, fd: int, data: bytes | bytearray | memoryview, *, now: int,
-             flags: int = 0) -> int:
+             flags: int = 0, iov: Sequence[int] | None = None) -> int:
         """Queue bytes; returns how many were taken. Raises when nothing can be.
 
         ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data;
@@ -234,6 +256,9 @@ class SocketCallsMixin:
         marked ``eor`` and never appended to); ``MSG_ZEROCOPY``: with ``SO_ZEROCOPY``
         set, a completion goes on the error queue once the bytes are acknowledged
         (:mod:`synack.host.errqueue`); without it the flag is ignored, as Linux does.
+        ``iov``: the lengths of sendmsg()'s buffers: a MSG_ZEROCOPY send pins each as a
+        page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
+        skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
         sock = self._sock(fd)
         conn = sock.conn
@@ -249,8 +274,11 @@ class SocketCallsMixin:
         if not data:
             return 0
         start = conn.snd.data_end
-        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR),
-                      more=bool(flags & _MSG_MORE))
+        if flags & MSG_ZEROCOPY and sock.opts.zerocopy and iov and len(iov) > MAX_SKB_FRAGS:
+            n = _send_frags(conn, data, iov, now, flags)
+        else:
+            n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB),
+                          eor=bool(flags & _MSG_EOR), more=bool(flags & _MSG_MORE))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
