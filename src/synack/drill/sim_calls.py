@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from synack.drill import sim_epoll
+from synack.drill import sim_epoll, sim_files
 from synack.drill.constants import SYMBOLS, errno_name
 from synack.drill.target import SysCall, SyscallResult, Unsupported
 from synack.tcp.state import State
@@ -144,7 +144,7 @@ def _connect(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _close(t: SimTarget, call: SysCall) -> SyscallResult:
     fd = t.sfd(call)
-    if sim_epoll.close(t, _int(call, 0)):
+    if sim_epoll.close(t, _int(call, 0)) or sim_files.close(t, _int(call, 0)):
         t.free_fd(_int(call, 0))
         return SyscallResult(0)
     t.stack.close(fd, now=t.now)
@@ -483,4 +483,6 @@ _CALLS: dict[str, Callable[[SimTarget, SysCall], SyscallResult | Block]] = {
     "getsockname": _getname, "getpeername": _getname, "poll": _poll,
     "epoll_create": sim_epoll.epoll_create, "epoll_create1": sim_epoll.epoll_create,
     "epoll_ctl": sim_epoll.epoll_ctl, "epoll_wait": sim_epoll.epoll_wait,
+    "open": sim_files.open_, "sendfile": sim_files.sendfile, "pipe": sim_files.pipe,
+    "splice": sim_files.splice,
 }

@@ -19,6 +19,7 @@ from synack.config import Sysctl
 from synack.drill.constants import SYMBOLS
 from synack.drill.sim_calls import Block, do_call
 from synack.drill.sim_epoll import Watch
+from synack.drill.sim_files import OpenFile
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
 from synack.host import errqueue
@@ -53,6 +54,7 @@ class SimTarget:
         self.steps: list[Step] = []
         self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent)
         self.epoll = Watch()
+        self.files: dict[int, OpenFile] = {}     # script fd -> open file or pipe end
 
     # --- descriptors -----------------------------------------------------------------
 

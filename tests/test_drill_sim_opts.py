@@ -1,0 +1,103 @@
+"""``synack drill`` in simulation: the calls issue 10 added (epoll, recvmsg's control
+messages and MSG_ERRQUEUE, open/sendfile with the shell's files, pipe/splice), each
+as Linux behaves, and the runner checking what packetdrill checks of them."""
+
+from pathlib import Path
+
+from test_drill_sim import LISTEN, fails, passes
+
+ACCEPTED = LISTEN + "   +0 accept(3, ..., ...) = 4\n"
+
+
+def test_epoll_level_edge_and_oneshot(tmp_path: Path) -> None:
+    """Linux fs/eventpoll.c: level-triggered items are reported while ready; edge-
+    triggered ones once per wakeup (new data is one); one-shot ones once until
+    EPOLL_CTL_MOD re-arms them; EPOLLEXCLUSIVE with EPOLLONESHOT is EINVAL."""
+    passes(tmp_path, ACCEPTED + """\
+   +0 epoll_create(1) = 5
+   +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN, fd=4}) = 0
+   +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0
+   +0 < P. 1:101(100) ack 1 win 257
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+   +0 epoll_ctl(5, EPOLL_CTL_MOD, 4, {events=EPOLLIN|EPOLLET, fd=4}) = 0
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+   +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0
+   +0 < P. 101:201(100) ack 1 win 257
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+   +0 epoll_ctl(5, EPOLL_CTL_MOD, 4, {events=EPOLLIN|EPOLLONESHOT, fd=4}) = 0
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+   +0 < P. 201:301(100) ack 1 win 257
+   +0 epoll_wait(5, {events=0, ptr=0}, 1, 0) = 0
+   +0 epoll_ctl(5, EPOLL_CTL_DEL, 4, ...) = 0
+   +0 epoll_ctl(5, EPOLL_CTL_DEL, 4, ...) = -1 ENOENT (No such file or directory)
+   +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLEXCLUSIVE|EPOLLONESHOT, fd=4}) = -1 EINVAL (Invalid argument)
+   +0 close(5) = 0
+""")
+
+
+def test_epoll_wait_events_are_checked(tmp_path: Path) -> None:
+    out = fails(tmp_path, ACCEPTED + """\
+   +0 epoll_create(1) = 5
+   +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT, fd=4}) = 0
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+""")
+    assert "epoll_event->events does not match: expected: 0x1 actual: 0x4" in out.message
+
+
+def test_recvmsg_inq_cmsg_is_checked(tmp_path: Path) -> None:
+    """TCP_CM_INQ: the bytes left after the read; a wrong expectation fails."""
+    body = ACCEPTED + """\
+   +0 setsockopt(4, SOL_TCP, TCP_INQ, [1], 4) = 0
+   +0 < P. 1:1001(1000) ack 1 win 257
+   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 600}], msg_flags=0,
+                  msg_control=[{cmsg_level=SOL_TCP, cmsg_type=TCP_CM_INQ,
+                                cmsg_data=%d}]}, 0) = 600
+"""
+    passes(tmp_path, body % 400)
+    out = fails(tmp_path, body % 401)
+    assert "Bad cmsg 0 data: expected: 401 actual: 400" in out.message
+
+
+def test_errqueue_empty_is_eagain_then_a_zerocopy_completion(tmp_path: Path) -> None:
+    passes(tmp_path, ACCEPTED + """\
+   +0 setsockopt(4, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0
+   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{...,0}], msg_flags=MSG_ERRQUEUE,
+                  msg_control=[]}, MSG_ERRQUEUE) = -1 EAGAIN (Resource temporarily unavailable)
+   +0 send(4, ..., 1000, MSG_ZEROCOPY) = 1000
+   +0 > P. 1:1001(1000) ack 1
+   +0 poll([{fd=4, events=POLLIN, revents=0}], 1, 0) = 0
+   +0 < . 1:1(0) ack 1001 win 257
+   +0 poll([{fd=4, events=POLLIN, revents=POLLERR}], 1, 0) = 1
+   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{...,0}], msg_flags=MSG_ERRQUEUE,
+                  msg_control=[{cmsg_level=SOL_IP, cmsg_type=IP_RECVERR,
+                                cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY,
+                                           ee_type=0, ee_code=SO_EE_CODE_ZEROCOPY_COPIED,
+                                           ee_info=0, ee_data=0}}]}, MSG_ERRQUEUE) = 0
+""")
+
+
+def test_sendfile_of_a_file_the_shell_made(tmp_path: Path) -> None:
+    """rm -f and dd act on the simulated host's files; open() of a missing one is
+    ENOENT; sendfile() sends the file's bytes."""
+    passes(tmp_path, "0 `/bin/rm -f /tmp/f; /bin/dd bs=1 count=7 if=/dev/zero of=/tmp/f "
+                     "status=none`\n" + ACCEPTED.replace("    0 socket", "   +0 socket") + """\
+   +0 open("/tmp/nothing", O_RDONLY) = -1 ENOENT (No such file or directory)
+   +0 open("/tmp/f", O_RDONLY) = 5
+   +0 sendfile(4, 5, [0], 7) = 7
+   +0 > P. 1:8(7) ack 1
+   +0 close(5) = 0
+""")
+
+
+def test_splice_stops_at_the_urgent_mark(tmp_path: Path) -> None:
+    """Linux tcp_splice_read(): the urgent byte next and nothing before it: 0, not a
+    block (the gtests splice loop test)."""
+    passes(tmp_path, ACCEPTED + """\
+   +0 pipe([5, 6]) = 0
+   +0 < U. 1:101(100) ack 1 win 257 urg 100
+   +0 splice(4, NULL, 6, NULL, 50, 0) = 50
+   +0 splice(4, NULL, 6, NULL, 99, 0) = 49
+   +0 splice(4, NULL, 6, NULL, 1, 0) = 0
+   +0 close(6) = 0
+""")
