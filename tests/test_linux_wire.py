@@ -6,9 +6,22 @@ from __future__ import annotations
 import errno
 
 import pytest
-from transcript import LOCAL, LPORT, R_ISN, conn_state, established_server, listening
+from transcript import (
+    L_ISN,
+    LOCAL,
+    LPORT,
+    R_ISN,
+    REMOTE,
+    RPORT,
+    Peer,
+    conn_state,
+    established_server,
+    listening,
+    new_stack,
+)
 
 from synack.stack import SHUT_RDWR
+from synack.tcp.info import tcp_info
 from synack.tcp.state import State
 from synack.wire.tcp import ACK, FIN, SYN
 
@@ -99,3 +112,28 @@ def test_time_wait_reacks_a_retransmitted_fin_with_timestamps():
                          timestamps=(400, fin.timestamps[0]), now=300_200)
     assert again.flags == ACK and again.ack == R_ISN + 2 and again.seq == fin.seq + 1
     assert again.timestamps == ((fin.timestamps[0] + 200) & 0xFFFFFFFF, 300)
+
+
+def test_tcp_info_counts_busy_and_rwnd_limited_time():
+    """Linux tcp_chrono_*: busy from the first byte queued until all is acknowledged,
+    rwnd-limited while the peer's window keeps the next segment back; tcpi_busy_time
+    is their sum, tcpi_rwnd_limited the window's part (gtests tcp-info-rwnd-limited)."""
+    stack = new_stack()
+    fd = stack.socket()
+    stack.bind(fd, (LOCAL, LPORT))
+    stack.connect_ex(fd, (REMOTE, RPORT), now=0)
+    peer = Peer(stack)
+    peer.out()
+    peer.send(seq=R_ISN, ack=L_ISN + 1, flags=SYN | ACK, mss=1000, window=0, now=10_000)
+    conn = stack.connection(fd)
+    assert conn is not None
+    assert tcp_info(conn, 10_000).tcpi_busy_time == 0
+    stack.send(fd, b"x" * 1000, now=10_000)
+    assert peer.out(10_000) == []                      # the window is shut
+    info = tcp_info(conn, 110_000)
+    assert (info.tcpi_busy_time, info.tcpi_rwnd_limited) == (100_000, 100_000)
+    (data,) = peer.send(seq=R_ISN + 1, ack=L_ISN + 1, flags=ACK, window=2000, now=210_000)
+    assert len(data.payload) == 1000
+    peer.send(seq=R_ISN + 1, ack=L_ISN + 1001, flags=ACK, window=2000, now=240_000)
+    info = tcp_info(conn, 400_000)                     # idle since 240 ms
+    assert (info.tcpi_busy_time, info.tcpi_rwnd_limited) == (230_000, 200_000)

@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp import cc as ccmod
+from synack.tcp import chrono
 from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.input import InputMixin
@@ -134,7 +135,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
-        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes",
+        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes", "chrono",
         "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
@@ -221,6 +222,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.ut_start: int | None = None
         self.probe_start: int | None = None
         self.cwnd_limited = False
+        self.chrono: list[int] | None = None  # tcp_chrono_*: made at the first write
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
         self.wr_shut = False
@@ -503,6 +505,11 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         if n:
             if oob:
                 self.snd.snd_up = self.snd.data_end
+            ch = self.chrono
+            if ch is None:
+                self.chrono = [chrono.BUSY, now, 0, 0]
+            else:
+                chrono.start(ch, chrono.BUSY, now)   # tcp_add_write_queue_tail()
             self._output(now)
         return n
 

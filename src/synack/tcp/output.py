@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp import chrono
 from synack.tcp.state import State
 from synack.wire.tcp import ACK, FIN, PSH, URG
 
@@ -66,6 +67,7 @@ class OutputMixin:
         mss = self.mss
         self.cwnd_limited = False
         blocked_by_window = False
+        rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
@@ -134,7 +136,7 @@ class OutputMixin:
             # sender-side "half the max window" rule (RFC 9293 3.8.6.2.1).
             if n < left and n < cap and not probe and (
                     n <= 0 or not full_sent or (not push and self._nagle_holds(n))):
-                blocked_by_window = True
+                blocked_by_window = rwnd_limited = True
                 break
             if 0 < n < mss and n == left and not fin_due and not probe \
                     and not push and self._nagle_holds(n):
@@ -145,7 +147,7 @@ class OutputMixin:
                 break
             fin = fin_due and n == left and usable >= n
             if n == 0 and not fin:
-                blocked_by_window = True
+                blocked_by_window = rwnd_limited = True
                 break
             self._transmit(nxt, n, now, fin=fin, push=probe)   # tcp_write_wakeup(): PSH
             if n >= mss:
@@ -154,6 +156,14 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
+        ch = self.chrono
+        if ch is not None:
+            queued = len(snd.buf) > 0
+            if rwnd_limited:
+                chrono.start(ch, chrono.RWND, now)
+            elif ch[0] != chrono.NONE:
+                chrono.stop(ch, chrono.RWND if ch[0] == chrono.RWND else chrono.BUSY,
+                            queued, now)
 
     def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int, *,
                     push: bool = False) -> int:
