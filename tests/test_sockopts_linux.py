@@ -441,3 +441,32 @@ def test_zerocopy_send_of_many_buffers_splits_at_17_fragments():
     stack.send(fd, bytes(18), now=3000, iov=[1] * 18)   # not zerocopy: one segment
     (plain,) = peer.out(3000)
     assert len(plain.payload) == 18
+
+
+def test_options_through_synack_socket():
+    """The stdlib-shaped socket passes issue 10's options to the stack: set, read back,
+    and Linux's errors (EINVAL for a negative TCP_USER_TIMEOUT)."""
+    import socket as std
+
+    import synack.socket as ss
+    from synack.api_host import Host
+
+    host = Host.loopback("127.0.0.1", seed=7)
+    try:
+        s = ss.socket(host=host)
+        s.setsockopt(std.IPPROTO_TCP, TCP_USER_TIMEOUT, 2500)
+        s.setsockopt(std.IPPROTO_TCP, TCP_NOTSENT_LOWAT, 16384)
+        s.setsockopt(std.SOL_SOCKET, SO_ZEROCOPY, 1)
+        s.setsockopt(std.IPPROTO_IP, std.IP_TOS, 0x28)
+        s.setsockopt(std.SOL_SOCKET, std.SO_RCVLOWAT, 100)
+        assert s.getsockopt(std.IPPROTO_TCP, TCP_USER_TIMEOUT) == 2500
+        assert s.getsockopt(std.IPPROTO_TCP, TCP_NOTSENT_LOWAT) == 16384
+        assert s.getsockopt(std.SOL_SOCKET, SO_ZEROCOPY) == 1
+        assert s.getsockopt(std.IPPROTO_IP, std.IP_TOS) == 0x28
+        assert s.getsockopt(std.SOL_SOCKET, std.SO_RCVLOWAT) == 100
+        with pytest.raises(OSError) as exc:
+            s.setsockopt(std.IPPROTO_TCP, TCP_USER_TIMEOUT, -5)
+        assert exc.value.errno == errno.EINVAL
+        s.close()
+    finally:
+        host.close()
