@@ -101,3 +101,16 @@ def test_splice_stops_at_the_urgent_mark(tmp_path: Path) -> None:
    +0 splice(4, NULL, 6, NULL, 1, 0) = 0
    +0 close(6) = 0
 """)
+
+
+def test_grep_over_proc_net_tcp(tmp_path: Path) -> None:
+    """/proc/net/tcp rendered from the stack (tcp4_seq_show()'s layout: 0A is LISTEN,
+    01 ESTABLISHED, 1F90 port 8080): a grep pipeline succeeds when it selects a line,
+    else fails; what the simulation cannot read is unsupported."""
+    passes(tmp_path, ACCEPTED
+           + '   +0 `grep " 0A " /proc/net/tcp /proc/net/tcp6 | grep ":1F90"`\n'
+           + '   +0 `grep " 01 " /proc/net/tcp | grep ":1F90"`\n')
+    out = fails(tmp_path, LISTEN + '   +0 `grep " 0A " /proc/net/tcp | grep ":1F91"`\n')
+    assert "grep selected nothing" in out.message
+    out = fails(tmp_path, LISTEN + "   +0 `grep -c x /proc/net/tcp`\n")
+    assert out.unsupported

@@ -137,3 +137,21 @@ def test_tcp_info_counts_busy_and_rwnd_limited_time():
     peer.send(seq=R_ISN + 1, ack=L_ISN + 1001, flags=ACK, window=2000, now=240_000)
     info = tcp_info(conn, 400_000)                     # idle since 240 ms
     assert (info.tcpi_busy_time, info.tcpi_rwnd_limited) == (230_000, 200_000)
+
+
+def test_segment_signed_with_md5_is_dropped_without_a_key():
+    """Linux tcp_inbound_md5_hash(): a segment carrying an RFC 2385 MD5 option for a
+    socket with no MD5 key is dropped before the socket sees it (TCPMD5Unexpected), so
+    such a final ACK does not complete the handshake; a plain one does."""
+    stack, lfd, peer = listening()
+    (sa,) = peer.send(seq=R_ISN, flags=SYN, mss=1460)
+    signed = ((19, bytes(16)),)
+    assert peer.send(seq=R_ISN + 1, ack=sa.seq + 1, flags=ACK, unknown_options=signed) == []
+    assert stack.cfg.mib["TcpExtTCPMD5Unexpected"] == 1
+    with pytest.raises(BlockingIOError):
+        stack.accept(lfd)
+    assert peer.send(seq=R_ISN + 1, ack=sa.seq + 1, flags=ACK) == []
+    fd, _ = stack.accept(lfd)
+    assert peer.send(seq=R_ISN + 1, ack=sa.seq + 1, flags=ACK | FIN,
+                     unknown_options=signed) == []          # dropped: no ACK of the FIN
+    assert stack.state(fd) is State.ESTABLISHED

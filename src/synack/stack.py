@@ -74,6 +74,7 @@ _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 SOFT_GSO_MAX = 0xFFFF
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _TIME_WAIT = State.TIME_WAIT
+TCPOPT_MD5SIG = 19          # RFC 2385
 _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
@@ -173,6 +174,13 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.stats["segments in"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
+        if seg.unknown_options and _has_md5(seg) and (
+                conn is not None or self.listeners.get((dst, seg.dst_port))
+                or self.listeners.get(("0.0.0.0", seg.dst_port))):
+            # RFC 2385's signature on a segment for a socket with no MD5 key (synack has
+            # none): Linux tcp_inbound_md5_hash() drops it before the socket sees it.
+            self.cfg.mib["TcpExtTCPMD5Unexpected"] += 1
+            return
         if conn is not None:
             self._to_conn(key, conn, seg, now)
             return
@@ -396,3 +404,7 @@ class Stack(ListenMixin, SocketCallsMixin):
             self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
         self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+
+
+def _has_md5(seg: TcpSegment) -> bool:
+    return any(kind == TCPOPT_MD5SIG for kind, _ in seg.unknown_options)

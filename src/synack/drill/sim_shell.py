@@ -11,6 +11,7 @@ with a few kinds of command; in simulation each is read, not run:
   sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
   link already carries segments of one MSS), ``nstat`` with its output discarded, and the
   ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
+- ``grep`` pipelines over ``/proc/net/tcp`` (:mod:`synack.drill.sim_proc`);
 - ``rm -f PATH`` and ``dd if=/dev/zero of=PATH bs=N count=M`` act on the simulated
   host's own files (in memory), which ``open()`` and ``sendfile()`` read;
 - anything else is ``unsupported: ...`` and fails the script.
@@ -25,9 +26,11 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from synack.config import KNOBS, Sysctl, SysctlError
+from synack.drill.sim_proc import grep_pipeline
 
 # Sysctls synack does not have, with the values that describe what it does anyway
 # (no ECN, no Fast Open, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
@@ -47,9 +50,11 @@ _PROC = "/proc/sys/"
 class Shell:
     """Applies commands to ``cfg``; ``notes`` records what was ignored."""
 
-    def __init__(self, cfg: Sysctl, script_dir: Path) -> None:
+    def __init__(self, cfg: Sysctl, script_dir: Path,
+                 proc: Callable[[], dict[str, list[str]]] | None = None) -> None:
         self.cfg = cfg
         self.dir = script_dir
+        self.proc = proc                        # /proc/net/tcp of the simulated host
         self.notes: list[str] = []
         self.files: dict[str, bytes] = {}     # what rm and dd made or removed
 
@@ -76,6 +81,8 @@ class Shell:
         if not words:
             return None
         prog = words[0].rsplit("/", 1)[-1]
+        if prog == "grep" and self.proc is not None:
+            return grep_pipeline(quiet, self.proc)
         if prog == "defaults.sh":
             return self.defaults(words[0])
         if prog == "set_sysctls.py":

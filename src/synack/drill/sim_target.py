@@ -20,6 +20,7 @@ from synack.drill.constants import SYMBOLS
 from synack.drill.sim_calls import Block, do_call
 from synack.drill.sim_epoll import Watch
 from synack.drill.sim_files import OpenFile
+from synack.drill.sim_proc import proc_net_tcp
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
 from synack.host import errqueue
@@ -52,7 +53,8 @@ class SimTarget:
         self.block: Block | None = None
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
-        self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent)
+        self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
+                                  proc=lambda: proc_net_tcp(self.stack))
         self.epoll = Watch()
         self.files: dict[int, OpenFile] = {}     # script fd -> open file or pipe end
 
