@@ -42,7 +42,7 @@ def test_epoll_wait_events_are_checked(tmp_path: Path) -> None:
    +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLOUT, fd=4}) = 0
    +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
 """)
-    assert "epoll_event->events does not match: expected: 0x1 actual: 0x4" in out.message
+    assert "epoll_event->events does not match script: expected: 0x1 actual: 0x4" in out.message
 
 
 def test_recvmsg_inq_cmsg_is_checked(tmp_path: Path) -> None:
@@ -114,3 +114,25 @@ def test_grep_over_proc_net_tcp(tmp_path: Path) -> None:
     assert "grep selected nothing" in out.message
     out = fails(tmp_path, LISTEN + "   +0 `grep -c x /proc/net/tcp`\n")
     assert out.unsupported
+
+
+def test_timestamping_reports_and_their_times_are_checked(tmp_path: Path) -> None:
+    """SO_TIMESTAMPING with OPT_ID: the write's last byte (999) sent at 10 ms gives a
+    SCHED report then SND; the time is checked within the tolerance, as packetdrill
+    does."""
+    body = ACCEPTED + """\
+   +0 setsockopt(4, SOL_SOCKET, SO_TIMESTAMPING, [SOF_TIMESTAMPING_TX_SCHED |
+        SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_ID], 4) = 0
+   +0 write(4, ..., 1000) = 1000
+   +0 > P. 1:1001(1000) ack 1
+   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{...,0}], msg_flags=MSG_ERRQUEUE|MSG_TRUNC,
+                  msg_control=[{cmsg_level=SOL_SOCKET, cmsg_type=SCM_TIMESTAMPING,
+                                cmsg_data={scm_sec=0,scm_nsec=%d}},
+                               {cmsg_level=SOL_IP, cmsg_type=IP_RECVERR,
+                                cmsg_data={ee_errno=ENOMSG, ee_origin=SO_EE_ORIGIN_TIMESTAMPING,
+                                           ee_type=0, ee_code=0, ee_info=SCM_TSTAMP_SCHED,
+                                           ee_data=999}}]}, MSG_ERRQUEUE) = 0
+"""
+    passes(tmp_path, body % 10_000_000)
+    out = fails(tmp_path, body % 30_000_000)
+    assert "Bad timestamp 0 in scm_timestamping 0" in out.message

@@ -440,7 +440,7 @@ class Runner:
             conn.remote_port = self.opts.connect_port
 
     def after_call(self, ev: ast.SyscallEvent, res: SyscallResult) -> None:
-        err = check_result(ev, res, self.fds)
+        err = check_result(ev, res, self.fds, (self.live0, self.opts.tolerance_us))
         if err:
             raise self.fail(ev, f"runtime error in {ev.name} call: {err}")
         fds = res.out.get("fds")
