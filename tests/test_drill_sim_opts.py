@@ -136,3 +136,17 @@ def test_timestamping_reports_and_their_times_are_checked(tmp_path: Path) -> Non
     passes(tmp_path, body % 10_000_000)
     out = fails(tmp_path, body % 30_000_000)
     assert "Bad timestamp 0 in scm_timestamping 0" in out.message
+
+
+def test_epoll_wait_with_a_timeout_blocks_until_ready_or_time(tmp_path: Path) -> None:
+    """epoll_wait(timeout): returns at the wakeup that makes an item ready, else 0 at
+    the timeout."""
+    passes(tmp_path, ACCEPTED + """\
+   +0 epoll_create(1) = 5
+   +0 epoll_ctl(5, EPOLL_CTL_ADD, 4, {events=EPOLLIN|EPOLLET, fd=4}) = 0
+   +0...0.100 epoll_wait(5, {events=0, ptr=0}, 1, 100) = 0
+  +.1 < P. 1:11(10) ack 1 win 257
+   +0 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, 0) = 1
+   +0...0.050 epoll_wait(5, {events=EPOLLIN, fd=4}, 1, -1) = 1
+  +.05 < P. 11:21(10) ack 1 win 257
+""")

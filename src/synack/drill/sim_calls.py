@@ -13,11 +13,11 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from synack.drill import sim_epoll, sim_files
 from synack.drill.constants import SYMBOLS, errno_name
+from synack.drill.sim_block import Block
 from synack.drill.target import SysCall, SyscallResult, Unsupported
 from synack.tcp.state import State
 
@@ -26,17 +26,6 @@ if TYPE_CHECKING:
 
 S = SYMBOLS
 _CONNECTING = (State.SYN_SENT, State.SYN_RECEIVED)
-Retry = Callable[[], "SyscallResult | None"]
-
-
-@dataclass(slots=True)
-class Block:
-    """A blocking call that has not finished: ``retry()`` is None until it has;
-    at ``deadline_us`` (poll's timeout) it returns ``on_timeout()`` instead."""
-
-    retry: Retry
-    deadline_us: int | None = None
-    on_timeout: Callable[[], SyscallResult] | None = None
 
 
 def _err(exc: OSError) -> SyscallResult:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from synack.drill.constants import SYMBOLS
+from synack.drill.sim_block import Block
 from synack.drill.target import SysCall, SyscallResult, Unsupported
 
 if TYPE_CHECKING:
@@ -178,14 +179,30 @@ def _mask(t: SimTarget, item: _Item) -> int:
     return t.revents({"fd": item.fd, "events": item.events & ~_PRIVATE}) & item.events
 
 
-def epoll_wait(t: SimTarget, call: SysCall) -> SyscallResult:
+def epoll_wait(t: SimTarget, call: SysCall) -> SyscallResult | Block:
+    """Ready items now; with a timeout (-1: none), blocks until one is ready or the
+    time is up (0 events), as poll() does here."""
     _, ep = _epfd(t, call)
     maxevents = call.args[2] if len(call.args) > 2 else 1
     timeout = call.args[3] if len(call.args) > 3 else 0
     if not isinstance(maxevents, int) or maxevents <= 0:
         return SyscallResult(-1, "EINVAL")
-    if timeout != 0:
-        raise Unsupported("unsupported: epoll_wait() with a timeout in simulation")
+    if not isinstance(timeout, int):
+        raise Unsupported(f"unsupported: epoll_wait() timeout {timeout!r}")
+    first = _collect(t, ep, maxevents)
+    if first.ret or timeout == 0:
+        return first
+
+    def attempt() -> SyscallResult | None:
+        res = _collect(t, ep, maxevents)
+        return res if res.ret else None
+
+    def timed_out() -> SyscallResult:
+        return SyscallResult(0, out={"events": []})
+    return Block(attempt, None if timeout < 0 else t.now + timeout * 1000, timed_out)
+
+
+def _collect(t: SimTarget, ep: Epoll, maxevents: int) -> SyscallResult:
     t.epoll.scan(t)
     out: list[dict[str, object]] = []
     keep: list[int] = []
