@@ -29,7 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     pick.add_argument("--conn", type=int, metavar="N", help="the connection to draw (see --list)")
     pick.add_argument("--filter", metavar="EXPR",
                       help='pick the first connection matching e.g. "host 10.0.0.1 and port 80"')
-    p.add_argument("--absolute", action="store_true", help="absolute sequence numbers")
+    p.add_argument("--absolute", action="store_true",
+                   help="absolute sequence numbers (the text ladder and --svg)")
     p.add_argument("--svg", metavar="FILE",
                    help="write the diagram as SVG on a time axis, with a legend (instead of "
                         f"the text ladder; the first {MAX_SEGMENTS} segments of a longer connection)")
