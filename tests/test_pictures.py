@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,30 @@ def test_cwnd_plot_shows_ssthresh_over_cwnd_and_starts_at_zero(tmp_path: Path) -
     r, g, b = px[..., 0], px[..., 1], px[..., 2]
     orange = int(((r > 200) & (g > 90) & (g < 170) & (b < 80)).sum())
     assert orange > 300, orange
+
+
+def test_sim_trace_plot_time_zero_is_the_syn(tmp_path: Path) -> None:
+    # The cwnd plot of a sim run and the Stevens graph of its capture share time 0:
+    # the SYN (the trace records when the connection began; its first point is an ACK
+    # about two round trips later, and sits there on the axis).
+    import json
+    import subprocess
+    import sys
+
+    from synack.trace.cctrace import read_cc_trace
+    from synack.trace.plot import cc_figure
+
+    trace = tmp_path / "cc.json"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src"),
+           "SYNACK_SYSCTL_CONF": os.devnull}
+    r = subprocess.run([sys.executable, "-m", "synack.cli", "sim", "--bytes", "300K",
+                        "--delay", "20ms", "--trace-out", str(trace)], capture_output=True,
+                       text=True, env=env, timeout=120, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(trace.read_text())["start_us"] == 0
+    meta, samples = read_cc_trace(trace)
+    fig = cc_figure(samples, start_us=meta["start_us"])
+    top, bottom = fig.axes
+    first = min(top.get_lines()[0].get_xdata())
+    assert 0.07 < first < 0.1, first          # two 40 ms round trips after the SYN
+    assert bottom.get_xlim()[0] == 0 and "SYN" in bottom.get_xlabel()

@@ -85,7 +85,7 @@ def test_sim_trace_out_and_cc_plot(tmp_path: Path) -> None:
     fig = cc_figure(parsed)
     top, bottom = fig.axes
     assert top.get_ylabel() == "segments" and bottom.get_ylabel() == "ms"
-    assert bottom.get_xlabel() == "time since the sender's first ACK (s)"
+    assert bottom.get_xlabel() == "time since the trace's first point (s)"   # no start given
     assert [ln.get_label() for ln in top.get_lines()][:2] == ["cwnd", "ssthresh"]
     assert [ln.get_label() for ln in bottom.get_lines()] == ["smoothed RTT", "RTO"]
 

@@ -163,17 +163,19 @@ def _window_line(ax: Any, ack_t: list[float], win_v: list[int], top: int) -> Non
                 fontsize="small", color="#b35900")
 
 
-def cc_figure(samples: list[CcSample], *, title: str = "congestion control") -> Figure:
+def cc_figure(samples: list[CcSample], *, title: str = "congestion control",
+              start_us: int | None = None) -> Figure:
     """cwnd and ssthresh (segments) above, smoothed RTT and RTO (ms) below, over time.
 
-    Time 0 is the trace's first point (synack's trace starts at the first ACK the
-    sender processes, about two round trips after its SYN).
+    Time 0 is ``start_us``: the moment the connection began (its SYN; ``synack sim``
+    records it in the trace), so the axis lines up with the Stevens graph of the same
+    run, whose time 0 is the capture's first packet. Without it, the first point.
     """
     _, figure_cls = _matplotlib()
     fig = figure_cls(figsize=(10, 6), dpi=100)
     top = fig.add_subplot(2, 1, 1)
     bottom = fig.add_subplot(2, 1, 2, sharex=top)
-    t0 = samples[0].t_us if samples else 0    # time 0 at the trace's first point
+    t0 = start_us if start_us is not None else (samples[0].t_us if samples else 0)
     t = [(s.t_us - t0) / 1e6 for s in samples]
     top.plot(t, [s.cwnd for s in samples], drawstyle="steps-post", color="#1f3a93",
              linewidth=2.4, label="cwnd", zorder=3)
@@ -194,7 +196,8 @@ def cc_figure(samples: list[CcSample], *, title: str = "congestion control") -> 
                 color="#2ca02c", label="smoothed RTT")
     bottom.plot(t, [s.rto_us / 1000 for s in samples], color="#9467bd", linewidth=0.8,
                 label="RTO")
-    bottom.set_xlabel("time since the sender's first ACK (s)")
+    bottom.set_xlabel("time since the connection's SYN (s)" if start_us is not None
+                      else "time since the trace's first point (s)")
     bottom.set_xlim(left=0)
     bottom.set_ylabel("ms")
     bottom.legend(loc="upper left", fontsize="small")
