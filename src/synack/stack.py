@@ -37,6 +37,8 @@ from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
 )
+from synack.host.forward import Forwarding
+from synack.host.frag import Reassembler
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
@@ -51,6 +53,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
     Sock,
 )
 from synack.host.timerq import TimerQueue
+from synack.host.udp import UdpHost
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
@@ -62,6 +65,7 @@ from synack.wire.gso import segment
 from synack.wire.ipv4 import (
     PROTO_ICMP,
     PROTO_TCP,
+    PROTO_UDP,
     build_tcp_packet,
     parse_ipv4,
     parse_ipv4_route,
@@ -115,11 +119,14 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
         self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
-        self.ports = PortTable()
+        self.ports: PortTable[Sock] = PortTable()
         # Descriptors whose readability or writability may have changed because of a
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
+        self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
+        self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
 
     @property
     def offload(self) -> Offload | None:
@@ -151,9 +158,19 @@ class Stack(ListenMixin, SocketCallsMixin):
             # The header record is built only for ICMP; TCP needs four fields of it.
             src, dst, proto, frag, body = parse_ipv4_route(packet)
             if frag & _MF_OFFSET:
-                raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
-                                 ", fragments are not reassembled")
+                # A fragment: reassembled (host/frag.py), then received as one packet.
+                whole = self.frags.add(packet, now=now)
+                if whole is None:
+                    return
+                packet, csum_valid = whole, False
+                src, dst, proto, frag, body = parse_ipv4_route(packet)
             if proto != PROTO_TCP:
+                if proto == PROTO_UDP:
+                    if dst != self.addr:
+                        self.stats["dropped not for us"] += 1
+                        return
+                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                    return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                 if dst != self.addr:
@@ -168,7 +185,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         except ParseError as exc:
             self.stats["dropped " + exc.kind] += 1
             return
-        if dst != self.addr:
+        if dst != self.addr and self.forward is None:
             self.stats["dropped not for us"] += 1
             return
         self.stats["segments in"] += 1
@@ -209,6 +226,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             ("0.0.0.0", seg.dst_port))
         if listener is not None:
             self._to_listener(listener, key, seg, now)
+            return
+        if self.forward is not None:        # any address and port: host/forward.py
+            self.forward.segment(self, key, seg, now)
             return
         self._reset_closed(dst, src, seg, "no socket")
 
@@ -342,6 +362,8 @@ class Stack(ListenMixin, SocketCallsMixin):
     def _syn_queue_of(self, key: Key, conn: Connection) -> Listener | None:
         """The listener whose SYN queue holds ``conn``, if one does."""
         lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        if lst is None and self.forward is not None:
+            lst = self.forward.listener_of(key)
         if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
             return lst
         return None
