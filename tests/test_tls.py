@@ -641,7 +641,7 @@ def test_https_server_under_synack_run(bench: Bench) -> None:  # noqa: F811
 def test_ftplib_ftp_tls_under_synack_run(bench: Bench) -> None:  # noqa: F811
     """ftplib.FTP_TLS (AUTH TLS on the control connection, PROT P data connections)
     against pyftpdlib's TLS handler run by the kernel."""
-    pytest.importorskip("OpenSSL", reason="pyftpdlib's TLS needs pyOpenSSL (the test extra)")
+    import OpenSSL  # noqa: F401 - pyftpdlib's TLS handler needs pyOpenSSL (the test extra)
     cert = _make_cert(bench.tmp, KERNEL)
     code = f"""
 from pyftpdlib.authorizers import DummyAuthorizer
