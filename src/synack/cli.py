@@ -179,7 +179,8 @@ def _sim_outputs(args: argparse.Namespace, r: Any, cfg: Sysctl, report_pcap: str
         from synack.trace.cctrace import samples_from_trace, write_cc_trace
 
         write_cc_trace(args.trace_out, samples_from_trace(r.trace),
-                       cc=str(cfg["net.ipv4.tcp_congestion_control"]))
+                       cc=str(cfg["net.ipv4.tcp_congestion_control"]),
+                       start_us=r.started_us)
         print(f"cwnd/ssthresh/RTT trace written to {args.trace_out} ({len(r.trace)} samples)")
     if args.report:
         from synack.commands.report import write_page

@@ -32,6 +32,7 @@ from collections import Counter, deque
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.host import errqueue
 from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
@@ -78,6 +79,7 @@ _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 SOFT_GSO_MAX = 0xFFFF
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _TIME_WAIT = State.TIME_WAIT
+TCPOPT_MD5SIG = 19          # RFC 2385
 _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
@@ -118,6 +120,8 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
         self._flow_labels: _Labels | None = None   # drawn at the first IPv6 segment
+        self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
+        self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
         self.ports: PortTable[Sock] = PortTable()
         # Descriptors whose readability or writability may have changed because of a
@@ -200,6 +204,13 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         self.stats["segments in"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
+        if seg.unknown_options and _has_md5(seg) and (
+                conn is not None or self.listeners.get((dst, seg.dst_port))
+                or self.listeners.get(("0.0.0.0", seg.dst_port))):
+            # RFC 2385's signature on a segment for a socket with no MD5 key (synack has
+            # none): Linux tcp_inbound_md5_hash() drops it before the socket sees it.
+            self.cfg.mib["TcpExtTCPMD5Unexpected"] += 1
+            return
         if conn is not None:
             self._to_conn(key, conn, seg, now)
             return
@@ -311,7 +322,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         return t
 
     # ------------------------------------------------------------ internals
-    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0) -> None:
+    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
         if ":" in src:
             self._emit6(src, dst, seg, gso)
             return
@@ -319,7 +330,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
+            csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
@@ -396,8 +407,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         if conn.outbox:
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
+            tos = conn.opts.tos              # IP_TOS
             for seg in conn.outbox:
-                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0)
+                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0, tos)
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:
@@ -405,6 +417,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
             conn.changes = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
+        if self.tstamping and conn in self.tstamping and not errqueue.tx_events(
+                self.tstamping[conn], now):
+            del self.tstamping[conn]
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state
@@ -427,7 +442,8 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
             bits = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok).bits
+                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok,
+                ts_recent=conn.neg.ts_recent, ts_offset=conn.neg.ts_offset).bits
             self.timewait[key] = bits
             self.timers.add_timewait(bits)
             self.ports.tw_add(key[1])
@@ -445,3 +461,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
             self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
         self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+
+
+def _has_md5(seg: TcpSegment) -> bool:
+    return any(kind == TCPOPT_MD5SIG for kind, _ in seg.unknown_options)

@@ -63,7 +63,9 @@ def _run(args: argparse.Namespace) -> int:
         if not samples:
             raise ValueError(f"{args.cc}: no samples")
         name = meta.get("cc") or "congestion control"
-        fig = cc_figure(samples, title=f"{name}: cwnd, ssthresh and RTT of the sender")
+        start = meta.get("start_us")
+        fig = cc_figure(samples, title=f"{name}: cwnd, ssthresh and RTT of the sender",
+                        start_us=start if isinstance(start, int) else None)
     else:
         if not args.file:
             raise ValueError("plot: give a capture file, or --cc F.json")

@@ -49,6 +49,7 @@ class TransferResult:
     wall_s: float = 0.0
     trace: list[Any] = field(default_factory=list)   # the sender's TracePoints
     never_opened: str = ""  # why the handshake failed ("" if it completed)
+    started_us: int = 0     # when the client called connect() (its SYN), virtual time
 
     def report(self) -> str:
         """The lines `synack sim` prints."""
@@ -207,7 +208,8 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
         packets=len(net.records), sha256=hashlib.sha256(got).hexdigest(),
         final_cwnd=getattr(conn[0], "cwnd_segments", 0) if conn else 0,
         rto_count=getattr(conn[0], "rto_count", 0) if conn else 0, wall_s=wall,
-        trace=conn[0].trace if conn else [], never_opened=never)
+        trace=conn[0].trace if conn else [], never_opened=never,
+        started_us=st.get("connecting", 0))
 
 
 def _never_opened(net: Network, failed_us: int, err: int) -> str:
