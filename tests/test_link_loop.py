@@ -292,7 +292,7 @@ def test_two_stacks_with_their_own_loops_over_a_link_pair() -> None:
         pair.close()
 
 
-def test_a_wrapper_around_a_stack_can_be_driven(lo: Loopback) -> None:
+def test_a_wrapper_around_a_stack_can_be_driven() -> None:
     class Counting:
         """Delegates to a Stack and counts the loop's calls."""
 
@@ -313,20 +313,26 @@ def test_a_wrapper_around_a_stack_can_be_driven(lo: Loopback) -> None:
         def tick(self, *, now: int) -> None:
             self.stack.tick(now=now)
 
-    stack = Stack("127.0.0.1", seed=3)
+    # Two stacks over a link pair: a host's own and loopback addresses never reach
+    # its link (host/loopback.py), so the wrapped stack talks to another.
+    pair = LinkPair()
+    stack, other = Stack("198.51.100.1", seed=3), Stack("198.51.100.2", seed=4)
     host = Counting(stack)
-    loop = started(host, lo)
+    loop, lb = started(host, pair.a), started(other, pair.b, name="wrapper-peer")
     try:
         with loop.lock:
             lfd = stack.socket()
-            stack.bind(lfd, ("127.0.0.1", 9))
+            stack.bind(lfd, ("198.51.100.1", 9))
             stack.listen(lfd, 1)
-            stack.connect_ex(stack.socket(), ("127.0.0.1", 9), now=loop.now())
-        loop.wake()
+        with lb.lock:
+            other.connect_ex(other.socket(), ("198.51.100.1", 9), now=lb.now())
+        lb.wake()
         wait(loop, lambda: stack.readable(lfd), "handshake through the wrapper")
-        assert host.calls >= 3     # SYN, SYN-ACK, ACK all went through receive()
+        assert host.calls >= 2     # SYN and ACK went through the wrapper's receive()
     finally:
         loop.stop()
+        lb.stop()
+        pair.close()
 
 
 def test_no_wake_up_is_lost_under_contention(lo: Loopback) -> None:

@@ -66,11 +66,11 @@ def send_echo(stack: Stack, dst: str, ident: int, seq: int, payload: bytes, *,
     stack.stats["icmp: echo requests sent"] += 1
 
 
-def _emit(stack: Stack, dst: str, msg: IcmpMessage) -> None:
+def _emit(stack: Stack, dst: str, msg: IcmpMessage, src: str | None = None) -> None:
     stack._ident = (stack._ident + 1) & 0xFFFF
-    stack._out.append(build_icmp_packet(stack.addr, dst, msg,
-                                        ttl=stack.cfg.int("net.ipv4.ip_default_ttl"),
-                                        ident=stack._ident))
+    stack.queue_out(dst, build_icmp_packet(src or stack.source_for(dst) or stack.addr, dst,
+                                           msg, ttl=stack.cfg.int("net.ipv4.ip_default_ttl"),
+                                           ident=stack._ident))
 
 
 def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> None:
@@ -82,7 +82,7 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         stats["icmp: dropped " + exc.kind] += 1
         return
     if msg.type == ECHO_REQUEST:
-        _emit(stack, ip.src, echo(msg.ident, msg.seq, msg.payload, reply=True))
+        _emit(stack, ip.src, echo(msg.ident, msg.seq, msg.payload, reply=True), ip.dst)
         stats["icmp: echo replies sent"] += 1
         return
     if msg.type == ECHO_REPLY:
@@ -91,7 +91,7 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         stats["icmp: echo replies received"] += 1
         return
     orig = msg.original
-    if orig.proto == PROTO_UDP and orig.src == stack.addr:
+    if orig.proto == PROTO_UDP and stack.owns(orig.src):
         sport, dport = struct.unpack_from("!HH", msg.original_data)
         stats["icmp: " + stack.udp.on_icmp_error((orig.src, sport), (orig.dst, dport),
                                                  msg.type, msg.code)] += 1
@@ -99,7 +99,7 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
     if orig.proto != PROTO_TCP:
         stats["icmp: dropped error for another protocol"] += 1
         return
-    if orig.src != stack.addr:
+    if not stack.owns(orig.src):
         stats["icmp: dropped error about a packet not ours"] += 1
         return
     sport, dport, seq = _PORTS_SEQ.unpack(msg.original_data)

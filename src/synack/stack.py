@@ -41,6 +41,7 @@ from synack.host.forward import Forwarding
 from synack.host.frag import Reassembler
 from synack.host.ip6 import Ip6Mixin, _Labels
 from synack.host.listen import ListenMixin
+from synack.host.loopback import LoopbackMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
     ORPHAN,
@@ -84,7 +85,7 @@ _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
-class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
+class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
     """One TCP host, sans I/O: IPv4 at ``addr``, and IPv6 too with ``addr6``."""
 
     def __init__(
@@ -131,6 +132,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
         self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
         self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
+        self._lo: list[bytes] = []          # packets to our own addresses (host/loopback.py)
+        self._on_lo = False                 # receive() is taking a looped packet
+        self.lo_touched: set[int] = set()   # descriptors loopback delivery touched
 
     @property
     def offload(self) -> Offload | None:
@@ -171,15 +175,15 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
                 src, dst, proto, frag, body = parse_ipv4_route(packet)
             if proto != PROTO_TCP:
                 if proto == PROTO_UDP:
-                    if dst != self.addr:
-                        self.stats["dropped not for us"] += 1
+                    if (dst != self.addr or src == dst or src[:4] == "127.") and (
+                            not self._inbound_ok(src, dst, False)):
                         return
                     self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
                     return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
-                if dst != self.addr:
-                    self.stats["dropped not for us"] += 1
+                if (dst != self.addr or src == dst or src[:4] == "127.") and (
+                        not self._inbound_ok(src, dst, False)):
                     return
                 ip, body = parse_ipv4(packet)
                 handle_icmp(self, ip, body, now)
@@ -193,9 +197,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
                 return
             self.stats["dropped " + exc.kind] += 1
             return
-        if dst != self.addr and self.forward is None:
-            self.stats["dropped not for us"] += 1
-            return
+        if (dst != self.addr or src == dst or src[:4] == "127.") and (
+                not self._inbound_ok(src, dst, True)):
+            return          # martian, or not for us (host/loopback.py)
         self._segment_in(src, dst, seg, now)
 
     def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int) -> None:
@@ -247,7 +251,10 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
     def transmit(self, *, now: int) -> list[bytes]:
         """IPv4 packets ready for the wire, oldest first, each at most one MSS of data:
         super-segments are cut here in software (:func:`synack.wire.gso.segment`).
-        A driver whose device cuts them itself uses :meth:`transmit_gso`."""
+        A driver whose device cuts them itself uses :meth:`transmit_gso`. Packets to
+        the host's own addresses are received here, never handed out (loopback)."""
+        if self._lo:
+            self._run_loopback(now)
         out, self._out = self._out, []
         gso, self._gso = self._gso, {}
         if not gso:
@@ -268,6 +275,8 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
         else the MSS the super-segment is to be cut into. Super-segments come whether
         or not the device has TSO (then up to 64 KB); a link without TSO cuts them
         (:mod:`synack.wire.gso`). Their TCP checksum holds the pseudo-header sum only."""
+        if self._lo:
+            self._run_loopback(now)
         out, self._out = self._out, []
         gso, self._gso = self._gso, {}
         if not gso:
@@ -328,6 +337,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
             return
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload
+        if dst[:4] == "127." or dst == self.addr:
+            self._emit_lo(src, dst, seg, gso, tos)
+            return
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
             csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
@@ -341,6 +353,18 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
                        else "GSO super-segments out"] += 1
             return
         self.stats["segments out"] += 1
+        if seg.flags & RST:
+            self.stats["resets sent"] += 1
+
+    def _emit_lo(self, src: str, dst: str, seg: TcpSegment, gso: int, tos: int) -> None:
+        """A TCP segment to one of our IPv4 addresses: looped back whole (a
+        super-segment too, as lo with GSO), with the pseudo-header checksum only."""
+        self._lo.append(build_tcp_packet(
+            src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
+            csum_partial=True, tos=tos))
+        segs = -(-len(seg.payload) // gso) if gso else 1
+        self._ident = (self._ident + segs - 1) & 0xFFFF
+        self.stats["segments out"] += segs
         if seg.flags & RST:
             self.stats["resets sent"] += 1
 

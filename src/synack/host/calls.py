@@ -115,7 +115,7 @@ class SocketCallsMixin:
         if sock.local is not None:
             raise _oserror(errno.EINVAL, "already bound")
         ip, port = ip_of(self, sock, addr, "bind")
-        if ip not in (self.addr, self.addr6, "0.0.0.0", "::"):
+        if ip not in ("0.0.0.0", "::") and not self.owns(ip):
             raise _oserror(errno.EADDRNOTAVAIL, ip)
         if not 0 <= port <= 0xFFFF:
             raise OverflowError("bind(): port must be 0-65535.")
@@ -176,7 +176,7 @@ class SocketCallsMixin:
                    local_ip: str | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
         me = local_ip or self.addr
-        if remote is not None and ":" in remote[0] and self.addr6 is not None:
+        if local_ip is None and remote is not None and ":" in remote[0] and self.addr6:
             me = self.addr6
         span = hi - lo + 1
         start = self.rng.randrange(span)
@@ -239,12 +239,12 @@ class SocketCallsMixin:
         except OSError as exc:          # an IPV6_V6ONLY socket and a mapped address
             return exc.errno or errno.EINVAL
         v6 = ":" in ip
-        me = self.addr6 if v6 else self.addr
+        me = self.source_for(ip)       # 127.0.0.1 / ::1 towards loopback (host/loopback.py)
         bound = sock.local[0] if sock.local is not None else "::"
         if me is None or (bound not in ("0.0.0.0", "::") and (":" in bound) != v6):
             return errno.ENETUNREACH       # no IPv6 address, or bound to the other family
         if sock.local is None or sock.local[1] == 0:
-            sock.local = (me, self._ephemeral((ip, port), now))
+            sock.local = (me, self._ephemeral((ip, port), now, local_ip=me))
             self.ports.add(sock)
         local = (me if sock.local[0] in ("0.0.0.0", "::") else sock.local[0], sock.local[1])
         key = (local[0], local[1], ip, port)
@@ -260,7 +260,7 @@ class SocketCallsMixin:
         self.ports.add(sock)
         conn = Connection(local=local, remote=sock.remote, cfg=self.cfg, opts=sock.opts,
                           iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
-                          now=now, mtu=self.mtu, ts_offset=self.rng.getrandbits(32))
+                          now=now, mtu=self.route_mtu(ip), ts_offset=self.rng.getrandbits(32))
         conn.tso_max = self._tso_max()
         conn.fd = fd
         sock.conn = conn

@@ -110,9 +110,9 @@ class Ip6Mixin:
         except ParseError as exc:
             stats["dropped " + exc.kind] += 1
             return
-        if dst != self.addr6:
-            stats["dropped not for us"] += 1
-            return
+        if (dst != self.addr6 or src == dst or src == "::1") and (
+                not self._inbound_ok(src, dst, True)):
+            return          # martian, or not for us (host/loopback.py)
         self._segment_in(src, dst, seg, now)
 
     def _emit6(self: Stack, src: str, dst: str, seg: TcpSegment, gso: int) -> None:
@@ -127,6 +127,15 @@ class Ip6Mixin:
                 if len(labels.cache) > 4096:
                     labels.cache.clear()
                 label = labels.cache[key] = flow_label(labels.secret, *key)
+        if dst == "::1" or dst == self.addr6:
+            # Loopback (host/loopback.py): whole, with the pseudo-header sum only.
+            self._lo.append(build_tcp6_packet(
+                src, dst, seg, hop_limit=cfg.int("net.ipv6.conf.all.hop_limit"),
+                flow_label=label, csum_partial=True))
+            self.stats["segments out"] += -(-len(seg.payload) // gso) if gso else 1
+            if seg.flags & RST:
+                self.stats["resets sent"] += 1
+            return
         self._out.append(build_tcp6_packet(
             src, dst, seg, hop_limit=cfg.int("net.ipv6.conf.all.hop_limit"), flow_label=label,
             csum_partial=gso > 0 or (off is not None and off.tx_csum)))
@@ -153,17 +162,18 @@ class Ip6Mixin:
     # ------------------------------------------------------------ ICMPv6
     def send_echo6(self: Stack, dst: str, ident: int, seq: int, payload: bytes = b"", *,
                    now: int) -> None:
-        """Send an ICMPv6 echo request from :attr:`addr6`; the reply lands in
-        :attr:`echo_replies`."""
-        if self.addr6 is None:
+        """Send an ICMPv6 echo request from :attr:`addr6` (::1 to ::1); the reply lands
+        in :attr:`echo_replies`."""
+        if self.addr6 is None and dst != "::1":
             raise OSError(errno.EADDRNOTAVAIL, "this host has no IPv6 address")
         self._icmp6_out(dst, Icmp6Message(ECHO_REQUEST, 0, ident, seq, payload=payload))
         self.stats["icmp6: echo requests sent"] += 1
 
-    def _icmp6_out(self: Stack, dst: str, msg: Icmp6Message) -> None:
-        assert self.addr6 is not None
-        self._out.append(build_icmp6_packet(
-            self.addr6, dst, msg, hop_limit=self.cfg.int("net.ipv6.conf.all.hop_limit")))
+    def _icmp6_out(self: Stack, dst: str, msg: Icmp6Message, src: str | None = None) -> None:
+        src = src or self.source_for(dst)
+        assert src is not None
+        self.queue_out(dst, build_icmp6_packet(
+            src, dst, msg, hop_limit=self.cfg.int("net.ipv6.conf.all.hop_limit")))
 
     def _icmp6_in(self: Stack, src: str, dst: str, hops: int, body: memoryview,
                   now: int) -> None:
@@ -171,8 +181,8 @@ class Ip6Mixin:
         if len(body) and body[0] in _LINK_NOISE:
             stats["icmp6: ignored ND/MLD"] += 1
             return
-        if dst != self.addr6:
-            stats["dropped not for us"] += 1
+        if (dst != self.addr6 or src == dst or src == "::1") and (
+                not self._inbound_ok(src, dst, False)):
             return
         try:
             msg = parse_icmp6(body, src, dst)
@@ -184,7 +194,7 @@ class Ip6Mixin:
             return
         if msg.type == ECHO_REQUEST:
             self._icmp6_out(src, Icmp6Message(ECHO_REPLY, 0, msg.ident, msg.seq,
-                                              payload=msg.payload))
+                                              payload=msg.payload), dst)
             stats["icmp6: echo replies sent"] += 1
             return
         if msg.type == ECHO_REPLY:
@@ -201,7 +211,7 @@ class Ip6Mixin:
         if orig.proto != PROTO_TCP or len(msg.original_data) < 8:
             stats["icmp6: dropped error for another protocol"] += 1
             return
-        if orig.src != self.addr6:
+        if not self.owns(orig.src):
             stats["icmp6: dropped error about a packet not ours"] += 1
             return
         sport, dport, seq = _PORTS_SEQ.unpack(msg.original_data)

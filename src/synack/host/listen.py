@@ -76,7 +76,7 @@ class ListenMixin:
         iss = self.isn(key[0], key[1], key[2], key[3], now)
         local = lst.local if lst.local[0] == key[0] else (key[0], key[1])  # shared tuple
         child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
-                           opts=opts, iss=iss, now=now, mtu=self.mtu,
+                           opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=self.rng.getrandbits(32))
         child.tso_max = self._tso_max()
         lst.syn_queue[(key[2], key[3])] = child
@@ -101,7 +101,7 @@ class ListenMixin:
         tup = (key[2], key[3], key[0], key[1])
         local = lst.local if lst.local[0] == key[0] else (key[0], key[1])  # shared tuple
         child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
-                           opts=opts, iss=iss, now=now, mtu=self.mtu,
+                           opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=syncookies.ts_offset(self._secret(), tup))
         child.tso_max = self._tso_max()
         child.open_passive(syn, now=now)

@@ -124,7 +124,7 @@ class UdpHost:
             raise _oserror(errno.EINVAL)
         ip, port = addr
         ip = ip or _WILD
-        if ip not in (self.stack.addr, _WILD):
+        if ip != _WILD and (":" in ip or not self.stack.owns(ip)):
             raise _oserror(errno.EADDRNOTAVAIL, ip)
         if port == 0:
             port = self._ephemeral(sock)
@@ -155,7 +155,8 @@ class UdpHost:
         assert sock.local is not None
         if sock.local[0] == _WILD:
             self.ports.remove(sock)
-            sock.local = (self.stack.addr, sock.local[1])   # Linux: connect picks the source
+            # Linux: connect picks the source (127.0.0.1 towards loopback).
+            sock.local = (self.stack.source_for(addr[0]) or self.stack.addr, sock.local[1])
             self.ports.add(sock)
         sock.remote = addr
 
@@ -179,11 +180,15 @@ class UdpHost:
         st._ident = (st._ident + 1) & 0xFFFF
         d = UdpDatagram(sock.local[1], addr[1], payload)
         ttl = st.cfg.int("net.ipv4.ip_default_ttl")
-        if len(payload) + 28 <= st.mtu:
-            st._out.append(build_udp_packet(st.addr, addr[0], d, ttl=ttl, ident=st._ident))
+        src = sock.local[0] if sock.local[0] != _WILD else st.source_for(addr[0]) or st.addr
+        if st.is_local(addr[0]):
+            # Loopback (host/loopback.py): lo's MTU holds any datagram whole.
+            st._lo.append(build_udp_packet(src, addr[0], d, ttl=ttl, ident=st._ident))
+        elif len(payload) + 28 <= st.mtu:
+            st._out.append(build_udp_packet(src, addr[0], d, ttl=ttl, ident=st._ident))
         else:
             # Linux ip_fragment(): larger than the MTU, sent in fragments with DF clear.
-            st._out += fragment(st.addr, addr[0], PROTO_UDP, encode_udp(d, st.addr, addr[0]),
+            st._out += fragment(src, addr[0], PROTO_UDP, encode_udp(d, src, addr[0]),
                                 mtu=st.mtu, ttl=ttl, ident=st._ident)
             st.stats["udp: datagrams fragmented"] += 1
         st.cfg.mib["UdpOutDatagrams"] += 1
@@ -333,8 +338,8 @@ class UdpHost:
                 return
             st.stats["udp: port unreachable sent"] += 1
             st._ident = (st._ident + 1) & 0xFFFF
-            st._out.append(build_icmp_packet(
-                st.addr, src, error_for(packet, DEST_UNREACH, CODE_PORT_UNREACH),
+            st.queue_out(src, build_icmp_packet(
+                dst, src, error_for(packet, DEST_UNREACH, CODE_PORT_UNREACH),
                 ttl=st.cfg.int("net.ipv4.ip_default_ttl"), ident=st._ident))
             return
         if sock.queued + len(d.payload) > sock.rcvbuf:

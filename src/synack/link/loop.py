@@ -92,6 +92,7 @@ class Loop:
         self._fd_waits: dict[int, list[Any]] = {}    # fd -> [Condition, threads waiting]
         self._poked: set[int] = set()
         self._deadline: int | None = None
+        self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
         self._stopping = False
         self._running = False
         self._finished = False
@@ -308,9 +309,14 @@ class Loop:
             if poked:
                 self._poked = set()
             fd_watchers = self._fd_watchers
+            lo_pending = self._lo_pending
+            if lo_pending:
+                self._lo_pending = set()
             if fd_watchers:
                 touched: Any = getattr(stack, "touched", None)
                 ready = (touched & fd_watchers.keys()) if touched else set()
+                if lo_pending:
+                    ready |= lo_pending & fd_watchers.keys()
                 if poked:
                     ready |= poked & fd_watchers.keys()
                 for fd in ready:
@@ -332,6 +338,14 @@ class Loop:
                         waits[fd][0].notify_all()
             self.cond.notify_all()
             self._deadline = self._next_deadline()
+            take_lo = getattr(stack, "take_lo_touched", None)
+            lo_touched = take_lo() if take_lo is not None else None
+            if lo_touched:
+                # Packets to the host's own addresses were received inside transmit()
+                # (host/loopback.py): another batch at once lets the watchers see
+                # them, as a loopback link's doorbell would.
+                self._lo_pending |= lo_touched
+                self._deadline = now
 
     def _guarded(self, fn: Callback, now: int, what: str) -> None:
         """User code must not kill the loop: report its exception and carry on."""
