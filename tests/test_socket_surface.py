@@ -8,7 +8,6 @@ a host has a nameserver); families synack does not carry go to the kernel.
 
 from __future__ import annotations
 
-import errno
 import socket
 import struct
 import threading
@@ -89,7 +88,21 @@ def test_synack_answers_the_calls_that_need_the_network() -> None:
                  "getnameinfo", "getfqdn", "create_connection", "create_server",
                  "has_dualstack_ipv6", "getdefaulttimeout", "setdefaulttimeout"):
         assert getattr(ss, name) is not getattr(socket, name), name
-    assert ss.has_ipv6 is False and ss.has_dualstack_ipv6() is False
+    assert ss.has_ipv6 is True
+
+
+def test_has_dualstack_ipv6_follows_the_hosts_ipv6_address() -> None:
+    four = Host.loopback(IP, seed=3)
+    both = Host.loopback(IP, addr6="2001:db8::2", seed=4)
+    try:
+        assert ss.has_dualstack_ipv6(four) is False
+        assert ss.has_dualstack_ipv6(both) is True
+        ss.set_default_host(both)
+        assert ss.has_dualstack_ipv6() is True
+    finally:
+        ss.set_default_host(None)
+        four.close()
+        both.close()
 
 
 def test_getaddrinfo_numeric_matches_the_c_library() -> None:
@@ -98,7 +111,15 @@ def test_getaddrinfo_numeric_matches_the_c_library() -> None:
                  ("192.0.2.1", 53, ss.AF_INET, ss.SOCK_DGRAM),
                  ("192.0.2.1", None, 0, ss.SOCK_STREAM),
                  (None, 8080, ss.AF_INET, ss.SOCK_STREAM, 0, ss.AI_PASSIVE),
-                 (None, 8080, ss.AF_INET, ss.SOCK_STREAM)]:
+                 (None, 8080, ss.AF_INET, ss.SOCK_STREAM),
+                 ("2001:db8::1", 80), ("2001:DB8:0:0::1", 443, ss.AF_INET6),
+                 ("::1", 53, ss.AF_INET6, ss.SOCK_DGRAM), ("::ffff:192.0.2.1", 80),
+                 ("::", 0, ss.AF_INET6, ss.SOCK_STREAM, 0, ss.AI_PASSIVE),
+                 ("2001:db8::5", 80, 0, 0, 0, ss.AI_NUMERICHOST),
+                 (None, 8080, ss.AF_INET6, ss.SOCK_STREAM),
+                 (None, 8080, ss.AF_INET6, ss.SOCK_STREAM, 0, ss.AI_PASSIVE),
+                 (None, 8080, 0, ss.SOCK_STREAM, 0, ss.AI_PASSIVE),
+                 (None, 8080, 0, ss.SOCK_STREAM)]:
         want = socket.getaddrinfo(*args)      # type: ignore[arg-type]
         assert ss.getaddrinfo(*args) == want, args
     assert ss.getaddrinfo("192.0.2.1", "http", type=ss.SOCK_STREAM)[0][4] == ("192.0.2.1", 80)
@@ -111,7 +132,16 @@ def test_getaddrinfo_errors_are_glibcs() -> None:
         return exc.value.errno
     assert code("web", 80, flags=ss.AI_NUMERICHOST) == ss.EAI_NONAME
     assert code("192.0.2.1", "no-such-service") == ss.EAI_SERVICE
-    assert code("192.0.2.1", 80, ss.AF_INET6) == ss.EAI_FAMILY
+    assert code("192.0.2.1", 80, ss.AF_INET6) == ss.EAI_ADDRFAMILY   # as the C library
+    assert code("2001:db8::1", 80, ss.AF_INET) == ss.EAI_ADDRFAMILY
+    assert code("192.0.2.1", 80, ss.AF_UNIX) == ss.EAI_FAMILY
+    for args in [("192.0.2.1", 80, ss.AF_INET6), ("2001:db8::1", 80, ss.AF_INET)]:
+        with pytest.raises(socket.gaierror) as exc:
+            socket.getaddrinfo(*args)
+        assert exc.value.errno == ss.EAI_ADDRFAMILY, args
+    with pytest.raises(socket.gaierror) as exc:
+        ss.gethostbyname("::1")                    # gethostbyname is IPv4 only
+    assert exc.value.errno == ss.EAI_ADDRFAMILY
     assert code(None, None) == ss.EAI_NONAME
 
 
@@ -129,9 +159,62 @@ def test_names_from_etc_hosts(hosts_file: Path) -> None:
     assert ss.getnameinfo(("192.0.2.99", 80), ss.NI_NUMERICSERV) == ("192.0.2.99", "80")
     assert ss.getfqdn("web") == "web.example.test"
     with pytest.raises(socket.gaierror):
-        ss.gethostbyname("six.example.test")       # IPv6 only: synack carries IPv4
+        ss.gethostbyname("six.example.test")       # IPv6 only: gethostbyname is IPv4
     with pytest.raises(socket.herror):
         ss.gethostbyaddr("192.0.2.99")
+
+
+def test_ipv6_names_from_etc_hosts(hosts_file: Path) -> None:
+    hosts_file.write_text("127.0.0.1 localhost\n"
+                          "::1 localhost ip6-localhost\n"
+                          "192.0.2.7 both.example.test\n"
+                          "2001:DB8:0::7 both.example.test both\n"
+                          "2001:db8::1 six.example.test\n")
+    infos = ss.getaddrinfo("six.example.test", 80, ss.AF_INET6, ss.SOCK_STREAM)
+    assert infos == [(ss.AF_INET6, ss.SOCK_STREAM, 6, "", ("2001:db8::1", 80, 0, 0))]
+    assert ss.getaddrinfo("six.example.test", 80, type=ss.SOCK_STREAM) == infos
+    with pytest.raises(socket.gaierror):
+        ss.getaddrinfo("six.example.test", 80, ss.AF_INET)
+    # Both families: RFC 6724 order, ::1 before 127.0.0.1.
+    assert [i[4] for i in ss.getaddrinfo("localhost", 7, type=ss.SOCK_STREAM)] == [
+        ("::1", 7, 0, 0), ("127.0.0.1", 7)]
+    assert [i[4] for i in ss.getaddrinfo("localhost", 7, ss.AF_INET, ss.SOCK_STREAM)] == [
+        ("127.0.0.1", 7)]
+    assert [i[4] for i in ss.getaddrinfo("ip6-localhost", 7, ss.AF_INET6, ss.SOCK_DGRAM)] == [
+        ("::1", 7, 0, 0)]
+    # A global IPv6 address with no IPv6 address on the host to reach it from comes
+    # after IPv4 (RFC 6724 rule 1); the default host here has none (no host at all).
+    assert [i[4][0] for i in ss.getaddrinfo("both.example.test", 7, type=ss.SOCK_STREAM)] == [
+        "192.0.2.7", "2001:db8::7"]
+    six = Host.loopback(IP, addr6="2001:db8::2", seed=5)
+    try:
+        assert [i[4][0] for i in ss.getaddrinfo("both.example.test", 7, type=ss.SOCK_STREAM,
+                                                synack_host=six)] == ["2001:db8::7", "192.0.2.7"]
+        assert [i[4][0] for i in ss.getaddrinfo("both", 7, type=ss.SOCK_STREAM,
+                                                synack_host=six)] == ["2001:db8::7"]
+    finally:
+        six.close()
+    assert ss.getaddrinfo("both", 7, ss.AF_INET6, ss.SOCK_STREAM, 0, ss.AI_CANONNAME)[0][3] == (
+        "both.example.test")
+    assert ss.gethostbyname("both.example.test") == "192.0.2.7"
+    with pytest.raises(socket.gaierror):
+        ss.gethostbyname("both")                   # an alias of the IPv6 line only
+    assert ss.gethostbyname_ex("both.example.test") == ("both.example.test", [],
+                                                        ["192.0.2.7"])
+    assert ss.getnameinfo(("2001:db8::7", 80, 0, 0), 0) == ("both.example.test", "http")
+    assert ss.getnameinfo(("2001:db8:0::7", 80), ss.NI_NOFQDN) == ("both", "http")
+    assert ss.getnameinfo(("2001:db8::99", 80, 0, 0), ss.NI_NUMERICSERV) == ("2001:db8::99",
+                                                                             "80")
+    with pytest.raises(socket.gaierror):
+        ss.getnameinfo(("2001:db8::99", 80, 0, 0), ss.NI_NAMEREQD)
+    assert ss.gethostbyaddr("::1") == ("localhost", ["ip6-localhost"], ["::1"])
+
+
+def test_getnameinfo_ipv6_numeric_matches_the_c_library() -> None:
+    for sa, flags in [(("2001:db8::1", 80, 0, 0), ss.NI_NUMERICHOST),
+                      (("2001:db8::1", 53), ss.NI_NUMERICHOST | ss.NI_DGRAM),
+                      (("::ffff:192.0.2.1", 8080, 0, 0), ss.NI_NUMERICHOST | ss.NI_NUMERICSERV)]:
+        assert ss.getnameinfo(sa, flags) == socket.getnameinfo(sa, flags), sa
 
 
 def test_sockets_connect_to_names_from_etc_hosts(host: Host, hosts_file: Path) -> None:
@@ -153,13 +236,11 @@ def test_families_synack_does_not_carry_go_to_the_kernel(host: Host) -> None:
     assert type(dup) is socket.socket
     for x in (a, b, dup):
         x.close()
-    with pytest.raises(OSError) as exc:
-        ss.socket(ss.AF_INET6, ss.SOCK_DGRAM, host=host)   # UDP over IPv6: not carried
-    assert exc.value.errno == errno.EAFNOSUPPORT
-    # TCP over IPv6 is synack's (issue 14, tests/test_socket_v6.py).
-    six = ss.socket(ss.AF_INET6, host=host)
-    assert type(six) is ss.socket and six.family == ss.AF_INET6
-    six.close()
+    # TCP and UDP over IPv6 are synack's (issue 14, tests/test_socket_v6.py).
+    for kind in (ss.SOCK_STREAM, ss.SOCK_DGRAM):
+        six = ss.socket(ss.AF_INET6, kind, host=host)
+        assert type(six) is ss.socket and six.family == ss.AF_INET6 and six.type == kind
+        six.close()
 
 
 # ---------------------------------------------------------------- DNS over synack
@@ -227,5 +308,7 @@ def test_dns_query_and_answer_round_trip(tmp_path: Path) -> None:
     assert parse_answer(reply, 0x4321) is None               # another query's id
     conf = tmp_path / "resolv.conf"
     conf.write_text("search example.test\nnameserver 2001:db8::53\nnameserver 192.0.2.53\n")
-    assert nameserver_from_resolv_conf(str(conf)) == "192.0.2.53"
+    assert nameserver_from_resolv_conf(str(conf)) == "2001:db8::53"   # IPv6 too
+    conf.write_text("nameserver fe80::1%eth0\nnameserver 192.0.2.53\n")
+    assert nameserver_from_resolv_conf(str(conf)) == "192.0.2.53"   # no link-local scope
     assert nameserver_from_resolv_conf(str(tmp_path / "none")) is None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synack.sockopts import oserror as _oserror
 
@@ -29,9 +29,14 @@ _SEND_FLAGS = int(_socket.MSG_DONTWAIT | _socket.MSG_NOSIGNAL | _socket.MSG_CONF
 _RECV_FLAGS = int(_socket.MSG_DONTWAIT | _socket.MSG_PEEK | _socket.MSG_TRUNC)
 
 
-def _dest(sock: socket, addr: Addr) -> Addr:
-    # Linux: INADDR_ANY as a destination means this host.
-    return (sock.host.stack.addr, addr[1]) if addr[0] == "0.0.0.0" else addr
+def _dest(sock: socket, addr: Any) -> Any:
+    # Linux: INADDR_ANY as a destination means this host; the IPv6 unspecified
+    # address means ::1 (ip6_datagram_connect()).
+    if addr[0] == "0.0.0.0":
+        return (sock.host.stack.addr, addr[1])
+    if addr[0] == "::" and len(addr) == 4:
+        return ("::1", *addr[1:])
+    return addr
 
 
 def connect(sock: socket, addr: Addr) -> int:

@@ -7,16 +7,20 @@ The stdlib's resolver functions ask the C library, which may send DNS queries
 through the kernel's network: a synack program must not leak there. These
 functions answer as glibc's ``files`` source does, in order:
 
-1. a numeric IPv4 address (``inet_aton`` rules, as glibc: ``"127.1"`` works);
+1. a numeric IPv4 address (``inet_aton`` rules, as glibc: ``"127.1"`` works)
+   or IPv6 address;
 2. ``/etc/hosts`` (:data:`HOSTS_PATH`; the first name on a line is the
-   canonical one, the rest are aliases);
-3. DNS over synack UDP (:mod:`synack.dns`) to the nameserver of the synack host
-   (``Host.nameserver``), when one was given; without one a name not found so
-   far is ``gaierror(EAI_NONAME)``.
+   canonical one, the rest are aliases), IPv4 and IPv6 lines;
+3. DNS over synack UDP (:mod:`synack.dns`: A, and AAAA for IPv6) to the
+   nameserver of the synack host (``Host.nameserver``), when one was given;
+   without one a name not found so far is ``gaierror(EAI_NONAME)``.
 
-Only IPv4 is carried by synack, so only ``AF_INET`` results are returned
-(``has_ipv6`` is False); asking for ``AF_INET6`` is ``EAI_FAMILY``. Errors are
-the stdlib's classes with glibc's codes and messages. Service names come from
+``getaddrinfo`` answers ``AF_INET``, ``AF_INET6`` or both (``AF_UNSPEC``); both
+come in the order of RFC 6724's precedence, as glibc sorts them: ::1 first,
+then other IPv6 addresses (after IPv4 when the synack host has no IPv6 address
+to reach them from: rule 1, unusable destinations), then IPv4.
+``gethostbyname[_ex]`` stay IPv4, as the C functions. Errors are the stdlib's
+classes with glibc's codes and messages. Service names come from
 ``/etc/services`` through the stdlib (a file lookup, no network).
 """
 
@@ -34,6 +38,7 @@ __all__ = [
     "gethostbyname_ex",
     "getnameinfo",
     "lookup",
+    "lookup_all",
 ]
 
 HOSTS_PATH = "/etc/hosts"
@@ -47,8 +52,13 @@ def _noname() -> _socket.gaierror:
     return _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
 
 
+def _addrfamily() -> _socket.gaierror:
+    return _socket.gaierror(_socket.EAI_ADDRFAMILY, "Address family for hostname not supported")
+
+
 def _hosts() -> list[tuple[str, list[str]]]:
-    """``/etc/hosts`` as (IPv4 address, names) lines; IPv6 lines are skipped."""
+    """``/etc/hosts`` as (address, names) lines: IPv4 dotted quads and IPv6 addresses
+    in inet_ntop's spelling."""
     rows: list[tuple[str, list[str]]] = []
     try:
         with open(HOSTS_PATH, encoding="utf-8", errors="replace") as f:
@@ -59,10 +69,20 @@ def _hosts() -> list[tuple[str, list[str]]]:
         fields = line.split("#", 1)[0].split()
         if len(fields) < 2:
             continue
-        ip = _numeric(fields[0])
+        ip = _numeric(fields[0]) or _numeric6(fields[0])
         if ip is not None:
             rows.append((ip, fields[1:]))
     return rows
+
+
+def _numeric6(name: str) -> str | None:
+    """``name`` in inet_ntop's spelling if it is a numeric IPv6 address, else None."""
+    if ":" not in name:
+        return None
+    try:
+        return _socket.inet_ntop(_socket.AF_INET6, _socket.inet_pton(_socket.AF_INET6, name))
+    except (OSError, ValueError):
+        return None
 
 
 def _numeric(name: str) -> str | None:
@@ -77,15 +97,34 @@ def _numeric(name: str) -> str | None:
 
 def lookup(name: str, host: Any = None) -> tuple[str, list[str], list[str]]:
     """(canonical name, aliases, IPv4 addresses) for ``name``; gaierror when unknown."""
+    if _numeric6(name) is not None:
+        raise _addrfamily()             # gethostbyname("::1"), as glibc
+    canon, aliases, addrs = lookup_all(name, host, _socket.AF_INET)
+    return canon, aliases, addrs
+
+
+def lookup_all(name: str, host: Any = None, family: int = _socket.AF_UNSPEC,
+               ) -> tuple[str, list[str], list[str]]:
+    """(canonical name, aliases, addresses) for ``name``, IPv4 and/or IPv6 as
+    ``family`` asks (AF_UNSPEC: both, unsorted); gaierror when unknown."""
+    want4 = family in (_socket.AF_UNSPEC, _socket.AF_INET)
+    want6 = family in (_socket.AF_UNSPEC, _socket.AF_INET6)
     ip = _numeric(name)
     if ip is not None:
+        if not want4:
+            raise _addrfamily()
         return name, [], [ip]
+    ip6 = _numeric6(name)
+    if ip6 is not None:
+        if not want6:
+            raise _addrfamily()
+        return name, [], [ip6]
     want = name.lower().rstrip(".")
     canon: str | None = None
     aliases: list[str] = []
     addrs: list[str] = []
     for ip, names in _hosts():
-        if any(n.lower() == want for n in names):
+        if (want6 if ":" in ip else want4) and any(n.lower() == want for n in names):
             if canon is None:
                 canon = names[0]
                 aliases = names[1:]
@@ -93,22 +132,56 @@ def lookup(name: str, host: Any = None) -> tuple[str, list[str], list[str]]:
                 addrs.append(ip)
     if canon is not None:
         return canon, aliases, addrs
-    found = _dns(name, host)
+    found = _dns(name, host, want4, want6)
     if found:
         return name, [], found
     raise _noname()
 
 
-def _dns(name: str, host: Any) -> list[str]:
-    """A and CNAME-followed addresses from the host's nameserver over synack, if any."""
+def _dns(name: str, host: Any, want4: bool = True, want6: bool = False) -> list[str]:
+    """A (and AAAA) addresses, CNAMEs followed, from the host's nameserver over synack,
+    if it has one. Both asked: what either answers (an error only when neither does;
+    NXDOMAIN for one is the answer for both)."""
     from synack.api_host import get_default_host
 
     h = host if host is not None else get_default_host()
     server = getattr(h, "nameserver", None)
     if h is None or not server:
         return []
-    from synack.dns import query_a
-    return query_a(h, server, name)
+    from synack.dns import TYPE_A, TYPE_AAAA, query
+
+    found: list[str] = []
+    err: _socket.gaierror | None = None
+    for qtype, wanted in ((TYPE_A, want4), (TYPE_AAAA, want6)):
+        if not wanted:
+            continue
+        try:
+            found += query(h, server, name, qtype)
+        except _socket.gaierror as exc:
+            if exc.errno == _socket.EAI_NONAME:
+                raise              # NXDOMAIN: the name has no records of any type
+            err = exc
+    if not found and err is not None:
+        raise err
+    return found
+
+
+def _sort_key(host: Any) -> Any:
+    """RFC 6724 destination order, the rules that matter here: rule 1 (an IPv6
+    destination the host has no IPv6 address for is unusable), then rule 6
+    (precedence: ::1 50, other IPv6 40, IPv4 35)."""
+    from synack.api_host import get_default_host
+
+    h = host if host is not None else get_default_host()
+    has6 = getattr(getattr(h, "stack", None), "addr6", None) is not None
+
+    def key(ip: str) -> tuple[int, int]:
+        if ":" not in ip:
+            return 0, -35
+        if ip == "::1":
+            return 0, -50
+        return (0 if has6 else 1), -40
+    return key
 
 
 def _port(port: Any, socktype: int, flags: int) -> int:
@@ -136,9 +209,9 @@ def _port(port: Any, socktype: int, flags: int) -> int:
 
 def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family: int = 0,
                 type: int = 0, proto: int = 0, flags: int = 0, *,
-                synack_host: Any = None) -> list[tuple[Any, Any, int, str, tuple[str, int]]]:
+                synack_host: Any = None) -> list[tuple[Any, Any, int, str, Any]]:
     """The stdlib's ``getaddrinfo``, answered from numbers, /etc/hosts and synack DNS."""
-    if family not in (_socket.AF_UNSPEC, _socket.AF_INET):
+    if family not in (_socket.AF_UNSPEC, _socket.AF_INET, _socket.AF_INET6):
         raise _socket.gaierror(_socket.EAI_FAMILY, "ai_family not supported")
     if isinstance(host, bytes):
         host = host.decode("idna")
@@ -153,19 +226,28 @@ def getaddrinfo(host: str | bytes | None, port: str | bytes | int | None, family
     num = _port(port, types[0][0], flags)
     canon = ""
     if host is None or host == "":
-        addrs = ["0.0.0.0" if flags & _socket.AI_PASSIVE else "127.0.0.1"]
+        # glibc: the wildcards IPv4 first; the loopbacks in RFC 6724 order (::1 first).
+        addrs = ["0.0.0.0", "::"] if flags & _socket.AI_PASSIVE else ["::1", "127.0.0.1"]
+        addrs = [a for a in addrs if family == _socket.AF_UNSPEC
+                 or (family == _socket.AF_INET6) == (":" in a)]
     elif flags & _socket.AI_NUMERICHOST:
-        ip = _numeric(host)
+        ip = _numeric(host) or _numeric6(host)
         if ip is None:
             raise _noname()
+        if family != _socket.AF_UNSPEC and (family == _socket.AF_INET6) != (":" in ip):
+            raise _addrfamily()
         addrs = [ip]
     else:
-        name, _aliases, addrs = lookup(host, synack_host)
+        name, _aliases, addrs = lookup_all(host, synack_host, family)
         canon = name if flags & _socket.AI_CANONNAME else ""
-    out = []
+        if family == _socket.AF_UNSPEC and len(addrs) > 1:
+            addrs = sorted(addrs, key=_sort_key(synack_host))
+    out: list[tuple[Any, Any, int, str, Any]] = []
     for ip in addrs:
+        fam = _socket.AddressFamily.AF_INET6 if ":" in ip else _socket.AddressFamily.AF_INET
+        sa: Any = (ip, num, 0, 0) if ":" in ip else (ip, num)
         for t, p in types:
-            out.append((_socket.AddressFamily.AF_INET, _socket.SocketKind(t), p, canon, (ip, num)))
+            out.append((fam, _socket.SocketKind(t), p, canon, sa))
             canon = ""                  # only the first entry carries it, as glibc
     return out
 
@@ -183,7 +265,7 @@ def gethostbyname_ex(hostname: str) -> tuple[str, list[str], list[str]]:
 def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
     """``(name, aliases, [address])`` for an address (or a name) from /etc/hosts."""
     try:
-        ip = lookup(ip_address)[2][0]
+        ip = _numeric6(ip_address) or lookup(ip_address)[2][0]
     except _socket.gaierror as exc:
         raise _socket.herror(1, "Unknown host") from exc
     for addr, names in _hosts():
@@ -192,14 +274,15 @@ def gethostbyaddr(ip_address: str) -> tuple[str, list[str], list[str]]:
     raise _socket.herror(1, "Unknown host")
 
 
-def getnameinfo(sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
-    """``(host, port)`` names for an IPv4 socket address, from /etc/hosts and /etc/services."""
+def getnameinfo(sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+    """``(host, port)`` names for an IPv4 or IPv6 socket address, from /etc/hosts and
+    /etc/services."""
     if not isinstance(sockaddr, tuple) or len(sockaddr) < 2:
         raise TypeError("getnameinfo() argument 1 must be a tuple")
     ip_name, port = sockaddr[0], sockaddr[1]
     if not isinstance(port, int):
         raise TypeError("'str' object cannot be interpreted as an integer")
-    ip = _numeric(ip_name)
+    ip = _numeric(ip_name) or _numeric6(ip_name)
     if ip is None:
         addrs = lookup(ip_name)[2]
         ip = addrs[0]

@@ -8,10 +8,11 @@ work for programs written against the stdlib:
   :class:`~synack.stack.Stack`; ``(AF_INET, SOCK_DGRAM)`` is UDP of the same
   host (:mod:`synack.host.udp`, :mod:`synack.dgram`). ``AF_UNIX`` and the other
   families synack does not carry, and ``socket(fileno=fd)``, return the
-  kernel's socket (the stdlib's class). ``(AF_INET6, SOCK_STREAM)`` is TCP over
-  IPv6 on a host with an IPv6 address (``Stack(addr6=...)``), addresses as
-  ``(host, port, flowinfo, scope_id)`` with IPv6 literals (names are resolved for
-  AF_INET only, so ``has_ipv6`` stays False); UDP over IPv6 is ``EAFNOSUPPORT``.
+  kernel's socket (the stdlib's class). ``(AF_INET6, SOCK_STREAM)`` and
+  ``(AF_INET6, SOCK_DGRAM)`` are TCP and UDP over IPv6 on a host with an IPv6
+  address (``Stack(addr6=...)``; ::1 always), addresses as ``(host, port,
+  flowinfo, scope_id)``; ``has_ipv6`` is True, ``has_dualstack_ipv6()`` when the
+  host has an IPv6 address.
 * Name lookups (``getaddrinfo``, ``gethostbyname[_ex]``, ``gethostbyaddr``,
   ``getnameinfo``, ``getfqdn``) never ask the kernel's resolver: numbers,
   ``/etc/hosts``, then DNS over synack UDP to ``Host.nameserver`` when set
@@ -124,7 +125,7 @@ error = OSError
 timeout = TimeoutError
 gaierror = _socket.gaierror
 herror = _socket.herror
-has_ipv6 = False
+has_ipv6 = True     # the C library's constant: IPv6 sockets exist (a host may lack addr6)
 
 __all__ = [  # noqa: PLE0604 - the stdlib's names, then synack's own
     *_socket.__all__,
@@ -176,9 +177,11 @@ def check_address(address: Any, call: str, host: Host | None = None) -> tuple[st
         return _resolve.lookup(ip, host)[2][0], port
 
 
-def check_address6(address: Any, call: str) -> tuple[str, int, int, int]:
+def check_address6(address: Any, call: str,
+                   host: Host | None = None) -> tuple[str, int, int, int]:
     """Check an AF_INET6 address as the stdlib does: ``(host, port[, flowinfo[,
-    scope_id]])`` with an IPv6 literal ("" is ::); names are not resolved."""
+    scope_id]])`` with an IPv6 literal ("" is ::) or a name, resolved to its first
+    IPv6 address by :mod:`synack.resolve`."""
     if not isinstance(address, tuple):
         raise TypeError(f"AF_INET6 address must be tuple, not {type(address).__name__}")
     if not 2 <= len(address) <= 4:
@@ -198,7 +201,9 @@ def check_address6(address: Any, call: str) -> tuple[str, int, int, int]:
     try:
         packed = _socket.inet_pton(AF_INET6, ip or "::")
     except OSError:
-        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+        if ":" in ip or not ip:
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+        return _resolve.lookup_all(ip, host, AF_INET6)[2][0], port, flowinfo, scope_id
     return _socket.inet_ntop(AF_INET6, packed), port, flowinfo, scope_id
 
 
@@ -226,8 +231,8 @@ class socket(SocketAttrsMixin):
         self._udp = False
         self._proto = proto
         kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
-        if family != AF_INET and (family != AF_INET6 or kind != SOCK_STREAM):
-            raise _oserror(errno.EAFNOSUPPORT)       # IPv6: TCP only
+        if family not in (AF_INET, AF_INET6):
+            raise _oserror(errno.EAFNOSUPPORT)
         self._family = _socket.AddressFamily(family)
         if kind not in (SOCK_STREAM, SOCK_DGRAM):
             raise _oserror(errno.ESOCKTNOSUPPORT)
@@ -240,7 +245,7 @@ class socket(SocketAttrsMixin):
         if _fd is None:
             with self._host.loop.lock:
                 st = self._host.stack
-                _fd = st.udp.socket() if self._udp else st.socket(family)
+                _fd = st.udp.socket(family) if self._udp else st.socket(family)
         self._fd = _fd
         self._closed = False
 
@@ -254,7 +259,7 @@ class socket(SocketAttrsMixin):
     def _check(self, address: Any, call: str) -> tuple[Any, ...]:
         """The address checked for this socket's family."""
         if self._family == AF_INET6:
-            return check_address6(address, call)
+            return check_address6(address, call, self._host)
         return check_address(address, call, self._host)
 
     def _wait(self, end: float | None) -> None:
@@ -485,7 +490,7 @@ class socket(SocketAttrsMixin):
             flags, address = 0, flags_or_address
         else:
             flags = flags_or_address
-        addr = check_address(address, "sendto", self._host)
+        addr = self._check(address, "sendto")
         if self._udp:
             return _dgram.send(self, data, flags, addr)
         return self.send(data, flags)
@@ -602,23 +607,10 @@ def create_connection(address: tuple[str, int], timeout: Any = _GLOBAL_DEFAULT_T
     """Connect to ``address`` and return the socket (the stdlib's helper): each
     address the name resolves to is tried in turn; the last error is raised."""
     name, port = address
-    if isinstance(name, str) and ":" in name:      # an IPv6 literal: one AF_INET6 try
-        sock6 = socket(AF_INET6, SOCK_STREAM, host=host)
-        try:
-            if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-                sock6.settimeout(timeout)
-            if source_address:
-                sock6.bind(source_address)
-            sock6.connect((name, port))
-            return sock6
-        except BaseException:
-            sock6.close()
-            raise
-    infos = _resolve.getaddrinfo(name, port, AF_INET, SOCK_STREAM,
-                                 synack_host=resolve_host(host))
+    infos = _resolve.getaddrinfo(name, port, 0, SOCK_STREAM, synack_host=resolve_host(host))
     err: BaseException | None = None
-    for _family, _type, proto, _canon, addr in infos:
-        sock = socket(AF_INET, SOCK_STREAM, proto, host=host)
+    for family, _type, proto, _canon, addr in infos:
+        sock = socket(family, SOCK_STREAM, proto, host=host)
         try:
             if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
                 sock.settimeout(timeout)
@@ -663,9 +655,11 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET,
 SocketType = socket
 
 
-def has_dualstack_ipv6() -> bool:
-    """False: synack carries IPv4 only."""
-    return False
+def has_dualstack_ipv6(host: Host | None = None) -> bool:
+    """True when the synack host (the default one) has an IPv6 address beside its
+    IPv4 one, so an AF_INET6 socket without IPV6_V6ONLY takes both."""
+    h = host if host is not None else get_default_host()
+    return h is not None and h.stack.addr6 is not None
 
 
 def _copy_stdlib_names() -> None:

@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["Ip6Mixin", "flow_label", "icmp6_errno"]
 
 _PORTS_SEQ = struct.Struct("!HHI")
+_PORTS = struct.Struct("!HH")
+PROTO_UDP = 17
 # ICMPv6 types a host sees on a link without caring: MLD (130-132, 143), router and
 # neighbor discovery (133-137).
 _LINK_NOISE = frozenset({130, 131, 132, 133, 134, 135, 136, 137, 143})
@@ -103,6 +105,12 @@ class Ip6Mixin:
                                  f"offset {frag & 0xFFF8}, fragments are not reassembled")
             if proto == PROTO_ICMPV6:
                 self._icmp6_in(src, dst, hops, body, now)
+                return
+            if proto == PROTO_UDP:
+                if (dst != self.addr6 or src == dst or src == "::1") and (
+                        not self._inbound_ok(src, dst, False)):
+                    return
+                self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
                 return
             if proto != PROTO_TCP:
                 raise ParseError("IPv6 next header", "unsupported", f"{proto}")
@@ -208,6 +216,12 @@ class Ip6Mixin:
         for IPv4 (Linux tcp_v6_err())."""
         stats = self.stats
         orig = msg.original
+        if orig.proto == PROTO_UDP and len(msg.original_data) >= 4 and self.owns(orig.src):
+            sport, dport = _PORTS.unpack_from(msg.original_data)
+            err = icmp6_errno(msg.type, msg.code) if msg.type == DEST_UNREACH else 0
+            stats["icmp6: " + self.udp.on_icmp_error((orig.src, sport), (orig.dst, dport),
+                                                     msg.type, msg.code, err6=err)] += 1
+            return
         if orig.proto != PROTO_TCP or len(msg.original_data) < 8:
             stats["icmp6: dropped error for another protocol"] += 1
             return

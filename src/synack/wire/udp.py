@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from .checksum import Buffer, internet_checksum, pseudo_header_sum
 from .errors import ParseError
 from .ipv4 import _DF, PROTO_UDP, _header_bytes
+from .ipv6 import IPv6Header, encode_ipv6
 
-__all__ = ["UDP_HEADER_LEN", "UdpDatagram", "build_udp_packet", "encode_udp", "parse_udp"]
+__all__ = ["UDP_HEADER_LEN", "UdpDatagram", "build_udp6_packet", "build_udp_packet",
+           "encode_udp", "parse_udp"]
 
 UDP_HEADER_LEN = 8
 _HEADER = struct.Struct("!HHHH")
@@ -63,6 +65,13 @@ def build_udp_packet(src: str, dst: str, d: UdpDatagram, *, ttl: int = 64, ident
     ip = _header_bytes(src, dst, PROTO_UDP, ttl, tos, ident, _DF if dont_fragment else 0,
                        b"", len(body))
     return bytes(ip) + body
+
+
+def build_udp6_packet(src: str, dst: str, d: UdpDatagram, *, hop_limit: int = 64) -> bytes:
+    """A complete IPv6 packet carrying ``d``, checksummed over the IPv6 pseudo-header
+    (RFC 8200 8.1; never zero: 0xFFFF stands for it)."""
+    return encode_ipv6(IPv6Header(src=src, dst=dst, proto=PROTO_UDP, hop_limit=hop_limit),
+                       encode_udp(d, src, dst))
 
 
 def parse_udp(data: Buffer, src: str, dst: str, *, verify_checksum: bool = True) -> UdpDatagram:
