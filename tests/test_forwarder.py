@@ -50,7 +50,7 @@ def _digest_handler(req: ForwardRequest) -> None:
 
 
 def _exchange(host: Host, dst: tuple[str, int], payload: bytes) -> str:
-    s = ssock.socket(host=host)
+    s = ssock.socket(ssock.AF_INET6 if ":" in dst[0] else ssock.AF_INET, host=host)
     s.settimeout(20)
     try:
         s.connect(dst)
@@ -83,6 +83,56 @@ def test_forwarder_terminates_any_address_over_a_link_pair() -> None:
     finally:
         client.close()
         server.close()
+
+
+def test_forwarder_terminates_any_ipv6_address_over_a_link_pair() -> None:
+    a, b = LinkPair()
+    client = Host.on_link("192.0.2.1", a, addr6="2001:db8::1")
+    server = Host.on_link("192.0.2.2", b, addr6="2001:db8::2")
+    try:
+        with Forwarder(server, _digest_handler) as fwd:
+            for dst in [("2001:db8:ffff::7", 80), ("2001:db8:1::9", 443),
+                        ("2001:db8::2", 5555), ("198.51.100.7", 80)]:
+                payload = os.urandom(200_000)
+                answer = _exchange(client, dst, payload)
+                assert answer == f"{hashlib.sha256(payload).hexdigest()} {dst[0]}:{dst[1]}"
+            with pytest.raises(ConnectionRefusedError):
+                _exchange(client, ("2001:db8:ffff::7", 9), b"x")
+            assert fwd.fwd.accepted == 4 and fwd.fwd.rejected == 1
+    finally:
+        client.close()
+        server.close()
+
+
+def test_forwarded_ipv6_connection_sans_io() -> None:
+    from synack.host.forward import Forwarding
+    from synack.stack import Stack
+    from synack.wire.ipv6 import build_tcp6_packet, parse_tcp6_packet
+    from synack.wire.tcp import ACK, SYN, TcpSegment
+
+    stack = Stack("192.0.2.2", seed=1)          # no IPv6 address of its own: any will do
+    fwd = Forwarding(stack)
+    fwd.install()
+    syn = TcpSegment(src_port=40000, dst_port=443, seq=1000, flags=SYN, window=65535, mss=1440)
+    stack.receive(build_tcp6_packet("2001:db8::1", "2001:db8:ffff::7", syn), now=0)
+    assert stack.transmit(now=0) == []
+    key = ("2001:db8:ffff::7", 443, "2001:db8::1", 40000)
+    assert fwd.take_new() == [key]
+    fwd.accept(key, now=10)
+    (out,) = stack.transmit(now=10)
+    hdr, synack = parse_tcp6_packet(out)
+    assert (hdr.src, hdr.dst, synack.flags, synack.mss) == ("2001:db8:ffff::7", "2001:db8::1",
+                                                           SYN | ACK, 1440)
+    ack = TcpSegment(src_port=40000, dst_port=443, seq=1001, ack=synack.seq + 1, flags=ACK,
+                     window=65535)
+    stack.receive(build_tcp6_packet("2001:db8::1", "2001:db8:ffff::7", ack), now=20)
+    fd = fwd.take(key)
+    assert fd is not None
+    assert stack.getsockname(fd) == ("2001:db8:ffff::7", 443, 0, 0)
+    assert stack.getpeername(fd) == ("2001:db8::1", 40000, 0, 0)
+    # A martian is not forwarded: ::1 from the link.
+    stack.receive(build_tcp6_packet("::1", "2001:db8:ffff::8", syn), now=30)
+    assert fwd.take_new() == [] and stack.stats["dropped martian source"] == 1
 
 
 def test_a_host_without_forwarder_still_drops_other_addresses() -> None:

@@ -312,3 +312,55 @@ def test_dns_query_and_answer_round_trip(tmp_path: Path) -> None:
     conf.write_text("nameserver fe80::1%eth0\nnameserver 192.0.2.53\n")
     assert nameserver_from_resolv_conf(str(conf)) == "192.0.2.53"   # no link-local scope
     assert nameserver_from_resolv_conf(str(tmp_path / "none")) is None
+
+
+def dns_reply_aaaa(query: bytes, addrs: list[str]) -> bytes:
+    """An answer of AAAA records (RFC 3596) for a AAAA question, else an empty one."""
+    ident = struct.unpack_from("!H", query)[0]
+    end = query.index(b"\0", 12) + 5
+    qtype = struct.unpack_from("!H", query, end - 4)[0]
+    if qtype != 28:
+        addrs = []
+    answers = b"".join(b"\xc0\x0c" + struct.pack("!HHIH", 28, 1, 60, 16)
+                       + socket.inet_pton(socket.AF_INET6, a) for a in addrs)
+    return struct.pack("!HHHHHH", ident, 0x8180, 1, len(addrs), 0, 0) + \
+        query[12:end] + answers
+
+
+@pytest.mark.parametrize("server_ip", ["198.51.100.53", "2001:db8::53"])
+def test_dns_aaaa_over_synack_udp(hosts_file: Path, server_ip: str) -> None:
+    pair = LinkPair()
+    client = Host.on_link("198.51.100.1", pair.a, addr6="2001:db8::1", seed=1)
+    server = Host.on_link("198.51.100.53", pair.b, addr6="2001:db8::53", seed=2)
+    try:
+        client.nameserver = server_ip
+        dns = ss.socket(ss.AF_INET6, ss.SOCK_DGRAM, host=server)
+        dns.bind(("::", 53))                       # dual-stack: either family's queries
+        dns.settimeout(WAIT)
+        questions: list[tuple[bytes, object]] = []
+
+        def serve() -> None:
+            for _ in range(3):
+                query, addr = dns.recvfrom(512)
+                questions.append((query, addr))
+                dns.sendto(dns_reply_aaaa(query, ["2001:db8::80", "2001:db8::81"]), addr)
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        infos = ss.getaddrinfo("www.example.test", 80, ss.AF_INET6, ss.SOCK_STREAM,
+                               synack_host=client)
+        assert [i[4] for i in infos] == [("2001:db8::80", 80, 0, 0), ("2001:db8::81", 80, 0, 0)]
+        assert b"\x03www\x07example\x04test\x00\x00\x1c\x00\x01" in questions[0][0]
+        # Both families: an A query (no records) and a AAAA one.
+        infos = ss.getaddrinfo("v6.example.test", 80, type=ss.SOCK_STREAM, synack_host=client)
+        assert [i[0] for i in infos] == [ss.AF_INET6, ss.AF_INET6]
+        t.join(WAIT)
+        assert len(questions) == 3
+        sender = questions[0][1]
+        assert isinstance(sender, tuple)
+        assert sender[0] == ("2001:db8::1" if ":" in server_ip else "::ffff:198.51.100.1")
+        dns.close()
+    finally:
+        client.close()
+        server.close()
+        pair.close()

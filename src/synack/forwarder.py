@@ -26,6 +26,7 @@ own tunnel -- and this is tun2socks or a transparent proxy.
 from __future__ import annotations
 
 import errno
+import socket as _socket
 import sys
 import threading
 import time
@@ -98,7 +99,8 @@ class ForwardRequest:
                 # Success touches the listener's descriptor; failure does not, so look again
                 # now and then.
                 loop.wait_fd(lst_fd, 0.25 if left is None else min(left, 0.25))
-        return synack_socket(host=host, _fd=fd)
+        family = _socket.AF_INET6 if ":" in self.id[0] else _socket.AF_INET
+        return synack_socket(family, host=host, _fd=fd)
 
     def reject(self, *, reset: bool = True) -> None:
         """Refuse: the client gets RST,ACK (``reset``) or no answer at all."""

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-With a :class:`Forwarding` in ``stack.forward``, the stack takes IPv4 packets
-for every destination address, not only its own, and every segment that finds
+With a :class:`Forwarding` in ``stack.forward``, the stack takes IPv4 and IPv6
+packets for every destination address, not only its own, and every segment that finds
 neither a connection nor a listener comes here (:meth:`Forwarding.segment`)
 instead of being answered with RST. This is gVisor's ``tcp.Forwarder`` shape:
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import errno
 import os
+import socket as _socket
 from typing import TYPE_CHECKING
 
 from synack.host.records import Addr, Key, Sock
@@ -141,6 +142,8 @@ class Forwarding:
             raise ConnectionResetError(errno.ECONNRESET, "the handshake did not complete")
         fd = stack.socket()
         child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+        if ":" in key[0]:
+            child.family = _socket.AF_INET6     # an IPv6 destination: the API's 4-tuples
         stack.socks[fd] = child
         stack.ports.add(child)
         conn.fd = fd
