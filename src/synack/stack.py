@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-A :class:`Stack` owns one IPv4 address, a sysctl table, and every connection,
-listener and TIME_WAIT entry of that host. Drivers (the simulator, a TAP
+A :class:`Stack` owns one IPv4 address (an IPv6 one too with ``addr6``, and
+127.0.0.0/8 and ::1: :mod:`synack.host.loopback`), a sysctl table, and every
+connection, listener and TIME_WAIT entry of that host. Drivers (the simulator, a TAP
 device loop, the blocking and asyncio APIs, a test) move packets with
 :meth:`receive` / :meth:`transmit` and call :meth:`tick` at
 :meth:`next_deadline`. Applications use file-descriptor calls shaped like
