@@ -377,5 +377,12 @@ def test_bad_nameserver_is_a_one_line_error(capsys: pytest.CaptureFixture[str],
     assert main(["run", "--nameserver", "dns.example", "--netns", "sa-never-made", "--",
                  "python", str(prog)]) == 2
     err = capsys.readouterr().err
-    assert "--nameserver 'dns.example' is not an IPv4 address" in err and \
+    assert "--nameserver 'dns.example' is not an IP address" in err and \
         err.count("\n") == 1, err
+
+
+def test_ipv6_nameserver_is_accepted() -> None:
+    from synack.commands.run import pick_nameserver
+    assert pick_nameserver("2001:DB8::53", None) == "2001:db8::53"
+    assert pick_nameserver("192.0.2.53", None) == "192.0.2.53"
+    assert pick_nameserver("none", None) is None

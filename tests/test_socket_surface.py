@@ -364,3 +364,14 @@ def test_dns_aaaa_over_synack_udp(hosts_file: Path, server_ip: str) -> None:
         client.close()
         server.close()
         pair.close()
+
+
+def test_ipv6_nameserver_from_a_host_without_ipv6_is_eai_again() -> None:
+    h = Host.loopback(IP, seed=8)
+    try:
+        h.nameserver = "2001:db8::53"
+        with pytest.raises(socket.gaierror) as exc:
+            ss.getaddrinfo("www.example.test", 80, ss.AF_INET, synack_host=h)
+        assert exc.value.errno == ss.EAI_AGAIN
+    finally:
+        h.close()

@@ -112,8 +112,12 @@ def query(host: Any, server: str, name: str, qtype: int = TYPE_A) -> list[str]:
     with loop.lock:
         fd = udp.socket(_socket.AF_INET6 if ":" in server else _socket.AF_INET)
     try:
-        with loop.lock:
-            udp.connect(fd, (server, 53))
+        try:
+            with loop.lock:
+                udp.connect(fd, (server, 53))
+        except OSError:     # e.g. an IPv6 nameserver from a host without IPv6
+            raise _socket.gaierror(_socket.EAI_AGAIN,
+                                   "Temporary failure in name resolution") from None
         for _ in range(ATTEMPTS):
             end = time.monotonic() + TIMEOUT
             with loop.lock:

@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--trace", action="store_true",
                    help="print the program's connections' state changes on stderr")
     p.add_argument("--nameserver", metavar="ADDR",
-                   help="DNS server (IPv4) asked over synack for names not in /etc/hosts "
+                   help="DNS server (IPv4 or IPv6) asked over synack for names not in /etc/hosts "
                         "(default: the first nameserver of /etc/netns/NS/resolv.conf with "
                         "--netns NS, as `ip netns exec` shows it, else of /etc/resolv.conf; "
                         "'none': numeric addresses and /etc/hosts only)")
@@ -83,7 +83,7 @@ def parse_program(argv: list[str]) -> tuple[str, str, list[str]]:
 
 
 def pick_nameserver(given: str | None, netns: str | None) -> str | None:
-    """The resolver's server: ``given`` (checked: one-line ValueError), or the first IPv4
+    """The resolver's server: ``given`` (checked: one-line ValueError), or the first
     nameserver of the resolv.conf the program would see in its namespace, or None."""
     import ipaddress
 
@@ -93,9 +93,9 @@ def pick_nameserver(given: str | None, netns: str | None) -> str | None:
         if given.lower() == "none":
             return None
         try:
-            return str(ipaddress.IPv4Address(given))
+            return str(ipaddress.ip_address(given))
         except ValueError:
-            raise ValueError(f"--nameserver {given!r} is not an IPv4 address (or 'none')"
+            raise ValueError(f"--nameserver {given!r} is not an IP address (or 'none')"
                              ) from None
     if netns:
         # ip-netns(8): a namespace's own /etc/netns/NAME/resolv.conf replaces the host's.
