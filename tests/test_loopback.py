@@ -207,3 +207,17 @@ def test_martians_from_the_link_are_dropped() -> None:
     # The same SYN from a real peer is answered.
     st.receive(build_tcp_packet(PEER4, A4, syn), now=0)
     assert len(st.transmit(now=0)) == 1
+
+
+def test_a_forwarder_does_not_take_loopback_syns() -> None:
+    from synack.host.forward import Forwarding
+
+    st = host()
+    fwd = Forwarding(st)
+    fwd.install()
+    fd = st.socket()
+    st.connect_ex(fd, ("127.0.0.1", 7), now=0)
+    assert settle(st, 0) == []
+    assert fwd.take_new() == []                 # refused by RST, as lo with no listener
+    with pytest.raises(ConnectionRefusedError):
+        st.send(fd, b"x", now=0)

@@ -45,6 +45,7 @@ __all__ = ["SynackServer", "SynackTransport", "open_connection", "start_server"]
 T = TypeVar("T")
 _DEFAULT_LIMIT = 2 ** 16          # asyncio.streams' default line/buffer limit
 _RECV_ALL = 1 << 24               # read everything ready: the loop may not call again soon
+_MAX_POSTED = 256 * 1024          # bytes read for the protocol and not yet delivered to it
 _HANDSHAKING = (State.SYN_SENT, State.SYN_RECEIVED)
 ClientConnected = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None] | None]
 
@@ -69,6 +70,7 @@ class SynackTransport(asyncio.Transport):
         self._write_paused = False
         self._resume_scheduled = False
         self._eof_pending = False
+        self._posted = 0                    # bytes handed to the asyncio loop, not yet taken
         self._high = 64 * 1024
         self._low = 16 * 1024
         # Read by the synack thread, written in the asyncio thread (single flags):
@@ -118,10 +120,15 @@ class SynackTransport(asyncio.Transport):
                     return
             # Until nothing is left: the watcher runs again only when something new
             # happens, so an end of stream behind the data must be seen now.
-            while self._reading and not self._eof_read and stack.readable(fd):
+            # At most _MAX_POSTED bytes on their way: a protocol that pauses reading
+            # does so in the asyncio thread, which may lag behind this one (a fast
+            # loopback would otherwise pull the whole stream out of the stack).
+            while self._reading and not self._eof_read and self._posted < _MAX_POSTED \
+                    and stack.readable(fd):
                 data = stack.recv(fd, _RECV_ALL, now=now)
                 if data:
-                    self._post(self._protocol.data_received, data)  # type: ignore[attr-defined]
+                    self._posted += len(data)
+                    self._post(self._deliver, data)
                 else:
                     self._eof_read = True
                     self._post(self._on_eof)
@@ -157,6 +164,14 @@ class SynackTransport(asyncio.Transport):
             self._host.loop.wake()
         else:
             self._host.loop.poke(fd)
+
+    def _deliver(self, data: bytes) -> None:
+        with self._host.loop.lock:
+            full = self._posted >= _MAX_POSTED
+            self._posted -= len(data)
+        self._protocol.data_received(data)  # type: ignore[attr-defined]
+        if full and self._posted < _MAX_POSTED:
+            self._kick()            # reading stopped at the cap: data may be waiting
 
     def _maybe_resume(self) -> None:
         with self._host.loop.lock:

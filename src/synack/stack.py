@@ -136,6 +136,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         self._lo: list[bytes] = []          # packets to our own addresses (host/loopback.py)
         self._on_lo = False                 # receive() is taking a looped packet
         self.lo_touched: set[int] = set()   # descriptors loopback delivery touched
+        self._lo_taker = False              # a driver takes lo_touched (link/loop.py)
 
     @property
     def offload(self) -> Offload | None:
@@ -244,7 +245,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         if listener is not None:
             self._to_listener(listener, key, seg, now)
             return
-        if self.forward is not None:        # any address and port: host/forward.py
+        if self.forward is not None and not self._on_lo:   # any address: host/forward.py
             self.forward.segment(self, key, seg, now)
             return
         self._reset_closed(dst, src, seg, "no socket")

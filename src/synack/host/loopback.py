@@ -56,6 +56,7 @@ class LoopbackMixin:
     _lo: list[bytes]
     _on_lo: bool
     lo_touched: set[int]
+    _lo_taker: bool
 
     def owns(self: Stack, ip: str) -> bool:
         """Is ``ip`` an address of this host (its own, or loopback)?"""
@@ -127,13 +128,15 @@ class LoopbackMixin:
         finally:
             touched = self.touched
             if touched:
-                self.lo_touched |= touched
+                if self._lo_taker:      # kept only for a driver that asks for them
+                    self.lo_touched |= touched
                 before |= touched
             self.touched = before
 
     def take_lo_touched(self: Stack) -> set[int]:
         """The descriptors loopback delivery touched since the last call (and forget
-        them); they are in :attr:`touched` too."""
+        them); they are in :attr:`touched` too. Kept from the first call on."""
+        self._lo_taker = True
         t = self.lo_touched
         if t:
             self.lo_touched = set()

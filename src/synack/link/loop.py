@@ -93,6 +93,9 @@ class Loop:
         self._poked: set[int] = set()
         self._deadline: int | None = None
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
+        take_lo = getattr(stack, "take_lo_touched", None)
+        if take_lo is not None:
+            take_lo()           # from now on the stack keeps them for this loop
         self._stopping = False
         self._running = False
         self._finished = False
