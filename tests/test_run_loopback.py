@@ -93,3 +93,20 @@ def test_program_talks_to_itself_under_synack_run(tmp_path: Path) -> None:
         assert not loop4 and not loop6, f"loopback packets on the link: {loop4 + loop6}"
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@live
+@pytest.mark.parametrize("target", ["127.0.0.1", "::1"])
+def test_synack_ping_loopback_is_answered_inside(target: str) -> None:
+    ns = f"sa-pinglo-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        r = subprocess.run([sys.executable, "-m", "synack.cli", "ping", "--netns", ns,
+                            "-c", "2", "-i", "0.2", target], capture_output=True, text=True,
+                           env=env, timeout=60, check=False)
+        assert r.returncode == 0 and "2 packets transmitted, 2 received" in r.stdout, \
+            f"{r.stdout}\n{r.stderr}"
+        assert f"from {target}" in r.stdout, r.stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
