@@ -74,6 +74,8 @@ _KNOBS = [
     Knob("net.ipv4.tcp_dsack", 1, "send D-SACK blocks for duplicate segments", 0, 1),
     Knob("net.ipv4.tcp_challenge_ack_limit", 2**31 - 1,
          "challenge ACKs per second, host-wide (2147483647: no host-wide limit)", 0),
+    Knob("net.ipv4.tcp_early_retrans", 3,
+         "tail loss probe: 3 or 4 on (RFC 8985 TLP), 0 to 2 off", 0, 4),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
     Knob("net.ipv4.tcp_invalid_ratelimit", 500,
@@ -93,6 +95,8 @@ _KNOBS = [
     Knob("net.ipv4.tcp_max_tw_buckets", 131072, "bound of the TIME_WAIT table", 0),
     Knob("net.ipv4.tcp_orphan_retries", 0,
          "retransmissions of an orphaned connection (0 means 8)", 0, 255),
+    Knob("net.ipv4.tcp_recovery", 1,
+         "1: RACK loss detection (RFC 8985) with SACK; 0: RFC 6675 DupThresh", 0, 7),
     Knob("net.ipv4.tcp_retries1", 3,
          "no effect in synack (Linux re-checks the route and probes the path MTU after "
          "this many retransmissions; synack has no route cache)", 0, 255),

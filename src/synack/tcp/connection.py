@@ -45,6 +45,7 @@ from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
+from synack.tcp.rack import Rack
 from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
@@ -392,6 +393,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         rec.mss = rec.cc.mss = self.mss
         if neg.sack_ok:
             rec.board = NO_SACKS             # a board of its own at the first SACK block
+            if self.cfg.int("net.ipv4.tcp_recovery") & 1:
+                rec.rack = Rack(self.mss)    # Linux tcp_is_rack(): RACK with SACK only
         self.ackp = AckPolicy(self.mss)
         self.ackp.enter_quickack(self.rcv_capacity)
 

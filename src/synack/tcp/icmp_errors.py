@@ -121,6 +121,9 @@ class IcmpErrorsMixin:
         rec.mss = rec.cc.mss = mss
         if rec.board is not None and rec.board is not NO_SACKS:
             rec.board.mss = mss
+        rack = rec.rack
+        if rack is not None:
+            rack.mss = mss
         snd = self.snd
         if snd.in_flight() > 0 and self.state is not State.SYN_RECEIVED:
             # Linux tcp_simple_retransmit(): everything in flight was sent too big and is
@@ -132,7 +135,10 @@ class IcmpErrorsMixin:
                 rec.dupacks = 0
                 rec.head_pending = False
             snd.rtx_high = snd.snd_max       # Karn: none of it can be timed now
-            snd.snd_nxt = snd.snd_una
+            if rack is not None:
+                rack.mark_all_lost()         # resent from the lost marks, as Linux does
+            else:
+                snd.snd_nxt = snd.snd_una
             self._output(now)
         return "pmtu"
 

@@ -39,7 +39,11 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
     board = rec.board
     flight = max(sq.diff(snd.snd_max, snd.snd_una), 0)
     lost = 0
-    if board is not None and flight:
+    retrans = 0
+    rack = rec.rack
+    if rack is not None:
+        lost, retrans = rack.lost_bytes, rack.retrans_bytes   # the lost and resent marks
+    elif board is not None and flight:
         lost_end = board.lost_boundary(snd.snd_una)
         lost = sum(sq.diff(b, a) for a, b in board.holes(snd.snd_una, lost_end))
     ms = 1000
@@ -59,7 +63,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_unacked=-(-flight // mss) if flight else 0,
         tcpi_sacked=(board.sacked_bytes // mss) if board else rec.dupacks,
         tcpi_lost=-(-lost // mss) if lost else 0,
-        tcpi_retrans=0,
+        tcpi_retrans=-(-retrans // mss) if retrans else 0,
         tcpi_last_data_sent=max(now - conn.last_data_sent, 0) // ms,
         tcpi_last_data_recv=max(now - conn.last_rcv, 0) // ms,
         tcpi_last_ack_recv=max(now - conn.last_rcv, 0) // ms,
@@ -70,7 +74,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_snd_ssthresh=min(rec.cc.ssthresh, 0xFFFFFFFF),
         tcpi_snd_cwnd=rec.cc.cwnd,
         tcpi_advmss=conn.adv_mss - neg.option_len(),
-        tcpi_reordering=3,
+        tcpi_reordering=rack.reordering if rack is not None else 3,
         tcpi_rcv_space=rcv.capacity if rcv else conn.rcv_capacity,
         tcpi_total_retrans=conn.total_retrans,
         tcpi_bytes_acked=snd.bytes_acked,

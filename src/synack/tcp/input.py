@@ -313,12 +313,18 @@ class InputMixin:
             self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
         board = rec.board
+        dsack: tuple[int, int] | None = None
         if board is not None and (board is not NO_SACKS or seg.sack_blocks):
             if board is NO_SACKS:
                 board = rec.board = Scoreboard(self.mss)
             newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
-            if board.last_dsack is not None:
+            dsack = board.last_dsack
+            if dsack is not None:
                 self.dsack_dups += 1
+        rack = rec.rack
+        if rack is not None:
+            self._rack_ack(seg, una_before, acked, dupack, dsack, rtt_us, wnd, now)
+            return
         if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
             snd.update_window(seg.seq, ack, wnd)
             if snd.snd_wnd > 0 and self.timers.persist is not None:
@@ -340,6 +346,65 @@ class InputMixin:
             if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
                 # Linux tcp_sndbuf_expand(): room for two windows of payload.
                 want = 2 * rec.cc.cwnd * self.mss
+                if want > snd.capacity:
+                    snd.capacity = min(want, self.snd_max_capacity)
+
+    def _rack_ack(self: Connection, seg: TcpSegment, una_before: int, acked: int,
+                  dupack: bool, dsack: tuple[int, int] | None, rtt_us: int | None, wnd: int,
+                  now: int) -> None:
+        """The rest of :meth:`_process_ack` with RACK (Linux tcp_ack() from
+        tcp_sacktag_write_queue() on): records, loss detection, PRR, undo, TLP."""
+        snd = self.snd
+        rec = self.rec
+        rack = rec.rack
+        assert rack is not None
+        rtt = self.rtt
+        min_rtt = rtt.min_rtt or 0
+        una, smax = snd.snd_una, snd.snd_max
+        first = 1 if dsack is not None else 0
+        blocks = [(a, b) for a, b in seg.sack_blocks[first:]
+                  if sq.lt(una, a) and sq.lt(a, b) and sq.le(b, smax)]
+        newly_sacked = rack.on_ack(una, blocks, dsack is not None, now, min_rtt)
+        if acked or newly_sacked or dsack is not None:
+            rack.update_reo_wnd(now)
+        if ((snd.snd_una - seg.ack + _HALF) & _MASK) <= _HALF:          # sq.ge(ack, una)
+            snd.update_window(seg.seq, seg.ack, wnd)
+            if snd.snd_wnd > 0 and self.timers.persist is not None:
+                self.timers.persist = None
+                self.persist_backoff = 0
+        data_acked = min(acked, max(((seg.ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
+        self.delivered += data_acked + newly_sacked
+        # D-SACKed retransmissions (Linux tcp_check_dsack(): undo_retrans).
+        dsack_undo = 0
+        if dsack is not None and rec.undo_marker is not None \
+                and sq.gt(dsack[1], rec.undo_marker):
+            dsack_undo = max(-(-sq.diff(dsack[1], dsack[0]) // self.mss), 1)
+        # tcp_packet_delayed(): the peer echoes a time before the first retransmission.
+        delayed = False
+        ts = seg.timestamps
+        if rec.undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
+            delayed = sq.lt(ts[1], self.neg.tsval(rec.undo_stamp))
+        if rec.tlp_high_seq is not None:
+            rec.on_tlp_ack(ack=seg.ack, una_advanced=acked > 0, dsack=dsack is not None,
+                           dupack=dupack and not newly_sacked, now=now)
+        timeout = rec.on_ack_rack(
+            snd_una=una, acked=data_acked, newly_sacked=newly_sacked,
+            dupack=dupack, snd_max=smax, now=now, rtt_us=rtt_us,
+            cwnd_limited=self.cwnd_limited, min_rtt=min_rtt, srtt=rtt.srtt or 0,
+            delayed=delayed, dsack_undo=dsack_undo)
+        if not rack.recs:
+            rack.fack = None
+        if timeout:
+            self._arm_reo_timeout(now, timeout)
+        elif acked:
+            self._schedule_loss_probe(now, advancing_rto=True)  # tcp_set_xmit_timer()
+        if self.trace is not None:
+            self._trace("ack", now)
+        if acked:
+            self.mem_sync()
+            self._update_rate(now)
+            if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
+                want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
                 if want > snd.capacity:
                     snd.capacity = min(want, self.snd_max_capacity)
 
@@ -365,10 +430,7 @@ class InputMixin:
         snd.on_ack(ack)
         self.retransmits = 0
         self.retrans_stamp = None
-        if snd.in_flight() > 0:
-            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
-        else:
-            self.timers.rtx = None
+        self._rearm_rto(now)
 
     def _start_data_rto(self: Connection) -> None:
         """The handshake is over: RFC 6298 (5.7), as Linux tcp_init_metrics() applies it.

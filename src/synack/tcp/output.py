@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp.state import State
+from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, FIN, PSH, URG
 
 if TYPE_CHECKING:
@@ -66,10 +67,16 @@ class OutputMixin:
         mss = self.mss
         self.cwnd_limited = False
         blocked_by_window = False
+        smax_before = snd.snd_max
         full_sent = False                    # a whole segment of new data went in this pass
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
             rtx = rec.next_retransmit(una, smax)
+            if rtx is not None and rec.rack is not None:
+                if self._retransmit_lost(rtx[0], now):
+                    continue
+                self.cwnd_limited = True
+                break
             if rtx is not None:
                 seq, length = rtx
                 rec_end = snd.next_record_end(seq)
@@ -152,6 +159,43 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
+        if sq.gt(snd.snd_max, smax_before) and not probe:
+            self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
+
+    def _retransmit_lost(self: Connection, seq: int, now: int) -> bool:
+        """Resend the lost range at ``seq`` as far as PRR's window allows, as one
+        super-segment when the device cuts them (Linux tcp_xmit_retransmit_queue():
+        up to cwnd - in_flight segments of a lost skb at once). False: no room."""
+        snd = self.snd
+        rec = self.rec
+        rack = rec.rack
+        assert rack is not None
+        mss = self.mss
+        budget = rec.budget(snd.snd_una, snd.snd_nxt, snd.snd_max)
+        if budget <= 0:
+            return False
+        quota = -(-budget // mss)
+        if self.tso_max:
+            room = (self.tso_max - IP_TCP_HEADERS - MAX_TCP_OPTIONS) // mss
+            quota = min(quota, max(room, 1))
+        else:
+            quota = 1
+        got = rack.next_lost(quota * mss)
+        if got is None:
+            return False
+        seq, length = got
+        rec_end = snd.next_record_end(seq)
+        if rec_end is not None and rec_end < length:
+            length = rec_end                 # a retransmission keeps a record's end
+        data_end = snd.data_end
+        fin = False
+        if snd.fin_queued and sq.gt(sq.add(seq, length), data_end):
+            length = sq.diff(data_end, seq)  # the range holds the FIN
+            fin = True
+        if length > mss and snd.snd_up is not None:
+            length = mss
+        self._transmit(seq, length, now, fin=fin)
+        return True
 
     def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int, *,
                     push: bool = False) -> int:
@@ -228,7 +272,7 @@ class OutputMixin:
         marks = snd.push_marks
         while marks and sq.le(marks[0], seq):
             marks.popleft()                  # passed: only the next write end matters
-        if push or n > self.mss or (marks and sq.le(marks[0], end)):
+        if push or (n > self.mss and not retrans) or (marks and sq.le(marks[0], end)):
             flags |= PSH
         if fin:
             flags |= FIN
@@ -255,11 +299,21 @@ class OutputMixin:
             if n % mss:
                 # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss).
                 snd.snd_sml = end
+        rec = self.rec
+        rack = rec.rack
+        if rack is not None and (n or fin):
+            rack.on_send(seq, end, now, retrans=retrans)
+        if rec.prr is not None:
+            rec.prr.out += segs                  # Linux prr_out: sent during recovery
         if retrans:
             self.total_retrans += 1
             snd.bytes_retrans += n
             if sq.gt(end, snd.rtx_high):
                 snd.rtx_high = end
+            if rack is not None:
+                if rec.undo_stamp is None:
+                    rec.undo_stamp = now         # Linux retrans_stamp
+                rec.undo_retrans += segs
         else:
             snd.bytes_sent += n
             if segs > 1:
@@ -271,6 +325,8 @@ class OutputMixin:
             snd.snd_nxt = end
         if sq.gt(end, snd.snd_max):
             snd.snd_max = end
-        if self.timers.rtx is None:
-            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
-        self.timers.persist = None
+        timers = self.timers
+        if timers.rtx is None:
+            timers.rtx = now + self.rtt.backed_off(self.backoff)
+            timers.rtx_kind = RTO
+        timers.persist = None
