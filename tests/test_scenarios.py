@@ -222,7 +222,10 @@ def test_rst_linger_zero() -> None:
 
 def test_rst_timeout() -> None:
     f = SCENARIOS["rst-timeout"](1).facts
-    assert f["retransmissions"] == 15                    # tcp_retries2
+    # Linux: one tail loss probe (tcp_send_loss_probe()), then tcp_retries2 RTOs.
+    assert f["loss_probes"] == 1
+    assert f["rto_retransmissions"] == 15                # tcp_retries2
+    assert f["retransmissions"] == 16
     assert 900 < f["gave_up_s"] < 1000
     assert f["client_errno"] == errno.ETIMEDOUT
     assert f["client_rst"] is not None and f["client_rst"][2] == RST

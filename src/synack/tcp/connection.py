@@ -126,9 +126,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
         "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes",
-        "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
+        "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
-        "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
+        "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
         "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
@@ -203,7 +203,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
         self.rtt_time = 0
         self.persist_backoff = 0
-        self.cwnd_limited = False
+        self.cwnd_limited = False            # Linux is_cwnd_limited, this window
+        self.max_packets_out = 0             # Linux max_packets_out, this window
+        self.cwnd_usage_seq = iss            # Linux cwnd_usage_seq: where the window ends
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
         self.wr_shut = False

@@ -335,7 +335,7 @@ class InputMixin:
         if acked or newly_sacked or dupack:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
                        dupack=dupack, snd_max=snd.snd_max, now=now, rtt_us=rtt_us,
-                       cwnd_limited=self.cwnd_limited)
+                       cwnd_limited=self._is_cwnd_limited())
         if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
         if self.trace is not None:
@@ -390,7 +390,7 @@ class InputMixin:
         timeout = rec.on_ack_rack(
             snd_una=una, acked=data_acked, newly_sacked=newly_sacked,
             dupack=dupack, snd_max=smax, now=now, rtt_us=rtt_us,
-            cwnd_limited=self.cwnd_limited, min_rtt=min_rtt, srtt=rtt.srtt or 0,
+            cwnd_limited=self._is_cwnd_limited(), min_rtt=min_rtt, srtt=rtt.srtt or 0,
             delayed=delayed, dsack_undo=dsack_undo)
         if not rack.recs:
             rack.fack = None

@@ -65,7 +65,7 @@ class OutputMixin:
         snd = self.snd
         rec = self.rec
         mss = self.mss
-        self.cwnd_limited = False
+        limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
         blocked_by_window = False
         smax_before = snd.snd_max
         full_sent = False                    # a whole segment of new data went in this pass
@@ -75,7 +75,7 @@ class OutputMixin:
             if rtx is not None and rec.rack is not None:
                 if self._retransmit_lost(rtx[0], now):
                     continue
-                self.cwnd_limited = True
+                limited = True
                 break
             if rtx is not None:
                 seq, length = rtx
@@ -86,7 +86,7 @@ class OutputMixin:
                     self._transmit(seq, length, now, fin=False)
                     rec.retransmitted(seq, length)
                     continue
-                self.cwnd_limited = True
+                limited = True
                 break
             data_end = snd.data_end
             left = max(sq.diff(data_end, nxt), 0)
@@ -110,7 +110,7 @@ class OutputMixin:
                 cap = rec_end                    # a record's last piece goes alone
             budget = rec.budget(una, nxt, smax)
             if budget <= 0 and not probe:
-                self.cwnd_limited = True
+                limited = True
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
             n = min(left, cap, max(usable, 0))
@@ -159,8 +159,35 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
-        if sq.gt(snd.snd_max, smax_before) and not probe:
+        sent = sq.gt(snd.snd_max, smax_before)
+        # Linux tcp_write_xmit(): the window counts as used when the pipe fills it.
+        limited = limited or -(-rec.pipe(snd.snd_una, snd.snd_nxt, snd.snd_max) // mss) \
+            >= rec.cc.cwnd
+        if sent or limited:
+            self._cwnd_validate(limited)
+        if sent and not probe:
             self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
+
+    def _cwnd_validate(self: Connection, limited: bool) -> None:
+        """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was
+        the limit, or else the most packets that were out."""
+        snd = self.snd
+        packets_out = -(-snd.in_flight() // self.mss)
+        if sq.ge(snd.snd_una, self.cwnd_usage_seq) or limited or (
+                not self.cwnd_limited and packets_out > self.max_packets_out):
+            self.cwnd_limited = limited
+            self.max_packets_out = packets_out
+            self.cwnd_usage_seq = snd.snd_nxt
+
+    def _is_cwnd_limited(self: Connection) -> bool:
+        """Linux tcp_is_cwnd_limited(): may an ACK grow cwnd? Yes if cwnd was the limit
+        in this window; in slow start, also until cwnd is twice the most packets out."""
+        if self.cwnd_limited:
+            return True
+        cc = self.rec.cc
+        if cc.cwnd < cc.ssthresh:
+            return cc.cwnd < 2 * self.max_packets_out
+        return False
 
     def _retransmit_lost(self: Connection, seq: int, now: int) -> bool:
         """Resend the lost range at ``seq`` as far as PRR's window allows, as one

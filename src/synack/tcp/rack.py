@@ -58,7 +58,7 @@ class Rack:
     """Per-transmission records and RACK's state for one SACK-capable sender."""
 
     __slots__ = ("advanced", "dsack_seen", "end", "fack", "last_step", "lost_bytes",
-                 "lost_retrans", "mss", "newly_acked", "recs", "reo_wnd_persist", "reo_wnd_steps",
+                 "delivered_pkts", "lost_retrans", "mss", "newly_acked", "recs", "reo_wnd_persist", "reo_wnd_steps",
                  "reord_seen", "reordering", "retrans_bytes", "rtt", "sacked_bytes", "xmit")
 
     def __init__(self, mss: int) -> None:
@@ -80,6 +80,7 @@ class Rack:
         self.last_step = -1             # when reo_wnd last widened (Linux rack.last_delivered)
         self.lost_retrans = 0           # LINUX_MIB_TCPLOSTRETRANSMIT
         self.newly_acked = 0            # bytes the last ACK acknowledged, not SACKed before
+        self.delivered_pkts = 0         # segments the last ACK delivered (acked or SACKed)
 
     # -- records -----------------------------------------------------------------
     def _find(self, seq: int) -> int:
@@ -155,6 +156,8 @@ class Rack:
         prior_fack = self.fack
         reord: int | None = None
         newly = 0
+        mss = self.mss
+        pkts = 0
         for start, end in sorted(blocks, key=lambda b: sq.diff(b[0], una)):
             i = self._split(start)
             j = self._split(end)
@@ -164,6 +167,7 @@ class Rack:
                     continue
                 n = sq.diff(r[END], r[START])
                 newly += n
+                pkts += -(-n // mss)
                 self.sacked_bytes += n
                 if flags & LOST:
                     self.lost_bytes -= n
@@ -178,16 +182,18 @@ class Rack:
                 self.fack = end
         self.newly_acked = 0
         if recs and sq.gt(una, recs[0][START]):
-            n = self._split(una)
-            for r in recs[:n]:
+            upto = self._split(una)
+            for r in recs[:upto]:
                 flags = r[FLAGS]
                 if not flags & SACKED:
-                    self.newly_acked += sq.diff(r[END], r[START])
+                    n = sq.diff(r[END], r[START])
+                    self.newly_acked += n
+                    pkts += -(-n // mss)
                     self._advance(r, now, min_rtt)
                     if not flags & EVER and (reord is None or sq.lt(r[START], reord)):
                         reord = r[START]         # a hole filled by the original
                 self._forget(r)
-            del recs[:n]
+            del recs[:upto]
         if self.fack is not None and sq.le(self.fack, una):
             self.fack = None
         if reord is not None and prior_fack is not None and sq.lt(reord, prior_fack):
@@ -195,6 +201,7 @@ class Rack:
                             sq.max_seq(self.fack, prior_fack))
         if dsack:
             self.dsack_seen = True       # Linux tcp_check_dsack(): rack.dsack_seen
+        self.delivered_pkts = pkts
         return newly
 
     def _reordered(self, low: int, fack: int) -> None:
@@ -239,7 +246,7 @@ class Rack:
         if not self.reord_seen:
             if in_recovery:
                 return 0
-            if self.sacked_bytes >= self.reordering * self.mss:
+            if self.sacked_bytes and self.sacked_packets() >= self.reordering:
                 return 0                 # the DupThresh rule (tcp_recovery without bit 2)
         return min((min_rtt >> 2) * self.reo_wnd_steps, srtt)
 
@@ -293,6 +300,12 @@ class Rack:
         self.lost_bytes = 0
 
     # -- queries ------------------------------------------------------------------------
+    def sacked_packets(self) -> int:
+        """Linux sacked_out: SACKed segments, a short one counting as one."""
+        mss = self.mss
+        return sum(-(-sq.diff(r[END], r[START]) // mss) for r in self.recs
+                   if r[FLAGS] & SACKED)
+
     def in_flight(self, flight: int) -> int:
         """Linux tcp_packets_in_flight(), in bytes, for ``flight`` bytes outstanding."""
         return max(flight - self.sacked_bytes - self.lost_bytes + self.retrans_bytes, 0)

@@ -230,8 +230,7 @@ class Recovery:
                 self.state = CaState.OPEN
         # Linux counts what this ACK delivered: cumulatively acknowledged bytes that
         # were not SACKed before, and newly SACKed ones (tcp_newly_delivered()).
-        self.acked_acc += rack.newly_acked + newly_sacked
-        segs, self.acked_acc = divmod(self.acked_acc, mss)
+        segs = rack.delivered_pkts
         if self.state is CaState.RECOVERY:
             prr = self.prr
             assert prr is not None
