@@ -5,7 +5,11 @@ Theory of operation
 The scoreboard (:mod:`synack.tcp.scoreboard`) knows *which* bytes the peer holds;
 RACK also needs *when* each byte was last sent. :class:`Rack` keeps one record per
 transmission unit still unacknowledged, in sequence order, like Linux's skbs in
-the retransmission queue: ``[start, end, xmit_us, flags]``. A TSO super-segment
+the retransmission queue: ``[start, end, xmit_us, flags, order]``, where
+``order`` counts transmissions: the simulator sends many segments in the same
+microsecond, and of two sent then the later one must still count as later
+(Linux's clock would tell them apart; comparing sequence numbers, its tie-break,
+would make a retransmission older than new data sent just before it). A TSO super-segment
 is one record; a record is split when a SACK block, a cumulative ACK or a
 retransmission covers only part of it (Linux ``tcp_fragment``). The flags are
 Linux's ``sacked`` bits:
@@ -44,7 +48,7 @@ from collections.abc import Sequence
 
 from synack import seq as sq
 
-START, END, XMIT, FLAGS = 0, 1, 2, 3
+START, END, XMIT, FLAGS, ORDER = 0, 1, 2, 3, 4
 SACKED, LOST, RTX, EVER = 1, 2, 4, 8
 
 REORDERING = 3            # Linux net.ipv4.tcp_reordering default
@@ -58,7 +62,7 @@ class Rack:
     """Per-transmission records and RACK's state for one SACK-capable sender."""
 
     __slots__ = ("advanced", "dsack_seen", "end", "fack", "last_step", "lost_bytes",
-                 "delivered_pkts", "lost_retrans", "mss", "newly_acked", "recs", "reo_wnd_persist", "reo_wnd_steps",
+                 "delivered_pkts", "lost_retrans", "mss", "newly_acked", "order", "sent", "recs", "reo_wnd_persist", "reo_wnd_steps",
                  "reord_seen", "reordering", "retrans_bytes", "rtt", "sacked_bytes", "xmit")
 
     def __init__(self, mss: int) -> None:
@@ -68,6 +72,8 @@ class Rack:
         self.lost_bytes = 0
         self.retrans_bytes = 0
         self.xmit = -1                  # RACK.xmit_ts; -1: nothing delivered yet
+        self.order = 0                  # the transmission count at RACK.xmit_ts
+        self.sent = 0                   # transmissions so far
         self.end = 0                    # RACK.end_seq
         self.rtt = 0                    # RACK.rtt (microseconds)
         self.advanced = False
@@ -101,7 +107,7 @@ class Rack:
         recs = self.recs
         if i < len(recs) and sq.lt(recs[i][START], seq):
             r = recs[i]
-            recs.insert(i + 1, [seq, r[END], r[XMIT], r[FLAGS]])
+            recs.insert(i + 1, [seq, r[END], r[XMIT], r[FLAGS], r[ORDER]])
             r[END] = seq
             i += 1
         return i
@@ -109,10 +115,11 @@ class Rack:
     def on_send(self, seq: int, end: int, now: int, *, retrans: bool) -> None:
         """[seq, end) left now: new data appends a record, a retransmission restamps."""
         recs = self.recs
+        self.sent += 1
         if not retrans:
             if recs and sq.gt(recs[-1][END], seq):
                 return                   # defensive: already recorded
-            recs.append([seq, end, now, 0])
+            recs.append([seq, end, now, 0, self.sent])
             return
         i = self._split(seq)
         j = self._split(end)
@@ -124,6 +131,7 @@ class Rack:
                 self.retrans_bytes += sq.diff(r[END], r[START])
             r[FLAGS] = flags | RTX | EVER
             r[XMIT] = now
+            r[ORDER] = self.sent
         # Linux keeps skbs in send-time order: here the records stay in sequence order
         # and detect() scans them all.
 
@@ -220,8 +228,9 @@ class Rack:
             return                       # probably the original's ACK: ambiguous
         self.advanced = True
         self.rtt = rtt
-        if self.xmit < 0 or xmit > self.xmit or (xmit == self.xmit and sq.gt(end, self.end)):
+        if self.xmit < 0 or _sent_after(xmit, r[ORDER], end, self.xmit, self.order, self.end):
             self.xmit = xmit
+            self.order = r[ORDER]
             self.end = end
 
     def update_reo_wnd(self, now: int) -> None:
@@ -255,7 +264,7 @@ class Rack:
         segment and not delivered within rtt + reo_wnd; (bytes newly lost, timeout us)."""
         newly = 0
         timeout = 0
-        rxmit, rend, rrtt = self.xmit, self.end, self.rtt
+        rxmit, rorder, rend, rrtt = self.xmit, self.order, self.end, self.rtt
         if rxmit < 0:
             return 0, 0
         for r in self.recs:
@@ -263,7 +272,7 @@ class Rack:
             if flags & SACKED or flags & LOST and not flags & RTX:
                 continue
             xmit = r[XMIT]
-            if not (rxmit > xmit or (rxmit == xmit and sq.gt(rend, r[END]))):
+            if not _sent_after(rxmit, rorder, rend, xmit, r[ORDER], r[END]):
                 continue
             remaining = rrtt + reo_wnd - (now - xmit)
             if remaining <= 0:
@@ -341,3 +350,12 @@ class Rack:
     def head_xmit(self) -> int | None:
         """Send time of the first unacknowledged record (Linux tcp_rto_delta_us)."""
         return self.recs[0][XMIT] if self.recs else None
+
+
+def _sent_after(t1: int, o1: int, end1: int, t2: int, o2: int, end2: int) -> bool:
+    """Linux tcp_skb_sent_after(): sent later, or at the same time with a higher end."""
+    if t1 != t2:
+        return t1 > t2
+    if o1 != o2:
+        return o1 > o2
+    return sq.gt(end1, end2)
