@@ -234,6 +234,84 @@ def scripts() -> list[bytes]:
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
                    + op(tw.OP_RECV, "LISTEN-b", 20))
+    out += rack_scripts(ts)
+    return out
+
+
+def rack_scripts(ts: bytes) -> list[bytes]:
+    """RACK-TLP, PRR and undo on the ESTABLISHED target (default sysctls: tcp_recovery = 1).
+    Ten full segments (16 KB written, initial window 10, MSS 1448) unless said otherwise."""
+    name = "ESTABLISHED"
+    p = bytes([0])
+    mss = 1448
+    ten = op(tw.OP_SEND, name, 0x44)
+
+    def sack(*blocks: tuple[int, int]) -> bytes:   # (offset from SND.UNA, length)
+        g = bytes([5, 5, 4, len(blocks) - 1])
+        return g + b"".join(s16(a) + (n & 0xFFFF).to_bytes(2, "big") for a, n in blocks)
+
+    out = []
+    # Three segments, the last one SACKed: RACK waits out its reordering window, then the
+    # reordering timer marks the first two lost and recovery starts from the timer; a
+    # full ACK ends it; then new data and a tail loss probe of new data.
+    out.append(p + op(tw.OP_SEND, name, 0x3C) + op(tw.OP_TICK, name, 11)
+               + op(tw.OP_CLEAN, name, 1 | 4, 0, 0) + op(tw.OP_TICK, name, 1)
+               + op(tw.OP_CLEAN, name, 0, 0, 0) + op(tw.OP_SEND, name, 0x44)
+               + op(tw.OP_TICK, name, 2) + op(tw.OP_TICK, name, 2) + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # One segment, never answered: the probe resends it (nothing new to send), then the
+    # ACK of it, with a D-SACK of the probe (both copies arrived).
+    out.append(p + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 2)
+               + op(tw.OP_TICK, name, 12)
+               + segment(name, ACK, grammar=ts + sack((-640, 640)))
+               + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 12) + op(tw.OP_TICK, name, 12)
+               + segment(name, ACK, grammar=ts) + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # Nine of ten SACKed: the first is lost at once (DupThresh), PRR lets the fast
+    # retransmission out; the ACK then echoes a timestamp from before it: the original
+    # arrived, the reduction is undone (tcp_try_undo_recovery()).
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + segment(name, ACK, grammar=bytes([5, 5, 3, 0, 100]))
+               + op(tw.OP_TICK, name, 3))
+    # The same loss; the retransmission turns out spurious: the ACK covers it and D-SACKs
+    # it (tcp_try_undo_dsack()), then more SACKs, a second loss in recovery and a lost
+    # retransmission found by RACK, then the RTO and an undo from the loss state.
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + segment(name, ACK, ack=-9 * mss, grammar=ts + sack((0, mss), (2 * mss, 8 * mss)))
+               + op(tw.OP_SEND, name, 0x44) + op(tw.OP_TICK, name, 11)
+               + op(tw.OP_CLEAN, name, 1 | 8, 0, 0) + op(tw.OP_TICK, name, 11)
+               + op(tw.OP_CLEAN, name, 1 | 12, 0, 0) + op(tw.OP_TICK, name, 12)
+               + op(tw.OP_CLEAN, name, 2 | 4, 0, 0) + op(tw.OP_TICK, name, 3)
+               + segment(name, ACK, ack=-8 * mss, grammar=bytes([5, 5, 3, 0, 120]))
+               + op(tw.OP_TICK, name, 3) + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # Partial ACKs in recovery with SACK blocks below the highest: reordering is seen and
+    # the reordering window grows from D-SACKs.
+    out.append(p + ten + op(tw.OP_TICK, name, 11)
+               + segment(name, ACK, ack=-10 * mss, grammar=ts + sack((5 * mss, mss)))
+               + segment(name, ACK, ack=-10 * mss, grammar=ts + sack((2 * mss, mss), (5 * mss, mss)))
+               + segment(name, ACK, ack=-7 * mss, grammar=ts + sack((5 * mss, mss)))
+               + segment(name, ACK, ack=-7 * mss, grammar=ts + sack((-mss, mss), (5 * mss, mss)))
+               + op(tw.OP_TICK, name, 1) + op(tw.OP_CLEAN, name, 0, 0, 0)
+               + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + op(tw.OP_SOCKOPT, name, 0x80, 0, 0) + op(tw.OP_TICK, name, 3))
+    # A peer whose handshake took 5 ms: RACK's reordering window is min_rtt / 4, so one
+    # segment SACKed of three leaves the others waiting; the reordering timer marks them
+    # lost and starts recovery.
+    syn = bytes([0, 5, 0xB4, 2]) + ts
+    out.append(p + segment("LISTEN-b", SYN, grammar=syn) + op(tw.OP_TICK, "LISTEN-b", 11)
+               + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
+               + op(tw.OP_SEND, "LISTEN-b", 0x3C) + op(tw.OP_TICK, "LISTEN-b", 11)
+               + op(tw.OP_CLEAN, "LISTEN-b", 1 | 4, 0, 0) + op(tw.OP_TICK, "LISTEN-b", 1)
+               + op(tw.OP_TICK, "LISTEN-b", 1) + op(tw.OP_CLEAN, "LISTEN-b", 0, 0, 0))
+    # A partial ACK in recovery echoing a time before the retransmission: the hole was
+    # filled by the original (tcp_try_undo_partial()).
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 100]))
+               + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # A timeout with six segments SACKed; the ACK that follows echoes a time before the
+    # retransmission: the timeout was spurious (tcp_try_undo_loss()).
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1 | 12, 0, 0)
+               + op(tw.OP_TICK, name, 2)
+               + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 100]))
+               + op(tw.OP_CLEAN, name, 0, 0, 0))
     return out
 
 

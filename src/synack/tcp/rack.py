@@ -117,8 +117,6 @@ class Rack:
         recs = self.recs
         self.sent += 1
         if not retrans:
-            if recs and sq.gt(recs[-1][END], seq):
-                return                   # defensive: already recorded
             recs.append([seq, end, now, 0, self.sent])
             return
         i = self._split(seq)
@@ -134,11 +132,6 @@ class Rack:
             r[ORDER] = self.sent
         # Linux keeps skbs in send-time order: here the records stay in sequence order
         # and detect() scans them all.
-
-    def clear(self) -> None:
-        """Everything acknowledged or the connection reset."""
-        self.recs.clear()
-        self.sacked_bytes = self.lost_bytes = self.retrans_bytes = 0
 
     def _forget(self, r: list[int]) -> None:
         n = sq.diff(r[END], r[START])
@@ -261,12 +254,11 @@ class Rack:
 
     def detect(self, now: int, reo_wnd: int) -> tuple[int, int]:
         """Linux tcp_rack_detect_loss(): mark lost what was sent before the last delivered
-        segment and not delivered within rtt + reo_wnd; (bytes newly lost, timeout us)."""
+        segment and not delivered within rtt + reo_wnd; (bytes newly lost, timeout us).
+        Only called once something was delivered (RACK.xmit_ts is set)."""
         newly = 0
         timeout = 0
         rxmit, rorder, rend, rrtt = self.xmit, self.order, self.end, self.rtt
-        if rxmit < 0:
-            return 0, 0
         for r in self.recs:
             flags = r[FLAGS]
             if flags & SACKED or flags & LOST and not flags & RTX:
@@ -322,8 +314,6 @@ class Rack:
     def next_lost(self, limit: int) -> tuple[int, int] | None:
         """The first lost range not being retransmitted: (seq, length) of at most
         ``limit`` contiguous bytes, or None (Linux tcp_xmit_retransmit_queue)."""
-        if self.retrans_bytes >= self.lost_bytes and self.lost_bytes == 0:
-            return None
         start = None
         length = 0
         for r in self.recs:

@@ -221,7 +221,7 @@ class Recovery:
             reo = rack.reo_wnd(in_recovery=self.state in (CaState.RECOVERY, CaState.LOSS),
                                min_rtt=min_rtt, srtt=srtt)
             newly_lost, timeout = rack.detect(now, reo)
-        if self.state in (CaState.OPEN, CaState.DISORDER, CaState.CWR):
+        if self.state in (CaState.OPEN, CaState.DISORDER):
             if rack.lost_bytes:
                 self._enter_prr(snd_una, snd_max, now)   # "the loss is proven"
             elif rack.sacked_bytes or rack.retrans_bytes:
@@ -274,8 +274,6 @@ class Recovery:
         prior_cwnd = cc.cwnd
         self._init_undo(snd_una)
         self.tlp_high_seq = None
-        if self.state is CaState.CWR:
-            cc.cwnd = prior_cwnd
         self.state = CaState.RECOVERY
         self.recover = snd_max
         self.fast_retransmits += 1
