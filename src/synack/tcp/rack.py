@@ -61,9 +61,29 @@ TIMEOUT_MIN_US = 2 * JIFFY_US  # Linux TCP_TIMEOUT_MIN (2 jiffies)
 class Rack:
     """Per-transmission records and RACK's state for one SACK-capable sender."""
 
-    __slots__ = ("advanced", "dsack_seen", "end", "fack", "last_step", "lost_bytes",
-                 "delivered_pkts", "lost_retrans", "mss", "newly_acked", "order", "sent", "recs", "reo_wnd_persist", "reo_wnd_steps",
-                 "reord_seen", "reordering", "retrans_bytes", "rtt", "sacked_bytes", "xmit")
+    __slots__ = (
+        "advanced",
+        "delivered_pkts",
+        "dsack_seen",
+        "end",
+        "fack",
+        "last_step",
+        "lost_bytes",
+        "lost_retrans",
+        "mss",
+        "newly_acked",
+        "order",
+        "recs",
+        "reo_wnd_persist",
+        "reo_wnd_steps",
+        "reord_seen",
+        "reordering",
+        "retrans_bytes",
+        "rtt",
+        "sacked_bytes",
+        "sent",
+        "xmit",
+    )
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
