@@ -169,9 +169,9 @@ def test_header_zh_isn_and_urg(tmp_path: Path, capsys: pytest.CaptureFixture[str
 ONE_CONNECTION = ["worked-example", "three-way-handshake", "lost-synack", "simultaneous-open",
                   "four-way-close", "half-close", "simultaneous-close", "lost-last-ack",
                   "rst-unread-data", "rst-linger-zero", "rst-timeout", "keepalive",
-                  "zero-window", "fast-retransmit"]
+                  "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit"]
 WITH_MARKS = {"lost-synack", "simultaneous-open", "lost-last-ack", "rst-timeout", "keepalive",
-              "zero-window", "fast-retransmit"}
+              "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit"}
 
 
 @pytest.mark.parametrize("name", ONE_CONNECTION)

@@ -278,6 +278,32 @@ def test_fast_retransmit_beats_the_rto() -> None:
     assert f["received"] == f["sent"]
 
 
+def test_tail_loss_probe_recovers_the_tail_without_a_timeout() -> None:
+    """Linux tcp_schedule_loss_probe() / tcp_send_loss_probe(): two segments out, SRTT
+    20 ms: the probe goes 2 * SRTT + 2 ms after the last ACK, resends the last segment,
+    its SACK lets RACK mark the other lost; no RTO."""
+    f = SCENARIOS["tail-loss-probe"](1).facts
+    assert f["segments"] == 6 and f["lost"] == [5, 6]
+    assert f["srtt_ms"] == 20 and f["probe_after_last_ack_ms"] == 2 * 20 + 2
+    assert f["probe_is_last"] and f["loss_probes"] == 1
+    assert f["repaired_seq"] is not None and f["repaired_seq"] < f["probe_seq"]
+    assert f["repaired_after_ms"] < f["rto_ms"] and f["rto_count"] == 0
+    assert f["received"] == f["sent"] == 8192
+
+
+def test_rack_finds_the_lost_retransmission_before_the_rto() -> None:
+    """Linux tcp_rack_detect_loss(): the retransmission is marked lost once data sent
+    after it is SACKed (TCPLostRetransmit), and sent a third time; no RTO."""
+    f = SCENARIOS["rack-lost-retransmit"](1).facts
+    assert f["transmissions"] == 3 and f["fates"] == ["lost", "lost", "delivered"]
+    assert f["lost_retransmits"] == 1 and f["rto_count"] == 0
+    assert f["after_ms"][1] == 20                           # one round trip
+    # Detected one round trip after the first new data sent after the retransmission.
+    assert f["after_ms"][2] == f["new_data_after_ms"] + 20
+    assert f["after_ms"][2] < f["after_ms"][1] + f["rto_ms"]
+    assert f["received"] == f["sent"] == 40_000
+
+
 def test_syn_scan_classifies_ports() -> None:
     f = SCENARIOS["syn-scan"](1).facts
     assert f["verdict"] == {21: "closed", 22: "open", 23: "closed", 80: "open",

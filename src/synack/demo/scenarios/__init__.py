@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from synack.demo.scenarios import close, data, open, ports, queues, rst, scan, timers, worked
+from synack.demo.scenarios import (
+    close,
+    data,
+    loss,
+    open,
+    ports,
+    queues,
+    rst,
+    scan,
+    timers,
+    worked,
+)
 from synack.demo.scenarios.base import LANGS, Lab, Outcome, Tunable, lab
 
 SCENARIOS: dict[str, Callable[[int], Outcome]] = {
@@ -38,6 +49,8 @@ SCENARIOS: dict[str, Callable[[int], Outcome]] = {
     "keepalive": timers.keepalive,
     "zero-window": data.zero_window,
     "fast-retransmit": data.fast_retransmit,
+    "tail-loss-probe": loss.tail_loss_probe,
+    "rack-lost-retransmit": loss.rack_lost_retransmit,
     "syn-scan": scan.syn_scan,
 }
 
@@ -69,6 +82,8 @@ DESCRIPTIONS_ZH: dict[str, str] = {
     "keepalive": "保活计时器：默认 7200 / 75 / 9，发现宕机的对端",
     "zero-window": "零窗口：接收方不读数据，窗口关闭，发送方用坚持计时器探测",
     "fast-retransmit": "丢失一个报文段：重复 ACK 触发快速重传，远早于超时重传",
+    "tail-loss-probe": "最后两个报文段丢失：尾部丢失探测不等超时就把它们找回",
+    "rack-lost-retransmit": "重传也丢了：RACK 按时间发现它，远早于超时重传",
     "syn-scan": "SYN 端口扫描：SYN,ACK 表示开放，RST 表示关闭，无回应表示过滤",
 }
 
