@@ -101,7 +101,7 @@ def tail_loss_probe(seed: int = 1, *, nbytes: int = 8192) -> Outcome:
     f: dict[str, Any] = {
         "segments": len(firsts), "lost": [firsts.index(x) + 1 for x in lost],
         "probe_seq": probe.seg.seq if probe else None,
-        "probe_is_last": bool(probe) and probe.seg.seq == firsts[-1].seg.seq,
+        "probe_is_last": probe is not None and probe.seg.seq == firsts[-1].seg.seq,
         "probe_after_last_ack_ms": (probe.t_us - last_ack) / MS if probe else None,
         "srtt_ms": (conn.rtt.srtt or 0) / MS, "rto_ms": conn.rtt.rto / MS,
         "repaired_seq": repaired.seg.seq if repaired else None,
