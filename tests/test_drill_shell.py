@@ -53,12 +53,27 @@ def test_harmless_commands_pass(tmp_path: Path, cmd: str) -> None:
     assert shell(tmp_path)[0].run(cmd) is None
 
 
+def test_cubic_module_parameters_are_set(tmp_path: Path) -> None:
+    """Linux's tcp_cubic module parameters (HyStart) are kept as tcp_cubic.NAME."""
+    sh, cfg = shell(tmp_path)
+    assert sh.run("echo 2 > /sys/module/tcp_cubic/parameters/hystart_detect") is None
+    assert cfg.int("tcp_cubic.hystart_detect") == 2
+
+
+@pytest.mark.parametrize(("cmd", "why"), [
+    ("echo 9 > /sys/module/tcp_cubic/parameters/hystart_detect", "outside [0, 3]"),
+])
+def test_bad_cubic_parameter_is_refused(tmp_path: Path, cmd: str, why: str) -> None:
+    err = shell(tmp_path)[0].run(cmd)
+    assert err is not None and why in err
+
+
 @pytest.mark.parametrize(("cmd", "why"), [
     ("sysctl -q net.ipv4.tcp_ecn=1", "unsupported: sysctl net.ipv4.tcp_ecn"),
     ("sysctl -q net.ipv4.tcp_fastopen=0x402", "unsupported: sysctl net.ipv4.tcp_fastopen"),
     ("tc qdisc replace dev tun0 root fq", "unsupported: shell command"),
     ("nstat | grep TcpExtOutOfWindowIcmps > /dev/null", "unsupported: shell command"),
-    ("echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", "unsupported"),
+    ("echo 3 > /sys/module/tcp_other/parameters/x", "unsupported"),
     ("sysctl -q net.ipv4.tcp_sack=7", "sysctl: net.ipv4.tcp_sack: 7 is outside [0, 1]"),
     ("echo 'unterminated", "unsupported: cannot read command"),
 ])

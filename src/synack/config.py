@@ -114,6 +114,16 @@ _KNOBS = [
          "reuse TIME_WAIT ports for connect(): 0 off, 1 on, 2 loopback only", 0, 2),
     Knob("net.ipv4.tcp_window_scaling", 1, "offer and use RFC 7323 window scaling", 0, 1),
     Knob("net.ipv4.tcp_wmem", (4096, 16384, 4194304), "send buffer min, default, max", 1),
+    # CUBIC's HyStart: module parameters in Linux (/sys/module/tcp_cubic/parameters/NAME),
+    # not sysctls; kept in the same table under the module's name.
+    Knob("tcp_cubic.hystart", 1, "CUBIC leaves slow start early on HyStart's signals "
+         "(Linux: /sys/module/tcp_cubic/parameters/hystart)", 0, 1),
+    Knob("tcp_cubic.hystart_detect", 3, "HyStart's signals: 1 ACK train, 2 delay, 3 both "
+         "(Linux: /sys/module/tcp_cubic/parameters/hystart_detect)", 0, 3),
+    Knob("tcp_cubic.hystart_low_window", 16, "segments of cwnd below which HyStart "
+         "does not act (Linux: /sys/module/tcp_cubic/parameters/hystart_low_window)", 0),
+    Knob("tcp_cubic.hystart_ack_delta_us", 2000, "most microseconds between ACKs of one "
+         "train (Linux: /sys/module/tcp_cubic/parameters/hystart_ack_delta_us)", 0),
 ]
 
 KNOBS: dict[str, Knob] = {k.name: k for k in _KNOBS}

@@ -5,6 +5,7 @@ with a few kinds of command; in simulation each is read, not run:
 
 - ``sysctl [-q] [-w] NAME=VALUE...``, ``echo VALUE > /proc/sys/...`` and
   ``set_sysctls.py /proc/sys/...=VALUE...`` set synack's sysctl of that name;
+  ``echo VALUE > /sys/module/tcp_cubic/parameters/NAME`` sets ``tcp_cubic.NAME``;
 - ``.../defaults.sh`` is read (relative to the script's directory) line by line;
 - harmless for a simulated host, hence ignored: ``ip tcp_metrics flush`` (synack
   keeps no route metrics), ``tc qdisc add|replace ... pfifo|pfifo_fast`` (synack
@@ -40,6 +41,7 @@ FIXED: dict[str, frozenset[str]] = {
 }
 _ARITH = re.compile(r"\$\(\(([0-9+\-*/ ()]+)\)\)")
 _PROC = "/proc/sys/"
+_CUBIC = "/sys/module/tcp_cubic/parameters/"
 
 
 class Shell:
@@ -86,6 +88,9 @@ class Shell:
             if target.startswith(_PROC):
                 return self.assign_all([f"{target[len(_PROC):]}={value.strip().strip(chr(34))}"],
                                        init, cmd)
+            if target.startswith(_CUBIC):        # a module parameter, kept as tcp_cubic.NAME
+                name = "tcp_cubic." + target[len(_CUBIC):]
+                return self.assign_all([f"{name}={value.strip().strip(chr(34))}"], init, cmd)
             return f"unsupported: {cmd.strip()!r} in simulation"
         if prog.startswith("sysctl_restore_"):
             return None

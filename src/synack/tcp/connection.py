@@ -195,7 +195,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
-        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now), None, self.mss)
+        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now,
+                                         hystart=_hystart(cfg)), None, self.mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
@@ -491,7 +492,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def set_congestion(self, name: str, *, now: int) -> None:
         """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""
         old = self.rec.cc
-        new = ccmod.create(name, mss=self.mss, now=now)
+        new = ccmod.create(name, mss=self.mss, now=now, hystart=_hystart(self.cfg))
         new.cwnd, new.ssthresh = old.cwnd, old.ssthresh
         self.rec.cc = new
 
@@ -609,6 +610,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
+
+
+def _hystart(cfg: Sysctl) -> ccmod.HystartParams:
+    """CUBIC's HyStart module parameters from the host's table."""
+    return ccmod.HystartParams(
+        enabled=bool(cfg.int("tcp_cubic.hystart")), detect=cfg.int("tcp_cubic.hystart_detect"),
+        low_window=cfg.int("tcp_cubic.hystart_low_window"),
+        ack_delta_us=cfg.int("tcp_cubic.hystart_ack_delta_us"))
 
 
 def _wscale_for(space: int) -> int:
