@@ -306,12 +306,24 @@ def rack_scripts(ts: bytes) -> list[bytes]:
     out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
                + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 100]))
                + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # Slow start past hystart_low_window, then one ACK per segment every 0.5 ms: HyStart
+    # counts delay samples and the ACK train outlasts half the minimum RTT.
+    grow = (ten + op(tw.OP_TICK, name, 0) + op(tw.OP_CLEAN, name, 0, 0, 0)) * 2
+    train = b"".join(segment(name, ACK, ack=-(20 - k) * mss, grammar=ts)
+                     + op(tw.OP_TICK, name, 10) for k in range(12))
+    out.append(p + grow + op(tw.OP_SEND, name, 0x48) + op(tw.OP_TICK, name, 0) + train)
+    # The same with HyStart's delay test alone (profile 1): it collects its 8 samples.
+    out.append(bytes([1]) + grow + op(tw.OP_SEND, name, 0x48) + op(tw.OP_TICK, name, 0) + train)
     # A timeout with six segments SACKed; the ACK that follows echoes a time before the
     # retransmission: the timeout was spurious (tcp_try_undo_loss()).
     out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1 | 12, 0, 0)
-               + op(tw.OP_TICK, name, 2)
-               + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 100]))
+               + op(tw.OP_TICK, name, 12)
+               + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 127]))
                + op(tw.OP_CLEAN, name, 0, 0, 0))
+    for ack in (-9 * mss, 0):   # the RTO the first retransmission: a partial, a full ACK
+        out.append(p + ten + op(tw.OP_TICK, name, 12) * 2          # the probe, the RTO
+                   + segment(name, ACK, ack=ack, grammar=bytes([5, 5, 3, 0, 127]))
+                   + op(tw.OP_CLEAN, name, 0, 0, 0))
     return out
 
 

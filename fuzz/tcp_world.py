@@ -109,7 +109,7 @@ class World:
 
 PROFILES: tuple[dict[str, int | str], ...] = (
     {},
-    {"net.ipv4.tcp_syncookies": 2},
+    {"net.ipv4.tcp_syncookies": 2, "tcp_cubic.hystart_detect": 2},
     {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_window_scaling": 0},
     {"net.ipv4.tcp_rfc1337": 1, "net.ipv4.tcp_dsack": 0, "net.ipv4.tcp_abort_on_overflow": 1,
      "net.ipv4.tcp_congestion_control": "reno", "net.ipv4.tcp_recovery": 0,

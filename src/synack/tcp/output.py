@@ -207,10 +207,7 @@ class OutputMixin:
             quota = min(quota, max(room, 1))
         else:
             quota = 1
-        got = rack.next_lost(quota * mss)
-        if got is None:
-            return False
-        seq, length = got
+        seq, length = rack.next_lost(quota * mss) or (seq, mss)   # the range at seq
         rec_end = snd.next_record_end(seq)
         if rec_end is not None and rec_end < length:
             length = rec_end                 # a retransmission keeps a record's end
