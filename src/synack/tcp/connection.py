@@ -45,7 +45,7 @@ from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
-from synack.tcp.rack import Rack
+from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
@@ -397,7 +397,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         if neg.sack_ok:
             rec.board = NO_SACKS             # a board of its own at the first SACK block
             if self.cfg.int("net.ipv4.tcp_recovery") & 1:
-                rec.rack = Rack(self.mss)    # Linux tcp_is_rack(): RACK with SACK only
+                rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
         self.ackp = AckPolicy(self.mss)
         self.ackp.enter_quickack(self.rcv_capacity)
 
@@ -612,12 +612,18 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         return bool(self.rcv and self.rcv.eof)
 
 
+_HYSTART: dict[tuple[int, int, int, int], ccmod.HystartParams] = {}
+
+
 def _hystart(cfg: Sysctl) -> ccmod.HystartParams:
-    """CUBIC's HyStart module parameters from the host's table."""
-    return ccmod.HystartParams(
-        enabled=bool(cfg.int("tcp_cubic.hystart")), detect=cfg.int("tcp_cubic.hystart_detect"),
-        low_window=cfg.int("tcp_cubic.hystart_low_window"),
-        ack_delta_us=cfg.int("tcp_cubic.hystart_ack_delta_us"))
+    """CUBIC's HyStart module parameters from the host's table (one object per set of
+    values, shared by every connection that has them)."""
+    key = (cfg.int("tcp_cubic.hystart"), cfg.int("tcp_cubic.hystart_detect"),
+           cfg.int("tcp_cubic.hystart_low_window"), cfg.int("tcp_cubic.hystart_ack_delta_us"))
+    got = _HYSTART.get(key)
+    if got is None:
+        got = _HYSTART[key] = ccmod.HystartParams(bool(key[0]), *key[1:])
+    return got
 
 
 def _wscale_for(space: int) -> int:

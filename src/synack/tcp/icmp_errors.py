@@ -122,8 +122,8 @@ class IcmpErrorsMixin:
         if rec.board is not None and rec.board is not NO_SACKS:
             rec.board.mss = mss
         rack = rec.rack
-        if rack is not None:
-            rack.mss = mss
+        if rack is not None and rack.recs:
+            rack.mss = mss                   # (the shared idle one has no records)
         snd = self.snd
         if snd.in_flight() > 0 and self.state is not State.SYN_RECEIVED:
             # Linux tcp_simple_retransmit(): everything in flight was sent too big and is

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp.options import TS_HALF
+from synack.tcp.rack import IDLE as IDLE_RACK
+from synack.tcp.rack import Rack
 from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS, Scoreboard
@@ -322,7 +324,9 @@ class InputMixin:
             if dsack is not None:
                 self.dsack_dups += 1
         rack = rec.rack
-        if rack is not None:
+        if rack is not None and (rack.recs or seg.sack_blocks):
+            if rack is IDLE_RACK:
+                rec.rack = Rack(self.mss)    # SACK blocks for nothing sent: its own, still
             self._rack_ack(seg, una_before, acked, dupack, dsack, rtt_us, wnd, now)
             return
         if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
@@ -361,9 +365,11 @@ class InputMixin:
         rtt = self.rtt
         min_rtt = rtt.min_rtt or 0
         una, smax = snd.snd_una, snd.snd_max
-        first = 1 if dsack is not None else 0
-        blocks = [(a, b) for a, b in seg.sack_blocks[first:]
-                  if sq.lt(una, a) and sq.lt(a, b) and sq.le(b, smax)]
+        blocks: list[tuple[int, int]] = []
+        if seg.sack_blocks:
+            first = 1 if dsack is not None else 0
+            blocks = [(a, b) for a, b in seg.sack_blocks[first:]
+                      if sq.lt(una, a) and sq.lt(a, b) and sq.le(b, smax)]
         newly_sacked = rack.on_ack(una, blocks, dsack is not None, now, min_rtt)
         if acked or newly_sacked or dsack is not None:
             rack.update_reo_wnd(now)

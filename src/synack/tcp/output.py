@@ -39,6 +39,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp.rack import IDLE as IDLE_RACK
+from synack.tcp.rack import Rack
 from synack.tcp.state import State
 from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, FIN, PSH, URG
@@ -159,14 +161,16 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
-        sent = sq.gt(snd.snd_max, smax_before)
-        # Linux tcp_write_xmit(): the window counts as used when the pipe fills it.
-        limited = limited or -(-rec.pipe(snd.snd_una, snd.snd_nxt, snd.snd_max) // mss) \
-            >= rec.cc.cwnd
-        if sent or limited:
-            self._cwnd_validate(limited)
-        if sent and not probe:
-            self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
+        sent = snd.snd_max != smax_before
+        if sent or limited or snd.snd_nxt != snd.data_end:
+            # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
+            # when the pipe fills it.
+            limited = limited or -(-rec.pipe(snd.snd_una, snd.snd_nxt, snd.snd_max) // mss) \
+                >= rec.cc.cwnd
+            if sent or limited:
+                self._cwnd_validate(limited)
+            if sent and not probe and rec.rack is not None:
+                self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
 
     def _cwnd_validate(self: Connection, limited: bool) -> None:
         """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was
@@ -326,6 +330,8 @@ class OutputMixin:
         rec = self.rec
         rack = rec.rack
         if rack is not None and (n or fin):
+            if rack is IDLE_RACK:
+                rack = rec.rack = Rack(self.mss)   # the first data: records of its own
             rack.on_send(seq, end, now, retrans=retrans)
         if rec.prr is not None:
             rec.prr.out += segs                  # Linux prr_out: sent during recovery

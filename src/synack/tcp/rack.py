@@ -54,6 +54,7 @@ SACKED, LOST, RTX, EVER = 1, 2, 4, 8
 REORDERING = 3            # Linux net.ipv4.tcp_reordering default
 MAX_REORDERING = 300      # Linux net.ipv4.tcp_max_reordering default
 RECOVERY_THRESH = 16      # Linux TCP_RACK_RECOVERY_THRESH
+_MASK, _HALF = sq.MASK, sq.HALF
 JIFFY_US = 1000           # HZ = 1000
 TIMEOUT_MIN_US = 2 * JIFFY_US  # Linux TCP_TIMEOUT_MIN (2 jiffies)
 
@@ -179,7 +180,9 @@ class Rack:
         newly = 0
         mss = self.mss
         pkts = 0
-        for start, end in sorted(blocks, key=lambda b: sq.diff(b[0], una)):
+        if len(blocks) > 1:
+            blocks = sorted(blocks, key=lambda b: sq.diff(b[0], una))
+        for start, end in blocks:
             i = self._split(start)
             j = self._split(end)
             for r in recs[i:j]:
@@ -203,7 +206,17 @@ class Rack:
                 self.fack = end
         self.newly_acked = 0
         if recs and sq.gt(una, recs[0][START]):
-            upto = self._split(una)
+            # Records ACKed whole, from the front (the usual case: no bisection needed).
+            upto = 0
+            n_recs = len(recs)
+            # sq.le(end, una), inline: once per record acknowledged.
+            while upto < n_recs and ((una - recs[upto][END] + _HALF) & _MASK) >= _HALF:
+                upto += 1
+            if upto < n_recs and sq.lt(recs[upto][START], una):
+                r = recs[upto]               # una falls inside it: split it there
+                recs.insert(upto + 1, [una, r[END], r[XMIT], r[FLAGS], r[ORDER]])
+                r[END] = una
+                upto += 1
             for r in recs[:upto]:
                 flags = r[FLAGS]
                 if not flags & SACKED:
@@ -369,3 +382,11 @@ def _sent_after(t1: int, o1: int, end1: int, t2: int, o2: int, end2: int) -> boo
     if o1 != o2:
         return o1 > o2
     return sq.gt(end1, end2)
+
+
+# The records of every RACK sender that has not sent data yet (most connections, and
+# every one that only receives): nothing in flight. Shared, so read-only: its records
+# are a tuple, and the connection swaps in a Rack of its own before the first
+# transmission or the first ACK carrying SACK blocks (as the scoreboard's NO_SACKS).
+IDLE = Rack(1)
+IDLE.recs = ()  # type: ignore[assignment]

@@ -116,7 +116,9 @@ class Recovery:
         """Bytes presumed in the network (RFC 6675 SetPipe, or its NewReno analogue)."""
         rack = self.rack
         if rack is not None:
-            return rack.in_flight(sq.diff(snd_max, snd_una))
+            # Linux tcp_packets_in_flight() in bytes (Rack.in_flight(), inline: per ACK).
+            flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF
+            return max(flight - rack.sacked_bytes - rack.lost_bytes + rack.retrans_bytes, 0)
         board = self.board
         if self.state is CaState.LOSS:
             if board is None:

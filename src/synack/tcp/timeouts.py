@@ -150,11 +150,11 @@ class TimeoutsMixin:
         segment is in flight), never later than the RTO would fire."""
         rec = self.rec
         rack = rec.rack
-        if rack is None or self.cfg.int("net.ipv4.tcp_early_retrans") not in (3, 4):
+        if rack is None or not rack.recs or rec.state not in (CaState.OPEN, CaState.CWR) \
+                or self.cfg.int("net.ipv4.tcp_early_retrans") not in (3, 4):
             return False
         flight = self.snd.in_flight()
-        if flight <= 0 or rec.state not in (CaState.OPEN, CaState.CWR) \
-                or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if flight <= 0 or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return False
         srtt = self.rtt.srtt
         if srtt:
