@@ -25,6 +25,8 @@ from tcp_world import (
 )
 
 from synack import seq as sq
+from synack.host.calls import MSG_ZEROCOPY
+from synack.sockopts import SO_ZEROCOPY, TCP_INQ, TCP_NOTSENT_LOWAT, TCP_USER_TIMEOUT
 from synack.stack import SHUT_RD, SHUT_RDWR, SHUT_WR
 from synack.tcp.info import ss_info
 from synack.tcp.tcpinfo import TcpInfo, ss_line
@@ -84,6 +86,7 @@ class Actions:
 
 
 # Encoding helpers for the corpus generator (the inverse of the reader above).
+SOCKOPT_CHOICES = 21
 OP_SEGMENT, OP_TICK, OP_SEND, OP_RECV, OP_SHUTDOWN, OP_CLOSE, OP_SOCKOPT, OP_ACCEPT, \
     OP_ICMP, OP_CLEAN = 0, 7, 8, 9, 10, 11, 12, 13, 14, 15
 CTL_SEQ_ABS, CTL_ACK_ABS, CTL_RAW_PAYLOAD = 1, 2, 4
@@ -133,6 +136,8 @@ def step(w: World, r: Actions) -> None:
             flags |= _socket.MSG_EOR
         elif a & 0x3F == 0x3D:               # size 61 units: MSG_MORE
             flags |= 0x8000
+        elif a & 0x3F == 0x3C:               # size 60 units: MSG_ZEROCOPY
+            flags |= MSG_ZEROCOPY
         _call(w, t, lambda fd: stack.send(fd, b"z" * n, now=w.now, flags=flags))
     elif op == OP_RECV:
         arg = r.u8()
@@ -326,11 +331,24 @@ def _sockopt(w: World, t: Target, which: int, value: int) -> None:
         (tcp, _socket.TCP_CONGESTION, (b"reno", b"cubic", b"reno\0", b"bogus")[value & 3]),
         (sol, _socket.SO_RCVBUF, value * 4), (sol, _socket.SO_SNDBUF, value * 4),
         (sol, _socket.SO_OOBINLINE, value & 1), (tcp, _socket.TCP_MAXSEG, value),
+        # Issue 10's options, from index 12 (SOCKOPT_CHOICES in all).
+        (tcp, TCP_USER_TIMEOUT, value * 16), (tcp, TCP_NOTSENT_LOWAT, value * 64),
+        (tcp, _socket.TCP_QUICKACK, value & 3), (tcp, _socket.TCP_WINDOW_CLAMP, value * 16),
+        (tcp, TCP_INQ, value & 1), (sol, SO_ZEROCOPY, value & 1),
+        (sol, _socket.SO_RCVLOWAT, value), (_socket.IPPROTO_IP, _socket.IP_TOS, value & 0xFF),
+        (tcp, _socket.TCP_DEFER_ACCEPT, value % 8),
     ]
     reads = [(tcp, _socket.TCP_INFO), (sol, _socket.SO_ERROR), (tcp, _socket.TCP_MAXSEG),
-             (sol, _socket.SO_RCVBUF)]
+             (sol, _socket.SO_RCVBUF), (tcp, _socket.TCP_WINDOW_CLAMP),
+             (tcp, _socket.TCP_QUICKACK), (tcp, _socket.TCP_DEFER_ACCEPT)]
     try:
-        if which & 0x80:
+        if which & 0x80 and which & 0x10 and t.fd >= 0:
+            stack.inq(fd)
+            try:                  # recvmsg(MSG_ERRQUEUE): a zerocopy completion, if any
+                stack.recv_errqueue(fd)
+            except BlockingIOError:
+                pass
+        elif which & 0x80:
             level, opt = reads[which % len(reads)]
             got = stack.getsockopt(fd, level, opt)
             if opt == _socket.TCP_INFO and isinstance(got, bytes):

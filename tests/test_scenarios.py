@@ -130,6 +130,8 @@ def test_why_not_two_way_old_syn_is_reset_by_the_client() -> None:
     assert f["client_rst"] == (91, RST)                 # SEQ = the unacceptable ACK
     assert f["server_child_closed_by_rst"]
     assert f["client_state"] == "ESTABLISHED" and f["connect_result"] == 0
+    # Linux tcp_check_req(): the RST frees the request only; the listener keeps listening.
+    assert f["server_still_listening"] == "LISTEN"
 
 
 def test_simultaneous_open_goes_through_syn_received_on_both_sides() -> None:

@@ -78,6 +78,9 @@ _KNOBS = [
          "tail loss probe: 3 or 4 on (RFC 8985 TLP), 0 to 2 off", 0, 4),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
+    Knob("net.ipv4.tcp_notsent_lowat", 2**32 - 1,
+         "bytes written and not yet sent above which a socket is not writable "
+         "(TCP_NOTSENT_LOWAT's default; 4294967295: no limit)", 0, 2**32 - 1),
     Knob("net.ipv4.tcp_invalid_ratelimit", 500,
          "ms a connection waits before answering another invalid segment with an ACK", 0),
     Knob("net.ipv4.tcp_keepalive_intvl", 75, "seconds between keepalive probes", 1, 32767),

@@ -32,10 +32,13 @@ from collections import Counter, deque
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.host import errqueue
 from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
 )
+from synack.host.forward import Forwarding
+from synack.host.frag import Reassembler
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
@@ -50,6 +53,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
     Sock,
 )
 from synack.host.timerq import TimerQueue
+from synack.host.udp import UdpHost
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.isn import IsnSource, Rfc6528
@@ -61,6 +65,7 @@ from synack.wire.gso import segment
 from synack.wire.ipv4 import (
     PROTO_ICMP,
     PROTO_TCP,
+    PROTO_UDP,
     build_tcp_packet,
     parse_ipv4,
     parse_ipv4_route,
@@ -73,6 +78,7 @@ _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 SOFT_GSO_MAX = 0xFFFF
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _TIME_WAIT = State.TIME_WAIT
+TCPOPT_MD5SIG = 19          # RFC 2385
 _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
@@ -110,12 +116,17 @@ class Stack(ListenMixin, SocketCallsMixin):
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
+        self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
+        self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
-        self.ports = PortTable()
+        self.ports: PortTable[Sock] = PortTable()
         # Descriptors whose readability or writability may have changed because of a
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
+        self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
+        self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
 
     @property
     def offload(self) -> Offload | None:
@@ -147,9 +158,19 @@ class Stack(ListenMixin, SocketCallsMixin):
             # The header record is built only for ICMP; TCP needs four fields of it.
             src, dst, proto, frag, body = parse_ipv4_route(packet)
             if frag & _MF_OFFSET:
-                raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
-                                 ", fragments are not reassembled")
+                # A fragment: reassembled (host/frag.py), then received as one packet.
+                whole = self.frags.add(packet, now=now)
+                if whole is None:
+                    return
+                packet, csum_valid = whole, False
+                src, dst, proto, frag, body = parse_ipv4_route(packet)
             if proto != PROTO_TCP:
+                if proto == PROTO_UDP:
+                    if dst != self.addr:
+                        self.stats["dropped not for us"] += 1
+                        return
+                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                    return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                 if dst != self.addr:
@@ -164,12 +185,19 @@ class Stack(ListenMixin, SocketCallsMixin):
         except ParseError as exc:
             self.stats["dropped " + exc.kind] += 1
             return
-        if dst != self.addr:
+        if dst != self.addr and self.forward is None:
             self.stats["dropped not for us"] += 1
             return
         self.stats["segments in"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
+        if seg.unknown_options and _has_md5(seg) and (
+                conn is not None or self.listeners.get((dst, seg.dst_port))
+                or self.listeners.get(("0.0.0.0", seg.dst_port))):
+            # RFC 2385's signature on a segment for a socket with no MD5 key (synack has
+            # none): Linux tcp_inbound_md5_hash() drops it before the socket sees it.
+            self.cfg.mib["TcpExtTCPMD5Unexpected"] += 1
+            return
         if conn is not None:
             self._to_conn(key, conn, seg, now)
             return
@@ -198,6 +226,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             ("0.0.0.0", seg.dst_port))
         if listener is not None:
             self._to_listener(listener, key, seg, now)
+            return
+        if self.forward is not None:        # any address and port: host/forward.py
+            self.forward.segment(self, key, seg, now)
             return
         self._reset_closed(dst, src, seg, "no socket")
 
@@ -275,12 +306,12 @@ class Stack(ListenMixin, SocketCallsMixin):
         return t
 
     # ------------------------------------------------------------ internals
-    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0) -> None:
+    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
+            csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
@@ -331,6 +362,8 @@ class Stack(ListenMixin, SocketCallsMixin):
     def _syn_queue_of(self, key: Key, conn: Connection) -> Listener | None:
         """The listener whose SYN queue holds ``conn``, if one does."""
         lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        if lst is None and self.forward is not None:
+            lst = self.forward.listener_of(key)
         if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
             return lst
         return None
@@ -339,8 +372,9 @@ class Stack(ListenMixin, SocketCallsMixin):
         if conn.outbox:
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
+            tos = conn.opts.tos              # IP_TOS
             for seg in conn.outbox:
-                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0)
+                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0, tos)
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:
@@ -348,6 +382,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             conn.changes = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
+        if self.tstamping and conn in self.tstamping and not errqueue.tx_events(
+                self.tstamping[conn], now):
+            del self.tstamping[conn]
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state
@@ -370,7 +407,8 @@ class Stack(ListenMixin, SocketCallsMixin):
             bits = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok).bits
+                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok,
+                ts_recent=conn.neg.ts_recent, ts_offset=conn.neg.ts_offset).bits
             self.timewait[key] = bits
             self.timers.add_timewait(bits)
             self.ports.tw_add(key[1])
@@ -388,3 +426,7 @@ class Stack(ListenMixin, SocketCallsMixin):
             self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
         self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+
+
+def _has_md5(seg: TcpSegment) -> bool:
+    return any(kind == TCPOPT_MD5SIG for kind, _ in seg.unknown_options)

@@ -264,7 +264,12 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
     old = signal.signal(signal.SIGTERM, _sigterm)   # SIGTERM unwinds the with blocks too
     old_int = signal.getsignal(signal.SIGINT)
     try:
-        with open_link(args) as (addr, link):
+        with open_link(args) as (addr, wire):
+            link: Any = wire
+            if getattr(args, "pcap", None):     # --pcap: record every packet in and out
+                from synack.link.record import RecordingLink
+
+                link = RecordingLink(wire, args.pcap)
             signal.signal(signal.SIGTERM, _stop_once)
             signal.signal(signal.SIGINT, _stop_once)
             stack = Stack(addr, cfg=load_sysctl(), mtu=getattr(link, "mtu", 1500), name=label)
@@ -290,6 +295,8 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
                 loop.stop()
                 if ctl is not None:
                     ctl.close()
+                if link is not wire:
+                    link.close()                # the recording's file too
     finally:
         signal.signal(signal.SIGTERM, old)
         signal.signal(signal.SIGINT, old_int)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from synack.drill import sim_epoll, sim_files
 from synack.drill.constants import SYMBOLS, errno_name
+from synack.drill.sim_block import Block
 from synack.drill.target import SysCall, SyscallResult, Unsupported
 from synack.tcp.state import State
 
@@ -25,17 +26,6 @@ if TYPE_CHECKING:
 
 S = SYMBOLS
 _CONNECTING = (State.SYN_SENT, State.SYN_RECEIVED)
-Retry = Callable[[], "SyscallResult | None"]
-
-
-@dataclass(slots=True)
-class Block:
-    """A blocking call that has not finished: ``retry()`` is None until it has;
-    at ``deadline_us`` (poll's timeout) it returns ``on_timeout()`` instead."""
-
-    retry: Retry
-    deadline_us: int | None = None
-    on_timeout: Callable[[], SyscallResult] | None = None
 
 
 def _err(exc: OSError) -> SyscallResult:
@@ -143,6 +133,9 @@ def _connect(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _close(t: SimTarget, call: SysCall) -> SyscallResult:
     fd = t.sfd(call)
+    if sim_epoll.close(t, _int(call, 0)) or sim_files.close(t, _int(call, 0)):
+        t.free_fd(_int(call, 0))
+        return SyscallResult(0)
     t.stack.close(fd, now=t.now)
     t.free_fd(_int(call, 0))
     return SyscallResult(0)
@@ -157,14 +150,15 @@ def _shutdown(t: SimTarget, call: SysCall) -> SyscallResult:
 
 def _send_flags(call: SysCall, flags: int) -> None:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_NOSIGNAL"] | S["MSG_OOB"] | S["MSG_MORE"]
-                    | S["MSG_EOR"])
+                    | S["MSG_EOR"] | S["MSG_ZEROCOPY"])
     if bad & S["MSG_FASTOPEN"]:
         raise Unsupported("unsupported: TCP Fast Open (MSG_FASTOPEN)")
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
 
 
-def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> SyscallResult | Block:
+def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
+                  iov: list[int] | None = None) -> SyscallResult | Block:
     _send_flags(call, flags)
     script_fd = _int(call, 0)
     fd = t.sfd(call)
@@ -177,7 +171,9 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> Sysca
         try:
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
-                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]))
+                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]
+                                                | S["MSG_ZEROCOPY"]),
+                                 iov=iov if not sent else None)
                 sent += n
                 if total == 0:
                     break
@@ -247,10 +243,15 @@ def _msg_len(call: SysCall) -> int:
 
 
 def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2))
+    msg = _arg(call, 1)
+    iov = msg.get("msg_iov") if isinstance(msg, dict) else None
+    lens = [_iov_len(call, [item]) for item in iov] if isinstance(iov, list) else None
+    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), lens)
 
 
-def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResult | Block:
+def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,
+                 post: Callable[[SyscallResult], SyscallResult] | None = None,
+                 ) -> SyscallResult | Block:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_OOB"])
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
@@ -259,6 +260,8 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResu
     nonblock = script_fd in t.nonblock or bool(flags & S["MSG_DONTWAIT"])
 
     def attempt() -> SyscallResult | None:
+        if not nonblock and _below_lowat(t, fd, n):
+            return None
         try:
             data = t.stack.recv_some(fd, n, now=t.now, flags=flags & S["MSG_OOB"])
         except OSError as exc:
@@ -267,9 +270,21 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResu
             t.collect()
         if data is None:
             return SyscallResult(-1, "EAGAIN") if nonblock else None
-        return SyscallResult(len(data), out={"data": data})
+        res = SyscallResult(len(data), out={"data": data})
+        return post(res) if post is not None else res
     first = attempt()
     return first if first is not None else Block(attempt)
+
+
+def _below_lowat(t: SimTarget, fd: int, n: int) -> bool:
+    """A blocking read waits for SO_RCVLOWAT bytes (at most the read's size), unless the
+    stream ended or failed (Linux tcp_recvmsg_locked(): target = sock_rcvlowat())."""
+    sock = t.stack.socks.get(fd)
+    c = sock.conn if sock is not None else None
+    if c is None or c.rcv is None or sock is None or sock.opts.rcvlowat <= 1:
+        return False
+    return (0 < c.recv_q < min(sock.opts.rcvlowat, n) and not c.rcv.fin_received
+            and c.error is None and c.state is not State.CLOSED)
 
 
 def _read_null(t: SimTarget, call: SysCall) -> SyscallResult | None:
@@ -293,7 +308,42 @@ def _readv(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 
 def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _read_common(t, call, _msg_len(call), _int(call, 2))
+    msg = _arg(call, 1)
+    if not isinstance(msg, dict) or "msg_iov" not in msg:
+        raise Unsupported(f"unsupported: {call.name} message {msg!r}")
+    flags = _int(call, 2)
+    fd = t.sfd(call)
+    has_control = "msg_control" in msg
+    if flags & S["MSG_ERRQUEUE"]:
+        # Linux ip_recv_error(): the entry's sock_extended_err (and offender) as an
+        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty.
+        ee = t.stack.recv_errqueue(fd)
+        cmsgs = [(S["SOL_IP"], S["IP_RECVERR"], ee.pack())] if has_control else []
+        if ee.origin == S["SO_EE_ORIGIN_TIMESTAMPING"] and has_control:
+            # __sock_recv_timestamp(): SCM_TIMESTAMPING comes before IP_RECVERR.
+            cmsgs.insert(0, (S["SOL_SOCKET"], S["SCM_TIMESTAMPING"], ee.scm_timestamping()))
+        n = _iov_len(call, msg["msg_iov"])
+        mflags = S["MSG_ERRQUEUE"] | (0 if has_control else S["MSG_CTRUNC"]) \
+            | (S["MSG_TRUNC"] if ee.payload > n else 0)
+        return SyscallResult(min(n, ee.payload), out={"data": bytes(min(n, ee.payload)),
+                                                      "msg_flags": mflags, "cmsgs": cmsgs})
+    sock = t.stack.socks[fd]
+
+    def with_cmsgs(res: SyscallResult) -> SyscallResult:
+        if res.ret < 0:
+            return res
+        cmsgs: list[tuple[int, int, bytes]] = []
+        mflags = 0
+        if sock.opts.inq:
+            # Linux tcp_recvmsg(): TCP_CM_INQ after every successful read.
+            if has_control:
+                cmsgs.append((S["SOL_TCP"], S["TCP_CM_INQ"],
+                              struct.pack("=i", t.stack.inq(fd))))
+            else:
+                mflags |= S["MSG_CTRUNC"]
+        return SyscallResult(res.ret, res.errno, {**res.out, "msg_flags": mflags,
+                                                  "cmsgs": cmsgs})
+    return _read_common(t, call, _iov_len(call, msg["msg_iov"]), flags, with_cmsgs)
 
 
 # --- options and control ---------------------------------------------------------------
@@ -420,4 +470,8 @@ _CALLS: dict[str, Callable[[SimTarget, SysCall], SyscallResult | Block]] = {
     "read": _read, "recv": _recv, "recvfrom": _recv, "readv": _readv, "recvmsg": _recvmsg,
     "setsockopt": _setsockopt, "getsockopt": _getsockopt, "fcntl": _fcntl, "ioctl": _ioctl,
     "getsockname": _getname, "getpeername": _getname, "poll": _poll,
+    "epoll_create": sim_epoll.epoll_create, "epoll_create1": sim_epoll.epoll_create,
+    "epoll_ctl": sim_epoll.epoll_ctl, "epoll_wait": sim_epoll.epoll_wait,
+    "open": sim_files.open_, "sendfile": sim_files.sendfile, "pipe": sim_files.pipe,
+    "splice": sim_files.splice,
 }

@@ -12,6 +12,9 @@ with a few kinds of command; in simulation each is read, not run:
   sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
   link already carries segments of one MSS), ``nstat`` with its output discarded, and the
   ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
+- ``grep`` pipelines over ``/proc/net/tcp`` (:mod:`synack.drill.sim_proc`);
+- ``rm -f PATH`` and ``dd if=/dev/zero of=PATH bs=N count=M`` act on the simulated
+  host's own files (in memory), which ``open()`` and ``sendfile()`` read;
 - anything else is ``unsupported: ...`` and fails the script.
 
 A sysctl synack does not have is ignored inside ``defaults.sh`` (it sets many
@@ -24,9 +27,11 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from synack.config import KNOBS, Sysctl, SysctlError
+from synack.drill.sim_proc import grep_pipeline
 
 # Sysctls synack does not have, with the values that describe what it does anyway
 # (no ECN, no Fast Open, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
@@ -47,10 +52,13 @@ _CUBIC = "/sys/module/tcp_cubic/parameters/"
 class Shell:
     """Applies commands to ``cfg``; ``notes`` records what was ignored."""
 
-    def __init__(self, cfg: Sysctl, script_dir: Path) -> None:
+    def __init__(self, cfg: Sysctl, script_dir: Path,
+                 proc: Callable[[], dict[str, list[str]]] | None = None) -> None:
         self.cfg = cfg
         self.dir = script_dir
+        self.proc = proc                        # /proc/net/tcp of the simulated host
         self.notes: list[str] = []
+        self.files: dict[str, bytes] = {}     # what rm and dd made or removed
 
     def run(self, command: str, *, init: bool = False) -> str | None:
         """None on success, else the reason (``unsupported: ...`` or a sysctl error)."""
@@ -75,6 +83,8 @@ class Shell:
         if not words:
             return None
         prog = words[0].rsplit("/", 1)[-1]
+        if prog == "grep" and self.proc is not None:
+            return grep_pipeline(quiet, self.proc)
         if prog == "defaults.sh":
             return self.defaults(words[0])
         if prog == "set_sysctls.py":
@@ -101,10 +111,30 @@ class Shell:
             return None
         if prog == "nstat" and quiet != cmd.strip() and "|" not in cmd:
             return None
+        if prog == "rm" and words[1:2] == ["-f"] and len(words) > 2:
+            for path in words[2:]:
+                self.files.pop(path, None)
+            return None
+        if prog == "dd":
+            return self.dd(words[1:], cmd)
         if prog == "ethtool" and len(words) > 3 and words[1] == "-K" and \
                 all(w == "off" for w in words[4::2]) and len(words) % 2 == 1:
             return None
         return f"unsupported: shell command {cmd.strip()!r} in simulation"
+
+    def dd(self, args: list[str], cmd: str) -> str | None:
+        """``dd bs=N count=M if=/dev/zero of=PATH``: a file of N*M zero bytes, kept in
+        ``files`` (the simulated host's own; nothing is written to the real disk)."""
+        kv = dict(a.partition("=")[::2] for a in args)
+        if kv.get("if") != "/dev/zero" or "of" not in kv or set(kv) - {
+                "bs", "count", "if", "of", "status"}:
+            return f"unsupported: shell command {cmd.strip()!r} in simulation"
+        try:
+            size = int(kv.get("bs", "512")) * int(kv.get("count", "1"))
+        except ValueError:
+            return f"unsupported: shell command {cmd.strip()!r} in simulation"
+        self.files[kv["of"]] = bytes(size)
+        return None
 
     def defaults(self, path: str) -> str | None:
         file = (self.dir / path).resolve()

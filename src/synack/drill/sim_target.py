@@ -18,8 +18,12 @@ from pathlib import Path
 from synack.config import Sysctl
 from synack.drill.constants import SYMBOLS
 from synack.drill.sim_calls import Block, do_call
+from synack.drill.sim_epoll import Watch
+from synack.drill.sim_files import OpenFile
+from synack.drill.sim_proc import proc_net_tcp
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
+from synack.host import errqueue
 from synack.stack import Stack
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep, StateStep, Step, render
@@ -49,7 +53,10 @@ class SimTarget:
         self.block: Block | None = None
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
-        self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent)
+        self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
+                                  proc=lambda: proc_net_tcp(self.stack))
+        self.epoll = Watch()
+        self.files: dict[int, OpenFile] = {}     # script fd -> open file or pipe end
 
     # --- descriptors -----------------------------------------------------------------
 
@@ -93,6 +100,7 @@ class SimTarget:
         for p in self.stack.transmit(now=self.now):
             self.out.append((self.now, p))
             self._step("left", p)
+        self.epoll.scan(self)
 
     def _step(self, side: str, packet: bytes) -> None:
         try:
@@ -206,12 +214,14 @@ class SimTarget:
                 if c.eof or c.rd_shut:
                     mask |= S["POLLIN"] | S["POLLRDNORM"] | S["POLLRDHUP"]
                 if c.state not in (State.SYN_SENT, State.SYN_RECEIVED):
-                    if c.recv_q:
+                    if c.recv_q >= sock.opts.rcvlowat:      # tcp_stream_is_readable()
                         mask |= S["POLLIN"] | S["POLLRDNORM"]
                     if c.wr_shut or self.stack.writable(sfd):
                         mask |= S["POLLOUT"] | S["POLLWRNORM"]
                 if c.error is not None and not sock.error_reported:
                     mask |= S["POLLERR"]
+            if errqueue.pending_error(sock):
+                mask |= S["POLLERR"]          # sk_error_queue not empty (tcp_poll)
         return mask & (events | S["POLLERR"] | S["POLLHUP"] | S["POLLNVAL"])
 
     def shell(self, command: str) -> str | None:

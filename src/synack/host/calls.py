@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.host import errqueue
 from synack.host.records import ORPHAN, SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
@@ -23,6 +25,7 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 _MSG_OOB = int(_socket.MSG_OOB)
 _MSG_EOR = int(_socket.MSG_EOR)
 _MSG_MORE = 0x8000   # socket.MSG_MORE (Linux)
+MSG_ZEROCOPY = 0x4000000   # Linux's; the stdlib has no name for it
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
@@ -30,6 +33,27 @@ _CLOSED = State.CLOSED
 
 if TYPE_CHECKING:
     from synack.stack import Stack
+
+
+MAX_SKB_FRAGS = 17
+
+
+def _send_frags(conn: Connection, data: bytes | bytearray | memoryview, iov: Sequence[int],
+                now: int, flags: int) -> int:
+    """A zerocopy write of many buffers: MAX_SKB_FRAGS of them to a segment, each full
+    one ending its segment with PSH (tcp_mark_push()), as a record end does here."""
+    view = memoryview(data)
+    off = 0
+    for i in range(0, len(iov), MAX_SKB_FRAGS):
+        last = i + MAX_SKB_FRAGS >= len(iov)
+        size = sum(iov[i:i + MAX_SKB_FRAGS])
+        got = conn.send(view[off:off + size], now=now, oob=bool(last and flags & _MSG_OOB),
+                        eor=not last or bool(flags & _MSG_EOR),
+                        more=bool(last and flags & _MSG_MORE))
+        off += got
+        if got < size:
+            break
+    return off
 
 
 class SocketCallsMixin:
@@ -49,11 +73,15 @@ class SocketCallsMixin:
         self.socks[fd] = Sock(fd)
         return fd
 
-    def _port_in_use(self: Stack, ip: str, port: int) -> bool:
+    def _port_in_use(self: Stack, ip: str, port: int, *, reuse: bool = False) -> bool:
+        """Another socket holds ``ip:port``. With ``reuse`` (SO_REUSEADDR on the socket
+        binding), a socket that also has it and is not listening does not count (Linux
+        inet_bind_conflict(): sk_reuse on both and sk2 not in TCP_LISTEN)."""
         for s in self.ports.on(port):
             if (s.local and s.local[1] == port
                     and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
-                    and (s.conn is None or s.conn.state is not State.CLOSED)):
+                    and (s.conn is None or s.conn.state is not State.CLOSED)
+                    and not (reuse and s.reuseaddr and s.listener is None)):
                 return True
         return False
 
@@ -70,7 +98,7 @@ class SocketCallsMixin:
             raise OverflowError("bind(): port must be 0-65535.")
         if port == 0:
             port = self._ephemeral(None)
-        elif self._port_in_use(ip, port) or (
+        elif self._port_in_use(ip, port, reuse=sock.reuseaddr) or (
             not sock.reuseaddr and port in self.ports.timewait):
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
@@ -109,7 +137,9 @@ class SocketCallsMixin:
             conn = lst.accept_queue.popleft()
             fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
             self._next_fd = fd + 1
-            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+            # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
+            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
+                         reuseaddr=sock.reuseaddr)
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
@@ -218,12 +248,17 @@ class SocketCallsMixin:
             raise _oserror(conn.error)
 
     def send(self: Stack, fd: int, data: bytes | bytearray | memoryview, *, now: int,
-             flags: int = 0) -> int:
+             flags: int = 0, iov: Sequence[int] | None = None) -> int:
         """Queue bytes; returns how many were taken. Raises when nothing can be.
 
-        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data; and
+        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data;
         ``MSG_EOR``: no later data joins these bytes' last segment (Linux: the skb is
-        marked ``eor`` and never appended to).
+        marked ``eor`` and never appended to); ``MSG_ZEROCOPY``: with ``SO_ZEROCOPY``
+        set, a completion goes on the error queue once the bytes are acknowledged
+        (:mod:`synack.host.errqueue`); without it the flag is ignored, as Linux does.
+        ``iov``: the lengths of sendmsg()'s buffers: a MSG_ZEROCOPY send pins each as a
+        page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
+        skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
         sock = self._sock(fd)
         conn = sock.conn
@@ -238,10 +273,19 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
-        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR),
-                      more=bool(flags & _MSG_MORE))
+        start = conn.snd.data_end
+        if flags & MSG_ZEROCOPY and sock.opts.zerocopy and iov and len(iov) > MAX_SKB_FRAGS:
+            n = _send_frags(conn, data, iov, now, flags)
+        else:
+            n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB),
+                          eor=bool(flags & _MSG_EOR), more=bool(flags & _MSG_MORE))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
+            errqueue.on_send(sock, start, sq.add(start, n))
+        if sock.errq is not None and errqueue.on_send_ts(sock, sq.add(start, n)):
+            self.tstamping[conn] = sock
+            errqueue.tx_events(sock, now)   # what went out in this very write
         self._collect_key(conn, now)
         return n
 
@@ -271,6 +315,23 @@ class SocketCallsMixin:
         if conn.eof or conn.rd_shut or conn.state is _CLOSED:
             return b""
         return None
+
+    def recv_errqueue(self: Stack, fd: int) -> errqueue.ExtErr:
+        """``recvmsg(MSG_ERRQUEUE)``: the oldest error-queue entry (Linux
+        ``sock_recv_errqueue()``); BlockingIOError (EAGAIN) when the queue is empty."""
+        got = errqueue.pop(self._sock(fd))
+        if got is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return got
+
+    def inq(self: Stack, fd: int) -> int:
+        """The TCP_CM_INQ value after a read (Linux ``tcp_inq_hint()``): bytes still
+        unread, plus one for a FIN received (so 1 at the end of the stream)."""
+        conn = self._sock(fd).conn
+        rcv = conn.rcv if conn is not None else None
+        if rcv is None:
+            return 0
+        return len(rcv.ready) + (1 if rcv.fin_received else 0)
 
     def shutdown(self: Stack, fd: int, how: int, *, now: int) -> None:
         """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
@@ -372,14 +433,19 @@ class SocketCallsMixin:
         return rows
 
     def readable(self: Stack, fd: int) -> bool:
-        """recv()/accept() would not raise BlockingIOError."""
+        """recv()/accept() would not raise BlockingIOError (poll's POLLIN): with
+        SO_RCVLOWAT, once that many bytes are queued or the peer has closed (Linux
+        tcp_stream_is_readable())."""
         sock = self._sock(fd)
         if sock.listener is not None:
             return bool(sock.listener.accept_queue)
         c = sock.conn
         if c is None:
             return False
-        return bool(c.recv_q or c.eof or c.state is State.CLOSED or
+        q = c.recv_q
+        if q and (q >= sock.opts.rcvlowat or c.rcv is not None and c.rcv.fin_received):
+            return True
+        return bool(c.eof or c.state is State.CLOSED or
                     (c.error is not None and not sock.error_reported))
 
     def writable(self: Stack, fd: int) -> bool:
@@ -390,4 +456,11 @@ class SocketCallsMixin:
             return False
         if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return False
-        return c.snd.space() > 0 or c.state not in _CAN_SEND or c.error is not None
+        if c.state not in _CAN_SEND or c.error is not None:
+            return True
+        if c.snd.space() <= 0:
+            return False
+        # Linux tcp_stream_memory_free(sk, wake=1): under TCP_NOTSENT_LOWAT, writable
+        # once twice the unsent bytes are below the mark.
+        lowat = c.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        return 2 * c.snd.unsent() < lowat

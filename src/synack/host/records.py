@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from synack.tcp.connection import DEFAULT_OPTS, Connection, SockOpts
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
+
+if TYPE_CHECKING:
+    from synack.host.errqueue import ErrQueue
 
 Addr = tuple[str, int]
 Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
@@ -32,6 +36,7 @@ class Sock:
     reuseaddr: bool = False
     error_reported: bool = False
     connecting: bool = False        # connect() started; its outcome not yet reported
+    errq: ErrQueue | None = None    # MSG_ERRQUEUE and MSG_ZEROCOPY state, once used
 
 
 @dataclass(frozen=True, slots=True)

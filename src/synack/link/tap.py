@@ -30,6 +30,7 @@ from synack.stack import Offload
 from synack.wire._addr import aton, ntoa
 from synack.wire.ethernet import ETH_HEADER_LEN, ETHERTYPE_ARP, mac_aton, random_mac
 from synack.wire.gso import segment
+from synack.wire.icmp import CODE_HOST_UNREACH, DEST_UNREACH, build_icmp_packet, error_for
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, VnetHeader, tx_header
 
 __all__ = ["TapLink"]
@@ -82,6 +83,7 @@ class TapLink:
         self._gateway = gateway
         self._mac_raw = mac_aton(self.mac)
         self._hops: dict[bytes, str | None] = {}   # raw destination -> next hop (None: no route)
+        self._local: list[bytes] = []              # ICMP errors for the stack (ARP failed)
 
     # ------------------------------------------------------------ Link
     def fileno(self) -> int:
@@ -130,6 +132,10 @@ class TapLink:
         else:
             stats["packets in"] += len(out)
         self._tick_arp(now)
+        if self._local:
+            # ICMP host unreachable from ourselves, first: it is older than what was read.
+            out[:0] = [(p, True) for p in self._local]
+            self._local = []
         return out
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
@@ -154,8 +160,9 @@ class TapLink:
 
     # ------------------------------------------------------------ timers
     def next_deadline(self) -> int | None:
-        """When :meth:`tick` has ARP work (a request to retry or give up on)."""
-        return self.arp.next_deadline()
+        """When :meth:`tick` has ARP work (a request to retry or give up on), or 0
+        while ICMP errors for the stack wait to be read."""
+        return 0 if self._local else self.arp.next_deadline()
 
     def tick(self, *, now: int) -> None:
         """Run ARP's timers and write what they produce."""
@@ -172,6 +179,12 @@ class TapLink:
                 self._write(frame[:ETH_HEADER_LEN], frame[ETH_HEADER_LEN:], gso)
             else:
                 self._write(b"", frame, 0)
+        for packet in arp.unreachable():
+            # Linux ipv4_link_failure(): ICMP host unreachable to the packet's sender,
+            # here always ourselves, so the stack fails the connect() with EHOSTUNREACH.
+            self.stats["icmp host unreachable (arp failed)"] += 1
+            msg = error_for(packet, DEST_UNREACH, CODE_HOST_UNREACH)
+            self._local.append(build_icmp_packet(self.arp.ip, self.arp.ip, msg))
 
     def _next_hop(self, packet: bytes) -> str | None:
         raw = packet[16:20]

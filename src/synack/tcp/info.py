@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp import chrono
 from synack.tcp.tcpinfo import (
     LINUX_STATES,
     TCPI_OPT_SACK,
@@ -47,6 +48,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         lost_end = board.lost_boundary(snd.snd_una)
         lost = sum(sq.diff(b, a) for a, b in board.holes(snd.snd_una, lost_end))
     ms = 1000
+    busy, rwnd_limited = chrono.totals(conn.chrono, now)
     return TcpInfo(
         tcpi_state=LINUX_STATES[conn.state.value],
         tcpi_ca_state=rec.state.value,
@@ -95,6 +97,8 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_rcv_wnd=sq.diff(rcv.rcv_adv, rcv.rcv_nxt) if rcv else 0,
         tcpi_total_rto=min(conn.rto_count, 0xFFFF),
         tcpi_total_rto_recoveries=min(conn.rto_count, 0xFFFF),
+        tcpi_busy_time=busy,
+        tcpi_rwnd_limited=rwnd_limited,
     )
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp import chrono
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
 from synack.tcp.state import State
@@ -70,6 +71,7 @@ class OutputMixin:
         limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
         blocked_by_window = False
         smax_before = snd.snd_max
+        rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
@@ -111,7 +113,9 @@ class OutputMixin:
             if rec_end is not None and rec_end < cap:
                 cap = rec_end                    # a record's last piece goes alone
             budget = rec.budget(una, nxt, smax)
-            if budget <= 0 and not probe:
+            # Linux tcp_cwnd_test(): not strict about cwnd for the final FIN (the last
+            # segment, one MSS at most, that carries it).
+            if budget <= 0 and not probe and not (fin_due and left <= mss):
                 limited = True
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
@@ -141,7 +145,7 @@ class OutputMixin:
             # sender-side "half the max window" rule (RFC 9293 3.8.6.2.1).
             if n < left and n < cap and not probe and (
                     n <= 0 or not full_sent or (not push and self._nagle_holds(n))):
-                blocked_by_window = True
+                blocked_by_window = rwnd_limited = True
                 break
             if 0 < n < mss and n == left and not fin_due and not probe \
                     and not push and self._nagle_holds(n):
@@ -152,7 +156,7 @@ class OutputMixin:
                 break
             fin = fin_due and n == left and usable >= n
             if n == 0 and not fin:
-                blocked_by_window = True
+                blocked_by_window = rwnd_limited = True
                 break
             self._transmit(nxt, n, now, fin=fin, push=probe)   # tcp_write_wakeup(): PSH
             if n >= mss:
@@ -171,6 +175,14 @@ class OutputMixin:
                 self._cwnd_validate(limited)
             if sent and not probe and rec.rack is not None:
                 self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
+        ch = self.chrono
+        if ch is not None:
+            queued = len(snd.buf) > 0
+            if rwnd_limited:
+                chrono.start(ch, chrono.RWND, now)
+            elif ch[0] != chrono.NONE:
+                chrono.stop(ch, chrono.RWND if ch[0] == chrono.RWND else chrono.BUSY,
+                            queued, now)
 
     def _cwnd_validate(self: Connection, limited: bool) -> None:
         """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was
@@ -256,11 +268,9 @@ class OutputMixin:
             edge, record = rec_end, True         # a record's end: nothing crosses it
             segs = min(segs, rec_end // mss)
         else:
-            for mark in snd.push_marks:
-                off = sq.diff(mark, nxt)
-                if off > 0:
-                    segs = min(segs, -(-off // mss))
-                    break
+            mark = snd.mark_after(nxt)
+            if mark is not None:
+                segs = min(segs, -(-sq.diff(mark, nxt) // mss))
         length = segs * mss
         tail = edge - length
         if 0 < tail < mss and segs < quota and edge <= room \
@@ -297,10 +307,8 @@ class OutputMixin:
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
         end = sq.add(seq, n)
         flags = ACK
-        marks = snd.push_marks
-        while marks and sq.le(marks[0], seq):
-            marks.popleft()                  # passed: only the next write end matters
-        if push or (n > self.mss and not retrans) or (marks and sq.le(marks[0], end)):
+        mark = snd.mark_after(seq)           # kept until acked: retransmissions too
+        if push or (n > self.mss and not retrans) or (mark is not None and sq.le(mark, end)):
             flags |= PSH
         if fin:
             flags |= FIN

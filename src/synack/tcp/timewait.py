@@ -19,12 +19,14 @@ KEEP, KILL, NEW_SYN = "keep", "kill", "syn"
 # slot 8 bytes and a pointer to an int of its own), laid out from bit 0:
 #   snd_nxt 32 | rcv_nxt 32 | window 16 | local port 16 | remote port 16 |
 #   local address 32 | remote address 32 | ts 1 | expires 64 |
-#   last out-of-window ACK 32 (ms after since, plus 1; 0: none) | since (the rest, any sign)
-_RCV, _WIN, _LPORT, _RPORT, _LADDR, _RADDR, _TS, _EXP, _OOW, _SINCE = (
-    32, 64, 80, 96, 112, 144, 176, 177, 241, 273)
+#   last out-of-window ACK 32 (ms after since, plus 1; 0: none) | TS.Recent 32 |
+#   TS clock offset 32 | since (the rest, any sign)
+_RCV, _WIN, _LPORT, _RPORT, _LADDR, _RADDR, _TS, _EXP, _OOW, _TSR, _TSO, _SINCE = (
+    32, 64, 80, 96, 112, 144, 176, 177, 241, 273, 305, 337)
 _M16, _M32, _M64 = 0xFFFF, 0xFFFFFFFF, (1 << 64) - 1
 _EXP_CLEAR = ~(_M64 << _EXP)
 _OOW_CLEAR = ~(_M32 << _OOW)
+_TSR_CLEAR = ~(_M32 << _TSR)
 
 
 class TimeWait:
@@ -49,14 +51,16 @@ class TimeWait:
         return self._bits
 
     def __init__(self, *, local: tuple[str, int], remote: tuple[str, int], snd_nxt: int,
-                 rcv_nxt: int, window: int, expires: int, since: int, ts: bool = False) -> None:
+                 rcv_nxt: int, window: int, expires: int, since: int, ts: bool = False,
+                 ts_recent: int = 0, ts_offset: int = 0) -> None:
         if not 0 <= expires <= _M64:
             raise ValueError(f"expires must be 0..2**64-1 microseconds, not {expires}")
         self._bits = (
             (snd_nxt & _M32) | (rcv_nxt & _M32) << _RCV | (window & _M16) << _WIN
             | (local[1] & _M16) << _LPORT | (remote[1] & _M16) << _RPORT
             | aton(local[0]) << _LADDR | aton(remote[0]) << _RADDR | bool(ts) << _TS
-            | expires << _EXP | since << _SINCE
+            | expires << _EXP | (ts_recent & _M32) << _TSR | (ts_offset & _M32) << _TSO
+            | since << _SINCE
         )
 
     @property
@@ -117,10 +121,19 @@ class TimeWait:
 
     __hash__ = None  # type: ignore[assignment]  # mutable (expires), like the dataclass
 
-    def ack(self) -> TcpSegment:
-        """The ACK of the peer's FIN, as sent again."""
+    @property
+    def ts_recent(self) -> int:
+        """The peer's last TSval taken (Linux tw_ts_recent), echoed in the ACKs."""
+        return self._bits >> _TSR & _M32
+
+    def ack(self, now: int = 0) -> TcpSegment:
+        """The ACK of the peer's FIN, as sent again, with the timestamp option when the
+        connection used it (Linux tcp_v4_timewait_ack(): our clock, tw_ts_recent)."""
+        bits = self._bits
+        ts = ((now // 1000 + (bits >> _TSO & _M32)) & _M32, bits >> _TSR & _M32) \
+            if bits >> _TS & 1 else None
         return TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=self.snd_nxt,
-                          ack=self.rcv_nxt, flags=ACK, window=self.window)
+                          ack=self.rcv_nxt, flags=ACK, window=self.window, timestamps=ts)
 
     def on_segment(self, seg: TcpSegment, *, now: int, rfc1337: bool, time_wait_us: int,
                    ratelimit_us: int = 0, mib: dict[str, int] | None = None,
@@ -136,6 +149,9 @@ class TimeWait:
                 # RFC 1337 describes the hazard; Linux kills the TIME_WAIT unless tcp_rfc1337 = 1.
                 return (KEEP if rfc1337 else KILL), None
             self.expires = now + time_wait_us
+            if seg.timestamps is not None and self.ts:
+                # Linux tcp_timewait_state_process(): an in-window ACK's TSval is taken.
+                self._bits = (self._bits & _TSR_CLEAR) | (seg.timestamps[0] & _M32) << _TSR
             return KEEP, None
         if flags & SYN and not flags & (ACK | RST) and sq.gt(seg.seq, self.rcv_nxt):
             return NEW_SYN, None       # a new incarnation may take over the 4-tuple
@@ -157,7 +173,7 @@ class TimeWait:
                 return KEEP, None
             mark = min(max((now - since) // 1000 + 1, 1), _M32)
             self._bits = (bits & _OOW_CLEAR) | mark << _OOW
-        return KEEP, self.ack()
+        return KEEP, self.ack(now)
 
 
 def bits_expires(bits: int) -> int:

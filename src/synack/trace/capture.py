@@ -25,7 +25,7 @@ or ends in the middle of a record, raises :class:`CaptureError` (one line).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -174,21 +174,28 @@ def _open_records(path: str | os.PathLike[str] | BinaryIO) -> Iterator[PcapRecor
         yield from reader
 
 
-def read_capture(path: str | os.PathLike[str] | BinaryIO) -> Capture:
+def read_capture(path: str | os.PathLike[str] | BinaryIO, *,
+                 progress: Callable[[int], object] | None = None) -> Capture:
     """Read every TCP connection in a capture file, analysed and with states inferred.
 
     Raises :class:`CaptureError` for a file that is missing, not a capture, or
     corrupt at the record level. A file cut short in the middle of a record (tcpdump
     killed mid-write) keeps its good packets and says so in ``cut_short``, as tshark
-    reads such a file and warns.
+    reads such a file and warns. ``progress``, if given, is told now and then how
+    many bytes of the file were read (about: record headers counted as pcap's).
     """
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<capture>"
     cap = Capture(str(name))
     live: dict[tuple[Endpoint, Endpoint], Connection] = {}
     try:
+        done = 24
         for number, record in enumerate(_open_records(path), 1):
             cap.packets = number
             _add_packet(cap, live, number, record)
+            if progress is not None:
+                done += 16 + len(record.data)
+                if not number & 1023:
+                    progress(done)
     except ParseError as exc:
         if exc.kind == "truncated" and exc.field in ("pcap record", "pcapng block") \
                 and cap.packets:
