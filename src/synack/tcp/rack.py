@@ -74,6 +74,7 @@ class Rack:
         "mss",
         "newly_acked",
         "order",
+        "prior_ssthresh",
         "recs",
         "reo_wnd_persist",
         "reo_wnd_steps",
@@ -83,11 +84,26 @@ class Rack:
         "rtt",
         "sacked_bytes",
         "sent",
+        "tlp_high_seq",
+        "tlp_retrans",
+        "undo_marker",
+        "undo_retrans",
+        "undo_stamp",
+        "undos",
         "xmit",
     )
 
     def __init__(self, mss: int) -> None:
         self.mss = mss
+        # Recovery's undo and tail-loss-probe state lives here: only a sender that has
+        # sent data needs it (see Recovery's properties of the same names).
+        self.prior_ssthresh = 0
+        self.undo_marker: int | None = None
+        self.undo_retrans = 0
+        self.undo_stamp: int | None = None
+        self.undos = 0
+        self.tlp_high_seq: int | None = None
+        self.tlp_retrans = False
         self.recs: list[list[int]] = []
         self.sacked_bytes = 0
         self.lost_bytes = 0

@@ -75,18 +75,11 @@ class Recovery:
         "head_pending",
         "high_rxt",
         "mss",
-        "prior_ssthresh",
         "prr",
         "rack",
         "recover",
         "recoveries",
         "state",
-        "tlp_high_seq",
-        "tlp_retrans",
-        "undo_marker",
-        "undo_retrans",
-        "undo_stamp",
-        "undos",
     )
 
     def __init__(self, cc: CongestionControl, board: Scoreboard | None, mss: int) -> None:
@@ -103,13 +96,74 @@ class Recovery:
         self.acked_acc = 0            # bytes acknowledged, not yet a whole segment
         self.rack: Rack | None = None  # RACK's records: SACK agreed and tcp_recovery = 1
         self.prr: Prr | None = None    # PRR's counters while in RECOVERY (with RACK)
-        self.prior_ssthresh = 0        # Linux prior_ssthresh: what an undo restores
-        self.undo_marker: int | None = None  # Linux undo_marker: SND.UNA when it began
-        self.undo_retrans = 0          # segments retransmitted and not yet D-SACKed
-        self.undo_stamp: int | None = None   # Linux retrans_stamp: first retransmission
-        self.undos = 0                 # reductions undone (TcpExtTCP*Undo, summed)
-        self.tlp_high_seq: int | None = None  # Linux tlp_high_seq: SND.NXT at the probe
-        self.tlp_retrans = False       # the probe was a retransmission
+
+    # Undo and TLP state, kept in the Rack (only a sender of data needs it; the shared
+    # idle Rack is never written: every writer runs with data in flight, which has
+    # records of its own).
+    @property
+    def prior_ssthresh(self) -> int:
+        """Linux prior_ssthresh: what an undo restores."""
+        return self.rack.prior_ssthresh if self.rack is not None else 0
+
+    @prior_ssthresh.setter
+    def prior_ssthresh(self, value: int) -> None:
+        assert self.rack is not None
+        self.rack.prior_ssthresh = value
+
+    @property
+    def undo_marker(self) -> int | None:
+        """Linux undo_marker: SND.UNA when the reduction began (None: nothing to undo)."""
+        return self.rack.undo_marker if self.rack is not None else None
+
+    @undo_marker.setter
+    def undo_marker(self, value: int | None) -> None:
+        assert self.rack is not None
+        self.rack.undo_marker = value
+
+    @property
+    def undo_retrans(self) -> int:
+        """Linux undo_retrans: segments retransmitted and not yet D-SACKed."""
+        return self.rack.undo_retrans if self.rack is not None else 0
+
+    @undo_retrans.setter
+    def undo_retrans(self, value: int) -> None:
+        assert self.rack is not None
+        self.rack.undo_retrans = value
+
+    @property
+    def undo_stamp(self) -> int | None:
+        """Linux retrans_stamp: when the first retransmission of the episode left."""
+        return self.rack.undo_stamp if self.rack is not None else None
+
+    @undo_stamp.setter
+    def undo_stamp(self, value: int | None) -> None:
+        assert self.rack is not None
+        self.rack.undo_stamp = value
+
+    @property
+    def undos(self) -> int:
+        """Reductions undone (Linux's TcpExtTCP*Undo counters, summed)."""
+        return self.rack.undos if self.rack is not None else 0
+
+    @property
+    def tlp_high_seq(self) -> int | None:
+        """Linux tlp_high_seq: SND.NXT when the loss probe left (None: no probe out)."""
+        return self.rack.tlp_high_seq if self.rack is not None else None
+
+    @tlp_high_seq.setter
+    def tlp_high_seq(self, value: int | None) -> None:
+        assert self.rack is not None
+        self.rack.tlp_high_seq = value
+
+    @property
+    def tlp_retrans(self) -> bool:
+        """Linux tlp_retrans: the probe was a retransmission, not new data."""
+        return self.rack.tlp_retrans if self.rack is not None else False
+
+    @tlp_retrans.setter
+    def tlp_retrans(self, value: bool) -> None:
+        assert self.rack is not None
+        self.rack.tlp_retrans = value
 
     # -- accounting ------------------------------------------------------------
     def pipe(self, snd_una: int, snd_nxt: int, snd_max: int) -> int:
@@ -318,8 +372,8 @@ class Recovery:
             cc.ssthresh = max(cc.ssthresh, self.prior_ssthresh)
         cc._in_recovery = False
         self.undo_marker = None
-        self.undos += 1
         if rack is not None:
+            rack.undos += 1
             rack.advanced = True
 
     def _leave_recovery(self) -> None:
