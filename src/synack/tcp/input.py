@@ -377,8 +377,9 @@ class InputMixin:
             blocks = [(a, b) for a, b in seg.sack_blocks[first:]
                       if sq.lt(una, a) and sq.lt(a, b) and sq.le(b, smax)]
         newly_sacked = rack.on_ack(una, blocks, dsack is not None, now, min_rtt)
-        if acked or newly_sacked or dsack is not None:
-            rack.update_reo_wnd(now)
+        if (acked or newly_sacked or dsack is not None) and (
+                rack.dsack_seen or rack.reo_wnd_steps != 1):
+            rack.update_reo_wnd(now)         # (nothing to do in the usual case)
         if ((snd.snd_una - seg.ack + _HALF) & _MASK) <= _HALF:          # sq.ge(ack, una)
             snd.update_window(seg.seq, seg.ack, wnd)
             if snd.snd_wnd > 0 and self.timers.persist is not None:
