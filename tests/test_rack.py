@@ -264,3 +264,23 @@ def test_dsacks_widen_the_reordering_window_once_per_round_trip() -> None:
     # Never wider than SRTT.
     rack.reo_wnd_steps = 9
     assert rack.reo_wnd(in_recovery=True, min_rtt=10 * MS, srtt=12 * MS) == 12 * MS
+
+
+def test_timestamps_prove_a_timeout_spurious_and_undo_it() -> None:
+    """Linux tcp_try_undo_loss(): after an RTO, an ACK that advances SND.UNA and echoes a
+    TSval from before the timeout's retransmission shows the originals arrived (the
+    path was only slow): cwnd and ssthresh come back and the Loss state ends."""
+    stack, fd, peer, sent = server(3000, ts=True)
+    conn = stack.connection(fd)
+    assert conn is not None
+    before_cwnd, before_ssthresh = conn.rec.cc.cwnd, conn.rec.cc.ssthresh
+    peer.run_until(32 * MS)                                  # the loss probe
+    fired = peer.run_until(300 * MS)                         # then the RTO
+    assert fired and conn.rto_count == 1 and conn.rec.cc.cwnd == 1
+    assert info(stack, fd, 300 * MS).tcpi_ca_state == CA_LOSS
+    tsval_sent = sent[0].timestamps[0]
+    mss = conn.mss
+    sack(peer, 1 + mss, now=301 * MS, timestamps=(3000, tsval_sent))   # echo: the original
+    assert conn.rec.undos == 1
+    assert conn.rec.cc.cwnd >= before_cwnd and conn.rec.cc.ssthresh == before_ssthresh
+    assert info(stack, fd, 301 * MS).tcpi_ca_state == CA_OPEN

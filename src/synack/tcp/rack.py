@@ -74,6 +74,7 @@ class Rack:
         "mss",
         "newly_acked",
         "order",
+        "prior_cwnd",
         "prior_ssthresh",
         "recs",
         "reo_wnd_persist",
@@ -98,6 +99,7 @@ class Rack:
         # Recovery's undo and tail-loss-probe state lives here: only a sender that has
         # sent data needs it (see Recovery's properties of the same names).
         self.prior_ssthresh = 0
+        self.prior_cwnd = 0
         self.undo_marker: int | None = None
         self.undo_retrans = 0
         self.undo_stamp: int | None = None

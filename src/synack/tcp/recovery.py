@@ -343,6 +343,8 @@ class Recovery:
         if self.state in (CaState.OPEN, CaState.DISORDER):
             # Linux tcp_current_ssthresh(): at least 3/4 of the current window.
             self.prior_ssthresh = max(cc.ssthresh, (cc.cwnd >> 1) + (cc.cwnd >> 2))
+            assert self.rack is not None
+            self.rack.prior_cwnd = cc.cwnd   # Linux prior_cwnd
         self.undo_marker = snd_una
         self.undo_retrans = 0
         rack = self.rack
@@ -365,8 +367,7 @@ class Recovery:
         rack = self.rack
         if unmark and rack is not None:
             rack.unmark_lost()
-        prr = self.prr
-        prior_cwnd = prr.prior_cwnd if prr is not None else cc.cwnd
+        prior_cwnd = rack.prior_cwnd if rack is not None else cc.cwnd
         if self.prior_ssthresh:
             cc.cwnd = max(cc.cwnd, prior_cwnd)
             cc.ssthresh = max(cc.ssthresh, self.prior_ssthresh)
@@ -436,8 +437,8 @@ class Recovery:
         if rack is not None:
             # Linux tcp_enter_loss(): undo data kept unless recovery already lowered
             # ssthresh; every byte not SACKed is lost.
-            if self.state is not CaState.LOSS:
-                self._init_undo(snd_una)
+            if self.state in (CaState.OPEN, CaState.DISORDER):
+                self._init_undo(snd_una)     # (a timeout in recovery keeps its undo data)
             rack.mark_all_lost()
             self.prr = None
             self.tlp_high_seq = None
