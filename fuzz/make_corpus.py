@@ -231,6 +231,21 @@ def scripts() -> list[bytes]:
         out.append(p + op(tw.OP_SEND, "ESTABLISHED", 0x3E) + op(tw.OP_SEND, "ESTABLISHED", 0x3D)
                    + op(tw.OP_SEND, "ESTABLISHED", 0x3D) + op(tw.OP_SOCKOPT, "ESTABLISHED", 0, 0, 1)
                    + op(tw.OP_TICK, "ESTABLISHED", 3))
+        # IPv6 (issue 14, tcp_actions._ipv6): a handshake with the IPv6 listener, data,
+        # Packet Too Big, an extension chain, ping, ND and MLD, a fragment, a bad header.
+        def v6(variant: int, a: int, d: int = 0, name: str = "LISTEN-c") -> bytes:
+            return op(tw.OP_ICMP, name, 0x40 | variant << 3, a >> 8, a & 0xFF, *s16(d))
+        # (a = 1000: none of the bits 0x400-0x2000 that choose flags is set, so a SYN.)
+        out.append(p + v6(0, 1000) + v6(1, 300) + v6(3, 200) + v6(5, 1300) + v6(4, 10)
+                   + v6(6, 1) + v6(6, 2) + v6(6, 0) + v6(2, 0x1000) + v6(7, 0x0305, 7)
+                   + v6(5, 0x4000 | 4) + v6(1, 0x0100 | 0x0400 | FIN | ACK, 3)
+                   + op(tw.OP_TICK, "LISTEN-c", 3))
+        # An IPv6 connection closed by synack first (no data unread: a FIN, not a RST),
+        # through TIME_WAIT (both FINs).
+        out.append(p + v6(0, 1000, name="LISTEN-d") + v6(0, 0x2000 | 100, name="LISTEN-d")
+                   + v6(0, 0x0400 | FIN | ACK, name="LISTEN-d")
+                   + v6(0, 0x0400 | ACK, name="LISTEN-d") + op(tw.OP_TICK, "LISTEN-d", 3)
+                   + op(tw.OP_TICK, "LISTEN-d", 6) + op(tw.OP_TICK, "LISTEN-d", 6))
         out += issue10(p, ts)
         out.append(p + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)

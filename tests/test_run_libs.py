@@ -110,11 +110,11 @@ class Bench:
             f"{len(mine)} connections on port {port}, {sent} bytes from {sender}; "
             f"in the capture: {[(c.endpoint(0), c.endpoint(1)) for c in cap.connections]}")
 
-    def curl(self, url: str, server: subprocess.Popen[bytes]) -> bytes:
+    def curl(self, url: str, server: subprocess.Popen[bytes], *opts: str) -> bytes:
         """Kernel curl in the namespace, retried until synack's ``server`` answers."""
         end = time.monotonic() + DEADLINE_S
         while True:
-            r = self.nsexec("curl", "-sS", "--fail", "-m", "30", url)
+            r = self.nsexec("curl", "-sS", "--fail", "-m", "30", *opts, url)
             if r.returncode == 0:
                 return r.stdout
             if server.poll() is not None or time.monotonic() > end:

@@ -154,8 +154,12 @@ def test_families_synack_does_not_carry_go_to_the_kernel(host: Host) -> None:
     for x in (a, b, dup):
         x.close()
     with pytest.raises(OSError) as exc:
-        ss.socket(ss.AF_INET6, host=host)         # an IP family synack does not carry
+        ss.socket(ss.AF_INET6, ss.SOCK_DGRAM, host=host)   # UDP over IPv6: not carried
     assert exc.value.errno == errno.EAFNOSUPPORT
+    # TCP over IPv6 is synack's (issue 14, tests/test_socket_v6.py).
+    six = ss.socket(ss.AF_INET6, host=host)
+    assert type(six) is ss.socket and six.family == ss.AF_INET6
+    six.close()
 
 
 # ---------------------------------------------------------------- DNS over synack

@@ -158,7 +158,7 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         with bar(nbytes, "sim", unit="B", scale=True) as b:
             r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
                          receiver_cfg=load_sysctl(), pcap=report_pcap,
-                         progress=b.to if b.shown else None)
+                         progress=b.to if b.shown else None, ipv6=args.ipv6)
         return _sim_outputs(args, r, cfg, report_pcap)
     finally:
         if args.report and not args.pcap:
@@ -231,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--queue", help="bottleneck queue size (none: unbounded)")
     m.add_argument("--seed", type=int, default=1, help="random seed")
     m.add_argument("--cc", help="congestion control of the sender (none: the sysctl's)")
+    m.add_argument("--ipv6", action="store_true",
+                   help="over IPv6 (2001:db8::1 -> 2001:db8::2): MSS 1440, 40-byte headers")
     m.add_argument("--pcap", metavar="FILE", help="save the capture")
     m.add_argument("--trace-out", metavar="FILE",
                    help="save the sender's cwnd/ssthresh/RTT over time (JSON, for synack plot --cc)")

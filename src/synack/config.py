@@ -65,6 +65,11 @@ class Knob:
 _KNOBS = [
     Knob("net.core.somaxconn", 4096, "upper bound of a listen() backlog (accept queue)", 0),
     Knob("net.ipv4.ip_default_ttl", 64, "TTL of outgoing IPv4 packets", 1, 255),
+    Knob("net.ipv6.conf.all.hop_limit", 64, "hop limit of outgoing IPv6 packets", 1, 255),
+    Knob("net.ipv6.bindv6only", 0,
+         "default IPV6_V6ONLY of new AF_INET6 sockets (0: they accept IPv4 too)", 0, 1),
+    Knob("net.ipv6.auto_flowlabels", 1,
+         "flow labels from a hash of the 4-tuple (0 off; 1, 3 on; 2 only on request)", 0, 3),
     Knob("net.ipv4.ip_local_port_range", (32768, 60999), "ephemeral ports for connect()",
          1, 65535),
     Knob("net.ipv4.tcp_abort_on_overflow", 0,

@@ -111,7 +111,7 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         stats["icmp: " + verdict] += 1
         stack._after(key, conn, now)
         return
-    lst = stack.listeners.get((orig.src, sport)) or stack.listeners.get(("0.0.0.0", sport))
+    lst = stack._listener_for(orig.src, sport)
     child = lst.syn_queue.get((orig.dst, dport)) if lst is not None else None
     if lst is not None and child is not None and child.state is State.SYN_RECEIVED:
         # Linux tcp_req_err(): the sequence number must be our ISN exactly.

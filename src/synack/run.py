@@ -58,11 +58,19 @@ def install(host: Host) -> list[str]:
                 _real_socket:
             stale.append(name)
             del sys.modules[name]
+    # Blocking TLS: ssl (imported afresh from here on) wraps synack sockets with
+    # synack.tls.TLSSocket, since the C _ssl module can only wrap a kernel socket.
+    from synack import tls
+
+    tls.install()
     return stale
 
 
 def uninstall() -> None:
     """Put the kernel's ``socket`` module back in ``sys.modules``."""
+    from synack import tls
+
+    tls.uninstall()
     if _real_socket is not None:
         sys.modules["socket"] = _real_socket
 

@@ -169,7 +169,7 @@ class SocketAttrsMixin:
         elif level == SOL_SOCKET and optname == SO_TYPE:
             value = int(SOCK_STREAM)
         elif level == SOL_SOCKET and optname == SO_DOMAIN:
-            value = int(AF_INET)
+            value = int(self.family)
         elif level == SOL_SOCKET and optname == SO_PROTOCOL:
             value = IPPROTO_TCP
         elif level == SOL_SOCKET and optname == SO_ACCEPTCONN:
@@ -225,8 +225,8 @@ class SocketAttrsMixin:
     # ------------------------------------------------------------ identity
     @property
     def family(self) -> _socket.AddressFamily:
-        """AF_INET."""
-        return AF_INET
+        """AF_INET, or AF_INET6 for an IPv6 TCP socket."""
+        return getattr(self, "_family", AF_INET)
 
     @property
     def type(self) -> _socket.SocketKind:
@@ -295,7 +295,7 @@ class SocketAttrsMixin:
 
     def __repr__(self) -> str:
         closed = " [closed]" if self._fd is None else ""
-        s = (f"<synack.socket.socket{closed} fd={self.stack_fd}, family={AF_INET!s}, "
+        s = (f"<synack.socket.socket{closed} fd={self.stack_fd}, family={self.family!s}, "
              f"type={self.type!s}, proto={self._proto}")
         if self._fd is not None:
             try:

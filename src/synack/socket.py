@@ -8,8 +8,10 @@ work for programs written against the stdlib:
   :class:`~synack.stack.Stack`; ``(AF_INET, SOCK_DGRAM)`` is UDP of the same
   host (:mod:`synack.host.udp`, :mod:`synack.dgram`). ``AF_UNIX`` and the other
   families synack does not carry, and ``socket(fileno=fd)``, return the
-  kernel's socket (the stdlib's class); ``AF_INET6`` is ``EAFNOSUPPORT``
-  (``has_ipv6`` is False).
+  kernel's socket (the stdlib's class). ``(AF_INET6, SOCK_STREAM)`` is TCP over
+  IPv6 on a host with an IPv6 address (``Stack(addr6=...)``), addresses as
+  ``(host, port, flowinfo, scope_id)`` with IPv6 literals (names are resolved for
+  AF_INET only, so ``has_ipv6`` stays False); UDP over IPv6 is ``EAFNOSUPPORT``.
 * Name lookups (``getaddrinfo``, ``gethostbyname[_ex]``, ``gethostbyaddr``,
   ``getnameinfo``, ``getfqdn``) never ask the kernel's resolver: numbers,
   ``/etc/hosts``, then DNS over synack UDP to ``Host.nameserver`` when set
@@ -174,6 +176,32 @@ def check_address(address: Any, call: str, host: Host | None = None) -> tuple[st
         return _resolve.lookup(ip, host)[2][0], port
 
 
+def check_address6(address: Any, call: str) -> tuple[str, int, int, int]:
+    """Check an AF_INET6 address as the stdlib does: ``(host, port[, flowinfo[,
+    scope_id]])`` with an IPv6 literal ("" is ::); names are not resolved."""
+    if not isinstance(address, tuple):
+        raise TypeError(f"AF_INET6 address must be tuple, not {type(address).__name__}")
+    if not 2 <= len(address) <= 4:
+        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+    ip, port, flowinfo, scope_id = (*address, 0, 0)[:4]
+    if isinstance(ip, (bytes, bytearray)):
+        ip = bytes(ip).decode("idna")
+    if not isinstance(ip, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(ip).__name__}")
+    for v in (port, flowinfo, scope_id):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    if not 0 <= flowinfo <= 0xFFFFF:
+        raise OverflowError(f"{call}(): flowinfo must be 0-1048575.")
+    try:
+        packed = _socket.inet_pton(AF_INET6, ip or "::")
+    except OSError:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+    return _socket.inet_ntop(AF_INET6, packed), port, flowinfo, scope_id
+
+
 class socket(SocketAttrsMixin):
     """A TCP or UDP socket of a synack host, with the stdlib ``socket.socket`` interface.
 
@@ -197,9 +225,10 @@ class socket(SocketAttrsMixin):
         self._io_refs = 0
         self._udp = False
         self._proto = proto
-        if family != AF_INET:
-            raise _oserror(errno.EAFNOSUPPORT)
         kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if family != AF_INET and (family != AF_INET6 or kind != SOCK_STREAM):
+            raise _oserror(errno.EAFNOSUPPORT)       # IPv6: TCP only
+        self._family = _socket.AddressFamily(family)
         if kind not in (SOCK_STREAM, SOCK_DGRAM):
             raise _oserror(errno.ESOCKTNOSUPPORT)
         self._udp = kind == SOCK_DGRAM
@@ -211,7 +240,7 @@ class socket(SocketAttrsMixin):
         if _fd is None:
             with self._host.loop.lock:
                 st = self._host.stack
-                _fd = st.udp.socket() if self._udp else st.socket()
+                _fd = st.udp.socket() if self._udp else st.socket(family)
         self._fd = _fd
         self._closed = False
 
@@ -221,6 +250,12 @@ class socket(SocketAttrsMixin):
         if fd is None:
             raise _oserror(errno.EBADF)
         return fd
+
+    def _check(self, address: Any, call: str) -> tuple[Any, ...]:
+        """The address checked for this socket's family."""
+        if self._family == AF_INET6:
+            return check_address6(address, call)
+        return check_address(address, call, self._host)
 
     def _wait(self, end: float | None) -> None:
         """Wait (lock held, released while waiting) until something happens to this
@@ -278,7 +313,7 @@ class socket(SocketAttrsMixin):
     # ------------------------------------------------------------ setup
     def bind(self, address: tuple[str, int]) -> None:
         """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
-        addr = check_address(address, "bind", self._host)
+        addr: tuple[Any, ...] = self._check(address, "bind")
         st = self._host.stack
         if self._udp:
             self._locked(lambda fd, now: st.udp.bind(fd, addr))
@@ -300,7 +335,7 @@ class socket(SocketAttrsMixin):
             raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
         fd, addr = self._blocking(lambda fd, now: st.accept(fd))
-        sock = socket(AF_INET, SOCK_STREAM, self._proto, host=self._host, _fd=fd)
+        sock = socket(self._family, SOCK_STREAM, self._proto, host=self._host, _fd=fd)
         if _default_timeout is None and self._timeout:
             sock._timeout = None   # the stdlib: a timeout on the listener is not inherited
         return sock, addr
@@ -319,11 +354,13 @@ class socket(SocketAttrsMixin):
             return errno.EAGAIN
 
     def _connect(self, address: tuple[str, int]) -> int:
-        addr = check_address(address, "connect", self._host)
+        addr: tuple[Any, ...] = self._check(address, "connect")
         if self._udp:
             return _dgram.connect(self, addr)
         if addr[0] == "0.0.0.0":
             addr = ("127.0.0.1", addr[1])   # Linux: connecting to INADDR_ANY means this host
+        elif addr[0] == "::" and self._host.stack.addr6 is not None:
+            addr = (self._host.stack.addr6, *addr[1:])   # :: means this host too
         host = self._host
         st, loop = host.stack, host.loop
         end = self._end()
@@ -565,6 +602,18 @@ def create_connection(address: tuple[str, int], timeout: Any = _GLOBAL_DEFAULT_T
     """Connect to ``address`` and return the socket (the stdlib's helper): each
     address the name resolves to is tried in turn; the last error is raised."""
     name, port = address
+    if isinstance(name, str) and ":" in name:      # an IPv6 literal: one AF_INET6 try
+        sock6 = socket(AF_INET6, SOCK_STREAM, host=host)
+        try:
+            if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock6.settimeout(timeout)
+            if source_address:
+                sock6.bind(source_address)
+            sock6.connect((name, port))
+            return sock6
+        except BaseException:
+            sock6.close()
+            raise
     infos = _resolve.getaddrinfo(name, port, AF_INET, SOCK_STREAM,
                                  synack_host=resolve_host(host))
     err: BaseException | None = None
@@ -593,11 +642,13 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET,
     """A listening socket bound to ``address`` with SO_REUSEADDR (the stdlib's helper)."""
     if reuse_port:
         raise ValueError("SO_REUSEPORT not supported on this platform")
-    if dualstack_ipv6:
-        raise ValueError("dualstack_ipv6 not supported on this platform")
+    if dualstack_ipv6 and family != AF_INET6:
+        raise ValueError("dualstack_ipv6 requires AF_INET6 family")
     sock = socket(family, SOCK_STREAM, host=host)
     try:
         sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        if family == AF_INET6:   # the stdlib: V6ONLY unless a dual-stack server is asked for
+            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0 if dualstack_ipv6 else 1)
         sock.bind(address)
         if backlog is None:
             sock.listen()

@@ -1,4 +1,4 @@
-"""Socket options by their Linux constants: SOL_SOCKET and IPPROTO_TCP.
+"""Socket options by their Linux constants: SOL_SOCKET, IPPROTO_TCP, IPV6_V6ONLY.
 
 What ``setsockopt``/``getsockopt`` accept, the ranges Linux enforces (keepalive
 idle 1..32767 s, probes 1..127, TCP_MAXSEG 88..32767), and the values read
@@ -146,6 +146,11 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.user_timeout = v
         else:
             raise oserror(errno.ENOPROTOOPT)
+    elif level == _socket.IPPROTO_IPV6 and option == _socket.IPV6_V6ONLY \
+            and sock.family == _socket.AF_INET6:
+        if sock.local is not None:
+            raise oserror(errno.EINVAL, "IPV6_V6ONLY after bind")   # Linux do_ipv6_setsockopt
+        sock.v6only = bool(_need_int(ival))
     else:
         raise oserror(errno.ENOPROTOOPT)
     if sock.conn is not None:
@@ -224,6 +229,9 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
                 return TcpInfo(tcpi_state=LINUX_STATES[
                     "LISTEN" if sock.listener else "CLOSED"]).pack()
             return tcp_info(sock.conn, sock.conn.now).pack()
+    elif level == _socket.IPPROTO_IPV6 and option == _socket.IPV6_V6ONLY \
+            and sock.family == _socket.AF_INET6:
+        return int(sock.v6only)
     raise oserror(errno.ENOPROTOOPT)
 
 

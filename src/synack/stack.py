@@ -39,6 +39,7 @@ from synack.host.calls import (
 )
 from synack.host.forward import Forwarding
 from synack.host.frag import Reassembler
+from synack.host.ip6 import Ip6Mixin, _Labels
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
@@ -83,8 +84,8 @@ _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
-class Stack(ListenMixin, SocketCallsMixin):
-    """One TCP/IPv4 host, sans I/O."""
+class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
+    """One TCP host, sans I/O: IPv4 at ``addr``, and IPv6 too with ``addr6``."""
 
     def __init__(
         self,
@@ -95,8 +96,10 @@ class Stack(ListenMixin, SocketCallsMixin):
         isn: IsnSource | None = None,
         mtu: int = 1500,
         name: str | None = None,
+        addr6: str | None = None,
     ) -> None:
         self.addr = addr
+        self.addr6 = addr6          # IPv6 (synack.host.ip6), in inet_ntop's spelling
         self.name = name or addr
         self.cfg = cfg or Sysctl()
         self.rng = random.Random(seed)
@@ -116,6 +119,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
+        self._flow_labels: _Labels | None = None   # drawn at the first IPv6 segment
         self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
         self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
@@ -150,7 +154,8 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     # ============================================================ packets
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
-        """One IPv4 packet from the wire. Never raises for anything the peer sent.
+        """One IP packet from the wire (IPv6 goes on to :meth:`_receive6`). Never
+        raises for anything the peer sent.
 
         ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
         """
@@ -183,11 +188,19 @@ class Stack(ListenMixin, SocketCallsMixin):
             # is still checked above): no per-byte sum in Python.
             seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
         except ParseError as exc:
+            if exc.kind == "bad version" and packet[0] >> 4 == 6:
+                self._receive6(packet, now, csum_valid)   # IPv6: no cost to IPv4 before this
+                return
             self.stats["dropped " + exc.kind] += 1
             return
         if dst != self.addr and self.forward is None:
             self.stats["dropped not for us"] += 1
             return
+        self._segment_in(src, dst, seg, now)
+
+    def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int) -> None:
+        """A TCP segment for one of our addresses, to its connection, TIME_WAIT entry or
+        listener (RFC 9293 3.10.7); either IP version."""
         self.stats["segments in"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
@@ -222,8 +235,7 @@ class Stack(ListenMixin, SocketCallsMixin):
             if verdict != NEW_SYN:
                 return
             self._end_timewait(key, now, "new SYN reuses the 4-tuple")
-        listener = self.listeners.get((dst, seg.dst_port)) or self.listeners.get(
-            ("0.0.0.0", seg.dst_port))
+        listener = self._listener_for(dst, seg.dst_port)
         if listener is not None:
             self._to_listener(listener, key, seg, now)
             return
@@ -264,7 +276,11 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     def send_echo(self, dst: str, ident: int, seq: int, payload: bytes = b"", *,
                   now: int) -> None:
-        """Send an ICMP echo request; the reply lands in :attr:`echo_replies`."""
+        """Send an ICMP echo request (ICMPv6 to an IPv6 address); the reply lands in
+        :attr:`echo_replies`."""
+        if ":" in dst:
+            self.send_echo6(dst, ident, seq, payload, now=now)
+            return
         send_echo(self, dst, ident, seq, payload, now=now)
 
     def next_deadline(self) -> int | None:
@@ -307,6 +323,9 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     # ------------------------------------------------------------ internals
     def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
+        if ":" in src:
+            self._emit6(src, dst, seg, gso)
+            return
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload
         self._out.append(build_tcp_packet(
@@ -361,12 +380,28 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     def _syn_queue_of(self, key: Key, conn: Connection) -> Listener | None:
         """The listener whose SYN queue holds ``conn``, if one does."""
-        lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        lst = self._listener_for(key[0], key[1])
         if lst is None and self.forward is not None:
             lst = self.forward.listener_of(key)
         if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
             return lst
         return None
+
+    def _listener_for(self, ip: str, port: int) -> Listener | None:
+        """The listener for a segment to ``ip``:``port``: bound to the address, else the
+        wildcard of its family; an IPv4 segment also finds a dual-stack listener on
+        ``::`` (one without IPV6_V6ONLY, Linux's default net.ipv6.bindv6only = 0)."""
+        lst = self.listeners.get((ip, port))
+        if lst is not None:
+            return lst
+        if ":" in ip:
+            return self.listeners.get(("::", port))
+        lst = self.listeners.get(("0.0.0.0", port))
+        if lst is None and self.addr6 is not None:
+            lst = self.listeners.get(("::", port))
+            if lst is not None and self.socks[lst.fd].v6only:
+                return None
+        return lst
 
     def _drain(self, key: Key, conn: Connection) -> None:
         if conn.outbox:

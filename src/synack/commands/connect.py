@@ -37,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
     p = sub.add_parser("connect", help="like nc: stdin to a TCP connection, the connection "
                                        "to stdout")
-    p.add_argument("host", help="IPv4 address to connect to")
+    p.add_argument("host", help="IPv4 or IPv6 address to connect to")
     p.add_argument("port", type=int, help="TCP port")
     p.add_argument("--keep-open", action="store_true",
                    help="after the peer closes, keep sending stdin until its end (OpenBSD nc)")
@@ -62,9 +62,9 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     """Connect, pump both ways, close."""
     try:
-        host = str(ipaddress.IPv4Address(args.host))
+        host = str(ipaddress.ip_address(args.host.strip("[]")))
     except ValueError:
-        raise ValueError(f"{args.host!r} is not an IPv4 address") from None
+        raise ValueError(f"{args.host!r} is not an IPv4 or IPv6 address") from None
     if not 0 < args.port < 65536:
         raise ValueError(f"port {args.port}: ports are 1-65535")
     log = StateLog(sys.stderr) if args.trace else None
@@ -101,8 +101,12 @@ def _session(live: Live, host: str, port: int, keep_open: bool,
              wait: float | None = None) -> int:
     stack, loop = live.stack, live.loop
     with loop.lock:
-        fd = stack.socket()
-        stack.connect_ex(fd, (host, port), now=loop.now())
+        fd = stack.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        code = stack.connect_ex(fd, (host, port), now=loop.now())
+    if code not in (0, errno.EINPROGRESS):
+        print(f"synack: connect to {host} port {port} failed: {os.strerror(code)}",
+              file=sys.stderr)
+        return 1
     loop.wake()
     live.wait(lambda: stack.state(fd) not in (State.SYN_SENT, State.SYN_RECEIVED),
               CONNECT_TIMEOUT_S if wait is None else wait)

@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="timing tolerance (default 4000, or the script's header)")
     p.add_argument("--tolerance_percent", type=float, metavar="P",
                    help="tolerance as a share of the gap since the last event (default 12.5)")
-    p.add_argument("--ip_version", metavar="V", help="ipv4 (the only one yet)")
+    p.add_argument("--ip_version", metavar="V",
+                   help="ipv4 (default) or ipv6: the script runs over IPv6, from 2001:db8::1 "
+                        "to synack at 2001:db8::2 unless --local_ip/--remote_ip say otherwise")
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VAL",
                    help="define a symbol the scripts use (e.g. -D TFO_COOKIE=...)")
     p.add_argument("--local_ip", metavar="IP", help="the stack's address (default 192.168.0.1)")

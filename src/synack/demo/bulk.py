@@ -23,6 +23,7 @@ from synack.stack import Stack
 from synack.tcp.state import State
 
 SENDER, RECEIVER = "192.0.2.1", "192.0.2.2"
+SENDER6, RECEIVER6 = "2001:db8::1", "2001:db8::2"   # transfer(ipv6=True)
 
 
 @dataclass
@@ -79,27 +80,33 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
              until_us: int = 3600 * 1_000_000, pcap: str | None = None,
              setup: Callable[[Network], None] | None = None, rcvbuf: int | None = None,
              stall: tuple[int, int] | None = None,
-             progress: Callable[[int], object] | None = None) -> TransferResult:
+             progress: Callable[[int], object] | None = None,
+             ipv6: bool = False) -> TransferResult:
     """Send ``nbytes`` from SENDER to RECEIVER over a link with the given impairments.
 
     ``rcvbuf`` sets the receiver's SO_RCVBUF (on the listener, so the SYN already
     advertises it); during ``stall`` = (start, end) microseconds the receiving
     application reads nothing, so its window closes and the sender must probe.
     ``progress``, if given, is told how many bytes the receiver has read so far.
+    ``ipv6``: the hosts are SENDER6 and RECEIVER6, the connection AF_INET6.
     """
     net = Network(seed)
-    tx = Stack(SENDER, seed=seed, cfg=sender_cfg, name="sender")
-    rx = Stack(RECEIVER, seed=seed + 1, cfg=receiver_cfg, name="receiver")
+    tx = Stack(SENDER, seed=seed, cfg=sender_cfg, name="sender",
+               addr6=SENDER6 if ipv6 else None)
+    rx = Stack(RECEIVER, seed=seed + 1, cfg=receiver_cfg, name="receiver",
+               addr6=RECEIVER6 if ipv6 else None)
     txh, rxh = AppHost(tx), AppHost(rx)
-    net.add_host(SENDER, txh)
-    net.add_host(RECEIVER, rxh)
-    net.add_link(SENDER, RECEIVER, link or LinkParams(), b_to_a=back)
+    src, dst = (SENDER6, RECEIVER6) if ipv6 else (SENDER, RECEIVER)
+    family = socket.AF_INET6 if ipv6 else socket.AF_INET
+    net.add_host(src, txh)
+    net.add_host(dst, rxh)
+    net.add_link(src, dst, link or LinkParams(), b_to_a=back)
     data = _stream(seed, nbytes)
     view = memoryview(data)
-    lfd = rx.socket()
+    lfd = rx.socket(family)
     if rcvbuf is not None:
         rx.setsockopt(lfd, socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    rx.bind(lfd, (RECEIVER, 5001))
+    rx.bind(lfd, (dst, 5001))
     rx.listen(lfd)
     got = bytearray()
     st: dict[str, int] = {"off": 0}
@@ -129,7 +136,7 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
             if progress is not None:
                 progress(len(got))
 
-    cfd = tx.socket()
+    cfd = tx.socket(family)
     conn: list = []
 
     def sender(now: int) -> None:
@@ -182,7 +189,7 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
         net.call_at(stall[1], receiver)          # the application wakes up again
     def connect(now: int) -> None:
         st["connecting"] = now
-        tx.connect_ex(cfd, (RECEIVER, 5001), now=now)
+        tx.connect_ex(cfd, (dst, 5001), now=now)
 
     net.call_at(0, connect)
     t0 = time.perf_counter()
@@ -209,8 +216,8 @@ def _never_opened(net: Network, failed_us: int, err: int) -> str:
     """``SYN retried 6 times, gave up after 127.0 s (Connection timed out)``."""
     syns = 0
     for rec in net.records:
-        if rec.src == SENDER and len(rec.data) >= 20:
-            ihl = (rec.data[0] & 0x0F) * 4
+        if rec.src in (SENDER, SENDER6) and len(rec.data) >= 20:
+            ihl = 40 if rec.data[0] >> 4 == 6 else (rec.data[0] & 0x0F) * 4
             if len(rec.data) > ihl + 13 and rec.data[ihl + 13] & 0x12 == 0x02:  # SYN, no ACK
                 syns += 1
     why = os.strerror(err) if err else "closed"

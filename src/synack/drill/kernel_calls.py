@@ -232,7 +232,8 @@ class KernelCalls:
     def _sys_socket(self, args: tuple[object, ...]) -> SyscallResult:
         _domain, type_, proto = self._args(args, 3, "socket")[:3]
         # packetdrill makes the socket in the run's address family whatever the script says.
-        s = socket.socket(socket.AF_INET, _int(type_, "type"), _int(proto, "protocol", 0))
+        family = socket.AF_INET6 if ":" in self.local_ip else socket.AF_INET
+        s = socket.socket(family, _int(type_, "type"), _int(proto, "protocol", 0))
         return SyscallResult(self._new_fd(_Fd("socket", s.fileno(), sock=s)))
 
     def _address(self, v: object, default_ip: str, port: int) -> tuple[str, int] | None:

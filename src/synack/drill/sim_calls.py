@@ -68,11 +68,14 @@ def do_call(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
     domain, type_ = _arg(call, 0), _int(call, 1, S["SOCK_STREAM"])
-    if domain not in (None, S["AF_INET"]):
-        raise Unsupported("unsupported: socket domain other than AF_INET (IPv6 is issue 14)")
+    if domain not in (None, S["AF_INET"], S["AF_INET6"]):
+        raise Unsupported("unsupported: socket domain other than AF_INET and AF_INET6")
+    v6 = ":" in t.cfg.local_ip       # --ip_version=ipv6: the script's sockets are AF_INET6
+    if domain == S["AF_INET6"] and not v6:
+        raise Unsupported("unsupported: an AF_INET6 socket without --ip_version=ipv6")
     if type_ & 0xF != S["SOCK_STREAM"] or _arg(call, 2) not in (None, 0, S["IPPROTO_TCP"]):
         raise Unsupported("unsupported: sockets other than TCP (SOCK_STREAM, IPPROTO_TCP)")
-    fd = t.new_fd(t.stack.socket())
+    fd = t.new_fd(t.stack.socket(S["AF_INET6"] if v6 else S["AF_INET"]))
     if type_ & S["SOCK_NONBLOCK"]:
         t.nonblock.add(fd)
     return SyscallResult(fd)
@@ -82,10 +85,10 @@ def _addr(t: SimTarget, value: object, default: tuple[str, int]) -> tuple[str, i
     if value is None:
         return default
     if isinstance(value, dict):
-        if value.get("sa_family") not in (None, S["AF_INET"]):
-            raise Unsupported("unsupported: socket addresses other than AF_INET")
-        ip = value.get("sin_addr", default[0])
-        port = value.get("sin_port", default[1])
+        if value.get("sa_family") not in (None, S["AF_INET"], S["AF_INET6"]):
+            raise Unsupported("unsupported: socket addresses other than AF_INET(6)")
+        ip = value.get("sin6_addr", value.get("sin_addr", default[0]))
+        port = value.get("sin6_port", value.get("sin_port", default[1]))
         return (ip if isinstance(ip, str) else default[0],
                 port if isinstance(port, int) else default[1])
     raise Unsupported(f"unsupported: socket address {value!r}")

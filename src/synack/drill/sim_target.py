@@ -28,10 +28,12 @@ from synack.stack import Stack
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep, StateStep, Step, render
 from synack.wire.errors import ParseError
-from synack.wire.ipv4 import PROTO_TCP, parse_ipv4
+from synack.wire.ipv4 import PROTO_TCP, IPv4Header, parse_ipv4
+from synack.wire.ipv6 import IPv6Header, parse_ipv6
 from synack.wire.tcp import parse_tcp
 
 S = SYMBOLS
+IPV4_BESIDE = "192.0.2.254"   # the IPv4 address of the host when the script runs over IPv6
 MAX_STEPS = 10_000_000     # timer firings in one wait: a guard against a runaway loop
 LADDER_LINES = 80
 
@@ -45,7 +47,12 @@ class SimTarget:
         self.bind_port = bind_port
         self.connect_port = connect_port
         self.sysctl = sysctl or Sysctl()
-        self.stack = Stack(cfg.local_ip, cfg=self.sysctl, seed=seed, mtu=cfg.mtu, name="synack")
+        if ":" in cfg.local_ip:     # --ip_version=ipv6: a dual-stack host, tested over IPv6
+            self.stack = Stack(IPV4_BESIDE, cfg=self.sysctl, seed=seed, mtu=cfg.mtu,
+                               name="synack", addr6=cfg.local_ip)
+        else:
+            self.stack = Stack(cfg.local_ip, cfg=self.sysctl, seed=seed, mtu=cfg.mtu,
+                               name="synack")
         self.now = 0
         self.out: deque[tuple[int, bytes]] = deque()
         self.fdmap: dict[int, int] = {}       # this target's fds (Linux numbering) -> stack fds
@@ -104,7 +111,11 @@ class SimTarget:
 
     def _step(self, side: str, packet: bytes) -> None:
         try:
-            hdr, payload = parse_ipv4(packet, verify_checksum=False)
+            hdr: IPv4Header | IPv6Header
+            if packet[0] >> 4 == 6:
+                hdr, payload = parse_ipv6(packet)
+            else:
+                hdr, payload = parse_ipv4(packet, verify_checksum=False)
             if hdr.proto != PROTO_TCP:
                 return
             seg = parse_tcp(payload, hdr.src, hdr.dst, verify_checksum=False)

@@ -12,7 +12,18 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.host import errqueue
-from synack.host.records import ORPHAN, SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
+from synack.host.records import (
+    ORPHAN,
+    SHUT_RD,
+    SHUT_RDWR,
+    SHUT_WR,
+    Addr,
+    ConnInfo,
+    Key,
+    Sock,
+    SockAddr,
+)
+from synack.host.sockaddr import api_addr, ip_of, overlaps
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import Connection
@@ -66,40 +77,54 @@ class SocketCallsMixin:
             raise _oserror(errno.EBADF)
         return sock
 
-    def socket(self: Stack) -> int:
-        """A new TCP socket; returns its file descriptor."""
+    def socket(self: Stack, family: int = _socket.AF_INET) -> int:
+        """A new TCP socket (``AF_INET``, or ``AF_INET6`` on a host with :attr:`addr6`;
+        its IPV6_V6ONLY starts as ``net.ipv6.bindv6only``); returns its descriptor."""
+        if family not in (_socket.AF_INET, _socket.AF_INET6):
+            raise _oserror(errno.EAFNOSUPPORT)
         fd = self._next_fd
         self._next_fd += 1
-        self.socks[fd] = Sock(fd)
+        sock = Sock(fd)
+        if family == _socket.AF_INET6:
+            sock.family = family
+            sock.v6only = self.cfg.int("net.ipv6.bindv6only") == 1
+        self.socks[fd] = sock
         return fd
 
-    def _port_in_use(self: Stack, ip: str, port: int, *, reuse: bool = False) -> bool:
-        """Another socket holds ``ip:port``. With ``reuse`` (SO_REUSEADDR on the socket
-        binding), a socket that also has it and is not listening does not count (Linux
-        inet_bind_conflict(): sk_reuse on both and sk2 not in TCP_LISTEN)."""
+    def _port_in_use(self: Stack, ip: str, port: int, v6only: bool = False, *,
+                     reuse: bool = False) -> bool:
+        """Another socket holds ``ip:port`` (across the families as Linux: a wildcard or
+        IPv4-mapped IPv6 bind without IPV6_V6ONLY overlaps IPv4). With ``reuse``
+        (SO_REUSEADDR on the socket binding), a socket that also has it and is not
+        listening does not count (Linux inet_bind_conflict(): sk_reuse on both and sk2
+        not in TCP_LISTEN)."""
         for s in self.ports.on(port):
             if (s.local and s.local[1] == port
-                    and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
+                    and (overlaps(ip, v6only, s.local[0], s.v6only)
+                         if ":" in ip or ":" in s.local[0]
+                         else s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
                     and (s.conn is None or s.conn.state is not State.CLOSED)
                     and not (reuse and s.reuseaddr and s.listener is None)):
                 return True
         return False
 
-    def bind(self: Stack, fd: int, addr: Addr) -> None:
-        """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
+    def bind(self: Stack, fd: int, addr: SockAddr) -> None:
+        """Bind to ``(ip, port)`` (AF_INET6: ``(ip, port[, flowinfo, scope_id])``);
+        port 0 picks an ephemeral port."""
         sock = self._sock(fd)
         if sock.local is not None:
             raise _oserror(errno.EINVAL, "already bound")
-        ip, port = addr
-        if ip not in (self.addr, "0.0.0.0", ""):
+        ip, port = ip_of(self, sock, addr, "bind")
+        if ip not in (self.addr, self.addr6, "0.0.0.0", "::"):
             raise _oserror(errno.EADDRNOTAVAIL, ip)
-        ip = ip or "0.0.0.0"
         if not 0 <= port <= 0xFFFF:
             raise OverflowError("bind(): port must be 0-65535.")
         if port == 0:
-            port = self._ephemeral(None)
-        elif self._port_in_use(ip, port, reuse=sock.reuseaddr) or (
-            not sock.reuseaddr and port in self.ports.timewait):
+            port = self._ephemeral(None, local_ip=ip)
+        elif self._port_in_use(ip, port, sock.v6only, reuse=sock.reuseaddr) or (
+            not sock.reuseaddr and port in self.ports.timewait and (
+                not sock.v6only or any(k[1] == port and ":" in k[0] for k in self.timewait))):
+            # An IPV6_V6ONLY socket clashes only with IPv6 TIME_WAIT entries.
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
         self.ports.add(sock)
@@ -110,7 +135,7 @@ class SocketCallsMixin:
         if sock.conn is not None:
             raise _oserror(errno.EINVAL, "socket is connected")
         if sock.local is None:
-            self.bind(fd, ("0.0.0.0", 0))
+            self.bind(fd, ("::" if sock.family == _socket.AF_INET6 else "0.0.0.0", 0))
         assert sock.local is not None
         if sock.listener is not None:
             sock.listener.max_backlog = max(min(backlog, self.cfg.int("net.core.somaxconn")), 0)
@@ -120,14 +145,14 @@ class SocketCallsMixin:
         sock.listener = lst
         self.listeners[sock.local] = lst
 
-    def accept(self: Stack, fd: int) -> tuple[int, Addr]:
+    def accept(self: Stack, fd: int) -> tuple[int, SockAddr]:
         """Take an established connection from the accept queue."""
         got = self.accept_some(fd)
         if got is None:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return got
 
-    def accept_some(self: Stack, fd: int) -> tuple[int, Addr] | None:
+    def accept_some(self: Stack, fd: int) -> tuple[int, SockAddr] | None:
         """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
         sock = self._sock(fd)
         lst = sock.listener
@@ -139,28 +164,33 @@ class SocketCallsMixin:
             self._next_fd = fd + 1
             # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
             child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
-                         reuseaddr=sock.reuseaddr)
+                         family=sock.family, v6only=sock.v6only, reuseaddr=sock.reuseaddr)
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
-            return fd, conn.remote
+            return fd, (conn.remote if sock.family == _socket.AF_INET
+                        else api_addr(sock, conn.remote))
         return None
 
-    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None) -> int:
+    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None, *,
+                   local_ip: str | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
+        me = local_ip or self.addr
+        if remote is not None and ":" in remote[0] and self.addr6 is not None:
+            me = self.addr6
         span = hi - lo + 1
         start = self.rng.randrange(span)
         reusable: int | None = None
         for i in range(span):
             port = lo + (start + i) % span
             if remote is None:
-                if not self._port_in_use(self.addr, port):
+                if not self._port_in_use(me, port):
                     return port
                 continue
-            key = (self.addr, port, remote[0], remote[1])
+            key = (me, port, remote[0], remote[1])
             if key in self.timewait and reusable is None and self._tw_reusable(key, now):
                 reusable = port
-            if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
+            if key in self.conns or key in self.timewait or (me, port) in self.listeners:
                 continue
             if any(s.remote is None for s in self.ports.on(port)):
                 continue
@@ -180,11 +210,11 @@ class SocketCallsMixin:
         tw = self.timewait.get(key)
         if tw is None or now is None or reuse == 0 or not tw.ts:
             return False
-        if reuse == 2 and not key[2].startswith("127."):
+        if reuse == 2 and not key[2].startswith("127.") and key[2] != "::1":
             return False
         return now - tw.since >= TW_REUSE_DELAY_US
 
-    def connect_ex(self: Stack, fd: int, addr: Addr, *, now: int) -> int:
+    def connect_ex(self: Stack, fd: int, addr: SockAddr, *, now: int) -> int:
         """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
         sock = self._sock(fd)
         if sock.listener is not None:
@@ -202,11 +232,21 @@ class SocketCallsMixin:
                     return conn.error
                 return errno.ECONNABORTED if conn.state is State.CLOSED else 0
             return errno.EISCONN
-        ip, port = addr
+        try:
+            ip, port = ip_of(self, sock, addr, "connect")
+        except _socket.gaierror:
+            raise
+        except OSError as exc:          # an IPV6_V6ONLY socket and a mapped address
+            return exc.errno or errno.EINVAL
+        v6 = ":" in ip
+        me = self.addr6 if v6 else self.addr
+        bound = sock.local[0] if sock.local is not None else "::"
+        if me is None or (bound not in ("0.0.0.0", "::") and (":" in bound) != v6):
+            return errno.ENETUNREACH       # no IPv6 address, or bound to the other family
         if sock.local is None or sock.local[1] == 0:
-            sock.local = (self.addr, self._ephemeral((ip, port), now))
+            sock.local = (me, self._ephemeral((ip, port), now))
             self.ports.add(sock)
-        local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
+        local = (me if sock.local[0] in ("0.0.0.0", "::") else sock.local[0], sock.local[1])
         key = (local[0], local[1], ip, port)
         iss: int | None = None
         if key in self.timewait and self._tw_reusable(key, now):
@@ -230,7 +270,7 @@ class SocketCallsMixin:
         self._collect_conn(key, conn, now)
         return errno.EINPROGRESS
 
-    def connect(self: Stack, fd: int, addr: Addr, *, now: int) -> None:
+    def connect(self: Stack, fd: int, addr: SockAddr, *, now: int) -> None:
         """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
         code = self.connect_ex(fd, addr, now=now)
         if code:
@@ -397,17 +437,20 @@ class SocketCallsMixin:
         return get_option(self, self._sock(fd), level, option)
 
     # ------------------------------------------------------------ queries
-    def getsockname(self: Stack, fd: int) -> Addr:
-        """The local address (0.0.0.0:0 before bind)."""
-        return self._sock(fd).local or ("0.0.0.0", 0)
+    def getsockname(self: Stack, fd: int) -> SockAddr:
+        """The local address (0.0.0.0:0, or ::, before bind)."""
+        sock = self._sock(fd)
+        if sock.family == _socket.AF_INET:
+            return sock.local or ("0.0.0.0", 0)
+        return api_addr(sock, sock.local or ("::", 0))
 
-    def getpeername(self: Stack, fd: int) -> Addr:
+    def getpeername(self: Stack, fd: int) -> SockAddr:
         """The peer's address; ENOTCONN when there is none."""
         sock = self._sock(fd)
         if sock.remote is None or sock.conn is None or sock.conn.state in (
                 State.SYN_SENT, State.CLOSED):
             raise _oserror(errno.ENOTCONN)
-        return sock.remote
+        return sock.remote if sock.family == _socket.AF_INET else api_addr(sock, sock.remote)
 
     def state(self: Stack, fd: int) -> State:
         """The TCP state behind a descriptor."""
@@ -423,7 +466,8 @@ class SocketCallsMixin:
     def connections(self: Stack) -> list[ConnInfo]:
         """Every socket as ``ss -tan`` lists it: listeners, connections, TIME_WAIT."""
         rows = [ConnInfo(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
-                         ("0.0.0.0", 0)) for lst in self.listeners.values()]
+                         ("::" if ":" in lst.local[0] else "0.0.0.0", 0))
+                for lst in self.listeners.values()]
         for lst in self.listeners.values():
             rows += [ConnInfo(c.state, 0, 0, c.local, c.remote) for c in lst.syn_queue.values()]
         rows += [ConnInfo(c.state, c.recv_q, c.send_q, c.local, c.remote)

@@ -27,7 +27,8 @@ def ss_rows(stack: Stack, now: int, *, info: bool = False) -> list[dict[str, Any
         rows.append(r)
 
     for lst in stack.listeners.values():
-        row(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local, ("0.0.0.0", 0),
+        row(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
+            ("::" if ":" in lst.local[0] else "0.0.0.0", 0),
             lst.fd)
     half_open = list(stack.listeners.values())
     if stack.forward is not None:       # a forwarder's handshakes (host/forward.py)

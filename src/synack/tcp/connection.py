@@ -42,7 +42,7 @@ from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp import chrono
 from synack.tcp.ackpolicy import AckPolicy
-from synack.tcp.icmp_errors import IcmpErrorsMixin
+from synack.tcp.icmp_errors import IcmpErrorsMixin, ip_tcp_headers
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
@@ -198,7 +198,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.adv_mss = shared(opts.maxseg or (mtu - 40))   # what we announce in our SYN
+        # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
+        # 1440 over IPv6 at MTU 1500).
+        self.adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local[0])))
         self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self.neg = Negotiated(

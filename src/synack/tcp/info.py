@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp import chrono
+from synack.tcp.icmp_errors import ip_tcp_headers
 from synack.tcp.tcpinfo import (
     LINUX_STATES,
     TCPI_OPT_SACK,
@@ -69,7 +70,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_last_data_sent=max(now - conn.last_data_sent, 0) // ms,
         tcpi_last_data_recv=max(now - conn.last_rcv, 0) // ms,
         tcpi_last_ack_recv=max(now - conn.last_rcv, 0) // ms,
-        tcpi_pmtu=conn.adv_mss + 40,
+        tcpi_pmtu=conn.adv_mss + ip_tcp_headers(conn.local[0]),
         tcpi_rcv_ssthresh=rcv.capacity if rcv else conn.rcv_capacity,
         tcpi_rtt=rtt.srtt or 0,
         tcpi_rttvar=rtt.rttvar,
