@@ -37,13 +37,21 @@ class Knob:
                 raise SysctlError(
                     f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
                 )
+            if self.name == "net.ipv4.tcp_fastopen_key" and value:
+                from synack.tcp.fastopen import format_keys, parse_keys
+                try:
+                    return format_keys(parse_keys(value))
+                except ValueError as exc:
+                    raise SysctlError(f"{self.name}: {exc}") from None
             return value
         parts = text.replace(",", " ").split()
         want = len(self.default) if isinstance(self.default, tuple) else 1
         if len(parts) != want:
             raise SysctlError(f"{self.name}: expected {want} integer(s), got {text!r}")
         try:
-            nums = tuple(int(p) for p in parts)
+            # Linux proc_dointvec reads with base 0: 0x402 is hex, as scripts write it.
+            nums = tuple(int(p, 0) if "0x" in p.lower() else int(p)
+                         for p in parts)
         except ValueError:
             raise SysctlError(f"{self.name}: {text!r} is not an integer") from None
         for n in nums:
@@ -74,6 +82,15 @@ _KNOBS = [
     Knob("net.ipv4.tcp_dsack", 1, "send D-SACK blocks for duplicate segments", 0, 1),
     Knob("net.ipv4.tcp_challenge_ack_limit", 2**31 - 1,
          "challenge ACKs per second, host-wide (2147483647: no host-wide limit)", 0),
+    Knob("net.ipv4.tcp_fastopen", 1,
+         "TCP Fast Open bits: 0x1 client, 0x2 server, 0x4 client data without a cookie, "
+         "0x200 server data without a cookie, 0x400 every listener without TCP_FASTOPEN",
+         0),
+    Knob("net.ipv4.tcp_fastopen_blackhole_timeout_sec", 0,
+         "seconds active Fast Open pauses after a middlebox seems to drop it (0: never)", 0),
+    Knob("net.ipv4.tcp_fastopen_key", "",
+         "Fast Open cookie key(s), xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup] "
+         "(empty: drawn at random on first use, as Linux does)"),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
     Knob("net.ipv4.tcp_invalid_ratelimit", 500,

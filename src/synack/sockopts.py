@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 
 __all__ = ["get_option", "oserror", "set_option"]
 
+# Linux's numbers (include/uapi/linux/tcp.h); the socket module lacks some of them.
+TCP_FASTOPEN = 23
+TCP_FASTOPEN_CONNECT = 30
+TCP_FASTOPEN_KEY = 33
+TCP_FASTOPEN_NO_COOKIE = 34
+_FASTOPEN_OPTS = (TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE)
+
 
 def oserror(code: int, detail: str = "") -> OSError:
     """The stdlib's exception for ``code`` (OSError maps errno to the subclass)."""
@@ -66,6 +73,14 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
         o.congestion = name
         if sock.conn is not None:
             sock.conn.set_congestion(name, now=now)
+    elif level == _socket.IPPROTO_TCP and option == TCP_FASTOPEN_KEY:
+        # Linux do_tcp_setsockopt(): a primary key, or a primary and a backup.
+        if not isinstance(value, (bytes, bytearray)) or len(value) not in (16, 32):
+            raise oserror(errno.EINVAL, "TCP_FASTOPEN_KEY takes 16 or 32 bytes")
+        o.fastopen_key = (bytes(value[:16]),) + ((bytes(value[16:]),) if len(value) == 32
+                                                  else ())
+    elif level == _socket.IPPROTO_TCP and option in _FASTOPEN_OPTS:
+        _set_fastopen(stack, sock, option, _need_int(ival))
     elif level == _socket.IPPROTO_TCP:
         v = _need_int(ival)
         if option == _socket.TCP_NODELAY:
@@ -134,6 +149,17 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             name = sock.conn.cc_name if sock.conn else (
                 o.congestion or str(c["net.ipv4.tcp_congestion_control"]))
             return name.encode().ljust(16, b"\0")   # TCP_CA_NAME_MAX
+        if option == TCP_FASTOPEN:
+            if o.fastopen_qlen is not None:
+                return o.fastopen_qlen
+            return sock.listener.fastopen_qlen if sock.listener else 0
+        if option == TCP_FASTOPEN_CONNECT:
+            return int(o.fastopen_connect)
+        if option == TCP_FASTOPEN_NO_COOKIE:
+            return int(o.fastopen_no_cookie)
+        if option == TCP_FASTOPEN_KEY:
+            from synack.host.fastopen import listener_keys
+            return b"".join(listener_keys(stack, sock))
         if option == _socket.TCP_INFO:
             from synack.tcp.info import tcp_info
             if sock.conn is None:
@@ -141,6 +167,31 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
                     "LISTEN" if sock.listener else "CLOSED"]).pack()
             return tcp_info(sock.conn, sock.conn.now).pack()
     raise oserror(errno.ENOPROTOOPT)
+
+
+def _set_fastopen(stack: Stack, sock: Sock, option: int, v: int) -> None:
+    """TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE as Linux
+    do_tcp_setsockopt() checks them: only before connect() (or on a listener)."""
+    o = sock.opts
+    closed = sock.conn is None or sock.conn.state.value == "CLOSED"
+    if option == TCP_FASTOPEN:
+        if v < 0 or not closed:
+            raise oserror(errno.EINVAL)
+        # Linux fastopen_queue_tune(): bounded by somaxconn.
+        o.fastopen_qlen = min(v, stack.cfg.int("net.core.somaxconn"))
+        return
+    if not 0 <= v <= 1:
+        raise oserror(errno.EINVAL)
+    if option == TCP_FASTOPEN_CONNECT:
+        if not stack.cfg.int("net.ipv4.tcp_fastopen") & 0x1:
+            raise oserror(errno.EOPNOTSUPP)
+        if sock.listener is not None or not closed:
+            raise oserror(errno.EINVAL)
+        o.fastopen_connect = bool(v)
+    else:
+        if not closed:
+            raise oserror(errno.EINVAL)
+        o.fastopen_no_cookie = bool(v)
 
 
 def _need_int(v: int | None) -> int:

@@ -52,6 +52,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
 from synack.host.timerq import TimerQueue
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
+from synack.tcp.fastopen import CookieCache
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
@@ -110,6 +111,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
+        self.tfo_cache = CookieCache()    # TCP Fast Open cookies of the servers we met
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
         self.ports = PortTable()
         # Descriptors whose readability or writability may have changed because of a

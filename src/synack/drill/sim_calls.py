@@ -157,24 +157,45 @@ def _shutdown(t: SimTarget, call: SysCall) -> SyscallResult:
 
 def _send_flags(call: SysCall, flags: int) -> None:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_NOSIGNAL"] | S["MSG_OOB"] | S["MSG_MORE"]
-                    | S["MSG_EOR"])
-    if bad & S["MSG_FASTOPEN"]:
-        raise Unsupported("unsupported: TCP Fast Open (MSG_FASTOPEN)")
+                    | S["MSG_EOR"] | S["MSG_FASTOPEN"])
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
 
 
-def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int) -> SyscallResult | Block:
+def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
+                  addr: object = None) -> SyscallResult | Block:
     _send_flags(call, flags)
     script_fd = _int(call, 0)
     fd = t.sfd(call)
     total = len(data)
     sent = 0
     nonblock = script_fd in t.nonblock or flags & S["MSG_DONTWAIT"]
+    fastopen = bool(flags & S["MSG_FASTOPEN"])
+    connecting = False
 
     def attempt() -> SyscallResult | None:
-        nonlocal sent
+        nonlocal sent, fastopen, connecting
         try:
+            if fastopen:
+                # Linux tcp_sendmsg_fastopen(): connect, the data in the SYN if it may.
+                fastopen = False
+                try:
+                    sent = t.stack.sendto_fastopen(fd, data, _fo_addr(t, addr), now=t.now)
+                except BlockingIOError:
+                    if nonblock:
+                        return SyscallResult(-1, "EINPROGRESS")
+                    connecting = True
+                    return None
+                if nonblock:
+                    return SyscallResult(sent)
+            if connecting:
+                conn = t.stack.connection(fd)
+                if conn is not None and conn.state in _CONNECTING:
+                    return None
+                connecting = False
+                code = t.stack.connect_ex(fd, _fo_addr(t, addr) or ("", 0), now=t.now)
+                if code not in (0, errno.EISCONN):
+                    return SyscallResult(-1, errno_name(code))
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
                                  flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]))
@@ -216,7 +237,17 @@ def _send(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     if _null(call, n):
         t.sfd(call)
         return SyscallResult(-1, "EFAULT")
-    return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3))
+    return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3),
+                         _arg(call, 4, ...))
+
+
+def _fo_addr(t: SimTarget, value: object) -> tuple[str, int] | None:
+    """sendto()'s address for MSG_FASTOPEN: ``...`` is the script's peer; AF_UNSPEC none."""
+    if isinstance(value, dict) and value.get("sa_family") == S["AF_UNSPEC"]:
+        return None
+    if value is ... or value is None:
+        return (t.cfg.remote_ip, t.connect_port)
+    return _addr(t, value, (t.cfg.remote_ip, t.connect_port))
 
 
 def _iov_len(call: SysCall, iov: object) -> int:
@@ -247,7 +278,9 @@ def _msg_len(call: SysCall) -> int:
 
 
 def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2))
+    msg = _arg(call, 1)
+    name = msg.get("msg_name", ...) if isinstance(msg, dict) else ...
+    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), name)
 
 
 def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResult | Block:

@@ -28,12 +28,11 @@ from pathlib import Path
 from synack.config import KNOBS, Sysctl, SysctlError
 
 # Sysctls synack does not have, with the values that describe what it does anyway
-# (no ECN, no Fast Open, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
+# (no ECN, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
 # exponential SYN backoff from the first retry as RFC 6298 5.5):
 # setting one of these is a no-op, any other value is unsupported.
 FIXED: dict[str, frozenset[str]] = {
     "net.ipv4.tcp_ecn": frozenset({"0"}),
-    "net.ipv4.tcp_fastopen": frozenset({"0", "0x0"}),
     "net.ipv4.tcp_mtu_probing": frozenset({"0"}),
     "net.ipv4.tcp_slow_start_after_idle": frozenset({"1"}),
     "net.ipv4.tcp_syn_linear_timeouts": frozenset({"0"}),   # SYN RTOs double from the first

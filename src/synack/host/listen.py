@@ -14,8 +14,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.host.fastopen import start_child, try_fastopen
 from synack.host.records import Key, Sock
-from synack.tcp import syncookies
+from synack.tcp import fastopen, syncookies
 from synack.tcp.connection import Connection
 from synack.tcp.listener import COOKIE, Listener
 from synack.tcp.state import State
@@ -77,9 +78,20 @@ class ListenMixin:
                            opts=opts, iss=iss, now=now, mtu=self.mtu,
                            ts_offset=self.rng.getrandbits(32))
         child.tso_max = self._tso_max()
+        fast, reply = try_fastopen(self, lst, owner, seg, key[2], key[0])
+        if fast:
+            # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
+            start_child(self, lst, child, seg, now, reply)
+            self.conns[key] = child
+            lst.accept_queue.append(child)
+            if lst.fd >= 0:
+                self.touched.add(lst.fd)
+            self._collect_conn(key, child, now)
+            return
         lst.syn_queue[(key[2], key[3])] = child
         lst.young += 1
-        child.open_passive(seg, now=now)
+        child.open_passive(seg, now=now, fo_reply=() if reply is None
+                           else (fastopen.option(reply.cookie, reply.exp),))
         self._collect_child(lst, key, child, now)
 
     # ------------------------------------------------------------ SYN cookies

@@ -41,6 +41,8 @@ from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.fastopen import FastOpenState
+from synack.tcp.fastopen_conn import FastOpenMixin
 from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
@@ -85,6 +87,10 @@ class SockOpts:
     cork: bool = False               # TCP_CORK
     congestion: str | None = None    # TCP_CONGESTION
     oobinline: bool = False          # SO_OOBINLINE
+    fastopen_qlen: int | None = None  # TCP_FASTOPEN: a listener's Fast Open queue bound
+    fastopen_key: tuple[bytes, ...] | None = None  # TCP_FASTOPEN_KEY (primary, backup)
+    fastopen_connect: bool = False   # TCP_FASTOPEN_CONNECT
+    fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE
 
     def copy(self) -> SockOpts:
         """A record of one's own, to change."""
@@ -118,7 +124,7 @@ class StateChange:
     why: str
 
 
-class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
+class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
@@ -132,8 +138,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
         "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
-        "snd_max_capacity", "soft_error", "state", "timers", "total_retrans", "trace",
-        "tso_max", "wr_shut",
+        "snd_max_capacity", "soft_error", "state", "tfo", "timers", "total_retrans",
+        "trace", "tso_max", "wr_shut",
     ) + ("fd", "timer_at")         # the host's (see __init__)
 
     def __init__(
@@ -226,6 +232,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
+        self.tfo: FastOpenState | None = None    # TCP Fast Open (tcp/fastopen_conn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in
         # the stack's timer heap (None: no valid entry).
@@ -400,31 +407,45 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self._change(event, now, why)
 
     # ------------------------------------------------------------------ opening
-    def open_active(self, *, now: int) -> None:
-        """connect(): send a SYN and wait in SYN_SENT (RFC 9293 3.10.1)."""
+    def open_active(self, *, now: int, defer: bool = False) -> None:
+        """connect(): send a SYN and wait in SYN_SENT (RFC 9293 3.10.1). ``defer``
+        (TCP_FASTOPEN_CONNECT with a cookie): the SYN waits for the first write."""
         self._change(Event.ACTIVE_OPEN, now, "connect()")
-        self._send_syn(now)
+        if not defer:
+            self._send_syn(now)
 
     def _send_syn(self, now: int) -> None:
         snd = self.snd
-        self._segment(SYN, snd.iss, **self.neg.syn_options(mss=self.adv_mss, now=now,
-                                                            synack=False))
-        snd.snd_nxt = snd.snd_max = snd.after_syn()
+        payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
+        self._segment(SYN, snd.iss, payload, unknown_options=fo_opt,
+                      **self.neg.syn_options(mss=self.adv_mss, now=now, synack=False))
+        nxt = snd.after_syn()
+        if payload:
+            # Fast Open: the data rides in the SYN (Linux tcp_send_syn_data()).
+            nxt = sq.add(nxt, len(payload))
+            snd.bytes_sent += len(payload)
+            self.data_segs_out += 1
+            snd.sent_log.append((nxt, now))
+        snd.snd_nxt = nxt
+        if sq.gt(nxt, snd.snd_max) or self.retransmits == 0:
+            snd.snd_max = nxt
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)
 
-    def open_passive(self, syn: TcpSegment, *, now: int) -> None:
-        """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED."""
+    def open_passive(self, syn: TcpSegment, *, now: int,
+                     fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
+        """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
+        ``fo_reply``: a Fast Open cookie option for the SYN,ACK."""
         self.passive = True
         self.state = State.LISTEN
         self._take_syn_options(syn, now)
         self._change(Event.RCV_SYN, now, "rcv SYN")
-        self._send_synack(now)
+        self._send_synack(now, fo_reply)
 
-    def _send_synack(self, now: int) -> None:
+    def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
         snd = self.snd
-        self._segment(SYN | ACK, snd.iss, **self.neg.syn_options(
+        self._segment(SYN | ACK, snd.iss, unknown_options=fo_reply, **self.neg.syn_options(
             mss=self.adv_mss, now=now, synack=True))
         snd.snd_nxt = snd.snd_max = snd.after_syn()
         if self.retransmits == 0:

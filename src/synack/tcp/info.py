@@ -15,6 +15,8 @@ from synack import seq as sq
 from synack.tcp.tcpinfo import (
     LINUX_STATES,
     TCPI_OPT_SACK,
+    TCPI_OPT_SYN_DATA,
+    TCPI_OPT_TFO_CHILD,
     TCPI_OPT_TIMESTAMPS,
     TCPI_OPT_WSCALE,
     TcpInfo,
@@ -35,6 +37,12 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         options |= TCPI_OPT_SACK
     if neg.rcv_wscale is not None and conn.rcv is not None:
         options |= TCPI_OPT_WSCALE
+    tfo = conn.tfo
+    if tfo is not None:
+        if tfo.syn_data_acked:
+            options |= TCPI_OPT_SYN_DATA
+        if conn.tfo_child_pending:
+            options |= TCPI_OPT_TFO_CHILD
     mss = conn.mss
     board = rec.board
     flight = max(sq.diff(snd.snd_max, snd.snd_una), 0)
@@ -91,6 +99,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_rcv_wnd=sq.diff(rcv.rcv_adv, rcv.rcv_nxt) if rcv else 0,
         tcpi_total_rto=min(conn.rto_count, 0xFFFF),
         tcpi_total_rto_recoveries=min(conn.rto_count, 0xFFFF),
+        tcpi_fastopen_client_fail=tfo.client_fail if tfo is not None else 0,
     )
 
 

@@ -75,7 +75,8 @@ class InputMixin:
             self.last_rcv = now
             if seg.payload:
                 rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
-            self._send_ack()
+            if self.tfo is None or not self._tfo_synack(seg, now):
+                self._send_ack()     # else the SYN's data goes again, with this ACK
             if self.wr_shut:
                 self._queue_fin(now)
             self._arm_keepalive(now)

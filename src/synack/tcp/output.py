@@ -59,8 +59,9 @@ class OutputMixin:
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
-        if self.state in _QUIET:
-            return
+        if self.state in _QUIET and not (self.state is State.SYN_RECEIVED
+                                         and self.tfo is not None and self.tfo.child):
+            return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec
         mss = self.mss
