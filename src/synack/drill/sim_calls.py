@@ -171,38 +171,51 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
     sent = 0
     nonblock = script_fd in t.nonblock or flags & S["MSG_DONTWAIT"]
     fastopen = bool(flags & S["MSG_FASTOPEN"])
+    conn0 = t.stack.connection(fd)
+    deferred = conn0 is not None and conn0.tfo is not None and conn0.tfo.defer
     connecting = False
 
     def attempt() -> SyscallResult | None:
-        nonlocal sent, fastopen, connecting
+        nonlocal sent, fastopen, deferred, connecting
         try:
-            if fastopen:
-                # Linux tcp_sendmsg_fastopen(): connect, the data in the SYN if it may.
-                fastopen = False
+            if fastopen or deferred:
+                # Linux tcp_sendmsg_fastopen(): connect, the data in the SYN if it may;
+                # a blocking socket then waits for the handshake like connect().
                 try:
-                    sent = t.stack.sendto_fastopen(fd, data, _fo_addr(t, addr), now=t.now)
-                except BlockingIOError:
+                    if fastopen:
+                        sent = t.stack.sendto_fastopen(fd, data, _fo_addr(t, addr), now=t.now)
+                    else:
+                        sent = t.stack.send(fd, data, now=t.now)
+                except BlockingIOError as exc:
+                    if exc.errno != errno.EINPROGRESS:
+                        raise
                     if nonblock:
                         return SyscallResult(-1, "EINPROGRESS")
-                    connecting = True
-                    return None
+                finally:
+                    fastopen = deferred = False
                 if nonblock:
                     return SyscallResult(sent)
+                conn = t.stack.connection(fd)
+                connecting = conn is not None and conn.state in _CONNECTING
             if connecting:
                 conn = t.stack.connection(fd)
                 if conn is not None and conn.state in _CONNECTING:
                     return None
                 connecting = False
-                code = t.stack.connect_ex(fd, _fo_addr(t, addr) or ("", 0), now=t.now)
+                code = t.stack.connect_ex(fd, (t.cfg.remote_ip, t.connect_port), now=t.now)
                 if code not in (0, errno.EISCONN):
                     return SyscallResult(-1, errno_name(code))
+                if sent >= total:
+                    return SyscallResult(sent)
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
                                  flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]))
                 sent += n
                 if total == 0:
                     break
-        except BlockingIOError:
+        except BlockingIOError as exc:
+            if exc.errno == errno.EALREADY:
+                return _err(exc)
             if sent and nonblock:
                 return SyscallResult(sent)
             if nonblock:

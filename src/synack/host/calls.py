@@ -51,8 +51,10 @@ class SocketCallsMixin:
         self.socks[fd] = Sock(fd)
         return fd
 
-    def _port_in_use(self: Stack, ip: str, port: int) -> bool:
+    def _port_in_use(self: Stack, ip: str, port: int, reuse: bool = False) -> bool:
         for s in self.ports.on(port):
+            if reuse and s.reuseaddr and s.listener is None and s.remote is not None:
+                continue    # Linux inet_csk_bind_conflict(): both SO_REUSEADDR, not listening
             if (s.local and s.local[1] == port
                     and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
                     and (s.conn is None or s.conn.state is not State.CLOSED)):
@@ -72,7 +74,7 @@ class SocketCallsMixin:
             raise OverflowError("bind(): port must be 0-65535.")
         if port == 0:
             port = self._ephemeral(None)
-        elif self._port_in_use(ip, port) or (
+        elif self._port_in_use(ip, port, sock.reuseaddr) or (
             not sock.reuseaddr and port in self.ports.timewait):
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
@@ -115,7 +117,8 @@ class SocketCallsMixin:
             conn = lst.accept_queue.popleft()
             fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
             self._next_fd = fd + 1
-            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn)
+            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
+                         reuseaddr=sock.reuseaddr)   # Linux: sk_reuse is inherited
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
@@ -223,23 +226,25 @@ class SocketCallsMixin:
         data in the SYN when a cookie is cached for the peer; returns the bytes the SYN
         carries, or raises BlockingIOError(EINPROGRESS) when it carries none (a cookie
         request goes instead). EOPNOTSUPP without net.ipv4.tcp_fastopen 0x1 or an
-        address; EISCONN / EALREADY on a socket already connected / connecting."""
+        address; EALREADY while connecting; on a connected socket an ordinary send()."""
         sock = self._sock(fd)
         if not self.cfg.int("net.ipv4.tcp_fastopen") & TFO_CLIENT_ENABLE or addr is None:
             raise _oserror(errno.EOPNOTSUPP)
         conn = sock.conn
         if conn is None:
             code = self.connect_ex(fd, addr, now=now, fastopen=True)
-            if code not in (0, errno.EINPROGRESS):
+            if code == errno.EINPROGRESS:       # no cookie: a cookie request went
+                raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+            if code:
                 raise _oserror(code)
             conn = sock.conn
             assert conn is not None
         tfo = conn.tfo
-        if tfo is None or not tfo.defer:
-            if conn.state in _HANDSHAKE:
-                raise _oserror(errno.EALREADY)
-            raise _oserror(errno.EISCONN)
-        return self._send_deferred(conn, data, now)
+        if tfo is not None and tfo.defer:
+            return self._send_deferred(conn, data, now)
+        if conn.state in _HANDSHAKE:
+            raise _oserror(errno.EALREADY)
+        return self.send(fd, data, now=now)     # connected: MSG_FASTOPEN means nothing
 
     def _send_deferred(self: Stack, conn: Connection, data: bytes | bytearray | memoryview,
                        now: int) -> int:

@@ -90,7 +90,8 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_data_segs_in=conn.data_segs_in,
         tcpi_data_segs_out=conn.data_segs_out,
         tcpi_delivery_rate=conn.delivery_rate,
-        tcpi_delivered=conn.delivered // mss,
+        # Linux counts packets, the SYN (with any data in it) as one of them.
+        tcpi_delivered=-(-conn.delivered // mss) + (snd.snd_una != snd.iss),
         tcpi_bytes_sent=snd.bytes_sent + snd.bytes_retrans,
         tcpi_bytes_retrans=snd.bytes_retrans,
         tcpi_dsack_dups=conn.dsack_dups,

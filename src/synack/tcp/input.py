@@ -140,7 +140,7 @@ class InputMixin:
             if seg.seq != rcv.rcv_nxt:
                 self._send_challenge_ack(now)
                 return
-            if state is State.SYN_RECEIVED and self.passive:
+            if state is State.SYN_RECEIVED and self.passive and self.tfo is None:
                 self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
             else:
                 # Linux tcp_reset(): EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
