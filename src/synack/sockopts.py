@@ -101,6 +101,8 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.keepcnt = _ranged(v, 1, 127)
         elif option == _socket.TCP_MAXSEG:
             o.maxseg = _ranged(v, 88, 32767)
+        elif option == _socket.TCP_SYNCNT:
+            o.syncnt = _ranged(v, 1, 127)          # Linux MAX_TCP_SYNCNT
         else:
             raise oserror(errno.ENOPROTOOPT)
     else:
@@ -145,6 +147,8 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return sock.conn.mss if sock.conn else (o.maxseg or 536)
         if option == _socket.TCP_CORK:
             return int(o.cork)
+        if option == _socket.TCP_SYNCNT:
+            return o.syncnt or c.int("net.ipv4.tcp_syn_retries")
         if option == _socket.TCP_CONGESTION:
             name = sock.conn.cc_name if sock.conn else (
                 o.congestion or str(c["net.ipv4.tcp_congestion_control"]))

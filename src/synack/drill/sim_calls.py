@@ -256,7 +256,8 @@ def _send(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _fo_addr(t: SimTarget, value: object) -> tuple[str, int] | None:
     """sendto()'s address for MSG_FASTOPEN: ``...`` is the script's peer; AF_UNSPEC none."""
-    if isinstance(value, dict) and value.get("sa_family") == S["AF_UNSPEC"]:
+    if value == S["AF_UNSPEC"] or (isinstance(value, dict)
+                                   and value.get("sa_family") == S["AF_UNSPEC"]):
         return None
     if value is ... or value is None:
         return (t.cfg.remote_ip, t.connect_port)

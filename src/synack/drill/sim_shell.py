@@ -34,6 +34,7 @@ from synack.config import KNOBS, Sysctl, SysctlError
 FIXED: dict[str, frozenset[str]] = {
     "net.ipv4.tcp_ecn": frozenset({"0"}),
     "net.ipv4.tcp_mtu_probing": frozenset({"0"}),
+    "net.ipv4.tcp_min_tso_segs": frozenset({"2"}),     # Linux's default, as synack sizes TSO
     "net.ipv4.tcp_slow_start_after_idle": frozenset({"1"}),
     "net.ipv4.tcp_syn_linear_timeouts": frozenset({"0"}),   # SYN RTOs double from the first
 }

@@ -175,6 +175,8 @@ class SocketCallsMixin:
             return errno.EISCONN            # Linux: a listener is not TCP_CLOSE
         conn = sock.conn
         if conn is not None:
+            if conn.tfo is not None and conn.tfo.defer:
+                return errno.EISCONN        # Linux: a deferred Fast Open connect "is" connected
             if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
                 return errno.EALREADY
             if sock.connecting:

@@ -87,6 +87,7 @@ class SockOpts:
     cork: bool = False               # TCP_CORK
     congestion: str | None = None    # TCP_CONGESTION
     oobinline: bool = False          # SO_OOBINLINE
+    syncnt: int | None = None        # TCP_SYNCNT
     fastopen_qlen: int | None = None  # TCP_FASTOPEN: a listener's Fast Open queue bound
     fastopen_key: tuple[bytes, ...] | None = None  # TCP_FASTOPEN_KEY (primary, backup)
     fastopen_connect: bool = False   # TCP_FASTOPEN_CONNECT

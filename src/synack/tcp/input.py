@@ -74,6 +74,8 @@ class InputMixin:
             self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
             if seg.payload:
+                # The window our SYN offered (the right edge is not set before an ACK).
+                rcv.rcv_adv = sq.add(rcv.rcv_nxt, min(self.rcv_capacity, 0xFFFF))
                 rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
             if self.tfo is None or not self._tfo_synack(seg, now):
                 self._send_ack()     # else the SYN's data goes again, with this ACK
