@@ -55,7 +55,7 @@ def test_harmless_commands_pass(tmp_path: Path, cmd: str) -> None:
 
 @pytest.mark.parametrize(("cmd", "why"), [
     ("sysctl -q net.ipv4.tcp_ecn=1", "unsupported: sysctl net.ipv4.tcp_ecn"),
-    ("sysctl -q net.ipv4.tcp_fastopen=0x402", "unsupported: sysctl net.ipv4.tcp_fastopen"),
+    ("sysctl -q net.ipv4.tcp_mtu_probing=1", "unsupported: sysctl net.ipv4.tcp_mtu_probing"),
     ("tc qdisc replace dev tun0 root fq", "unsupported: shell command"),
     ("nstat | grep TcpExtOutOfWindowIcmps > /dev/null", "unsupported: shell command"),
     ("echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", "unsupported"),

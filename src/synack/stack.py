@@ -342,7 +342,9 @@ class Stack(ListenMixin, SocketCallsMixin):
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
             for seg in conn.outbox:
-                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0)
+                # (A Fast Open SYN's data is no super-segment: it goes whole.)
+                self._emit(key[0], key[2], seg,
+                           mss if len(seg.payload) > mss and not seg.flags & SYN else 0)
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:

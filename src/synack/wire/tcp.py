@@ -93,7 +93,6 @@ _U32 = struct.Struct("!I")
 _U32X2 = struct.Struct("!II")
 _U32X3 = struct.Struct("!III")
 _MSS = struct.Struct("!BBH")
-_FASTOPEN_KINDS = (34, 254)  # RFC 7413 Fast Open, and its experimental form
 _NOP_NOP = bytes((OPT_NOP, OPT_NOP))
 _WSCALE = struct.Struct("!BBBB")  # NOP, kind, len, shift
 _TS = struct.Struct("!BBBBII")  # two lead bytes (NOP NOP or SACK_PERM), kind, len, val, ecr
@@ -306,7 +305,7 @@ def _encode_options(seg: TcpSegment) -> bytes:
             raise ValueError(f"TCP option kind {kind}: {len(data)} bytes of data is too long")
         parts.append(bytes((kind, len(data) + 2)))
         parts.append(data)
-        if kind in _FASTOPEN_KINDS and len(data) % 4 == 0:
+        if (kind == 34 or kind == 254 and data[:2] == b"\xf9\x89") and len(data) % 4 == 0:
             # Linux tcp_options_write(): a Fast Open option of 4n+2 bytes is padded
             # with two NOPs, not left to the final EOL padding.
             parts.append(_NOP_NOP)
