@@ -136,9 +136,10 @@ def test_experimental_option_is_answered_in_its_own_form() -> None:
 
 
 def test_listener_without_tcp_fastopen_ignores_the_option() -> None:
-    # Linux's default net.ipv4.tcp_fastopen = 1 is client only; a listener needs
-    # TCP_FASTOPEN (or 0x400) besides 0x2: no cookie is given, the data is not taken.
-    stack, _lfd, peer = tfo_listener(qlen=None)
+    # Linux tcp_fastopen_queue_check(): net.ipv4.tcp_fastopen 0x2 is not enough, a
+    # listener needs a Fast Open queue, from TCP_FASTOPEN or from 0x400 at listen():
+    # without one no cookie is given and the data is not taken.
+    _stack, _lfd, peer = tfo_listener(qlen=None)
     (synack,) = peer.send(seq=R_ISN, flags=SYN, mss=1460, payload=b"x",
                           unknown_options=((FO, COOKIE),))
     assert synack.ack == R_ISN + 1 and synack.unknown_options == ()
