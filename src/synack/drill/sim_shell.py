@@ -6,9 +6,10 @@ with a few kinds of command; in simulation each is read, not run:
 - ``sysctl [-q] [-w] NAME=VALUE...``, ``echo VALUE > /proc/sys/...`` and
   ``set_sysctls.py /proc/sys/...=VALUE...`` set synack's sysctl of that name;
 - ``.../defaults.sh`` is read (relative to the script's directory) line by line;
-- harmless for a simulated host, hence ignored: ``ip tcp_metrics flush`` (synack
-  keeps no route metrics), ``tc qdisc add|replace ... pfifo|pfifo_fast`` (synack
-  sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
+- ``ip tcp_metrics flush`` empties the Fast Open cookie cache (the only route
+  metric synack keeps);
+- harmless for a simulated host, hence ignored: ``tc qdisc add|replace ...
+  pfifo|pfifo_fast`` (synack sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
   link already carries segments of one MSS), ``nstat`` with its output discarded, and the
   ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
 - anything else is ``unsupported: ...`` and fails the script.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 from synack.config import KNOBS, Sysctl, SysctlError
@@ -45,9 +47,11 @@ _PROC = "/proc/sys/"
 class Shell:
     """Applies commands to ``cfg``; ``notes`` records what was ignored."""
 
-    def __init__(self, cfg: Sysctl, script_dir: Path) -> None:
+    def __init__(self, cfg: Sysctl, script_dir: Path,
+                 metrics_flush: Callable[[], None] | None = None) -> None:
         self.cfg = cfg
         self.dir = script_dir
+        self.metrics_flush = metrics_flush   # `ip tcp_metrics flush`: the Fast Open cache
         self.notes: list[str] = []
 
     def run(self, command: str, *, init: bool = False) -> str | None:
@@ -90,6 +94,8 @@ class Shell:
         if prog.startswith("sysctl_restore_"):
             return None
         if words[:3] == ["ip", "tcp_metrics", "flush"]:
+            if self.metrics_flush is not None:
+                self.metrics_flush()
             return None
         if prog == "tc" and len(words) >= 2 and words[1] == "qdisc" and \
                 words[-1] in ("pfifo", "pfifo_fast"):

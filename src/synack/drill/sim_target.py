@@ -49,7 +49,8 @@ class SimTarget:
         self.block: Block | None = None
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
-        self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent)
+        self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
+                                  metrics_flush=self.stack.tfo_cache.flush)
 
     # --- descriptors -----------------------------------------------------------------
 
