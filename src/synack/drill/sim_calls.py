@@ -197,6 +197,8 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
                     return SyscallResult(sent)
                 conn = t.stack.connection(fd)
                 connecting = conn is not None and conn.state in _CONNECTING
+                if connecting and conn is not None and conn.tfo is not None:
+                    conn.tfo.write_pending = True    # Linux sk_write_pending
             if connecting:
                 conn = t.stack.connection(fd)
                 if conn is not None and conn.state in _CONNECTING:

@@ -242,3 +242,4 @@ class FastOpenState:
     cache: CookieCache | None = None
     dst: str = ""
     defer: bool = False               # TCP_FASTOPEN_CONNECT: SYN waits for the first write
+    write_pending: bool = False       # a blocking writer waits for the handshake

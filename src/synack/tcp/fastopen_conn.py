@@ -75,9 +75,11 @@ class FastOpenMixin:
             syn_drop = cookie is None and unacked
         elif cookie is None and not tfo.data_len:
             try_exp = 2 if tfo.exp else 1         # ask the other way next time
-        # Linux tcp_finish_connect() stamps icsk_ack.lrcvtime: data sent now (the SYN's
-        # data again, or the rest of the write) puts the ACK engine in ping-pong mode.
-        self.ackp.last_data_rcv = now
+        if tfo.write_pending:
+            # A writer blocked in sendto() (Linux sk_write_pending): tcp_rcv_synsent_state_
+            # process() enters quick-ACK mode, which sets ato, and tcp_finish_connect()
+            # stamped lrcvtime: the rest of the write, sent now, turns on ping-pong mode.
+            self.ackp.last_data_rcv = now
         if tfo.cache is not None:
             tfo.cache.store(tfo.dst, now=now, mss=seg.mss or 0, cookie=cookie,
                             syn_lost=syn_drop, try_exp=try_exp)
