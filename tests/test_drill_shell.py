@@ -54,7 +54,7 @@ def test_harmless_commands_pass(tmp_path: Path, cmd: str) -> None:
 
 
 @pytest.mark.parametrize(("cmd", "why"), [
-    ("sysctl -q net.ipv4.tcp_ecn=1", "unsupported: sysctl net.ipv4.tcp_ecn"),
+    ("sysctl -q net.ipv4.tcp_ecn=3", "sysctl: net.ipv4.tcp_ecn: 3 is outside [0, 2]"),
     ("sysctl -q net.ipv4.tcp_mtu_probing=1", "unsupported: sysctl net.ipv4.tcp_mtu_probing"),
     ("tc qdisc replace dev tun0 root fq", "unsupported: shell command"),
     ("nstat | grep TcpExtOutOfWindowIcmps > /dev/null", "unsupported: shell command"),

@@ -82,6 +82,11 @@ _KNOBS = [
     Knob("net.ipv4.tcp_dsack", 1, "send D-SACK blocks for duplicate segments", 0, 1),
     Knob("net.ipv4.tcp_challenge_ack_limit", 2**31 - 1,
          "challenge ACKs per second, host-wide (2147483647: no host-wide limit)", 0),
+    Knob("net.ipv4.tcp_ecn", 2,
+         "ECN (RFC 3168): 1 ask for it in SYNs and agree, 2 only agree when asked, 0 off "
+         "(AccECN, Linux's 3 to 5, is not in synack)", 0, 2),
+    Knob("net.ipv4.tcp_ecn_fallback", 1,
+         "1: a retransmitted SYN no longer asks for ECN", 0, 1),
     Knob("net.ipv4.tcp_fastopen", 1,
          "TCP Fast Open bits: 0x1 client, 0x2 server, 0x4 client data without a cookie, "
          "0x200 server data without a cookie, 0x400 every listener without TCP_FASTOPEN",

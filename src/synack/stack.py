@@ -52,6 +52,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
 from synack.host.timerq import TimerQueue
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
+from synack.tcp.ecn import CE, ECT0, EcnState
 from synack.tcp.fastopen import CookieCache
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
@@ -173,6 +174,11 @@ class Stack(ListenMixin, SocketCallsMixin):
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
         if conn is not None:
+            if conn.ecn is not None:
+                ip_ecn = packet[1] & 3       # the IP header's ECN field (RFC 3168)
+                if ip_ecn:
+                    conn.ecn.seen = True
+                    conn.ecn.ce_pending = ip_ecn == CE
             self._to_conn(key, conn, seg, now)
             return
         tw = self.timewait.get(key)
@@ -199,7 +205,7 @@ class Stack(ListenMixin, SocketCallsMixin):
         listener = self.listeners.get((dst, seg.dst_port)) or self.listeners.get(
             ("0.0.0.0", seg.dst_port))
         if listener is not None:
-            self._to_listener(listener, key, seg, now)
+            self._to_listener(listener, key, seg, now, packet[1] & 3)
             return
         self._reset_closed(dst, src, seg, "no socket")
 
@@ -277,12 +283,12 @@ class Stack(ListenMixin, SocketCallsMixin):
         return t
 
     # ------------------------------------------------------------ internals
-    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0) -> None:
+    def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
+            tos=tos, csum_partial=gso > 0 or (off is not None and off.tx_csum)))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
@@ -338,6 +344,9 @@ class Stack(ListenMixin, SocketCallsMixin):
         return None
 
     def _drain(self, key: Key, conn: Connection) -> None:
+        ecn = conn.ecn
+        if ecn is not None and ecn.ok and conn.outbox:
+            self._drain_ecn(key, conn, ecn)
         if conn.outbox:
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
@@ -350,6 +359,18 @@ class Stack(ListenMixin, SocketCallsMixin):
             for ch in conn.changes:
                 self.changes.append((key, ch))
             conn.changes = ()
+
+    def _drain_ecn(self, key: Key, conn: Connection, ecn: EcnState) -> None:
+        """:meth:`_drain` for a connection with ECN: its new data goes out ECT(0)
+        (Linux tcp_ecn_send(); not SYNs, pure ACKs or retransmissions)."""
+        mss = conn.mss if conn.tso_max else 1 << 30
+        skip = ecn.no_ect
+        for seg in conn.outbox:
+            tos = ECT0 if seg.payload and not seg.flags & SYN and id(seg) not in skip else 0
+            self._emit(key[0], key[2], seg,
+                       mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos=tos)
+        skip.clear()
+        conn.outbox = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
         if conn.outbox or conn.changes:

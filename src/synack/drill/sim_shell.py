@@ -34,7 +34,6 @@ from synack.config import KNOBS, Sysctl, SysctlError
 # exponential SYN backoff from the first retry as RFC 6298 5.5):
 # setting one of these is a no-op, any other value is unsupported.
 FIXED: dict[str, frozenset[str]] = {
-    "net.ipv4.tcp_ecn": frozenset({"0"}),
     "net.ipv4.tcp_mtu_probing": frozenset({"0"}),
     "net.ipv4.tcp_min_tso_segs": frozenset({"2"}),     # Linux's default, as synack sizes TSO
     "net.ipv4.tcp_slow_start_after_idle": frozenset({"1"}),

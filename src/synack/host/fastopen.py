@@ -94,10 +94,10 @@ def try_fastopen(stack: Stack, lst: Listener, owner: Sock, seg: TcpSegment, clie
 
 
 def start_child(stack: Stack, lst: Listener, child: Connection, syn: TcpSegment, now: int,
-                reply: fo.FastOpenOption | None) -> None:
+                reply: fo.FastOpenOption | None, ip_ecn: int = 0) -> None:
     """The Fast Open child goes straight to the accept queue, still in SYN_RECEIVED
     (Linux tcp_conn_request(): inet_csk_reqsk_queue_add() at once)."""
-    child.open_fastopen_child(syn, now=now, reply=reply)
+    child.open_fastopen_child(syn, now=now, reply=reply, ip_ecn=ip_ecn)
     lst.fastopen_children.add(child)
 
 

@@ -35,7 +35,8 @@ class ListenMixin:
 
     _cookie_secret: bytes | None     # set in Stack.__init__; drawn at the first cookie
 
-    def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int) -> None:
+    def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int,
+                     ip_ecn: int = 0) -> None:
         flags = seg.flags
         child = lst.syn_queue.get((key[2], key[3]))
         if child is not None:
@@ -81,7 +82,7 @@ class ListenMixin:
         fast, reply = try_fastopen(self, lst, owner, seg, key[2], key[0])
         if fast:
             # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
-            start_child(self, lst, child, seg, now, reply)
+            start_child(self, lst, child, seg, now, reply, ip_ecn)
             self.conns[key] = child
             lst.accept_queue.append(child)
             if lst.fd >= 0:
@@ -90,7 +91,7 @@ class ListenMixin:
             return
         lst.syn_queue[(key[2], key[3])] = child
         lst.young += 1
-        child.open_passive(seg, now=now, fo_reply=() if reply is None
+        child.open_passive(seg, now=now, ip_ecn=ip_ecn, fo_reply=() if reply is None
                            else (fastopen.option(reply.cookie, reply.exp),))
         self._collect_child(lst, key, child, now)
 

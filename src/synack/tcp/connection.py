@@ -41,6 +41,7 @@ from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.ecn import EcnMixin, EcnState
 from synack.tcp.fastopen import FastOpenState
 from synack.tcp.fastopen_conn import FastOpenMixin
 from synack.tcp.icmp_errors import IcmpErrorsMixin
@@ -55,7 +56,7 @@ from synack.tcp.sender import Sender, shared
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
-from synack.wire.tcp import ACK, RST, SYN, TcpSegment, make_segment
+from synack.wire.tcp import ACK, ECE, RST, SYN, TcpSegment, make_segment
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 SECOND = 1_000_000
@@ -125,7 +126,8 @@ class StateChange:
     why: str
 
 
-class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin):
+class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
+                 EcnMixin):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
@@ -133,7 +135,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     __slots__ = (
         "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes",
         "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
+        "delivery_rate", "dsack_dups", "ecn", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
         "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
@@ -234,6 +236,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
         self.tfo: FastOpenState | None = None    # TCP Fast Open (tcp/fastopen_conn.py)
+        self.ecn: EcnState | None = None         # ECN, asked for or agreed (tcp/ecn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in
         # the stack's timer heap (None: no valid entry).
@@ -278,6 +281,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             )
         else:
             assert not options, "only a SYN carries options given by the caller"
+            ecn = self.ecn
+            if ecn is not None and ecn.demand_cwr and flags & ACK:
+                flags |= ECE                 # RFC 3168 6.1.3: echo CE until CWR comes
             window = rcv.window_field() if rcv else 0
             neg = self.neg
             # neg.ack_timestamps(now), inline: once per segment sent.
@@ -418,7 +424,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def _send_syn(self, now: int) -> None:
         snd = self.snd
         payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
-        self._segment(SYN, snd.iss, payload, unknown_options=fo_opt,
+        self._segment(SYN | self._ecn_syn_flags(), snd.iss, payload, unknown_options=fo_opt,
                       **self.neg.syn_options(mss=self.adv_mss, now=now, synack=False))
         nxt = snd.after_syn()
         if payload:
@@ -435,18 +441,21 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)
 
     def open_passive(self, syn: TcpSegment, *, now: int,
-                     fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
+                     fo_reply: tuple[tuple[int, bytes], ...] = (), ip_ecn: int = 0) -> None:
         """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
-        ``fo_reply``: a Fast Open cookie option for the SYN,ACK."""
+        ``fo_reply``: a Fast Open cookie option for the SYN,ACK; ``ip_ecn``: the ECN
+        field of the SYN's IP header."""
         self.passive = True
         self.state = State.LISTEN
         self._take_syn_options(syn, now)
+        self._ecn_passive(syn, ip_ecn)
         self._change(Event.RCV_SYN, now, "rcv SYN")
         self._send_synack(now, fo_reply)
 
     def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
         snd = self.snd
-        self._segment(SYN | ACK, snd.iss, unknown_options=fo_reply, **self.neg.syn_options(
+        flags = SYN | ACK | (ECE if self.ecn is not None and self.ecn.ok else 0)
+        self._segment(flags, snd.iss, unknown_options=fo_reply, **self.neg.syn_options(
             mss=self.adv_mss, now=now, synack=True))
         snd.snd_nxt = snd.snd_max = snd.after_syn()
         if self.retransmits == 0:

@@ -81,6 +81,7 @@ class IcmpErrorsMixin:
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
 
     soft_error: int | None   # set in Connection.__init__
+    rtt_seq: int | None      # likewise
 
     def on_icmp_error(self: Connection, *, type_: int, code: int, mtu: int, seq: int,
                       now: int) -> str:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from synack import seq as sq
 from synack.tcp.tcpinfo import (
     LINUX_STATES,
+    TCPI_OPT_ECN,
+    TCPI_OPT_ECN_SEEN,
     TCPI_OPT_SACK,
     TCPI_OPT_SYN_DATA,
     TCPI_OPT_TFO_CHILD,
@@ -37,6 +39,11 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         options |= TCPI_OPT_SACK
     if neg.rcv_wscale is not None and conn.rcv is not None:
         options |= TCPI_OPT_WSCALE
+    ecn = conn.ecn
+    if ecn is not None and ecn.ok:
+        options |= TCPI_OPT_ECN
+        if ecn.seen:
+            options |= TCPI_OPT_ECN_SEEN
     tfo = conn.tfo
     if tfo is not None:
         if tfo.syn_data_acked:

@@ -23,7 +23,7 @@ from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS, Scoreboard
 from synack.tcp.state import CAN_RECEIVE, Event, State
-from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
+from synack.wire.tcp import ACK, ECE, FIN, RST, SYN, URG, TcpSegment
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
@@ -71,6 +71,8 @@ class InputMixin:
             snd.max_wnd = snd.snd_wnd
             snd.snd_wl1 = seg.seq
             snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
+            if self.ecn is not None:
+                self._ecn_rcv_synack(seg)
             self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
             if seg.payload:
@@ -244,6 +246,9 @@ class InputMixin:
         elif seg_len:
             ack_now = True                   # a duplicate FIN: say where we are
         fin_now = rcv.fin_received and not fin_was_received
+        ecn = self.ecn
+        if ecn is not None and ecn.ok and self._ecn_rcv(seg):
+            ack_now = True
         # Eighth: FIN, and the transitions it makes with the ACK of ours.
         if state is State.FIN_WAIT_1:
             if fin_acked_now and fin_now:
@@ -333,6 +338,8 @@ class InputMixin:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
                        dupack=dupack, snd_max=snd.snd_max, now=now, rtt_us=rtt_us,
                        cwnd_limited=self.cwnd_limited)
+        if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
+            self._ecn_echo(now)
         if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
         if self.trace is not None:

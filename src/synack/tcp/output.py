@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp.state import State
-from synack.wire.tcp import ACK, FIN, PSH, URG
+from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
@@ -238,7 +238,13 @@ class OutputMixin:
             flags |= URG
             urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
         payload = snd.slice(seq, n) if n else b""
-        self._segment(flags, seq, payload, urgent=urgent)
+        ecn = self.ecn
+        if ecn is not None and ecn.queue_cwr and n and not retrans:
+            flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
+            ecn.queue_cwr = False
+        seg = self._segment(flags, seq, payload, urgent=urgent)
+        if retrans and ecn is not None and ecn.ok:
+            ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
             end = sq.add(end, 1)
         mss = self.mss
