@@ -23,7 +23,6 @@ from test_interop_tfo import (  # noqa: F401 - the fixtures are used by name
     namespace,
     sh,
     synack_serve,
-    sysctl_conf,
 )
 
 pytestmark = pytest.mark.skipif(
@@ -31,6 +30,15 @@ pytestmark = pytest.mark.skipif(
     reason="interop tests need root and /dev/net/tun")
 
 TCPI_OPT_ECN, TCPI_OPT_ECN_SEEN = 8, 16
+
+
+@pytest.fixture
+def saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """synack's saved sysctls for this test only (not the user's)."""
+    conf = tmp_path / "sysctl.conf"
+    conf.write_text("")
+    monkeypatch.setenv("SYNACK_SYSCTL_CONF", str(conf))
+    return conf
 
 KERNEL_ECN_CLIENT = r"""
 import socket, sys
@@ -68,10 +76,10 @@ def ns_ecn(value: int) -> None:
 
 
 def test_kernel_client_asking_for_ecn_gets_it_from_synack_serve(tmp_path: Path,
-                                                                 sysctl_conf: Path) -> None:
+                                                                 saved: Path) -> None:
     # The kernel asks (tcp_ecn = 1); synack agrees with its default tcp_ecn = 2 and
     # sends the echo ECT(0), which the kernel sees (TCPI_OPT_ECN_SEEN).
-    del sysctl_conf
+    del saved                            # synack's defaults: tcp_ecn = 2
     ns_ecn(1)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -84,10 +92,10 @@ def test_kernel_client_asking_for_ecn_gets_it_from_synack_serve(tmp_path: Path,
 
 
 def test_synack_client_asking_for_ecn_gets_it_from_the_kernel(tmp_path: Path,
-                                                              sysctl_conf: Path) -> None:
+                                                              saved: Path) -> None:
     # synack asks (tcp_ecn = 1 saved with `synack sysctl -w`), the kernel agrees with
     # its default 2, and synack's data reaches it ECT(0).
-    sysctl_conf.write_text("net.ipv4.tcp_ecn = 1\n")
+    saved.write_text("net.ipv4.tcp_ecn = 1\n")
     ns_ecn(2)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
