@@ -204,7 +204,10 @@ class SimTarget:
             if c is not None:
                 if c.wr_shut and (c.eof or c.rd_shut) or c.state is State.CLOSED:
                     mask |= S["POLLHUP"]
-                if c.eof or c.rd_shut:
+                # Linux: RCV_SHUTDOWN once the FIN is in (read or not), and tcp_done()
+                # (a reset, a timeout) shuts both ways.
+                if c.eof or c.rd_shut or c.state is State.CLOSED or (
+                        c.rcv is not None and c.rcv.fin_received):
                     mask |= S["POLLIN"] | S["POLLRDNORM"] | S["POLLRDHUP"]
                 if c.state not in (State.SYN_SENT, State.SYN_RECEIVED):
                     if c.recv_q:

@@ -75,11 +75,17 @@ class InputMixin:
                 self._ecn_rcv_synack(seg)
             self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
-            if seg.payload:
-                # The window our SYN offered (the right edge is not set before an ACK).
+            tfo = self.tfo
+            if (seg.payload or flags & FIN) and tfo is not None \
+                    and (tfo.cookie is not None or tfo.data_len):
+                # Linux takes a SYN,ACK's data (and FIN) only after a Fast Open SYN
+                # (tcp_fastopen_add_skb()); otherwise the peer sends it again. The
+                # window is the one our SYN offered (no right edge is set before).
                 rcv.rcv_adv = sq.add(rcv.rcv_nxt, min(self.rcv_capacity, 0xFFFF))
                 rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
-            if self.tfo is None or not self._tfo_synack(seg, now):
+                if rcv.fin_received:
+                    self._change(Event.RCV_FIN, now, "rcv FIN (in the SYN,ACK)")
+            if tfo is None or not self._tfo_synack(seg, now):
                 self._send_ack()     # else the SYN's data goes again, with this ACK
             if self.wr_shut:
                 self._queue_fin(now)
