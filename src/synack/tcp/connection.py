@@ -436,6 +436,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         snd.snd_nxt = nxt
         if sq.gt(nxt, snd.snd_max) or self.retransmits == 0:
             snd.snd_max = nxt
+        if self.retransmits == 0 and self.state is State.SYN_SENT:
+            self.retrans_stamp = now         # Linux tcp_connect(): when the first SYN left
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)

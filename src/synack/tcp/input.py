@@ -57,6 +57,16 @@ class InputMixin:
             return
         if not flags & SYN:
             return
+        ts = seg.timestamps
+        if flags & ACK and ts is not None and ts[1] and self.neg.offer_ts \
+                and self.retrans_stamp is not None:
+            # RFC 7323 3.2 / Linux tcp_rcv_synsent_state_process(): a SYN,ACK must echo
+            # a TSval of one of our SYNs; otherwise RST, and keep waiting.
+            first = self.neg.tsval(self.retrans_stamp)
+            if (ts[1] - first) & 0xFFFFFFFF > (self.neg.tsval(now) - first) & 0xFFFFFFFF:
+                self.cfg.mib["TcpExtPAWSActiveRejected"] += 1
+                self._send_reset_reply(seg)
+                return
         self._take_syn_options(seg, now)
         rcv = self.rcv
         assert rcv is not None

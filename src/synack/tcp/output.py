@@ -259,8 +259,9 @@ class OutputMixin:
             self.data_segs_out += segs
             self.last_data_sent = now
             self.ackp.on_data_sent(now)
-            if n % mss:
-                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss).
+            if n % mss and not retrans:
+                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss;
+                # tcp_write_xmit() calls it for new data only, not retransmissions).
                 snd.snd_sml = end
         if retrans:
             self.total_retrans += 1
