@@ -65,3 +65,21 @@ def test_harmless_commands_pass(tmp_path: Path, cmd: str) -> None:
 def test_other_commands_are_refused_in_one_line(tmp_path: Path, cmd: str, why: str) -> None:
     err = shell(tmp_path)[0].run(cmd)
     assert err is not None and why in err and "\n" not in err
+
+
+def test_nstat_grep_succeeds_only_when_the_counter_moved(tmp_path: Path) -> None:
+    # nstat prints what changed since its last run; `nstat | grep X` is a check that X did.
+    counters = {"TcpExtOutOfWindowIcmps": 0}
+    sh = Shell(Sysctl(), tmp_path, counters=lambda: dict(counters))
+    assert sh.run("nstat > /dev/null") is None
+    err = sh.run("nstat | grep TcpExtOutOfWindowIcmps > /dev/null")
+    assert err is not None and "did not change" in err
+    counters["TcpExtOutOfWindowIcmps"] += 1
+    assert sh.run("nstat | grep TcpExtOutOfWindowIcmps > /dev/null") is None
+
+
+def test_tcp_metrics_flush_empties_the_fast_open_cache(tmp_path: Path) -> None:
+    flushed = []
+    sh = Shell(Sysctl(), tmp_path, metrics_flush=lambda: flushed.append(1))
+    assert sh.run("ip tcp_metrics flush all > /dev/null 2>&1") is None
+    assert flushed == [1]

@@ -10,8 +10,10 @@ with a few kinds of command; in simulation each is read, not run:
   metric synack keeps);
 - harmless for a simulated host, hence ignored: ``tc qdisc add|replace ...
   pfifo|pfifo_fast`` (synack sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
-  link already carries segments of one MSS), ``nstat`` with its output discarded, and the
-  ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
+  link already carries segments of one MSS), and the ``/tmp/sysctl_restore_*.sh``
+  cleanup (each run has its own host);
+- ``nstat`` with its output discarded starts nstat's history; ``nstat | grep NAME``
+  succeeds when counter NAME moved since (what the kernel's nstat would print);
 - anything else is ``unsupported: ...`` and fails the script.
 
 A sysctl synack does not have is ignored inside ``defaults.sh`` (it sets many
@@ -47,10 +49,13 @@ class Shell:
     """Applies commands to ``cfg``; ``notes`` records what was ignored."""
 
     def __init__(self, cfg: Sysctl, script_dir: Path,
-                 metrics_flush: Callable[[], None] | None = None) -> None:
+                 metrics_flush: Callable[[], None] | None = None,
+                 counters: Callable[[], dict[str, int]] | None = None) -> None:
         self.cfg = cfg
         self.dir = script_dir
         self.metrics_flush = metrics_flush   # `ip tcp_metrics flush`: the Fast Open cache
+        self.counters = counters             # the host's nstat counters
+        self.nstat_seen: dict[str, int] = {}  # what the last `nstat` showed (its history)
         self.notes: list[str] = []
 
     def run(self, command: str, *, init: bool = False) -> str | None:
@@ -100,11 +105,25 @@ class Shell:
                 words[-1] in ("pfifo", "pfifo_fast"):
             return None
         if prog == "nstat" and quiet != cmd.strip() and "|" not in cmd:
+            self._nstat_delta()
             return None
+        grep = re.fullmatch(r"nstat\s*\|\s*grep\s+(\w+)", quiet)
+        if grep and self.counters is not None:
+            # nstat prints the counters that moved since its last run; grep succeeds
+            # when the one named is among them.
+            if self._nstat_delta().get(grep.group(1)):
+                return None
+            return f"{grep.group(1)} did not change (nstat | grep found nothing)"
         if prog == "ethtool" and len(words) > 3 and words[1] == "-K" and \
                 all(w == "off" for w in words[4::2]) and len(words) % 2 == 1:
             return None
         return f"unsupported: shell command {cmd.strip()!r} in simulation"
+
+    def _nstat_delta(self) -> dict[str, int]:
+        now = self.counters() if self.counters is not None else {}
+        delta = {k: v - self.nstat_seen.get(k, 0) for k, v in now.items()}
+        self.nstat_seen = now
+        return delta
 
     def defaults(self, path: str) -> str | None:
         file = (self.dir / path).resolve()

@@ -20,6 +20,7 @@ from synack.drill.constants import SYMBOLS
 from synack.drill.sim_calls import Block, do_call
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
+from synack.host.counters import nstat
 from synack.stack import Stack
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep, StateStep, Step, render
@@ -50,7 +51,8 @@ class SimTarget:
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
         self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
-                                  metrics_flush=self.stack.tfo_cache.flush)
+                                  metrics_flush=self.stack.tfo_cache.flush,
+                                  counters=lambda: nstat(self.stack))
 
     # --- descriptors -----------------------------------------------------------------
 
