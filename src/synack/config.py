@@ -92,7 +92,8 @@ _KNOBS = [
          "0x200 server data without a cookie, 0x400 every listener without TCP_FASTOPEN",
          0),
     Knob("net.ipv4.tcp_fastopen_blackhole_timeout_sec", 0,
-         "seconds active Fast Open pauses after a middlebox seems to drop it (0: never)", 0),
+         "seconds active Fast Open would pause after a middlebox seems to drop it; "
+         "synack has no such detection, so only 0 (off, Linux's default since 5.14)", 0, 0),
     Knob("net.ipv4.tcp_fastopen_key", "",
          "Fast Open cookie key(s), xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup] "
          "(empty: drawn at random on first use, as Linux does)"),
