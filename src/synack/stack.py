@@ -174,11 +174,12 @@ class Stack(ListenMixin, SocketCallsMixin):
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
         if conn is not None:
-            if conn.ecn is not None:
+            ecn = conn.ecn
+            if ecn is not None:
                 ip_ecn = packet[1] & 3       # the IP header's ECN field (RFC 3168)
+                ecn.ce_pending = ip_ecn == CE
                 if ip_ecn:
-                    conn.ecn.seen = True
-                    conn.ecn.ce_pending = ip_ecn == CE
+                    ecn.seen = True
             self._to_conn(key, conn, seg, now)
             return
         tw = self.timewait.get(key)

@@ -113,7 +113,6 @@ class EcnMixin:
             if not ecn.demand_cwr:
                 self.ackp.enter_quickack(self.rcv_capacity)
             ecn.demand_cwr = True
-            self.cfg.mib["TcpExtTCPECNRcvCE"] += 1     # (synack's name; Linux has none)
             ack_now = True
         return ack_now
 
@@ -134,4 +133,3 @@ class EcnMixin:
         cc.on_exit_recovery(now=now)
         ecn.cwr_high = snd.snd_max
         ecn.queue_cwr = True
-        self.cfg.mib["TcpExtTCPECNCwr"] += 1           # (synack's name)
