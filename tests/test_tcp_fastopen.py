@@ -95,10 +95,9 @@ def test_good_cookie_delivers_the_syn_data_one_round_trip_early() -> None:
     # with the data readable; its SYN,ACK acknowledges the data; it may send before
     # the last ACK; tcpi_options has TCPI_OPT_SYN_DATA and TCPI_OPT_TFO_CHILD.
     stack, lfd, peer = tfo_listener()
-    (synack,) = peer.send(seq=R_ISN, flags=SYN, mss=1460, wscale=7, payload=b"GET /",
-                          unknown_options=((FO, COOKIE),))
-    assert (synack.seq, synack.ack, synack.flags, synack.unknown_options) == (
-        L_ISN, R_ISN + 1 + 5, SYN | ACK, ())
+    assert peer.send(seq=R_ISN, flags=SYN, mss=1460, wscale=7, payload=b"GET /",
+                     unknown_options=((FO, COOKIE),)) == [
+        ours(seq=L_ISN, ack=R_ISN + 1 + 5, flags=SYN | ACK, window=WIN, **SYNACK_OPTS)]
     fd, _ = stack.accept(lfd)
     assert stack.state(fd) is State.SYN_RECEIVED
     assert stack.recv(fd, 100, now=0) == b"GET /"

@@ -123,6 +123,9 @@ class FastOpenMixin:
             # Linux tcp_fastopen_add_skb() queues the SYN's data whatever the window.
             rcv.rcv_adv = sq.add(rcv.rcv_nxt, max(len(syn.payload), 0xFFFF))
             rcv.accept(sq.add(syn.seq, 1), syn.payload, bool(syn.flags & FIN))
+            # The SYN,ACK offers the whole window after the data, as Linux's request
+            # did before it (tcp_openreq_init_rwin()).
+            rcv.rcv_adv = sq.add(rcv.rcv_nxt, min(self.rcv_capacity, 0xFFFF))
             tfo.syn_data_acked = bool(syn.payload)
             self.mem_sync()
         self.snd.snd_wnd = self.snd.max_wnd = syn.window   # never scaled in a SYN
