@@ -459,7 +459,11 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         flags = SYN | ACK | (ECE if self.ecn is not None and self.ecn.ok else 0)
         self._segment(flags, snd.iss, unknown_options=fo_reply, **self.neg.syn_options(
             mss=self.adv_mss, now=now, synack=True))
-        snd.snd_nxt = snd.snd_max = snd.after_syn()
+        nxt = snd.after_syn()
+        if self.passive or not sq.gt(snd.snd_max, nxt):
+            snd.snd_nxt = snd.snd_max = nxt
+        # (else a simultaneous open after a Fast Open SYN: its data stays sent, as the
+        # SYN,ACK Linux makes of the SYN alone leaves snd_nxt where it was)
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)

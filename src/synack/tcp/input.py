@@ -261,6 +261,10 @@ class InputMixin:
                     ack_now = True           # no room (zero window): say so at once, as Linux
         elif seg_len:
             ack_now = True                   # a duplicate FIN: say where we are
+            if simultaneous and neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack"):
+                # The peer's SYN again (Linux tcp_data_queue(): an old segment gets a
+                # D-SACK block, RFC 2883).
+                rcv.dsack = (seg.seq, sq.add(seg.seq, 1))
         fin_now = rcv.fin_received and not fin_was_received
         ecn = self.ecn
         if ecn is not None and ecn.ok and self._ecn_rcv(seg):
