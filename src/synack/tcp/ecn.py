@@ -82,10 +82,10 @@ class EcnMixin:
     def _ecn_rcv_synack(self: Connection, seg: TcpSegment) -> None:
         """Linux tcp_ecn_rcv_synack(): ECN is on when our SYN asked for it and the
         SYN,ACK has ECE and not CWR."""
-        if self.ecn is None:
-            return
+        ecn = self.ecn
+        assert ecn is not None
         if seg.flags & (ECE | CWR) == ECE:
-            self.ecn.ok = True
+            ecn.ok = True
         else:
             self.ecn = None
 

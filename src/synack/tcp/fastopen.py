@@ -186,10 +186,6 @@ class CookieCache:
     def __init__(self) -> None:
         self.entries: dict[str, CacheEntry] = {}
 
-    def get(self, dst: str) -> CacheEntry:
-        """The entry for ``dst`` (an empty one when there is none yet)."""
-        return self.entries.get(dst) or CacheEntry()
-
     def lookup(self, dst: str) -> tuple[bytes, int, bool]:
         """(cookie, mss, exp) for a SYN to ``dst``, as Linux tcp_fastopen_cache_get()
         reads them: the cookie's own form, or the experimental form to ask in when
