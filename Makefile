@@ -24,18 +24,21 @@ $(DEMO_STAMP): pyproject.toml
 demo: $(DEMO_STAMP)
 	$(BIN)/synack demo $(DEMO)
 
-# Debian packages the interop and capture tests use, installed when missing.
+# Debian packages the interop, capture and report-page tests use, installed when missing
+# (and a CJK font, so the report page's Chinese renders in the headless browser).
 # One "command package" pair per tool; apt-get update runs once, only if something is missing.
 # No package's service may start while installing (a policy-rc.d saying 101 is put in place
 # for the install if there is none), and an nginx installed here is disabled at boot:
 # the bench runs its own nginx inside a namespace.
 SYSTEM_TOOLS := tshark:tshark tcpdump:tcpdump ping:iputils-ping ip:iproute2 tc:iproute2 \
-	ss:iproute2 nstat:iproute2 curl:curl nmap:nmap
+	ss:iproute2 nstat:iproute2 curl:curl nmap:nmap chromium:chromium chromedriver:chromium-driver \
+	nc:netcat-openbsd redis-server:redis-server openssl:openssl
 POLICY_RC := /usr/sbin/policy-rc.d
 system-deps:
 	@missing=""; for pair in $(SYSTEM_TOOLS); do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
+	fc-list :lang=zh 2>/dev/null | grep -q . || missing="$$missing fonts-wqy-microhei"; \
 	if [ -n "$$missing" ]; then \
 		missing=$$(echo $$missing | tr ' ' '\n' | sort -u | tr '\n' ' '); \
 		echo "installing $$missing"; \

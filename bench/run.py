@@ -47,6 +47,8 @@ import peer
 from labs import TAG, ip, netns, stop, wait_line
 from table import Figure, Row, notes, print_table
 
+from synack.progress import bar
+
 PORT = 6000
 SERVER_IP = "192.0.2.2"           # synack, PyTCP or the serving kernel; the client is .1
 MB = 1e6
@@ -279,9 +281,12 @@ def main(argv: list[str] | None = None) -> int:
         "http": lambda: engine_rows.http_rows(args),
         "mem": lambda: engine_rows.memory_rows(args),
     }
-    for group in GROUPS:
-        if args.only in ("all", group):
+    groups = [g for g in GROUPS if args.only in ("all", g)]
+    with bar(len(groups), "bench", unit="group") as b:
+        for group in groups:
+            b.note(f"{group} ({len(rows)} rows done)")
             rows += build[group]()
+            b.update()
     print()
     print_table(rows)
     for note in notes(rows):

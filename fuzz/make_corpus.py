@@ -185,7 +185,8 @@ def scripts() -> list[bytes]:
             out.append(p + op(tw.OP_ICMP, name, 0, 0x02, 0x40, 0, 0)
                        + op(tw.OP_ICMP, name, 1, 0, 0, 0, 0) + op(tw.OP_SEND, name, 30)
                        + op(tw.OP_TICK, name, 13))
-            out.append(p + bytes(x for k in range(16) for x in op(tw.OP_SOCKOPT, name, k, 0, 7))
+            out.append(p + bytes(x for k in range(tw.SOCKOPT_CHOICES)
+                                 for x in op(tw.OP_SOCKOPT, name, k, 0, 7))
                        + op(tw.OP_SOCKOPT, name, 0x80, 0, 0) + op(tw.OP_TICK, name, 8))
         for name in ("ESTABLISHED", "ESTABLISHED-noopt", "CLOSE_WAIT"):
             p = bytes([profile])
@@ -230,6 +231,22 @@ def scripts() -> list[bytes]:
         out.append(p + op(tw.OP_SEND, "ESTABLISHED", 0x3E) + op(tw.OP_SEND, "ESTABLISHED", 0x3D)
                    + op(tw.OP_SEND, "ESTABLISHED", 0x3D) + op(tw.OP_SOCKOPT, "ESTABLISHED", 0, 0, 1)
                    + op(tw.OP_TICK, "ESTABLISHED", 3))
+        # IPv6 (issue 14, tcp_actions._ipv6): a handshake with the IPv6 listener, data,
+        # Packet Too Big, an extension chain, ping, ND and MLD, a fragment, a bad header.
+        def v6(variant: int, a: int, d: int = 0, name: str = "LISTEN-c") -> bytes:
+            return op(tw.OP_ICMP, name, 0x40 | variant << 3, a >> 8, a & 0xFF, *s16(d))
+        # (a = 1000: none of the bits 0x400-0x2000 that choose flags is set, so a SYN.)
+        out.append(p + v6(0, 1000) + v6(1, 300) + v6(3, 200) + v6(5, 1300) + v6(4, 10)
+                   + v6(6, 1) + v6(6, 2) + v6(6, 0) + v6(2, 0x1000) + v6(7, 0x0305, 7)
+                   + v6(5, 0x4000 | 4) + v6(1, 0x0100 | 0x0400 | FIN | ACK, 3)
+                   + op(tw.OP_TICK, "LISTEN-c", 3))
+        # An IPv6 connection closed by synack first (no data unread: a FIN, not a RST),
+        # through TIME_WAIT (both FINs).
+        out.append(p + v6(0, 1000, name="LISTEN-d") + v6(0, 0x2000 | 100, name="LISTEN-d")
+                   + v6(0, 0x0400 | FIN | ACK, name="LISTEN-d")
+                   + v6(0, 0x0400 | ACK, name="LISTEN-d") + op(tw.OP_TICK, "LISTEN-d", 3)
+                   + op(tw.OP_TICK, "LISTEN-d", 6) + op(tw.OP_TICK, "LISTEN-d", 6))
+        out += issue10(p, ts)
         out.append(p + segment("LISTEN-b", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
@@ -296,6 +313,64 @@ def fast_open_and_ecn(p: bytes, ts: bytes) -> list[bytes]:
         p + ask + segment(name, SYN | ACK, grammar=synack) + reset + again
         + segment(name, SYN | ACK, grammar=synack + exp_request),
     ]
+    return out
+
+
+def issue10(p: bytes, ts: bytes) -> list[bytes]:
+    """Seeds for issue 10's options (indices into tcp_actions._sockopt's choices) and
+    the Linux wire rules that came with them."""
+    est, out = "ESTABLISHED", []
+    ut, lowat, quick, clamp, inq, zc, defer = 12, 13, 14, 15, 16, 17, 20
+    # TCP_USER_TIMEOUT: retransmissions clamped to it and the connection ended; then
+    # zero-window probes ended by it.
+    out.append(p + op(tw.OP_SOCKOPT, est, ut, 0, 100) + op(tw.OP_SEND, est, 40)
+               + op(tw.OP_TICK, est, 3) * 6)
+    for name in (est, "ESTABLISHED-noopt"):      # noopt: nothing in flight, so probes
+        out.append(p + op(tw.OP_CLEAN, name, 3, 0, 0) + op(tw.OP_SOCKOPT, name, ut, 0, 200)
+                   + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 3) * 8)
+    # TCP_NOTSENT_LOWAT: a large write stops at the mark; acks let more in.
+    out.append(p + op(tw.OP_SOCKOPT, est, 9, 0x40, 0) + op(tw.OP_SOCKOPT, est, lowat, 0, 20)
+               + op(tw.OP_SEND, est, 0x48) + op(tw.OP_CLEAN, est, 0, 0, 0)
+               + op(tw.OP_SEND, est, 0x48) + op(tw.OP_TICK, est, 3))
+    # SO_ZEROCOPY sends, acked, their completions read; TCP_INQ read after data.
+    out.append(p + op(tw.OP_SOCKOPT, est, zc, 0, 1) + op(tw.OP_SEND, est, 0x3C)
+               + op(tw.OP_SEND, est, 0x3C) + op(tw.OP_CLEAN, est, 0, 0, 0)
+               + op(tw.OP_SOCKOPT, est, inq, 0, 1) + segment(est, ACK | PSH, grammar=ts, n=300)
+               + op(tw.OP_SOCKOPT, est, 0x90, 0, 0) + op(tw.OP_CLOSE, est)
+               + op(tw.OP_TICK, est, 3))
+    # A write under the mark that fills whole skbs until it must stop.
+    out.append(p + op(tw.OP_SOCKOPT, est, 9, 0xFF, 0xFF) + op(tw.OP_SOCKOPT, est, lowat, 0, 20)
+               + op(tw.OP_SEND, est, 0x7F) + op(tw.OP_CLEAN, est, 0, 0, 0)
+               + op(tw.OP_SEND, est, 0x7F))
+    # TCP_QUICKACK with an ACK pending (data in order, delayed in ping-pong mode): read
+    # then pushed; not read (held), and an even value back to ping-pong.
+    # (ESTABLISHED-noopt: ESTABLISHED has a hole in reassembly, so its data is ACKed at once.)
+    bare = "ESTABLISHED-noopt"
+    out.append(p + op(tw.OP_SOCKOPT, bare, quick, 0, 0) + op(tw.OP_CLEAN, bare, 0, 0, 100)
+               + op(tw.OP_RECV, bare, 10) + op(tw.OP_SOCKOPT, bare, quick, 0, 1))
+    out.append(p + op(tw.OP_SOCKOPT, bare, quick, 0, 0) + op(tw.OP_CLEAN, bare, 0, 0, 100)
+               + op(tw.OP_SOCKOPT, bare, quick, 0, 2) + op(tw.OP_SOCKOPT, bare, quick, 0, 1))
+    # TCP_WINDOW_CLAMP on the listener: its next child starts clamped.
+    out.append(p + op(tw.OP_SOCKOPT, "LISTEN-a", clamp, 0, 200)
+               + segment("LISTEN-d", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
+               + segment("LISTEN-d", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-d", 0))
+    # TCP_QUICKACK: ping-pong, data delayed, read, then the pending ACK pushed; clamp.
+    out.append(p + op(tw.OP_SOCKOPT, est, quick, 0, 0) + segment(est, ACK | PSH, grammar=ts, n=100)
+               + op(tw.OP_RECV, est, 10) + op(tw.OP_SOCKOPT, est, quick, 0, 2)
+               + op(tw.OP_SOCKOPT, est, clamp, 0, 100) + segment(est, ACK | PSH, grammar=ts, n=100)
+               + op(tw.OP_SOCKOPT, est, quick, 0, 1) + op(tw.OP_SOCKOPT, est, 0x84, 0, 0))
+    # An ACK of data never sent (its TSval not taken), a full cwnd then shutdown (the
+    # FIN goes anyway), TIME_WAIT answering a retransmitted FIN and taking an ACK's TSval.
+    out.append(p + segment(est, ACK, ack=5000, grammar=ts) + op(tw.OP_SOCKOPT, est, 9, 0x40, 0)
+               + op(tw.OP_SEND, est, 0x44) + op(tw.OP_SHUTDOWN, est, 2) + op(tw.OP_TICK, est, 3))
+    out.append(p + segment("TIME_WAIT", ACK, grammar=ts) + segment("TIME_WAIT", FIN | ACK,
+                                                                  seq=-1, grammar=ts))
+    # TCP_DEFER_ACCEPT on the listener: a bare ACK held, SYN,ACK timeouts, then data.
+    out.append(p + op(tw.OP_SOCKOPT, "LISTEN-a", defer, 0, 3)
+               + segment("LISTEN-c", SYN, grammar=bytes([0, 5, 0xB4, 2]) + ts)
+               + segment("LISTEN-c", ACK, grammar=ts) + op(tw.OP_TICK, "LISTEN-c", 3) * 4
+               + segment("LISTEN-c", ACK | PSH, grammar=ts, n=50) + op(tw.OP_TICK, "LISTEN-c", 4)
+               + op(tw.OP_TICK, "LISTEN-c", 5))
     return out
 
 

@@ -12,7 +12,10 @@ from collections.abc import Callable
 
 from tcp_world import (
     LOCAL,
+    LOCAL6,
+    LPORT,
     REMOTE,
+    REMOTE6,
     InvariantError,
     Target,
     World,
@@ -25,11 +28,23 @@ from tcp_world import (
 )
 
 from synack import seq as sq
+from synack.host.calls import MSG_ZEROCOPY
+from synack.sockopts import SO_ZEROCOPY, TCP_INQ, TCP_NOTSENT_LOWAT, TCP_USER_TIMEOUT
 from synack.stack import SHUT_RD, SHUT_RDWR, SHUT_WR
 from synack.tcp.info import ss_info
 from synack.tcp.tcpinfo import TcpInfo, ss_line
 from synack.wire.icmp import IcmpMessage, build_icmp_packet
-from synack.wire.tcp import ACK, FIN, PSH, SYN, URG
+from synack.wire.icmp6 import (
+    NEIGHBOR_SOLICIT,
+    ROUTER_ADVERT,
+    Icmp6Message,
+    NdMessage,
+    build_icmp6_packet,
+    encode_icmp6,
+    solicited_node,
+)
+from synack.wire.ipv6 import IPv6Header, build_tcp6_packet, encode_ipv6
+from synack.wire.tcp import ACK, FIN, PSH, SYN, URG, TcpSegment, encode_tcp
 
 MAX_ACTIONS = 48
 TCP_FASTOPEN_CONNECT = 30      # Linux's number; the socket module may lack it
@@ -53,7 +68,8 @@ class Actions:
     * 8 send (size and MSG_OOB from one byte), 9 recv (0xFF: recv(MSG_OOB)),
       10 shutdown, 11 close, 12 a socket option set or read (:func:`_sockopt`);
     * 13 accept, ``ss``, or connect() over the target's 4-tuple (:func:`_host`);
-    * 14 an ICMP error about a segment we sent (:func:`_icmp`);
+    * 14 an ICMP error about a segment we sent (:func:`_icmp`); with bit 6 of its
+      kind byte also an IPv6 packet (:func:`_ipv6`, the kind's bits 3-5 choose which);
     * 15 a segment from a peer that behaves (:func:`_clean`).
     """
 
@@ -85,6 +101,7 @@ class Actions:
 
 
 # Encoding helpers for the corpus generator (the inverse of the reader above).
+SOCKOPT_CHOICES = 21
 OP_SEGMENT, OP_TICK, OP_SEND, OP_RECV, OP_SHUTDOWN, OP_CLOSE, OP_SOCKOPT, OP_ACCEPT, \
     OP_ICMP, OP_CLEAN = 0, 7, 8, 9, 10, 11, 12, 13, 14, 15
 CTL_SEQ_ABS, CTL_ACK_ABS, CTL_RAW_PAYLOAD, CTL_CE = 1, 2, 4, 8
@@ -134,6 +151,8 @@ def step(w: World, r: Actions) -> None:
             flags |= _socket.MSG_EOR
         elif a & 0x3F == 0x3D:               # size 61 units: MSG_MORE
             flags |= 0x8000
+        elif a & 0x3F == 0x3C:               # size 60 units: MSG_ZEROCOPY
+            flags |= MSG_ZEROCOPY
         _call(w, t, lambda fd: stack.send(fd, b"z" * n, now=w.now, flags=flags))
     elif op == OP_RECV:
         arg = r.u8()
@@ -332,11 +351,24 @@ def _sockopt(w: World, t: Target, which: int, value: int) -> None:
         (tcp, _socket.TCP_CONGESTION, (b"reno", b"cubic", b"reno\0", b"bogus")[value & 3]),
         (sol, _socket.SO_RCVBUF, value * 4), (sol, _socket.SO_SNDBUF, value * 4),
         (sol, _socket.SO_OOBINLINE, value & 1), (tcp, _socket.TCP_MAXSEG, value),
+        # Issue 10's options, from index 12 (SOCKOPT_CHOICES in all).
+        (tcp, TCP_USER_TIMEOUT, value * 16), (tcp, TCP_NOTSENT_LOWAT, value * 64),
+        (tcp, _socket.TCP_QUICKACK, value & 3), (tcp, _socket.TCP_WINDOW_CLAMP, value * 16),
+        (tcp, TCP_INQ, value & 1), (sol, SO_ZEROCOPY, value & 1),
+        (sol, _socket.SO_RCVLOWAT, value), (_socket.IPPROTO_IP, _socket.IP_TOS, value & 0xFF),
+        (tcp, _socket.TCP_DEFER_ACCEPT, value % 8),
     ]
     reads = [(tcp, _socket.TCP_INFO), (sol, _socket.SO_ERROR), (tcp, _socket.TCP_MAXSEG),
-             (sol, _socket.SO_RCVBUF)]
+             (sol, _socket.SO_RCVBUF), (tcp, _socket.TCP_WINDOW_CLAMP),
+             (tcp, _socket.TCP_QUICKACK), (tcp, _socket.TCP_DEFER_ACCEPT)]
     try:
-        if which & 0x80:
+        if which & 0x80 and which & 0x10 and t.fd >= 0:
+            stack.inq(fd)
+            try:                  # recvmsg(MSG_ERRQUEUE): a zerocopy completion, if any
+                stack.recv_errqueue(fd)
+            except BlockingIOError:
+                pass
+        elif which & 0x80:
             level, opt = reads[which % len(reads)]
             got = stack.getsockopt(fd, level, opt)
             if opt == _socket.TCP_INFO and isinstance(got, bytes):
@@ -366,6 +398,76 @@ def _icmp(w: World, t: Target, kind: int, mtu: int, delta: int) -> None:
     msg = IcmpMessage(type_, code, 0, 0, mtu if type_ == 3 and code == 4 else 0, quoted)
     w.stack.receive(build_icmp_packet("203.0.113.1" if kind & 0x80 else REMOTE, LOCAL, msg),
                     now=w.now)
+    if kind & 0x40:
+        _ipv6(w, t, (kind >> 3) & 7, mtu, delta)
+
+
+# IPv6 extension chains for _ipv6: hop-by-hop, destination options, routing, an atomic
+# fragment (offset 0, M clear: not a fragment at all, RFC 6946).
+_CHAINS: tuple[tuple[tuple[int, bytes], ...], ...] = (
+    (), ((0, bytes(6)),), ((0, bytes(6)), (60, bytes(14)), (43, bytes(6))),
+    ((44, bytes(6)),))
+
+
+def _ipv6(w: World, t: Target, variant: int, a: int, delta: int) -> None:
+    """An IPv6 packet for the world's IPv6 side (issue 14), from the values already read
+    (so the bytes after the action mean what they did): a handshake with the IPv6
+    listener and data on the connection it makes, extension chains, a fragment (dropped
+    and counted), ping, ICMPv6 errors, Neighbor Discovery and MLD noise, and malformed
+    headers. ``t``'s remote port is the IPv6 peer's port."""
+    stack = w.stack
+    lst = stack.listeners[("::", LPORT)]
+    key = (LOCAL6, LPORT, REMOTE6, t.rport)
+    conn = stack.conns.get(key) or lst.syn_queue.get((REMOTE6, t.rport))
+    seq = 50_000 + t.rport * 1000
+    ack = 0
+    if conn is not None and conn.rcv is not None:
+        seq = sq.add(conn.rcv.rcv_nxt, delta if a & 0x100 else 0)
+        ack = sq.add(conn.snd.snd_nxt, delta if a & 0x200 else 0)
+    packet: bytes
+    if variant <= 3:
+        flags = (SYN if conn is None else ACK | (a & (FIN | PSH))) if not a & 0x400 else a & 0xFF
+        payload = pattern(seq, a % 1500) if conn is not None and variant & 1 else b""
+        seg = TcpSegment(t.rport, LPORT if not a & 0x800 else t.lport, seq, ack, flags,
+                         a, mss=a if flags & SYN else None, payload=payload)
+        chain = _CHAINS[variant]
+        packet = (build_tcp6_packet(REMOTE6, LOCAL6, seg) if not chain else
+                  encode_ipv6(IPv6Header(REMOTE6, LOCAL6, extensions=chain),
+                              encode_tcp(seg, REMOTE6, LOCAL6)))
+        if a & 0x1000:   # a first fragment instead: dropped and counted
+            packet = encode_ipv6(IPv6Header(REMOTE6, LOCAL6, extensions=(
+                (44, struct.pack("!HI", 1, a)),)), encode_tcp(seg, REMOTE6, LOCAL6))
+        if a & 0x2000:   # the application accepts and closes: FIN_WAIT, then TIME_WAIT
+            stack.receive(packet, now=w.now)
+            got = stack.accept_some(w.listen6_fd)
+            if got is not None:
+                stack.close(got[0], now=w.now)
+            return
+    elif variant == 4:
+        packet = build_icmp6_packet(REMOTE6, LOCAL6, Icmp6Message(128, 0, a, delta & 0xFFFF,
+                                                                  payload=bytes(a % 64)))
+    elif variant == 5:
+        quoted = build_tcp6_packet(LOCAL6, REMOTE6, TcpSegment(
+            LPORT, t.rport, ack if conn is not None else delta & 0xFFFFFFFF, seq, ACK, 0))
+        type_, code = ((2, 0), (1, a & 7), (3, a & 1), (4, a & 3))[a >> 14]
+        packet = build_icmp6_packet(REMOTE6, LOCAL6, Icmp6Message(
+            type_, code, 0, 0, mtu=a if type_ == 2 else 0, pointer=delta & 0xFF,
+            payload=quoted))
+    elif variant == 6:
+        nd: NdMessage | Icmp6Message = (
+            NdMessage(NEIGHBOR_SOLICIT, LOCAL6, source_lladdr=bytes(6)) if a & 1 else
+            NdMessage(ROUTER_ADVERT, "", router_lifetime=a) if a & 2 else
+            Icmp6Message(143, 0))   # an MLDv2 report: encoded as an unknown type
+        dst = solicited_node(LOCAL6) if a & 1 else "ff02::1"
+        packet = encode_ipv6(IPv6Header(REMOTE6, dst, proto=58, hop_limit=255),
+                             encode_icmp6(nd, REMOTE6, dst))
+    else:
+        good = bytearray(build_tcp6_packet(REMOTE6, LOCAL6, TcpSegment(t.rport, LPORT, seq, 0,
+                                                                       SYN, 100)))
+        at = 4 + a % 40                   # a header byte overwritten
+        good[at] = delta & 0xFF
+        packet = bytes(good[:len(good) - (a >> 8) % 30])
+    stack.receive(packet, now=w.now)
 
 
 def _check_stream(w: World, t: Target, data: bytes) -> None:

@@ -47,11 +47,14 @@ from synack.config import Sysctl
 from synack.stack import SHUT_WR, Stack
 from synack.tcp.connection import Connection
 from synack.wire.checksum import internet_checksum, pseudo_header_sum
+from synack.wire.icmp6 import parse_icmp6
 from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
-from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from synack.wire.ipv6 import parse_ipv6
+from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
 LOCAL, REMOTE = "192.0.2.2", "192.0.2.1"
-LPORT = 80            # the listener
+LOCAL6, REMOTE6 = "2001:db8::2", "2001:db8::1"   # the IPv6 side (issue 14)
+LPORT = 80            # the listener (and an IPv6-only one on the same port)
 CLOSED_PORT = 81      # nothing listens here: answered with RST
 T0 = 1_000_000        # the world is built by this time (µs)
 
@@ -100,6 +103,7 @@ class World:
     stack: Stack
     targets: list[Target]
     listen_fd: int
+    listen6_fd: int = -1           # the IPv6 listener (IPV6_V6ONLY, port LPORT)
     now: int = T0
     peer_ts: int = 1000
     by_port: dict[int, Target] = field(default_factory=dict)
@@ -182,6 +186,9 @@ def drain(w: World) -> list[TcpSegment]:
     """Take what the stack sent; check it parses; update the peer's view of each target."""
     out = []
     for packet in w.stack.transmit(now=w.now):
+        if packet[0] >> 4 == 6:
+            _check_ipv6(packet)
+            continue
         try:
             ip, seg = parse_tcp_packet(packet)
         except Exception as exc:  # noqa: BLE001 - any failure to parse our own packet
@@ -208,6 +215,21 @@ def drain(w: World) -> list[TcpSegment]:
     return out
 
 
+def _check_ipv6(packet: bytes) -> None:
+    """An IPv6 packet the stack sent: it must parse, checksums right, from LOCAL6."""
+    try:
+        hdr, body = parse_ipv6(packet)
+        if hdr.proto == 58:
+            parse_icmp6(body, hdr.src, hdr.dst)
+        else:
+            parse_tcp(body, hdr.src, hdr.dst)
+    except Exception as exc:  # noqa: BLE001 - any failure to parse our own packet
+        raise InvariantError(f"the stack sent an IPv6 packet that does not parse: {exc}: "
+                             f"{packet.hex()}") from None
+    if hdr.src != LOCAL6 or hdr.dst != REMOTE6:
+        raise InvariantError(f"IPv6 packet from {hdr.src} to {hdr.dst}")
+
+
 def _check_edge(w: World, t: Target, seg: TcpSegment) -> None:
     """RFC 9293 3.8.6.2.2: the right edge of the window announced never moves left.
 
@@ -232,7 +254,7 @@ def _check_edge(w: World, t: Target, seg: TcpSegment) -> None:
 def build_world(profile: int = 0) -> World:
     """The stack with a connection in every state; see the module's docstring."""
     cfg = Sysctl(**PROFILES[profile % len(PROFILES)])  # type: ignore[arg-type]
-    stack = Stack(LOCAL, cfg=cfg, seed=11)
+    stack = Stack(LOCAL, cfg=cfg, seed=11, addr6=LOCAL6)
     lfd = stack.socket()
     stack.bind(lfd, ("0.0.0.0", LPORT))
     stack.listen(lfd, 4)
@@ -335,6 +357,12 @@ def build_world(profile: int = 0) -> World:
     for t in targets:
         if t.name.startswith("LISTEN"):
             t.peer_nxt = 20_000 + t.rport * 1000
+    # Last, so that the IPv4 targets are built as before: an IPv6 listener on the same
+    # port (V6ONLY: the IPv4 one keeps IPv4), which tcp_actions._ipv6 talks to.
+    w.listen6_fd = stack.socket(_socket.AF_INET6)
+    stack.setsockopt(w.listen6_fd, _socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
+    stack.bind(w.listen6_fd, ("::", LPORT))
+    stack.listen(w.listen6_fd, 4)
     w.now = T0
     return w
 

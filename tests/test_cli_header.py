@@ -260,7 +260,7 @@ def test_packets_that_are_not_tcp_segments(worked: Path, tmp_path: Path,
     truncated_opt = bytearray(packets[0])
     truncated_opt[20 + 21] = 40                          # MSS option length 40: past the header
     pcap = write_pcap(tmp_path / "mixed.pcap", [bytes(icmp), bytes(truncated_opt), packets[2]])
-    assert "packet 1 is not an IPv4 TCP segment" in failing(capsys, str(pcap), "--packet", "1")
+    assert "packet 1 is not a TCP segment over IPv4 or IPv6" in failing(capsys, str(pcap), "--packet", "1")
     err = failing(capsys, str(pcap), "--packet", "2")
     assert "packet 2 cannot be dissected: TCP option MSS: bad option length 40" in err
     out = header(capsys, str(pcap), "--packet", "3")

@@ -121,16 +121,19 @@ def test_svg_and_html_are_written(tmp_path: Path, capsys: pytest.CaptureFixture[
     root = ET.parse(svg).getroot()                 # well-formed XML
     ns = "{http://www.w3.org/2000/svg}"
     assert root.tag == f"{ns}svg"
-    texts = [t.text or "" for t in root.iter(f"{ns}text")]
-    lines = list(root.iter(f"{ns}line"))
-    # Two timelines plus one arrow per segment (15 in the worked example).
-    assert len(lines) == 2 + 15
+    texts = ["".join(t.itertext()) for t in root.iter(f"{ns}text")]
+    arrows = [g for g in root.iter(f"{ns}g") if g.get("class") == "seg"]
+    # One arrow per segment (15 in the worked example), each with its line and label.
+    assert len(arrows) == 15
+    assert all(len(list(g.iter(f"{ns}line"))) == 1 for g in arrows)
     assert any(t.startswith("SYN seq=0 len=0") for t in texts)
     assert any(t.startswith("FIN,ACK seq=2051 ack=1002") for t in texts)
     assert "FIN_WAIT_2 -> TIME_WAIT" in texts and "LAST_ACK -> CLOSED" in texts
+    # --html is the interactive page of synack report (tests/test_report.py tests it).
     html = page.read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<svg" in html and "</html>" in html
-    assert "FIN_WAIT_2 -&gt; TIME_WAIT" in html
+    assert html.startswith("<!DOCTYPE html>") and "</html>" in html
+    assert '<script id="report-data" type="application/json">' in html
+    assert "synack ladder: connection 1 of 1" in html
 
 
 # ----------------------------------------------------------------------------- bad files

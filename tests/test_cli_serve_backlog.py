@@ -89,8 +89,10 @@ def test_live_serve_listens_with_the_backlog_ss_shows(tmp_path: Path) -> None:
         assert ready.wait(30), "synack serve did not start"
         out = subprocess.run([sys.executable, "-m", "synack.cli", "ss", "-l"], env=env,
                              capture_output=True, text=True, timeout=30, check=True).stdout
-        (row,) = [line.split() for line in out.splitlines()[1:]]
-        assert row[:4] == ["LISTEN", "0", "77", "0.0.0.0:7"]
+        # One listener per family (the lab has IPv6 too), each with the backlog.
+        rows = [line.split() for line in out.splitlines()[1:]]
+        assert [r[:5] for r in rows] == [["LISTEN", "0", "77", "0.0.0.0:7", "0.0.0.0:*"],
+                                         ["LISTEN", "0", "77", "[::]:7", "[::]:*"]], out
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -127,6 +127,15 @@ def test_why_not_two_way_final_ack_window_is_scaled() -> None:
     assert "512 x 2^7" in out.explanation and "512 x 2^7" in out.explanation_zh
 
 
+def test_why_not_two_way_says_the_listener_stays() -> None:
+    """Linux: an acceptable RST in SYN_RECEIVED frees the request sock; the listener is
+    untouched (the text must not say the server closes or stops listening)."""
+    out = SCENARIOS["why-not-two-way"](1)
+    assert "drops the request" in out.explanation
+    assert "listening socket stays in LISTEN" in " ".join(out.explanation.split())
+    assert "监听套接字仍处于 LISTEN" in out.explanation_zh
+
+
 def test_three_way_handshake_options_in_words() -> None:
     out = SCENARIOS["three-way-handshake"](1)
     assert "SACK permitted: True" not in out.explanation

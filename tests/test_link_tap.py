@@ -247,13 +247,22 @@ def test_lab_removes_what_it_made_and_keeps_what_it_did_not() -> None:
     ns = f"sa-dev-keep{os.getpid() % 1000}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
+        def disabled() -> str:
+            return subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n",
+                                   "net.ipv6.conf.all.disable_ipv6"],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+
+        # Issue 14: IPv6 stays on, the kernel gets 2001:db8::1/64 beside 192.0.2.1.
         with Lab(ns, tap="sadevkeep") as link:
             assert subprocess.run(["ip", "-n", ns, "link", "show", link.name],
                                   check=False, capture_output=True).returncode == 0
-            off = subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-n",
-                                  "net.ipv6.conf.all.disable_ipv6"],
-                                 capture_output=True, text=True, check=True).stdout.strip()
-            assert off == "1"
+            assert disabled() == "0"
+            addrs = subprocess.run(["ip", "-n", ns, "-6", "addr", "show", link.name],
+                                   capture_output=True, text=True, check=True).stdout
+            assert "2001:db8::1/64" in addrs, addrs
+        # Without IPv6 addresses the lab turns IPv6 off in the namespace, as it used to.
+        with Lab(ns, tap="sadevkeep", kernel_addr6=None, synack_addr6=None):
+            assert disabled() == "1"
         assert netns_exists(ns)                         # not ours to delete
         assert subprocess.run(["ip", "-n", ns, "link", "show", "sadevkeep"],
                               check=False, capture_output=True).returncode != 0

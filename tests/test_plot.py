@@ -35,7 +35,7 @@ def test_stevens_figure_has_axes_lines_and_retransmissions(tmp_path: Path) -> No
     assert ax.get_ylabel() == "relative sequence number (bytes)"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert labels == ["data segments", "retransmissions", "ACK", "receive window (ack + rwnd)",
-                      "SACK blocks"]
+                      "SACK blocks (new bytes)"]
     # The ACK line ends at the last ACK: all data plus the FIN.
     ack_line = next(line for line in ax.get_lines() if line.get_label() == "ACK")
     assert max(ack_line.get_ydata()) == 150_000 + 2
@@ -85,7 +85,7 @@ def test_sim_trace_out_and_cc_plot(tmp_path: Path) -> None:
     fig = cc_figure(parsed)
     top, bottom = fig.axes
     assert top.get_ylabel() == "segments" and bottom.get_ylabel() == "ms"
-    assert bottom.get_xlabel() == "time (s)"
+    assert bottom.get_xlabel() == "time since the trace's first point (s)"   # no start given
     assert [ln.get_label() for ln in top.get_lines()][:2] == ["cwnd", "ssthresh"]
     assert [ln.get_label() for ln in bottom.get_lines()] == ["smoothed RTT", "RTO"]
 

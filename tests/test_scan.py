@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import socket
 
 import pytest
 
@@ -201,3 +202,70 @@ def test_parse_ports(spec: str, ports: list[int]) -> None:
 def test_parse_ports_rejects(spec: str) -> None:
     with pytest.raises(ValueError):
         parse_ports(spec)
+
+
+# ----------------------------------------------------------------------------- IPv6
+SCANNER6, TARGET6, ROUTER6 = "2001:db8::1", "2001:db8::2", "2001:db8:1::1"
+
+
+class _Router:
+    """A host that only sends what the test queues (ICMPv6 errors)."""
+
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def receive(self, packet: bytes, *, now: int) -> None:
+        pass
+
+    def transmit(self, *, now: int) -> list[bytes]:
+        out, self.out = self.out, []
+        return out
+
+    def next_deadline(self) -> int | None:
+        return None
+
+    def tick(self, *, now: int) -> None:
+        pass
+
+
+def test_ipv6_scan_finds_open_closed_and_filtered() -> None:
+    """Issue 14: ``scan`` of an IPv6 target (nmap -6 -sS): SYN,ACK open, RST closed,
+    ICMPv6 destination unreachable filtered (reason as nmap names it)."""
+    from synack.wire.icmp6 import build_icmp6_packet, error_for6
+    from synack.wire.ipv6 import parse_tcp6_packet
+
+    net = Network(3)
+    target = Stack(TARGET, seed=7, name="target", addr6=TARGET6)
+    for port in (22, 80):
+        fd = target.socket(socket.AF_INET6)
+        target.bind(fd, ("::", port))
+        target.listen(fd)
+    scanner = SynScanner(SCANNER6, TARGET6, [21, 22, 80, 81, 135, 445], seed=5)
+    host = ScanHost(Stack(SCANNER, seed=1, addr6=SCANNER6), scanner)
+    net.add_host(SCANNER6, host)
+    net.add_host(TARGET6, target)
+    net.add_link(SCANNER6, TARGET6, LinkParams(delay_us=2 * MS))
+    router = _Router()
+    net.add_host(ROUTER6, router)
+    net.add_link(ROUTER6, SCANNER6, LinkParams(delay_us=1 * MS))
+
+    def firewall(packet: bytes) -> bool:
+        if packet[0] >> 4 != 6 or packet[6] != 6:
+            return False
+        ip, seg = parse_tcp6_packet(packet, verify_checksum=False)
+        if ip.dst == TARGET6 and seg.dst_port == 135:
+            # A router on the path answers: administratively prohibited.
+            router.out.append(build_icmp6_packet(ROUTER6, SCANNER6, error_for6(packet, 1, 1)))
+        return ip.dst == TARGET6 and seg.dst_port in (135, 445)
+
+    net.add_drop_rule(firewall)
+    net.run(until=120_000 * MS, stop=lambda: scanner.done)
+    assert scanner.done
+    assert states(scanner, "open") == {22, 80}
+    assert states(scanner, "closed") == {21, 81}
+    assert states(scanner, "filtered") == {135, 445}
+    assert scanner.results[135].reason == "admin-prohibited"
+    assert scanner.results[445].reason == "no-response"
+    assert "synack scan report for 2001:db8::2" in scanner.report()
+    # The open ports' half-open connections were torn down with RST: nothing left behind.
+    assert not target.conns and all(not lst.syn_queue for lst in target.listeners.values())

@@ -11,6 +11,7 @@ from synack.demo.scenarios.base import TEXT_WIDTH, fold
 from synack.stack import Stack
 from synack.tcp.timewait import TimeWait
 from synack.wire.ipv4 import parse_tcp_packet
+from synack.wire.ipv6 import parse_tcp6_packet
 from synack.wire.tcp import ACK, FIN, RST
 
 CLIENT_ISN, SERVER_ISN = 100, 300
@@ -123,7 +124,10 @@ def test_every_scenario_prints_ladder_and_explanation(name: str) -> None:
     assert out.ladder and "->" in text
     assert len(out.explanation.split()) > 30
     for rec in out.net.records:       # every packet on the wire is well formed
-        parse_tcp_packet(rec.data)
+        if rec.data[0] >> 4 == 6:
+            parse_tcp6_packet(rec.data)
+        else:
+            parse_tcp_packet(rec.data)
 
 
 # ----------------------------------------------------------------------------- opening
@@ -143,6 +147,8 @@ def test_why_not_two_way_old_syn_is_reset_by_the_client() -> None:
     assert f["client_rst"] == (91, RST)                 # SEQ = the unacceptable ACK
     assert f["server_child_closed_by_rst"]
     assert f["client_state"] == "ESTABLISHED" and f["connect_result"] == 0
+    # Linux tcp_check_req(): the RST frees the request only; the listener keeps listening.
+    assert f["server_still_listening"] == "LISTEN"
 
 
 def test_simultaneous_open_goes_through_syn_received_on_both_sides() -> None:
@@ -354,3 +360,20 @@ def test_explanations_fit_the_terminal(name: str) -> None:
         expl = text[text.index(out.ladder[-1]) + len(out.ladder[-1]):].split("\n\n")[1:-2]
         for line in "\n".join(expl).splitlines():
             assert sum(map(_columns, line)) <= TEXT_WIDTH, line
+
+
+def test_handshake_over_ipv6_shows_what_differs() -> None:
+    """Issue 14: the IPv6 handshake's header, MSS and flow labels, read off the run."""
+    out = SCENARIOS["handshake-ipv6"](1)
+    f = out.facts
+    assert f["syn_len"] == (80, 60) and f["ip_header"] == (40, 20)
+    assert f["mss"] == (1440, 1440, 1460) and f["send_mss"] == 1428
+    assert all(0 < x <= 0xFFFFF for x in f["flow"]) and f["flow"][0] != f["flow"][1]
+    assert f["payload_length"] == 40 and f["hop_limit"] == 64
+    assert f["peers"][0][0] == "2001:db8::1" and f["peers"][1][0] == "::ffff:192.0.2.1"
+    assert (f["nd_group"], f["nd_mac"]) == ("ff02::1:ff00:2", "33:33:ff:00:00:02")
+    assert any("<mss 1440," in line for line in out.ladder)
+    assert "2001:db8::1" in out.ladder[0] and "2001:db8::2" in out.ladder[0]
+    for lang in ("en", "zh"):
+        text = out.text(lang)
+        assert "1440" in text and "ff02::1:ff00:2" in text and "::ffff:192.0.2.1" in text

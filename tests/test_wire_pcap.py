@@ -44,6 +44,7 @@ from synack.wire import (
     parse_tcp,
     parse_tcp_packet,
 )
+from synack.wire.ipv6 import build_tcp6_packet
 
 CLIENT, SERVER = "192.0.2.1", "198.51.100.2"
 T0 = 1_700_000_000_000_000  # microseconds
@@ -219,6 +220,7 @@ def test_random_files_raise_only_parse_error(tail: bytes, with_header: bool) -> 
 # --- link layers -------------------------------------------------------------------------
 
 IP = build_tcp_packet(CLIENT, SERVER, TcpSegment(1, 2, 3, flags=ACK, window=9))
+IP6 = build_tcp6_packet("2001:db8::1", "2001:db8::2", TcpSegment(1, 2, 3, flags=ACK, window=9))
 MACS = bytes.fromhex("020000000001 020000000002")
 
 
@@ -229,19 +231,23 @@ MACS = bytes.fromhex("020000000001 020000000002")
         (LINKTYPE_IPV4, IP, IP),
         (LINKTYPE_ETHERNET, MACS + b"\x08\x00" + IP, IP),
         (LINKTYPE_ETHERNET, MACS + b"\x81\x00\x00\x05\x08\x00" + IP, IP),
-        (LINKTYPE_ETHERNET, MACS + b"\x86\xdd" + IP, None),
+        (LINKTYPE_ETHERNET, MACS + b"\x86\xdd" + IP6, IP6),      # IPv6 (issue 14)
+        (LINKTYPE_ETHERNET, MACS + b"\x88\xcc" + IP, None),      # LLDP: not IP
         (LINKTYPE_ETHERNET, MACS + b"\x08\x06" + bytes(28), None),
         (LINKTYPE_ETHERNET, MACS + b"\x81\x00\x00", None),
         (LINKTYPE_ETHERNET, MACS[:10], None),
         (LINKTYPE_LINUX_SLL, bytes.fromhex("0000 0001 0006 020000000001 0000 0800") + IP, IP),
-        (LINKTYPE_LINUX_SLL, bytes.fromhex("0000 0001 0006 020000000001 0000 86dd") + IP, None),
+        (LINKTYPE_LINUX_SLL, bytes.fromhex("0000 0001 0006 020000000001 0000 86dd") + IP6, IP6),
+        (LINKTYPE_LINUX_SLL, bytes.fromhex("0000 0001 0006 020000000001 0000 0806") + IP, None),
         (LINKTYPE_LINUX_SLL, bytes(15), None),
         (LINKTYPE_LINUX_SLL2, bytes.fromhex("0800 0000 00000002 0001 00 06 020000000001 0000")
                               + IP, IP),
         (LINKTYPE_LINUX_SLL2, bytes(19), None),
         (LINKTYPE_NULL, b"\x02\x00\x00\x00" + IP, IP),
         (LINKTYPE_NULL, b"\x00\x00\x00\x02" + IP, IP),
-        (LINKTYPE_NULL, b"\x18\x00\x00\x00" + IP, None),
+        (LINKTYPE_NULL, b"\x18\x00\x00\x00" + IP6, IP6),          # AF_INET6 (NetBSD)
+        (LINKTYPE_NULL, b"\x1e\x00\x00\x00" + IP6, IP6),          # AF_INET6 (macOS)
+        (LINKTYPE_NULL, b"\x07\x00\x00\x00" + IP, None),
         (147, IP, None),
     ],
 )  # fmt: skip

@@ -26,6 +26,10 @@ class Host:
     def __init__(self, stack: Stack, loop: Loop) -> None:
         self.stack = stack
         self.loop = loop
+        # Where synack.socket's resolver sends DNS queries (over this host's UDP) for
+        # names not in /etc/hosts; None: none are sent. E.g.
+        # synack.dns.nameserver_from_resolv_conf() for the one of /etc/resolv.conf.
+        self.nameserver: str | None = None
 
     @classmethod
     def loopback(cls, addr: str = "127.0.0.1", **stack_kwargs: Any) -> Host:

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Self, TypeVar
 
 from synack.api_host import Host, resolve_host
-from synack.socket import check_address
+from synack.socket import check_address, check_address6
 from synack.stack import SHUT_WR
 from synack.tcp.state import State
 
@@ -365,14 +365,16 @@ async def open_connection(host: str | None = None, port: int | None = None, *,
                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Connect to ``(host, port)`` on a synack host; returns asyncio's (reader, writer)."""
     h = resolve_host(stack_host)
-    addr = check_address((host or "127.0.0.1", port if port is not None else 0), "connect")
+    v6 = host is not None and ":" in host         # an IPv6 literal: an AF_INET6 socket
+    check = check_address6 if v6 else check_address
+    addr = check((host or "127.0.0.1", port if port is not None else 0), "connect")
     aloop = asyncio.get_running_loop()
     stack, sloop = h.stack, h.loop
     with sloop.lock:
-        fd = stack.socket()
+        fd = stack.socket(_socket.AF_INET6 if v6 else _socket.AF_INET)
         try:
             if local_addr is not None:
-                stack.bind(fd, check_address(local_addr, "bind"))
+                stack.bind(fd, check(local_addr, "bind"))
             code = stack.connect_ex(fd, addr, now=sloop.now())
         except BaseException:
             stack.close(fd, now=sloop.now())
@@ -402,7 +404,7 @@ class ListenerInfo:
         self.host = host
         self._fd = fd
         self._sockname = sockname
-        self.family = _socket.AF_INET
+        self.family = _socket.AF_INET6 if len(sockname) == 4 else _socket.AF_INET
         self.type = _socket.SOCK_STREAM
 
     def getsockname(self) -> tuple[str, int]:
@@ -556,11 +558,13 @@ async def start_server(client_connected_cb: ClientConnected, host: str | None = 
     As with asyncio, a coroutine callback is scheduled as a task.
     """
     h = resolve_host(stack_host)
-    addr = check_address((host or "", port or 0), "bind")
+    v6 = host is not None and ":" in host         # "::" or an IPv6 address: AF_INET6
+    addr: tuple[Any, ...] = (check_address6 if v6 else check_address)(
+        (host or "", port or 0), "bind")
     aloop = asyncio.get_running_loop()
     stack, sloop = h.stack, h.loop
     with sloop.lock:
-        fd = stack.socket()
+        fd = stack.socket(_socket.AF_INET6 if v6 else _socket.AF_INET)
         try:
             if reuse_address:
                 stack.setsockopt(fd, _socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)

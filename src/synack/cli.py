@@ -9,12 +9,23 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from synack.config import KNOBS, Sysctl, SysctlError
+
+
+class _DefaultsShown(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that names each option's default, except options that have none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +99,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if args.name not in SCENARIOS:
         raise SysctlError(
             f"unknown scenario {args.name!r} (try: synack demo --list)")
+    if args.report:
+        from synack.report.writer import check_output
+
+        check_output(args.report)           # before the run: a bad path fails fast
     outcome = SCENARIOS[args.name](args.seed)
     # Scenarios pin their sysctls; the text names the saved ones it does not use.
     defaults, cfg = Sysctl(), load_sysctl()
@@ -98,6 +113,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         assert outcome.net is not None
         outcome.net.write_pcap(args.pcap)
         print(f"\ncapture written to {args.pcap} ({len(outcome.net.records)} packets)")
+    if args.report:
+        from synack.commands.report import report_from_run
+
+        assert outcome.net is not None
+        report_from_run(args.report, outcome.net.write_pcap,
+                        title=f"synack demo {args.name}: {outcome.title}",
+                        notes={"en": outcome.explanation.strip(),
+                               "zh": (outcome.explanation_zh or outcome.explanation).strip()})
     return 0
 
 
@@ -107,6 +130,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     from synack.units import parse_rate, parse_ratio, parse_size, parse_time_us
 
     nbytes = parse_size(args.bytes)
+    if args.delay.strip().replace(".", "", 1).isdigit() and float(args.delay) != 0:
+        # netem's own reading, but rarely what was meant: say so once.
+        print(f"synack: note: --delay {args.delay} is {args.delay} ns, as tc-netem reads a bare"
+              f" number; write {args.delay}ms for milliseconds", file=sys.stderr)
     link = LinkParams(
         delay_us=parse_time_us(args.delay),
         rate_bps=parse_rate(args.rate) if args.rate else None,
@@ -118,17 +145,51 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     cfg = load_sysctl()
     if args.cc:
         cfg.set("net.ipv4.tcp_congestion_control", args.cc)
-    r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
-                 receiver_cfg=load_sysctl(), pcap=args.pcap)
+    report_pcap = args.pcap
+    if args.report:         # the page is built from the run's capture
+        from synack.report.writer import check_output
+
+        check_output(args.report)
+        tmp = None if args.pcap else tempfile.mkdtemp(prefix="synack-report-")
+        report_pcap = args.pcap or os.path.join(str(tmp), "run.pcap")
+    from synack.progress import bar
+
+    try:
+        with bar(nbytes, "sim", unit="B", scale=True) as b:
+            r = transfer(nbytes, seed=args.seed, link=link, back=ack_path, sender_cfg=cfg,
+                         receiver_cfg=load_sysctl(), pcap=report_pcap,
+                         progress=b.to if b.shown else None, ipv6=args.ipv6)
+        return _sim_outputs(args, r, cfg, report_pcap)
+    finally:
+        if args.report and not args.pcap:
+            shutil.rmtree(os.path.dirname(str(report_pcap)), ignore_errors=True)
+
+
+def _sim_outputs(args: argparse.Namespace, r: Any, cfg: Sysctl, report_pcap: str | None) -> int:
     print(r.report())
+    if r.never_opened:
+        if args.pcap:
+            print(f"capture written to {args.pcap}")
+        print(f"synack: transfer FAILED: the connection never opened: {r.never_opened}",
+              file=sys.stderr)
+        return 1
     if args.pcap:
         print(f"capture written to {args.pcap}")
     if args.trace_out:
         from synack.trace.cctrace import samples_from_trace, write_cc_trace
 
         write_cc_trace(args.trace_out, samples_from_trace(r.trace),
-                       cc=str(cfg["net.ipv4.tcp_congestion_control"]))
+                       cc=str(cfg["net.ipv4.tcp_congestion_control"]),
+                       start_us=r.started_us)
         print(f"cwnd/ssthresh/RTT trace written to {args.trace_out} ({len(r.trace)} samples)")
+    if args.report:
+        from synack.commands.report import write_page
+        from synack.trace.cctrace import samples_from_trace
+
+        assert report_pcap is not None
+        cc_meta = {"cc": str(cfg["net.ipv4.tcp_congestion_control"])}
+        write_page(args.report, report_pcap, trace=(cc_meta, samples_from_trace(r.trace)),
+                   title=f"synack sim: {args.bytes} over {args.delay}, loss {args.loss}")
     if not (r.intact and r.finished):
         print("synack: transfer FAILED: the receiver did not get exactly the bytes sent",
               file=sys.stderr)
@@ -148,22 +209,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--pcap", metavar="FILE", help="save the capture (Wireshark reads it)")
     d.add_argument("--seed", type=int, default=1, help="random seed of the run")
     d.add_argument("--lang", default="en", help="language of the explanation: en or zh")
+    d.add_argument("--report", metavar="F.html", help="also write the run's interactive page")
     d.set_defaults(func=_cmd_demo)
 
-    m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts")
+    m = sub.add_parser("sim", help="a simulated bulk transfer between two synack hosts",
+                       description="A bulk transfer between two synack hosts over a link "
+                                   "impaired as tc netem would: its units and meanings "
+                                   "(a bare delay is nanoseconds, a bare probability a "
+                                   "percentage).",
+                       formatter_class=_DefaultsShown)
     m.add_argument("--bytes", default="10M", help="how much to send (K/M/G = 1024-based)")
-    m.add_argument("--delay", default="20ms", help="one-way delay (us, ms, s)")
+    m.add_argument("--delay", default="20ms",
+                   help="one-way delay, netem's units: s, ms, us, ns (bare: ns)")
     m.add_argument("--rate", default="100mbit", help="link rate, tc style (kbit, mbit, gbit)")
-    m.add_argument("--loss", default="0%", help="loss probability per packet")
-    m.add_argument("--reorder", default="0%", help="probability a packet is held back")
-    m.add_argument("--duplicate", default="0%", help="probability a packet is duplicated")
-    m.add_argument("--corrupt", default="0%", help="probability a bit is flipped")
-    m.add_argument("--queue", help="bottleneck queue size (default: unbounded)")
+    m.add_argument("--loss", default="0%", help="loss probability per packet, percent (1 = 1%%)")
+    m.add_argument("--reorder", default="0%",
+                   help="probability a packet is held back, percent")
+    m.add_argument("--duplicate", default="0%",
+                   help="probability a packet is duplicated, percent")
+    m.add_argument("--corrupt", default="0%", help="probability a bit is flipped, percent")
+    m.add_argument("--queue", help="bottleneck queue size (none: unbounded)")
     m.add_argument("--seed", type=int, default=1, help="random seed")
-    m.add_argument("--cc", help="congestion control of the sender")
+    m.add_argument("--cc", help="congestion control of the sender (none: the sysctl's)")
+    m.add_argument("--ipv6", action="store_true",
+                   help="over IPv6 (2001:db8::1 -> 2001:db8::2): MSS 1440, 40-byte headers")
     m.add_argument("--pcap", metavar="FILE", help="save the capture")
     m.add_argument("--trace-out", metavar="FILE",
                    help="save the sender's cwnd/ssthresh/RTT over time (JSON, for synack plot --cc)")
+    m.add_argument("--report", metavar="F.html", help="also write the run's interactive page")
     m.set_defaults(func=_cmd_sim)
 
     s = sub.add_parser("sysctl", help="show or set synack's sysctls (Linux names and defaults)")
@@ -187,11 +260,13 @@ COMMAND_MODULES: tuple[str, ...] = (
     "synack.commands.ping",
     "synack.commands.serve",
     "synack.commands.connect",
+    "synack.commands.run",
     "synack.commands.scan",
     "synack.commands.ss",
     "synack.commands.nstat",
     "synack.commands.header",
     "synack.commands.drill",
+    "synack.commands.report",
 )
 
 

@@ -73,6 +73,11 @@ class Knob:
 _KNOBS = [
     Knob("net.core.somaxconn", 4096, "upper bound of a listen() backlog (accept queue)", 0),
     Knob("net.ipv4.ip_default_ttl", 64, "TTL of outgoing IPv4 packets", 1, 255),
+    Knob("net.ipv6.conf.all.hop_limit", 64, "hop limit of outgoing IPv6 packets", 1, 255),
+    Knob("net.ipv6.bindv6only", 0,
+         "default IPV6_V6ONLY of new AF_INET6 sockets (0: they accept IPv4 too)", 0, 1),
+    Knob("net.ipv6.auto_flowlabels", 1,
+         "flow labels from a hash of the 4-tuple (0 off; 1, 3 on; 2 only on request)", 0, 3),
     Knob("net.ipv4.ip_local_port_range", (32768, 60999), "ephemeral ports for connect()",
          1, 65535),
     Knob("net.ipv4.tcp_abort_on_overflow", 0,
@@ -99,6 +104,9 @@ _KNOBS = [
          "(empty: drawn at random on first use, as Linux does)"),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
+    Knob("net.ipv4.tcp_notsent_lowat", 2**32 - 1,
+         "bytes written and not yet sent above which a socket is not writable "
+         "(TCP_NOTSENT_LOWAT's default; 4294967295: no limit)", 0, 2**32 - 1),
     Knob("net.ipv4.tcp_invalid_ratelimit", 500,
          "ms a connection waits before answering another invalid segment with an ACK", 0),
     Knob("net.ipv4.tcp_keepalive_intvl", 75, "seconds between keepalive probes", 1, 32767),

@@ -9,6 +9,7 @@ our address to :func:`handle_icmp`:
   sequence number and data (RFC 792; RFC 1122 3.2.2.6), so ``ping`` works;
 * an echo reply is recorded in ``stack.echo_replies`` for whoever sent the
   request (:func:`send_echo`);
+* an error about a UDP datagram goes to :meth:`synack.host.udp.UdpHost.on_icmp_error`;
 * a destination unreachable or time exceeded is demultiplexed by the TCP
   header embedded in it -- our address and port are its source, the peer's its
   destination -- and passed to the connection
@@ -36,7 +37,7 @@ from synack.wire.icmp import (
     echo,
     parse_icmp,
 )
-from synack.wire.ipv4 import PROTO_TCP, IPv4Header
+from synack.wire.ipv4 import PROTO_TCP, PROTO_UDP, IPv4Header
 
 if TYPE_CHECKING:
     from synack.stack import Stack
@@ -90,6 +91,11 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         stats["icmp: echo replies received"] += 1
         return
     orig = msg.original
+    if orig.proto == PROTO_UDP and orig.src == stack.addr:
+        sport, dport = struct.unpack_from("!HH", msg.original_data)
+        stats["icmp: " + stack.udp.on_icmp_error((orig.src, sport), (orig.dst, dport),
+                                                 msg.type, msg.code)] += 1
+        return
     if orig.proto != PROTO_TCP:
         stats["icmp: dropped error for another protocol"] += 1
         return
@@ -105,7 +111,7 @@ def handle_icmp(stack: Stack, ip: IPv4Header, body: memoryview, now: int) -> Non
         stats["icmp: " + verdict] += 1
         stack._after(key, conn, now)
         return
-    lst = stack.listeners.get((orig.src, sport)) or stack.listeners.get(("0.0.0.0", sport))
+    lst = stack._listener_for(orig.src, sport)
     child = lst.syn_queue.get((orig.dst, dport)) if lst is not None else None
     if lst is not None and child is not None and child.state is State.SYN_RECEIVED:
         # Linux tcp_req_err(): the sequence number must be our ISN exactly.

@@ -19,7 +19,9 @@ filtered ports' first timeout more than once.
 :class:`SynScanner` is the state machine: ``receive`` / ``transmit`` /
 ``next_deadline`` / ``tick`` like a Stack, all taking ``now``. :class:`ScanHost`
 puts it beside a Stack for a driver (the link loop or the simulator): replies
-to the probe port go to the scanner, everything else to the stack.
+to the probe port go to the scanner, everything else to the stack. An IPv6
+target (``nmap -6 -sS``) is probed from the host's IPv6 address; ICMPv6
+destination unreachable marks a port filtered.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ from typing import Any
 from synack.stack import Offload, Stack
 from synack.wire.errors import ParseError
 from synack.wire.icmp import DEST_UNREACH, parse_icmp
+from synack.wire.icmp6 import Icmp6Message, parse_icmp6
 from synack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, build_tcp_packet, parse_ipv4, parse_tcp
+from synack.wire.ipv6 import PROTO_ICMPV6, build_tcp6_packet, parse_ipv6
 from synack.wire.tcp import ACK, RST, SYN, TcpSegment
 
 INITIAL_TIMEOUT_US = 1_000_000   # nmap --initial-rtt-timeout 1000ms
@@ -61,6 +65,8 @@ class _Probe:
 
 _ICMP_REASONS = {0: "net-unreach", 1: "host-unreach", 2: "proto-unreach", 3: "port-unreach",
                  9: "net-prohibited", 10: "host-prohibited", 13: "admin-prohibited"}
+# nmap's reasons for ICMPv6 destination unreachable codes (RFC 4443 3.1).
+_ICMP6_REASONS = {0: "no-route", 1: "admin-prohibited", 3: "addr-unreach", 4: "port-unreach"}
 
 
 def parse_ports(spec: str) -> list[int]:
@@ -139,6 +145,8 @@ class SynScanner:
     # ------------------------------------------------------------ packets
     def owns(self, packet: bytes) -> bool:
         """Whether ``packet`` is a reply for this scan (cheap: addresses and port only)."""
+        if len(packet) >= 44 and packet[0] >> 4 == 6:
+            return self._owns6(packet)
         if len(packet) < 24 or packet[0] >> 4 != 4:
             return False
         hl = (packet[0] & 0x0F) * 4
@@ -156,14 +164,36 @@ class SynScanner:
                     == self.src_port)
         return False
 
+    def _owns6(self, packet: bytes) -> bool:
+        if _socket.inet_ntop(_socket.AF_INET6, packet[24:40]) != self.src:
+            return False
+        if packet[6] == PROTO_TCP:
+            return (_socket.inet_ntop(_socket.AF_INET6, packet[8:24]) == self.target
+                    and int.from_bytes(packet[42:44], "big") == self.src_port)
+        # ICMPv6 destination unreachable quoting one of our probes (IPv6 + TCP ports).
+        return (packet[6] == PROTO_ICMPV6 and len(packet) >= 48 + 44 and packet[40] == 1
+                and packet[48 + 6] == PROTO_TCP
+                and _socket.inet_ntop(_socket.AF_INET6, packet[72:88]) == self.target
+                and int.from_bytes(packet[88:90], "big") == self.src_port)
+
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
         """A reply (one :meth:`owns` accepted). Malformed ones are ignored."""
         try:
-            ip, body = parse_ipv4(packet, verify_checksum=not csum_valid)
-            if ip.proto == PROTO_ICMP:
-                self._on_icmp(parse_icmp(body, verify_checksum=not csum_valid), now)
-                return
-            seg = parse_tcp(body, ip.src, ip.dst, verify_checksum=not csum_valid)
+            if packet[0] >> 4 == 6:
+                ip6, body = parse_ipv6(packet)
+                if ip6.proto == PROTO_ICMPV6:
+                    msg = parse_icmp6(body, ip6.src, ip6.dst, verify_checksum=not csum_valid)
+                    if isinstance(msg, Icmp6Message) and msg.type == 1:
+                        self._on_unreach(msg.original_data,
+                                         _ICMP6_REASONS.get(msg.code, "unreach"), now)
+                    return
+                seg = parse_tcp(body, ip6.src, ip6.dst, verify_checksum=not csum_valid)
+            else:
+                ip, body = parse_ipv4(packet, verify_checksum=not csum_valid)
+                if ip.proto == PROTO_ICMP:
+                    self._on_icmp(parse_icmp(body, verify_checksum=not csum_valid), now)
+                    return
+                seg = parse_tcp(body, ip.src, ip.dst, verify_checksum=not csum_valid)
         except ParseError:
             return
         port = seg.src_port
@@ -235,6 +265,10 @@ class SynScanner:
         self._ident = (self._ident + 1) & 0xFFFF
         partial = self.offload is not None and self.offload.tx_csum
         kw: dict[str, Any] = {"csum_partial": True} if partial else {}
+        if ":" in self.target:
+            self._out.append(build_tcp6_packet(self.src, self.target, seg, hop_limit=self.ttl,
+                                               **kw))
+            return
         self._out.append(build_tcp_packet(self.src, self.target, seg, ttl=self.ttl,
                                           ident=self._ident, **kw))
 
@@ -258,6 +292,10 @@ class SynScanner:
             data = msg.original_data
         except ParseError:
             return
+        self._on_unreach(data, _ICMP_REASONS.get(msg.code, "unreach"), now)
+
+    def _on_unreach(self, data: bytes, reason: str, now: int) -> None:
+        """An unreachable quoting ``data`` (ports and sequence number of a probe)."""
         if len(data) < 8:
             return
         port = int.from_bytes(data[2:4], "big")
@@ -265,7 +303,7 @@ class SynScanner:
         sent = self._seqs.get(port)
         if sent is None or seq not in sent:
             return
-        self._verdict(port, "filtered", _ICMP_REASONS.get(msg.code, "unreach"), now)
+        self._verdict(port, "filtered", reason, now)
 
     def _rtt_sample(self, rtt: int) -> None:
         # RFC 6298 2.2/2.3 with its alpha 1/8 and beta 1/4.

@@ -1,15 +1,37 @@
-"""Blocking sockets shaped like the stdlib's ``socket`` module, over a synack Stack.
+"""Sockets shaped like the stdlib's ``socket`` module, over a synack host.
+
+This module has the stdlib module's whole surface (every public name of it, a
+test compares ``dir()``), so ``import synack.socket as socket`` is meant to
+work for programs written against the stdlib:
+
+* :class:`socket` ``(AF_INET, SOCK_STREAM)`` is TCP of a synack
+  :class:`~synack.stack.Stack`; ``(AF_INET, SOCK_DGRAM)`` is UDP of the same
+  host (:mod:`synack.host.udp`, :mod:`synack.dgram`). ``AF_UNIX`` and the other
+  families synack does not carry, and ``socket(fileno=fd)``, return the
+  kernel's socket (the stdlib's class). ``(AF_INET6, SOCK_STREAM)`` is TCP over
+  IPv6 on a host with an IPv6 address (``Stack(addr6=...)``), addresses as
+  ``(host, port, flowinfo, scope_id)`` with IPv6 literals (names are resolved for
+  AF_INET only, so ``has_ipv6`` stays False); UDP over IPv6 is ``EAFNOSUPPORT``.
+* Name lookups (``getaddrinfo``, ``gethostbyname[_ex]``, ``gethostbyaddr``,
+  ``getnameinfo``, ``getfqdn``) never ask the kernel's resolver: numbers,
+  ``/etc/hosts``, then DNS over synack UDP to ``Host.nameserver`` when set
+  (:mod:`synack.resolve`, :mod:`synack.dns`).
+* ``create_connection``, ``create_server``, ``has_dualstack_ipv6``,
+  ``SocketType`` and the default-timeout calls are synack's; every other name
+  (constants, the enums ``AddressFamily``/``SocketKind``/``MsgFlag``/
+  ``AddressInfo``, ``inet_pton``, ``htons``, ``socketpair``, ``fromfd``,
+  ``gethostname``, ...) and the exception classes (``error``, ``timeout``,
+  ``gaierror``, ``herror``) are the stdlib's own objects.
 
 Theory of operation
 -------------------
-A :class:`socket` is a descriptor of a :class:`~synack.stack.Stack` plus a
-timeout. Every call takes the host loop's lock, tries the stack's non-blocking
-call, and if that raises ``BlockingIOError`` waits on its descriptor
-(``loop.wait_fd``), which the loop notifies after a batch in which a packet or
-a timer touched it, then tries again.
-Waiting releases the lock (``Condition.wait``), so the loop and other threads
-keep running; nothing polls or sleeps. After a call that may have queued
-segments, ``loop.wake()`` makes the loop transmit them.
+A :class:`socket` is a descriptor of the host's stack plus a timeout. Every
+call takes the host loop's lock, tries the stack's non-blocking call, and if
+that raises ``BlockingIOError`` waits on its descriptor (``loop.wait_fd``),
+which the loop notifies after a batch in which a packet or a timer touched it,
+then tries again. Waiting releases the lock (``Condition.wait``), so the loop
+and other threads keep running; nothing polls or sleeps. After a call that may
+have queued segments, ``loop.wake()`` makes the loop transmit them.
 
 Timeouts follow the stdlib: None blocks, 0.0 is non-blocking (the stack's
 ``BlockingIOError`` comes through), a positive value raises ``TimeoutError``
@@ -17,8 +39,15 @@ Timeouts follow the stdlib: None blocks, 0.0 is non-blocking (the stack's
 which are the stdlib's. :meth:`socket.close` from another thread wakes a
 thread blocked on the socket with ``OSError(EBADF)``, as on Linux.
 
-``fileno()`` is the stack's descriptor number: it cannot be passed to
-``select()``; use threads or :mod:`synack.asyncio` instead.
+``fileno()`` is a real OS descriptor (:mod:`synack.readyfd`, made at the first
+call) that is readable exactly when the socket is (data, EOF, an error, a
+connection to accept) and writable exactly when it is (connected with send
+space; after a non-blocking ``connect`` also when the handshake failed, with
+the error in ``SO_ERROR``). So ``select``, ``poll``, ``epoll``,
+``selectors`` and asyncio's selector loop (``loop.sock_recv``,
+``loop.sock_connect``, ``asyncio.open_connection(sock=...)``,
+``loop.create_server(sock=...)``) work unchanged on synack sockets.
+:attr:`socket.stack_fd` is the descriptor number inside the stack.
 """
 
 from __future__ import annotations
@@ -26,22 +55,36 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket as _socket
-import struct
-import sys
 import time
 import warnings
 from collections.abc import Callable
 from typing import Any, Self, TypeVar
 
+from synack import dgram as _dgram
+from synack import resolve as _resolve
 from synack.api_host import Host, get_default_host, resolve_host, set_default_host
-from synack.socketfile import SocketIO, make_file
+from synack.readyfd import ReadyFd
+from synack.resolve import (  # noqa: F401 - re-exported: the stdlib's resolver calls
+    getaddrinfo,
+    getfqdn,
+    gethostbyaddr,
+    gethostbyname,
+    gethostbyname_ex,
+    getnameinfo,
+)
+from synack.sockattrs import SocketAttrsMixin, _check_timeout
+from synack.socketfile import SocketIO, make_file  # noqa: F401 - SocketIO re-exported
 from synack.sockopts import oserror as _oserror
 from synack.tcp.state import State
 
-# The option and flag constants are the stdlib's, so code written for the
-# stdlib passes the same numbers (the Stack interprets them by Linux's values).
+# The constants this module uses; every other public name of the stdlib's module is
+# copied in at the end (_copy_stdlib_names). They are the stdlib's objects, so code
+# written for the stdlib passes the same numbers (the Stack reads them by Linux's values).
 AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+AF_UNSPEC = _socket.AF_UNSPEC
 SOCK_STREAM = _socket.SOCK_STREAM
+SOCK_DGRAM = _socket.SOCK_DGRAM
 SOCK_NONBLOCK = _socket.SOCK_NONBLOCK
 SOCK_CLOEXEC = _socket.SOCK_CLOEXEC
 SOL_SOCKET = _socket.SOL_SOCKET
@@ -50,6 +93,7 @@ SO_LINGER = _socket.SO_LINGER
 SO_RCVBUF = _socket.SO_RCVBUF
 SO_SNDBUF = _socket.SO_SNDBUF
 SO_REUSEADDR = _socket.SO_REUSEADDR
+SO_BROADCAST = _socket.SO_BROADCAST
 SO_OOBINLINE = _socket.SO_OOBINLINE
 SO_ERROR = _socket.SO_ERROR
 SO_TYPE = _socket.SO_TYPE
@@ -57,6 +101,7 @@ SO_DOMAIN = _socket.SO_DOMAIN
 SO_PROTOCOL = _socket.SO_PROTOCOL
 SO_ACCEPTCONN = _socket.SO_ACCEPTCONN
 IPPROTO_TCP = _socket.IPPROTO_TCP
+IPPROTO_UDP = _socket.IPPROTO_UDP
 TCP_NODELAY = _socket.TCP_NODELAY
 TCP_KEEPIDLE = _socket.TCP_KEEPIDLE
 TCP_KEEPINTVL = _socket.TCP_KEEPINTVL
@@ -69,11 +114,11 @@ SHUT_RD = _socket.SHUT_RD
 SHUT_WR = _socket.SHUT_WR
 SHUT_RDWR = _socket.SHUT_RDWR
 MSG_OOB = _socket.MSG_OOB
+MSG_PEEK = _socket.MSG_PEEK
 MSG_DONTWAIT = _socket.MSG_DONTWAIT
 MSG_WAITALL = _socket.MSG_WAITALL
 MSG_NOSIGNAL = _socket.MSG_NOSIGNAL
 SOMAXCONN = _socket.SOMAXCONN
-# MSG_PEEK is not exported: the stack has no peek, and recv() refuses it.
 
 error = OSError
 timeout = TimeoutError
@@ -81,48 +126,11 @@ gaierror = _socket.gaierror
 herror = _socket.herror
 has_ipv6 = False
 
-__all__ = [
-    "AF_INET",
-    "IPPROTO_TCP",
-    "MSG_DONTWAIT",
-    "MSG_NOSIGNAL",
-    "MSG_OOB",
-    "MSG_WAITALL",
-    "SHUT_RD",
-    "SHUT_RDWR",
-    "SHUT_WR",
-    "SOCK_STREAM",
-    "SOL_SOCKET",
-    "SOMAXCONN",
-    "SO_ERROR",
-    "SO_KEEPALIVE",
-    "SO_LINGER",
-    "SO_OOBINLINE",
-    "SO_RCVBUF",
-    "SO_REUSEADDR",
-    "SO_SNDBUF",
-    "SO_TYPE",
-    "TCP_CONGESTION",
-    "TCP_CORK",
-    "TCP_INFO",
-    "TCP_KEEPCNT",
-    "TCP_KEEPIDLE",
-    "TCP_KEEPINTVL",
-    "TCP_MAXSEG",
-    "TCP_NODELAY",
+__all__ = [  # noqa: PLE0604 - the stdlib's names, then synack's own
+    *_socket.__all__,
     "Host",
-    "SocketIO",
-    "create_connection",
-    "create_server",
-    "error",
-    "gaierror",
     "get_default_host",
-    "getdefaulttimeout",
-    "herror",
     "set_default_host",
-    "setdefaulttimeout",
-    "socket",
-    "timeout",
 ]
 
 T = TypeVar("T")
@@ -144,17 +152,9 @@ def setdefaulttimeout(value: float | None) -> None:
     _default_timeout = _check_timeout(value)
 
 
-def _check_timeout(value: float | None) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    if value < 0.0:
-        raise ValueError("Timeout value out of range")
-    return value
-
-
-def check_address(address: Any, call: str) -> tuple[str, int]:
-    """Check an AF_INET address as the stdlib does; names are not resolved (no DNS)."""
+def check_address(address: Any, call: str, host: Host | None = None) -> tuple[str, int]:
+    """Check an AF_INET address as the stdlib does; a name is resolved by
+    :mod:`synack.resolve` (/etc/hosts, DNS over synack), never by the kernel's."""
     if not isinstance(address, tuple):
         raise TypeError(f"AF_INET address must be tuple, not {type(address).__name__}")
     if len(address) != 2:
@@ -170,33 +170,77 @@ def check_address(address: Any, call: str) -> tuple[str, int]:
         raise OverflowError(f"{call}(): port must be 0-65535.")
     if ip in ("", "0.0.0.0"):
         return "0.0.0.0", port
-    if ip == "localhost":
-        return "127.0.0.1", port
     try:
         return str(ipaddress.IPv4Address(ip)), port
     except ValueError:
+        return _resolve.lookup(ip, host)[2][0], port
+
+
+def check_address6(address: Any, call: str) -> tuple[str, int, int, int]:
+    """Check an AF_INET6 address as the stdlib does: ``(host, port[, flowinfo[,
+    scope_id]])`` with an IPv6 literal ("" is ::); names are not resolved."""
+    if not isinstance(address, tuple):
+        raise TypeError(f"AF_INET6 address must be tuple, not {type(address).__name__}")
+    if not 2 <= len(address) <= 4:
+        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
+    ip, port, flowinfo, scope_id = (*address, 0, 0)[:4]
+    if isinstance(ip, (bytes, bytearray)):
+        ip = bytes(ip).decode("idna")
+    if not isinstance(ip, str):
+        raise TypeError(f"str, bytes or bytearray expected, not {type(ip).__name__}")
+    for v in (port, flowinfo, scope_id):
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
+    if not 0 <= port <= 0xFFFF:
+        raise OverflowError(f"{call}(): port must be 0-65535.")
+    if not 0 <= flowinfo <= 0xFFFFF:
+        raise OverflowError(f"{call}(): flowinfo must be 0-1048575.")
+    try:
+        packed = _socket.inet_pton(AF_INET6, ip or "::")
+    except OSError:
         raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+    return _socket.inet_ntop(AF_INET6, packed), port, flowinfo, scope_id
 
 
-class socket:
-    """A TCP socket of a synack host, with the stdlib ``socket.socket`` interface."""
+class socket(SocketAttrsMixin):
+    """A TCP or UDP socket of a synack host, with the stdlib ``socket.socket`` interface.
+
+    ``socket(AF_UNIX, ...)`` (any family synack does not carry but AF_INET6) and
+    ``socket(..., fileno=fd)`` return the kernel's socket, the stdlib's class."""
+
+    def __new__(cls, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
+                fileno: int | None = None, *, host: Host | None = None,
+                _fd: int | None = None) -> Any:
+        if fileno is not None or family not in (AF_INET, AF_INET6):
+            return _socket.socket(family, type, proto, fileno)
+        return super().__new__(cls)
 
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0,
-                 *, host: Host | None = None, _fd: int | None = None) -> None:
+                 fileno: int | None = None, *, host: Host | None = None,
+                 _fd: int | None = None) -> None:
         self._fd: int | None = None
+        self._ready: ReadyFd | None = None     # the OS descriptor fileno() hands out
+        self._watcher: Callable[[int], None] | None = None
         self._closed = True
         self._io_refs = 0
-        if family != AF_INET:
-            raise _oserror(errno.EAFNOSUPPORT)
-        if type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC) != SOCK_STREAM:
+        self._udp = False
+        self._proto = proto
+        kind = type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)
+        if family != AF_INET and (family != AF_INET6 or kind != SOCK_STREAM):
+            raise _oserror(errno.EAFNOSUPPORT)       # IPv6: TCP only
+        self._family = _socket.AddressFamily(family)
+        if kind not in (SOCK_STREAM, SOCK_DGRAM):
             raise _oserror(errno.ESOCKTNOSUPPORT)
-        if proto not in (0, IPPROTO_TCP):
+        self._udp = kind == SOCK_DGRAM
+        if proto not in (0, IPPROTO_UDP if self._udp else IPPROTO_TCP):
             raise _oserror(errno.EPROTONOSUPPORT)
+        self._proto = proto
         self._host = resolve_host(host)
         self._timeout: float | None = 0.0 if type & SOCK_NONBLOCK else _default_timeout
         if _fd is None:
             with self._host.loop.lock:
-                _fd = self._host.stack.socket()
+                st = self._host.stack
+                _fd = st.udp.socket() if self._udp else st.socket(family)
         self._fd = _fd
         self._closed = False
 
@@ -206,6 +250,12 @@ class socket:
         if fd is None:
             raise _oserror(errno.EBADF)
         return fd
+
+    def _check(self, address: Any, call: str) -> tuple[Any, ...]:
+        """The address checked for this socket's family."""
+        if self._family == AF_INET6:
+            return check_address6(address, call)
+        return check_address(address, call, self._host)
 
     def _wait(self, end: float | None) -> None:
         """Wait (lock held, released while waiting) until something happens to this
@@ -246,6 +296,8 @@ class socket:
                     self._wait(end)
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     def _locked(self, call: Callable[[int, int], T]) -> T:
         """One stack call that never blocks."""
@@ -255,26 +307,35 @@ class socket:
                 return call(self._live_fd(), loop.now())
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     # ------------------------------------------------------------ setup
     def bind(self, address: tuple[str, int]) -> None:
         """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
-        addr = check_address(address, "bind")
+        addr: tuple[Any, ...] = self._check(address, "bind")
         st = self._host.stack
+        if self._udp:
+            self._locked(lambda fd, now: st.udp.bind(fd, addr))
+            return
         self._locked(lambda fd, now: st.bind(fd, addr))
 
     def listen(self, backlog: int | None = None) -> None:
         """Accept connections; ``backlog`` defaults to min(SOMAXCONN, 128) as the stdlib."""
         if backlog is None:
             backlog = min(SOMAXCONN, 128)
+        if self._udp:
+            raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
         self._locked(lambda fd, now: st.listen(fd, max(backlog, 0)))
 
     def accept(self) -> tuple[socket, tuple[str, int]]:
         """Wait for a connection; returns ``(socket, address)``."""
+        if self._udp:
+            raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
         fd, addr = self._blocking(lambda fd, now: st.accept(fd))
-        sock = socket(host=self._host, _fd=fd)
+        sock = socket(self._family, SOCK_STREAM, self._proto, host=self._host, _fd=fd)
         if _default_timeout is None and self._timeout:
             sock._timeout = None   # the stdlib: a timeout on the listener is not inherited
         return sock, addr
@@ -293,9 +354,13 @@ class socket:
             return errno.EAGAIN
 
     def _connect(self, address: tuple[str, int]) -> int:
-        addr = check_address(address, "connect")
+        addr: tuple[Any, ...] = self._check(address, "connect")
+        if self._udp:
+            return _dgram.connect(self, addr)
         if addr[0] == "0.0.0.0":
             addr = ("127.0.0.1", addr[1])   # Linux: connecting to INADDR_ANY means this host
+        elif addr[0] == "::" and self._host.stack.addr6 is not None:
+            addr = (self._host.stack.addr6, *addr[1:])   # :: means this host too
         host = self._host
         st, loop = host.stack, host.loop
         end = self._end()
@@ -313,10 +378,14 @@ class socket:
                         return st.connect_ex(fd, addr, now=loop.now())
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     # ------------------------------------------------------------ data
     def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """Send some of ``data``; returns how many bytes were taken."""
+        if self._udp:
+            return _dgram.send(self, data, flags, None)
         if flags & ~_SEND_FLAGS:
             raise _oserror(errno.EOPNOTSUPP)
         st = self._host.stack
@@ -326,6 +395,9 @@ class socket:
 
     def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         """Send all of ``data``; the timeout bounds the whole call, as the stdlib's."""
+        if self._udp:
+            _dgram.send(self, data, flags, None)     # one datagram, as the kernel sends it
+            return
         if flags & ~_SEND_FLAGS:
             raise _oserror(errno.EOPNOTSUPP)
         host = self._host
@@ -349,9 +421,13 @@ class socket:
                     self._wait(end)
         finally:
             loop.wake()
+            if self._ready is not None:
+                self._sync_ready()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Up to ``bufsize`` bytes; b"" at end of stream."""
+        if self._udp:
+            return _dgram.recvfrom(self, bufsize, flags)[0]
         if flags & ~_RECV_FLAGS:
             raise _oserror(errno.EOPNOTSUPP)
         if bufsize < 0:
@@ -401,8 +477,35 @@ class socket:
         view[:len(data)] = data
         return len(data)
 
+    def sendto(self, data: bytes | bytearray | memoryview, flags_or_address: Any,
+               address: Any = None) -> int:
+        """``sendto(data[, flags], address)``: a datagram to ``address`` (UDP); for a
+        connected TCP socket Linux ignores the address, and so does this."""
+        if address is None:
+            flags, address = 0, flags_or_address
+        else:
+            flags = flags_or_address
+        addr = check_address(address, "sendto", self._host)
+        if self._udp:
+            return _dgram.send(self, data, flags, addr)
+        return self.send(data, flags)
+
+    def recvfrom_into(self, buffer: bytearray | memoryview, nbytes: int = 0,
+                      flags: int = 0) -> tuple[int, tuple[str, int] | None]:
+        """Like :meth:`recvfrom`, storing into ``buffer``; returns ``(nbytes, sender)``."""
+        view = memoryview(buffer).cast("B")
+        if nbytes < 0:
+            raise ValueError("negative buffersize in recvfrom_into")
+        if nbytes > len(view):
+            raise ValueError("nbytes is greater than the length of the buffer")
+        data, addr = self.recvfrom(nbytes or len(view), flags)
+        view[:len(data)] = data
+        return len(data), addr
+
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[str, int] | None]:
-        """``(recv(bufsize), peer)``, as for a connected stdlib TCP socket."""
+        """``(data, sender)``: a datagram for UDP; for TCP ``(recv(bufsize), peer)``."""
+        if self._udp:
+            return _dgram.recvfrom(self, bufsize, flags)
         data = self.recv(bufsize, flags)
         try:
             return data, self.getpeername()
@@ -415,7 +518,10 @@ class socket:
         loop = self._host.loop
 
         def call(fd: int, now: int) -> None:
-            st.shutdown(fd, how, now=now)
+            if self._udp:
+                st.udp.shutdown(fd, how)
+            else:
+                st.shutdown(fd, how, now=now)
             loop.notify_fd(fd)          # a thread blocked in recv() sees EOF now
 
         self._locked(call)
@@ -437,9 +543,13 @@ class socket:
                 return
             self._fd = None
             try:
-                self._host.stack.close(fd, now=loop.now())
+                if self._udp:
+                    self._host.stack.udp.close(fd)
+                else:
+                    self._host.stack.close(fd, now=loop.now())
             finally:
                 loop.notify_fd(fd)       # blocked callers wake and find EBADF
+                self._drop_ready(fd)
         loop.wake()
 
     def _decref_socketios(self) -> None:
@@ -454,123 +564,28 @@ class socket:
             return
         warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=2)
         # The loop may be held by another thread; never block in a finalizer.
-        st = self._host.stack
-        self._host.loop.call_soon(lambda now: st.close(fd, now=now))
+        st, loop = self._host.stack, self._host.loop
+        ready, watcher = self._ready, self._watcher
+        if ready is not None:
+            ready.close()
+
+        udp = self._udp
+
+        def close(now: int) -> None:
+            if watcher is not None:
+                loop.unwatch(fd, watcher)
+            if udp:
+                st.udp.close(fd)
+            else:
+                st.close(fd, now=now)
+
+        loop.call_soon(close)
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # ------------------------------------------------------------ options and names
-    def setsockopt(self, level: int, optname: int, value: int | bytes | None,
-                   optlen: int | None = None) -> None:
-        """Set an option (Linux constants, as the stdlib's)."""
-        if value is None:
-            if optlen is None:
-                raise TypeError("setsockopt() takes an optlen with a None value")
-            value = bytes(optlen)
-        elif isinstance(value, (bytearray, memoryview)):
-            value = bytes(value)
-        elif isinstance(value, bool):
-            value = int(value)
-        st = self._host.stack
-        val = value
-        self._locked(lambda fd, now: st.setsockopt(fd, level, optname, val, now=now))
-
-    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> int | bytes:
-        """An option's value: an int, or ``buflen`` bytes when a length is given."""
-        st = self._host.stack
-        value: int | bytes
-        if level == SOL_SOCKET and optname == SO_TYPE:
-            value = int(SOCK_STREAM)
-        elif level == SOL_SOCKET and optname == SO_DOMAIN:
-            value = int(AF_INET)
-        elif level == SOL_SOCKET and optname == SO_PROTOCOL:
-            value = IPPROTO_TCP
-        elif level == SOL_SOCKET and optname == SO_ACCEPTCONN:
-            value = int(self._locked(lambda fd, now: st.state(fd)) is State.LISTEN)
-        else:
-            value = self._locked(lambda fd, now: st.getsockopt(fd, level, optname))
-        if buflen is None:
-            if isinstance(value, bytes):    # the stdlib reads an int out of the buffer
-                return int.from_bytes(value[:4].ljust(4, b"\0"), sys.byteorder, signed=True)
-            return value
-        if not 0 < buflen <= 1024:
-            raise OSError("getsockopt buflen out of range")
-        if isinstance(value, int):
-            value = struct.pack("i", value)
-        return value[:buflen]
-
-    def getsockname(self) -> tuple[str, int]:
-        """The local address."""
-        st = self._host.stack
-        return self._locked(lambda fd, now: st.getsockname(fd))
-
-    def getpeername(self) -> tuple[str, int]:
-        """The peer's address (ENOTCONN when not connected)."""
-        st = self._host.stack
-        return self._locked(lambda fd, now: st.getpeername(fd))
-
-    # ------------------------------------------------------------ timeouts
-    def settimeout(self, value: float | None) -> None:
-        """None blocks, 0.0 never blocks, a positive value raises TimeoutError after it."""
-        self._timeout = _check_timeout(value)
-
-    def gettimeout(self) -> float | None:
-        """The timeout in seconds (None: blocking)."""
-        return self._timeout
-
-    def setblocking(self, flag: bool) -> None:
-        """``setblocking(False)`` is ``settimeout(0.0)``; True is ``settimeout(None)``."""
-        self._timeout = None if flag else 0.0
-
-    def getblocking(self) -> bool:
-        """False when the timeout is 0.0."""
-        return self._timeout != 0.0
-
-    @property
-    def timeout(self) -> float | None:
-        """The timeout, as the stdlib's attribute."""
-        return self._timeout
-
-    # ------------------------------------------------------------ identity
-    @property
-    def family(self) -> _socket.AddressFamily:
-        """AF_INET."""
-        return AF_INET
-
-    @property
-    def type(self) -> _socket.SocketKind:
-        """SOCK_STREAM."""
-        return SOCK_STREAM
-
-    @property
-    def proto(self) -> int:
-        """0, as the stdlib reports for a socket made without a protocol."""
-        return 0
-
-    @property
-    def host(self) -> Host:
-        """The synack host this socket lives on."""
-        return self._host
-
-    def fileno(self) -> int:
-        """The stack's descriptor number (-1 once closed); not an OS descriptor."""
-        return -1 if self._fd is None else self._fd
-
-    def __repr__(self) -> str:
-        closed = " [closed]" if self._fd is None else ""
-        s = (f"<synack.socket.socket{closed} fd={self.fileno()}, family={AF_INET!s}, "
-             f"type={SOCK_STREAM!s}, proto=0")
-        if self._fd is not None:
-            try:
-                s += f", laddr={self.getsockname()}"
-                s += f", raddr={self.getpeername()}"
-            except OSError:
-                pass
-        return s + ">"
 
     # ------------------------------------------------------------ files
     def makefile(self, mode: str = "r", buffering: int | None = None, *,
@@ -584,18 +599,41 @@ class socket:
 def create_connection(address: tuple[str, int], timeout: Any = _GLOBAL_DEFAULT_TIMEOUT,
                       source_address: tuple[str, int] | None = None, *,
                       host: Host | None = None) -> socket:
-    """Connect to ``address`` and return the socket (the stdlib's helper)."""
-    sock = socket(host=host)
-    try:
-        if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
-            sock.settimeout(timeout)
-        if source_address:
-            sock.bind(source_address)
-        sock.connect(address)
-        return sock
-    except BaseException:
-        sock.close()
-        raise
+    """Connect to ``address`` and return the socket (the stdlib's helper): each
+    address the name resolves to is tried in turn; the last error is raised."""
+    name, port = address
+    if isinstance(name, str) and ":" in name:      # an IPv6 literal: one AF_INET6 try
+        sock6 = socket(AF_INET6, SOCK_STREAM, host=host)
+        try:
+            if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock6.settimeout(timeout)
+            if source_address:
+                sock6.bind(source_address)
+            sock6.connect((name, port))
+            return sock6
+        except BaseException:
+            sock6.close()
+            raise
+    infos = _resolve.getaddrinfo(name, port, AF_INET, SOCK_STREAM,
+                                 synack_host=resolve_host(host))
+    err: BaseException | None = None
+    for _family, _type, proto, _canon, addr in infos:
+        sock = socket(AF_INET, SOCK_STREAM, proto, host=host)
+        try:
+            if timeout is not _GLOBAL_DEFAULT_TIMEOUT and timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(addr)
+            return sock
+        except OSError as exc:
+            err = exc
+            sock.close()
+        except BaseException:
+            sock.close()
+            raise
+    assert err is not None
+    raise err
 
 
 def create_server(address: tuple[str, int], *, family: int = AF_INET,
@@ -604,11 +642,13 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET,
     """A listening socket bound to ``address`` with SO_REUSEADDR (the stdlib's helper)."""
     if reuse_port:
         raise ValueError("SO_REUSEPORT not supported on this platform")
-    if dualstack_ipv6:
-        raise ValueError("dualstack_ipv6 not supported on this platform")
+    if dualstack_ipv6 and family != AF_INET6:
+        raise ValueError("dualstack_ipv6 requires AF_INET6 family")
     sock = socket(family, SOCK_STREAM, host=host)
     try:
         sock.setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)
+        if family == AF_INET6:   # the stdlib: V6ONLY unless a dual-stack server is asked for
+            sock.setsockopt(_socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 0 if dualstack_ipv6 else 1)
         sock.bind(address)
         if backlog is None:
             sock.listen()
@@ -618,3 +658,25 @@ def create_server(address: tuple[str, int], *, family: int = AF_INET,
     except BaseException:
         sock.close()
         raise
+
+
+SocketType = socket
+
+
+def has_dualstack_ipv6() -> bool:
+    """False: synack carries IPv4 only."""
+    return False
+
+
+def _copy_stdlib_names() -> None:
+    """Every public name of the stdlib's module that synack does not define itself:
+    constants, enums, pure functions (``inet_pton``, ``htons``, ...), and the calls
+    that only mean something to the kernel (``socketpair``, ``fromfd``, ``send_fds``,
+    ``gethostname``), which stay the kernel's."""
+    names = globals()
+    for name in dir(_socket):
+        if not name.startswith("_") and name not in names:
+            names[name] = getattr(_socket, name)
+
+
+_copy_stdlib_names()

@@ -1,4 +1,4 @@
-"""Socket options by their Linux constants: SOL_SOCKET and IPPROTO_TCP.
+"""Socket options by their Linux constants: SOL_SOCKET, IPPROTO_TCP, IPV6_V6ONLY.
 
 What ``setsockopt``/``getsockopt`` accept, the ranges Linux enforces (keepalive
 idle 1..32767 s, probes 1..127, TCP_MAXSEG 88..32767), and the values read
@@ -16,6 +16,7 @@ import socket as _socket
 import struct
 from typing import TYPE_CHECKING
 
+from synack.tcp.state import State
 from synack.tcp.tcpinfo import LINUX_STATES, TcpInfo
 
 if TYPE_CHECKING:
@@ -23,6 +24,15 @@ if TYPE_CHECKING:
 
 __all__ = ["get_option", "oserror", "set_option"]
 
+# Linux's numbers (include/uapi/asm-generic/socket.h, include/uapi/linux/tcp.h), for
+# the options the stdlib's socket module may not name.
+SO_MARK = 36
+SO_ZEROCOPY = 60
+SO_TIMESTAMPING = 37
+TCP_USER_TIMEOUT = 18
+TCP_NOTSENT_LOWAT = 25
+TCP_INQ = 36
+IP_FREEBIND = 15
 # Linux's numbers (include/uapi/linux/tcp.h); the socket module lacks some of them.
 TCP_FASTOPEN = 23
 TCP_FASTOPEN_CONNECT = 30
@@ -59,10 +69,33 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.rcvbuf = max(2 * _need_int(ival), 2304)   # Linux doubles, min SOCK_MIN_RCVBUF
         elif option == _socket.SO_SNDBUF:
             o.sndbuf = max(2 * _need_int(ival), 4608)   # min SOCK_MIN_SNDBUF
+            if sock.conn is not None:
+                sock.conn.set_sndbuf(o.sndbuf)          # Linux: at once (sk_sndbuf is read live)
         elif option == _socket.SO_OOBINLINE:
             o.oobinline = bool(_need_int(ival))
             if sock.conn is not None and sock.conn.rcv is not None:
                 sock.conn.rcv.oobinline = o.oobinline
+        elif option == _socket.SO_RCVLOWAT:
+            # Linux sock_setsockopt(): negative means INT_MAX, 0 means 1; tcp_set_rcvlowat()
+            # caps it at half the largest receive buffer.
+            v = _need_int(ival)
+            cap = (o.rcvbuf or stack.cfg.triple("net.ipv4.tcp_rmem")[2]) >> 1
+            o.rcvlowat = min(2**31 - 1 if v < 0 else v, cap) or 1
+        elif option == SO_ZEROCOPY:
+            o.zerocopy = bool(_ranged(_need_int(ival), 0, 1))   # Linux: 0 or 1, else EINVAL
+        elif option == SO_TIMESTAMPING:
+            from synack.host import errqueue
+            errqueue.set_timestamping(sock, _need_int(ival))
+        elif option == SO_MARK:
+            o.mark = _need_int(ival) & 0xFFFFFFFF
+        else:
+            raise oserror(errno.ENOPROTOOPT)
+    elif level == _socket.IPPROTO_IP:
+        v = _need_int(ival)
+        if option == _socket.IP_TOS:
+            o.tos = v & 0xFC              # Linux: a TCP socket's ECN bits stay the stack's
+        elif option == IP_FREEBIND:
+            o.freebind = bool(v)
         else:
             raise oserror(errno.ENOPROTOOPT)
     elif level == _socket.IPPROTO_TCP and option == _socket.TCP_CONGESTION:
@@ -103,8 +136,37 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.maxseg = _ranged(v, 88, 32767)
         elif option == _socket.TCP_SYNCNT:
             o.syncnt = _ranged(v, 1, 127)          # Linux MAX_TCP_SYNCNT
+        elif option == _socket.TCP_QUICKACK:
+            if sock.conn is not None:
+                sock.conn.set_quickack(v, now=now)
+        elif option == _socket.TCP_WINDOW_CLAMP:
+            if not v:
+                if sock.conn is not None and sock.conn.state is not State.CLOSED:
+                    raise oserror(errno.EINVAL, "TCP_WINDOW_CLAMP 0 on a connected socket")
+                o.window_clamp = 0
+            else:
+                o.window_clamp = max(v, 1152)   # Linux: at least SOCK_MIN_RCVBUF / 2
+                if sock.conn is not None:
+                    sock.conn.set_window_clamp(o.window_clamp)
+        elif option == _socket.TCP_DEFER_ACCEPT:
+            o.defer_accept = _secs_to_retrans(v)
+        elif option == TCP_INQ:
+            o.inq = bool(_ranged(v, 0, 1))
+        elif option == TCP_NOTSENT_LOWAT:
+            o.notsent_lowat = v & 0xFFFFFFFF   # Linux stores it as u32
+            if sock.conn is not None:
+                sock.conn.push(now=now)        # Linux calls sk_write_space()
+        elif option == TCP_USER_TIMEOUT:
+            if v < 0:
+                raise oserror(errno.EINVAL, "TCP_USER_TIMEOUT must not be negative")
+            o.user_timeout = v
         else:
             raise oserror(errno.ENOPROTOOPT)
+    elif level == _socket.IPPROTO_IPV6 and option == _socket.IPV6_V6ONLY \
+            and sock.family == _socket.AF_INET6:
+        if sock.local is not None:
+            raise oserror(errno.EINVAL, "IPV6_V6ONLY after bind")   # Linux do_ipv6_setsockopt
+        sock.v6only = bool(_need_int(ival))
     else:
         raise oserror(errno.ENOPROTOOPT)
     if sock.conn is not None:
@@ -134,6 +196,19 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return o.sndbuf or c.triple("net.ipv4.tcp_wmem")[1]
         if option == _socket.SO_OOBINLINE:
             return int(o.oobinline)
+        if option == SO_ZEROCOPY:
+            return int(o.zerocopy)
+        if option == _socket.SO_RCVLOWAT:
+            return o.rcvlowat
+        if option == SO_MARK:
+            return o.mark
+        if option == SO_TIMESTAMPING:
+            return sock.errq.ts_flags if sock.errq is not None else 0
+    elif level == _socket.IPPROTO_IP:
+        if option == _socket.IP_TOS:
+            return o.tos
+        if option == IP_FREEBIND:
+            return int(o.freebind)
     elif level == _socket.IPPROTO_TCP:
         if option == _socket.TCP_NODELAY:
             return int(o.nodelay)
@@ -149,6 +224,19 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return int(o.cork)
         if option == _socket.TCP_SYNCNT:
             return o.syncnt or c.int("net.ipv4.tcp_syn_retries")
+        if option == TCP_INQ:
+            return int(o.inq)
+        if option == _socket.TCP_QUICKACK:
+            return int(sock.conn is None or not sock.conn.ackp.pingpong)
+        if option == _socket.TCP_WINDOW_CLAMP:
+            # Linux reads tp->window_clamp; synack's bound on the window once connected.
+            return o.window_clamp or (sock.conn.rcv_max_capacity if sock.conn else 0)
+        if option == _socket.TCP_DEFER_ACCEPT:
+            return _retrans_to_secs(o.defer_accept)
+        if option == TCP_NOTSENT_LOWAT:
+            return o.notsent_lowat or 0      # the per-socket value: 0 until set
+        if option == TCP_USER_TIMEOUT:
+            return o.user_timeout
         if option == _socket.TCP_CONGESTION:
             name = sock.conn.cc_name if sock.conn else (
                 o.congestion or str(c["net.ipv4.tcp_congestion_control"]))
@@ -170,6 +258,9 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
                 return TcpInfo(tcpi_state=LINUX_STATES[
                     "LISTEN" if sock.listener else "CLOSED"]).pack()
             return tcp_info(sock.conn, sock.conn.now).pack()
+    elif level == _socket.IPPROTO_IPV6 and option == _socket.IPV6_V6ONLY \
+            and sock.family == _socket.AF_INET6:
+        return int(sock.v6only)
     raise oserror(errno.ENOPROTOOPT)
 
 
@@ -196,6 +287,32 @@ def _set_fastopen(stack: Stack, sock: Sock, option: int, v: int) -> None:
         if not closed:
             raise oserror(errno.EINVAL)
         o.fastopen_no_cookie = bool(v)
+# TCP_DEFER_ACCEPT's seconds <-> SYN,ACK retransmissions (Linux secs_to_retrans() and
+# retrans_to_secs() with TCP_TIMEOUT_INIT 1 s and TCP_RTO_MAX 120 s).
+_TIMEOUT_INIT_S, _RTO_MAX_S = 1, 120
+
+
+def _secs_to_retrans(seconds: int) -> int:
+    if seconds <= 0:
+        return 0
+    timeout, period, res = _TIMEOUT_INIT_S, _TIMEOUT_INIT_S, 1
+    while seconds > period and res < 255:
+        res += 1
+        timeout <<= 1
+        timeout = min(timeout, _RTO_MAX_S)
+        period += timeout
+    return res
+
+
+def _retrans_to_secs(retrans: int) -> int:
+    period = 0
+    if retrans > 0:
+        timeout = period = _TIMEOUT_INIT_S
+        while retrans > 1:
+            retrans -= 1
+            timeout = min(timeout << 1, _RTO_MAX_S)
+            period += timeout
+    return period
 
 
 def _need_int(v: int | None) -> int:

@@ -32,10 +32,14 @@ from collections import Counter, deque
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.host import errqueue
 from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
     SocketCallsMixin,
 )
+from synack.host.forward import Forwarding
+from synack.host.frag import Reassembler
+from synack.host.ip6 import Ip6Mixin, _Labels
 from synack.host.listen import ListenMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
@@ -50,6 +54,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
     Sock,
 )
 from synack.host.timerq import TimerQueue
+from synack.host.udp import UdpHost
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.ecn import CE, ECT0, EcnState
@@ -63,6 +68,7 @@ from synack.wire.gso import segment
 from synack.wire.ipv4 import (
     PROTO_ICMP,
     PROTO_TCP,
+    PROTO_UDP,
     build_tcp_packet,
     parse_ipv4,
     parse_ipv4_route,
@@ -75,12 +81,13 @@ _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 SOFT_GSO_MAX = 0xFFFF
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _TIME_WAIT = State.TIME_WAIT
+TCPOPT_MD5SIG = 19          # RFC 2385
 _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
-class Stack(ListenMixin, SocketCallsMixin):
-    """One TCP/IPv4 host, sans I/O."""
+class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin):
+    """One TCP host, sans I/O: IPv4 at ``addr``, and IPv6 too with ``addr6``."""
 
     def __init__(
         self,
@@ -91,8 +98,10 @@ class Stack(ListenMixin, SocketCallsMixin):
         isn: IsnSource | None = None,
         mtu: int = 1500,
         name: str | None = None,
+        addr6: str | None = None,
     ) -> None:
         self.addr = addr
+        self.addr6 = addr6          # IPv6 (synack.host.ip6), in inet_ntop's spelling
         self.name = name or addr
         self.cfg = cfg or Sysctl()
         self.rng = random.Random(seed)
@@ -113,12 +122,18 @@ class Stack(ListenMixin, SocketCallsMixin):
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
         self.tfo_cache = CookieCache()    # TCP Fast Open cookies of the servers we met
+        self._flow_labels: _Labels | None = None   # drawn at the first IPv6 segment
+        self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
+        self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
         self.timers = TimerQueue(self.timewait)   # every deadline of the host
-        self.ports = PortTable()
+        self.ports: PortTable[Sock] = PortTable()
         # Descriptors whose readability or writability may have changed because of a
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
+        self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
+        self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
 
     @property
     def offload(self) -> Offload | None:
@@ -142,7 +157,8 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     # ============================================================ packets
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
-        """One IPv4 packet from the wire. Never raises for anything the peer sent.
+        """One IP packet from the wire (IPv6 goes on to :meth:`_receive6`). Never
+        raises for anything the peer sent.
 
         ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
         """
@@ -150,9 +166,19 @@ class Stack(ListenMixin, SocketCallsMixin):
             # The header record is built only for ICMP; TCP needs four fields of it.
             src, dst, proto, frag, body = parse_ipv4_route(packet)
             if frag & _MF_OFFSET:
-                raise ParseError("IPv4 fragment", "unsupported", f"offset {(frag & 0x1FFF) * 8}"
-                                 ", fragments are not reassembled")
+                # A fragment: reassembled (host/frag.py), then received as one packet.
+                whole = self.frags.add(packet, now=now)
+                if whole is None:
+                    return
+                packet, csum_valid = whole, False
+                src, dst, proto, frag, body = parse_ipv4_route(packet)
             if proto != PROTO_TCP:
+                if proto == PROTO_UDP:
+                    if dst != self.addr:
+                        self.stats["dropped not for us"] += 1
+                        return
+                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                    return
                 if proto != PROTO_ICMP:
                     raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                 if dst != self.addr:
@@ -165,18 +191,34 @@ class Stack(ListenMixin, SocketCallsMixin):
             # is still checked above): no per-byte sum in Python.
             seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
         except ParseError as exc:
+            if exc.kind == "bad version" and packet[0] >> 4 == 6:
+                self._receive6(packet, now, csum_valid)   # IPv6: no cost to IPv4 before this
+                return
             self.stats["dropped " + exc.kind] += 1
             return
-        if dst != self.addr:
+        if dst != self.addr and self.forward is None:
             self.stats["dropped not for us"] += 1
             return
+        self._segment_in(src, dst, seg, now, packet[1] & 3)
+
+    def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int,
+                    ip_ecn: int = 0) -> None:
+        """A TCP segment for one of our addresses, to its connection, TIME_WAIT entry or
+        listener (RFC 9293 3.10.7); either IP version. ``ip_ecn``: the ECN field of
+        its IP header (RFC 3168)."""
         self.stats["segments in"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
+        if seg.unknown_options and _has_md5(seg) and (
+                conn is not None or self.listeners.get((dst, seg.dst_port))
+                or self.listeners.get(("0.0.0.0", seg.dst_port))):
+            # RFC 2385's signature on a segment for a socket with no MD5 key (synack has
+            # none): Linux tcp_inbound_md5_hash() drops it before the socket sees it.
+            self.cfg.mib["TcpExtTCPMD5Unexpected"] += 1
+            return
         if conn is not None:
             ecn = conn.ecn
             if ecn is not None:
-                ip_ecn = packet[1] & 3       # the IP header's ECN field (RFC 3168)
                 ecn.ce_pending = ip_ecn == CE
                 if ip_ecn:
                     ecn.seen = True
@@ -203,10 +245,12 @@ class Stack(ListenMixin, SocketCallsMixin):
             if verdict != NEW_SYN:
                 return
             self._end_timewait(key, now, "new SYN reuses the 4-tuple")
-        listener = self.listeners.get((dst, seg.dst_port)) or self.listeners.get(
-            ("0.0.0.0", seg.dst_port))
+        listener = self._listener_for(dst, seg.dst_port)
         if listener is not None:
-            self._to_listener(listener, key, seg, now, packet[1] & 3)
+            self._to_listener(listener, key, seg, now, ip_ecn)
+            return
+        if self.forward is not None:        # any address and port: host/forward.py
+            self.forward.segment(self, key, seg, now)
             return
         self._reset_closed(dst, src, seg, "no socket")
 
@@ -242,7 +286,11 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     def send_echo(self, dst: str, ident: int, seq: int, payload: bytes = b"", *,
                   now: int) -> None:
-        """Send an ICMP echo request; the reply lands in :attr:`echo_replies`."""
+        """Send an ICMP echo request (ICMPv6 to an IPv6 address); the reply lands in
+        :attr:`echo_replies`."""
+        if ":" in dst:
+            self.send_echo6(dst, ident, seq, payload, now=now)
+            return
         send_echo(self, dst, ident, seq, payload, now=now)
 
     def next_deadline(self) -> int | None:
@@ -285,11 +333,14 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     # ------------------------------------------------------------ internals
     def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
+        if ":" in src:
+            self._emit6(src, dst, seg, gso)
+            return
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload
         self._out.append(build_tcp_packet(
             src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
-            tos=tos, csum_partial=gso > 0 or (off is not None and off.tx_csum)))
+            csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
@@ -339,10 +390,28 @@ class Stack(ListenMixin, SocketCallsMixin):
 
     def _syn_queue_of(self, key: Key, conn: Connection) -> Listener | None:
         """The listener whose SYN queue holds ``conn``, if one does."""
-        lst = self.listeners.get((key[0], key[1])) or self.listeners.get(("0.0.0.0", key[1]))
+        lst = self._listener_for(key[0], key[1])
+        if lst is None and self.forward is not None:
+            lst = self.forward.listener_of(key)
         if lst is not None and lst.syn_queue.get((key[2], key[3])) is conn:
             return lst
         return None
+
+    def _listener_for(self, ip: str, port: int) -> Listener | None:
+        """The listener for a segment to ``ip``:``port``: bound to the address, else the
+        wildcard of its family; an IPv4 segment also finds a dual-stack listener on
+        ``::`` (one without IPV6_V6ONLY, Linux's default net.ipv6.bindv6only = 0)."""
+        lst = self.listeners.get((ip, port))
+        if lst is not None:
+            return lst
+        if ":" in ip:
+            return self.listeners.get(("::", port))
+        lst = self.listeners.get(("0.0.0.0", port))
+        if lst is None and self.addr6 is not None:
+            lst = self.listeners.get(("::", port))
+            if lst is not None and self.socks[lst.fd].v6only:
+                return None
+        return lst
 
     def _drain(self, key: Key, conn: Connection) -> None:
         ecn = conn.ecn
@@ -351,10 +420,11 @@ class Stack(ListenMixin, SocketCallsMixin):
         if conn.outbox:
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
+            tos = conn.opts.tos              # IP_TOS
             for seg in conn.outbox:
                 # (A Fast Open SYN's data is no super-segment: it goes whole.)
                 self._emit(key[0], key[2], seg,
-                           mss if len(seg.payload) > mss and not seg.flags & SYN else 0)
+                           mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos)
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:
@@ -366,14 +436,19 @@ class Stack(ListenMixin, SocketCallsMixin):
         (Linux tcp_ecn_send(); not SYNs, pure ACKs or retransmissions)."""
         mss = conn.mss if conn.tso_max else 1 << 30
         skip = ecn.no_ect
+        dscp = conn.opts.tos & 0xFC          # IP_TOS; the ECN field is the stack's
         for seg in conn.outbox:
-            tos = ECT0 if seg.payload and not seg.flags & SYN and id(seg) not in skip else 0
+            ect = ECT0 if seg.payload and not seg.flags & SYN and id(seg) not in skip else 0
             self._emit(key[0], key[2], seg,
-                       mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos=tos)
+                       mss if len(seg.payload) > mss and not seg.flags & SYN else 0,
+                       tos=dscp | ect)
         skip.clear()
         conn.outbox = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
+        if self.tstamping and conn in self.tstamping and not errqueue.tx_events(
+                self.tstamping[conn], now):
+            del self.tstamping[conn]
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state
@@ -396,7 +471,8 @@ class Stack(ListenMixin, SocketCallsMixin):
             bits = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok).bits
+                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok,
+                ts_recent=conn.neg.ts_recent, ts_offset=conn.neg.ts_offset).bits
             self.timewait[key] = bits
             self.timers.add_timewait(bits)
             self.ports.tw_add(key[1])
@@ -414,3 +490,7 @@ class Stack(ListenMixin, SocketCallsMixin):
             self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
         self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+
+
+def _has_md5(seg: TcpSegment) -> bool:
+    return any(kind == TCPOPT_MD5SIG for kind, _ in seg.unknown_options)

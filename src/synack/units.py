@@ -1,8 +1,12 @@
 """Parsing the units people type: sizes (50M), rates (100mbit), times (20ms), ratios (2%).
 
-Rates and times follow tc(8): ``kbit``/``mbit``/``gbit`` are powers of 1000
-bits per second, ``kbps``/``mbps``/``gbps`` bytes per second. Sizes follow
-iperf: ``K``/``M``/``G`` are powers of 1024 bytes.
+Rates follow tc(8): ``kbit``/``mbit``/``gbit`` are powers of 1000 bits per
+second, ``kbps``/``mbps``/``gbps`` bytes per second. Times and probabilities
+are read as ``tc qdisc ... netem`` reads them (iproute2's q_netem.c): a time is
+``get_time64()``'s, so a bare number is nanoseconds (``20ms``, ``300us``,
+``1s``, ``5000ns``); a probability is ``parse_percent()``'s, so a bare number
+is a percentage (``1`` and ``1%`` are both 1 %). Sizes follow iperf:
+``K``/``M``/``G`` are powers of 1024 bytes.
 """
 
 from __future__ import annotations
@@ -42,22 +46,26 @@ def parse_rate(text: str) -> int:
     return rate
 
 
+_NS_PER = {"": 1, "ns": 1, "nsec": 1, "nsecs": 1, "us": 10**3, "usec": 10**3, "usecs": 10**3,
+           "ms": 10**6, "msec": 10**6, "msecs": 10**6, "s": 10**9, "sec": 10**9, "secs": 10**9}
+
+
 def parse_time_us(text: str) -> int:
-    """Microseconds from ``20ms``, ``1.5s``, ``300us`` (a bare number means ms, as in tc)."""
+    """Microseconds from ``20ms``, ``1.5s``, ``300us``, ``5000ns``; a bare number is
+    nanoseconds, as netem's ``get_time64()`` reads it (rounded to the simulator's
+    microseconds)."""
     value, unit = _split(text, "time")
-    scale = {"": 1000, "us": 1, "usec": 1, "ms": 1000, "msec": 1000, "s": 10**6, "sec": 10**6}
-    if unit not in scale:
-        raise ValueError(f"bad time unit in {text!r} (use us, ms or s)")
-    return round(value * scale[unit])
+    if unit not in _NS_PER:
+        raise ValueError(f"bad time unit in {text!r} (use ns, us, ms or s)")
+    return round(value * _NS_PER[unit] / 1000)
 
 
 def parse_ratio(text: str) -> float:
-    """A probability from ``2%`` or ``0.02``."""
+    """A probability from ``2%`` or ``2`` (a bare number is a percentage, as netem's
+    ``parse_percent()`` reads it)."""
     value, unit = _split(text, "probability")
-    if unit == "%":
-        value /= 100
-    elif unit:
-        raise ValueError(f"bad probability {text!r} (use 2% or 0.02)")
-    if not 0 <= value <= 1:
+    if unit not in ("", "%"):
+        raise ValueError(f"bad probability {text!r} (use a percentage: 2% or 2)")
+    if not 0 <= value <= 100:
         raise ValueError(f"probability {text!r} is outside 0..100%")
-    return value
+    return value / 100

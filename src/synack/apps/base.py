@@ -193,6 +193,15 @@ class Server:
         stack.bind(self.fd, (addr, port))
         stack.listen(self.fd, backlog)
         self.port = stack.getsockname(self.fd)[1]
+        # On a host with IPv6 the wildcard listens on both families: a second socket on
+        # :: with IPV6_V6ONLY (as nginx's "listen [::]:80"), so IPv4 peers stay IPv4.
+        self.fd6: int | None = None
+        if addr == "0.0.0.0" and stack.addr6 is not None:
+            fd6 = self.fd6 = stack.socket(_socket.AF_INET6)
+            stack.setsockopt(fd6, _socket.IPPROTO_IPV6, _socket.IPV6_V6ONLY, 1)
+            stack.setsockopt(fd6, _socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            stack.bind(fd6, ("::", self.port))
+            stack.listen(fd6, backlog)
         self.handlers: dict[int, Handler] = {}
         self.accepted = 0
         self.polled = 0           # handler polls, counted (tests prove they track events)
@@ -205,15 +214,17 @@ class Server:
 
     def poll(self, now: int) -> None:
         """Accept what is waiting, then service every connection."""
-        self.poll_ready(now, self.handlers.keys() | {self.fd})
+        self.poll_ready(now, self.handlers.keys() | {self.fd, self.fd6 or self.fd})
 
     def poll_ready(self, now: int, fds: Collection[int]) -> None:
         """Accept if the listener is ready, then service the connections in ``fds``,
         the new ones and those whose deadline passed (``epoll_wait``'s answer)."""
         if not fds and not self._fresh and (not self._deadlines or self._deadlines[0][0] > now):
             return                  # nothing happened and no deadline came: the common poll
-        if self.fd in fds:
-            while (got := self.stack.accept_some(self.fd)) is not None:
+        for lfd in (self.fd, self.fd6):
+            if lfd is None or lfd not in fds:
+                continue
+            while (got := self.stack.accept_some(lfd)) is not None:
                 fd, peer = got
                 self.accepted += 1
                 new = self.handlers[fd] = self.make_handler(fd, peer)
@@ -268,6 +279,8 @@ class Server:
     def close(self, now: int) -> None:
         """Stop listening and close every connection."""
         self.stack.close(self.fd, now=now)
+        if self.fd6 is not None:
+            self.stack.close(self.fd6, now=now)
         for h in self.handlers.values():
             h._close(now)
         self.handlers.clear()

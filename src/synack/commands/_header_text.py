@@ -21,6 +21,9 @@ LABELS: dict[str, dict[str, str]] = {
         "reserved": "reserved", "flags": "flags", "window": "window",
         "checksum": "checksum", "urgent": "urgent pointer", "options": "options",
         "padding": "padding", "payload": "payload", "headers": "headers",
+        "ip6": "IPv6 header", "ip6_tc": "traffic class", "ip6_flow": "flow label",
+        "ip6_plen": "payload length", "ip6_next": "next header", "ip6_hops": "hop limit",
+        "ip6_src": "source address", "ip6_dst": "destination address",
     },
     "zh": {
         "ip": "IPv4 首部", "sport": "源端口", "dport": "目的端口",
@@ -28,6 +31,9 @@ LABELS: dict[str, dict[str, str]] = {
         "reserved": "保留位", "flags": "标志位", "window": "窗口",
         "checksum": "校验和", "urgent": "紧急指针", "options": "选项",
         "padding": "填充", "payload": "数据", "headers": "首部合计",
+        "ip6": "IPv6 首部", "ip6_tc": "流量类别", "ip6_flow": "流标签",
+        "ip6_plen": "有效载荷长度", "ip6_next": "下一个首部", "ip6_hops": "跳数限制",
+        "ip6_src": "源地址", "ip6_dst": "目的地址",
     },
 }  # fmt: skip
 
@@ -109,6 +115,20 @@ TEXT: dict[str, dict[str, str]] = {
         "WSCALE": "window scale {value}: this side's windows are x {factor}",
         "unknown": "kind {kind} {meaning}, {size} bytes of data {data}",
         "unknown_meaning": "(not decoded)",
+        "ip6": "version 6, 40 bytes fixed (no options, no checksum: TCP's covers the"
+               " addresses){ext}",
+        "ip6_ext": "; extension headers {chain} ({elen} bytes)",
+        "ip6_tc": "0x{tc:02x} (DSCP {dscp}, ECN {ecn})",
+        "ip6_flow": "0x{flow:05x} ({what})",
+        "ip6_flow_set": "one label per flow: Linux hashes the 4-tuple (auto_flowlabels)",
+        "ip6_flow_none": "none",
+        "ip6_plen": "{plen} = {elen} extension + {thlen} TCP + {dlen} payload (the 40-byte"
+                    " header is not counted)",
+        "ip6_next": "{nxt} ({name})",
+        "ip6_hops": "{hops} (IPv4's TTL)",
+        "csum_ok6": "0x{value:04x} correct (verified over the IPv6 pseudo-header, RFC 8200 8.1)",
+        "headers6": "{total} bytes = {ip} IPv6 + {tcp} TCP (at least 40 + 20 = 60: an MSS"
+                    " of 1440 at MTU 1500)",
     },
     "zh": {
         "title": "第 {n} 个包：连接 {c}，{src} -> {dst}（{who}），{flags}",
@@ -150,6 +170,18 @@ TEXT: dict[str, dict[str, str]] = {
         "WSCALE": "窗口扩大因子 {value}：本端的窗口乘以 {factor}",
         "unknown": "类型 {kind} {meaning}，{size} 字节数据 {data}",
         "unknown_meaning": "（未解码）",
+        "ip6": "版本 6，固定 40 字节（没有选项，也没有校验和：由 TCP 校验和覆盖地址）{ext}",
+        "ip6_ext": "；扩展首部 {chain}（{elen} 字节）",
+        "ip6_tc": "0x{tc:02x}（DSCP {dscp}，ECN {ecn}）",
+        "ip6_flow": "0x{flow:05x}（{what}）",
+        "ip6_flow_set": "每条流一个标签：Linux 由四元组哈希得出 (auto_flowlabels)",
+        "ip6_flow_none": "无",
+        "ip6_plen": "{plen} = {elen} 扩展首部 + {thlen} TCP + {dlen} 数据（不含 40 字节的固定首部）",
+        "ip6_next": "{nxt}（{name}）",
+        "ip6_hops": "{hops}（相当于 IPv4 的 TTL）",
+        "csum_ok6": "0x{value:04x} 正确（含 IPv6 伪首部校验，RFC 8200 8.1）",
+        "headers6": "{total} 字节 = {ip} IPv6 + {tcp} TCP（至少 40 + 20 = 60 字节：MTU 1500 时"
+                    " MSS 为 1440）",
     },
 }
 
@@ -161,3 +193,10 @@ HEX_ROWS: dict[str, tuple[str, ...]] = {
            "校验和 | 紧急指针"),
 }
 HEX_PADDING = {"en": "EOL + padding", "zh": "EOL + 填充"}
+
+#: Names of IPv6 next-header values (IANA "Assigned Internet Protocol Numbers").
+NEXT_HEADERS: dict[int, tuple[str, str]] = {
+    0: ("hop-by-hop options", "逐跳选项"), 6: ("TCP", "TCP"), 43: ("routing", "路由"),
+    44: ("fragment", "分片"), 58: ("ICMPv6", "ICMPv6"), 59: ("no next header", "无下一个首部"),
+    60: ("destination options", "目的选项"),
+}

@@ -192,7 +192,8 @@ class StateLog:
         """One change as a line."""
         t = self.to_wall(ch.now)
         stamp = time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t * 1e6) % 1_000_000:06d}"
-        local, peer = f"{key[0]}:{key[1]}", f"{key[2]}:{key[3]}"
+        local, peer = (f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+                       for ip, port in ((key[0], key[1]), (key[2], key[3])))
         why = f" ({ch.why})" if ch.why else ""
         return f"{stamp} {local:<21} {peer:<21} {ch.old} -> {ch.new}{why}"
 
@@ -253,6 +254,11 @@ class Live:
                 self.loop.cond.wait(0.5 if left is None else min(left, 0.5))
 
 
+def link_addr6(link: Any) -> str | None:
+    """synack's IPv6 address on ``link`` (through an impairment wrapper), if it has one."""
+    return getattr(link, "addr6", None) or getattr(getattr(link, "inner", None), "addr6", None)
+
+
 @contextlib.contextmanager
 def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None,
             control: bool = True) -> Iterator[Live]:
@@ -264,10 +270,16 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
     old = signal.signal(signal.SIGTERM, _sigterm)   # SIGTERM unwinds the with blocks too
     old_int = signal.getsignal(signal.SIGINT)
     try:
-        with open_link(args) as (addr, link):
+        with open_link(args) as (addr, wire):
+            link: Any = wire
+            if getattr(args, "pcap", None):     # --pcap: record every packet in and out
+                from synack.link.record import RecordingLink
+
+                link = RecordingLink(wire, args.pcap)
             signal.signal(signal.SIGTERM, _stop_once)
             signal.signal(signal.SIGINT, _stop_once)
-            stack = Stack(addr, cfg=load_sysctl(), mtu=getattr(link, "mtu", 1500), name=label)
+            stack = Stack(addr, cfg=load_sysctl(), mtu=getattr(link, "mtu", 1500), name=label,
+                          addr6=link_addr6(link))
             host = wrap(stack) if wrap is not None else stack
             loop = Loop(host, link, name=label)
             ctl = None
@@ -290,6 +302,8 @@ def running(args: Any, label: str, *, wrap: Callable[[Stack], Any] | None = None
                 loop.stop()
                 if ctl is not None:
                     ctl.close()
+                if link is not wire:
+                    link.close()                # the recording's file too
     finally:
         signal.signal(signal.SIGTERM, old)
         signal.signal(signal.SIGINT, old_int)

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from synack.drill.session import OptionError, Settings, TargetFactory, run_file, sim_factory
+from synack.progress import Bar, bar
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -24,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                    help="timing tolerance (default 4000, or the script's header)")
     p.add_argument("--tolerance_percent", type=float, metavar="P",
                    help="tolerance as a share of the gap since the last event (default 12.5)")
-    p.add_argument("--ip_version", metavar="V", help="ipv4 (the only one yet)")
+    p.add_argument("--ip_version", metavar="V",
+                   help="ipv4 (default) or ipv6: the script runs over IPv6, from 2001:db8::1 "
+                        "to synack at 2001:db8::2 unless --local_ip/--remote_ip say otherwise")
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VAL",
                    help="define a symbol the scripts use (e.g. -D TFO_COOKIE=...)")
     p.add_argument("--local_ip", metavar="IP", help="the stack's address (default 192.168.0.1)")
@@ -97,18 +100,23 @@ def run(args: argparse.Namespace) -> int:
     factory = _factory(args.kernel)
     log = print if args.verbose else None
     passed = failed = unsupported = 0
-    for path in args.scripts:
-        out = run_file(path, settings, factory, log)
-        if out.passed:
-            passed += 1
-            print(f"PASS {path}")
-            continue
-        failed += 1
-        unsupported += out.unsupported
-        print(out.message)
-        if out.detail:
-            print(out.detail)
-        print(f"FAIL {path}" + (" (unsupported)" if out.unsupported else ""))
+    # A bar over the scripts, on a terminal, when there are several and no -v chatter.
+    many = len(args.scripts) > 1 and not args.verbose
+    with bar(len(args.scripts) if many else 0, "drill", unit="script") if many else Bar() as b:
+        for path in args.scripts:
+            b.note(path)
+            out = run_file(path, settings, factory, log)
+            b.update()
+            if out.passed:
+                passed += 1
+                b.write(f"PASS {path}")
+                continue
+            failed += 1
+            unsupported += out.unsupported
+            b.write(out.message)
+            if out.detail:
+                b.write(out.detail)
+            b.write(f"FAIL {path}" + (" (unsupported)" if out.unsupported else ""))
     total = passed + failed
     target = "the kernel" if args.kernel else "synack"
     print(f"{passed} passed, {failed} failed ({unsupported} unsupported) of {total} "

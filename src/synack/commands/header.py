@@ -4,9 +4,11 @@ Like the detail pane of Wireshark, in the seed's terms ("头文件解析"): port
 sequence and acknowledgment numbers (absolute, and relative to the ISN of their
 direction when the capture shows the SYN), data offset, reserved bits, each
 flag with its meaning, window (scaled when the handshake showed window scaling),
-checksum verified over the IPv4 pseudo-header, urgent pointer, each option with
-its byte offset, the padding, the payload, and the IPv4 header's length with the
-total. ``--hex`` adds the header bytes in 32-bit rows, like RFC 9293's diagram.
+checksum verified over the IPv4 (or IPv6) pseudo-header, urgent pointer, each
+option with its byte offset, the padding, the payload, and the IPv4 header's
+length with the total -- or, for IPv6, every field of its 40-byte header (traffic
+class, flow label, payload length, next header and the extension chain, hop
+limit, addresses). ``--hex`` adds the header bytes in 32-bit rows, like RFC 9293's diagram.
 
 The connection bookkeeping (ISNs, window scale) comes from
 :func:`synack.trace.capture.read_capture`; the raw header bytes are read again
@@ -31,12 +33,14 @@ from synack.commands._header_text import (
     HEX_ROWS,
     LABELS,
     LANGS,
+    NEXT_HEADERS,
     OTHER_KINDS,
     TEXT,
 )
 from synack.trace.capture import Capture, Connection, Segment, read_capture
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import parse_ipv4
+from synack.wire.ipv6 import IPv6Header, parse_ipv6
 from synack.wire.pcap import PcapReader, PcapRecord, ip_packet
 from synack.wire.tcp import (
     ACK,
@@ -100,7 +104,7 @@ def _records(path: str) -> Iterator[PcapRecord]:
 
 
 def raw_packets(path: str, numbers: set[int]) -> dict[int, bytes]:
-    """The IPv4 packets with the given 1-based numbers, read again from ``path``."""
+    """The IP packets with the given 1-based numbers, read again from ``path``."""
     out: dict[int, bytes] = {}
     try:
         for number, record in enumerate(_records(path), 1):
@@ -137,7 +141,7 @@ def select(cap: Capture, packets: list[int] | None,
         if number in skipped:
             raise ValueError(f"packet {number} cannot be dissected: {skipped[number]}")
         if number not in index:
-            raise ValueError(f"packet {number} is not an IPv4 TCP segment")
+            raise ValueError(f"packet {number} is not a TCP segment over IPv4 or IPv6")
         out.append(index[number])
     return out
 
@@ -205,18 +209,28 @@ def dissect(conn: Connection, s: Segment, packet: bytes, *, lang: str = "en",
     file changed in between could).
     """
     t, lab = TEXT[lang], LABELS[lang]
-    ip, payload = parse_ipv4(packet, verify_checksum=False)
+    if packet[0] >> 4 == 6:
+        ip6, payload = parse_ipv6(packet)
+        src, dst, ip_hlen = ip6.src, ip6.dst, ip6.header_length
+    else:
+        ip, payload = parse_ipv4(packet, verify_checksum=False)
+        src, dst, ip_hlen = ip.src, ip.dst, ip.header_length
+        ip6 = None
     tcp = bytes(payload)
     layout = tcp_option_layout(tcp)
-    correct, expected = tcp_checksum_check(tcp, ip.src, ip.dst)
+    correct, expected = tcp_checksum_check(tcp, src, dst)
     seg, d = s.seg, s.direction
     hlen, plen = layout.header_len, len(tcp) - layout.header_len
     doff = hlen // 4
     flags = seg.flags
     out = [t["title"].format(n=s.number, c=conn.number, src=conn.name(d), dst=conn.name(1 - d),
                              who=t["client" if d == 0 else "server"], flags=flags_str(flags))]
-    out.append(_row(lab["ip"], t["ip"].format(ihl=ip.header_length // 4, hlen=ip.header_length,
-                                              total=ip.total_length, thlen=hlen, plen=plen)))
+    if ip6 is not None:
+        out.extend(_ip6_rows(ip6, lang, hlen, plen))
+    else:
+        out.append(_row(lab["ip"], t["ip"].format(ihl=ip.header_length // 4,
+                                                  hlen=ip.header_length, total=ip.total_length,
+                                                  thlen=hlen, plen=plen)))
     out.append(_row(lab["sport"], str(seg.src_port)))
     out.append(_row(lab["dport"], str(seg.dst_port)))
     isn, peer_isn = conn.syn_seq[d], conn.syn_seq[1 - d]
@@ -247,7 +261,8 @@ def dissect(conn: Connection, s: Segment, packet: bytes, *, lang: str = "en",
         pad = " " * (9 - _width(state))
         out.append(f"    {mask[:4]} {mask[4:]} {name}  {state}{pad}{meaning}")
     out.append(_row(lab["window"], _window_text(conn, s, t)))
-    out.append(_row(lab["checksum"], (t["csum_ok"] if correct else t["csum_bad"])
+    ok = "csum_ok6" if ip6 is not None else "csum_ok"
+    out.append(_row(lab["checksum"], (t[ok] if correct else t["csum_bad"])
                     .format(value=seg.checksum, expected=expected)))
     out.append(_row(lab["urgent"], t["urg_on" if flags & URG else "urg_off"]
                     .format(value=seg.urgent)))
@@ -267,11 +282,40 @@ def dissect(conn: Connection, s: Segment, packet: bytes, *, lang: str = "en",
         pad = t["pad_none"]
     out.append(_row(lab["padding"], pad))
     out.append(_row(lab["payload"], t["payload"].format(plen=plen)))
-    out.append(_row(lab["headers"], t["headers"].format(
-        total=ip.header_length + hlen, ip=ip.header_length, tcp=hlen)))
+    out.append(_row(lab["headers"], t["headers6" if ip6 is not None else "headers"].format(
+        total=ip_hlen + hlen, ip=ip_hlen, tcp=hlen)))
     if hex_rows:
         out.extend(_hex_rows(tcp[:hlen], layout, lang))
     return out
+
+
+def _ip6_rows(ip6: IPv6Header, lang: str, thlen: int, dlen: int) -> list[str]:
+    """The IPv6 header field by field (RFC 8200 section 3)."""
+    t, lab, i = TEXT[lang], LABELS[lang], LANGS.index(lang)
+
+    def name(n: int) -> str:
+        known = NEXT_HEADERS.get(n)
+        return known[i] if known else str(n)
+
+    elen = ip6.header_length - 40
+    ext = ""
+    if ip6.extensions:
+        chain = " -> ".join(name(k) for k, _ in ip6.extensions)
+        ext = t["ip6_ext"].format(chain=chain, elen=elen)
+    tc = ip6.traffic_class
+    return [
+        _row(lab["ip6"], t["ip6"].format(ext=ext)),
+        _row(lab["ip6_tc"], t["ip6_tc"].format(tc=tc, dscp=tc >> 2, ecn=tc & 3)),
+        _row(lab["ip6_flow"], t["ip6_flow"].format(
+            flow=ip6.flow_label, what=t["ip6_flow_set" if ip6.flow_label else "ip6_flow_none"])),
+        _row(lab["ip6_plen"], t["ip6_plen"].format(plen=ip6.payload_length, elen=elen,
+                                                   thlen=thlen, dlen=dlen)),
+        _row(lab["ip6_next"], t["ip6_next"].format(nxt=ip6.next_header,
+                                                   name=name(ip6.next_header))),
+        _row(lab["ip6_hops"], t["ip6_hops"].format(hops=ip6.hop_limit)),
+        _row(lab["ip6_src"], ip6.src),
+        _row(lab["ip6_dst"], ip6.dst),
+    ]
 
 
 def _window_text(conn: Connection, s: Segment, t: dict[str, str]) -> str:

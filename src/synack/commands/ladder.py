@@ -3,7 +3,8 @@
 Reads a pcap or pcapng file (synack's own, or tcpdump's of the kernel), lists
 its TCP connections (``--list``) or draws one (``--conn N`` or ``--filter``;
 the first one by default) with relative sequence numbers, Wireshark's analysis
-marks and each side's inferred state.
+marks and each side's inferred state; ``--svg`` draws it on a time axis,
+``--html`` writes the interactive page of ``synack report`` for the connection.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from synack.trace.capture import Capture, Connection, read_capture
 from synack.trace.capture_ladder import ladder_steps, ladder_text
 from synack.trace.ladder import WIDTH
+from synack.trace.ladder_svg import MAX_SEGMENTS
 
 MAX_SKIP_LINES = 10  # a capture full of junk should not bury the diagram in warnings
 
@@ -27,11 +29,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     pick.add_argument("--conn", type=int, metavar="N", help="the connection to draw (see --list)")
     pick.add_argument("--filter", metavar="EXPR",
                       help='pick the first connection matching e.g. "host 10.0.0.1 and port 80"')
-    p.add_argument("--absolute", action="store_true", help="absolute sequence numbers")
+    p.add_argument("--absolute", action="store_true",
+                   help="absolute sequence numbers (the text ladder and --svg)")
     p.add_argument("--svg", metavar="FILE",
-                   help="write the diagram as SVG (instead of the text ladder)")
+                   help="write the diagram as SVG on a time axis, with a legend (instead of "
+                        f"the text ladder; the first {MAX_SEGMENTS} segments of a longer connection)")
     p.add_argument("--html", metavar="FILE",
-                   help="write the diagram as an HTML page (instead of the text ladder)")
+                   help="write the connection's interactive page, as synack report does: the "
+                        "ladder on a zoomable time axis, Stevens graph, click-to-dissect "
+                        "(instead of the text ladder)")
     p.add_argument("--width", type=int, default=WIDTH, metavar="N",
                    help=f"characters between the two timelines (default {WIDTH})")
     p.set_defaults(func=run)
@@ -74,7 +80,14 @@ def run(args: argparse.Namespace) -> int:
     """Print the list or the ladder; write SVG/HTML if asked."""
     if args.width < 40:
         raise ValueError(f"--width {args.width}: at least 40")
-    cap = read_capture(args.file)
+    if args.html:
+        from synack.report.writer import check_output
+
+        check_output(args.html)     # before the work: a bad path fails fast
+    from synack.progress import file_bar
+
+    with file_bar(args.file, "reading") as b:
+        cap = read_capture(args.file, progress=b.to if b.shown else None)
     for line in cap.warnings():
         print(f"synack: {line}", file=sys.stderr)
     for number, reason in cap.skipped[:MAX_SKIP_LINES]:
@@ -92,21 +105,22 @@ def run(args: argparse.Namespace) -> int:
         print(title)
         print("\n".join(ladder_text(conn, absolute=args.absolute, width=args.width)))
         return 0
-    if args.svg or args.html:
-        from synack.trace.ladder_svg import ladder_html, ladder_svg
+    notes = []
+    if args.svg:
+        from synack.trace.ladder_svg import ladder_svg
 
         steps = ladder_steps(conn, absolute=args.absolute)
-        if args.svg:
-            with open(args.svg, "w", encoding="utf-8") as f:
-                f.write(ladder_svg(steps, left=conn.name(0), right=conn.name(1), title=title))
-        if args.html:
-            notes = [f"file: {cap.path}", title,
-                     f"bytes {conn.name(0)} -> {conn.name(1)}: {conn.payload_bytes(0)}",
-                     f"bytes {conn.name(1)} -> {conn.name(0)}: {conn.payload_bytes(1)}",
-                     "sequence numbers: " + ("absolute" if args.absolute else "relative")]
-            with open(args.html, "w", encoding="utf-8") as f:
-                f.write(ladder_html(steps, left=conn.name(0), right=conn.name(1),
-                                    title=f"synack ladder: {title}", notes=notes))
-        written = " and ".join(f for f in (args.svg, args.html) if f)
-        print(f"{title}: wrote {written}")
+        with open(args.svg, "w", encoding="utf-8") as f:
+            f.write(ladder_svg(steps, left=conn.name(0), right=conn.name(1), title=title,
+                               source=args.file))
+        if len(conn.segments) > MAX_SEGMENTS:
+            notes.append(f"the SVG has the first {MAX_SEGMENTS} of {len(conn.segments)} "
+                         "segments; --html or synack report draws them all")
+    if args.html:
+        from synack.report import build_report, write_report
+
+        data = build_report(args.file, conn=conn.number, title=f"synack ladder: {title}")
+        write_report(args.html, data)
+    written = " and ".join(f for f in (args.svg, args.html) if f)
+    print(f"{title}: wrote {written}" + "".join(f" ({n})" for n in notes))
     return 0

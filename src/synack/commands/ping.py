@@ -18,13 +18,15 @@ from synack.link.netns import add_link_args, open_link
 
 __all__ = ["add_parser", "run"]
 
-MAX_PAYLOAD = 65507     # 65535 - 20 (IPv4) - 8 (ICMP)
+MAX_PAYLOAD = 65507     # 65535 - 20 (IPv4) - 8 (ICMP); IPv6's payload length has no header
+MAX_PAYLOAD6 = 65527    # 65535 - 8 (ICMPv6)
 
 
 def add_parser(sub: Any) -> None:
     """Add ``synack ping`` to the subcommands."""
-    p = sub.add_parser("ping", help="send ICMP echo requests from synack, like ping(8)")
-    p.add_argument("host", help="IPv4 address to ping (in the lab: the kernel, 192.0.2.1)")
+    p = sub.add_parser("ping", help="send ICMP (ICMPv6) echo requests from synack, like ping(8)")
+    p.add_argument("host", help="IPv4 or IPv6 address to ping (in the lab: the kernel, "
+                                "192.0.2.1 or 2001:db8::1)")
     p.add_argument("-c", dest="count", type=int, metavar="N",
                    help="stop after N requests (default: until interrupted)")
     p.add_argument("-i", dest="interval", type=float, default=1.0, metavar="SECONDS",
@@ -39,15 +41,16 @@ def add_parser(sub: Any) -> None:
 
 def _check(args: argparse.Namespace) -> str:
     try:
-        host = str(ipaddress.IPv4Address(args.host))
+        host = str(ipaddress.ip_address(args.host))
     except ValueError:
-        raise ValueError(f"ping: not an IPv4 address: {args.host!r}") from None
+        raise ValueError(f"ping: not an IPv4 or IPv6 address: {args.host!r}") from None
     if args.count is not None and args.count < 1:
         raise ValueError(f"ping: -c must be at least 1, not {args.count}")
     if not 0.002 <= args.interval <= 3600:
         raise ValueError(f"ping: -i must be 0.002..3600 seconds, not {args.interval}")
-    if not 0 <= args.size <= MAX_PAYLOAD:
-        raise ValueError(f"ping: -s must be 0..{MAX_PAYLOAD}, not {args.size}")
+    top = MAX_PAYLOAD6 if ":" in host else MAX_PAYLOAD
+    if not 0 <= args.size <= top:
+        raise ValueError(f"ping: -s must be 0..{top}, not {args.size}")
     if not 0 <= args.wait <= 3600:
         raise ValueError(f"ping: -W must be 0..3600 seconds, not {args.wait}")
     return host
@@ -57,11 +60,16 @@ def run(args: argparse.Namespace) -> int:
     """Ping until the count is reached or SIGINT; exit 1 if no reply came back."""
     host = _check(args)
     from synack.cli import load_sysctl
+    from synack.commands._live import link_addr6
     from synack.link.loop import Loop
     from synack.stack import Stack
 
     with open_link(args) as (addr, link):
-        stack = Stack(addr, cfg=load_sysctl(), mtu=link.mtu, name="synack")
+        stack = Stack(addr, cfg=load_sysctl(), mtu=link.mtu, name="synack",
+                      addr6=link_addr6(link))
+        if ":" in host and stack.addr6 is None:
+            raise ValueError("ping: no IPv6 address on this link (the lab gives one unless "
+                             "--no-ipv6)")
         loop = Loop(stack, link, name="ping")
         loop.start()
         try:
@@ -73,7 +81,11 @@ def run(args: argparse.Namespace) -> int:
 def _ping(stack: Any, loop: Any, host: str, args: argparse.Namespace) -> int:
     ident = os.getpid() & 0xFFFF
     payload = bytes(i & 0xFF for i in range(args.size))
-    print(f"PING {host} ({host}) {args.size}({args.size + 28}) bytes of data.", flush=True)
+    v6 = ":" in host
+    if v6:   # iputils: "PING host (host) 56 data bytes"
+        print(f"PING {host} ({host}) {args.size} data bytes", flush=True)
+    else:
+        print(f"PING {host} ({host}) {args.size}({args.size + 28}) bytes of data.", flush=True)
     sent: dict[int, int] = {}
     rtts: list[int] = []
     start = loop.now()
@@ -83,7 +95,10 @@ def _ping(stack: Any, loop: Any, host: str, args: argparse.Namespace) -> int:
     def send(n: int) -> None:
         def fn(now: int) -> None:
             sent[n] = now
-            stack.send_echo(host, ident, n, payload, now=now)
+            if v6:
+                stack.send_echo6(host, ident, n, payload, now=now)
+            else:
+                stack.send_echo(host, ident, n, payload, now=now)
         loop.call_soon(fn)
 
     def drain() -> None:

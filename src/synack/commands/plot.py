@@ -63,14 +63,18 @@ def _run(args: argparse.Namespace) -> int:
         if not samples:
             raise ValueError(f"{args.cc}: no samples")
         name = meta.get("cc") or "congestion control"
-        fig = cc_figure(samples, title=f"{name}: cwnd, ssthresh and RTT of the sender")
+        start = meta.get("start_us")
+        fig = cc_figure(samples, title=f"{name}: cwnd, ssthresh and RTT of the sender",
+                        start_us=start if isinstance(start, int) else None)
     else:
         if not args.file:
             raise ValueError("plot: give a capture file, or --cc F.json")
         from synack.commands.ladder import choose
+        from synack.progress import file_bar
         from synack.trace.capture import read_capture
 
-        cap = read_capture(args.file)
+        with file_bar(args.file, "reading") as b:
+            cap = read_capture(args.file, progress=b.to if b.shown else None)
         for line in cap.warnings():
             print(f"synack: {line}", file=sys.stderr)
         conn = choose(cap, args.conn, None)

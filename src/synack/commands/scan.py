@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import socket
 import time
 
 from synack.commands._live import running
@@ -14,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     from synack.link.netns import add_link_args
 
     p = sub.add_parser("scan", help="SYN-scan a host's TCP ports (nmap -sS)")
-    p.add_argument("host", help="IPv4 address to scan")
+    p.add_argument("host", help="IPv4 or IPv6 address to scan")
     p.add_argument("-p", dest="ports", default="1-1024",
                    help="ports: 22, 1-1024, 22,80,8000-8100, - for all (default %(default)s)")
     p.add_argument("--rate", type=float, help="at most this many probes per second")
@@ -31,9 +32,10 @@ def run(args: argparse.Namespace) -> int:
     from synack.scan import ScanHost, SynScanner, parse_ports
 
     try:
-        target = str(ipaddress.IPv4Address(args.host))
+        ip = ipaddress.ip_address(args.host)
     except ValueError:
-        raise ValueError(f"{args.host!r} is not an IPv4 address") from None
+        raise ValueError(f"{args.host!r} is not an IPv4 address (nor IPv6)") from None
+    target = socket.inet_ntop(socket.AF_INET6, ip.packed) if ip.version == 6 else str(ip)
     ports = parse_ports(args.ports)
     if args.max_parallel < 1 or args.retries < 0:
         raise ValueError("--max-parallel must be >= 1 and --retries >= 0")
@@ -42,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
     scanners: list[SynScanner] = []
 
     def wrap(stack):  # type: ignore[no-untyped-def]
-        sc = SynScanner(stack.addr, target, ports, retries=args.retries,
+        src = stack.addr
+        if ":" in target:
+            if stack.addr6 is None:
+                raise ValueError("no IPv6 address on this link (the lab gives one unless "
+                                 "--no-ipv6)")
+            src = stack.addr6
+        sc = SynScanner(src, target, ports, retries=args.retries,
                         max_parallel=args.max_parallel, rate=args.rate)
         scanners.append(sc)
         return ScanHost(stack, sc)

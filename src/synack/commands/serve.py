@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with running(args, label, wrap=wrap) as live:
             where = ", ".join(f"{live.addr}:{port}" for port in ports)
+            if live.stack.addr6 is not None:
+                where += ", " + ", ".join(f"[{live.stack.addr6}]:{port}" for port in ports)
             print(f"synack: {args.service} server on {where} "
                   f"({_where(args)}); Ctrl-C to stop", file=sys.stderr, flush=True)
             live.serve_forever()

@@ -93,6 +93,8 @@ def parse_states(tokens: list[str], *, all_: bool = False,
 
 def _addr(a: list[Any], listener: bool) -> str:
     ip, port = a
+    if ":" in ip:          # ss prints IPv6 as [addr]:port, the wildcard as [::]
+        ip = f"[{ip}]"
     return f"{ip}:{'*' if listener and port == 0 else port}"
 
 

@@ -22,6 +22,7 @@ from synack.trace.capture import read_capture
 from synack.trace.ladder import SegmentStep, StateStep, Step, describe, options_str
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import parse_tcp_packet
+from synack.wire.ipv6 import parse_tcp6_packet
 from synack.wire.tcp import ACK, SYN, TcpSegment
 
 Poll = Callable[[int], None]
@@ -63,20 +64,25 @@ def ladder_steps(net: Network, left: Stack, right: Stack) -> list[Step]:
     connection agreed (:func:`label_steps`).
     """
     items: list[tuple[int, int, int, Step]] = []
-    pair = {left.addr, right.addr}
+    # Either family: a dual-stack pair's IPv4 and IPv6 connections are both theirs.
+    pairs = ({left.addr, right.addr}, {left.addr6, right.addr6})
+    lefts = (left.addr, left.addr6)
     for rec in net.records:
-        if rec.fate == "duplicate" or {rec.src, rec.dst} != pair:
+        if rec.fate == "duplicate" or {rec.src, rec.dst} not in pairs:
             continue
         try:
-            _, seg = parse_tcp_packet(rec.data, verify_checksum=False)
+            if rec.data[0] >> 4 == 6:
+                _, seg = parse_tcp6_packet(rec.data, verify_checksum=False)
+            else:
+                _, seg = parse_tcp_packet(rec.data, verify_checksum=False)
         except ParseError:
             continue
-        side = "left" if rec.src == left.addr else "right"
+        side = "left" if rec.src in lefts else "right"
         items.append((rec.sent_us, 1, rec.index, SegmentStep(rec.sent_us, side, seg, rec.fate)))
     order = 0
     for side, stack, other in (("left", left, right), ("right", right, left)):
         for key, ch in stack.changes:
-            if key[2] != other.addr:
+            if key[2] != other.addr and key[2] != other.addr6:
                 continue
             order += 1
             items.append((ch.now, 0, order,

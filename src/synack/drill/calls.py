@@ -11,6 +11,8 @@ the target returned with what the script expects, with packetdrill's messages
 
 from __future__ import annotations
 
+import struct
+
 from synack.drill import ast
 from synack.drill.constants import ERRNO, strerror, symbol
 from synack.drill.target import SysCall, SyscallResult
@@ -98,8 +100,12 @@ def expected_int(expr: ast.Expr) -> int | None:
     return value
 
 
-def check_result(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
-    """packetdrill's ``end_syscall`` checks and the per-call output checks."""
+def check_result(ev: ast.SyscallEvent, res: SyscallResult,
+                 fds: dict[int, int] | None = None,
+                 clock: tuple[int, int] = (0, 4000)) -> str | None:
+    """packetdrill's ``end_syscall`` checks and the per-call output checks (``fds``:
+    script fd -> target fd, for the fds epoll_wait reports; ``clock``: the target's
+    time at script time 0 and the tolerance, for SCM_TIMESTAMPING times)."""
     expected = expected_int(ev.result)
     actual_err = strerror(res.errno)
     if expected is not None:
@@ -114,10 +120,11 @@ def check_result(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
             return f"bad errno symbol {ev.errno!r}"
         if res.errno != ev.errno and ERRNO.get(res.errno or "", 0) != ERRNO[ev.errno]:
             return f"Expected errno {strerror(ev.errno)} but got {actual_err}"
-    return _check_outputs(ev, res)
+    return _check_outputs(ev, res, fds or {}, clock)
 
 
-def _check_outputs(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
+def _check_outputs(ev: ast.SyscallEvent, res: SyscallResult,
+                   fds: dict[int, int], clock: tuple[int, int]) -> str | None:
     if ev.name == "ioctl" and len(ev.args) == 3 and res.ret >= 0:
         want = evaluate(ev.args[2])
         if isinstance(want, list) and len(want) == 1:
@@ -127,6 +134,10 @@ def _check_outputs(ev: ast.SyscallEvent, res: SyscallResult) -> str | None:
             return f"Bad ioctl optval: expected: {want} actual: {got}"
     if ev.name == "getsockopt" and len(ev.args) >= 4 and res.ret >= 0:
         return _check_optval(ev.args[3], ev.args[4] if len(ev.args) > 4 else None, res)
+    if ev.name == "recvmsg" and len(ev.args) >= 2 and res.ret >= 0:
+        return _check_msg(evaluate(ev.args[1]), res, clock)
+    if ev.name == "epoll_wait" and len(ev.args) >= 2 and res.ret >= 0:
+        return _check_epoll(evaluate(ev.args[1]), res, fds)
     if ev.name == "poll" and ev.args and isinstance(ev.args[0], ast.ListExpr) and res.ret >= 0:
         revents = res.out.get("revents")
         if not isinstance(revents, list):
@@ -174,6 +185,85 @@ def _check_optval(val: ast.Expr, length: ast.Expr | None, res: SyscallResult) ->
         if (got_b[:len(want_b)] if val.truncated else got_b.rstrip(b"\0")) != want_b.rstrip(b"\0"):
             return (f"Bad getsockopt optval: expected: '{val.value}' "
                     f"actual: '{got_b.rstrip(bytes(1)).decode('latin-1')}'")
+    return None
+
+
+_EE_FIELDS = ("ee_errno", "ee_origin", "ee_type", "ee_code", "ee_pad", "ee_info", "ee_data")
+
+
+def _check_msg(msg: object, res: SyscallResult, clock: tuple[int, int]) -> str | None:
+    """recvmsg's msg_flags and control messages, as packetdrill's syscall_recvmsg checks
+    them (only what the target reported: ``msg_flags`` and ``cmsgs`` in ``out``)."""
+    if not isinstance(msg, dict):
+        return None
+    want_flags, live_flags = msg.get("msg_flags"), res.out.get("msg_flags")
+    if isinstance(want_flags, int) and isinstance(live_flags, int) and want_flags != live_flags:
+        return f"Expected msg_flags 0x{want_flags:08X} but got 0x{live_flags:08X}"
+    want = msg.get("msg_control")
+    live = res.out.get("cmsgs")
+    if not isinstance(want, list) or not isinstance(live, list):
+        return None
+    if len(want) != len(live):
+        return f"Expected {len(want)} control messages but got {len(live)}"
+    for i, (w, got) in enumerate(zip(want, live, strict=True)):
+        if not isinstance(w, dict):
+            continue
+        level, type_, data = got
+        if (w.get("cmsg_level"), w.get("cmsg_type")) != (level, type_):
+            return (f"Bad cmsg {i}: expected level {w.get('cmsg_level')} type "
+                    f"{w.get('cmsg_type')} but got level {level} type {type_}")
+        err = _check_cmsg_data(i, w.get("cmsg_data"), data, clock)
+        if err:
+            return err
+    return None
+
+
+def _check_cmsg_data(i: int, want: object, data: bytes, clock: tuple[int, int]) -> str | None:
+    if isinstance(want, list) and len(want) == 1:
+        want = want[0]
+    if isinstance(want, dict) and set(want) <= {"scm_sec", "scm_nsec"} and len(data) >= 16:
+        # scm_timestamping: the first (software) time, within the tolerance of the
+        # script's time; 0 means any (packetdrill's scm_timestamping_expect_eq()).
+        sec, nsec = int(want.get("scm_sec") or 0), int(want.get("scm_nsec") or 0)
+        if sec or nsec:
+            live0, tolerance = clock
+            expected = live0 + sec * 1_000_000 + nsec // 1000
+            got_sec, got_nsec = struct.unpack("=qq", data[:16])
+            actual = got_sec * 1_000_000 + got_nsec // 1000
+            if abs(expected - actual) > tolerance:
+                return (f"Bad timestamp 0 in scm_timestamping {i}: expected={expected} "
+                        f"actual={actual}")
+        return None
+    if isinstance(want, int):
+        got = int.from_bytes(data[:4], "little", signed=True) if len(data) >= 4 else None
+        if got != want:
+            return f"Bad cmsg {i} data: expected: {want} actual: {got}"
+    elif isinstance(want, dict) and set(want) <= set(_EE_FIELDS) and len(data) >= 16:
+        got_ee = dict(zip(_EE_FIELDS, struct.unpack("=IBBBBII", data[:16]), strict=True))
+        bad = {k: v for k, v in want.items() if isinstance(v, int) and got_ee[k] != v}
+        if bad:
+            return (f"Bad cmsg {i} sock_extended_err: expected "
+                    f"{ {k: want[k] for k in bad} } actual { {k: got_ee[k] for k in bad} }")
+    return None
+
+
+def _check_epoll(want: object, res: SyscallResult, fds: dict[int, int]) -> str | None:
+    """The first event epoll_wait returned: its mask and, when the script names one,
+    its fd (packetdrill's syscall_epoll_wait)."""
+    live = res.out.get("events")
+    if isinstance(want, list) and want:
+        want = want[0]
+    if not isinstance(want, dict) or not isinstance(live, list):
+        return None
+    got = live[0] if live else {"events": 0}     # nothing returned: the struct stays 0
+    if isinstance(want.get("events"), int) and want["events"] != got.get("events"):
+        return (f"epoll_event->events does not match script: expected: {want['events']:#x} "
+                f"actual: {got.get('events', 0):#x}")
+    if not live:
+        return None
+    fd = want.get("fd")
+    if isinstance(fd, int) and fds.get(fd, fd) != got.get("fd"):
+        return f"epoll_event->data.fd does not match: expected: {fd} actual: {got.get('fd')}"
     return None
 
 

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from synack.progress import Bar, bar
 from synack.tcp.fastopen import make_cookie, parse_keys
 
 __all__ = ["DEFAULT_FLAGS", "Outcome", "find_scripts", "main", "report", "run_script"]
@@ -103,17 +104,19 @@ def run_all(root: Path, scripts: list[Path], targets: Iterable[str], flags: Sequ
     """Every script on every target, ``jobs`` at once; kernel failures rerun alone once."""
     work = [(s, t) for t in targets for s in scripts]
     results: dict[tuple[str, str], Outcome] = {}
+    # On a terminal, a bar over the runs too (the PASS/FAIL lines scroll above it).
+    b = bar(len(work), "conformance", unit="run") if progress else Bar()
 
     def one(item: tuple[Path, str]) -> Outcome:
         out = run_script(item[0], root, item[1], flags)
         if progress:
-            print(f"{'PASS' if out.passed else 'FAIL'} {out.target:6} {out.script}",
-                  file=sys.stderr, flush=True)
+            b.write(f"{'PASS' if out.passed else 'FAIL'} {out.target:6} {out.script}", err=True)
         return out
 
-    with ThreadPoolExecutor(max(1, jobs)) as pool:
+    with b, ThreadPoolExecutor(max(1, jobs)) as pool:
         for out in pool.map(one, work):
             results[(out.script, out.target)] = out
+            b.update()
     if retry:
         for (rel, target), out in sorted(results.items()):
             if target == "kernel" and not out.passed:

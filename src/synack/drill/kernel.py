@@ -205,6 +205,7 @@ class KernelTarget:
         self.wire = TunWire(config.local_ip, config.remote_ip, mtu=config.mtu)
         self.calls = KernelCalls(config.local_ip, config.remote_ip, cwd=self.cwd,
                                  bind_port=bind_port, connect_port=connect_port)
+        self.calls.origin_us = self._origin
         self._pending: _Job | None = None
         self._closed = False
         self._start_us: int | None = None

@@ -52,6 +52,7 @@ SO_SNDTIMEO = 21
 _STRING_OPTS = {(socket.IPPROTO_TCP, TCP_CONGESTION), (socket.IPPROTO_TCP, TCP_ULP),
                 (socket.SOL_SOCKET, socket.SO_BINDTODEVICE)}
 _STRUCT_OPTS = {(socket.SOL_SOCKET, SO_LINGER): 8, (socket.IPPROTO_TCP, TCP_INFO): TCP_INFO_SIZE}
+_SCM_TIMESTAMPING = 37            # include/uapi/asm-generic/socket.h
 _ANC_SIZE = 4096               # control-message room for recvmsg with msg_control
 
 
@@ -153,6 +154,9 @@ class KernelCalls:
         self.bind_port = bind_port
         self.connect_port = connect_port
         self.fds: dict[int, _Fd] = {}
+        # The target's time 0 in wall-clock microseconds (set by the target): kernel
+        # SCM_TIMESTAMPING times are given relative to it, as the target's clock reads.
+        self.origin_us: Callable[[], int] = lambda: 0
         self._libc = _libc()
         self._calls: dict[str, Callable[[tuple[object, ...]], SyscallResult]] = {
             name[5:]: getattr(self, name) for name in dir(self) if name.startswith("_sys_")
@@ -228,7 +232,8 @@ class KernelCalls:
     def _sys_socket(self, args: tuple[object, ...]) -> SyscallResult:
         _domain, type_, proto = self._args(args, 3, "socket")[:3]
         # packetdrill makes the socket in the run's address family whatever the script says.
-        s = socket.socket(socket.AF_INET, _int(type_, "type"), _int(proto, "protocol", 0))
+        family = socket.AF_INET6 if ":" in self.local_ip else socket.AF_INET
+        s = socket.socket(family, _int(type_, "type"), _int(proto, "protocol", 0))
         return SyscallResult(self._new_fd(_Fd("socket", s.fileno(), sock=s)))
 
     def _address(self, v: object, default_ip: str, port: int) -> tuple[str, int] | None:
@@ -387,7 +392,21 @@ class KernelCalls:
         anc = _ANC_SIZE if "msg_control" in msg else 0
         data, cmsgs, msg_flags, _peer = sock.recvmsg(size, anc, _int(flags, "flags", 0))
         return SyscallResult(len(data), out={"data": data, "msg_flags": msg_flags,
-                                             "cmsgs": [(lv, ty, bytes(d)) for lv, ty, d in cmsgs]})
+                                             "cmsgs": [(lv, ty, self._target_clock(lv, ty, d))
+                                                       for lv, ty, d in cmsgs]})
+
+    def _target_clock(self, level: int, type_: int, data: bytes) -> bytes:
+        """SCM_TIMESTAMPING's three timespecs (CLOCK_REALTIME) on the target's clock."""
+        if (level, type_) != (socket.SOL_SOCKET, _SCM_TIMESTAMPING) or len(data) < 48:
+            return bytes(data)
+        origin = self.origin_us()
+        out = b""
+        for sec, nsec in struct.iter_unpack("=qq", data[:48]):
+            us = sec * 1_000_000 + nsec // 1000
+            if us:
+                us -= origin
+            out += struct.pack("=qq", us // 1_000_000, us % 1_000_000 * 1000)
+        return out + bytes(data[48:])
 
     # ------------------------------------------------------------ options
     def _sys_setsockopt(self, args: tuple[object, ...]) -> SyscallResult:

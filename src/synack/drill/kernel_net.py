@@ -45,6 +45,7 @@ TUN_F_TSO6 = 0x04
 TUN_F_TSO_ECN = 0x08
 VNET_HDR_LEN = 10              # sizeof(struct virtio_net_hdr)
 GSO_TCPV4 = 1                  # VIRTIO_NET_HDR_GSO_TCPV4
+GSO_TCPV6 = 4                  # VIRTIO_NET_HDR_GSO_TCPV6
 
 SIOCGSTAMP = 0x8906            # include/uapi/asm-generic/sockios.h (struct timeval)
 ETH_P_ALL = 0x0003
@@ -83,7 +84,8 @@ def _sysctl(name: str, value: str) -> None:
 
 
 class TunWire:
-    """``tun0`` in the current (fresh) namespace: inject and sniff IPv4 packets.
+    """``tun0`` in the current (fresh) namespace: inject and sniff IP packets (IPv6
+    with ``--ip_version=ipv6``: IPv6 addresses on the device, no DAD).
 
     Times are ``time.time_ns() // 1000`` (the clock packetdrill uses, the one the
     packet socket's kernel timestamps are in).
@@ -95,10 +97,12 @@ class TunWire:
         self.remote_ip = remote_ip
         self.tun_fd = -1
         self.sniffer: socket.socket | None = None
+        self.v6 = ":" in local_ip
         try:
-            # IPv6 off before any interface comes up: no ND, MLD or RS on the wire.
+            # IPv6 off before any interface comes up: no ND, MLD or RS on the wire (over
+            # IPv6 it stays on; the sniffer skips what is not TCP).
             for scope in ("all", "default"):
-                _sysctl(f"net.ipv6.conf.{scope}.disable_ipv6", "1")
+                _sysctl(f"net.ipv6.conf.{scope}.disable_ipv6", "0" if self.v6 else "1")
         except OSError:
             pass                                   # kernel without IPv6: nothing to silence
         _ip("link", "set", "lo", "up")
@@ -113,10 +117,13 @@ class TunWire:
             raise NetnsError(exc.errno, f"open {TUN_NAME}: {exc.strerror}") from exc
         try:
             _ip("link", "set", TUN_NAME, "mtu", str(mtu))
-            _ip("addr", "add", f"{local_ip}/{prefixlen}", "dev", TUN_NAME)
+            if self.v6:
+                _ip("-6", "addr", "add", f"{local_ip}/64", "dev", TUN_NAME, "nodad")
+            else:
+                _ip("addr", "add", f"{local_ip}/{prefixlen}", "dev", TUN_NAME)
             _ip("link", "set", TUN_NAME, "up")
             # TUN is point-to-point (no ARP): the remote side is simply on the device.
-            _ip("route", "replace", f"{remote_ip}/32", "dev", TUN_NAME)
+            _ip("route", "replace", f"{remote_ip}/{128 if self.v6 else 32}", "dev", TUN_NAME)
             s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
             s.bind((TUN_NAME, ETH_P_ALL))
             s.setblocking(False)
@@ -136,7 +143,8 @@ class TunWire:
         ``gso_size`` marks a TCP packet larger than the MTU as a GRO aggregate the
         kernel may take whole (packetdrill's ``--mss``).
         """
-        hdr = struct.pack("=BBHHHH", 0, GSO_TCPV4 if gso_size else 0, 0, gso_size, 0, 0)
+        gso_type = (GSO_TCPV6 if self.v6 else GSO_TCPV4) if gso_size else 0
+        hdr = struct.pack("=BBHHHH", 0, gso_type, 0, gso_size, 0, 0)
         os.writev(self.tun_fd, [hdr, packet])
 
     def _drain_tun(self) -> None:
@@ -166,7 +174,7 @@ class TunWire:
                     return None
                 select.select([s], [], [], left / 1e6)
                 continue
-            if addr[2] != PACKET_OUTGOING or not data or data[0] >> 4 != 4:
+            if addr[2] != PACKET_OUTGOING or not data or data[0] >> 4 != (6 if self.v6 else 4):
                 continue
             raw = fcntl.ioctl(s.fileno(), SIOCGSTAMP, bytes(16))
             sec, usec = struct.unpack("=qq", raw)

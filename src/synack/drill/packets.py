@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from synack.drill import ast
 from synack.wire.checksum import internet_checksum, pseudo_header_sum
 from synack.wire.errors import ParseError
+from synack.wire.icmp6 import Icmp6Message, encode_icmp6
 from synack.wire.ipv4 import PROTO_ICMP, PROTO_TCP, IPv4Header, encode_ipv4, parse_ipv4
+from synack.wire.ipv6 import PROTO_ICMPV6, IPv6Header, encode_ipv6, parse_ipv6
 
 _M32 = 0xFFFFFFFF
 OPT_KIND = {"eol": 0, "nop": 1, "mss": 2, "wscale": 3, "sackOK": 4, "sack": 5, "TS": 8,
@@ -173,6 +175,9 @@ def build_tcp(pkt: ast.TcpPacket, ip: ast.IpInfo, conn: Conn, src: str, dst: str
     total = hlen + len(payload)
     csum = internet_checksum(bytes(header) + payload, pseudo_header_sum(src, dst, PROTO_TCP, total))
     struct.pack_into("!H", header, 16, csum)
+    if ":" in src:      # --ip_version=ipv6: the traffic class carries what IPv4's TOS does
+        return encode_ipv6(IPv6Header(src=src, dst=dst, proto=PROTO_TCP,
+                                      traffic_class=_tos(ip)), bytes(header) + payload)
     return encode_ipv4(IPv4Header(src=src, dst=dst, proto=PROTO_TCP, tos=_tos(ip)),
                        bytes(header) + payload)
 
@@ -183,8 +188,48 @@ def _tos(ip: ast.IpInfo) -> int:
     return _ECN_BITS.get(ip.ecn or "noecn", 0)
 
 
+# packetdrill's ICMP names in IPv6 mode (its icmpv6 table): type, and the codes by name.
+_ICMP6_TYPES = {"unreachable": 1, "packet_too_big": 2, "time_exceeded": 3,
+                "parameter_problem": 4, "echo_request": 128, "echo_reply": 129}
+_UNREACH6_CODES = ("no_route", "admin_prohibited", "beyond_scope", "address_unreachable",
+                   "port_unreachable")
+
+
+def _build_icmp6(pkt: ast.IcmpPacket, ip: ast.IpInfo, conn: Conn, src: str,
+                 dst: str) -> bytes:
+    """An inbound ICMPv6 error quoting the stack's segment (its IPv6 header and TCP
+    ports and sequence number). IPv4 names map as Linux's icmpv6 does: frag_needed is
+    packet too big, port_unreachable and the like keep their meaning."""
+    name = pkt.type_name
+    code_name = pkt.code_name
+    if name == "unreachable" and code_name == "frag_needed":
+        name, code_name = "packet_too_big", None
+    if name not in _ICMP6_TYPES:
+        raise PacketError(f"unsupported: ICMP type {pkt.type_name!r} in IPv6")
+    type_ = _ICMP6_TYPES[name]
+    code = 0
+    if code_name is not None:
+        if type_ == 1 and code_name in _UNREACH6_CODES:
+            code = _UNREACH6_CODES.index(code_name)
+        elif type_ == 1 and code_name in ("net_unreachable", "host_unreachable"):
+            code = 3 if code_name == "host_unreachable" else 0
+        elif code_name.isdigit():
+            code = int(code_name)
+        else:
+            raise PacketError(f"unknown ICMP code {code_name!r} for {pkt.type_name} in IPv6")
+    seq, _end, length = pkt.echoed or (0, 0, 0)
+    live_seq = (seq + conn.local_offset(False)) & _M32
+    quoted = encode_ipv6(IPv6Header(src=dst, dst=src, proto=PROTO_TCP), struct.pack(
+        "!HHI", conn.local_port, conn.remote_port, live_seq) + bytes(12 + length))[:48]
+    msg = Icmp6Message(type_, code, mtu=(pkt.mtu or 0) if type_ == 2 else 0, payload=quoted)
+    return encode_ipv6(IPv6Header(src=src, dst=dst, proto=PROTO_ICMPV6,
+                                  traffic_class=_tos(ip)), encode_icmp6(msg, src, dst))
+
+
 def build_icmp(pkt: ast.IcmpPacket, ip: ast.IpInfo, conn: Conn, src: str, dst: str) -> bytes:
     """An inbound ICMP error quoting the stack's segment (IP header + 8 bytes)."""
+    if ":" in src:
+        return _build_icmp6(pkt, ip, conn, src, dst)
     if pkt.type_name not in _ICMP_TYPES:
         raise PacketError(f"unsupported: ICMP type {pkt.type_name!r} in IPv4")
     type_ = _ICMP_TYPES[pkt.type_name]
@@ -246,15 +291,23 @@ class Live:
 
 
 def parse_live(packet: bytes) -> Live:
-    """Decode an outbound IPv4 packet; :class:`PacketError` if it is malformed."""
+    """Decode an outbound IPv4 or IPv6 packet; :class:`PacketError` if it is malformed.
+    For IPv6, ``tos`` is the traffic class, ``ttl`` the hop limit, ``ihl`` the header
+    length in 32-bit words (10 without extension headers)."""
     try:
-        hdr, payload = parse_ipv4(packet)
+        if packet and packet[0] >> 4 == 6:
+            hdr6, payload = parse_ipv6(packet)
+            base: tuple[str, str, int, int, int, int, int] = (
+                hdr6.src, hdr6.dst, hdr6.traffic_class, hdr6.hop_limit,
+                hdr6.header_length // 4, 40 + hdr6.payload_length, hdr6.proto)
+        else:
+            hdr, payload = parse_ipv4(packet)
+            base = (hdr.src, hdr.dst, hdr.tos, hdr.ttl, hdr.header_length // 4,
+                    hdr.total_length, hdr.proto)
     except ParseError as exc:
         raise PacketError(f"bad outbound IP packet: {exc}") from None
-    base = (hdr.src, hdr.dst, hdr.tos, hdr.ttl, hdr.header_length // 4, hdr.total_length,
-            hdr.proto)
     data = bytes(payload)
-    if hdr.proto != PROTO_TCP or len(data) < 20:
+    if base[6] != PROTO_TCP or len(data) < 20:
         return Live(*base)
     sport, dport, seq, ack, off, fl, win, _csum, urg = struct.unpack_from("!HHIIBBHHH", data)
     doff = off >> 4
@@ -321,13 +374,14 @@ def _compare(pkt: ast.TcpPacket, ip: ast.IpInfo, a: Live, ts_tick_us: int,
     script_opts = b"" if pkt.options is None else encode_options(pkt.options, strict=False)
     allowance = a.doff * 4 - 20 if nocheck else 0
     script_doff = (20 + len(script_opts) + allowance) // 4
-    expected_total = 40 + len(script_opts) + allowance + pkt.length
+    v6 = ":" in a.src
+    expected_total = (60 if v6 else 40) + len(script_opts) + allowance + pkt.length
     if a.proto != PROTO_TCP:
         return f"live packet header layer 1: expected: TCP header vs actual: proto {a.proto}"
     flags = tcp_flags(pkt)
     checks = [
-        ("ipv4_header_length", 5, a.ihl),
-        ("ipv4_total_length", expected_total, a.total_length),
+        ("ipv6_header_length", 10, a.ihl) if v6 else ("ipv4_header_length", 5, a.ihl),
+        ("ipv6_total_length" if v6 else "ipv4_total_length", expected_total, a.total_length),
     ]
     for name, exp, act in checks:
         err = _field(name, exp, act)

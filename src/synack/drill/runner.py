@@ -440,9 +440,15 @@ class Runner:
             conn.remote_port = self.opts.connect_port
 
     def after_call(self, ev: ast.SyscallEvent, res: SyscallResult) -> None:
-        err = check_result(ev, res)
+        err = check_result(ev, res, self.fds, (self.live0, self.opts.tolerance_us))
         if err:
             raise self.fail(ev, f"runtime error in {ev.name} call: {err}")
+        fds = res.out.get("fds")
+        if ev.name == "pipe" and res.ret == 0 and isinstance(fds, list) and ev.args:
+            want = evaluate(ev.args[0])          # pipe([5, 6]): the script's two fds
+            if isinstance(want, list):
+                self.fds.update((w, f) for w, f in zip(want, fds, strict=False)
+                                if isinstance(w, int))
         if ev.name in FD_RESULT and res.ret >= 0:
             script_fd = expected_int(ev.result)
             if script_fd is None or script_fd < 0:

@@ -12,6 +12,8 @@ A target is made by a factory ``(TargetConfig, RunOptions) -> Target``:
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,15 +68,21 @@ def _apply(opts: RunOptions, tcfg: TargetConfig, name: str, value: str | None,
         if name == "tolerance_percent":
             return replace(opts, tolerance_percent=float(value or "")), tcfg
         if name == "local_ip":
-            return replace(opts, local_ip=str(value)), replace(tcfg, local_ip=str(value))
+            ip = _canonical_ip(str(value))
+            return replace(opts, local_ip=ip), replace(tcfg, local_ip=ip)
         if name == "remote_ip":
-            return replace(opts, remote_ip=str(value)), replace(tcfg, remote_ip=str(value))
+            ip = _canonical_ip(str(value))
+            return replace(opts, remote_ip=ip), replace(tcfg, remote_ip=ip)
         if name == "mtu":
             return opts, replace(tcfg, mtu=int(value or "", 0))
         if name == "ip_version":
-            if value != "ipv4":
+            if value not in ("ipv4", "ipv6"):
                 raise OptionError(f"{where}: unsupported: --ip_version={value} "
-                                  "(only ipv4; IPv6 is issue 14)")
+                                  "(ipv4 or ipv6)")
+            if value == "ipv6" and ":" not in opts.local_ip:
+                # packetdrill's IPv6 mode with its own defaults; here documentation addresses.
+                return (replace(opts, local_ip=IPV6_LOCAL, remote_ip=IPV6_REMOTE),
+                        replace(tcfg, local_ip=IPV6_LOCAL, remote_ip=IPV6_REMOTE))
             return opts, tcfg
     except ValueError as exc:
         if isinstance(exc, OptionError):
@@ -83,6 +91,15 @@ def _apply(opts: RunOptions, tcfg: TargetConfig, name: str, value: str | None,
     if name in TARGET_OPTS:
         return opts, replace(tcfg, options=(*tcfg.options, (name, value)))
     raise OptionError(f"{where}: unsupported: option --{name}")
+
+
+IPV6_LOCAL, IPV6_REMOTE = "2001:db8::2", "2001:db8::1"   # --ip_version=ipv6 defaults
+
+
+def _canonical_ip(text: str) -> str:
+    """An address as the stack spells it (inet_ntop for IPv6); ValueError if not one."""
+    ip = ipaddress.ip_address(text)
+    return socket.inet_ntop(socket.AF_INET6, ip.packed) if ip.version == 6 else str(ip)
 
 
 def configure(script: ast.Script, s: Settings) -> tuple[RunOptions, TargetConfig]:

@@ -13,10 +13,11 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from synack.drill import sim_epoll, sim_files
 from synack.drill.constants import SYMBOLS, errno_name
+from synack.drill.sim_block import Block
 from synack.drill.target import SysCall, SyscallResult, Unsupported
 from synack.tcp.state import State
 
@@ -25,17 +26,6 @@ if TYPE_CHECKING:
 
 S = SYMBOLS
 _CONNECTING = (State.SYN_SENT, State.SYN_RECEIVED)
-Retry = Callable[[], "SyscallResult | None"]
-
-
-@dataclass(slots=True)
-class Block:
-    """A blocking call that has not finished: ``retry()`` is None until it has;
-    at ``deadline_us`` (poll's timeout) it returns ``on_timeout()`` instead."""
-
-    retry: Retry
-    deadline_us: int | None = None
-    on_timeout: Callable[[], SyscallResult] | None = None
 
 
 def _err(exc: OSError) -> SyscallResult:
@@ -78,11 +68,14 @@ def do_call(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
     domain, type_ = _arg(call, 0), _int(call, 1, S["SOCK_STREAM"])
-    if domain not in (None, S["AF_INET"]):
-        raise Unsupported("unsupported: socket domain other than AF_INET (IPv6 is issue 14)")
+    if domain not in (None, S["AF_INET"], S["AF_INET6"]):
+        raise Unsupported("unsupported: socket domain other than AF_INET and AF_INET6")
+    v6 = ":" in t.cfg.local_ip       # --ip_version=ipv6: the script's sockets are AF_INET6
+    if domain == S["AF_INET6"] and not v6:
+        raise Unsupported("unsupported: an AF_INET6 socket without --ip_version=ipv6")
     if type_ & 0xF != S["SOCK_STREAM"] or _arg(call, 2) not in (None, 0, S["IPPROTO_TCP"]):
         raise Unsupported("unsupported: sockets other than TCP (SOCK_STREAM, IPPROTO_TCP)")
-    fd = t.new_fd(t.stack.socket())
+    fd = t.new_fd(t.stack.socket(S["AF_INET6"] if v6 else S["AF_INET"]))
     if type_ & S["SOCK_NONBLOCK"]:
         t.nonblock.add(fd)
     return SyscallResult(fd)
@@ -92,10 +85,10 @@ def _addr(t: SimTarget, value: object, default: tuple[str, int]) -> tuple[str, i
     if value is None:
         return default
     if isinstance(value, dict):
-        if value.get("sa_family") not in (None, S["AF_INET"]):
-            raise Unsupported("unsupported: socket addresses other than AF_INET")
-        ip = value.get("sin_addr", default[0])
-        port = value.get("sin_port", default[1])
+        if value.get("sa_family") not in (None, S["AF_INET"], S["AF_INET6"]):
+            raise Unsupported("unsupported: socket addresses other than AF_INET(6)")
+        ip = value.get("sin6_addr", value.get("sin_addr", default[0]))
+        port = value.get("sin6_port", value.get("sin_port", default[1]))
         return (ip if isinstance(ip, str) else default[0],
                 port if isinstance(port, int) else default[1])
     raise Unsupported(f"unsupported: socket address {value!r}")
@@ -143,6 +136,9 @@ def _connect(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 def _close(t: SimTarget, call: SysCall) -> SyscallResult:
     fd = t.sfd(call)
+    if sim_epoll.close(t, _int(call, 0)) or sim_files.close(t, _int(call, 0)):
+        t.free_fd(_int(call, 0))
+        return SyscallResult(0)
     t.stack.close(fd, now=t.now)
     t.free_fd(_int(call, 0))
     return SyscallResult(0)
@@ -157,13 +153,13 @@ def _shutdown(t: SimTarget, call: SysCall) -> SyscallResult:
 
 def _send_flags(call: SysCall, flags: int) -> None:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_NOSIGNAL"] | S["MSG_OOB"] | S["MSG_MORE"]
-                    | S["MSG_EOR"] | S["MSG_FASTOPEN"])
+                    | S["MSG_EOR"] | S["MSG_ZEROCOPY"] | S["MSG_FASTOPEN"])
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
 
 
 def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
-                  addr: object = None) -> SyscallResult | Block:
+                  iov: list[int] | None = None, addr: object = None) -> SyscallResult | Block:
     _send_flags(call, flags)
     script_fd = _int(call, 0)
     fd = t.sfd(call)
@@ -211,7 +207,9 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
                     return SyscallResult(sent)
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
-                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]))
+                                 flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]
+                                                | S["MSG_ZEROCOPY"]),
+                                 iov=iov if not sent else None)
                 sent += n
                 if total == 0:
                     break
@@ -253,7 +251,7 @@ def _send(t: SimTarget, call: SysCall) -> SyscallResult | Block:
         t.sfd(call)
         return SyscallResult(-1, "EFAULT")
     return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3),
-                         _arg(call, 4, ...))
+                         addr=_arg(call, 4, ...))
 
 
 def _fo_addr(t: SimTarget, value: object) -> tuple[str, int] | None:
@@ -296,10 +294,14 @@ def _msg_len(call: SysCall) -> int:
 def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     msg = _arg(call, 1)
     name = msg.get("msg_name", ...) if isinstance(msg, dict) else ...
-    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), name)
+    iov = msg.get("msg_iov") if isinstance(msg, dict) else None
+    lens = [_iov_len(call, [item]) for item in iov] if isinstance(iov, list) else None
+    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), lens, name)
 
 
-def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResult | Block:
+def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,
+                 post: Callable[[SyscallResult], SyscallResult] | None = None,
+                 ) -> SyscallResult | Block:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_OOB"])
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
@@ -308,6 +310,8 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResu
     nonblock = script_fd in t.nonblock or bool(flags & S["MSG_DONTWAIT"])
 
     def attempt() -> SyscallResult | None:
+        if not nonblock and _below_lowat(t, fd, n):
+            return None
         try:
             data = t.stack.recv_some(fd, n, now=t.now, flags=flags & S["MSG_OOB"])
         except OSError as exc:
@@ -316,9 +320,21 @@ def _read_common(t: SimTarget, call: SysCall, n: int, flags: int) -> SyscallResu
             t.collect()
         if data is None:
             return SyscallResult(-1, "EAGAIN") if nonblock else None
-        return SyscallResult(len(data), out={"data": data})
+        res = SyscallResult(len(data), out={"data": data})
+        return post(res) if post is not None else res
     first = attempt()
     return first if first is not None else Block(attempt)
+
+
+def _below_lowat(t: SimTarget, fd: int, n: int) -> bool:
+    """A blocking read waits for SO_RCVLOWAT bytes (at most the read's size), unless the
+    stream ended or failed (Linux tcp_recvmsg_locked(): target = sock_rcvlowat())."""
+    sock = t.stack.socks.get(fd)
+    c = sock.conn if sock is not None else None
+    if c is None or c.rcv is None or sock is None or sock.opts.rcvlowat <= 1:
+        return False
+    return (0 < c.recv_q < min(sock.opts.rcvlowat, n) and not c.rcv.fin_received
+            and c.error is None and c.state is not State.CLOSED)
 
 
 def _read_null(t: SimTarget, call: SysCall) -> SyscallResult | None:
@@ -342,7 +358,42 @@ def _readv(t: SimTarget, call: SysCall) -> SyscallResult | Block:
 
 
 def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
-    return _read_common(t, call, _msg_len(call), _int(call, 2))
+    msg = _arg(call, 1)
+    if not isinstance(msg, dict) or "msg_iov" not in msg:
+        raise Unsupported(f"unsupported: {call.name} message {msg!r}")
+    flags = _int(call, 2)
+    fd = t.sfd(call)
+    has_control = "msg_control" in msg
+    if flags & S["MSG_ERRQUEUE"]:
+        # Linux ip_recv_error(): the entry's sock_extended_err (and offender) as an
+        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty.
+        ee = t.stack.recv_errqueue(fd)
+        cmsgs = [(S["SOL_IP"], S["IP_RECVERR"], ee.pack())] if has_control else []
+        if ee.origin == S["SO_EE_ORIGIN_TIMESTAMPING"] and has_control:
+            # __sock_recv_timestamp(): SCM_TIMESTAMPING comes before IP_RECVERR.
+            cmsgs.insert(0, (S["SOL_SOCKET"], S["SCM_TIMESTAMPING"], ee.scm_timestamping()))
+        n = _iov_len(call, msg["msg_iov"])
+        mflags = S["MSG_ERRQUEUE"] | (0 if has_control else S["MSG_CTRUNC"]) \
+            | (S["MSG_TRUNC"] if ee.payload > n else 0)
+        return SyscallResult(min(n, ee.payload), out={"data": bytes(min(n, ee.payload)),
+                                                      "msg_flags": mflags, "cmsgs": cmsgs})
+    sock = t.stack.socks[fd]
+
+    def with_cmsgs(res: SyscallResult) -> SyscallResult:
+        if res.ret < 0:
+            return res
+        cmsgs: list[tuple[int, int, bytes]] = []
+        mflags = 0
+        if sock.opts.inq:
+            # Linux tcp_recvmsg(): TCP_CM_INQ after every successful read.
+            if has_control:
+                cmsgs.append((S["SOL_TCP"], S["TCP_CM_INQ"],
+                              struct.pack("=i", t.stack.inq(fd))))
+            else:
+                mflags |= S["MSG_CTRUNC"]
+        return SyscallResult(res.ret, res.errno, {**res.out, "msg_flags": mflags,
+                                                  "cmsgs": cmsgs})
+    return _read_common(t, call, _iov_len(call, msg["msg_iov"]), flags, with_cmsgs)
 
 
 # --- options and control ---------------------------------------------------------------
@@ -469,4 +520,8 @@ _CALLS: dict[str, Callable[[SimTarget, SysCall], SyscallResult | Block]] = {
     "read": _read, "recv": _recv, "recvfrom": _recv, "readv": _readv, "recvmsg": _recvmsg,
     "setsockopt": _setsockopt, "getsockopt": _getsockopt, "fcntl": _fcntl, "ioctl": _ioctl,
     "getsockname": _getname, "getpeername": _getname, "poll": _poll,
+    "epoll_create": sim_epoll.epoll_create, "epoll_create1": sim_epoll.epoll_create,
+    "epoll_ctl": sim_epoll.epoll_ctl, "epoll_wait": sim_epoll.epoll_wait,
+    "open": sim_files.open_, "sendfile": sim_files.sendfile, "pipe": sim_files.pipe,
+    "splice": sim_files.splice,
 }

@@ -9,11 +9,14 @@ with a few kinds of command; in simulation each is read, not run:
 - ``ip tcp_metrics flush`` empties the Fast Open cookie cache (the only route
   metric synack keeps);
 - harmless for a simulated host, hence ignored: ``tc qdisc add|replace ...
-  pfifo|pfifo_fast`` (synack sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
-  link already carries segments of one MSS), and the ``/tmp/sysctl_restore_*.sh``
-  cleanup (each run has its own host);
+  pfifo|pfifo_fast`` (synack sends in FIFO order), ``ethtool -K DEV FEATURE off...``
+  (synack's simulated link already carries segments of one MSS), and the
+  ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
 - ``nstat`` with its output discarded starts nstat's history; ``nstat | grep NAME``
   succeeds when counter NAME moved since (what the kernel's nstat would print);
+- ``grep`` pipelines over ``/proc/net/tcp`` (:mod:`synack.drill.sim_proc`);
+- ``rm -f PATH`` and ``dd if=/dev/zero of=PATH bs=N count=M`` act on the simulated
+  host's own files (in memory), which ``open()`` and ``sendfile()`` read;
 - anything else is ``unsupported: ...`` and fails the script.
 
 A sysctl synack does not have is ignored inside ``defaults.sh`` (it sets many
@@ -30,6 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from synack.config import KNOBS, Sysctl, SysctlError
+from synack.drill.sim_proc import grep_pipeline
 
 # Sysctls synack does not have, with the values that describe what it does anyway
 # (no ECN, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
@@ -49,14 +53,17 @@ class Shell:
     """Applies commands to ``cfg``; ``notes`` records what was ignored."""
 
     def __init__(self, cfg: Sysctl, script_dir: Path,
+                 proc: Callable[[], dict[str, list[str]]] | None = None,
                  metrics_flush: Callable[[], None] | None = None,
                  counters: Callable[[], dict[str, int]] | None = None) -> None:
         self.cfg = cfg
         self.dir = script_dir
+        self.proc = proc                        # /proc/net/tcp of the simulated host
         self.metrics_flush = metrics_flush   # `ip tcp_metrics flush`: the Fast Open cache
         self.counters = counters             # the host's nstat counters
         self.nstat_seen: dict[str, int] = {}  # what the last `nstat` showed (its history)
         self.notes: list[str] = []
+        self.files: dict[str, bytes] = {}     # what rm and dd made or removed
 
     def run(self, command: str, *, init: bool = False) -> str | None:
         """None on success, else the reason (``unsupported: ...`` or a sysctl error)."""
@@ -81,6 +88,8 @@ class Shell:
         if not words:
             return None
         prog = words[0].rsplit("/", 1)[-1]
+        if prog == "grep" and self.proc is not None:
+            return grep_pipeline(quiet, self.proc)
         if prog == "defaults.sh":
             return self.defaults(words[0])
         if prog == "set_sysctls.py":
@@ -114,6 +123,12 @@ class Shell:
             if self._nstat_delta().get(grep.group(1)):
                 return None
             return f"{grep.group(1)} did not change (nstat | grep found nothing)"
+        if prog == "rm" and words[1:2] == ["-f"] and len(words) > 2:
+            for path in words[2:]:
+                self.files.pop(path, None)
+            return None
+        if prog == "dd":
+            return self.dd(words[1:], cmd)
         if prog == "ethtool" and len(words) > 3 and words[1] == "-K" and \
                 all(w == "off" for w in words[4::2]) and len(words) % 2 == 1:
             return None
@@ -124,6 +139,19 @@ class Shell:
         delta = {k: v - self.nstat_seen.get(k, 0) for k, v in now.items()}
         self.nstat_seen = now
         return delta
+    def dd(self, args: list[str], cmd: str) -> str | None:
+        """``dd bs=N count=M if=/dev/zero of=PATH``: a file of N*M zero bytes, kept in
+        ``files`` (the simulated host's own; nothing is written to the real disk)."""
+        kv = dict(a.partition("=")[::2] for a in args)
+        if kv.get("if") != "/dev/zero" or "of" not in kv or set(kv) - {
+                "bs", "count", "if", "of", "status"}:
+            return f"unsupported: shell command {cmd.strip()!r} in simulation"
+        try:
+            size = int(kv.get("bs", "512")) * int(kv.get("count", "1"))
+        except ValueError:
+            return f"unsupported: shell command {cmd.strip()!r} in simulation"
+        self.files[kv["of"]] = bytes(size)
+        return None
 
     def defaults(self, path: str) -> str | None:
         file = (self.dir / path).resolve()

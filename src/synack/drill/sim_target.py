@@ -18,17 +18,23 @@ from pathlib import Path
 from synack.config import Sysctl
 from synack.drill.constants import SYMBOLS
 from synack.drill.sim_calls import Block, do_call
+from synack.drill.sim_epoll import Watch
+from synack.drill.sim_files import OpenFile
+from synack.drill.sim_proc import proc_net_tcp
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
+from synack.host import errqueue
 from synack.host.counters import nstat
 from synack.stack import Stack
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep, StateStep, Step, render
 from synack.wire.errors import ParseError
-from synack.wire.ipv4 import PROTO_TCP, parse_ipv4
+from synack.wire.ipv4 import PROTO_TCP, IPv4Header, parse_ipv4
+from synack.wire.ipv6 import IPv6Header, parse_ipv6
 from synack.wire.tcp import parse_tcp
 
 S = SYMBOLS
+IPV4_BESIDE = "192.0.2.254"   # the IPv4 address of the host when the script runs over IPv6
 MAX_STEPS = 10_000_000     # timer firings in one wait: a guard against a runaway loop
 LADDER_LINES = 80
 
@@ -42,7 +48,12 @@ class SimTarget:
         self.bind_port = bind_port
         self.connect_port = connect_port
         self.sysctl = sysctl or Sysctl()
-        self.stack = Stack(cfg.local_ip, cfg=self.sysctl, seed=seed, mtu=cfg.mtu, name="synack")
+        if ":" in cfg.local_ip:     # --ip_version=ipv6: a dual-stack host, tested over IPv6
+            self.stack = Stack(IPV4_BESIDE, cfg=self.sysctl, seed=seed, mtu=cfg.mtu,
+                               name="synack", addr6=cfg.local_ip)
+        else:
+            self.stack = Stack(cfg.local_ip, cfg=self.sysctl, seed=seed, mtu=cfg.mtu,
+                               name="synack")
         self.now = 0
         self.out: deque[tuple[int, bytes]] = deque()
         self.fdmap: dict[int, int] = {}       # this target's fds (Linux numbering) -> stack fds
@@ -51,8 +62,11 @@ class SimTarget:
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
         self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
+                                  proc=lambda: proc_net_tcp(self.stack),
                                   metrics_flush=self.stack.tfo_cache.flush,
                                   counters=lambda: nstat(self.stack))
+        self.epoll = Watch()
+        self.files: dict[int, OpenFile] = {}     # script fd -> open file or pipe end
 
     # --- descriptors -----------------------------------------------------------------
 
@@ -96,10 +110,15 @@ class SimTarget:
         for p in self.stack.transmit(now=self.now):
             self.out.append((self.now, p))
             self._step("left", p)
+        self.epoll.scan(self)
 
     def _step(self, side: str, packet: bytes) -> None:
         try:
-            hdr, payload = parse_ipv4(packet, verify_checksum=False)
+            hdr: IPv4Header | IPv6Header
+            if packet[0] >> 4 == 6:
+                hdr, payload = parse_ipv6(packet)
+            else:
+                hdr, payload = parse_ipv4(packet, verify_checksum=False)
             if hdr.proto != PROTO_TCP:
                 return
             seg = parse_tcp(payload, hdr.src, hdr.dst, verify_checksum=False)
@@ -211,13 +230,19 @@ class SimTarget:
                 if c.eof or c.rd_shut or c.state is State.CLOSED or (
                         c.rcv is not None and c.rcv.fin_received):
                     mask |= S["POLLIN"] | S["POLLRDNORM"] | S["POLLRDHUP"]
-                if c.state not in (State.SYN_SENT, State.SYN_RECEIVED):
-                    if c.recv_q:
+                # Linux tcp_poll(): a Fast Open child in SYN_RECV counts as connected,
+                # and a deferred Fast Open connect is writable (write() sends the SYN).
+                if c.state not in (State.SYN_SENT, State.SYN_RECEIVED) or c.tfo_child_pending:
+                    if c.recv_q >= sock.opts.rcvlowat:      # tcp_stream_is_readable()
                         mask |= S["POLLIN"] | S["POLLRDNORM"]
                     if c.wr_shut or self.stack.writable(sfd):
                         mask |= S["POLLOUT"] | S["POLLWRNORM"]
+                elif c.tfo is not None and c.tfo.defer:
+                    mask |= S["POLLOUT"] | S["POLLWRNORM"]
                 if c.error is not None and not sock.error_reported:
                     mask |= S["POLLERR"]
+            if errqueue.pending_error(sock):
+                mask |= S["POLLERR"]          # sk_error_queue not empty (tcp_poll)
         return mask & (events | S["POLLERR"] | S["POLLHUP"] | S["POLLNVAL"])
 
     def shell(self, command: str) -> str | None:

@@ -88,7 +88,10 @@ class SyscallResult:
 
     ``out`` keys by call: ``data`` (bytes read / received), ``optval`` (getsockopt:
     int or bytes), ``revents`` (poll: one int per pollfd), ``flags`` (fcntl
-    F_GETFL: same as ret), ``value`` (ioctl's int result).
+    F_GETFL: same as ret), ``value`` (ioctl's int result), ``msg_flags`` and
+    ``cmsgs`` (recvmsg: ``[(level, type, data)]``, SCM_TIMESTAMPING times on the
+    target's clock), ``events`` (epoll_wait: ``[{"events": mask, "fd": fd}]``),
+    ``fds`` (pipe: its two fds).
     """
 
     ret: int

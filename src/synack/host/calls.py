@@ -7,11 +7,24 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.host import errqueue
 from synack.host.fastopen import start_client
-from synack.host.records import ORPHAN, SHUT_RD, SHUT_RDWR, SHUT_WR, Addr, ConnInfo, Key, Sock
+from synack.host.records import (
+    ORPHAN,
+    SHUT_RD,
+    SHUT_RDWR,
+    SHUT_WR,
+    Addr,
+    ConnInfo,
+    Key,
+    Sock,
+    SockAddr,
+)
+from synack.host.sockaddr import api_addr, ip_of, overlaps
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import Connection
@@ -25,6 +38,7 @@ TW_REUSE_DELAY_US = 1_000_000  # Linux net.ipv4.tcp_tw_reuse_delay default, 1000
 _MSG_OOB = int(_socket.MSG_OOB)
 _MSG_EOR = int(_socket.MSG_EOR)
 _MSG_MORE = 0x8000   # socket.MSG_MORE (Linux)
+MSG_ZEROCOPY = 0x4000000   # Linux's; the stdlib has no name for it
 _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per send()
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
@@ -32,6 +46,27 @@ _CLOSED = State.CLOSED
 
 if TYPE_CHECKING:
     from synack.stack import Stack
+
+
+MAX_SKB_FRAGS = 17
+
+
+def _send_frags(conn: Connection, data: bytes | bytearray | memoryview, iov: Sequence[int],
+                now: int, flags: int) -> int:
+    """A zerocopy write of many buffers: MAX_SKB_FRAGS of them to a segment, each full
+    one ending its segment with PSH (tcp_mark_push()), as a record end does here."""
+    view = memoryview(data)
+    off = 0
+    for i in range(0, len(iov), MAX_SKB_FRAGS):
+        last = i + MAX_SKB_FRAGS >= len(iov)
+        size = sum(iov[i:i + MAX_SKB_FRAGS])
+        got = conn.send(view[off:off + size], now=now, oob=bool(last and flags & _MSG_OOB),
+                        eor=not last or bool(flags & _MSG_EOR),
+                        more=bool(last and flags & _MSG_MORE))
+        off += got
+        if got < size:
+            break
+    return off
 
 
 class SocketCallsMixin:
@@ -44,38 +79,54 @@ class SocketCallsMixin:
             raise _oserror(errno.EBADF)
         return sock
 
-    def socket(self: Stack) -> int:
-        """A new TCP socket; returns its file descriptor."""
+    def socket(self: Stack, family: int = _socket.AF_INET) -> int:
+        """A new TCP socket (``AF_INET``, or ``AF_INET6`` on a host with :attr:`addr6`;
+        its IPV6_V6ONLY starts as ``net.ipv6.bindv6only``); returns its descriptor."""
+        if family not in (_socket.AF_INET, _socket.AF_INET6):
+            raise _oserror(errno.EAFNOSUPPORT)
         fd = self._next_fd
         self._next_fd += 1
-        self.socks[fd] = Sock(fd)
+        sock = Sock(fd)
+        if family == _socket.AF_INET6:
+            sock.family = family
+            sock.v6only = self.cfg.int("net.ipv6.bindv6only") == 1
+        self.socks[fd] = sock
         return fd
 
-    def _port_in_use(self: Stack, ip: str, port: int, reuse: bool = False) -> bool:
+    def _port_in_use(self: Stack, ip: str, port: int, v6only: bool = False, *,
+                     reuse: bool = False) -> bool:
+        """Another socket holds ``ip:port`` (across the families as Linux: a wildcard or
+        IPv4-mapped IPv6 bind without IPV6_V6ONLY overlaps IPv4). With ``reuse``
+        (SO_REUSEADDR on the socket binding), a socket that also has it and is not
+        listening does not count (Linux inet_bind_conflict(): sk_reuse on both and sk2
+        not in TCP_LISTEN)."""
         for s in self.ports.on(port):
-            if reuse and s.reuseaddr and s.listener is None and s.remote is not None:
-                continue    # Linux inet_csk_bind_conflict(): both SO_REUSEADDR, not listening
             if (s.local and s.local[1] == port
-                    and (s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
-                    and (s.conn is None or s.conn.state is not State.CLOSED)):
+                    and (overlaps(ip, v6only, s.local[0], s.v6only)
+                         if ":" in ip or ":" in s.local[0]
+                         else s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
+                    and (s.conn is None or s.conn.state is not State.CLOSED)
+                    and not (reuse and s.reuseaddr and s.listener is None)):
                 return True
         return False
 
-    def bind(self: Stack, fd: int, addr: Addr) -> None:
-        """Bind to ``(ip, port)``; port 0 picks an ephemeral port."""
+    def bind(self: Stack, fd: int, addr: SockAddr) -> None:
+        """Bind to ``(ip, port)`` (AF_INET6: ``(ip, port[, flowinfo, scope_id])``);
+        port 0 picks an ephemeral port."""
         sock = self._sock(fd)
         if sock.local is not None:
             raise _oserror(errno.EINVAL, "already bound")
-        ip, port = addr
-        if ip not in (self.addr, "0.0.0.0", ""):
+        ip, port = ip_of(self, sock, addr, "bind")
+        if ip not in (self.addr, self.addr6, "0.0.0.0", "::"):
             raise _oserror(errno.EADDRNOTAVAIL, ip)
-        ip = ip or "0.0.0.0"
         if not 0 <= port <= 0xFFFF:
             raise OverflowError("bind(): port must be 0-65535.")
         if port == 0:
-            port = self._ephemeral(None)
-        elif self._port_in_use(ip, port, sock.reuseaddr) or (
-            not sock.reuseaddr and port in self.ports.timewait):
+            port = self._ephemeral(None, local_ip=ip)
+        elif self._port_in_use(ip, port, sock.v6only, reuse=sock.reuseaddr) or (
+            not sock.reuseaddr and port in self.ports.timewait and (
+                not sock.v6only or any(k[1] == port and ":" in k[0] for k in self.timewait))):
+            # An IPV6_V6ONLY socket clashes only with IPv6 TIME_WAIT entries.
             raise _oserror(errno.EADDRINUSE, f"{ip}:{port}")
         sock.local = (ip, port)
         self.ports.add(sock)
@@ -86,7 +137,7 @@ class SocketCallsMixin:
         if sock.conn is not None:
             raise _oserror(errno.EINVAL, "socket is connected")
         if sock.local is None:
-            self.bind(fd, ("0.0.0.0", 0))
+            self.bind(fd, ("::" if sock.family == _socket.AF_INET6 else "0.0.0.0", 0))
         assert sock.local is not None
         if sock.listener is not None:
             sock.listener.max_backlog = max(min(backlog, self.cfg.int("net.core.somaxconn")), 0)
@@ -100,14 +151,14 @@ class SocketCallsMixin:
         sock.listener = lst
         self.listeners[sock.local] = lst
 
-    def accept(self: Stack, fd: int) -> tuple[int, Addr]:
+    def accept(self: Stack, fd: int) -> tuple[int, SockAddr]:
         """Take an established connection from the accept queue."""
         got = self.accept_some(fd)
         if got is None:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return got
 
-    def accept_some(self: Stack, fd: int) -> tuple[int, Addr] | None:
+    def accept_some(self: Stack, fd: int) -> tuple[int, SockAddr] | None:
         """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
         sock = self._sock(fd)
         lst = sock.listener
@@ -117,29 +168,35 @@ class SocketCallsMixin:
             conn = lst.accept_queue.popleft()
             fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
             self._next_fd = fd + 1
+            # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
             child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
-                         reuseaddr=sock.reuseaddr)   # Linux: sk_reuse is inherited
+                         family=sock.family, v6only=sock.v6only, reuseaddr=sock.reuseaddr)
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
-            return fd, conn.remote
+            return fd, (conn.remote if sock.family == _socket.AF_INET
+                        else api_addr(sock, conn.remote))
         return None
 
-    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None) -> int:
+    def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None, *,
+                   local_ip: str | None = None) -> int:
         lo, hi = self.cfg.triple("net.ipv4.ip_local_port_range")
+        me = local_ip or self.addr
+        if remote is not None and ":" in remote[0] and self.addr6 is not None:
+            me = self.addr6
         span = hi - lo + 1
         start = self.rng.randrange(span)
         reusable: int | None = None
         for i in range(span):
             port = lo + (start + i) % span
             if remote is None:
-                if not self._port_in_use(self.addr, port):
+                if not self._port_in_use(me, port):
                     return port
                 continue
-            key = (self.addr, port, remote[0], remote[1])
+            key = (me, port, remote[0], remote[1])
             if key in self.timewait and reusable is None and self._tw_reusable(key, now):
                 reusable = port
-            if key in self.conns or key in self.timewait or (self.addr, port) in self.listeners:
+            if key in self.conns or key in self.timewait or (me, port) in self.listeners:
                 continue
             if any(s.remote is None for s in self.ports.on(port)):
                 continue
@@ -159,11 +216,12 @@ class SocketCallsMixin:
         tw = self.timewait.get(key)
         if tw is None or now is None or reuse == 0 or not tw.ts:
             return False
-        if reuse == 2 and not key[2].startswith("127."):
+        if reuse == 2 and not key[2].startswith("127.") and key[2] != "::1":
             return False
         return now - tw.since >= TW_REUSE_DELAY_US
 
-    def connect_ex(self: Stack, fd: int, addr: Addr, *, now: int, fastopen: bool = False) -> int:
+    def connect_ex(self: Stack, fd: int, addr: SockAddr, *, now: int,
+                   fastopen: bool = False) -> int:
         """Start an active open; returns EINPROGRESS (or another errno) like the stdlib.
 
         With TCP_FASTOPEN_CONNECT set and a Fast Open cookie cached for the peer, no
@@ -188,11 +246,21 @@ class SocketCallsMixin:
                     return conn.error
                 return errno.ECONNABORTED if conn.state is State.CLOSED else 0
             return errno.EISCONN
-        ip, port = addr
+        try:
+            ip, port = ip_of(self, sock, addr, "connect")
+        except _socket.gaierror:
+            raise
+        except OSError as exc:          # an IPV6_V6ONLY socket and a mapped address
+            return exc.errno or errno.EINVAL
+        v6 = ":" in ip
+        me = self.addr6 if v6 else self.addr
+        bound = sock.local[0] if sock.local is not None else "::"
+        if me is None or (bound not in ("0.0.0.0", "::") and (":" in bound) != v6):
+            return errno.ENETUNREACH       # no IPv6 address, or bound to the other family
         if sock.local is None or sock.local[1] == 0:
-            sock.local = (self.addr, self._ephemeral((ip, port), now))
+            sock.local = (me, self._ephemeral((ip, port), now))
             self.ports.add(sock)
-        local = (self.addr if sock.local[0] == "0.0.0.0" else sock.local[0], sock.local[1])
+        local = (me if sock.local[0] in ("0.0.0.0", "::") else sock.local[0], sock.local[1])
         key = (local[0], local[1], ip, port)
         iss: int | None = None
         if key in self.timewait and self._tw_reusable(key, now):
@@ -256,7 +324,7 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
         return n
 
-    def connect(self: Stack, fd: int, addr: Addr, *, now: int) -> None:
+    def connect(self: Stack, fd: int, addr: SockAddr, *, now: int) -> None:
         """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
         code = self.connect_ex(fd, addr, now=now)
         if code:
@@ -274,12 +342,17 @@ class SocketCallsMixin:
             raise _oserror(conn.error)
 
     def send(self: Stack, fd: int, data: bytes | bytearray | memoryview, *, now: int,
-             flags: int = 0) -> int:
+             flags: int = 0, iov: Sequence[int] | None = None) -> int:
         """Queue bytes; returns how many were taken. Raises when nothing can be.
 
-        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data; and
+        ``flags`` may hold ``MSG_OOB``: the last byte is sent as urgent data;
         ``MSG_EOR``: no later data joins these bytes' last segment (Linux: the skb is
-        marked ``eor`` and never appended to).
+        marked ``eor`` and never appended to); ``MSG_ZEROCOPY``: with ``SO_ZEROCOPY``
+        set, a completion goes on the error queue once the bytes are acknowledged
+        (:mod:`synack.host.errqueue`); without it the flag is ignored, as Linux does.
+        ``iov``: the lengths of sendmsg()'s buffers: a MSG_ZEROCOPY send pins each as a
+        page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
+        skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
         sock = self._sock(fd)
         conn = sock.conn
@@ -297,10 +370,19 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
-        n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB), eor=bool(flags & _MSG_EOR),
-                      more=bool(flags & _MSG_MORE))
+        start = conn.snd.data_end
+        if flags & MSG_ZEROCOPY and sock.opts.zerocopy and iov and len(iov) > MAX_SKB_FRAGS:
+            n = _send_frags(conn, data, iov, now, flags)
+        else:
+            n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB),
+                          eor=bool(flags & _MSG_EOR), more=bool(flags & _MSG_MORE))
         if n == 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
+            errqueue.on_send(sock, start, sq.add(start, n))
+        if sock.errq is not None and errqueue.on_send_ts(sock, sq.add(start, n)):
+            self.tstamping[conn] = sock
+            errqueue.tx_events(sock, now)   # what went out in this very write
         self._collect_key(conn, now)
         return n
 
@@ -330,6 +412,23 @@ class SocketCallsMixin:
         if conn.eof or conn.rd_shut or conn.state is _CLOSED:
             return b""
         return None
+
+    def recv_errqueue(self: Stack, fd: int) -> errqueue.ExtErr:
+        """``recvmsg(MSG_ERRQUEUE)``: the oldest error-queue entry (Linux
+        ``sock_recv_errqueue()``); BlockingIOError (EAGAIN) when the queue is empty."""
+        got = errqueue.pop(self._sock(fd))
+        if got is None:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return got
+
+    def inq(self: Stack, fd: int) -> int:
+        """The TCP_CM_INQ value after a read (Linux ``tcp_inq_hint()``): bytes still
+        unread, plus one for a FIN received (so 1 at the end of the stream)."""
+        conn = self._sock(fd).conn
+        rcv = conn.rcv if conn is not None else None
+        if rcv is None:
+            return 0
+        return len(rcv.ready) + (1 if rcv.fin_received else 0)
 
     def shutdown(self: Stack, fd: int, how: int, *, now: int) -> None:
         """SHUT_WR sends a FIN after queued data; SHUT_RD stops reading."""
@@ -396,17 +495,20 @@ class SocketCallsMixin:
         return get_option(self, self._sock(fd), level, option)
 
     # ------------------------------------------------------------ queries
-    def getsockname(self: Stack, fd: int) -> Addr:
-        """The local address (0.0.0.0:0 before bind)."""
-        return self._sock(fd).local or ("0.0.0.0", 0)
+    def getsockname(self: Stack, fd: int) -> SockAddr:
+        """The local address (0.0.0.0:0, or ::, before bind)."""
+        sock = self._sock(fd)
+        if sock.family == _socket.AF_INET:
+            return sock.local or ("0.0.0.0", 0)
+        return api_addr(sock, sock.local or ("::", 0))
 
-    def getpeername(self: Stack, fd: int) -> Addr:
+    def getpeername(self: Stack, fd: int) -> SockAddr:
         """The peer's address; ENOTCONN when there is none."""
         sock = self._sock(fd)
         if sock.remote is None or sock.conn is None or sock.conn.state in (
                 State.SYN_SENT, State.CLOSED):
             raise _oserror(errno.ENOTCONN)
-        return sock.remote
+        return sock.remote if sock.family == _socket.AF_INET else api_addr(sock, sock.remote)
 
     def state(self: Stack, fd: int) -> State:
         """The TCP state behind a descriptor."""
@@ -422,7 +524,8 @@ class SocketCallsMixin:
     def connections(self: Stack) -> list[ConnInfo]:
         """Every socket as ``ss -tan`` lists it: listeners, connections, TIME_WAIT."""
         rows = [ConnInfo(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
-                         ("0.0.0.0", 0)) for lst in self.listeners.values()]
+                         ("::" if ":" in lst.local[0] else "0.0.0.0", 0))
+                for lst in self.listeners.values()]
         for lst in self.listeners.values():
             rows += [ConnInfo(c.state, 0, 0, c.local, c.remote) for c in lst.syn_queue.values()]
         rows += [ConnInfo(c.state, c.recv_q, c.send_q, c.local, c.remote)
@@ -432,14 +535,19 @@ class SocketCallsMixin:
         return rows
 
     def readable(self: Stack, fd: int) -> bool:
-        """recv()/accept() would not raise BlockingIOError."""
+        """recv()/accept() would not raise BlockingIOError (poll's POLLIN): with
+        SO_RCVLOWAT, once that many bytes are queued or the peer has closed (Linux
+        tcp_stream_is_readable())."""
         sock = self._sock(fd)
         if sock.listener is not None:
             return bool(sock.listener.accept_queue)
         c = sock.conn
         if c is None:
             return False
-        return bool(c.recv_q or c.eof or c.state is State.CLOSED or
+        q = c.recv_q
+        if q and (q >= sock.opts.rcvlowat or c.rcv is not None and c.rcv.fin_received):
+            return True
+        return bool(c.eof or c.state is State.CLOSED or
                     (c.error is not None and not sock.error_reported))
 
     def writable(self: Stack, fd: int) -> bool:
@@ -450,4 +558,11 @@ class SocketCallsMixin:
             return False
         if c.state in (State.SYN_SENT, State.SYN_RECEIVED) and not c.tfo_child_pending:
             return bool(c.tfo is not None and c.tfo.defer)   # a deferred Fast Open connect
-        return c.snd.space() > 0 or c.state not in _CAN_SEND or c.error is not None
+        if c.state not in _CAN_SEND or c.error is not None:
+            return True
+        if c.snd.space() <= 0:
+            return False
+        # Linux tcp_stream_memory_free(sk, wake=1): under TCP_NOTSENT_LOWAT, writable
+        # once twice the unsent bytes are below the mark.
+        lowat = c.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        return 2 * c.snd.unsent() < lowat

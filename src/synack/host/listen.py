@@ -20,7 +20,7 @@ from synack.tcp import fastopen, syncookies
 from synack.tcp.connection import Connection
 from synack.tcp.listener import COOKIE, Listener
 from synack.tcp.state import State
-from synack.wire.tcp import ACK, RST, SYN, TcpSegment
+from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
     from synack.stack import Stack
@@ -50,6 +50,8 @@ class ListenMixin:
                                 send_rst=False)
                     self._collect_child(lst, key, child, now)
                     self._reset_closed(key[0], key[2], seg, "accept queue overflow")
+                return
+            if child.opts.defer_accept and self._defer(key, child, seg):
                 return
             child.on_segment(seg, now=now)
             self._collect_child(lst, key, child, now)
@@ -185,10 +187,46 @@ class ListenMixin:
         self._collect_child(lst, key, child, now)
         return True
 
+    def _defer(self: Stack, key: Key, child: Connection, seg: TcpSegment) -> bool:
+        """TCP_DEFER_ACCEPT: the handshake's bare ACK is dropped, the entry remembered as
+        acked, while fewer SYN,ACK timeouts than the option's count have passed (Linux
+        tcp_check_req(): TCPDeferAcceptDrop); data or a FIN completes it as usual."""
+        rcv = child.rcv
+        if (seg.flags & (ACK | SYN | RST | FIN) != ACK or seg.payload or rcv is None
+                or child.state is not _SYN_RECEIVED or seg.ack != child.snd.snd_max
+                or seg.seq != rcv.rcv_nxt or child.retransmits >= child.opts.defer_accept):
+            return False
+        self.deferred.add(key)
+        self.cfg.mib["TcpExtTCPDeferAcceptDrop"] += 1
+        return True
+
+    def _tick_deferred(self: Stack, lst: Listener, key: Key, child: Connection,
+                       now: int) -> None:
+        """The SYN,ACK timer of an entry TCP_DEFER_ACCEPT holds (Linux syn_ack_recalc()):
+        no SYN,ACK while waiting for data, one more at the end of the period to give
+        the peer a last chance; gone once both the period and the retries are over."""
+        n, defer = child.retransmits, child.opts.defer_accept
+        if n >= self.cfg.int("net.ipv4.tcp_synack_retries") and n >= defer:
+            child.abort(now=now, why="TCP_DEFER_ACCEPT: no data", send_rst=False)
+        else:
+            child.timers.rtx = None
+            if n >= defer - 1:
+                child._send_synack(now)
+                child.total_retrans += 1
+            if n == 0:
+                lst.young -= 1
+            child.retransmits += 1
+            child.backoff += 1
+            child.timers.rtx = now + child.rtt.backed_off(child.backoff)
+        self._collect_child(lst, key, child, now)
+
     def _tick_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
         """A SYN queue entry's timers fell due: its SYN,ACK again, or, when the queue is
         crowded and it has had its share of retries, gone without a word (Linux
         reqsk_timer_handler())."""
+        if key in self.deferred and child.timers.rtx is not None and child.timers.rtx <= now:
+            self._tick_deferred(lst, key, child, now)
+            return
         limit = lst.synack_retries()
         if child.retransmits >= limit and limit < self.cfg.int("net.ipv4.tcp_synack_retries") \
                 and child.timers.rtx is not None and child.timers.rtx <= now:
@@ -208,6 +246,8 @@ class ListenMixin:
             self.timers.arm(child)
             return
         del lst.syn_queue[(key[2], key[3])]
+        if self.deferred:
+            self.deferred.discard(key)
         if child.retransmits == 0:
             lst.young -= 1
         if state is _CLOSED:

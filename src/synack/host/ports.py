@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from synack.stack import Sock
+from typing import Generic, Protocol, TypeVar
 
 
-class PortTable:
+class Bound(Protocol):
+    """What the table keeps: a socket with a descriptor and maybe a local address
+    (:class:`~synack.host.records.Sock`, :class:`~synack.host.udp.UdpSock`)."""
+
+    fd: int
+    local: tuple[str, int] | None
+
+
+Sock = TypeVar("Sock", bound=Bound)
+
+
+class PortTable(Generic[Sock]):
     """Sockets by local port, and TIME_WAIT entries counted by local port.
 
     A port held by one socket (every client connection's ephemeral port) maps to

@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from synack.tcp.connection import DEFAULT_OPTS, Connection, SockOpts
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
 
+if TYPE_CHECKING:
+    from synack.host.errqueue import ErrQueue
+
 Addr = tuple[str, int]
 Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
+#: An address as the socket API takes and gives it: (host, port) for AF_INET,
+#: (host, port, flowinfo, scope_id) for AF_INET6 (the last two optional on the way in).
+#: Typed loosely, as the stdlib's socket stubs type addresses.
+SockAddr = tuple[Any, ...]
 
 SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
 
@@ -32,6 +40,9 @@ class Sock:
     reuseaddr: bool = False
     error_reported: bool = False
     connecting: bool = False        # connect() started; its outcome not yet reported
+    family: int = 2                 # socket.AF_INET, or AF_INET6 (10)
+    v6only: bool = False            # IPV6_V6ONLY of an AF_INET6 socket
+    errq: ErrQueue | None = None    # MSG_ERRQUEUE and MSG_ZEROCOPY state, once used
 
 
 @dataclass(frozen=True, slots=True)

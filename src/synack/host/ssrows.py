@@ -27,9 +27,13 @@ def ss_rows(stack: Stack, now: int, *, info: bool = False) -> list[dict[str, Any
         rows.append(r)
 
     for lst in stack.listeners.values():
-        row(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local, ("0.0.0.0", 0),
+        row(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
+            ("::" if ":" in lst.local[0] else "0.0.0.0", 0),
             lst.fd)
-    for lst in stack.listeners.values():
+    half_open = list(stack.listeners.values())
+    if stack.forward is not None:       # a forwarder's handshakes (host/forward.py)
+        half_open += stack.forward.lsts.values()
+    for lst in half_open:
         for c in lst.syn_queue.values():
             row(c.state, 0, 0, c.local, c.remote, -1, ss_info(c, now) if info else None)
     for c in stack.conns.values():

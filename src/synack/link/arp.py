@@ -15,6 +15,10 @@ DELAY/PROBE states, folded into one), and it is forgotten ``stale_us`` later
 unless an answer arrives. An INCOMPLETE entry sends ``solicit`` broadcast requests
 ``retrans_us`` apart; when the last one goes unanswered the queue is dropped and
 counted and the entry deleted, so the next packet starts over (Linux's FAILED).
+The dropped packets come out of :meth:`ArpResolver.unreachable`, so the link can
+tell their senders, as Linux's ``arp_error_report()`` does with an ICMP host
+unreachable to itself: a ``connect()`` to a silent neighbour fails after
+``solicit * retrans_us`` (3 s) with ``EHOSTUNREACH``.
 
 Learning follows RFC 826's merge rule: a packet updates the entry of its sender
 if there is one, and creates one if it was addressed to us. Linux treats a
@@ -91,6 +95,7 @@ class ArpResolver:
         self.entries: dict[str, ArpEntry] = {}
         self.stats: Counter[str] = Counter()
         self._out: list[Frame] = []
+        self._failed: list[bytes] = []
 
     # ------------------------------------------------------------ inputs
     def receive(self, payload: Buffer, *, now: int) -> None:
@@ -156,6 +161,7 @@ class ArpResolver:
                     if entry.tries >= self.solicit:
                         self.stats["arp resolution failed"] += 1
                         self.stats["arp queued packets dropped"] += len(entry.queue)
+                        self._failed.extend(p for p, _ in entry.queue)
                         del self.entries[ip]
                     else:
                         self._solicit(entry, now)
@@ -167,6 +173,12 @@ class ArpResolver:
     def transmit(self) -> list[Frame]:
         """Frames to put on the wire, oldest first: ARP packets and released IP packets."""
         out, self._out = self._out, []
+        return out
+
+    def unreachable(self) -> list[bytes]:
+        """The IP packets dropped because their next hop never answered, oldest first
+        (mirrors the skbs neigh_invalidate() hands to arp_error_report())."""
+        out, self._failed = self._failed, []
         return out
 
     def next_deadline(self) -> int | None:

@@ -4,6 +4,10 @@ A link carries IPv4 packets between one :class:`~synack.stack.Stack` and a
 wire (a TAP or TUN device, an in-process loopback). Everything below IP --
 Ethernet framing, ARP, virtio-net headers and offloads -- stays inside the
 link; the loop only moves whole IPv4 packets.
+
+Any packet pipe can be a link without writing one: :class:`synack.link.pipe.PipeLink`
+takes a ``send(packet)`` callable and has a thread-safe ``deliver(packet)``
+(:class:`~synack.link.pipe.AsyncQueueLink` is its asyncio form).
 """
 
 from __future__ import annotations

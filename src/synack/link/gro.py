@@ -46,6 +46,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
+from synack.link.gro6 import Held6, flush6, take6
 from synack.wire.checksum import internet_checksum
 
 __all__ = ["Gro"]
@@ -95,15 +96,20 @@ class Gro:
         self.stats: Counter[str] = stats if stats is not None else Counter()
 
     def merge(self, packets: Iterable[bytes]) -> list[tuple[bytes, bool]]:
-        """(IPv4 packet, csum_valid) pairs for ``stack.receive``, the batch merged."""
+        """(IP packet, csum_valid) pairs for ``stack.receive``, the batch merged (IPv6
+        by :mod:`synack.link.gro6`)."""
         out: list[tuple[bytes, bool]] = []
         held: dict[bytes, _Held] = {}
+        held6: dict[bytes, Held6] = {}
         stats = self.stats
         seen = 0
         for pkt in packets:
             n = len(pkt)
-            if n < 40 or pkt[9] != 6:
-                out.append((pkt, False))        # not TCP (or too short to be)
+            if n < 40 or pkt[9] != 6 or pkt[0] >> 4 != 4:
+                if n and pkt[0] >> 4 == 6:      # IPv6: the same rules (synack.link.gro6)
+                    seen += take6(pkt, out, held6, stats)
+                    continue
+                out.append((pkt, False))        # not TCP over IPv4 (or too short to be)
                 continue
             ihl = (pkt[0] & 0x0F) << 2
             key = pkt[12:20] + pkt[ihl:ihl + 4]         # addresses and ports
@@ -162,6 +168,8 @@ class Gro:
             out.append((pkt, True))             # replaced if more segments join it
         for h in held.values():
             self._flush(h, out, "batch end")
+        for h6 in held6.values():
+            flush6(h6, out, "batch end", stats)
         stats["gro segments in"] += seen
         return out
 

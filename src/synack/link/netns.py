@@ -2,8 +2,15 @@
 
 ``Lab("sa-lab")`` makes (or reuses) the namespace, opens a TAP in this process,
 moves the interface into the namespace -- the descriptor stays valid, so synack
-keeps the cable's other end -- gives the kernel side its address, disables IPv6
-there (no neighbour discovery or MLD noise on the wire) and brings the links up.
+keeps the cable's other end -- gives the kernel side its addresses (192.0.2.1/24
+and 2001:db8::1/64; synack is 192.0.2.2 and 2001:db8::2) and brings the links up.
+
+IPv6 used to be disabled in the namespace because the kernel's Neighbor Discovery
+and MLD chatter (router solicitations, MLD reports, DAD for its link-local
+address) reached synack as packets it did not understand. Now synack speaks ND
+(:mod:`synack.link.nd`) and drops the rest quietly, counted ("nd ignored" on a
+TAP, "icmp6: ignored ND/MLD" in the stack over a TUN). ``ipv6=False`` (``--no-ipv6``)
+still turns it off, before the interface comes up, so not one such packet leaves.
 On exit, and on SIGINT/SIGTERM, which are turned into exceptions so the ``with``
 unwinds, it removes what it made: the interface, and the namespace if it made it.
 
@@ -90,8 +97,20 @@ class Lab:
         offload: bool = False,
         mtu: int = 1500,
         kind: str = "tap",
+        kernel_addr6: str | None = "2001:db8::1/64",
+        synack_addr6: str | None = "2001:db8::2",
     ) -> None:
         iface = ipaddress.IPv4Interface(kernel_addr)           # ValueError names the bad one
+        if (kernel_addr6 is None) != (synack_addr6 is None):
+            raise ValueError("give both IPv6 addresses (kernel and synack) or neither")
+        if kernel_addr6 is not None and synack_addr6 is not None:
+            iface6 = ipaddress.IPv6Interface(kernel_addr6)
+            ours6 = ipaddress.IPv6Address(synack_addr6)
+            if ours6 not in iface6.network or ours6 == iface6.ip:
+                raise ValueError(f"synack address {synack_addr6} must be another address "
+                                 f"in {iface6.network}")
+            synack_addr6 = str(ours6)            # inet_ntop's spelling, as the stack keys it
+            self.prefixlen6 = iface6.network.prefixlen
         ours = ipaddress.IPv4Address(synack_addr)
         if ours not in iface.network:
             raise ValueError(f"synack address {synack_addr} is not in {iface.network}")
@@ -108,6 +127,8 @@ class Lab:
         self.offload = offload
         self.mtu = mtu
         self.kind = kind
+        self.kernel_addr6 = kernel_addr6
+        self.synack_addr6 = synack_addr6
         self.link: TapLink | TunLink | None = None
         self.created_netns = False
         self._old_handlers: dict[int, Any] = {}
@@ -135,15 +156,25 @@ class Lab:
         name = self.tap or f"synack{self.kind == 'tun' and 'u' or ''}%d"
         if self.kind == "tap":
             self.link = TapLink(name, addr=self.synack_addr, prefixlen=self.prefixlen,
-                                offload=self.offload, mtu=self.mtu)
+                                offload=self.offload, mtu=self.mtu, addr6=self.synack_addr6,
+                                prefixlen6=getattr(self, "prefixlen6", 64))
         else:
             self.link = TunLink(name, offload=self.offload, mtu=self.mtu)
+            self.link.addr6 = self.synack_addr6
         dev, ns = self.link.name, self.netns
         ip("link", "set", dev, "netns", ns)
-        # IPv6 off before the interface comes up, so not even one ND or MLD packet leaves.
-        for scope in ("all", "default", dev):
-            self.exec("sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1")
+        if self.kernel_addr6 is None:
+            # IPv6 off before the interface comes up, so not even one ND or MLD packet leaves.
+            for scope in ("all", "default", dev):
+                self.exec("sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=1")
+        else:
+            for scope in ("all", "default", dev):
+                self.exec("sysctl", "-qw", f"net.ipv6.conf.{scope}.disable_ipv6=0")
         ip("-n", ns, "addr", "add", self.kernel_addr, "dev", dev)
+        if self.kernel_addr6 is not None:
+            # nodad: usable at once (duplicate address detection would hold it a second;
+            # its solicitation still shows synack's ND at work on the link-local address).
+            ip("-n", ns, "-6", "addr", "add", self.kernel_addr6, "dev", dev, "nodad")
         # The kernel queues what it sends us in the device's ring, txqueuelen packets
         # long (tun's ptr_ring follows it). The default drops bursts -- ab -c 500's SYNs
         # came back as retransmissions -- so the lab gives it room, as a NIC driver
@@ -195,6 +226,13 @@ def add_link_args(parser: argparse.ArgumentParser) -> None:
                    help="with --netns: the kernel's address (default %(default)s)")
     g.add_argument("--synack-addr", default="192.0.2.2", metavar="A",
                    help="with --netns: synack's address (default %(default)s)")
+    g.add_argument("--kernel-addr6", default="2001:db8::1/64", metavar="A/N",
+                   help="with --netns: the kernel's IPv6 address (default %(default)s)")
+    g.add_argument("--synack-addr6", default="2001:db8::2", metavar="A",
+                   help="with --netns: synack's IPv6 address (default %(default)s)")
+    g.add_argument("--ipv6", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --netns: IPv6 in the lab too (default on; --no-ipv6 disables "
+                        "it in the namespace)")
     g.add_argument("--offload", action=argparse.BooleanOptionalAction, default=False,
                    help="virtio-net headers: checksum offload and TSO/GSO (default off)")
     g.add_argument("--mtu", type=int, metavar="N",
@@ -221,8 +259,11 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
         if os.geteuid() != 0:
             raise ValueError("--netns needs root (it makes a network namespace and a "
                              "TAP/TUN device): run it with sudo")
+        v6 = getattr(args, "ipv6", True)
         lab = Lab(args.netns, kernel_addr=args.kernel_addr, synack_addr=args.synack_addr,
-                  offload=args.offload, mtu=mtu, kind="tun" if args.tun else "tap")
+                  offload=args.offload, mtu=mtu, kind="tun" if args.tun else "tap",
+                  kernel_addr6=getattr(args, "kernel_addr6", "2001:db8::1/64") if v6 else None,
+                  synack_addr6=getattr(args, "synack_addr6", "2001:db8::2") if v6 else None)
         with lab as link:
             yield args.synack_addr, _impaired(link, params, args)
         return

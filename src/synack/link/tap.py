@@ -3,15 +3,17 @@
 The kernel sees the TAP as an Ethernet interface with a cable to synack. synack
 owns a MAC of its own (random, locally administered), answers ARP for its
 address and resolves its neighbours through :class:`~synack.link.arp.ArpResolver`.
-Only IPv4 and ARP frames addressed to our MAC (or broadcast/multicast) are kept;
-IPv6 (neighbour discovery, MLD) and everything else is dropped and counted in
-:attr:`TapLink.stats`.
+Only IPv4, ARP and IPv6 frames addressed to our MAC (or broadcast/multicast) are
+kept. With an IPv6 address (``addr6``) synack answers and sends Neighbor
+Discovery through :class:`~synack.link.nd.NdResolver` (ARP's twin), which also
+swallows and counts the link's MLD and router chatter; other IPv6 packets go to
+the stack. Without ``addr6`` IPv6 is dropped and counted in :attr:`TapLink.stats`.
 
 With ``offload=True`` the device carries a virtio-net header on every frame:
 incoming NEEDS_CSUM / DATA_VALID packets and GSO super-segments reach the stack
 with ``csum_valid=True``; outgoing TCP packets, whose checksum field holds only
 the pseudo-header sum (``Offload.tx_csum``), go out with NEEDS_CSUM, and TSO
-super-segments (gso_size > 0) with gso_type TCPV4 so the kernel cuts them.
+super-segments (gso_size > 0) with gso_type TCPV4 or TCPV6 so the kernel cuts them.
 Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`,
 ``gro=True``), so in-order MTU-sized segments reach the stack as super-segments.
 Without offloads the stack still hands over super-segments; they are cut here
@@ -25,11 +27,15 @@ from collections import Counter
 
 from synack.link.arp import ArpResolver
 from synack.link.gro import Gro
+from synack.link.nd import NdResolver, is_link_chatter
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
-from synack.wire._addr import aton, ntoa
+from synack.wire._addr import aton, aton6, ntoa, ntoa6
 from synack.wire.ethernet import ETH_HEADER_LEN, ETHERTYPE_ARP, mac_aton, random_mac
 from synack.wire.gso import segment
+from synack.wire.icmp import CODE_HOST_UNREACH, DEST_UNREACH, build_icmp_packet, error_for
+from synack.wire.icmp6 import CODE_ADDR_UNREACH, build_icmp6_packet, error_for6
+from synack.wire.icmp6 import DEST_UNREACH as ICMP6_DEST_UNREACH
 from synack.wire.vnet import F_DATA_VALID, F_NEEDS_CSUM, NO_OFFLOAD, VnetHeader, tx_header
 
 __all__ = ["TapLink"]
@@ -63,6 +69,9 @@ class TapLink:
         batch: int = BATCH,
         rng: random.Random | None = None,
         gro: bool = True,
+        addr6: str | None = None,
+        prefixlen6: int = 64,
+        gateway6: str | None = None,
     ) -> None:
         if not 0 <= prefixlen <= 32:
             raise ValueError(f"prefix length must be 0..32, not {prefixlen}")
@@ -82,6 +91,15 @@ class TapLink:
         self._gateway = gateway
         self._mac_raw = mac_aton(self.mac)
         self._hops: dict[bytes, str | None] = {}   # raw destination -> next hop (None: no route)
+        # IPv6: on-link are the /prefixlen6 of addr6 and fe80::/10.
+        if not 0 <= prefixlen6 <= 128:
+            raise ValueError(f"IPv6 prefix length must be 0..128, not {prefixlen6}")
+        self.addr6 = addr6
+        self.nd: NdResolver | None = NdResolver(self.mac, addr6) if addr6 else None
+        self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - prefixlen6)) - 1)
+        self._net6 = int.from_bytes(aton6(addr6), "big") & self._mask6 if addr6 else 0
+        self._gateway6 = gateway6
+        self._local: list[bytes] = []              # ICMP errors for the stack (ARP/ND failed)
 
     # ------------------------------------------------------------ Link
     def fileno(self) -> int:
@@ -97,6 +115,7 @@ class TapLink:
         stats = self.stats
         out: list[tuple[bytes, bool]] = []
         plain: list[bytes] = []          # IPv4 packets for GRO
+        v6: list[tuple[bytes, bool]] = []   # IPv6 packets (no software GRO for them)
         gro = self.gro
         for frame in self.dev.read_batch(self.batch):
             if len(frame) < eth_end:
@@ -121,7 +140,23 @@ class TapLink:
             elif etype == _ARP:
                 self.arp.receive(memoryview(frame)[eth_end:], now=now)
             elif etype == _IPV6:
-                stats["dropped IPv6"] += 1
+                nd = self.nd
+                if nd is None:
+                    stats["dropped IPv6"] += 1
+                    continue
+                packet = frame[eth_end:]
+                if is_link_chatter(packet):
+                    nd.receive(packet, now=now)
+                    continue
+                if gro is not None:
+                    plain.append(packet)
+                    continue
+                valid = False
+                if vnet:
+                    valid = bool(frame[0] & _VALID)
+                    if frame[1]:
+                        stats["gso super-segments in"] += 1
+                v6.append((packet, valid))
             else:
                 stats["dropped not IPv4"] += 1
         if gro is not None:
@@ -129,7 +164,14 @@ class TapLink:
             out = gro.merge(plain) if plain else out
         else:
             stats["packets in"] += len(out)
+        if v6:
+            stats["packets in"] += len(v6)
+            out += v6
         self._tick_arp(now)
+        if self._local:
+            # ICMP host unreachable from ourselves, first: it is older than what was read.
+            out[:0] = [(p, True) for p in self._local]
+            self._local = []
         return out
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
@@ -138,6 +180,9 @@ class TapLink:
         for packet, gso in packets:
             if len(packet) < 20:
                 self.stats["dropped bad packet"] += 1
+                continue
+            if packet[0] >> 4 == 6:
+                self._send6(packet, gso, now)
                 continue
             hop = self._next_hop(packet)
             if hop is None:
@@ -154,8 +199,16 @@ class TapLink:
 
     # ------------------------------------------------------------ timers
     def next_deadline(self) -> int | None:
-        """When :meth:`tick` has ARP work (a request to retry or give up on)."""
-        return self.arp.next_deadline()
+        """When :meth:`tick` has ARP or ND work (a request to retry or give up on), or 0
+        while ICMP errors for the stack wait to be read."""
+        if self._local:
+            return 0
+        d = self.arp.next_deadline()
+        if self.nd is not None:
+            d6 = self.nd.next_deadline()
+            if d6 is not None and (d is None or d6 < d):
+                d = d6
+        return d
 
     def tick(self, *, now: int) -> None:
         """Run ARP's timers and write what they produce."""
@@ -172,6 +225,44 @@ class TapLink:
                 self._write(frame[:ETH_HEADER_LEN], frame[ETH_HEADER_LEN:], gso)
             else:
                 self._write(b"", frame, 0)
+        for packet in arp.unreachable():
+            # Linux ipv4_link_failure(): ICMP host unreachable to the packet's sender,
+            # here always ourselves, so the stack fails the connect() with EHOSTUNREACH.
+            self.stats["icmp host unreachable (arp failed)"] += 1
+            msg = error_for(packet, DEST_UNREACH, CODE_HOST_UNREACH)
+            self._local.append(build_icmp_packet(self.arp.ip, self.arp.ip, msg))
+        nd = self.nd
+        if nd is not None:
+            deadline = nd.next_deadline()
+            if deadline is not None and deadline <= now:
+                nd.tick(now=now)
+            for frame, gso in nd.transmit():
+                # Released IPv6 packets and ND's own: the vnet header comes from the
+                # IPv6 packet (NEEDS_CSUM, TSO6 for TCP; none for ICMPv6).
+                self._write(frame[:ETH_HEADER_LEN], frame[ETH_HEADER_LEN:], gso)
+            for packet in nd.unreachable():
+                # Linux ndisc_error_report(): ICMPv6 address unreachable to ourselves.
+                self.stats["icmp6 address unreachable (nd failed)"] += 1
+                err = error_for6(packet, ICMP6_DEST_UNREACH, CODE_ADDR_UNREACH)
+                self._local.append(build_icmp6_packet(nd.ip, nd.ip, err))
+
+    def _send6(self, packet: bytes, gso: int, now: int) -> None:
+        nd = self.nd
+        if nd is None or len(packet) < 40:
+            self.stats["dropped no IPv6"] += 1
+            return
+        raw = packet[24:40]
+        dst = int.from_bytes(raw, "big")
+        if dst & self._mask6 == self._net6 or raw[0] == 0xFE and raw[1] & 0xC0 == 0x80:
+            hop: str | None = ntoa6(raw)
+        else:
+            hop = self._gateway6
+        if hop is None:
+            self.stats["dropped no route"] += 1
+            return
+        header = nd.output(packet, hop, now=now, gso_size=gso)
+        if header is not None:
+            self._write(header, packet, gso)
 
     def _next_hop(self, packet: bytes) -> str | None:
         raw = packet[16:20]

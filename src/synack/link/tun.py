@@ -1,4 +1,4 @@
-"""A TUN device as a :class:`synack.link.base.Link`: raw IPv4 packets, optional offloads.
+"""A TUN device as a :class:`synack.link.base.Link`: raw IP packets, optional offloads.
 
 A TUN interface is point-to-point at layer 3: no Ethernet, no ARP, each read is
 one IP packet. The offload story is the TAP's (:mod:`synack.link.tap`) with the
@@ -28,6 +28,7 @@ class TunLink:
     def __init__(self, name: str = "", *, offload: bool = False, mtu: int = 1500,
                  batch: int = BATCH, gro: bool = True) -> None:
         self.dev = TunTapDevice(name, tap=False, offload=offload, mtu=mtu)
+        self.addr6: str | None = None    # synack's IPv6 address, when the owner gives one
         self.name = self.dev.name
         self.mtu = mtu
         self.offload: Offload | None = self.dev.offload
@@ -41,7 +42,9 @@ class TunLink:
         return self.dev.fileno()
 
     def recv_packets(self, *, now: int) -> list[tuple[bytes, bool]]:
-        """IPv4 packets read in one batch, with csum_valid; IPv6 is dropped and counted."""
+        """IPv4 and IPv6 packets read in one batch, with csum_valid (a TUN has no
+        neighbours to discover: MLD and router solicitations reach the stack, which
+        counts and ignores them)."""
         vnet = self.dev.vnet
         off = 10 if vnet else 0
         stats = self.stats
@@ -51,8 +54,8 @@ class TunLink:
                 stats["dropped truncated"] += 1
                 continue
             version = frame[off] >> 4
-            if version != 4:
-                stats["dropped IPv6" if version == 6 else "dropped not IPv4"] += 1
+            if version != 4 and version != 6:
+                stats["dropped not IP"] += 1
                 continue
             valid = False
             if vnet:

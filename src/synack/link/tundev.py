@@ -37,6 +37,7 @@ IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 TUN_F_CSUM = 0x01
 TUN_F_TSO4 = 0x02
+TUN_F_TSO6 = 0x04
 SIOCSIFMTU = 0x8922     # include/uapi/linux/sockios.h
 
 MAX_MTU = 65521         # the largest MTU a TAP accepts (measured; MAX_MTU in drivers/net/tun.c)
@@ -86,7 +87,7 @@ class TunTapDevice:
             self.name = res[:_IFNAMSIZ].rstrip(b"\0").decode()
             if offload:
                 fcntl.ioctl(fd, TUNSETVNETHDRSZ, struct.pack("i", VNET_HDR_LEN))
-                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4)
+                fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
             set_mtu(self.name, mtu)
         except BaseException:
             os.close(fd)

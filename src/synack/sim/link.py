@@ -217,12 +217,13 @@ class LinkDirection:
 
 
 def _flip_bit_after_header(data: bytes, u: float) -> bytes | None:
-    """Flip the bit chosen by ``u`` in ``[0, 1)`` among those after the IPv4 header.
+    """Flip the bit chosen by ``u`` in ``[0, 1)`` among those after the IP header
+    (the IPv6 header has no checksum of its own: corrupting it is not modelled).
 
     Returns ``None`` when the packet has nothing after its header.
     """
     header = (data[0] & 0x0F) * 4 if data else 0
-    header = max(header, IPV4_MIN_HEADER)
+    header = 40 if data and data[0] >> 4 == 6 else max(header, IPV4_MIN_HEADER)
     nbits = (len(data) - header) * 8
     if nbits <= 0:
         return None

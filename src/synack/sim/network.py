@@ -23,8 +23,8 @@ After every step the loop drains every host, in the order they were added,
 because an action may have called any host's API: ``transmit_gso(now=now)`` if
 the host has it, with each TCP super-segment cut into MSS frames as a link
 without TSO cuts it (:func:`synack.wire.gso.segment`), else ``transmit(now=now)``.
-Each packet is routed over the link from its sender to the IPv4 destination in bytes
-16..20; the link direction decides its fate at once (see :mod:`synack.sim.link`)
+Each packet is routed over the link from its sender to the destination address of
+its IP header (IPv4 bytes 16..20, IPv6 bytes 24..40); the link direction decides its fate at once (see :mod:`synack.sim.link`)
 and, if it gets through, its arrival goes into the heap.  Every packet handed to
 the network is appended to :attr:`Network.records`.
 
@@ -133,7 +133,7 @@ class Network:
     # -- topology -----------------------------------------------------------
 
     def add_host(self, addr: str, host: Host) -> None:
-        """Attach ``host`` at IPv4 address ``addr``.
+        """Attach ``host`` at address ``addr`` (IPv4, or IPv6 for a host with ``addr6``).
 
         The same host object may be added under several addresses; it is then
         drained once per step, and a packet it sends leaves from the address in
@@ -312,13 +312,17 @@ class Network:
                     self._send(addrs, packet if type(packet) is bytes else bytes(packet))
 
     def _send(self, sender_addrs: list[str], data: bytes) -> None:
-        if len(data) < 20:
+        if len(data) < 20 or (data[0] >> 4 == 6 and len(data) < 40):
             raise ValueError(
-                f"host {sender_addrs[0]} sent {len(data)} bytes, shorter than an IPv4 header"
+                f"host {sender_addrs[0]} sent {len(data)} bytes, shorter than an IP header"
             )
         names = self._addr_names
-        src = names.get(data[12:16]) or self._name(data[12:16])
-        dst = names.get(data[16:20]) or self._name(data[16:20])
+        if data[0] >> 4 == 6:
+            src = names.get(data[8:24]) or self._name(data[8:24])
+            dst = names.get(data[24:40]) or self._name(data[24:40])
+        else:
+            src = names.get(data[12:16]) or self._name(data[12:16])
+            dst = names.get(data[16:20]) or self._name(data[16:20])
         origin = src if src in sender_addrs else sender_addrs[0]
         now = self.now
         records = self.records
@@ -360,7 +364,8 @@ class Network:
             self._push(arrival, _ARRIVAL, (dst, data, link.stats))
 
     def _name(self, raw: bytes) -> str:
-        name = self._addr_names[raw] = socket.inet_ntoa(raw)
+        name = self._addr_names[raw] = (socket.inet_ntop(socket.AF_INET6, raw) if len(raw) == 16
+                                        else socket.inet_ntoa(raw))
         return name
 
     # -- output ---------------------------------------------------------------
@@ -392,6 +397,9 @@ class Network:
 
 def _canonical(addr: str) -> str:
     try:
+        if ":" in addr:
+            # inet_ntop's spelling, as the stack and the packet names use it.
+            return socket.inet_ntop(socket.AF_INET6, ipaddress.IPv6Address(addr).packed)
         return str(ipaddress.IPv4Address(addr))
     except ValueError:
-        raise ValueError(f"not an IPv4 address: {addr!r}") from None
+        raise ValueError(f"not an IPv4 address (nor IPv6): {addr!r}") from None

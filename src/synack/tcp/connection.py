@@ -40,11 +40,12 @@ from dataclasses import dataclass, replace
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp import cc as ccmod
+from synack.tcp import chrono
 from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.ecn import EcnMixin, EcnState
 from synack.tcp.fastopen import FastOpenState
 from synack.tcp.fastopen_conn import FastOpenMixin
-from synack.tcp.icmp_errors import IcmpErrorsMixin
+from synack.tcp.icmp_errors import IcmpErrorsMixin, ip_tcp_headers
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
@@ -93,6 +94,16 @@ class SockOpts:
     fastopen_key: tuple[bytes, ...] | None = None  # TCP_FASTOPEN_KEY (primary, backup)
     fastopen_connect: bool = False   # TCP_FASTOPEN_CONNECT
     fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE
+    zerocopy: bool = False           # SO_ZEROCOPY
+    mark: int = 0                    # SO_MARK (kept, not used: synack does no routing)
+    inq: bool = False                # TCP_INQ: recvmsg() adds a TCP_CM_INQ cmsg
+    notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT, bytes
+    user_timeout: int = 0            # TCP_USER_TIMEOUT, ms (0: off)
+    window_clamp: int = 0            # TCP_WINDOW_CLAMP, bytes (0: none)
+    rcvlowat: int = 1                # SO_RCVLOWAT, bytes
+    tos: int = 0                     # IP_TOS (the ECN bits are the stack's)
+    defer_accept: int = 0            # TCP_DEFER_ACCEPT, in SYN,ACK retransmissions
+    freebind: bool = False           # IP_FREEBIND
 
     def copy(self) -> SockOpts:
         """A record of one's own, to change."""
@@ -133,16 +144,16 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
-        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes",
+        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes", "chrono",
         "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "dsack_dups", "ecn", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
         "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
-        "persist_backoff", "pmtu", "probes_out", "rate_mark_delivered",
+        "persist_backoff", "pmtu", "probe_start", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
         "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
         "snd_max_capacity", "soft_error", "state", "tfo", "timers", "total_retrans",
-        "trace", "tso_max", "wr_shut",
+        "trace", "tso_max", "ut_start", "wr_shut",
     ) + ("fd", "timer_at")         # the host's (see __init__)
 
     def __init__(
@@ -176,6 +187,10 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.rcv_capacity = shared(max(self.rcvbuf // 2, 1))
         self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else shared(
             max(rmem[2] // 2, 1))
+        if opts.window_clamp:
+            # Linux tcp_select_initial_window(): the window never exceeds the clamp.
+            self.rcv_capacity = shared(min(self.rcv_capacity, opts.window_clamp))
+            self.rcv_max_capacity = shared(min(self.rcv_max_capacity, opts.window_clamp))
         self.snd_max_capacity = shared(
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
@@ -191,13 +206,15 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.adv_mss = shared(opts.maxseg or (mtu - 40))   # what we announce in our SYN
+        # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
+        # 1440 over IPv6 at MTU 1500).
+        self.adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local[0])))
         self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self.neg = Negotiated(
             timestamps=cfg.int("net.ipv4.tcp_timestamps") == 1,
             sack=cfg.int("net.ipv4.tcp_sack") == 1,
-            rcv_wscale=_wscale_for(opts.rcvbuf or rmem[2])
+            rcv_wscale=_wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
             if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None,
             ts_offset=ts_offset)
         self.ackp = AckPolicy(self.mss)
@@ -211,7 +228,12 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
         self.rtt_time = 0
         self.persist_backoff = 0
+        # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
+        # retransmitted, icsk_probes_tstamp for zero-window probes).
+        self.ut_start: int | None = None
+        self.probe_start: int | None = None
         self.cwnd_limited = False
+        self.chrono: list[int] | None = None  # tcp_chrono_*: made at the first write
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
         self.wr_shut = False
@@ -512,13 +534,94 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             if not room:
                 return 0
             data = data[:room]
-        n = self.snd.write(data, eor=eor, more=more)
+        lowat = self.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        if lowat < 0xFFFFFFFF:
+            n = self._send_lowat(data, lowat, now, eor=eor, more=more)
+        else:
+            n = self.snd.write(data, eor=eor, more=more)
+            if n:
+                self.mem_sync()
         if n:
-            self.mem_sync()
             if oob:
                 self.snd.snd_up = self.snd.data_end
+            ch = self.chrono
+            if ch is None:
+                self.chrono = [chrono.BUSY, now, 0, 0]
+            else:
+                chrono.start(ch, chrono.BUSY, now)   # tcp_add_write_queue_tail()
             self._output(now)
         return n
+
+    def size_goal(self) -> int:
+        """Bytes per skb a write fills before starting the next (Linux
+        tcp_xmit_size_goal(): 64 KB, at most half the largest window seen, whole MSS)."""
+        goal = 65536 - 1 - 320              # GSO_LEGACY_MAX_SIZE - 1 - MAX_TCP_HEADER
+        half = self.snd.max_wnd >> 1 if self.snd.max_wnd > 536 else self.snd.max_wnd
+        if half and goal > half:
+            goal = half
+        return max(goal // self.mss * self.mss, self.mss)
+
+    def _send_lowat(self, data: bytes | bytearray | memoryview, lowat: int, now: int, *,
+                    eor: bool, more: bool) -> int:
+        """A write under TCP_NOTSENT_LOWAT, as tcp_sendmsg_locked() makes it: bytes go
+        into the unsent tail skb while it has room; a new skb is started only while
+        fewer than ``lowat`` bytes are unsent (tcp_stream_memory_free()), and each full
+        skb is pushed before the next is started."""
+        snd = self.snd
+        goal = self.size_goal()
+        view = memoryview(data)
+        taken = 0
+        while taken < len(view):
+            unsent = snd.unsent()
+            fill = unsent % goal
+            if not fill and unsent >= lowat:
+                break
+            piece = view[taken:taken + goal - fill]
+            last = taken + len(piece) == len(view)
+            n = snd.write(piece, eor=eor and last, more=more and last)
+            if not n:
+                break
+            taken += n
+            self.mem_sync()
+            if not last:
+                self._output(now)
+        return taken
+
+    def set_sndbuf(self, sndbuf: int) -> None:
+        """SO_SNDBUF set on a live connection: the new size holds at once and is locked
+        (Linux reads sk_sndbuf on every write and stops tcp_sndbuf_expand())."""
+        cap = shared(max(sndbuf // 2, 1))
+        self.snd.capacity = self.snd_max_capacity = cap
+
+    def set_window_clamp(self, clamp: int) -> None:
+        """TCP_WINDOW_CLAMP on a live connection (Linux tcp_set_window_clamp()): the
+        receive window is bounded by ``clamp`` from now on; a smaller clamp shrinks
+        what may be offered next (rcv_ssthresh), never the right edge already offered."""
+        rmem = self.cfg.triple("net.ipv4.tcp_rmem")
+        bound = self.rcvbuf // 2 if self.opts.rcvbuf else rmem[2] // 2
+        self.rcv_max_capacity = shared(max(min(bound, clamp), 1))
+        self.rcv_capacity = shared(min(self.rcv_capacity, self.rcv_max_capacity))
+        rcv = self.rcv
+        if rcv is not None:
+            rcv.max_capacity = self.rcv_max_capacity
+            rcv.capacity = min(rcv.capacity, self.rcv_max_capacity)
+
+    def set_quickack(self, val: int, *, now: int) -> None:
+        """TCP_QUICKACK (Linux __tcp_sock_set_quickack()): 0 enters ping-pong mode
+        (ACKs wait for a reply or the delayed-ACK timer); non-zero leaves it and, when an
+        ACK is pending and everything received has been read, sends it now
+        (tcp_cleanup_rbuf() with ICSK_ACK_PUSHED); an even value re-enters ping-pong."""
+        ackp = self.ackp
+        if not val:
+            ackp.pingpong = True
+            return
+        ackp.pingpong = False
+        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and ackp.deadline is not None:
+            if not self.recv_q:
+                self.now = now
+                self._send_ack()
+            if not val & 1:
+                ackp.pingpong = True
 
     def set_congestion(self, name: str, *, now: int) -> None:
         """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""

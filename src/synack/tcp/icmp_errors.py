@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 MIN_PMTU = 552   # Linux ip_rt_min_pmtu = 512 + 20 + 20 (net.ipv4.route.min_pmtu)
 IP_TCP_HEADERS = 40
+IP6_TCP_HEADERS = 60   # the fixed IPv6 header is 40 bytes (RFC 8200)
 DEST_UNREACH, TIME_EXCEEDED = 3, 11
 FRAG_NEEDED = 4
 
@@ -62,6 +63,12 @@ UNREACH_ERRNO: tuple[tuple[int, bool], ...] = (
 )
 
 
+def ip_tcp_headers(local_ip: str) -> int:
+    """Bytes of IP and TCP headers (no options) on a connection from ``local_ip``:
+    Linux tcp_mtu_to_mss() takes the address family's network header length."""
+    return IP6_TCP_HEADERS if ":" in local_ip else IP_TCP_HEADERS
+
+
 def icmp_errno(type_: int, code: int) -> int:
     """The errno an ICMP error stands for (Linux icmp_err_convert, tcp_v4_err)."""
     if type_ == DEST_UNREACH:
@@ -84,9 +91,12 @@ class IcmpErrorsMixin:
     rtt_seq: int | None      # likewise
 
     def on_icmp_error(self: Connection, *, type_: int, code: int, mtu: int, seq: int,
-                      now: int) -> str:
+                      now: int, err: int | None = None) -> str:
         """One validated ICMP error naming this 4-tuple; returns what was done
-        ("out of window", "pmtu", "hard error", "soft error", "ignored")."""
+        ("out of window", "pmtu", "hard error", "soft error", "ignored"). ``err``:
+        the errno already converted (ICMPv6, Linux icmpv6_err_convert()); else it
+        comes from the ICMPv4 type and code. A path MTU is given as IPv4's "fragmentation
+        needed" (type 3 code 4) by either family."""
         self.now = now
         state = self.state
         if state in (State.CLOSED, State.TIME_WAIT, State.LISTEN):
@@ -97,7 +107,8 @@ class IcmpErrorsMixin:
             return "out of window"
         if type_ == DEST_UNREACH and code == FRAG_NEEDED:
             return self._pmtu_reduced(mtu, now)
-        err = icmp_errno(type_, code)
+        if err is None:
+            err = icmp_errno(type_, code)
         if state in (State.SYN_SENT, State.SYN_RECEIVED):
             self._fail(err, now, Event.ABORT, f"ICMP error: {errno.errorcode[err]}")
             return "hard error"
@@ -153,5 +164,5 @@ class IcmpErrorsMixin:
     def _mss_for_path(self: Connection) -> int:
         """Linux tcp_mtu_to_mss(): the path MTU less headers and the options every
         segment carries, within what the peer accepts."""
-        clamp = min(self.peer_mss, self.adv_mss, self.pmtu - IP_TCP_HEADERS)
+        clamp = min(self.peer_mss, self.adv_mss, self.pmtu - ip_tcp_headers(self.local[0]))
         return max(clamp - self.neg.option_len(), 64)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp import chrono
+from synack.tcp.icmp_errors import ip_tcp_headers
 from synack.tcp.tcpinfo import (
     LINUX_STATES,
     TCPI_OPT_ECN,
@@ -58,6 +60,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         lost_end = board.lost_boundary(snd.snd_una)
         lost = sum(sq.diff(b, a) for a, b in board.holes(snd.snd_una, lost_end))
     ms = 1000
+    busy, rwnd_limited = chrono.totals(conn.chrono, now)
     return TcpInfo(
         tcpi_state=LINUX_STATES[conn.state.value],
         tcpi_ca_state=rec.state.value,
@@ -78,7 +81,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_last_data_sent=max(now - conn.last_data_sent, 0) // ms,
         tcpi_last_data_recv=max(now - conn.last_rcv, 0) // ms,
         tcpi_last_ack_recv=max(now - conn.last_rcv, 0) // ms,
-        tcpi_pmtu=conn.adv_mss + 40,
+        tcpi_pmtu=conn.adv_mss + ip_tcp_headers(conn.local[0]),
         tcpi_rcv_ssthresh=rcv.capacity if rcv else conn.rcv_capacity,
         tcpi_rtt=rtt.srtt or 0,
         tcpi_rttvar=rtt.rttvar,
@@ -108,6 +111,8 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_total_rto=min(conn.rto_count, 0xFFFF),
         tcpi_total_rto_recoveries=min(conn.rto_count, 0xFFFF),
         tcpi_fastopen_client_fail=tfo.client_fail if tfo is not None else 0,
+        tcpi_busy_time=busy,
+        tcpi_rwnd_limited=rwnd_limited,
     )
 
 

@@ -41,6 +41,8 @@ class InputMixin:
 
     # Set here as well as in Connection.__init__; declared so that mypy types them alike.
     retrans_stamp: int | None
+    ut_start: int | None
+    probe_start: int | None
     rtt_seq: int | None
     persist_backoff: int
 
@@ -153,7 +155,9 @@ class InputMixin:
             return
         self.last_rcv = now
         self.probes_out = 0
+        recent = None
         if ts is not None and neg.ts_ok:
+            recent = (neg.ts_recent, neg.ts_recent_stamp)
             neg.update_recent(seg, self.last_ack_sent, now)
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
@@ -200,13 +204,14 @@ class InputMixin:
             if self.wr_shut and not snd.fin_queued:
                 self._queue_fin(now)
             state = self.state
-        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF:   # sq.gt(seg.ack, snd_max)
-            # Acks something not yet sent: dropped with a challenge ACK (Linux tcp_ack()).
+        elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
+                (seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+            # Acks something not yet sent, or too old to be plausible (RFC 5961 5.2,
+            # sq.lt(ack, snd_una - max_wnd)): dropped with a challenge ACK, and its TSval
+            # is not TS.Recent (Linux tcp_ack() returns before tcp_replace_ts_recent()).
+            if recent is not None:
+                neg.ts_recent, neg.ts_recent_stamp = recent
             self._send_challenge_ack(now)
-            return
-        elif ((seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
-            # sq.lt(seg.ack, snd_una - max_wnd), inline
-            self._send_challenge_ack(now)    # RFC 5961 5.2: too old to be plausible
             return
         else:
             self._process_ack(seg, wnd, now)
@@ -352,6 +357,7 @@ class InputMixin:
             if snd.snd_wnd > 0 and self.timers.persist is not None:
                 self.timers.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
+                self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
         data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
         self.delivered += data_acked + newly_sacked
         if acked or newly_sacked or dupack:
@@ -394,7 +400,7 @@ class InputMixin:
             self.backoff = 0
         snd.on_ack(ack)
         self.retransmits = 0
-        self.retrans_stamp = None
+        self.retrans_stamp = self.ut_start = None
         if snd.in_flight() > 0:
             self.timers.rtx = now + self.rtt.backed_off(self.backoff)
         else:

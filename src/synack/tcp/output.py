@@ -39,6 +39,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp import chrono
 from synack.tcp.state import State
 from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
 
@@ -67,6 +68,7 @@ class OutputMixin:
         mss = self.mss
         self.cwnd_limited = False
         blocked_by_window = False
+        rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
@@ -103,7 +105,9 @@ class OutputMixin:
             if rec_end is not None and rec_end < cap:
                 cap = rec_end                    # a record's last piece goes alone
             budget = rec.budget(una, nxt, smax)
-            if budget <= 0 and not probe:
+            # Linux tcp_cwnd_test(): not strict about cwnd for the final FIN (the last
+            # segment, one MSS at most, that carries it).
+            if budget <= 0 and not probe and not (fin_due and left <= mss):
                 self.cwnd_limited = True
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
@@ -133,7 +137,7 @@ class OutputMixin:
             # sender-side "half the max window" rule (RFC 9293 3.8.6.2.1).
             if n < left and n < cap and not probe and (
                     n <= 0 or not full_sent or (not push and self._nagle_holds(n))):
-                blocked_by_window = True
+                blocked_by_window = rwnd_limited = True
                 break
             if 0 < n < mss and n == left and not fin_due and not probe \
                     and not push and self._nagle_holds(n):
@@ -144,7 +148,7 @@ class OutputMixin:
                 break
             fin = fin_due and n == left and usable >= n
             if n == 0 and not fin:
-                blocked_by_window = True
+                blocked_by_window = rwnd_limited = True
                 break
             self._transmit(nxt, n, now, fin=fin, push=probe)   # tcp_write_wakeup(): PSH
             if n >= mss:
@@ -153,6 +157,14 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
+        ch = self.chrono
+        if ch is not None:
+            queued = len(snd.buf) > 0
+            if rwnd_limited:
+                chrono.start(ch, chrono.RWND, now)
+            elif ch[0] != chrono.NONE:
+                chrono.stop(ch, chrono.RWND if ch[0] == chrono.RWND else chrono.BUSY,
+                            queued, now)
 
     def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int, *,
                     push: bool = False) -> int:
@@ -185,11 +197,9 @@ class OutputMixin:
             edge, record = rec_end, True         # a record's end: nothing crosses it
             segs = min(segs, rec_end // mss)
         else:
-            for mark in snd.push_marks:
-                off = sq.diff(mark, nxt)
-                if off > 0:
-                    segs = min(segs, -(-off // mss))
-                    break
+            mark = snd.mark_after(nxt)
+            if mark is not None:
+                segs = min(segs, -(-sq.diff(mark, nxt) // mss))
         length = segs * mss
         tail = edge - length
         if 0 < tail < mss and segs < quota and edge <= room \
@@ -226,10 +236,8 @@ class OutputMixin:
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
         end = sq.add(seq, n)
         flags = ACK
-        marks = snd.push_marks
-        while marks and sq.le(marks[0], seq):
-            marks.popleft()                  # passed: only the next write end matters
-        if push or n > self.mss or (marks and sq.le(marks[0], end)):
+        mark = snd.mark_after(seq)           # kept until acked: retransmissions too
+        if push or n > self.mss or (mark is not None and sq.le(mark, end)):
             flags |= PSH
         if fin:
             flags |= FIN

@@ -17,6 +17,7 @@ after the last byte (``fin_seq``) once the application has closed.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import deque
 from typing import Any
 
@@ -197,6 +198,21 @@ class Sender:
     def record_ends_at(self, seq: int) -> bool:
         """A MSG_EOR write ends at ``seq``."""
         return seq in self.eor_marks
+
+    def mark_after(self, seq: int) -> int | None:
+        """The first write end (push mark) after ``seq``, if any. Marks stay until
+        acknowledged, so a retransmission that carries a write's end carries its PSH
+        again (Linux keeps TCPHDR_PSH in the skb: tcp_mark_push())."""
+        try:
+            marks = _PUSH_MARKS(self)
+        except AttributeError:
+            return None
+        if not marks or sq.le(marks[-1], seq):
+            return None                      # every write end is at or before seq
+        first = marks[0]
+        if sq.gt(first, seq):
+            return first                     # the common case: nothing sent is unacked
+        return marks[bisect_right(marks, 0, key=lambda m: sq.diff(m, seq))]
 
     def next_record_end(self, nxt: int) -> int | None:
         """Bytes from ``nxt`` to the end of the next MSG_EOR record, if one is queued."""

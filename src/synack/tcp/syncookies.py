@@ -37,6 +37,7 @@ MAX_AGE = 2                    # Linux MAX_SYNCOOKIE_AGE: this minute's count or
 VALID_US = 2 * PERIOD_US       # Linux TCP_SYNCOOKIE_VALID: cookies are checked this long
                                # after the last one was sent (tcp_synq_no_recent_overflow)
 MSS_TABLE = (536, 1300, 1440, 1460)   # Linux msstab (IPv4)
+MSS_TABLE6 = (1220, 1420, 1440, 8940)  # Linux msstab6: MTUs 1280, 1480, 1500, 9000 less 60
 TS_OPT_MASK = 0x3F             # Linux TSMASK: low TSval bits holding the options
 TS_WSCALE_NONE = 0xF           # Linux TS_OPT_WSCALE_MASK: "no window scaling"
 TS_SACK = 1 << 4               # Linux TS_OPT_SACK
@@ -55,10 +56,17 @@ def cookie_count(now: int) -> int:
     return now // PERIOD_US
 
 
-def mss_index(mss: int) -> int:
-    """The largest MSS table entry not above the peer's MSS (Linux ``cookie_v4_init_sequence``)."""
-    for i in range(len(MSS_TABLE) - 1, 0, -1):
-        if mss >= MSS_TABLE[i]:
+def _table(tup: Tuple4) -> tuple[int, ...]:
+    """The MSS table of the tuple's address family (the hash covers all 128 bits of an
+    IPv6 address: it is taken over the full text)."""
+    return MSS_TABLE6 if ":" in tup[0] else MSS_TABLE
+
+
+def mss_index(mss: int, table: tuple[int, ...] = MSS_TABLE) -> int:
+    """The largest MSS table entry not above the peer's MSS (Linux
+    ``cookie_v4_init_sequence``, ``cookie_v6_init_sequence`` with ``MSS_TABLE6``)."""
+    for i in range(len(table) - 1, 0, -1):
+        if mss >= table[i]:
             return i
     return 0
 
@@ -66,7 +74,7 @@ def mss_index(mss: int) -> int:
 def make_cookie(secret: bytes, tup: Tuple4, client_isn: int, mss: int, now: int) -> int:
     """The ISN of a cookie SYN,ACK answering a SYN with ``client_isn`` and ``mss``."""
     count = cookie_count(now)
-    data = mss_index(mss)
+    data = mss_index(mss, _table(tup))
     return (_hash(secret, tup, 0) + client_isn + (count << COOKIE_BITS)
             + ((_hash(secret, tup, count) + data) & COOKIE_MASK)) & 0xFFFFFFFF
 
@@ -84,7 +92,8 @@ def check_cookie(secret: bytes, tup: Tuple4, client_isn: int, cookie: int,
     if diff >= MAX_AGE:
         return None
     data = (c - _hash(secret, tup, count - diff)) & COOKIE_MASK
-    return MSS_TABLE[data] if data < len(MSS_TABLE) else None
+    table = _table(tup)
+    return table[data] if data < len(table) else None
 
 
 def ts_offset(secret: bytes, tup: Tuple4) -> int:

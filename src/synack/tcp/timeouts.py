@@ -34,6 +34,8 @@ class TimeoutsMixin:
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     error: int | None
     retrans_stamp: int | None
+    ut_start: int | None
+    probe_start: int | None
     rtt_seq: int | None
 
     def next_deadline(self: Connection) -> int | None:
@@ -98,12 +100,23 @@ class TimeoutsMixin:
             return
         if self.retrans_stamp is None:
             self.retrans_stamp = now
-        limit = self.cfg.int("net.ipv4.tcp_retries2")
-        if self.app_closed:
-            limit = self.cfg.int("net.ipv4.tcp_orphan_retries") or 8
-        if self.retransmits and now - self.retrans_stamp >= retries_timeout_us(limit):
-            self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_retries2 exhausted")
-            return
+        user_timeout = self.opts.user_timeout * 1000
+        if self.ut_start is None:
+            # Linux retrans_stamp: when the head was first sent, one RTO before now.
+            self.ut_start = now - self.rtt.backed_off(self.backoff)
+        if user_timeout:
+            # Linux retransmits_timed_out() with icsk_user_timeout: it replaces the
+            # tcp_retries2 / tcp_orphan_retries bound.
+            if self.retransmits and now - (self.ut_start or 0) >= user_timeout:
+                self._fail(self._timeout_errno(), now, Event.TIMEOUT, "TCP_USER_TIMEOUT")
+                return
+        else:
+            limit = self.cfg.int("net.ipv4.tcp_retries2")
+            if self.app_closed:
+                limit = self.cfg.int("net.ipv4.tcp_orphan_retries") or 8
+            if self.retransmits and now - self.retrans_stamp >= retries_timeout_us(limit):
+                self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_retries2 exhausted")
+                return
         self.retransmits += 1
         self.backoff += 1
         self.rto_count += 1
@@ -111,16 +124,26 @@ class TimeoutsMixin:
         self.rec.on_rto(snd_una=snd.snd_una, snd_max=snd.snd_max, now=now)
         snd.rtx_high = snd.snd_max            # Karn: nothing outstanding can be timed now
         snd.snd_nxt = snd.snd_una
-        self.timers.rtx = now + self.rtt.backed_off(self.backoff)
+        self.timers.rtx = now + self._clamp_to_user_timeout(self.rtt.backed_off(self.backoff),
+                                                            self.ut_start, now)
         if self.trace is not None:
             self._trace("rto", now)
         self._output(now)
+
+    def _clamp_to_user_timeout(self: Connection, when: int, start: int | None,
+                               now: int) -> int:
+        """Linux tcp_clamp_rto_to_user_timeout() / tcp_clamp_probe0_to_user_timeout():
+        never wait past the TCP_USER_TIMEOUT deadline (at least TCP_TIMEOUT_MIN, 2 ms)."""
+        user_timeout = self.opts.user_timeout * 1000
+        if not user_timeout or start is None:
+            return when
+        return min(when, max(user_timeout - (now - start), 2000))
 
     def _arm_persist(self: Connection, now: int) -> None:
         """Zero window with data waiting and nothing in flight: probe (RFC 9293 3.8.6.1)."""
         if self.timers.persist is None:
             rto = min(self.rtt.rto << self.persist_backoff, RTO_MAX_US)
-            self.timers.persist = now + rto
+            self.timers.persist = now + self._clamp_to_user_timeout(rto, self.probe_start, now)
 
     def _on_persist(self: Connection, now: int) -> None:
         """Linux tcp_probe_timer() / tcp_write_wakeup(): send a window probe and back off.
@@ -132,9 +155,17 @@ class TimeoutsMixin:
         if self.state in (State.CLOSED, State.TIME_WAIT) or snd.unsent() == 0 and \
                 not (snd.fin_queued and not snd.fin_sent):
             self.persist_backoff = 0
+            self.probe_start = None
             return
         if snd.in_flight() > 0:
             return                           # the retransmission timer is in charge
+        # Linux tcp_probe_timer(): the first probe starts icsk_probes_tstamp; once
+        # TCP_USER_TIMEOUT has passed since then the connection is dropped.
+        if self.probe_start is None:
+            self.probe_start = now
+        elif self.opts.user_timeout and now - self.probe_start >= self.opts.user_timeout * 1000:
+            self._fail(self._timeout_errno(), now, Event.TIMEOUT, "TCP_USER_TIMEOUT (probes)")
+            return
         if snd.snd_wnd > 0:
             self._output(now, probe=True)
         else:

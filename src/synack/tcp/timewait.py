@@ -10,7 +10,7 @@ The rules are Linux's ``tcp_timewait_state_process()``.
 from __future__ import annotations
 
 from synack import seq as sq
-from synack.wire._addr import aton, ntoa
+from synack.wire._addr import aton, aton6, ntoa, ntoa6
 from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 KEEP, KILL, NEW_SYN = "keep", "kill", "syn"
@@ -18,13 +18,39 @@ KEEP, KILL, NEW_SYN = "keep", "kill", "syn"
 # One int holds every field (a Python int costs 28 bytes plus 4 per 30 bits; an object
 # slot 8 bytes and a pointer to an int of its own), laid out from bit 0:
 #   snd_nxt 32 | rcv_nxt 32 | window 16 | local port 16 | remote port 16 |
-#   local address 32 | remote address 32 | ts 1 | expires 64 |
-#   last out-of-window ACK 32 (ms after since, plus 1; 0: none) | since (the rest, any sign)
-_RCV, _WIN, _LPORT, _RPORT, _LADDR, _RADDR, _TS, _EXP, _OOW, _SINCE = (
-    32, 64, 80, 96, 112, 144, 176, 177, 241, 273)
-_M16, _M32, _M64 = 0xFFFF, 0xFFFFFFFF, (1 << 64) - 1
-_EXP_CLEAR = ~(_M64 << _EXP)
-_OOW_CLEAR = ~(_M32 << _OOW)
+#   local address 32 | remote address 32 | ts 1 | v6 1 | [IPv6 only: the high 96 bits of
+#   the local address, then of the remote address] | expires 64 |
+#   last out-of-window ACK 32 (ms after since, plus 1; 0: none) | TS.Recent 32 |
+#   TS clock offset 32 | since (the rest, any sign)
+# An IPv4 entry keeps its 32-bit addresses and pays nothing for IPv6; an IPv6 entry's
+# fields above the v6 bit sit 192 bits higher (_V6_SHIFT).
+_RCV, _WIN, _LPORT, _RPORT, _LADDR, _RADDR, _TS, _V6, _HI, _EXP, _OOW, _TSR, _TSO, _SINCE = (
+    32, 64, 80, 96, 112, 144, 176, 177, 178, 178, 242, 274, 306, 338)
+_V6_SHIFT = 192
+_M16, _M32, _M64, _M96 = 0xFFFF, 0xFFFFFFFF, (1 << 64) - 1, (1 << 96) - 1
+
+
+def _sh(bits: int) -> int:
+    """How far the fields above the v6 bit are moved up in this entry."""
+    return _V6_SHIFT if bits >> _V6 & 1 else 0
+
+
+def _addr_bits(local: str, remote: str) -> int:
+    if ":" not in local:
+        return aton(local) << _LADDR | aton(remote) << _RADDR
+    lo = int.from_bytes(aton6(local), "big")
+    ro = int.from_bytes(aton6(remote), "big")
+    return ((lo & _M32) << _LADDR | (ro & _M32) << _RADDR | 1 << _V6
+            | (lo >> 32) << _HI | (ro >> 32) << (_HI + 96))
+
+
+def _addrs(bits: int) -> tuple[str, str]:
+    lo, ro = bits >> _LADDR & _M32, bits >> _RADDR & _M32
+    if not bits >> _V6 & 1:
+        return ntoa(lo), ntoa(ro)
+    lo |= (bits >> _HI & _M96) << 32
+    ro |= (bits >> (_HI + 96) & _M96) << 32
+    return ntoa6(lo.to_bytes(16, "big")), ntoa6(ro.to_bytes(16, "big"))
 
 
 class TimeWait:
@@ -49,14 +75,18 @@ class TimeWait:
         return self._bits
 
     def __init__(self, *, local: tuple[str, int], remote: tuple[str, int], snd_nxt: int,
-                 rcv_nxt: int, window: int, expires: int, since: int, ts: bool = False) -> None:
+                 rcv_nxt: int, window: int, expires: int, since: int, ts: bool = False,
+                 ts_recent: int = 0, ts_offset: int = 0) -> None:
         if not 0 <= expires <= _M64:
             raise ValueError(f"expires must be 0..2**64-1 microseconds, not {expires}")
+        addr = _addr_bits(local[0], remote[0])
+        sh = _sh(addr)
         self._bits = (
             (snd_nxt & _M32) | (rcv_nxt & _M32) << _RCV | (window & _M16) << _WIN
             | (local[1] & _M16) << _LPORT | (remote[1] & _M16) << _RPORT
-            | aton(local[0]) << _LADDR | aton(remote[0]) << _RADDR | bool(ts) << _TS
-            | expires << _EXP | since << _SINCE
+            | addr | bool(ts) << _TS
+            | expires << (_EXP + sh) | (ts_recent & _M32) << (_TSR + sh)
+            | (ts_offset & _M32) << (_TSO + sh) | since << (_SINCE + sh)
         )
 
     @property
@@ -78,13 +108,13 @@ class TimeWait:
     def local(self) -> tuple[str, int]:
         """Our address and port."""
         bits = self._bits
-        return ntoa(bits >> _LADDR & _M32), bits >> _LPORT & _M16
+        return _addrs(bits)[0], bits >> _LPORT & _M16
 
     @property
     def remote(self) -> tuple[str, int]:
         """The peer's address and port."""
         bits = self._bits
-        return ntoa(bits >> _RADDR & _M32), bits >> _RPORT & _M16
+        return _addrs(bits)[1], bits >> _RPORT & _M16
 
     @property
     def ts(self) -> bool:
@@ -94,18 +124,19 @@ class TimeWait:
     @property
     def since(self) -> int:
         """When the connection entered TIME_WAIT."""
-        return self._bits >> _SINCE
+        return self._bits >> (_SINCE + _sh(self._bits))
 
     @property
     def expires(self) -> int:
         """When 2*MSL runs out (restarted by the peer's segments)."""
-        return self._bits >> _EXP & _M64
+        return self._bits >> (_EXP + _sh(self._bits)) & _M64
 
     @expires.setter
     def expires(self, value: int) -> None:
         if not 0 <= value <= _M64:
             raise ValueError(f"expires must be 0..2**64-1 microseconds, not {value}")
-        self._bits = (self._bits & _EXP_CLEAR) | value << _EXP
+        sh = _sh(self._bits)
+        self._bits = (self._bits & ~(_M64 << (_EXP + sh))) | value << (_EXP + sh)
 
     def __repr__(self) -> str:
         return (f"TimeWait(local={self.local}, remote={self.remote}, snd_nxt={self.snd_nxt}, "
@@ -117,10 +148,20 @@ class TimeWait:
 
     __hash__ = None  # type: ignore[assignment]  # mutable (expires), like the dataclass
 
-    def ack(self) -> TcpSegment:
-        """The ACK of the peer's FIN, as sent again."""
+    @property
+    def ts_recent(self) -> int:
+        """The peer's last TSval taken (Linux tw_ts_recent), echoed in the ACKs."""
+        return self._bits >> (_TSR + _sh(self._bits)) & _M32
+
+    def ack(self, now: int = 0) -> TcpSegment:
+        """The ACK of the peer's FIN, as sent again, with the timestamp option when the
+        connection used it (Linux tcp_v4_timewait_ack(): our clock, tw_ts_recent)."""
+        bits = self._bits
+        sh = _sh(bits)
+        ts = ((now // 1000 + (bits >> (_TSO + sh) & _M32)) & _M32, bits >> (_TSR + sh) & _M32) \
+            if bits >> _TS & 1 else None
         return TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=self.snd_nxt,
-                          ack=self.rcv_nxt, flags=ACK, window=self.window)
+                          ack=self.rcv_nxt, flags=ACK, window=self.window, timestamps=ts)
 
     def on_segment(self, seg: TcpSegment, *, now: int, rfc1337: bool, time_wait_us: int,
                    ratelimit_us: int = 0, mib: dict[str, int] | None = None,
@@ -136,6 +177,11 @@ class TimeWait:
                 # RFC 1337 describes the hazard; Linux kills the TIME_WAIT unless tcp_rfc1337 = 1.
                 return (KEEP if rfc1337 else KILL), None
             self.expires = now + time_wait_us
+            if seg.timestamps is not None and self.ts:
+                # Linux tcp_timewait_state_process(): an in-window ACK's TSval is taken.
+                sh = _sh(self._bits)
+                self._bits = (self._bits & ~(_M32 << (_TSR + sh))
+                              | (seg.timestamps[0] & _M32) << (_TSR + sh))
             return KEEP, None
         if flags & SYN and not flags & (ACK | RST) and sq.gt(seg.seq, self.rcv_nxt):
             return NEW_SYN, None       # a new incarnation may take over the 4-tuple
@@ -148,32 +194,33 @@ class TimeWait:
         if seg_len == 0 and ratelimit_us:
             # Linux tcp_oow_rate_limited(): a FIN or data is always answered.
             bits = self._bits
-            since = bits >> _SINCE
-            last = bits >> _OOW & _M32
+            sh = _sh(bits)
+            since = bits >> (_SINCE + sh)
+            last = bits >> (_OOW + sh) & _M32
             if last and 0 <= now - (since + (last - 1) * 1000) < ratelimit_us:
                 if mib is not None:
                     mib["TcpExtTCPACKSkippedTimeWait"] = mib.get(
                         "TcpExtTCPACKSkippedTimeWait", 0) + 1
                 return KEEP, None
             mark = min(max((now - since) // 1000 + 1, 1), _M32)
-            self._bits = (bits & _OOW_CLEAR) | mark << _OOW
-        return KEEP, self.ack()
+            self._bits = (bits & ~(_M32 << (_OOW + sh))) | mark << (_OOW + sh)
+        return KEEP, self.ack(now)
 
 
 def bits_expires(bits: int) -> int:
     """``TimeWait.from_bits(bits).expires``, without the object."""
-    return bits >> _EXP & _M64
+    return bits >> (_EXP + _sh(bits)) & _M64
 
 
 def bits_since(bits: int) -> int:
     """``TimeWait.from_bits(bits).since``, without the object."""
-    return bits >> _SINCE
+    return bits >> (_SINCE + _sh(bits))
 
 
 def bits_key(bits: int) -> tuple[str, int, str, int]:
     """The 4-tuple (local ip, local port, remote ip, remote port) of a packed entry."""
-    return (ntoa(bits >> _LADDR & _M32), bits >> _LPORT & _M16,
-            ntoa(bits >> _RADDR & _M32), bits >> _RPORT & _M16)
+    local, remote = _addrs(bits)
+    return local, bits >> _LPORT & _M16, remote, bits >> _RPORT & _M16
 
 
 class TimeWaitTable(dict):  # type: ignore[type-arg]  # dict[Key, int]; reads give TimeWait

@@ -3,7 +3,7 @@
 Theory of operation
 -------------------
 :func:`read_capture` walks the packets of a pcap (or pcapng) file once. Every
-IPv4 TCP packet is keyed by its 4-tuple, both directions together; a SYN on a
+IPv4 or IPv6 TCP packet is keyed by its 4-tuple, both directions together; a SYN on a
 4-tuple whose connection is over (or that carries a different ISN) starts a new
 connection, so port reuse gives two connections, as in Wireshark. The side that
 sent the first SYN is ``a`` (the client), the other ``b``; without a SYN in the
@@ -17,7 +17,7 @@ scaled by the sender's window-scale shift once both SYNs showed the option
 
 Once a connection is complete, :mod:`synack.trace.analysis` adds Wireshark's
 expert marks and :mod:`synack.trace.states` infers each side's state. Packets
-that are not IPv4/TCP are counted; ones that claim to be but do not parse are
+that are not TCP over IPv4 or IPv6 are counted; ones that claim to be but do not parse are
 listed in :attr:`Capture.skipped` with the reason. A file that is not a capture,
 or ends in the middle of a record, raises :class:`CaptureError` (one line).
 """
@@ -25,13 +25,14 @@ or ends in the middle of a record, raises :class:`CaptureError` (one line).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from synack import seq as sq
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import PROTO_TCP, parse_ipv4
+from synack.wire.ipv6 import parse_ipv6
 from synack.wire.pcap import PcapReader, PcapRecord, ip_packet
 from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
@@ -113,9 +114,9 @@ class Connection:
         return self.a if side == 0 else self.b
 
     def name(self, side: int) -> str:
-        """``"192.0.2.1:40000"``."""
+        """``"192.0.2.1:40000"``, or ``"[2001:db8::1]:40000"`` for IPv6 (RFC 5952 6)."""
         addr, port = self.endpoint(side)
-        return f"{addr}:{port}"
+        return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
 
     @property
     def scaled(self) -> bool:
@@ -174,21 +175,28 @@ def _open_records(path: str | os.PathLike[str] | BinaryIO) -> Iterator[PcapRecor
         yield from reader
 
 
-def read_capture(path: str | os.PathLike[str] | BinaryIO) -> Capture:
+def read_capture(path: str | os.PathLike[str] | BinaryIO, *,
+                 progress: Callable[[int], object] | None = None) -> Capture:
     """Read every TCP connection in a capture file, analysed and with states inferred.
 
     Raises :class:`CaptureError` for a file that is missing, not a capture, or
     corrupt at the record level. A file cut short in the middle of a record (tcpdump
     killed mid-write) keeps its good packets and says so in ``cut_short``, as tshark
-    reads such a file and warns.
+    reads such a file and warns. ``progress``, if given, is told now and then how
+    many bytes of the file were read (about: record headers counted as pcap's).
     """
     name = os.fspath(path) if isinstance(path, (str, os.PathLike)) else "<capture>"
     cap = Capture(str(name))
     live: dict[tuple[Endpoint, Endpoint], Connection] = {}
     try:
+        done = 24
         for number, record in enumerate(_open_records(path), 1):
             cap.packets = number
             _add_packet(cap, live, number, record)
+            if progress is not None:
+                done += 16 + len(record.data)
+                if not number & 1023:
+                    progress(done)
     except ParseError as exc:
         if exc.kind == "truncated" and exc.field in ("pcap record", "pcapng block") \
                 and cap.packets:
@@ -210,8 +218,11 @@ def read_capture(path: str | os.PathLike[str] | BinaryIO) -> Capture:
 def _add_packet(cap: Capture, live: dict[tuple[Endpoint, Endpoint], Connection],
                 number: int, record: PcapRecord) -> None:
     packet = ip_packet(record)
-    if packet is None or not packet or packet[0] >> 4 != 4:
+    if packet is None or not packet or packet[0] >> 4 not in (4, 6):
         cap.other += 1
+        return
+    if packet[0] >> 4 == 6:
+        _add_packet6(cap, live, number, record, packet)
         return
     try:
         # Checksums are not verified: a capture on the sending host shows them
@@ -227,7 +238,34 @@ def _add_packet(cap: Capture, live: dict[tuple[Endpoint, Endpoint], Connection],
     except ParseError as exc:
         cap.skipped.append((number, str(exc)))
         return
-    src, dst = (ip.src, seg.src_port), (ip.dst, seg.dst_port)
+    _add_segment(cap, live, number, record, (ip.src, seg.src_port), (ip.dst, seg.dst_port),
+                 seg)
+
+
+def _add_packet6(cap: Capture, live: dict[tuple[Endpoint, Endpoint], Connection],
+                 number: int, record: PcapRecord, packet: bytes) -> None:
+    """An IPv6 packet: TCP after any extension headers; fragments are listed, not
+    reassembled."""
+    try:
+        ip6, payload = parse_ipv6(packet)
+        if ip6.proto != PROTO_TCP:
+            cap.other += 1
+            return
+        frag = ip6.fragment
+        if frag is not None and (frag[0] or frag[1]):
+            cap.skipped.append((number, "IPv6 fragment (not reassembled)"))
+            return
+        seg = parse_tcp(payload, verify_checksum=False)
+    except ParseError as exc:
+        cap.skipped.append((number, str(exc)))
+        return
+    _add_segment(cap, live, number, record, (ip6.src, seg.src_port), (ip6.dst, seg.dst_port),
+                 seg)
+
+
+def _add_segment(cap: Capture, live: dict[tuple[Endpoint, Endpoint], Connection],
+                 number: int, record: PcapRecord, src: Endpoint, dst: Endpoint,
+                 seg: TcpSegment) -> None:
     key = (src, dst) if src <= dst else (dst, src)
     conn = live.get(key)
     if conn is None or _starts_anew(conn, src, seg):

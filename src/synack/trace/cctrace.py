@@ -3,7 +3,7 @@
 The samples are the connection's :class:`~synack.tcp.connection.TracePoint`
 records (one per ACK processed and per timeout). The file is::
 
-    {"format": "synack-cc-trace", "version": 1, "mss": 1448, "cc": "cubic",
+    {"format": "synack-cc-trace", "version": 1, "mss": 1448, "cc": "cubic", "start_us": 0,
      "samples": [{"t_us": 0, "event": "ack", "cwnd": 10, "ssthresh": 2147483647,
                   "srtt_us": 40000, "rto_us": 240000, "ca_state": "OPEN"}, ...]}
 
@@ -42,9 +42,11 @@ def samples_from_trace(points: Iterable[Any]) -> list[CcSample]:
 
 
 def write_cc_trace(path: str | os.PathLike[str], samples: Iterable[CcSample], *,
-                   mss: int | None = None, cc: str | None = None) -> None:
-    """Save ``samples`` as JSON."""
-    doc = {"format": FORMAT, "version": VERSION, "mss": mss, "cc": cc,
+                   mss: int | None = None, cc: str | None = None,
+                   start_us: int | None = None) -> None:
+    """Save ``samples`` as JSON (``start_us``: when the connection began, on the samples'
+    clock; plots take it as time 0)."""
+    doc = {"format": FORMAT, "version": VERSION, "mss": mss, "cc": cc, "start_us": start_us,
            "samples": [{"t_us": s.t_us, "event": s.event, "cwnd": s.cwnd,
                         "ssthresh": s.ssthresh, "srtt_us": s.srtt_us, "rto_us": s.rto_us,
                         "ca_state": s.ca_state} for s in samples]}

@@ -9,16 +9,19 @@ The Stevens graph of one direction plots, against time since the connection's
 first segment: every data segment as a vertical bar from its first to its last
 relative sequence number (retransmissions red), the receiver's cumulative ACK
 as a step line, the advertised window's right edge (ack + scaled window) as a
-second step line, and the SACK blocks the receiver reported as green bars.
+second step line kept inside the frame, and the SACK blocks the receiver
+reported as thin cyan bars, each SACKed byte once, at the ACK that first
+reported it (repeating every block of every ACK fills the area between the
+lines with one solid blob).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from synack.trace.analysis import is_retransmission
 from synack.trace.capture import Connection
 from synack.trace.cctrace import CcSample
 from synack.wire.tcp import ACK
@@ -54,10 +57,13 @@ def stevens_figure(conn: Connection, direction: int, *, title: str | None = None
     ack_t: list[float] = []
     ack_v: list[int] = []
     win_v: list[int] = []
+    highest = 0                 # tcptrace's rule: data below the highest sent is sent again
+    sacked: list[list[int]] = []    # the ranges SACKed so far, sorted, disjoint
     for s in conn.segments:
         t = (s.t_us - t0) / 1e6
         if s.direction == direction and s.length:
-            bucket = again if is_retransmission(s) else data
+            bucket = again if s.seq < highest else data
+            highest = max(highest, s.seq + s.length)
             bucket[0].append(t)
             bucket[1].append(s.seq)
             bucket[2].append(s.seq + s.length)
@@ -65,7 +71,7 @@ def stevens_figure(conn: Connection, direction: int, *, title: str | None = None
             ack_t.append(t)
             ack_v.append(s.ack)
             win_v.append(s.ack + s.window)
-            for a, b in s.sack:
+            for a, b in _newly_sacked(sacked, s.ack, s.sack):
                 sack[0].append(t)
                 sack[1].append(a)
                 sack[2].append(b)
@@ -80,14 +86,15 @@ def stevens_figure(conn: Connection, direction: int, *, title: str | None = None
     if ack_t:
         ax.plot(ack_t, ack_v, drawstyle="steps-post", color="#2ca02c", linewidth=1.0,
                 label="ACK")
-        ax.plot(ack_t, win_v, drawstyle="steps-post", color="#ff7f0e", linewidth=1.0,
-                label="receive window (ack + rwnd)")
-    if sack[0]:
-        ax.vlines(*sack, colors="#17becf", linewidth=1.5, alpha=0.6, label="SACK blocks")
     top = max(data[2] + again[2] + ack_v, default=0)
-    if win_v and max(win_v) > 1.3 * top > 0:
-        # The last ACKs often open a window far above the data: keep the data in view.
-        ax.set_ylim(bottom=-0.02 * top, top=1.3 * top)
+    if win_v:
+        _window_line(ax, ack_t, win_v, top)
+    if sack[0]:
+        # Each SACKed byte once, when first reported, a thin bar above the ACK line;
+        # bars get thinner as the graph holds more ACKs, so they never merge into a blob.
+        width = max(0.4, min(1.5, 400 / max(1, len(ack_t))))
+        ax.vlines(*sack, colors="#17becf", linewidth=width, alpha=0.8, zorder=3,
+                  label="SACK blocks (new bytes)")
     ax.set_xlabel("time (s)")
     ax.set_ylabel("relative sequence number (bytes)")
     ax.set_title(title or f"time-sequence graph: {conn.name(direction)} -> "
@@ -99,22 +106,88 @@ def stevens_figure(conn: Connection, direction: int, *, title: str | None = None
     return fig
 
 
-def cc_figure(samples: list[CcSample], *, title: str = "congestion control") -> Figure:
-    """cwnd and ssthresh (segments) above, smoothed RTT and RTO (ms) below, over time."""
+def _newly_sacked(sacked: list[list[int]], ack: int,
+                  blocks: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``blocks`` above ``ack`` not SACKed before; adds them to ``sacked``."""
+    new: list[tuple[int, int]] = []
+    for a, b in blocks:
+        a = max(a, ack)
+        for lo, hi in sacked:               # cut what is already known out of [a, b)
+            if b <= lo or a >= b:
+                break
+            if a < lo:
+                new.append((a, lo))
+            a = max(a, hi)
+        if a < b:
+            new.append((a, b))
+        for lo, hi in new:                  # a later block of the same ACK may overlap
+            _add(sacked, lo, hi)
+    return new
+
+
+def _add(ranges: list[list[int]], a: int, b: int) -> None:
+    """Merge ``[a, b)`` into the sorted, disjoint ``ranges``."""
+    ranges.append([a, b])
+    ranges.sort()
+    merged: list[list[int]] = []
+    for lo, hi in ranges:
+        if merged and lo <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    ranges[:] = merged
+
+
+def _window_line(ax: Any, ack_t: list[float], win_v: list[int], top: int) -> None:
+    """ack + rwnd as a step line kept inside the frame.
+
+    A window at most three times the data's height is drawn whole (the y axis
+    makes room); a higher one (the last ACKs often open a window far above the
+    data) is drawn flat along the top of the frame, with its largest value
+    written there, so the data stays in view and no line leaves the axes.
+    """
+    high = max(win_v)
+    if top <= 0 or high <= 3 * top:
+        ax.plot(ack_t, win_v, drawstyle="steps-post", color="#ff7f0e", linewidth=1.0,
+                label="receive window (ack + rwnd)")
+        ax.set_ylim(bottom=-0.02 * max(high, top), top=1.04 * max(high, top))
+        return
+    cap = 1.3 * top
+    ax.set_ylim(bottom=-0.02 * top, top=cap)
+    edge = 0.995 * cap                      # on the top edge, still inside the frame
+    ax.plot(ack_t, [min(v, edge) for v in win_v], drawstyle="steps-post", color="#ff7f0e",
+            linewidth=1.0, label="receive window (ack + rwnd)")
+    first = next(t for t, v in zip(ack_t, win_v, strict=True) if v > edge)
+    ax.annotate(f"receive window above the frame (up to {high:,} bytes)",
+                xy=(first, edge), xytext=(4, -12), textcoords="offset points",
+                fontsize="small", color="#b35900")
+
+
+def cc_figure(samples: list[CcSample], *, title: str = "congestion control",
+              start_us: int | None = None) -> Figure:
+    """cwnd and ssthresh (segments) above, smoothed RTT and RTO (ms) below, over time.
+
+    Time 0 is ``start_us``: the moment the connection began (its SYN; ``synack sim``
+    records it in the trace), so the axis lines up with the Stevens graph of the same
+    run, whose time 0 is the capture's first packet. Without it, the first point.
+    """
     _, figure_cls = _matplotlib()
     fig = figure_cls(figsize=(10, 6), dpi=100)
     top = fig.add_subplot(2, 1, 1)
     bottom = fig.add_subplot(2, 1, 2, sharex=top)
-    t = [s.t_us / 1e6 for s in samples]
+    t0 = start_us if start_us is not None else (samples[0].t_us if samples else 0)
+    t = [(s.t_us - t0) / 1e6 for s in samples]
     top.plot(t, [s.cwnd for s in samples], drawstyle="steps-post", color="#1f3a93",
-             label="cwnd", zorder=3)
+             linewidth=2.4, label="cwnd", zorder=3)
     # An unset ssthresh is "infinite": leave a gap rather than a line off the chart.
+    # Drawn above cwnd, thinner and dashed, so it shows where the two are equal.
     top.plot(t, [math.nan if s.ssthresh >= SSTHRESH_INFINITE else s.ssthresh for s in samples],
-             drawstyle="steps-post", color="#ff7f0e", linestyle="--", label="ssthresh")
-    rto = [(s.t_us / 1e6, s.cwnd) for s in samples if s.event == "rto"]
+             drawstyle="steps-post", color="#ff7f0e", linestyle=(0, (5, 3)), linewidth=1.4,
+             label="ssthresh", zorder=4)
+    rto = [((s.t_us - t0) / 1e6, s.cwnd) for s in samples if s.event == "rto"]
     if rto:
         top.plot(*zip(*rto, strict=True), linestyle="none", marker="x", color="#d62728",
-                 label="RTO")
+                 label="RTO", zorder=5)
     top.set_ylabel("segments")
     top.set_title(title)
     top.legend(loc="upper left", fontsize="small")
@@ -123,7 +196,9 @@ def cc_figure(samples: list[CcSample], *, title: str = "congestion control") -> 
                 color="#2ca02c", label="smoothed RTT")
     bottom.plot(t, [s.rto_us / 1000 for s in samples], color="#9467bd", linewidth=0.8,
                 label="RTO")
-    bottom.set_xlabel("time (s)")
+    bottom.set_xlabel("time since the connection's SYN (s)" if start_us is not None
+                      else "time since the trace's first point (s)")
+    bottom.set_xlim(left=0)
     bottom.set_ylabel("ms")
     bottom.legend(loc="upper left", fontsize="small")
     bottom.grid(True, alpha=0.3)

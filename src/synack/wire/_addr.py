@@ -1,4 +1,4 @@
-"""Cached IPv4 address conversions shared by the checksum and IPv4 modules.
+"""Cached IPv4 and IPv6 address conversions shared by the checksum and IP modules.
 
 A stack talks to a handful of addresses, so converting each once and caching the
 result takes the string handling off the per-segment path.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import socket
 
-__all__ = ["aton", "ntoa"]
+__all__ = ["aton", "aton6", "ntoa", "ntoa6"]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -30,3 +30,21 @@ def aton(address: str) -> int:
 def ntoa(value: int) -> str:
     """32-bit int -> dotted-quad string."""
     return socket.inet_ntoa(value.to_bytes(4, "big"))
+
+
+@functools.lru_cache(maxsize=4096)
+def aton6(address: str) -> bytes:
+    """IPv6 text -> 16 bytes. Any spelling ``inet_pton`` accepts is taken (records
+    built from parsed packets use :func:`ntoa6`'s spelling, so they round-trip);
+    anything else raises ``ValueError``."""
+    try:
+        return socket.inet_pton(socket.AF_INET6, address)
+    except (OSError, TypeError, ValueError) as exc:
+        raise ValueError(f"not an IPv6 address: {address!r}") from exc
+
+
+@functools.lru_cache(maxsize=4096)
+def ntoa6(packed: bytes) -> str:
+    """16 bytes -> the compressed lowercase text ``inet_ntop`` gives (RFC 5952;
+    an IPv4-mapped address as ``::ffff:192.0.2.1``)."""
+    return socket.inet_ntop(socket.AF_INET6, packed)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import functools
 
-from ._addr import aton
+from ._addr import aton, aton6
 
 __all__ = ["internet_checksum", "ones_sum", "pseudo_header_sum"]
 
@@ -78,15 +78,21 @@ def _low_mask(k: int) -> int:
 
 @functools.lru_cache(maxsize=4096)
 def _address_sum(address: str) -> int:
-    """Sum of the two 16-bit words of a dotted-quad IPv4 address."""
+    """Sum of the 16-bit words of an address: two for dotted-quad IPv4, eight for IPv6
+    (any text with a colon)."""
+    if ":" in address:
+        a = int.from_bytes(aton6(address), "big")
+        return (a - 1) % 0xFFFF + 1 if a else 0   # congruent to the word sum, 0 only for ::
     a = aton(address)
     return (a >> 16) + (a & 0xFFFF)
 
 
 def pseudo_header_sum(src: str, dst: str, proto: int, length: int) -> int:
-    """Return the unfolded sum of the IPv4 pseudo-header (RFC 9293 section 3.1).
+    """Return the unfolded sum of the IPv4 pseudo-header (RFC 9293 section 3.1) or,
+    for IPv6 addresses, of the IPv6 one (RFC 8200 section 8.1: the same four
+    quantities, the length a 32-bit word, which sums to the same value).
 
-    ``length`` is the TCP (or UDP) header plus payload length in bytes. Address
-    conversions are cached, so this is cheap per segment.
+    ``length`` is the TCP (or UDP, ICMPv6) header plus payload length in bytes.
+    Address conversions are cached, so this is cheap per segment.
     """
     return _address_sum(src) + _address_sum(dst) + proto + length

@@ -42,8 +42,11 @@ def segment(packet: bytes, mss: int, *, csum_partial: bool = False) -> list[byte
 
     The incoming TCP checksum is ignored (a super-segment carries only the
     pseudo-header sum); each frame's is computed. A payload of at most ``mss``
-    bytes gives one frame, its checksums completed.
+    bytes gives one frame, its checksums completed. An IPv6 super-segment (version
+    6, TCP right after the fixed header) is cut by :func:`_segment6`.
     """
+    if packet[0] >> 4 == 6:
+        return _segment6(packet, mss, csum_partial)
     ihl = (packet[0] & 0x0F) << 2
     total = (packet[2] << 8) | packet[3]
     tcp_hlen = (packet[ihl + 12] >> 4) << 2
@@ -104,6 +107,55 @@ def segment(packet: bytes, mss: int, *, csum_partial: bool = False) -> list[byte
         off = stop
         seq = (seq + n) & 0xFFFFFFFF
         ident = (ident + 1) & 0xFFFF
+
+
+def _segment6(packet: bytes, mss: int, csum_partial: bool) -> list[bytes]:
+    """:func:`segment` for IPv6 (Linux ``ipv6_gso_segment()``): per frame the payload
+    length, sequence number, flags and TCP checksum change; IPv6 has no header
+    checksum and no identification."""
+    total = 40 + ((packet[4] << 8) | packet[5])
+    tcp_hlen = (packet[52] >> 4) << 2
+    hlen = 40 + tcp_hlen
+    seq = int.from_bytes(packet[44:48], "big")
+    flags = packet[53]
+    header = bytearray(packet[:hlen])
+    header[56:58] = b"\0\0"
+    words = struct.unpack_from(f"!{hlen >> 1}H", header)
+    # RFC 8200 8.1: addresses, upper-layer length (added per frame), next header 6.
+    pseudo = sum(words[4:20]) + 6
+    tcp_sum = pseudo + sum(words[20:]) - words[22] - words[23] - (words[26] & 0xFF)
+    view = memoryview(packet)
+    out: list[bytes] = []
+    off = hlen
+    n = mss
+    mid_flags = flags & ~(_FIN | _PSH)
+    f = mid_flags
+    while True:
+        stop = off + mss
+        if stop >= total:
+            stop = total
+            n = stop - off
+            f = flags
+        _U16.pack_into(header, 4, tcp_hlen + n)
+        _U32.pack_into(header, 44, seq)
+        header[53] = f
+        payload = view[off:stop]
+        if csum_partial:
+            x = pseudo + tcp_hlen + n
+            while x > 0xFFFF:
+                x = (x & 0xFFFF) + (x >> 16)
+            _U16.pack_into(header, 56, x)
+        else:
+            _U16.pack_into(header, 56, internet_checksum(
+                payload, tcp_sum + tcp_hlen + n + (seq >> 16) + (seq & 0xFFFF) + f))
+        out.append(b"".join((header, payload)))
+        if stop == total:
+            return out
+        if off == hlen:
+            flags &= ~_CWR
+            f = mid_flags = mid_flags & ~_CWR
+        off = stop
+        seq = (seq + n) & 0xFFFFFFFF
 
 
 def segment_all(packets: list[tuple[bytes, int]], *, csum_partial: bool = False) -> list[bytes]:

@@ -8,7 +8,7 @@ byte orders and both time resolutions. pcapng is recognised and refused.
 
 Link types (https://www.tcpdump.org/linktypes.html): synack writes
 :data:`LINKTYPE_RAW` (the packet starts with the IP header) unless told otherwise;
-:func:`ip_packet` gets the IPv4 packet out of the common link types.
+:func:`ip_packet` gets the IP packet (IPv4 or IPv6) out of the common link types.
 """
 
 from __future__ import annotations
@@ -46,8 +46,12 @@ _RECORD_LE = struct.Struct("<IIII")  # seconds, fraction, captured length, origi
 _RECORD_BE = struct.Struct(">IIII")
 
 _ETHERTYPE_IPV4 = 0x0800
+_ETHERTYPE_IPV6 = 0x86DD
+_ETHERTYPES_IP = (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6)
 _ETHERTYPE_VLAN = (0x8100, 0x88A8)  # 802.1Q, 802.1ad
 _AF_INET_NULL = (b"\x02\x00\x00\x00", b"\x00\x00\x00\x02")  # AF_INET, either order
+# AF_INET6 of the BSDs (24 NetBSD/OpenBSD, 28 FreeBSD, 30 macOS), either order.
+_AF_INET6_NULL = tuple(v.to_bytes(4, o) for v in (24, 28, 30) for o in ("little", "big"))
 _ETH_TYPE = struct.Struct("!H")
 
 
@@ -225,11 +229,12 @@ def _swap32(value: int) -> int:
 
 
 def ip_packet(record: PcapRecord) -> bytes | None:
-    """Return the IPv4 packet inside ``record``, or None if it carries something else.
+    """Return the IP packet (IPv4 or IPv6) inside ``record``, or None if it carries
+    something else.
 
     Strips Ethernet II (one 802.1Q/802.1ad tag allowed), Linux cooked SLL and
     SLL2, and BSD loopback headers; raw IP (101) and IPv4 (228) records are
-    returned as they are. The result may end with link padding (Ethernet pads
+    returned as they are. Ethernet type 0x86DD and the BSDs' AF_INET6 are IPv6. The result may end with link padding (Ethernet pads
     frames to 60 bytes): :func:`~synack.wire.parse_ipv4` cuts at the total length.
     """
     data, linktype = record.data, record.linktype
@@ -255,7 +260,7 @@ def ip_packet(record: PcapRecord) -> bytes | None:
         ethertype, start = _ETH_TYPE.unpack_from(data, 0)[0], 20
     elif linktype == LINKTYPE_NULL:
         # The family is in the byte order of the host that captured: try both.
-        return data[4:] if data[:4] in _AF_INET_NULL else None
+        return data[4:] if data[:4] in _AF_INET_NULL or data[:4] in _AF_INET6_NULL else None
     else:
         return None
-    return data[start:] if ethertype == _ETHERTYPE_IPV4 else None
+    return data[start:] if ethertype in _ETHERTYPES_IP else None

@@ -300,14 +300,18 @@ def _encode_options(seg: TcpSegment) -> bytes:
         blocks = seg.sack_blocks
         parts.append(bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks))))
         parts.extend(_U32X2.pack(left, right) for left, right in blocks)
-    for kind, data in seg.unknown_options:
+    last = len(seg.unknown_options) - 1
+    for i, (kind, data) in enumerate(seg.unknown_options):
         if len(data) > MAX_OPTIONS_LEN - 2:
             raise ValueError(f"TCP option kind {kind}: {len(data)} bytes of data is too long")
+        fast_open = i == last and len(data) % 4 == 0 and (
+            kind == 34 or kind == 254 and data[:2] == b"\xf9\x89") \
+            and sum(map(len, parts)) % 4 == 0
         parts.append(bytes((kind, len(data) + 2)))
         parts.append(data)
-        if (kind == 34 or kind == 254 and data[:2] == b"\xf9\x89") and len(data) % 4 == 0:
-            # Linux tcp_options_write(): a Fast Open option of 4n+2 bytes is padded
-            # with two NOPs, not left to the final EOL padding.
+        if fast_open:
+            # Linux tcp_options_write(): a Fast Open option of 4n+2 bytes, written last
+            # on a 32-bit boundary, is padded with two NOPs where others get EOL padding.
             parts.append(_NOP_NOP)
     options = b"".join(parts)
     if len(options) > MAX_OPTIONS_LEN:

@@ -107,6 +107,8 @@ def tx_header(frame: Buffer, ip_offset: int, *, csum: bool, gso_size: int = 0) -
     not TCP, or a fragment, gets an empty header whatever is asked.
     """
     ip = ip_offset
+    if len(frame) > ip and frame[ip] >> 4 == 6:
+        return _tx_header6(frame, ip, csum, gso_size)
     if len(frame) < ip + 20 or frame[ip + 9] != 6 or (frame[ip + 6] & 0x3F) or frame[ip + 7]:
         return NO_OFFLOAD
     l4 = ip + ((frame[ip] & 0x0F) << 2)
@@ -118,6 +120,19 @@ def tx_header(frame: Buffer, ip_offset: int, *, csum: bool, gso_size: int = 0) -
     gso_type = GSO_NONE
     if gso_size:
         gso_type = GSO_TCPV4 | (GSO_ECN if frame[l4 + 13] & _CWR else 0)
+    return VnetHeader(F_NEEDS_CSUM, gso_type, hdr_len, gso_size, l4, TCP_CSUM_OFFSET)
+
+
+def _tx_header6(frame: Buffer, ip: int, csum: bool, gso_size: int) -> VnetHeader:
+    """:func:`tx_header` for IPv6 with TCP right after the fixed header (what the stack
+    sends): gso_type TCPV6 for a super-segment. Anything else gets no offload."""
+    l4 = ip + 40
+    if len(frame) < l4 + 20 or frame[ip + 6] != 6 or (not csum and not gso_size):
+        return NO_OFFLOAD
+    hdr_len = l4 + ((frame[l4 + 12] >> 4) << 2)
+    gso_type = GSO_NONE
+    if gso_size:
+        gso_type = GSO_TCPV6 | (GSO_ECN if frame[l4 + 13] & _CWR else 0)
     return VnetHeader(F_NEEDS_CSUM, gso_type, hdr_len, gso_size, l4, TCP_CSUM_OFFSET)
 
 

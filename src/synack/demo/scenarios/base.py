@@ -27,6 +27,7 @@ from synack.wire.ipv4 import build_tcp_packet
 from synack.wire.tcp import TcpSegment
 
 CLIENT, SERVER = "192.0.2.1", "192.0.2.2"
+CLIENT6, SERVER6 = "2001:db8::1", "2001:db8::2"   # with lab(ipv6=True)
 MS = 1000
 SECOND = 1_000_000
 LANGS = ("en", "zh")
@@ -157,6 +158,7 @@ class Lab:
     net: Network
     client: AppHost
     server: AppHost
+    ipv6: bool = False
 
     @property
     def c(self) -> Stack:
@@ -176,7 +178,8 @@ class Lab:
                right: str = "server") -> list[str]:
         """The diagram of ``steps`` (default: everything)."""
         return render(self.steps() if steps is None else steps,
-                      left=f"{left} {CLIENT}", right=f"{right} {SERVER}")
+                      left=f"{left} {CLIENT6 if self.ipv6 else CLIENT}",
+                      right=f"{right} {SERVER6 if self.ipv6 else SERVER}")
 
     def segments(self, src: str = "left") -> list[TcpSegment]:
         """The segments sent by one side ("left" is the client)."""
@@ -185,19 +188,27 @@ class Lab:
 
 def lab(seed: int = 1, *, delay_us: int = 10 * MS, client_isn: int | None = None,
         server_isn: int | Iterable[int] | None = None, client_cfg: Sysctl | None = None,
-        server_cfg: Sysctl | None = None, back: LinkParams | None = None) -> Lab:
-    """Two stacks and a link; fixed ISNs when given."""
+        server_cfg: Sysctl | None = None, back: LinkParams | None = None,
+        ipv6: bool = False) -> Lab:
+    """Two stacks and a link; fixed ISNs when given. ``ipv6``: both hosts dual-stack
+    (CLIENT6, SERVER6 beside their IPv4 addresses), the ladder named by IPv6."""
     net = Network(seed)
     s_isn = [server_isn] if isinstance(server_isn, int) else server_isn
     c = Stack(CLIENT, seed=seed, cfg=client_cfg, name="client",
-              isn=FixedIsn([client_isn]) if client_isn is not None else None)
+              isn=FixedIsn([client_isn]) if client_isn is not None else None,
+              addr6=CLIENT6 if ipv6 else None)
     s = Stack(SERVER, seed=seed + 1, cfg=server_cfg, name="server",
-              isn=FixedIsn(s_isn) if s_isn is not None else None)
+              isn=FixedIsn(s_isn) if s_isn is not None else None,
+              addr6=SERVER6 if ipv6 else None)
     ch, sh = AppHost(c), AppHost(s)
     net.add_host(CLIENT, ch)
     net.add_host(SERVER, sh)
     net.add_link(CLIENT, SERVER, LinkParams(delay_us=delay_us), b_to_a=back)
-    return Lab(net, ch, sh)
+    if ipv6:
+        net.add_host(CLIENT6, ch)
+        net.add_host(SERVER6, sh)
+        net.add_link(CLIENT6, SERVER6, LinkParams(delay_us=delay_us), b_to_a=back)
+    return Lab(net, ch, sh, ipv6)
 
 
 def drain(stack: Stack, fd: int, now: int) -> tuple[bytes, bool]:

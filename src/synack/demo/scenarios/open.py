@@ -206,6 +206,8 @@ def why_not_two_way(seed: int = 1) -> Outcome:
         "client_state": str(c.state(cfd)),
         "client_established_us": first_change(c, new="ESTABLISHED"),
         "connect_result": c.connect_ex(cfd, (SERVER, 80), now=net.now),
+        # Linux tcp_check_req(): an acceptable RST frees the request; the listener stays.
+        "server_still_listening": str(s.state(lfd)),
     }
     first = synacks[0] if synacks else None
     fa = first.ack if first else "?"
@@ -243,7 +245,9 @@ server cannot tell it is old: it answers SYN,ACK ack={fa}. With a two-way handsh
 connection (and allocate its buffers, maybe send data) for a peer that never
 asked. But the client is in SYN_SENT with ISN 100, and ack={fa} does not
 acknowledge its SYN, so it answers RST seq={rseq} (SEQ = the bad ACK, RFC 9293
-3.10.7.3). The server, in SYN_RECEIVED, drops the request. When the client's
+3.10.7.3). The server, in SYN_RECEIVED, drops the request: Linux frees the
+request and nothing else; the listening socket stays in {f['server_still_listening']}
+(RFC 9293 3.10.7.4's "return to LISTEN"). When the client's
 real SYN (seq 100) arrives, a normal handshake follows; the client is
 ESTABLISHED at {est:.0f} ms, connect() reports {errno.errorcode.get(f['connect_result'], 'OK')}.
 The third message is the client's chance to say "not that one".
@@ -257,7 +261,8 @@ The third message is the client's chance to say "not that one".
 SYN,ACK ack={fa}。如果只握手两次，此时服务端就认为连接已建立，为一个根本没有发起
 连接的客户端分配资源甚至发送数据。但客户端正处于 SYN_SENT，它的 ISN 是 100，
 ack={fa} 确认的不是自己的 SYN，于是回复 RST seq={rseq}（序号取对方的 ack 值）。
-处于 SYN_RECEIVED 的服务端收到 RST 后丢弃这个半连接。随后客户端真正的
+处于 SYN_RECEIVED 的服务端收到 RST 后丢弃这个半连接：Linux 只释放这个请求，
+监听套接字仍处于 {f['server_still_listening']}（即 RFC 9293 3.10.7.4 所说的"回到 LISTEN"）。随后客户端真正的
 SYN（seq=100）到达，正常完成三次握手，客户端在 {est:.0f} ms 进入 ESTABLISHED。
 第三次握手给了客户端说"不是这个连接"的机会。
 {scale_zh}
