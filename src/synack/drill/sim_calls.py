@@ -179,9 +179,10 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
                 # a blocking socket then waits for the handshake like connect().
                 try:
                     if fastopen:
-                        sent = t.stack.sendto_fastopen(fd, data, _fo_addr(t, addr), now=t.now)
+                        sent = t.stack.sendto_fastopen(fd, data, _fo_addr(t, addr), now=t.now,
+                                                       flags=flags & S["MSG_ZEROCOPY"])
                     else:
-                        sent = t.stack.send(fd, data, now=t.now)
+                        sent = t.stack.send(fd, data, now=t.now, flags=flags & S["MSG_ZEROCOPY"])
                 except BlockingIOError as exc:
                     if exc.errno != errno.EINPROGRESS:
                         raise

@@ -291,12 +291,13 @@ class SocketCallsMixin:
         return 0 if defer else errno.EINPROGRESS
 
     def sendto_fastopen(self: Stack, fd: int, data: bytes | bytearray | memoryview,
-                        addr: Addr | None, *, now: int) -> int:
+                        addr: Addr | None, *, now: int, flags: int = 0) -> int:
         """sendto(MSG_FASTOPEN) (Linux tcp_sendmsg_fastopen()): connect and put the
         data in the SYN when a cookie is cached for the peer; returns the bytes the SYN
         carries, or raises BlockingIOError(EINPROGRESS) when it carries none (a cookie
         request goes instead). EOPNOTSUPP without net.ipv4.tcp_fastopen 0x1 or an
-        address; EALREADY while connecting; on a connected socket an ordinary send()."""
+        address; EALREADY while connecting; on a connected socket an ordinary send().
+        ``flags``: MSG_ZEROCOPY as :meth:`send` takes it."""
         sock = self._sock(fd)
         if not self.cfg.int("net.ipv4.tcp_fastopen") & TFO_CLIENT_ENABLE or addr is None:
             raise _oserror(errno.EOPNOTSUPP)
@@ -311,14 +312,17 @@ class SocketCallsMixin:
             assert conn is not None
         tfo = conn.tfo
         if tfo is not None and tfo.defer:
-            return self._send_deferred(conn, data, now)
+            return self._send_deferred(sock, conn, data, now, flags)
         if conn.state in _HANDSHAKE:
             raise _oserror(errno.EALREADY)
-        return self.send(fd, data, now=now)     # connected: MSG_FASTOPEN means nothing
+        return self.send(fd, data, now=now, flags=flags)   # connected: MSG_FASTOPEN is moot
 
-    def _send_deferred(self: Stack, conn: Connection, data: bytes | bytearray | memoryview,
-                       now: int) -> int:
+    def _send_deferred(self: Stack, sock: Sock, conn: Connection,
+                       data: bytes | bytearray | memoryview, now: int, flags: int) -> int:
+        start = conn.snd.data_end
         n = conn.send_syn_data(data, now=now)
+        if n and flags & MSG_ZEROCOPY and sock.opts.zerocopy:
+            errqueue.on_send(sock, start, sq.add(start, n))   # the SYN's data, pinned
         self._collect_key(conn, now)
         if not n:
             raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
@@ -366,7 +370,7 @@ class SocketCallsMixin:
         if state in _HANDSHAKE and not conn.tfo_child_pending:
             tfo = conn.tfo
             if tfo is not None and tfo.defer:
-                return self._send_deferred(conn, data, now)   # TCP_FASTOPEN_CONNECT
+                return self._send_deferred(sock, conn, data, now, flags)   # FASTOPEN_CONNECT
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
