@@ -60,6 +60,9 @@ def test_siphash_matches_the_reference_vectors() -> None:
     ("00000000-00000000-00000000-00000000", "10.248.0.2", "192.168.0.2", "93b7aa4f550f8a1a"),
     # run_all.py's TFO_COOKIE for its addresses under the key defaults.sh sets
     ("a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4", "192.0.2.1", "192.168.0.1", "3021b9d889017eeb"),
+    # ... and its IPv6 one: SipHash of the two 16-byte addresses
+    ("a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4", "fd3d:fa7b:d17d::1", "fd3d:a0b:17d6::1",
+     "c1d1e9742a47a9bc"),
 ])
 def test_cookie_is_linux_siphash_of_both_addresses(key, client, server, cookie) -> None:
     # Linux __tcp_fastopen_cookie_gen_cipher(): SipHash of saddr,daddr, little-endian.
