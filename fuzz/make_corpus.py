@@ -251,6 +251,8 @@ def scripts() -> list[bytes]:
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
                    + op(tw.OP_RECV, "LISTEN-b", 20))
+        if tcp_world.PROFILES[profile].get("net.ipv4.tcp_fastopen", 1) & 0x2:
+            out += fast_open_and_ecn(p, ts)
     out += rack_scripts(ts)
     return out
 
@@ -341,6 +343,65 @@ def rack_scripts(ts: bytes) -> list[bytes]:
         out.append(p + ten + op(tw.OP_TICK, name, 12) * 2          # the probe, the RTO
                    + segment(name, ACK, ack=ack, grammar=bytes([5, 5, 3, 0, 127]))
                    + op(tw.OP_CLEAN, name, 0, 0, 0))
+
+
+def fast_open_and_ecn(p: bytes, ts: bytes) -> list[bytes]:
+    """Seeds for the Fast Open and ECN profiles: cookie requests and cookies (the raw
+    option grammar: 7, length, kind 34 or 254 ...), SYN data, ECN-setup SYNs, CE marks
+    (control bit 3), and connect() with TCP_FASTOPEN_CONNECT (accept op 2)."""
+    mss = bytes([0, 5, 0xB4, 2])
+    request = bytes([7, 2, 34, 2])
+    cookie = bytes([7, 10, 34, 10]) + bytes(range(1, 9))
+    exp_request = bytes([7, 4, 254, 4, 0xF9, 0x89])
+    ece_cwr = 0xC0
+    out = [
+        p + segment("LISTEN-a", SYN, grammar=mss + ts + request) + segment("LISTEN-a", ACK,
+                                                                         grammar=ts)
+        + op(tw.OP_ACCEPT, "LISTEN-a", 0),
+        p + segment("LISTEN-b", SYN, grammar=mss + ts + cookie, n=200)
+        + op(tw.OP_ACCEPT, "LISTEN-b", 0) + op(tw.OP_SOCKOPT, "LISTEN-b", 0x80, 0, 0)
+        + op(tw.OP_RECV, "LISTEN-b", 100)
+        + op(tw.OP_SEND, "LISTEN-b", 30) + segment("LISTEN-b", ACK, grammar=ts)
+        + op(tw.OP_SOCKOPT, "LISTEN-b", 0x80, 0, 0),
+        p + segment("LISTEN-c", SYN, grammar=mss + exp_request, n=50)
+        + segment("LISTEN-c", ACK) + op(tw.OP_ACCEPT, "LISTEN-c", 0),
+        p + segment("LISTEN-d", SYN | ece_cwr, grammar=mss + ts) + segment("LISTEN-d", ACK,
+                                                                         grammar=ts)
+        + op(tw.OP_ACCEPT, "LISTEN-d", 0) + op(tw.OP_SOCKOPT, "LISTEN-d", 0x80, 0, 0)
+        + op(tw.OP_SEND, "LISTEN-d", 100)
+        + segment("LISTEN-d", ACK | PSH, grammar=ts, n=100, ctl=8)
+        + segment("LISTEN-d", ACK | PSH | 0x80, grammar=ts, n=100)
+        + segment("LISTEN-d", ACK | 0x40, grammar=ts) + op(tw.OP_SEND, "LISTEN-d", 100)
+        + segment("LISTEN-d", ACK | 0x40, grammar=ts) + op(tw.OP_SOCKOPT, "LISTEN-d", 0x80, 0, 0),
+        # Fast Open options of a length Linux ignores: odd, and a cookie over 16 bytes.
+        p + segment("LISTEN-a", SYN, grammar=mss + bytes([7, 5, 34, 5, 1, 2, 3]), n=10)
+        + segment("LISTEN-c", SYN, grammar=bytes([7, 15, 34, 20]) + bytes(range(11)), n=10),
+        # An ECN-setup SYN that is itself CE-marked: a middlebox's doing, no ECN.
+        p + segment("LISTEN-e", SYN | ece_cwr, grammar=mss, ctl=8) + segment("LISTEN-e", ACK),
+    ]
+    synack = mss + bytes([1, 7]) + ts
+    name = "CLOSED-port"              # the one target connect() can start from afresh
+    ask = op(tw.OP_ACCEPT, name, 2) + op(tw.OP_SEND, name, 40)
+    again = op(tw.OP_CLOSE, name) + op(tw.OP_ACCEPT, name, 2) + op(tw.OP_SEND, name, 40)
+    reset = segment(name, RST)
+    out += [
+        # A cookie comes; the next SYN carries it and data, acknowledged; ECN agreed.
+        p + ask + segment(name, SYN | ACK | 0x40, grammar=synack + cookie) + reset + again
+        + segment(name, SYN | ACK | 0x40, grammar=synack) + op(tw.OP_TICK, name, 3),
+        # ... or only the SYN acknowledged: the data again, with the ACK.
+        p + ask + segment(name, SYN | ACK, grammar=synack + cookie) + reset + again
+        + segment(name, SYN | ACK, ack=-40, grammar=synack) + op(tw.OP_TICK, name, 3),
+        # The SYN with data retransmitted (plain), then answered without a cookie.
+        p + ask + segment(name, SYN | ACK, grammar=synack + cookie) + reset + again
+        + op(tw.OP_TICK, name, 3) + segment(name, SYN | ACK, ack=-40, grammar=synack),
+        # The SYN with data too big for the path: a plain SYN again at once.
+        p + ask + segment(name, SYN | ACK, grammar=synack + cookie) + reset + again
+        + op(tw.OP_ICMP, name, 0, 0x02, 0x40, 0, 0) + segment(name, SYN | ACK, grammar=synack)
+        + op(tw.OP_SOCKOPT, name, 0x80, 0, 0),
+        # No cookie in the answer to a request: ask in the other form next time.
+        p + ask + segment(name, SYN | ACK, grammar=synack) + reset + again
+        + segment(name, SYN | ACK, grammar=synack + exp_request),
+    ]
     return out
 
 

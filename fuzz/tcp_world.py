@@ -126,6 +126,11 @@ PROFILES: tuple[dict[str, int | str], ...] = (
     # segments without a per-connection interval, and TCP memory of a few pages.
     {"net.ipv4.tcp_challenge_ack_limit": 3, "net.ipv4.tcp_invalid_ratelimit": 0,
      "net.ipv4.tcp_mem": "2 3 4"},
+    # TCP Fast Open with cookies (requests answered; connect() with TCP_FASTOPEN_CONNECT
+    # asks, then uses the cookie) and ECN asked for; then Fast Open without cookies (any
+    # SYN with data makes a child, the first send after connect() rides in the SYN).
+    {"net.ipv4.tcp_fastopen": 0x403, "net.ipv4.tcp_ecn": 1},
+    {"net.ipv4.tcp_fastopen": 0x607, "net.ipv4.tcp_ecn": 1},
 )
 
 FULL_OPTS: dict[str, object] = {"mss": 1460, "sack_permitted": True, "wscale": 7,
@@ -134,7 +139,7 @@ FULL_OPTS: dict[str, object] = {"mss": 1460, "sack_permitted": True, "wscale": 7
 
 def build_raw(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
                window: int, urgent: int, options: bytes, payload: bytes, reserved: int = 0,
-               ident: int = 0) -> bytes:
+               ident: int = 0, tos: int = 0) -> bytes:
     """An IPv4 packet holding one TCP segment, checksums right, options as given."""
     options += bytes(-len(options) % 4)
     hlen = 20 + len(options)
@@ -146,7 +151,7 @@ def build_raw(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, fl
     csum = internet_checksum(tcp, pseudo_header_sum(src, dst, 6, len(tcp)))
     tcp[16:18] = csum.to_bytes(2, "big")
     total = 20 + len(tcp)
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 6, 0,
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, total, ident & 0xFFFF, 0x4000, 64, 6, 0,
                                _socket.inet_aton(src), _socket.inet_aton(dst)))
     ip[10:12] = internet_checksum(ip).to_bytes(2, "big")
     return bytes(ip) + bytes(tcp)

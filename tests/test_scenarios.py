@@ -59,6 +59,19 @@ def test_lost_synack_recovers_by_syn_retransmission() -> None:
     assert f["client_established_us"] == 1_020_000   # 1 s RTO + one round trip
 
 
+def test_fast_open_saves_one_round_trip() -> None:
+    # RFC 7413 as Linux does it: a cookie request first (empty option, no data), then
+    # the cookie and the whole request in the SYN, acknowledged in the SYN,ACK.
+    from synack.demo.scenarios.fastopen import REQUEST, RESPONSE
+    f = SCENARIOS["fast-open"](1).facts
+    assert f["answers"] == [RESPONSE, RESPONSE]
+    assert f["answer_us"] == [40_000, 20_000]         # two round trips of 20 ms, then one
+    assert f["syn_data"] == [0, len(REQUEST)]
+    assert f["synack_acks"] == [0, len(REQUEST)]
+    assert f["syn_options"] == [((34, b""),), ((34, bytes.fromhex(f["cookie"])),)]
+    assert (f["cookie_requests"], f["fastopen_passive"], f["fastopen_active"]) == (1, 1, 1)
+
+
 def test_lost_last_ack_is_answered_from_time_wait() -> None:
     f = SCENARIOS["lost-last-ack"](1).facts
     assert f["server_fins"] == 2

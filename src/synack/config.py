@@ -37,13 +37,21 @@ class Knob:
                 raise SysctlError(
                     f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
                 )
+            if self.name == "net.ipv4.tcp_fastopen_key" and value:
+                from synack.tcp.fastopen import format_keys, parse_keys
+                try:
+                    return format_keys(parse_keys(value))
+                except ValueError as exc:
+                    raise SysctlError(f"{self.name}: {exc}") from None
             return value
         parts = text.replace(",", " ").split()
         want = len(self.default) if isinstance(self.default, tuple) else 1
         if len(parts) != want:
             raise SysctlError(f"{self.name}: expected {want} integer(s), got {text!r}")
         try:
-            nums = tuple(int(p) for p in parts)
+            # Linux proc_dointvec reads with base 0: 0x402 is hex, as scripts write it.
+            nums = tuple(int(p, 0) if "0x" in p.lower() else int(p)
+                         for p in parts)
         except ValueError:
             raise SysctlError(f"{self.name}: {text!r} is not an integer") from None
         for n in nums:
@@ -81,6 +89,21 @@ _KNOBS = [
          "challenge ACKs per second, host-wide (2147483647: no host-wide limit)", 0),
     Knob("net.ipv4.tcp_early_retrans", 3,
          "tail loss probe: 3 or 4 on (RFC 8985 TLP), 0 to 2 off", 0, 4),
+    Knob("net.ipv4.tcp_ecn", 2,
+         "ECN (RFC 3168): 1 ask for it in SYNs and agree, 2 only agree when asked, 0 off "
+         "(AccECN, Linux's 3 to 5, is not in synack)", 0, 2),
+    Knob("net.ipv4.tcp_ecn_fallback", 1,
+         "1: a retransmitted SYN no longer asks for ECN", 0, 1),
+    Knob("net.ipv4.tcp_fastopen", 1,
+         "TCP Fast Open bits: 0x1 client, 0x2 server, 0x4 client data without a cookie, "
+         "0x200 server data without a cookie, 0x400 every listener without TCP_FASTOPEN",
+         0),
+    Knob("net.ipv4.tcp_fastopen_blackhole_timeout_sec", 0,
+         "seconds active Fast Open would pause after a middlebox seems to drop it; "
+         "synack has no such detection, so only 0 (off, Linux's default since 5.14)", 0, 0),
+    Knob("net.ipv4.tcp_fastopen_key", "",
+         "Fast Open cookie key(s), xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup] "
+         "(empty: drawn at random on first use, as Linux does)"),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
     Knob("net.ipv4.tcp_notsent_lowat", 2**32 - 1,

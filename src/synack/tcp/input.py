@@ -25,7 +25,7 @@ from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS, Scoreboard
 from synack.tcp.state import CAN_RECEIVE, Event, State
-from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
+from synack.wire.tcp import ACK, ECE, FIN, RST, SYN, URG, TcpSegment
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
@@ -61,6 +61,16 @@ class InputMixin:
             return
         if not flags & SYN:
             return
+        ts = seg.timestamps
+        if flags & ACK and ts is not None and ts[1] and self.neg.offer_ts \
+                and self.retrans_stamp is not None:
+            # RFC 7323 3.2 / Linux tcp_rcv_synsent_state_process(): a SYN,ACK must echo
+            # a TSval of one of our SYNs; otherwise RST, and keep waiting.
+            first = self.neg.tsval(self.retrans_stamp)
+            if (ts[1] - first) & 0xFFFFFFFF > (self.neg.tsval(now) - first) & 0xFFFFFFFF:
+                self.cfg.mib["TcpExtPAWSActiveRejected"] += 1
+                self._send_reset_reply(seg)
+                return
         self._take_syn_options(seg, now)
         rcv = self.rcv
         assert rcv is not None
@@ -75,11 +85,22 @@ class InputMixin:
             snd.max_wnd = snd.snd_wnd
             snd.snd_wl1 = seg.seq
             snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
+            if self.ecn is not None:
+                self._ecn_rcv_synack(seg)
             self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
-            if seg.payload:
+            tfo = self.tfo
+            if (seg.payload or flags & FIN) and tfo is not None \
+                    and (tfo.cookie is not None or tfo.data_len):
+                # Linux takes a SYN,ACK's data (and FIN) only after a Fast Open SYN
+                # (tcp_fastopen_add_skb()); otherwise the peer sends it again. The
+                # window is the one our SYN offered (no right edge is set before).
+                rcv.rcv_adv = sq.add(rcv.rcv_nxt, min(self.rcv_capacity, 0xFFFF))
                 rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
-            self._send_ack()
+                if rcv.fin_received:
+                    self._change(Event.RCV_FIN, now, "rcv FIN (in the SYN,ACK)")
+            if tfo is None or not self._tfo_synack(seg, now):
+                self._send_ack()     # else the SYN's data goes again, with this ACK
             if self.wr_shut:
                 self._queue_fin(now)
             self._arm_keepalive(now)
@@ -145,7 +166,7 @@ class InputMixin:
             if seg.seq != rcv.rcv_nxt:
                 self._send_challenge_ack(now)
                 return
-            if state is State.SYN_RECEIVED and self.passive:
+            if state is State.SYN_RECEIVED and self.passive and self.tfo is None:
                 self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
             else:
                 # Linux tcp_reset(): EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
@@ -247,7 +268,14 @@ class InputMixin:
                     ack_now = True           # no room (zero window): say so at once, as Linux
         elif seg_len:
             ack_now = True                   # a duplicate FIN: say where we are
+            if simultaneous and neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack"):
+                # The peer's SYN again (Linux tcp_data_queue(): an old segment gets a
+                # D-SACK block, RFC 2883).
+                rcv.dsack = (seg.seq, sq.add(seg.seq, 1))
         fin_now = rcv.fin_received and not fin_was_received
+        ecn = self.ecn
+        if ecn is not None and ecn.ok and self._ecn_rcv(seg):
+            ack_now = True
         # Eighth: FIN, and the transitions it makes with the ACK of ours.
         if state is State.FIN_WAIT_1:
             if fin_acked_now and fin_now:
@@ -346,6 +374,8 @@ class InputMixin:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
                        dupack=dupack, snd_max=snd.snd_max, now=now, rtt_us=rtt_us,
                        cwnd_limited=self._is_cwnd_limited())
+        if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
+            self._ecn_echo(now)
         if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
         if self.trace is not None:
@@ -405,6 +435,8 @@ class InputMixin:
             dupack=dupack, snd_max=smax, now=now, rtt_us=rtt_us,
             cwnd_limited=self._is_cwnd_limited(), min_rtt=min_rtt, srtt=rtt.srtt or 0,
             delayed=delayed, dsack_undo=dsack_undo)
+        if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
+            self._ecn_echo(now)              # RFC 3168 6.1.2: once per window of data
         if not rack.recs:
             rack.fack = None
         if timeout:

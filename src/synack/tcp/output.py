@@ -44,7 +44,7 @@ from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
 from synack.tcp.state import State
 from synack.tcp.timers import RTO
-from synack.wire.tcp import ACK, FIN, PSH, URG
+from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
@@ -63,8 +63,9 @@ class OutputMixin:
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
-        if self.state in _QUIET:
-            return
+        if self.state in _QUIET and not (self.state is State.SYN_RECEIVED
+                                         and self.tfo is not None and self.tfo.child):
+            return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec
         mss = self.mss
@@ -317,7 +318,13 @@ class OutputMixin:
             flags |= URG
             urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
         payload = snd.slice(seq, n) if n else b""
-        self._segment(flags, seq, payload, urgent=urgent)
+        ecn = self.ecn
+        if ecn is not None and ecn.queue_cwr and n and not retrans:
+            flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
+            ecn.queue_cwr = False
+        seg = self._segment(flags, seq, payload, urgent=urgent)
+        if retrans and ecn is not None and ecn.ok:
+            ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
             end = sq.add(end, 1)
         mss = self.mss
@@ -332,8 +339,9 @@ class OutputMixin:
             self.data_segs_out += segs
             self.last_data_sent = now
             self.ackp.on_data_sent(now)
-            if n % mss:
-                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss).
+            if n % mss and not retrans:
+                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss;
+                # tcp_write_xmit() calls it for new data only, not retransmissions).
                 snd.snd_sml = end
         rec = self.rec
         rack = rec.rack

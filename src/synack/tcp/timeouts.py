@@ -87,7 +87,7 @@ class TimeoutsMixin:
         snd = self.snd
         self.rtt_seq = None                  # Karn: never time a retransmitted segment
         if state is State.SYN_SENT:
-            if self.retransmits >= self.cfg.int("net.ipv4.tcp_syn_retries"):
+            if self.retransmits >= (self.opts.syncnt or self.cfg.int("net.ipv4.tcp_syn_retries")):
                 self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_syn_retries exhausted")
                 return
             self.retransmits += 1

@@ -3,7 +3,7 @@
 ``SCENARIOS`` maps a name to a function ``(seed) -> Outcome``; ``DESCRIPTIONS``
 and ``DESCRIPTIONS_ZH`` give each a one-line description in English and in
 Chinese (``synack demo --list --lang zh``). The scenarios live in modules by
-group: worked (the seeds' example), open, close, ports, rst, queues, timers,
+group: worked (the seeds' example), open, fastopen, close, ports, rst, queues, timers,
 data and scan; :mod:`.base` holds what they share.
 """
 
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from synack.demo.scenarios import (
     close,
     data,
+    fastopen,
     ipv6,
     loss,
     open,
@@ -32,6 +33,7 @@ SCENARIOS: dict[str, Callable[[int], Outcome]] = {
     "lost-synack": open.lost_synack,
     "why-not-two-way": open.why_not_two_way,
     "simultaneous-open": open.simultaneous_open,
+    "fast-open": fastopen.fast_open,
     "handshake-ipv6": ipv6.handshake_ipv6,
     "four-way-close": close.four_way_close,
     "half-close": close.half_close,
@@ -66,6 +68,7 @@ DESCRIPTIONS_ZH: dict[str, str] = {
     "lost-synack": "为什么要三次握手：SYN,ACK 丢失，只有客户端重传才能恢复",
     "why-not-two-way": "为什么不能两次握手：已失效的旧 SYN 到达，客户端的 RST 阻止了幽灵连接",
     "simultaneous-open": "同时打开：双方同时 connect()，两个 SYN 交错，不需要 listen()",
+    "fast-open": "TCP Fast Open：先取 cookie，再把请求放进 SYN，省一个往返时间",
     "handshake-ipv6": "IPv6 上的三次握手：40 字节首部，MSS 1440，流标签，用邻居发现代替 ARP",
     "four-way-close": "四次挥手：FIN、ACK、FIN、ACK，两个方向分别关闭",
     "half-close": "半关闭：shutdown(SHUT_WR) 后服务端仍可继续发送数据",
