@@ -44,12 +44,13 @@ class Counters:
                 c._tcp_in_input += 1
             return tw_on_segment(self, seg, **kw)
 
-        def counted_listener(self: Stack, lst: Any, key: Any, seg: Any, now: int) -> None:
+        def counted_listener(self: Stack, lst: Any, key: Any, seg: Any, now: int,
+                             *rest: Any) -> None:
             # A segment for a SYN_RECEIVED child goes on to Connection.on_segment and is
             # counted there; count the rest (SYNs, cookie ACKs) here.
             if c._armed and lst.syn_queue.get((key[2], key[3])) is None:
                 c._tcp_in_input += 1
-            to_listener(self, lst, key, seg, now)
+            to_listener(self, lst, key, seg, now, *rest)
 
         Connection.on_segment = counted_conn  # type: ignore[method-assign]
         TimeWait.on_segment = counted_tw  # type: ignore[method-assign]

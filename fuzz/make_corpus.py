@@ -251,6 +251,157 @@ def scripts() -> list[bytes]:
                    + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
                    + segment("LISTEN-b", ACK | PSH, grammar=ts, n=300)
                    + op(tw.OP_RECV, "LISTEN-b", 20))
+        if tcp_world.PROFILES[profile].get("net.ipv4.tcp_fastopen", 1) & 0x2:
+            out += fast_open_and_ecn(p, ts)
+    out += rack_scripts(ts)
+    return out
+
+
+def rack_scripts(ts: bytes) -> list[bytes]:
+    """RACK-TLP, PRR and undo on the ESTABLISHED target (default sysctls: tcp_recovery = 1).
+    Ten full segments (16 KB written, initial window 10, MSS 1448) unless said otherwise."""
+    name = "ESTABLISHED"
+    p = bytes([0])
+    mss = 1448
+    ten = op(tw.OP_SEND, name, 0x44)
+
+    def sack(*blocks: tuple[int, int]) -> bytes:   # (offset from SND.UNA, length)
+        g = bytes([5, 5, 4, len(blocks) - 1])
+        return g + b"".join(s16(a) + (n & 0xFFFF).to_bytes(2, "big") for a, n in blocks)
+
+    out = []
+    # Three segments, the last one SACKed: RACK waits out its reordering window, then the
+    # reordering timer marks the first two lost and recovery starts from the timer; a
+    # full ACK ends it; then new data and a tail loss probe of new data.
+    out.append(p + op(tw.OP_SEND, name, 0x3C) + op(tw.OP_TICK, name, 11)
+               + op(tw.OP_CLEAN, name, 1 | 4, 0, 0) + op(tw.OP_TICK, name, 1)
+               + op(tw.OP_CLEAN, name, 0, 0, 0) + op(tw.OP_SEND, name, 0x44)
+               + op(tw.OP_TICK, name, 2) + op(tw.OP_TICK, name, 2) + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # One segment, never answered: the probe resends it (nothing new to send), then the
+    # ACK of it, with a D-SACK of the probe (both copies arrived).
+    out.append(p + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 2)
+               + op(tw.OP_TICK, name, 12)
+               + segment(name, ACK, grammar=ts + sack((-640, 640)))
+               + op(tw.OP_SEND, name, 10) + op(tw.OP_TICK, name, 12) + op(tw.OP_TICK, name, 12)
+               + segment(name, ACK, grammar=ts) + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # Nine of ten SACKed: the first is lost at once (DupThresh), PRR lets the fast
+    # retransmission out; the ACK then echoes a timestamp from before it: the original
+    # arrived, the reduction is undone (tcp_try_undo_recovery()).
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + segment(name, ACK, grammar=bytes([5, 5, 3, 0, 100]))
+               + op(tw.OP_TICK, name, 3))
+    # The same loss; the retransmission turns out spurious: the ACK covers it and D-SACKs
+    # it (tcp_try_undo_dsack()), then more SACKs, a second loss in recovery and a lost
+    # retransmission found by RACK, then the RTO and an undo from the loss state.
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + segment(name, ACK, ack=-9 * mss, grammar=ts + sack((0, mss), (2 * mss, 8 * mss)))
+               + op(tw.OP_SEND, name, 0x44) + op(tw.OP_TICK, name, 11)
+               + op(tw.OP_CLEAN, name, 1 | 8, 0, 0) + op(tw.OP_TICK, name, 11)
+               + op(tw.OP_CLEAN, name, 1 | 12, 0, 0) + op(tw.OP_TICK, name, 12)
+               + op(tw.OP_CLEAN, name, 2 | 4, 0, 0) + op(tw.OP_TICK, name, 3)
+               + segment(name, ACK, ack=-8 * mss, grammar=bytes([5, 5, 3, 0, 120]))
+               + op(tw.OP_TICK, name, 3) + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # Partial ACKs in recovery with SACK blocks below the highest: reordering is seen and
+    # the reordering window grows from D-SACKs.
+    out.append(p + ten + op(tw.OP_TICK, name, 11)
+               + segment(name, ACK, ack=-10 * mss, grammar=ts + sack((5 * mss, mss)))
+               + segment(name, ACK, ack=-10 * mss, grammar=ts + sack((2 * mss, mss), (5 * mss, mss)))
+               + segment(name, ACK, ack=-7 * mss, grammar=ts + sack((5 * mss, mss)))
+               + segment(name, ACK, ack=-7 * mss, grammar=ts + sack((-mss, mss), (5 * mss, mss)))
+               + op(tw.OP_TICK, name, 1) + op(tw.OP_CLEAN, name, 0, 0, 0)
+               + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + op(tw.OP_SOCKOPT, name, 0x80, 0, 0) + op(tw.OP_TICK, name, 3))
+    # A peer whose handshake took 5 ms: RACK's reordering window is min_rtt / 4, so one
+    # segment SACKed of three leaves the others waiting; the reordering timer marks them
+    # lost and starts recovery.
+    syn = bytes([0, 5, 0xB4, 2]) + ts
+    out.append(p + segment("LISTEN-b", SYN, grammar=syn) + op(tw.OP_TICK, "LISTEN-b", 11)
+               + segment("LISTEN-b", ACK, grammar=ts) + op(tw.OP_ACCEPT, "LISTEN-b", 0)
+               + op(tw.OP_SEND, "LISTEN-b", 0x3C) + op(tw.OP_TICK, "LISTEN-b", 11)
+               + op(tw.OP_CLEAN, "LISTEN-b", 1 | 4, 0, 0) + op(tw.OP_TICK, "LISTEN-b", 1)
+               + op(tw.OP_TICK, "LISTEN-b", 1) + op(tw.OP_CLEAN, "LISTEN-b", 0, 0, 0))
+    # A partial ACK in recovery echoing a time before the retransmission: the hole was
+    # filled by the original (tcp_try_undo_partial()).
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1, 0, 0)
+               + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 100]))
+               + op(tw.OP_CLEAN, name, 0, 0, 0))
+    # Slow start past hystart_low_window, then one ACK per segment every 0.5 ms: HyStart
+    # counts delay samples and the ACK train outlasts half the minimum RTT.
+    grow = (ten + op(tw.OP_TICK, name, 0) + op(tw.OP_CLEAN, name, 0, 0, 0)) * 2
+    train = b"".join(segment(name, ACK, ack=-(20 - k) * mss, grammar=ts)
+                     + op(tw.OP_TICK, name, 10) for k in range(12))
+    out.append(p + grow + op(tw.OP_SEND, name, 0x48) + op(tw.OP_TICK, name, 0) + train)
+    # The same with HyStart's delay test alone (profile 1): it collects its 8 samples.
+    out.append(bytes([1]) + grow + op(tw.OP_SEND, name, 0x48) + op(tw.OP_TICK, name, 0) + train)
+    # A timeout with six segments SACKed; the ACK that follows echoes a time before the
+    # retransmission: the timeout was spurious (tcp_try_undo_loss()).
+    out.append(p + ten + op(tw.OP_TICK, name, 11) + op(tw.OP_CLEAN, name, 1 | 12, 0, 0)
+               + op(tw.OP_TICK, name, 12)
+               + segment(name, ACK, ack=-9 * mss, grammar=bytes([5, 5, 3, 0, 127]))
+               + op(tw.OP_CLEAN, name, 0, 0, 0))
+    for ack in (-9 * mss, 0):   # the RTO the first retransmission: a partial, a full ACK
+        out.append(p + ten + op(tw.OP_TICK, name, 12) * 2          # the probe, the RTO
+                   + segment(name, ACK, ack=ack, grammar=bytes([5, 5, 3, 0, 127]))
+                   + op(tw.OP_CLEAN, name, 0, 0, 0))
+
+
+def fast_open_and_ecn(p: bytes, ts: bytes) -> list[bytes]:
+    """Seeds for the Fast Open and ECN profiles: cookie requests and cookies (the raw
+    option grammar: 7, length, kind 34 or 254 ...), SYN data, ECN-setup SYNs, CE marks
+    (control bit 3), and connect() with TCP_FASTOPEN_CONNECT (accept op 2)."""
+    mss = bytes([0, 5, 0xB4, 2])
+    request = bytes([7, 2, 34, 2])
+    cookie = bytes([7, 10, 34, 10]) + bytes(range(1, 9))
+    exp_request = bytes([7, 4, 254, 4, 0xF9, 0x89])
+    ece_cwr = 0xC0
+    out = [
+        p + segment("LISTEN-a", SYN, grammar=mss + ts + request) + segment("LISTEN-a", ACK,
+                                                                         grammar=ts)
+        + op(tw.OP_ACCEPT, "LISTEN-a", 0),
+        p + segment("LISTEN-b", SYN, grammar=mss + ts + cookie, n=200)
+        + op(tw.OP_ACCEPT, "LISTEN-b", 0) + op(tw.OP_SOCKOPT, "LISTEN-b", 0x80, 0, 0)
+        + op(tw.OP_RECV, "LISTEN-b", 100)
+        + op(tw.OP_SEND, "LISTEN-b", 30) + segment("LISTEN-b", ACK, grammar=ts)
+        + op(tw.OP_SOCKOPT, "LISTEN-b", 0x80, 0, 0),
+        p + segment("LISTEN-c", SYN, grammar=mss + exp_request, n=50)
+        + segment("LISTEN-c", ACK) + op(tw.OP_ACCEPT, "LISTEN-c", 0),
+        p + segment("LISTEN-d", SYN | ece_cwr, grammar=mss + ts) + segment("LISTEN-d", ACK,
+                                                                         grammar=ts)
+        + op(tw.OP_ACCEPT, "LISTEN-d", 0) + op(tw.OP_SOCKOPT, "LISTEN-d", 0x80, 0, 0)
+        + op(tw.OP_SEND, "LISTEN-d", 100)
+        + segment("LISTEN-d", ACK | PSH, grammar=ts, n=100, ctl=8)
+        + segment("LISTEN-d", ACK | PSH | 0x80, grammar=ts, n=100)
+        + segment("LISTEN-d", ACK | 0x40, grammar=ts) + op(tw.OP_SEND, "LISTEN-d", 100)
+        + segment("LISTEN-d", ACK | 0x40, grammar=ts) + op(tw.OP_SOCKOPT, "LISTEN-d", 0x80, 0, 0),
+        # Fast Open options of a length Linux ignores: odd, and a cookie over 16 bytes.
+        p + segment("LISTEN-a", SYN, grammar=mss + bytes([7, 5, 34, 5, 1, 2, 3]), n=10)
+        + segment("LISTEN-c", SYN, grammar=bytes([7, 15, 34, 20]) + bytes(range(11)), n=10),
+        # An ECN-setup SYN that is itself CE-marked: a middlebox's doing, no ECN.
+        p + segment("LISTEN-e", SYN | ece_cwr, grammar=mss, ctl=8) + segment("LISTEN-e", ACK),
+    ]
+    synack = mss + bytes([1, 7]) + ts
+    name = "CLOSED-port"              # the one target connect() can start from afresh
+    ask = op(tw.OP_ACCEPT, name, 2) + op(tw.OP_SEND, name, 40)
+    again = op(tw.OP_CLOSE, name) + op(tw.OP_ACCEPT, name, 2) + op(tw.OP_SEND, name, 40)
+    reset = segment(name, RST)
+    out += [
+        # A cookie comes; the next SYN carries it and data, acknowledged; ECN agreed.
+        p + ask + segment(name, SYN | ACK | 0x40, grammar=synack + cookie) + reset + again
+        + segment(name, SYN | ACK | 0x40, grammar=synack) + op(tw.OP_TICK, name, 3),
+        # ... or only the SYN acknowledged: the data again, with the ACK.
+        p + ask + segment(name, SYN | ACK, grammar=synack + cookie) + reset + again
+        + segment(name, SYN | ACK, ack=-40, grammar=synack) + op(tw.OP_TICK, name, 3),
+        # The SYN with data retransmitted (plain), then answered without a cookie.
+        p + ask + segment(name, SYN | ACK, grammar=synack + cookie) + reset + again
+        + op(tw.OP_TICK, name, 3) + segment(name, SYN | ACK, ack=-40, grammar=synack),
+        # The SYN with data too big for the path: a plain SYN again at once.
+        p + ask + segment(name, SYN | ACK, grammar=synack + cookie) + reset + again
+        + op(tw.OP_ICMP, name, 0, 0x02, 0x40, 0, 0) + segment(name, SYN | ACK, grammar=synack)
+        + op(tw.OP_SOCKOPT, name, 0x80, 0, 0),
+        # No cookie in the answer to a request: ask in the other form next time.
+        p + ask + segment(name, SYN | ACK, grammar=synack) + reset + again
+        + segment(name, SYN | ACK, grammar=synack + exp_request),
+    ]
     return out
 
 

@@ -47,6 +47,7 @@ from synack.wire.ipv6 import IPv6Header, build_tcp6_packet, encode_ipv6
 from synack.wire.tcp import ACK, FIN, PSH, SYN, URG, TcpSegment, encode_tcp
 
 MAX_ACTIONS = 48
+TCP_FASTOPEN_CONNECT = 30      # Linux's number; the socket module may lack it
 MAX_PAYLOAD = 3000
 
 
@@ -59,7 +60,7 @@ class Actions:
     targets); op modulo 16 chooses:
 
     * 0-6 a segment: flags, control (bit 0: seq absolute, 1: ack absolute, 2: raw
-      payload; the high nibble goes to the reserved bits), seq and ack as signed
+      payload, 3: IP header marked CE; the high nibble goes to the reserved bits), seq and ack as signed
       16-bit offsets from what the peer has seen (32-bit numbers when absolute),
       window, urgent pointer, an option-grammar length and its bytes
       (:func:`_options`), a payload length (and the raw payload's bytes);
@@ -103,7 +104,7 @@ class Actions:
 SOCKOPT_CHOICES = 21
 OP_SEGMENT, OP_TICK, OP_SEND, OP_RECV, OP_SHUTDOWN, OP_CLOSE, OP_SOCKOPT, OP_ACCEPT, \
     OP_ICMP, OP_CLEAN = 0, 7, 8, 9, 10, 11, 12, 13, 14, 15
-CTL_SEQ_ABS, CTL_ACK_ABS, CTL_RAW_PAYLOAD = 1, 2, 4
+CTL_SEQ_ABS, CTL_ACK_ABS, CTL_RAW_PAYLOAD, CTL_CE = 1, 2, 4, 8
 TICKS_US = (1_000, 40_000, 200_000, 1_000_000, 3_000_000, 10_000_000, 60_000_000,
             130_000_000, 7_200_000_000, 0, 500, 5_000, 400_000, 2_000_000, 30_000_000,
             75_000_000)
@@ -211,6 +212,10 @@ def _host(w: World, t: Target, what: int) -> None:
         fd = stack.socket()
         try:
             stack.setsockopt(fd, _socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1, now=w.now)
+            if stack.cfg.int("net.ipv4.tcp_fastopen") & 0x2:
+                # Fast Open profiles: a cookie request, or (with a cookie, or 0x4) the
+                # SYN waits for the first send and carries it.
+                stack.setsockopt(fd, _socket.IPPROTO_TCP, TCP_FASTOPEN_CONNECT, 1, now=w.now)
             stack.bind(fd, (LOCAL, t.lport))
             stack.connect_ex(fd, (REMOTE, t.rport), now=w.now)
         except OSError:
@@ -252,7 +257,8 @@ def _segment(w: World, t: Target, r: Actions) -> None:
         t.wild = True
     sent(t, seq, n + (1 if flags & SYN else 0) + (1 if flags & FIN else 0))
     w.stack.receive(build_raw(REMOTE, LOCAL, t.rport, t.lport, seq, ack, flags, window, urgent,
-                               options, payload, reserved=ctl >> 4), now=w.now)
+                               options, payload, reserved=ctl >> 4,
+                               tos=3 if ctl & CTL_CE else 0), now=w.now)
 
 
 def _options(w: World, t: Target, grammar: bytes) -> bytes:

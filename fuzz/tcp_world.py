@@ -113,10 +113,11 @@ class World:
 
 PROFILES: tuple[dict[str, int | str], ...] = (
     {},
-    {"net.ipv4.tcp_syncookies": 2},
+    {"net.ipv4.tcp_syncookies": 2, "tcp_cubic.hystart_detect": 2},
     {"net.ipv4.tcp_sack": 0, "net.ipv4.tcp_timestamps": 0, "net.ipv4.tcp_window_scaling": 0},
     {"net.ipv4.tcp_rfc1337": 1, "net.ipv4.tcp_dsack": 0, "net.ipv4.tcp_abort_on_overflow": 1,
-     "net.ipv4.tcp_congestion_control": "reno"},
+     "net.ipv4.tcp_congestion_control": "reno", "net.ipv4.tcp_recovery": 0,
+     "net.ipv4.tcp_early_retrans": 0},
     {"net.ipv4.tcp_max_syn_backlog": 1, "net.ipv4.tcp_syncookies": 0,
      "net.ipv4.tcp_synack_retries": 1, "net.ipv4.tcp_syn_retries": 1, "net.ipv4.tcp_retries2": 2,
      "net.ipv4.tcp_fin_timeout": 2, "net.ipv4.tcp_keepalive_time": 1,
@@ -125,6 +126,11 @@ PROFILES: tuple[dict[str, int | str], ...] = (
     # segments without a per-connection interval, and TCP memory of a few pages.
     {"net.ipv4.tcp_challenge_ack_limit": 3, "net.ipv4.tcp_invalid_ratelimit": 0,
      "net.ipv4.tcp_mem": "2 3 4"},
+    # TCP Fast Open with cookies (requests answered; connect() with TCP_FASTOPEN_CONNECT
+    # asks, then uses the cookie) and ECN asked for; then Fast Open without cookies (any
+    # SYN with data makes a child, the first send after connect() rides in the SYN).
+    {"net.ipv4.tcp_fastopen": 0x403, "net.ipv4.tcp_ecn": 1},
+    {"net.ipv4.tcp_fastopen": 0x607, "net.ipv4.tcp_ecn": 1},
 )
 
 FULL_OPTS: dict[str, object] = {"mss": 1460, "sack_permitted": True, "wscale": 7,
@@ -133,7 +139,7 @@ FULL_OPTS: dict[str, object] = {"mss": 1460, "sack_permitted": True, "wscale": 7
 
 def build_raw(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flags: int,
                window: int, urgent: int, options: bytes, payload: bytes, reserved: int = 0,
-               ident: int = 0) -> bytes:
+               ident: int = 0, tos: int = 0) -> bytes:
     """An IPv4 packet holding one TCP segment, checksums right, options as given."""
     options += bytes(-len(options) % 4)
     hlen = 20 + len(options)
@@ -145,7 +151,7 @@ def build_raw(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, fl
     csum = internet_checksum(tcp, pseudo_header_sum(src, dst, 6, len(tcp)))
     tcp[16:18] = csum.to_bytes(2, "big")
     total = 20 + len(tcp)
-    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, ident & 0xFFFF, 0x4000, 64, 6, 0,
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, total, ident & 0xFFFF, 0x4000, 64, 6, 0,
                                _socket.inet_aton(src), _socket.inet_aton(dst)))
     ip[10:12] = internet_checksum(ip).to_bytes(2, "big")
     return bytes(ip) + bytes(tcp)

@@ -172,6 +172,34 @@ def test_hystart_waits_for_a_window_of_16() -> None:
     assert clock.cc.ssthresh == 16 + 8
 
 
+def test_hystart_ack_train_ends_slow_start_when_the_acks_fill_half_the_min_rtt() -> None:
+    """Linux hystart_update() (HYSTART_ACK_TRAIN): ACKs no more than hystart_ack_delta_us
+    (2 ms) apart are one train; once a round's train lasts longer than half the minimum
+    RTT (plus at most 1 ms for pacing), the pipe is full and ssthresh = cwnd. With a
+    window's ACKs spread over a 50 ms RTT, that is the round whose ACKs come 2 ms apart
+    or closer (cwnd >= 25), after about 13 ms of train past the middle."""
+    clock = Clock(Cubic(mss=MSS, now=0), train=True)
+    assert clock.rounds(2) == [20, 40]                   # ACKs 2.5 ms apart: no train
+    clock.round()
+    assert found(clock)
+    # The ACK whose train passed 25.5 ms: 21 ACKs 1.25 ms apart in (0, 50 ms].
+    assert clock.cc.ssthresh == 40 + 21
+
+
+def test_hystart_ack_train_needs_acks_close_together() -> None:
+    """ACKs further apart than hystart_ack_delta_us never form a train; the parameter
+    widened to 3 ms makes the same ACKs one."""
+    from synack.tcp.cc import HystartParams
+    # RTT 500 ms: the fifth round's 160 ACKs come 3.125 ms apart.
+    clock = Clock(Cubic(mss=MSS, now=0), rtt=500_000, train=True)
+    assert clock.rounds(5)[-1] == 320
+    assert not found(clock)
+    wide = Clock(Cubic(mss=MSS, now=0, hystart=HystartParams(ack_delta_us=3_200)),
+                 rtt=500_000, train=True)
+    wide.rounds(5)
+    assert found(wide) and wide.cc.ssthresh < 320
+
+
 def test_hystart_ignores_missing_rtt_samples() -> None:
     clock = Clock(Cubic(mss=MSS, now=0))
     clock.rounds(4)

@@ -46,7 +46,7 @@ def test_the_ipv4_mss_fails_over_ipv6(tmp_path: Path) -> None:
 def test_packet_too_big_below_1280_is_taken_as_1280(tmp_path: Path) -> None:
     path = _variant(tmp_path, PKT / "ipv6" / "packet-too-big.pkt", "mtu 1300", "mtu 1000")
     text = path.read_text().replace("1:1241(1240)", "1:1221(1220)").replace(
-        "1241:2481(1240)", "1221:2441(1220)").replace("2481:2881(400)", "2441:2881(440)")
+        "> P. 1241:2481(1240)", "> P. 1221:2441(1220)").replace("2481:2881(400)", "2441:2881(440)")
     path.write_text(text)
     out = run_file(path, Settings())
     assert out.passed, f"{out.message}\n{out.detail}"

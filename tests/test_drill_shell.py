@@ -53,15 +53,48 @@ def test_harmless_commands_pass(tmp_path: Path, cmd: str) -> None:
     assert shell(tmp_path)[0].run(cmd) is None
 
 
+def test_cubic_module_parameters_are_set(tmp_path: Path) -> None:
+    """Linux's tcp_cubic module parameters (HyStart) are kept as tcp_cubic.NAME."""
+    sh, cfg = shell(tmp_path)
+    assert sh.run("echo 2 > /sys/module/tcp_cubic/parameters/hystart_detect") is None
+    assert cfg.int("tcp_cubic.hystart_detect") == 2
+
+
 @pytest.mark.parametrize(("cmd", "why"), [
-    ("sysctl -q net.ipv4.tcp_ecn=1", "unsupported: sysctl net.ipv4.tcp_ecn"),
-    ("sysctl -q net.ipv4.tcp_fastopen=0x402", "unsupported: sysctl net.ipv4.tcp_fastopen"),
+    ("echo 9 > /sys/module/tcp_cubic/parameters/hystart_detect", "outside [0, 3]"),
+])
+def test_bad_cubic_parameter_is_refused(tmp_path: Path, cmd: str, why: str) -> None:
+    err = shell(tmp_path)[0].run(cmd)
+    assert err is not None and why in err
+
+
+@pytest.mark.parametrize(("cmd", "why"), [
+    ("sysctl -q net.ipv4.tcp_ecn=3", "sysctl: net.ipv4.tcp_ecn: 3 is outside [0, 2]"),
+    ("sysctl -q net.ipv4.tcp_mtu_probing=1", "unsupported: sysctl net.ipv4.tcp_mtu_probing"),
     ("tc qdisc replace dev tun0 root fq", "unsupported: shell command"),
     ("nstat | grep TcpExtOutOfWindowIcmps > /dev/null", "unsupported: shell command"),
-    ("echo 3 > /sys/module/tcp_cubic/parameters/hystart_detect", "unsupported"),
+    ("echo 3 > /sys/module/tcp_other/parameters/x", "unsupported"),
     ("sysctl -q net.ipv4.tcp_sack=7", "sysctl: net.ipv4.tcp_sack: 7 is outside [0, 1]"),
     ("echo 'unterminated", "unsupported: cannot read command"),
 ])
 def test_other_commands_are_refused_in_one_line(tmp_path: Path, cmd: str, why: str) -> None:
     err = shell(tmp_path)[0].run(cmd)
     assert err is not None and why in err and "\n" not in err
+
+
+def test_nstat_grep_succeeds_only_when_the_counter_moved(tmp_path: Path) -> None:
+    # nstat prints what changed since its last run; `nstat | grep X` is a check that X did.
+    counters = {"TcpExtOutOfWindowIcmps": 0}
+    sh = Shell(Sysctl(), tmp_path, counters=lambda: dict(counters))
+    assert sh.run("nstat > /dev/null") is None
+    err = sh.run("nstat | grep TcpExtOutOfWindowIcmps > /dev/null")
+    assert err is not None and "did not change" in err
+    counters["TcpExtOutOfWindowIcmps"] += 1
+    assert sh.run("nstat | grep TcpExtOutOfWindowIcmps > /dev/null") is None
+
+
+def test_tcp_metrics_flush_empties_the_fast_open_cache(tmp_path: Path) -> None:
+    flushed = []
+    sh = Shell(Sysctl(), tmp_path, metrics_flush=lambda: flushed.append(1))
+    assert sh.run("ip tcp_metrics flush all > /dev/null 2>&1") is None
+    assert flushed == [1]

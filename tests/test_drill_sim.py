@@ -316,9 +316,9 @@ def test_shell_sysctls_change_the_stack(tmp_path: Path) -> None:
 
 def test_unsupported_features_say_so(tmp_path: Path) -> None:
     out = fails(tmp_path, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n"
-                          "+0 setsockopt(3, SOL_TCP, TCP_FASTOPEN, [1], 4) = 0\n")
+                          "+0 setsockopt(3, SOL_TCP, TCP_ULP, [1], 4) = 0\n")
     assert out.unsupported
-    assert out.message.endswith(":3: error: unsupported: setsockopt TCP_FASTOPEN")
+    assert out.message.endswith(":3: error: unsupported: setsockopt TCP_ULP")
     out = fails(tmp_path, "0 `tc qdisc replace dev tun0 root fq`\n")
     assert out.unsupported and "unsupported: shell command" in out.message
     out = fails(tmp_path, "0 sched_yield() = 0\n")

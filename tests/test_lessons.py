@@ -71,11 +71,21 @@ def test_fast_retransmit_counts_the_segments_of_its_own_ladder(fast) -> None:  #
 def test_fast_retransmit_cwnd_reduction_is_cubics(fast) -> None:  # type: ignore[no-untyped-def]
     f = fast.facts
     assert f["cc"] == "cubic"
-    assert f["cwnd_before"] == 10                    # Linux's initial window, not yet grown
-    assert f["cwnd_recovery"] == f["ssthresh_recovery"] == f["cwnd_before"] * 717 // 1024 == 7
-    assert f"from {f['cwnd_before']} to {f['cwnd_recovery']} segments" in fast.explanation
+    assert f["cwnd_initial"] == 10                   # Linux's initial window
+    # Two ACKs before the hole: slow start grows an application-limited sender up to twice
+    # the segments it had out (6), as Linux tcp_is_cwnd_limited() allows.
+    assert f["cwnd_before"] == 12
+    assert f["ssthresh_recovery"] == f["cwnd_before"] * 717 // 1024 == 8
+    # PRR (Linux tcp_cwnd_reduction()): cwnd = in flight (nothing: the rest is SACKed)
+    # + 1 for the fast retransmission; recovery ends at ssthresh.
+    assert f["cwnd_recovery"] == 1
+    assert f["cwnd_after"] == f["ssthresh_recovery"]
+    assert f"grow it to {f['cwnd_before']}" in fast.explanation
+    assert f"so cwnd = {f['cwnd_recovery']}:" in fast.explanation
+    assert f"cwnd = ssthresh = {f['cwnd_after']}." in fast.explanation
     assert "x 0.7" in fast.explanation and "enters fast recovery and halves" not in fast.explanation
-    assert f"从 {f['cwnd_before']} 降到 {f['cwnd_recovery']}" in fast.explanation_zh
+    assert f"增大到 {f['cwnd_before']}" in fast.explanation_zh
+    assert f"cwnd = ssthresh = {f['cwnd_after']}。" in fast.explanation_zh
     assert "窗口减半" not in fast.explanation_zh and "0.7" in fast.explanation_zh
 
 
@@ -168,9 +178,9 @@ def test_header_zh_isn_and_urg(tmp_path: Path, capsys: pytest.CaptureFixture[str
 ONE_CONNECTION = ["worked-example", "three-way-handshake", "lost-synack", "simultaneous-open",
                   "four-way-close", "half-close", "simultaneous-close", "lost-last-ack",
                   "rst-unread-data", "rst-linger-zero", "rst-timeout", "keepalive",
-                  "zero-window", "fast-retransmit"]
+                  "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit"]
 WITH_MARKS = {"lost-synack", "simultaneous-open", "lost-last-ack", "rst-timeout", "keepalive",
-              "zero-window", "fast-retransmit"}
+              "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit"}
 
 
 @pytest.mark.parametrize("name", ONE_CONNECTION)

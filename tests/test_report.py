@@ -110,7 +110,7 @@ def test_every_mark_has_a_reason_and_retransmissions_name_their_rule(
 
 def test_rto_retransmission_reason_comes_from_synacks_trace(tmp_path: Path) -> None:
     pcap, trace, page = tmp_path / "r.pcap", tmp_path / "cc.json", tmp_path / "r.html"
-    assert main(["sim", "--bytes", "60K", "--loss", "15%", "--seed", "2", "--pcap", str(pcap),
+    assert main(["sim", "--bytes", "60K", "--loss", "15%", "--seed", "13", "--pcap", str(pcap),
                  "--trace-out", str(trace)]) == 0
     _, samples = read_cc_trace(trace)
     rtos = [c.t_us for c in samples if c.event == "rto"]

@@ -59,6 +59,19 @@ def test_lost_synack_recovers_by_syn_retransmission() -> None:
     assert f["client_established_us"] == 1_020_000   # 1 s RTO + one round trip
 
 
+def test_fast_open_saves_one_round_trip() -> None:
+    # RFC 7413 as Linux does it: a cookie request first (empty option, no data), then
+    # the cookie and the whole request in the SYN, acknowledged in the SYN,ACK.
+    from synack.demo.scenarios.fastopen import REQUEST, RESPONSE
+    f = SCENARIOS["fast-open"](1).facts
+    assert f["answers"] == [RESPONSE, RESPONSE]
+    assert f["answer_us"] == [40_000, 20_000]         # two round trips of 20 ms, then one
+    assert f["syn_data"] == [0, len(REQUEST)]
+    assert f["synack_acks"] == [0, len(REQUEST)]
+    assert f["syn_options"] == [((34, b""),), ((34, bytes.fromhex(f["cookie"])),)]
+    assert (f["cookie_requests"], f["fastopen_passive"], f["fastopen_active"]) == (1, 1, 1)
+
+
 def test_lost_last_ack_is_answered_from_time_wait() -> None:
     f = SCENARIOS["lost-last-ack"](1).facts
     assert f["server_fins"] == 2
@@ -228,7 +241,10 @@ def test_rst_linger_zero() -> None:
 
 def test_rst_timeout() -> None:
     f = SCENARIOS["rst-timeout"](1).facts
-    assert f["retransmissions"] == 15                    # tcp_retries2
+    # Linux: one tail loss probe (tcp_send_loss_probe()), then tcp_retries2 RTOs.
+    assert f["loss_probes"] == 1
+    assert f["rto_retransmissions"] == 15                # tcp_retries2
+    assert f["retransmissions"] == 16
     assert 900 < f["gave_up_s"] < 1000
     assert f["client_errno"] == errno.ETIMEDOUT
     assert f["client_rst"] is not None and f["client_rst"][2] == RST
@@ -279,6 +295,32 @@ def test_fast_retransmit_beats_the_rto() -> None:
     assert f["retransmit_after_ms"] < f["rto_ms"]
     assert f["retransmit_after_ms"] == 20                # one round trip
     assert f["received"] == f["sent"]
+
+
+def test_tail_loss_probe_recovers_the_tail_without_a_timeout() -> None:
+    """Linux tcp_schedule_loss_probe() / tcp_send_loss_probe(): two segments out, SRTT
+    20 ms: the probe goes 2 * SRTT + 2 ms after the last ACK, resends the last segment,
+    its SACK lets RACK mark the other lost; no RTO."""
+    f = SCENARIOS["tail-loss-probe"](1).facts
+    assert f["segments"] == 6 and f["lost"] == [5, 6]
+    assert f["srtt_ms"] == 20 and f["probe_after_last_ack_ms"] == 2 * 20 + 2
+    assert f["probe_is_last"] and f["loss_probes"] == 1
+    assert f["repaired_seq"] is not None and f["repaired_seq"] < f["probe_seq"]
+    assert f["repaired_after_ms"] < f["rto_ms"] and f["rto_count"] == 0
+    assert f["received"] == f["sent"] == 8192
+
+
+def test_rack_finds_the_lost_retransmission_before_the_rto() -> None:
+    """Linux tcp_rack_detect_loss(): the retransmission is marked lost once data sent
+    after it is SACKed (TCPLostRetransmit), and sent a third time; no RTO."""
+    f = SCENARIOS["rack-lost-retransmit"](1).facts
+    assert f["transmissions"] == 3 and f["fates"] == ["lost", "lost", "delivered"]
+    assert f["lost_retransmits"] == 1 and f["rto_count"] == 0
+    assert f["after_ms"][1] == 20                           # one round trip
+    # Detected one round trip after the first new data sent after the retransmission.
+    assert f["after_ms"][2] == f["new_data_after_ms"] + 20
+    assert f["after_ms"][2] < f["after_ms"][1] + f["rto_ms"]
+    assert f["received"] == f["sent"] == 40_000
 
 
 def test_syn_scan_classifies_ports() -> None:

@@ -44,15 +44,18 @@ def test_slow_start_doubles_cwnd_every_rtt() -> None:
         r = transfer(3_000_000, link=LinkParams(delay_us=50 * MS), sender_cfg=cfg)
         assert r.intact
         cwnd = per_interval(r.trace, r.trace[0].now, 100 * MS, 7)   # RTT 100 ms
+        # Each segment ACKed adds one (Linux counts packets, a short one too); an odd
+        # segment's delayed ACK (40 ms) may land just past an interval's end.
         for a, b in itertools.pairwise(cwnd):
-            assert b == 2 * a, (cc, cwnd)
+            assert 2 * a - 1 <= b <= 2 * a, (cc, cwnd)
 
 
 def test_cubic_concave_then_convex_after_a_loss() -> None:
     r = transfer(12_000_000, link=LinkParams(delay_us=100 * MS), setup=lose_data_packet(100))
     assert r.intact and r.retransmits == 1 and r.rto_count == 0
     recovery = [p for p in r.trace if p.ca_state == "RECOVERY"]
-    w_loss = recovery[0].cwnd                        # ssthresh = 0.7 * W_max
+    # ssthresh = 0.7 * W_max (cwnd itself walks down to it with PRR, Linux's rule).
+    w_loss = recovery[0].ssthresh
     cwnd = per_interval(r.trace, recovery[0].now, 500 * MS, 22)
     growth = [b - a for a, b in itertools.pairwise(cwnd)]
     w_max = round(w_loss * 1024 / 717)

@@ -37,13 +37,21 @@ class Knob:
                 raise SysctlError(
                     f"{self.name}: {value!r} is not one of {', '.join(self.choices)}"
                 )
+            if self.name == "net.ipv4.tcp_fastopen_key" and value:
+                from synack.tcp.fastopen import format_keys, parse_keys
+                try:
+                    return format_keys(parse_keys(value))
+                except ValueError as exc:
+                    raise SysctlError(f"{self.name}: {exc}") from None
             return value
         parts = text.replace(",", " ").split()
         want = len(self.default) if isinstance(self.default, tuple) else 1
         if len(parts) != want:
             raise SysctlError(f"{self.name}: expected {want} integer(s), got {text!r}")
         try:
-            nums = tuple(int(p) for p in parts)
+            # Linux proc_dointvec reads with base 0: 0x402 is hex, as scripts write it.
+            nums = tuple(int(p, 0) if "0x" in p.lower() else int(p)
+                         for p in parts)
         except ValueError:
             raise SysctlError(f"{self.name}: {text!r} is not an integer") from None
         for n in nums:
@@ -79,6 +87,23 @@ _KNOBS = [
     Knob("net.ipv4.tcp_dsack", 1, "send D-SACK blocks for duplicate segments", 0, 1),
     Knob("net.ipv4.tcp_challenge_ack_limit", 2**31 - 1,
          "challenge ACKs per second, host-wide (2147483647: no host-wide limit)", 0),
+    Knob("net.ipv4.tcp_early_retrans", 3,
+         "tail loss probe: 3 or 4 on (RFC 8985 TLP), 0 to 2 off", 0, 4),
+    Knob("net.ipv4.tcp_ecn", 2,
+         "ECN (RFC 3168): 1 ask for it in SYNs and agree, 2 only agree when asked, 0 off "
+         "(AccECN, Linux's 3 to 5, is not in synack)", 0, 2),
+    Knob("net.ipv4.tcp_ecn_fallback", 1,
+         "1: a retransmitted SYN no longer asks for ECN", 0, 1),
+    Knob("net.ipv4.tcp_fastopen", 1,
+         "TCP Fast Open bits: 0x1 client, 0x2 server, 0x4 client data without a cookie, "
+         "0x200 server data without a cookie, 0x400 every listener without TCP_FASTOPEN",
+         0),
+    Knob("net.ipv4.tcp_fastopen_blackhole_timeout_sec", 0,
+         "seconds active Fast Open would pause after a middlebox seems to drop it; "
+         "synack has no such detection, so only 0 (off, Linux's default since 5.14)", 0, 0),
+    Knob("net.ipv4.tcp_fastopen_key", "",
+         "Fast Open cookie key(s), xxxxxxxx-xxxxxxxx-xxxxxxxx-xxxxxxxx[,backup] "
+         "(empty: drawn at random on first use, as Linux does)"),
     Knob("net.ipv4.tcp_fin_timeout", 60,
          "seconds an orphaned connection stays in FIN_WAIT_2", 1),
     Knob("net.ipv4.tcp_notsent_lowat", 2**32 - 1,
@@ -101,6 +126,8 @@ _KNOBS = [
     Knob("net.ipv4.tcp_max_tw_buckets", 131072, "bound of the TIME_WAIT table", 0),
     Knob("net.ipv4.tcp_orphan_retries", 0,
          "retransmissions of an orphaned connection (0 means 8)", 0, 255),
+    Knob("net.ipv4.tcp_recovery", 1,
+         "1: RACK loss detection (RFC 8985) with SACK; 0: RFC 6675 DupThresh", 0, 7),
     Knob("net.ipv4.tcp_retries1", 3,
          "no effect in synack (Linux re-checks the route and probes the path MTU after "
          "this many retransmissions; synack has no route cache)", 0, 255),
@@ -118,6 +145,16 @@ _KNOBS = [
          "reuse TIME_WAIT ports for connect(): 0 off, 1 on, 2 loopback only", 0, 2),
     Knob("net.ipv4.tcp_window_scaling", 1, "offer and use RFC 7323 window scaling", 0, 1),
     Knob("net.ipv4.tcp_wmem", (4096, 16384, 4194304), "send buffer min, default, max", 1),
+    # CUBIC's HyStart: module parameters in Linux (/sys/module/tcp_cubic/parameters/NAME),
+    # not sysctls; kept in the same table under the module's name.
+    Knob("tcp_cubic.hystart", 1, "CUBIC leaves slow start early on HyStart's signals "
+         "(Linux: /sys/module/tcp_cubic/parameters/hystart)", 0, 1),
+    Knob("tcp_cubic.hystart_detect", 3, "HyStart's signals: 1 ACK train, 2 delay, 3 both "
+         "(Linux: /sys/module/tcp_cubic/parameters/hystart_detect)", 0, 3),
+    Knob("tcp_cubic.hystart_low_window", 16, "segments of cwnd below which HyStart "
+         "does not act (Linux: /sys/module/tcp_cubic/parameters/hystart_low_window)", 0),
+    Knob("tcp_cubic.hystart_ack_delta_us", 2000, "most microseconds between ACKs of one "
+         "train (Linux: /sys/module/tcp_cubic/parameters/hystart_ack_delta_us)", 0),
 ]
 
 KNOBS: dict[str, Knob] = {k.name: k for k in _KNOBS}

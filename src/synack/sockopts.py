@@ -33,6 +33,12 @@ TCP_USER_TIMEOUT = 18
 TCP_NOTSENT_LOWAT = 25
 TCP_INQ = 36
 IP_FREEBIND = 15
+# Linux's numbers (include/uapi/linux/tcp.h); the socket module lacks some of them.
+TCP_FASTOPEN = 23
+TCP_FASTOPEN_CONNECT = 30
+TCP_FASTOPEN_KEY = 33
+TCP_FASTOPEN_NO_COOKIE = 34
+_FASTOPEN_OPTS = (TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE)
 
 
 def oserror(code: int, detail: str = "") -> OSError:
@@ -100,6 +106,14 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
         o.congestion = name
         if sock.conn is not None:
             sock.conn.set_congestion(name, now=now)
+    elif level == _socket.IPPROTO_TCP and option == TCP_FASTOPEN_KEY:
+        # Linux do_tcp_setsockopt(): a primary key, or a primary and a backup.
+        if not isinstance(value, (bytes, bytearray)) or len(value) not in (16, 32):
+            raise oserror(errno.EINVAL, "TCP_FASTOPEN_KEY takes 16 or 32 bytes")
+        o.fastopen_key = (bytes(value[:16]),) + ((bytes(value[16:]),) if len(value) == 32
+                                                  else ())
+    elif level == _socket.IPPROTO_TCP and option in _FASTOPEN_OPTS:
+        _set_fastopen(stack, sock, option, _need_int(ival))
     elif level == _socket.IPPROTO_TCP:
         v = _need_int(ival)
         if option == _socket.TCP_NODELAY:
@@ -120,6 +134,8 @@ def set_option(stack: Stack, sock: Sock, level: int, option: int, value: int | b
             o.keepcnt = _ranged(v, 1, 127)
         elif option == _socket.TCP_MAXSEG:
             o.maxseg = _ranged(v, 88, 32767)
+        elif option == _socket.TCP_SYNCNT:
+            o.syncnt = _ranged(v, 1, 127)          # Linux MAX_TCP_SYNCNT
         elif option == _socket.TCP_QUICKACK:
             if sock.conn is not None:
                 sock.conn.set_quickack(v, now=now)
@@ -206,6 +222,8 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             return sock.conn.mss if sock.conn else (o.maxseg or 536)
         if option == _socket.TCP_CORK:
             return int(o.cork)
+        if option == _socket.TCP_SYNCNT:
+            return o.syncnt or c.int("net.ipv4.tcp_syn_retries")
         if option == TCP_INQ:
             return int(o.inq)
         if option == _socket.TCP_QUICKACK:
@@ -223,6 +241,17 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
             name = sock.conn.cc_name if sock.conn else (
                 o.congestion or str(c["net.ipv4.tcp_congestion_control"]))
             return name.encode().ljust(16, b"\0")   # TCP_CA_NAME_MAX
+        if option == TCP_FASTOPEN:
+            if o.fastopen_qlen is not None:
+                return o.fastopen_qlen
+            return sock.listener.fastopen_qlen if sock.listener else 0
+        if option == TCP_FASTOPEN_CONNECT:
+            return int(o.fastopen_connect)
+        if option == TCP_FASTOPEN_NO_COOKIE:
+            return int(o.fastopen_no_cookie)
+        if option == TCP_FASTOPEN_KEY:
+            from synack.host.fastopen import listener_keys
+            return b"".join(listener_keys(stack, sock))
         if option == _socket.TCP_INFO:
             from synack.tcp.info import tcp_info
             if sock.conn is None:
@@ -235,6 +264,29 @@ def get_option(stack: Stack, sock: Sock, level: int, option: int) -> int | bytes
     raise oserror(errno.ENOPROTOOPT)
 
 
+def _set_fastopen(stack: Stack, sock: Sock, option: int, v: int) -> None:
+    """TCP_FASTOPEN, TCP_FASTOPEN_CONNECT, TCP_FASTOPEN_NO_COOKIE as Linux
+    do_tcp_setsockopt() checks them: only before connect() (or on a listener)."""
+    o = sock.opts
+    closed = sock.conn is None or sock.conn.state.value == "CLOSED"
+    if option == TCP_FASTOPEN:
+        if v < 0 or not closed:
+            raise oserror(errno.EINVAL)
+        # Linux fastopen_queue_tune(): bounded by somaxconn.
+        o.fastopen_qlen = min(v, stack.cfg.int("net.core.somaxconn"))
+        return
+    if not 0 <= v <= 1:
+        raise oserror(errno.EINVAL)
+    if option == TCP_FASTOPEN_CONNECT:
+        if not stack.cfg.int("net.ipv4.tcp_fastopen") & 0x1:
+            raise oserror(errno.EOPNOTSUPP)
+        if sock.listener is not None or not closed:
+            raise oserror(errno.EINVAL)
+        o.fastopen_connect = bool(v)
+    else:
+        if not closed:
+            raise oserror(errno.EINVAL)
+        o.fastopen_no_cookie = bool(v)
 # TCP_DEFER_ACCEPT's seconds <-> SYN,ACK retransmissions (Linux secs_to_retrans() and
 # retrans_to_secs() with TCP_TIMEOUT_INIT 1 s and TCP_RTO_MAX 120 s).
 _TIMEOUT_INIT_S, _RTO_MAX_S = 1, 120

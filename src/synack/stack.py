@@ -59,6 +59,8 @@ from synack.host.timerq import TimerQueue
 from synack.host.udp import UdpHost
 from synack.icmp_host import EchoReply, handle_icmp, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
+from synack.tcp.ecn import CE, ECT0, EcnState
+from synack.tcp.fastopen import CookieCache
 from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
@@ -121,6 +123,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         self._offload: Offload | None = None
         self.echo_replies: deque[EchoReply] = deque(maxlen=4096)   # ping answers, newest last
         self._cookie_secret: bytes | None = None   # drawn at the first SYN cookie
+        self.tfo_cache = CookieCache()    # TCP Fast Open cookies of the servers we met
         self._flow_labels: _Labels | None = None   # drawn at the first IPv6 segment
         self.deferred: set[Key] = set()     # SYN queue entries whose bare ACK TCP_DEFER_ACCEPT dropped
         self.tstamping: dict[Connection, Sock] = {}   # SO_TIMESTAMPING reports still due
@@ -202,11 +205,13 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         if (dst != self.addr or src == dst or src[:4] == "127.") and (
                 not self._inbound_ok(src, dst, True)):
             return          # martian, or not for us (host/loopback.py)
-        self._segment_in(src, dst, seg, now)
+        self._segment_in(src, dst, seg, now, packet[1] & 3)
 
-    def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int) -> None:
+    def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int,
+                    ip_ecn: int = 0) -> None:
         """A TCP segment for one of our addresses, to its connection, TIME_WAIT entry or
-        listener (RFC 9293 3.10.7); either IP version."""
+        listener (RFC 9293 3.10.7); either IP version. ``ip_ecn``: the ECN field of
+        its IP header (RFC 3168)."""
         self.stats["segments in"] += 1
         key = (dst, seg.dst_port, src, seg.src_port)
         conn = self.conns.get(key)
@@ -218,6 +223,11 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             self.cfg.mib["TcpExtTCPMD5Unexpected"] += 1
             return
         if conn is not None:
+            ecn = conn.ecn
+            if ecn is not None:
+                ecn.ce_pending = ip_ecn == CE
+                if ip_ecn:
+                    ecn.seen = True
             self._to_conn(key, conn, seg, now)
             return
         tw = self.timewait.get(key)
@@ -243,7 +253,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             self._end_timewait(key, now, "new SYN reuses the 4-tuple")
         listener = self._listener_for(dst, seg.dst_port)
         if listener is not None:
-            self._to_listener(listener, key, seg, now)
+            self._to_listener(listener, key, seg, now, ip_ecn)
             return
         if self.forward is not None and not self._on_lo:   # any address: host/forward.py
             self.forward.segment(self, key, seg, now)
@@ -430,17 +440,36 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         return lst
 
     def _drain(self, key: Key, conn: Connection) -> None:
+        ecn = conn.ecn
+        if ecn is not None and ecn.ok and conn.outbox:
+            self._drain_ecn(key, conn, ecn)
         if conn.outbox:
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
             tos = conn.opts.tos              # IP_TOS
             for seg in conn.outbox:
-                self._emit(key[0], key[2], seg, mss if len(seg.payload) > mss else 0, tos)
+                # (A Fast Open SYN's data is no super-segment: it goes whole.)
+                self._emit(key[0], key[2], seg,
+                           mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos)
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:
                 self.changes.append((key, ch))
             conn.changes = ()
+
+    def _drain_ecn(self, key: Key, conn: Connection, ecn: EcnState) -> None:
+        """:meth:`_drain` for a connection with ECN: its new data goes out ECT(0)
+        (Linux tcp_ecn_send(); not SYNs, pure ACKs or retransmissions)."""
+        mss = conn.mss if conn.tso_max else 1 << 30
+        skip = ecn.no_ect
+        dscp = conn.opts.tos & 0xFC          # IP_TOS; the ECN field is the stack's
+        for seg in conn.outbox:
+            ect = ECT0 if seg.payload and not seg.flags & SYN and id(seg) not in skip else 0
+            self._emit(key[0], key[2], seg,
+                       mss if len(seg.payload) > mss and not seg.flags & SYN else 0,
+                       tos=dscp | ect)
+        skip.clear()
+        conn.outbox = ()
 
     def _collect_conn(self, key: Key, conn: Connection, now: int) -> None:
         if self.tstamping and conn in self.tstamping and not errqueue.tx_events(

@@ -5,7 +5,7 @@ crashed run costs one script, never the table): once with ``--kernel`` (a fresh
 namespace per script, real time) and once against the simulated synack host. As
 packetdrill's ``run_all.py`` does for IPv4, scripts named ``*v6.pkt`` are left out
 and the run gets its IPv4 flags (``-D TFO_COOKIE=...`` and friends); the addresses
-are documentation ones. A kernel failure is rerun once, alone, before it counts:
+are documentation ones, and the Fast Open cookie is the one Linux computes for them. A kernel failure is rerun once, alone, before it counts:
 the kernel runs in real time on a shared machine, and a timing slip is not a verdict.
 
 The report gives, per directory, passed/failed for each target, then the scripts
@@ -27,13 +27,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from synack.progress import Bar, bar
+from synack.tcp.fastopen import make_cookie, parse_keys
 
 __all__ = ["DEFAULT_FLAGS", "Outcome", "find_scripts", "main", "report", "run_script"]
 
 # run_all.py's IPv4 variant, with documentation-range addresses instead of 192.168/16.
+# TFO_COOKIE is the Fast Open cookie Linux makes for these addresses under the key
+# defaults.sh sets (run_all.py's 3021b9d889017eeb is the one for its own addresses).
+LOCAL_IP, REMOTE_IP = "192.0.2.1", "198.51.100.1"
+DEFAULTS_SH_KEY = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
+TFO_COOKIE = make_cookie(parse_keys(DEFAULTS_SH_KEY)[0], REMOTE_IP, LOCAL_IP).hex()
 DEFAULT_FLAGS: tuple[str, ...] = (
-    "--ip_version=ipv4", "--local_ip=192.0.2.1", "--remote_ip=198.51.100.1",
-    "-D", "TFO_COOKIE=3021b9d889017eeb", "-D", "CODE=host_unreachable",
+    "--ip_version=ipv4", f"--local_ip={LOCAL_IP}", f"--remote_ip={REMOTE_IP}",
+    "-D", f"TFO_COOKIE={TFO_COOKIE}", "-D", "CODE=host_unreachable",
     "-D", "CMSG_LEVEL_IP=SOL_IP", "-D", "CMSG_TYPE_RECVERR=IP_RECVERR",
 )
 TIMEOUT_S = 180                # run_all.py's max_runtime

@@ -153,25 +153,59 @@ def _shutdown(t: SimTarget, call: SysCall) -> SyscallResult:
 
 def _send_flags(call: SysCall, flags: int) -> None:
     bad = flags & ~(S["MSG_DONTWAIT"] | S["MSG_NOSIGNAL"] | S["MSG_OOB"] | S["MSG_MORE"]
-                    | S["MSG_EOR"] | S["MSG_ZEROCOPY"])
-    if bad & S["MSG_FASTOPEN"]:
-        raise Unsupported("unsupported: TCP Fast Open (MSG_FASTOPEN)")
+                    | S["MSG_EOR"] | S["MSG_ZEROCOPY"] | S["MSG_FASTOPEN"])
     if bad:
         raise Unsupported(f"unsupported: {call.name} flags {bad:#x}")
 
 
 def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
-                  iov: list[int] | None = None) -> SyscallResult | Block:
+                  iov: list[int] | None = None, addr: object = None) -> SyscallResult | Block:
     _send_flags(call, flags)
     script_fd = _int(call, 0)
     fd = t.sfd(call)
     total = len(data)
     sent = 0
     nonblock = script_fd in t.nonblock or flags & S["MSG_DONTWAIT"]
+    fastopen = bool(flags & S["MSG_FASTOPEN"])
+    conn0 = t.stack.connection(fd)
+    deferred = conn0 is not None and conn0.tfo is not None and conn0.tfo.defer
+    connecting = False
 
     def attempt() -> SyscallResult | None:
-        nonlocal sent
+        nonlocal sent, fastopen, deferred, connecting
         try:
+            if fastopen or deferred:
+                # Linux tcp_sendmsg_fastopen(): connect, the data in the SYN if it may;
+                # a blocking socket then waits for the handshake like connect().
+                try:
+                    if fastopen:
+                        sent = t.stack.sendto_fastopen(fd, data, _fo_addr(t, addr), now=t.now,
+                                                       flags=flags & S["MSG_ZEROCOPY"])
+                    else:
+                        sent = t.stack.send(fd, data, now=t.now, flags=flags & S["MSG_ZEROCOPY"])
+                except BlockingIOError as exc:
+                    if exc.errno != errno.EINPROGRESS:
+                        raise
+                    if nonblock:
+                        return SyscallResult(-1, "EINPROGRESS")
+                finally:
+                    fastopen = deferred = False
+                if nonblock:
+                    return SyscallResult(sent)
+                conn = t.stack.connection(fd)
+                connecting = conn is not None and conn.state in _CONNECTING
+                if connecting and conn is not None and conn.tfo is not None:
+                    conn.tfo.write_pending = True    # Linux sk_write_pending
+            if connecting:
+                conn = t.stack.connection(fd)
+                if conn is not None and conn.state in _CONNECTING:
+                    return None
+                connecting = False
+                code = t.stack.connect_ex(fd, (t.cfg.remote_ip, t.connect_port), now=t.now)
+                if code not in (0, errno.EISCONN):
+                    return SyscallResult(-1, errno_name(code))
+                if sent >= total:
+                    return SyscallResult(sent)
             while sent < total or total == 0:
                 n = t.stack.send(fd, data[sent:], now=t.now,
                                  flags=flags & (S["MSG_OOB"] | S["MSG_EOR"] | S["MSG_MORE"]
@@ -180,7 +214,9 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
                 sent += n
                 if total == 0:
                     break
-        except BlockingIOError:
+        except BlockingIOError as exc:
+            if exc.errno == errno.EALREADY:
+                return _err(exc)
             if sent and nonblock:
                 return SyscallResult(sent)
             if nonblock:
@@ -215,7 +251,18 @@ def _send(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     if _null(call, n):
         t.sfd(call)
         return SyscallResult(-1, "EFAULT")
-    return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3))
+    return _write_common(t, call, _data(call, _arg(call, 1), n), _int(call, 3),
+                         addr=_arg(call, 4, ...))
+
+
+def _fo_addr(t: SimTarget, value: object) -> tuple[str, int] | None:
+    """sendto()'s address for MSG_FASTOPEN: ``...`` is the script's peer; AF_UNSPEC none."""
+    if value == S["AF_UNSPEC"] or (isinstance(value, dict)
+                                   and value.get("sa_family") == S["AF_UNSPEC"]):
+        return None
+    if value is ... or value is None:
+        return (t.cfg.remote_ip, t.connect_port)
+    return _addr(t, value, (t.cfg.remote_ip, t.connect_port))
 
 
 def _iov_len(call: SysCall, iov: object) -> int:
@@ -247,9 +294,10 @@ def _msg_len(call: SysCall) -> int:
 
 def _sendmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     msg = _arg(call, 1)
+    name = msg.get("msg_name", ...) if isinstance(msg, dict) else ...
     iov = msg.get("msg_iov") if isinstance(msg, dict) else None
     lens = [_iov_len(call, [item]) for item in iov] if isinstance(iov, list) else None
-    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), lens)
+    return _write_common(t, call, bytes(_msg_len(call)), _int(call, 2), lens, name)
 
 
 def _read_common(t: SimTarget, call: SysCall, n: int, flags: int,

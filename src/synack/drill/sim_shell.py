@@ -5,12 +5,16 @@ with a few kinds of command; in simulation each is read, not run:
 
 - ``sysctl [-q] [-w] NAME=VALUE...``, ``echo VALUE > /proc/sys/...`` and
   ``set_sysctls.py /proc/sys/...=VALUE...`` set synack's sysctl of that name;
+  ``echo VALUE > /sys/module/tcp_cubic/parameters/NAME`` sets ``tcp_cubic.NAME``;
 - ``.../defaults.sh`` is read (relative to the script's directory) line by line;
-- harmless for a simulated host, hence ignored: ``ip tcp_metrics flush`` (synack
-  keeps no route metrics), ``tc qdisc add|replace ... pfifo|pfifo_fast`` (synack
-  sends in FIFO order), ``ethtool -K DEV FEATURE off...`` (synack's simulated
-  link already carries segments of one MSS), ``nstat`` with its output discarded, and the
+- ``ip tcp_metrics flush`` empties the Fast Open cookie cache (the only route
+  metric synack keeps);
+- harmless for a simulated host, hence ignored: ``tc qdisc add|replace ...
+  pfifo|pfifo_fast`` (synack sends in FIFO order), ``ethtool -K DEV FEATURE off...``
+  (synack's simulated link already carries segments of one MSS), and the
   ``/tmp/sysctl_restore_*.sh`` cleanup (each run has its own host);
+- ``nstat`` with its output discarded starts nstat's history; ``nstat | grep NAME``
+  succeeds when counter NAME moved since (what the kernel's nstat would print);
 - ``grep`` pipelines over ``/proc/net/tcp`` (:mod:`synack.drill.sim_proc`);
 - ``rm -f PATH`` and ``dd if=/dev/zero of=PATH bs=N count=M`` act on the simulated
   host's own files (in memory), which ``open()`` and ``sendfile()`` read;
@@ -33,28 +37,33 @@ from synack.config import KNOBS, Sysctl, SysctlError
 from synack.drill.sim_proc import grep_pipeline
 
 # Sysctls synack does not have, with the values that describe what it does anyway
-# (no ECN, no Fast Open, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
+# (no ECN, no MTU probing, cwnd restart after idle as RFC 5681 4.1,
 # exponential SYN backoff from the first retry as RFC 6298 5.5):
 # setting one of these is a no-op, any other value is unsupported.
 FIXED: dict[str, frozenset[str]] = {
-    "net.ipv4.tcp_ecn": frozenset({"0"}),
-    "net.ipv4.tcp_fastopen": frozenset({"0", "0x0"}),
     "net.ipv4.tcp_mtu_probing": frozenset({"0"}),
+    "net.ipv4.tcp_min_tso_segs": frozenset({"2"}),     # Linux's default, as synack sizes TSO
     "net.ipv4.tcp_slow_start_after_idle": frozenset({"1"}),
     "net.ipv4.tcp_syn_linear_timeouts": frozenset({"0"}),   # SYN RTOs double from the first
 }
 _ARITH = re.compile(r"\$\(\(([0-9+\-*/ ()]+)\)\)")
 _PROC = "/proc/sys/"
+_CUBIC = "/sys/module/tcp_cubic/parameters/"
 
 
 class Shell:
     """Applies commands to ``cfg``; ``notes`` records what was ignored."""
 
     def __init__(self, cfg: Sysctl, script_dir: Path,
-                 proc: Callable[[], dict[str, list[str]]] | None = None) -> None:
+                 proc: Callable[[], dict[str, list[str]]] | None = None,
+                 metrics_flush: Callable[[], None] | None = None,
+                 counters: Callable[[], dict[str, int]] | None = None) -> None:
         self.cfg = cfg
         self.dir = script_dir
         self.proc = proc                        # /proc/net/tcp of the simulated host
+        self.metrics_flush = metrics_flush   # `ip tcp_metrics flush`: the Fast Open cache
+        self.counters = counters             # the host's nstat counters
+        self.nstat_seen: dict[str, int] = {}  # what the last `nstat` showed (its history)
         self.notes: list[str] = []
         self.files: dict[str, bytes] = {}     # what rm and dd made or removed
 
@@ -96,16 +105,29 @@ class Shell:
             if target.startswith(_PROC):
                 return self.assign_all([f"{target[len(_PROC):]}={value.strip().strip(chr(34))}"],
                                        init, cmd)
+            if target.startswith(_CUBIC):        # a module parameter, kept as tcp_cubic.NAME
+                name = "tcp_cubic." + target[len(_CUBIC):]
+                return self.assign_all([f"{name}={value.strip().strip(chr(34))}"], init, cmd)
             return f"unsupported: {cmd.strip()!r} in simulation"
         if prog.startswith("sysctl_restore_"):
             return None
         if words[:3] == ["ip", "tcp_metrics", "flush"]:
+            if self.metrics_flush is not None:
+                self.metrics_flush()
             return None
         if prog == "tc" and len(words) >= 2 and words[1] == "qdisc" and \
                 words[-1] in ("pfifo", "pfifo_fast"):
             return None
         if prog == "nstat" and quiet != cmd.strip() and "|" not in cmd:
+            self._nstat_delta()
             return None
+        grep = re.fullmatch(r"nstat\s*\|\s*grep\s+(\w+)", quiet)
+        if grep and self.counters is not None:
+            # nstat prints the counters that moved since its last run; grep succeeds
+            # when the one named is among them.
+            if self._nstat_delta().get(grep.group(1)):
+                return None
+            return f"{grep.group(1)} did not change (nstat | grep found nothing)"
         if prog == "rm" and words[1:2] == ["-f"] and len(words) > 2:
             for path in words[2:]:
                 self.files.pop(path, None)
@@ -117,6 +139,11 @@ class Shell:
             return None
         return f"unsupported: shell command {cmd.strip()!r} in simulation"
 
+    def _nstat_delta(self) -> dict[str, int]:
+        now = self.counters() if self.counters is not None else {}
+        delta = {k: v - self.nstat_seen.get(k, 0) for k, v in now.items()}
+        self.nstat_seen = now
+        return delta
     def dd(self, args: list[str], cmd: str) -> str | None:
         """``dd bs=N count=M if=/dev/zero of=PATH``: a file of N*M zero bytes, kept in
         ``files`` (the simulated host's own; nothing is written to the real disk)."""

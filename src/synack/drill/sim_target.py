@@ -24,6 +24,7 @@ from synack.drill.sim_proc import proc_net_tcp
 from synack.drill.sim_shell import Shell
 from synack.drill.target import SysCall, SyscallResult, TargetConfig, Unsupported
 from synack.host import errqueue
+from synack.host.counters import nstat
 from synack.stack import Stack
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep, StateStep, Step, render
@@ -61,7 +62,9 @@ class SimTarget:
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
         self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
-                                  proc=lambda: proc_net_tcp(self.stack))
+                                  proc=lambda: proc_net_tcp(self.stack),
+                                  metrics_flush=self.stack.tfo_cache.flush,
+                                  counters=lambda: nstat(self.stack))
         self.epoll = Watch()
         self.files: dict[int, OpenFile] = {}     # script fd -> open file or pipe end
 
@@ -222,13 +225,20 @@ class SimTarget:
             if c is not None:
                 if c.wr_shut and (c.eof or c.rd_shut) or c.state is State.CLOSED:
                     mask |= S["POLLHUP"]
-                if c.eof or c.rd_shut:
+                # Linux: RCV_SHUTDOWN once the FIN is in (read or not), and tcp_done()
+                # (a reset, a timeout) shuts both ways.
+                if c.eof or c.rd_shut or c.state is State.CLOSED or (
+                        c.rcv is not None and c.rcv.fin_received):
                     mask |= S["POLLIN"] | S["POLLRDNORM"] | S["POLLRDHUP"]
-                if c.state not in (State.SYN_SENT, State.SYN_RECEIVED):
+                # Linux tcp_poll(): a Fast Open child in SYN_RECV counts as connected,
+                # and a deferred Fast Open connect is writable (write() sends the SYN).
+                if c.state not in (State.SYN_SENT, State.SYN_RECEIVED) or c.tfo_child_pending:
                     if c.recv_q >= sock.opts.rcvlowat:      # tcp_stream_is_readable()
                         mask |= S["POLLIN"] | S["POLLRDNORM"]
                     if c.wr_shut or self.stack.writable(sfd):
                         mask |= S["POLLOUT"] | S["POLLWRNORM"]
+                elif c.tfo is not None and c.tfo.defer:
+                    mask |= S["POLLOUT"] | S["POLLWRNORM"]
                 if c.error is not None and not sock.error_reported:
                     mask |= S["POLLERR"]
             if errqueue.pending_error(sock):

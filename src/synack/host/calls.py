@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.host import errqueue
+from synack.host.fastopen import start_client
 from synack.host.records import (
     ORPHAN,
     SHUT_RD,
@@ -27,6 +28,7 @@ from synack.host.sockaddr import api_addr, ip_of, overlaps
 from synack.sockopts import get_option, set_option
 from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import Connection
+from synack.tcp.fastopen import TFO_CLIENT_ENABLE, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1
 from synack.tcp.listener import Listener
 from synack.tcp.state import CAN_SEND, State
 
@@ -142,6 +144,10 @@ class SocketCallsMixin:
             return
         lst = Listener(sock.local, backlog, self.cfg)
         lst.fd = fd
+        tfo = self.cfg.int("net.ipv4.tcp_fastopen")
+        if tfo & TFO_SERVER_WO_SOCKOPT1 and tfo & TFO_SERVER_ENABLE:
+            # Linux __inet_listen_sk(): every listener gets a Fast Open queue.
+            lst.fastopen_qlen = lst.max_backlog
         sock.listener = lst
         self.listeners[sock.local] = lst
 
@@ -214,13 +220,21 @@ class SocketCallsMixin:
             return False
         return now - tw.since >= TW_REUSE_DELAY_US
 
-    def connect_ex(self: Stack, fd: int, addr: SockAddr, *, now: int) -> int:
-        """Start an active open; returns EINPROGRESS (or another errno) like the stdlib."""
+    def connect_ex(self: Stack, fd: int, addr: SockAddr, *, now: int,
+                   fastopen: bool = False) -> int:
+        """Start an active open; returns EINPROGRESS (or another errno) like the stdlib.
+
+        With TCP_FASTOPEN_CONNECT set and a Fast Open cookie cached for the peer, no
+        SYN goes yet and 0 is returned: the first send() puts its data in the SYN
+        (Linux tcp_fastopen_defer_connect()). ``fastopen`` (for :meth:`sendto_fastopen`):
+        the same deferral whatever the option says; 0 then means deferred."""
         sock = self._sock(fd)
         if sock.listener is not None:
             return errno.EISCONN            # Linux: a listener is not TCP_CLOSE
         conn = sock.conn
         if conn is not None:
+            if conn.tfo is not None and conn.tfo.defer:
+                return errno.EISCONN        # Linux: a deferred Fast Open connect "is" connected
             if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
                 return errno.EALREADY
             if sock.connecting:
@@ -266,9 +280,53 @@ class SocketCallsMixin:
         sock.conn = conn
         sock.connecting = True
         self.conns[key] = conn
-        conn.open_active(now=now)
+        defer = False
+        if (fastopen or sock.opts.fastopen_connect) \
+                and self.cfg.int("net.ipv4.tcp_fastopen") & TFO_CLIENT_ENABLE:
+            defer = start_client(self, sock, conn, ip)
+            if conn.tfo is not None:
+                conn.tfo.defer = defer
+        conn.open_active(now=now, defer=defer)
         self._collect_conn(key, conn, now)
-        return errno.EINPROGRESS
+        return 0 if defer else errno.EINPROGRESS
+
+    def sendto_fastopen(self: Stack, fd: int, data: bytes | bytearray | memoryview,
+                        addr: Addr | None, *, now: int, flags: int = 0) -> int:
+        """sendto(MSG_FASTOPEN) (Linux tcp_sendmsg_fastopen()): connect and put the
+        data in the SYN when a cookie is cached for the peer; returns the bytes the SYN
+        carries, or raises BlockingIOError(EINPROGRESS) when it carries none (a cookie
+        request goes instead). EOPNOTSUPP without net.ipv4.tcp_fastopen 0x1 or an
+        address; EALREADY while connecting; on a connected socket an ordinary send().
+        ``flags``: MSG_ZEROCOPY as :meth:`send` takes it."""
+        sock = self._sock(fd)
+        if not self.cfg.int("net.ipv4.tcp_fastopen") & TFO_CLIENT_ENABLE or addr is None:
+            raise _oserror(errno.EOPNOTSUPP)
+        conn = sock.conn
+        if conn is None:
+            code = self.connect_ex(fd, addr, now=now, fastopen=True)
+            if code == errno.EINPROGRESS:       # no cookie: a cookie request went
+                raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+            if code:
+                raise _oserror(code)
+            conn = sock.conn
+            assert conn is not None
+        tfo = conn.tfo
+        if tfo is not None and tfo.defer:
+            return self._send_deferred(sock, conn, data, now, flags)
+        if conn.state in _HANDSHAKE:
+            raise _oserror(errno.EALREADY)
+        return self.send(fd, data, now=now, flags=flags)   # connected: MSG_FASTOPEN is moot
+
+    def _send_deferred(self: Stack, sock: Sock, conn: Connection,
+                       data: bytes | bytearray | memoryview, now: int, flags: int) -> int:
+        start = conn.snd.data_end
+        n = conn.send_syn_data(data, now=now)
+        if n and flags & MSG_ZEROCOPY and sock.opts.zerocopy:
+            errqueue.on_send(sock, start, sq.add(start, n))   # the SYN's data, pinned
+        self._collect_key(conn, now)
+        if not n:
+            raise BlockingIOError(errno.EINPROGRESS, "Operation now in progress")
+        return n
 
     def connect(self: Stack, fd: int, addr: SockAddr, *, now: int) -> None:
         """Non-blocking connect(): raises BlockingIOError(EINPROGRESS) as the stdlib does."""
@@ -309,7 +367,10 @@ class SocketCallsMixin:
         state = conn.state
         if conn.wr_shut or state not in _CAN_SEND and state not in _HANDSHAKE:
             raise _oserror(errno.EPIPE)
-        if state in _HANDSHAKE:
+        if state in _HANDSHAKE and not conn.tfo_child_pending:
+            tfo = conn.tfo
+            if tfo is not None and tfo.defer:
+                return self._send_deferred(sock, conn, data, now, flags)   # FASTOPEN_CONNECT
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
@@ -397,7 +458,8 @@ class SocketCallsMixin:
             # half-open requests are freed without a word.
             for child in list(lst.syn_queue.values()) + list(lst.accept_queue):
                 child.abort(now=now, why="listener closed",
-                            send_rst=child.state is not State.SYN_RECEIVED)
+                            send_rst=child.state is not State.SYN_RECEIVED
+                            or child.tfo_child_pending)
                 key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
                 self._drain(key, child)
                 self.timers.disarm(child)
@@ -498,8 +560,8 @@ class SocketCallsMixin:
         c = sock.conn
         if c is None:
             return False
-        if c.state in (State.SYN_SENT, State.SYN_RECEIVED):
-            return False
+        if c.state in (State.SYN_SENT, State.SYN_RECEIVED) and not c.tfo_child_pending:
+            return bool(c.tfo is not None and c.tfo.defer)   # a deferred Fast Open connect
         if c.state not in _CAN_SEND or c.error is not None:
             return True
         if c.snd.space() <= 0:

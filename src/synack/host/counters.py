@@ -18,6 +18,7 @@ _LINUX_NAMES = {
     "syncookies sent": "TcpExtSyncookiesSent",
     "syncookies received": "TcpExtSyncookiesRecv",
     "syncookies failed": "TcpExtSyncookiesFailed",
+    "icmp: out of window": "TcpExtOutOfWindowIcmps",
 }
 
 

@@ -121,7 +121,8 @@ class Ip6Mixin:
         if (dst != self.addr6 or src == dst or src == "::1") and (
                 not self._inbound_ok(src, dst, True)):
             return          # martian, or not for us (host/loopback.py)
-        self._segment_in(src, dst, seg, now)
+        # The ECN field: the low two bits of the traffic class (RFC 3168 5).
+        self._segment_in(src, dst, seg, now, (packet[1] >> 4) & 3)
 
     def _emit6(self: Stack, src: str, dst: str, seg: TcpSegment, gso: int) -> None:
         off = self._offload

@@ -14,8 +14,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.host.fastopen import start_child, try_fastopen
 from synack.host.records import Key, Sock
-from synack.tcp import syncookies
+from synack.tcp import fastopen, syncookies
 from synack.tcp.connection import Connection
 from synack.tcp.listener import COOKIE, Listener
 from synack.tcp.state import State
@@ -34,7 +35,8 @@ class ListenMixin:
 
     _cookie_secret: bytes | None     # set in Stack.__init__; drawn at the first cookie
 
-    def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int) -> None:
+    def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int,
+                     ip_ecn: int = 0) -> None:
         flags = seg.flags
         child = lst.syn_queue.get((key[2], key[3]))
         if child is not None:
@@ -79,9 +81,20 @@ class ListenMixin:
                            opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=self.rng.getrandbits(32))
         child.tso_max = self._tso_max()
+        fast, reply = try_fastopen(self, lst, owner, seg, key[2], key[0])
+        if fast:
+            # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
+            start_child(self, lst, child, seg, now, reply, ip_ecn)
+            self.conns[key] = child
+            lst.accept_queue.append(child)
+            if lst.fd >= 0:
+                self.touched.add(lst.fd)
+            self._collect_conn(key, child, now)
+            return
         lst.syn_queue[(key[2], key[3])] = child
         lst.young += 1
-        child.open_passive(seg, now=now)
+        child.open_passive(seg, now=now, ip_ecn=ip_ecn, fo_reply=() if reply is None
+                           else (fastopen.option(reply.cookie, reply.exp),))
         self._collect_child(lst, key, child, now)
 
     # ------------------------------------------------------------ SYN cookies

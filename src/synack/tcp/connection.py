@@ -42,10 +42,14 @@ from synack.config import Sysctl
 from synack.tcp import cc as ccmod
 from synack.tcp import chrono
 from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.ecn import EcnMixin, EcnState
+from synack.tcp.fastopen import FastOpenState
+from synack.tcp.fastopen_conn import FastOpenMixin
 from synack.tcp.icmp_errors import IcmpErrorsMixin, ip_tcp_headers
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
+from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.receiver import Receiver
 from synack.tcp.recovery import Recovery
 from synack.tcp.rtt import RttEstimator
@@ -54,7 +58,7 @@ from synack.tcp.sender import Sender, shared
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
-from synack.wire.tcp import ACK, RST, SYN, TcpSegment, make_segment
+from synack.wire.tcp import ACK, ECE, RST, SYN, TcpSegment, make_segment
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 SECOND = 1_000_000
@@ -86,6 +90,11 @@ class SockOpts:
     cork: bool = False               # TCP_CORK
     congestion: str | None = None    # TCP_CONGESTION
     oobinline: bool = False          # SO_OOBINLINE
+    syncnt: int | None = None        # TCP_SYNCNT
+    fastopen_qlen: int | None = None  # TCP_FASTOPEN: a listener's Fast Open queue bound
+    fastopen_key: tuple[bytes, ...] | None = None  # TCP_FASTOPEN_KEY (primary, backup)
+    fastopen_connect: bool = False   # TCP_FASTOPEN_CONNECT
+    fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE
     zerocopy: bool = False           # SO_ZEROCOPY
     mark: int = 0                    # SO_MARK (kept, not used: synack does no routing)
     inq: bool = False                # TCP_INQ: recvmsg() adds a TCP_CM_INQ cmsg
@@ -129,22 +138,24 @@ class StateChange:
     why: str
 
 
-class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
+class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
+                 EcnMixin):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
         "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes", "chrono",
-        "cwnd_limited", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "dsack_dups", "error", "last_ack_sent", "last_data_sent", "last_oow_ack", "last_rcv", "mem_charged",
-        "local", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
+        "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
+        "delivery_rate", "dsack_dups", "ecn", "error", "last_ack_sent", "last_data_sent",
+        "last_oow_ack", "last_rcv", "mem_charged",
+        "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
         "persist_backoff", "pmtu", "probe_start", "probes_out", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
         "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
         "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
-        "snd_max_capacity", "soft_error", "state", "timers", "total_retrans", "trace",
-        "tso_max", "ut_start", "wr_shut",
+        "snd_max_capacity", "soft_error", "state", "tfo", "timers", "total_retrans",
+        "trace", "tso_max", "ut_start", "wr_shut",
     ) + ("fd", "timer_at")         # the host's (see __init__)
 
     def __init__(
@@ -211,7 +222,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
-        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now), None, self.mss)
+        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now,
+                                         hystart=_hystart(cfg)), None, self.mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
@@ -223,7 +235,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         # retransmitted, icsk_probes_tstamp for zero-window probes).
         self.ut_start: int | None = None
         self.probe_start: int | None = None
-        self.cwnd_limited = False
+        self.cwnd_limited = False            # Linux is_cwnd_limited, this window
+        self.max_packets_out = 0             # Linux max_packets_out, this window
+        self.cwnd_usage_seq = iss            # Linux cwnd_usage_seq: where the window ends
         self.chrono: list[int] | None = None  # tcp_chrono_*: made at the first write
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
@@ -248,6 +262,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
+        self.tfo: FastOpenState | None = None    # TCP Fast Open (tcp/fastopen_conn.py)
+        self.ecn: EcnState | None = None         # ECN, asked for or agreed (tcp/ecn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in
         # the stack's timer heap (None: no valid entry).
@@ -292,6 +308,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
             )
         else:
             assert not options, "only a SYN carries options given by the caller"
+            ecn = self.ecn
+            if ecn is not None and ecn.demand_cwr and flags & ACK:
+                flags |= ECE                 # RFC 3168 6.1.3: echo CE until CWR comes
             window = rcv.window_field() if rcv else 0
             neg = self.neg
             # neg.ack_timestamps(now), inline: once per segment sent.
@@ -414,6 +433,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         rec.mss = rec.cc.mss = self.mss
         if neg.sack_ok:
             rec.board = NO_SACKS             # a board of its own at the first SACK block
+            if self.cfg.int("net.ipv4.tcp_recovery") & 1:
+                rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
         self.ackp = AckPolicy(self.mss)
         self.ackp.enter_quickack(self.rcv_capacity)
 
@@ -422,33 +443,56 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
         self._change(event, now, why)
 
     # ------------------------------------------------------------------ opening
-    def open_active(self, *, now: int) -> None:
-        """connect(): send a SYN and wait in SYN_SENT (RFC 9293 3.10.1)."""
+    def open_active(self, *, now: int, defer: bool = False) -> None:
+        """connect(): send a SYN and wait in SYN_SENT (RFC 9293 3.10.1). ``defer``
+        (TCP_FASTOPEN_CONNECT with a cookie): the SYN waits for the first write."""
         self._change(Event.ACTIVE_OPEN, now, "connect()")
-        self._send_syn(now)
+        if not defer:
+            self._send_syn(now)
 
     def _send_syn(self, now: int) -> None:
         snd = self.snd
-        self._segment(SYN, snd.iss, **self.neg.syn_options(mss=self.adv_mss, now=now,
-                                                            synack=False))
-        snd.snd_nxt = snd.snd_max = snd.after_syn()
+        payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
+        self._segment(SYN | self._ecn_syn_flags(), snd.iss, payload, unknown_options=fo_opt,
+                      **self.neg.syn_options(mss=self.adv_mss, now=now, synack=False))
+        nxt = snd.after_syn()
+        if payload:
+            # Fast Open: the data rides in the SYN (Linux tcp_send_syn_data()).
+            nxt = sq.add(nxt, len(payload))
+            snd.bytes_sent += len(payload)
+            self.data_segs_out += 1
+            snd.sent_log.append((nxt, now))
+        snd.snd_nxt = nxt
+        if sq.gt(nxt, snd.snd_max) or self.retransmits == 0:
+            snd.snd_max = nxt
+        if self.retransmits == 0 and self.state is State.SYN_SENT:
+            self.retrans_stamp = now         # Linux tcp_connect(): when the first SYN left
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)
 
-    def open_passive(self, syn: TcpSegment, *, now: int) -> None:
-        """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED."""
+    def open_passive(self, syn: TcpSegment, *, now: int,
+                     fo_reply: tuple[tuple[int, bytes], ...] = (), ip_ecn: int = 0) -> None:
+        """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
+        ``fo_reply``: a Fast Open cookie option for the SYN,ACK; ``ip_ecn``: the ECN
+        field of the SYN's IP header."""
         self.passive = True
         self.state = State.LISTEN
         self._take_syn_options(syn, now)
+        self._ecn_passive(syn, ip_ecn)
         self._change(Event.RCV_SYN, now, "rcv SYN")
-        self._send_synack(now)
+        self._send_synack(now, fo_reply)
 
-    def _send_synack(self, now: int) -> None:
+    def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
         snd = self.snd
-        self._segment(SYN | ACK, snd.iss, **self.neg.syn_options(
+        flags = SYN | ACK | (ECE if self.ecn is not None and self.ecn.ok else 0)
+        self._segment(flags, snd.iss, unknown_options=fo_reply, **self.neg.syn_options(
             mss=self.adv_mss, now=now, synack=True))
-        snd.snd_nxt = snd.snd_max = snd.after_syn()
+        nxt = snd.after_syn()
+        if self.passive or not sq.gt(snd.snd_max, nxt):
+            snd.snd_nxt = snd.snd_max = nxt
+        # (else a simultaneous open after a Fast Open SYN: its data stays sent, as the
+        # SYN,ACK Linux makes of the SYN alone leaves snd_nxt where it was)
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.timers.rtx = now + self.rtt.backed_off(self.backoff)
@@ -589,7 +633,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def set_congestion(self, name: str, *, now: int) -> None:
         """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""
         old = self.rec.cc
-        new = ccmod.create(name, mss=self.mss, now=now)
+        new = ccmod.create(name, mss=self.mss, now=now, hystart=_hystart(self.cfg))
         new.cwnd, new.ssthresh = old.cwnd, old.ssthresh
         self.rec.cc = new
 
@@ -707,6 +751,20 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin):
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
+
+
+_HYSTART: dict[tuple[int, int, int, int], ccmod.HystartParams] = {}
+
+
+def _hystart(cfg: Sysctl) -> ccmod.HystartParams:
+    """CUBIC's HyStart module parameters from the host's table (one object per set of
+    values, shared by every connection that has them)."""
+    key = (cfg.int("tcp_cubic.hystart"), cfg.int("tcp_cubic.hystart_detect"),
+           cfg.int("tcp_cubic.hystart_low_window"), cfg.int("tcp_cubic.hystart_ack_delta_us"))
+    got = _HYSTART.get(key)
+    if got is None:
+        got = _HYSTART[key] = ccmod.HystartParams(bool(key[0]), *key[1:])
+    return got
 
 
 def _wscale_for(space: int) -> int:

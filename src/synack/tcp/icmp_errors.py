@@ -88,6 +88,7 @@ class IcmpErrorsMixin:
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
 
     soft_error: int | None   # set in Connection.__init__
+    rtt_seq: int | None      # likewise
 
     def on_icmp_error(self: Connection, *, type_: int, code: int, mtu: int, seq: int,
                       now: int, err: int | None = None) -> str:
@@ -122,6 +123,19 @@ class IcmpErrorsMixin:
         if new >= self.pmtu:
             return "pmtu not lower"
         self.pmtu = new
+        tfo = self.tfo
+        if self.state is State.SYN_SENT and tfo is not None and tfo.data_len \
+                and self.retransmits == 0:
+            # A Fast Open SYN with data was too big (Linux tcp_simple_retransmit() for
+            # SYN data): a plain SYN goes again at once, announcing the MSS of the new
+            # path (tcp_advertise_mss() follows the route's lowered advmss); the data
+            # follows the handshake.
+            self.adv_mss = min(self.adv_mss, new - IP_TCP_HEADERS)
+            self.retransmits += 1
+            self.total_retrans += 1
+            self.rtt_seq = None              # Karn: the SYN,ACK may answer either SYN
+            self._send_syn(now)
+            return "pmtu"
         if self.state is State.SYN_SENT or self.rcv is None:
             return "pmtu"                    # the MSS is computed when the SYN,ACK comes
         mss = self._mss_for_path()
@@ -132,6 +146,9 @@ class IcmpErrorsMixin:
         rec.mss = rec.cc.mss = mss
         if rec.board is not None and rec.board is not NO_SACKS:
             rec.board.mss = mss
+        rack = rec.rack
+        if rack is not None and rack.recs:
+            rack.mss = mss                   # (the shared idle one has no records)
         snd = self.snd
         if snd.in_flight() > 0 and self.state is not State.SYN_RECEIVED:
             # Linux tcp_simple_retransmit(): everything in flight was sent too big and is
@@ -143,7 +160,10 @@ class IcmpErrorsMixin:
                 rec.dupacks = 0
                 rec.head_pending = False
             snd.rtx_high = snd.snd_max       # Karn: none of it can be timed now
-            snd.snd_nxt = snd.snd_una
+            if rack is not None:
+                rack.mark_all_lost()         # resent from the lost marks, as Linux does
+            else:
+                snd.snd_nxt = snd.snd_una
             self._output(now)
         return "pmtu"
 

@@ -16,7 +16,11 @@ from synack.tcp import chrono
 from synack.tcp.icmp_errors import ip_tcp_headers
 from synack.tcp.tcpinfo import (
     LINUX_STATES,
+    TCPI_OPT_ECN,
+    TCPI_OPT_ECN_SEEN,
     TCPI_OPT_SACK,
+    TCPI_OPT_SYN_DATA,
+    TCPI_OPT_TFO_CHILD,
     TCPI_OPT_TIMESTAMPS,
     TCPI_OPT_WSCALE,
     TcpInfo,
@@ -37,11 +41,26 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         options |= TCPI_OPT_SACK
     if neg.rcv_wscale is not None and conn.rcv is not None:
         options |= TCPI_OPT_WSCALE
+    ecn = conn.ecn
+    if ecn is not None and ecn.ok:
+        options |= TCPI_OPT_ECN
+        if ecn.seen:
+            options |= TCPI_OPT_ECN_SEEN
+    tfo = conn.tfo
+    if tfo is not None:
+        if tfo.syn_data_acked:
+            options |= TCPI_OPT_SYN_DATA
+        if conn.tfo_child_pending:
+            options |= TCPI_OPT_TFO_CHILD
     mss = conn.mss
     board = rec.board
     flight = max(sq.diff(snd.snd_max, snd.snd_una), 0)
     lost = 0
-    if board is not None and flight:
+    retrans = 0
+    rack = rec.rack
+    if rack is not None:
+        lost, retrans = rack.lost_bytes, rack.retrans_bytes   # the lost and resent marks
+    elif board is not None and flight:
         lost_end = board.lost_boundary(snd.snd_una)
         lost = sum(sq.diff(b, a) for a, b in board.holes(snd.snd_una, lost_end))
     ms = 1000
@@ -62,7 +81,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_unacked=-(-flight // mss) if flight else 0,
         tcpi_sacked=(board.sacked_bytes // mss) if board else rec.dupacks,
         tcpi_lost=-(-lost // mss) if lost else 0,
-        tcpi_retrans=0,
+        tcpi_retrans=-(-retrans // mss) if retrans else 0,
         tcpi_last_data_sent=max(now - conn.last_data_sent, 0) // ms,
         tcpi_last_data_recv=max(now - conn.last_rcv, 0) // ms,
         tcpi_last_ack_recv=max(now - conn.last_rcv, 0) // ms,
@@ -73,7 +92,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_snd_ssthresh=min(rec.cc.ssthresh, 0xFFFFFFFF),
         tcpi_snd_cwnd=rec.cc.cwnd,
         tcpi_advmss=conn.adv_mss - neg.option_len(),
-        tcpi_reordering=3,
+        tcpi_reordering=rack.reordering if rack is not None else 3,
         tcpi_rcv_space=rcv.capacity if rcv else conn.rcv_capacity,
         tcpi_total_retrans=conn.total_retrans,
         tcpi_bytes_acked=snd.bytes_acked,
@@ -85,7 +104,8 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_data_segs_in=conn.data_segs_in,
         tcpi_data_segs_out=conn.data_segs_out,
         tcpi_delivery_rate=conn.delivery_rate,
-        tcpi_delivered=conn.delivered // mss,
+        # Linux counts packets, the SYN (with any data in it) as one of them.
+        tcpi_delivered=-(-conn.delivered // mss) + (snd.snd_una != snd.iss),
         tcpi_bytes_sent=snd.bytes_sent + snd.bytes_retrans,
         tcpi_bytes_retrans=snd.bytes_retrans,
         tcpi_dsack_dups=conn.dsack_dups,
@@ -94,6 +114,7 @@ def tcp_info(conn: Connection, now: int) -> TcpInfo:
         tcpi_rcv_wnd=sq.diff(rcv.rcv_adv, rcv.rcv_nxt) if rcv else 0,
         tcpi_total_rto=min(conn.rto_count, 0xFFFF),
         tcpi_total_rto_recoveries=min(conn.rto_count, 0xFFFF),
+        tcpi_fastopen_client_fail=tfo.client_fail if tfo is not None else 0,
         tcpi_busy_time=busy,
         tcpi_rwnd_limited=rwnd_limited,
     )

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp.options import TS_HALF
+from synack.tcp.rack import IDLE as IDLE_RACK
+from synack.tcp.rack import Rack
 from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS, Scoreboard
 from synack.tcp.state import CAN_RECEIVE, Event, State
-from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
+from synack.wire.tcp import ACK, ECE, FIN, RST, SYN, URG, TcpSegment
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
@@ -59,6 +61,16 @@ class InputMixin:
             return
         if not flags & SYN:
             return
+        ts = seg.timestamps
+        if flags & ACK and ts is not None and ts[1] and self.neg.offer_ts \
+                and self.retrans_stamp is not None:
+            # RFC 7323 3.2 / Linux tcp_rcv_synsent_state_process(): a SYN,ACK must echo
+            # a TSval of one of our SYNs; otherwise RST, and keep waiting.
+            first = self.neg.tsval(self.retrans_stamp)
+            if (ts[1] - first) & 0xFFFFFFFF > (self.neg.tsval(now) - first) & 0xFFFFFFFF:
+                self.cfg.mib["TcpExtPAWSActiveRejected"] += 1
+                self._send_reset_reply(seg)
+                return
         self._take_syn_options(seg, now)
         rcv = self.rcv
         assert rcv is not None
@@ -73,11 +85,22 @@ class InputMixin:
             snd.max_wnd = snd.snd_wnd
             snd.snd_wl1 = seg.seq
             snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
+            if self.ecn is not None:
+                self._ecn_rcv_synack(seg)
             self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
-            if seg.payload:
+            tfo = self.tfo
+            if (seg.payload or flags & FIN) and tfo is not None \
+                    and (tfo.cookie is not None or tfo.data_len):
+                # Linux takes a SYN,ACK's data (and FIN) only after a Fast Open SYN
+                # (tcp_fastopen_add_skb()); otherwise the peer sends it again. The
+                # window is the one our SYN offered (no right edge is set before).
+                rcv.rcv_adv = sq.add(rcv.rcv_nxt, min(self.rcv_capacity, 0xFFFF))
                 rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
-            self._send_ack()
+                if rcv.fin_received:
+                    self._change(Event.RCV_FIN, now, "rcv FIN (in the SYN,ACK)")
+            if tfo is None or not self._tfo_synack(seg, now):
+                self._send_ack()     # else the SYN's data goes again, with this ACK
             if self.wr_shut:
                 self._queue_fin(now)
             self._arm_keepalive(now)
@@ -143,7 +166,7 @@ class InputMixin:
             if seg.seq != rcv.rcv_nxt:
                 self._send_challenge_ack(now)
                 return
-            if state is State.SYN_RECEIVED and self.passive:
+            if state is State.SYN_RECEIVED and self.passive and self.tfo is None:
                 self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
             else:
                 # Linux tcp_reset(): EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
@@ -245,7 +268,14 @@ class InputMixin:
                     ack_now = True           # no room (zero window): say so at once, as Linux
         elif seg_len:
             ack_now = True                   # a duplicate FIN: say where we are
+            if simultaneous and neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack"):
+                # The peer's SYN again (Linux tcp_data_queue(): an old segment gets a
+                # D-SACK block, RFC 2883).
+                rcv.dsack = (seg.seq, sq.add(seg.seq, 1))
         fin_now = rcv.fin_received and not fin_was_received
+        ecn = self.ecn
+        if ecn is not None and ecn.ok and self._ecn_rcv(seg):
+            ack_now = True
         # Eighth: FIN, and the transitions it makes with the ACK of ours.
         if state is State.FIN_WAIT_1:
             if fin_acked_now and fin_now:
@@ -318,12 +348,20 @@ class InputMixin:
             self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
         board = rec.board
+        dsack: tuple[int, int] | None = None
         if board is not None and (board is not NO_SACKS or seg.sack_blocks):
             if board is NO_SACKS:
                 board = rec.board = Scoreboard(self.mss)
             newly_sacked = board.on_ack(snd.snd_una, seg.sack_blocks, snd.snd_max)
-            if board.last_dsack is not None:
+            dsack = board.last_dsack
+            if dsack is not None:
                 self.dsack_dups += 1
+        rack = rec.rack
+        if rack is not None and (rack.recs or seg.sack_blocks):
+            if rack is IDLE_RACK:
+                rec.rack = Rack(self.mss)    # SACK blocks for nothing sent: its own, still
+            self._rack_ack(seg, una_before, acked, dupack, dsack, rtt_us, wnd, now)
+            return
         if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
             snd.update_window(seg.seq, ack, wnd)
             if snd.snd_wnd > 0 and self.timers.persist is not None:
@@ -335,7 +373,9 @@ class InputMixin:
         if acked or newly_sacked or dupack:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
                        dupack=dupack, snd_max=snd.snd_max, now=now, rtt_us=rtt_us,
-                       cwnd_limited=self.cwnd_limited)
+                       cwnd_limited=self._is_cwnd_limited())
+        if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
+            self._ecn_echo(now)
         if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
         if self.trace is not None:
@@ -346,6 +386,70 @@ class InputMixin:
             if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
                 # Linux tcp_sndbuf_expand(): room for two windows of payload.
                 want = 2 * rec.cc.cwnd * self.mss
+                if want > snd.capacity:
+                    snd.capacity = min(want, self.snd_max_capacity)
+
+    def _rack_ack(self: Connection, seg: TcpSegment, una_before: int, acked: int,
+                  dupack: bool, dsack: tuple[int, int] | None, rtt_us: int | None, wnd: int,
+                  now: int) -> None:
+        """The rest of :meth:`_process_ack` with RACK (Linux tcp_ack() from
+        tcp_sacktag_write_queue() on): records, loss detection, PRR, undo, TLP."""
+        snd = self.snd
+        rec = self.rec
+        rack = rec.rack
+        assert rack is not None
+        rtt = self.rtt
+        min_rtt = rtt.min_rtt or 0
+        una, smax = snd.snd_una, snd.snd_max
+        blocks: list[tuple[int, int]] = []
+        if seg.sack_blocks:
+            first = 1 if dsack is not None else 0
+            blocks = [(a, b) for a, b in seg.sack_blocks[first:]
+                      if sq.lt(una, a) and sq.lt(a, b) and sq.le(b, smax)]
+        newly_sacked = rack.on_ack(una, blocks, dsack is not None, now, min_rtt)
+        if (acked or newly_sacked or dsack is not None) and (
+                rack.dsack_seen or rack.reo_wnd_steps != 1):
+            rack.update_reo_wnd(now)         # (nothing to do in the usual case)
+        if ((snd.snd_una - seg.ack + _HALF) & _MASK) <= _HALF:          # sq.ge(ack, una)
+            snd.update_window(seg.seq, seg.ack, wnd)
+            if snd.snd_wnd > 0 and self.timers.persist is not None:
+                self.timers.persist = None
+                self.persist_backoff = 0
+        data_acked = min(acked, max(((seg.ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
+        self.delivered += data_acked + newly_sacked
+        # D-SACKed retransmissions (Linux tcp_check_dsack(): undo_retrans).
+        dsack_undo = 0
+        if dsack is not None and rec.undo_marker is not None \
+                and sq.gt(dsack[1], rec.undo_marker):
+            dsack_undo = max(-(-sq.diff(dsack[1], dsack[0]) // self.mss), 1)
+        # tcp_packet_delayed(): the peer echoes a time before the first retransmission.
+        delayed = False
+        ts = seg.timestamps
+        if rec.undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
+            delayed = sq.lt(ts[1], self.neg.tsval(rec.undo_stamp))
+        if rec.tlp_high_seq is not None:
+            rec.on_tlp_ack(ack=seg.ack, una_advanced=acked > 0, dsack=dsack is not None,
+                           dupack=dupack and not newly_sacked, now=now)
+        timeout = rec.on_ack_rack(
+            snd_una=una, acked=data_acked, newly_sacked=newly_sacked,
+            dupack=dupack, snd_max=smax, now=now, rtt_us=rtt_us,
+            cwnd_limited=self._is_cwnd_limited(), min_rtt=min_rtt, srtt=rtt.srtt or 0,
+            delayed=delayed, dsack_undo=dsack_undo)
+        if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
+            self._ecn_echo(now)              # RFC 3168 6.1.2: once per window of data
+        if not rack.recs:
+            rack.fack = None
+        if timeout:
+            self._arm_reo_timeout(now, timeout)
+        elif acked:
+            self._schedule_loss_probe(now, advancing_rto=True)  # tcp_set_xmit_timer()
+        if self.trace is not None:
+            self._trace("ack", now)
+        if acked:
+            self.mem_sync()
+            self._update_rate(now)
+            if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
+                want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
                 if want > snd.capacity:
                     snd.capacity = min(want, self.snd_max_capacity)
 
@@ -371,10 +475,7 @@ class InputMixin:
         snd.on_ack(ack)
         self.retransmits = 0
         self.retrans_stamp = self.ut_start = None
-        if snd.in_flight() > 0:
-            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
-        else:
-            self.timers.rtx = None
+        self._rearm_rto(now)
 
     def _start_data_rto(self: Connection) -> None:
         """The handshake is over: RFC 6298 (5.7), as Linux tcp_init_metrics() applies it.

@@ -50,6 +50,11 @@ class Listener:
         self.last_cookie_sent: int | None = None   # Linux rx_opt.ts_recent_stamp of the
                                                    # listener (tcp_synq_overflow())
         self.fd = -1                               # the listening socket's descriptor
+        # TCP Fast Open: the queue bound listen() gave it (net.ipv4.tcp_fastopen 0x400;
+        # TCP_FASTOPEN on the socket overrides it), and the children not yet past
+        # their handshake's last ACK (Linux fastopenq.max_qlen, fastopenq.qlen).
+        self.fastopen_qlen = 0
+        self.fastopen_children: set[Connection] = set()
 
     def accept_queue_full(self) -> bool:
         """Linux sk_acceptq_is_full(): more than the backlog already waiting."""

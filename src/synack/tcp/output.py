@@ -40,8 +40,11 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp import chrono
+from synack.tcp.rack import IDLE as IDLE_RACK
+from synack.tcp.rack import Rack
 from synack.tcp.state import State
-from synack.wire.tcp import ACK, FIN, PSH, URG
+from synack.tcp.timers import RTO
+from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
@@ -60,18 +63,25 @@ class OutputMixin:
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
-        if self.state in _QUIET:
-            return
+        if self.state in _QUIET and not (self.state is State.SYN_RECEIVED
+                                         and self.tfo is not None and self.tfo.child):
+            return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec
         mss = self.mss
-        self.cwnd_limited = False
+        limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
         blocked_by_window = False
+        smax_before = snd.snd_max
         rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         while True:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
             rtx = rec.next_retransmit(una, smax)
+            if rtx is not None and rec.rack is not None:
+                if self._retransmit_lost(rtx[0], now):
+                    continue
+                limited = True
+                break
             if rtx is not None:
                 seq, length = rtx
                 rec_end = snd.next_record_end(seq)
@@ -81,7 +91,7 @@ class OutputMixin:
                     self._transmit(seq, length, now, fin=False)
                     rec.retransmitted(seq, length)
                     continue
-                self.cwnd_limited = True
+                limited = True
                 break
             data_end = snd.data_end
             left = max(sq.diff(data_end, nxt), 0)
@@ -107,7 +117,7 @@ class OutputMixin:
             # Linux tcp_cwnd_test(): not strict about cwnd for the final FIN (the last
             # segment, one MSS at most, that carries it).
             if budget <= 0 and not probe and not (fin_due and left <= mss):
-                self.cwnd_limited = True
+                limited = True
                 break
             usable = sq.diff(sq.add(una, snd.snd_wnd), nxt)
             n = min(left, cap, max(usable, 0))
@@ -156,6 +166,16 @@ class OutputMixin:
                 break
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
+        sent = snd.snd_max != smax_before
+        if sent or limited or snd.snd_nxt != snd.data_end:
+            # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
+            # when the pipe fills it.
+            limited = limited or -(-rec.pipe(snd.snd_una, snd.snd_nxt, snd.snd_max) // mss) \
+                >= rec.cc.cwnd
+            if sent or limited:
+                self._cwnd_validate(limited)
+            if sent and not probe and rec.rack is not None:
+                self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
         ch = self.chrono
         if ch is not None:
             queued = len(snd.buf) > 0
@@ -164,6 +184,59 @@ class OutputMixin:
             elif ch[0] != chrono.NONE:
                 chrono.stop(ch, chrono.RWND if ch[0] == chrono.RWND else chrono.BUSY,
                             queued, now)
+
+    def _cwnd_validate(self: Connection, limited: bool) -> None:
+        """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was
+        the limit, or else the most packets that were out."""
+        snd = self.snd
+        packets_out = -(-snd.in_flight() // self.mss)
+        if sq.ge(snd.snd_una, self.cwnd_usage_seq) or limited or (
+                not self.cwnd_limited and packets_out > self.max_packets_out):
+            self.cwnd_limited = limited
+            self.max_packets_out = packets_out
+            self.cwnd_usage_seq = snd.snd_nxt
+
+    def _is_cwnd_limited(self: Connection) -> bool:
+        """Linux tcp_is_cwnd_limited(): may an ACK grow cwnd? Yes if cwnd was the limit
+        in this window; in slow start, also until cwnd is twice the most packets out."""
+        if self.cwnd_limited:
+            return True
+        cc = self.rec.cc
+        if cc.cwnd < cc.ssthresh:
+            return cc.cwnd < 2 * self.max_packets_out
+        return False
+
+    def _retransmit_lost(self: Connection, seq: int, now: int) -> bool:
+        """Resend the lost range at ``seq`` as far as PRR's window allows, as one
+        super-segment when the device cuts them (Linux tcp_xmit_retransmit_queue():
+        up to cwnd - in_flight segments of a lost skb at once). False: no room."""
+        snd = self.snd
+        rec = self.rec
+        rack = rec.rack
+        assert rack is not None
+        mss = self.mss
+        budget = rec.budget(snd.snd_una, snd.snd_nxt, snd.snd_max)
+        if budget <= 0:
+            return False
+        quota = -(-budget // mss)
+        if self.tso_max:
+            room = (self.tso_max - IP_TCP_HEADERS - MAX_TCP_OPTIONS) // mss
+            quota = min(quota, max(room, 1))
+        else:
+            quota = 1
+        seq, length = rack.next_lost(quota * mss) or (seq, mss)   # the range at seq
+        rec_end = snd.next_record_end(seq)
+        if rec_end is not None and rec_end < length:
+            length = rec_end                 # a retransmission keeps a record's end
+        data_end = snd.data_end
+        fin = False
+        if snd.fin_queued and sq.gt(sq.add(seq, length), data_end):
+            length = sq.diff(data_end, seq)  # the range holds the FIN
+            fin = True
+        if length > mss and snd.snd_up is not None:
+            length = mss
+        self._transmit(seq, length, now, fin=fin)
+        return True
 
     def _tso_length(self: Connection, nxt: int, left: int, usable: int, budget: int, *,
                     push: bool = False) -> int:
@@ -236,7 +309,7 @@ class OutputMixin:
         end = sq.add(seq, n)
         flags = ACK
         mark = snd.mark_after(seq)           # kept until acked: retransmissions too
-        if push or n > self.mss or (mark is not None and sq.le(mark, end)):
+        if push or (n > self.mss and not retrans) or (mark is not None and sq.le(mark, end)):
             flags |= PSH
         if fin:
             flags |= FIN
@@ -245,7 +318,13 @@ class OutputMixin:
             flags |= URG
             urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
         payload = snd.slice(seq, n) if n else b""
-        self._segment(flags, seq, payload, urgent=urgent)
+        ecn = self.ecn
+        if ecn is not None and ecn.queue_cwr and n and not retrans:
+            flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
+            ecn.queue_cwr = False
+        seg = self._segment(flags, seq, payload, urgent=urgent)
+        if retrans and ecn is not None and ecn.ok:
+            ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
             end = sq.add(end, 1)
         mss = self.mss
@@ -260,14 +339,27 @@ class OutputMixin:
             self.data_segs_out += segs
             self.last_data_sent = now
             self.ackp.on_data_sent(now)
-            if n % mss:
-                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss).
+            if n % mss and not retrans:
+                # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss;
+                # tcp_write_xmit() calls it for new data only, not retransmissions).
                 snd.snd_sml = end
+        rec = self.rec
+        rack = rec.rack
+        if rack is not None and (n or fin):
+            if rack is IDLE_RACK:
+                rack = rec.rack = Rack(self.mss)   # the first data: records of its own
+            rack.on_send(seq, end, now, retrans=retrans)
+        if rec.prr is not None:
+            rec.prr.out += segs                  # Linux prr_out: sent during recovery
         if retrans:
             self.total_retrans += 1
             snd.bytes_retrans += n
             if sq.gt(end, snd.rtx_high):
                 snd.rtx_high = end
+            if rack is not None:
+                if rec.undo_stamp is None:
+                    rec.undo_stamp = now         # Linux retrans_stamp
+                rec.undo_retrans += segs
         else:
             snd.bytes_sent += n
             if segs > 1:
@@ -279,6 +371,8 @@ class OutputMixin:
             snd.snd_nxt = end
         if sq.gt(end, snd.snd_max):
             snd.snd_max = end
-        if self.timers.rtx is None:
-            self.timers.rtx = now + self.rtt.backed_off(self.backoff)
-        self.timers.persist = None
+        timers = self.timers
+        if timers.rtx is None:
+            timers.rtx = now + self.rtt.backed_off(self.backoff)
+            timers.rtx_kind = RTO
+        timers.persist = None

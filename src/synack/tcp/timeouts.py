@@ -13,8 +13,11 @@ import errno
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
-from synack.tcp.rtt import RTO_MAX_US, retries_timeout_us
+from synack.tcp.rack import TIMEOUT_MIN_US
+from synack.tcp.recovery import CaState
+from synack.tcp.rtt import RTO_INITIAL_US, RTO_MAX_US, RTO_MIN_US, retries_timeout_us
 from synack.tcp.state import Event, State
+from synack.tcp.timers import REO, RTO, TLP
 from synack.wire.tcp import ACK
 
 if TYPE_CHECKING:
@@ -48,7 +51,13 @@ class TimeoutsMixin:
         t = self.timers
         if t.rtx is not None and t.rtx <= now:
             t.rtx = None
-            self._on_rto(now)
+            kind = t.rtx_kind
+            if kind == TLP:
+                self._send_loss_probe(now)
+            elif kind == REO:
+                self._on_reo_timeout(now)
+            else:
+                self._on_rto(now)
         if t.persist is not None and t.persist <= now:
             t.persist = None
             self._on_persist(now)
@@ -78,7 +87,7 @@ class TimeoutsMixin:
         snd = self.snd
         self.rtt_seq = None                  # Karn: never time a retransmitted segment
         if state is State.SYN_SENT:
-            if self.retransmits >= self.cfg.int("net.ipv4.tcp_syn_retries"):
+            if self.retransmits >= (self.opts.syncnt or self.cfg.int("net.ipv4.tcp_syn_retries")):
                 self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_syn_retries exhausted")
                 return
             self.retransmits += 1
@@ -123,12 +132,114 @@ class TimeoutsMixin:
         # RFC 5681 3.1 / Linux tcp_enter_loss(): cwnd 1, resend from SND.UNA in slow start.
         self.rec.on_rto(snd_una=snd.snd_una, snd_max=snd.snd_max, now=now)
         snd.rtx_high = snd.snd_max            # Karn: nothing outstanding can be timed now
-        snd.snd_nxt = snd.snd_una
+        if self.rec.rack is None:
+            snd.snd_nxt = snd.snd_una         # go back N; with RACK, resend the lost marks
         self.timers.rtx = now + self._clamp_to_user_timeout(self.rtt.backed_off(self.backoff),
                                                             self.ut_start, now)
+        self.timers.rtx_kind = RTO
         if self.trace is not None:
             self._trace("rto", now)
         self._output(now)
+
+    def _rearm_rto(self: Connection, now: int) -> None:
+        """Linux tcp_rearm_rto(): the RTO from now, or, replacing a loss probe or a
+        reordering timer, from when the head segment was last sent."""
+        t = self.timers
+        if self.snd.in_flight() <= 0:
+            t.rtx = None
+            t.rtx_kind = RTO
+            return
+        rto = self.rtt.backed_off(self.backoff)
+        rack = self.rec.rack
+        if t.rtx_kind != RTO and rack is not None:
+            head = rack.head_xmit()
+            if head is not None:
+                rto = max(head + rto - now, 1)   # tcp_rto_delta_us()
+        t.rtx = now + rto
+        t.rtx_kind = RTO
+
+    def _schedule_loss_probe(self: Connection, now: int, *, advancing_rto: bool) -> bool:
+        """Linux tcp_schedule_loss_probe(): arm the tail loss probe (RFC 8985 7.2) in
+        place of the RTO, 2 * SRTT ahead (plus the delayed-ACK allowance when one
+        segment is in flight), never later than the RTO would fire."""
+        rec = self.rec
+        rack = rec.rack
+        if rack is None or not rack.recs or rec.state not in (CaState.OPEN, CaState.CWR) \
+                or self.cfg.int("net.ipv4.tcp_early_retrans") not in (3, 4):
+            return False
+        flight = self.snd.in_flight()
+        if flight <= 0 or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            return False
+        srtt = self.rtt.srtt
+        if srtt:
+            timeout = 2 * srtt + (RTO_MIN_US if flight <= self.mss else TIMEOUT_MIN_US)
+            timeout = -(-timeout // 1000) * 1000          # usecs_to_jiffies() rounds up
+        else:
+            timeout = RTO_INITIAL_US
+        rto = self.rtt.backed_off(self.backoff)
+        if not advancing_rto:
+            head = rack.head_xmit()
+            rto = head + rto - now if head is not None else rto   # tcp_rto_delta_us()
+        if rto > 0:
+            timeout = min(timeout, rto)
+        self.timers.rtx = now + timeout
+        self.timers.rtx_kind = TLP
+        return True
+
+    def _send_loss_probe(self: Connection, now: int) -> None:
+        """Linux tcp_send_loss_probe(): one segment of new data if the window allows,
+        else the last segment again; its ACK (or SACK) lets RACK find a tail loss."""
+        rec = self.rec
+        snd = self.snd
+        rack = rec.rack
+        if rack is None or rec.tlp_high_seq is not None or snd.in_flight() <= 0:
+            self._rearm_rto(now)             # at most one probe outstanding
+            return
+        mss = self.mss
+        rec.tlp_retrans = False
+        left = snd.unsent()
+        usable = sq.diff(sq.add(snd.snd_una, snd.snd_wnd), snd.snd_nxt)
+        if left and usable >= min(mss, left):
+            n = min(mss, left)
+            self._transmit(snd.snd_nxt, n, now, fin=snd.fin_queued and n == left)
+        else:
+            last = rack.last()
+            if last is None:
+                self._rearm_rto(now)
+                return
+            start, end = last[0], last[1]
+            data_end = snd.data_end
+            fin = snd.fin_queued and sq.gt(end, data_end)
+            data = sq.diff(end, start) - (1 if fin else 0)
+            pcount = max(-(-data // mss), 1)
+            seq = sq.add(start, (pcount - 1) * mss)   # the last MSS of it
+            self._transmit(seq, sq.diff(end, seq) - (1 if fin else 0), now, fin=fin)
+            rec.tlp_retrans = True
+        rec.tlp_high_seq = snd.snd_nxt
+        self.cfg.mib["TcpExtTCPLossProbes"] += 1
+        if self.trace is not None:
+            self._trace("tlp", now)
+        self.timers.rtx_kind = RTO           # icsk_pending = 0: the RTO runs from now
+        self.timers.rtx = None
+        self._rearm_rto(now)
+
+    def _arm_reo_timeout(self: Connection, now: int, timeout: int) -> None:
+        """Linux tcp_rack_mark_lost(): wait out the reordering window (whole jiffies,
+        plus TCP_TIMEOUT_MIN), never longer than the RTO."""
+        timeout = -(-timeout // 1000) * 1000 + TIMEOUT_MIN_US
+        self.timers.rtx = now + min(timeout, self.rtt.backed_off(self.backoff))
+        self.timers.rtx_kind = REO
+
+    def _on_reo_timeout(self: Connection, now: int) -> None:
+        """Linux tcp_rack_reo_timeout(): mark what is overdue now, resend it."""
+        snd = self.snd
+        rtt = self.rtt
+        self.rec.on_reo_timeout(snd_una=snd.snd_una, snd_max=snd.snd_max, now=now,
+                                min_rtt=rtt.min_rtt or 0, srtt=rtt.srtt or 0)
+        self._output(now)
+        if self.timers.rtx is None or self.timers.rtx_kind != RTO:
+            self.timers.rtx_kind = REO
+            self._rearm_rto(now)
 
     def _clamp_to_user_timeout(self: Connection, when: int, start: int | None,
                                now: int) -> int:

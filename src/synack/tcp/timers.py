@@ -7,15 +7,20 @@ connection then runs whichever deadlines have passed (smoltcp's model).
 
 from __future__ import annotations
 
+RTO, TLP, REO = 0, 1, 2   # Linux ICSK_TIME_RETRANS, ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT
+
 
 class Timers:
     """Deadlines of the retransmission, persist, delayed-ACK, FIN_WAIT_2, keepalive and
     TIME_WAIT timers."""
 
-    __slots__ = ("delack", "finwait2", "keepalive", "persist", "rtx", "timewait")
+    __slots__ = ("delack", "finwait2", "keepalive", "persist", "rtx", "rtx_kind", "timewait")
 
     def __init__(self) -> None:
         self.rtx: int | None = None        # retransmission (SYN, SYN-ACK, data, FIN)
+        # What the rtx deadline stands for (Linux icsk_pending): RTO, the tail loss probe
+        # or RACK's reordering timeout; the three share the timer as in Linux.
+        self.rtx_kind = RTO
         self.persist: int | None = None    # zero-window probes
         self.delack: int | None = None     # delayed ACK
         self.finwait2: int | None = None   # orphaned FIN_WAIT_2: tcp_fin_timeout
@@ -50,4 +55,5 @@ class Timers:
 
     def armed(self) -> dict[str, int]:
         """The armed timers by name, for display."""
-        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
+        return {k: v for k in self.__slots__
+                if k != "rtx_kind" and (v := getattr(self, k)) is not None}

@@ -13,7 +13,8 @@ Option layout written by :func:`encode_tcp` (each item only if its field is set)
     SACK_PERM(2) TS(10)  |  NOP NOP TS(10)  |  NOP NOP SACK_PERM(2)
     NOP WSCALE(3)                                       # SYN, SYN-ACK
     NOP NOP SACK(2+8n)
-    unknown options verbatim, then EOL padding to a 32-bit boundary
+    unknown options verbatim (a Fast Open one of 4n+2 bytes then NOP NOP, as
+    Linux pads it), then EOL padding to a 32-bit boundary
 
 On a SYN this is Linux's ``mss, sackOK, TS val ecr, nop, wscale``; on an ACK it
 is ``nop, nop, TS val ecr, nop, nop, sack``.
@@ -92,6 +93,7 @@ _U32 = struct.Struct("!I")
 _U32X2 = struct.Struct("!II")
 _U32X3 = struct.Struct("!III")
 _MSS = struct.Struct("!BBH")
+_NOP_NOP = bytes((OPT_NOP, OPT_NOP))
 _WSCALE = struct.Struct("!BBBB")  # NOP, kind, len, shift
 _TS = struct.Struct("!BBBBII")  # two lead bytes (NOP NOP or SACK_PERM), kind, len, val, ecr
 _NOP_NOP_TS_WORD = 0x0101080A  # the usual first word of an ACK's options
@@ -298,11 +300,19 @@ def _encode_options(seg: TcpSegment) -> bytes:
         blocks = seg.sack_blocks
         parts.append(bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(blocks))))
         parts.extend(_U32X2.pack(left, right) for left, right in blocks)
-    for kind, data in seg.unknown_options:
+    last = len(seg.unknown_options) - 1
+    for i, (kind, data) in enumerate(seg.unknown_options):
         if len(data) > MAX_OPTIONS_LEN - 2:
             raise ValueError(f"TCP option kind {kind}: {len(data)} bytes of data is too long")
+        fast_open = i == last and len(data) % 4 == 0 and (
+            kind == 34 or kind == 254 and data[:2] == b"\xf9\x89") \
+            and sum(map(len, parts)) % 4 == 0
         parts.append(bytes((kind, len(data) + 2)))
         parts.append(data)
+        if fast_open:
+            # Linux tcp_options_write(): a Fast Open option of 4n+2 bytes, written last
+            # on a 32-bit boundary, is padded with two NOPs where others get EOL padding.
+            parts.append(_NOP_NOP)
     options = b"".join(parts)
     if len(options) > MAX_OPTIONS_LEN:
         raise ValueError(f"TCP options need {len(options)} bytes, the limit is 40")

@@ -3,7 +3,7 @@
 ``SCENARIOS`` maps a name to a function ``(seed) -> Outcome``; ``DESCRIPTIONS``
 and ``DESCRIPTIONS_ZH`` give each a one-line description in English and in
 Chinese (``synack demo --list --lang zh``). The scenarios live in modules by
-group: worked (the seeds' example), open, close, ports, rst, queues, timers,
+group: worked (the seeds' example), open, fastopen, close, ports, rst, queues, timers,
 data and scan; :mod:`.base` holds what they share.
 """
 
@@ -14,7 +14,9 @@ from collections.abc import Callable
 from synack.demo.scenarios import (
     close,
     data,
+    fastopen,
     ipv6,
+    loss,
     open,
     ports,
     queues,
@@ -31,6 +33,7 @@ SCENARIOS: dict[str, Callable[[int], Outcome]] = {
     "lost-synack": open.lost_synack,
     "why-not-two-way": open.why_not_two_way,
     "simultaneous-open": open.simultaneous_open,
+    "fast-open": fastopen.fast_open,
     "handshake-ipv6": ipv6.handshake_ipv6,
     "four-way-close": close.four_way_close,
     "half-close": close.half_close,
@@ -50,6 +53,8 @@ SCENARIOS: dict[str, Callable[[int], Outcome]] = {
     "keepalive": timers.keepalive,
     "zero-window": data.zero_window,
     "fast-retransmit": data.fast_retransmit,
+    "tail-loss-probe": loss.tail_loss_probe,
+    "rack-lost-retransmit": loss.rack_lost_retransmit,
     "syn-scan": scan.syn_scan,
 }
 
@@ -63,6 +68,7 @@ DESCRIPTIONS_ZH: dict[str, str] = {
     "lost-synack": "为什么要三次握手：SYN,ACK 丢失，只有客户端重传才能恢复",
     "why-not-two-way": "为什么不能两次握手：已失效的旧 SYN 到达，客户端的 RST 阻止了幽灵连接",
     "simultaneous-open": "同时打开：双方同时 connect()，两个 SYN 交错，不需要 listen()",
+    "fast-open": "TCP Fast Open：先取 cookie，再把请求放进 SYN，省一个往返时间",
     "handshake-ipv6": "IPv6 上的三次握手：40 字节首部，MSS 1440，流标签，用邻居发现代替 ARP",
     "four-way-close": "四次挥手：FIN、ACK、FIN、ACK，两个方向分别关闭",
     "half-close": "半关闭：shutdown(SHUT_WR) 后服务端仍可继续发送数据",
@@ -82,6 +88,8 @@ DESCRIPTIONS_ZH: dict[str, str] = {
     "keepalive": "保活计时器：默认 7200 / 75 / 9，发现宕机的对端",
     "zero-window": "零窗口：接收方不读数据，窗口关闭，发送方用坚持计时器探测",
     "fast-retransmit": "丢失一个报文段：重复 ACK 触发快速重传，远早于超时重传",
+    "tail-loss-probe": "最后两个报文段丢失：尾部丢失探测不等超时就把它们找回",
+    "rack-lost-retransmit": "重传也丢了：RACK 按时间发现它，远早于超时重传",
     "syn-scan": "SYN 端口扫描：SYN,ACK 表示开放，RST 表示关闭，无回应表示过滤",
 }
 

@@ -213,6 +213,9 @@ def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outc
     enter = next((i for i, p in enumerate(trace) if p.ca_state == "RECOVERY"), None)
     cwnd_before = trace[enter - 1].cwnd if enter else None
     cwnd_recovery = trace[enter].cwnd if enter is not None else None
+    after = next((p for p in trace[enter or 0:] if p.ca_state == "OPEN"), None)
+    cwnd_after = after.cwnd if after is not None and enter is not None else None
+    cwnd_initial = conn.rec.cc.initial_cwnd
     cc = str(c.cfg["net.ipv4.tcp_congestion_control"])
     f: dict[str, Any] = {
         "mss": st["mss"], "segments": len(originals),
@@ -226,7 +229,9 @@ def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outc
         "windows": [x.seg.window << _server_shift(steps) for x in hole_acks],
         "sack_in_repeats": all(x.seg.sack_blocks for x in repeats) and bool(repeats),
         "sacked_segments": len(sacked),
-        "cc": cc, "cwnd_before": cwnd_before, "cwnd_recovery": cwnd_recovery,
+        "cc": cc, "cwnd_initial": cwnd_initial, "cwnd_before": cwnd_before,
+        "cwnd_recovery": cwnd_recovery, "cwnd_after": cwnd_after,
+        "tcp_recovery": c.cfg.int("net.ipv4.tcp_recovery"),
         "ssthresh_recovery": trace[enter].ssthresh if enter is not None else None,
         "rto_ms": conn.rtt.rto / MS, "received": st["got"], "sent": st.get("sent", 0),
     }
@@ -235,6 +240,7 @@ def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outc
     w_from = wins[0] if wins else "?"
     w_to = wins[1] if len(wins) > 1 else "?"
     ss = f["ssthresh_recovery"]
+    cwnd_after = f["cwnd_after"]
     rule_en, rule_zh = (r.format(c0=cwnd_before, ss=ss) for r in _DECREASE.get(
         cc, ("ssthresh = {ss} by {cc}'s own rule", "按 {cc} 的规则 ssthresh = {ss}")))
     n_rep, n_dup = f["repeat_acks"], f["wireshark_dup_acks"]
@@ -248,17 +254,17 @@ def fast_retransmit(seed: int = 1, *, nbytes: int = 8192, lost: int = 3) -> Outc
     mark = "[Fast Retransmission]" if "Fast Retransmission" in f["retransmit_marks"] else ""
     # One line per thought: Outcome.text() folds them to the terminal's width.
     en = f"""
-The client writes {f['sent']} bytes at once. They leave as {f['segments']} segments ({sizes}), all in the first round trip: the congestion window is {cwnd_before} segments, Linux's initial window.
+The client writes {f['sent']} bytes at once. They leave as {f['segments']} segments ({sizes}), all in the first round trip: the congestion window is {cwnd_initial} segments, Linux's initial window. The two ACKs that arrive before the hole grow it to {cwnd_before}: in slow start Linux lets a sender that did not fill its window grow cwnd up to twice the segments it had out (tcp_is_cwnd_limited()).
 Segment {f['lost_index']} (seq={hole}) is lost. The server ACKs what arrived in order, up to ack={hole}, and answers each of the {n_rep} segments that arrive after the hole at once with another ACK for the hole, ack={hole}, each carrying SACK blocks for the bytes beyond it. On the ladder, as in Wireshark, {wu_en}.
-The sender counts differently: with SACK it counts the segments SACKed above the hole (RFC 6675; Linux compares its sacked_out with tcp_reordering = 3). After the last of these ACKs {f['sacked_segments']} segments are SACKed, the hole is taken as lost, and the client retransmits it {mark} {f['retransmit_after_ms']:.0f} ms after the original -- one round trip -- instead of waiting for the retransmission timeout ({f['rto_ms']:.0f} ms now, and at least 200 ms on Linux).
-Congestion control ({cc}) enters fast recovery: {rule_en}, so cwnd goes from {cwnd_before} to {cwnd_recovery} segments, not back to 1 as after a timeout. (Linux walks cwnd down to ssthresh during recovery with PRR, RFC 6937; synack sets it at once.)
+The sender counts differently. Its loss detection is RACK (RFC 8985; Linux's default, net.ipv4.tcp_recovery = 1): a segment is lost once a segment sent after it has been delivered and it has not been within one round trip plus a reordering window of a quarter of the minimum RTT. The window is zero, though, while no reordering has been seen and as many segments as tcp_reordering = 3 are SACKed: RFC 6675's DupThresh rule, kept as a shortcut. After the first two of these ACKs RACK is waiting out the window; after the last {f['sacked_segments']} segments are SACKed, the hole is taken as lost at once, and the client retransmits it {mark} {f['retransmit_after_ms']:.0f} ms after the original -- one round trip -- instead of waiting for the retransmission timeout ({f['rto_ms']:.0f} ms now, and at least 200 ms on Linux).
+Congestion control ({cc}) enters fast recovery: {rule_en}, not back to 1 as after a timeout. Linux gets there with PRR (RFC 6937): on each ACK, cwnd = segments in flight + what PRR lets out. Nothing else is in flight (the SACKed segments have left the network), so cwnd = {cwnd_recovery}: room for the retransmission only. The ACK for everything ends recovery with cwnd = ssthresh = {cwnd_after}.
 The server receives all {st['got']} bytes in order.
 """
     zh = f"""
-快速重传。客户端一次写入 {f['sent']} 字节，分成 {f['segments']} 个报文段（{_sizes(f['segment_sizes'], 'zh')}），在第一个往返时间内全部发出：拥塞窗口是 {cwnd_before} 个报文段，即 Linux 的初始窗口。
+快速重传。客户端一次写入 {f['sent']} 字节，分成 {f['segments']} 个报文段（{_sizes(f['segment_sizes'], 'zh')}），在第一个往返时间内全部发出：拥塞窗口是 {cwnd_initial} 个报文段，即 Linux 的初始窗口。空洞之前到达的两个 ACK 把它增大到 {cwnd_before}：慢启动时，即使发送方没有用满窗口，Linux 也允许 cwnd 增长到已发出报文段数的两倍（tcp_is_cwnd_limited()）。
 第 {f['lost_index']} 个（seq={hole}）丢了。服务端确认按序到达的数据，直到 ack={hole}；空洞之后到达的 {n_rep} 个报文段，每一个都立即引出一个同样指向空洞的 ACK（ack={hole}），并带 SACK 块说明空洞之后哪些字节已经收到。在梯形图里（和 Wireshark 一样），{wu_zh}。
-发送方的计数方式不同：有 SACK 时它数的是空洞之后被 SACK 的报文段（RFC 6675；Linux 用 sacked_out 和 tcp_reordering = 3 比较）。最后一个 ACK 到达后，已有 {f['sacked_segments']} 个报文段被 SACK，发送方判定空洞丢失，在原报文发出 {f['retransmit_after_ms']:.0f} ms 后（一个往返时间）重传它 {mark}，而不必等重传超时（当前 RTO {f['rto_ms']:.0f} ms，Linux 最少 200 ms）。
-拥塞控制（{cc}）进入快速恢复：{rule_zh}，cwnd 从 {cwnd_before} 降到 {cwnd_recovery} 个报文段，而不是像超时那样回到 1。（Linux 在恢复期间用 PRR（RFC 6937）逐步把 cwnd 降到 ssthresh，synack 一步到位。）
+发送方的计数方式不同。它的丢包检测是 RACK（RFC 8985；Linux 的默认，net.ipv4.tcp_recovery = 1）：比某个报文段晚发出的报文段已经送达，而它在一个往返时间加上重排序窗口（最小 RTT 的四分之一）内仍未送达，就判定它丢失。不过在没见过乱序、且被 SACK 的报文段达到 tcp_reordering = 3 个时，这个窗口为零：这是 RFC 6675 的 DupThresh 规则，作为捷径保留下来。前两个 ACK 到达后 RACK 还在等重排序窗口；最后一个到达后已有 {f['sacked_segments']} 个报文段被 SACK，空洞立即被判定丢失，客户端在原报文发出 {f['retransmit_after_ms']:.0f} ms 后（一个往返时间）重传它 {mark}，而不必等重传超时（当前 RTO {f['rto_ms']:.0f} ms，Linux 最少 200 ms）。
+拥塞控制（{cc}）进入快速恢复：{rule_zh}，而不是像超时那样回到 1。Linux 用 PRR（RFC 6937）逐步降到这个值：每个 ACK 到来时，cwnd = 在途报文段数 + PRR 允许发出的数量。此时没有别的报文段在途（被 SACK 的已经离开网络），所以 cwnd = {cwnd_recovery}：只够发这个重传。确认全部数据的 ACK 结束恢复，cwnd = ssthresh = {cwnd_after}。
 服务端按顺序收到全部 {st['got']} 字节。
 """
     return Outcome("fast-retransmit", "A lost segment and fast retransmit", L.ladder(), en, [
@@ -266,9 +272,11 @@ The server receives all {st['got']} bytes in order.
              "SACK 告诉发送方具体缺了哪些数据"),
         knob(c.cfg, "net.ipv4.tcp_congestion_control", "how the window shrinks after the loss",
              "丢包后窗口如何缩小"),
-        Tunable("DupThresh", "3", "segments SACKed (or duplicate ACKs) that mean a loss;"
+        knob(c.cfg, "net.ipv4.tcp_recovery", "1: RACK decides what is lost (0: DupThresh alone)",
+             "1：由 RACK 判定丢包（0：只用 DupThresh）"),
+        Tunable("DupThresh", "3", "segments SACKed (or duplicate ACKs) that mean a loss at once;"
                 " Linux's net.ipv4.tcp_reordering, not a sysctl in synack",
-                "判定丢包所需的被 SACK 报文段数（或重复 ACK 数）；即 Linux 的"
+                "立即判定丢包所需的被 SACK 报文段数（或重复 ACK 数）；即 Linux 的"
                 " net.ipv4.tcp_reordering，synack 中不可调"),
         knob(c.cfg, "net.ipv4.tcp_retries2", "how many timeouts before giving up",
              "超时重传多少次后放弃")], f, net,

@@ -230,7 +230,9 @@ def rst_timeout(seed: int = 1) -> Outcome:
     sent = [g for g in L.segments("left") if g.payload]
     dead = first_change(c, new="CLOSED")
     rst = find(L.segments("left"), RST)
+    probes = c.cfg.mib["TcpExtTCPLossProbes"]
     f: dict[str, Any] = {"transmissions": len(sent), "retransmissions": len(sent) - 1,
+                         "loss_probes": probes, "rto_retransmissions": len(sent) - 1 - probes,
                          "gave_up_s": (dead - 200 * MS) / SECOND if dead else None,
                          "client_errno": got["client_errno"],
                          "client_rst": (rst.seq, rst.ack, rst.flags) if rst else None,
@@ -241,8 +243,10 @@ def rst_timeout(seed: int = 1) -> Outcome:
     f["budget_s"] = budget
     en = f"""
 The link dies at 100 ms. At 200 ms the client sends a request; it is never
-ACKed, so the RTO timer retransmits it, doubling the timeout each time (RFC 6298
-5.5), {f['retransmissions']} times: net.ipv4.tcp_retries2 = {r2}. Linux turns that count into a time
+ACKed. First the tail loss probe (RFC 8985 TLP, net.ipv4.tcp_early_retrans) sends it
+again {f['loss_probes']} time, in case only the tail of the data was lost; then the RTO timer
+retransmits it, doubling the timeout each time (RFC 6298 5.5), {f['rto_retransmissions']} times:
+net.ipv4.tcp_retries2 = {r2}. Linux turns that count into a time
 budget ({budget:g} s for {r2} with a 200 ms minimum RTO), checked when a timeout fires:
 the first to fire after it, {g:.1f} s after the request, ends it. The client gives up: the
 connection is CLOSED and recv() fails with {_errname(got['client_errno'])}. No RST is sent -- there
@@ -254,8 +258,9 @@ answers RST (seq = the ACK it received); the server's recv() fails with
 """
     zh = f"""
 笔记的问题5，第四种情况：某些请求发生了超时。
-链路在 100 ms 断开。客户端在 200 ms 发出请求，始终收不到确认，于是 RTO 计时器一次次重传，
-每次超时时间翻倍（RFC 6298 5.5），共重传 {f['retransmissions']} 次：net.ipv4.tcp_retries2 = {r2}。
+链路在 100 ms 断开。客户端在 200 ms 发出请求，始终收不到确认。先是尾部丢失探测（RFC 8985 TLP，
+net.ipv4.tcp_early_retrans）再发一次（共 {f['loss_probes']} 次），以防只是数据末尾丢了；之后 RTO 计时器一次次重传，
+每次超时时间翻倍（RFC 6298 5.5），共重传 {f['rto_retransmissions']} 次：net.ipv4.tcp_retries2 = {r2}。
 Linux 把这个次数换算成时间（{r2} 次、最小 RTO 200 ms 时为 {budget:g} 秒），在超时触发时检查：
 超出之后的第一次超时（请求发出后 {g:.1f} 秒）结束连接。客户端放弃：
 连接进入 CLOSED，recv() 失败：{_errname(got['client_errno'])}。此时不发 RST——没人能收到。

@@ -1,4 +1,4 @@
-"""CUBIC (RFC 9438) as Linux's tcp_cubic.c computes it, with HyStart's delay test.
+"""CUBIC (RFC 9438) as Linux's tcp_cubic.c computes it, with HyStart.
 
 Theory of operation
 -------------------
@@ -33,20 +33,30 @@ kept here integer for integer:
 * RTT samples within 1 s of an epoch's start are ignored, as in Linux (they
   are inflated by the queue that caused the loss).
 
-HyStart (Ha and Rhee, "Taming the elephants", 2011; Linux, not RFC 9406
-HyStart++) ends slow start before the first loss. Only the delay test is
-here: once cwnd >= 16, per round (one window of data), after 8 RTT samples, if
-the round's minimum RTT exceeds the all-time minimum by
-``clamp(min_rtt / 8, 4 ms, 16 ms)``, ssthresh = cwnd. A round ends when
-everything in flight at its start is acknowledged; rounds are counted in
-segments acked, since this object sees no sequence numbers. The ACK-train test
-is left out: it needs the spacing of ACK arrivals, which depends on how the
-driver batches them rather than on the path.
+HyStart (Ha and Rhee, "Taming the elephants", 2011; Linux's hystart_update(),
+not RFC 9406 HyStart++) ends slow start before the first loss, once cwnd >= 16
+(``hystart_low_window``), with either of two signals (``hystart_detect``: 1 the
+ACK train, 2 the delay, 3 both, Linux's default). Rounds: one round ends when
+everything in flight at its start is acknowledged (Linux compares SND.UNA with
+the SND.NXT of the round's start; this object sees no sequence numbers and counts
+segments acked instead).
+
+* ACK train: ACKs of one round arriving at most ``hystart_ack_delta_us``
+  (2 ms) apart form a train; once the train has lasted longer than half the
+  minimum RTT (plus Linux's allowance for ACKs delayed by the sender's own
+  pacing, ``hystart_ack_delay()``, at most 1 ms) the pipe is full: ssthresh =
+  cwnd.
+* Delay: after 8 RTT samples in a round, if the round's minimum RTT exceeds the
+  all-time minimum by ``clamp(min_rtt / 8, 4 ms, 16 ms)``, ssthresh = cwnd.
+
+The parameters are Linux's module parameters (``/sys/module/tcp_cubic/parameters``),
+in synack's sysctl table as ``tcp_cubic.hystart`` and friends (:class:`HystartParams`).
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from .base import INITIAL_CWND, CongestionControl
 
@@ -59,10 +69,24 @@ JIFFY_US = 1000             # Linux HZ = 1000
 CNT_CACHE_JIFFIES = 1000 // 32  # Linux HZ / 32: keep cnt while cwnd is unchanged this long
 RTT_SKIP_US = 1_000_000     # Linux HZ: ignore RTT samples this long into an epoch
 HYSTART_LOW_WINDOW = 16     # Linux hystart_low_window
+HYSTART_ACK_TRAIN, HYSTART_DELAY = 1, 2   # Linux hystart_detect bits
+GSO_MAX_SIZE = 65536        # Linux GSO_MAX_SIZE, for hystart_ack_delay()
 HYSTART_MIN_SAMPLES = 8     # Linux HYSTART_MIN_SAMPLES
 HYSTART_DELAY_MIN_US = 4000   # Linux HYSTART_DELAY_MIN
 HYSTART_DELAY_MAX_US = 16000  # Linux HYSTART_DELAY_MAX
 _NO_RTT = 1 << 62
+
+
+class HystartParams(NamedTuple):
+    """Linux's tcp_cubic module parameters for HyStart."""
+
+    enabled: bool = True        # hystart
+    detect: int = HYSTART_ACK_TRAIN | HYSTART_DELAY   # hystart_detect
+    low_window: int = HYSTART_LOW_WINDOW              # hystart_low_window
+    ack_delta_us: int = 2000                          # hystart_ack_delta_us
+
+
+DEFAULT_HYSTART = HystartParams()
 
 
 def _icbrt(x: int) -> int:
@@ -76,19 +100,21 @@ def _icbrt(x: int) -> int:
 
 
 class Cubic(CongestionControl):
-    """CUBIC with Linux's integer arithmetic and HyStart delay detection."""
+    """CUBIC with Linux's integer arithmetic and HyStart (ACK train and delay)."""
 
     name = "cubic"
 
-    __slots__ = ("_acked_total", "_curr_rtt", "_last_cwnd", "_last_time", "_round_end",
-                 "_sample_cnt", "ack_cnt", "cnt", "delay_min", "epoch_start", "found", "k",
-                 "origin", "w_est", "w_max")
+    __slots__ = ("_acked_total", "_curr_rtt", "_last_ack", "_last_cwnd", "_last_time",
+                 "_round_end", "_round_start", "_sample_cnt", "ack_cnt", "cnt", "delay_min",
+                 "epoch_start", "found", "hystart", "k", "origin", "w_est", "w_max")
 
-    def __init__(self, *, mss: int, now: int, initial_cwnd: int = INITIAL_CWND) -> None:
+    def __init__(self, *, mss: int, now: int, initial_cwnd: int = INITIAL_CWND,
+                 hystart: HystartParams = DEFAULT_HYSTART) -> None:
         super().__init__(mss=mss, now=now, initial_cwnd=initial_cwnd)
+        self.hystart = hystart
         self._acked_total = 0  # segments acked ever: HyStart's stand-in for snd_una
         self._reset()
-        self._hystart_reset(0)
+        self._hystart_reset(0, now)
 
     def _reset(self) -> None:
         """Linux bictcp_reset(): forget the curve, W_max and the min RTT."""
@@ -104,8 +130,10 @@ class Cubic(CongestionControl):
         self._last_cwnd = 0
         self._last_time = 0
 
-    def _hystart_reset(self, in_flight: int) -> None:
+    def _hystart_reset(self, in_flight: int, now: int) -> None:
+        """Linux bictcp_hystart_reset(): a new round starts now."""
         self._round_end = self._acked_total + in_flight
+        self._round_start = self._last_ack = now
         self._curr_rtt = _NO_RTT
         self._sample_cnt = 0
 
@@ -122,22 +150,37 @@ class Cubic(CongestionControl):
             delay = rtt_us if rtt_us > 0 else 1
             if self.delay_min == 0 or delay < self.delay_min:
                 self.delay_min = delay
-            if not self.found and HYSTART_LOW_WINDOW <= self.cwnd < self.ssthresh:
-                self._hystart_update(delay, in_flight)
+            if not self.found and self.cwnd < self.ssthresh and self.hystart.enabled:
+                self._hystart_update(delay, in_flight, now)
         super().on_ack(acked, now=now, rtt_us=rtt_us, in_flight=in_flight,
                        cwnd_limited=cwnd_limited)
 
-    def _hystart_update(self, delay: int, in_flight: int) -> None:
+    def _hystart_update(self, delay: int, in_flight: int, now: int) -> None:
+        """Linux hystart_update(): a new round, then the ACK-train and delay tests."""
+        params = self.hystart
         if self._acked_total > self._round_end:
-            self._hystart_reset(in_flight)
-        self._curr_rtt = min(self._curr_rtt, delay)
-        if self._sample_cnt < HYSTART_MIN_SAMPLES:
-            self._sample_cnt += 1
+            self._hystart_reset(in_flight, now)
+        if self.cwnd < params.low_window:
             return
-        threshold = min(max(self.delay_min >> 3, HYSTART_DELAY_MIN_US), HYSTART_DELAY_MAX_US)
-        if self._curr_rtt > self.delay_min + threshold:
-            self.found = True
-            self.ssthresh = self.cwnd
+        if params.detect & HYSTART_ACK_TRAIN and now - self._last_ack <= params.ack_delta_us:
+            self._last_ack = now
+            # Half the minimum RTT, plus what pacing may have delayed (hystart_ack_delay():
+            # four 64 KB bursts at the pacing rate, at most 1 ms; Linux paces slow start at
+            # twice cwnd per RTT, here per minimum RTT). No pacing qdisc: halved.
+            rate = 2 * self.cwnd * self.mss * 1_000_000 // max(self.delay_min, 1)
+            ack_delay = min(1000, GSO_MAX_SIZE * 4 * 1_000_000 // max(rate, 1))
+            if now - self._round_start > (self.delay_min + ack_delay) >> 1:
+                self.found = True
+                self.ssthresh = self.cwnd
+        if params.detect & HYSTART_DELAY:
+            self._curr_rtt = min(self._curr_rtt, delay)
+            if self._sample_cnt < HYSTART_MIN_SAMPLES:
+                self._sample_cnt += 1
+                return
+            threshold = min(max(self.delay_min >> 3, HYSTART_DELAY_MIN_US), HYSTART_DELAY_MAX_US)
+            if self._curr_rtt > self.delay_min + threshold:
+                self.found = True
+                self.ssthresh = self.cwnd
 
     def _cong_avoid(self, acked: int, now: int) -> None:
         self._update(acked, now)
@@ -187,7 +230,7 @@ class Cubic(CongestionControl):
     def _on_loss(self, now: int, in_flight: int, *, timeout: bool) -> None:
         if timeout:  # Linux cubictcp_state(TCP_CA_Loss); RFC 9438 4.8
             self._reset()
-            self._hystart_reset(in_flight)
+            self._hystart_reset(in_flight, now)
             return
         self.epoch_start = None
         if self.cwnd < self.w_max:
