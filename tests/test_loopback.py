@@ -221,3 +221,23 @@ def test_a_forwarder_does_not_take_loopback_syns() -> None:
     assert fwd.take_new() == []                 # refused by RST, as lo with no listener
     with pytest.raises(ConnectionRefusedError):
         st.send(fd, b"x", now=0)
+
+
+def test_lo_mtu_sets_the_loopback_mss() -> None:
+    from synack.api_host import Host
+
+    st = Stack(A4, addr6=A6, seed=7, lo_mtu=1500)     # ip link set lo mtu 1500
+    for family, ip, mss in ((socket.AF_INET, "127.0.0.1", 1460), (socket.AF_INET6, "::1", 1440)):
+        lfd = st.socket(family)
+        st.bind(lfd, (ip, 80))
+        st.listen(lfd)
+        cfd = st.socket(family)
+        st.connect_ex(cfd, (ip, 80), now=0)
+        settle(st, 0)
+        conn = st.connection(cfd)
+        assert conn is not None and conn.adv_mss == mss and conn.mss == mss - 12   # TS
+    h = Host.loopback("127.0.0.1", mtu=9000)           # the link is lo: its MTU is lo's
+    try:
+        assert h.stack.lo_mtu == 9000
+    finally:
+        h.close()

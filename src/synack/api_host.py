@@ -36,8 +36,11 @@ class Host:
         """A started host whose packets come back to itself (like Linux's ``lo``).
 
         ``stack_kwargs`` go to :class:`~synack.stack.Stack` (``cfg``, ``seed``,
-        ``mtu``, ...). Stop it with :meth:`close`.
+        ``mtu``, ...); ``mtu`` is the loopback's too (``lo_mtu``), as ``ip link set lo
+        mtu N`` would make it. Stop it with :meth:`close`.
         """
+        if "mtu" in stack_kwargs:
+            stack_kwargs.setdefault("lo_mtu", stack_kwargs["mtu"])
         from synack.link.loop import Loop
         from synack.link.loopback import Loopback
         from synack.stack import Stack

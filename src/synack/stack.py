@@ -42,7 +42,7 @@ from synack.host.forward import Forwarding
 from synack.host.frag import Reassembler
 from synack.host.ip6 import Ip6Mixin, _Labels
 from synack.host.listen import ListenMixin
-from synack.host.loopback import LoopbackMixin
+from synack.host.loopback import LO_MTU, LoopbackMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
     ORPHAN,
@@ -101,6 +101,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         mtu: int = 1500,
         name: str | None = None,
         addr6: str | None = None,
+        lo_mtu: int = LO_MTU,
     ) -> None:
         self.addr = addr
         self.addr6 = addr6          # IPv6 (synack.host.ip6), in inet_ntop's spelling
@@ -109,6 +110,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         self.rng = random.Random(seed)
         self.isn: IsnSource = isn or Rfc6528(self.rng)
         self.mtu = mtu
+        self.lo_mtu = lo_mtu                # the loopback's MTU (host/loopback.py)
         self.socks: dict[int, Sock] = {}
         self.conns: dict[Key, Connection] = {}
         self.listeners: dict[Addr, Listener] = {}

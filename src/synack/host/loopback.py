@@ -16,8 +16,8 @@ pseudo-header checksum and are received as checksummed (Linux's ``lo`` passes
 ``CHECKSUM_PARTIAL`` through), and a super-segment goes across whole, as
 ``lo`` does with GSO.
 
-The path MTU of a loopback connection is ``lo``'s: 65536, which IPv4 caps at
-65535 (Linux ``IP_MAX_MTU``): the MSS announced is 65495 over IPv4 (65483 with
+The path MTU of a loopback connection is ``lo``'s (``Stack.lo_mtu``): 65536,
+which IPv4 caps at 65535 (Linux ``IP_MAX_MTU``): the MSS announced is 65495 over IPv4 (65483 with
 timestamps, what ``ss -ti`` shows as advmss on a kernel loopback connection)
 and 65476 over IPv6 (Linux ``ip6_default_advmss()``: MTU - 40 - 20).
 
@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from synack.stack import Stack
 
-__all__ = ["LO_MTU4", "LO_MTU6", "LoopbackMixin", "is_loopback"]
+__all__ = ["LO_MTU", "LoopbackMixin", "is_loopback"]
 
-LO_MTU4 = 65535        # lo's 65536, capped at Linux IP_MAX_MTU for IPv4 routes
-LO_MTU6 = 65536        # IPv6 routes keep lo's MTU (Linux IP6_MAX_MTU is higher)
+LO_MTU = 65536         # Linux's lo; ``Stack(lo_mtu=)`` as ``ip link set lo mtu N``
+IP_MAX_MTU = 0xFFFF    # Linux caps IPv4 routes here (IPv6's IP6_MAX_MTU is higher)
 LO_SRC4 = "127.0.0.1"
 LO_SRC6 = "::1"
 # Rounds of delivery in one transmit(): a bound on a ping-pong that never ends (each
@@ -57,6 +57,7 @@ class LoopbackMixin:
     _on_lo: bool
     lo_touched: set[int]
     _lo_taker: bool
+    lo_mtu: int
 
     def owns(self: Stack, ip: str) -> bool:
         """Is ``ip`` an address of this host (its own, or loopback)?"""
@@ -76,7 +77,7 @@ class LoopbackMixin:
     def route_mtu(self: Stack, remote: str) -> int:
         """The path MTU towards ``remote``: lo's for an address of ours, else the link's."""
         if self.is_local(remote):
-            return LO_MTU6 if ":" in remote else LO_MTU4
+            return self.lo_mtu if ":" in remote else min(self.lo_mtu, IP_MAX_MTU)
         return self.mtu
 
     def queue_out(self: Stack, dst: str, packet: bytes) -> None:
