@@ -129,6 +129,11 @@ def test_bind_clashes_across_the_families(host: Host) -> None:
     with udp6(host) as s, pytest.raises(OSError) as exc:
         s.bind(("2001:db8::77", 0))
     assert exc.value.errno == errno.EADDRNOTAVAIL
+    with udp6(host) as s:
+        s.bind(("::1", 0))
+        with pytest.raises(OSError) as exc:
+            s.sendto(b"x", ("::ffff:127.0.0.1", 9))     # an IPv6 source for IPv4
+        assert exc.value.errno == errno.ENETUNREACH
 
 
 def test_connected_socket_refused_by_icmpv6(host: Host) -> None:

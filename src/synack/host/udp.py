@@ -239,6 +239,8 @@ class UdpHost:
         ttl = st.cfg.int("net.ipv4.ip_default_ttl")
         src = (sock.local[0] if sock.local[0] not in (_WILD, _WILD6)
                else st.source_for(addr[0]) or st.addr)
+        if ":" in src:
+            raise _oserror(errno.ENETUNREACH)   # bound to an IPv6 address, sent to IPv4
         if st.is_local(addr[0]):
             # Loopback (host/loopback.py): lo's MTU holds any datagram whole.
             st._lo.append(build_udp_packet(src, addr[0], d, ttl=ttl, ident=st._ident))
