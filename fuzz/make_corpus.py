@@ -343,6 +343,7 @@ def rack_scripts(ts: bytes) -> list[bytes]:
         out.append(p + ten + op(tw.OP_TICK, name, 12) * 2          # the probe, the RTO
                    + segment(name, ACK, ack=ack, grammar=bytes([5, 5, 3, 0, 127]))
                    + op(tw.OP_CLEAN, name, 0, 0, 0))
+    return out
 
 
 def fast_open_and_ecn(p: bytes, ts: bytes) -> list[bytes]:
