@@ -382,6 +382,10 @@ class ScanHost:
         else:
             self.stack.receive(packet, now=now, csum_valid=csum_valid)
 
+    def receive_local(self, packet: bytes, *, now: int) -> None:
+        """The host's own ICMP errors (ARP gave up) go to the stack."""
+        self.stack.receive_local(packet, now=now)
+
     def transmit(self, *, now: int) -> list[bytes]:
         """Probes first, then the stack's packets."""
         return self.scanner.transmit(now=now) + self.stack.transmit(now=now)

@@ -134,6 +134,17 @@ class LoopbackMixin:
                 before |= touched
             self.touched = before
 
+    def receive_local(self: Stack, packet: bytes, *, now: int) -> None:
+        """A packet this host made for itself outside the stack (a link's ICMP error
+        when ARP or ND gave up: Linux's ipv4_link_failure() / ndisc_error_report()
+        deliver it locally, source our own address): received as a looped packet, so
+        the martian check that drops our own source from the wire lets it in."""
+        self._on_lo = True
+        try:
+            self.receive(packet, now=now, csum_valid=True)
+        finally:
+            self._on_lo = False
+
     def take_lo_touched(self: Stack) -> set[int]:
         """The descriptors loopback delivery touched since the last call (and forget
         them); they are in :attr:`touched` too. Kept from the first call on."""

@@ -303,7 +303,18 @@ class Loop:
                     self._link_tick(now=now)
                     link_ready = True        # what the link held back may be due now
             if link_ready:
-                for packet, csum_valid in self.link.recv_packets(now=now):
+                got = self.link.recv_packets(now=now)
+                take_local = getattr(self.link, "take_local", None)
+                if take_local is not None and (local := take_local()):
+                    # The host's own ICMP errors (ARP/ND failed): older than what was
+                    # read, and from ourselves, so not through the martian check.
+                    receive_local = getattr(stack, "receive_local", None)
+                    for packet in local:
+                        if receive_local is not None:
+                            receive_local(packet, now=now)
+                        else:
+                            stack.receive(packet, now=now, csum_valid=True)
+                for packet, csum_valid in got:
                     stack.receive(packet, now=now, csum_valid=csum_valid)
             deadline = self._deadline
             if deadline is not None and deadline <= now:

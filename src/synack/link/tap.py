@@ -168,11 +168,14 @@ class TapLink:
             stats["packets in"] += len(v6)
             out += v6
         self._tick_arp(now)
-        if self._local:
-            # ICMP host unreachable from ourselves, first: it is older than what was read.
-            out[:0] = [(p, True) for p in self._local]
-            self._local = []
         return out
+
+    def take_local(self) -> list[bytes]:
+        """ICMP errors this host sent itself (ARP or ND gave up on a neighbour), for the
+        stack's :meth:`~synack.stack.Stack.receive_local`; the driver delivers them
+        before what was read with them (they are older)."""
+        local, self._local = self._local, []
+        return local
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP."""
