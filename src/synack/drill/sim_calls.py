@@ -70,9 +70,10 @@ def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
     domain, type_ = _arg(call, 0), _int(call, 1, S["SOCK_STREAM"])
     if domain not in (None, S["AF_INET"], S["AF_INET6"]):
         raise Unsupported("unsupported: socket domain other than AF_INET and AF_INET6")
-    v6 = ":" in t.cfg.local_ip       # --ip_version=ipv6: the script's sockets are AF_INET6
+    # --ip_version=ipv6 or ipv4-mapped-ipv6: the script's sockets are AF_INET6
+    v6 = ":" in t.cfg.local_ip or t.cfg.mapped
     if domain == S["AF_INET6"] and not v6:
-        raise Unsupported("unsupported: an AF_INET6 socket without --ip_version=ipv6")
+        raise Unsupported("unsupported: an AF_INET6 socket with --ip_version=ipv4")
     if type_ & 0xF != S["SOCK_STREAM"] or _arg(call, 2) not in (None, 0, S["IPPROTO_TCP"]):
         raise Unsupported("unsupported: sockets other than TCP (SOCK_STREAM, IPPROTO_TCP)")
     fd = t.new_fd(t.stack.socket(S["AF_INET6"] if v6 else S["AF_INET"]))
@@ -82,16 +83,23 @@ def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
 
 
 def _addr(t: SimTarget, value: object, default: tuple[str, int]) -> tuple[str, int]:
+    """The address a bind/connect gives the stack: the script's, else the run's."""
     if value is None:
-        return default
+        return _mapped(t, default[0]), default[1]
     if isinstance(value, dict):
         if value.get("sa_family") not in (None, S["AF_INET"], S["AF_INET6"]):
             raise Unsupported("unsupported: socket addresses other than AF_INET(6)")
         ip = value.get("sin6_addr", value.get("sin_addr", default[0]))
         port = value.get("sin6_port", value.get("sin_port", default[1]))
-        return (ip if isinstance(ip, str) else default[0],
+        return (_mapped(t, ip if isinstance(ip, str) else default[0]),
                 port if isinstance(port, int) else default[1])
     raise Unsupported(f"unsupported: socket address {value!r}")
+
+
+def _mapped(t: SimTarget, ip: str) -> str:
+    """``ip`` as the script's AF_INET6 socket names it with --ip_version=ipv4-mapped-ipv6
+    (packetdrill's live_bind_ip/live_connect_ip in that mode: the IPv4 address mapped)."""
+    return "::ffff:" + ip if t.cfg.mapped and ":" not in ip else ip
 
 
 def _bind(t: SimTarget, call: SysCall) -> SyscallResult:
