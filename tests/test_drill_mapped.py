@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_drill_sim import LISTEN, fails, passes
 
 from synack.drill.conformance import MODE_FLAGS, find_scripts
 from synack.drill.runner import RunOptions
@@ -131,6 +132,31 @@ def test_an_ipv6_script_in_mapped_mode_is_one_line() -> None:
     assert not out.passed
     assert out.message == (f"{path}:1: --ip_version=ipv4-mapped-ipv6 needs IPv4 addresses, "
                            "not --local_ip=2001:db8::2 --remote_ip=2001:db8::1"), out.message
+
+
+ZEROCOPY = LISTEN + """\
+   +0 accept(3, ..., ...) = 4
+   +0 setsockopt(4, SOL_SOCKET, SO_ZEROCOPY, [1], 4) = 0
+   +0 send(4, ..., 1000, MSG_ZEROCOPY) = 1000
+   +0 > P. 1:1001(1000) ack 1
+   +0 < . 1:1(0) ack 1001 win 257
+   +0 recvmsg(4, {msg_name(...)=..., msg_iov(1)=[{...,0}], msg_flags=MSG_ERRQUEUE,
+                  msg_control=[{cmsg_level=CMSG_LEVEL_IP, cmsg_type=CMSG_TYPE_RECVERR,
+                                cmsg_data={ee_errno=0, ee_origin=SO_EE_ORIGIN_ZEROCOPY,
+                                           ee_type=0, ee_code=SO_EE_CODE_ZEROCOPY_COPIED,
+                                           ee_info=0, ee_data=0}}]}, MSG_ERRQUEUE) = 0
+"""
+V4_ERR = {"CMSG_LEVEL_IP": "SOL_IP", "CMSG_TYPE_RECVERR": "IP_RECVERR"}
+V6_ERR = {"CMSG_LEVEL_IP": "SOL_IPV6", "CMSG_TYPE_RECVERR": "IPV6_RECVERR"}
+
+
+def test_the_error_queue_of_an_af_inet6_socket_is_ipv6_recverr(tmp_path: Path) -> None:
+    """Linux ipv6_recv_error(): an AF_INET6 socket's error queue comes as SOL_IPV6
+    IPV6_RECVERR, IPv4 traffic or not (run_all.py's -D flags for this mode say so)."""
+    passes(tmp_path, ZEROCOPY, ip_version=MAPPED, defines=V6_ERR)
+    out = fails(tmp_path, ZEROCOPY, ip_version=MAPPED, defines=V4_ERR)
+    assert "expected level 0 type 11 but got level 41 type 25" in out.message, out.message
+    passes(tmp_path, ZEROCOPY, ip_version="ipv4", defines=V4_ERR)
 
 
 def test_conformance_modes_pick_run_all_variants(tmp_path: Path) -> None:

@@ -327,9 +327,15 @@ def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     has_control = "msg_control" in msg
     if flags & S["MSG_ERRQUEUE"]:
         # Linux ip_recv_error(): the entry's sock_extended_err (and offender) as an
-        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty.
+        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty. An
+        # AF_INET6 socket's (ipv6 and ipv4-mapped-ipv6 runs) is ipv6_recv_error()'s:
+        # SOL_IPV6 IPV6_RECVERR, the offender a sockaddr_in6.
         ee = t.stack.recv_errqueue(fd)
-        cmsgs = [(S["SOL_IP"], S["IP_RECVERR"], ee.pack())] if has_control else []
+        if t.stack.socks[fd].family == S["AF_INET6"]:
+            err = (S["SOL_IPV6"], S["IPV6_RECVERR"], ee.pack()[:16] + bytes(28))
+        else:
+            err = (S["SOL_IP"], S["IP_RECVERR"], ee.pack())
+        cmsgs = [err] if has_control else []
         if ee.origin == S["SO_EE_ORIGIN_TIMESTAMPING"] and has_control:
             # __sock_recv_timestamp(): SCM_TIMESTAMPING comes before IP_RECVERR.
             cmsgs.insert(0, (S["SOL_SOCKET"], S["SCM_TIMESTAMPING"], ee.scm_timestamping()))
