@@ -159,6 +159,23 @@ def test_the_error_queue_of_an_af_inet6_socket_is_ipv6_recverr(tmp_path: Path) -
     passes(tmp_path, ZEROCOPY, ip_version="ipv4", defines=V4_ERR)
 
 
+def test_proc_net_tcp6_lists_the_af_inet6_sockets(tmp_path: Path) -> None:
+    """Linux lists an AF_INET6 socket in /proc/net/tcp6 (tcp6_seq_show()), its IPv4
+    addresses mapped: the listener on ::ffff:192.168.0.1 port 8080 (1F90), its
+    connection from ::ffff:192.0.2.1; /proc/net/tcp has none of them."""
+    mapped_listener = "0000000000000000FFFF00000100A8C0:1F90"   # ::ffff:192.168.0.1
+    mapped_peer = "0000000000000000FFFF0000010200C0:"          # ::ffff:192.0.2.1
+    body = LISTEN + "   +0 accept(3, ..., ...) = 4\n"
+    passes(tmp_path, body + f'   +0 `grep " 0A " /proc/net/tcp6 | grep "{mapped_listener}"`\n'
+           f'   +0 `grep " 01 " /proc/net/tcp6 | grep "{mapped_peer}"`\n', ip_version=MAPPED)
+    out = fails(tmp_path, body + '   +0 `grep ":1F90" /proc/net/tcp`\n', ip_version=MAPPED)
+    assert "grep selected nothing" in out.message, out.message
+    # In ipv4 mode the same sockets are AF_INET ones, in /proc/net/tcp.
+    out = fails(tmp_path, body + '   +0 `grep ":1F90" /proc/net/tcp6`\n')
+    assert "grep selected nothing" in out.message, out.message
+    passes(tmp_path, body + '   +0 `grep " 0A " /proc/net/tcp | grep "0100A8C0:1F90"`\n')
+
+
 def test_conformance_modes_pick_run_all_variants(tmp_path: Path) -> None:
     for name in ("a.pkt", "b-v4.pkt", "c-v6.pkt"):
         (tmp_path / name).write_text("")
