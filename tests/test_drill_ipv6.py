@@ -80,7 +80,7 @@ def test_an_ipv4_script_runs_over_ipv6_from_the_command_line(tmp_path: Path) -> 
 
 def test_an_unknown_ip_version_is_one_line(tmp_path: Path) -> None:
     out = run_file(PKT / "rst-closed-port.pkt", Settings(ip_version="ipv5"))
-    assert not out.passed and "unsupported: --ip_version=ipv5 (ipv4 or ipv6)" in out.message
+    assert not out.passed and "unsupported: --ip_version=ipv5 (ipv4, ipv6 or ipv4-mapped-ipv6)" in out.message
 
 
 # --- the same scripts against Linux (root) ------------------------------------------

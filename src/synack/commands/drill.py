@@ -26,8 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--tolerance_percent", type=float, metavar="P",
                    help="tolerance as a share of the gap since the last event (default 12.5)")
     p.add_argument("--ip_version", metavar="V",
-                   help="ipv4 (default) or ipv6: the script runs over IPv6, from 2001:db8::1 "
-                        "to synack at 2001:db8::2 unless --local_ip/--remote_ip say otherwise")
+                   help="ipv4 (default), ipv6: the script runs over IPv6, from 2001:db8::1 "
+                        "to synack at 2001:db8::2 unless --local_ip/--remote_ip say otherwise, "
+                        "or ipv4-mapped-ipv6: IPv4 on the wire, AF_INET6 sockets whose "
+                        "addresses are IPv4-mapped (::ffff:192.0.2.1)")
     p.add_argument("-D", dest="defines", action="append", default=[], metavar="NAME=VAL",
                    help="define a symbol the scripts use (e.g. -D TFO_COOKIE=...)")
     p.add_argument("--local_ip", metavar="IP", help="the stack's address (default 192.168.0.1)")

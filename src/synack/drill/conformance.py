@@ -5,7 +5,9 @@ crashed run costs one script, never the table): once with ``--kernel`` (a fresh
 namespace per script, real time) and once against the simulated synack host. As
 packetdrill's ``run_all.py`` does for IPv4, scripts named ``*v6.pkt`` are left out
 and the run gets its IPv4 flags (``-D TFO_COOKIE=...`` and friends); the addresses
-are documentation ones, and the Fast Open cookie is the one Linux computes for them. A kernel failure is rerun once, alone, before it counts:
+are documentation ones, and the Fast Open cookie is the one Linux computes for them.
+``--ip-version ipv6`` or ``ipv4-mapped-ipv6`` runs run_all.py's other variants instead
+(over IPv6, ``*v4.pkt`` are left out). A kernel failure is rerun once, alone, before it counts:
 the kernel runs in real time on a shared machine, and a timing slip is not a verdict.
 
 The report gives, per directory, passed/failed for each target, then the scripts
@@ -29,7 +31,7 @@ from pathlib import Path
 from synack.progress import Bar, bar
 from synack.tcp.fastopen import make_cookie, parse_keys
 
-__all__ = ["DEFAULT_FLAGS", "Outcome", "find_scripts", "main", "report", "run_script"]
+__all__ = ["DEFAULT_FLAGS", "MODE_FLAGS", "Outcome", "find_scripts", "main", "report", "run_script"]
 
 # run_all.py's IPv4 variant, with documentation-range addresses instead of 192.168/16.
 # TFO_COOKIE is the Fast Open cookie Linux makes for these addresses under the key
@@ -37,11 +39,24 @@ __all__ = ["DEFAULT_FLAGS", "Outcome", "find_scripts", "main", "report", "run_sc
 LOCAL_IP, REMOTE_IP = "192.0.2.1", "198.51.100.1"
 DEFAULTS_SH_KEY = "a1a1a1a1-b2b2b2b2-c3c3c3c3-d4d4d4d4"
 TFO_COOKIE = make_cookie(parse_keys(DEFAULTS_SH_KEY)[0], REMOTE_IP, LOCAL_IP).hex()
+# The same for the IPv6 variant's addresses (a mapped IPv4 connection keys on IPv4's).
+TFO_COOKIE6 = make_cookie(parse_keys(DEFAULTS_SH_KEY)[0], "2001:db8::1", "2001:db8::2").hex()
 DEFAULT_FLAGS: tuple[str, ...] = (
     "--ip_version=ipv4", f"--local_ip={LOCAL_IP}", f"--remote_ip={REMOTE_IP}",
     "-D", f"TFO_COOKIE={TFO_COOKIE}", "-D", "CODE=host_unreachable",
     "-D", "CMSG_LEVEL_IP=SOL_IP", "-D", "CMSG_TYPE_RECVERR=IP_RECVERR",
 )
+# run_all.py's three variants (--ip-version picks one); documentation addresses again.
+MODE_FLAGS: dict[str, tuple[str, ...]] = {
+    "ipv4": DEFAULT_FLAGS,
+    "ipv6": ("--ip_version=ipv6", "--mtu=1520", "--local_ip=2001:db8::2",
+             "--remote_ip=2001:db8::1", "-D", f"TFO_COOKIE={TFO_COOKIE6}",
+             "-D", "CMSG_LEVEL_IP=SOL_IPV6", "-D", "CMSG_TYPE_RECVERR=IPV6_RECVERR"),
+    "ipv4-mapped-ipv6": (
+        "--ip_version=ipv4-mapped-ipv6", "--local_ip=192.0.2.1", "--remote_ip=198.51.100.1",
+        "-D", "TFO_COOKIE=3021b9d889017eeb", "-D", "CODE=host_unreachable",
+        "-D", "CMSG_LEVEL_IP=SOL_IPV6", "-D", "CMSG_TYPE_RECVERR=IPV6_RECVERR"),
+}
 TIMEOUT_S = 180                # run_all.py's max_runtime
 TARGETS = ("kernel", "synack")
 
@@ -57,11 +72,14 @@ class Outcome:
     seconds: float = 0.0
 
 
-def find_scripts(root: Path) -> list[Path]:
-    """Every ``*.pkt`` under ``root`` (or ``root`` itself), IPv4 ones only, sorted."""
+def find_scripts(root: Path, mode: str = "ipv4") -> list[Path]:
+    """Every ``*.pkt`` under ``root`` (or ``root`` itself) for the mode, sorted: as
+    run_all.py does, ``*v6.pkt`` only over IPv6 and ``*v4.pkt`` only over IPv4 (mapped
+    or not)."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*.pkt") if not p.name.endswith("v6.pkt"))
+    skip = "v4.pkt" if mode == "ipv6" else "v6.pkt"
+    return sorted(p for p in root.rglob("*.pkt") if not p.name.endswith(skip))
 
 
 def _command(target: str, script: Path, flags: Sequence[str]) -> list[str]:
@@ -130,7 +148,8 @@ def _machine() -> str:
     return f"Linux {platform.release()} ({platform.machine()})"
 
 
-def report(outcomes: list[Outcome], root: str, flags: Sequence[str]) -> str:
+def report(outcomes: list[Outcome], root: str, flags: Sequence[str],
+           mode: str = "IPv4") -> str:
     """The table: per directory, passed/failed on each target; then kernel-pass synack-fail."""
     by: dict[tuple[str, str], Outcome] = {(o.script, o.target): o for o in outcomes}
     scripts = sorted({o.script for o in outcomes})
@@ -154,7 +173,7 @@ def report(outcomes: list[Outcome], root: str, flags: Sequence[str]) -> str:
     def line(r: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
 
-    out = [f"Conformance: {len(scripts)} scripts under {root} (IPv4), {_machine()}",
+    out = [f"Conformance: {len(scripts)} scripts under {root} ({mode}), {_machine()}",
            f"flags: {' '.join(flags)}", "", line(head),
            "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
@@ -177,14 +196,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="only this target (repeatable; default both)")
     ap.add_argument("--no-retry", action="store_true",
                     help="count a kernel failure without rerunning it alone")
+    ap.add_argument("--ip-version", choices=tuple(MODE_FLAGS), default="ipv4",
+                    help="run_all.py's variant to run (default ipv4)")
     ap.add_argument("--flag", action="append", default=None, metavar="F",
-                    help="a drill option instead of the IPv4 defaults (repeatable)")
+                    help="a drill option instead of the variant's flags (repeatable)")
     args = ap.parse_args(argv)
     root = Path(args.dir).resolve()
     if not root.exists():
         print(f"synack conformance: {args.dir}: no such file or directory", file=sys.stderr)
         return 2
-    scripts = find_scripts(root)
+    scripts = find_scripts(root, args.ip_version)
     if not scripts:
         print(f"synack conformance: no .pkt scripts under {args.dir}", file=sys.stderr)
         return 2
@@ -192,9 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "kernel" in targets and os.geteuid() != 0:
         print("synack drill --kernel needs root (make conformance runs it)", file=sys.stderr)
         return 2
-    flags = tuple(args.flag) if args.flag else DEFAULT_FLAGS
+    flags = tuple(args.flag) if args.flag else MODE_FLAGS[args.ip_version]
     outcomes = run_all(root, scripts, targets, flags, jobs=args.jobs, retry=not args.no_retry)
-    text = report(outcomes, args.dir, flags)
+    text = report(outcomes, args.dir, flags,
+                  {"ipv4": "IPv4", "ipv6": "IPv6"}.get(args.ip_version, args.ip_version))
     print(text, end="")
     if args.out:
         Path(args.out).write_text(text)

@@ -203,7 +203,11 @@ class KernelTarget:
         self.cwd = os.path.dirname(os.path.abspath(config.script_path)) if config.script_path \
             else os.getcwd()
         self.wire = TunWire(config.local_ip, config.remote_ip, mtu=config.mtu)
-        self.calls = KernelCalls(config.local_ip, config.remote_ip, cwd=self.cwd,
+        # --ip_version=ipv4-mapped-ipv6: IPv4 on tun0, the calls' addresses IPv4-mapped
+        # (packetdrill's live_bind_ip/live_connect_ip), so the sockets are AF_INET6.
+        local, remote = ((f"::ffff:{config.local_ip}", f"::ffff:{config.remote_ip}")
+                         if config.mapped else (config.local_ip, config.remote_ip))
+        self.calls = KernelCalls(local, remote, cwd=self.cwd,
                                  bind_port=bind_port, connect_port=connect_port)
         self.calls.origin_us = self._origin
         self._pending: _Job | None = None

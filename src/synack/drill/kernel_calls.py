@@ -252,6 +252,8 @@ class KernelCalls:
             if isinstance(addr, bytes):
                 addr = addr.decode()
             if isinstance(sin_port, int) and isinstance(addr, str):
+                if ":" in self.local_ip and ":" not in addr:   # an IPv4 address, AF_INET6
+                    addr = "::ffff:" + addr                    # socket: ipv4-mapped-ipv6
                 return addr, sin_port
         raise Unsupported(f"unsupported: socket address {v!r}")
 

@@ -76,14 +76,7 @@ def _apply(opts: RunOptions, tcfg: TargetConfig, name: str, value: str | None,
         if name == "mtu":
             return opts, replace(tcfg, mtu=int(value or "", 0))
         if name == "ip_version":
-            if value not in ("ipv4", "ipv6"):
-                raise OptionError(f"{where}: unsupported: --ip_version={value} "
-                                  "(ipv4 or ipv6)")
-            if value == "ipv6" and ":" not in opts.local_ip:
-                # packetdrill's IPv6 mode with its own defaults; here documentation addresses.
-                return (replace(opts, local_ip=IPV6_LOCAL, remote_ip=IPV6_REMOTE),
-                        replace(tcfg, local_ip=IPV6_LOCAL, remote_ip=IPV6_REMOTE))
-            return opts, tcfg
+            return _ip_version(opts, replace(tcfg, mapped=value == MAPPED), str(value), where)
     except ValueError as exc:
         if isinstance(exc, OptionError):
             raise
@@ -94,6 +87,26 @@ def _apply(opts: RunOptions, tcfg: TargetConfig, name: str, value: str | None,
 
 
 IPV6_LOCAL, IPV6_REMOTE = "2001:db8::2", "2001:db8::1"   # --ip_version=ipv6 defaults
+MAPPED = "ipv4-mapped-ipv6"
+IP_VERSIONS = ("ipv4", "ipv6", MAPPED)
+
+
+def _ip_version(opts: RunOptions, tcfg: TargetConfig, value: str,
+                where: str) -> tuple[RunOptions, TargetConfig]:
+    """``--ip_version``: ipv4, ipv6, or ipv4-mapped-ipv6 (packetdrill's three modes).
+
+    ipv4-mapped-ipv6 keeps IPv4 on the wire and makes the script's sockets AF_INET6,
+    whose calls see the addresses IPv4-mapped (``::ffff:192.0.2.1``); its addresses
+    must be IPv4 ones, as packetdrill's are in that mode.
+    """
+    if value not in IP_VERSIONS:
+        raise OptionError(f"{where}: unsupported: --ip_version={value} "
+                          f"({', '.join(IP_VERSIONS[:-1])} or {IP_VERSIONS[-1]})")
+    if value == "ipv6" and ":" not in opts.local_ip:
+        # packetdrill's IPv6 mode with its own defaults; here documentation addresses.
+        return (replace(opts, local_ip=IPV6_LOCAL, remote_ip=IPV6_REMOTE),
+                replace(tcfg, local_ip=IPV6_LOCAL, remote_ip=IPV6_REMOTE))
+    return opts, tcfg
 
 
 def _canonical_ip(text: str) -> str:
@@ -117,6 +130,9 @@ def configure(script: ast.Script, s: Settings) -> tuple[RunOptions, TargetConfig
             cli.append((name, str(val)))
     for name, value in cli:
         opts, tcfg = _apply(opts, tcfg, name, value, "command line")
+    if tcfg.mapped and (":" in opts.local_ip or ":" in opts.remote_ip):
+        raise OptionError(f"{script.path}:1: --ip_version={MAPPED} needs IPv4 addresses, not "
+                          f"--local_ip={opts.local_ip} --remote_ip={opts.remote_ip}")
     return opts, tcfg
 
 

@@ -70,9 +70,10 @@ def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
     domain, type_ = _arg(call, 0), _int(call, 1, S["SOCK_STREAM"])
     if domain not in (None, S["AF_INET"], S["AF_INET6"]):
         raise Unsupported("unsupported: socket domain other than AF_INET and AF_INET6")
-    v6 = ":" in t.cfg.local_ip       # --ip_version=ipv6: the script's sockets are AF_INET6
+    # --ip_version=ipv6 or ipv4-mapped-ipv6: the script's sockets are AF_INET6
+    v6 = ":" in t.cfg.local_ip or t.cfg.mapped
     if domain == S["AF_INET6"] and not v6:
-        raise Unsupported("unsupported: an AF_INET6 socket without --ip_version=ipv6")
+        raise Unsupported("unsupported: an AF_INET6 socket with --ip_version=ipv4")
     if type_ & 0xF != S["SOCK_STREAM"] or _arg(call, 2) not in (None, 0, S["IPPROTO_TCP"]):
         raise Unsupported("unsupported: sockets other than TCP (SOCK_STREAM, IPPROTO_TCP)")
     fd = t.new_fd(t.stack.socket(S["AF_INET6"] if v6 else S["AF_INET"]))
@@ -82,16 +83,23 @@ def _socket(t: SimTarget, call: SysCall) -> SyscallResult:
 
 
 def _addr(t: SimTarget, value: object, default: tuple[str, int]) -> tuple[str, int]:
+    """The address a bind/connect gives the stack: the script's, else the run's."""
     if value is None:
-        return default
+        return _mapped(t, default[0]), default[1]
     if isinstance(value, dict):
         if value.get("sa_family") not in (None, S["AF_INET"], S["AF_INET6"]):
             raise Unsupported("unsupported: socket addresses other than AF_INET(6)")
         ip = value.get("sin6_addr", value.get("sin_addr", default[0]))
         port = value.get("sin6_port", value.get("sin_port", default[1]))
-        return (ip if isinstance(ip, str) else default[0],
+        return (_mapped(t, ip if isinstance(ip, str) else default[0]),
                 port if isinstance(port, int) else default[1])
     raise Unsupported(f"unsupported: socket address {value!r}")
+
+
+def _mapped(t: SimTarget, ip: str) -> str:
+    """``ip`` as the script's AF_INET6 socket names it with --ip_version=ipv4-mapped-ipv6
+    (packetdrill's live_bind_ip/live_connect_ip in that mode: the IPv4 address mapped)."""
+    return "::ffff:" + ip if t.cfg.mapped and ":" not in ip else ip
 
 
 def _bind(t: SimTarget, call: SysCall) -> SyscallResult:
@@ -201,7 +209,8 @@ def _write_common(t: SimTarget, call: SysCall, data: bytes, flags: int,
                 if conn is not None and conn.state in _CONNECTING:
                     return None
                 connecting = False
-                code = t.stack.connect_ex(fd, (t.cfg.remote_ip, t.connect_port), now=t.now)
+                code = t.stack.connect_ex(fd, (_mapped(t, t.cfg.remote_ip), t.connect_port),
+                                          now=t.now)
                 if code not in (0, errno.EISCONN):
                     return SyscallResult(-1, errno_name(code))
                 if sent >= total:
@@ -261,7 +270,7 @@ def _fo_addr(t: SimTarget, value: object) -> tuple[str, int] | None:
                                    and value.get("sa_family") == S["AF_UNSPEC"]):
         return None
     if value is ... or value is None:
-        return (t.cfg.remote_ip, t.connect_port)
+        return (_mapped(t, t.cfg.remote_ip), t.connect_port)
     return _addr(t, value, (t.cfg.remote_ip, t.connect_port))
 
 
@@ -367,9 +376,15 @@ def _recvmsg(t: SimTarget, call: SysCall) -> SyscallResult | Block:
     has_control = "msg_control" in msg
     if flags & S["MSG_ERRQUEUE"]:
         # Linux ip_recv_error(): the entry's sock_extended_err (and offender) as an
-        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty.
+        # IP_RECVERR cmsg, no data, MSG_ERRQUEUE in msg_flags; EAGAIN when empty. An
+        # AF_INET6 socket's (ipv6 and ipv4-mapped-ipv6 runs) is ipv6_recv_error()'s:
+        # SOL_IPV6 IPV6_RECVERR, the offender a sockaddr_in6.
         ee = t.stack.recv_errqueue(fd)
-        cmsgs = [(S["SOL_IP"], S["IP_RECVERR"], ee.pack())] if has_control else []
+        if t.stack.socks[fd].family == S["AF_INET6"]:
+            err = (S["SOL_IPV6"], S["IPV6_RECVERR"], ee.pack()[:16] + bytes(28))
+        else:
+            err = (S["SOL_IP"], S["IP_RECVERR"], ee.pack())
+        cmsgs = [err] if has_control else []
         if ee.origin == S["SO_EE_ORIGIN_TIMESTAMPING"] and has_control:
             # __sock_recv_timestamp(): SCM_TIMESTAMPING comes before IP_RECVERR.
             cmsgs.insert(0, (S["SOL_SOCKET"], S["SCM_TIMESTAMPING"], ee.scm_timestamping()))

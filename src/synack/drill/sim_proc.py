@@ -28,14 +28,25 @@ def _addr(ip: str, port: int) -> str:
     return f"{struct.unpack('<I', socket.inet_aton(ip))[0]:08X}:{port:04X}"
 
 
-def proc_net_tcp(stack: Stack) -> dict[str, list[str]]:
-    """The two files' lines (IPv6 has no sockets here: a header only)."""
+def _addr6(ip: str, port: int) -> str:
+    """tcp6_seq_show(): the address as four __be32 words printed on a little-endian
+    host; an IPv4 one (an AF_INET6 socket's IPv4 side) IPv4-mapped, 0.0.0.0 as ::."""
+    if ":" not in ip:
+        ip = "::" if ip == "0.0.0.0" else "::ffff:" + ip
+    words = struct.unpack("<4I", socket.inet_pton(socket.AF_INET6, ip))
+    return "".join(f"{w:08X}" for w in words) + f":{port:04X}"
+
+
+def proc_net_tcp(stack: Stack, v6: bool = False) -> dict[str, list[str]]:
+    """The two files' lines. With ``v6`` (the script's sockets are AF_INET6: the ipv6
+    and ipv4-mapped-ipv6 runs) every socket is in /proc/net/tcp6, else in /proc/net/tcp."""
     rows = [HEADER]
+    show = _addr6 if v6 else _addr
     for i, c in enumerate(stack.connections()):
-        rows.append(f"{i:4d}: {_addr(*c.local)} {_addr(*c.peer)} "
+        rows.append(f"{i:4d}: {show(*c.local)} {show(*c.peer)} "
                     f"{LINUX_STATES[c.state.name]:02X} {c.send_q:08X}:{c.recv_q:08X} "
                     f"00:00000000 00000000     0        0 0 1 0000000000000000")
-    return {FILES[0]: rows, FILES[1]: [HEADER]}
+    return {FILES[0]: [HEADER], FILES[1]: rows} if v6 else {FILES[0]: rows, FILES[1]: [HEADER]}
 
 
 def grep_pipeline(cmd: str, files: Callable[[], dict[str, list[str]]]) -> str | None:

@@ -54,6 +54,7 @@ class SimTarget:
         else:
             self.stack = Stack(cfg.local_ip, cfg=self.sysctl, seed=seed, mtu=cfg.mtu,
                                name="synack")
+        v6 = ":" in cfg.local_ip or cfg.mapped      # the script's sockets are AF_INET6
         self.now = 0
         self.out: deque[tuple[int, bytes]] = deque()
         self.fdmap: dict[int, int] = {}       # this target's fds (Linux numbering) -> stack fds
@@ -62,7 +63,7 @@ class SimTarget:
         self.done: tuple[int, SyscallResult] | None = None
         self.steps: list[Step] = []
         self.shell_runner = Shell(self.sysctl, Path(cfg.script_path or ".").parent,
-                                  proc=lambda: proc_net_tcp(self.stack),
+                                  proc=lambda: proc_net_tcp(self.stack, v6),
                                   metrics_flush=self.stack.tfo_cache.flush,
                                   counters=lambda: nstat(self.stack))
         self.epoll = Watch()

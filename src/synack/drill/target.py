@@ -136,7 +136,8 @@ class TargetConfig:
     ``defines`` are the ``-D NAME=VAL`` symbols (shell commands see them as
     environment variables, as packetdrill exports them); ``options`` holds the
     header and command-line options the runner does not use itself, in order
-    (``gateway_ip``, ``netmask_ip``, ``mss``, ``speed``...), for targets that do.
+    (``gateway_ip``, ``netmask_ip``, ``mss``, ``speed``...), for targets that do;
+    ``mapped`` is ``--ip_version=ipv4-mapped-ipv6``.
     """
 
     local_ip: str = "192.168.0.1"
@@ -147,3 +148,6 @@ class TargetConfig:
     defines: tuple[tuple[str, str], ...] = ()
     verbose: bool = False
     options: tuple[tuple[str, str | None], ...] = ()   # the rest (gateway_ip, netmask_ip, ...)
+    # --ip_version=ipv4-mapped-ipv6: IPv4 on the wire, the script's sockets AF_INET6 and
+    # the addresses their calls see IPv4-mapped (::ffff:192.0.2.1).
+    mapped: bool = False
