@@ -347,7 +347,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
     # ------------------------------------------------------------ internals
     def _emit(self, src: str, dst: str, seg: TcpSegment, gso: int = 0, tos: int = 0) -> None:
         if ":" in src:
-            self._emit6(src, dst, seg, gso)
+            # IP_TOS's DSCP is IPv4's only (IPV6_TCLASS is not modelled); the ECN
+            # field is the stack's in either family (ECT(0) on new data).
+            self._emit6(src, dst, seg, gso, tos & 3)
             return
         self._ident = (self._ident + 1) & 0xFFFF
         off = self._offload

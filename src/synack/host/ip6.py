@@ -124,7 +124,10 @@ class Ip6Mixin:
         # The ECN field: the low two bits of the traffic class (RFC 3168 5).
         self._segment_in(src, dst, seg, now, (packet[1] >> 4) & 3)
 
-    def _emit6(self: Stack, src: str, dst: str, seg: TcpSegment, gso: int) -> None:
+    def _emit6(self: Stack, src: str, dst: str, seg: TcpSegment, gso: int,
+               ecn: int = 0) -> None:
+        """One TCP segment out over IPv6; ``ecn`` is the traffic class's ECN field
+        (ECT(0) on new data of an ECN connection, as IPv4's TOS byte)."""
         off = self._offload
         cfg = self.cfg
         label = 0
@@ -140,14 +143,14 @@ class Ip6Mixin:
             # Loopback (host/loopback.py): whole, with the pseudo-header sum only.
             self._lo.append(build_tcp6_packet(
                 src, dst, seg, hop_limit=cfg.int("net.ipv6.conf.all.hop_limit"),
-                flow_label=label, csum_partial=True))
+                flow_label=label, traffic_class=ecn, csum_partial=True))
             self.stats["segments out"] += -(-len(seg.payload) // gso) if gso else 1
             if seg.flags & RST:
                 self.stats["resets sent"] += 1
             return
         self._out.append(build_tcp6_packet(
             src, dst, seg, hop_limit=cfg.int("net.ipv6.conf.all.hop_limit"), flow_label=label,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum)))
+            traffic_class=ecn, csum_partial=gso > 0 or (off is not None and off.tx_csum)))
         if gso:
             segs = -(-len(seg.payload) // gso)
             self._gso[len(self._out) - 1] = gso

@@ -20,6 +20,15 @@ A packet goes through these stages, in this order::
   included, as for Linux ``bfifo``); a packet that would take it past
   ``queue_bytes`` is tail-dropped and never occupies the link.  With no rate
   there is no queue, and ``queue_bytes`` has no effect.
+* **ECN marking.**  With ``ecn_mark_bytes`` set (and a rate), the queue acts
+  like an AQM qdisc with ``ecn`` (RED, CoDel, fq_codel): a packet that arrives
+  while the backlog holds more than ``ecn_mark_bytes`` is marked Congestion
+  Experienced (RFC 3168 section 5: the IP header's ECN field set to 0b11, the
+  IPv4 header checksum updated) if it is ECN-capable (ECT(0) or ECT(1)), and
+  dropped (a ``queue-drop``) if it is Not-ECT, as the qdisc would drop it
+  instead.  A packet already CE goes through as it is.  Marking happens on
+  entry; the marked bytes are what arrives.  Tail drop at ``queue_bytes`` comes
+  first, whatever the packet's ECN field.
 * **Loss** happens in transit, after serialization: a lost packet still used
   its share of the link's capacity.
 * **Arrival** is ``start + serialization + delay_us + jitter``, raised if needed
@@ -47,7 +56,10 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from synack.wire.checksum import internet_checksum
+
 IPV4_MIN_HEADER = 20  # RFC 791: IHL is at least 5 32-bit words
+NOT_ECT, ECT1, ECT0, CE = 0, 1, 2, 3     # the IP header's ECN field (RFC 3168 section 5)
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,9 @@ class LinkParams:
     """Tail-drop limit of the serialization queue; ``None`` means unbounded."""
     jitter_us: int = 0
     """Uniform extra delay in ``0..jitter_us``; never reorders by itself."""
+    ecn_mark_bytes: int | None = None
+    """Backlog above which ECN-capable packets are marked CE and Not-ECT ones
+    dropped (an AQM qdisc with ``ecn``); ``None``: no marking. Needs ``rate_bps``."""
 
     def __post_init__(self) -> None:
         if self.delay_us < 0:
@@ -92,6 +107,8 @@ class LinkParams:
             raise ValueError(f"queue_bytes must be >= 0 or None, got {self.queue_bytes}")
         if self.jitter_us < 0:
             raise ValueError(f"jitter_us must be >= 0, got {self.jitter_us}")
+        if self.ecn_mark_bytes is not None and self.ecn_mark_bytes < 0:
+            raise ValueError(f"ecn_mark_bytes must be >= 0 or None, got {self.ecn_mark_bytes}")
 
     @property
     def effective_reorder_delay_us(self) -> int:
@@ -120,6 +137,8 @@ class LinkStats:
     duplicated: int = 0
     reordered: int = 0
     corrupted: int = 0
+    ce_marked: int = 0
+    """Packets marked CE on entry to the queue (``ecn_mark_bytes``)."""
 
 
 class Transit(NamedTuple):
@@ -178,10 +197,18 @@ class LinkDirection:
             if p.queue_bytes is not None and self.backlog_bytes(now) + size > p.queue_bytes:
                 stats.queue_drops += 1
                 return Transit("queue-drop", None, None)
+            if p.ecn_mark_bytes is not None and self.backlog_bytes(now) > p.ecn_mark_bytes:
+                ecn = ip_ecn(data)
+                if ecn == NOT_ECT:
+                    stats.queue_drops += 1      # the AQM drops what it cannot mark
+                    return Transit("queue-drop", None, None)
+                if ecn != CE:
+                    data = mark_ce(data)
+                    stats.ce_marked += 1
             start = max(now, self._busy_until)
             serialized = start - (-size * 8_000_000 // p.rate_bps)  # ceiling division
             self._busy_until = serialized
-            if p.queue_bytes is not None:
+            if p.queue_bytes is not None or p.ecn_mark_bytes is not None:
                 self._backlog.append((serialized, size))
                 self._backlog_bytes += size
             start = serialized
@@ -214,6 +241,31 @@ class LinkDirection:
         if duplicate:
             stats.duplicated += 1
         return Transit(fate, arrival, delivered, reordered, duplicate)
+
+
+def ip_ecn(data: bytes) -> int:
+    """The ECN field of an IPv4 or IPv6 packet (RFC 3168 section 5): the low two bits
+    of the IPv4 TOS byte or of the IPv6 traffic class."""
+    if len(data) < 2:
+        return NOT_ECT
+    if data[0] >> 4 == 6:
+        return data[1] >> 4 & 3
+    return data[1] & 3
+
+
+def mark_ce(data: bytes) -> bytes:
+    """``data`` with its ECN field set to CE; an IPv4 header checksum recomputed
+    (IPv6 has none, and TCP's pseudo-header does not cover the field)."""
+    out = bytearray(data)
+    if out[0] >> 4 == 6:
+        out[1] |= CE << 4
+        return bytes(out)
+    out[1] |= CE
+    hlen = max((out[0] & 0x0F) * 4, IPV4_MIN_HEADER)
+    if len(out) >= hlen:
+        out[10:12] = b"\0\0"
+        out[10:12] = internet_checksum(out[:hlen]).to_bytes(2, "big")
+    return bytes(out)
 
 
 def _flip_bit_after_header(data: bytes, u: float) -> bytes | None:

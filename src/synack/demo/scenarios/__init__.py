@@ -4,7 +4,7 @@
 and ``DESCRIPTIONS_ZH`` give each a one-line description in English and in
 Chinese (``synack demo --list --lang zh``). The scenarios live in modules by
 group: worked (the seeds' example), open, fastopen, close, ports, rst, queues, timers,
-data and scan; :mod:`.base` holds what they share.
+data, loss, ecn and scan; :mod:`.base` holds what they share.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Callable
 from synack.demo.scenarios import (
     close,
     data,
+    ecn,
     fastopen,
     ipv6,
     loss,
@@ -55,6 +56,7 @@ SCENARIOS: dict[str, Callable[[int], Outcome]] = {
     "fast-retransmit": data.fast_retransmit,
     "tail-loss-probe": loss.tail_loss_probe,
     "rack-lost-retransmit": loss.rack_lost_retransmit,
+    "ecn": ecn.ecn_marking,
     "syn-scan": scan.syn_scan,
 }
 
@@ -90,6 +92,7 @@ DESCRIPTIONS_ZH: dict[str, str] = {
     "fast-retransmit": "丢失一个报文段：重复 ACK 触发快速重传，远早于超时重传",
     "tail-loss-probe": "最后两个报文段丢失：尾部丢失探测不等超时就把它们找回",
     "rack-lost-retransmit": "重传也丢了：RACK 按时间发现它，远早于超时重传",
+    "ecn": "ECN：队列标记 CE 而不丢包，发送方减小窗口，没有任何丢失和重传",
     "syn-scan": "SYN 端口扫描：SYN,ACK 表示开放，RST 表示关闭，无回应表示过滤",
 }
 
