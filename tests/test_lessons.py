@@ -178,9 +178,10 @@ def test_header_zh_isn_and_urg(tmp_path: Path, capsys: pytest.CaptureFixture[str
 ONE_CONNECTION = ["worked-example", "three-way-handshake", "lost-synack", "simultaneous-open",
                   "four-way-close", "half-close", "simultaneous-close", "lost-last-ack",
                   "rst-unread-data", "rst-linger-zero", "rst-timeout", "keepalive",
-                  "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit"]
+                  "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit",
+                  "ecn"]
 WITH_MARKS = {"lost-synack", "simultaneous-open", "lost-last-ack", "rst-timeout", "keepalive",
-              "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit"}
+              "zero-window", "fast-retransmit", "tail-loss-probe", "rack-lost-retransmit", "ecn"}
 
 
 @pytest.mark.parametrize("name", ONE_CONNECTION)
@@ -349,3 +350,39 @@ def test_a_syn_sent_again_is_a_plain_retransmission_as_tshark_says() -> None:
     out = SCENARIOS["lost-synack"](1)
     again = [x for x in out.ladder if "SYN" in x and "Retrans" in x]
     assert again and all("[Retransmission]" in x and "Spurious" not in x for x in again), again
+
+
+# ----------------------------------------------------------------------------- ecn
+def test_ecn_explanation_quotes_its_ladder() -> None:
+    out = SCENARIOS["ecn"](1)
+    f = out.facts
+    client = arrows(out.ladder, "client")
+    server = arrows(out.ladder, "server")
+    # The handshake as the ladder shows it: an ECN-setup SYN, a SYN,ACK with ECE alone.
+    assert "SYN,ECE,CWR seq=" in client[0]
+    assert "SYN,ACK,ECE seq=" in server[0]
+    # The first segment marked [CE] is the one the explanation names, sent when it says.
+    ce = [x for x in client if "[CE]" in x]
+    assert len(ce) == f["ce_marked"]
+    assert f" seq={f['ce_seq']} " in ce[0] and t_ms(ce[0]) == f["ce_sent_ms"]
+    first_ece = next(x for x in server if "ACK,ECE " in x and "SYN" not in x)
+    assert f" ack={f['ece_ack']} " in first_ece and t_ms(first_ece) == f["ece_sent_ms"]
+    assert sum("ACK,ECE " in x and "SYN" not in x for x in server) == f["ece_acks"]
+    cwr = [x for x in client if "CWR" in x.split(" seq=")[0] and "SYN" not in x]
+    assert len(cwr) == f["cwr_segments"] and f" seq={f['cwr_seq']} " in cwr[0]
+    assert not any(marks_of(x) for x in client)          # no retransmission of any kind
+    for text, words in ((out.explanation, (
+            f"data segment {f['ce_index']} (seq={f['ce_seq']}) leaves at {f['ce_sent_ms']:.3f} ms",
+            f"the first at {f['ece_sent_ms']:.3f} ms (ack={f['ece_ack']})",
+            f"Its cwnd is {f['cwnd_before']}.",
+            f"= {f['cwnd_reduced_from']} x 0.7 = {f['ssthresh']}",
+            f"cwnd goes down to {f['cwnd_after']}",
+            f"{f['retransmissions']} retransmissions", "RFC 3168", "net.ipv4.tcp_ecn = 1")), (
+            out.explanation_zh, (
+            f"第 {f['ce_index']} 个数据报文段（seq={f['ce_seq']}）在 {f['ce_sent_ms']:.3f} ms 发出",
+            f"（ack={f['ece_ack']}）", f"cwnd 是 {f['cwnd_before']}。",
+            f"= {f['cwnd_reduced_from']} x 0.7 = {f['ssthresh']}",
+            f"cwnd 降到 {f['cwnd_after']}",
+            f"重传 {f['retransmissions']} 次", "RFC 3168", "net.ipv4.tcp_ecn = 1"))):
+        for w in words:
+            assert w in text, w

@@ -12,7 +12,7 @@ from synack.stack import Stack
 from synack.tcp.timewait import TimeWait
 from synack.wire.ipv4 import parse_tcp_packet
 from synack.wire.ipv6 import parse_tcp6_packet
-from synack.wire.tcp import ACK, FIN, RST
+from synack.wire.tcp import ACK, CWR, ECE, FIN, RST
 
 CLIENT_ISN, SERVER_ISN = 100, 300
 UP, DOWN, LAST = 1000, 2000, 50
@@ -406,3 +406,33 @@ def test_handshake_over_ipv6_shows_what_differs() -> None:
     for lang in ("en", "zh"):
         text = out.text(lang)
         assert "1440" in text and "ff02::1:ff00:2" in text and "::ffff:192.0.2.1" in text
+
+
+# ----------------------------------------------------------------------------- ecn
+def test_ecn_marks_instead_of_dropping_and_the_sender_slows_down() -> None:
+    from synack.tcp.ecn import CE
+    out = SCENARIOS["ecn"](1)
+    f = out.facts
+    assert (f["syn_flags"], f["synack_flags"], f["ecn_ok"]) == (ECE | CWR, ECE, True)
+    assert f["data_ect"] == ["ECT(0)"]                  # every data segment sent ECT(0)
+    assert f["ce_marked"] == f["link_ce_marked"] >= 1
+    assert f["ece_acks"] >= 1 and f["cwr_segments"] >= 1
+    # At least one reduction by ECE, cubic's: ssthresh = cwnd x 717/1024, cwnd cut to it.
+    assert f["reductions"] >= 1
+    # The cwnd it is computed from: the one before the ACK, or (synack applies the ACK
+    # before its ECE) that plus the segments the ACK newly acknowledged in slow start.
+    assert f["cwnd_reduced_from"] in (f["cwnd_before"],
+                                      f["cwnd_before"] + f["cut_acked_segments"])
+    assert f["ssthresh"] == f["cwnd_reduced_from"] * 717 // 1024 == f["cwnd_after"]
+    assert f["ece_arrives_ms"] <= f["cwr_sent_ms"]       # CWR answers the ECE
+    # Nothing lost or retransmitted, everything delivered.
+    assert f["lost"] == 0 and f["retransmissions"] == 0 and f["total_retrans"] == 0
+    assert f["received"] == f["sent"] == 100_000
+    assert all(r.fate == "delivered" for r in out.net.records)
+    marked = [r for r in out.net.records if r.delivered_data is not None
+              and r.delivered_data[1] & 3 == CE]
+    assert len(marked) == f["ce_marked"]
+    for r in marked:                                     # marked on the way, checksum valid
+        parse_tcp_packet(r.delivered_data)
+        assert r.data[1] & 3 != CE
+    assert {t.name for t in out.sysctls} >= {"net.ipv4.tcp_ecn"}
