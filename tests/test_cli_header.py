@@ -265,3 +265,24 @@ def test_packets_that_are_not_tcp_segments(worked: Path, tmp_path: Path,
     assert "packet 2 cannot be dissected: TCP option MSS: bad option length 40" in err
     out = header(capsys, str(pcap), "--packet", "3")
     assert out.startswith("packet 3: connection 1")
+
+
+def test_ipv4_tos_byte_shows_dscp_and_ecn(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # RFC 3168: the ECN field is the TOS byte's low two bits (Not-ECT, ECT(1), ECT(0), CE).
+    syn = TcpSegment(src_port=40000, dst_port=80, seq=100, flags=SYN, window=65535)
+    synack = TcpSegment(src_port=80, dst_port=40000, seq=300, ack=101, flags=SYN | ACK,
+                        window=65535)
+    data = TcpSegment(src_port=40000, dst_port=80, seq=101, ack=301, flags=ACK, window=512,
+                      payload=b"x" * 10)
+    pcap = write_pcap(tmp_path / "ecn.pcap", [
+        build_tcp_packet(A, B, syn), build_tcp_packet(B, A, synack),
+        build_tcp_packet(A, B, data, tos=2), build_tcp_packet(A, B, data, tos=0xB8 | 3),
+        build_tcp_packet(A, B, data, tos=1)])
+    out = blocks(header(capsys, str(pcap)))
+    assert field(out[0], "type of service").startswith("0x00 (DSCP 0, ECN 0 = Not-ECT")
+    assert field(out[2], "type of service").startswith("0x02 (DSCP 0, ECN 2 = ECT(0)")
+    assert field(out[3], "type of service").startswith("0xbb (DSCP 46, ECN 3 = CE: congestion")
+    assert field(out[4], "type of service").startswith("0x01 (DSCP 0, ECN 1 = ECT(1)")
+    zh = blocks(header(capsys, str(pcap), "--packet", "4", "--lang", "zh"))[0]
+    assert field(zh, "服务类型").startswith("0xbb（DSCP 46，ECN 3 = CE：经历拥塞")

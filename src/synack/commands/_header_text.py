@@ -16,7 +16,7 @@ LANGS = ("en", "zh")
 #: Field labels, in header order.
 LABELS: dict[str, dict[str, str]] = {
     "en": {
-        "ip": "IPv4 header", "sport": "source port", "dport": "destination port",
+        "ip": "IPv4 header", "tos": "type of service", "sport": "source port", "dport": "destination port",
         "seq": "sequence number", "ack": "acknowledgment number", "doff": "data offset",
         "reserved": "reserved", "flags": "flags", "window": "window",
         "checksum": "checksum", "urgent": "urgent pointer", "options": "options",
@@ -26,7 +26,7 @@ LABELS: dict[str, dict[str, str]] = {
         "ip6_src": "source address", "ip6_dst": "destination address",
     },
     "zh": {
-        "ip": "IPv4 首部", "sport": "源端口", "dport": "目的端口",
+        "ip": "IPv4 首部", "tos": "服务类型", "sport": "源端口", "dport": "目的端口",
         "seq": "序号", "ack": "确认号", "doff": "数据偏移",
         "reserved": "保留位", "flags": "标志位", "window": "窗口",
         "checksum": "校验和", "urgent": "紧急指针", "options": "选项",
@@ -118,7 +118,12 @@ TEXT: dict[str, dict[str, str]] = {
         "ip6": "version 6, 40 bytes fixed (no options, no checksum: TCP's covers the"
                " addresses){ext}",
         "ip6_ext": "; extension headers {chain} ({elen} bytes)",
-        "ip6_tc": "0x{tc:02x} (DSCP {dscp}, ECN {ecn})",
+        "ip6_tc": "0x{tc:02x} (DSCP {dscp}, ECN {ecn} = {ecn_text})",
+        "tos": "0x{tc:02x} (DSCP {dscp}, ECN {ecn} = {ecn_text})",
+        "ecn0": "Not-ECT: not ECN-capable",
+        "ecn1": "ECT(1): ECN-capable transport",
+        "ecn2": "ECT(0): ECN-capable transport (RFC 3168; what Linux TCP sends)",
+        "ecn3": "CE: congestion experienced, marked by a router's queue (RFC 3168)",
         "ip6_flow": "0x{flow:05x} ({what})",
         "ip6_flow_set": "one label per flow: Linux hashes the 4-tuple (auto_flowlabels)",
         "ip6_flow_none": "none",
@@ -172,7 +177,12 @@ TEXT: dict[str, dict[str, str]] = {
         "unknown_meaning": "（未解码）",
         "ip6": "版本 6，固定 40 字节（没有选项，也没有校验和：由 TCP 校验和覆盖地址）{ext}",
         "ip6_ext": "；扩展首部 {chain}（{elen} 字节）",
-        "ip6_tc": "0x{tc:02x}（DSCP {dscp}，ECN {ecn}）",
+        "ip6_tc": "0x{tc:02x}（DSCP {dscp}，ECN {ecn} = {ecn_text}）",
+        "tos": "0x{tc:02x}（DSCP {dscp}，ECN {ecn} = {ecn_text}）",
+        "ecn0": "Not-ECT：不支持 ECN",
+        "ecn1": "ECT(1)：支持 ECN 的传输",
+        "ecn2": "ECT(0)：支持 ECN 的传输（RFC 3168；Linux TCP 发送的就是它）",
+        "ecn3": "CE：经历拥塞，由路由器的队列标记（RFC 3168）",
         "ip6_flow": "0x{flow:05x}（{what}）",
         "ip6_flow_set": "每条流一个标签：Linux 由四元组哈希得出 (auto_flowlabels)",
         "ip6_flow_none": "无",

@@ -231,6 +231,9 @@ def dissect(conn: Connection, s: Segment, packet: bytes, *, lang: str = "en",
         out.append(_row(lab["ip"], t["ip"].format(ihl=ip.header_length // 4,
                                                   hlen=ip.header_length, total=ip.total_length,
                                                   thlen=hlen, plen=plen)))
+        tos = ip.tos                 # RFC 2474 DSCP and RFC 3168 ECN
+        out.append(_row(lab["tos"], t["tos"].format(tc=tos, dscp=tos >> 2, ecn=tos & 3,
+                                                    ecn_text=t[f"ecn{tos & 3}"])))
     out.append(_row(lab["sport"], str(seg.src_port)))
     out.append(_row(lab["dport"], str(seg.dst_port)))
     isn, peer_isn = conn.syn_seq[d], conn.syn_seq[1 - d]
@@ -305,7 +308,8 @@ def _ip6_rows(ip6: IPv6Header, lang: str, thlen: int, dlen: int) -> list[str]:
     tc = ip6.traffic_class
     return [
         _row(lab["ip6"], t["ip6"].format(ext=ext)),
-        _row(lab["ip6_tc"], t["ip6_tc"].format(tc=tc, dscp=tc >> 2, ecn=tc & 3)),
+        _row(lab["ip6_tc"], t["ip6_tc"].format(tc=tc, dscp=tc >> 2, ecn=tc & 3,
+                                                 ecn_text=t[f"ecn{tc & 3}"])),
         _row(lab["ip6_flow"], t["ip6_flow"].format(
             flow=ip6.flow_label, what=t["ip6_flow_set" if ip6.flow_label else "ip6_flow_none"])),
         _row(lab["ip6_plen"], t["ip6_plen"].format(plen=ip6.payload_length, elen=elen,
