@@ -4,6 +4,7 @@ ECN end to end over IPv6 (ECT(0) in the traffic class, CE echoed with ECE)."""
 from __future__ import annotations
 
 import random
+import re
 import socket
 import struct
 
@@ -147,3 +148,22 @@ def test_ipv6_data_goes_ect0_and_ce_comes_back_as_ece_then_cwr() -> None:
     assert any(seg.flags & ECE for seg in down[1:])          # past the SYN,ACK
     assert any(seg.flags & CWR for _, seg in data)
     assert len({seg.seq for _, seg in data}) == len(data)    # no retransmission
+
+
+def test_sim_cli_ecn_mark_and_ecn(capsys: pytest.CaptureFixture[str]) -> None:
+    from synack.cli import main
+    args = ["sim", "--bytes", "1M", "--delay", "10ms", "--rate", "20mbit", "--ecn-mark", "30K"]
+    assert main([*args, "--ecn"]) == 0
+    with_ecn = capsys.readouterr().out
+    marked = re.search(r"^ECN +(\d+) packets marked CE", with_ecn, re.MULTILINE)
+    assert marked and int(marked.group(1)) > 0, with_ecn
+    assert "retransmitted 0 segments" in with_ecn, with_ecn
+    # Without ECN the same queue has nothing to mark: it drops (Not-ECT) instead.
+    assert main(args) == 0
+    without = capsys.readouterr().out
+    assert "ECN           0 packets marked CE" in without, without
+    assert "retransmitted 0 segments" not in without, without
+    assert main(["sim", "--bytes", "1M"]) == 0                 # no marking: no ECN line
+    assert "ECN " not in capsys.readouterr().out
+    assert main([*args[:-1], "3x"]) == 2
+    assert "bad size unit in '3x'" in capsys.readouterr().err

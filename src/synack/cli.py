@@ -139,12 +139,15 @@ def _cmd_sim(args: argparse.Namespace) -> int:
         rate_bps=parse_rate(args.rate) if args.rate else None,
         loss=parse_ratio(args.loss), duplicate=parse_ratio(args.duplicate),
         reorder=parse_ratio(args.reorder), corrupt=parse_ratio(args.corrupt),
-        queue_bytes=parse_size(args.queue) if args.queue else None)
+        queue_bytes=parse_size(args.queue) if args.queue else None,
+        ecn_mark_bytes=parse_size(args.ecn_mark) if args.ecn_mark else None)
     ack_path = LinkParams(delay_us=link.delay_us, rate_bps=link.rate_bps, loss=link.loss,
                           duplicate=link.duplicate, reorder=link.reorder, corrupt=link.corrupt)
     cfg = load_sysctl()
     if args.cc:
         cfg.set("net.ipv4.tcp_congestion_control", args.cc)
+    if args.ecn:
+        cfg.set("net.ipv4.tcp_ecn", 1)
     report_pcap = args.pcap
     if args.report:         # the page is built from the run's capture
         from synack.report.writer import check_output
@@ -229,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probability a packet is duplicated, percent")
     m.add_argument("--corrupt", default="0%", help="probability a bit is flipped, percent")
     m.add_argument("--queue", help="bottleneck queue size (none: unbounded)")
+    m.add_argument("--ecn-mark", metavar="BYTES",
+                   help="mark ECN-capable packets CE (drop Not-ECT ones) while the queue holds"
+                        " more than this, as RED or CoDel with ecn (none: no marking)")
+    m.add_argument("--ecn", action="store_true",
+                   help="the sender asks for ECN in its SYN (net.ipv4.tcp_ecn = 1)")
     m.add_argument("--seed", type=int, default=1, help="random seed")
     m.add_argument("--cc", help="congestion control of the sender (none: the sysctl's)")
     m.add_argument("--ipv6", action="store_true",

@@ -50,6 +50,7 @@ class TransferResult:
     trace: list[Any] = field(default_factory=list)   # the sender's TracePoints
     never_opened: str = ""  # why the handshake failed ("" if it completed)
     started_us: int = 0     # when the client called connect() (its SYN), virtual time
+    ce_marked: int | None = None   # packets the link's queue marked CE (None: no marking)
 
     def report(self) -> str:
         """The lines `synack sim` prints."""
@@ -66,6 +67,8 @@ class TransferResult:
             f"goodput       {self.goodput_bps / 1e6:.2f} Mbit/s",
             f"retransmitted {self.retransmits} segments, {self.rto_count} RTO timeouts",
             f"final cwnd    {self.final_cwnd} segments",
+            *([] if self.ce_marked is None else
+              [f"ECN           {self.ce_marked} packets marked CE by the bottleneck queue"]),
             f"packets       {self.packets} on the wire; simulated in {self.wall_s:.2f} s",
         ])
 
@@ -209,7 +212,9 @@ def transfer(nbytes: int, *, seed: int = 1, link: LinkParams | None = None,
         final_cwnd=getattr(conn[0], "cwnd_segments", 0) if conn else 0,
         rto_count=getattr(conn[0], "rto_count", 0) if conn else 0, wall_s=wall,
         trace=conn[0].trace if conn else [], never_opened=never,
-        started_us=st.get("connecting", 0))
+        started_us=st.get("connecting", 0),
+        ce_marked=None if link is None or link.ecn_mark_bytes is None
+        else net.link(src, dst).stats.ce_marked)
 
 
 def _never_opened(net: Network, failed_us: int, err: int) -> str:
