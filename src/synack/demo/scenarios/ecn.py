@@ -124,6 +124,7 @@ def ecn_marking(seed: int = 1, *, nbytes: int = 100_000) -> Outcome:
         "mark_threshold_segments": round(MARK_BYTES / (len(data[0].seg.payload) + 52))
         if data else 0,
         "cc": str(c.cfg["net.ipv4.tcp_congestion_control"]),
+        "server_ecn": s.cfg.int("net.ipv4.tcp_ecn"),
     }
     # The ssthresh comes from the cwnd when the ECE is handled: synack applies the ACK
     # (slow start adds what it acknowledges) before its ECE, so say so when that shows.
@@ -131,35 +132,37 @@ def ecn_marking(seed: int = 1, *, nbytes: int = 100_000) -> Outcome:
     grew_en = grew_zh = ""
     if c0 is not None and f["ssthresh"] != max(c0 * 717 // 1024, 2):
         c1 = c0 + f["cut_acked_segments"]
-        grew_en = (f" The ACK that carries it first acknowledges {f['cut_acked_segments']} more"
-                   f" segment(s), which slow start adds to the window: cwnd = {c0} +"
+        n = f["cut_acked_segments"]
+        grew_en = (f" The ACK that carries it first acknowledges {n} more"
+                   f" segment{'' if n == 1 else 's'}, which slow start adds to the window:"
+                   f" cwnd = {c0} +"
                    f" {f['cut_acked_segments']} = {c1}.")
         grew_zh = (f"携带它的 ACK 先确认了 {f['cut_acked_segments']} 个报文段，慢启动把它们加进"
                    f"窗口：cwnd = {c0} + {f['cut_acked_segments']} = {c1}。")
     f["cwnd_reduced_from"] = c1
     late = f["reductions"] - f["cwr_segments"]
-    late_en = (f" The last {late} came after the last new data had left: no segment was left"
-               " to carry its CWR." if late > 0 else "")
-    late_zh = (f"最后 {late} 次发生在最后的新数据发出之后：没有报文段可以带它的 CWR。"
+    late_en = (f" A reduction made after the last new data has left has no segment to carry"
+               f" its CWR: {late} here." if late > 0 else "")
+    late_zh = (f"最后的新数据发出之后才发生的减小没有报文段可以携带 CWR：这里有 {late} 次。"
                if late > 0 else "")
     en = f"""
-The client has net.ipv4.tcp_ecn = 1: its SYN asks for ECN with ECE and CWR both set (RFC 3168 section 6.1.1, an "ECN-setup SYN"). The server has Linux's default 2, which agrees when asked: its SYN,ACK carries ECE alone. From then on the client's new data leaves ECT(0) in the IP header's ECN field (the low two bits of the TOS byte); SYNs, pure ACKs and retransmissions stay Not-ECT.
+The client has net.ipv4.tcp_ecn = 1: its SYN asks for ECN with ECE and CWR both set (RFC 3168 section 6.1.1, an "ECN-setup SYN"). The server has Linux's default {f['server_ecn']}, which agrees when asked: its SYN,ACK carries ECE alone. From then on the client's new data leaves ECT(0) in the IP header's ECN field (the low two bits of the TOS byte); SYNs, pure ACKs and retransmissions stay Not-ECT.
 The link towards the server is a {f['rate_mbps']} Mbit/s bottleneck whose queue marks like an AQM qdisc with ecn (RED, CoDel): above {f['backlog_mark']} bytes of backlog (about {f['mark_threshold_segments']} segments) an ECT packet is marked CE (both ECN bits set) instead of being dropped; a Not-ECT one would be dropped.
 The client writes {f['sent']} bytes. Slow start fills the queue: data segment {f['ce_index']} (seq={f['ce_seq']}) leaves at {f['ce_sent_ms']:.3f} ms and arrives at {f['ce_arrived_ms']:.3f} ms marked CE [CE]; the ladder shows the packets as sent, the mark is made in the queue. The server does not slow down anything itself: it echoes the news with ECE on its ACKs, the first at {f['ece_sent_ms']:.3f} ms (ack={f['ece_ack']}), and keeps setting ECE until a segment with CWR arrives. The queue marked {f['ce_marked']} packets in all; the server sent {f['ece_acks']} ACKs with ECE.
-The first ECE reaches the client at {f['ece_arrives_ms']:.3f} ms. Its cwnd is {c0}.{grew_en} It reacts as to one loss, at most once per window of data (Linux tcp_enter_cwr()): {f['cc']} sets ssthresh = cwnd x 0.7 = {c1} x 0.7 = {f['ssthresh']} (717/1024, RFC 9438), and cwnd goes down to {f['cwnd_after']}. Its next new data segment (seq={f['cwr_seq']}, at {f['cwr_sent_ms']:.3f} ms) carries CWR, which tells the server to stop echoing. ECE reduced the window {f['reductions']} times in the run; {f['cwr_segments']} data segments carried CWR.{late_en}
+The first ECE reaches the client at {f['ece_arrives_ms']:.3f} ms. Its cwnd is {c0}.{grew_en} It reacts as to one loss, at most once per window of data (Linux tcp_enter_cwr()): {f['cc']} sets ssthresh = cwnd x 0.7 = {c1} x 0.7 = {f['ssthresh']} (717/1024, RFC 9438), and cwnd goes down to {f['cwnd_after']}. Its next new data segment (seq={f['cwr_seq']}, at {f['cwr_sent_ms']:.3f} ms) carries CWR, which tells the server to stop echoing. Window reductions by ECE in the run: {f['reductions']}; data segments with CWR: {f['cwr_segments']}.{late_en}
 Nothing was lost: {f['lost']} packets dropped, {f['retransmissions']} retransmissions, and the server received all {f['received']} bytes. Without ECN the same queue would have had to drop a segment to say the same thing, and the sender would have learned it only from duplicate ACKs or a timeout.
 """
     zh = f"""
-显式拥塞通知（ECN）。客户端设置了 net.ipv4.tcp_ecn = 1：它的 SYN 同时置 ECE 和 CWR，请求使用 ECN（RFC 3168 第 6.1.1 节，"ECN-setup SYN"）。服务端是 Linux 的默认值 2，对方请求时同意：它的 SYN,ACK 只置 ECE。此后客户端的新数据在 IP 首部的 ECN 字段（TOS 字节的低两位）标为 ECT(0)；SYN、纯 ACK 和重传仍是 Not-ECT。
+显式拥塞通知（ECN）。客户端设置了 net.ipv4.tcp_ecn = 1：它的 SYN 同时置 ECE 和 CWR，请求使用 ECN（RFC 3168 第 6.1.1 节，"ECN-setup SYN"）。服务端是 Linux 的默认值 {f['server_ecn']}，对方请求时同意：它的 SYN,ACK 只置 ECE。此后客户端的新数据在 IP 首部的 ECN 字段（TOS 字节的低两位）标为 ECT(0)；SYN、纯 ACK 和重传仍是 Not-ECT。
 通往服务端的链路是 {f['rate_mbps']} Mbit/s 的瓶颈，它的队列像开启 ecn 的 AQM 队列规则（RED、CoDel）那样标记：积压超过 {f['backlog_mark']} 字节（约 {f['mark_threshold_segments']} 个报文段）时，ECT 报文被标为 CE（两个 ECN 位都置 1），而不是被丢弃；Not-ECT 报文则会被丢弃。
 客户端写入 {f['sent']} 字节。慢启动把队列填满：第 {f['ce_index']} 个数据报文段（seq={f['ce_seq']}）在 {f['ce_sent_ms']:.3f} ms 发出，{f['ce_arrived_ms']:.3f} ms 到达时带着 CE [CE]；梯形图画的是发出时的报文，标记是在队列里打上的。服务端自己不减速：它在 ACK 上置 ECE 把消息传回去，第一个在 {f['ece_sent_ms']:.3f} ms（ack={f['ece_ack']}），并一直置 ECE，直到收到带 CWR 的报文段。队列一共标记了 {f['ce_marked']} 个报文；服务端发出 {f['ece_acks']} 个带 ECE 的 ACK。
-第一个 ECE 在 {f['ece_arrives_ms']:.3f} ms 到达客户端。此时它的 cwnd 是 {c0}。{grew_zh}客户端像遇到一次丢包那样反应，每个数据窗口最多一次（Linux tcp_enter_cwr()）：{f['cc']} 设 ssthresh = cwnd x 0.7 = {c1} x 0.7 = {f['ssthresh']}（717/1024，RFC 9438），cwnd 降到 {f['cwnd_after']}。它的下一个新数据报文段（seq={f['cwr_seq']}，{f['cwr_sent_ms']:.3f} ms）带 CWR，通知服务端停止回显。本次运行中 ECE 使窗口减小了 {f['reductions']} 次；{f['cwr_segments']} 个数据报文段带 CWR。{late_zh}
+第一个 ECE 在 {f['ece_arrives_ms']:.3f} ms 到达客户端。此时它的 cwnd 是 {c0}。{grew_zh}客户端像遇到一次丢包那样反应，每个数据窗口最多一次（Linux tcp_enter_cwr()）：{f['cc']} 设 ssthresh = cwnd x 0.7 = {c1} x 0.7 = {f['ssthresh']}（717/1024，RFC 9438），cwnd 降到 {f['cwnd_after']}。它的下一个新数据报文段（seq={f['cwr_seq']}，{f['cwr_sent_ms']:.3f} ms）带 CWR，通知服务端停止回显。本次运行中 ECE 使窗口减小了 {f['reductions']} 次；带 CWR 的数据报文段：{f['cwr_segments']} 个。{late_zh}
 没有任何丢失：丢弃 {f['lost']} 个报文，重传 {f['retransmissions']} 次，服务端收到全部 {f['received']} 字节。没有 ECN 时，同一个队列只能丢掉一个报文段来传达同样的信息，发送方要靠重复 ACK 或超时才能知道。
 """
     return Outcome("ecn", "ECN marking without loss", L.ladder(steps), en, [
-        knob(c.cfg, "net.ipv4.tcp_ecn", "client: 1 asks for ECN in its SYN; the server has 2:"
-             " agrees when asked (Linux's default)",
-             "客户端：1 在 SYN 中请求 ECN；服务端是 2：对方请求时同意（Linux 的默认值）"),
+        knob(c.cfg, "net.ipv4.tcp_ecn", f"client: 1 asks for ECN in its SYN; the server has"
+             f" {f['server_ecn']}: agrees when asked (Linux's default)",
+             f"客户端：1 在 SYN 中请求 ECN；服务端是 {f['server_ecn']}：对方请求时同意（Linux 的默认值）"),
         knob(c.cfg, "net.ipv4.tcp_ecn_fallback", "1: a retransmitted SYN drops ECE and CWR",
              "1：重传的 SYN 去掉 ECE 和 CWR"),
         knob(c.cfg, "net.ipv4.tcp_congestion_control", "sets ssthresh on ECE (cubic: x 0.7)",
