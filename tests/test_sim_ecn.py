@@ -13,10 +13,11 @@ import pytest
 from synack.config import Sysctl
 from synack.demo.scenarios.base import CLIENT6, SERVER6, drain, lab
 from synack.sim import LinkParams
-from synack.sim.link import LinkDirection, ip_ecn, mark_ce
+from synack.sim.link import LinkDirection
 from synack.tcp.ecn import CE, ECT0, ECT1, NOT_ECT
 from synack.tcp.state import State
 from synack.wire.checksum import internet_checksum
+from synack.wire.ecn import ip_ecn, mark_ce
 from synack.wire.ipv4 import parse_ipv4
 from synack.wire.ipv6 import parse_tcp6_packet
 from synack.wire.tcp import CWR, ECE

@@ -56,10 +56,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from synack.wire.checksum import internet_checksum
+from synack.wire.ecn import CE, NOT_ECT, ip_ecn, mark_ce
 
 IPV4_MIN_HEADER = 20  # RFC 791: IHL is at least 5 32-bit words
-NOT_ECT, ECT1, ECT0, CE = 0, 1, 2, 3     # the IP header's ECN field (RFC 3168 section 5)
 
 
 @dataclass(frozen=True)
@@ -241,31 +240,6 @@ class LinkDirection:
         if duplicate:
             stats.duplicated += 1
         return Transit(fate, arrival, delivered, reordered, duplicate)
-
-
-def ip_ecn(data: bytes) -> int:
-    """The ECN field of an IPv4 or IPv6 packet (RFC 3168 section 5): the low two bits
-    of the IPv4 TOS byte or of the IPv6 traffic class."""
-    if len(data) < 2:
-        return NOT_ECT
-    if data[0] >> 4 == 6:
-        return data[1] >> 4 & 3
-    return data[1] & 3
-
-
-def mark_ce(data: bytes) -> bytes:
-    """``data`` with its ECN field set to CE; an IPv4 header checksum recomputed
-    (IPv6 has none, and TCP's pseudo-header does not cover the field)."""
-    out = bytearray(data)
-    if out[0] >> 4 == 6:
-        out[1] |= CE << 4
-        return bytes(out)
-    out[1] |= CE
-    hlen = max((out[0] & 0x0F) * 4, IPV4_MIN_HEADER)
-    if len(out) >= hlen:
-        out[10:12] = b"\0\0"
-        out[10:12] = internet_checksum(out[:hlen]).to_bytes(2, "big")
-    return bytes(out)
 
 
 def _flip_bit_after_header(data: bytes, u: float) -> bytes | None:

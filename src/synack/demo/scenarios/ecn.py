@@ -8,16 +8,15 @@ from typing import Any
 from synack.config import Sysctl
 from synack.demo.scenarios.base import CLIENT, MS, SECOND, SERVER, Outcome, drain, knob, lab
 from synack.sim import LinkParams
-from synack.sim.link import CE, ip_ecn
 from synack.tcp.state import State
 from synack.trace.ladder import SegmentStep
+from synack.wire.ecn import CE, NAMES, ip_ecn
 from synack.wire.ipv4 import parse_tcp_packet
 from synack.wire.tcp import CWR, ECE, SYN
 
 ONE_WAY_US = 10 * MS          # lab()'s link delay
 RATE_BPS = 10_000_000         # the bottleneck, client -> server
 MARK_BYTES = 15_000           # the AQM marks CE above this backlog (about 10 segments)
-ECN_NAMES = {0: "Not-ECT", 1: "ECT(1)", 2: "ECT(0)", 3: "CE"}
 
 
 def ecn_marking(seed: int = 1, *, nbytes: int = 100_000) -> Outcome:
@@ -98,7 +97,7 @@ def ecn_marking(seed: int = 1, *, nbytes: int = 100_000) -> Outcome:
         "syn_flags": syn.flags & (ECE | CWR), "synack_flags": synack.flags & (ECE | CWR),
         "ecn_ok": conn.ecn is not None and conn.ecn.ok,
         "sent": st.get("sent", 0), "received": st["got"], "segments": len(data),
-        "data_ect": sorted({ECN_NAMES[ip_ecn(r.data)] for r in data_recs}),
+        "data_ect": sorted({NAMES[ip_ecn(r.data)] for r in data_recs}),
         "ce_marked": len(marked), "link_ce_marked": net.link(CLIENT, SERVER).stats.ce_marked,
         "ce_index": ce_index,
         "ce_seq": first_ce_step.seg.seq if first_ce_step is not None else None,
