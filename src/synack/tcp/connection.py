@@ -35,7 +35,6 @@ handles ICMP errors about our segments (PMTU, unreachable).
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, replace
 
 from synack import seq as sq
 from synack.config import Sysctl
@@ -51,14 +50,21 @@ from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.receiver import Receiver
+from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
+    DEFAULT_OPTS,
+    SockOpts,
+    StateChange,
+    TracePoint,
+)
 from synack.tcp.recovery import Recovery
+from synack.tcp.replies import RepliesMixin
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import Sender, shared
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
-from synack.wire.tcp import ACK, ECE, RST, SYN, TcpSegment, make_segment
+from synack.wire.tcp import ACK, ECE, SYN, TcpSegment, make_segment
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 SECOND = 1_000_000
@@ -68,78 +74,8 @@ _CAN_RECEIVE = tuple(CAN_RECEIVE)
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 
 
-@dataclass(slots=True)
-class SockOpts:
-    """Per-socket options, named after their Linux constants (None: use the sysctl).
-
-    Copy-on-write: one record is shared by sockets with the same options (every new
-    socket starts with :data:`DEFAULT_OPTS`; a listener's children share its record),
-    so ``setsockopt`` sets a :meth:`copy` on the socket and its connection and never
-    edits a record in place.
-    """
-
-    keepalive: bool = False          # SO_KEEPALIVE
-    keepidle: int | None = None      # TCP_KEEPIDLE, seconds
-    keepintvl: int | None = None     # TCP_KEEPINTVL, seconds
-    keepcnt: int | None = None       # TCP_KEEPCNT
-    linger: int | None = None        # SO_LINGER seconds when on, None when off
-    nodelay: bool = False            # TCP_NODELAY
-    maxseg: int | None = None        # TCP_MAXSEG
-    rcvbuf: int | None = None        # SO_RCVBUF as stored (Linux doubles the value set)
-    sndbuf: int | None = None        # SO_SNDBUF as stored
-    cork: bool = False               # TCP_CORK
-    congestion: str | None = None    # TCP_CONGESTION
-    oobinline: bool = False          # SO_OOBINLINE
-    syncnt: int | None = None        # TCP_SYNCNT
-    fastopen_qlen: int | None = None  # TCP_FASTOPEN: a listener's Fast Open queue bound
-    fastopen_key: tuple[bytes, ...] | None = None  # TCP_FASTOPEN_KEY (primary, backup)
-    fastopen_connect: bool = False   # TCP_FASTOPEN_CONNECT
-    fastopen_no_cookie: bool = False  # TCP_FASTOPEN_NO_COOKIE
-    zerocopy: bool = False           # SO_ZEROCOPY
-    mark: int = 0                    # SO_MARK (kept, not used: synack does no routing)
-    inq: bool = False                # TCP_INQ: recvmsg() adds a TCP_CM_INQ cmsg
-    notsent_lowat: int | None = None  # TCP_NOTSENT_LOWAT, bytes
-    user_timeout: int = 0            # TCP_USER_TIMEOUT, ms (0: off)
-    window_clamp: int = 0            # TCP_WINDOW_CLAMP, bytes (0: none)
-    rcvlowat: int = 1                # SO_RCVLOWAT, bytes
-    tos: int = 0                     # IP_TOS (the ECN bits are the stack's)
-    defer_accept: int = 0            # TCP_DEFER_ACCEPT, in SYN,ACK retransmissions
-    freebind: bool = False           # IP_FREEBIND
-
-    def copy(self) -> SockOpts:
-        """A record of one's own, to change."""
-        return replace(self)
-
-
-DEFAULT_OPTS = SockOpts()   # shared: never edited (see SockOpts)
-
-
-@dataclass(frozen=True, slots=True)
-class TracePoint:
-    """Congestion state after one ACK or timeout, for time-sequence and cwnd plots."""
-
-    now: int
-    event: str            # "ack" or "rto"
-    cwnd: int             # segments
-    ssthresh: int         # segments
-    srtt: int | None      # microseconds
-    rto: int              # microseconds, backed off
-    snd_una: int
-    ca_state: str
-
-
-@dataclass(frozen=True, slots=True)
-class StateChange:
-    """One transition of one connection, for logs, ladders and timelines."""
-
-    now: int
-    old: State
-    new: State
-    why: str
-
-
 class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
-                 EcnMixin):
+                 EcnMixin, RepliesMixin):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
@@ -362,63 +298,6 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         if self.mem_charged:
             self.cfg.mem_add(-self.mem_charged)
             self.mem_charged = 0
-
-    def _oow_limited(self, seg: TcpSegment, now: int, counter: str) -> bool:
-        """Whether an ACK in answer to the invalid ``seg`` must wait (Linux
-        tcp_oow_rate_limited()): a segment carrying data is always answered (it is not
-        part of an ACK loop); anything else at most once per tcp_invalid_ratelimit."""
-        if seg.payload and not seg.flags & SYN:
-            return False
-        return self._oow_rate_limited(now, counter)
-
-    def _oow_rate_limited(self, now: int, counter: str) -> bool:
-        # Linux __tcp_oow_rate_limited(): per connection, one answer per interval.
-        last = self.last_oow_ack
-        if last >= 0 and 0 <= now - last < self.cfg.int("net.ipv4.tcp_invalid_ratelimit") * 1000:
-            self.cfg.mib[counter] += 1
-            return True
-        self.last_oow_ack = now
-        return False
-
-    def _send_challenge_ack(self, now: int) -> None:
-        """RFC 5961 3.2 / 4.2 / 5.2, limited as Linux tcp_send_challenge_ack() limits it:
-        first per connection, then by the host-wide budget of tcp_challenge_ack_limit a
-        second (drawn at random between half and one and a half times the limit, so that
-        an attacker cannot count it; no budget at all when the limit is 2^31 - 1)."""
-        cfg = self.cfg
-        if self._oow_rate_limited(now, "TcpExtTCPACKSkippedChallenge"):
-            return
-        limit = cfg.int("net.ipv4.tcp_challenge_ack_limit")
-        if limit != 2**31 - 1:
-            budget = cfg.challenge_budget
-            second = now // 1_000_000
-            if budget[0] != second:
-                # The draw: this connection's random timestamp offset mixed with the
-                # second (the core has no random source of its own).
-                mix = (self.neg.ts_offset ^ (second * 2654435761)) & 0xFFFFFFFF
-                budget[0], budget[1] = second, (limit + 1) // 2 + (mix % limit if limit else 0)
-            if budget[1] <= 0:
-                return
-            budget[1] -= 1
-        cfg.mib["TcpExtTCPChallengeACK"] += 1
-        self._send_ack()
-
-    def _send_reset_reply(self, seg: TcpSegment) -> None:
-        """RST in reply to ``seg`` (RFC 9293 3.10.7.1), built as Linux tcp_v4_send_reset()
-        builds it: <SEQ=SEG.ACK><CTL=RST>, or <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-        without an ACK, and a zero window either way."""
-        if seg.flags & ACK:
-            rst = TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=seg.ack,
-                             flags=RST)
-        else:
-            rst = TcpSegment(src_port=self.local[1], dst_port=self.remote[1], seq=0,
-                             ack=sq.add(seg.seq, seg.seg_len), flags=RST | ACK)
-        self._emit(rst)
-        self.segs_out += 1
-
-    def _send_active_reset(self) -> None:
-        # Linux tcp_send_active_reset(): RST|ACK at SND.NXT acknowledging RCV.NXT.
-        self._segment(RST | ACK, self.snd.snd_nxt)
 
     def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
         neg = self.neg
