@@ -54,7 +54,6 @@ the error in ``SO_ERROR``). So ``select``, ``poll``, ``epoll``,
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket as _socket
 import time
 import warnings
@@ -74,6 +73,7 @@ from synack.resolve import (  # noqa: F401 - re-exported: the stdlib's resolver 
     getnameinfo,
 )
 from synack.sockattrs import SocketAttrsMixin, _check_timeout
+from synack.sockcheck import check_address, check_address6
 from synack.socketfile import SocketIO, make_file  # noqa: F401 - SocketIO re-exported
 from synack.sockopts import oserror as _oserror
 from synack.tcp.state import State
@@ -151,60 +151,6 @@ def setdefaulttimeout(value: float | None) -> None:
     """Set the timeout new sockets start with."""
     global _default_timeout
     _default_timeout = _check_timeout(value)
-
-
-def check_address(address: Any, call: str, host: Host | None = None) -> tuple[str, int]:
-    """Check an AF_INET address as the stdlib does; a name is resolved by
-    :mod:`synack.resolve` (/etc/hosts, DNS over synack), never by the kernel's."""
-    if not isinstance(address, tuple):
-        raise TypeError(f"AF_INET address must be tuple, not {type(address).__name__}")
-    if len(address) != 2:
-        raise TypeError("AF_INET address must be a pair (host, port)")
-    ip, port = address
-    if isinstance(ip, (bytes, bytearray)):
-        ip = bytes(ip).decode("idna")
-    if not isinstance(ip, str):
-        raise TypeError(f"str, bytes or bytearray expected, not {type(ip).__name__}")
-    if not isinstance(port, int) or isinstance(port, bool):
-        raise TypeError(f"'{type(port).__name__}' object cannot be interpreted as an integer")
-    if not 0 <= port <= 0xFFFF:
-        raise OverflowError(f"{call}(): port must be 0-65535.")
-    if ip in ("", "0.0.0.0"):
-        return "0.0.0.0", port
-    try:
-        return str(ipaddress.IPv4Address(ip)), port
-    except ValueError:
-        return _resolve.lookup(ip, host)[2][0], port
-
-
-def check_address6(address: Any, call: str,
-                   host: Host | None = None) -> tuple[str, int, int, int]:
-    """Check an AF_INET6 address as the stdlib does: ``(host, port[, flowinfo[,
-    scope_id]])`` with an IPv6 literal ("" is ::) or a name, resolved to its first
-    IPv6 address by :mod:`synack.resolve`."""
-    if not isinstance(address, tuple):
-        raise TypeError(f"AF_INET6 address must be tuple, not {type(address).__name__}")
-    if not 2 <= len(address) <= 4:
-        raise TypeError("AF_INET6 address must be a tuple (host, port[, flowinfo[, scopeid]])")
-    ip, port, flowinfo, scope_id = (*address, 0, 0)[:4]
-    if isinstance(ip, (bytes, bytearray)):
-        ip = bytes(ip).decode("idna")
-    if not isinstance(ip, str):
-        raise TypeError(f"str, bytes or bytearray expected, not {type(ip).__name__}")
-    for v in (port, flowinfo, scope_id):
-        if not isinstance(v, int) or isinstance(v, bool):
-            raise TypeError(f"'{type(v).__name__}' object cannot be interpreted as an integer")
-    if not 0 <= port <= 0xFFFF:
-        raise OverflowError(f"{call}(): port must be 0-65535.")
-    if not 0 <= flowinfo <= 0xFFFFF:
-        raise OverflowError(f"{call}(): flowinfo must be 0-1048575.")
-    try:
-        packed = _socket.inet_pton(AF_INET6, ip or "::")
-    except OSError:
-        if ":" in ip or not ip:
-            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
-        return _resolve.lookup_all(ip, host, AF_INET6)[2][0], port, flowinfo, scope_id
-    return _socket.inet_ntop(AF_INET6, packed), port, flowinfo, scope_id
 
 
 class socket(SocketAttrsMixin):
