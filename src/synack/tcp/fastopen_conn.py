@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp import fastopen as fo
+from synack.tcp.icmp_errors import ip_tcp_headers
 from synack.tcp.state import Event, State
 from synack.wire.tcp import FIN, TcpSegment
 
@@ -40,7 +41,7 @@ class FastOpenMixin:
     def syn_data_room(self: Connection, cached_mss: int) -> int:
         """Bytes of data a SYN may carry (Linux tcp_send_syn_data(): the MSS for the
         path, clamped by the cached and the user's MSS, less MAX_TCP_OPTION_SPACE)."""
-        mss = self.pmtu - 40
+        mss = self.pmtu - ip_tcp_headers(self.local[0])   # __tcp_mtu_to_mss(): per family
         if cached_mss:
             mss = min(mss, cached_mss)
         if self.opts.maxseg:
