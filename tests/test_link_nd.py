@@ -42,7 +42,7 @@ def ns_from_them(target: str = US, *, hop_limit: int = 255, src: str = THEM,
 
 
 def test_a_solicitation_for_us_is_answered_and_teaches_the_sender() -> None:
-    r = NdResolver(OUR_MAC, US)
+    r = NdResolver(OUR_MAC, US, dad_transmits=0)
     r.receive(ns_from_them(), now=0)
     (frame, gso), = r.transmit()
     dst, etype, hdr, msg = nd_of(frame)
@@ -55,7 +55,7 @@ def test_a_solicitation_for_us_is_answered_and_teaches_the_sender() -> None:
 
 
 def test_solicitations_for_others_or_from_routers_are_not_answered() -> None:
-    r = NdResolver(OUR_MAC, US)
+    r = NdResolver(OUR_MAC, US, dad_transmits=0)
     r.receive(ns_from_them("2001:db8::77"), now=0)
     r.receive(ns_from_them(hop_limit=64), now=0)       # came through a router: RFC 4861 7.1.1
     assert r.transmit() == []
@@ -63,7 +63,7 @@ def test_solicitations_for_others_or_from_routers_are_not_answered() -> None:
 
 
 def test_duplicate_address_detection_gets_an_unsolicited_advert_to_all_nodes() -> None:
-    r = NdResolver(OUR_MAC, US)
+    r = NdResolver(OUR_MAC, US, dad_transmits=0)
     r.receive(ns_from_them(src="::", lladdr=b""), now=0)
     (frame, _), = r.transmit()
     dst, _etype, hdr, msg = nd_of(frame)
@@ -71,7 +71,7 @@ def test_duplicate_address_detection_gets_an_unsolicited_advert_to_all_nodes() -
 
 
 def test_resolution_solicits_three_times_a_second_apart_then_gives_up() -> None:
-    r = NdResolver(OUR_MAC, US)
+    r = NdResolver(OUR_MAC, US, dad_transmits=0)
     packet = build_tcp6_packet(US, THEM, TcpSegment(1, 2, 3, 0, SYN, 100))
     assert r.output(packet, THEM, now=0) is None        # queued
     times = []
@@ -92,7 +92,7 @@ def test_resolution_solicits_three_times_a_second_apart_then_gives_up() -> None:
 
 
 def test_an_advertisement_releases_the_queue() -> None:
-    r = NdResolver(OUR_MAC, US)
+    r = NdResolver(OUR_MAC, US, dad_transmits=0)
     packet = build_tcp6_packet(US, THEM, TcpSegment(1, 2, 3, 0, SYN, 100))
     r.output(packet, THEM, now=0, gso_size=0)
     r.transmit()
@@ -106,7 +106,7 @@ def test_an_advertisement_releases_the_queue() -> None:
 
 
 def test_mld_and_router_chatter_is_swallowed_and_counted() -> None:
-    r = NdResolver(OUR_MAC, US)
+    r = NdResolver(OUR_MAC, US, dad_transmits=0)
     mld = encode_ipv6(IPv6Header("fe80::1", "ff02::16", proto=58, hop_limit=1,
                                  extensions=((0, bytes.fromhex("050200000100")),)),
                       bytes((143, 0, 0, 0)) + bytes(4))
@@ -118,3 +118,74 @@ def test_mld_and_router_chatter_is_swallowed_and_counted() -> None:
     assert r.stats["nd ignored"] == 2 and r.transmit() == []
     r.receive(b"\x60garbage", now=0)
     assert r.stats["nd dropped truncated"] == 1
+
+
+# ---------------------------------------------------------------- duplicate address detection
+def _dad_start(r: NdResolver) -> bytes:
+    """Tick a fresh resolver at 0 and return the one frame it sends (its DAD solicitation)."""
+    assert r.next_deadline() == 0                       # DAD has not started: due at once
+    r.tick(now=0)
+    (frame, gso), = r.transmit()
+    assert gso == 0
+    return frame
+
+
+def test_dad_first_sends_one_solicitation_from_the_unspecified_address() -> None:
+    r = NdResolver(OUR_MAC, US)
+    dst, etype, hdr, msg = nd_of(_dad_start(r))
+    assert (dst, etype) == ("33:33:ff:00:00:02", "86dd")
+    assert (hdr.src, hdr.dst, hdr.hop_limit) == ("::", solicited_node(US), 255)
+    assert msg == NdMessage(NEIGHBOR_SOLICIT, US)       # target us, no source link-layer option
+    assert r.dad == "tentative" and r.next_deadline() == 1_000_000
+
+
+def test_dad_without_answer_makes_the_address_usable_and_releases_held_packets() -> None:
+    r = NdResolver(OUR_MAC, US)
+    _dad_start(r)
+    packet = build_tcp6_packet(US, THEM, TcpSegment(1, 2, 3, 0, SYN, 100))
+    assert r.output(packet, THEM, now=10) is None       # held: the address is tentative
+    r.receive(ns_from_them(), now=20)                   # not answered while tentative
+    assert r.transmit() == []
+    r.tick(now=999_999)
+    assert r.dad == "tentative" and r.transmit() == []
+    r.tick(now=1_000_000)
+    assert r.dad == "preferred" and r.stats["ipv6 dad completed"] == 1
+    # The held packet now resolves its next hop: a normal solicitation from our address.
+    (frame, _), = r.transmit()
+    _dst, _e, hdr, msg = nd_of(frame)
+    assert (hdr.src, msg.target, msg.source_lladdr) == (US, THEM, mac_aton(OUR_MAC))
+    na = NdMessage(NEIGHBOR_ADVERT, THEM, NA_SOLICITED | NA_OVERRIDE,
+                   target_lladdr=mac_aton(THEIR_MAC))
+    r.receive(build_icmp6_packet(THEM, US, na), now=1_000_500)
+    (frame, _), = r.transmit()
+    assert frame[:6] == mac_aton(THEIR_MAC) and frame[14:] == packet
+    r.receive(ns_from_them(), now=1_000_600)            # and solicitations are answered now
+    (frame, _), = r.transmit()
+    assert nd_of(frame)[3].type == NEIGHBOR_ADVERT
+
+
+def test_dad_an_advertisement_for_our_address_means_a_duplicate() -> None:
+    r = NdResolver(OUR_MAC, US)
+    _dad_start(r)
+    packet = build_tcp6_packet(US, THEM, TcpSegment(1, 2, 3, 0, SYN, 100))
+    r.output(packet, THEM, now=10)
+    na = NdMessage(NEIGHBOR_ADVERT, US, NA_OVERRIDE, target_lladdr=mac_aton(THEIR_MAC))
+    r.receive(build_icmp6_packet(US, "ff02::1", na), now=500_000)
+    assert r.dad == "failed" and r.stats["ipv6 dad failed"] == 1
+    assert r.stats["ipv6 dropped (dad failed)"] == 1    # the held packet
+    assert r.next_deadline() is None
+    r.tick(now=2_000_000)
+    assert r.dad == "failed" and r.transmit() == []
+    assert r.output(packet, THEM, now=2_000_000) is None and r.transmit() == []
+    assert r.stats["ipv6 dropped (dad failed)"] == 2
+    r.receive(ns_from_them(), now=2_000_000)            # the address is not ours to answer for
+    assert r.transmit() == []
+
+
+def test_dad_a_solicitation_from_unspecified_for_our_address_means_a_duplicate() -> None:
+    r = NdResolver(OUR_MAC, US)
+    _dad_start(r)
+    r.receive(ns_from_them(src="2001:db8::99"), now=1)  # resolution by another node: ignored
+    assert r.dad == "tentative" and r.transmit() == []
+    r.receive(ns_from_them(src="::", lladdr=b""), now=2)   # another node's DAD at the same time
+    assert r.dad == "failed" and r.stats["ipv6 dad failed"] == 1 and r.transmit() == []

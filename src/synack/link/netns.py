@@ -25,6 +25,7 @@ import ipaddress
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -265,6 +266,8 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
                   kernel_addr6=getattr(args, "kernel_addr6", "2001:db8::1/64") if v6 else None,
                   synack_addr6=getattr(args, "synack_addr6", "2001:db8::2") if v6 else None)
         with lab as link:
+            if isinstance(link, TapLink):
+                link.on_warning = _warn
             yield args.synack_addr, _impaired(link, params, args)
         return
     if args.tun:
@@ -282,6 +285,11 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
         yield str(iface.ip), _impaired(link, params, args)
     finally:
         link.close()
+
+
+def _warn(line: str) -> None:
+    """A link's one-line warning (duplicate address detection failed), on stderr."""
+    print(f"synack: {line}", file=sys.stderr)
 
 
 def _impaired(link: TapLink | TunLink, params: LinkParams | None,

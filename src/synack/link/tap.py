@@ -8,6 +8,9 @@ kept. With an IPv6 address (``addr6``) synack answers and sends Neighbor
 Discovery through :class:`~synack.link.nd.NdResolver` (ARP's twin), which also
 swallows and counts the link's MLD and router chatter; other IPv6 packets go to
 the stack. Without ``addr6`` IPv6 is dropped and counted in :attr:`TapLink.stats`.
+``addr6`` first goes through duplicate address detection (one second, as Linux):
+until then the stack's IPv6 output waits; if another node has the address, IPv6
+stays off ("ipv6 dad failed") and :attr:`TapLink.on_warning` gets one line.
 
 With ``offload=True`` the device carries a virtio-net header on every frame:
 incoming NEEDS_CSUM / DATA_VALID packets and GSO super-segments reach the stack
@@ -24,10 +27,11 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 
 from synack.link.arp import ArpResolver
 from synack.link.gro import Gro
-from synack.link.nd import NdResolver, is_link_chatter
+from synack.link.nd import DAD_FAILED, DAD_PREFERRED, NdResolver, is_link_chatter
 from synack.link.tundev import BATCH, TunTapDevice
 from synack.stack import Offload
 from synack.wire._addr import aton, aton6, ntoa, ntoa6
@@ -72,6 +76,7 @@ class TapLink:
         addr6: str | None = None,
         prefixlen6: int = 64,
         gateway6: str | None = None,
+        dad_transmits: int = 1,
     ) -> None:
         if not 0 <= prefixlen <= 32:
             raise ValueError(f"prefix length must be 0..32, not {prefixlen}")
@@ -95,7 +100,12 @@ class TapLink:
         if not 0 <= prefixlen6 <= 128:
             raise ValueError(f"IPv6 prefix length must be 0..128, not {prefixlen6}")
         self.addr6 = addr6
-        self.nd: NdResolver | None = NdResolver(self.mac, addr6) if addr6 else None
+        self.nd: NdResolver | None = (NdResolver(self.mac, addr6, dad_transmits=dad_transmits)
+                                      if addr6 else None)
+        #: Called once with a one-line reason when duplicate address detection fails
+        #: (the command layer prints it); None: only counted.
+        self.on_warning: Callable[[str], None] | None = None
+        self._dad_reported = False
         self._mask6 = ((1 << 128) - 1) ^ ((1 << (128 - prefixlen6)) - 1)
         self._net6 = int.from_bytes(aton6(addr6), "big") & self._mask6 if addr6 else 0
         self._gateway6 = gateway6
@@ -147,6 +157,10 @@ class TapLink:
                 packet = frame[eth_end:]
                 if is_link_chatter(packet):
                     nd.receive(packet, now=now)
+                    continue
+                if nd.dad != DAD_PREFERRED:
+                    # Linux delivers nothing to a tentative or failed address.
+                    stats["dropped IPv6 (address " + nd.dad + ")"] += 1
                     continue
                 if gro is not None:
                     plain.append(packet)
@@ -248,6 +262,12 @@ class TapLink:
                 self.stats["icmp6 address unreachable (nd failed)"] += 1
                 err = error_for6(packet, ICMP6_DEST_UNREACH, CODE_ADDR_UNREACH)
                 self._local.append(build_icmp6_packet(nd.ip, nd.ip, err))
+            if nd.dad == DAD_FAILED and not self._dad_reported:
+                self._dad_reported = True
+                self.stats["ipv6 dad failed"] += 1
+                if self.on_warning is not None:
+                    self.on_warning(f"IPv6 address {nd.ip} is already in use on the link "
+                                    "(duplicate address detection); IPv6 is off")
 
     def _send6(self, packet: bytes, gso: int, now: int) -> None:
         nd = self.nd
