@@ -144,6 +144,7 @@ def test_dad_without_answer_makes_the_address_usable_and_releases_held_packets()
     _dad_start(r)
     packet = build_tcp6_packet(US, THEM, TcpSegment(1, 2, 3, 0, SYN, 100))
     assert r.output(packet, THEM, now=10) is None       # held: the address is tentative
+    assert r.stats["ipv6 held (dad)"] == 1
     r.receive(ns_from_them(), now=20)                   # not answered while tentative
     assert r.transmit() == []
     r.tick(now=999_999)

@@ -107,6 +107,7 @@ class NdResolver(ArpResolver):
             self.stats["ipv6 dropped (dad failed)"] += 1
             return None
         self._held.append((packet, gso_size, next_hop))
+        self.stats["ipv6 held (dad)"] += 1
         self._held_bytes += len(packet)
         while self._held_bytes > self.queue_bytes and len(self._held) > 1:
             old, _, _ = self._held.popleft()

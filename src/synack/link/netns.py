@@ -267,7 +267,7 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
                   synack_addr6=getattr(args, "synack_addr6", "2001:db8::2") if v6 else None)
         with lab as link:
             if isinstance(link, TapLink):
-                link.on_warning = _warn
+                link.on_warning = print_warning
             yield args.synack_addr, _impaired(link, params, args)
         return
     if args.tun:
@@ -287,7 +287,7 @@ def open_link(args: argparse.Namespace) -> Iterator[tuple[str, TapLink | TunLink
         link.close()
 
 
-def _warn(line: str) -> None:
+def print_warning(line: str) -> None:
     """A link's one-line warning (duplicate address detection failed), on stderr."""
     print(f"synack: {line}", file=sys.stderr)
 
