@@ -98,7 +98,7 @@ def test_handshake_over_ipv6_mss_1440_header_40_flow_label() -> None:
     assert syn.mss == 1440 and synack.mss == 1440            # 1500 - 40 - 20
     assert (syn_h.src, syn_h.dst, syn_h.hop_limit) == (A6, B6, 64)
     assert len(seen[0]) == 40 + syn.data_offset * 4          # the fixed 40-byte header
-    # One flow label per direction, as Linux sends them (a hash of the 4-tuple).
+    # One flow label per direction (the SYN,ACK's is the accepted socket's too).
     labels = {parse_ipv6(p)[0].src: parse_ipv6(p)[0].flow_label for p in seen}
     assert all(0 < v <= 0xFFFFF for v in labels.values())
     assert all(parse_ipv6(p)[0].flow_label == labels[parse_ipv6(p)[0].src] for p in seen)
@@ -108,6 +108,42 @@ def test_handshake_over_ipv6_mss_1440_header_40_flow_label() -> None:
     assert a.getpeername(c) == (B6, 80, 0, 0)
     conn = a.connection(c)
     assert conn is not None and conn.mss == 1440 - 12        # less the timestamp option
+
+
+def test_flow_label_is_the_sockets_random_hash_redrawn_after_a_timeout() -> None:
+    # Linux: the label comes from sk_txhash, random per socket (net_tx_rndhash()) and
+    # drawn again after a retransmission timeout (sk_rethink_txhash(), net.core.txrehash
+    # = 1), so a new connection on the same 4-tuple, and a timed-out one, change label.
+    a, b = pair()
+    _lfd, c, fd = connect6(a, b)
+    local = a.getsockname(c)[1]
+    first: list[bytes] = []
+    a.send(c, b"x" * 100, now=10)
+    first += a.transmit(now=10)
+    label = parse_ipv6(first[0])[0].flow_label
+    conn = a.connection(c)
+    assert conn is not None
+    probe: list[bytes] = []
+    for _ in range(5):                   # never delivered: the loss probe, then the RTO
+        t = conn.timers.rtx
+        assert t is not None
+        a.tick(now=t)
+        if conn.rto_count:
+            break
+        probe += a.transmit(now=t)       # the tail loss probe keeps the label
+    assert conn.rto_count == 1 and probe
+    assert all(parse_ipv6(p)[0].flow_label == label for p in probe)
+    again = a.transmit(now=t)
+    assert again and all(parse_ipv6(p)[0].flow_label != label for p in again), (label, again)
+    # Replies outside a connection carry a hash of the flow: the same for the same flow.
+    rst1, rst2 = [], []
+    for out in (rst1, rst2):
+        stray = build_tcp6_packet(A6, B6, TcpSegment(src_port=local + 1, dst_port=81,
+                                                     seq=1, flags=SYN), hop_limit=64)
+        b.receive(stray, now=20)
+        out += b.transmit(now=20)
+    assert parse_ipv6(rst1[0])[0].flow_label == parse_ipv6(rst2[0])[0].flow_label != 0
+    del fd
 
 
 def test_auto_flowlabels_off_sends_label_zero() -> None:

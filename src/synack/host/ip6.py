@@ -19,9 +19,13 @@ MLD belong to the link (:mod:`synack.link.nd`); any that reach the host are
 dropped quietly and counted (``icmp6: ignored ND/MLD``), not counted as errors.
 
 Output: the IPv6 header carries the hop limit ``net.ipv6.conf.all.hop_limit`` and,
-with ``net.ipv6.auto_flowlabels``, a flow label hashed from the 4-tuple with a
-per-host secret (Linux ``ip6_make_flowlabel()``: one label per flow, so ECMP
-routers keep a connection on one path).
+with ``net.ipv6.auto_flowlabels``, a flow label (Linux ``ip6_make_flowlabel()``, one
+label per flow, so ECMP routers keep a connection on one path). A connection's label
+comes from Linux's ``sk_txhash``: random per socket (``net_tx_rndhash()``; a SYN queue
+entry draws it and the accepted connection keeps it), drawn again after each
+retransmission timeout (``sk_rethink_txhash()`` with ``net.core.txrehash`` = 1: a new
+label may find a new path around a failure). Replies outside a connection (a RST to a
+closed port, a TIME_WAIT ACK) carry a keyed hash of the 4-tuple.
 """
 
 from __future__ import annotations
@@ -87,7 +91,7 @@ class _Labels:
     """The flow-label secret and the labels of recent flows."""
 
     secret: bytes
-    cache: dict[tuple[str, int, str, int], int]
+    cache: dict[tuple[str, int, str, int], tuple[int, int]]   # 4-tuple -> (label, RTOs)
 
 
 class Ip6Mixin:
@@ -132,13 +136,7 @@ class Ip6Mixin:
         cfg = self.cfg
         label = 0
         if cfg.int("net.ipv6.auto_flowlabels") in (1, 3):
-            key = (src, seg.src_port, dst, seg.dst_port)
-            labels = self._label_state()
-            label = labels.cache.get(key, 0)
-            if not label:
-                if len(labels.cache) > 4096:
-                    labels.cache.clear()
-                label = labels.cache[key] = flow_label(labels.secret, *key)
+            label = self._flow_label_for((src, seg.src_port, dst, seg.dst_port))
         if dst == "::1" or dst == self.addr6:
             # Loopback (host/loopback.py): whole, with the pseudo-header sum only.
             self._lo.append(build_tcp6_packet(
@@ -161,6 +159,28 @@ class Ip6Mixin:
         self.stats["segments out"] += 1
         if seg.flags & RST:
             self.stats["resets sent"] += 1
+
+    def _flow_label_for(self: Stack, key: tuple[str, int, str, int]) -> int:
+        """The flow label of a segment from ``key`` (local ip, port, remote ip, port)."""
+        labels = self._label_state()
+        conn = self.conns.get(key)
+        if conn is None:
+            lst = self._listener_for(key[0], key[1])
+            conn = lst.syn_queue.get((key[2], key[3])) if lst is not None else None
+        if conn is None:
+            return flow_label(labels.secret, *key)   # no socket: a hash of the flow
+        got = labels.cache.get(key)
+        rtos = conn.rto_count
+        if got is not None and got[1] == rtos:
+            return got[0]
+        if got is None and len(labels.cache) > 4096:
+            # Forget the labels of flows that are gone (a connection's stays).
+            for k in [k for k in labels.cache if k not in self.conns]:
+                del labels.cache[k]
+        # Linux net_tx_rndhash() at the socket's birth, sk_rethink_txhash() after an RTO.
+        label = self.rng.getrandbits(20) or 1
+        labels.cache[key] = (label, rtos)
+        return label
 
     def _label_state(self: Stack) -> _Labels:
         labels = self._flow_labels
