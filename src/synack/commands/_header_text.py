@@ -125,7 +125,7 @@ TEXT: dict[str, dict[str, str]] = {
         "ecn2": "ECT(0): ECN-capable transport (RFC 3168; what Linux TCP sends)",
         "ecn3": "CE: congestion experienced, marked by a router's queue (RFC 3168)",
         "ip6_flow": "0x{flow:05x} ({what})",
-        "ip6_flow_set": "one label per flow: Linux hashes the 4-tuple (auto_flowlabels)",
+        "ip6_flow_set": "one label per flow: the socket's random hash, new after a timeout (auto_flowlabels)",
         "ip6_flow_none": "none",
         "ip6_plen": "{plen} = {elen} extension + {thlen} TCP + {dlen} payload (the 40-byte"
                     " header is not counted)",
@@ -184,7 +184,7 @@ TEXT: dict[str, dict[str, str]] = {
         "ecn2": "ECT(0)：支持 ECN 的传输（RFC 3168；Linux TCP 发送的就是它）",
         "ecn3": "CE：经历拥塞，由路由器的队列标记（RFC 3168）",
         "ip6_flow": "0x{flow:05x}（{what}）",
-        "ip6_flow_set": "每条流一个标签：Linux 由四元组哈希得出 (auto_flowlabels)",
+        "ip6_flow_set": "每条流一个标签：套接字的随机哈希，超时重传后重新选取 (auto_flowlabels)",
         "ip6_flow_none": "无",
         "ip6_plen": "{plen} = {elen} 扩展首部 + {thlen} TCP + {dlen} 数据（不含 40 字节的固定首部）",
         "ip6_next": "{nxt}（{name}）",
