@@ -402,3 +402,32 @@ def test_sendfile_and_descriptor_calls_as_the_stdlib(tmp_path: Path) -> None:
             s.close()
     finally:
         host.close()
+
+
+def test_sendto_msg_fastopen_as_linux() -> None:
+    # Linux tcp_sendmsg_fastopen(): the first sendto(MSG_FASTOPEN) to a server asks for
+    # a cookie (the data follows the handshake), the next one carries its data in the
+    # SYN and the server (TCP_FASTOPEN) takes it there; blocking, each returns the bytes.
+    from synack.config import Sysctl
+
+    host = Host.loopback("192.0.2.9", seed=3, cfg=Sysctl(net__ipv4__tcp_fastopen=3))
+    mib = host.stack.cfg.mib
+    try:
+        srv = ss.socket(host=host)
+        srv.bind(("192.0.2.9", 8089))
+        srv.setsockopt(ss.IPPROTO_TCP, ss.TCP_FASTOPEN, 5)
+        srv.listen()
+        for i in range(2):
+            cli = ss.socket(host=host)
+            cli.settimeout(10)
+            assert cli.sendto(b"hello %d" % i, ss.MSG_FASTOPEN, ("192.0.2.9", 8089)) == 7
+            conn, _ = srv.accept()
+            conn.settimeout(10)
+            assert conn.recv(100) == b"hello %d" % i
+            assert mib["TcpExtTCPFastOpenPassive"] == i     # the second: data in the SYN
+            for s in (cli, conn):
+                s.close()
+        assert mib["TcpExtTCPFastOpenCookieReqd"] == 1
+        srv.close()
+    finally:
+        host.close()

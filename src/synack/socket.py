@@ -62,6 +62,7 @@ from typing import Any, Self, TypeVar
 
 from synack import dgram as _dgram
 from synack import resolve as _resolve
+from synack import sockfastopen as _fastopen
 from synack.api_host import Host, get_default_host, resolve_host, set_default_host
 from synack.readyfd import ReadyFd
 from synack.resolve import (  # noqa: F401 - re-exported: the stdlib's resolver calls
@@ -137,6 +138,7 @@ __all__ = [  # noqa: PLE0604 - the stdlib's names, then synack's own
 T = TypeVar("T")
 _RECV_FLAGS = MSG_OOB | MSG_DONTWAIT | MSG_WAITALL
 _SEND_FLAGS = MSG_OOB | MSG_DONTWAIT | MSG_NOSIGNAL
+_MSG_FASTOPEN = _socket.MSG_FASTOPEN
 _HANDSHAKING = (State.SYN_SENT, State.SYN_RECEIVED)
 _default_timeout: float | None = None
 _GLOBAL_DEFAULT_TIMEOUT = object()
@@ -439,6 +441,8 @@ class socket(SocketAttrsMixin):
         addr = self._check(address, "sendto")
         if self._udp:
             return _dgram.send(self, data, flags, addr)
+        if flags & _MSG_FASTOPEN:
+            return _fastopen.sendto(self, data, flags & ~_MSG_FASTOPEN, addr)
         return self.send(data, flags)
 
     def recvfrom_into(self, buffer: bytearray | memoryview, nbytes: int = 0,
