@@ -177,9 +177,12 @@ def _tcp_options(opts: bytes) -> tuple[int | None, bool, int | None]:
 
 
 def handshakes(pcap: bytes, port: int) -> dict[int, tuple[int, int]]:
-    """Client port -> (cookie bits its SYN asks for, low 6 bits of the first SYN,ACK's TSval),
-    for every client of ``port`` whose SYN and SYN,ACK (with timestamps) are in ``pcap``
-    (classic pcap, Ethernet: what ``tcpdump -w`` writes for a TAP or lo)."""
+    """Client port -> (cookie bits its SYN asks for, low 6 bits of the TSval of the
+    SYN,ACK its handshake completed with: the one whose ISN its first ACK acknowledges),
+    for every client of ``port`` whose SYN, SYN,ACK (with timestamps) and ACK are in
+    ``pcap`` (classic pcap, Ethernet: what ``tcpdump -w`` writes for a TAP or lo). Not the
+    first SYN,ACK: under load one can be lost after the capture saw it, and the client's
+    retransmitted SYN be answered differently (a cookie, or a queued request)."""
     magic = pcap[:4]
     endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
     if struct.unpack(endian + "I", magic)[0] not in (0xA1B2C3D4, 0xA1B23C4D):
@@ -187,6 +190,7 @@ def handshakes(pcap: bytes, port: int) -> dict[int, tuple[int, int]]:
     if struct.unpack(endian + "I", pcap[20:24])[0] != 1:
         raise ValueError("not an Ethernet capture")
     asked: dict[int, int] = {}
+    synacks: dict[tuple[int, int], int] = {}     # (client port, ISN) -> TSval bits
     answered: dict[int, int] = {}
     off = 24
     while off + 16 <= len(pcap):
@@ -205,7 +209,12 @@ def handshakes(pcap: bytes, port: int) -> dict[int, tuple[int, int]]:
         if flags & 0x12 == 0x02 and dport == port:
             asked.setdefault(sport, cookie_bits(wscale, sack))
         elif flags & 0x12 == 0x12 and sport == port and tsval is not None:
-            answered.setdefault(dport, tsval & 0x3F)
+            synacks[(dport, struct.unpack("!I", tcp[4:8])[0])] = tsval & 0x3F
+        elif flags & 0x16 == 0x10 and dport == port and sport not in answered:
+            ack = struct.unpack("!I", tcp[8:12])[0]
+            bits = synacks.get((sport, (ack - 1) & 0xFFFFFFFF))
+            if bits is not None:
+                answered[sport] = bits
     return {p: (bits, answered[p]) for p, bits in asked.items() if p in answered}
 
 
