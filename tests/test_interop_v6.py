@@ -14,7 +14,6 @@ import hashlib
 import os
 import random
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,54 +23,25 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from synack.apps.http import generated_chunks
+from test_interop import (  # the lab's helpers, shared with the IPv4 interop tests
+    NS,
+    _env,
+    _stop,
+    figure,
+    generated_sha256,
+    kernel_process,
+    namespace,  # noqa: F401 - the lab namespace (autouse fixture)
+    need,
+    ns,
+    nstat,
+    sh,
+    tap_name,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SYNACK = [sys.executable, "-m", "synack.cli"]
 KERNEL6, US6 = "2001:db8::1", "2001:db8::2"
-NS = f"sa-v6-{os.getpid()}"
 MB20 = 20_000_000
-
-pytestmark = pytest.mark.skipif(
-    os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-    reason="interop tests need root and /dev/net/tun")
-
-
-def need(*tools: str) -> None:
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.fail(f"missing tools: {', '.join(missing)} (run make system-deps)")
-
-
-def figure(line: str) -> None:
-    print(line)
-    log = os.environ.get("SYNACK_INTEROP_LOG")
-    if log:
-        with open(log, "a") as f:
-            f.write(line + "\n")
-
-
-def sh(*cmd: str, timeout: float = 60, check: bool = True, **kw: object,
-       ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                          check=check, **kw)  # type: ignore[call-overload]
-
-
-def ns(*cmd: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", NS, *cmd, timeout=timeout, check=check)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def namespace() -> Iterator[str]:
-    subprocess.run(["ip", "netns", "del", NS], capture_output=True, check=False)
-    sh("ip", "netns", "add", NS)
-    try:
-        sh("ip", "-n", NS, "link", "set", "lo", "up")
-        yield NS
-    finally:
-        subprocess.run(["ip", "netns", "del", NS], capture_output=True, timeout=30, check=False)
-
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
@@ -80,20 +50,9 @@ def run_dir(tmp_path: Path) -> Path:
     return d
 
 
-def _env(run_dir: Path) -> dict[str, str]:
-    env = dict(os.environ, SYNACK_RUN_DIR=str(run_dir), PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+    reason="interop tests need root and /dev/net/tun")
 
 
 @contextlib.contextmanager
@@ -126,49 +85,8 @@ def synack_serve(run_dir: Path, *args: str, offload: bool = False,
         assert not any(b"Traceback" in e for e in errors), errors
 
 
-@contextlib.contextmanager
-def kernel_process(script: str, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """A python program in the namespace; waits for its "ready" line."""
-    proc = subprocess.Popen(["ip", "netns", "exec", NS, sys.executable, "-c", script, *args],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", line
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
-def tap_name() -> str:
-    out = sh("ip", "-n", NS, "-o", "link", "show").stdout
-    names = [m.group(1) for m in re.finditer(r"^\d+: (synack\w*)[@:]", out, re.MULTILINE)]
-    assert len(names) == 1, out
-    return names[0]
-
-
-def nstat(counter: str) -> int:
-    out = ns("nstat", "-az", counter).stdout
-    m = re.search(rf"{counter}\s+(\d+)", out)
-    assert m, out
-    return int(m.group(1))
-
-
 def csum_errors() -> int:
     return nstat("TcpInCsumErrors") + nstat("Icmp6InCsumErrors")
-
-
-def generated_sha256(n: int) -> str:
-    h = hashlib.sha256()
-    for chunk in generated_chunks(n):
-        h.update(chunk)
-    return h.hexdigest()
 
 
 KERNEL_ECHO_CLIENT = r"""
