@@ -28,20 +28,16 @@ if TYPE_CHECKING:
     from synack.stack import Offload
 
 
-class Loopback:
-    """A :class:`~synack.link.base.Link` whose packets arrive at ``peer`` (itself by default).
-
-    ``csum_valid`` is what :meth:`recv_packets` reports: True by default, as
-    Linux's ``lo`` marks its packets CHECKSUM_UNNECESSARY (nothing on the way
-    could have corrupted them).
-    """
+class Inbox:
+    """The receiving half every in-process link shares: packets queued from any thread,
+    handed to the loop in one batch, with a doorbell descriptor readable exactly while
+    some wait (:meth:`fileno`). Subclasses add how packets leave (``send_packets``)."""
 
     offload: Offload | None = None
 
-    def __init__(self, *, csum_valid: bool = True, name: str = "lo") -> None:
+    def __init__(self, *, csum_valid: bool, name: str) -> None:
         self.name = name
         self.csum_valid = csum_valid
-        self._peer: Loopback = self
         self._queue: collections.deque[bytes] = collections.deque()
         self._lock = threading.Lock()
         self._bell = Doorbell()
@@ -66,18 +62,6 @@ class Loopback:
         ok = self.csum_valid
         return [(p, ok) for p in packets]
 
-    def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
-        """Queue packets for the peer end. Dropped once either end is closed."""
-        if self._closed or not packets:
-            return
-        off = self.offload
-        if off is None or not off.tso_max:
-            out = segment_all(packets, csum_partial=off is not None and off.tx_csum)
-        else:
-            out = [p for p, _gso in packets]
-        self.packets_out += len(out)
-        self._peer._deliver(out)
-
     def _deliver(self, packets: list[bytes]) -> None:
         with self._lock:
             if self._closed:
@@ -100,6 +84,31 @@ class Loopback:
             self._closed = True
             self._queue.clear()
         self._bell.close()
+
+
+class Loopback(Inbox):
+    """A :class:`~synack.link.base.Link` whose packets arrive at ``peer`` (itself by default).
+
+    ``csum_valid`` is what :meth:`recv_packets` reports: True by default, as
+    Linux's ``lo`` marks its packets CHECKSUM_UNNECESSARY (nothing on the way
+    could have corrupted them).
+    """
+
+    def __init__(self, *, csum_valid: bool = True, name: str = "lo") -> None:
+        super().__init__(csum_valid=csum_valid, name=name)
+        self._peer: Loopback = self
+
+    def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
+        """Queue packets for the peer end. Dropped once either end is closed."""
+        if self._closed or not packets:
+            return
+        off = self.offload
+        if off is None or not off.tso_max:
+            out = segment_all(packets, csum_partial=off is not None and off.tx_csum)
+        else:
+            out = [p for p, _gso in packets]
+        self.packets_out += len(out)
+        self._peer._deliver(out)
 
     def __repr__(self) -> str:
         return f"<Loopback {self.name} queued={len(self._queue)}>"

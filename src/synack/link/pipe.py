@@ -23,18 +23,16 @@ each at most one MTU (super-segments are cut first); nothing below IP is added.
 from __future__ import annotations
 
 import asyncio
-import collections
-import threading
 from collections.abc import Callable
 
-from synack.link.wakeup import Doorbell
+from synack.link.loopback import Inbox
 from synack.stack import Offload
 from synack.wire.gso import segment_all
 
 __all__ = ["AsyncQueueLink", "PipeLink"]
 
 
-class PipeLink:
+class PipeLink(Inbox):
     """A :class:`~synack.link.base.Link` over two callables' worth of pipe.
 
     ``send(packet)`` carries what the stack transmits; :meth:`deliver` (from any
@@ -49,16 +47,9 @@ class PipeLink:
                  csum_valid: bool = False, name: str = "pipe") -> None:
         if not callable(send):
             raise TypeError("PipeLink(send=...) needs a callable taking one packet (bytes)")
-        self.name = name
+        super().__init__(csum_valid=csum_valid, name=name)
         self.mtu = mtu
-        self.csum_valid = csum_valid
         self._send = send
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._lock = threading.Lock()
-        self._bell = Doorbell()
-        self._closed = False
-        self.packets_in = 0
-        self.packets_out = 0
         self.send_errors = 0
 
     def deliver(self, packet: bytes | bytearray | memoryview) -> None:
@@ -66,30 +57,7 @@ class PipeLink:
 
         Dropped silently once the link is closed (as a wire drops it).
         """
-        data = bytes(packet)
-        with self._lock:
-            if self._closed:
-                return
-            was_empty = not self._queue
-            self._queue.append(data)
-            if was_empty:
-                self._bell.ring()
-
-    def fileno(self) -> int:
-        """Readable while delivered packets wait for the loop."""
-        return self._bell.fileno()
-
-    def recv_packets(self, *, now: int) -> list[tuple[bytes, bool]]:
-        """Every delivered packet, oldest first, in one batch."""
-        with self._lock:
-            if not self._queue:
-                return []
-            packets = list(self._queue)
-            self._queue.clear()
-            self._bell.clear()
-        self.packets_in += len(packets)
-        ok = self.csum_valid
-        return [(p, ok) for p in packets]
+        self._deliver([bytes(packet)])
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Cut super-segments to MSS packets and pass each to ``send``, in order.
@@ -107,15 +75,6 @@ class PipeLink:
                 self.send_errors += 1
                 continue
             self.packets_out += 1
-
-    def close(self) -> None:
-        """Stop delivering and sending; release the descriptor. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._queue.clear()
-        self._bell.close()
 
     def __repr__(self) -> str:
         return f"<PipeLink {self.name} in={self.packets_in} out={self.packets_out}>"
