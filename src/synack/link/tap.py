@@ -234,6 +234,9 @@ class TapLink:
     # ------------------------------------------------------------ internals
     def _tick_arp(self, now: int) -> None:
         arp = self.arp
+        nd = self.nd
+        if not arp.busy() and (nd is None or not nd.busy()):
+            return                  # every batch twice: the common case is a resolved link
         deadline = arp.next_deadline()
         if deadline is not None and deadline <= now:
             arp.tick(now=now)
@@ -248,7 +251,6 @@ class TapLink:
             self.stats["icmp host unreachable (arp failed)"] += 1
             msg = error_for(packet, DEST_UNREACH, CODE_HOST_UNREACH)
             self._local.append(build_icmp_packet(self.arp.ip, self.arp.ip, msg))
-        nd = self.nd
         if nd is not None:
             deadline = nd.next_deadline()
             if deadline is not None and deadline <= now:
