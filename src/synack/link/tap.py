@@ -220,9 +220,12 @@ class TapLink:
         while ICMP errors for the stack wait to be read."""
         if self._local:
             return 0
+        nd = self.nd
+        if not self.arp.busy() and (nd is None or not nd.busy()):
+            return None             # asked on every batch: a resolved link has no timers
         d = self.arp.next_deadline()
-        if self.nd is not None:
-            d6 = self.nd.next_deadline()
+        if nd is not None:
+            d6 = nd.next_deadline()
             if d6 is not None and (d is None or d6 < d):
                 d = d6
         return d
