@@ -124,7 +124,7 @@ class NdResolver(ArpResolver):
     def busy(self) -> bool:
         """As :meth:`ArpResolver.busy`; also while duplicate address detection runs
         (or has failed and not yet been reported)."""
-        return self.dad != DAD_PREFERRED or super().busy()
+        return self.dad != DAD_PREFERRED or bool(self._incomplete or self._out or self._failed)
 
     def next_deadline(self) -> int | None:
         d = super().next_deadline()
