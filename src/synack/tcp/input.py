@@ -425,9 +425,10 @@ class InputMixin:
         # tcp_packet_delayed(): the peer echoes a time before the first retransmission.
         delayed = False
         ts = seg.timestamps
-        if rec.undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
-            delayed = sq.lt(ts[1], self.neg.tsval(rec.undo_stamp))
-        if rec.tlp_high_seq is not None:
+        undo_stamp = rack.undo_stamp         # (rec.undo_stamp, without the property)
+        if undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
+            delayed = sq.lt(ts[1], self.neg.tsval(undo_stamp))
+        if rack.tlp_high_seq is not None:
             rec.on_tlp_ack(ack=seg.ack, una_advanced=acked > 0, dsack=dsack is not None,
                            dupack=dupack and not newly_sacked, now=now)
         timeout = rec.on_ack_rack(
