@@ -138,7 +138,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
-        self.changes: list[StateChange] | tuple[()] = ()
+        # None: nobody reads this connection's state changes, so none are recorded.
+        self.changes: list[StateChange] | tuple[()] | None = ()
         self.error: int | None = None
         self.soft_error: int | None = None   # Linux sk_err_soft: an ICMP error, told on timeout
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
@@ -210,12 +211,13 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def _change(self, event: Event, now: int, why: str = "") -> None:
         old = self.state
         self.state = next_state(old, event)
-        change = StateChange(now, old, self.state, why or event.value)
         changes = self.changes
-        if isinstance(changes, list):
-            changes.append(change)
-        else:
-            self.changes = [change]
+        if changes is not None:
+            change = StateChange(now, old, self.state, why or event.value)
+            if isinstance(changes, list):
+                changes.append(change)
+            else:
+                self.changes = [change]
         if self.state is State.CLOSED:
             self.timers.clear()
         elif self.state is State.TIME_WAIT:
