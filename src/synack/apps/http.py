@@ -115,25 +115,70 @@ class BadRequest(Exception):
 
 
 class Request:
-    """A parsed request head."""
+    """A parsed request head.
+
+    ``headers`` (names lowercased, repeated fields joined with ", ") is built only when
+    asked for from a head without body framing fields: answering needs no more than
+    ``connection``, ``content_length`` and ``transfer_encoding``, picked out here."""
+
+    __slots__ = ("method", "target", "version", "_headers", "_fields", "connection",
+                 "content_length", "transfer_encoding", "keep_alive")
 
     def __init__(self, method: str, target: str, version: str,
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str] | None = None, fields: bytes = b"",
+                 connection: str | None = None) -> None:
         self.method = method
         self.target = target
         self.version = version
-        self.headers = headers
+        self._headers = headers
+        if headers is None:
+            # From fields holding at most one Connection and no Content-Length or
+            # Transfer-Encoding (parse_head's fast path).
+            self._fields = fields
+            self.content_length = None
+            self.transfer_encoding = False
+        else:
+            connection = headers.get("connection")
+            self.content_length = headers.get("content-length")
+            self.transfer_encoding = "transfer-encoding" in headers
+        self.connection = connection
+        # RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive".
+        if connection is None or not connection:
+            self.keep_alive = version == "HTTP/1.1"
+        elif connection == "keep-alive" or connection == "Keep-Alive":
+            self.keep_alive = True
+        else:
+            self.keep_alive = _keep_alive(version, connection)
 
     @property
-    def keep_alive(self) -> bool:
-        """RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
-        conn = self.headers.get("connection")
-        if not conn:
-            return self.version == "HTTP/1.1"
-        tokens = {t.strip().lower() for t in conn.split(",")} if "," in conn else {conn.strip().lower()}
-        if "close" in tokens:
-            return False
-        return self.version == "HTTP/1.1" or "keep-alive" in tokens
+    def headers(self) -> dict[str, str]:
+        """The header fields by lowercased name."""
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = _field_dict(self._fields)
+        return headers
+
+
+def _keep_alive(version: str, conn: str | None) -> bool:
+    """RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive"."""
+    if not conn:
+        return version == "HTTP/1.1"
+    tokens = {t.strip().lower() for t in conn.split(",")} if "," in conn else {conn.strip().lower()}
+    if "close" in tokens:
+        return False
+    return version == "HTTP/1.1" or "keep-alive" in tokens
+
+
+def _field_dict(fields: bytes) -> dict[str, str]:
+    """The header dict of the fast path's fields ("\r\nName: value" repeated)."""
+    headers: dict[str, str] = {}
+    if fields:
+        for line in fields.decode("ascii").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            key = name.lower()
+            value = value.strip(" \t")
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
 
 
 def parse_head(head: bytes) -> Request:
@@ -142,17 +187,24 @@ def parse_head(head: bytes) -> Request:
     if m is None:
         return _parse_head_checked(head)
     method, target, version, fields = m.groups()
-    headers: dict[str, str] = {}
-    if fields:
-        for line in fields.decode("ascii").split("\r\n")[1:]:
-            name, _, value = line.partition(":")
-            key = name.lower()
-            value = value.strip(" \t")
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
     ver = version.decode("ascii")
-    if ver == "HTTP/1.1" and "host" not in headers:
+    lower = fields.lower()
+    if ver == "HTTP/1.1" and b"\r\nhost:" not in lower:
         raise BadRequest(400, "HTTP/1.1 request without Host")   # RFC 9112 3.2
-    return Request(method.decode("ascii"), target.decode("ascii"), ver, headers)
+    conn = None
+    at = lower.find(b"\r\nconnection:")
+    if at >= 0:
+        at += 13
+        end = fields.find(b"\r\n", at)
+        if end < 0:
+            end = len(fields)
+        conn = fields[at:end].strip(b" \t").decode("ascii")
+    if (b"\r\ncontent-length:" in lower or b"\r\ntransfer-encoding:" in lower
+            or at >= 0 and lower.find(b"\r\nconnection:", at) >= 0):
+        # Body framing, or a repeated Connection (its values joined): from the dict.
+        return Request(method.decode("ascii"), target.decode("ascii"), ver,
+                       _field_dict(fields))
+    return Request(method.decode("ascii"), target.decode("ascii"), ver, None, fields, conn)
 
 
 def _parse_head_checked(head: bytes) -> Request:
@@ -272,9 +324,9 @@ class HttpHandler(Handler):
 
     @staticmethod
     def _body_length(req: Request) -> int:
-        if "transfer-encoding" in req.headers:
+        if req.transfer_encoding:
             raise BadRequest(501, "request bodies in transfer codings are not supported")
-        cl = req.headers.get("content-length")
+        cl = req.content_length
         if cl is None:
             return 0
         if not cl.isdigit():
@@ -295,6 +347,12 @@ class HttpHandler(Handler):
         keep = req.keep_alive
         if not keep:
             self.close_after = True
+        srv = self.server
+        whole = srv.cached(req.method, req.target, keep)
+        if whole is not None and len(self.out) + len(whole) <= BODY_LOW:
+            self.write(whole)
+            self._done_small()
+            return
         if req.method not in ("GET", "HEAD"):
             msg = f"method {req.method} not allowed\n".encode()
             self._head(405, len(msg), "text/plain; charset=utf-8", keep=keep,
@@ -313,7 +371,10 @@ class HttpHandler(Handler):
             self._done_small()
             return
         if req.method == "HEAD":
-            self._head(status, length, ctype, keep=keep)
+            head = srv.head(status, length, ctype, keep, "")
+            if isinstance(body, bytes):
+                srv.keep(req.method, req.target, keep, head)
+            self.write(head)
             if hasattr(body, "close"):
                 body.close()
             self._done_small()
@@ -321,9 +382,10 @@ class HttpHandler(Handler):
         if isinstance(body, bytes):
             # Small and already whole: queued with its head in one write, like a HEAD
             # or an error, unless that would grow the output past one pull's worth.
-            head = self.server.head(status, length, ctype, keep, "")
-            if len(self.out) + len(head) + length <= BODY_LOW:
-                self.write(head + body)
+            head = srv.head(status, length, ctype, keep, "")
+            whole = srv.keep(req.method, req.target, keep, head + body)
+            if len(self.out) + len(whole) <= BODY_LOW:
+                self.write(whole)
                 self._done_small()
                 return
             body = iter((body,))
@@ -354,6 +416,9 @@ class HttpServer(Server):
         self.requests = 0
         self._date = (-1, "")
         self._heads: dict[tuple[int, int, str, bool, str], bytes] = {}   # for this _date
+        # Whole responses (head and body) to the requests whose answer is small bytes
+        # at hand (/bytes/N), by (method, target, keep-alive): the same for this _date.
+        self._whole: dict[tuple[str, str, bool], bytes] = {}
         self.keepalive_timeout_us = keepalive_timeout_us
         self.header_timeout_us = header_timeout_us
         self.send_timeout_us = send_timeout_us
@@ -364,7 +429,24 @@ class HttpServer(Server):
         if self._date[0] != now:
             self._date = (now, email.utils.formatdate(now, usegmt=True))
             self._heads.clear()
+            self._whole.clear()
         return self._date[1]
+
+    def cached(self, method: str, target: str, keep: bool) -> bytes | None:
+        """The whole response :meth:`keep` stored for this request in this second."""
+        if int(self.clock()) != self._date[0]:
+            self.date()
+            return None
+        return self._whole.get((method, target, keep))
+
+    def keep(self, method: str, target: str, keep: bool, whole: bytes) -> bytes:
+        """Store ``whole``, the response to a request whose answer depends on nothing but
+        its method, target and keep-alive (and the Date: until the second ends)."""
+        cache = self._whole
+        if len(cache) >= 64:
+            cache.clear()
+        cache[(method, target, keep)] = whole
+        return whole
 
     def head(self, status: int, length: int, ctype: str, keep: bool, extra: str) -> bytes:
         """A response head; the same one is built once per second (its Date changes)."""
