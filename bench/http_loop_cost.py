@@ -29,7 +29,7 @@ from synack.stack import Stack
 from synack.wire.ethernet import mac_aton
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from loop_cost import CLIENT, CLIENT_MAC, SERVER, SERVER_MAC, FakeDevice, _arp_who_has  # noqa: E402
+from loop_cost import CLIENT, CLIENT_MAC, SERVER, SERVER_MAC, FakeDevice, _arp_who_has
 
 C = 50
 REQ = (b"GET /bytes/1024 HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 192.0.2.2\r\n"

@@ -121,8 +121,8 @@ class Request:
     asked for from a head without body framing fields: answering needs no more than
     ``connection``, ``content_length`` and ``transfer_encoding``, picked out here."""
 
-    __slots__ = ("method", "target", "version", "_headers", "_fields", "connection",
-                 "content_length", "transfer_encoding", "keep_alive")
+    __slots__ = ("_fields", "_headers", "connection", "content_length", "keep_alive", "method",
+                 "target", "transfer_encoding", "version")
 
     def __init__(self, method: str, target: str, version: str,
                  headers: dict[str, str] | None = None, fields: bytes = b"",
