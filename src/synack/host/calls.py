@@ -360,12 +360,15 @@ class SocketCallsMixin:
         page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
         skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
-        sock = self._sock(fd)
+        sock = self.socks.get(fd)           # _sock(), inline: once per write
+        if sock is None:
+            raise _oserror(errno.EBADF)
         conn = sock.conn
         if conn is None:
             # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
             raise _oserror(errno.EPIPE)
-        self._raise_error(sock, conn)
+        if conn.error is not None and not sock.error_reported:
+            self._raise_error(sock, conn)
         state = conn.state
         if conn.wr_shut or state not in _CAN_SEND and state not in _HANDSHAKE:
             raise _oserror(errno.EPIPE)
@@ -376,6 +379,18 @@ class SocketCallsMixin:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         if not data:
             return 0
+        if not flags and sock.errq is None:
+            # A plain write (nearly all): no flag to test and no error queue to feed.
+            n = conn.send(data, now=now)
+            if n == 0:
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            local, remote = conn.local, conn.remote
+            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+            if key in self.conns:
+                self._collect_conn(key, conn, now)
+            else:
+                self._drain(key, conn)
+            return n
         start = conn.snd.data_end
         if flags & MSG_ZEROCOPY and sock.opts.zerocopy and iov and len(iov) > MAX_SKB_FRAGS:
             n = _send_frags(conn, data, iov, now, flags)
@@ -405,17 +420,28 @@ class SocketCallsMixin:
     def recv_some(self: Stack, fd: int, n: int, *, now: int, flags: int = 0) -> bytes | None:
         """:meth:`recv`, with None where it would raise ``BlockingIOError``: an event loop
         polling a socket that has nothing yet pays for no exception."""
-        sock, conn = self._conn(fd)
+        sock = self.socks.get(fd)           # _conn(), inline: an event loop's every poll
+        if sock is None:
+            raise _oserror(errno.EBADF)
+        conn = sock.conn
+        if conn is None:
+            raise _oserror(errno.ENOTCONN)
         if n < 0:
             raise ValueError("negative buffersize in recv")
         if flags & _MSG_OOB:
             return bytes([conn.recv_oob()]) if n else b""
         if conn.recv_q:
             data = conn.recv(n, now=now)
-            self._collect_key(conn, now)
+            local, remote = conn.local, conn.remote
+            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+            if key in self.conns:
+                self._collect_conn(key, conn, now)
+            else:
+                self._drain(key, conn)
             return data
-        self._raise_error(sock, conn)
-        if conn.eof or conn.rd_shut or conn.state is _CLOSED:
+        if conn.error is not None and not sock.error_reported:
+            self._raise_error(sock, conn)
+        if conn.rd_shut or conn.state is _CLOSED or conn.eof:
             return b""
         return None
 
