@@ -59,6 +59,9 @@ _PLAIN_HEAD = re.compile(
 """A well-formed head of printable ASCII, checked in one pass (parse_head's fast path;
 anything else takes the line-by-line path, which says what is wrong)."""
 
+PARSED_HEAD_MAX = 1024
+"""Heads up to this long are kept parsed (HttpServer.parsed), 64 of them at most."""
+
 SMALL_BODY = 16 * 1024
 """A generated body up to this size is queued with its head, not streamed."""
 
@@ -313,13 +316,18 @@ class HttpHandler(Handler):
         """Answer one request head (without its final blank line)."""
         while head.startswith(b"\r\n"):     # RFC 9112 2.2: ignore leading empty lines
             head = head[2:]
+        srv = self.server
+        req = srv.parsed.get(head)
         try:
-            req = parse_head(head)
-            self.skip = self._body_length(req)
+            if req is None:
+                req = parse_head(head)
+                srv.remember(head, req)
+            if req.content_length is not None or req.transfer_encoding:
+                self.skip = self._body_length(req)    # (0 until now: no body is pending)
         except BadRequest as exc:
             self._error(exc.status, str(exc))
             return
-        self.server.requests += 1
+        srv.requests += 1
         self._respond(req)
 
     @staticmethod
@@ -419,6 +427,9 @@ class HttpServer(Server):
         # Whole responses (head and body) to the requests whose answer is small bytes
         # at hand (/bytes/N), by (method, target, keep-alive): the same for this _date.
         self._whole: dict[tuple[str, str, bool], bytes] = {}
+        # Parsed request heads by their bytes (a client sends the same head again and
+        # again: ab, a browser's assets); a Request is never changed once made.
+        self.parsed: dict[bytes, Request] = {}
         self.keepalive_timeout_us = keepalive_timeout_us
         self.header_timeout_us = header_timeout_us
         self.send_timeout_us = send_timeout_us
@@ -431,6 +442,14 @@ class HttpServer(Server):
             self._heads.clear()
             self._whole.clear()
         return self._date[1]
+
+    def remember(self, head: bytes, req: Request) -> None:
+        """Keep ``req``, parsed from ``head``, for the next time the same head comes."""
+        if len(head) <= PARSED_HEAD_MAX:
+            parsed = self.parsed
+            if len(parsed) >= 64:
+                parsed.clear()
+            parsed[head] = req
 
     def cached(self, method: str, target: str, keep: bool) -> bytes | None:
         """The whole response :meth:`keep` stored for this request in this second."""
