@@ -272,10 +272,14 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         the host's own addresses are received here, never handed out (loopback)."""
         if self._lo:
             self._run_loopback(now)
-        out, self._out = self._out, []
-        gso, self._gso = self._gso, {}
+        out = self._out
+        if not out:
+            return []           # nothing queued (a driver's idle poll): no new containers
+        self._out = []
+        gso = self._gso
         if not gso:
             return out
+        self._gso = {}
         off = self._offload
         partial = off is not None and off.tx_csum
         frames: list[bytes] = []
@@ -294,10 +298,14 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         (:mod:`synack.wire.gso`). Their TCP checksum holds the pseudo-header sum only."""
         if self._lo:
             self._run_loopback(now)
-        out, self._out = self._out, []
-        gso, self._gso = self._gso, {}
+        out = self._out
+        if not out:
+            return []
+        self._out = []
+        gso = self._gso
         if not gso:
             return [(p, 0) for p in out]
+        self._gso = {}
         return [(p, gso.get(i, 0)) for i, p in enumerate(out)]
 
     def send_echo(self, dst: str, ident: int, seq: int, payload: bytes = b"", *,
