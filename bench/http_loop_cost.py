@@ -16,6 +16,7 @@ cost per request, client included).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 import time
@@ -64,6 +65,7 @@ def main() -> None:
     eth = mac_aton(SERVER_MAC) + mac_aton(CLIENT_MAC) + b"\x08\x00"
     spent = [0.0]
     batches = [0]
+    digest = hashlib.sha256()      # of every frame the server wrote: a change shows here
 
     def shuttle() -> None:
         while True:
@@ -81,6 +83,7 @@ def main() -> None:
             batches[0] += 1
             got, dev.outq = dev.outq, []
             for frame in got:
+                digest.update(frame)
                 c.receive(frame[14:], now=now[0])
 
     fds = []
@@ -107,7 +110,8 @@ def main() -> None:
             shuttle()
     n = rounds * C
     print(f"server side (loop + TAP link + stack + http, {C} connections): "
-          f"{spent[0] / n * 1e6:.1f} us per request, {batches[0] / rounds:.1f} batches a round")
+          f"{spent[0] / n * 1e6:.1f} us per request, {batches[0] / rounds:.1f} batches a round; "
+          f"frames {digest.hexdigest()[:16]}")
     if prof:
         import pstats
 

@@ -493,10 +493,12 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         if conn.outbox or conn.changes:
             self._drain(key, conn)
         state = conn.state
-        if state is _TIME_WAIT or state is _CLOSED:
-            conn.mem_release()
-            if conn.fd == ORPHAN:
-                self.orphans -= 1
+        if state is not _TIME_WAIT and state is not _CLOSED:
+            self.timers.arm(conn)           # (the common case first)
+            return
+        conn.mem_release()
+        if conn.fd == ORPHAN:
+            self.orphans -= 1
         if state is _TIME_WAIT and len(self.timewait) >= self.cfg.int(
                 "net.ipv4.tcp_max_tw_buckets"):
             # Linux tcp_time_wait(): no room in the TIME_WAIT table, so the connection
@@ -520,11 +522,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             self.ports.tw_add(key[1])
             self.timers.disarm(conn)
             del self.conns[key]
-        elif state is _CLOSED:
+        else:                               # CLOSED
             self.timers.disarm(conn)
             del self.conns[key]
-        else:
-            self.timers.arm(conn)
 
     def _end_timewait(self, key: Key, now: int, why: str, *, expired: bool = False) -> None:
         del self.timewait[key]

@@ -358,8 +358,9 @@ class HttpHandler(Handler):
         srv = self.server
         whole = srv.cached(req.method, req.target, keep)
         if whole is not None and len(self.out) + len(whole) <= BODY_LOW:
-            self.write(whole)
-            self._done_small()
+            self.out += whole       # write() and _done_small(), inline: once per request
+            if not keep:
+                self.finish()
             return
         if req.method not in ("GET", "HEAD"):
             msg = f"method {req.method} not allowed\n".encode()
