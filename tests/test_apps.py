@@ -410,6 +410,7 @@ _FIELDS = st.sampled_from([
     "Host: x", "host:x", "Host:", "Connection: close", "Connection: Keep-Alive",
     "Connection: keep-alive, Upgrade", "X-A:\t1 ", "Bad Name: 1", "NoColon", ":empty",
     "X-B: é", "Content-Length: 5", "X-C: a\x01b", "", "Host: y",
+    "Transfer-Encoding: chunked", "CONNECTION: close", "content-length: x",
 ])
 
 
@@ -424,7 +425,8 @@ def test_fast_head_parser_agrees_with_the_checked_one(method: str, target: str, 
     def outcome(parse):  # type: ignore[no-untyped-def]
         try:
             r = parse(head)
-            return ("ok", r.method, r.target, r.version, r.headers, r.keep_alive)
+            return ("ok", r.method, r.target, r.version, r.headers, r.keep_alive,
+                    r.connection, r.content_length, r.transfer_encoding)
         except BadRequest as exc:
             return ("bad", exc.status, str(exc))
 
@@ -437,3 +439,40 @@ def test_fast_head_parser_takes_a_typical_request() -> None:
     assert (req.method, req.target, req.version, req.keep_alive) == \
         ("GET", "/bytes/1024", "HTTP/1.0", True)
     assert req.headers["host"] == "192.0.2.2"
+
+
+def test_http_repeated_requests_are_answered_the_same_from_the_caches() -> None:
+    # A head seen before is not parsed again, and a small /bytes/N response is kept
+    # whole for the second: each answer must be what a fresh one would be.
+    t = [1_700_000_000.0]
+    net, _srv, cli, server = lab(HttpServer, 80, clock=lambda: t[0])
+    get = b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n"
+    raw = (get + get + b"HEAD /bytes/10 HTTP/1.1\r\nHost: x\r\n\r\n" + get
+           + b"GET /bytes/10 HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n")
+    blob = http_get(net, cli, 80, raw)
+    first, _, rest = blob.partition(b"\r\n\r\n" + generated_bytes(10))
+    rs = split_responses(blob, head_at=2)
+    assert [r[0] for r in rs] == [200, 200, 200, 200, 400]
+    assert rest.startswith(first)                    # byte for byte the same response
+    assert rs[2][1]["content-length"] == "10" and rs[2][2] == b""
+    assert rs[3][2] == generated_bytes(10) and rs[3][1]["connection"] == "keep-alive"
+    assert rs[4][1]["connection"] == "close"
+    assert get[:-4] in server.parsed                 # type: ignore[attr-defined]
+    assert server.requests == 4                      # type: ignore[attr-defined]
+    # The same request again with "Connection: close" is not the kept keep-alive answer.
+    blob = http_get(net, cli, 80, get[:-2] + b"Connection: close\r\n\r\n")
+    ((status, headers, body),) = split_responses(blob)
+    assert (status, headers["connection"], body) == (200, "close", generated_bytes(10))
+
+
+def test_http_kept_responses_last_one_second_of_the_date() -> None:
+    t = [1_700_000_000.0]
+    net, _srv, cli, _server = lab(HttpServer, 80, clock=lambda: t[0])
+    get = b"GET /bytes/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+    dates = []
+    for _ in range(2):
+        ((status, headers, body),) = split_responses(http_get(net, cli, 80, get))
+        assert status == 200 and body == generated_bytes(3)
+        dates.append(headers["date"])
+        t[0] += 1
+    assert dates == ["Tue, 14 Nov 2023 22:13:20 GMT", "Tue, 14 Nov 2023 22:13:21 GMT"]
