@@ -328,6 +328,17 @@ class HttpHandler(Handler):
             self._error(exc.status, str(exc))
             return
         srv.requests += 1
+        keep = req.keep_alive
+        if int(srv.clock()) == srv._date[0]:
+            # A response kept whole this second (HttpServer.keep_whole()): the keep-alive
+            # client's usual request ends here.
+            whole = srv._whole.get((req.method, req.target, keep))
+            if whole is not None and len(self.out) + len(whole) <= BODY_LOW:
+                self.out += whole
+                if not keep:
+                    self.close_after = True
+                    self.finish()
+                return
         self._respond(req)
 
     @staticmethod
@@ -356,12 +367,6 @@ class HttpHandler(Handler):
         if not keep:
             self.close_after = True
         srv = self.server
-        whole = srv.cached(req.method, req.target, keep)
-        if whole is not None and len(self.out) + len(whole) <= BODY_LOW:
-            self.out += whole       # write() and _done_small(), inline: once per request
-            if not keep:
-                self.finish()
-            return
         if req.method not in ("GET", "HEAD"):
             msg = f"method {req.method} not allowed\n".encode()
             self._head(405, len(msg), "text/plain; charset=utf-8", keep=keep,
@@ -382,7 +387,7 @@ class HttpHandler(Handler):
         if req.method == "HEAD":
             head = srv.head(status, length, ctype, keep, "")
             if isinstance(body, bytes):
-                srv.keep(req.method, req.target, keep, head)
+                srv.keep_whole(req.method, req.target, keep, head)
             self.write(head)
             if hasattr(body, "close"):
                 body.close()
@@ -392,7 +397,7 @@ class HttpHandler(Handler):
             # Small and already whole: queued with its head in one write, like a HEAD
             # or an error, unless that would grow the output past one pull's worth.
             head = srv.head(status, length, ctype, keep, "")
-            whole = srv.keep(req.method, req.target, keep, head + body)
+            whole = srv.keep_whole(req.method, req.target, keep, head + body)
             if len(self.out) + len(whole) <= BODY_LOW:
                 self.write(whole)
                 self._done_small()
@@ -452,14 +457,7 @@ class HttpServer(Server):
                 parsed.clear()
             parsed[head] = req
 
-    def cached(self, method: str, target: str, keep: bool) -> bytes | None:
-        """The whole response :meth:`keep` stored for this request in this second."""
-        if int(self.clock()) != self._date[0]:
-            self.date()
-            return None
-        return self._whole.get((method, target, keep))
-
-    def keep(self, method: str, target: str, keep: bool, whole: bytes) -> bytes:
+    def keep_whole(self, method: str, target: str, keep: bool, whole: bytes) -> bytes:
         """Store ``whole``, the response to a request whose answer depends on nothing but
         its method, target and keep-alive (and the Date: until the second ends)."""
         cache = self._whole
