@@ -49,6 +49,7 @@ from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
+from synack.tcp.rare import Rare
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
     DEFAULT_OPTS,
@@ -83,16 +84,30 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     __slots__ = (
         "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes", "chrono",
         "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "dsack_dups", "ecn", "error", "last_ack_sent", "last_data_sent",
-        "last_oow_ack", "last_rcv", "mem_charged",
+        "delivery_rate", "ecn", "last_ack_sent", "last_data_sent",
+        "last_rcv", "mem_charged",
         "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
-        "persist_backoff", "pmtu", "probe_start", "probes_out", "rate_mark_delivered",
+        "pmtu", "probes_out", "rare", "rate_mark_delivered",
         "rate_mark_time", "rcv", "rcv_capacity",
-        "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
-        "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
-        "snd_max_capacity", "soft_error", "state", "tfo", "timers", "total_retrans",
-        "trace", "tso_max", "ut_start", "wr_shut",
+        "rcv_max_capacity", "rcvbuf", "rec", "remote", "retrans_stamp",
+        "retransmits", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
+        "snd_max_capacity", "state", "timers",
+        "trace", "tso_max", "ut_start",
     ) + ("fd", "timer_at")         # the host's (see __init__)
+
+    # Fields that stay at their default in most connections (rare.py): no slot each.
+    # None of them is read or written for every segment.
+    error = Rare[int | None](None)       # the errno a socket call should raise
+    soft_error = Rare[int | None](None)  # Linux sk_err_soft: an ICMP error, told on timeout
+    tfo = Rare[FastOpenState | None](None)   # TCP Fast Open (tcp/fastopen_conn.py)
+    wr_shut = Rare[bool](False)          # shutdown(SHUT_WR) or close()
+    rd_shut = Rare[bool](False)          # shutdown(SHUT_RD) or close()
+    persist_backoff = Rare[int](0)       # zero-window probes sent since the window closed
+    probe_start = Rare[int | None](None)  # TCP_USER_TIMEOUT's clock for zero-window probes
+    total_retrans = Rare[int](0)         # counters, as `nstat` / `ss -ti` would show them
+    rto_count = Rare[int](0)
+    dsack_dups = Rare[int](0)
+    last_oow_ack = Rare[int](-1)         # when we last answered an invalid segment
 
     def __init__(
         self,
@@ -139,8 +154,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
         self.changes: list[StateChange] | tuple[()] = ()
-        self.error: int | None = None
-        self.soft_error: int | None = None   # Linux sk_err_soft: an ICMP error, told on timeout
+        self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
@@ -166,19 +180,15 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.retrans_stamp: int | None = None
         self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
         self.rtt_time = 0
-        self.persist_backoff = 0
-        # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
-        # retransmitted, icsk_probes_tstamp for zero-window probes).
+        # TCP_USER_TIMEOUT's clock (Linux: the head skb's first send time once it is
+        # retransmitted; probe_start is the one for zero-window probes).
         self.ut_start: int | None = None
-        self.probe_start: int | None = None
         self.cwnd_limited = False            # Linux is_cwnd_limited, this window
         self.max_packets_out = 0             # Linux max_packets_out, this window
         self.cwnd_usage_seq = iss            # Linux cwnd_usage_seq: where the window ends
         self.chrono: list[int] | None = None  # tcp_chrono_*: made at the first write
         # Application-side flags.
         self.app_closed = False              # close() called: the socket is an orphan
-        self.wr_shut = False
-        self.rd_shut = False
         # Keepalive.
         self.last_rcv = now
         self.last_data_sent = now
@@ -188,17 +198,12 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.segs_out = 0
         self.data_segs_in = 0
         self.data_segs_out = 0
-        self.total_retrans = 0
-        self.rto_count = 0
-        self.dsack_dups = 0
-        self.last_oow_ack = -1               # when we last answered an invalid segment
         self.mem_charged = 0                 # queue bytes charged to the host (tcp_mem)
         self.delivered = 0
         self.rate_mark_time = now            # start of the delivery-rate interval
         self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
-        self.tfo: FastOpenState | None = None    # TCP Fast Open (tcp/fastopen_conn.py)
         self.ecn: EcnState | None = None         # ECN, asked for or agreed (tcp/ecn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in

@@ -35,7 +35,7 @@ class FastOpenMixin:
 
     __slots__ = ()   # Connection's slots hold the state
 
-    tfo: fo.FastOpenState | None   # set in Connection.__init__; declared for mypy
+    tfo: fo.FastOpenState | None   # a Rare field of Connection; declared for mypy
 
     # ------------------------------------------------------------------ client
     def syn_data_room(self: Connection, cached_mss: int) -> int:

@@ -1,0 +1,58 @@
+"""Fields most objects never move from their default, kept out of the object's slots.
+
+An idle connection is mostly slots: 8 bytes each, whether the field ever changes or
+not. A :class:`Rare` field costs its class one descriptor instead; its value lives in
+the object's ``rare`` slot, a dict made at the first write of a value that is not the
+default (``is``: the defaults are None, False or small ints, one object each) and
+holding only the fields so written. Reads and writes go through Python code, so a
+field read or written for every segment should stay a slot.
+
+The owner declares a ``rare`` slot, sets it to None in ``__init__`` and never
+assigns a :class:`Rare` field there (the default is what it reads until then)::
+
+    class Thing:
+        __slots__ = ("rare", ...)
+        soft_error = Rare[int | None](None)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar, overload
+
+T = TypeVar("T")
+
+
+class Rare(Generic[T]):
+    """A field kept in its owner's ``rare`` dict once it leaves ``default``."""
+
+    __slots__ = ("default", "name")
+
+    def __init__(self, default: T) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Rare[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Rare[T] | T:
+        if obj is None:
+            return self
+        rare = obj.rare
+        if rare is None:
+            return self.default
+        return rare.get(self.name, self.default)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: T) -> None:
+        rare = obj.rare
+        if rare is None:
+            if value is self.default:
+                return
+            obj.rare = {self.name: value}
+        else:
+            rare[self.name] = value
