@@ -170,7 +170,8 @@ class SocketCallsMixin:
             self._next_fd = fd + 1
             # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
             child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
-                         family=sock.family, v6only=sock.v6only, reuseaddr=sock.reuseaddr)
+                         family=sock.family, reuseaddr=sock.reuseaddr)
+            child.v6only = sock.v6only
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd

@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from synack.host.errqueue import ErrQueue
 from synack.tcp.connection import DEFAULT_OPTS, Connection, SockOpts
 from synack.tcp.listener import Listener
+from synack.tcp.rare import Rare
 from synack.tcp.state import State
-
-if TYPE_CHECKING:
-    from synack.host.errqueue import ErrQueue
 
 Addr = tuple[str, int]
 Key = tuple[str, int, str, int]  # local ip, local port, remote ip, remote port
@@ -36,13 +35,17 @@ class Sock:
     local: Addr | None = None
     remote: Addr | None = None
     conn: Connection | None = None
-    listener: Listener | None = None
     reuseaddr: bool = False
-    error_reported: bool = False
     connecting: bool = False        # connect() started; its outcome not yet reported
     family: int = 2                 # socket.AF_INET, or AF_INET6 (10)
-    v6only: bool = False            # IPV6_V6ONLY of an AF_INET6 socket
-    errq: ErrQueue | None = None    # MSG_ERRQUEUE and MSG_ZEROCOPY state, once used
+    # The Rare fields' values, once set (synack.tcp.rare): the fields below stay at
+    # their defaults in most sockets, so they take no slot each.
+    rare: dict[str, object] | None = field(default=None, repr=False, compare=False)
+
+    listener = Rare[Listener | None](None)
+    error_reported = Rare[bool](False)
+    v6only = Rare[bool](False)          # IPV6_V6ONLY of an AF_INET6 socket
+    errq = Rare[ErrQueue | None](None)  # MSG_ERRQUEUE and MSG_ZEROCOPY state, once used
 
 
 @dataclass(frozen=True, slots=True)
