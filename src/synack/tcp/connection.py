@@ -49,7 +49,7 @@ from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
-from synack.tcp.rare import Rare
+from synack.tcp.rare import Pooled, Rare, pooled
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
     DEFAULT_OPTS,
@@ -86,10 +86,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "ecn", "last_ack_sent", "last_data_sent",
         "last_rcv", "mem_charged",
-        "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
-        "pmtu", "probes_out", "rare", "rate_mark_delivered",
-        "rate_mark_time", "rcv", "rcv_capacity",
-        "rcv_max_capacity", "rcvbuf", "rec", "remote", "retrans_stamp",
+        "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox",
+        "pool", "probes_out", "rare", "rate_mark_delivered",
+        "rate_mark_time", "rcv", "rec", "remote", "retrans_stamp",
         "retransmits", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
         "snd_max_capacity", "state", "timers",
         "trace", "tso_max", "ut_start",
@@ -108,6 +107,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     rto_count = Rare[int](0)
     dsack_dups = Rare[int](0)
     last_oow_ack = Rare[int](-1)         # when we last answered an invalid segment
+    # Fields that many connections hold alike, and no segment's path reads (rare.py):
+    # one shared tuple in the slot ``pool``, in this order.
+    peer_mss = Pooled[int](0)            # the MSS option of the peer's SYN
+    pmtu = Pooled[int](1)                # lowered by ICMP "fragmentation needed"
+    rcvbuf = Pooled[int](2)              # SO_RCVBUF (Linux sk_rcvbuf)
+    rcv_capacity = Pooled[int](3)        # receive buffer payload bytes, before the SYN
+    rcv_max_capacity = Pooled[int](4)    # what the receive buffer may grow to
+    passive = Pooled[bool](5)            # opened by a listener
 
     def __init__(
         self,
@@ -127,23 +134,23 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.cfg = cfg
         self.opts = opts
         self.state = State.CLOSED
-        self.passive = False
         rmem = cfg.triple("net.ipv4.tcp_rmem")
         wmem = cfg.triple("net.ipv4.tcp_wmem")
-        self.rcvbuf = opts.rcvbuf or rmem[1]
+        rcvbuf = opts.rcvbuf or rmem[1]
         sndbuf = opts.sndbuf or wmem[1]
         # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
         # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
         # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-        # shared(): the same int object for the same size in every connection (an int
-        # above 256 is a 28-byte object of its own each time it is computed).
-        self.rcv_capacity = shared(max(self.rcvbuf // 2, 1))
-        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else shared(
-            max(rmem[2] // 2, 1))
+        # pooled() and shared(): the same objects for the same sizes in every connection
+        # (an int above 256 is a 28-byte object of its own each time it is computed).
+        rcv_capacity = max(rcvbuf // 2, 1)
+        rcv_max_capacity = rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
         if opts.window_clamp:
             # Linux tcp_select_initial_window(): the window never exceeds the clamp.
-            self.rcv_capacity = shared(min(self.rcv_capacity, opts.window_clamp))
-            self.rcv_max_capacity = shared(min(self.rcv_max_capacity, opts.window_clamp))
+            rcv_capacity = min(rcv_capacity, opts.window_clamp)
+            rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
+        self.pool: tuple[object, ...] = pooled(Connection, (
+            DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False))
         self.snd_max_capacity = shared(
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
@@ -155,13 +162,11 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.outbox: list[TcpSegment] | tuple[()] = ()
         self.changes: list[StateChange] | tuple[()] = ()
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
-        self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
         # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
         # 1440 over IPv6 at MTU 1500).
         self.adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local[0])))
-        self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self.neg = Negotiated(
             timestamps=cfg.int("net.ipv4.tcp_timestamps") == 1,

@@ -24,6 +24,7 @@ from synack.tcp.rack import Rack
 from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS, Scoreboard
+from synack.tcp.sender import shared
 from synack.tcp.state import CAN_RECEIVE, Event, State
 from synack.wire.tcp import ACK, ECE, FIN, RST, SYN, URG, TcpSegment
 
@@ -81,7 +82,7 @@ class InputMixin:
                 self.rtt.sample(max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF,
                                     1) * 1000)
             self._start_data_rto()
-            snd.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
+            snd.snd_wnd = shared(seg.window)  # never scaled in a SYN (RFC 7323 2.2)
             snd.max_wnd = snd.snd_wnd
             snd.snd_wl1 = seg.seq
             snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int

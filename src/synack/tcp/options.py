@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from synack.tcp.rare import Pooled, pooled
 from synack.wire.tcp import TcpSegment
 
 PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000  # RFC 7323 5.5: after 24 days ts_recent is stale
@@ -37,9 +38,7 @@ class Negotiated:
     """Options offered in our SYN and the ones both sides agreed to."""
 
     __slots__ = (
-        "offer_sack",
-        "offer_ts",
-        "rcv_wscale",
+        "pool",
         "sack_ok",
         "snd_wscale",
         "ts_offset",
@@ -48,11 +47,15 @@ class Negotiated:
         "ts_recent_stamp",
     )
 
+    # What our SYN offers: alike in most connections, read only around the SYNs, so
+    # one tuple shared by every Negotiated that has the same (rare.py).
+    offer_ts = Pooled[bool](0)
+    offer_sack = Pooled[bool](1)
+    rcv_wscale = Pooled[int | None](2)     # None: we do not offer window scaling
+
     def __init__(self, *, timestamps: bool, sack: bool, rcv_wscale: int | None,
                  ts_offset: int) -> None:
-        self.offer_ts = timestamps
-        self.offer_sack = sack
-        self.rcv_wscale = rcv_wscale       # None: we do not offer window scaling
+        self.pool: tuple[object, ...] = pooled(Negotiated, (timestamps, sack, rcv_wscale))
         self.ts_ok = False
         self.sack_ok = False
         self.snd_wscale = 0

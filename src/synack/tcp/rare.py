@@ -1,4 +1,5 @@
-"""Fields most objects never move from their default, kept out of the object's slots.
+"""Fields most objects never move from their default, or hold alike, kept out of the
+object's slots (:class:`Rare` and :class:`Pooled`).
 
 An idle connection is mostly slots: 8 bytes each, whether the field ever changes or
 not. A :class:`Rare` field costs its class one descriptor instead; its value lives in
@@ -56,3 +57,54 @@ class Rare(Generic[T]):
             obj.rare = {self.name: value}
         else:
             rare[self.name] = value
+
+
+_POOL: dict[tuple[type, tuple[Any, ...]], tuple[Any, ...]] = {}
+
+
+def pooled(owner: type, values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One tuple object for the same ``values`` of ``owner``'s :class:`Pooled` fields
+    in every object that holds them. Bounded: once the table holds 4096 tuples, new
+    ones are returned as they are (still correct, no longer shared)."""
+    key = (owner, values)
+    got = _POOL.get(key)
+    if got is not None:
+        return got
+    if len(_POOL) < 4096:
+        _POOL[key] = values
+    return values
+
+
+class Pooled(Generic[T]):
+    """A field whose value many objects share (sizes from the same configuration, a
+    flag): element ``index`` of the owner's ``pool`` slot, a tuple from :func:`pooled`.
+
+    Eight fields cost one slot; a write makes (or finds) the tuple with the new value.
+    Reads and writes run Python code: for fields that no segment's path touches.
+    """
+
+    __slots__ = ("index", "owner")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.owner: type = object
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.owner = owner
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Pooled[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Pooled[T] | T:
+        if obj is None:
+            return self
+        return obj.pool[self.index]  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: T) -> None:
+        pool = obj.pool
+        i = self.index
+        if pool[i] is not value:
+            obj.pool = pooled(self.owner, pool[:i] + (value,) + pool[i + 1:])
