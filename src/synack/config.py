@@ -212,7 +212,10 @@ class Sysctl:
 
     def int(self, name: str) -> int:
         """An integer sysctl."""
-        value = self[name]
+        try:
+            value = self._values[name]     # not self[name]: one call less, per segment
+        except KeyError:
+            raise SysctlError(f"unknown sysctl {name!r}") from None
         assert isinstance(value, int)
         return value
 

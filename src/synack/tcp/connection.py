@@ -292,7 +292,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         """Charge the host for the bytes this connection's queues hold now (send buffer,
         data received and not read, out-of-order blocks); Linux charges skb truesize
         to tcp_memory_allocated, synack the payload bytes."""
-        used = len(self.snd.buf)
+        used = self.snd.buf.nbytes
         rcv = self.rcv
         if rcv is not None:
             used += len(rcv.ready)
@@ -619,7 +619,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     @property
     def send_q(self) -> int:
         """Bytes written and not yet acknowledged (``ss`` Send-Q)."""
-        return len(self.snd.buf)
+        return self.snd.buf.nbytes
 
     @property
     def cwnd_segments(self) -> int:

@@ -426,16 +426,30 @@ class InputMixin:
         # tcp_packet_delayed(): the peer echoes a time before the first retransmission.
         delayed = False
         ts = seg.timestamps
-        if rec.undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
-            delayed = sq.lt(ts[1], self.neg.tsval(rec.undo_stamp))
-        if rec.tlp_high_seq is not None:
+        undo_stamp = rack.undo_stamp         # (rec.undo_stamp, without the property)
+        if undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
+            delayed = sq.lt(ts[1], self.neg.tsval(undo_stamp))
+        if rack.tlp_high_seq is not None:
             rec.on_tlp_ack(ack=seg.ack, una_advanced=acked > 0, dsack=dsack is not None,
                            dupack=dupack and not newly_sacked, now=now)
-        timeout = rec.on_ack_rack(
-            snd_una=una, acked=data_acked, newly_sacked=newly_sacked,
-            dupack=dupack, snd_max=smax, now=now, rtt_us=rtt_us,
-            cwnd_limited=self._is_cwnd_limited(), min_rtt=min_rtt, srtt=rtt.srtt or 0,
-            delayed=delayed, dsack_undo=dsack_undo)
+        if dsack is None and rec.state is CaState.OPEN and not newly_sacked and not dupack \
+                and not rack.sacked_bytes and not rack.lost_bytes and not rack.retrans_bytes:
+            # What Recovery.on_ack_rack() does with an ACK in the Open state with nothing
+            # SACKed, lost or retransmitted (the usual one): no loss detection, no state
+            # change, cwnd grows on forward progress (Linux tcp_cong_control()).
+            timeout = 0
+            segs = rack.delivered_pkts
+            if segs and data_acked > 0:
+                mss = self.mss
+                flight = ((smax - una + _HALF) & _MASK) - _HALF    # Recovery.pipe() here
+                rec.cc.on_ack(segs, now=now, rtt_us=rtt_us, in_flight=max(flight, 0) // mss,
+                              cwnd_limited=self._is_cwnd_limited())
+        else:
+            timeout = rec.on_ack_rack(
+                snd_una=una, acked=data_acked, newly_sacked=newly_sacked,
+                dupack=dupack, snd_max=smax, now=now, rtt_us=rtt_us,
+                cwnd_limited=self._is_cwnd_limited(), min_rtt=min_rtt, srtt=rtt.srtt or 0,
+                delayed=delayed, dsack_undo=dsack_undo)
         if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
             self._ecn_echo(now)              # RFC 3168 6.1.2: once per window of data
         if not rack.recs:

@@ -46,6 +46,9 @@ from synack.tcp.state import State
 from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
 
+_HALF = sq.HALF
+_MASK = sq.MASK
+
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
@@ -74,7 +77,29 @@ class OutputMixin:
         smax_before = snd.snd_max
         rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
-        while True:
+        rack = rec.rack
+        if rack is not None and not rack.lost_bytes and not probe \
+                and snd.snd_nxt == smax_before and not snd.fin_queued:
+            # The usual case, decided without the general loop below (which would reach
+            # the same decisions): nothing to retransmit, nothing re-sent after a timeout,
+            # no FIN; either nothing new to send, or less than a segment that the windows
+            # and Nagle let go at once (Linux tcp_push_one()'s case).
+            nxt = smax_before
+            una = snd.snd_una
+            left = ((snd.buf_seq + snd.buf.nbytes - nxt + _HALF) & _MASK) - _HALF  # sq.diff
+            if left <= 0:
+                left = -1                    # nothing to send: skip the loop
+            elif left < mss and not snd.eor_marks \
+                    and ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF >= left \
+                    and rec.cc.cwnd * mss > max(
+                        (((nxt - una + _HALF) & _MASK) - _HALF) - rack.sacked_bytes
+                        + rack.retrans_bytes, 0) \
+                    and (push or not self._nagle_holds(left)):
+                self._transmit(nxt, left, now, fin=False)
+                left = -1
+        else:
+            left = 0
+        while left >= 0:
             una, nxt, smax = snd.snd_una, snd.snd_nxt, snd.snd_max
             rtx = rec.next_retransmit(una, smax)
             if rtx is not None and rec.rack is not None:
@@ -178,7 +203,7 @@ class OutputMixin:
                 self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
         ch = self.chrono
         if ch is not None:
-            queued = len(snd.buf) > 0
+            queued = snd.buf.nbytes > 0
             if rwnd_limited:
                 chrono.start(ch, chrono.RWND, now)
             elif ch[0] != chrono.NONE:
@@ -302,14 +327,16 @@ class OutputMixin:
         device keeps it on the last piece only): ``push`` marks the MSS segment that
         ends one when the stack builds them one at a time."""
         snd = self.snd
-        retrans = sq.lt(seq, snd.snd_max)
-        if not retrans and snd.in_flight() == 0 and n:
+        smax = snd.snd_max
+        retrans = ((seq - smax + _HALF) & _MASK) < _HALF            # sq.lt(seq, snd_max)
+        if not retrans and n and smax == snd.snd_una:               # nothing in flight
             # RFC 5681 4.1 / Linux tcp_cwnd_restart(): after an idle RTO, restart slow.
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
-        end = sq.add(seq, n)
+        end = (seq + n) & _MASK                                     # sq.add(seq, n)
         flags = ACK
         mark = snd.mark_after(seq)           # kept until acked: retransmissions too
-        if push or (n > self.mss and not retrans) or (mark is not None and sq.le(mark, end)):
+        if push or (n > self.mss and not retrans) or (
+                mark is not None and ((mark - end + _HALF) & _MASK) <= _HALF):   # sq.le
             flags |= PSH
         if fin:
             flags |= FIN
@@ -367,9 +394,10 @@ class OutputMixin:
                 snd.sent_log.extend((sq.add(seq, i * mss), now) for i in range(1, segs))
             if n:
                 snd.sent_log.append((sq.add(seq, n), now))
-        if seq == snd.snd_nxt or sq.gt(end, snd.snd_nxt):
+        nxt = snd.snd_nxt
+        if seq == nxt or ((nxt - end + _HALF) & _MASK) < _HALF:     # sq.gt(end, nxt)
             snd.snd_nxt = end
-        if sq.gt(end, snd.snd_max):
+        if ((smax - end + _HALF) & _MASK) < _HALF:                  # sq.gt(end, snd_max)
             snd.snd_max = end
         timers = self.timers
         if timers.rtx is None:

@@ -53,17 +53,17 @@ class SendBuffer:
     gathered into chunks of up to 64 KiB, and a slice copies only what it returns.
     """
 
-    __slots__ = ("_chunks", "_i", "_len", "_off")
+    __slots__ = ("_chunks", "_i", "_off", "nbytes")
 
     def __init__(self) -> None:
         # An empty tuple until the first write: an idle connection keeps no list.
         self._chunks: list[bytes | bytearray] | tuple[()] = ()
         self._i = 0          # first live chunk
         self._off = 0        # acknowledged bytes at the front of that chunk
-        self._len = 0
+        self.nbytes = 0
 
     def __len__(self) -> int:
-        return self._len
+        return self.nbytes
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
         """Add ``data`` at the end (copied)."""
@@ -75,18 +75,18 @@ class SendBuffer:
             last = chunks[-1]
             if type(last) is bytearray and len(last) + n <= _CHUNK:
                 last += data
-                self._len += n
+                self.nbytes += n
                 return
         chunks.append(bytearray(data) if n < _CHUNK else bytes(data))
-        self._len += n
+        self.nbytes += n
 
     def drop(self, n: int) -> None:
         """Forget the first ``n`` bytes (acknowledged)."""
-        if n >= self._len:
+        if n >= self.nbytes:
             self._chunks = ()
-            self._i = self._off = self._len = 0
+            self._i = self._off = self.nbytes = 0
             return
-        self._len -= n
+        self.nbytes -= n
         chunks, i, off = self._chunks, self._i, self._off + n
         assert isinstance(chunks, list)
         while off >= len(chunks[i]):
@@ -228,7 +228,7 @@ class Sender:
     # -- application side -------------------------------------------------
     def space(self) -> int:
         """Bytes the application may still write."""
-        return max(self.capacity - len(self.buf), 0)
+        return max(self.capacity - self.buf.nbytes, 0)
 
     def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False,
               more: bool = False) -> int:
@@ -263,7 +263,7 @@ class Sender:
     @property
     def data_end(self) -> int:
         """Sequence number just after the last byte written."""
-        return (self.buf_seq + len(self.buf)) & sq.MASK   # sq.add(), inline: asked per segment
+        return (self.buf_seq + self.buf.nbytes) & sq.MASK   # sq.add(), inline: asked per segment
 
     @property
     def fin_seq(self) -> int | None:

@@ -164,19 +164,23 @@ class TimeoutsMixin:
         segment is in flight), never later than the RTO would fire."""
         rec = self.rec
         rack = rec.rack
-        if rack is None or not rack.recs or rec.state not in (CaState.OPEN, CaState.CWR) \
+        state = rec.state
+        if rack is None or not rack.recs or (state is not CaState.OPEN
+                                             and state is not CaState.CWR) \
                 or self.cfg.int("net.ipv4.tcp_early_retrans") not in (3, 4):
             return False
-        flight = self.snd.in_flight()
+        snd = self.snd
+        flight = ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF  # in_flight()
         if flight <= 0 or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             return False
-        srtt = self.rtt.srtt
+        rtt = self.rtt
+        srtt = rtt.srtt
         if srtt:
             timeout = 2 * srtt + (RTO_MIN_US if flight <= self.mss else TIMEOUT_MIN_US)
             timeout = -(-timeout // 1000) * 1000          # usecs_to_jiffies() rounds up
         else:
             timeout = RTO_INITIAL_US
-        rto = self.rtt.backed_off(self.backoff)
+        rto = min(rtt.rto << self.backoff, RTO_MAX_US)    # rtt.backed_off(), inline
         if not advancing_rto:
             head = rack.head_xmit()
             rto = head + rto - now if head is not None else rto   # tcp_rto_delta_us()
