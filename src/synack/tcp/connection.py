@@ -21,9 +21,10 @@ leaves a choice the connection does what Linux does, and says so.
 
 The work is split: :class:`~synack.tcp.sender.Sender` holds SND.* and the send
 buffer, :class:`~synack.tcp.receiver.Receiver` holds RCV.* and reassembly,
-:class:`~synack.tcp.rtt.RttEstimator` the RTO,
-:class:`~synack.tcp.options.Negotiated` what the SYNs agreed (timestamps, SACK,
-window scale), :class:`~synack.tcp.ackpolicy.AckPolicy` when to ACK,
+:class:`~synack.tcp.rtt.RttEstimator` the RTO (the Sender is one: ``rtt`` is
+``snd``), :class:`~synack.tcp.options.Negotiated` what the SYNs agreed
+(timestamps, SACK, window scale), :class:`~synack.tcp.ackpolicy.AckPolicy` when to
+ACK (the Receiver is one: ``ackp`` is ``rcv`` once the peer's SYN is in),
 :class:`~synack.tcp.recovery.Recovery` loss recovery over a pluggable
 congestion controller (:mod:`synack.tcp.cc`). This module owns the state and
 the calls; :mod:`synack.tcp.input` processes what comes in,
@@ -155,7 +156,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
-        self.rtt = RttEstimator()
+        self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
         self.timers = Timers()
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
@@ -324,7 +325,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             rec.board = NO_SACKS             # a board of its own at the first SACK block
             if self.cfg.int("net.ipv4.tcp_recovery") & 1:
                 rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
-        self.ackp = AckPolicy(self.mss)
+        self.ackp = self.rcv                 # the Receiver is the ACK policy too
         self.ackp.enter_quickack(self.rcv_capacity)
 
     def _fail(self, err: int, now: int, event: Event, why: str) -> None:

@@ -28,14 +28,20 @@ from __future__ import annotations
 from typing import Any
 
 from synack import seq as sq
+from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.rare import Rare
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _NONE: Any = ()                   # ooo and recent before they are first needed
 
 
-class Receiver:
-    """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes."""
+class Receiver(AckPolicy):
+    """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes.
+
+    A receiver is also the connection's :class:`AckPolicy` (when to acknowledge what
+    it received; ``Connection.ackp`` names this same object once the peer's SYN is
+    in): one object, not two, for each connection.
+    """
 
     __slots__ = (
         "bytes_received",
@@ -69,6 +75,7 @@ class Receiver:
 
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
                  max_capacity: int | None = None) -> None:
+        AckPolicy.__init__(self, mss)
         self.irs = irs
         self.rcv_nxt = sq.add(irs, 1)
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
