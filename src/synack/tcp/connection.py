@@ -77,7 +77,7 @@ _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segmen
 
 
 class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
-                 EcnMixin, RepliesMixin):
+                 EcnMixin, RepliesMixin, Negotiated, Timers):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
@@ -93,7 +93,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         "retransmits", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
         "snd_max_capacity", "state", "timers",
         "trace", "tso_max", "ut_start",
-    ) + ("fd", "timer_at")         # the host's (see __init__)
+    ) + ("fd", "timer_at") + (       # the host's (see __init__)
+        # Negotiated's (a base class without slots of its own; Timers has its own).
+        "sack_ok", "snd_wscale", "ts_offset", "ts_ok", "ts_recent", "ts_recent_stamp")
 
     # Fields that stay at their default in most connections (rare.py): no slot each.
     # None of them is read or written for every segment.
@@ -116,6 +118,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     rcv_capacity = Pooled[int](3)        # receive buffer payload bytes, before the SYN
     rcv_max_capacity = Pooled[int](4)    # what the receive buffer may grow to
     passive = Pooled[bool](5)            # opened by a listener
+    offer_ts = Pooled[bool](6)           # Negotiated's: what our SYN offers
+    offer_sack = Pooled[bool](7)
+    rcv_wscale = Pooled[int | None](8)   # None: we do not offer window scaling
 
     def __init__(
         self,
@@ -151,13 +156,17 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             rcv_capacity = min(rcv_capacity, opts.window_clamp)
             rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
         self.pool: tuple[object, ...] = pooled(Connection, (
-            DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False))
+            DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False,
+            cfg.int("net.ipv4.tcp_timestamps") == 1, cfg.int("net.ipv4.tcp_sack") == 1,
+            _wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
+            if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None))
         self.snd_max_capacity = shared(
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
         self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
-        self.timers = Timers()
+        Timers.__init__(self)
+        self.timers: Timers = self           # and its own Timers
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
@@ -169,12 +178,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # 1440 over IPv6 at MTU 1500).
         self.adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local[0])))
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
-        self.neg = Negotiated(
-            timestamps=cfg.int("net.ipv4.tcp_timestamps") == 1,
-            sack=cfg.int("net.ipv4.tcp_sack") == 1,
-            rcv_wscale=_wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
-            if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None,
-            ts_offset=ts_offset)
+        self._init_negotiated(ts_offset)
+        self.neg: Negotiated = self          # a Connection is its own Negotiated
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from synack.tcp.rare import Pooled, pooled
 from synack.wire.tcp import TcpSegment
 
 PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000  # RFC 7323 5.5: after 24 days ts_recent is stale
@@ -35,27 +34,28 @@ def ts_before(a: int, b: int) -> bool:
 
 
 class Negotiated:
-    """Options offered in our SYN and the ones both sides agreed to."""
+    """Options offered in our SYN and the ones both sides agreed to.
 
-    __slots__ = (
-        "pool",
-        "sack_ok",
-        "snd_wscale",
-        "ts_offset",
-        "ts_ok",
-        "ts_recent",
-        "ts_recent_stamp",
-    )
+    A base class of :class:`~synack.tcp.connection.Connection`, whose slots hold
+    these fields (``conn.neg`` is ``conn``): one object less per connection.
+    ``offer_ts``, ``offer_sack`` and ``rcv_wscale``, alike in most connections and
+    read only around the SYNs, are pooled fields of the connection (rare.py).
+    """
 
-    # What our SYN offers: alike in most connections, read only around the SYNs, so
-    # one tuple shared by every Negotiated that has the same (rare.py).
-    offer_ts = Pooled[bool](0)
-    offer_sack = Pooled[bool](1)
-    rcv_wscale = Pooled[int | None](2)     # None: we do not offer window scaling
+    __slots__ = ()
 
-    def __init__(self, *, timestamps: bool, sack: bool, rcv_wscale: int | None,
-                 ts_offset: int) -> None:
-        self.pool: tuple[object, ...] = pooled(Negotiated, (timestamps, sack, rcv_wscale))
+    offer_ts: bool
+    offer_sack: bool
+    rcv_wscale: int | None         # None: we do not offer window scaling
+    ts_ok: bool
+    sack_ok: bool
+    snd_wscale: int
+    ts_offset: int
+    ts_recent: int
+    ts_recent_stamp: int
+
+    def _init_negotiated(self, ts_offset: int) -> None:
+        """Nothing agreed yet; our timestamp clock runs ``ts_offset`` ahead."""
         self.ts_ok = False
         self.sack_ok = False
         self.snd_wscale = 0

@@ -10,9 +10,17 @@ from __future__ import annotations
 RTO, TLP, REO = 0, 1, 2   # Linux ICSK_TIME_RETRANS, ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT
 
 
+_DEADLINES = ("delack", "finwait2", "keepalive", "persist", "rtx", "timewait")
+
+
 class Timers:
     """Deadlines of the retransmission, persist, delayed-ACK, FIN_WAIT_2, keepalive and
-    TIME_WAIT timers."""
+    TIME_WAIT timers.
+
+    A :class:`~synack.tcp.connection.Connection` is its own Timers (a base class:
+    ``conn.timers`` is ``conn``), one object less per connection; the class works
+    on its own as well.
+    """
 
     __slots__ = ("delack", "finwait2", "keepalive", "persist", "rtx", "rtx_kind", "timewait")
 
@@ -55,5 +63,4 @@ class Timers:
 
     def armed(self) -> dict[str, int]:
         """The armed timers by name, for display."""
-        return {k: v for k in self.__slots__
-                if k != "rtx_kind" and (v := getattr(self, k)) is not None}
+        return {k: v for k in _DEADLINES if (v := getattr(self, k)) is not None}
