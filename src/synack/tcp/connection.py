@@ -83,16 +83,13 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
-        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes", "chrono",
+        "ackp", "adv_mss", "backoff", "brief", "cfg", "changes", "chrono",
         "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "ecn", "last_ack_sent", "last_data_sent",
-        "last_rcv", "mem_charged",
-        "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox",
-        "pool", "probes_out", "rare", "rate_mark_delivered",
-        "rate_mark_time", "rcv", "rec", "remote", "retrans_stamp",
-        "retransmits", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
-        "snd_max_capacity", "state", "timers",
-        "trace", "tso_max", "ut_start",
+        "delivery_rate", "ecn", "last_ack_sent", "last_data_sent", "last_rcv", "local",
+        "max_packets_out", "mem_charged", "mss", "neg", "now", "opts", "outbox", "pool",
+        "rare", "rate_mark_delivered", "rate_mark_time", "rcv", "rec", "remote",
+        "retransmits", "rtt", "rtt_time", "segs_in", "segs_out", "snd", "snd_max_capacity",
+        "state", "timers", "tso_max",
     ) + ("fd", "timer_at") + (       # the host's (see __init__)
         # Negotiated's (a base class without slots of its own; Timers has its own).
         "sack_ok", "snd_wscale", "ts_offset", "ts_ok", "ts_recent", "ts_recent_stamp")
@@ -104,12 +101,23 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     tfo = Rare[FastOpenState | None](None)   # TCP Fast Open (tcp/fastopen_conn.py)
     wr_shut = Rare[bool](False)          # shutdown(SHUT_WR) or close()
     rd_shut = Rare[bool](False)          # shutdown(SHUT_RD) or close()
-    persist_backoff = Rare[int](0)       # zero-window probes sent since the window closed
-    probe_start = Rare[int | None](None)  # TCP_USER_TIMEOUT's clock for zero-window probes
     total_retrans = Rare[int](0)         # counters, as `nstat` / `ss -ti` would show them
     rto_count = Rare[int](0)
     dsack_dups = Rare[int](0)
     last_oow_ack = Rare[int](-1)         # when we last answered an invalid segment
+    # Fields at their default but for a while (the handshake, a timeout, probing) or in
+    # connections that are closing or traced: in the dict ``brief``, None nearly always,
+    # which the per-segment tests read first.
+    rtt_seq = Rare[int | None](None, "brief")  # the SYN being timed (Karn's rule)
+    retrans_stamp = Rare[int | None](None, "brief")  # when the head was first retransmitted
+    # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
+    # retransmitted, icsk_probes_tstamp for zero-window probes).
+    ut_start = Rare[int | None](None, "brief")
+    probe_start = Rare[int | None](None, "brief")
+    persist_backoff = Rare[int](0, "brief")  # zero-window probes sent since it closed
+    probes_out = Rare[int](0, "brief")   # keepalive probes unanswered
+    app_closed = Rare[bool](False, "brief")  # close() called: the socket is an orphan
+    trace = Rare[list[TracePoint] | None](None, "brief")  # [] records cwnd over time
     # Fields that many connections hold alike, and no segment's path reads (rare.py):
     # one shared tuple in the slot ``pool``, in this order.
     peer_mss = Pooled[int](0)            # the MSS option of the peer's SYN
@@ -172,6 +180,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.outbox: list[TcpSegment] | tuple[()] = ()
         self.changes: list[StateChange] | tuple[()] = ()
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
+        self.brief: dict[str, object] | None = None  # likewise, those of "brief"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
         # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
@@ -188,22 +197,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
-        self.retrans_stamp: int | None = None
-        self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
-        self.rtt_time = 0
-        # TCP_USER_TIMEOUT's clock (Linux: the head skb's first send time once it is
-        # retransmitted; probe_start is the one for zero-window probes).
-        self.ut_start: int | None = None
+        self.rtt_time = 0                    # when the SYN being timed (rtt_seq) left
         self.cwnd_limited = False            # Linux is_cwnd_limited, this window
         self.max_packets_out = 0             # Linux max_packets_out, this window
         self.cwnd_usage_seq = iss            # Linux cwnd_usage_seq: where the window ends
         self.chrono: list[int] | None = None  # tcp_chrono_*: made at the first write
-        # Application-side flags.
-        self.app_closed = False              # close() called: the socket is an orphan
         # Keepalive.
         self.last_rcv = now
         self.last_data_sent = now
-        self.probes_out = 0
         # Counters, as `nstat` / `ss -ti` would show them.
         self.segs_in = 0
         self.segs_out = 0
@@ -214,7 +215,6 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.rate_mark_time = now            # start of the delivery-rate interval
         self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
-        self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
         self.ecn: EcnState | None = None         # ECN, asked for or agreed (tcp/ecn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in

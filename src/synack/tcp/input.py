@@ -157,7 +157,8 @@ class InputMixin:
                 self._send_ack()
             return
         self.last_rcv = now
-        self.probes_out = 0
+        if self.brief is not None:           # (the Rare fields of brief: rare.py)
+            self.probes_out = 0
         recent = None
         if ts is not None and neg.ts_ok:
             recent = (neg.ts_recent, neg.ts_recent_stamp)
@@ -230,7 +231,7 @@ class InputMixin:
             rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
         payload = seg.payload
-        if (payload and self.app_closed and state in _CAN_RECEIVE
+        if (payload and self.brief is not None and self.app_closed and state in _CAN_RECEIVE
                 and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
                 and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
@@ -379,7 +380,7 @@ class InputMixin:
             self._ecn_echo(now)
         if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
-        if self.trace is not None:
+        if self.brief is not None and self.trace is not None:
             self._trace("ack", now)
         if acked:
             self.mem_sync()
@@ -458,7 +459,7 @@ class InputMixin:
             self._arm_reo_timeout(now, timeout)
         elif acked:
             self._schedule_loss_probe(now, advancing_rto=True)  # tcp_set_xmit_timer()
-        if self.trace is not None:
+        if self.brief is not None and self.trace is not None:
             self._trace("ack", now)
         if acked:
             self.mem_sync()
@@ -479,7 +480,7 @@ class InputMixin:
     def _on_new_ack(self: Connection, ack: int, now: int, rtt_us: int | None = None) -> None:
         """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
         snd = self.snd
-        if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
+        if self.brief is not None and self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
             rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
             self.rtt_seq = None
         if rtt_us is not None:
@@ -489,7 +490,8 @@ class InputMixin:
             self.backoff = 0
         snd.on_ack(ack)
         self.retransmits = 0
-        self.retrans_stamp = self.ut_start = None
+        if self.brief is not None:
+            self.retrans_stamp = self.ut_start = None
         self._rearm_rto(now)
 
     def _start_data_rto(self: Connection) -> None:

@@ -5,8 +5,11 @@ An idle connection is mostly slots: 8 bytes each, whether the field ever changes
 not. A :class:`Rare` field costs its class one descriptor instead; its value lives in
 the object's ``rare`` slot, a dict made at the first write of a value that is not the
 default (``is``: the defaults are None, False or small ints, one object each) and
-holding only the fields so written. Reads and writes go through Python code, so a
-field read or written for every segment should stay a slot.
+holding only the fields so written; writing the default back takes the field out,
+and the last one out drops the dict. Reads and writes go through Python code, so a
+field read or written for every segment should stay a slot -- or, if it is at its
+default nearly always, a per-segment test reads the dict's slot first
+(``if conn.brief is not None and conn.trace is not None``).
 
 The owner declares a ``rare`` slot, sets it to None in ``__init__`` and never
 assigns a :class:`Rare` field there (the default is what it reads until then)::
@@ -24,13 +27,16 @@ T = TypeVar("T")
 
 
 class Rare(Generic[T]):
-    """A field kept in its owner's ``rare`` dict once it leaves ``default``."""
+    """A field kept in its owner's ``rare`` dict (or the dict slot named ``slot``)
+    while it is not ``default``; writing the default back removes it, and the last
+    one out leaves the slot None again."""
 
-    __slots__ = ("default", "name")
+    __slots__ = ("default", "name", "slot")
 
-    def __init__(self, default: T) -> None:
+    def __init__(self, default: T, slot: str = "rare") -> None:
         self.default = default
         self.name = ""
+        self.slot = slot
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -44,19 +50,22 @@ class Rare(Generic[T]):
     def __get__(self, obj: Any, owner: type | None = None) -> Rare[T] | T:
         if obj is None:
             return self
-        rare = obj.rare
-        if rare is None:
+        side = getattr(obj, self.slot)
+        if side is None:
             return self.default
-        return rare.get(self.name, self.default)  # type: ignore[no-any-return]
+        return side.get(self.name, self.default)  # type: ignore[no-any-return]
 
     def __set__(self, obj: Any, value: T) -> None:
-        rare = obj.rare
-        if rare is None:
-            if value is self.default:
-                return
-            obj.rare = {self.name: value}
+        side = getattr(obj, self.slot)
+        if value is self.default:
+            if side is not None and self.name in side:
+                del side[self.name]
+                if not side:
+                    setattr(obj, self.slot, None)
+        elif side is None:
+            setattr(obj, self.slot, {self.name: value})
         else:
-            rare[self.name] = value
+            side[self.name] = value
 
 
 _POOL: dict[tuple[type, tuple[Any, ...]], tuple[Any, ...]] = {}
