@@ -50,7 +50,7 @@ from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
-from synack.tcp.rare import Pooled, Rare, pooled
+from synack.tcp.rare import Brief, Pooled, Rare, pooled
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
     DEFAULT_OPTS,
@@ -89,7 +89,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         "max_packets_out", "mem_charged", "mss", "neg", "now", "opts", "outbox", "pool",
         "rare", "rate_mark_delivered", "rate_mark_time", "rcv", "rec", "remote",
         "retransmits", "rtt", "rtt_time", "segs_in", "segs_out", "snd", "snd_max_capacity",
-        "state", "timers", "tso_max",
+        "state", "timers", "trace", "tso_max",
     ) + ("fd", "timer_at") + (       # the host's (see __init__)
         # Negotiated's (a base class without slots of its own; Timers has its own).
         "sack_ok", "snd_wscale", "ts_offset", "ts_ok", "ts_recent", "ts_recent_stamp")
@@ -106,18 +106,17 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     dsack_dups = Rare[int](0)
     last_oow_ack = Rare[int](-1)         # when we last answered an invalid segment
     # Fields at their default but for a while (the handshake, a timeout, probing) or in
-    # connections that are closing or traced: in the dict ``brief``, None nearly always,
-    # which the per-segment tests read first.
-    rtt_seq = Rare[int | None](None, "brief")  # the SYN being timed (Karn's rule)
-    retrans_stamp = Rare[int | None](None, "brief")  # when the head was first retransmitted
+    # connections that are closing: in the dict ``brief``, None nearly always, which
+    # the per-segment tests read first.
+    rtt_seq = Brief[int | None](None)        # the SYN being timed (Karn's rule)
+    retrans_stamp = Brief[int | None](None)  # when the head was first retransmitted
     # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
     # retransmitted, icsk_probes_tstamp for zero-window probes).
-    ut_start = Rare[int | None](None, "brief")
-    probe_start = Rare[int | None](None, "brief")
-    persist_backoff = Rare[int](0, "brief")  # zero-window probes sent since it closed
-    probes_out = Rare[int](0, "brief")   # keepalive probes unanswered
-    app_closed = Rare[bool](False, "brief")  # close() called: the socket is an orphan
-    trace = Rare[list[TracePoint] | None](None, "brief")  # [] records cwnd over time
+    ut_start = Brief[int | None](None)
+    probe_start = Brief[int | None](None)
+    persist_backoff = Brief[int](0)          # zero-window probes sent since it closed
+    probes_out = Brief[int](0)               # keepalive probes unanswered
+    app_closed = Brief[bool](False)          # close() called: the socket is an orphan
     # Fields that many connections hold alike, and no segment's path reads (rare.py):
     # one shared tuple in the slot ``pool``, in this order.
     peer_mss = Pooled[int](0)            # the MSS option of the peer's SYN
@@ -215,6 +214,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.rate_mark_time = now            # start of the delivery-rate interval
         self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
+        self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
         self.ecn: EcnState | None = None         # ECN, asked for or agreed (tcp/ecn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in

@@ -380,7 +380,7 @@ class InputMixin:
             self._ecn_echo(now)
         if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
-        if self.brief is not None and self.trace is not None:
+        if self.trace is not None:
             self._trace("ack", now)
         if acked:
             self.mem_sync()
@@ -459,7 +459,7 @@ class InputMixin:
             self._arm_reo_timeout(now, timeout)
         elif acked:
             self._schedule_loss_probe(now, advancing_rto=True)  # tcp_set_xmit_timer()
-        if self.brief is not None and self.trace is not None:
+        if self.trace is not None:
             self._trace("ack", now)
         if acked:
             self.mem_sync()

@@ -1,5 +1,5 @@
 """Fields most objects never move from their default, or hold alike, kept out of the
-object's slots (:class:`Rare` and :class:`Pooled`).
+object's slots (:class:`Rare`, :class:`Brief` and :class:`Pooled`).
 
 An idle connection is mostly slots: 8 bytes each, whether the field ever changes or
 not. A :class:`Rare` field costs its class one descriptor instead; its value lives in
@@ -8,8 +8,8 @@ default (``is``: the defaults are None, False or small ints, one object each) an
 holding only the fields so written; writing the default back takes the field out,
 and the last one out drops the dict. Reads and writes go through Python code, so a
 field read or written for every segment should stay a slot -- or, if it is at its
-default nearly always, a per-segment test reads the dict's slot first
-(``if conn.brief is not None and conn.trace is not None``).
+default nearly always (a :class:`Brief` field), a per-segment test reads the
+dict's slot first (``if conn.brief is not None and conn.rtt_seq is not None``).
 
 The owner declares a ``rare`` slot, sets it to None in ``__init__`` and never
 assigns a :class:`Rare` field there (the default is what it reads until then)::
@@ -27,16 +27,14 @@ T = TypeVar("T")
 
 
 class Rare(Generic[T]):
-    """A field kept in its owner's ``rare`` dict (or the dict slot named ``slot``)
-    while it is not ``default``; writing the default back removes it, and the last
-    one out leaves the slot None again."""
+    """A field kept in its owner's ``rare`` dict while it is not ``default``; writing
+    the default back removes it, and the last one out leaves ``rare`` None again."""
 
-    __slots__ = ("default", "name", "slot")
+    __slots__ = ("default", "name")
 
-    def __init__(self, default: T, slot: str = "rare") -> None:
+    def __init__(self, default: T) -> None:
         self.default = default
         self.name = ""
-        self.slot = slot
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
@@ -50,20 +48,54 @@ class Rare(Generic[T]):
     def __get__(self, obj: Any, owner: type | None = None) -> Rare[T] | T:
         if obj is None:
             return self
-        side = getattr(obj, self.slot)
+        side = obj.rare
         if side is None:
             return self.default
         return side.get(self.name, self.default)  # type: ignore[no-any-return]
 
     def __set__(self, obj: Any, value: T) -> None:
-        side = getattr(obj, self.slot)
+        side = obj.rare
         if value is self.default:
             if side is not None and self.name in side:
                 del side[self.name]
                 if not side:
-                    setattr(obj, self.slot, None)
+                    obj.rare = None
         elif side is None:
-            setattr(obj, self.slot, {self.name: value})
+            obj.rare = {self.name: value}
+        else:
+            side[self.name] = value
+
+
+class Brief(Rare[T]):
+    """A :class:`Rare` field of the owner's second dict, ``brief``: for fields that
+    leave their default only for a while, so that ``brief`` is None nearly always and
+    a per-segment test can look at it first."""
+
+    __slots__ = ()
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> Brief[T]: ...
+
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> T: ...
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Brief[T] | T:
+        if obj is None:
+            return self
+        side = obj.brief
+        if side is None:
+            return self.default
+        return side.get(self.name, self.default)  # type: ignore[no-any-return]
+
+    def __set__(self, obj: Any, value: T) -> None:
+        side = obj.brief
+        if value is self.default:
+            if side is not None and self.name in side:
+                del side[self.name]
+                if not side:
+                    obj.brief = None
+        elif side is None:
+            obj.brief = {self.name: value}
         else:
             side[self.name] = value
 

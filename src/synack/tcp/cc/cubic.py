@@ -205,7 +205,9 @@ class Cubic(CongestionControl):
                 self.found = True
                 self.ssthresh = self.cwnd
         if params.detect & HYSTART_DELAY:
-            ep = self._epoch()
+            ep = self._ep
+            if ep is None:
+                ep = self._ep = _Epoch()
             ep.curr_rtt = min(ep.curr_rtt, delay)
             if ep.sample_cnt < HYSTART_MIN_SAMPLES:
                 ep.sample_cnt += 1
@@ -222,7 +224,9 @@ class Cubic(CongestionControl):
         """Linux bictcp_update(): choose ``cnt`` from the cubic and Reno-friendly windows
         (and return it)."""
         cwnd = self.cwnd
-        ep = self._epoch()
+        ep = self._ep
+        if ep is None:
+            ep = self._ep = _Epoch()
         ep.ack_cnt += acked
         # Per-ACK thrift, as Linux: the curve is evaluated at most once per jiffy,
         # and not at all while cwnd has not moved for HZ / 32.
