@@ -74,6 +74,7 @@ SECOND = 1_000_000
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+_PEER_MSS, _PASSIVE = 0, 5        # in Connection.pool: _take_syn_options sets both at once
 
 
 class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
@@ -119,12 +120,12 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     app_closed = Brief[bool](False)          # close() called: the socket is an orphan
     # Fields that many connections hold alike, and no segment's path reads (rare.py):
     # one shared tuple in the slot ``pool``, in this order.
-    peer_mss = Pooled[int](0)            # the MSS option of the peer's SYN
+    peer_mss = Pooled[int](_PEER_MSS)    # the MSS option of the peer's SYN
     pmtu = Pooled[int](1)                # lowered by ICMP "fragmentation needed"
     rcvbuf = Pooled[int](2)              # SO_RCVBUF (Linux sk_rcvbuf)
     rcv_capacity = Pooled[int](3)        # receive buffer payload bytes, before the SYN
     rcv_max_capacity = Pooled[int](4)    # what the receive buffer may grow to
-    passive = Pooled[bool](5)            # opened by a listener
+    passive = Pooled[bool](_PASSIVE)     # opened by a listener
     offer_ts = Pooled[bool](6)           # Negotiated's: what our SYN offers
     offer_sack = Pooled[bool](7)
     rcv_wscale = Pooled[int | None](8)   # None: we do not offer window scaling
@@ -162,7 +163,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             # Linux tcp_select_initial_window(): the window never exceeds the clamp.
             rcv_capacity = min(rcv_capacity, opts.window_clamp)
             rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
-        self.pool: tuple[object, ...] = pooled(Connection, (
+        self.pool: tuple[object, ...] = pooled((
             DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False,
             cfg.int("net.ipv4.tcp_timestamps") == 1, cfg.int("net.ipv4.tcp_sack") == 1,
             _wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
@@ -315,15 +316,23 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             self.cfg.mem_add(-self.mem_charged)
             self.mem_charged = 0
 
-    def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
+    def _take_syn_options(self, seg: TcpSegment, now: int, *, passive: bool = False) -> None:
+        """The peer's SYN (``passive``: we are a listener's child) or SYN,ACK is in."""
         neg = self.neg
         neg.take_syn(seg, now)
-        self.peer_mss = shared(seg.mss) if seg.mss else DEFAULT_MSS
+        # peer_mss, and passive for a child, in one new pool tuple.
+        pool = list(self.pool)
+        pool[_PEER_MSS] = shared(seg.mss) if seg.mss else DEFAULT_MSS
+        if passive:
+            pool[_PASSIVE] = True
+        self.pool = pooled(tuple(pool))
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
         self.mss = shared(self._mss_for_path())
-        self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
+        rcv_capacity = self.rcv_capacity
+        self.rcv = Receiver(seg.seq, rcv_capacity, self.mss, neg.rcv_shift,
                             max_capacity=self.rcv_max_capacity)
-        self.rcv.oobinline = self.opts.oobinline
+        if self.opts.oobinline:
+            self.rcv.oobinline = True
         rec = self.rec
         rec.mss = rec.cc.mss = self.mss
         if neg.sack_ok:
@@ -331,7 +340,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             if self.cfg.int("net.ipv4.tcp_recovery") & 1:
                 rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
         self.ackp = self.rcv                 # the Receiver is the ACK policy too
-        self.ackp.enter_quickack(self.rcv_capacity)
+        self.ackp.enter_quickack(rcv_capacity)
 
     def _fail(self, err: int, now: int, event: Event, why: str) -> None:
         self.error = err
@@ -371,9 +380,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
         ``fo_reply``: a Fast Open cookie option for the SYN,ACK; ``ip_ecn``: the ECN
         field of the SYN's IP header."""
-        self.passive = True
         self.state = State.LISTEN
-        self._take_syn_options(syn, now)
+        self._take_syn_options(syn, now, passive=True)
         self._ecn_passive(syn, ip_ecn)
         self._change(Event.RCV_SYN, now, "rcv SYN")
         self._send_synack(now, fo_reply)

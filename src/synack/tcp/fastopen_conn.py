@@ -113,9 +113,8 @@ class FastOpenMixin:
                             reply: fo.FastOpenOption | None, ip_ecn: int = 0) -> None:
         """A Fast Open SYN accepted (Linux tcp_fastopen_create_child()): take its data,
         answer SYN,ACK acknowledging it, and be ready to send before the last ACK."""
-        self.passive = True
         self.state = State.LISTEN
-        self._take_syn_options(syn, now)
+        self._take_syn_options(syn, now, passive=True)
         self._ecn_passive(syn, ip_ecn)
         tfo = self.tfo = fo.FastOpenState(child=True)
         rcv = self.rcv

@@ -100,19 +100,19 @@ class Brief(Rare[T]):
             side[self.name] = value
 
 
-_POOL: dict[tuple[type, tuple[Any, ...]], tuple[Any, ...]] = {}
+_POOL: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
-def pooled(owner: type, values: tuple[Any, ...]) -> tuple[Any, ...]:
-    """One tuple object for the same ``values`` of ``owner``'s :class:`Pooled` fields
-    in every object that holds them. Bounded: once the table holds 4096 tuples, new
-    ones are returned as they are (still correct, no longer shared)."""
-    key = (owner, values)
-    got = _POOL.get(key)
+def pooled(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """One tuple object for the same ``values`` (of :class:`Pooled` fields) in every
+    object that holds them; equal tuples are one (so a field must not hold both
+    ``True`` and ``1``). Bounded: once the table holds 4096 tuples, new ones are
+    returned as they are (still correct, no longer shared)."""
+    got = _POOL.get(values)
     if got is not None:
         return got
     if len(_POOL) < 4096:
-        _POOL[key] = values
+        _POOL[values] = values
     return values
 
 
@@ -124,14 +124,10 @@ class Pooled(Generic[T]):
     Reads and writes run Python code: for fields that no segment's path touches.
     """
 
-    __slots__ = ("index", "owner")
+    __slots__ = ("index",)
 
     def __init__(self, index: int) -> None:
         self.index = index
-        self.owner: type = object
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.owner = owner
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> Pooled[T]: ...
@@ -148,4 +144,6 @@ class Pooled(Generic[T]):
         pool = obj.pool
         i = self.index
         if pool[i] is not value:
-            obj.pool = pooled(self.owner, pool[:i] + (value,) + pool[i + 1:])
+            values = list(pool)
+            values[i] = value
+            obj.pool = pooled(tuple(values))
