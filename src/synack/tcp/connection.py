@@ -89,7 +89,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         "delivery_rate", "ecn", "last_ack_sent", "last_data_sent", "last_rcv", "local",
         "max_packets_out", "mem_charged", "mss", "neg", "now", "opts", "outbox", "pool",
         "rare", "rate_mark_delivered", "rate_mark_time", "rcv", "rec", "remote",
-        "retransmits", "rtt", "rtt_time", "segs_in", "segs_out", "snd", "snd_max_capacity",
+        "retransmits", "rtt", "segs_in", "segs_out", "snd", "snd_max_capacity",
         "state", "timers", "trace", "tso_max",
     ) + ("fd", "timer_at") + (       # the host's (see __init__)
         # Negotiated's (a base class without slots of its own; Timers has its own).
@@ -109,7 +109,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     # Fields at their default but for a while (the handshake, a timeout, probing) or in
     # connections that are closing: in the dict ``brief``, None nearly always, which
     # the per-segment tests read first.
-    rtt_seq = Brief[int | None](None)        # the SYN being timed (Karn's rule)
+    rtt_seq = Brief[int | None](None, drops=("rtt_time",))  # the SYN timed (Karn's rule)
+    rtt_time = Brief[int](0)                 # when it left
     retrans_stamp = Brief[int | None](None)  # when the head was first retransmitted
     # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
     # retransmitted, icsk_probes_tstamp for zero-window probes).
@@ -197,7 +198,6 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
-        self.rtt_time = 0                    # when the SYN being timed (rtt_seq) left
         self.cwnd_limited = False            # Linux is_cwnd_limited, this window
         self.max_packets_out = 0             # Linux max_packets_out, this window
         self.cwnd_usage_seq = iss            # Linux cwnd_usage_seq: where the window ends

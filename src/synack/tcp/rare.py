@@ -69,9 +69,14 @@ class Rare(Generic[T]):
 class Brief(Rare[T]):
     """A :class:`Rare` field of the owner's second dict, ``brief``: for fields that
     leave their default only for a while, so that ``brief`` is None nearly always and
-    a per-segment test can look at it first."""
+    a per-segment test can look at it first. ``drops``: Brief fields that mean nothing
+    once this one is back at its default, and go with it."""
 
-    __slots__ = ()
+    __slots__ = ("drops",)
+
+    def __init__(self, default: T, drops: tuple[str, ...] = ()) -> None:
+        super().__init__(default)
+        self.drops = drops
 
     @overload
     def __get__(self, obj: None, owner: type | None = None) -> Brief[T]: ...
@@ -92,6 +97,8 @@ class Brief(Rare[T]):
         if value is self.default:
             if side is not None and self.name in side:
                 del side[self.name]
+                for name in self.drops:
+                    side.pop(name, None)
                 if not side:
                     obj.brief = None
         elif side is None:
