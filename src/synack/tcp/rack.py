@@ -194,9 +194,29 @@ class Rack:
         """
         recs = self.recs
         prior_fack = self.fack
+        mss = self.mss
+        if not blocks and prior_fack is None and recs \
+                and ((una - recs[-1][END] + _HALF) & _MASK) >= _HALF:   # sq.le(end, una)
+            # The usual ACK: it covers every record, none ever SACKed, lost or resent
+            # (what the general path below does then, without its bookkeeping).
+            for r in recs:
+                if r[FLAGS]:
+                    break
+            else:
+                acked = pkts = 0
+                for r in recs:
+                    n = ((r[END] - r[START] + _HALF) & _MASK) - _HALF     # sq.diff
+                    acked += n
+                    pkts += -(-n // mss)
+                    self._advance(r, now, min_rtt)
+                recs.clear()
+                self.newly_acked = acked
+                if dsack:
+                    self.dsack_seen = True
+                self.delivered_pkts = pkts
+                return 0
         reord: int | None = None
         newly = 0
-        mss = self.mss
         pkts = 0
         if len(blocks) > 1:
             blocks = sorted(blocks, key=lambda b: sq.diff(b[0], una))
