@@ -55,6 +55,7 @@ class Receiver(AckPolicy):
         "mss",
         "ooo",
         "ooo_bytes",
+        "ooo_packets",
         "rare",
         "rcv_adv",
         "rcv_nxt",
@@ -66,12 +67,11 @@ class Receiver(AckPolicy):
         "wscale",
     )
 
-    # Urgent data and out-of-order counting: no slot each (rare.py). The urgent
-    # fields are read for each segment only once ``rare`` holds something.
+    # Urgent data: no slot each (rare.py); read for each segment only once ``rare``
+    # holds something (urgent data was announced, or SO_OOBINLINE is set).
     urg_seq = Rare[int | None](None)    # sequence number of the urgent byte, if pending
     oob = Rare[int | None](None)        # the urgent byte, taken out of the stream
     oobinline = Rare[bool](False)       # SO_OOBINLINE: the urgent byte stays in the stream
-    ooo_packets = Rare[int](0)          # segments that arrived out of order
 
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
                  max_capacity: int | None = None) -> None:
@@ -88,6 +88,7 @@ class Receiver(AckPolicy):
         # need one), and ooo is () again once it drains.
         self.ooo: list[list] = _NONE
         self.ooo_bytes = 0
+        self.ooo_packets = 0               # segments that arrived out of order
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.capacity = capacity
         self.wscale = wscale
