@@ -171,7 +171,8 @@ class SocketCallsMixin:
             # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
             child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
                          family=sock.family, reuseaddr=sock.reuseaddr)
-            child.v6only = sock.v6only
+            if sock.v6only:
+                child.v6only = True
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
