@@ -84,7 +84,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
-        "ackp", "adv_mss", "backoff", "brief", "cfg", "changes", "chrono",
+        "ackp", "adv_mss", "backoff", "cfg", "changes", "chrono",
         "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "ecn", "last_ack_sent", "last_data_sent", "last_rcv", "local",
         "max_packets_out", "mem_charged", "mss", "neg", "now", "opts", "outbox", "pool",
@@ -174,14 +174,13 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
         self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
-        Timers.__init__(self)
+        Timers.__init__(self)                # (which also makes brief None: its slot)
         self.timers: Timers = self           # and its own Timers
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
         self.changes: list[StateChange] | tuple[()] = ()
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
-        self.brief: dict[str, object] | None = None  # likewise, those of "brief"
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
         # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
