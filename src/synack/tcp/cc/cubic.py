@@ -103,10 +103,10 @@ class _Epoch:
     """CUBIC's curve and HyStart's round: made at the first change from their starting
     values, so that a connection that has not sent yet keeps twelve slots fewer."""
 
-    __slots__ = ("ack_cnt", "cnt", "curr_rtt", "epoch_start", "k", "last_cwnd", "last_time",
-                 "origin", "round_end", "sample_cnt", "w_est", "w_max")
+    __slots__ = ("ack_cnt", "cnt", "curr_rtt", "epoch_start", "k", "last_ack", "last_cwnd",
+                 "last_time", "origin", "round_end", "sample_cnt", "w_est", "w_max")
 
-    def __init__(self) -> None:
+    def __init__(self, round_start: int = 0) -> None:
         self.cnt = 0                    #: ACKs per +1 segment in congestion avoidance
         self.w_max = 0                  #: Linux last_max_cwnd (segments)
         self.origin = 0                 #: Linux bic_origin_point: the plateau of this epoch
@@ -119,6 +119,7 @@ class _Epoch:
         self.round_end = 0              #: HyStart: the round ends when acked_total passes it
         self.curr_rtt = _NO_RTT         #: HyStart: the round's minimum RTT
         self.sample_cnt = 0             #: HyStart: RTT samples in the round
+        self.last_ack = round_start     #: HyStart: the last ACK of the ACK train
 
 
 _FRESH = _Epoch()   # what a Cubic without an _Epoch of its own reads (never written)
@@ -129,7 +130,7 @@ class Cubic(CongestionControl):
 
     name = "cubic"
 
-    __slots__ = ("_acked_total", "_ep", "_last_ack", "_round_start", "delay_min", "found",
+    __slots__ = ("_acked_total", "_ep", "_round_start", "delay_min", "found",
                  "hystart")
 
     _ep: _Epoch | None
@@ -143,10 +144,11 @@ class Cubic(CongestionControl):
         self._hystart_reset(0, now)
 
     def _epoch(self) -> _Epoch:
-        """The curve and round state of this connection, made on first use."""
+        """The curve and round state of this connection, made on first use (the ACK
+        train's last ACK is the round's start until then)."""
         ep = self._ep
         if ep is None:
-            ep = self._ep = _Epoch()
+            ep = self._ep = _Epoch(self._round_start)
         return ep
 
     def _reset(self) -> None:
@@ -157,13 +159,14 @@ class Cubic(CongestionControl):
 
     def _hystart_reset(self, in_flight: int, now: int) -> None:
         """Linux bictcp_hystart_reset(): a new round starts now."""
-        self._round_start = self._last_ack = now
+        self._round_start = now
         end = self._acked_total + in_flight
         ep = self._ep
         if ep is None:
             if not end:
                 return                  # the round's fields at their start values already
-            ep = self._ep = _Epoch()
+            ep = self._ep = _Epoch(now)
+        ep.last_ack = now
         ep.round_end = end
         ep.curr_rtt = _NO_RTT
         ep.sample_cnt = 0
@@ -194,8 +197,12 @@ class Cubic(CongestionControl):
             self._hystart_reset(in_flight, now)
         if self.cwnd < params.low_window:
             return
-        if params.detect & HYSTART_ACK_TRAIN and now - self._last_ack <= params.ack_delta_us:
-            self._last_ack = now
+        ep = self._ep
+        last_ack = self._round_start if ep is None else ep.last_ack
+        if params.detect & HYSTART_ACK_TRAIN and now - last_ack <= params.ack_delta_us:
+            if ep is None:
+                ep = self._ep = _Epoch(self._round_start)
+            ep.last_ack = now
             # Half the minimum RTT, plus what pacing may have delayed (hystart_ack_delay():
             # four 64 KB bursts at the pacing rate, at most 1 ms; Linux paces slow start at
             # twice cwnd per RTT, here per minimum RTT). No pacing qdisc: halved.
@@ -205,9 +212,8 @@ class Cubic(CongestionControl):
                 self.found = True
                 self.ssthresh = self.cwnd
         if params.detect & HYSTART_DELAY:
-            ep = self._ep
             if ep is None:
-                ep = self._ep = _Epoch()
+                ep = self._ep = _Epoch(self._round_start)
             ep.curr_rtt = min(ep.curr_rtt, delay)
             if ep.sample_cnt < HYSTART_MIN_SAMPLES:
                 ep.sample_cnt += 1
@@ -226,7 +232,7 @@ class Cubic(CongestionControl):
         cwnd = self.cwnd
         ep = self._ep
         if ep is None:
-            ep = self._ep = _Epoch()
+            ep = self._ep = _Epoch(self._round_start)
         ep.ack_cnt += acked
         # Per-ACK thrift, as Linux: the curve is evaluated at most once per jiffy,
         # and not at all while cwnd has not moved for HZ / 32.
