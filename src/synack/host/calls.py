@@ -23,6 +23,7 @@ from synack.host.records import (
     Key,
     Sock,
     SockAddr,
+    shared_addr,
 )
 from synack.host.sockaddr import api_addr, ip_of, overlaps
 from synack.sockopts import get_option, set_option
@@ -272,7 +273,7 @@ class SocketCallsMixin:
         if key in self.conns or key in self.timewait:
             return errno.EADDRNOTAVAIL
         self.ports.remove(sock)
-        sock.local, sock.remote = local, (ip, port)
+        sock.local, sock.remote = local, shared_addr((ip, port))
         self.ports.add(sock)
         conn = Connection(local=local, remote=sock.remote, cfg=self.cfg, opts=sock.opts,
                           iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
