@@ -123,6 +123,31 @@ def test_echo_returns_every_byte_and_closes_after_the_client() -> None:
     assert any(ch.new is State.TIME_WAIT for _, ch in cli.stack.changes)
 
 
+def test_state_changes_are_recorded_only_when_someone_reads_them() -> None:
+    """AppRunner(keep_changes=False) without a hook drops every state change, so the
+    stack makes none; a hook set later gets those of the connections made after it."""
+    net, srv, cli, _server = lab(EchoServer, 7)
+    srv.keep_changes = False
+    assert srv.stack.record_changes is False
+    seen: list[object] = []
+
+    def served(c: Client) -> None:
+        run_clients(net, cli, [c])
+        net.run(until=net.now + 200 * MS)
+        assert bytes(c.got) == b"ping" and c.error is None
+
+    served(Client(cli.stack, 7, b"ping"))
+    assert srv.stack.changes == [] and srv.stack.stats["segments in"] > 0
+    assert any(ch.new is State.TIME_WAIT for _, ch in cli.stack.changes)   # kept there
+    srv.on_changes = seen.extend
+    assert srv.stack.record_changes is True
+    served(Client(cli.stack, 7, b"ping"))
+    states = [ch.new for _, ch in seen]                   # type: ignore[attr-defined]
+    assert states == [State.SYN_RECEIVED, State.ESTABLISHED, State.CLOSE_WAIT,
+                      State.LAST_ACK, State.CLOSED]
+    assert srv.stack.changes == []                        # handed to the hook, not kept
+
+
 def test_echo_over_a_lossy_reordering_link_is_intact() -> None:
     data = random.Random(2).randbytes(300_000)
     bad = LinkParams(delay_us=5 * MS, loss=0.03, reorder=0.05, duplicate=0.01)

@@ -144,3 +144,21 @@ def test_gratuitous_and_conflicts_and_garbage() -> None:
     assert sent(r) == [(OTHER_MAC, ETHERTYPE_ARP,
                         ArpPacket(OP_REPLY, US_MAC, US_IP, OTHER_MAC, "0.0.0.0"))]
     assert r.entries == {}
+
+
+def test_busy_only_while_resolving_or_holding_output() -> None:
+    # A link skips the resolver's timers and queues on every batch unless busy().
+    r = resolver()
+    assert not r.busy() and r.next_deadline() is None
+    assert r.output(b"ip", PEER_IP, now=0) is None          # queued: a request goes out
+    assert r.busy() and r.next_deadline() == S
+    r.receive(is_at(PEER_IP, PEER_MAC), now=10)
+    assert r.busy() and r.next_deadline() is None           # resolved; frames to take
+    assert [body for _, _, body in sent(r)][-1] == b"ip"
+    assert not r.busy()
+    r.output(b"ip", OTHER_IP, now=20)                        # never answers
+    for t in (20 + S, 20 + 2 * S, 20 + 3 * S):
+        r.tick(now=t)
+        r.transmit()
+    assert r.unreachable() == [b"ip"]
+    assert not r.busy() and r.next_deadline() is None

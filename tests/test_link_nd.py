@@ -98,8 +98,11 @@ def test_an_advertisement_releases_the_queue() -> None:
     r.transmit()
     na = NdMessage(NEIGHBOR_ADVERT, THEM, NA_SOLICITED | NA_OVERRIDE,
                    target_lladdr=mac_aton(THEIR_MAC))
+    assert r.busy() and r.next_deadline() == 1_000_000     # resolving THEM
     r.receive(build_icmp6_packet(THEM, US, na), now=500)
+    assert r.next_deadline() is None
     (frame, _), = r.transmit()
+    assert not r.busy()
     assert frame[:6] == mac_aton(THEIR_MAC) and frame[12:14] == b"\x86\xdd"
     assert frame[14:] == packet
     assert r.output(packet, THEM, now=600) == frame[:14]
@@ -141,6 +144,7 @@ def test_dad_first_sends_one_solicitation_from_the_unspecified_address() -> None
 
 def test_dad_without_answer_makes_the_address_usable_and_releases_held_packets() -> None:
     r = NdResolver(OUR_MAC, US)
+    assert r.busy()                                     # DAD to run: a link must tick it
     _dad_start(r)
     packet = build_tcp6_packet(US, THEM, TcpSegment(1, 2, 3, 0, SYN, 100))
     assert r.output(packet, THEM, now=10) is None       # held: the address is tentative

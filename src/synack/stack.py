@@ -117,6 +117,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         self.timewait = TimeWaitTable()     # 4-tuple -> TIME_WAIT entry (a packed int)
         self.orphans = 0                    # closed by the application, still closing
         self.changes: list[tuple[Key, StateChange]] = []
+        #: False when nothing reads :attr:`changes` (a server without a state log, see
+        #: AppRunner): connections made from then on record no state changes at all.
+        self.record_changes = True
         self.stats: Counter[str] = Counter()
         self._out: list[bytes] = []
         self._next_fd = 3
@@ -493,8 +496,9 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             self.cfg.mib["TcpExtTCPTimeWaitOverflow"] += 1
             self.timers.disarm(conn)
             del self.conns[key]
-            self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED,
-                                                  "TIME_WAIT table full: tcp_max_tw_buckets")))
+            if self.record_changes:
+                self.changes.append((key, StateChange(
+                    now, State.TIME_WAIT, State.CLOSED, "TIME_WAIT table full: tcp_max_tw_buckets")))
         elif state is _TIME_WAIT:
             rcv = conn.rcv
             assert rcv is not None
@@ -519,7 +523,8 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         if not expired:
             self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
-        self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+        if self.record_changes:
+            self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
 
 
 def _has_md5(seg: TcpSegment) -> bool:

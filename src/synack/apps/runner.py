@@ -31,13 +31,43 @@ class AppRunner:
                  on_changes: ChangeHook | None = None, keep_changes: bool = True) -> None:
         self.stack = stack
         self.apps: list[App] = list(apps)
-        self.on_changes = on_changes
+        self._on_changes = on_changes
         # A long-running server would grow stack.changes forever; when nothing
         # else reads them, they are dropped once the hook has seen them.
-        self.keep_changes = keep_changes
+        self._keep_changes = keep_changes
+        self._record()
         self._seen = len(stack.changes)
         self._touched: set[int] = set()     # handed to the apps, not yet to the driver
         self._handing_on = False           # a driver takes them (take_touched)
+        # Packets go straight to the stack: a driver calls this per packet, and the
+        # wrapper method below would add a call that does nothing.
+        self.receive = stack.receive  # type: ignore[method-assign]
+
+    # ------------------------------------------------------------ state changes
+    @property
+    def on_changes(self) -> ChangeHook | None:
+        """Called with each batch's new state changes (None: no hook)."""
+        return self._on_changes
+
+    @on_changes.setter
+    def on_changes(self, hook: ChangeHook | None) -> None:
+        self._on_changes = hook
+        self._record()
+
+    @property
+    def keep_changes(self) -> bool:
+        """Whether ``stack.changes`` keeps what the hook has seen (False: dropped)."""
+        return self._keep_changes
+
+    @keep_changes.setter
+    def keep_changes(self, keep: bool) -> None:
+        self._keep_changes = keep
+        self._record()
+
+    def _record(self) -> None:
+        # Neither kept nor handed to a hook, a state change is made only to be thrown
+        # away: the stack's connections (those made from now on) make none.
+        self.stack.record_changes = self._keep_changes or self._on_changes is not None
 
     # ------------------------------------------------------------ host methods
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:

@@ -279,6 +279,8 @@ class SocketCallsMixin:
                           iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
                           now=now, mtu=self.route_mtu(ip), ts_offset=self.rng.getrandbits(32))
         conn.tso_max = self._tso_max()
+        if not self.record_changes:
+            conn.changes = None
         conn.fd = fd
         sock.conn = conn
         sock.connecting = True

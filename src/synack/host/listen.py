@@ -81,6 +81,8 @@ class ListenMixin:
                            opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=self.rng.getrandbits(32))
         child.tso_max = self._tso_max()
+        if not self.record_changes:
+            child.changes = None
         fast, reply = try_fastopen(self, lst, owner, seg, key[2], key[0])
         if fast:
             # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
@@ -117,6 +119,8 @@ class ListenMixin:
                            opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=syncookies.ts_offset(self._secret(), tup))
         child.tso_max = self._tso_max()
+        if not self.record_changes:
+            child.changes = None
         child.open_passive(syn, now=now)
         return child
 

@@ -96,6 +96,7 @@ class ArpResolver:
         self.stats: Counter[str] = Counter()
         self._out: list[Frame] = []
         self._failed: list[bytes] = []
+        self._incomplete = 0        # entries still resolving (their retries are timers)
 
     # ------------------------------------------------------------ inputs
     def receive(self, payload: Buffer, *, now: int) -> None:
@@ -144,6 +145,7 @@ class ArpResolver:
             entry = None
         if entry is None:
             entry = self.entries[next_hop] = ArpEntry(next_hop, next_try=now)
+            self._incomplete += 1
             self._solicit(entry, now)
         entry.queue.append((packet, gso_size))
         entry.queued_bytes += len(packet)
@@ -163,6 +165,7 @@ class ArpResolver:
                         self.stats["arp queued packets dropped"] += len(entry.queue)
                         self._failed.extend(p for p, _ in entry.queue)
                         del self.entries[ip]
+                        self._incomplete -= 1
                     else:
                         self._solicit(entry, now)
             elif now - entry.confirmed >= self.reachable_us + self.stale_us:
@@ -187,8 +190,15 @@ class ArpResolver:
         Aging needs no deadline of its own: :meth:`output` checks an entry's age
         whenever it is used, and :meth:`tick` sweeps the rest when it runs.
         """
+        if not self._incomplete:
+            return None             # the common case, asked on every batch: no scan
         due = [e.next_try for e in self.entries.values() if e.mac is None]
         return min(due) if due else None
+
+    def busy(self) -> bool:
+        """Whether :meth:`tick`, :meth:`transmit` or :meth:`unreachable` may have work
+        (a neighbour resolving, frames or failures waiting); False lets a link skip them."""
+        return bool(self._incomplete or self._out or self._failed)
 
     # ------------------------------------------------------------ queries
     def lookup(self, ip: str, *, now: int) -> str | None:
@@ -217,6 +227,8 @@ class ArpResolver:
         entry = self.entries.get(ip)
         if entry is None:
             entry = self.entries[ip] = ArpEntry(ip)
+        elif entry.mac is None:
+            self._incomplete -= 1
         if entry.mac != mac:
             entry.mac = mac
             entry.header = header_bytes(mac, self.mac, ETHERTYPE_IPV4)

@@ -111,31 +111,38 @@ class Gro:
                     continue
                 out.append((pkt, False))        # not TCP over IPv4 (or too short to be)
                 continue
-            ihl = (pkt[0] & 0x0F) << 2
-            key = pkt[12:20] + pkt[ihl:ihl + 4]         # addresses and ports
             thlen = (pkt[32] >> 2) & 0x3C
+            # The header sums to zero (a good checksum) exactly when its value is a
+            # non-zero multiple of 0xFFFF (as wire/ipv4.py's _checked): no call per packet.
             if (pkt[0] != 0x45 or (pkt[2] << 8 | pkt[3]) != n or pkt[6] & 0xBF or pkt[7]
-                    or thlen < 20 or 20 + thlen > n or internet_checksum(pkt[:20])):
+                    or thlen < 20 or 20 + thlen > n
+                    or (x := int.from_bytes(pkt[:20], "big")) % 0xFFFF or not x):
                 # inet_gro_receive / tcp_gro_pull_header refuse it: to the stack as it is.
-                h = held.pop(key, None)
-                if h is not None:
-                    self._flush(h, out, "not mergeable")
+                if held:
+                    ihl = (pkt[0] & 0x0F) << 2
+                    h = held.pop(pkt[12:20] + pkt[ihl:ihl + 4], None)
+                    if h is not None:
+                        self._flush(h, out, "not mergeable")
                 out.append((pkt, False))
                 continue
             seen += 1
+            # The flow (addresses and ports) is looked up only while merges are held,
+            # or to hold this one: most small batches never build it.
+            key = pkt[12:24] if held else b""
             a = int.from_bytes(pkt[12:20], "big")      # pseudo header: addresses,
             pseudo = a + 6 + n - 20                    # protocol and TCP length
             if internet_checksum(pkt, pseudo):
                 # The IPv4 header sums to zero, so this is the TCP checksum alone.
                 stats["gro bad checksum"] += 1
-                h = held.pop(key, None)
-                if h is not None:
-                    self._flush(h, out, "bad checksum")
+                if key:
+                    h = held.pop(key, None)
+                    if h is not None:
+                        self._flush(h, out, "bad checksum")
                 out.append((pkt, False))
                 continue
             plen = n - 20 - thlen
             f = pkt[33]
-            h = held.get(key)
+            h = held.get(key) if key else None
             if h is not None:
                 if (int.from_bytes(pkt[24:28], "big") == h.next_seq and 0 < plen <= h.mss
                         and h.total + plen < _GRO_MAX and thlen == h.thlen
@@ -164,7 +171,7 @@ class Gro:
                 out.append((pkt, True))
                 continue
             s = -(pseudo + int.from_bytes(pkt[20:20 + thlen], "big")) % 0xFFFF
-            held[key] = _Held(pkt, len(out), thlen, plen, s)
+            held[key or pkt[12:24]] = _Held(pkt, len(out), thlen, plen, s)
             out.append((pkt, True))             # replaced if more segments join it
         for h in held.values():
             self._flush(h, out, "batch end")

@@ -93,9 +93,14 @@ class Loop:
         self._poked: set[int] = set()
         self._deadline: int | None = None
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
-        take_lo = getattr(stack, "take_lo_touched", None)
+        # The optional parts of the host and link, looked up once, not on every batch
+        # (through AppRunner.__getattr__ a missing name costs an exception each time).
+        take_lo = self._take_lo = getattr(stack, "take_lo_touched", None)
         if take_lo is not None:
             take_lo()           # from now on the stack keeps them for this loop
+        self._take_touched: Callable[[], set[int]] | None = getattr(stack, "take_touched", None)
+        self._take_local: Callable[[], list[bytes]] | None = getattr(link, "take_local", None)
+        self._receive_local: Callable[..., None] | None = getattr(stack, "receive_local", None)
         self._stopping = False
         self._running = False
         self._finished = False
@@ -244,7 +249,7 @@ class Loop:
         try:
             with self.lock:
                 self._deadline = self._next_deadline()
-                take = getattr(self.stack, "take_touched", None)
+                take = self._take_touched
                 if take is not None:
                     take()          # from now on the host keeps them for this loop
             while not self._stopping:
@@ -304,18 +309,19 @@ class Loop:
                     link_ready = True        # what the link held back may be due now
             if link_ready:
                 got = self.link.recv_packets(now=now)
-                take_local = getattr(self.link, "take_local", None)
+                take_local = self._take_local
                 if take_local is not None and (local := take_local()):
                     # The host's own ICMP errors (ARP/ND failed): older than what was
                     # read, and from ourselves, so not through the martian check.
-                    receive_local = getattr(stack, "receive_local", None)
+                    receive_local = self._receive_local
                     for packet in local:
                         if receive_local is not None:
                             receive_local(packet, now=now)
                         else:
                             stack.receive(packet, now=now, csum_valid=True)
+                receive = stack.receive
                 for packet, csum_valid in got:
-                    stack.receive(packet, now=now, csum_valid=csum_valid)
+                    receive(packet, now=now, csum_valid=csum_valid)
             deadline = self._deadline
             if deadline is not None and deadline <= now:
                 stack.tick(now=now)
@@ -336,12 +342,13 @@ class Loop:
                 for fd in ready:
                     for fn in list(fd_watchers.get(fd, ())):
                         self._guarded(fn, now, "watcher")
-            for fn in list(self._watchers):
-                self._guarded(fn, now, "watcher")
+            if self._watchers:
+                for fn in list(self._watchers):
+                    self._guarded(fn, now, "watcher")
             out = stack.transmit_gso(now=now)
             if out:
                 self.link.send_packets(out, now=now)
-            take = getattr(stack, "take_touched", None)
+            take = self._take_touched
             if take is None:
                 self._notify_all_fds()
             else:
@@ -352,7 +359,7 @@ class Loop:
                         waits[fd][0].notify_all()
             self.cond.notify_all()
             self._deadline = self._next_deadline()
-            take_lo = getattr(stack, "take_lo_touched", None)
+            take_lo = self._take_lo
             lo_touched = take_lo() if take_lo is not None else None
             if lo_touched:
                 # Packets to the host's own addresses were received inside transmit()

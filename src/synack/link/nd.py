@@ -121,6 +121,11 @@ class NdResolver(ArpResolver):
             self._dad_work(now)
         super().tick(now=now)
 
+    def busy(self) -> bool:
+        """As :meth:`ArpResolver.busy`; also while duplicate address detection runs
+        (or has failed and not yet been reported)."""
+        return self.dad != DAD_PREFERRED or bool(self._incomplete or self._out or self._failed)
+
     def next_deadline(self) -> int | None:
         d = super().next_deadline()
         if self.dad == DAD_TENTATIVE:
@@ -222,6 +227,8 @@ class NdResolver(ArpResolver):
         entry = self.entries.get(ip)
         if entry is None:
             entry = self.entries[ip] = ArpEntry(ip)
+        elif entry.mac is None:
+            self._incomplete -= 1
         if entry.mac != mac:
             entry.mac = mac
             entry.header = header_bytes(mac, self.mac, ETHERTYPE_IPV6)

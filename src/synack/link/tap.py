@@ -220,9 +220,12 @@ class TapLink:
         while ICMP errors for the stack wait to be read."""
         if self._local:
             return 0
+        nd = self.nd
+        if not self.arp.busy() and (nd is None or not nd.busy()):
+            return None             # asked on every batch: a resolved link has no timers
         d = self.arp.next_deadline()
-        if self.nd is not None:
-            d6 = self.nd.next_deadline()
+        if nd is not None:
+            d6 = nd.next_deadline()
             if d6 is not None and (d is None or d6 < d):
                 d = d6
         return d
@@ -234,6 +237,9 @@ class TapLink:
     # ------------------------------------------------------------ internals
     def _tick_arp(self, now: int) -> None:
         arp = self.arp
+        nd = self.nd
+        if not arp.busy() and (nd is None or not nd.busy()):
+            return                  # every batch twice: the common case is a resolved link
         deadline = arp.next_deadline()
         if deadline is not None and deadline <= now:
             arp.tick(now=now)
@@ -248,7 +254,6 @@ class TapLink:
             self.stats["icmp host unreachable (arp failed)"] += 1
             msg = error_for(packet, DEST_UNREACH, CODE_HOST_UNREACH)
             self._local.append(build_icmp_packet(self.arp.ip, self.arp.ip, msg))
-        nd = self.nd
         if nd is not None:
             deadline = nd.next_deadline()
             if deadline is not None and deadline <= now:

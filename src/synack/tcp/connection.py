@@ -179,7 +179,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
-        self.changes: list[StateChange] | tuple[()] = ()
+        # None: nobody reads this connection's state changes, so none are recorded.
+        self.changes: list[StateChange] | tuple[()] | None = ()
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
@@ -226,12 +227,13 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def _change(self, event: Event, now: int, why: str = "") -> None:
         old = self.state
         self.state = next_state(old, event)
-        change = StateChange(now, old, self.state, why or event.value)
         changes = self.changes
-        if isinstance(changes, list):
-            changes.append(change)
-        else:
-            self.changes = [change]
+        if changes is not None:
+            change = StateChange(now, old, self.state, why or event.value)
+            if isinstance(changes, list):
+                changes.append(change)
+            else:
+                self.changes = [change]
         if self.state is State.CLOSED:
             self.timers.clear()
         elif self.state is State.TIME_WAIT:

@@ -79,23 +79,29 @@ class OutputMixin:
         full_sent = False                    # a whole segment of new data went in this pass
         rack = rec.rack
         if rack is not None and not rack.lost_bytes and not probe \
-                and snd.snd_nxt == smax_before and not snd.fin_queued:
-            # The usual case, decided without the general loop below (which would reach
-            # the same decisions): nothing to retransmit, nothing re-sent after a timeout,
-            # no FIN; either nothing new to send, or less than a segment that the windows
-            # and Nagle let go at once (Linux tcp_push_one()'s case).
+                and snd.snd_nxt == smax_before:
+            # The usual cases, decided without the general loop below (which would reach
+            # the same decisions): nothing to retransmit and nothing re-sent after a
+            # timeout; either nothing to send, or less than a segment of new data (and
+            # the FIN, if queued) that the windows and Nagle let go at once (Linux
+            # tcp_push_one()'s case), or the FIN alone.
             nxt = smax_before
             una = snd.snd_una
             left = ((snd.buf_seq + snd.buf.nbytes - nxt + _HALF) & _MASK) - _HALF  # sq.diff
-            if left <= 0:
+            fin_due = snd.fin_queued and left >= 0                      # sq.le(nxt, end)
+            usable = ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF
+            if left <= 0 and not fin_due:
                 left = -1                    # nothing to send: skip the loop
-            elif left < mss and not snd.eor_marks \
-                    and ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF >= left \
+            elif left == 0:
+                if usable >= 0:              # the FIN alone (not held by cwnd, as Linux)
+                    self._transmit(nxt, 0, now, fin=True)
+                    left = -1
+            elif left < mss and not snd.eor_marks and usable >= left \
                     and rec.cc.cwnd * mss > max(
                         (((nxt - una + _HALF) & _MASK) - _HALF) - rack.sacked_bytes
                         + rack.retrans_bytes, 0) \
-                    and (push or not self._nagle_holds(left)):
-                self._transmit(nxt, left, now, fin=False)
+                    and (fin_due or push or not self._nagle_holds(left)):
+                self._transmit(nxt, left, now, fin=fin_due)
                 left = -1
         else:
             left = 0
