@@ -100,9 +100,10 @@ def test_an_idle_established_connection_is_small() -> None:
         tracemalloc.stop()
     assert all(cli.state(fd) is State.ESTABLISHED for fd in cfds)
     per_endpoint = used / (2 * N)     # everything both stacks hold: sockets, tables, TCBs
-    # Was 6,000 bytes, then 3,050, now about 2,430; the goal is 2,048
-    # (bench/core_profile.py memory).
-    assert per_endpoint <= 2_500, per_endpoint
+    # Was 6,000 bytes, then 3,050, then 2,430, now about 1,970 (fields at their default
+    # or alike across connections off the slots: synack/tcp/rare.py); the goal
+    # is 2,048 (bench/core_profile.py memory).
+    assert per_endpoint <= 2_048, per_endpoint
 
 
 def test_a_time_wait_entry_is_small() -> None:

@@ -23,6 +23,7 @@ from synack.host.records import (
     Key,
     Sock,
     SockAddr,
+    shared_addr,
 )
 from synack.host.sockaddr import api_addr, ip_of, overlaps
 from synack.sockopts import get_option, set_option
@@ -170,7 +171,9 @@ class SocketCallsMixin:
             self._next_fd = fd + 1
             # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
             child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
-                         family=sock.family, v6only=sock.v6only, reuseaddr=sock.reuseaddr)
+                         family=sock.family, reuseaddr=sock.reuseaddr)
+            if sock.v6only:
+                child.v6only = True
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
@@ -270,7 +273,7 @@ class SocketCallsMixin:
         if key in self.conns or key in self.timewait:
             return errno.EADDRNOTAVAIL
         self.ports.remove(sock)
-        sock.local, sock.remote = local, (ip, port)
+        sock.local, sock.remote = local, shared_addr((ip, port))
         self.ports.add(sock)
         conn = Connection(local=local, remote=sock.remote, cfg=self.cfg, opts=sock.opts,
                           iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.host.fastopen import start_child, try_fastopen
-from synack.host.records import Key, Sock
+from synack.host.records import Key, Sock, shared_addr
 from synack.tcp import fastopen, syncookies
 from synack.tcp.connection import Connection
 from synack.tcp.listener import COOKIE, Listener
@@ -76,7 +76,7 @@ class ListenMixin:
         owner = self._listener_sock(lst)
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         iss = self.isn(key[0], key[1], key[2], key[3], now)
-        local = lst.local if lst.local[0] == key[0] else (key[0], key[1])  # shared tuple
+        local = lst.local if lst.local[0] == key[0] else shared_addr((key[0], key[1]))
         child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
                            opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=self.rng.getrandbits(32))
@@ -114,7 +114,7 @@ class ListenMixin:
         owner = self._listener_sock(lst)
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         tup = (key[2], key[3], key[0], key[1])
-        local = lst.local if lst.local[0] == key[0] else (key[0], key[1])  # shared tuple
+        local = lst.local if lst.local[0] == key[0] else shared_addr((key[0], key[1]))
         child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
                            opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
                            ts_offset=syncookies.ts_offset(self._secret(), tup))

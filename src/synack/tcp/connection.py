@@ -21,9 +21,10 @@ leaves a choice the connection does what Linux does, and says so.
 
 The work is split: :class:`~synack.tcp.sender.Sender` holds SND.* and the send
 buffer, :class:`~synack.tcp.receiver.Receiver` holds RCV.* and reassembly,
-:class:`~synack.tcp.rtt.RttEstimator` the RTO,
-:class:`~synack.tcp.options.Negotiated` what the SYNs agreed (timestamps, SACK,
-window scale), :class:`~synack.tcp.ackpolicy.AckPolicy` when to ACK,
+:class:`~synack.tcp.rtt.RttEstimator` the RTO (the Sender is one: ``rtt`` is
+``snd``), :class:`~synack.tcp.options.Negotiated` what the SYNs agreed
+(timestamps, SACK, window scale), :class:`~synack.tcp.ackpolicy.AckPolicy` when to
+ACK (the Receiver is one: ``ackp`` is ``rcv`` once the peer's SYN is in),
 :class:`~synack.tcp.recovery.Recovery` loss recovery over a pluggable
 congestion controller (:mod:`synack.tcp.cc`). This module owns the state and
 the calls; :mod:`synack.tcp.input` processes what comes in,
@@ -49,6 +50,7 @@ from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
+from synack.tcp.rare import Brief, Pooled, Rare, pooled
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
     DEFAULT_OPTS,
@@ -72,27 +74,62 @@ SECOND = 1_000_000
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+_PEER_MSS, _PASSIVE = 0, 5        # in Connection.pool: _take_syn_options sets both at once
 
 
 class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
-                 EcnMixin, RepliesMixin):
+                 EcnMixin, RepliesMixin, Negotiated, Timers):
     """A TCP control block driven by segments, calls and time."""
 
     # Slots, not a __dict__: a few hundred bytes less for each of many idle connections.
     # The mixins have empty __slots__, so an attribute not listed here is an error.
     __slots__ = (
-        "ackp", "adv_mss", "app_closed", "backoff", "cfg", "changes", "chrono",
+        "ackp", "adv_mss", "backoff", "cfg", "changes", "chrono",
         "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
-        "delivery_rate", "dsack_dups", "ecn", "error", "last_ack_sent", "last_data_sent",
-        "last_oow_ack", "last_rcv", "mem_charged",
-        "local", "max_packets_out", "mss", "neg", "now", "opts", "outbox", "passive", "peer_mss",
-        "persist_backoff", "pmtu", "probe_start", "probes_out", "rate_mark_delivered",
-        "rate_mark_time", "rcv", "rcv_capacity",
-        "rcv_max_capacity", "rcvbuf", "rd_shut", "rec", "remote", "retrans_stamp",
-        "retransmits", "rto_count", "rtt", "rtt_seq", "rtt_time", "segs_in", "segs_out", "snd",
-        "snd_max_capacity", "soft_error", "state", "tfo", "timers", "total_retrans",
-        "trace", "tso_max", "ut_start", "wr_shut",
-    ) + ("fd", "timer_at")         # the host's (see __init__)
+        "delivery_rate", "ecn", "last_ack_sent", "last_data_sent", "last_rcv", "local",
+        "max_packets_out", "mem_charged", "mss", "neg", "now", "opts", "outbox", "pool",
+        "rare", "rate_mark_delivered", "rate_mark_time", "rcv", "rec", "remote",
+        "retransmits", "rtt", "segs_in", "segs_out", "snd", "snd_max_capacity",
+        "state", "timers", "trace", "tso_max",
+    ) + ("fd", "timer_at") + (       # the host's (see __init__)
+        # Negotiated's (a base class without slots of its own; Timers has its own).
+        "sack_ok", "snd_wscale", "ts_offset", "ts_ok", "ts_recent", "ts_recent_stamp")
+
+    # Fields that stay at their default in most connections (rare.py): no slot each.
+    # None of them is read or written for every segment.
+    error = Rare[int | None](None)       # the errno a socket call should raise
+    soft_error = Rare[int | None](None)  # Linux sk_err_soft: an ICMP error, told on timeout
+    tfo = Rare[FastOpenState | None](None)   # TCP Fast Open (tcp/fastopen_conn.py)
+    wr_shut = Rare[bool](False)          # shutdown(SHUT_WR) or close()
+    rd_shut = Rare[bool](False)          # shutdown(SHUT_RD) or close()
+    total_retrans = Rare[int](0)         # counters, as `nstat` / `ss -ti` would show them
+    rto_count = Rare[int](0)
+    dsack_dups = Rare[int](0)
+    last_oow_ack = Rare[int](-1)         # when we last answered an invalid segment
+    # Fields at their default but for a while (the handshake, a timeout, probing) or in
+    # connections that are closing: in the dict ``brief``, None nearly always, which
+    # the per-segment tests read first.
+    rtt_seq = Brief[int | None](None, drops=("rtt_time",))  # the SYN timed (Karn's rule)
+    rtt_time = Brief[int](0)                 # when it left
+    retrans_stamp = Brief[int | None](None)  # when the head was first retransmitted
+    # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
+    # retransmitted, icsk_probes_tstamp for zero-window probes).
+    ut_start = Brief[int | None](None)
+    probe_start = Brief[int | None](None)
+    persist_backoff = Brief[int](0)          # zero-window probes sent since it closed
+    probes_out = Brief[int](0)               # keepalive probes unanswered
+    app_closed = Brief[bool](False)          # close() called: the socket is an orphan
+    # Fields that many connections hold alike, and no segment's path reads (rare.py):
+    # one shared tuple in the slot ``pool``, in this order.
+    peer_mss = Pooled[int](_PEER_MSS)    # the MSS option of the peer's SYN
+    pmtu = Pooled[int](1)                # lowered by ICMP "fragmentation needed"
+    rcvbuf = Pooled[int](2)              # SO_RCVBUF (Linux sk_rcvbuf)
+    rcv_capacity = Pooled[int](3)        # receive buffer payload bytes, before the SYN
+    rcv_max_capacity = Pooled[int](4)    # what the receive buffer may grow to
+    passive = Pooled[bool](_PASSIVE)     # opened by a listener
+    offer_ts = Pooled[bool](6)           # Negotiated's: what our SYN offers
+    offer_sack = Pooled[bool](7)
+    rcv_wscale = Pooled[int | None](8)   # None: we do not offer window scaling
 
     def __init__(
         self,
@@ -112,50 +149,47 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.cfg = cfg
         self.opts = opts
         self.state = State.CLOSED
-        self.passive = False
         rmem = cfg.triple("net.ipv4.tcp_rmem")
         wmem = cfg.triple("net.ipv4.tcp_wmem")
-        self.rcvbuf = opts.rcvbuf or rmem[1]
+        rcvbuf = opts.rcvbuf or rmem[1]
         sndbuf = opts.sndbuf or wmem[1]
         # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
         # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
         # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-        # shared(): the same int object for the same size in every connection (an int
-        # above 256 is a 28-byte object of its own each time it is computed).
-        self.rcv_capacity = shared(max(self.rcvbuf // 2, 1))
-        self.rcv_max_capacity = self.rcv_capacity if opts.rcvbuf else shared(
-            max(rmem[2] // 2, 1))
+        # pooled() and shared(): the same objects for the same sizes in every connection
+        # (an int above 256 is a 28-byte object of its own each time it is computed).
+        rcv_capacity = max(rcvbuf // 2, 1)
+        rcv_max_capacity = rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
         if opts.window_clamp:
             # Linux tcp_select_initial_window(): the window never exceeds the clamp.
-            self.rcv_capacity = shared(min(self.rcv_capacity, opts.window_clamp))
-            self.rcv_max_capacity = shared(min(self.rcv_max_capacity, opts.window_clamp))
+            rcv_capacity = min(rcv_capacity, opts.window_clamp)
+            rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
+        self.pool: tuple[object, ...] = pooled((
+            DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False,
+            cfg.int("net.ipv4.tcp_timestamps") == 1, cfg.int("net.ipv4.tcp_sack") == 1,
+            _wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
+            if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None))
         self.snd_max_capacity = shared(
             max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
         self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
         self.rcv: Receiver | None = None
-        self.rtt = RttEstimator()
-        self.timers = Timers()
+        self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
+        Timers.__init__(self)                # (which also makes brief None: its slot)
+        self.timers: Timers = self           # and its own Timers
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
         # None: nobody reads this connection's state changes, so none are recorded.
         self.changes: list[StateChange] | tuple[()] | None = ()
-        self.error: int | None = None
-        self.soft_error: int | None = None   # Linux sk_err_soft: an ICMP error, told on timeout
-        self.pmtu = mtu                      # lowered by ICMP "fragmentation needed"
+        self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
         # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
         # 1440 over IPv6 at MTU 1500).
         self.adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local[0])))
-        self.peer_mss = DEFAULT_MSS
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
-        self.neg = Negotiated(
-            timestamps=cfg.int("net.ipv4.tcp_timestamps") == 1,
-            sack=cfg.int("net.ipv4.tcp_sack") == 1,
-            rcv_wscale=_wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
-            if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None,
-            ts_offset=ts_offset)
+        self._init_negotiated(ts_offset)
+        self.neg: Negotiated = self          # a Connection is its own Negotiated
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
@@ -164,42 +198,24 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
-        self.retrans_stamp: int | None = None
-        self.rtt_seq: int | None = None      # the SYN being timed (Karn's rule)
-        self.rtt_time = 0
-        self.persist_backoff = 0
-        # TCP_USER_TIMEOUT's clocks (Linux: the head skb's first send time once it is
-        # retransmitted, icsk_probes_tstamp for zero-window probes).
-        self.ut_start: int | None = None
-        self.probe_start: int | None = None
         self.cwnd_limited = False            # Linux is_cwnd_limited, this window
         self.max_packets_out = 0             # Linux max_packets_out, this window
         self.cwnd_usage_seq = iss            # Linux cwnd_usage_seq: where the window ends
         self.chrono: list[int] | None = None  # tcp_chrono_*: made at the first write
-        # Application-side flags.
-        self.app_closed = False              # close() called: the socket is an orphan
-        self.wr_shut = False
-        self.rd_shut = False
         # Keepalive.
         self.last_rcv = now
         self.last_data_sent = now
-        self.probes_out = 0
         # Counters, as `nstat` / `ss -ti` would show them.
         self.segs_in = 0
         self.segs_out = 0
         self.data_segs_in = 0
         self.data_segs_out = 0
-        self.total_retrans = 0
-        self.rto_count = 0
-        self.dsack_dups = 0
-        self.last_oow_ack = -1               # when we last answered an invalid segment
         self.mem_charged = 0                 # queue bytes charged to the host (tcp_mem)
         self.delivered = 0
         self.rate_mark_time = now            # start of the delivery-rate interval
         self.rate_mark_delivered = 0          # self.delivered then
         self.delivery_rate = 0                # bytes per second
         self.trace: list[TracePoint] | None = None  # set to [] to record cwnd over time
-        self.tfo: FastOpenState | None = None    # TCP Fast Open (tcp/fastopen_conn.py)
         self.ecn: EcnState | None = None         # ECN, asked for or agreed (tcp/ecn.py)
         # Host-side bookkeeping, owned by the stack (never read here): the descriptor of
         # the socket (-1 until there is one) and the time of this connection's entry in
@@ -301,23 +317,31 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             self.cfg.mem_add(-self.mem_charged)
             self.mem_charged = 0
 
-    def _take_syn_options(self, seg: TcpSegment, now: int) -> None:
+    def _take_syn_options(self, seg: TcpSegment, now: int, *, passive: bool = False) -> None:
+        """The peer's SYN (``passive``: we are a listener's child) or SYN,ACK is in."""
         neg = self.neg
         neg.take_syn(seg, now)
-        self.peer_mss = shared(seg.mss) if seg.mss else DEFAULT_MSS
+        # peer_mss, and passive for a child, in one new pool tuple.
+        pool = list(self.pool)
+        pool[_PEER_MSS] = shared(seg.mss) if seg.mss else DEFAULT_MSS
+        if passive:
+            pool[_PASSIVE] = True
+        self.pool = pooled(tuple(pool))
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
         self.mss = shared(self._mss_for_path())
-        self.rcv = Receiver(seg.seq, self.rcv_capacity, self.mss, neg.rcv_shift,
+        rcv_capacity = self.rcv_capacity
+        self.rcv = Receiver(seg.seq, rcv_capacity, self.mss, neg.rcv_shift,
                             max_capacity=self.rcv_max_capacity)
-        self.rcv.oobinline = self.opts.oobinline
+        if self.opts.oobinline:
+            self.rcv.oobinline = True
         rec = self.rec
         rec.mss = rec.cc.mss = self.mss
         if neg.sack_ok:
             rec.board = NO_SACKS             # a board of its own at the first SACK block
             if self.cfg.int("net.ipv4.tcp_recovery") & 1:
                 rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
-        self.ackp = AckPolicy(self.mss)
-        self.ackp.enter_quickack(self.rcv_capacity)
+        self.ackp = self.rcv                 # the Receiver is the ACK policy too
+        self.ackp.enter_quickack(rcv_capacity)
 
     def _fail(self, err: int, now: int, event: Event, why: str) -> None:
         self.error = err
@@ -357,9 +381,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
         ``fo_reply``: a Fast Open cookie option for the SYN,ACK; ``ip_ecn``: the ECN
         field of the SYN's IP header."""
-        self.passive = True
         self.state = State.LISTEN
-        self._take_syn_options(syn, now)
+        self._take_syn_options(syn, now, passive=True)
         self._ecn_passive(syn, ip_ecn)
         self._change(Event.RCV_SYN, now, "rcv SYN")
         self._send_synack(now, fo_reply)

@@ -35,7 +35,7 @@ class FastOpenMixin:
 
     __slots__ = ()   # Connection's slots hold the state
 
-    tfo: fo.FastOpenState | None   # set in Connection.__init__; declared for mypy
+    tfo: fo.FastOpenState | None   # a Rare field of Connection; declared for mypy
 
     # ------------------------------------------------------------------ client
     def syn_data_room(self: Connection, cached_mss: int) -> int:
@@ -113,9 +113,8 @@ class FastOpenMixin:
                             reply: fo.FastOpenOption | None, ip_ecn: int = 0) -> None:
         """A Fast Open SYN accepted (Linux tcp_fastopen_create_child()): take its data,
         answer SYN,ACK acknowledging it, and be ready to send before the last ACK."""
-        self.passive = True
         self.state = State.LISTEN
-        self._take_syn_options(syn, now)
+        self._take_syn_options(syn, now, passive=True)
         self._ecn_passive(syn, ip_ecn)
         tfo = self.tfo = fo.FastOpenState(child=True)
         rcv = self.rcv

@@ -87,8 +87,8 @@ class IcmpErrorsMixin:
 
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
 
-    soft_error: int | None   # set in Connection.__init__
-    rtt_seq: int | None      # likewise
+    soft_error: int | None   # a Rare field of Connection (rare.py)
+    rtt_seq: int | None      # set in Connection.__init__
 
     def on_icmp_error(self: Connection, *, type_: int, code: int, mtu: int, seq: int,
                       now: int, err: int | None = None) -> str:

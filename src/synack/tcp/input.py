@@ -24,6 +24,7 @@ from synack.tcp.rack import Rack
 from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS, Scoreboard
+from synack.tcp.sender import shared
 from synack.tcp.state import CAN_RECEIVE, Event, State
 from synack.wire.tcp import ACK, ECE, FIN, RST, SYN, URG, TcpSegment
 
@@ -81,7 +82,7 @@ class InputMixin:
                 self.rtt.sample(max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF,
                                     1) * 1000)
             self._start_data_rto()
-            snd.snd_wnd = seg.window  # never scaled in a SYN (RFC 7323 2.2)
+            snd.snd_wnd = shared(seg.window)  # never scaled in a SYN (RFC 7323 2.2)
             snd.max_wnd = snd.snd_wnd
             snd.snd_wl1 = seg.seq
             snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
@@ -156,7 +157,8 @@ class InputMixin:
                 self._send_ack()
             return
         self.last_rcv = now
-        self.probes_out = 0
+        if self.brief is not None:           # (the Rare fields of brief: rare.py)
+            self.probes_out = 0
         recent = None
         if ts is not None and neg.ts_ok:
             recent = (neg.ts_recent, neg.ts_recent_stamp)
@@ -229,7 +231,7 @@ class InputMixin:
             rcv.on_urgent(sq.add(seg.seq, seg.urgent - 1))
         # Seventh: segment text.
         payload = seg.payload
-        if (payload and self.app_closed and state in _CAN_RECEIVE
+        if (payload and self.brief is not None and self.app_closed and state in _CAN_RECEIVE
                 and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
                 and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
@@ -478,7 +480,7 @@ class InputMixin:
     def _on_new_ack(self: Connection, ack: int, now: int, rtt_us: int | None = None) -> None:
         """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
         snd = self.snd
-        if self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
+        if self.brief is not None and self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
             rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
             self.rtt_seq = None
         if rtt_us is not None:
@@ -488,7 +490,8 @@ class InputMixin:
             self.backoff = 0
         snd.on_ack(ack)
         self.retransmits = 0
-        self.retrans_stamp = self.ut_start = None
+        if self.brief is not None:
+            self.retrans_stamp = self.ut_start = None
         self._rearm_rto(now)
 
     def _start_data_rto(self: Connection) -> None:

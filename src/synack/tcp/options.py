@@ -34,25 +34,28 @@ def ts_before(a: int, b: int) -> bool:
 
 
 class Negotiated:
-    """Options offered in our SYN and the ones both sides agreed to."""
+    """Options offered in our SYN and the ones both sides agreed to.
 
-    __slots__ = (
-        "offer_sack",
-        "offer_ts",
-        "rcv_wscale",
-        "sack_ok",
-        "snd_wscale",
-        "ts_offset",
-        "ts_ok",
-        "ts_recent",
-        "ts_recent_stamp",
-    )
+    A base class of :class:`~synack.tcp.connection.Connection`, whose slots hold
+    these fields (``conn.neg`` is ``conn``): one object less per connection.
+    ``offer_ts``, ``offer_sack`` and ``rcv_wscale``, alike in most connections and
+    read only around the SYNs, are pooled fields of the connection (rare.py).
+    """
 
-    def __init__(self, *, timestamps: bool, sack: bool, rcv_wscale: int | None,
-                 ts_offset: int) -> None:
-        self.offer_ts = timestamps
-        self.offer_sack = sack
-        self.rcv_wscale = rcv_wscale       # None: we do not offer window scaling
+    __slots__ = ()
+
+    offer_ts: bool
+    offer_sack: bool
+    rcv_wscale: int | None         # None: we do not offer window scaling
+    ts_ok: bool
+    sack_ok: bool
+    snd_wscale: int
+    ts_offset: int
+    ts_recent: int
+    ts_recent_stamp: int
+
+    def _init_negotiated(self, ts_offset: int) -> None:
+        """Nothing agreed yet; our timestamp clock runs ``ts_offset`` ahead."""
         self.ts_ok = False
         self.sack_ok = False
         self.snd_wscale = 0

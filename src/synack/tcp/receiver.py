@@ -28,13 +28,20 @@ from __future__ import annotations
 from typing import Any
 
 from synack import seq as sq
+from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.rare import Rare
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _NONE: Any = ()                   # ooo and recent before they are first needed
 
 
-class Receiver:
-    """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes."""
+class Receiver(AckPolicy):
+    """RCV.NXT, RCV.WND, the reassembly queue and the application's unread bytes.
+
+    A receiver is also the connection's :class:`AckPolicy` (when to acknowledge what
+    it received; ``Connection.ackp`` names this same object once the peer's SYN is
+    in): one object, not two, for each connection.
+    """
 
     __slots__ = (
         "bytes_received",
@@ -46,11 +53,10 @@ class Receiver:
         "irs",
         "max_capacity",
         "mss",
-        "oob",
-        "oobinline",
         "ooo",
         "ooo_bytes",
         "ooo_packets",
+        "rare",
         "rcv_adv",
         "rcv_nxt",
         "ready",
@@ -58,12 +64,18 @@ class Receiver:
         "space",
         "space_copied",
         "space_time",
-        "urg_seq",
         "wscale",
     )
 
+    # Urgent data: no slot each (rare.py); read for each segment only once ``rare``
+    # holds something (urgent data was announced, or SO_OOBINLINE is set).
+    urg_seq = Rare[int | None](None)    # sequence number of the urgent byte, if pending
+    oob = Rare[int | None](None)        # the urgent byte, taken out of the stream
+    oobinline = Rare[bool](False)       # SO_OOBINLINE: the urgent byte stays in the stream
+
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
                  max_capacity: int | None = None) -> None:
+        AckPolicy.__init__(self, mss)
         self.irs = irs
         self.rcv_nxt = sq.add(irs, 1)
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
@@ -76,6 +88,8 @@ class Receiver:
         # need one), and ooo is () again once it drains.
         self.ooo: list[list] = _NONE
         self.ooo_bytes = 0
+        self.ooo_packets = 0               # segments that arrived out of order
+        self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.capacity = capacity
         self.wscale = wscale
         self.fin_seq: int | None = None
@@ -85,14 +99,10 @@ class Receiver:
         self.max_capacity = max(max_capacity or capacity, capacity)
         self.recent: list[int] = _NONE
         self.dsack: tuple[int, int] | None = None   # duplicate to report in the next ACK
-        self.urg_seq: int | None = None    # sequence number of the urgent byte, if pending
-        self.oob: int | None = None        # the urgent byte, taken out of the stream
-        self.oobinline = False
         self.copied = 0                    # bytes handed to the application
         self.space_time: int | None = None
         self.space_copied = 0
         self.space = 0
-        self.ooo_packets = 0
 
     # -- the window -----------------------------------------------------------
     def free(self) -> int:
@@ -189,7 +199,8 @@ class Receiver:
                 self.ooo_packets += 1
                 self._insert_ooo(seq, payload)
         gained = len(self.ready) - before
-        if gained and self.urg_seq is not None and not self.oobinline:
+        if gained and self.rare is not None and self.urg_seq is not None \
+                and not self.oobinline:
             self._take_urgent(gained)
         self.bytes_received += gained
         if self.fin_seq is not None and not self.fin_received and self.rcv_nxt == self.fin_seq:

@@ -22,6 +22,7 @@ from collections import deque
 from typing import Any
 
 from synack import seq as sq
+from synack.tcp.rtt import RttEstimator
 
 _LAZY = frozenset(("sent_log", "push_marks"))
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
@@ -125,8 +126,13 @@ class SendBuffer:
 NO_DATA = SendBuffer()
 
 
-class Sender:
-    """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them."""
+class Sender(RttEstimator):
+    """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them.
+
+    A sender is also the connection's :class:`RttEstimator` (RFC 6298: timing its
+    segments is the sender's business; ``Connection.rtt`` names this same object):
+    one object, not two, for each connection.
+    """
 
     __slots__ = (
         "buf",
@@ -154,6 +160,7 @@ class Sender:
     )
 
     def __init__(self, iss: int, capacity: int) -> None:
+        RttEstimator.__init__(self)
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = iss

@@ -7,14 +7,29 @@ connection then runs whichever deadlines have passed (smoltcp's model).
 
 from __future__ import annotations
 
+from synack.tcp.rare import Brief
+
 RTO, TLP, REO = 0, 1, 2   # Linux ICSK_TIME_RETRANS, ICSK_TIME_LOSS_PROBE, ICSK_TIME_REO_TIMEOUT
+
+
+_DEADLINES = ("delack", "finwait2", "keepalive", "persist", "rtx", "timewait")
 
 
 class Timers:
     """Deadlines of the retransmission, persist, delayed-ACK, FIN_WAIT_2, keepalive and
-    TIME_WAIT timers."""
+    TIME_WAIT timers.
 
-    __slots__ = ("delack", "finwait2", "keepalive", "persist", "rtx", "rtx_kind", "timewait")
+    A :class:`~synack.tcp.connection.Connection` is its own Timers (a base class:
+    ``conn.timers`` is ``conn``), one object less per connection; the class works
+    on its own as well. The FIN_WAIT_2 and TIME_WAIT deadlines, set only while a
+    connection closes, are :class:`~synack.tcp.rare.Brief` fields: no slot each, in
+    the dict ``brief`` (which the connection's other Brief fields share).
+    """
+
+    __slots__ = ("brief", "delack", "keepalive", "persist", "rtx", "rtx_kind")
+
+    finwait2 = Brief[int | None](None)   # orphaned FIN_WAIT_2: tcp_fin_timeout
+    timewait = Brief[int | None](None)   # 2*MSL
 
     def __init__(self) -> None:
         self.rtx: int | None = None        # retransmission (SYN, SYN-ACK, data, FIN)
@@ -23,9 +38,8 @@ class Timers:
         self.rtx_kind = RTO
         self.persist: int | None = None    # zero-window probes
         self.delack: int | None = None     # delayed ACK
-        self.finwait2: int | None = None   # orphaned FIN_WAIT_2: tcp_fin_timeout
         self.keepalive: int | None = None  # SO_KEEPALIVE probes
-        self.timewait: int | None = None   # 2*MSL
+        self.brief: dict[str, object] | None = None   # the Brief fields' values, once set
 
     def next(self) -> int | None:
         """The earliest deadline, or None when no timer is armed."""
@@ -40,12 +54,13 @@ class Timers:
         t = self.keepalive
         if t is not None and (best is None or t < best):
             best = t
-        t = self.finwait2
-        if t is not None and (best is None or t < best):
-            best = t
-        t = self.timewait
-        if t is not None and (best is None or t < best):
-            best = t
+        if self.brief is not None:
+            t = self.finwait2
+            if t is not None and (best is None or t < best):
+                best = t
+            t = self.timewait
+            if t is not None and (best is None or t < best):
+                best = t
         return best
 
     def clear(self) -> None:
@@ -55,5 +70,4 @@ class Timers:
 
     def armed(self) -> dict[str, int]:
         """The armed timers by name, for display."""
-        return {k: v for k in self.__slots__
-                if k != "rtx_kind" and (v := getattr(self, k)) is not None}
+        return {k: v for k in _DEADLINES if (v := getattr(self, k)) is not None}

@@ -99,14 +99,41 @@ def _icbrt(x: int) -> int:
     return r
 
 
+class _Epoch:
+    """CUBIC's curve and HyStart's round: made at the first change from their starting
+    values, so that a connection that has not sent yet keeps twelve slots fewer."""
+
+    __slots__ = ("ack_cnt", "cnt", "curr_rtt", "epoch_start", "k", "last_ack", "last_cwnd",
+                 "last_time", "origin", "round_end", "sample_cnt", "w_est", "w_max")
+
+    def __init__(self, round_start: int = 0) -> None:
+        self.cnt = 0                    #: ACKs per +1 segment in congestion avoidance
+        self.w_max = 0                  #: Linux last_max_cwnd (segments)
+        self.origin = 0                 #: Linux bic_origin_point: the plateau of this epoch
+        self.k = 0                      #: 1/1024 s from epoch start to the plateau
+        self.epoch_start: int | None = None  #: microseconds; None until the first CA ACK
+        self.ack_cnt = 0                #: segments acked toward the next W_est step
+        self.w_est = 0                  #: Linux tcp_cwnd: the Reno-friendly window
+        self.last_cwnd = 0
+        self.last_time = 0
+        self.round_end = 0              #: HyStart: the round ends when acked_total passes it
+        self.curr_rtt = _NO_RTT         #: HyStart: the round's minimum RTT
+        self.sample_cnt = 0             #: HyStart: RTT samples in the round
+        self.last_ack = round_start     #: HyStart: the last ACK of the ACK train
+
+
+_FRESH = _Epoch()   # what a Cubic without an _Epoch of its own reads (never written)
+
+
 class Cubic(CongestionControl):
     """CUBIC with Linux's integer arithmetic and HyStart (ACK train and delay)."""
 
     name = "cubic"
 
-    __slots__ = ("_acked_total", "_curr_rtt", "_last_ack", "_last_cwnd", "_last_time",
-                 "_round_end", "_round_start", "_sample_cnt", "ack_cnt", "cnt", "delay_min",
-                 "epoch_start", "found", "hystart", "k", "origin", "w_est", "w_max")
+    __slots__ = ("_acked_total", "_ep", "_round_start", "delay_min", "found",
+                 "hystart")
+
+    _ep: _Epoch | None
 
     def __init__(self, *, mss: int, now: int, initial_cwnd: int = INITIAL_CWND,
                  hystart: HystartParams = DEFAULT_HYSTART) -> None:
@@ -116,26 +143,33 @@ class Cubic(CongestionControl):
         self._reset()
         self._hystart_reset(0, now)
 
+    def _epoch(self) -> _Epoch:
+        """The curve and round state of this connection, made on first use (the ACK
+        train's last ACK is the round's start until then)."""
+        ep = self._ep
+        if ep is None:
+            ep = self._ep = _Epoch(self._round_start)
+        return ep
+
     def _reset(self) -> None:
         """Linux bictcp_reset(): forget the curve, W_max and the min RTT."""
-        self.cnt = 0                    #: ACKs per +1 segment in congestion avoidance
-        self.w_max = 0                  #: Linux last_max_cwnd (segments)
-        self.origin = 0                 #: Linux bic_origin_point: the plateau of this epoch
-        self.k = 0                      #: 1/1024 s from epoch start to the plateau
-        self.epoch_start: int | None = None  #: microseconds; None until the first CA ACK
-        self.ack_cnt = 0                #: segments acked toward the next W_est step
-        self.w_est = 0                  #: Linux tcp_cwnd: the Reno-friendly window
+        self._ep = None                 # None: every field of an _Epoch at its start value
         self.delay_min = 0              #: microseconds; 0 = no sample yet
         self.found = False              #: HyStart has ended slow start
-        self._last_cwnd = 0
-        self._last_time = 0
 
     def _hystart_reset(self, in_flight: int, now: int) -> None:
         """Linux bictcp_hystart_reset(): a new round starts now."""
-        self._round_end = self._acked_total + in_flight
-        self._round_start = self._last_ack = now
-        self._curr_rtt = _NO_RTT
-        self._sample_cnt = 0
+        self._round_start = now
+        end = self._acked_total + in_flight
+        ep = self._ep
+        if ep is None:
+            if not end:
+                return                  # the round's fields at their start values already
+            ep = self._ep = _Epoch(now)
+        ep.last_ack = now
+        ep.round_end = end
+        ep.curr_rtt = _NO_RTT
+        ep.sample_cnt = 0
 
     def ssthresh_after_loss(self) -> int:
         """cwnd * 0.7, at least 2 (Linux cubictcp_recalc_ssthresh)."""
@@ -145,8 +179,9 @@ class Cubic(CongestionControl):
                cwnd_limited: bool) -> None:
         """Take the RTT sample (Linux cubictcp_acked), then grow (cubictcp_cong_avoid)."""
         self._acked_total += acked
-        if rtt_us is not None and (self.epoch_start is None
-                                   or now - self.epoch_start >= RTT_SKIP_US):
+        ep = self._ep
+        if rtt_us is not None and (ep is None or ep.epoch_start is None
+                                   or now - ep.epoch_start >= RTT_SKIP_US):
             delay = rtt_us if rtt_us > 0 else 1
             if self.delay_min == 0 or delay < self.delay_min:
                 self.delay_min = delay
@@ -158,12 +193,16 @@ class Cubic(CongestionControl):
     def _hystart_update(self, delay: int, in_flight: int, now: int) -> None:
         """Linux hystart_update(): a new round, then the ACK-train and delay tests."""
         params = self.hystart
-        if self._acked_total > self._round_end:
+        if self._acked_total > (self._ep or _FRESH).round_end:
             self._hystart_reset(in_flight, now)
         if self.cwnd < params.low_window:
             return
-        if params.detect & HYSTART_ACK_TRAIN and now - self._last_ack <= params.ack_delta_us:
-            self._last_ack = now
+        ep = self._ep
+        last_ack = self._round_start if ep is None else ep.last_ack
+        if params.detect & HYSTART_ACK_TRAIN and now - last_ack <= params.ack_delta_us:
+            if ep is None:
+                ep = self._ep = _Epoch(self._round_start)
+            ep.last_ack = now
             # Half the minimum RTT, plus what pacing may have delayed (hystart_ack_delay():
             # four 64 KB bursts at the pacing rate, at most 1 ms; Linux paces slow start at
             # twice cwnd per RTT, here per minimum RTT). No pacing qdisc: halved.
@@ -173,81 +212,90 @@ class Cubic(CongestionControl):
                 self.found = True
                 self.ssthresh = self.cwnd
         if params.detect & HYSTART_DELAY:
-            self._curr_rtt = min(self._curr_rtt, delay)
-            if self._sample_cnt < HYSTART_MIN_SAMPLES:
-                self._sample_cnt += 1
+            if ep is None:
+                ep = self._ep = _Epoch(self._round_start)
+            ep.curr_rtt = min(ep.curr_rtt, delay)
+            if ep.sample_cnt < HYSTART_MIN_SAMPLES:
+                ep.sample_cnt += 1
                 return
             threshold = min(max(self.delay_min >> 3, HYSTART_DELAY_MIN_US), HYSTART_DELAY_MAX_US)
-            if self._curr_rtt > self.delay_min + threshold:
+            if ep.curr_rtt > self.delay_min + threshold:
                 self.found = True
                 self.ssthresh = self.cwnd
 
     def _cong_avoid(self, acked: int, now: int) -> None:
-        self._update(acked, now)
-        self._cong_avoid_ai(self.cnt, acked)
+        self._cong_avoid_ai(self._update(acked, now), acked)
 
-    def _update(self, acked: int, now: int) -> None:
-        """Linux bictcp_update(): choose ``cnt`` from the cubic and Reno-friendly windows."""
+    def _update(self, acked: int, now: int) -> int:
+        """Linux bictcp_update(): choose ``cnt`` from the cubic and Reno-friendly windows
+        (and return it)."""
         cwnd = self.cwnd
-        self.ack_cnt += acked
+        ep = self._ep
+        if ep is None:
+            ep = self._ep = _Epoch(self._round_start)
+        ep.ack_cnt += acked
         # Per-ACK thrift, as Linux: the curve is evaluated at most once per jiffy,
         # and not at all while cwnd has not moved for HZ / 32.
-        jiffies, last = now // JIFFY_US, self._last_time // JIFFY_US
-        if self._last_cwnd == cwnd and jiffies - last <= CNT_CACHE_JIFFIES:
-            return
-        if self.epoch_start is None or jiffies != last:
-            self._last_cwnd = cwnd
-            self._last_time = now
-            if self.epoch_start is None:
-                self.epoch_start = now
-                self.ack_cnt = acked
-                self.w_est = cwnd
-                if self.w_max <= cwnd:
-                    self.k = 0
-                    self.origin = cwnd
+        jiffies, last = now // JIFFY_US, ep.last_time // JIFFY_US
+        if ep.last_cwnd == cwnd and jiffies - last <= CNT_CACHE_JIFFIES:
+            return ep.cnt
+        if ep.epoch_start is None or jiffies != last:
+            ep.last_cwnd = cwnd
+            ep.last_time = now
+            if ep.epoch_start is None:
+                ep.epoch_start = now
+                ep.ack_cnt = acked
+                ep.w_est = cwnd
+                if ep.w_max <= cwnd:
+                    ep.k = 0
+                    ep.origin = cwnd
                 else:
-                    self.k = _icbrt(CUBE_FACTOR * (self.w_max - cwnd))
-                    self.origin = self.w_max
-            t = ((now - self.epoch_start + self.delay_min) << 10) // 1_000_000
-            offs = abs(t - self.k)
+                    ep.k = _icbrt(CUBE_FACTOR * (ep.w_max - cwnd))
+                    ep.origin = ep.w_max
+            t = ((now - ep.epoch_start + self.delay_min) << 10) // 1_000_000
+            offs = abs(t - ep.k)
             delta = (CUBE_RTT_SCALE * offs * offs * offs) >> 40  # C * (t - K)**3, segments
-            target = self.origin - delta if t < self.k else self.origin + delta
+            target = ep.origin - delta if t < ep.k else ep.origin + delta
             cnt = cwnd // (target - cwnd) if target > cwnd else 100 * cwnd
-            if self.w_max == 0 and cnt > 20:
+            if ep.w_max == 0 and cnt > 20:
                 cnt = 20  # no W_max (no loss yet, or a timeout): at least 5% per RTT
-            self.cnt = cnt
+            ep.cnt = cnt
         # Reno-friendly region (RFC 9438 4.3).
         step = (cwnd * RENO_BETA_SCALE) >> 3
-        if self.ack_cnt > step:
-            n = (self.ack_cnt - 1) // step
-            self.ack_cnt -= n * step
-            self.w_est += n
-        if self.w_est > cwnd:
-            max_cnt = cwnd // (self.w_est - cwnd)
-            self.cnt = min(self.cnt, max_cnt)
-        self.cnt = max(self.cnt, 2)  # at most +1 per 2 ACKed: 1.5 * cwnd per RTT
+        if ep.ack_cnt > step:
+            n = (ep.ack_cnt - 1) // step
+            ep.ack_cnt -= n * step
+            ep.w_est += n
+        if ep.w_est > cwnd:
+            max_cnt = cwnd // (ep.w_est - cwnd)
+            ep.cnt = min(ep.cnt, max_cnt)
+        ep.cnt = max(ep.cnt, 2)  # at most +1 per 2 ACKed: 1.5 * cwnd per RTT
+        return ep.cnt
 
     def _on_loss(self, now: int, in_flight: int, *, timeout: bool) -> None:
         if timeout:  # Linux cubictcp_state(TCP_CA_Loss); RFC 9438 4.8
             self._reset()
             self._hystart_reset(in_flight, now)
             return
-        self.epoch_start = None
-        if self.cwnd < self.w_max:
-            self.w_max = self.cwnd * (BETA_SCALE + BETA) // (2 * BETA_SCALE)  # fast convergence
+        ep = self._epoch()
+        ep.epoch_start = None
+        if self.cwnd < ep.w_max:
+            ep.w_max = self.cwnd * (BETA_SCALE + BETA) // (2 * BETA_SCALE)  # fast convergence
         else:
-            self.w_max = self.cwnd
+            ep.w_max = self.cwnd
 
     def _on_tx_start(self, idle: int, now: int) -> None:
         # Application-limited, not congested: shift the curve instead of jumping along it.
-        if self.epoch_start is not None and idle > 0:
-            self.epoch_start = min(self.epoch_start + idle, now)
+        ep = self._ep
+        if ep is not None and ep.epoch_start is not None and idle > 0:
+            ep.epoch_start = min(ep.epoch_start + idle, now)
 
     def state(self) -> dict[str, float]:
         """Base numbers plus W_max, K (s), the epoch start (us, NaN if none), cnt, W_est."""
         s = super().state()
-        s.update(w_max=float(self.w_max), k=self.k / 1024, origin=float(self.origin),
-                 epoch_start=math.nan if self.epoch_start is None else float(self.epoch_start),
-                 cnt=float(self.cnt), w_est=float(self.w_est), delay_min=float(self.delay_min),
+        ep = self._ep or _FRESH
+        s.update(w_max=float(ep.w_max), k=ep.k / 1024, origin=float(ep.origin),
+                 epoch_start=math.nan if ep.epoch_start is None else float(ep.epoch_start),
+                 cnt=float(ep.cnt), w_est=float(ep.w_est), delay_min=float(self.delay_min),
                  hystart_found=float(self.found))
         return s
