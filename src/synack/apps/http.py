@@ -10,6 +10,11 @@ queued, so at most one body streams at a time. Resources:
 * any other path -- a file under the server's root (``--root DIR``); a ``..``
   segment, or a path that resolves outside the root (a symlink), is refused (403).
 
+Cached, as nothing else per request changes: a head seen before (the same bytes, as
+``ab`` or a browser repeat them) is not parsed again, and the whole response to a
+small ``/bytes/N`` is kept by (method, target, keep-alive) for the second its
+``Date`` names (nginx formats that string once a second too).
+
 Errors follow RFC 9110: 400 for a malformed request (then the connection is
 closed, since the framing can no longer be trusted), 404, 405 with ``Allow``.
 
@@ -146,7 +151,7 @@ class Request:
             self.transfer_encoding = "transfer-encoding" in headers
         self.connection = connection
         # RFC 9112 9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive".
-        if connection is None or not connection:
+        if not connection:
             self.keep_alive = version == "HTTP/1.1"
         elif connection == "keep-alive" or connection == "Keep-Alive":
             self.keep_alive = True
