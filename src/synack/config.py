@@ -174,6 +174,10 @@ class Sysctl:
         self.mem_used = 0
         self.mem_pressure = False
         self._mem_bytes: tuple[builtins.int, ...] = ()   # tcp_mem in bytes (_update_mem)
+        # What the host's users compute from the values and keep until the next write
+        # (a new connection's buffer sizes, pool and window scale: connection.py): any
+        # set() empties it, so nothing derived outlives the values it came from.
+        self.derived: dict[object, object] = {}
         self._values: dict[str, int | tuple[int, ...] | str] = {
             k.name: k.default for k in _KNOBS
         }
@@ -234,6 +238,7 @@ class Sysctl:
             self._values[name] = knob.parse(value)
         else:
             self._values[name] = knob.parse(knob.format(value))
+        self.derived.clear()
         if name == "net.ipv4.tcp_mem":
             self._update_mem()
 

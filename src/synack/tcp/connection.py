@@ -73,7 +73,8 @@ SECOND = 1_000_000
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
-_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+_MASK, _HALF = sq.MASK, sq.HALF
+_CLOSED = State.CLOSED   # for the inlined arithmetic of the per-segment paths
 _PEER_MSS, _PASSIVE = 0, 5        # in Connection.pool: _take_syn_options sets both at once
 
 
@@ -148,30 +149,20 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.now = now
         self.cfg = cfg
         self.opts = opts
-        self.state = State.CLOSED
-        rmem = cfg.triple("net.ipv4.tcp_rmem")
-        wmem = cfg.triple("net.ipv4.tcp_wmem")
-        rcvbuf = opts.rcvbuf or rmem[1]
-        sndbuf = opts.sndbuf or wmem[1]
-        # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
-        # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
-        # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-        # pooled() and shared(): the same objects for the same sizes in every connection
-        # (an int above 256 is a 28-byte object of its own each time it is computed).
-        rcv_capacity = max(rcvbuf // 2, 1)
-        rcv_max_capacity = rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
-        if opts.window_clamp:
-            # Linux tcp_select_initial_window(): the window never exceeds the clamp.
-            rcv_capacity = min(rcv_capacity, opts.window_clamp)
-            rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
-        self.pool: tuple[object, ...] = pooled((
-            DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False,
-            cfg.int("net.ipv4.tcp_timestamps") == 1, cfg.int("net.ipv4.tcp_sack") == 1,
-            _wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
-            if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None))
-        self.snd_max_capacity = shared(
-            max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
-        self.snd = Sender(iss, shared(max(sndbuf // 2, 1)))
+        self.state = _CLOSED
+        # What the sysctls, the socket's options, the MTU and the family make of a new
+        # connection: alike for every connection of a listener, so computed once per
+        # configuration (the host's cache, emptied by every sysctl write: a value set
+        # after listen() shows in the next connection, as Linux reads them per SYN).
+        okey = (opts.rcvbuf, opts.sndbuf, opts.window_clamp, opts.maxseg, opts.congestion,
+                mtu, ":" in local[0])
+        got = cfg.derived.get(okey)
+        if got is None:
+            got = _derive(cfg, opts, mtu, local[0])
+            if len(cfg.derived) < 64:
+                cfg.derived[okey] = got
+        self.pool, self.snd_max_capacity, snd_capacity, self.adv_mss, cc_name, hystart = got
+        self.snd = Sender(iss, snd_capacity)
         self.rcv: Receiver | None = None
         self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
         Timers.__init__(self)                # (which also makes brief None: its slot)
@@ -183,18 +174,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.changes: list[StateChange] | tuple[()] | None = ()
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
-        # Handshake results.
-        # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
-        # 1440 over IPv6 at MTU 1500).
-        self.adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local[0])))
+        # Handshake results. adv_mss (above): what we announce in our SYN.
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self._init_negotiated(ts_offset)
         self.neg: Negotiated = self          # a Connection is its own Negotiated
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
-        cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
-        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now,
-                                         hystart=_hystart(cfg)), None, self.mss)
+        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now, hystart=hystart),
+                            None, self.mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
@@ -655,6 +642,40 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
+
+
+def _derive(cfg: Sysctl, opts: SockOpts, mtu: int, local_ip: str) -> tuple[
+        tuple[object, ...], int, int, int, str, ccmod.HystartParams]:
+    """A new connection's fields that depend only on the sysctls, the socket options,
+    the MTU and the address family: (pool, snd_max_capacity, the send buffer's
+    capacity, adv_mss, the congestion control's name, its HyStart parameters)."""
+    rmem = cfg.triple("net.ipv4.tcp_rmem")
+    wmem = cfg.triple("net.ipv4.tcp_wmem")
+    rcvbuf = opts.rcvbuf or rmem[1]
+    sndbuf = opts.sndbuf or wmem[1]
+    # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
+    # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
+    # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
+    # pooled() and shared(): the same objects for the same sizes in every connection
+    # (an int above 256 is a 28-byte object of its own each time it is computed).
+    rcv_capacity = max(rcvbuf // 2, 1)
+    rcv_max_capacity = rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
+    if opts.window_clamp:
+        # Linux tcp_select_initial_window(): the window never exceeds the clamp.
+        rcv_capacity = min(rcv_capacity, opts.window_clamp)
+        rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
+    pool = pooled((
+        DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False,
+        cfg.int("net.ipv4.tcp_timestamps") == 1, cfg.int("net.ipv4.tcp_sack") == 1,
+        _wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
+        if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None))
+    snd_max_capacity = shared(max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
+    # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
+    # 1440 over IPv6 at MTU 1500).
+    adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local_ip)))
+    cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
+    return (pool, snd_max_capacity, shared(max(sndbuf // 2, 1)), adv_mss, cc_name,
+            _hystart(cfg))
 
 
 _HYSTART: dict[tuple[int, int, int, int], ccmod.HystartParams] = {}
