@@ -160,8 +160,16 @@ _KNOBS = [
 KNOBS: dict[str, Knob] = {k.name: k for k in _KNOBS}
 
 
+# Integer sysctls read for every packet, mirrored as plain attributes of the table
+# (``cfg.ip_ttl``: no call); set() keeps them equal to the values.
+_HOT = {"net.ipv4.ip_default_ttl": "ip_ttl", "net.ipv4.tcp_early_retrans": "early_retrans"}
+
+
 class Sysctl:
     """A host's sysctl table: ``cfg["net.ipv4.tcp_fin_timeout"]``."""
+
+    ip_ttl: builtins.int          # net.ipv4.ip_default_ttl (_HOT)
+    early_retrans: builtins.int   # net.ipv4.tcp_early_retrans
 
     def __init__(self, **overrides: int | tuple[int, ...] | str) -> None:
         # The host's counters under nstat's names (TcpExtTCPChallengeACK, ...). Linux keeps
@@ -182,6 +190,8 @@ class Sysctl:
             k.name: k.default for k in _KNOBS
         }
         self._update_mem()
+        for name, attr in _HOT.items():
+            setattr(self, attr, self._values[name])
         for key, value in overrides.items():
             self.set(key.replace("__", "."), value)
 
@@ -239,6 +249,9 @@ class Sysctl:
         else:
             self._values[name] = knob.parse(knob.format(value))
         self.derived.clear()
+        attr = _HOT.get(name)
+        if attr is not None:
+            setattr(self, attr, self._values[name])
         if name == "net.ipv4.tcp_mem":
             self._update_mem()
 

@@ -368,7 +368,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             self._emit_lo(src, dst, seg, gso, tos)
             return
         self._out.append(build_tcp_packet(
-            src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
+            src, dst, seg, ttl=self.cfg.ip_ttl, ident=self._ident,
             csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
@@ -387,7 +387,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
         """A TCP segment to one of our IPv4 addresses: looped back whole (a
         super-segment too, as lo with GSO), with the pseudo-header checksum only."""
         self._lo.append(build_tcp_packet(
-            src, dst, seg, ttl=self.cfg.int("net.ipv4.ip_default_ttl"), ident=self._ident,
+            src, dst, seg, ttl=self.cfg.ip_ttl, ident=self._ident,
             csum_partial=True, tos=tos))
         segs = -(-len(seg.payload) // gso) if gso else 1
         self._ident = (self._ident + segs - 1) & 0xFFFF

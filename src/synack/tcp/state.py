@@ -170,10 +170,16 @@ class IllegalTransition(RuntimeError):
     """A state change the table does not allow: a bug in synack, never the peer's fault."""
 
 
+# TRANSITIONS keyed by the members' names: an Enum member's hash is Python code
+# (Enum.__hash__), a str's is cached; next_state() runs at every state change.
+_BY_NAME: dict[str, dict[str, State]] = {
+    s._name_: {e._name_: t for e, t in moves.items()} for s, moves in TRANSITIONS.items()}
+
+
 def next_state(state: State, event: Event) -> State:
     """Where ``event`` leads from ``state``; raises :class:`IllegalTransition` if nowhere."""
     try:
-        return TRANSITIONS[state][event]
+        return _BY_NAME[state._name_][event._name_]
     except KeyError:
         raise IllegalTransition(f"{event.value!r} is not legal in {state}") from None
 

@@ -167,7 +167,7 @@ class TimeoutsMixin:
         state = rec.state
         if rack is None or not rack.recs or (state is not CaState.OPEN
                                              and state is not CaState.CWR) \
-                or self.cfg.int("net.ipv4.tcp_early_retrans") not in (3, 4):
+                or self.cfg.early_retrans not in (3, 4):
             return False
         snd = self.snd
         flight = ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF  # in_flight()
