@@ -36,6 +36,7 @@ handles ICMP errors about our segments (PMTU, unreachable).
 from __future__ import annotations
 
 import errno
+from typing import cast
 
 from synack import seq as sq
 from synack.config import Sysctl
@@ -47,7 +48,7 @@ from synack.tcp.fastopen import FastOpenState
 from synack.tcp.fastopen_conn import FastOpenMixin
 from synack.tcp.icmp_errors import IcmpErrorsMixin, ip_tcp_headers
 from synack.tcp.input import InputMixin
-from synack.tcp.options import Negotiated
+from synack.tcp.options import Negotiated, SynOptions
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rare import Brief, Pooled, Rare, pooled
@@ -156,12 +157,15 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # after listen() shows in the next connection, as Linux reads them per SYN).
         okey = (opts.rcvbuf, opts.sndbuf, opts.window_clamp, opts.maxseg, opts.congestion,
                 mtu, ":" in local[0])
-        got = cfg.derived.get(okey)
+        got = cast("_Derived | None", cfg.derived.get(okey))
         if got is None:
             got = _derive(cfg, opts, mtu, local[0])
             if len(cfg.derived) < 64:
                 cfg.derived[okey] = got
-        self.pool, self.snd_max_capacity, snd_capacity, self.adv_mss, cc_name, hystart = got
+        pool, snd_max_capacity, snd_capacity, adv_mss, cc_name, hystart = got
+        self.pool: tuple[object, ...] = pool
+        self.snd_max_capacity: int = snd_max_capacity
+        self.adv_mss: int = adv_mss          # what we announce in our SYN (_derive)
         self.snd = Sender(iss, snd_capacity)
         self.rcv: Receiver | None = None
         self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
@@ -174,7 +178,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.changes: list[StateChange] | tuple[()] | None = ()
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
-        # Handshake results. adv_mss (above): what we announce in our SYN.
+        # Handshake results.
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
         self._init_negotiated(ts_offset)
         self.neg: Negotiated = self          # a Connection is its own Negotiated
@@ -234,21 +238,22 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.timers.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
 
     def _segment(self, flags: int, seq: int, payload: bytes = b"", *, urgent: int = 0,
-                 **options: object) -> TcpSegment:
+                 syn: SynOptions | None = None,
+                 unknown_options: tuple[tuple[int, bytes], ...] = ()) -> TcpSegment:
         rcv = self.rcv
         ack = rcv.rcv_nxt if (rcv is not None and flags & ACK) else 0
         if flags & SYN:
+            assert syn is not None, "a SYN carries the options of syn_options()"
             window = min(rcv.window() if rcv else self.rcv_capacity, 0xFFFF)
             if rcv is not None:
                 # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
                 rcv.rcv_adv = sq.add(rcv.rcv_nxt, window)
-            seg = TcpSegment(
-                src_port=self.local[1], dst_port=self.remote[1], seq=seq, ack=ack,
-                flags=flags, window=window, urgent=urgent, payload=payload,
-                **options,  # type: ignore[arg-type]
-            )
+            mss, wscale, sack_permitted, timestamps = syn
+            seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
+                               payload, mss, wscale, sack_permitted, (), timestamps,
+                               unknown_options, 0, 0, 0, ())
         else:
-            assert not options, "only a SYN carries options given by the caller"
+            assert syn is None and not unknown_options, "only a SYN carries options"
             ecn = self.ecn
             if ecn is not None and ecn.demand_cwr and flags & ACK:
                 flags |= ECE                 # RFC 3168 6.1.3: echo CE until CWR comes
@@ -346,7 +351,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         snd = self.snd
         payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
         self._segment(SYN | self._ecn_syn_flags(), snd.iss, payload, unknown_options=fo_opt,
-                      **self.neg.syn_options(mss=self.adv_mss, now=now, synack=False))
+                      syn=self.neg.syn_options(mss=self.adv_mss, now=now, synack=False))
         nxt = snd.after_syn()
         if payload:
             # Fast Open: the data rides in the SYN (Linux tcp_send_syn_data()).
@@ -377,7 +382,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
         snd = self.snd
         flags = SYN | ACK | (ECE if self.ecn is not None and self.ecn.ok else 0)
-        self._segment(flags, snd.iss, unknown_options=fo_reply, **self.neg.syn_options(
+        self._segment(flags, snd.iss, unknown_options=fo_reply, syn=self.neg.syn_options(
             mss=self.adv_mss, now=now, synack=True))
         nxt = snd.after_syn()
         if self.passive or not sq.gt(snd.snd_max, nxt):
@@ -644,8 +649,11 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         return bool(self.rcv and self.rcv.eof)
 
 
-def _derive(cfg: Sysctl, opts: SockOpts, mtu: int, local_ip: str) -> tuple[
-        tuple[object, ...], int, int, int, str, ccmod.HystartParams]:
+# _derive()'s result, kept in Sysctl.derived.
+_Derived = tuple[tuple[object, ...], int, int, int, str, ccmod.HystartParams]
+
+
+def _derive(cfg: Sysctl, opts: SockOpts, mtu: int, local_ip: str) -> _Derived:
     """A new connection's fields that depend only on the sysctls, the socket options,
     the MTU and the address family: (pool, snd_max_capacity, the send buffer's
     capacity, adv_mss, the congestion control's name, its HyStart parameters)."""

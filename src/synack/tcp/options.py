@@ -11,21 +11,15 @@ Linux's ``tcp_time_stamp_ms()`` with ``tcp_timestamps = 1``.
 
 from __future__ import annotations
 
-from typing import TypedDict
-
 from synack.wire.tcp import TcpSegment
 
 PAWS_IDLE_US = 24 * 24 * 3600 * 1_000_000  # RFC 7323 5.5: after 24 days ts_recent is stale
 TS_HALF = 1 << 31
 
 
-class SynOptions(TypedDict):
-    """The options of our SYN or SYN,ACK, as keyword arguments of a segment."""
-
-    mss: int
-    wscale: int | None
-    sack_permitted: bool
-    timestamps: tuple[int, int] | None
+#: The options of our SYN or SYN,ACK, in TcpSegment's field order: (mss, wscale,
+#: sack_permitted, timestamps).
+SynOptions = tuple[int, int | None, bool, tuple[int, int] | None]
 
 
 def ts_before(a: int, b: int) -> bool:
@@ -71,11 +65,10 @@ class Negotiated:
         """Options for our SYN, or for our SYN,ACK (only what the peer's SYN offered)."""
         if not synack:
             ts = (self.tsval(now), 0) if self.offer_ts else None
-            return {"mss": mss, "wscale": self.rcv_wscale, "sack_permitted": self.offer_sack,
-                    "timestamps": ts}
-        ts = (self.tsval(now), self.ts_recent) if self.ts_ok else None
-        return {"mss": mss, "wscale": self.rcv_wscale, "sack_permitted": self.sack_ok,
-                "timestamps": ts}
+            return (mss, self.rcv_wscale, self.offer_sack, ts)
+        ts = ((now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent) \
+            if self.ts_ok else None
+        return (mss, self.rcv_wscale, self.sack_ok, ts)
 
     def take_syn(self, seg: TcpSegment, now: int) -> None:
         """Agree with the peer's SYN or SYN,ACK."""

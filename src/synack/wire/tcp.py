@@ -98,6 +98,11 @@ _WSCALE = struct.Struct("!BBBB")  # NOP, kind, len, shift
 _TS = struct.Struct("!BBBBII")  # two lead bytes (NOP NOP or SACK_PERM), kind, len, val, ecr
 _NOP_NOP_TS_WORD = 0x0101080A  # the usual first word of an ACK's options
 _HEADER_NOP_NOP_TS = struct.Struct("!HHIIBBHHHIII")  # the header, that word, TS val, ecr
+# A SYN's options as Linux lays them out when all four are on: MSS, SACK_PERM, TS, NOP WS
+# (kind, len, value for each; the same bytes _MSS, _TS and _WSCALE pack one by one).
+_SYN_OPTS = struct.Struct("!BBHBBBBIIBBBB")
+_SYN_WORDS = struct.Struct("!HHHHIIHBB")   # the same 20 bytes, for parse_tcp()'s check
+_SYN_KINDS = (OPT_MSS, OPT_SACK_PERM, OPT_TIMESTAMP, OPT_NOP, OPT_WSCALE)
 _NOP_NOP_TS_KINDS = (OPT_NOP, OPT_NOP, OPT_TIMESTAMP)
 _NOP_NOP_SACK_PERM = b"\x01\x01\x04\x02"
 
@@ -265,6 +270,17 @@ def parse_tcp(
             None, None, False, (), (tsval, tsecr), (),
             off & 0x0F, doff, csum, _NOP_NOP_TS_KINDS,
         )  # fmt: skip
+    if hlen == 40:
+        # The options of nearly every SYN and SYN,ACK: MSS, SACK_PERM, TS, NOP WS.
+        mss_kl, mss, sp_kl, ts_kl, tsval, tsecr, nop_ws, ws_len, ws = _SYN_WORDS.unpack_from(
+            data, 20)
+        if mss_kl == 0x0204 and sp_kl == 0x0402 and ts_kl == 0x080A and nop_ws == 0x0103 \
+                and ws_len == 3:
+            return _make_segment(
+                sport, dport, seq, ack, flags, window, urgent, payload,
+                mss, ws, True, (), (tsval, tsecr), (),
+                off & 0x0F, doff, csum, _SYN_KINDS,
+            )  # fmt: skip
     return _parsed_with_options(data, hlen, sport, dport, seq, ack, off, flags, window, csum,
                                 urgent, payload)
 
@@ -283,10 +299,15 @@ def _parsed_with_options(
 
 def _encode_options(seg: TcpSegment) -> bytes:
     """Options in Linux's layout (see the module docstring), EOL-padded."""
+    ts = seg.timestamps
+    if seg.mss is not None and ts is not None and seg.sack_permitted \
+            and seg.wscale is not None and not seg.sack_blocks and not seg.unknown_options:
+        # A SYN or SYN,ACK with all four (20 bytes, no padding): one pack.
+        return _SYN_OPTS.pack(OPT_MSS, 4, seg.mss, OPT_SACK_PERM, 2, OPT_TIMESTAMP, 10,
+                              ts[0], ts[1], OPT_NOP, OPT_WSCALE, 3, seg.wscale)
     parts: list[bytes] = []
     if seg.mss is not None:
         parts.append(_MSS.pack(OPT_MSS, 4, seg.mss))
-    ts = seg.timestamps
     if ts is not None:
         if seg.sack_permitted:
             parts.append(_TS.pack(OPT_SACK_PERM, 2, OPT_TIMESTAMP, 10, ts[0], ts[1]))
