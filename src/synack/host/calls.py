@@ -370,10 +370,12 @@ class SocketCallsMixin:
         if conn is None:
             # Linux sk_stream_wait_connect(): EPIPE, not ENOTCONN, on an unconnected socket.
             raise _oserror(errno.EPIPE)
-        if conn.error is not None and not sock.error_reported:
+        rare = conn.rare                    # error and wr_shut are Rare fields (rare.py)
+        if rare is not None and conn.error is not None and not sock.error_reported:
             self._raise_error(sock, conn)
         state = conn.state
-        if conn.wr_shut or state not in _CAN_SEND and state not in _HANDSHAKE:
+        if rare is not None and conn.wr_shut or state not in _CAN_SEND \
+                and state not in _HANDSHAKE:
             raise _oserror(errno.EPIPE)
         if state in _HANDSHAKE and not conn.tfo_child_pending:
             tfo = conn.tfo
@@ -442,9 +444,12 @@ class SocketCallsMixin:
             else:
                 self._drain(key, conn)
             return data
-        if conn.error is not None and not sock.error_reported:
-            self._raise_error(sock, conn)
-        if conn.rd_shut or conn.state is _CLOSED or conn.eof:
+        if conn.rare is not None:           # error and rd_shut are Rare fields (rare.py)
+            if conn.error is not None and not sock.error_reported:
+                self._raise_error(sock, conn)
+            if conn.rd_shut:
+                return b""
+        if conn.state is _CLOSED or conn.eof:
             return b""
         return None
 

@@ -157,7 +157,8 @@ class InputMixin:
                 self._send_ack()
             return
         self.last_rcv = now
-        if self.brief is not None:           # (the Rare fields of brief: rare.py)
+        brief = self.brief                   # (the Rare fields of brief: rare.py)
+        if brief is not None and "probes_out" in brief:
             self.probes_out = 0
         recent = None
         if ts is not None and neg.ts_ok:
@@ -480,7 +481,10 @@ class InputMixin:
     def _on_new_ack(self: Connection, ack: int, now: int, rtt_us: int | None = None) -> None:
         """SND.UNA advances: RTT sample (Karn), reset backoff, re-arm the RTO."""
         snd = self.snd
-        if self.brief is not None and self.rtt_seq is not None and sq.gt(ack, self.rtt_seq):
+        brief = self.brief                   # the Brief fields' dict read directly (rare.py)
+        rtt_seq: int | None = brief.get("rtt_seq") if brief is not None \
+            else None  # type: ignore[assignment]
+        if rtt_seq is not None and sq.gt(ack, rtt_seq):
             rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
             self.rtt_seq = None
         if rtt_us is not None:
@@ -490,7 +494,8 @@ class InputMixin:
             self.backoff = 0
         snd.on_ack(ack)
         self.retransmits = 0
-        if self.brief is not None:
+        brief = self.brief
+        if brief is not None and ("retrans_stamp" in brief or "ut_start" in brief):
             self.retrans_stamp = self.ut_start = None
         self._rearm_rto(now)
 

@@ -54,19 +54,23 @@ class Timers:
         t = self.keepalive
         if t is not None and (best is None or t < best):
             best = t
-        if self.brief is not None:
-            t = self.finwait2
+        brief = self.brief
+        if brief is not None:
+            # The Brief fields' dict read directly (None is their default): no call each.
+            t = brief.get("finwait2")  # type: ignore[assignment]
             if t is not None and (best is None or t < best):
                 best = t
-            t = self.timewait
+            t = brief.get("timewait")  # type: ignore[assignment]
             if t is not None and (best is None or t < best):
                 best = t
         return best
 
     def clear(self) -> None:
         """Disarm everything (the connection closed)."""
-        self.rtx = self.persist = self.delack = None
-        self.finwait2 = self.keepalive = self.timewait = None
+        self.rtx = self.persist = self.delack = self.keepalive = None
+        brief = self.brief
+        if brief is not None and ("finwait2" in brief or "timewait" in brief):
+            self.finwait2 = self.timewait = None
 
     def armed(self) -> dict[str, int]:
         """The armed timers by name, for display."""
