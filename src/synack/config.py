@@ -162,7 +162,12 @@ KNOBS: dict[str, Knob] = {k.name: k for k in _KNOBS}
 
 # Integer sysctls read for every packet, mirrored as plain attributes of the table
 # (``cfg.ip_ttl``: no call); set() keeps them equal to the values.
-_HOT = {"net.ipv4.ip_default_ttl": "ip_ttl", "net.ipv4.tcp_early_retrans": "early_retrans"}
+_HOT = {"net.ipv4.ip_default_ttl": "ip_ttl", "net.ipv4.tcp_early_retrans": "early_retrans",
+        "net.ipv4.tcp_notsent_lowat": "notsent_lowat",
+        # and per SYN, or per connection
+        "net.ipv4.tcp_syncookies": "syncookies", "net.ipv4.tcp_max_syn_backlog": "max_syn_backlog",
+        "net.ipv4.tcp_fastopen": "fastopen", "net.ipv4.tcp_recovery": "recovery",
+        "net.ipv4.tcp_max_orphans": "max_orphans"}
 
 
 class Sysctl:
@@ -170,6 +175,12 @@ class Sysctl:
 
     ip_ttl: builtins.int          # net.ipv4.ip_default_ttl (_HOT)
     early_retrans: builtins.int   # net.ipv4.tcp_early_retrans
+    notsent_lowat: builtins.int   # net.ipv4.tcp_notsent_lowat
+    syncookies: builtins.int      # net.ipv4.tcp_syncookies
+    max_syn_backlog: builtins.int  # net.ipv4.tcp_max_syn_backlog
+    fastopen: builtins.int        # net.ipv4.tcp_fastopen
+    recovery: builtins.int        # net.ipv4.tcp_recovery
+    max_orphans: builtins.int     # net.ipv4.tcp_max_orphans
 
     def __init__(self, **overrides: int | tuple[int, ...] | str) -> None:
         # The host's counters under nstat's names (TcpExtTCPChallengeACK, ...). Linux keeps

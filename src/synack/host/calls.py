@@ -512,7 +512,7 @@ class SocketCallsMixin:
                 # there are more than tcp_max_orphans, TcpExtTCPAbortOnMemory).
                 conn.fd = ORPHAN
                 self.orphans += 1
-                if self.orphans > self.cfg.int("net.ipv4.tcp_max_orphans"):
+                if self.orphans > self.cfg.max_orphans:
                     self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
                     conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
             self._collect_key(conn, now)
@@ -604,5 +604,5 @@ class SocketCallsMixin:
             return False
         # Linux tcp_stream_memory_free(sk, wake=1): under TCP_NOTSENT_LOWAT, writable
         # once twice the unsent bytes are below the mark.
-        lowat = c.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        lowat = c.opts.notsent_lowat or self.cfg.notsent_lowat
         return 2 * c.snd.unsent() < lowat

@@ -69,7 +69,7 @@ def try_fastopen(stack: Stack, lst: Listener, owner: Sock, seg: TcpSegment, clie
     foc = fo.find_option(seg)
     if foc is not None and not foc.cookie:
         mib["TcpExtTCPFastOpenCookieReqd"] += 1
-    sysctl = stack.cfg.int("net.ipv4.tcp_fastopen")
+    sysctl = stack.cfg.fastopen
     syn_data = bool(seg.payload)
     if not (sysctl & fo.TFO_SERVER_ENABLE and (syn_data or foc is not None)
             and _queue_ok(stack, lst, owner)):

@@ -36,7 +36,7 @@ handles ICMP errors about our segments (PMTU, unreachable).
 from __future__ import annotations
 
 import errno
-from typing import cast
+from typing import Any, cast
 
 from synack import seq as sq
 from synack.config import Sysctl
@@ -76,7 +76,10 @@ SECOND = 1_000_000
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
 _MASK, _HALF = sq.MASK, sq.HALF
 _CLOSED = State.CLOSED   # for the inlined arithmetic of the per-segment paths
-_PEER_MSS, _PASSIVE = 0, 5        # in Connection.pool: _take_syn_options sets both at once
+# Indices in Connection.pool (the Pooled fields below): _take_syn_options reads and
+# writes the tuple at once.
+_PEER_MSS, _PMTU, _RCV_CAPACITY, _RCV_MAX_CAPACITY, _PASSIVE = 0, 1, 3, 4, 5
+_OFFER_TS, _OFFER_SACK, _RCV_WSCALE = 6, 7, 8
 
 
 class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOpenMixin,
@@ -124,14 +127,14 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     # Fields that many connections hold alike, and no segment's path reads (rare.py):
     # one shared tuple in the slot ``pool``, in this order.
     peer_mss = Pooled[int](_PEER_MSS)    # the MSS option of the peer's SYN
-    pmtu = Pooled[int](1)                # lowered by ICMP "fragmentation needed"
+    pmtu = Pooled[int](_PMTU)            # lowered by ICMP "fragmentation needed"
     rcvbuf = Pooled[int](2)              # SO_RCVBUF (Linux sk_rcvbuf)
-    rcv_capacity = Pooled[int](3)        # receive buffer payload bytes, before the SYN
-    rcv_max_capacity = Pooled[int](4)    # what the receive buffer may grow to
+    rcv_capacity = Pooled[int](_RCV_CAPACITY)   # receive buffer payload bytes, before the SYN
+    rcv_max_capacity = Pooled[int](_RCV_MAX_CAPACITY)  # what the receive buffer may grow to
     passive = Pooled[bool](_PASSIVE)     # opened by a listener
-    offer_ts = Pooled[bool](6)           # Negotiated's: what our SYN offers
-    offer_sack = Pooled[bool](7)
-    rcv_wscale = Pooled[int | None](8)   # None: we do not offer window scaling
+    offer_ts = Pooled[bool](_OFFER_TS)   # Negotiated's: what our SYN offers
+    offer_sack = Pooled[bool](_OFFER_SACK)
+    rcv_wscale = Pooled[int | None](_RCV_WSCALE)   # None: we do not offer window scaling
 
     def __init__(
         self,
@@ -311,26 +314,41 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
 
     def _take_syn_options(self, seg: TcpSegment, now: int, *, passive: bool = False) -> None:
         """The peer's SYN (``passive``: we are a listener's child) or SYN,ACK is in."""
-        neg = self.neg
-        neg.take_syn(seg, now)
-        # peer_mss, and passive for a child, in one new pool tuple.
-        pool = list(self.pool)
-        pool[_PEER_MSS] = shared(seg.mss) if seg.mss else DEFAULT_MSS
+        # The pooled fields (rare.py) read from one tuple, and the ones that change
+        # (rcv_wscale, peer_mss, and passive for a child) written in one new one.
+        pool: list[Any] = list(self.pool)
+        # Agree with the peer's SYN or SYN,ACK: an option is used only if both SYNs
+        # carried it (RFC 7323 2.2 / 3.2, RFC 2018 2).
+        rcv_wscale = pool[_RCV_WSCALE]
+        if seg.wscale is not None and rcv_wscale is not None:
+            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: more than 14 means 14
+        else:
+            pool[_RCV_WSCALE] = rcv_wscale = None
+            self.snd_wscale = 0
+        sack_ok = self.sack_ok = pool[_OFFER_SACK] and seg.sack_permitted
+        ts = seg.timestamps
+        ts_ok = self.ts_ok = pool[_OFFER_TS] and ts is not None
+        if ts_ok and ts is not None:
+            self.ts_recent = ts[0]
+            self.ts_recent_stamp = now
+        peer_mss = pool[_PEER_MSS] = shared(seg.mss) if seg.mss else DEFAULT_MSS
         if passive:
             pool[_PASSIVE] = True
         self.pool = pooled(tuple(pool))
-        # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option.
-        self.mss = shared(self._mss_for_path())
-        rcv_capacity = self.rcv_capacity
-        self.rcv = Receiver(seg.seq, rcv_capacity, self.mss, neg.rcv_shift,
-                            max_capacity=self.rcv_max_capacity)
+        # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option
+        # (_mss_for_path(), inline).
+        clamp = min(peer_mss, self.adv_mss, pool[_PMTU] - ip_tcp_headers(self.local[0]))
+        mss = self.mss = shared(max(clamp - (12 if ts_ok else 0), 64))
+        rcv_capacity = pool[_RCV_CAPACITY]
+        rcv = self.rcv = Receiver(seg.seq, rcv_capacity, mss, rcv_wscale or 0,
+                                  max_capacity=pool[_RCV_MAX_CAPACITY])
         if self.opts.oobinline:
-            self.rcv.oobinline = True
+            rcv.oobinline = True
         rec = self.rec
-        rec.mss = rec.cc.mss = self.mss
-        if neg.sack_ok:
+        rec.mss = rec.cc.mss = mss
+        if sack_ok:
             rec.board = NO_SACKS             # a board of its own at the first SACK block
-            if self.cfg.int("net.ipv4.tcp_recovery") & 1:
+            if self.cfg.recovery & 1:
                 rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
         self.ackp = self.rcv                 # the Receiver is the ACK policy too
         self.ackp.enter_quickack(rcv_capacity)
@@ -437,7 +455,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             if not room:
                 return 0
             data = data[:room]
-        lowat = self.opts.notsent_lowat or self.cfg.int("net.ipv4.tcp_notsent_lowat")
+        lowat = self.opts.notsent_lowat or self.cfg.notsent_lowat
         if lowat < 0xFFFFFFFF:
             n = self._send_lowat(data, lowat, now, eor=eor, more=more)
         else:

@@ -125,8 +125,9 @@ class InputMixin:
         # SYN is old, but Linux tcp_validate_incoming() lets it through ("tcp: Don't drop
         # SYN+ACK for simultaneous connect()") and acknowledges it.
         simultaneous = (
-            state is State.SYN_RECEIVED and not self.passive
-            and flags & (SYN | ACK | RST | FIN) == SYN | ACK and not seg.payload
+            state is State.SYN_RECEIVED
+            and flags & (SYN | ACK | RST | FIN) == SYN | ACK and not self.passive
+            and not seg.payload
             and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
         )
         # RFC 7323 5.3: PAWS drops an old duplicate before anything else looks at it.
@@ -206,7 +207,7 @@ class InputMixin:
             snd.update_window(rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq, seg.ack, wnd)
             self._change(Event.RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
-            if self.wr_shut and not snd.fin_queued:
+            if self.rare is not None and self.wr_shut and not snd.fin_queued:  # (rare.py)
                 self._queue_fin(now)
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)

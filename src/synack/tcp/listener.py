@@ -64,7 +64,7 @@ class Listener:
         """None to queue a new SYN, :data:`COOKIE` to answer it statelessly, else why
         it must be dropped (Linux ``tcp_conn_request()``)."""
         qlen = len(self.syn_queue)
-        cookies = self.cfg.int("net.ipv4.tcp_syncookies")
+        cookies = self.cfg.syncookies
         want_cookie = False
         # Current kernels' inet_csk_reqsk_queue_is_full() tests ">" like the accept
         # queue (older ones tested ">="): the SYN queue too holds one more than the backlog.
@@ -77,7 +77,7 @@ class Listener:
             return "accept queue full"
         if want_cookie:
             return COOKIE
-        max_syn = self.cfg.int("net.ipv4.tcp_max_syn_backlog")
+        max_syn = self.cfg.max_syn_backlog
         if not cookies and max_syn - qlen < (max_syn >> 2):
             return "SYN queue full (tcp_max_syn_backlog)"
         return None

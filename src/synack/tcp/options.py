@@ -70,19 +70,6 @@ class Negotiated:
             if self.ts_ok else None
         return (mss, self.rcv_wscale, self.sack_ok, ts)
 
-    def take_syn(self, seg: TcpSegment, now: int) -> None:
-        """Agree with the peer's SYN or SYN,ACK."""
-        if seg.wscale is not None and self.rcv_wscale is not None:
-            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: more than 14 means 14
-        else:
-            self.rcv_wscale = None
-            self.snd_wscale = 0
-        self.sack_ok = self.offer_sack and seg.sack_permitted
-        self.ts_ok = self.offer_ts and seg.timestamps is not None
-        if self.ts_ok and seg.timestamps is not None:
-            self.ts_recent = seg.timestamps[0]
-            self.ts_recent_stamp = now
-
     @property
     def rcv_shift(self) -> int:
         """Our window scale, once agreed (0 otherwise)."""
