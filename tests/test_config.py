@@ -45,3 +45,26 @@ def test_constructor_overrides_and_every_default_valid() -> None:
     assert cfg["net.ipv4.tcp_keepalive_time"] == 10
     for knob in KNOBS.values():   # every default passes its own validation
         knob.parse(knob.format(knob.default))
+
+
+def test_hot_attributes_follow_every_write() -> None:
+    # The sysctls read per packet or per SYN are plain attributes too; they must
+    # always equal the table's values (from the constructor, set() and assign()).
+    from synack.config import _HOT
+    cfg = Sysctl(net__ipv4__ip_default_ttl=9)
+    assert cfg.ip_ttl == 9
+    for name, attr in _HOT.items():
+        assert getattr(cfg, attr) == cfg.int(name)
+    cfg.assign("net.ipv4.tcp_early_retrans=0")
+    cfg.set("net.ipv4.tcp_syncookies", 2)
+    cfg.set("net.ipv4.tcp_notsent_lowat", "16384")
+    assert (cfg.early_retrans, cfg.syncookies, cfg.notsent_lowat) == (0, 2, 16384)
+    for name, attr in _HOT.items():
+        assert getattr(cfg, attr) == cfg.int(name)
+
+
+def test_derived_values_forgotten_at_every_write() -> None:
+    cfg = Sysctl()
+    cfg.derived["x"] = 1
+    cfg.set("net.ipv4.tcp_fin_timeout", 30)
+    assert cfg.derived == {}

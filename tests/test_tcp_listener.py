@@ -202,3 +202,29 @@ def test_listen_negative_or_zero_backlog(backlog):
     stack, _fd = listener(backlog)
     connect(stack, 40000, 0)
     assert syn(stack, 40001) == []
+
+
+def test_sysctls_written_after_listen_shape_the_next_synack():
+    # Linux reads these per SYN: a value set after listen() shows in the next SYN,ACK
+    # (synack computes a child's buffer sizes and options once per configuration and
+    # must forget them at every write).
+    stack, _fd = listener(8)
+    peer = Peer(stack, port=40000)
+    first = peer.send(seq=IRS, flags=SYN, mss=1460, wscale=7, sack_permitted=True,
+                      timestamps=(5, 0))
+    assert [(s.wscale, s.sack_permitted, s.timestamps is not None, s.window)
+            for s in first] == [(7, True, True, WIN)]
+    stack.cfg.set("net.ipv4.tcp_rmem", "4096 16384 65536")
+    stack.cfg.set("net.ipv4.tcp_sack", 0)
+    peer = Peer(stack, port=40001)
+    second = peer.send(seq=IRS, flags=SYN, mss=1460, wscale=7, sack_permitted=True,
+                       timestamps=(5, 0))
+    assert [(s.wscale, s.sack_permitted, s.timestamps is not None, s.window)
+            for s in second] == [(1, False, True, 8192)]
+    stack.cfg.set("net.ipv4.tcp_timestamps", 0)
+    stack.cfg.set("net.ipv4.tcp_window_scaling", 0)
+    peer = Peer(stack, port=40002)
+    third = peer.send(seq=IRS, flags=SYN, mss=1460, wscale=7, sack_permitted=True,
+                      timestamps=(5, 0))
+    assert [(s.wscale, s.sack_permitted, s.timestamps, s.window)
+            for s in third] == [(None, False, None, 8192)]
