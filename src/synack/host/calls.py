@@ -44,6 +44,10 @@ _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per 
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
 _CLOSED = State.CLOSED
+_LISTEN = State.LISTEN
+_SYN_RECEIVED = State.SYN_RECEIVED
+_SYN_SENT = State.SYN_SENT
+_TIME_WAIT = State.TIME_WAIT
 
 if TYPE_CHECKING:
     from synack.stack import Stack
@@ -106,7 +110,7 @@ class SocketCallsMixin:
                     and (overlaps(ip, v6only, s.local[0], s.v6only)
                          if ":" in ip or ":" in s.local[0]
                          else s.local[0] in (ip, "0.0.0.0") or ip == "0.0.0.0")
-                    and (s.conn is None or s.conn.state is not State.CLOSED)
+                    and (s.conn is None or s.conn.state is not _CLOSED)
                     and not (reuse and s.reuseaddr and s.listener is None)):
                 return True
         return False
@@ -238,7 +242,7 @@ class SocketCallsMixin:
         if conn is not None:
             if conn.tfo is not None and conn.tfo.defer:
                 return errno.EISCONN        # Linux: a deferred Fast Open connect "is" connected
-            if conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            if conn.state in (_SYN_SENT, _SYN_RECEIVED):
                 return errno.EALREADY
             if sock.connecting:
                 # Linux __inet_stream_connect(): the first call after the handshake
@@ -247,7 +251,7 @@ class SocketCallsMixin:
                 if conn.error is not None and not sock.error_reported:
                     sock.error_reported = True
                     return conn.error
-                return errno.ECONNABORTED if conn.state is State.CLOSED else 0
+                return errno.ECONNABORTED if conn.state is _CLOSED else 0
             return errno.EISCONN
         try:
             ip, port = ip_of(self, sock, addr, "connect")
@@ -494,7 +498,7 @@ class SocketCallsMixin:
             # half-open requests are freed without a word.
             for child in list(lst.syn_queue.values()) + list(lst.accept_queue):
                 child.abort(now=now, why="listener closed",
-                            send_rst=child.state is not State.SYN_RECEIVED
+                            send_rst=child.state is not _SYN_RECEIVED
                             or child.tfo_child_pending)
                 key = (child.local[0], child.local[1], child.remote[0], child.remote[1])
                 self._drain(key, child)
@@ -507,7 +511,7 @@ class SocketCallsMixin:
             conn.fd = -1
             conn.close(now=now)
             state = conn.state
-            if state is not State.CLOSED and state is not State.TIME_WAIT:
+            if state is not _CLOSED and state is not _TIME_WAIT:
                 # An orphan now (Linux tcp_close(): counted, and reset at once when
                 # there are more than tcp_max_orphans, TcpExtTCPAbortOnMemory).
                 conn.fd = ORPHAN
@@ -546,7 +550,7 @@ class SocketCallsMixin:
         """The peer's address; ENOTCONN when there is none."""
         sock = self._sock(fd)
         if sock.remote is None or sock.conn is None or sock.conn.state in (
-                State.SYN_SENT, State.CLOSED):
+                _SYN_SENT, _CLOSED):
             raise _oserror(errno.ENOTCONN)
         return sock.remote if sock.family == _socket.AF_INET else api_addr(sock, sock.remote)
 
@@ -554,8 +558,8 @@ class SocketCallsMixin:
         """The TCP state behind a descriptor."""
         sock = self._sock(fd)
         if sock.listener is not None:
-            return State.LISTEN
-        return sock.conn.state if sock.conn else State.CLOSED
+            return _LISTEN
+        return sock.conn.state if sock.conn else _CLOSED
 
     def connection(self: Stack, fd: int) -> Connection | None:
         """The connection behind a descriptor (for statistics and tests)."""
@@ -563,14 +567,14 @@ class SocketCallsMixin:
 
     def connections(self: Stack) -> list[ConnInfo]:
         """Every socket as ``ss -tan`` lists it: listeners, connections, TIME_WAIT."""
-        rows = [ConnInfo(State.LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
+        rows = [ConnInfo(_LISTEN, len(lst.accept_queue), lst.max_backlog, lst.local,
                          ("::" if ":" in lst.local[0] else "0.0.0.0", 0))
                 for lst in self.listeners.values()]
         for lst in self.listeners.values():
             rows += [ConnInfo(c.state, 0, 0, c.local, c.remote) for c in lst.syn_queue.values()]
         rows += [ConnInfo(c.state, c.recv_q, c.send_q, c.local, c.remote)
                  for c in self.conns.values()]
-        rows += [ConnInfo(State.TIME_WAIT, 0, 0, tw.local, tw.remote)
+        rows += [ConnInfo(_TIME_WAIT, 0, 0, tw.local, tw.remote)
                  for tw in self.timewait.values()]
         return rows
 
@@ -587,7 +591,7 @@ class SocketCallsMixin:
         q = c.recv_q
         if q and (q >= sock.opts.rcvlowat or c.rcv is not None and c.rcv.fin_received):
             return True
-        return bool(c.eof or c.state is State.CLOSED or
+        return bool(c.eof or c.state is _CLOSED or
                     (c.error is not None and not sock.error_reported))
 
     def writable(self: Stack, fd: int) -> bool:
@@ -596,7 +600,7 @@ class SocketCallsMixin:
         c = sock.conn
         if c is None:
             return False
-        if c.state in (State.SYN_SENT, State.SYN_RECEIVED) and not c.tfo_child_pending:
+        if c.state in (_SYN_SENT, _SYN_RECEIVED) and not c.tfo_child_pending:
             return bool(c.tfo is not None and c.tfo.defer)   # a deferred Fast Open connect
         if c.state not in _CAN_SEND or c.error is not None:
             return True

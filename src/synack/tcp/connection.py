@@ -74,8 +74,17 @@ SECOND = 1_000_000
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
-_MASK, _HALF = sq.MASK, sq.HALF
-_CLOSED = State.CLOSED   # for the inlined arithmetic of the per-segment paths
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_CLOSED = State.CLOSED
+_CLOSE_WAIT = State.CLOSE_WAIT
+_ESTABLISHED = State.ESTABLISHED
+_FIN_WAIT_1 = State.FIN_WAIT_1
+_FIN_WAIT_2 = State.FIN_WAIT_2
+_LISTEN = State.LISTEN
+_SYN_RECEIVED = State.SYN_RECEIVED
+_SYN_SENT = State.SYN_SENT
+_TIME_WAIT = State.TIME_WAIT
 # Indices in Connection.pool (the Pooled fields below): _take_syn_options reads and
 # writes the tuple at once.
 _PEER_MSS, _PMTU, _RCV_CAPACITY, _RCV_MAX_CAPACITY, _PASSIVE = 0, 1, 3, 4, 5
@@ -220,20 +229,21 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     # ------------------------------------------------------------------ helpers
     def _change(self, event: Event, now: int, why: str = "") -> None:
         old = self.state
-        self.state = next_state(old, event)
+        new = self.state = next_state(old, event)
         changes = self.changes
         if changes is not None:
-            change = StateChange(now, old, self.state, why or event.value)
+            # (event._value_: Enum's value property is Python code)
+            change = StateChange(now, old, new, why or event._value_)
             if isinstance(changes, list):
                 changes.append(change)
             else:
                 self.changes = [change]
-        if self.state is State.CLOSED:
+        if new is _CLOSED:
             self.timers.clear()
-        elif self.state is State.TIME_WAIT:
+        elif new is _TIME_WAIT:
             self.timers.clear()
             self.timers.timewait = now + TIME_WAIT_US
-        elif self.state is State.FIN_WAIT_2 and self.app_closed:
+        elif new is _FIN_WAIT_2 and self.app_closed:
             self._arm_fin_timeout(now)
 
     def _arm_fin_timeout(self, now: int) -> None:
@@ -380,7 +390,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         snd.snd_nxt = nxt
         if sq.gt(nxt, snd.snd_max) or self.retransmits == 0:
             snd.snd_max = nxt
-        if self.retransmits == 0 and self.state is State.SYN_SENT:
+        if self.retransmits == 0 and self.state is _SYN_SENT:
             self.retrans_stamp = now         # Linux tcp_connect(): when the first SYN left
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
@@ -391,7 +401,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
         ``fo_reply``: a Fast Open cookie option for the SYN,ACK; ``ip_ecn``: the ECN
         field of the SYN's IP header."""
-        self.state = State.LISTEN
+        self.state = _LISTEN
         self._take_syn_options(syn, now, passive=True)
         self._ecn_passive(syn, ip_ecn)
         self._change(Event.RCV_SYN, now, "rcv SYN")
@@ -418,11 +428,11 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.segs_in += 1
         if seg.payload:
             self.data_segs_in += 1
-        if self.state is State.SYN_SENT:
+        if self.state is _SYN_SENT:
             self._rcv_syn_sent(seg, now)
-        elif self.state is not State.CLOSED:
+        elif self.state is not _CLOSED:
             self._rcv_synchronized(seg, now)
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             self._output(now)
 
     def _trace(self, event: str, now: int) -> None:
@@ -537,7 +547,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             ackp.pingpong = True
             return
         ackp.pingpong = False
-        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT) and ackp.deadline is not None:
+        if self.state in (_ESTABLISHED, _CLOSE_WAIT) and ackp.deadline is not None:
             if not self.recv_q:
                 self.now = now
                 self._send_ack()
@@ -598,7 +608,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.wr_shut = True
         if self.snd.fin_queued:
             return
-        if self.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
+        if self.state in (_ESTABLISHED, _CLOSE_WAIT, _SYN_RECEIVED):
             self._queue_fin(now)
             self._output(now)
 
@@ -608,9 +618,9 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.app_closed = True
         self.rd_shut = True
         state = self.state
-        if state in (State.CLOSED, State.TIME_WAIT):
+        if state in (_CLOSED, _TIME_WAIT):
             return
-        if state is State.SYN_SENT:
+        if state is _SYN_SENT:
             self._change(Event.CLOSE, now, "close() in SYN_SENT")
             return
         unread = bool(self.rcv and self.rcv.ready)
@@ -619,20 +629,20 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             why = "close() with unread data: RST" if unread else "close() with SO_LINGER 0: RST"
             self.abort(now=now, why=why)
             return
-        if state is State.FIN_WAIT_2:
+        if state is _FIN_WAIT_2:
             self._arm_fin_timeout(now)
         elif not self.snd.fin_queued and state in (
-            State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED
+            _ESTABLISHED, _CLOSE_WAIT, _SYN_RECEIVED
         ):
             self._queue_fin(now)
             self._output(now)
 
     def abort(self, *, now: int, why: str = "abort", send_rst: bool = True) -> None:
         """Send RST (in states that need one) and drop the connection at once."""
-        if send_rst and self.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1,
-                                       State.FIN_WAIT_2, State.SYN_RECEIVED):
+        if send_rst and self.state in (_ESTABLISHED, _CLOSE_WAIT, _FIN_WAIT_1,
+                                       _FIN_WAIT_2, _SYN_RECEIVED):
             self._send_active_reset()
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             self._change(Event.ABORT, now, why)
 
     # ------------------------------------------------------------------ queries

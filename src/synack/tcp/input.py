@@ -35,6 +35,13 @@ if TYPE_CHECKING:
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_CLOSE_WAIT = State.CLOSE_WAIT
+_CLOSING = State.CLOSING
+_FIN_WAIT_1 = State.FIN_WAIT_1
+_FIN_WAIT_2 = State.FIN_WAIT_2
+_LAST_ACK = State.LAST_ACK
+_SYN_RECEIVED = State.SYN_RECEIVED
 
 
 class InputMixin:
@@ -125,7 +132,7 @@ class InputMixin:
         # SYN is old, but Linux tcp_validate_incoming() lets it through ("tcp: Don't drop
         # SYN+ACK for simultaneous connect()") and acknowledges it.
         simultaneous = (
-            state is State.SYN_RECEIVED
+            state is _SYN_RECEIVED
             and flags & (SYN | ACK | RST | FIN) == SYN | ACK and not self.passive
             and not seg.payload
             and seg.seq == rcv.irs and seg.ack == snd.snd_nxt
@@ -142,7 +149,7 @@ class InputMixin:
         if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
             if flags & RST:
                 return
-            if flags & SYN and state is State.SYN_RECEIVED and seg.seq == rcv.irs:
+            if flags & SYN and state is _SYN_RECEIVED and seg.seq == rcv.irs:
                 # The peer retransmitted its SYN (Linux tcp_check_req(): the SYN,ACK is
                 # sent again, at most once per tcp_invalid_ratelimit).
                 if not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSynRecv"):
@@ -170,16 +177,16 @@ class InputMixin:
             if seg.seq != rcv.rcv_nxt:
                 self._send_challenge_ack(now)
                 return
-            if state is State.SYN_RECEIVED and self.passive and self.tfo is None:
+            if state is _SYN_RECEIVED and self.passive and self.tfo is None:
                 self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
             else:
                 # Linux tcp_reset(): EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
-                err = errno.EPIPE if state is State.CLOSE_WAIT else errno.ECONNRESET
+                err = errno.EPIPE if state is _CLOSE_WAIT else errno.ECONNRESET
                 self._fail(err, now, Event.RCV_RST, "rcv RST")
             return
         # Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
         if flags & SYN and not simultaneous:
-            if state is State.SYN_RECEIVED and self.passive:
+            if state is _SYN_RECEIVED and self.passive:
                 # Linux tcp_check_req() (embryonic_reset): a new SYN resets a half-open
                 # connection and drops it; RFC 9293 3.10.7.4 returns it to LISTEN silently.
                 self._send_reset_reply(seg)
@@ -193,7 +200,7 @@ class InputMixin:
         # RFC 7323 2.2: the window of a SYN is never scaled.
         wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
         fin_was_acked = snd.fin_queued and snd.fin_acked
-        if state is State.SYN_RECEIVED:
+        if state is _SYN_RECEIVED:
             if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
                 self._send_reset_reply(seg)
                 return
@@ -222,10 +229,10 @@ class InputMixin:
         else:
             self._process_ack(seg, wnd, now)
         fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
-        if state is State.LAST_ACK and fin_acked_now:
+        if state is _LAST_ACK and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
             return
-        if state is State.CLOSING and fin_acked_now:
+        if state is _CLOSING and fin_acked_now:
             self._change(Event.RCV_ACK_OF_FIN, now)
             return
         # Sixth: the urgent pointer (Linux: the urgent byte is the one before it).
@@ -234,7 +241,7 @@ class InputMixin:
         # Seventh: segment text.
         payload = seg.payload
         if (payload and self.brief is not None and self.app_closed and state in _CAN_RECEIVE
-                and state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
+                and state in (_FIN_WAIT_1, _FIN_WAIT_2)
                 and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
             self._send_reset_reply(seg)
@@ -281,7 +288,7 @@ class InputMixin:
         if ecn is not None and ecn.ok and self._ecn_rcv(seg):
             ack_now = True
         # Eighth: FIN, and the transitions it makes with the ACK of ours.
-        if state is State.FIN_WAIT_1:
+        if state is _FIN_WAIT_1:
             if fin_acked_now and fin_now:
                 self._change(Event.RCV_FIN_ACK_OF_FIN, now)
             elif fin_acked_now:
@@ -290,7 +297,7 @@ class InputMixin:
                 self._change(Event.RCV_FIN, now)
             ack_now = ack_now or fin_now     # Linux tcp_fin(): ACK at once in FIN_WAIT_*
         elif fin_now:
-            if state is State.FIN_WAIT_2:
+            if state is _FIN_WAIT_2:
                 ack_now = True
             elif not ack_now:
                 ack_now = self.ackp.on_fin(now=now)   # ESTABLISHED: ping-pong, may wait

@@ -25,6 +25,12 @@ if TYPE_CHECKING:
 
 SECOND = 1_000_000
 TIME_WAIT_US = 60 * SECOND  # Linux TCP_TIMEWAIT_LEN: 2 * MSL with MSL = 30 s
+# Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
+_CLOSED = State.CLOSED
+_FIN_WAIT_2 = State.FIN_WAIT_2
+_SYN_RECEIVED = State.SYN_RECEIVED
+_SYN_SENT = State.SYN_SENT
+_TIME_WAIT = State.TIME_WAIT
 
 
 class TimeoutsMixin:
@@ -64,18 +70,18 @@ class TimeoutsMixin:
         if t.delack is not None and t.delack <= now:
             t.delack = None
             self.ackp.on_timer()
-            if self.rcv is not None and self.state not in (State.CLOSED, State.TIME_WAIT):
+            if self.rcv is not None and self.state not in (_CLOSED, _TIME_WAIT):
                 self._send_ack()
         if t.finwait2 is not None and t.finwait2 <= now:
             t.finwait2 = None
-            if self.state is State.FIN_WAIT_2:
+            if self.state is _FIN_WAIT_2:
                 self._change(Event.TIMEOUT, now, "tcp_fin_timeout")
         if t.keepalive is not None and t.keepalive <= now:
             t.keepalive = None
             self._on_keepalive(now)
         if t.timewait is not None and t.timewait <= now:
             t.timewait = None
-            if self.state is State.TIME_WAIT:
+            if self.state is _TIME_WAIT:
                 self._change(Event.TIMEOUT, now, "2*MSL")
 
     def _timeout_errno(self: Connection) -> int:
@@ -86,7 +92,7 @@ class TimeoutsMixin:
         state = self.state
         snd = self.snd
         self.rtt_seq = None                  # Karn: never time a retransmitted segment
-        if state is State.SYN_SENT:
+        if state is _SYN_SENT:
             if self.retransmits >= (self.opts.syncnt or self.cfg.int("net.ipv4.tcp_syn_retries")):
                 self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_syn_retries exhausted")
                 return
@@ -95,7 +101,7 @@ class TimeoutsMixin:
             self.total_retrans += 1
             self._send_syn(now)
             return
-        if state is State.SYN_RECEIVED:
+        if state is _SYN_RECEIVED:
             if self.retransmits >= self.cfg.int("net.ipv4.tcp_synack_retries"):
                 self._fail(self._timeout_errno(), now, Event.TIMEOUT,
                            "tcp_synack_retries exhausted")
@@ -171,7 +177,7 @@ class TimeoutsMixin:
             return False
         snd = self.snd
         flight = ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF  # in_flight()
-        if flight <= 0 or self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+        if flight <= 0 or self.state in (_SYN_SENT, _SYN_RECEIVED):
             return False
         rtt = self.rtt
         srtt = rtt.srtt
@@ -267,7 +273,7 @@ class TimeoutsMixin:
         one byte behind SND.UNA, which the peer must answer with its current window.
         """
         snd = self.snd
-        if self.state in (State.CLOSED, State.TIME_WAIT) or snd.unsent() == 0 and \
+        if self.state in (_CLOSED, _TIME_WAIT) or snd.unsent() == 0 and \
                 not (snd.fin_queued and not snd.fin_sent):
             self.persist_backoff = 0
             self.probe_start = None
@@ -297,8 +303,8 @@ class TimeoutsMixin:
         return idle * SECOND, intvl * SECOND, cnt
 
     def _arm_keepalive(self: Connection, now: int) -> None:
-        if self.opts.keepalive and self.state not in (State.CLOSED, State.SYN_SENT,
-                                                      State.TIME_WAIT):
+        if self.opts.keepalive and self.state not in (_CLOSED, _SYN_SENT,
+                                                      _TIME_WAIT):
             idle, _, _ = self._keepalive_params()
             self.timers.keepalive = self.last_rcv + idle
         else:
@@ -310,8 +316,8 @@ class TimeoutsMixin:
 
     def _on_keepalive(self: Connection, now: int) -> None:
         """Linux tcp_keepalive_timer(): probe an idle peer, give up after TCP_KEEPCNT."""
-        if not self.opts.keepalive or self.state in (State.CLOSED, State.SYN_SENT,
-                                                     State.TIME_WAIT):
+        if not self.opts.keepalive or self.state in (_CLOSED, _SYN_SENT,
+                                                     _TIME_WAIT):
             return
         idle, intvl, cnt = self._keepalive_params()
         elapsed = now - self.last_rcv
