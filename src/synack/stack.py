@@ -508,7 +508,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             del self.conns[key]
             if self.record_changes:
                 self.changes.append((key, StateChange(
-                    now, State.TIME_WAIT, State.CLOSED, "TIME_WAIT table full: tcp_max_tw_buckets")))
+                    now, _TIME_WAIT, _CLOSED, "TIME_WAIT table full: tcp_max_tw_buckets")))
         elif state is _TIME_WAIT:
             rcv = conn.rcv
             assert rcv is not None
@@ -532,7 +532,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
             self.timers.dead()          # its timer entry is stale now
         self.ports.tw_remove(key[1])
         if self.record_changes:
-            self.changes.append((key, StateChange(now, State.TIME_WAIT, State.CLOSED, why)))
+            self.changes.append((key, StateChange(now, _TIME_WAIT, _CLOSED, why)))
 
 
 def _has_md5(seg: TcpSegment) -> bool:

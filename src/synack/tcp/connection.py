@@ -85,6 +85,11 @@ _LISTEN = State.LISTEN
 _SYN_RECEIVED = State.SYN_RECEIVED
 _SYN_SENT = State.SYN_SENT
 _TIME_WAIT = State.TIME_WAIT
+# State, Event, CaState members bound once (a member lookup on an Enum class is slow).
+_EV_ABORT = Event.ABORT
+_EV_ACTIVE_OPEN = Event.ACTIVE_OPEN
+_EV_CLOSE = Event.CLOSE
+_EV_RCV_SYN = Event.RCV_SYN
 # Indices in Connection.pool (the Pooled fields below): _take_syn_options reads and
 # writes the tuple at once.
 _PEER_MSS, _PMTU, _RCV_CAPACITY, _RCV_MAX_CAPACITY, _PASSIVE = 0, 1, 3, 4, 5
@@ -371,7 +376,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def open_active(self, *, now: int, defer: bool = False) -> None:
         """connect(): send a SYN and wait in SYN_SENT (RFC 9293 3.10.1). ``defer``
         (TCP_FASTOPEN_CONNECT with a cookie): the SYN waits for the first write."""
-        self._change(Event.ACTIVE_OPEN, now, "connect()")
+        self._change(_EV_ACTIVE_OPEN, now, "connect()")
         if not defer:
             self._send_syn(now)
 
@@ -404,7 +409,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.state = _LISTEN
         self._take_syn_options(syn, now, passive=True)
         self._ecn_passive(syn, ip_ecn)
-        self._change(Event.RCV_SYN, now, "rcv SYN")
+        self._change(_EV_RCV_SYN, now, "rcv SYN")
         self._send_synack(now, fo_reply)
 
     def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
@@ -444,7 +449,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
 
     def _queue_fin(self, now: int) -> None:
         self.snd.fin_queued = True
-        self._change(Event.CLOSE, now, "close()" if self.app_closed else "shutdown(SHUT_WR)")
+        self._change(_EV_CLOSE, now, "close()" if self.app_closed else "shutdown(SHUT_WR)")
 
     # ------------------------------------------------------------------ the application
     def send(self, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False,
@@ -621,7 +626,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         if state in (_CLOSED, _TIME_WAIT):
             return
         if state is _SYN_SENT:
-            self._change(Event.CLOSE, now, "close() in SYN_SENT")
+            self._change(_EV_CLOSE, now, "close() in SYN_SENT")
             return
         unread = bool(self.rcv and self.rcv.ready)
         if unread or self.opts.linger == 0:
@@ -643,7 +648,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
                                        _FIN_WAIT_2, _SYN_RECEIVED):
             self._send_active_reset()
         if self.state is not _CLOSED:
-            self._change(Event.ABORT, now, why)
+            self._change(_EV_ABORT, now, why)
 
     # ------------------------------------------------------------------ queries
     @property

@@ -42,6 +42,17 @@ _FIN_WAIT_1 = State.FIN_WAIT_1
 _FIN_WAIT_2 = State.FIN_WAIT_2
 _LAST_ACK = State.LAST_ACK
 _SYN_RECEIVED = State.SYN_RECEIVED
+# State, Event, CaState members bound once (a member lookup on an Enum class is slow).
+_EV_ABORT = Event.ABORT
+_EV_RCV_ACK_OF_FIN = Event.RCV_ACK_OF_FIN
+_EV_RCV_ACK_OF_SYN = Event.RCV_ACK_OF_SYN
+_EV_RCV_FIN = Event.RCV_FIN
+_EV_RCV_FIN_ACK_OF_FIN = Event.RCV_FIN_ACK_OF_FIN
+_EV_RCV_RST = Event.RCV_RST
+_EV_RCV_SYN = Event.RCV_SYN
+_EV_RCV_SYN_ACK = Event.RCV_SYN_ACK
+_CA_LOSS = CaState.LOSS
+_CA_OPEN = CaState.OPEN
 
 
 class InputMixin:
@@ -65,7 +76,7 @@ class InputMixin:
             return
         if flags & RST:
             if flags & ACK:
-                self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST: connection refused")
+                self._fail(errno.ECONNREFUSED, now, _EV_RCV_RST, "rcv RST: connection refused")
             return
         if not flags & SYN:
             return
@@ -95,7 +106,7 @@ class InputMixin:
             snd.snd_wl2 = snd.snd_una if seg.ack == snd.snd_una else seg.ack  # shared int
             if self.ecn is not None:
                 self._ecn_rcv_synack(seg)
-            self._change(Event.RCV_SYN_ACK, now, "rcv SYN,ACK")
+            self._change(_EV_RCV_SYN_ACK, now, "rcv SYN,ACK")
             self.last_rcv = now
             tfo = self.tfo
             if (seg.payload or flags & FIN) and tfo is not None \
@@ -106,7 +117,7 @@ class InputMixin:
                 rcv.rcv_adv = sq.add(rcv.rcv_nxt, min(self.rcv_capacity, 0xFFFF))
                 rcv.accept(sq.add(seg.seq, 1), seg.payload, bool(flags & FIN))
                 if rcv.fin_received:
-                    self._change(Event.RCV_FIN, now, "rcv FIN (in the SYN,ACK)")
+                    self._change(_EV_RCV_FIN, now, "rcv FIN (in the SYN,ACK)")
             if tfo is None or not self._tfo_synack(seg, now):
                 self._send_ack()     # else the SYN's data goes again, with this ACK
             if self.wr_shut:
@@ -116,7 +127,7 @@ class InputMixin:
             # Simultaneous open (RFC 9293 3.5, Figure 8): answer SYN,ACK with our ISS.
             snd.snd_wnd = seg.window
             snd.snd_wl1, snd.snd_wl2 = seg.seq, 0
-            self._change(Event.RCV_SYN, now, "rcv SYN (simultaneous open)")
+            self._change(_EV_RCV_SYN, now, "rcv SYN (simultaneous open)")
             self.retransmits = 0
             self.backoff = 0
             self._send_synack(now)
@@ -178,11 +189,11 @@ class InputMixin:
                 self._send_challenge_ack(now)
                 return
             if state is _SYN_RECEIVED and self.passive and self.tfo is None:
-                self._fail(errno.ECONNREFUSED, now, Event.RCV_RST, "rcv RST")
+                self._fail(errno.ECONNREFUSED, now, _EV_RCV_RST, "rcv RST")
             else:
                 # Linux tcp_reset(): EPIPE in CLOSE_WAIT, ECONNRESET elsewhere.
                 err = errno.EPIPE if state is _CLOSE_WAIT else errno.ECONNRESET
-                self._fail(err, now, Event.RCV_RST, "rcv RST")
+                self._fail(err, now, _EV_RCV_RST, "rcv RST")
             return
         # Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961 4.2).
         if flags & SYN and not simultaneous:
@@ -190,7 +201,7 @@ class InputMixin:
                 # Linux tcp_check_req() (embryonic_reset): a new SYN resets a half-open
                 # connection and drops it; RFC 9293 3.10.7.4 returns it to LISTEN silently.
                 self._send_reset_reply(seg)
-                self._change(Event.ABORT, now, "rcv SYN in SYN_RECEIVED: RST")
+                self._change(_EV_ABORT, now, "rcv SYN in SYN_RECEIVED: RST")
                 return
             self._send_challenge_ack(now)
             return
@@ -212,7 +223,7 @@ class InputMixin:
             snd.snd_wl1 = sq.add(seg.seq, -1)
             # RCV.NXT's own int object when equal: one 32-byte int less per connection.
             snd.update_window(rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq, seg.ack, wnd)
-            self._change(Event.RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
+            self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
             if self.rare is not None and self.wr_shut and not snd.fin_queued:  # (rare.py)
                 self._queue_fin(now)
@@ -230,10 +241,10 @@ class InputMixin:
             self._process_ack(seg, wnd, now)
         fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
         if state is _LAST_ACK and fin_acked_now:
-            self._change(Event.RCV_ACK_OF_FIN, now)
+            self._change(_EV_RCV_ACK_OF_FIN, now)
             return
         if state is _CLOSING and fin_acked_now:
-            self._change(Event.RCV_ACK_OF_FIN, now)
+            self._change(_EV_RCV_ACK_OF_FIN, now)
             return
         # Sixth: the urgent pointer (Linux: the urgent byte is the one before it).
         if flags & URG and seg.urgent and state in _CAN_RECEIVE:
@@ -245,7 +256,7 @@ class InputMixin:
                 and sq.gt(sq.add(seg.seq, len(payload)), rcv.rcv_nxt)):
             # RFC 1122 4.2.2.13 / Linux: new data for a closed socket is answered by RST.
             self._send_reset_reply(seg)
-            self._fail(errno.ECONNRESET, now, Event.ABORT, "data after close: RST")
+            self._fail(errno.ECONNRESET, now, _EV_ABORT, "data after close: RST")
             return
         fin_was_received = rcv.fin_received
         ack_now = False
@@ -290,18 +301,18 @@ class InputMixin:
         # Eighth: FIN, and the transitions it makes with the ACK of ours.
         if state is _FIN_WAIT_1:
             if fin_acked_now and fin_now:
-                self._change(Event.RCV_FIN_ACK_OF_FIN, now)
+                self._change(_EV_RCV_FIN_ACK_OF_FIN, now)
             elif fin_acked_now:
-                self._change(Event.RCV_ACK_OF_FIN, now)
+                self._change(_EV_RCV_ACK_OF_FIN, now)
             elif fin_now:
-                self._change(Event.RCV_FIN, now)
+                self._change(_EV_RCV_FIN, now)
             ack_now = ack_now or fin_now     # Linux tcp_fin(): ACK at once in FIN_WAIT_*
         elif fin_now:
             if state is _FIN_WAIT_2:
                 ack_now = True
             elif not ack_now:
                 ack_now = self.ackp.on_fin(now=now)   # ESTABLISHED: ping-pong, may wait
-            self._change(Event.RCV_FIN, now)
+            self._change(_EV_RCV_FIN, now)
         if ack_now:
             self._send_ack()
         elif self.ackp.deadline is not None and self.timers.delack is None \
@@ -387,7 +398,7 @@ class InputMixin:
                        cwnd_limited=self._is_cwnd_limited())
         if seg.flags & ECE and self.ecn is not None and self.ecn.ok:
             self._ecn_echo(now)
-        if rec.state is CaState.LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
+        if rec.state is _CA_LOSS and sq.gt(snd.snd_una, snd.snd_nxt):
             snd.snd_nxt = snd.snd_una
         if self.trace is not None:
             self._trace("ack", now)
@@ -442,7 +453,7 @@ class InputMixin:
         if rack.tlp_high_seq is not None:
             rec.on_tlp_ack(ack=seg.ack, una_advanced=acked > 0, dsack=dsack is not None,
                            dupack=dupack and not newly_sacked, now=now)
-        if dsack is None and rec.state is CaState.OPEN and not newly_sacked and not dupack \
+        if dsack is None and rec.state is _CA_OPEN and not newly_sacked and not dupack \
                 and not rack.sacked_bytes and not rack.lost_bytes and not rack.retrans_bytes:
             # What Recovery.on_ack_rack() does with an ACK in the Open state with nothing
             # SACKed, lost or retransmitted (the usual one): no loss detection, no state

@@ -56,6 +56,8 @@ IP_TCP_HEADERS = 40   # IPv4 and TCP headers without options
 SOFT_GSO_ROOM = 0xFFFF  # a super-segment without a device: the host's stack.SOFT_GSO_MAX
 MAX_TCP_OPTIONS = 40  # RFC 9293 3.1: data offset 15 words; SACK blocks may fill it
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
+# State, Event, CaState members bound once (a member lookup on an Enum class is slow).
+_SYN_RECEIVED = State.SYN_RECEIVED
 
 
 class OutputMixin:
@@ -66,7 +68,7 @@ class OutputMixin:
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
-        if self.state in _QUIET and not (self.state is State.SYN_RECEIVED
+        if self.state in _QUIET and not (self.state is _SYN_RECEIVED
                                          and self.tfo is not None and self.tfo.child):
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd

@@ -63,6 +63,13 @@ class CaState(enum.Enum):
     LOSS = 4
 
 
+# CaState members bound once (a member lookup on an Enum class is slow).
+_CA_DISORDER = CaState.DISORDER
+_CA_LOSS = CaState.LOSS
+_CA_OPEN = CaState.OPEN
+_CA_RECOVERY = CaState.RECOVERY
+
+
 class Recovery:
     """Duplicate ACK counting, the recovery point, and the retransmission cursor."""
 
@@ -86,7 +93,7 @@ class Recovery:
         self.cc = cc
         self.board = board            # None when SACK was not agreed
         self.mss = mss
-        self.state = CaState.OPEN
+        self.state = _CA_OPEN
         self.dupacks = 0
         self.recover = 0
         self.high_rxt = 0             # RFC 6675 HighRxt: retransmitted below this
@@ -174,12 +181,12 @@ class Recovery:
             flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF
             return max(flight - rack.sacked_bytes - rack.lost_bytes + rack.retrans_bytes, 0)
         board = self.board
-        if self.state is CaState.LOSS:
+        if self.state is _CA_LOSS:
             if board is None:
                 return sq.diff(snd_nxt, snd_una)
             return sum(sq.diff(b, a) for a, b in board.holes(snd_una, snd_nxt))
         if board is not None:
-            if self.state is CaState.RECOVERY:
+            if self.state is _CA_RECOVERY:
                 return board.pipe(snd_una, self.high_rxt, snd_max)
             if not board.sacked:             # the usual case: one hole, all of the flight
                 flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF  # sq.diff
@@ -200,30 +207,30 @@ class Recovery:
                snd_max: int, now: int, rtt_us: int | None, cwnd_limited: bool) -> None:
         """Digest one ACK (after SND.UNA and the scoreboard were updated)."""
         board = self.board
-        if acked <= 0 or self.state is CaState.OPEN:
+        if acked <= 0 or self.state is _CA_OPEN:
             pass                                     # the usual ACK: nothing to leave
-        elif self.state is CaState.RECOVERY and sq.ge(snd_una, self.recover):
+        elif self.state is _CA_RECOVERY and sq.ge(snd_una, self.recover):
             self._exit(now)                          # the full ACK (RFC 6582 3.2 step 3)
-        elif self.state is CaState.LOSS and sq.ge(snd_una, self.recover):
-            self.state = CaState.OPEN
+        elif self.state is _CA_LOSS and sq.ge(snd_una, self.recover):
+            self.state = _CA_OPEN
             self.dupacks = 0
-        elif self.state is CaState.RECOVERY:
+        elif self.state is _CA_RECOVERY:
             # A partial ACK: NewReno retransmits the new head at once (RFC 6582 3.2 step 4).
             self.high_rxt = sq.max_seq(self.high_rxt, snd_una)
             if board is None:
                 self.dupacks = max(self.dupacks - max(acked // self.mss, 1), 0)
                 self.head_pending = True
-        elif self.state is CaState.DISORDER:
-            self.state = CaState.OPEN
+        elif self.state is _CA_DISORDER:
+            self.state = _CA_OPEN
             self.dupacks = 0
         if dupack or newly_sacked > 0:
-            if self.state in (CaState.OPEN, CaState.DISORDER, CaState.RECOVERY):
+            if self.state in (_CA_OPEN, _CA_DISORDER, _CA_RECOVERY):
                 self.dupacks += 1
-            if self.state is CaState.OPEN:
-                self.state = CaState.DISORDER
-        if self.state is CaState.DISORDER and self._loss_detected(snd_una):
+            if self.state is _CA_OPEN:
+                self.state = _CA_DISORDER
+        if self.state is _CA_DISORDER and self._loss_detected(snd_una):
             self._enter(snd_una, snd_max, now)
-        if self.state is not CaState.RECOVERY:
+        if self.state is not _CA_RECOVERY:
             self.acked_acc += acked + newly_sacked
             segs, self.acked_acc = divmod(self.acked_acc, self.mss)
             if segs:
@@ -243,10 +250,10 @@ class Recovery:
         if dsack_undo and self.undo_marker is not None:
             self.undo_retrans = max(self.undo_retrans - dsack_undo, 0)
         state = self.state
-        if state in (CaState.RECOVERY, CaState.LOSS) and sq.ge(snd_una, self.recover) \
+        if state in (_CA_RECOVERY, _CA_LOSS) and sq.ge(snd_una, self.recover) \
                 and acked > 0:
             # The recovery point is acknowledged (Linux: snd_una reached high_seq).
-            if state is CaState.RECOVERY:
+            if state is _CA_RECOVERY:
                 if self._may_undo(delayed):
                     self.undo(unmark=False)          # tcp_try_undo_recovery()
                 elif rack.reo_wnd_persist:
@@ -255,39 +262,39 @@ class Recovery:
             else:
                 if self._may_undo(delayed):
                     self.undo(unmark=True)
-                self.state = CaState.OPEN
+                self.state = _CA_OPEN
                 self.prr = None
-        elif state is CaState.LOSS and acked > 0 and self._may_undo(delayed):
+        elif state is _CA_LOSS and acked > 0 and self._may_undo(delayed):
             self.undo(unmark=True)                   # tcp_try_undo_loss()
-            self.state = CaState.OPEN
-        elif state is CaState.RECOVERY and acked > 0 and self.undo_marker is not None \
+            self.state = _CA_OPEN
+        elif state is _CA_RECOVERY and acked > 0 and self.undo_marker is not None \
                 and delayed and self.undo_stamp is not None and not rack.retrans_bytes:
             self.undo(unmark=True)                   # tcp_try_undo_partial()
             self._leave_recovery()
-        if self.state is CaState.RECOVERY and self.undo_marker is not None \
+        if self.state is _CA_RECOVERY and self.undo_marker is not None \
                 and dsack_undo and not self.undo_retrans:
             self.undo(unmark=False)                  # tcp_try_undo_dsack()
             self._leave_recovery()
         newly_lost = 0
         timeout = 0
-        if rack.advanced and (self.state is not CaState.OPEN or newly_sacked or dupack
+        if rack.advanced and (self.state is not _CA_OPEN or newly_sacked or dupack
                               or rack.sacked_bytes):
             # Linux tcp_identify_packet_loss() -> tcp_rack_mark_lost().
             rack.advanced = False
-            reo = rack.reo_wnd(in_recovery=self.state in (CaState.RECOVERY, CaState.LOSS),
+            reo = rack.reo_wnd(in_recovery=self.state in (_CA_RECOVERY, _CA_LOSS),
                                min_rtt=min_rtt, srtt=srtt)
             newly_lost, timeout = rack.detect(now, reo)
-        if self.state in (CaState.OPEN, CaState.DISORDER):
+        if self.state in (_CA_OPEN, _CA_DISORDER):
             if rack.lost_bytes:
                 self._enter_prr(snd_una, snd_max, now)   # "the loss is proven"
             elif rack.sacked_bytes or rack.retrans_bytes:
-                self.state = CaState.DISORDER        # tcp_try_keep_open()
-            elif self.state is CaState.DISORDER:
-                self.state = CaState.OPEN
+                self.state = _CA_DISORDER        # tcp_try_keep_open()
+            elif self.state is _CA_DISORDER:
+                self.state = _CA_OPEN
         # Linux counts what this ACK delivered: cumulatively acknowledged bytes that
         # were not SACKed before, and newly SACKed ones (tcp_newly_delivered()).
         segs = rack.delivered_pkts
-        if self.state is CaState.RECOVERY:
+        if self.state is _CA_RECOVERY:
             prr = self.prr
             assert prr is not None
             cwnd = prr.on_ack(newly_acked_sacked=segs, newly_lost=newly_lost > 0,
@@ -310,10 +317,10 @@ class Recovery:
         overdue; a new loss starts recovery. Returns the next timeout, 0 for none."""
         rack = self.rack
         assert rack is not None
-        reo = rack.reo_wnd(in_recovery=self.state in (CaState.RECOVERY, CaState.LOSS),
+        reo = rack.reo_wnd(in_recovery=self.state in (_CA_RECOVERY, _CA_LOSS),
                            min_rtt=min_rtt, srtt=srtt)
         newly, timeout = rack.detect(now, reo)
-        if newly and self.state is not CaState.RECOVERY and self.state is not CaState.LOSS:
+        if newly and self.state is not _CA_RECOVERY and self.state is not _CA_LOSS:
             self._enter_prr(snd_una, snd_max, now)
             prr = self.prr
             assert prr is not None
@@ -330,7 +337,7 @@ class Recovery:
         prior_cwnd = cc.cwnd
         self._init_undo(snd_una)
         self.tlp_high_seq = None
-        self.state = CaState.RECOVERY
+        self.state = _CA_RECOVERY
         self.recover = snd_max
         self.fast_retransmits += 1
         self.recoveries += 1
@@ -340,7 +347,7 @@ class Recovery:
     def _init_undo(self, snd_una: int) -> None:
         """Linux tcp_init_undo(): remember what a proven-spurious reduction restores."""
         cc = self.cc
-        if self.state in (CaState.OPEN, CaState.DISORDER):
+        if self.state in (_CA_OPEN, _CA_DISORDER):
             # Linux tcp_current_ssthresh(): at least 3/4 of the current window.
             self.prior_ssthresh = max(cc.ssthresh, (cc.cwnd >> 1) + (cc.cwnd >> 2))
             assert self.rack is not None
@@ -381,8 +388,8 @@ class Recovery:
         """Linux tcp_try_keep_open(): Disorder while anything is SACKed or resent."""
         rack = self.rack
         self.prr = None
-        self.state = CaState.DISORDER if rack is not None and (
-            rack.sacked_bytes or rack.retrans_bytes) else CaState.OPEN
+        self.state = _CA_DISORDER if rack is not None and (
+            rack.sacked_bytes or rack.retrans_bytes) else _CA_OPEN
 
     def on_tlp_ack(self, *, ack: int, una_advanced: bool, dsack: bool, dupack: bool,
                    now: int) -> None:
@@ -413,7 +420,7 @@ class Recovery:
         return board is not None and sq.gt(board.lost_boundary(snd_una), snd_una)
 
     def _enter(self, snd_una: int, snd_max: int, now: int) -> None:
-        self.state = CaState.RECOVERY
+        self.state = _CA_RECOVERY
         self.recover = snd_max
         self.high_rxt = snd_una
         self.head_pending = True
@@ -423,13 +430,13 @@ class Recovery:
 
     def _exit(self, now: int) -> None:
         self.cc.on_exit_recovery(now=now)
-        self.state = CaState.OPEN
+        self.state = _CA_OPEN
         self.dupacks = 0
         self.head_pending = False
         self.prr = None
         rack = self.rack
         if rack is not None and (rack.sacked_bytes or rack.retrans_bytes):
-            self.state = CaState.DISORDER
+            self.state = _CA_DISORDER
 
     def on_rto(self, *, snd_una: int, snd_max: int, now: int) -> None:
         """The retransmission timer fired: slow start from SND.UNA (RFC 5681 3.1)."""
@@ -437,13 +444,13 @@ class Recovery:
         if rack is not None:
             # Linux tcp_enter_loss(): undo data kept unless recovery already lowered
             # ssthresh; every byte not SACKed is lost.
-            if self.state in (CaState.OPEN, CaState.DISORDER):
+            if self.state in (_CA_OPEN, _CA_DISORDER):
                 self._init_undo(snd_una)     # (a timeout in recovery keeps its undo data)
             rack.mark_all_lost()
             self.prr = None
             self.tlp_high_seq = None
         self.cc.on_rto(now=now, in_flight=sq.diff(snd_max, snd_una) // self.mss)
-        self.state = CaState.LOSS
+        self.state = _CA_LOSS
         self.recover = snd_max
         self.high_rxt = snd_una
         self.dupacks = 0
@@ -455,7 +462,7 @@ class Recovery:
         rack = self.rack
         if rack is not None:
             return rack.next_lost(self.mss) if rack.lost_bytes else None
-        if self.state is not CaState.RECOVERY:
+        if self.state is not _CA_RECOVERY:
             return None
         if self.board is None:
             if self.head_pending:

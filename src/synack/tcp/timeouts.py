@@ -31,6 +31,10 @@ _FIN_WAIT_2 = State.FIN_WAIT_2
 _SYN_RECEIVED = State.SYN_RECEIVED
 _SYN_SENT = State.SYN_SENT
 _TIME_WAIT = State.TIME_WAIT
+# State, Event, CaState members bound once (a member lookup on an Enum class is slow).
+_EV_TIMEOUT = Event.TIMEOUT
+_CA_CWR = CaState.CWR
+_CA_OPEN = CaState.OPEN
 
 
 class TimeoutsMixin:
@@ -75,14 +79,14 @@ class TimeoutsMixin:
         if t.finwait2 is not None and t.finwait2 <= now:
             t.finwait2 = None
             if self.state is _FIN_WAIT_2:
-                self._change(Event.TIMEOUT, now, "tcp_fin_timeout")
+                self._change(_EV_TIMEOUT, now, "tcp_fin_timeout")
         if t.keepalive is not None and t.keepalive <= now:
             t.keepalive = None
             self._on_keepalive(now)
         if t.timewait is not None and t.timewait <= now:
             t.timewait = None
             if self.state is _TIME_WAIT:
-                self._change(Event.TIMEOUT, now, "2*MSL")
+                self._change(_EV_TIMEOUT, now, "2*MSL")
 
     def _timeout_errno(self: Connection) -> int:
         """Linux tcp_write_err(): a remembered ICMP soft error, else ETIMEDOUT."""
@@ -94,7 +98,7 @@ class TimeoutsMixin:
         self.rtt_seq = None                  # Karn: never time a retransmitted segment
         if state is _SYN_SENT:
             if self.retransmits >= (self.opts.syncnt or self.cfg.int("net.ipv4.tcp_syn_retries")):
-                self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_syn_retries exhausted")
+                self._fail(self._timeout_errno(), now, _EV_TIMEOUT, "tcp_syn_retries exhausted")
                 return
             self.retransmits += 1
             self.backoff += 1
@@ -103,7 +107,7 @@ class TimeoutsMixin:
             return
         if state is _SYN_RECEIVED:
             if self.retransmits >= self.cfg.int("net.ipv4.tcp_synack_retries"):
-                self._fail(self._timeout_errno(), now, Event.TIMEOUT,
+                self._fail(self._timeout_errno(), now, _EV_TIMEOUT,
                            "tcp_synack_retries exhausted")
                 return
             self.retransmits += 1
@@ -123,14 +127,14 @@ class TimeoutsMixin:
             # Linux retransmits_timed_out() with icsk_user_timeout: it replaces the
             # tcp_retries2 / tcp_orphan_retries bound.
             if self.retransmits and now - (self.ut_start or 0) >= user_timeout:
-                self._fail(self._timeout_errno(), now, Event.TIMEOUT, "TCP_USER_TIMEOUT")
+                self._fail(self._timeout_errno(), now, _EV_TIMEOUT, "TCP_USER_TIMEOUT")
                 return
         else:
             limit = self.cfg.int("net.ipv4.tcp_retries2")
             if self.app_closed:
                 limit = self.cfg.int("net.ipv4.tcp_orphan_retries") or 8
             if self.retransmits and now - self.retrans_stamp >= retries_timeout_us(limit):
-                self._fail(self._timeout_errno(), now, Event.TIMEOUT, "tcp_retries2 exhausted")
+                self._fail(self._timeout_errno(), now, _EV_TIMEOUT, "tcp_retries2 exhausted")
                 return
         self.retransmits += 1
         self.backoff += 1
@@ -171,8 +175,8 @@ class TimeoutsMixin:
         rec = self.rec
         rack = rec.rack
         state = rec.state
-        if rack is None or not rack.recs or (state is not CaState.OPEN
-                                             and state is not CaState.CWR) \
+        if rack is None or not rack.recs or (state is not _CA_OPEN
+                                             and state is not _CA_CWR) \
                 or self.cfg.early_retrans not in (3, 4):
             return False
         snd = self.snd
@@ -285,7 +289,7 @@ class TimeoutsMixin:
         if self.probe_start is None:
             self.probe_start = now
         elif self.opts.user_timeout and now - self.probe_start >= self.opts.user_timeout * 1000:
-            self._fail(self._timeout_errno(), now, Event.TIMEOUT, "TCP_USER_TIMEOUT (probes)")
+            self._fail(self._timeout_errno(), now, _EV_TIMEOUT, "TCP_USER_TIMEOUT (probes)")
             return
         if snd.snd_wnd > 0:
             self._output(now, probe=True)
