@@ -44,6 +44,7 @@ _CAN_SEND = tuple(CAN_SEND)  # `in` a tuple: no Enum.__hash__ (Python code) per 
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
 _CLOSED = State.CLOSED
+_NO_RARE: dict[str, object] = {}    # a Sock's rare dict while it holds nothing (never written)
 _LISTEN = State.LISTEN
 _SYN_RECEIVED = State.SYN_RECEIVED
 _SYN_SENT = State.SYN_SENT
@@ -166,7 +167,10 @@ class SocketCallsMixin:
     def accept_some(self: Stack, fd: int) -> tuple[int, SockAddr] | None:
         """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
         sock = self._sock(fd)
-        lst = sock.listener
+        # Sock's Rare and Pooled fields (rare.py) read from their dict and tuple: no
+        # descriptor call each, at every accept and every poll of a listener.
+        rare = sock.rare or _NO_RARE
+        lst: Listener | None = rare.get("listener")  # type: ignore[assignment]
         if lst is None:
             raise _oserror(errno.EINVAL, "socket is not listening")
         if lst.accept_queue:
@@ -174,14 +178,16 @@ class SocketCallsMixin:
             fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
             self._next_fd = fd + 1
             # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
+            pool = sock.pool                # (reuseaddr, connecting, family)
+            family = pool[2]
             child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
-                         family=sock.family, reuseaddr=sock.reuseaddr)
-            if sock.v6only:
+                         family=family, reuseaddr=pool[0])  # type: ignore[arg-type]
+            if rare.get("v6only"):
                 child.v6only = True
             self.socks[fd] = child
             self.ports.add(child)
             conn.fd = fd
-            return fd, (conn.remote if sock.family == _socket.AF_INET
+            return fd, (conn.remote if family == _socket.AF_INET
                         else api_addr(sock, conn.remote))
         return None
 
@@ -491,7 +497,7 @@ class SocketCallsMixin:
         del self.socks[fd]
         self.ports.remove(sock)
         self.touched.discard(fd)
-        if sock.listener is not None:
+        if sock.rare is not None and sock.listener is not None:   # (Rare: rare.py)
             lst = sock.listener
             del self.listeners[lst.local]
             # Linux inet_csk_listen_stop(): children waiting for accept() are reset,

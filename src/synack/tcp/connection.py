@@ -36,7 +36,7 @@ handles ICMP errors about our segments (PMTU, unreachable).
 from __future__ import annotations
 
 import errno
-from typing import Any, cast
+from typing import Any
 
 from synack import seq as sq
 from synack.config import Sysctl
@@ -174,7 +174,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # after listen() shows in the next connection, as Linux reads them per SYN).
         okey = (opts.rcvbuf, opts.sndbuf, opts.window_clamp, opts.maxseg, opts.congestion,
                 mtu, ":" in local[0])
-        got = cast("_Derived | None", cfg.derived.get(okey))
+        got: _Derived | None = cfg.derived.get(okey)  # type: ignore[assignment]
         if got is None:
             got = _derive(cfg, opts, mtu, local[0])
             if len(cfg.derived) < 64:
@@ -265,7 +265,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             window = min(rcv.window() if rcv else self.rcv_capacity, 0xFFFF)
             if rcv is not None:
                 # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
-                rcv.rcv_adv = sq.add(rcv.rcv_nxt, window)
+                rcv.rcv_adv = (rcv.rcv_nxt + window) & _MASK     # sq.add(), inline
             mss, wscale, sack_permitted, timestamps = syn
             seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
                                payload, mss, wscale, sack_permitted, (), timestamps,
@@ -639,7 +639,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         elif not self.snd.fin_queued and state in (
             _ESTABLISHED, _CLOSE_WAIT, _SYN_RECEIVED
         ):
-            self._queue_fin(now)
+            self.snd.fin_queued = True       # _queue_fin(), inline: app_closed is set
+            self._change(_EV_CLOSE, now, "close()")
             self._output(now)
 
     def abort(self, *, now: int, why: str = "abort", send_rst: bool = True) -> None:

@@ -77,7 +77,7 @@ class Receiver(AckPolicy):
                  max_capacity: int | None = None) -> None:
         AckPolicy.__init__(self, mss)
         self.irs = irs
-        self.rcv_nxt = sq.add(irs, 1)
+        self.rcv_nxt = (irs + 1) & _MASK     # sq.add(irs, 1), inline
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
         # b"" (shared) while empty, a bytearray of its own while holding bytes: an idle
         # connection keeps no bytearray (56 bytes).

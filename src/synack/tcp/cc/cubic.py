@@ -140,8 +140,12 @@ class Cubic(CongestionControl):
         super().__init__(mss=mss, now=now, initial_cwnd=initial_cwnd)
         self.hystart = hystart
         self._acked_total = 0  # segments acked ever: HyStart's stand-in for snd_una
-        self._reset()
-        self._hystart_reset(0, now)
+        # _reset() and _hystart_reset(0, now), inline (once per connection): no _Epoch
+        # yet, and a round that starts now.
+        self._ep = None
+        self.delay_min = 0
+        self.found = False
+        self._round_start = now
 
     def _epoch(self) -> _Epoch:
         """The curve and round state of this connection, made on first use (the ACK
