@@ -235,7 +235,7 @@ class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
                     ecn.seen = True
             self._to_conn(key, conn, seg, now)
             return
-        tw = self.timewait.get(key)
+        tw = self.timewait.get(key) if key in self.timewait else None   # (get(): Python)
         if tw is not None:
             cfg = self.cfg
             verdict, reply = tw.on_segment(

@@ -212,7 +212,9 @@ class InputMixin:
         wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
         fin_was_acked = snd.fin_queued and snd.fin_acked
         if state is _SYN_RECEIVED:
-            if not (sq.lt(snd.snd_una, seg.ack) and sq.le(seg.ack, snd.snd_max)):
+            ack = seg.ack     # sq.lt(snd_una, ack) and sq.le(ack, snd_max), inline:
+            if not (((snd.snd_una - ack + _HALF) & _MASK) < _HALF and (
+                    ack == snd.snd_max or ((ack - snd.snd_max + _HALF) & _MASK) < _HALF)):
                 self._send_reset_reply(seg)
                 return
             self._on_new_ack(seg.ack, now)
@@ -220,7 +222,7 @@ class InputMixin:
             # RFC 9293 3.10.7.4: set SND.WND, WL1, WL2 from this ACK outright. A passive
             # child never set WL1, so the "newer segment" test of update_window() would
             # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
-            snd.snd_wl1 = sq.add(seg.seq, -1)
+            snd.snd_wl1 = (seg.seq - 1) & _MASK             # sq.add(seg.seq, -1)
             # RCV.NXT's own int object when equal: one 32-byte int less per connection.
             snd.update_window(rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq, seg.ack, wnd)
             self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
@@ -503,7 +505,7 @@ class InputMixin:
         brief = self.brief                   # the Brief fields' dict read directly (rare.py)
         rtt_seq: int | None = brief.get("rtt_seq") if brief is not None \
             else None  # type: ignore[assignment]
-        if rtt_seq is not None and sq.gt(ack, rtt_seq):
+        if rtt_seq is not None and ((rtt_seq - ack + _HALF) & _MASK) < _HALF:  # sq.gt()
             rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
             self.rtt_seq = None
         if rtt_us is not None:
