@@ -391,7 +391,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             nxt = sq.add(nxt, len(payload))
             snd.bytes_sent += len(payload)
             self.data_segs_out += 1
-            snd.sent_log.append((nxt, now))
+            snd.log_sent(nxt, now)
         snd.snd_nxt = nxt
         if sq.gt(nxt, snd.snd_max) or self.retransmits == 0:
             snd.snd_max = nxt

@@ -36,6 +36,7 @@ exactly the segments listed above. Retransmissions stay at MSS size.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
@@ -399,9 +400,12 @@ class OutputMixin:
             snd.bytes_sent += n
             if segs > 1:
                 # One RTT sample point per segment, as if they had left one by one.
-                snd.sent_log.extend((sq.add(seq, i * mss), now) for i in range(1, segs))
+                log = snd.sent_log
+                if log is None:
+                    log = snd.sent_log = deque()
+                log.extend(((seq + i * mss) & _MASK, now) for i in range(1, segs))
             if n:
-                snd.sent_log.append((sq.add(seq, n), now))
+                snd.log_sent(end if not fin else (seq + n) & _MASK, now)
         nxt = snd.snd_nxt
         if seq == nxt or ((nxt - end + _HALF) & _MASK) < _HALF:     # sq.gt(end, nxt)
             snd.snd_nxt = end

@@ -19,12 +19,10 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections import deque
-from typing import Any
 
 from synack import seq as sq
 from synack.tcp.rtt import RttEstimator
 
-_LAZY = frozenset(("sent_log", "push_marks"))
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
 
@@ -183,8 +181,10 @@ class Sender(RttEstimator):
         # sent_log: (end seq, send time) of every first transmission still unacknowledged:
         # RTT samples per ACK like Linux's skb timestamps, never from retransmitted data.
         # push_marks: the end of each write(), where PSH goes. Both are made on first use
-        # (__getattr__) and dropped when emptied: an empty deque is 600 bytes, and most
+        # and dropped (None) when emptied: an empty deque is 600 bytes, and most
         # connections are idle most of the time.
+        self.sent_log: deque[tuple[int, int]] | None = None
+        self.push_marks: deque[int] | None = None
         self.rtx_high = iss                  # everything below may have been retransmitted
         self.snd_up: int | None = None       # urgent pointer (MSG_OOB), if any
         self.snd_sml = iss                   # Minshall: end of the last small segment sent
@@ -194,13 +194,13 @@ class Sender(RttEstimator):
         nxt = sq.add(self.iss, 1)
         return self.buf_seq if nxt == self.buf_seq else nxt
 
-    def __getattr__(self, name: str) -> deque[Any]:
-        """Only for a lazy deque not made yet (slots that are set never get here)."""
-        if name in _LAZY:
-            value: deque[Any] = deque()
-            setattr(self, name, value)
-            return value
-        raise AttributeError(name)
+    def log_sent(self, end: int, now: int) -> None:
+        """A first transmission ending at ``end`` left at ``now`` (an RTT sample point)."""
+        log = self.sent_log
+        if log is None:
+            self.sent_log = deque(((end, now),))
+        else:
+            log.append((end, now))
 
     def record_ends_at(self, seq: int) -> bool:
         """A MSG_EOR write ends at ``seq``."""
@@ -210,10 +210,7 @@ class Sender(RttEstimator):
         """The first write end (push mark) after ``seq``, if any. Marks stay until
         acknowledged, so a retransmission that carries a write's end carries its PSH
         again (Linux keeps TCPHDR_PSH in the skb: tcp_mark_push())."""
-        try:
-            marks = _PUSH_MARKS(self)
-        except AttributeError:
-            return None
+        marks = self.push_marks
         if not marks or sq.le(marks[-1], seq):
             return None                      # every write end is at or before seq
         first = marks[0]
@@ -249,7 +246,10 @@ class Sender(RttEstimator):
                 buf = self.buf = SendBuffer()
             buf.append(data[:n] if n < len(data) else data)
             marks = self.push_marks
-            if marks and sq.gt(marks[-1], self.snd_nxt) and not self.record_ends_at(marks[-1]):
+            if marks is None:
+                marks = self.push_marks = deque()
+            elif marks and sq.gt(marks[-1], self.snd_nxt) \
+                    and not self.record_ends_at(marks[-1]):
                 # The last write's end is not sent yet: Linux appends this write to the
                 # same skb and clears its PSH (tcp_sendmsg_locked()); PSH moves here.
                 marks.pop()
@@ -304,9 +304,8 @@ class Sender(RttEstimator):
     def rtt_sample(self, ack: int, now: int) -> int | None:
         """Forget first transmissions ``ack`` covers; the RTT of the oldest of them that
         was never retransmitted (Karn's rule), as Linux's ``seq_rtt`` does."""
-        try:
-            log = _SENT_LOG(self)            # the slot itself: no deque made for nothing
-        except AttributeError:
+        log = self.sent_log
+        if log is None:
             return None
         sample = None
         rtx_high = self.rtx_high
@@ -316,7 +315,7 @@ class Sender(RttEstimator):
             if sample is None and ((rtx_high - end + _HALF) & _MASK) < _HALF:
                 sample = now - t
         if not log:
-            del self.sent_log
+            self.sent_log = None
         return sample
 
     def on_ack(self, ack: int) -> int:
@@ -328,15 +327,12 @@ class Sender(RttEstimator):
         # int object rather than holding the parsed one (28 bytes per connection).
         nxt = self.snd_nxt
         self.snd_una = ack = nxt if ack == nxt else ack
-        try:
-            marks = _PUSH_MARKS(self)
-        except AttributeError:
-            pass
-        else:
+        marks = self.push_marks
+        if marks is not None:
             while marks and sq.le(marks[0], ack):
                 marks.popleft()
             if not marks:
-                del self.push_marks
+                self.push_marks = None
         ends = self.eor_marks
         if ends:
             while ends and sq.le(ends[0], ack):
@@ -384,7 +380,3 @@ class Sender(RttEstimator):
             return changed
         return False
 
-
-# The slots' own getters, which raise AttributeError instead of making a deque.
-_SENT_LOG = vars(Sender)["sent_log"].__get__
-_PUSH_MARKS = vars(Sender)["push_marks"].__get__
