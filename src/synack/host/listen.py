@@ -41,7 +41,8 @@ class ListenMixin:
         child = lst.syn_queue.get((key[2], key[3]))
         if child is not None:
             if flags & ACK and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
-                    and lst.accept_queue_full() and seg.ack == child.snd.snd_max:
+                    and len(lst.accept_queue) > lst.max_backlog \
+                    and seg.ack == child.snd.snd_max:     # (lst.accept_queue_full(), inline)
                 # The final ACK finds the accept queue full (Linux tcp_check_req()).
                 lst.listen_overflows += 1
                 self.stats["listen overflows"] += 1

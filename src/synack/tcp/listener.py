@@ -72,7 +72,7 @@ class Listener:
             if not cookies:
                 return "SYN queue full (backlog)"
             want_cookie = True
-        if self.accept_queue_full():
+        if len(self.accept_queue) > self.max_backlog:   # accept_queue_full(), inline
             self.listen_overflows += 1
             return "accept queue full"
         if want_cookie:
