@@ -64,12 +64,12 @@ from synack.tcp.replies import RepliesMixin
 from synack.tcp.rtt import RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import Sender, shared
+from synack.tcp.sizing import DEFAULT_MSS, Derived, derive, hystart
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import Timers
 from synack.wire.tcp import ACK, ECE, SYN, TcpSegment, make_segment
 
-DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 SECOND = 1_000_000
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
@@ -174,12 +174,12 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         # after listen() shows in the next connection, as Linux reads them per SYN).
         okey = (opts.rcvbuf, opts.sndbuf, opts.window_clamp, opts.maxseg, opts.congestion,
                 mtu, ":" in local[0])
-        got: _Derived | None = cfg.derived.get(okey)  # type: ignore[assignment]
+        got: Derived | None = cfg.derived.get(okey)  # type: ignore[assignment]
         if got is None:
-            got = _derive(cfg, opts, mtu, local[0])
+            got = derive(cfg, opts, mtu, local[0])
             if len(cfg.derived) < 64:
                 cfg.derived[okey] = got
-        pool, snd_max_capacity, snd_capacity, adv_mss, cc_name, hystart = got
+        pool, snd_max_capacity, snd_capacity, adv_mss, cc_name, hyst = got
         self.pool: tuple[object, ...] = pool
         self.snd_max_capacity: int = snd_max_capacity
         self.adv_mss: int = adv_mss          # what we announce in our SYN (_derive)
@@ -201,7 +201,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.neg: Negotiated = self          # a Connection is its own Negotiated
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
-        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now, hystart=hystart),
+        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now, hystart=hyst),
                             None, self.mss)
         # Retransmission bookkeeping.
         self.backoff = 0
@@ -562,7 +562,7 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def set_congestion(self, name: str, *, now: int) -> None:
         """TCP_CONGESTION: switch algorithm, keeping cwnd and ssthresh (Linux does)."""
         old = self.rec.cc
-        new = ccmod.create(name, mss=self.mss, now=now, hystart=_hystart(self.cfg))
+        new = ccmod.create(name, mss=self.mss, now=now, hystart=hystart(self.cfg))
         new.cwnd, new.ssthresh = old.cwnd, old.ssthresh
         self.rec.cc = new
 
@@ -681,63 +681,3 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
     def eof(self) -> bool:
         """The peer has closed its side and every byte has been read."""
         return bool(self.rcv and self.rcv.eof)
-
-
-# _derive()'s result, kept in Sysctl.derived.
-_Derived = tuple[tuple[object, ...], int, int, int, str, ccmod.HystartParams]
-
-
-def _derive(cfg: Sysctl, opts: SockOpts, mtu: int, local_ip: str) -> _Derived:
-    """A new connection's fields that depend only on the sysctls, the socket options,
-    the MTU and the address family: (pool, snd_max_capacity, the send buffer's
-    capacity, adv_mss, the congestion control's name, its HyStart parameters)."""
-    rmem = cfg.triple("net.ipv4.tcp_rmem")
-    wmem = cfg.triple("net.ipv4.tcp_wmem")
-    rcvbuf = opts.rcvbuf or rmem[1]
-    sndbuf = opts.sndbuf or wmem[1]
-    # Linux keeps half of a buffer for overhead (tcp_adv_win_scale = 1): the payload
-    # capacity is half of SO_RCVBUF / SO_SNDBUF; set by the user it is locked, else
-    # it grows up to half of tcp_rmem[2] / tcp_wmem[2].
-    # pooled() and shared(): the same objects for the same sizes in every connection
-    # (an int above 256 is a 28-byte object of its own each time it is computed).
-    rcv_capacity = max(rcvbuf // 2, 1)
-    rcv_max_capacity = rcv_capacity if opts.rcvbuf else max(rmem[2] // 2, 1)
-    if opts.window_clamp:
-        # Linux tcp_select_initial_window(): the window never exceeds the clamp.
-        rcv_capacity = min(rcv_capacity, opts.window_clamp)
-        rcv_max_capacity = min(rcv_max_capacity, opts.window_clamp)
-    pool = pooled((
-        DEFAULT_MSS, mtu, rcvbuf, rcv_capacity, rcv_max_capacity, False,
-        cfg.int("net.ipv4.tcp_timestamps") == 1, cfg.int("net.ipv4.tcp_sack") == 1,
-        _wscale_for(min(opts.rcvbuf or rmem[2], opts.window_clamp or 1 << 30))
-        if cfg.int("net.ipv4.tcp_window_scaling") == 1 else None))
-    snd_max_capacity = shared(max(sndbuf // 2, 1) if opts.sndbuf else max(wmem[2] // 2, 1))
-    # What we announce in our SYN: the MTU less the IP and TCP headers (1460 over IPv4,
-    # 1440 over IPv6 at MTU 1500).
-    adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local_ip)))
-    cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
-    return (pool, snd_max_capacity, shared(max(sndbuf // 2, 1)), adv_mss, cc_name,
-            _hystart(cfg))
-
-
-_HYSTART: dict[tuple[int, int, int, int], ccmod.HystartParams] = {}
-
-
-def _hystart(cfg: Sysctl) -> ccmod.HystartParams:
-    """CUBIC's HyStart module parameters from the host's table (one object per set of
-    values, shared by every connection that has them)."""
-    key = (cfg.int("tcp_cubic.hystart"), cfg.int("tcp_cubic.hystart_detect"),
-           cfg.int("tcp_cubic.hystart_low_window"), cfg.int("tcp_cubic.hystart_ack_delta_us"))
-    got = _HYSTART.get(key)
-    if got is None:
-        got = _HYSTART[key] = ccmod.HystartParams(bool(key[0]), *key[1:])
-    return got
-
-
-def _wscale_for(space: int) -> int:
-    """Linux tcp_select_initial_window(): the smallest shift that fits ``space`` in 16 bits."""
-    ws = 0
-    while space > 0xFFFF and ws < 14:
-        space >>= 1
-        ws += 1
-    return ws
