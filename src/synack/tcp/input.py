@@ -181,8 +181,15 @@ class InputMixin:
             self.probes_out = 0
         recent = None
         if ts is not None and neg.ts_ok:
-            recent = (neg.ts_recent, neg.ts_recent_stamp)
-            neg.update_recent(seg, self.last_ack_sent, now)
+            ts_recent = neg.ts_recent
+            recent = (ts_recent, neg.ts_recent_stamp)
+            # RFC 7323 4.3 (2): the TSval of a segment at the left window edge (and not
+            # older than TS.Recent) becomes TS.Recent.
+            seq, left = seg.seq, self.last_ack_sent
+            if (seq == left or ((seq - left) & 0xFFFFFFFF) >= TS_HALF) \
+                    and ((ts[0] - ts_recent) & 0xFFFFFFFF) < TS_HALF:
+                neg.ts_recent = ts[0]
+                neg.ts_recent_stamp = now
         # Second: RST, exact match only (RFC 5961 3.2).
         if flags & RST:
             if seg.seq != rcv.rcv_nxt:

@@ -87,16 +87,6 @@ class Negotiated:
             return False
         return now - self.ts_recent_stamp < PAWS_IDLE_US
 
-    def update_recent(self, seg: TcpSegment, last_ack_sent: int, now: int) -> None:
-        """RFC 7323 4.3 (2): remember TSval of the segment at the left window edge."""
-        if not self.ts_ok or seg.timestamps is None:
-            return
-        at_left_edge = ((seg.seq - last_ack_sent) & 0xFFFFFFFF) >= TS_HALF \
-            or seg.seq == last_ack_sent
-        if at_left_edge and not ts_before(seg.timestamps[0], self.ts_recent):
-            self.ts_recent = seg.timestamps[0]
-            self.ts_recent_stamp = now
-
     def ack_timestamps(self, now: int) -> tuple[int, int] | None:
         """The TS option for an outgoing non-SYN segment."""
         return (self.tsval(now), self.ts_recent) if self.ts_ok else None
