@@ -287,12 +287,19 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
             # instead of the frozen dataclass's keyword __init__ (twice as slow).
             seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
                                urgent, payload, None, None, False, sack, ts, (), 0, 0, 0, ())
-        self._emit(seg)
+        out = self.outbox                    # self._emit(seg), inline: every segment
+        if isinstance(out, list):
+            out.append(seg)
+        else:
+            self.outbox = [seg]
         self.segs_out += 1
         if flags & ACK and rcv is not None:
             self.last_ack_sent = rcv.rcv_nxt
             rcv.dsack = None                 # rcv.sent_ack(), inline
-            self.ackp.on_ack_sent()
+            ackp = self.ackp                 # ackp.on_ack_sent(), inline
+            ackp.deadline = None
+            if ackp.quick:
+                ackp.quick -= 1
             self.timers.delack = None
         return seg
 
