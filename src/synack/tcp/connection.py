@@ -67,7 +67,7 @@ from synack.tcp.sender import Sender, shared
 from synack.tcp.sizing import DEFAULT_MSS, Derived, derive, hystart
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
-from synack.tcp.timers import Timers
+from synack.tcp.timers import RTO, Timers
 from synack.wire.tcp import ACK, ECE, SYN, TcpSegment, make_segment
 
 SECOND = 1_000_000
@@ -186,7 +186,13 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.snd = Sender(iss, snd_capacity)
         self.rcv: Receiver | None = None
         self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
-        Timers.__init__(self)                # (which also makes brief None: its slot)
+        # Timers.__init__(self), inline (it also makes brief None: its slot).
+        self.rtx: int | None = None
+        self.rtx_kind = RTO
+        self.persist: int | None = None
+        self.delack: int | None = None
+        self.keepalive: int | None = None
+        self.brief: dict[str, object] | None = None
         self.timers: Timers = self           # and its own Timers
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
@@ -197,7 +203,13 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
         self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
-        self._init_negotiated(ts_offset)
+        # self._init_negotiated(ts_offset), inline: nothing agreed yet.
+        self.ts_ok = False
+        self.sack_ok = False
+        self.snd_wscale = 0
+        self.ts_offset = ts_offset
+        self.ts_recent = 0
+        self.ts_recent_stamp = 0
         self.neg: Negotiated = self          # a Connection is its own Negotiated
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)

@@ -47,15 +47,8 @@ class Negotiated:
     ts_offset: int
     ts_recent: int
     ts_recent_stamp: int
-
-    def _init_negotiated(self, ts_offset: int) -> None:
-        """Nothing agreed yet; our timestamp clock runs ``ts_offset`` ahead."""
-        self.ts_ok = False
-        self.sack_ok = False
-        self.snd_wscale = 0
-        self.ts_offset = ts_offset
-        self.ts_recent = 0
-        self.ts_recent_stamp = 0
+    # (Connection.__init__ sets them: nothing agreed, the TS clock ``ts_offset`` ahead;
+    # Connection._take_syn_options agrees them with the peer's SYN.)
 
     def tsval(self, now: int) -> int:
         """Our timestamp clock at ``now`` (milliseconds plus the offset)."""
