@@ -68,7 +68,7 @@ from synack.tcp.sizing import DEFAULT_MSS, Derived, derive, hystart
 from synack.tcp.state import CAN_RECEIVE, Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import RTO, Timers
-from synack.wire.tcp import ACK, ECE, SYN, TcpSegment, make_segment
+from synack.wire.tcp import ACK, CWR, ECE, SYN, TcpSegment, make_segment
 
 SECOND = 1_000_000
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
@@ -427,7 +427,8 @@ class Connection(InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin, FastOp
         field of the SYN's IP header."""
         self.state = _LISTEN
         self._take_syn_options(syn, now, passive=True)
-        self._ecn_passive(syn, ip_ecn)
+        if syn.flags & (ECE | CWR) == ECE | CWR:   # ecn_setup_syn(): else nothing to agree
+            self._ecn_passive(syn, ip_ecn)
         self._change(_EV_RCV_SYN, now, "rcv SYN")
         self._send_synack(now, fo_reply)
 
