@@ -17,7 +17,8 @@ answered with RST (3.10.7.1). A malformed packet is dropped and counted in
 :attr:`stats`; nothing a peer sends can raise out of :meth:`receive`.
 
 The host is split by role (:mod:`synack.host`): this module moves packets and
-keeps the tables; the socket calls (:mod:`synack.host.calls`), the listener's
+keeps the tables; the socket calls (:mod:`synack.host.opencalls` opens,
+:mod:`synack.host.calls` the rest), the listener's
 demux and SYN cookies (:mod:`synack.host.listen`), the timer heap
 (:mod:`synack.host.timerq`) and the port table (:mod:`synack.host.ports`) live
 beside it. Work is proportional to what happens: every deadline sits in one
@@ -43,6 +44,7 @@ from synack.host.frag import Reassembler
 from synack.host.ip6 import Ip6Mixin, _Labels
 from synack.host.listen import ListenMixin
 from synack.host.loopback import LO_MTU, LoopbackMixin
+from synack.host.opencalls import OpenCallsMixin
 from synack.host.ports import PortTable
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
     ORPHAN,
@@ -88,7 +90,7 @@ _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
-class Stack(ListenMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
+class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
     """One TCP host, sans I/O: IPv4 at ``addr``, and IPv6 too with ``addr6``."""
 
     def __init__(
