@@ -20,7 +20,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
-from synack.tcp.fastpath import FastPathMixin
+from synack.tcp.fastpath import rcv_synchronized
 from synack.tcp.options import TS_HALF
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
@@ -58,9 +58,8 @@ _CA_LOSS = CaState.LOSS
 _CA_OPEN = CaState.OPEN
 
 
-class InputMixin(FastPathMixin):
-    """The receive side's processing, for :class:`~synack.tcp.connection.Connection`
-    (``_rcv_synchronized``, the entry for the synchronized states, is the fast path's)."""
+class InputMixin:
+    """The receive side's processing, for :class:`~synack.tcp.connection.Connection`."""
 
     __slots__ = ()   # Connection's slots hold the state
 
@@ -70,6 +69,10 @@ class InputMixin(FastPathMixin):
     probe_start: int | None
     rtt_seq: int | None
     persist_backoff: int
+
+    # A segment in a synchronized state: the fast path's entry (tcp/fastpath.py), which
+    # hands what it does not predict to _rcv_slow.
+    _rcv_synchronized = rcv_synchronized
 
     def _rcv_syn_sent(self: Connection, seg: TcpSegment, now: int) -> None:
         snd = self.snd
