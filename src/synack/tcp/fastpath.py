@@ -67,7 +67,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     ecn = self.ecn
     # The prediction, tested before anything changes.
     if seg.flags | PSH != _ACK_PSH or self.state is not _ESTABLISHED \
-            or seq != rcv.rcv_nxt or wnd != snd.snd_wnd or not wnd \
+            or seq != rcv.rcv_nxt or wnd != snd.snd_wnd or not wnd or wnd > snd.max_wnd \
             or seg.sack_blocks or self.brief is not None \
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
@@ -83,21 +83,21 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     ack = seg.ack
     una = snd.snd_una
     smax = snd.snd_max
-    if ack == una:
+    acked = ((ack - una + _HALF) & _MASK) - _HALF         # sq.diff(ack, snd_una)
+    if not acked:
         # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
         # fold in, is for the general path.
         if (not n and una != smax) or (rack is not None and rack.recs) \
                 or (board is not None and board is not NO_SACKS):
             self._rcv_slow(seg, now)
             return
-        acked = 0
-    elif ((una - ack + _HALF) & _MASK) < _HALF \
-            and ((ack - smax + _HALF) & _MASK) <= _HALF \
-            and rack is not None and rack.recs and rack.tlp_high_seq is None \
-            and not (rack.sacked_bytes or rack.lost_bytes or rack.retrans_bytes) \
-            and (board is None or board is NO_SACKS):
-        acked = ((ack - una + _HALF) & _MASK) - _HALF     # SND.UNA < ack <= SND.MAX
-    else:
+    elif not (0 < acked <= ((smax - una + _HALF) & _MASK) - _HALF     # una < ack <= max
+              and rack is not None and rack.recs and rack.tlp_high_seq is None
+              and not (rack.sacked_bytes or rack.lost_bytes or rack.retrans_bytes)
+              and not rack.dsack_seen and rack.reo_wnd_steps == 1
+              and (board is None or board is NO_SACKS)
+              # all of it data (the general path's data_acked is acked)
+              and ((ack - snd.iss + _HALF) & _MASK) - _HALF > acked):
         self._rcv_slow(seg, now)
         return
     self.last_rcv = now
@@ -127,20 +127,16 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         else:
             self._rearm_rto(now)
         una = snd.snd_una
-        rack.on_ack(una, (), False, now, rtt.min_rtt or 0)   # nothing SACKed: 0
-        if rack.dsack_seen or rack.reo_wnd_steps != 1:
-            rack.update_reo_wnd(now)
+        # Nothing SACKed: 0 newly SACKed; no D-SACK seen, so no update_reo_wnd().
+        rack.on_ack(una, (), False, now, rtt.min_rtt or 0)
         wl1 = snd.snd_wl1                # snd.update_window(), the window unchanged
         if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
                 wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
             snd.snd_wl1 = seq
-            snd.snd_wl2 = una if ack == una else ack
-            if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
-                snd.max_wnd = wnd
-        data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
-        self.delivered += data_acked
+            snd.snd_wl2 = una if ack == una else ack   # (MAX.WND holds it already)
+        self.delivered += acked
         segs = rack.delivered_pkts
-        if segs and data_acked > 0:
+        if segs:
             # Recovery.on_ack_rack() in Open with nothing SACKed, lost or resent: the
             # congestion controller hears of it (Linux tcp_cong_control()).
             cc = rec.cc
@@ -165,8 +161,6 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
                 wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
             snd.snd_wl1 = seq
             snd.snd_wl2 = una
-            if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
-                snd.max_wnd = wnd
     ackp = self.ackp
     if n:
         ready = rcv.ready
