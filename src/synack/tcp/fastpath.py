@@ -12,21 +12,23 @@ branches, the urgent pointer, the FIN, data after close -- have nothing to do, a
 neither has most of the ACK's bookkeeping (:meth:`_process_ack` and
 :meth:`_rack_ack`: no SACK blocks, no scoreboard, recovery Open with nothing SACKed,
 lost or retransmitted, no tail loss probe out, no zero-window probing).
-:func:`rcv_synchronized` (``Connection._rcv_synchronized``) tests the prediction before it changes
-anything and, when it holds, does only what the general path would do with that
-segment, in the same order, with the same results (state, counters, timers,
-segments sent); otherwise it hands the segment to the general path.
+:func:`rcv_synchronized` (``Connection._rcv_synchronized``) tests the prediction
+before it changes anything and, when it holds, does only what the general path would
+do with that segment, in the same order, with the same results (state, counters,
+timers, segments sent; tests/test_fastpath.py compares the two); otherwise it hands
+the segment to the general path.
 
 What differs from Linux: Linux predicts on one word of the header (flags, data
 offset and window at once) and takes pure ACKs and in-order data that the reader is
 waiting for; here the prediction is a series of tests of the fields, the data need
 not be awaited (it is queued as the general path would queue it), and a segment
 with data is taken only when it fits the window, nothing is out of order, no FIN
-was seen and no urgent data is pending. A new window, ECN, Brief fields in use
-(the handshake's RTT sample, a retransmission's clocks, keepalive probes, an
-orphaned socket) or trace recording send it to the general path too. Where the
-general path stores an equal value anew (the unchanged send window) this path
-leaves the field as it is.
+was seen and no urgent data is pending. A new (or zero) window, ECN agreed, a
+duplicate ACK, an ACK of new data without RACK records (no SACK, or tcp_recovery 0),
+D-SACKs seen, Brief fields in use (the handshake's RTT sample, a retransmission's
+clocks, keepalive probes, an orphaned socket) or trace recording send it to the
+general path too. Where the general path stores an equal value anew (the unchanged
+send window) this path leaves the field as it is.
 """
 
 from __future__ import annotations
