@@ -82,16 +82,17 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
     yield counts
 
 
-def shuttle(a: Any, b: Any, now: int, drop: int = 0) -> None:
-    """Until both are quiet; with ``drop``, every drop-th packet from a to b is lost."""
-    k = 0
+def shuttle(a: Any, b: Any, now: int, drop: int = 0, count: list[int] | None = None) -> None:
+    """Until both are quiet; with ``drop``, every drop-th packet from a to b (``count``
+    counts them over calls) is lost."""
+    count = [0] if count is None else count
     while True:
         pa, pb = a.transmit(now=now), b.transmit(now=now)
         if not pa and not pb:
             return
         for p in pa:
-            k += 1
-            if not drop or k % drop:
+            count[0] += 1
+            if not drop or count[0] % drop:
                 b.receive(p, now=now)
         for p in pb:
             a.receive(p, now=now)
@@ -127,10 +128,11 @@ def test_a_lossy_bulk_transfer_is_unchanged(twin: collections.Counter[str]) -> N
     data = bytes(range(256)) * 800
     sent = got = 0
     received = bytearray()
+    count = [0]
     for _ in range(400):
         if sent < len(data):
             sent += a.send(fd, data[sent:sent + 16384], now=now)
-        shuttle(a, b, now, drop=23)
+        shuttle(a, b, now, drop=23, count=count)
         received += b.recv(sfd, 1 << 20, now=now)
         if len(received) == len(data):
             break

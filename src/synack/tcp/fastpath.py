@@ -4,7 +4,7 @@ Theory of operation
 -------------------
 Mirrors the fast path of Linux tcp_rcv_established() (Van Jacobson's header
 prediction): most segments of an established connection are the next one in
-sequence, carry only ACK (and PSH), the window the last one carried and a fresh
+sequence, carry only ACK (and PSH), a window that is not zero and a fresh
 timestamp, and acknowledge new data or nothing new. For such a segment the steps of
 RFC 9293 3.10.7.4 that :meth:`InputMixin._rcv_slow <synack.tcp.input.InputMixin._rcv_slow>`
 takes -- PAWS, acceptability, RST, SYN, the SYN_RECEIVED and challenge-ACK
@@ -23,7 +23,7 @@ offset and window at once) and takes pure ACKs and in-order data that the reader
 waiting for; here the prediction is a series of tests of the fields, the data need
 not be awaited (it is queued as the general path would queue it), and a segment
 with data is taken only when it fits the window, nothing is out of order, no FIN
-was seen and no urgent data is pending. A new (or zero) window, ECN agreed, a
+was seen and no urgent data is pending. A zero window, ECN agreed, a
 duplicate ACK, an ACK of new data without RACK records (no SACK, or tcp_recovery 0),
 D-SACKs seen, Brief fields in use (the handshake's RTT sample, a retransmission's
 clocks, keepalive probes, an orphaned socket) or trace recording send it to the
@@ -40,6 +40,7 @@ from synack.tcp.ackpolicy import DELACK_MIN_US
 from synack.tcp.options import TS_HALF
 from synack.tcp.recovery import CaState
 from synack.tcp.scoreboard import NO_SACKS
+from synack.tcp.sender import shared
 from synack.tcp.state import State
 from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, PSH, TcpSegment
@@ -69,7 +70,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     ecn = self.ecn
     # The prediction, tested before anything changes.
     if seg.flags | PSH != _ACK_PSH or self.state is not _ESTABLISHED \
-            or seq != rcv.rcv_nxt or wnd != snd.snd_wnd or not wnd or wnd > snd.max_wnd \
+            or seq != rcv.rcv_nxt or not wnd \
             or seg.sack_blocks or self.brief is not None \
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
@@ -89,7 +90,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     if not acked:
         # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
         # fold in, is for the general path.
-        if (not n and una != smax) or (rack is not None and rack.recs) \
+        if (not n and una != smax and wnd == snd.snd_wnd) or (rack is not None and rack.recs) \
                 or (board is not None and board is not NO_SACKS):
             self._rcv_slow(seg, now)
             return
@@ -131,11 +132,15 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         una = snd.snd_una
         # Nothing SACKed: 0 newly SACKed; no D-SACK seen, so no update_reo_wnd().
         rack.on_ack(una, (), False, now, rtt.min_rtt or 0)
-        wl1 = snd.snd_wl1                # snd.update_window(), the window unchanged
+        wl1 = snd.snd_wl1                # snd.update_window(), inline
         if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
                 wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+            if wnd != snd.snd_wnd:
+                wnd = snd.snd_wnd = shared(wnd)
+                if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
+                    snd.max_wnd = wnd
             snd.snd_wl1 = seq
-            snd.snd_wl2 = una if ack == una else ack   # (MAX.WND holds it already)
+            snd.snd_wl2 = una if ack == una else ack
         self.delivered += acked
         segs = rack.delivered_pkts
         if segs:
@@ -158,9 +163,13 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             if want > snd.capacity:
                 snd.capacity = min(want, self.snd_max_capacity)
     else:
-        wl1 = snd.snd_wl1                # snd.update_window(), the window unchanged
+        wl1 = snd.snd_wl1                # snd.update_window(), inline
         if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
                 wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+            if wnd != snd.snd_wnd:
+                wnd = snd.snd_wnd = shared(wnd)
+                if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
+                    snd.max_wnd = wnd
             snd.snd_wl1 = seq
             snd.snd_wl2 = una
     ackp = self.ackp
