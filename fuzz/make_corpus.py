@@ -356,9 +356,9 @@ def fast_path_scripts(ts: bytes) -> list[bytes]:
     syn_ts = bytes([0, 5, 0xB4, 2]) + ts
     syn_no_ts = bytes([0, 5, 0xB4, 2])
 
-    def child(grammar: bytes, opts: bytes) -> bytes:
-        return (segment(name, SYN, grammar=grammar) + segment(name, ACK, grammar=opts)
-                + op(tw.OP_ACCEPT, name, 0))
+    def child(grammar: bytes, opts: bytes, window: int = 65535) -> bytes:
+        return (segment(name, SYN, grammar=grammar)
+                + segment(name, ACK, window=window, grammar=opts) + op(tw.OP_ACCEPT, name, 0))
 
     out = []
     p = bytes([0])
@@ -379,6 +379,14 @@ def fast_path_scripts(ts: bytes) -> list[bytes]:
                    + segment(name, ACK, ack=-600, grammar=opts)
                    + segment(name, ACK | PSH, ack=-300, grammar=opts, n=10)
                    + segment(name, ACK, grammar=opts) + op(tw.OP_RECV, name, 10))
+    # Window scaling: ACKs that move the window (past MAX.WND, then back within it),
+    # with new data acknowledged and without.
+    syn_ws = syn_ts + bytes([1, 7])
+    out.append(p + child(syn_ws, ts, window=100) + op(tw.OP_SEND, name, 16)
+               + segment(name, ACK, window=1000, grammar=ts) + op(tw.OP_SEND, name, 16)
+               + segment(name, ACK, window=600, grammar=ts)
+               + segment(name, ACK, window=2000, grammar=ts)
+               + segment(name, ACK, window=700, grammar=ts))
     out.append(bytes([5]) + op(tw.OP_CLEAN, "ESTABLISHED-noopt", 0, 5, 0x78) * 16)
     return out
 
