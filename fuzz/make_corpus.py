@@ -254,6 +254,7 @@ def scripts() -> list[bytes]:
         if tcp_world.PROFILES[profile].get("net.ipv4.tcp_fastopen", 1) & 0x2:
             out += fast_open_and_ecn(p, ts)
     out += rack_scripts(ts)
+    out += fast_path_scripts(ts)
     return out
 
 
@@ -343,6 +344,50 @@ def rack_scripts(ts: bytes) -> list[bytes]:
         out.append(p + ten + op(tw.OP_TICK, name, 12) * 2          # the probe, the RTO
                    + segment(name, ACK, ack=ack, grammar=bytes([5, 5, 3, 0, 127]))
                    + op(tw.OP_CLEAN, name, 0, 0, 0))
+    return out
+
+
+def fast_path_scripts(ts: bytes) -> list[bytes]:
+    """Header prediction (tcp/fastpath.py) on a connection fresh from LISTEN-b (no hole in
+    its stream): in-order data past the quick ACKs (a delayed ACK pending, so the TSval is
+    not TS.Recent's), partial ACKs of a segment (RTT from the echo, or with no
+    timestamps none), and in-order data over tcp_mem (profile 5)."""
+    name = "LISTEN-b"
+    syn_ts = bytes([0, 5, 0xB4, 2]) + ts
+    syn_no_ts = bytes([0, 5, 0xB4, 2])
+
+    def child(grammar: bytes, opts: bytes, window: int = 65535) -> bytes:
+        return (segment(name, SYN, grammar=grammar)
+                + segment(name, ACK, window=window, grammar=opts) + op(tw.OP_ACCEPT, name, 0))
+
+    out = []
+    p = bytes([0])
+    # The quick ACKs used up (the last of the 100-byte segments waits for its ACK), then
+    # small segments past what the stack acknowledged: the ACK waits still.
+    out.append(p + child(syn_ts, ts) + segment(name, ACK | PSH, grammar=ts, n=100) * 16
+               + b"".join(segment(name, ACK | PSH, seq=100 + 10 * k, grammar=ts, n=10)
+                          for k in range(3))
+               + op(tw.OP_RECV, name, 100))
+    # Out-of-order data moves SND.WL1 past RCV.NXT: the ACKs at RCV.NXT that follow (new
+    # data acknowledged, then nothing new) leave the window as it is.
+    out.append(p + child(syn_ts, ts) + op(tw.OP_SEND, name, 16)
+               + segment(name, ACK | PSH, seq=500, ack=-1024, grammar=ts, n=100)
+               + segment(name, ACK, ack=-512, grammar=ts) + segment(name, ACK, grammar=ts)
+               + segment(name, ACK, grammar=ts) + op(tw.OP_RECV, name, 10))
+    for grammar, opts in ((syn_ts, ts), (syn_no_ts, b"")):
+        out.append(p + child(grammar, opts) + op(tw.OP_SEND, name, 16)
+                   + segment(name, ACK, ack=-600, grammar=opts)
+                   + segment(name, ACK | PSH, ack=-300, grammar=opts, n=10)
+                   + segment(name, ACK, grammar=opts) + op(tw.OP_RECV, name, 10))
+    # Window scaling: ACKs that move the window (past MAX.WND, then back within it),
+    # with new data acknowledged and without.
+    syn_ws = syn_ts + bytes([1, 7])
+    out.append(p + child(syn_ws, ts, window=100) + op(tw.OP_SEND, name, 16)
+               + segment(name, ACK, window=1000, grammar=ts) + op(tw.OP_SEND, name, 16)
+               + segment(name, ACK, window=600, grammar=ts)
+               + segment(name, ACK, window=2000, grammar=ts)
+               + segment(name, ACK, window=700, grammar=ts))
+    out.append(bytes([5]) + op(tw.OP_CLEAN, "ESTABLISHED-noopt", 0, 5, 0x78) * 16)
     return out
 
 

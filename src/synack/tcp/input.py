@@ -2,14 +2,16 @@
 
 Theory of operation
 -------------------
-:meth:`InputMixin._rcv_synchronized` follows RFC 9293 3.10.7.4 step by step --
+:meth:`InputMixin._rcv_slow` follows RFC 9293 3.10.7.4 step by step --
 PAWS (RFC 7323 5.3), sequence acceptability, RST (RFC 5961 3.2: exact match or a
 challenge ACK), SYN (RFC 5961 4.2), the ACK field (:meth:`InputMixin._process_ack`:
 RTT samples, the congestion controller, loss recovery, the send window), the
 urgent pointer, the text (reassembly and the ACK policy) and the FIN -- and does
 what Linux does where the RFC leaves a choice. :meth:`InputMixin._rcv_syn_sent`
-is the handshake's side (3.10.7.3). :class:`~synack.tcp.connection.Connection`
-holds the state; this module only processes what arrives.
+is the handshake's side (3.10.7.3). The usual segment of an established connection
+takes a shorter way (:mod:`synack.tcp.fastpath`, Linux's header prediction), with
+the same outcome. :class:`~synack.tcp.connection.Connection` holds the state; this
+module only processes what arrives.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
+from synack.tcp.fastpath import rcv_synchronized
 from synack.tcp.options import TS_HALF
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
@@ -66,6 +69,10 @@ class InputMixin:
     probe_start: int | None
     rtt_seq: int | None
     persist_backoff: int
+
+    # A segment in a synchronized state: the fast path's entry (tcp/fastpath.py), which
+    # hands what it does not predict to _rcv_slow.
+    _rcv_synchronized = rcv_synchronized
 
     def _rcv_syn_sent(self: Connection, seg: TcpSegment, now: int) -> None:
         snd = self.snd
@@ -132,7 +139,10 @@ class InputMixin:
             self.backoff = 0
             self._send_synack(now)
 
-    def _rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
+    def _rcv_slow(self: Connection, seg: TcpSegment, now: int) -> None:
+        """Any segment in a synchronized state that the fast path
+        (:meth:`~synack.tcp.fastpath.FastPathMixin._rcv_synchronized`, Linux's header
+        prediction) does not take: RFC 9293 3.10.7.4 step by step."""
         rcv = self.rcv
         snd = self.snd
         assert rcv is not None

@@ -1,0 +1,203 @@
+"""Header prediction: the usual segment of an established connection, without the checks.
+
+Theory of operation
+-------------------
+Mirrors the fast path of Linux tcp_rcv_established() (Van Jacobson's header
+prediction): most segments of an established connection are the next one in
+sequence, carry only ACK (and PSH), a window that is not zero and a fresh
+timestamp, and acknowledge new data or nothing new. For such a segment the steps of
+RFC 9293 3.10.7.4 that :meth:`InputMixin._rcv_slow <synack.tcp.input.InputMixin._rcv_slow>`
+takes -- PAWS, acceptability, RST, SYN, the SYN_RECEIVED and challenge-ACK
+branches, the urgent pointer, the FIN, data after close -- have nothing to do, and
+neither has most of the ACK's bookkeeping (:meth:`_process_ack` and
+:meth:`_rack_ack`: no SACK blocks, no scoreboard, recovery Open with nothing SACKed,
+lost or retransmitted, no tail loss probe out, no zero-window probing).
+:func:`rcv_synchronized` (``Connection._rcv_synchronized``) tests the prediction
+before it changes anything and, when it holds, does only what the general path would
+do with that segment, in the same order, with the same results (state, counters,
+timers, segments sent; tests/test_fastpath.py compares the two); otherwise it hands
+the segment to the general path.
+
+What differs from Linux: Linux predicts on one word of the header (flags, data
+offset and window at once) and takes pure ACKs and in-order data that the reader is
+waiting for; here the prediction is a series of tests of the fields, the data need
+not be awaited (it is queued as the general path would queue it), and a segment
+with data is taken only when it fits the window, nothing is out of order, no FIN
+was seen and no urgent data is pending. A zero window, ECN agreed, a
+duplicate ACK, an ACK of new data without RACK records (no SACK, or tcp_recovery 0),
+D-SACKs seen, Brief fields in use (the handshake's RTT sample, a retransmission's
+clocks, keepalive probes, an orphaned socket) or trace recording send it to the
+general path too. Where the general path stores an equal value anew (the unchanged
+send window) this path leaves the field as it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from synack import seq as sq
+from synack.tcp.ackpolicy import DELACK_MIN_US
+from synack.tcp.options import TS_HALF
+from synack.tcp.recovery import CaState
+from synack.tcp.scoreboard import NO_SACKS
+from synack.tcp.sender import shared
+from synack.tcp.state import State
+from synack.tcp.timers import RTO
+from synack.wire.tcp import ACK, PSH, TcpSegment
+
+if TYPE_CHECKING:
+    from synack.tcp.connection import Connection
+
+_MASK, _HALF = sq.MASK, sq.HALF
+_ACK_PSH = ACK | PSH
+_ESTABLISHED = State.ESTABLISHED      # members bound once (an Enum lookup is slow)
+_CA_OPEN = CaState.OPEN
+
+
+def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
+    """A segment in a synchronized state: the predicted one here, any other by the
+    general path (:meth:`~synack.tcp.input.InputMixin._rcv_slow`). A method of
+    :class:`~synack.tcp.input.InputMixin` (``_rcv_synchronized``)."""
+    rcv = self.rcv
+    snd = self.snd
+    rec = self.rec
+    assert rcv is not None
+    seq = seg.seq
+    ts = seg.timestamps
+    payload = seg.payload
+    n = len(payload)
+    wnd = seg.window << self.snd_wscale
+    ecn = self.ecn
+    # The prediction, tested before anything changes.
+    if seg.flags | PSH != _ACK_PSH or self.state is not _ESTABLISHED \
+            or seq != rcv.rcv_nxt or not wnd \
+            or seg.sack_blocks or self.brief is not None \
+            or rec.state is not _CA_OPEN or self.persist is not None \
+            or (self.ts_ok and (ts is None
+                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
+            or (ecn is not None and ecn.ok) or self.trace is not None \
+            or (n and (rcv.ooo or rcv.dsack is not None or rcv.fin_seq is not None
+                       or rcv.rare is not None
+                       or n > ((rcv.rcv_adv - seq + _HALF) & _MASK) - _HALF)):
+        self._rcv_slow(seg, now)
+        return
+    board = rec.board
+    rack = rec.rack
+    ack = seg.ack
+    una = snd.snd_una
+    smax = snd.snd_max
+    acked = ((ack - una + _HALF) & _MASK) - _HALF         # sq.diff(ack, snd_una)
+    if not acked:
+        # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
+        # fold in, is for the general path.
+        if (not n and una != smax and wnd == snd.snd_wnd) or (rack is not None and rack.recs) \
+                or (board is not None and board is not NO_SACKS):
+            self._rcv_slow(seg, now)
+            return
+    elif not (0 < acked <= ((smax - una + _HALF) & _MASK) - _HALF     # una < ack <= max
+              and rack is not None and rack.recs and rack.tlp_high_seq is None
+              and not (rack.sacked_bytes or rack.lost_bytes or rack.retrans_bytes)
+              and not rack.dsack_seen and rack.reo_wnd_steps == 1
+              and (board is None or board is NO_SACKS)
+              # all of it data (the general path's data_acked is acked)
+              and ((ack - snd.iss + _HALF) & _MASK) - _HALF > acked):
+        self._rcv_slow(seg, now)
+        return
+    self.last_rcv = now
+    if ts is not None and self.ts_ok:
+        # RFC 7323 4.3 (2), as the general path: the TSval (not older than TS.Recent,
+        # as predicted) of a segment at the left window edge becomes TS.Recent.
+        left = self.last_ack_sent
+        if seq == left or ((seq - left) & 0xFFFFFFFF) >= TS_HALF:
+            self.ts_recent = ts[0]
+            self.ts_recent_stamp = now
+    if acked:
+        # _process_ack(), then _rack_ack(), with what the prediction rules out left out.
+        assert rack is not None
+        rtt_us = snd.rtt_sample(ack, now)
+        if rtt_us is None and self.ts_ok and ts is not None and ts[1]:
+            rtt_us = max((self.tsval(now) - ts[1]) & 0xFFFFFFFF, 1) * 1000
+        # _on_new_ack(), no Brief field set: no SYN timed, no retransmission's clocks.
+        rtt = self.rtt
+        if rtt_us is not None:
+            rtt.sample(rtt_us)
+            self.backoff = 0
+        snd.on_ack(ack)
+        self.retransmits = 0
+        if ack == smax:
+            self.rtx = None              # _rearm_rto(): nothing in flight
+            self.rtx_kind = RTO
+        else:
+            self._rearm_rto(now)
+        una = snd.snd_una
+        # Nothing SACKed: 0 newly SACKed; no D-SACK seen, so no update_reo_wnd().
+        rack.on_ack(una, (), False, now, rtt.min_rtt or 0)
+        wl1 = snd.snd_wl1                # snd.update_window(), inline
+        if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+                wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+            if wnd != snd.snd_wnd:
+                wnd = snd.snd_wnd = shared(wnd)
+                if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
+                    snd.max_wnd = wnd
+            snd.snd_wl1 = seq
+            snd.snd_wl2 = una if ack == una else ack
+        self.delivered += acked
+        segs = rack.delivered_pkts
+        if segs:
+            # Recovery.on_ack_rack() in Open with nothing SACKed, lost or resent: the
+            # congestion controller hears of it (Linux tcp_cong_control()).
+            cc = rec.cc
+            flight = ((smax - una + _HALF) & _MASK) - _HALF
+            cc.on_ack(segs, now=now, rtt_us=rtt_us,
+                      in_flight=max(flight, 0) // self.mss,
+                      cwnd_limited=self.cwnd_limited or (   # _is_cwnd_limited()
+                          cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_packets_out))
+        if not rack.recs:
+            rack.fack = None             # (and no loss probe: nothing in flight)
+        else:
+            self._schedule_loss_probe(now, advancing_rto=True)
+        self.mem_sync()
+        self._update_rate(now)
+        if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
+            want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
+            if want > snd.capacity:
+                snd.capacity = min(want, self.snd_max_capacity)
+    else:
+        wl1 = snd.snd_wl1                # snd.update_window(), inline
+        if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+                wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+            if wnd != snd.snd_wnd:
+                wnd = snd.snd_wnd = shared(wnd)
+                if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
+                    snd.max_wnd = wnd
+            snd.snd_wl1 = seq
+            snd.snd_wl2 = una
+    ackp = self.ackp
+    if n:
+        ready = rcv.ready
+        if ready and self.cfg.mem_over_limit():
+            # Linux tcp_data_queue(): no memory (as the general path: dropped, ACK now).
+            self.cfg.mib["TcpExtTCPRcvQDrop"] += 1
+            self._send_ack()
+            return
+        # rcv.accept(), in order and inside the window, nothing else to do.
+        if isinstance(ready, bytearray):
+            ready += payload
+        else:
+            rcv.ready = bytearray(payload)
+        nxt = rcv.rcv_nxt = (seq + n) & _MASK
+        rcv.bytes_received += n
+        self.mem_sync()
+        m = min(n, self.adv_mss)         # ackp.observe(): Linux tcp_measure_rcv_mss()
+        if m > ackp.rcv_mss:  # noqa: PLR1730 - cheaper than max() per segment
+            ackp.rcv_mss = m
+        ackp.last_data_rcv = now         # ackp.on_data(), in order
+        if ((nxt - self.last_ack_sent + _HALF) & _MASK) - _HALF > ackp.rcv_mss \
+                or (ackp.quick > 0 and not ackp.pingpong):
+            self._send_ack()
+            return
+        if ackp.deadline is None:
+            ackp.deadline = now + DELACK_MIN_US
+    if ackp.deadline is not None and self.delack is None \
+            and self.last_ack_sent != rcv.rcv_nxt:
+        self.delack = ackp.deadline

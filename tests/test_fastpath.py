@@ -1,0 +1,146 @@
+"""Header prediction (tcp/fastpath.py) changes nothing: every segment it takes is also
+run through the general path (InputMixin._rcv_slow) on a deep copy of the connection,
+and the two connections -- every field, the host's counters, the segments queued --
+must come out alike."""
+
+from __future__ import annotations
+
+import collections
+import copy
+import enum
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from synack.apps.http import HttpServer
+from synack.apps.runner import AppRunner
+from synack.stack import Stack
+from synack.tcp import input as inp
+from synack.tcp.rack import IDLE
+from synack.tcp.scoreboard import NO_SACKS
+from synack.tcp.sender import NO_DATA
+
+A, B = "192.0.2.1", "192.0.2.2"
+SHARED = (IDLE, NO_SACKS, NO_DATA)       # sentinels compared by identity: never copied
+
+
+def dump(obj: Any, seen: dict[int, str], path: str = "c") -> Any:
+    """Everything reachable from ``obj`` as plain values (shared objects as references)."""
+    if obj is None or isinstance(obj, (int, float, str, bytes, bool, enum.Enum)):
+        return obj
+    for i, s in enumerate(SHARED):
+        if obj is s:
+            return ("shared", i)
+    if id(obj) in seen:
+        return ("ref", seen[id(obj)])
+    seen[id(obj)] = path
+    if isinstance(obj, bytearray):
+        return ("bytearray", bytes(obj))
+    if isinstance(obj, (list, tuple, collections.deque)):
+        return (type(obj).__name__, [dump(x, seen, f"{path}[{i}]") for i, x in enumerate(obj)])
+    if isinstance(obj, dict):
+        return ("dict", sorted((repr(k), dump(v, seen, f"{path}.{k}")) for k, v in obj.items()))
+    names: list[str] = []
+    for cls in type(obj).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        names += [n for n in ((slots,) if isinstance(slots, str) else slots) if n not in names]
+    if hasattr(obj, "__dict__"):
+        names += sorted(k for k in vars(obj) if k not in names)
+    return (type(obj).__name__,
+            [(n, dump(getattr(obj, n, "<unset>"), seen, f"{path}.{n}")) for n in names])
+
+
+@pytest.fixture
+def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
+    """Count the segments the fast path took; fail at the first that differs."""
+    counts: collections.Counter[str] = collections.Counter()
+    entry = inp.InputMixin._rcv_synchronized
+    slow = inp.InputMixin._rcv_slow
+
+    def checked(self: Any, seg: Any, now: int) -> None:
+        took = [True]
+
+        def general(conn: Any, s: Any, n: int) -> None:
+            took[0] = False
+            slow(conn, s, n)
+
+        other = copy.deepcopy(self, {id(s): s for s in SHARED})
+        monkeypatch.setattr(inp.InputMixin, "_rcv_slow", general)
+        try:
+            entry(self, seg, now)
+        finally:
+            monkeypatch.setattr(inp.InputMixin, "_rcv_slow", slow)
+        if took[0]:
+            counts["fast"] += 1
+            slow(other, seg, now)
+            assert dump(self, {}) == dump(other, {}), seg
+        else:
+            counts["general"] += 1
+
+    monkeypatch.setattr(inp.InputMixin, "_rcv_synchronized", checked)
+    yield counts
+
+
+def shuttle(a: Any, b: Any, now: int, drop: int = 0, count: list[int] | None = None) -> None:
+    """Until both are quiet; with ``drop``, every drop-th packet from a to b (``count``
+    counts them over calls) is lost."""
+    count = [0] if count is None else count
+    while True:
+        pa, pb = a.transmit(now=now), b.transmit(now=now)
+        if not pa and not pb:
+            return
+        for p in pa:
+            count[0] += 1
+            if not drop or count[0] % drop:
+                b.receive(p, now=now)
+        for p in pb:
+            a.receive(p, now=now)
+
+
+def test_keep_alive_requests_take_the_fast_path_unchanged(twin: collections.Counter[str]) -> None:
+    c, s = Stack(A, seed=1), Stack(B, seed=2)
+    r = AppRunner(s, [HttpServer(s, 80, clock=lambda: 1_700_000_000.0)], keep_changes=False)
+    fd = c.socket()
+    c.connect_ex(fd, (B, 80), now=0)
+    now = 0
+    shuttle(c, r, now)
+    req = b"GET /bytes/1024 HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 192.0.2.2\r\n\r\n"
+    for _ in range(20):
+        c.send(fd, req, now=now)
+        shuttle(c, r, now)
+        assert c.recv(fd, 1 << 16, now=now).startswith(b"HTTP/1.1 200")
+        now += 50
+    # Both ends: the request and the response, each acknowledging the other.
+    assert twin["fast"] >= 38, twin
+
+
+def test_a_lossy_bulk_transfer_is_unchanged(twin: collections.Counter[str]) -> None:
+    a, b = Stack(A, seed=3), Stack(B, seed=4)
+    lfd = b.socket()
+    b.bind(lfd, (B, 9))
+    b.listen(lfd, 8)
+    fd = a.socket()
+    a.connect_ex(fd, (B, 9), now=0)
+    now = 0
+    shuttle(a, b, now)
+    sfd, _ = b.accept(lfd)
+    data = bytes(range(256)) * 800
+    sent = got = 0
+    received = bytearray()
+    count = [0]
+    for _ in range(400):
+        if sent < len(data):
+            sent += a.send(fd, data[sent:sent + 16384], now=now)
+        shuttle(a, b, now, drop=23, count=count)
+        received += b.recv(sfd, 1 << 20, now=now)
+        if len(received) == len(data):
+            break
+        now += 10_000
+        for st in (a, b):
+            d = st.next_deadline()
+            if d is not None and d <= now:
+                st.tick(now=now)
+        got = len(received)
+    assert bytes(received) == data, got
+    assert twin["fast"] > 50 and twin["general"] > 20, twin
