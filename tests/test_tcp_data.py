@@ -321,3 +321,56 @@ def test_established_send_buffer_full():
     assert 0 < taken < 100_000
     with pytest.raises(BlockingIOError):
         stack.send(fd, b"more", now=0)
+
+
+def _shuttle(a, b, now: int) -> int:
+    """Exchange packets between two stacks until both are quiet; the new time."""
+    for _ in range(1000):
+        for st in (a, b):
+            due = st.next_deadline()
+            if due is not None and due <= now:
+                st.tick(now=now)
+        pa, pb = a.transmit(now=now), b.transmit(now=now)
+        if not pa and not pb:
+            return now
+        for p in pa:
+            b.receive(p, now=now)
+        for p in pb:
+            a.receive(p, now=now)
+        now += 100
+    raise AssertionError("the stacks still talk")
+
+
+def test_delivery_counted_past_two_gigabytes():
+    """After 2**31 bytes the ACKs still count as delivered data and grow cwnd: only the
+    SYN's sequence number is no data (a bound computed from the ISS wrapped there)."""
+    from synack.seq import MASK
+    from synack.stack import Stack
+
+    c, s = Stack("192.0.2.1", seed=1), Stack("192.0.2.2", seed=2)
+    lfd = s.socket()
+    s.bind(lfd, ("0.0.0.0", 80))
+    s.listen(lfd, 8)
+    fd = c.socket()
+    c.connect_ex(fd, ("192.0.2.2", 80), now=0)
+    now = _shuttle(c, s, 0)
+    sfd = s.accept(lfd)[0]
+    conn = c.socks[fd].conn
+    assert conn is not None and conn.state is State.ESTABLISHED
+    # As if 2 GB and a little more had gone before: the ISS lies 2**31 + 1000 back.
+    conn.snd.iss = (conn.snd.snd_una - (1 << 31) - 1000) & MASK
+    delivered, cwnd = conn.delivered, conn.rec.cc.cwnd
+    total = got = 0
+    block = b"d" * 20_000
+    while got < 200_000:
+        if total < 200_000:
+            total += c.send(fd, block[:200_000 - total], now=now)
+        now = _shuttle(c, s, now)
+        while True:
+            try:
+                got += len(s.recv(sfd, 1 << 20, now=now))
+            except BlockingIOError:
+                break
+        now = _shuttle(c, s, now + 50_000)   # past the delayed ACK
+    assert conn.delivered - delivered == 200_000
+    assert conn.rec.cc.cwnd > cwnd

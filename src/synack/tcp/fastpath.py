@@ -100,7 +100,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
               and not rack.dsack_seen and rack.reo_wnd_steps == 1
               and (board is None or board is NO_SACKS)
               # all of it data (the general path's data_acked is acked)
-              and ((ack - snd.iss + _HALF) & _MASK) - _HALF > acked):
+              and una != snd.iss):
         self._rcv_slow(seg, now)
         return
     self.last_rcv = now

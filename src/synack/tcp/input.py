@@ -409,7 +409,9 @@ class InputMixin:
                 self.timers.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
                 self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
-        data_acked = min(acked, max(((ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
+        # The SYN's sequence number is no data (counted only while the SYN was unacked:
+        # a bound from ISS would wrap after 2**31 bytes and stop counting altogether).
+        data_acked = acked - 1 if acked and una_before == snd.iss else acked
         self.delivered += data_acked + newly_sacked
         if acked or newly_sacked or dupack:
             rec.on_ack(snd_una=snd.snd_una, acked=data_acked, newly_sacked=newly_sacked,
@@ -456,7 +458,7 @@ class InputMixin:
             if snd.snd_wnd > 0 and self.timers.persist is not None:
                 self.timers.persist = None
                 self.persist_backoff = 0
-        data_acked = min(acked, max(((seg.ack - snd.iss + _HALF) & _MASK) - _HALF - 1, 0))
+        data_acked = acked - 1 if acked and una_before == snd.iss else acked   # (the SYN)
         self.delivered += data_acked + newly_sacked
         # D-SACKed retransmissions (Linux tcp_check_dsack(): undo_retrans).
         dsack_undo = 0
