@@ -17,20 +17,12 @@ cost per request, client included).
 from __future__ import annotations
 
 import hashlib
-import random
 import sys
-import time
 
-import synack.link.tap as tap_module
 from synack.apps.http import HttpServer
-from synack.apps.runner import AppRunner
-from synack.link.loop import Loop
-from synack.link.tap import TapLink
-from synack.stack import Stack
-from synack.wire.ethernet import mac_aton
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from loop_cost import CLIENT, CLIENT_MAC, SERVER, SERVER_MAC, FakeDevice, _arp_who_has
+from loop_cost import SERVER, ServerLab, count_arg, print_profile, profiler
 
 C = 50
 REQ = (b"GET /bytes/1024 HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 192.0.2.2\r\n"
@@ -38,67 +30,25 @@ REQ = (b"GET /bytes/1024 HTTP/1.0\r\nConnection: Keep-Alive\r\nHost: 192.0.2.2\r
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("-") and a not in ("tottime", "cumulative")]
-    n_requests = int(args[0]) if args else 5000
-    prof = None
-    if "--profile" in sys.argv:
-        import cProfile
-
-        prof = cProfile.Profile()
-
-    tap_module.TunTapDevice = FakeDevice  # type: ignore[misc,assignment]
-    link = TapLink(addr=SERVER, mac=SERVER_MAC, addr6="2001:db8::2", dad_transmits=0,
-                   rng=random.Random(1))
-    link.arp.receive(_arp_who_has(), now=0)      # the client's request teaches us its MAC
-    link.arp.transmit()
-    dev = link.dev
-    assert isinstance(dev, FakeDevice)
-    s = Stack(SERVER, seed=2)
-    runner = AppRunner(s, [HttpServer(s, 80, clock=lambda: 1_700_000_000.0)],
-                       keep_changes=False)
-    now = [0]
-    loop = Loop(runner, link, clock=lambda: now[0])
-    with loop.lock:
-        loop._deadline = loop._next_deadline()
-        runner.take_touched()
-    c = Stack(CLIENT, seed=1)
-    eth = mac_aton(SERVER_MAC) + mac_aton(CLIENT_MAC) + b"\x08\x00"
-    spent = [0.0]
-    batches = [0]
+    n_requests = count_arg(5000)
+    prof = profiler()
     digest = hashlib.sha256()      # of every frame the server wrote: a change shows here
-
-    def shuttle() -> None:
-        while True:
-            sent = c.transmit(now=now[0])
-            if not sent:
-                return
-            dev.inq.extend(eth + p for p in sent)
-            t = time.thread_time()
-            if prof:
-                prof.enable()
-            loop._batch(True)
-            if prof:
-                prof.disable()
-            spent[0] += time.thread_time() - t
-            batches[0] += 1
-            got, dev.outq = dev.outq, []
-            for frame in got:
-                digest.update(frame)
-                c.receive(frame[14:], now=now[0])
-
+    lab = ServerLab(lambda s: [HttpServer(s, 80, clock=lambda: 1_700_000_000.0)], prof,
+                    on_frame=digest.update)
+    c, now = lab.client, lab.now
     fds = []
     for _ in range(C):
         fd = c.socket()
         c.connect_ex(fd, (SERVER, 80), now=now[0])
         fds.append(fd)
-    shuttle()
-    spent[0] = 0.0
-    batches[0] = 0
+    lab.shuttle()
+    lab.spent = 0.0
+    lab.batches = 0
     rounds = max(n_requests // C, 1)
     for _ in range(rounds):
         for fd in fds:
             c.send(fd, REQ, now=now[0])
-        shuttle()
+        lab.shuttle()
         for fd in fds:
             got = c.recv(fd, 1 << 16, now=now[0])
             if not got.startswith(b"HTTP/1.1 200") or len(got) < 1024:
@@ -107,16 +57,12 @@ def main() -> None:
         d = c.next_deadline()
         if d is not None and d <= now[0]:
             c.tick(now=now[0])
-            shuttle()
+            lab.shuttle()
     n = rounds * C
     print(f"server side (loop + TAP link + stack + http, {C} connections): "
-          f"{spent[0] / n * 1e6:.1f} us per request, {batches[0] / rounds:.1f} batches a round; "
+          f"{lab.spent / n * 1e6:.1f} us per request, {lab.batches / rounds:.1f} batches a round; "
           f"frames {digest.hexdigest()[:16]}")
-    if prof:
-        import pstats
-
-        order = sys.argv[-1] if sys.argv[-1] in ("cumulative", "tottime") else "tottime"
-        pstats.Stats(prof).sort_stats(order).print_stats(45)
+    print_profile(prof)
 
 
 if __name__ == "__main__":

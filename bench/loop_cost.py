@@ -21,6 +21,8 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import synack.link.tap as tap_module
 from synack.apps.runner import AppRunner
@@ -59,75 +61,107 @@ class FakeDevice:
         pass
 
 
-def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("-") and a not in ("tottime", "cumulative")]
-    n_conns = int(args[0]) if args else 3000
-    prof = None
-    if "--profile" in sys.argv:
-        import cProfile
+class ServerLab:
+    """What both loop benches run: the server (Loop over a TapLink on a :class:`FakeDevice`,
+    driving an AppRunner with ``apps``) and a client Stack. :meth:`shuttle` hands the
+    client's packets to the server as frames, runs one server batch per hand-over (timed in
+    thread CPU time, under ``prof`` if given) and hands the server's frames back, until the
+    client is quiet; ``on_frame`` sees every frame the server wrote."""
 
-        prof = cProfile.Profile()
+    def __init__(self, apps: Callable[[Stack], list[Any]], prof: Any = None,
+                 on_frame: Callable[[bytes], object] | None = None) -> None:
+        tap_module.TunTapDevice = FakeDevice  # type: ignore[misc,assignment]
+        link = TapLink(addr=SERVER, mac=SERVER_MAC, addr6="2001:db8::2", dad_transmits=0,
+                       rng=random.Random(1))
+        link.arp.receive(_arp_who_has(), now=0)      # the client's request teaches us its MAC
+        link.arp.transmit()
+        dev = link.dev
+        assert isinstance(dev, FakeDevice)
+        self.dev = dev
+        s = Stack(SERVER, seed=2)
+        runner = AppRunner(s, apps(s), keep_changes=False)
+        self.now = [0]
+        now = self.now
+        self.loop = Loop(runner, link, clock=lambda: now[0])
+        with self.loop.lock:
+            self.loop._deadline = self.loop._next_deadline()
+            runner.take_touched()
+        self.client = Stack(CLIENT, seed=1)
+        self.eth = mac_aton(SERVER_MAC) + mac_aton(CLIENT_MAC) + b"\x08\x00"
+        self.prof = prof
+        self.on_frame = on_frame
+        self.spent = 0.0
+        self.batches = 0
 
-    tap_module.TunTapDevice = FakeDevice  # type: ignore[misc,assignment]
-    link = TapLink(addr=SERVER, mac=SERVER_MAC, addr6="2001:db8::2", dad_transmits=0,
-                   rng=random.Random(1))
-    link.arp.receive(_arp_who_has(), now=0)      # the client's request teaches us its MAC
-    link.arp.transmit()
-    dev = link.dev
-    assert isinstance(dev, FakeDevice)
-    s = Stack(SERVER, seed=2)
-    runner = AppRunner(s, [EchoServer(s, 7)], keep_changes=False)
-    now = [0]
-    loop = Loop(runner, link, clock=lambda: now[0])
-    with loop.lock:
-        loop._deadline = loop._next_deadline()
-        runner.take_touched()
-    c = Stack(CLIENT, seed=1)
-    c.cfg.set("net.ipv4.tcp_tw_reuse", 1)
-    eth = mac_aton(SERVER_MAC) + mac_aton(CLIENT_MAC) + b"\x08\x00"
-    spent = [0.0]
-    batches = [0]
-
-    def shuttle() -> None:
+    def shuttle(self) -> None:
+        c, dev, now, prof = self.client, self.dev, self.now, self.prof
         while True:
             sent = c.transmit(now=now[0])
             if not sent:
                 return
-            dev.inq.extend(eth + p for p in sent)
+            dev.inq.extend(self.eth + p for p in sent)
             t = time.thread_time()
             if prof:
                 prof.enable()
-            loop._batch(True)
+            self.loop._batch(True)
             if prof:
                 prof.disable()
-            spent[0] += time.thread_time() - t
-            batches[0] += 1
+            self.spent += time.thread_time() - t
+            self.batches += 1
             got, dev.outq = dev.outq, []
             for frame in got:
+                if self.on_frame is not None:
+                    self.on_frame(frame)
                 c.receive(frame[14:], now=now[0])
 
-    for _ in range(n_conns):
-        fd = c.socket()
-        c.connect_ex(fd, (SERVER, 7), now=now[0])
-        shuttle()
-        c.send(fd, b"x", now=now[0])
-        shuttle()
-        if c.recv(fd, 10, now=now[0]) != b"x":
-            raise SystemExit("no echo")
-        c.close(fd, now=now[0])
-        shuttle()
-        now[0] += 100
-        d = c.next_deadline()
-        if d is not None and d <= now[0]:
-            c.tick(now=now[0])
-        c.changes.clear()
-    print(f"server side (loop + TAP link + stack + echo): {spent[0] / n_conns * 1e6:.1f} us "
-          f"per connection, {batches[0] / n_conns:.1f} batches each")
+
+def profiler() -> Any:
+    """A cProfile.Profile with --profile on the command line, else None."""
+    if "--profile" not in sys.argv:
+        return None
+    import cProfile
+
+    return cProfile.Profile()
+
+
+def print_profile(prof: Any) -> None:
     if prof:
         import pstats
 
         order = sys.argv[-1] if sys.argv[-1] in ("cumulative", "tottime") else "tottime"
         pstats.Stats(prof).sort_stats(order).print_stats(45)
+
+
+def count_arg(default: int) -> int:
+    """The count given on the command line (the first plain argument), else ``default``."""
+    args = [a for a in sys.argv[1:] if not a.startswith("-") and a not in ("tottime", "cumulative")]
+    return int(args[0]) if args else default
+
+
+def main() -> None:
+    n_conns = count_arg(3000)
+    prof = profiler()
+    lab = ServerLab(lambda s: [EchoServer(s, 7)], prof)
+    c, now = lab.client, lab.now
+    c.cfg.set("net.ipv4.tcp_tw_reuse", 1)
+    for _ in range(n_conns):
+        fd = c.socket()
+        c.connect_ex(fd, (SERVER, 7), now=now[0])
+        lab.shuttle()
+        c.send(fd, b"x", now=now[0])
+        lab.shuttle()
+        if c.recv(fd, 10, now=now[0]) != b"x":
+            raise SystemExit("no echo")
+        c.close(fd, now=now[0])
+        lab.shuttle()
+        now[0] += 100
+        d = c.next_deadline()
+        if d is not None and d <= now[0]:
+            c.tick(now=now[0])
+        c.changes.clear()
+    print(f"server side (loop + TAP link + stack + echo): {lab.spent / n_conns * 1e6:.1f} us "
+          f"per connection, {lab.batches / n_conns:.1f} batches each")
+    print_profile(prof)
 
 
 def _arp_who_has() -> bytes:
