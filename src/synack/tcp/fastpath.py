@@ -132,15 +132,6 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         una = snd.snd_una
         # Nothing SACKed: 0 newly SACKed; no D-SACK seen, so no update_reo_wnd().
         rack.on_ack(una, (), False, now, rtt.min_rtt or 0)
-        wl1 = snd.snd_wl1                # snd.update_window(), inline
-        if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
-                wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
-            if wnd != snd.snd_wnd:
-                wnd = snd.snd_wnd = shared(wnd)
-                if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
-                    snd.max_wnd = wnd
-            snd.snd_wl1 = seq
-            snd.snd_wl2 = una if ack == una else ack
         self.delivered += acked
         segs = rack.delivered_pkts
         if segs:
@@ -162,16 +153,16 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
             if want > snd.capacity:
                 snd.capacity = min(want, self.snd_max_capacity)
-    else:
-        wl1 = snd.snd_wl1                # snd.update_window(), inline
-        if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
-                wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
-            if wnd != snd.snd_wnd:
-                wnd = snd.snd_wnd = shared(wnd)
-                if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
-                    snd.max_wnd = wnd
-            snd.snd_wl1 = seq
-            snd.snd_wl2 = una
+    una = snd.snd_una
+    wl1 = snd.snd_wl1                    # snd.update_window(), inline
+    if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+            wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+        if wnd != snd.snd_wnd:
+            wnd = snd.snd_wnd = shared(wnd)
+            if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
+                snd.max_wnd = wnd
+        snd.snd_wl1 = seq
+        snd.snd_wl2 = una if ack == una else ack
     ackp = self.ackp
     if n:
         ready = rcv.ready
