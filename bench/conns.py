@@ -48,7 +48,7 @@ PORT = 7                     # echo (RFC 862); below the widened ephemeral range
 KEYS = ("rate", "held", "p50", "p99")
 
 
-def _rate(ns: str, host: str, seconds: float, maxconn: int) -> Figure:
+def rate(ns: str, host: str, seconds: float, maxconn: int) -> Figure:
     try:
         out = run_bounded(in_ns(ns, sys.executable, script("kclient.py"), "rate", host,
                                 str(PORT), str(seconds), str(maxconn)),
@@ -161,7 +161,7 @@ def echo_figures(seconds: float, maxconn: int, conns: int, probes: int, bound: f
                         wait_line(kecho[-1].stdout, "listening", 20)
                     out: dict[str, dict[str, Figure]] = {"synack": {}, "kernel": {}}
                     for who, host in (("kernel", KERNEL_IP), ("synack", SYNACK_IP)):
-                        out[who]["rate"] = _rate(ns, host, seconds, maxconn)
+                        out[who]["rate"] = rate(ns, host, seconds, maxconn)
                     for who, host in (("kernel", KERNEL_IP), ("synack", SYNACK_IP)):
                         out[who].update(_hold(ns, host, conns, probes, bound, who))
                     return out

@@ -56,14 +56,23 @@ def conn_rows(args: argparse.Namespace, conns: int) -> list[Row]:
     lower = ("p50", "p99")
     if os.geteuid() != 0:
         syn = ker = _na(KEYS, "needs root (namespaces, TAP)", lower)
+        ceiling = Figure([], "needs root (namespaces, TUN)")
     else:
         bound = 3 * args.bound * max(1.0, conns / DEFAULT_CONNS)
         got = echo_figures(seconds=max(1.0, 5 * args.scale), maxconn=20_000, conns=conns,
                            probes=max(50, int(1000 * args.scale)), bound=bound)
         syn, ker = got["synack"], got["kernel"]
+        from tunfloor import floor_rate
+        ceiling = floor_rate(seconds=max(1.0, 5 * args.scale), maxconn=20_000)
     return [
         Row("conn/s: kernel -> synack serve echo", syn["rate"], "conn/s", KERNEL_ECHO,
             ker["rate"], Target(0.5), digits=0),
+        # What any program answering through a TUN/TAP device reaches here, doing no
+        # TCP at all (bench/tunfloor.py): the device's round trips and wake-ups.
+        Row("conn/s: kernel -> do-nothing TUN responder", ceiling, "conn/s", KERNEL_ECHO,
+            ker["rate"], digits=0),
+        Row("conn/s: synack serve echo", syn["rate"], "conn/s", "do-nothing TUN responder",
+            ceiling, digits=0),
         # Issue 8: beside 10,000 idle connections p50 under 1 ms and p99 under 5 ms;
         # 50,000 held (--full asks for them; a default run holds what it asked for).
         Row(f"echo RTT p50 beside {conns} idle: synack", syn["p50"], "us", KERNEL_ECHO,
