@@ -17,6 +17,7 @@ The run is seeded, so ``valgrind --tool=callgrind`` instruction counts are exact
 
 from __future__ import annotations
 
+import hashlib
 import random
 import sys
 import time
@@ -141,7 +142,8 @@ def count_arg(default: int) -> int:
 def main() -> None:
     n_conns = count_arg(3000)
     prof = profiler()
-    lab = ServerLab(lambda s: [EchoServer(s, 7)], prof)
+    digest = hashlib.sha256()      # of every frame the server wrote: a change shows here
+    lab = ServerLab(lambda s: [EchoServer(s, 7)], prof, on_frame=digest.update)
     c, now = lab.client, lab.now
     c.cfg.set("net.ipv4.tcp_tw_reuse", 1)
     for _ in range(n_conns):
@@ -160,7 +162,8 @@ def main() -> None:
             c.tick(now=now[0])
         c.changes.clear()
     print(f"server side (loop + TAP link + stack + echo): {lab.spent / n_conns * 1e6:.1f} us "
-          f"per connection, {lab.batches / n_conns:.1f} batches each")
+          f"per connection, {lab.batches / n_conns:.1f} batches each; "
+          f"frames {digest.hexdigest()[:16]}")
     print_profile(prof)
 
 
