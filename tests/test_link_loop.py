@@ -359,3 +359,69 @@ def test_no_wake_up_is_lost_under_contention(lo: Loopback) -> None:
     finally:
         loop.stop()
     assert not failures
+
+
+# ---------------------------------------------------------------- a link's own timers
+class TimedLink(Loopback):
+    """A Loopback with a timer of its own, as TapLink's ARP retries: ``deadline``,
+    and every ``tick`` and read recorded with the batch's time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deadline: int | None = None
+        self.ticks: list[int] = []
+        self.reads: list[int] = []
+
+    def next_deadline(self) -> int | None:
+        return self.deadline
+
+    def tick(self, *, now: int) -> None:
+        self.ticks.append(now)
+        self.deadline = None
+
+    def recv_packets(self, *, now: int) -> list[tuple[bytes, bool]]:
+        self.reads.append(now)
+        return super().recv_packets(now=now)
+
+
+def test_a_link_timer_set_by_a_callback_runs_in_that_batch() -> None:
+    # Batches run by hand on a clock that moves by one on every reading: a tick in the
+    # callback's own batch has the callback's time. The link's deadline as the last
+    # batch left it is stale once a callback has used the link.
+    clock = iter(range(100, 10**6))
+    link = TimedLink()
+    loop = Loop(FakeHost(), link, clock=lambda: next(clock))
+    try:
+        seen: list[int] = []
+
+        def arm(now: int) -> None:
+            seen.append(now)
+            link.deadline = now
+
+        loop._batch(False)
+        assert link.ticks == [] and link.reads == []
+        loop.call_soon(arm)
+        loop._batch(False)
+        assert link.ticks == seen and link.reads == seen   # ticked, then read, at once
+        assert loop._deadline is None                      # nothing left pending
+    finally:
+        link.close()
+
+
+def test_a_link_timer_runs_once_due_and_not_before() -> None:
+    now = [0]
+    link = TimedLink()
+    link.deadline = 50
+    loop = Loop(FakeHost(), link, clock=lambda: now[0])
+    try:
+        loop._batch(False)
+        assert loop._deadline == 50 and link.ticks == []
+        now[0] = 49
+        loop._batch(False)
+        assert link.ticks == [] and link.reads == []
+        now[0] = 50
+        loop._batch(False)
+        assert link.ticks == [50] and link.reads == [50]
+        assert loop._deadline is None
+    finally:
+        link.close()

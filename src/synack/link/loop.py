@@ -83,6 +83,9 @@ class Loop:
         self._last_now: int | None = None
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
+        # CPython's Condition keeps its waiters in ``_waiters``: when it is empty a batch
+        # skips notify_all() (None: not known, always notify).
+        self._cond_waiters: Any = getattr(self.cond, "_waiters", None)
         self.error: BaseException | None = None
         self._bell = Doorbell()
         self._rung = False           # a ring is pending: spare further writes to the eventfd
@@ -92,6 +95,7 @@ class Loop:
         self._fd_waits: dict[int, list[Any]] = {}    # fd -> [Condition, threads waiting]
         self._poked: set[int] = set()
         self._deadline: int | None = None
+        self._link_due: int | None = None    # the link's own deadline as the last batch left it
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
         # The optional parts of the host and link, looked up once, not on every batch
         # (through AppRunner.__getattr__ a missing name costs an exception each time).
@@ -287,10 +291,12 @@ class Loop:
             self._bell.close()
 
     def _next_deadline(self) -> int | None:
-        """The stack's next timer, or the link's own (ARP retries, held packets)."""
+        """The stack's next timer, or the link's own (ARP retries, held packets); the
+        link's alone is kept in ``_link_due`` for the next batch's link tick."""
         deadline = self.stack.next_deadline()
-        if self._link_deadline is not None:
-            t = self._link_deadline()
+        link_deadline = self._link_deadline
+        if link_deadline is not None:
+            t = self._link_due = link_deadline()
             if t is not None and (deadline is None or t < deadline):
                 deadline = t
         return deadline
@@ -299,14 +305,18 @@ class Loop:
         stack = self.stack
         with self.lock:
             now = self.now()
-            while self._callbacks:
-                fn = self._callbacks.popleft()
-                self._guarded(fn, now, "call_soon callback")
-            if self._link_deadline is not None and self._link_tick is not None:
-                t = self._link_deadline()
-                if t is not None and t <= now:
-                    self._link_tick(now=now)
-                    link_ready = True        # what the link held back may be due now
+            link_due = self._link_due
+            if self._callbacks:
+                while self._callbacks:
+                    fn = self._callbacks.popleft()
+                    self._guarded(fn, now, "call_soon callback")
+                if self._link_deadline is not None:
+                    link_due = self._link_deadline()     # a callback may have used the link
+            # Else the link's deadline is the one the previous batch ended with: only the
+            # loop thread drives the link, and it has not since.
+            if link_due is not None and link_due <= now and self._link_tick is not None:
+                self._link_tick(now=now)
+                link_ready = True            # what the link held back may be due now
             if link_ready:
                 got = self.link.recv_packets(now=now)
                 take_local = self._take_local
@@ -357,8 +367,16 @@ class Loop:
                 if waits and (done or poked):
                     for fd in (done | poked) & waits.keys():
                         waits[fd][0].notify_all()
-            self.cond.notify_all()
-            self._deadline = self._next_deadline()
+            if self._cond_waiters is None or self._cond_waiters:
+                self.cond.notify_all()       # (an empty wait queue spares the call)
+            # self._next_deadline(), inline: once per batch
+            deadline = stack.next_deadline()
+            link_deadline = self._link_deadline
+            if link_deadline is not None:
+                t = self._link_due = link_deadline()
+                if t is not None and (deadline is None or t < deadline):
+                    deadline = t
+            self._deadline = deadline
             take_lo = self._take_lo
             lo_touched = take_lo() if take_lo is not None else None
             if lo_touched:
