@@ -118,16 +118,26 @@ class TapLink:
 
     def recv_packets(self, *, now: int) -> list[tuple[bytes, bool]]:
         """IPv4 packets read in one batch, with csum_valid; ARP is handled here."""
+        frames = self.dev.read_batch(self.batch)
+        gro = self.gro
+        ours = self._mac_raw
+        if gro is not None and len(frames) == 1:
+            # One frame, a quiet link's usual read: an IPv4 frame for us goes through
+            # GRO's merge of one packet (the loop below would do the same, slower).
+            frame = frames[0]
+            if frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
+                self.stats["packets in"] += 1
+                out = gro.merge_one(frame[ETH_HEADER_LEN:])
+                self._tick_arp(now)
+                return out
         vnet = self.dev.vnet
         off = 10 if vnet else 0
         eth_end = off + ETH_HEADER_LEN
-        ours = self._mac_raw
         stats = self.stats
-        out: list[tuple[bytes, bool]] = []
+        out = []
         plain: list[bytes] = []          # IPv4 packets for GRO
         v6: list[tuple[bytes, bool]] = []   # IPv6 packets (no software GRO for them)
-        gro = self.gro
-        for frame in self.dev.read_batch(self.batch):
+        for frame in frames:
             if len(frame) < eth_end:
                 stats["dropped truncated"] += 1
                 continue
@@ -220,9 +230,14 @@ class TapLink:
         while ICMP errors for the stack wait to be read."""
         if self._local:
             return 0
+        # arp.busy() and nd.busy(), inline: asked on every batch, and a resolved link
+        # has no timers.
+        arp = self.arp
         nd = self.nd
-        if not self.arp.busy() and (nd is None or not nd.busy()):
-            return None             # asked on every batch: a resolved link has no timers
+        if not (arp._incomplete or arp._out or arp._failed) and (
+                nd is None or nd.dad == DAD_PREFERRED
+                and not (nd._incomplete or nd._out or nd._failed)):
+            return None
         d = self.arp.next_deadline()
         if nd is not None:
             d6 = nd.next_deadline()
@@ -238,8 +253,12 @@ class TapLink:
     def _tick_arp(self, now: int) -> None:
         arp = self.arp
         nd = self.nd
-        if not arp.busy() and (nd is None or not nd.busy()):
-            return                  # every batch twice: the common case is a resolved link
+        # arp.busy() and nd.busy(), inline: every batch twice, and the common case is
+        # a resolved link.
+        if not (arp._incomplete or arp._out or arp._failed) and (
+                nd is None or nd.dad == DAD_PREFERRED
+                and not (nd._incomplete or nd._out or nd._failed)):
+            return
         deadline = arp.next_deadline()
         if deadline is not None and deadline <= now:
             arp.tick(now=now)

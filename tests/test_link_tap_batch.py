@@ -1,0 +1,101 @@
+"""TapLink's reading of one batch (synack.link.tap), on a device stand-in: no root needed.
+
+A read of one frame takes a short path (the usual read of a quiet link); it must
+hand the stack exactly what the general path would, with the same counters and
+the same frames written (an ARP reply).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+import synack.link.tap as tap_module
+from synack.link.tap import TapLink
+from synack.wire.arp import OP_REQUEST, ArpPacket, encode_arp
+from synack.wire.ethernet import mac_aton
+from synack.wire.ipv4 import build_tcp_packet
+from synack.wire.ipv6 import build_tcp6_packet
+from synack.wire.tcp import ACK, PSH, SYN, TcpSegment
+
+US, PEER = "192.0.2.2", "192.0.2.1"
+US_MAC, PEER_MAC = "02:00:00:00:00:02", "2a:00:00:00:00:01"
+
+
+class FakeDevice:
+    """TunTapDevice's interface in memory: frames to read in ``inq``, written in ``outq``."""
+
+    def __init__(self, name: str, *, tap: bool, offload: bool, mtu: int) -> None:
+        self.name = "fake0"
+        self.vnet = False
+        self.offload = None
+        self.stats: Counter[str] = Counter()
+        self.inq: list[bytes] = []
+        self.outq: list[bytes] = []
+
+    def fileno(self) -> int:
+        return -1
+
+    def read_batch(self, limit: int) -> list[bytes]:
+        got, self.inq = self.inq[:limit], self.inq[limit:]
+        return got
+
+    def write(self, parts: list[bytes]) -> None:
+        self.outq.append(b"".join(parts))
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def links(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TapLink, TapLink]]:
+    monkeypatch.setattr(tap_module, "TunTapDevice", FakeDevice)
+    pair = tuple(TapLink(addr=US, mac=US_MAC, addr6="2001:db8::2", dad_transmits=0,
+                         rng=random.Random(1)) for _ in range(2))
+    yield pair  # type: ignore[misc]
+
+
+def _eth(dst: str, etype: bytes, payload: bytes) -> bytes:
+    return mac_aton(dst) + mac_aton(PEER_MAC) + etype + payload
+
+
+def _frames() -> list[bytes]:
+    def tcp(flags: int, n: int) -> bytes:
+        return build_tcp_packet(PEER, US, TcpSegment(src_port=40000, dst_port=7, seq=1, ack=2,
+                                                     flags=flags, window=500,
+                                                     payload=b"x" * n))
+    v4 = b"\x08\x00"
+    good = [tcp(SYN, 0), tcp(ACK, 0), tcp(ACK | PSH, 1), tcp(ACK, 100)]
+    bad = bytearray(good[3])
+    bad[-1] ^= 1
+    six = build_tcp6_packet("2001:db8::1", "2001:db8::2",
+                            TcpSegment(src_port=1, dst_port=7, seq=1, ack=0, flags=SYN,
+                                       window=500))
+    arp = encode_arp(ArpPacket(OP_REQUEST, PEER_MAC, PEER, "00:00:00:00:00:00", US))
+    out = [_eth(dst, v4, p) for p in good for dst in (US_MAC, "ff:ff:ff:ff:ff:ff",
+                                                      "01:00:5e:00:00:01", "02:00:00:00:00:09")]
+    return out + [
+        _eth(US_MAC, v4, bytes(bad)), _eth(US_MAC, v4, good[0][:30]), _eth(US_MAC, v4, b""),
+        _eth(US_MAC, v4, b"\x46" + good[0][1:]), _eth(US_MAC, b"\x86\xdd", six),
+        _eth("ff:ff:ff:ff:ff:ff", b"\x08\x06", arp), _eth(US_MAC, b"\x88\xcc", b"lldp"),
+        b"\x02\x00\x00", _eth(US_MAC, v4, good[1])[:13]]
+
+
+def test_a_read_of_one_frame_is_the_general_path(links: tuple[TapLink, TapLink]) -> None:
+    alone, batched = links
+    filler = _eth("02:00:00:00:00:09", b"\x08\x00", b"")   # not ours: dropped and counted
+    for frame in _frames():
+        da, db = alone.dev, batched.dev
+        assert isinstance(da, FakeDevice) and isinstance(db, FakeDevice)
+        da.inq, db.inq = [frame], [frame, filler]
+        got = alone.recv_packets(now=5)
+        assert got == batched.recv_packets(now=5), frame.hex()
+        batched.stats["dropped not our MAC"] -= 1
+        assert alone.stats == batched.stats, frame.hex()
+        assert da.outq == db.outq, frame.hex()
+    assert alone.stats["packets in"] == 12 + 4 + 1          # the IPv4 and IPv6 for us
+    assert alone.stats["gro bad checksum"] == 1
+    assert alone.dev.outq                                   # the ARP request was answered
