@@ -34,6 +34,7 @@ blocked callers fail instead of hanging.
 from __future__ import annotations
 
 import collections
+import select
 import selectors
 import sys
 import threading
@@ -55,6 +56,25 @@ class PacketHost(Protocol):
     def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]: ...
     def next_deadline(self) -> int | None: ...
     def tick(self, *, now: int) -> None: ...
+
+
+def _poller(*fds: int) -> tuple[Any, Callable[[float | None, int], list[tuple[int, int]]]]:
+    """Something to close, and ``poll(timeout, maxevents)`` giving (descriptor, events)
+    for those of ``fds`` readable (or in error) within ``timeout`` seconds: epoll itself
+    where there is one (selectors' wrapper costs a microsecond a batch)."""
+    if hasattr(select, "epoll"):
+        ep = select.epoll(len(fds))
+        for fd in fds:
+            ep.register(fd, select.EPOLLIN)
+        return ep, ep.poll
+    sel = selectors.DefaultSelector()  # pragma: no cover - non-Linux
+    for fd in fds:  # pragma: no cover - non-Linux
+        sel.register(fd, selectors.EVENT_READ)
+
+    def poll(timeout: float | None, _: int) -> list[tuple[int, int]]:  # pragma: no cover
+        return [(key.fd, ev) for key, ev in sel.select(timeout)]
+
+    return sel, poll  # pragma: no cover - non-Linux
 
 
 def monotonic_us() -> int:
@@ -246,10 +266,8 @@ class Loop:
 
     # ------------------------------------------------------------ the loop
     def _serve(self) -> None:
-        sel = selectors.DefaultSelector()
         link_fd = self.link.fileno()
-        sel.register(link_fd, selectors.EVENT_READ)
-        sel.register(self._bell.fileno(), selectors.EVENT_READ)
+        poller, poll = _poller(link_fd, self._bell.fileno())
         try:
             with self.lock:
                 self._deadline = self._next_deadline()
@@ -261,12 +279,12 @@ class Loop:
                 timeout = None
                 if deadline is not None:
                     timeout = max(deadline - self.now(), 0) / 1e6
-                events = sel.select(timeout)
+                events = poll(timeout, 2)
                 if self._stopping:
                     break
                 link_ready = False
-                for key, _ in events:
-                    if key.fd == link_fd:
+                for fd, _ in events:
+                    if fd == link_fd:
                         link_ready = True
                     else:
                         # Empty the bell first, then drop the flag: a wake() that rang
@@ -281,7 +299,7 @@ class Loop:
             print(f"synack loop {self.name}: stopped by an exception", file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
         finally:
-            sel.close()
+            poller.close()
             self._running = False
             self._finished = True
             self.done.set()
@@ -304,7 +322,13 @@ class Loop:
     def _batch(self, link_ready: bool) -> None:
         stack = self.stack
         with self.lock:
-            now = self.now()
+            now = self._clock()                  # self.now(), inline
+            with self._clock_lock:
+                last = self._last_now
+                if last is not None and now < last:
+                    now = last
+                else:
+                    self._last_now = now
             link_due = self._link_due
             if self._callbacks:
                 while self._callbacks:
@@ -397,3 +421,4 @@ class Loop:
     def __repr__(self) -> str:
         state = "running" if self.running else ("failed" if self.error else "stopped")
         return f"<Loop {self.name} {state}>"
+

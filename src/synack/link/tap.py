@@ -204,6 +204,9 @@ class TapLink:
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP."""
         arp = self.arp
+        hops = self._hops
+        dev = self.dev
+        plain = not dev.vnet
         for packet, gso in packets:
             if len(packet) < 20:
                 self.stats["dropped bad packet"] += 1
@@ -211,13 +214,18 @@ class TapLink:
             if packet[0] >> 4 == 6:
                 self._send6(packet, gso, now)
                 continue
-            hop = self._next_hop(packet)
+            hop = hops.get(packet[16:20], "")      # _next_hop()'s cache, inline
+            if hop == "":
+                hop = self._next_hop(packet)
             if hop is None:
                 self.stats["dropped no route"] += 1
                 continue
             header = arp.output(packet, hop, now=now, gso_size=gso)
             if header is not None:
-                self._write(header, packet, gso)
+                if plain and not gso:
+                    dev.write([header, packet])     # _write()'s usual case, inline
+                else:
+                    self._write(header, packet, gso)
         self._tick_arp(now)
 
     def close(self) -> None:
