@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from transcript import L_ISN, R_ISN, REMOTE, established_server
 
@@ -30,6 +30,7 @@ from synack.link.netns import Lab, netns_exists
 from synack.sim import LinkParams
 from synack.stack import Stack
 from synack.tcp.tcpinfo import TcpInfo
+from synack.wire.checksum import internet_checksum
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import IPv4Header, build_tcp_packet, parse_tcp_packet
 from synack.wire.ipv6 import build_tcp6_packet
@@ -458,3 +459,45 @@ def test_merge_one_is_merge_of_one(packets: list[bytes]) -> None:
         a, b = Gro(), Gro()
         assert a.merge_one(packet) == b.merge([packet])
         assert list(a.stats.items()) == list(b.stats.items())
+
+
+def _reference(pkt: bytes) -> bool:
+    """Whether GRO vouches for a lone TCP/IPv4 packet, by the rules spelled out plainly:
+    a plain header (no options, no fragment) whose checksum and length are right, and a
+    right TCP checksum (wire.checksum's own function, not GRO's inline sum)."""
+    n = len(pkt)
+    thlen = (pkt[32] >> 2) & 0x3C
+    header_ok = (pkt[0] == 0x45 and int.from_bytes(pkt[2:4], "big") == n
+                 and not pkt[6] & 0xBF and not pkt[7] and pkt[9] == 6
+                 and 20 <= thlen <= n - 20 and internet_checksum(pkt[:20]) == 0)
+    return header_ok and internet_checksum(pkt, int.from_bytes(pkt[12:20], "big") + 6 + n - 20) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2000), st.lists(st.tuples(st.integers(0, 59), st.integers(0, 255)),
+                                      max_size=3), st.integers(0, 4), st.booleans())
+@example(5, [(6, 0xC0)], 0, True)       # the reserved bit, header checksum right
+@example(5, [(6, 0x60)], 0, True)       # MF
+@example(5, [(7, 0x01)], 0, True)       # a fragment offset
+@example(5, [(0, 0x46)], 0, True)       # options
+@example(5, [(9, 17)], 0, True)         # not TCP
+@example(5, [(3, 0x40)], 1, True)       # the wrong total length
+def test_the_inline_checksums_are_the_checksums(n: int, flips: list[tuple[int, int]],
+                                                tos: int, fix: bool) -> None:
+    # GRO sums the IPv4 header word by word and the TCP segment inline (long ones through
+    # internet_checksum): for any header and payload, with damage anywhere in the first
+    # 60 bytes (or damage and then a recomputed header checksum), what it vouches for is
+    # exactly what the plain rules accept.
+    s = seg(0, n=n, flags=ACK | PSH)
+    b = bytearray(pkt(s, 77, tos=tos * 4, ttl=1 + tos * 50))
+    for i, v in flips:
+        b[i % len(b)] = v
+    if fix:
+        b[10:12] = b"\0\0"
+        b[10:12] = internet_checksum(b[:20]).to_bytes(2, "big")
+    packet = bytes(b)
+    if len(packet) < 40 or packet[0] >> 4 != 4:
+        return
+    got = Gro().merge_one(packet)
+    assert got == Gro().merge([packet])
+    assert got == [(packet, _reference(packet))]

@@ -43,6 +43,7 @@ packet whose checksum was verified here is returned with ``csum_valid=True``.
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from collections.abc import Iterable
 
@@ -55,6 +56,11 @@ _FIN, _SYN, _RST, _PSH, _URG, _CWR = 0x01, 0x02, 0x04, 0x08, 0x20, 0x80
 _NO_START = _URG | _PSH | _RST | _SYN | _FIN     # tcp_gro_receive: flush at out_check_final
 _MAY_DIFFER = _CWR | _FIN | _PSH                 # bits of the flag word that may differ
 _GRO_MAX = 65536                                 # GRO_LEGACY_MAX_SIZE: merged length below it
+_IP = struct.Struct("!BBHHHBBHII")               # the IPv4 header without options
+# Up to this length a packet's TCP checksum is verified inline: internet_checksum()'s
+# sum (read little-endian, the remainder times 256 swaps it back) without the call;
+# longer ones go through it, which folds the big integer first.
+_SMALL = 512
 
 
 class _Held:
@@ -112,11 +118,12 @@ class Gro:
                 out.append((pkt, False))        # not TCP over IPv4 (or too short to be)
                 continue
             thlen = (pkt[32] >> 2) & 0x3C
-            # The header sums to zero (a good checksum) exactly when its value is a
-            # non-zero multiple of 0xFFFF (as wire/ipv4.py's _checked): no call per packet.
-            if (pkt[0] != 0x45 or (pkt[2] << 8 | pkt[3]) != n or pkt[6] & 0xBF or pkt[7]
-                    or thlen < 20 or 20 + thlen > n
-                    or (x := int.from_bytes(pkt[:20], "big")) % 0xFFFF or not x):
+            vi, tos, total, ident, frag, ttl, _, csum, src, dst = _IP.unpack_from(pkt)
+            # The header (protocol 6) sums to zero, a good checksum, exactly when its
+            # words add up to a multiple of 0xFFFF (an address is worth its two words).
+            if (vi != 0x45 or total != n or frag & 0xBFFF or thlen < 20 or 20 + thlen > n
+                    or (0x4506 + tos + total + ident + frag + (ttl << 8) + csum
+                        + src + dst) % 0xFFFF):
                 # inet_gro_receive / tcp_gro_pull_header refuse it: to the stack as it is.
                 if held:
                     ihl = (pkt[0] & 0x0F) << 2
@@ -129,9 +136,10 @@ class Gro:
             # The flow (addresses and ports) is looked up only while merges are held,
             # or to hold this one: most small batches never build it.
             key = pkt[12:24] if held else b""
-            a = int.from_bytes(pkt[12:20], "big")      # pseudo header: addresses,
-            pseudo = a + 6 + n - 20                    # protocol and TCP length
-            if internet_checksum(pkt, pseudo):
+            pseudo = src + dst + 6 + n - 20            # pseudo header: addresses,
+            #                                            protocol and TCP length
+            if (((int.from_bytes(pkt, "little") % 0xFFFF << 8) + pseudo) % 0xFFFF
+                    if n <= _SMALL else internet_checksum(pkt, pseudo)):
                 # The IPv4 header sums to zero, so this is the TCP checksum alone.
                 stats["gro bad checksum"] += 1
                 if key:
@@ -184,16 +192,21 @@ class Gro:
         """``merge([pkt])``, the same result and counters, without the machinery for
         more than one packet: a batch of one is the usual read of a quiet link."""
         n = len(pkt)
-        if n < 40 or pkt[0] != 0x45 or pkt[9] != 6:
+        if n < 40:
+            return self.merge((pkt,))           # too short for TCP over IPv4
+        vi, tos, total, ident, frag, ttl, proto, csum, src, dst = _IP.unpack_from(pkt)
+        if vi != 0x45 or proto != 6:
             return self.merge((pkt,))           # IPv6, not TCP, IPv4 options: all of it
         thlen = (pkt[32] >> 2) & 0x3C
         stats = self.stats
-        if ((pkt[2] << 8 | pkt[3]) != n or pkt[6] & 0xBF or pkt[7]
-                or thlen < 20 or 20 + thlen > n
-                or (x := int.from_bytes(pkt[:20], "big")) % 0xFFFF or not x):
+        if (total != n or frag & 0xBFFF or thlen < 20 or 20 + thlen > n
+                or (0x4506 + tos + total + ident + frag + (ttl << 8) + csum
+                    + src + dst) % 0xFFFF):
             stats["gro segments in"] += 0
             return [(pkt, False)]               # as merge(): to the stack as it is
-        if internet_checksum(pkt, int.from_bytes(pkt[12:20], "big") + 6 + n - 20):
+        pseudo = src + dst + 6 + n - 20
+        if (((int.from_bytes(pkt, "little") % 0xFFFF << 8) + pseudo) % 0xFFFF
+                if n <= _SMALL else internet_checksum(pkt, pseudo)):
             stats["gro bad checksum"] += 1
             stats["gro segments in"] += 1
             return [(pkt, False)]
