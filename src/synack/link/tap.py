@@ -89,6 +89,8 @@ class TapLink:
         self.arp = ArpResolver(self.mac, addr)
         self.batch = batch
         self.stats: Counter[str] = self.dev.stats
+        self._write_many: Callable[[list[bytes]], None] | None = getattr(
+            self.dev, "write_many", None)   # (a device stand-in may have only write)
         # The kernel's super-segments need no merging: GRO only on the plain path.
         self.gro: Gro | None = Gro(self.stats) if gro and not self.dev.vnet else None
         self._mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
@@ -137,7 +139,11 @@ class TapLink:
         out = []
         plain: list[bytes] = []          # IPv4 packets for GRO
         v6: list[tuple[bytes, bool]] = []   # IPv6 packets (no software GRO for them)
+        plain_eth = gro is not None      # then no vnet header: the Ethernet header at 0
         for frame in frames:
+            if plain_eth and frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
+                plain.append(frame[ETH_HEADER_LEN:])    # the usual frame, as below
+                continue
             if len(frame) < eth_end:
                 stats["dropped truncated"] += 1
                 continue
@@ -198,20 +204,25 @@ class TapLink:
         """ICMP errors this host sent itself (ARP or ND gave up on a neighbour), for the
         stack's :meth:`~synack.stack.Stack.receive_local`; the driver delivers them
         before what was read with them (they are older)."""
-        local, self._local = self._local, []
-        return local
+        local = self._local
+        if local:
+            self._local = []
+        return local                # (empty: the link's own list, not to be kept)
 
     def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
         """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP."""
         arp = self.arp
         hops = self._hops
-        dev = self.dev
-        plain = not dev.vnet
+        plain = not self.dev.vnet
+        frames: list[bytes] = []        # _write()'s usual case, written together, in order
         for packet, gso in packets:
             if len(packet) < 20:
                 self.stats["dropped bad packet"] += 1
                 continue
             if packet[0] >> 4 == 6:
+                if frames:
+                    self._write_frames(frames)
+                    frames = []
                 self._send6(packet, gso, now)
                 continue
             hop = hops.get(packet[16:20], "")      # _next_hop()'s cache, inline
@@ -223,9 +234,14 @@ class TapLink:
             header = arp.output(packet, hop, now=now, gso_size=gso)
             if header is not None:
                 if plain and not gso:
-                    dev.write([header, packet])     # _write()'s usual case, inline
+                    frames.append(header + packet)
                 else:
+                    if frames:
+                        self._write_frames(frames)
+                        frames = []
                     self._write(header, packet, gso)
+        if frames:
+            self._write_frames(frames)
         self._tick_arp(now)
 
     def close(self) -> None:
@@ -330,12 +346,25 @@ class TapLink:
             self._hops[raw] = hop
         return hop
 
+    def _write_frames(self, frames: list[bytes]) -> None:
+        """Whole frames for a device without a vnet header, in order."""
+        write_many = self._write_many
+        if write_many is not None:
+            write_many(frames)
+            return
+        for frame in frames:        # a device stand-in without write_many
+            self.dev.write([frame])
+
     def _write(self, header: bytes, packet: bytes, gso: int) -> None:
         off = self.offload
         csum = off is not None and off.tx_csum
         if gso and (off is None or not off.tso_max):
             # No TSO on the device: cut the super-segment here (software GSO).
             self.stats["gso super-segments cut"] += 1
+            if not self.dev.vnet:
+                self._write_frames([header + frame
+                                    for frame in segment(packet, gso, csum_partial=csum)])
+                return
             for frame in segment(packet, gso, csum_partial=csum):
                 self._write(header, frame, 0)
             return
