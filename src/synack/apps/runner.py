@@ -95,7 +95,10 @@ class AppRunner:
         set of every descriptor ever touched would grow without bound there.
         """
         self._handing_on = True
-        t = self.stack.take_touched()
+        stack = self.stack
+        t = stack.touched               # stack.take_touched(), inline: once per batch
+        if t:
+            stack.touched = set()
         mine = self._touched
         if mine:
             self._touched = set()

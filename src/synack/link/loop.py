@@ -98,6 +98,9 @@ class Loop:
         # impairment): ``next_deadline()`` and ``tick(now=)``, both optional.
         self._link_deadline: Callable[[], int | None] | None = getattr(link, "next_deadline", None)
         self._link_tick: Callable[..., None] | None = getattr(link, "tick", None)
+        # The link's own deadline as the last batch left it (the first: as it is now).
+        self._link_due: int | None = (self._link_deadline() if self._link_deadline is not None
+                                      else None)
         self._clock = clock or monotonic_us
         self._clock_lock = threading.Lock()
         self._last_now: int | None = None
@@ -115,7 +118,6 @@ class Loop:
         self._fd_waits: dict[int, list[Any]] = {}    # fd -> [Condition, threads waiting]
         self._poked: set[int] = set()
         self._deadline: int | None = None
-        self._link_due: int | None = None    # the link's own deadline as the last batch left it
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
         # The optional parts of the host and link, looked up once, not on every batch
         # (through AppRunner.__getattr__ a missing name costs an exception each time).
@@ -421,4 +423,3 @@ class Loop:
     def __repr__(self) -> str:
         state = "running" if self.running else ("failed" if self.error else "stopped")
         return f"<Loop {self.name} {state}>"
-
