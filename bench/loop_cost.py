@@ -58,6 +58,9 @@ class FakeDevice:
     def write(self, parts: list[bytes]) -> None:
         self.outq.append(b"".join(parts))
 
+    def write_many(self, frames: list[bytes]) -> None:
+        self.outq.extend(frames)
+
     def close(self) -> None:
         pass
 
