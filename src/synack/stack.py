@@ -74,8 +74,10 @@ from synack.wire.ipv4 import (
     PROTO_TCP,
     PROTO_UDP,
     build_tcp_packet,
+    build_ts_packet,
     parse_ipv4,
     parse_ipv4_route,
+    parse_ipv4_tcp,
 )
 from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
@@ -176,33 +178,39 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
         """
         try:
-            # The header record is built only for ICMP; TCP needs four fields of it.
-            src, dst, proto, frag, body = parse_ipv4_route(packet)
-            if frag & _MF_OFFSET:
-                # A fragment: reassembled (host/frag.py), then received as one packet.
-                whole = self.frags.add(packet, now=now)
-                if whole is None:
-                    return
-                packet, csum_valid = whole, False
+            # The usual packet (TCP, no IP options, not a fragment, checksums right) in
+            # one call; any other, or one with a fault to name, the general way below.
+            got = parse_ipv4_tcp(packet, not csum_valid)
+            if got is not None:
+                src, dst, seg = got
+            else:
+                # The header record is built only for ICMP; TCP needs four fields of it.
                 src, dst, proto, frag, body = parse_ipv4_route(packet)
-            if proto != PROTO_TCP:
-                if proto == PROTO_UDP:
+                if frag & _MF_OFFSET:
+                    # A fragment: reassembled (host/frag.py), then received as one packet.
+                    whole = self.frags.add(packet, now=now)
+                    if whole is None:
+                        return
+                    packet, csum_valid = whole, False
+                    src, dst, proto, frag, body = parse_ipv4_route(packet)
+                if proto != PROTO_TCP:
+                    if proto == PROTO_UDP:
+                        if (dst != self.addr or src == dst or src[:4] == "127.") and (
+                                not self._inbound_ok(src, dst, False)):
+                            return
+                        self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                        return
+                    if proto != PROTO_ICMP:
+                        raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                     if (dst != self.addr or src == dst or src[:4] == "127.") and (
                             not self._inbound_ok(src, dst, False)):
                         return
-                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                    ip, body = parse_ipv4(packet)
+                    handle_icmp(self, ip, body, now)
                     return
-                if proto != PROTO_ICMP:
-                    raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
-                if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                        not self._inbound_ok(src, dst, False)):
-                    return
-                ip, body = parse_ipv4(packet)
-                handle_icmp(self, ip, body, now)
-                return
-            # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
-            # is still checked above): no per-byte sum in Python.
-            seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
+                # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
+                # is still checked above): no per-byte sum in Python.
+                seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
         except ParseError as exc:
             if exc.kind == "bad version" and packet[0] >> 4 == 6:
                 self._receive6(packet, now, csum_valid)   # IPv6: no cost to IPv4 before this
@@ -369,9 +377,16 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         if dst[:4] == "127." or dst == self.addr:
             self._emit_lo(src, dst, seg, gso, tos)
             return
-        self._out.append(build_tcp_packet(
-            src, dst, seg, ttl=self.cfg.ip_ttl, ident=self._ident,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
+        partial = gso > 0 or (off is not None and off.tx_csum)
+        ts = seg.timestamps
+        # build_tcp_packet()'s usual case (the timestamp the only option), called directly.
+        packet = build_ts_packet(src, dst, seg, ts, self.cfg.ip_ttl, self._ident, tos, partial) \
+            if ts is not None and seg.mss is None and seg.wscale is None \
+            and not seg.sack_permitted and not seg.sack_blocks and not seg.unknown_options \
+            else None
+        self._out.append(packet if packet is not None else build_tcp_packet(
+            src, dst, seg, ttl=self.cfg.ip_ttl, ident=self._ident, csum_partial=partial,
+            tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)

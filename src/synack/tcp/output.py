@@ -94,6 +94,10 @@ class OutputMixin:
             fin_due = snd.fin_queued and left >= 0                      # sq.le(nxt, end)
             usable = ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF
             if left <= 0 and not fin_due:
+                if not left and ((ch := self.chrono) is None or ch[0] == chrono.NONE):
+                    # Nothing to send and all of it sent (no FIN either): nothing below
+                    # has anything to do (the common case after a segment comes in).
+                    return
                 left = -1                    # nothing to send: skip the loop
             elif left == 0:
                 if usable >= 0:              # the FIN alone (not held by cwnd, as Linux)

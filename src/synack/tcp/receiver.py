@@ -137,12 +137,24 @@ class Receiver(AckPolicy):
         ``tcp_select_window``), at the cost of at most ``2**wscale - 1`` bytes of
         buffer beyond the free space.
         """
-        wnd = self.window()
+        # wnd = self.window(), inline: once per segment sent.
+        cap = self.capacity
+        free = cap - len(self.ready) - self.ooo_bytes
+        if free < 0:  # noqa: PLR1730 - a comparison is cheaper than max() per segment
+            free = 0
+        nxt = self.rcv_nxt
+        adv = self.rcv_adv
+        grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
+        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+            adv = (nxt + free) & _MASK
+        wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
+        if wnd < 0:  # noqa: PLR1730 - sq.lt(adv, nxt); cheaper than max()
+            wnd = 0
         ws = self.wscale
         field = (wnd + (1 << ws) - 1) >> ws
         if field > 0xFFFF:  # noqa: PLR1730 - cheaper than min() per segment
             field = 0xFFFF
-        self.rcv_adv = (self.rcv_nxt + (field << ws)) & _MASK
+        self.rcv_adv = (nxt + (field << ws)) & _MASK
         return field
 
     # -- segments ---------------------------------------------------------------

@@ -23,8 +23,10 @@ __all__ = [
     "PROTO_UDP",
     "IPv4Header",
     "build_tcp_packet",
+    "build_ts_packet",
     "encode_ipv4",
     "parse_ipv4",
+    "parse_ipv4_tcp",
     "parse_tcp_packet",
 ]  # fmt: skip
 
@@ -97,6 +99,44 @@ def parse_ipv4_route(
     errors as :func:`parse_ipv4`."""
     vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _checked(packet, verify_checksum)
     return ntoa(src), ntoa(dst), proto, frag, memoryview(packet)[(vihl & 0x0F) << 2:total]
+
+
+# Checksums of segments up to this long are summed inline; longer ones fold in halves
+# first (internet_checksum()).
+_INLINE_SUM_MAX = 512
+
+
+def parse_ipv4_tcp(
+    packet: Buffer, verify_tcp_checksum: bool = True
+) -> tuple[str, str, TcpSegment] | None:
+    """A host's usual packet in one call: ``(src, dst, segment)`` for an IPv4 packet
+    with a 20-byte header, not a fragment, carrying TCP, its header checksum right and
+    (when ``verify_tcp_checksum``) the segment's too. None for anything else -- an
+    error too, a checksum one included: :func:`parse_ipv4_route` and
+    :func:`~synack.wire.tcp.parse_tcp` then take the packet and name what is wrong.
+    A malformed TCP header raises :func:`~synack.wire.tcp.parse_tcp`'s error.
+    """
+    n = len(packet)
+    if n < 40:
+        return None
+    vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _HEADER.unpack_from(packet)
+    if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n or total < 40:
+        return None
+    # The header's sum as _checked() takes it.
+    if (x := int.from_bytes(packet[:IPV4_HEADER_LEN], "big")) % 0xFFFF or not x:
+        return None
+    body = memoryview(packet)[IPV4_HEADER_LEN:total]
+    if verify_tcp_checksum:
+        # pseudo_header_sum() from the address words, and internet_checksum(), inline.
+        size = total - IPV4_HEADER_LEN
+        initial = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + size
+        if size > _INLINE_SUM_MAX:
+            if internet_checksum(body, initial):
+                return None
+        elif (((int.from_bytes(body, "little") % 0xFFFF) << 8) + initial - 1) % 0xFFFF \
+                != 0xFFFE:
+            return None
+    return ntoa(src), ntoa(dst), parse_tcp(body, verify_checksum=False)
 
 
 def _checked(packet: Buffer, verify_checksum: bool) -> tuple[int, ...]:
@@ -184,7 +224,7 @@ def build_tcp_packet(
         ts is not None and seg.mss is None and seg.wscale is None and not seg.sack_permitted
         and not seg.sack_blocks and not seg.unknown_options
     ):  # fmt: skip
-        packet = _build_ts_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
+        packet = build_ts_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
         if packet is not None:
             return packet
     tcp_header, payload = _encode_tcp_parts(seg, src, dst, csum_partial)
@@ -201,7 +241,7 @@ _TCP_TS_LEN = 32
 _NOP_NOP_TS_WORD = 0x0101080A
 
 
-def _build_ts_packet(
+def build_ts_packet(
     src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
     tos: int, csum_partial: bool,
 ) -> bytes | None:  # fmt: skip
