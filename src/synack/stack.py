@@ -259,7 +259,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 # stale now: it no longer matches the table).
                 self.timewait[key] = tw
                 self.timers.add_timewait(tw.bits)
-                self.timers.dead()
+                self.timers.dead(timewait=True)
             if verdict == KILL:
                 self._end_timewait(key, now, "rcv RST")
                 return
@@ -546,7 +546,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
     def _end_timewait(self, key: Key, now: int, why: str, *, expired: bool = False) -> None:
         del self.timewait[key]
         if not expired:
-            self.timers.dead()          # its timer entry is stale now
+            self.timers.dead(timewait=True)    # its timer entry is stale now
         self.ports.tw_remove(key[1])
         if self.record_changes:
             self.changes.append((key, StateChange(now, _TIME_WAIT, _CLOSED, why)))
