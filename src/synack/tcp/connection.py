@@ -194,7 +194,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
+        # The effective send MSS (payload bytes). (Comparisons here, not min() and max():
+        # those parse their arguments, several times the cost.)
+        self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
         # self._init_negotiated(ts_offset), inline: nothing agreed yet.
         self.ts_ok = False
         self.sack_ok = False
@@ -266,7 +268,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         ack = rcv.rcv_nxt if (rcv is not None and flags & ACK) else 0
         if flags & SYN:
             assert syn is not None, "a SYN carries the options of syn_options()"
-            window = min(rcv.window() if rcv else self.rcv_capacity, 0xFFFF)
+            window = rcv.window() if rcv else self.rcv_capacity
+            if window > 0xFFFF:  # noqa: PLR1730 - cheaper than min()
+                window = 0xFFFF
             if rcv is not None:
                 # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
                 rcv.rcv_adv = (rcv.rcv_nxt + window) & _MASK     # sq.add(), inline
@@ -347,7 +351,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # carried it (RFC 7323 2.2 / 3.2, RFC 2018 2).
         rcv_wscale = pool[_RCV_WSCALE]
         if seg.wscale is not None and rcv_wscale is not None:
-            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: more than 14 means 14
+            ws = seg.wscale                  # RFC 7323 2.3: more than 14 means 14
+            self.snd_wscale = ws if ws < 14 else 14  # noqa: FURB136
         else:
             pool[_RCV_WSCALE] = rcv_wscale = None
             self.snd_wscale = 0
@@ -363,8 +368,14 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.pool = pooled(tuple(pool))
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option
         # (_mss_for_path(), inline).
-        clamp = min(peer_mss, self.adv_mss, pool[_PMTU] - ip_tcp_headers(self.local[0]))
-        mss = self.mss = shared(max(clamp - (12 if ts_ok else 0), 64))
+        clamp = pool[_PMTU] - ip_tcp_headers(self.local[0])
+        if peer_mss < clamp:  # noqa: PLR1730 - cheaper than min()
+            clamp = peer_mss
+        if self.adv_mss < clamp:  # noqa: PLR1730
+            clamp = self.adv_mss
+        if ts_ok:
+            clamp -= 12
+        mss = self.mss = shared(clamp if clamp > 64 else 64)  # noqa: FURB136
         rcv_capacity = pool[_RCV_CAPACITY]
         rcv = self.rcv = Receiver(seg.seq, rcv_capacity, mss, rcv_wscale or 0,
                                   max_capacity=pool[_RCV_MAX_CAPACITY])

@@ -248,7 +248,7 @@ class InputMixin:
                 self._queue_fin(now)
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
-                (seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+                (seg.ack - snd.snd_una + (snd.max_wnd or 1) + _HALF) & _MASK) < _HALF:
             # Acks something not yet sent, or too old to be plausible (RFC 5961 5.2,
             # sq.lt(ack, snd_una - max_wnd)): dropped with a challenge ACK, and its TSval
             # is not TS.Recent (Linux tcp_ack() returns before tcp_replace_ts_recent()).
@@ -384,7 +384,7 @@ class InputMixin:
             rtt_us = snd.rtt_sample(seg.ack, now)
             if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
                     and seg.timestamps[1]:
-                rtt_us = max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF, 1) * 1000
+                rtt_us = ((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF or 1) * 1000
             acked = ((ack - una_before + _HALF) & _MASK) - _HALF
             self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
@@ -484,7 +484,8 @@ class InputMixin:
             if segs and data_acked > 0:
                 mss = self.mss
                 flight = ((smax - una + _HALF) & _MASK) - _HALF    # Recovery.pipe() here
-                rec.cc.on_ack(segs, now=now, rtt_us=rtt_us, in_flight=max(flight, 0) // mss,
+                rec.cc.on_ack(segs, now=now, rtt_us=rtt_us,
+                              in_flight=flight // mss if flight > 0 else 0,
                               cwnd_limited=self._is_cwnd_limited())
         else:
             timeout = rec.on_ack_rack(

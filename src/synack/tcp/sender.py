@@ -376,7 +376,8 @@ class Sender(RttEstimator):
             self.snd_wl1 = seq
             una = self.snd_una
             self.snd_wl2 = una if ack == una else ack   # one object when equal, as in on_ack
-            self.max_wnd = max(self.max_wnd, wnd)
+            if wnd > self.max_wnd:  # noqa: PLR1730 - cheaper than max() per ACK
+                self.max_wnd = wnd
             return changed
         return False
 
