@@ -280,6 +280,10 @@ def test_parse_ipv4_tcp_agrees_with_the_general_path(
         return
     if got is not None:
         assert got == want
+        assert want is not None
+        # The fields for display too, which records leave out of ==.
+        for name in ("data_offset", "checksum", "option_kinds"):
+            assert getattr(got[2], name) == getattr(want[2], name), name
     if not edits:
         assert got == (SRC, DST, seg)
 

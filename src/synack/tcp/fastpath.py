@@ -152,7 +152,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
             want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
             if want > snd.capacity:
-                snd.capacity = min(want, self.snd_max_capacity)
+                cap = self.snd_max_capacity
+                snd.capacity = want if want < cap else cap  # noqa: FURB136 - min()
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
     if ((wl1 - seq + _HALF) & _MASK) < _HALF or (

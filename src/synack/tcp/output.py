@@ -74,10 +74,17 @@ class OutputMixin:
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec
+        smax_before = snd.snd_max
+        if not snd.fin_queued and snd.snd_nxt == smax_before and not probe \
+                and (snd.buf_seq + snd.buf.nbytes) & _MASK == smax_before \
+                and ((ch := self.chrono) is None or ch[0] == chrono.NONE) \
+                and (rack := rec.rack) is not None and not rack.lost_bytes:
+            # Nothing to send and all of it sent (no FIN either), nothing lost: nothing
+            # below has anything to do (the common case after a segment comes in).
+            return
         mss = self.mss
         limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
         blocked_by_window = False
-        smax_before = snd.snd_max
         rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         rack = rec.rack
@@ -94,10 +101,6 @@ class OutputMixin:
             fin_due = snd.fin_queued and left >= 0                      # sq.le(nxt, end)
             usable = ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF
             if left <= 0 and not fin_due:
-                if not left and ((ch := self.chrono) is None or ch[0] == chrono.NONE):
-                    # Nothing to send and all of it sent (no FIN either): nothing below
-                    # has anything to do (the common case after a segment comes in).
-                    return
                 left = -1                    # nothing to send: skip the loop
             elif left == 0:
                 if usable >= 0:              # the FIN alone (not held by cwnd, as Linux)

@@ -119,7 +119,8 @@ class Receiver(AckPolicy):
         nxt = self.rcv_nxt
         adv = self.rcv_adv
         grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
-        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+        # (grow >= min(cap // 2, mss), without min()'s argument parsing)
+        if grow > 0 and (grow >= cap // 2 or grow >= self.mss or free == cap):
             adv = self.rcv_adv = (nxt + free) & _MASK
         wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
         if wnd < 0:                                                # sq.lt(adv, nxt)
@@ -145,7 +146,8 @@ class Receiver(AckPolicy):
         nxt = self.rcv_nxt
         adv = self.rcv_adv
         grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
-        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+        # (grow >= min(cap // 2, mss), without min()'s argument parsing)
+        if grow > 0 and (grow >= cap // 2 or grow >= self.mss or free == cap):
             adv = (nxt + free) & _MASK
         wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
         if wnd < 0:  # noqa: PLR1730 - sq.lt(adv, nxt); cheaper than max()

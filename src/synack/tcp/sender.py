@@ -232,7 +232,8 @@ class Sender(RttEstimator):
     # -- application side -------------------------------------------------
     def space(self) -> int:
         """Bytes the application may still write."""
-        return max(self.capacity - self.buf.nbytes, 0)
+        room = self.capacity - self.buf.nbytes
+        return room if room > 0 else 0  # noqa: FURB136 - max(), without its argument parsing
 
     def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False,
               more: bool = False) -> int:

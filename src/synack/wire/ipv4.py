@@ -15,7 +15,7 @@ from ._addr import aton, ntoa
 from ._records import positional_constructor
 from .checksum import Buffer, internet_checksum
 from .errors import ParseError
-from .tcp import TcpSegment, _encode_tcp_parts, parse_tcp
+from .tcp import _NOP_NOP_TS_KINDS, TcpSegment, _encode_tcp_parts, _make_segment, parse_tcp
 
 __all__ = [
     "PROTO_ICMP",
@@ -101,6 +101,11 @@ def parse_ipv4_route(
     return ntoa(src), ntoa(dst), proto, frag, memoryview(packet)[(vihl & 0x0F) << 2:total]
 
 
+# The IPv4 header, the TCP header and NOP NOP TS: nearly every packet after the handshake.
+_IP_TCP_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")
+_IP_TCP_TS_LEN = 52
+_TCP_TS_LEN = 32
+_NOP_NOP_TS_WORD = 0x0101080A
 # Checksums of segments up to this long are summed inline; longer ones fold in halves
 # first (internet_checksum()).
 _INLINE_SUM_MAX = 512
@@ -117,9 +122,15 @@ def parse_ipv4_tcp(
     A malformed TCP header raises :func:`~synack.wire.tcp.parse_tcp`'s error.
     """
     n = len(packet)
-    if n < 40:
+    if n >= _IP_TCP_TS_LEN:
+        # Both headers and NOP NOP TS (if that is what follows) in one unpack.
+        (vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst, sport, dport, seq, ack,
+         off, flags, window, tcsum, urgent, word, tsval, tsecr) = _IP_TCP_TS.unpack_from(packet)
+    elif n >= 40:
+        vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _HEADER.unpack_from(packet)
+        off = word = 0
+    else:
         return None
-    vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _HEADER.unpack_from(packet)
     if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n or total < 40:
         return None
     # The header's sum as _checked() takes it.
@@ -136,6 +147,12 @@ def parse_ipv4_tcp(
         elif (((int.from_bytes(body, "little") % 0xFFFF) << 8) + initial - 1) % 0xFFFF \
                 != 0xFFFE:
             return None
+    if off >> 4 == 8 and word == _NOP_NOP_TS_WORD and total >= _IP_TCP_TS_LEN:
+        # parse_tcp()'s record of the usual segment after the handshake, made here.
+        return ntoa(src), ntoa(dst), _make_segment(
+            sport, dport, seq, ack, flags, window, urgent, bytes(packet[_IP_TCP_TS_LEN:total]),
+            None, None, False, (), (tsval, tsecr), (), off & 0x0F, 8, tcsum, _NOP_NOP_TS_KINDS,
+        )  # fmt: skip
     return ntoa(src), ntoa(dst), parse_tcp(body, verify_checksum=False)
 
 
@@ -232,13 +249,6 @@ def build_tcp_packet(
         src, dst, PROTO_TCP, ttl, tos, ident, _DF, b"", len(tcp_header) + len(payload)
     )
     return b"".join((ip, tcp_header, payload))
-
-
-# The IPv4 header, the TCP header and NOP NOP TS: nearly every packet after the handshake.
-_IP_TCP_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")
-_IP_TCP_TS_LEN = 52
-_TCP_TS_LEN = 32
-_NOP_NOP_TS_WORD = 0x0101080A
 
 
 def build_ts_packet(
