@@ -9,9 +9,10 @@ kernel (6.x) on a machine with a few GiB of memory.
 from __future__ import annotations
 
 import builtins
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from synack.counts import Counter
 
 
 class SysctlError(ValueError):

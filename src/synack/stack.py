@@ -30,10 +30,11 @@ that drivers wake only those.
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
+from collections import deque
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.counts import Counter
 from synack.host import errqueue
 from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
