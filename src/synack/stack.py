@@ -512,7 +512,11 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             self._drain(key, conn)
         state = conn.state
         if state is not _TIME_WAIT and state is not _CLOSED:
-            self.timers.arm(conn)           # (the common case first)
+            # (the common case first) self.timers.arm(conn), inline: after every segment.
+            t = conn.timers.next()
+            if t is not None and ((at := conn.timer_at) is None or t < at):
+                conn.timer_at = t
+                self.timers.push(t, conn)
             return
         conn.mem_release()
         if conn.fd == ORPHAN:

@@ -84,7 +84,8 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self._heap) + len(self._tw_fifo)
 
-    def _push(self, t: int, obj: Entry) -> None:
+    def push(self, t: int, obj: Entry) -> None:
+        """A new entry: look at ``obj`` by ``t`` (:meth:`arm` decides when one is due)."""
         self._n = n = (self._n + 1) & _LOW
         heapq.heappush(self._heap, (t << _SHIFT | n, obj))
 
@@ -99,7 +100,7 @@ class TimerQueue:
             at = conn.timer_at
             if at is None or t < at:
                 conn.timer_at = t
-                self._push(t, conn)
+                self.push(t, conn)
 
     def disarm(self, conn: Connection) -> None:
         """``conn`` left the host: every entry of it is now stale."""
@@ -150,7 +151,7 @@ class TimerQueue:
             self._tw_fifo.append(bits)
             self._tw_last = e
         else:
-            self._push(e, bits)
+            self.push(e, bits)
 
     def _tw_head(self) -> int | None:
         """The FIFO head's expiry, after dropping stale entries."""

@@ -227,7 +227,9 @@ class InputMixin:
             return
         # RFC 7323 2.2: the window of a SYN is never scaled.
         wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
-        fin_was_acked = snd.fin_queued and snd.fin_acked
+        # snd.fin_acked, inline (a property, and sq.gt() under it): sq.gt(snd_una, data_end).
+        fin_was_acked = snd.fin_queued and (
+            (snd.buf_seq + snd.buf.nbytes - snd.snd_una + _HALF) & _MASK) < _HALF
         if state is _SYN_RECEIVED:
             ack = seg.ack     # sq.lt(snd_una, ack) and sq.le(ack, snd_max), inline:
             if not (((snd.snd_una - ack + _HALF) & _MASK) < _HALF and (
@@ -258,7 +260,8 @@ class InputMixin:
             return
         else:
             self._process_ack(seg, wnd, now)
-        fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
+        fin_acked_now = snd.fin_queued and not fin_was_acked and (
+            (snd.buf_seq + snd.buf.nbytes - snd.snd_una + _HALF) & _MASK) < _HALF
         if state is _LAST_ACK and fin_acked_now:
             self._change(_EV_RCV_ACK_OF_FIN, now)
             return

@@ -211,10 +211,13 @@ class Sender(RttEstimator):
         acknowledged, so a retransmission that carries a write's end carries its PSH
         again (Linux keeps TCPHDR_PSH in the skb: tcp_mark_push())."""
         marks = self.push_marks
-        if not marks or sq.le(marks[-1], seq):
+        if not marks:
+            return None
+        last = marks[-1]
+        if last == seq or ((last - seq + _HALF) & _MASK) < _HALF:    # sq.le(last, seq)
             return None                      # every write end is at or before seq
         first = marks[0]
-        if sq.gt(first, seq):
+        if ((seq - first + _HALF) & _MASK) < _HALF:                  # sq.gt(first, seq)
             return first                     # the common case: nothing sent is unacked
         return marks[bisect_right(marks, 0, key=lambda m: sq.diff(m, seq))]
 

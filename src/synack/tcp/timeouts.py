@@ -155,11 +155,14 @@ class TimeoutsMixin:
         """Linux tcp_rearm_rto(): the RTO from now, or, replacing a loss probe or a
         reordering timer, from when the head segment was last sent."""
         t = self.timers
-        if self.snd.in_flight() <= 0:
+        snd = self.snd
+        if ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF <= 0:   # in_flight()
             t.rtx = None
             t.rtx_kind = RTO
             return
-        rto = self.rtt.backed_off(self.backoff)
+        rto = self.rtt.rto << self.backoff   # rtt.backed_off(), inline: per ACK
+        if rto > RTO_MAX_US:  # noqa: PLR1730 - cheaper than min()
+            rto = RTO_MAX_US
         rack = self.rec.rack
         if t.rtx_kind != RTO and rack is not None:
             head = rack.head_xmit()
