@@ -75,7 +75,12 @@ class Receiver(AckPolicy):
 
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
                  max_capacity: int | None = None) -> None:
-        AckPolicy.__init__(self, mss)
+        # AckPolicy.__init__(self, mss), inline (once per connection, no call).
+        self.quick = 0
+        self.pingpong = False
+        self.deadline: int | None = None
+        self.rcv_mss = mss
+        self.last_data_rcv: int | None = None
         self.irs = irs
         self.rcv_nxt = (irs + 1) & _MASK     # sq.add(irs, 1), inline
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised

@@ -21,7 +21,7 @@ from bisect import bisect_right
 from collections import deque
 
 from synack import seq as sq
-from synack.tcp.rtt import RttEstimator
+from synack.tcp.rtt import RTO_INITIAL_US, RttEstimator
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
@@ -158,7 +158,12 @@ class Sender(RttEstimator):
     )
 
     def __init__(self, iss: int, capacity: int) -> None:
-        RttEstimator.__init__(self)
+        # RttEstimator.__init__(self), inline (once per connection, no call).
+        self.srtt: int | None = None
+        self.rttvar: int = 0
+        self.rto: int = RTO_INITIAL_US
+        self.min_rtt: int | None = None
+        self.samples = 0
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = iss
@@ -168,7 +173,7 @@ class Sender(RttEstimator):
         self.snd_wl2 = 0
         self.max_wnd = 0
         self.buf = NO_DATA                   # a SendBuffer of its own from the first write
-        self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
+        self.buf_seq = (iss + 1) & _MASK     # first data byte follows the SYN (sq.add())
         self.capacity = capacity
         self.fin_queued = False
         self.more = False                    # the last write said MSG_MORE: hold its tail
