@@ -8,10 +8,9 @@ reason), so each question looks only at the sockets on that one port.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Generic, Protocol, TypeVar
-
-from synack.counts import Counter
 
 
 class Bound(Protocol):
