@@ -58,6 +58,7 @@ from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its o
     SockOpts,
     StateChange,
     TracePoint,
+    make_change,
 )
 from synack.tcp.recovery import Recovery
 from synack.tcp.replies import RepliesMixin
@@ -244,7 +245,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         changes = self.changes
         if changes is not None:
             # (event._value_: Enum's value property is Python code)
-            change = StateChange(now, old, new, why or event._value_)
+            change = make_change(now, old, new, why or event._value_)
             if isinstance(changes, list):
                 changes.append(change)
             else:
