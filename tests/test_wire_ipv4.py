@@ -26,7 +26,8 @@ from synack.wire import (
     parse_tcp,
     parse_tcp_packet,
 )
-from synack.wire.ipv4 import parse_ipv4_route, parse_ipv4_tcp
+from synack.wire.ipv4 import _header_bytes, parse_ipv4_route, parse_ipv4_tcp
+from synack.wire.tcp import _encode_tcp_parts
 
 SRC, DST = "192.0.2.1", "198.51.100.2"
 
@@ -298,3 +299,36 @@ def test_parse_ipv4_tcp_leaves_faults_to_the_general_path() -> None:
     bad_ip = bytearray(good)
     bad_ip[8] ^= 1                        # the TTL: the header checksum is always checked
     assert parse_ipv4_tcp(bytes(bad_ip), verify_tcp_checksum=False) is None
+
+
+def general_build(seg: TcpSegment, ttl: int, ident: int, tos: int, partial: bool) -> bytes:
+    """build_tcp_packet() the long way: the TCP encoder and the IPv4 header encoder."""
+    tcp_header, payload = _encode_tcp_parts(seg, SRC, DST, partial)
+    ip = _header_bytes(SRC, DST, PROTO_TCP, ttl, tos, ident, 0x4000, b"",
+                       len(tcp_header) + len(payload))
+    return bytes(ip) + bytes(tcp_header) + payload
+
+
+u32 = st.integers(0, 2**32 - 1)
+u16 = st.integers(0, 0xFFFF)
+
+
+@settings(max_examples=300)
+@given(u16, u16, u32, u32, u8, u16, u16, st.binary(max_size=700), u16, st.integers(0, 14),
+       u32, u32, st.integers(0, 15), u8, u16, u8, st.booleans(), st.booleans())
+def test_packed_builders_match_the_general_encoders(
+    sport: int, dport: int, seq: int, ack: int, flags: int, window: int, urgent: int,
+    payload: bytes, mss: int, wscale: int, tsval: int, tsecr: int, reserved: int,
+    ttl: int, ident: int, tos: int, syn_options: bool, partial: bool,
+) -> None:
+    # build_tcp_packet() packs the usual shapes (a SYN's four options, or the timestamp
+    # alone) in one go, checksums from the field values: byte for byte what the
+    # general encoders write.
+    seg = TcpSegment(sport, dport, seq, ack, flags, window, urgent, payload,
+                     mss=mss if syn_options else None, wscale=wscale if syn_options else None,
+                     sack_permitted=syn_options, timestamps=(tsval, tsecr), reserved=reserved)
+    built = build_tcp_packet(SRC, DST, seg, ttl=ttl, ident=ident, tos=tos,
+                             csum_partial=partial)
+    assert built == general_build(seg, ttl, ident, tos, partial)
+    if not partial:
+        assert parse_tcp_packet(built)[1] == seg

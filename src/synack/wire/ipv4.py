@@ -244,6 +244,13 @@ def build_tcp_packet(
         packet = build_ts_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
         if packet is not None:
             return packet
+    elif (
+        ts is not None and seg.mss is not None and seg.wscale is not None
+        and seg.sack_permitted and not seg.sack_blocks and not seg.unknown_options
+    ):  # fmt: skip
+        packet = _build_syn_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
+        if packet is not None:
+            return packet
     tcp_header, payload = _encode_tcp_parts(seg, src, dst, csum_partial)
     ip = _header_bytes(
         src, dst, PROTO_TCP, ttl, tos, ident, _DF, b"", len(tcp_header) + len(payload)
@@ -290,6 +297,57 @@ def build_ts_packet(
             0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
             sport, dport, sq, ack, (_TCP_TS_LEN << 2) | reserved, flags, window, tcp_csum,
             urgent, _NOP_NOP_TS_WORD, tsval, tsecr,
+        )  # fmt: skip
+    except struct.error:
+        return None
+    return b"".join((headers, payload)) if payload else headers
+
+
+# The IPv4 header, the TCP header and a SYN's four options in Linux's layout (MSS,
+# SACK_PERM, TS, NOP WS): nearly every SYN and SYN,ACK.
+_IP_TCP_SYN = struct.Struct("!BBHHHBBHIIHHIIBBHHHBBHBBBBIIBBBB")
+_IP_TCP_SYN_LEN = 60
+_TCP_SYN_LEN = 40
+# The option bytes that are not fields, as the sum of the 16-bit words they fall in:
+# 02 04 | 04 02 | 08 0a | 01 03 | 03 (then the shift).
+_SYN_OPT_WORDS = 0x0204 + 0x0402 + 0x080A + 0x0103 + 0x0300
+
+
+def _build_syn_packet(
+    src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
+    tos: int, csum_partial: bool,
+) -> bytes | None:  # fmt: skip
+    """:func:`build_tcp_packet` for a SYN or SYN,ACK with MSS, SACK_PERM, TS and window
+    scale (the bytes ``tcp._encode_options`` lays out), as :func:`build_ts_packet`
+    does it: checksums from the field values, one pack. None when a field is out of
+    range: the general path then names it."""
+    payload = seg.payload
+    total = _IP_TCP_SYN_LEN + len(payload)
+    reserved = seg.reserved
+    if total > 0xFFFF or not 0 <= reserved <= 0x0F:
+        return None
+    a_src = aton(src)
+    a_dst = aton(dst)
+    sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
+    flags, window, urgent, mss, wscale = seg.flags, seg.window, seg.urgent, seg.mss, seg.wscale
+    assert mss is not None and wscale is not None
+    tsval, tsecr = ts
+    addr_sum = a_src + a_dst
+    ip_csum = 0xFFFE - (
+        0x4500 + tos + total + ident + _DF + (ttl << 8) + PROTO_TCP + addr_sum - 1) % 0xFFFF
+    pseudo = addr_sum + PROTO_TCP + total - IPV4_HEADER_LEN
+    if csum_partial:
+        tcp_csum = (pseudo - 1) % 0xFFFF + 1
+    else:
+        initial = (pseudo + sport + dport + sq + ack + (((_TCP_SYN_LEN << 2) | reserved) << 8)
+                   + flags + window + urgent + _SYN_OPT_WORDS + mss + tsval + tsecr + wscale)
+        tcp_csum = internet_checksum(payload, initial) if payload else (
+            0xFFFE - (initial - 1) % 0xFFFF)
+    try:
+        headers = _IP_TCP_SYN.pack(
+            0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
+            sport, dport, sq, ack, (_TCP_SYN_LEN << 2) | reserved, flags, window, tcp_csum,
+            urgent, 2, 4, mss, 4, 2, 8, 10, tsval, tsecr, 1, 3, 3, wscale,
         )  # fmt: skip
     except struct.error:
         return None
