@@ -268,8 +268,10 @@ def test_parse_ipv4_tcp_agrees_with_the_general_path(
 ) -> None:
     # parse_ipv4_tcp(): the same segment as the general path, or None (the packet is
     # then left to it); it raises only what parse_tcp() would for the same bytes.
+    # (A SYN with Linux's four options, or the timestamp alone: the shapes it packs.)
     seg = TcpSegment(1, 2, 3, 4, SYN | ACK if syn else ACK, 5, payload=payload,
-                     timestamps=(6, 7), mss=1460 if syn else None)
+                     timestamps=(6, 7), mss=1460 if syn else None, wscale=7 if syn else None,
+                     sack_permitted=syn)
     packet = bytearray(build_tcp_packet(SRC, DST, seg))
     for position, value in edits:
         packet[position % len(packet)] = value

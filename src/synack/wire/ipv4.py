@@ -15,7 +15,15 @@ from ._addr import aton, ntoa
 from ._records import positional_constructor
 from .checksum import Buffer, internet_checksum
 from .errors import ParseError
-from .tcp import _NOP_NOP_TS_KINDS, TcpSegment, _encode_tcp_parts, _make_segment, parse_tcp
+from .tcp import (
+    _NOP_NOP_TS_KINDS,
+    _SYN_KINDS,
+    _SYN_WORDS,
+    TcpSegment,
+    _encode_tcp_parts,
+    _make_segment,
+    parse_tcp,
+)
 
 __all__ = [
     "PROTO_ICMP",
@@ -153,6 +161,17 @@ def parse_ipv4_tcp(
             sport, dport, seq, ack, flags, window, urgent, bytes(packet[_IP_TCP_TS_LEN:total]),
             None, None, False, (), (tsval, tsecr), (), off & 0x0F, 8, tcsum, _NOP_NOP_TS_KINDS,
         )  # fmt: skip
+    if off >> 4 == 10 and total >= _IP_TCP_SYN_LEN:
+        # A SYN's usual options (MSS, SACK_PERM, TS, NOP WS), as parse_tcp() checks them.
+        mss_kl, mss, sp_kl, ts_kl, tsval, tsecr, nop_ws, ws_len, ws = _SYN_WORDS.unpack_from(
+            packet, _IP_TCP_SYN_LEN - 20)
+        if mss_kl == 0x0204 and sp_kl == 0x0402 and ts_kl == 0x080A and nop_ws == 0x0103 \
+                and ws_len == 3:
+            return ntoa(src), ntoa(dst), _make_segment(
+                sport, dport, seq, ack, flags, window, urgent,
+                bytes(packet[_IP_TCP_SYN_LEN:total]), mss, ws, True, (), (tsval, tsecr), (),
+                off & 0x0F, 10, tcsum, _SYN_KINDS,
+            )  # fmt: skip
     return ntoa(src), ntoa(dst), parse_tcp(body, verify_checksum=False)
 
 
