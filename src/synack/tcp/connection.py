@@ -66,6 +66,7 @@ from synack.tcp.rtt import RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import Sender, shared
 from synack.tcp.sizing import DEFAULT_MSS, Derived, derive
+from synack.tcp.state import MOVES_BY_NAME as _MOVES
 from synack.tcp.state import Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import RTO, Timers
@@ -241,7 +242,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
     # ------------------------------------------------------------------ helpers
     def _change(self, event: Event, now: int, why: str = "") -> None:
         old = self.state
-        new = self.state = next_state(old, event)
+        # next_state(old, event), its table read inline; it raises for a move not there.
+        new = self.state = _MOVES[old._name_].get(event._name_) or next_state(old, event)
         changes = self.changes
         if changes is not None:
             # (event._value_: Enum's value property is Python code)

@@ -69,6 +69,7 @@ class InputMixin:
     probe_start: int | None
     rtt_seq: int | None
     persist_backoff: int
+    brief: dict[str, object] | None
 
     # A segment in a synchronized state: the fast path's entry (tcp/fastpath.py), which
     # hands what it does not predict to _rcv_slow.
@@ -529,8 +530,13 @@ class InputMixin:
         rtt_seq: int | None = brief.get("rtt_seq") if brief is not None \
             else None  # type: ignore[assignment]
         if rtt_seq is not None and ((rtt_seq - ack + _HALF) & _MASK) < _HALF:  # sq.gt()
-            rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
-            self.rtt_seq = None
+            assert brief is not None
+            # The SYN or SYN,ACK, timed once. (self.rtt_seq = None, inline: the Brief
+            # field and its drop, rtt_time, out of the dict; rare.py.)
+            rtt_us = now - brief.pop("rtt_time", 0)  # type: ignore[operator]
+            del brief["rtt_seq"]
+            if not brief:
+                self.brief = None
         if rtt_us is not None:
             self.rtt.sample(rtt_us)
             # Karn / RFC 6298 (5.5): a backed-off RTO stays until a valid sample; Linux
@@ -540,7 +546,11 @@ class InputMixin:
         self.retransmits = 0
         brief = self.brief
         if brief is not None and ("retrans_stamp" in brief or "ut_start" in brief):
-            self.retrans_stamp = self.ut_start = None
+            # self.retrans_stamp = self.ut_start = None, inline (rare.py's Brief.__set__).
+            brief.pop("retrans_stamp", None)
+            brief.pop("ut_start", None)
+            if not brief:
+                self.brief = None
         self._rearm_rto(now)
 
     def _start_data_rto(self: Connection) -> None:
