@@ -244,7 +244,11 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 ecn.ce_pending = ip_ecn == CE
                 if ip_ecn:
                     ecn.seen = True
-            self._to_conn(key, conn, seg, now)
+            # self._to_conn(key, conn, seg, now), inline: the usual segment's way.
+            conn.on_segment(seg, now=now)
+            if conn.fd >= 0:
+                self.touched.add(conn.fd)
+            self._collect_conn(key, conn, now)
             return
         tw = self.timewait.get(key) if key in self.timewait else None   # (get(): Python)
         if tw is not None:
