@@ -338,7 +338,8 @@ class Sender(RttEstimator):
         self.snd_una = ack = nxt if ack == nxt else ack
         marks = self.push_marks
         if marks is not None:
-            while marks and sq.le(marks[0], ack):
+            # sq.le(mark, ack), inline: per ACK of data.
+            while marks and ((m := marks[0]) == ack or ((m - ack + _HALF) & _MASK) < _HALF):
                 marks.popleft()
             if not marks:
                 self.push_marks = None
