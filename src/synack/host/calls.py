@@ -215,7 +215,8 @@ class SocketCallsMixin:
             raise ValueError("negative buffersize in recv")
         if flags & _MSG_OOB:
             return bytes([conn.recv_oob()]) if n else b""
-        if conn.recv_q:
+        rcv = conn.rcv                      # conn.recv_q and conn.eof, inline (properties)
+        if rcv is not None and rcv.ready:
             data = conn.recv(n, now=now)
             local, remote = conn.local, conn.remote
             key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
@@ -229,7 +230,7 @@ class SocketCallsMixin:
                 self._raise_error(sock, conn)
             if conn.rd_shut:
                 return b""
-        if conn.state is _CLOSED or conn.eof:
+        if conn.state is _CLOSED or rcv is not None and rcv.fin_received:   # (ready is empty)
             return b""
         return None
 
