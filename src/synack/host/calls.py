@@ -264,8 +264,11 @@ class SocketCallsMixin:
 
     def close(self: Stack, fd: int, *, now: int) -> None:
         """Release the descriptor; the connection closes in the background (or resets)."""
-        sock = self._sock(fd)
-        del self.socks[fd]
+        socks = self.socks
+        sock = socks.get(fd)                # _sock(), inline
+        if sock is None:
+            raise _oserror(errno.EBADF)
+        del socks[fd]
         self.ports.remove(sock)
         self.touched.discard(fd)
         if sock.rare is not None and sock.listener is not None:   # (Rare: rare.py)
@@ -296,7 +299,12 @@ class SocketCallsMixin:
                 if self.orphans > self.cfg.max_orphans:
                     self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
                     conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
-            self._collect_key(conn, now)
+            local, remote = conn.local, conn.remote
+            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+            if key in self.conns:
+                self._collect_conn(key, conn, now)
+            else:
+                self._drain(key, conn)
 
     def _collect_key(self: Stack, conn: Connection, now: int) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])

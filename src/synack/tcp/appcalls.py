@@ -47,6 +47,8 @@ class AppCallsMixin:
 
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     chrono: list[int] | None
+    rare: dict[str, object] | None      # the Rare and Brief fields' dicts (rare.py)
+    brief: dict[str, object] | None
 
     # ------------------------------------------------------------------ the application
     def send(self: Connection, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False,
@@ -217,8 +219,18 @@ class AppCallsMixin:
     def close(self: Connection, *, now: int) -> None:
         """close(): orderly release, or RST when unread data or SO_LINGER 0 says so."""
         self.now = now
-        self.app_closed = True
-        self.rd_shut = True
+        # self.app_closed = True and self.rd_shut = True without their descriptors'
+        # Python code (rare.py): True is no default, so each goes into its dict.
+        brief = self.brief
+        if brief is None:
+            self.brief = {"app_closed": True}
+        else:
+            brief["app_closed"] = True
+        rare = self.rare
+        if rare is None:
+            self.rare = {"rd_shut": True}
+        else:
+            rare["rd_shut"] = True
         state = self.state
         if state in (_CLOSED, _TIME_WAIT):
             return
