@@ -119,7 +119,7 @@ class Receiver(AckPolicy):
         nxt = self.rcv_nxt
         adv = self.rcv_adv
         grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
-        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+        if grow > 0 and (grow >= cap // 2 or grow >= self.mss or free == cap):   # (no min())
             adv = self.rcv_adv = (nxt + free) & _MASK
         wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
         if wnd < 0:                                                # sq.lt(adv, nxt)
@@ -326,7 +326,8 @@ class Receiver(AckPolicy):
         """
         if self.space_time is None:
             self.space_time, self.space_copied = now, self.copied
-            self.space = min(self.capacity, 10 * self.mss)   # tcp_init_buffer_space()
+            space = 10 * self.mss                            # tcp_init_buffer_space()
+            self.space = space if space < self.capacity else self.capacity  # noqa: FURB136
             return
         if rtt_us is None or now - self.space_time < rtt_us:
             return
