@@ -131,7 +131,7 @@ class Handler:
                 if not out:
                     break
                 try:
-                    n = stack.send(fd, out, now=now)
+                    n = stack._send(fd, out, now)   # send(), positional: no keywords
                 except BlockingIOError:
                     break
                 except OSError:
@@ -148,7 +148,7 @@ class Handler:
             if self.eof or not self.reading or len(out) >= OUT_HIGH:
                 return True
             try:
-                data = stack.recv_some(fd, RECV_CHUNK, now=now)
+                data = stack._recv_some(fd, RECV_CHUNK, now)   # recv_some(), positional
             except OSError:
                 self._abort(now)
                 return False
@@ -173,7 +173,7 @@ class Handler:
 
     def _close(self, now: int) -> None:
         try:
-            self.stack.close(self.fd, now=now)
+            self.stack._close(self.fd, now)   # close(), positional
         except OSError:
             pass
 

@@ -143,6 +143,12 @@ class SocketCallsMixin:
         page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
         skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
+        return self._send(fd, data, now, flags, iov)
+
+    def _send(self: Stack, fd: int, data: bytes | bytearray | memoryview, now: int,
+              flags: int = 0, iov: Sequence[int] | None = None) -> int:
+        """:meth:`send` with ``now`` positional, for synack's own event loops (apps/base.py):
+        a call with keywords is not inlined by CPython 3.11, about 2,000 instructions more."""
         sock = self.socks.get(fd)           # _sock(), inline: once per write
         if sock is None:
             raise _oserror(errno.EBADF)
@@ -166,7 +172,7 @@ class SocketCallsMixin:
             return 0
         if not flags and sock.errq is None:
             # A plain write (nearly all): no flag to test and no error queue to feed.
-            n = conn.send(data, now=now)
+            n = conn._app_send(data, now)
             if n == 0:
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             local, remote = conn.local, conn.remote
@@ -197,7 +203,7 @@ class SocketCallsMixin:
 
         With ``MSG_OOB`` the urgent byte (Linux: EINVAL when there is none).
         """
-        data = self.recv_some(fd, n, now=now, flags=flags)
+        data = self._recv_some(fd, n, now, flags)
         if data is None:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return data
@@ -205,6 +211,10 @@ class SocketCallsMixin:
     def recv_some(self: Stack, fd: int, n: int, *, now: int, flags: int = 0) -> bytes | None:
         """:meth:`recv`, with None where it would raise ``BlockingIOError``: an event loop
         polling a socket that has nothing yet pays for no exception."""
+        return self._recv_some(fd, n, now, flags)
+
+    def _recv_some(self: Stack, fd: int, n: int, now: int, flags: int = 0) -> bytes | None:
+        """:meth:`recv_some` with ``now`` positional (see :meth:`_send`)."""
         sock = self.socks.get(fd)           # _conn(), inline: an event loop's every poll
         if sock is None:
             raise _oserror(errno.EBADF)
@@ -217,7 +227,7 @@ class SocketCallsMixin:
             return bytes([conn.recv_oob()]) if n else b""
         rcv = conn.rcv                      # conn.recv_q and conn.eof, inline (properties)
         if rcv is not None and rcv.ready:
-            data = conn.recv(n, now=now)
+            data = conn._app_recv(n, now)
             local, remote = conn.local, conn.remote
             key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
             if key in self.conns:
@@ -264,6 +274,10 @@ class SocketCallsMixin:
 
     def close(self: Stack, fd: int, *, now: int) -> None:
         """Release the descriptor; the connection closes in the background (or resets)."""
+        self._close(fd, now)
+
+    def _close(self: Stack, fd: int, now: int) -> None:
+        """:meth:`close` with ``now`` positional (see :meth:`_send`)."""
         socks = self.socks
         sock = socks.get(fd)                # _sock(), inline
         if sock is None:
@@ -289,7 +303,7 @@ class SocketCallsMixin:
         conn = sock.conn
         if conn is not None:
             conn.fd = -1
-            conn.close(now=now)
+            conn._app_close(now)
             state = conn.state
             if state is not _CLOSED and state is not _TIME_WAIT:
                 # An orphan now (Linux tcp_close(): counted, and reset at once when
