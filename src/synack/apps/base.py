@@ -131,12 +131,16 @@ class Handler:
                 if not out:
                     break
                 try:
-                    n = stack._send(fd, out, now)   # send(), positional: no keywords
+                    # send(), positional, and -1 for its BlockingIOError (EAGAIN): a full
+                    # send buffer costs no exception each poll.
+                    n = stack._send(fd, out, now)
                 except BlockingIOError:
-                    break
+                    break                   # (EINPROGRESS: a deferred Fast Open connect)
                 except OSError:
                     self._abort(now)
                     return False
+                if n < 0:
+                    break
                 if n == len(out):
                     out.clear()
                 else:
@@ -145,7 +149,7 @@ class Handler:
             if self.closing and not out and self.body is None:
                 self._close(now)
                 return False
-            if self.eof or not self.reading or len(out) >= OUT_HIGH:
+            if self.eof or not self.reading or out and len(out) >= OUT_HIGH:
                 return True
             try:
                 data = stack._recv_some(fd, RECV_CHUNK, now)   # recv_some(), positional

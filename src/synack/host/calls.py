@@ -143,12 +143,16 @@ class SocketCallsMixin:
         page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
         skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
-        return self._send(fd, data, now, flags, iov)
+        n = self._send(fd, data, now, flags, iov)
+        if n < 0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return n
 
     def _send(self: Stack, fd: int, data: bytes | bytearray | memoryview, now: int,
               flags: int = 0, iov: Sequence[int] | None = None) -> int:
-        """:meth:`send` with ``now`` positional, for synack's own event loops (apps/base.py):
-        a call with keywords is not inlined by CPython 3.11, about 2,000 instructions more."""
+        """:meth:`send` with ``now`` positional, for synack's own event loops (apps/base.py)
+        (CPython 3.11 inlines no call with keywords), and -1 where send() raises
+        BlockingIOError (EAGAIN): a writer whose buffer is full raises nothing each poll."""
         sock = self.socks.get(fd)           # _sock(), inline: once per write
         if sock is None:
             raise _oserror(errno.EBADF)
@@ -167,14 +171,14 @@ class SocketCallsMixin:
             tfo = conn.tfo
             if tfo is not None and tfo.defer:
                 return self._send_deferred(sock, conn, data, now, flags)   # FASTOPEN_CONNECT
-            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            return -1                       # EAGAIN
         if not data:
             return 0
         if not flags and sock.errq is None:
             # A plain write (nearly all): no flag to test and no error queue to feed.
             n = conn._app_send(data, now)
             if n == 0:
-                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+                return -1                   # EAGAIN
             local, remote = conn.local, conn.remote
             key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
             if key in self.conns:
@@ -189,7 +193,7 @@ class SocketCallsMixin:
             n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB),
                           eor=bool(flags & _MSG_EOR), more=bool(flags & _MSG_MORE))
         if n == 0:
-            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            return -1                       # EAGAIN
         if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
             errqueue.on_send(sock, start, sq.add(start, n))
         if sock.errq is not None and errqueue.on_send_ts(sock, sq.add(start, n)):
@@ -214,7 +218,8 @@ class SocketCallsMixin:
         return self._recv_some(fd, n, now, flags)
 
     def _recv_some(self: Stack, fd: int, n: int, now: int, flags: int = 0) -> bytes | None:
-        """:meth:`recv_some` with ``now`` positional (see :meth:`_send`)."""
+        """:meth:`recv_some` with ``now`` positional (CPython 3.11 inlines no call with
+        keywords)."""
         sock = self.socks.get(fd)           # _conn(), inline: an event loop's every poll
         if sock is None:
             raise _oserror(errno.EBADF)

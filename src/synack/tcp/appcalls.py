@@ -64,7 +64,7 @@ class AppCallsMixin:
     def _app_send(self: Connection, data: bytes | bytearray | memoryview, now: int,
                   oob: bool = False, eor: bool = False, more: bool = False) -> int:
         """:meth:`send` with ``now`` positional, for the host's calls: CPython 3.11 does not
-        inline a call with keywords (about 2,000 instructions more)."""
+        inline a call with keywords."""
         self.now = now
         room = self.cfg.mem_room()
         if room < len(data):
