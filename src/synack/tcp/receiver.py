@@ -345,7 +345,8 @@ class Receiver(AckPolicy):
         """
         if self.space_time is None:
             self.space_time, self.space_copied = now, self.copied
-            self.space = min(self.capacity, 10 * self.mss)   # tcp_init_buffer_space()
+            space = 10 * self.mss                            # tcp_init_buffer_space()
+            self.space = space if space < self.capacity else self.capacity  # noqa: FURB136
             return
         if rtt_us is None or now - self.space_time < rtt_us:
             return

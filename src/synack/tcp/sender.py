@@ -248,12 +248,17 @@ class Sender(RttEstimator):
         """Queue as much of ``data`` as fits; returns how many bytes were taken.
         ``eor``: the write ends a record (MSG_EOR): later writes never share its last
         segment."""
-        n = min(len(data), self.space())
+        size = len(data)
+        buf = self.buf
+        n = self.capacity - buf.nbytes      # space(), inline, without its max()
+        if n > size:
+            n = size
+        elif n <= 0:
+            return 0
         if n:
-            buf = self.buf
             if buf is NO_DATA:
                 buf = self.buf = SendBuffer()
-            buf.append(data[:n] if n < len(data) else data)
+            buf.append(data[:n] if n < size else data)
             marks = self.push_marks
             if marks is None:
                 marks = self.push_marks = deque()
@@ -262,13 +267,13 @@ class Sender(RttEstimator):
                 # The last write's end is not sent yet: Linux appends this write to the
                 # same skb and clears its PSH (tcp_sendmsg_locked()); PSH moves here.
                 marks.pop()
-            end = self.data_end
+            end = (self.buf_seq + buf.nbytes) & sq.MASK     # data_end, inline
             # MSG_MORE: no PSH, and the short tail waits for the rest (Linux tcp_push()
             # with TCP_NAGLE_CORK), unless the write did not fit whole.
-            self.more = more and n == len(data)
+            self.more = more and n == size
             if not self.more:
                 marks.append(end)
-            if eor and n == len(data):
+            if eor and n == size:
                 ends = self.eor_marks        # MSG_EOR: the skb is never appended to
                 if isinstance(ends, deque):
                     ends.append(end)
