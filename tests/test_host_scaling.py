@@ -176,3 +176,26 @@ def test_time_wait_fifo_keeps_order_when_an_entry_is_restarted() -> None:
     assert q.next_deadline() == 30_000_000 + TIME_WAIT_US
     assert q.pop_due(30_000_000 + TIME_WAIT_US) == table.raw(keys[0])
     assert q.next_deadline() is None
+
+
+def test_closing_connections_do_not_sweep_live_timewait_entries() -> None:
+    # Each connection that closes leaves a stale heap entry; sweeping those must not
+    # look again and again at the TIME_WAIT entries, all live (the FIFO).
+    counts = []
+    for timewait in (50, 500):
+        h = hosts_with_idle(0, timewait=timewait)
+        c = h.client
+        before = c.timers.visited
+        now = h.now
+        for _ in range(300):
+            fd = c.socket()
+            c.connect_ex(fd, (B, 7), now=now)
+            shuttle(c, h.runner, now)
+            c.close(fd, now=now)
+            shuttle(c, h.runner, now)
+            now += 100
+        assert len(c.timewait) == timewait + 300
+        counts.append(c.timers.visited - before)
+    # One sweep of the 450 extra live entries would show; the heaps differ by a few
+    # stale entries at the start.
+    assert counts[1] - counts[0] < 50, f"visited with 50 vs 500 TIME_WAIT entries: {counts}"

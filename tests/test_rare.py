@@ -4,6 +4,7 @@ with the same values; an idle established connection holds neither dict."""
 
 from __future__ import annotations
 
+import socket
 import sys
 from pathlib import Path
 
@@ -114,3 +115,31 @@ def test_after_a_retransmitted_syn_only_the_counter_stays() -> None:
     assert c.brief is None and c.rare == {"total_retrans": 1}
     assert (s.brief, s.rare) == (None, None)
     assert c.rtt_seq is None and c.retrans_stamp is None
+
+
+def test_an_accepted_socket_shares_the_listeners_pool_and_has_no_dict() -> None:
+    _cli, srv = _open(2)
+    lfd = next(fd for fd, s in srv.socks.items() if s.listener is not None)
+    for _ in range(2):
+        fd, peer = srv.accept(lfd)
+        child, lst = srv.socks[fd], srv.socks[lfd]
+        assert child.pool is lst.pool
+        assert (child.reuseaddr, child.connecting, child.family) == (False, False, socket.AF_INET)
+        assert child.rare is None and child.listener is None and not child.v6only
+        assert child.conn is not None and child.conn.fd == fd
+        assert (child.local, child.remote, child.opts) == (
+            child.conn.local, child.conn.remote, child.conn.opts)
+        assert peer == child.remote
+        assert child in srv.ports.on(bench_memory.PORT)
+
+
+def test_close_sets_rd_shut_and_app_closed_in_their_dicts() -> None:
+    cli, _srv = _open(1)
+    (fd,) = [fd for fd, s in cli.socks.items() if s.conn is not None]
+    conn = cli.socks[fd].conn
+    assert conn is not None and (conn.rd_shut, conn.app_closed) == (False, False)
+    cli.close(fd, now=2_000_000)
+    assert (conn.rd_shut, conn.app_closed) == (True, True)
+    assert conn.rare is not None and conn.rare.get("rd_shut") is True
+    assert conn.brief is not None and conn.brief.get("app_closed") is True
+    assert conn.state is State.FIN_WAIT_1

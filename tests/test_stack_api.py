@@ -78,6 +78,31 @@ def test_send_while_connecting():
         stack.send(fd, b"x", now=0)
 
 
+def test_empty_send_while_connecting_eagain():
+    # Linux: the wait for the handshake comes before the length is looked at.
+    stack = new_stack()
+    fd = stack.socket()
+    stack.connect_ex(fd, (REMOTE, RPORT), now=0)
+    with raises_errno(BlockingIOError, errno.EAGAIN):
+        stack.send(fd, b"", now=0)
+    assert stack._send(fd, b"", 0) == -1
+
+
+def test_send_full_buffer_eagain_and_the_apps_call_says_minus_one():
+    stack, fd, _peer = established_server()
+    taken = 0
+    while True:
+        n = stack._send(fd, b"x" * 65536, 0)
+        if n < 0:
+            break
+        assert n > 0
+        taken += n
+    assert taken > 0
+    with raises_errno(BlockingIOError, errno.EAGAIN):
+        stack.send(fd, b"x", now=0)
+    assert stack.send(fd, b"", now=0) == 0      # nothing to take: no error
+
+
 def test_bind_twice_einval():
     stack = new_stack()
     fd = stack.socket()

@@ -23,8 +23,11 @@ from synack.wire import (
     encode_tcp,
     internet_checksum,
     parse_ipv4,
+    parse_tcp,
     parse_tcp_packet,
 )
+from synack.wire.ipv4 import _header_bytes, parse_ipv4_route, parse_ipv4_tcp
+from synack.wire.tcp import _encode_tcp_parts
 
 SRC, DST = "192.0.2.1", "198.51.100.2"
 
@@ -239,3 +242,95 @@ def test_mutated_packets_raise_only_parse_error(
     for position, value in edits:
         packet[position % len(packet)] = value
     parse_or_parse_error(bytes(packet), verify)
+
+
+def general_parse(packet: bytes, verify_tcp: bool) -> tuple[str, str, TcpSegment] | None:
+    """What a host's general receive path makes of ``packet``: None where it does not
+    end in one TCP segment (another protocol, a fragment, an error)."""
+    try:
+        src, dst, proto, frag, body = parse_ipv4_route(packet)
+        if proto != PROTO_TCP or frag & 0x3FFF:
+            return None
+        return src, dst, parse_tcp(body, src, dst, verify_checksum=verify_tcp)
+    except ParseError:
+        return None
+
+
+@settings(max_examples=500)
+@given(
+    st.binary(max_size=600),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=3),
+    st.booleans(),
+    st.booleans(),
+)
+def test_parse_ipv4_tcp_agrees_with_the_general_path(
+    payload: bytes, edits: list[tuple[int, int]], verify: bool, syn: bool
+) -> None:
+    # parse_ipv4_tcp(): the same segment as the general path, or None (the packet is
+    # then left to it); it raises only what parse_tcp() would for the same bytes.
+    # (A SYN with Linux's four options, or the timestamp alone: the shapes it packs.)
+    seg = TcpSegment(1, 2, 3, 4, SYN | ACK if syn else ACK, 5, payload=payload,
+                     timestamps=(6, 7), mss=1460 if syn else None, wscale=7 if syn else None,
+                     sack_permitted=syn)
+    packet = bytearray(build_tcp_packet(SRC, DST, seg))
+    for position, value in edits:
+        packet[position % len(packet)] = value
+    want = general_parse(bytes(packet), verify)
+    try:
+        got = parse_ipv4_tcp(bytes(packet), verify)
+    except ParseError:
+        assert want is None
+        return
+    if got is not None:
+        assert got == want
+        assert want is not None
+        # The fields for display too, which records leave out of ==.
+        for name in ("data_offset", "checksum", "option_kinds"):
+            assert getattr(got[2], name) == getattr(want[2], name), name
+    if not edits:
+        assert got == (SRC, DST, seg)
+
+
+def test_parse_ipv4_tcp_leaves_faults_to_the_general_path() -> None:
+    good = build_tcp_packet(SRC, DST, TcpSegment(1, 2, 3, 4, ACK, 5, payload=b"x" * 700))
+    assert parse_ipv4_tcp(good) is not None
+    bad_tcp = bytearray(good)
+    bad_tcp[-1] ^= 1                      # the payload: only the TCP checksum notices
+    assert parse_ipv4_tcp(bytes(bad_tcp)) is None
+    assert parse_ipv4_tcp(bytes(bad_tcp), verify_tcp_checksum=False) is not None
+    bad_ip = bytearray(good)
+    bad_ip[8] ^= 1                        # the TTL: the header checksum is always checked
+    assert parse_ipv4_tcp(bytes(bad_ip), verify_tcp_checksum=False) is None
+
+
+def general_build(seg: TcpSegment, ttl: int, ident: int, tos: int, partial: bool) -> bytes:
+    """build_tcp_packet() the long way: the TCP encoder and the IPv4 header encoder."""
+    tcp_header, payload = _encode_tcp_parts(seg, SRC, DST, partial)
+    ip = _header_bytes(SRC, DST, PROTO_TCP, ttl, tos, ident, 0x4000, b"",
+                       len(tcp_header) + len(payload))
+    return bytes(ip) + bytes(tcp_header) + payload
+
+
+u32 = st.integers(0, 2**32 - 1)
+u16 = st.integers(0, 0xFFFF)
+
+
+@settings(max_examples=300)
+@given(u16, u16, u32, u32, u8, u16, u16, st.binary(max_size=700), u16, st.integers(0, 14),
+       u32, u32, st.integers(0, 15), u8, u16, u8, st.booleans(), st.booleans())
+def test_packed_builders_match_the_general_encoders(
+    sport: int, dport: int, seq: int, ack: int, flags: int, window: int, urgent: int,
+    payload: bytes, mss: int, wscale: int, tsval: int, tsecr: int, reserved: int,
+    ttl: int, ident: int, tos: int, syn_options: bool, partial: bool,
+) -> None:
+    # build_tcp_packet() packs the usual shapes (a SYN's four options, or the timestamp
+    # alone) in one go, checksums from the field values: byte for byte what the
+    # general encoders write.
+    seg = TcpSegment(sport, dport, seq, ack, flags, window, urgent, payload,
+                     mss=mss if syn_options else None, wscale=wscale if syn_options else None,
+                     sack_permitted=syn_options, timestamps=(tsval, tsecr), reserved=reserved)
+    built = build_tcp_packet(SRC, DST, seg, ttl=ttl, ident=ident, tos=tos,
+                             csum_partial=partial)
+    assert built == general_build(seg, ttl, ident, tos, partial)
+    if not partial:
+        assert parse_tcp_packet(built)[1] == seg

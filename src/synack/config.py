@@ -9,9 +9,10 @@ kernel (6.x) on a machine with a few GiB of memory.
 from __future__ import annotations
 
 import builtins
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from synack.counts import Counter
 
 
 class SysctlError(ValueError):
@@ -233,7 +234,8 @@ class Sysctl:
 
     def mem_room(self) -> builtins.int:
         """Bytes the host may still queue before tcp_mem[2]."""
-        return max(self._mem_bytes[2] - self.mem_used, 0)
+        room = self._mem_bytes[2] - self.mem_used
+        return room if room > 0 else 0  # noqa: FURB136 - cheaper than max() at every send()
 
     def int(self, name: str) -> int:
         """An integer sysctl."""

@@ -30,10 +30,11 @@ that drivers wake only those.
 from __future__ import annotations
 
 import random
-from collections import Counter, deque
+from collections import deque
 
 from synack import seq as sq
 from synack.config import Sysctl
+from synack.counts import Counter
 from synack.host import errqueue
 from synack.host.calls import (
     TW_REUSE_DELAY_US,  # noqa: F401 - re-exported
@@ -74,8 +75,10 @@ from synack.wire.ipv4 import (
     PROTO_TCP,
     PROTO_UDP,
     build_tcp_packet,
+    build_ts_packet,
     parse_ipv4,
     parse_ipv4_route,
+    parse_ipv4_tcp,
 )
 from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
 
@@ -176,33 +179,39 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
         """
         try:
-            # The header record is built only for ICMP; TCP needs four fields of it.
-            src, dst, proto, frag, body = parse_ipv4_route(packet)
-            if frag & _MF_OFFSET:
-                # A fragment: reassembled (host/frag.py), then received as one packet.
-                whole = self.frags.add(packet, now=now)
-                if whole is None:
-                    return
-                packet, csum_valid = whole, False
+            # The usual packet (TCP, no IP options, not a fragment, checksums right) in
+            # one call; any other, or one with a fault to name, the general way below.
+            got = parse_ipv4_tcp(packet, not csum_valid)
+            if got is not None:
+                src, dst, seg = got
+            else:
+                # The header record is built only for ICMP; TCP needs four fields of it.
                 src, dst, proto, frag, body = parse_ipv4_route(packet)
-            if proto != PROTO_TCP:
-                if proto == PROTO_UDP:
+                if frag & _MF_OFFSET:
+                    # A fragment: reassembled (host/frag.py), then received as one packet.
+                    whole = self.frags.add(packet, now=now)
+                    if whole is None:
+                        return
+                    packet, csum_valid = whole, False
+                    src, dst, proto, frag, body = parse_ipv4_route(packet)
+                if proto != PROTO_TCP:
+                    if proto == PROTO_UDP:
+                        if (dst != self.addr or src == dst or src[:4] == "127.") and (
+                                not self._inbound_ok(src, dst, False)):
+                            return
+                        self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                        return
+                    if proto != PROTO_ICMP:
+                        raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
                     if (dst != self.addr or src == dst or src[:4] == "127.") and (
                             not self._inbound_ok(src, dst, False)):
                         return
-                    self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
+                    ip, body = parse_ipv4(packet)
+                    handle_icmp(self, ip, body, now)
                     return
-                if proto != PROTO_ICMP:
-                    raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
-                if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                        not self._inbound_ok(src, dst, False)):
-                    return
-                ip, body = parse_ipv4(packet)
-                handle_icmp(self, ip, body, now)
-                return
-            # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
-            # is still checked above): no per-byte sum in Python.
-            seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
+                # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
+                # is still checked above): no per-byte sum in Python.
+                seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
         except ParseError as exc:
             if exc.kind == "bad version" and packet[0] >> 4 == 6:
                 self._receive6(packet, now, csum_valid)   # IPv6: no cost to IPv4 before this
@@ -235,7 +244,11 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 ecn.ce_pending = ip_ecn == CE
                 if ip_ecn:
                     ecn.seen = True
-            self._to_conn(key, conn, seg, now)
+            # self._to_conn(key, conn, seg, now), inline: the usual segment's way.
+            conn.on_segment(seg, now=now)
+            if conn.fd >= 0:
+                self.touched.add(conn.fd)
+            self._collect_conn(key, conn, now)
             return
         tw = self.timewait.get(key) if key in self.timewait else None   # (get(): Python)
         if tw is not None:
@@ -251,7 +264,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 # stale now: it no longer matches the table).
                 self.timewait[key] = tw
                 self.timers.add_timewait(tw.bits)
-                self.timers.dead()
+                self.timers.dead(timewait=True)
             if verdict == KILL:
                 self._end_timewait(key, now, "rcv RST")
                 return
@@ -369,9 +382,16 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         if dst[:4] == "127." or dst == self.addr:
             self._emit_lo(src, dst, seg, gso, tos)
             return
-        self._out.append(build_tcp_packet(
-            src, dst, seg, ttl=self.cfg.ip_ttl, ident=self._ident,
-            csum_partial=gso > 0 or (off is not None and off.tx_csum), tos=tos))
+        partial = gso > 0 or (off is not None and off.tx_csum)
+        ts = seg.timestamps
+        # build_tcp_packet()'s usual case (the timestamp the only option), called directly.
+        packet = build_ts_packet(src, dst, seg, ts, self.cfg.ip_ttl, self._ident, tos, partial) \
+            if ts is not None and seg.mss is None and seg.wscale is None \
+            and not seg.sack_permitted and not seg.sack_blocks and not seg.unknown_options \
+            else None
+        self._out.append(packet if packet is not None else build_tcp_packet(
+            src, dst, seg, ttl=self.cfg.ip_ttl, ident=self._ident, csum_partial=partial,
+            tos=tos))
         if gso:
             # The device gives each segment of a super-segment the next IP id.
             segs = -(-len(seg.payload) // gso)
@@ -496,7 +516,11 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             self._drain(key, conn)
         state = conn.state
         if state is not _TIME_WAIT and state is not _CLOSED:
-            self.timers.arm(conn)           # (the common case first)
+            # (the common case first) self.timers.arm(conn), inline: after every segment.
+            t = conn.timers.next()
+            if t is not None and ((at := conn.timer_at) is None or t < at):
+                conn.timer_at = t
+                self.timers.push(t, conn)
             return
         conn.mem_release()
         if conn.fd == ORPHAN:
@@ -531,7 +555,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
     def _end_timewait(self, key: Key, now: int, why: str, *, expired: bool = False) -> None:
         del self.timewait[key]
         if not expired:
-            self.timers.dead()          # its timer entry is stale now
+            self.timers.dead(timewait=True)    # its timer entry is stale now
         self.ports.tw_remove(key[1])
         if self.record_changes:
             self.changes.append((key, StateChange(now, _TIME_WAIT, _CLOSED, why)))

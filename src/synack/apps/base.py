@@ -56,6 +56,14 @@ class App(Protocol):
 class Handler:
     """One accepted connection. Subclasses override :meth:`on_data` and friends."""
 
+    timed = False
+    """The class overrides :meth:`deadline` (set for each subclass): without one, the
+    server asks no handler of it for a deadline after each poll."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.timed = cls.deadline is not Handler.deadline
+
     def __init__(self, server: Server, fd: int, peer: Addr) -> None:
         self.server = server
         self.stack: Stack = server.stack
@@ -123,12 +131,16 @@ class Handler:
                 if not out:
                     break
                 try:
-                    n = stack.send(fd, out, now=now)
+                    # send(), positional, and -1 for its BlockingIOError (EAGAIN): a full
+                    # send buffer costs no exception each poll.
+                    n = stack._send(fd, out, now)
                 except BlockingIOError:
-                    break
+                    break                   # (EINPROGRESS: a deferred Fast Open connect)
                 except OSError:
                     self._abort(now)
                     return False
+                if n < 0:
+                    break
                 if n == len(out):
                     out.clear()
                 else:
@@ -137,10 +149,10 @@ class Handler:
             if self.closing and not out and self.body is None:
                 self._close(now)
                 return False
-            if self.eof or not self.reading or len(out) >= OUT_HIGH:
+            if self.eof or not self.reading or out and len(out) >= OUT_HIGH:
                 return True
             try:
-                data = stack.recv_some(fd, RECV_CHUNK, now=now)
+                data = stack._recv_some(fd, RECV_CHUNK, now)   # recv_some(), positional
             except OSError:
                 self._abort(now)
                 return False
@@ -165,7 +177,7 @@ class Handler:
 
     def _close(self, now: int) -> None:
         try:
-            self.stack.close(self.fd, now=now)
+            self.stack._close(self.fd, now)   # close(), positional
         except OSError:
             pass
 
@@ -219,26 +231,28 @@ class Server:
     def poll_ready(self, now: int, fds: Collection[int]) -> None:
         """Accept if the listener is ready, then service the connections in ``fds``,
         the new ones and those whose deadline passed (``epoll_wait``'s answer)."""
-        if not fds and not self._fresh and (not self._deadlines or self._deadlines[0][0] > now):
+        fresh, heap = self._fresh, self._deadlines
+        if not fds and not fresh and (not heap or heap[0][0] > now):
             return                  # nothing happened and no deadline came: the common poll
-        for lfd in (self.fd, self.fd6):
-            if lfd is None or lfd not in fds:
-                continue
-            while (got := self.stack.accept_some(lfd)) is not None:
-                fd, peer = got
-                self.accepted += 1
-                new = self.handlers[fd] = self.make_handler(fd, peer)
-                new.last_io = now
-                self._fresh.append(fd)
         handlers = self.handlers
-        due = self._due(now)
-        for fd in due:
-            idle = handlers.get(fd)
-            if idle is not None and (t := idle.deadline()) is not None and t <= now:
-                idle.on_timeout(now)
-        if self._fresh:
-            due.extend(self._fresh)
-            self._fresh.clear()
+        if fds:
+            if self.fd in fds:
+                self._accept(self.fd, now)
+            if self.fd6 is not None and self.fd6 in fds:
+                self._accept(self.fd6, now)
+        if heap and heap[0][0] <= now:
+            due = self._due(now)
+            for fd in due:
+                idle = handlers.get(fd)
+                if idle is not None and (t := idle.deadline()) is not None and t <= now:
+                    idle.on_timeout(now)
+            if fresh:
+                due += fresh
+                fresh.clear()
+        elif fresh:
+            due, self._fresh = fresh, []
+        else:
+            due = None
         for fd in (*fds, *due) if due else fds:
             h = handlers.get(fd)
             if h is None:
@@ -247,10 +261,21 @@ class Server:
             if not h.poll(now):
                 del handlers[fd]
                 continue
-            t = h.deadline()
-            if t is not None and (h.heap_at is None or t < h.heap_at):
-                h.heap_at = t
-                heapq.heappush(self._deadlines, (t, fd))
+            if h.timed:
+                t = h.deadline()
+                if t is not None and (h.heap_at is None or t < h.heap_at):
+                    h.heap_at = t
+                    heapq.heappush(heap, (t, fd))
+
+    def _accept(self, lfd: int, now: int) -> None:
+        """accept() on the listener ``lfd`` until it would block: a handler for each."""
+        accept_some, handlers, fresh = self.stack.accept_some, self.handlers, self._fresh
+        while (got := accept_some(lfd)) is not None:
+            fd, peer = got
+            self.accepted += 1
+            new = handlers[fd] = self.make_handler(fd, peer)
+            new.last_io = now
+            fresh.append(fd)
 
     def _due(self, now: int) -> list[int]:
         """Handlers whose deadline entry has come (their true deadline may be later:

@@ -143,6 +143,16 @@ class SocketCallsMixin:
         page fragment, at most MAX_SKB_FRAGS (17) to a segment (Linux
         skb_zerocopy_iter_stream(): a full skb is pushed and a new one started).
         """
+        n = self._send(fd, data, now, flags, iov)
+        if n < 0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        return n
+
+    def _send(self: Stack, fd: int, data: bytes | bytearray | memoryview, now: int,
+              flags: int = 0, iov: Sequence[int] | None = None) -> int:
+        """:meth:`send` with ``now`` positional, for synack's own event loops (apps/base.py)
+        (CPython 3.11 inlines no call with keywords), and -1 where send() raises
+        BlockingIOError (EAGAIN): a writer whose buffer is full raises nothing each poll."""
         sock = self.socks.get(fd)           # _sock(), inline: once per write
         if sock is None:
             raise _oserror(errno.EBADF)
@@ -161,14 +171,14 @@ class SocketCallsMixin:
             tfo = conn.tfo
             if tfo is not None and tfo.defer:
                 return self._send_deferred(sock, conn, data, now, flags)   # FASTOPEN_CONNECT
-            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            return -1                       # EAGAIN
         if not data:
             return 0
         if not flags and sock.errq is None:
             # A plain write (nearly all): no flag to test and no error queue to feed.
-            n = conn.send(data, now=now)
+            n = conn._app_send(data, now)
             if n == 0:
-                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+                return -1                   # EAGAIN
             local, remote = conn.local, conn.remote
             key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
             if key in self.conns:
@@ -183,7 +193,7 @@ class SocketCallsMixin:
             n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB),
                           eor=bool(flags & _MSG_EOR), more=bool(flags & _MSG_MORE))
         if n == 0:
-            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            return -1                       # EAGAIN
         if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
             errqueue.on_send(sock, start, sq.add(start, n))
         if sock.errq is not None and errqueue.on_send_ts(sock, sq.add(start, n)):
@@ -197,7 +207,7 @@ class SocketCallsMixin:
 
         With ``MSG_OOB`` the urgent byte (Linux: EINVAL when there is none).
         """
-        data = self.recv_some(fd, n, now=now, flags=flags)
+        data = self._recv_some(fd, n, now, flags)
         if data is None:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         return data
@@ -205,6 +215,11 @@ class SocketCallsMixin:
     def recv_some(self: Stack, fd: int, n: int, *, now: int, flags: int = 0) -> bytes | None:
         """:meth:`recv`, with None where it would raise ``BlockingIOError``: an event loop
         polling a socket that has nothing yet pays for no exception."""
+        return self._recv_some(fd, n, now, flags)
+
+    def _recv_some(self: Stack, fd: int, n: int, now: int, flags: int = 0) -> bytes | None:
+        """:meth:`recv_some` with ``now`` positional (CPython 3.11 inlines no call with
+        keywords)."""
         sock = self.socks.get(fd)           # _conn(), inline: an event loop's every poll
         if sock is None:
             raise _oserror(errno.EBADF)
@@ -215,8 +230,9 @@ class SocketCallsMixin:
             raise ValueError("negative buffersize in recv")
         if flags & _MSG_OOB:
             return bytes([conn.recv_oob()]) if n else b""
-        if conn.recv_q:
-            data = conn.recv(n, now=now)
+        rcv = conn.rcv                      # conn.recv_q and conn.eof, inline (properties)
+        if rcv is not None and rcv.ready:
+            data = conn._app_recv(n, now)
             local, remote = conn.local, conn.remote
             key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
             if key in self.conns:
@@ -229,7 +245,7 @@ class SocketCallsMixin:
                 self._raise_error(sock, conn)
             if conn.rd_shut:
                 return b""
-        if conn.state is _CLOSED or conn.eof:
+        if conn.state is _CLOSED or rcv is not None and rcv.fin_received:   # (ready is empty)
             return b""
         return None
 
@@ -263,8 +279,15 @@ class SocketCallsMixin:
 
     def close(self: Stack, fd: int, *, now: int) -> None:
         """Release the descriptor; the connection closes in the background (or resets)."""
-        sock = self._sock(fd)
-        del self.socks[fd]
+        self._close(fd, now)
+
+    def _close(self: Stack, fd: int, now: int) -> None:
+        """:meth:`close` with ``now`` positional (see :meth:`_send`)."""
+        socks = self.socks
+        sock = socks.get(fd)                # _sock(), inline
+        if sock is None:
+            raise _oserror(errno.EBADF)
+        del socks[fd]
         self.ports.remove(sock)
         self.touched.discard(fd)
         if sock.rare is not None and sock.listener is not None:   # (Rare: rare.py)
@@ -285,7 +308,7 @@ class SocketCallsMixin:
         conn = sock.conn
         if conn is not None:
             conn.fd = -1
-            conn.close(now=now)
+            conn._app_close(now)
             state = conn.state
             if state is not _CLOSED and state is not _TIME_WAIT:
                 # An orphan now (Linux tcp_close(): counted, and reset at once when
@@ -295,7 +318,12 @@ class SocketCallsMixin:
                 if self.orphans > self.cfg.max_orphans:
                     self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
                     conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
-            self._collect_key(conn, now)
+            local, remote = conn.local, conn.remote
+            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+            if key in self.conns:
+                self._collect_conn(key, conn, now)
+            else:
+                self._drain(key, conn)
 
     def _collect_key(self: Stack, conn: Connection, now: int) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])

@@ -22,6 +22,7 @@ from synack.sockopts import oserror as _oserror
 from synack.tcp.connection import Connection
 from synack.tcp.fastopen import TFO_CLIENT_ENABLE, TFO_SERVER_ENABLE, TFO_SERVER_WO_SOCKOPT1
 from synack.tcp.listener import Listener
+from synack.tcp.rare import pooled
 from synack.tcp.state import State
 
 if TYPE_CHECKING:
@@ -119,30 +120,33 @@ class OpenCallsMixin:
 
     def accept_some(self: Stack, fd: int) -> tuple[int, SockAddr] | None:
         """:meth:`accept`, with None where it would raise ``BlockingIOError``."""
-        sock = self._sock(fd)
+        sock = self.socks.get(fd)           # _sock(), inline
+        if sock is None:
+            raise _oserror(errno.EBADF)
         # Sock's Rare and Pooled fields (rare.py) read from their dict and tuple: no
         # descriptor call each, at every accept and every poll of a listener.
         rare = sock.rare or _NO_RARE
         lst: Listener | None = rare.get("listener")  # type: ignore[assignment]
         if lst is None:
             raise _oserror(errno.EINVAL, "socket is not listening")
-        if lst.accept_queue:
-            conn = lst.accept_queue.popleft()
-            fd = self._next_fd          # socket()'s descriptor, without its throwaway Sock
-            self._next_fd = fd + 1
-            # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR too.
-            pool = sock.pool                # (reuseaddr, connecting, family)
-            family = pool[2]
-            child = Sock(fd, opts=conn.opts, local=conn.local, remote=conn.remote, conn=conn,
-                         family=family, reuseaddr=pool[0])  # type: ignore[arg-type]
-            if rare.get("v6only"):
-                child.v6only = True
-            self.socks[fd] = child
-            self.ports.add(child)
-            conn.fd = fd
-            return fd, (conn.remote if family == _socket.AF_INET
-                        else api_addr(sock, conn.remote))
-        return None
+        queue = lst.accept_queue
+        if not queue:
+            return None
+        conn = queue.popleft()
+        fd = self._next_fd              # socket()'s descriptor, without its throwaway Sock
+        self._next_fd = fd + 1
+        # The child is a copy of the listener (Linux sk_clone_lock()): SO_REUSEADDR and the
+        # family too, so it shares the listener's Pooled tuple (reuseaddr, connecting,
+        # family): a listener never has a connect() pending.
+        pool = sock.pool
+        child = Sock.child(fd, conn, pool if not pool[1] else pooled((pool[0], False, pool[2])))
+        if rare.get("v6only"):
+            child.v6only = True
+        self.socks[fd] = child
+        self.ports.add(child)
+        conn.fd = fd
+        remote = conn.remote
+        return fd, remote if pool[2] == _socket.AF_INET else api_addr(sock, remote)
 
     def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None, *,
                    local_ip: str | None = None) -> int:

@@ -38,6 +38,8 @@ def shared_addr(addr: Addr) -> Addr:
     return addr
 
 
+_new = object.__new__
+
 ORPHAN = -2
 """``Connection.fd`` of a connection the application closed that is still closing."""
 
@@ -71,6 +73,21 @@ class Sock:
         self.conn = conn
         self.rare: dict[str, object] | None = None
         self.pool: tuple[object, ...] = pooled((reuseaddr, connecting, family))
+
+    @classmethod
+    def child(cls, fd: int, conn: Connection, pool: tuple[object, ...]) -> Sock:
+        """The socket accept() makes for ``conn`` (its addresses and options are the
+        connection's), with ``pool`` (:func:`pooled`) as it is: :meth:`__init__`
+        without its keywords and pooled() call, once per accepted connection."""
+        sock = _new(cls)
+        sock.fd = fd
+        sock.opts = conn.opts
+        sock.local = conn.local
+        sock.remote = conn.remote
+        sock.conn = conn
+        sock.rare = None
+        sock.pool = pool
+        return sock
 
     def __repr__(self) -> str:
         return (f"Sock(fd={self.fd}, local={self.local}, remote={self.remote}, "

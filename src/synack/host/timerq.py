@@ -67,13 +67,14 @@ class TimerQueue:
     too, ``inet_twsk_schedule()``).
     """
 
-    __slots__ = ("_dead", "_head_ok", "_heap", "_n", "_timewait", "_tw_fifo", "_tw_last",
-                 "visited")
+    __slots__ = ("_dead", "_head_ok", "_heap", "_n", "_timewait", "_tw_dead", "_tw_fifo",
+                 "_tw_last", "visited")
 
     def __init__(self, timewait: TimeWaitTable) -> None:
         self._heap: list[tuple[int, Entry]] = []
         self._n = 0
-        self._dead = 0                  # entries whose object has left the host
+        self._dead = 0                  # entries whose connection has left the host
+        self._tw_dead = 0               # TIME_WAIT entries ended or restarted early
         self._timewait = timewait       # the host's TIME_WAIT table, to tell live entries
         self._tw_fifo: deque[int] = deque()
         self._tw_last = -1              # expiry of the FIFO's last entry
@@ -83,7 +84,8 @@ class TimerQueue:
     def __len__(self) -> int:
         return len(self._heap) + len(self._tw_fifo)
 
-    def _push(self, t: int, obj: Entry) -> None:
+    def push(self, t: int, obj: Entry) -> None:
+        """A new entry: look at ``obj`` by ``t`` (:meth:`arm` decides when one is due)."""
         self._n = n = (self._n + 1) & _LOW
         heapq.heappush(self._heap, (t << _SHIFT | n, obj))
 
@@ -98,7 +100,7 @@ class TimerQueue:
             at = conn.timer_at
             if at is None or t < at:
                 conn.timer_at = t
-                self._push(t, conn)
+                self.push(t, conn)
 
     def disarm(self, conn: Connection) -> None:
         """``conn`` left the host: every entry of it is now stale."""
@@ -106,25 +108,38 @@ class TimerQueue:
             conn.timer_at = None
             self.dead()
 
-    def dead(self) -> None:
-        """An entry's object left the host before its time (a connection closed, a
-        TIME_WAIT was reset, reused or restarted). A stale entry would keep the
-        object alive until its time comes -- for a keepalive timer, hours -- so once
-        such entries are an eighth of the queue, they are swept out (O(1) amortized)."""
-        self._dead += 1
-        self._head_ok = None
-        if self._dead > 64 and self._dead * 8 > len(self):
-            self.compact()
+    def dead(self, *, timewait: bool = False) -> None:
+        """An entry's object left the host before its time (a connection closed; with
+        ``timewait``, a TIME_WAIT was reset, reused or restarted). A stale entry would
+        keep the object alive until its time comes -- for a keepalive timer, hours --
+        so once such entries are an eighth of the heap, they are swept out (O(1)
+        amortized). Stale TIME_WAIT entries (ints, mostly in the FIFO) are counted
+        apart, against the whole queue: a connection closing does not make the
+        FIFO of live TIME_WAIT entries be swept again."""
+        if timewait:
+            self._head_ok = None        # the FIFO head may be the entry that ended
+            self._tw_dead = d = self._tw_dead + 1
+            if d > 64 and d * 8 > len(self._heap) + len(self._tw_fifo):
+                self.compact()
+            return
+        self._dead = d = self._dead + 1
+        if d > 64 and d * 8 > len(self._heap):
+            self._compact_heap()
 
     def compact(self) -> None:
         """Drop every stale entry now."""
+        self._compact_heap()
+        self.visited += len(self._tw_fifo)
+        self._tw_fifo = deque(b for b in self._tw_fifo if self._live(b))
+        self._tw_dead = 0
+
+    def _compact_heap(self) -> None:
         keep = [(tn, obj) for tn, obj in self._heap
                 if (self._live(obj) if isinstance(obj, int)
                     else obj.timer_at == tn >> _SHIFT)]
         heapq.heapify(keep)
-        self.visited += len(self._heap) + len(self._tw_fifo)
+        self.visited += len(self._heap)
         self._heap = keep
-        self._tw_fifo = deque(b for b in self._tw_fifo if self._live(b))
         self._dead = 0
 
     def add_timewait(self, bits: int) -> None:
@@ -136,7 +151,7 @@ class TimerQueue:
             self._tw_fifo.append(bits)
             self._tw_last = e
         else:
-            self._push(e, bits)
+            self.push(e, bits)
 
     def _tw_head(self) -> int | None:
         """The FIFO head's expiry, after dropping stale entries."""

@@ -23,6 +23,7 @@ from synack.tcp.state import CAN_RECEIVE, Event, State
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
+_MASK, _HALF = sq.MASK, sq.HALF   # for the inlined sequence arithmetic
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
@@ -47,6 +48,8 @@ class AppCallsMixin:
 
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     chrono: list[int] | None
+    rare: dict[str, object] | None      # the Rare and Brief fields' dicts (rare.py)
+    brief: dict[str, object] | None
 
     # ------------------------------------------------------------------ the application
     def send(self: Connection, data: bytes | bytearray | memoryview, *, now: int, oob: bool = False,
@@ -56,6 +59,12 @@ class AppCallsMixin:
         With ``oob`` (``MSG_OOB``) the last byte taken is urgent: segments up to it
         carry URG and an urgent pointer just past it, as Linux sends them.
         """
+        return self._app_send(data, now, oob, eor, more)
+
+    def _app_send(self: Connection, data: bytes | bytearray | memoryview, now: int,
+                  oob: bool = False, eor: bool = False, more: bool = False) -> int:
+        """:meth:`send` with ``now`` positional, for the host's calls: CPython 3.11 does not
+        inline a call with keywords."""
         self.now = now
         room = self.cfg.mem_room()
         if room < len(data):
@@ -174,11 +183,15 @@ class AppCallsMixin:
 
     def recv(self: Connection, n: int, *, now: int) -> bytes:
         """Take up to ``n`` in-order bytes; a window update goes out if reading opened it."""
+        return self._app_recv(n, now)
+
+    def _app_recv(self: Connection, n: int, now: int) -> bytes:
+        """:meth:`recv` with ``now`` positional (see :meth:`_app_send`)."""
         self.now = now
         rcv = self.rcv
         if rcv is None:
             return b""
-        before = sq.diff(rcv.rcv_adv, rcv.rcv_nxt)
+        before = ((rcv.rcv_adv - rcv.rcv_nxt + _HALF) & _MASK) - _HALF   # sq.diff(), inline
         data = rcv.read(n)
         if data:
             self.mem_sync()
@@ -216,9 +229,23 @@ class AppCallsMixin:
 
     def close(self: Connection, *, now: int) -> None:
         """close(): orderly release, or RST when unread data or SO_LINGER 0 says so."""
+        self._app_close(now)
+
+    def _app_close(self: Connection, now: int) -> None:
+        """:meth:`close` with ``now`` positional (see :meth:`_app_send`)."""
         self.now = now
-        self.app_closed = True
-        self.rd_shut = True
+        # self.app_closed = True and self.rd_shut = True without their descriptors'
+        # Python code (rare.py): True is no default, so each goes into its dict.
+        brief = self.brief
+        if brief is None:
+            self.brief = {"app_closed": True}
+        else:
+            brief["app_closed"] = True
+        rare = self.rare
+        if rare is None:
+            self.rare = {"rd_shut": True}
+        else:
+            rare["rd_shut"] = True
         state = self.state
         if state in (_CLOSED, _TIME_WAIT):
             return

@@ -58,6 +58,7 @@ from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its o
     SockOpts,
     StateChange,
     TracePoint,
+    make_change,
 )
 from synack.tcp.recovery import Recovery
 from synack.tcp.replies import RepliesMixin
@@ -65,6 +66,7 @@ from synack.tcp.rtt import RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import Sender, shared
 from synack.tcp.sizing import DEFAULT_MSS, Derived, derive
+from synack.tcp.state import MOVES_BY_NAME as _MOVES
 from synack.tcp.state import Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
 from synack.tcp.timers import RTO, Timers
@@ -194,7 +196,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.rare: dict[str, object] | None = None   # the Rare fields' values, once set
         self.tso_max = 0                     # IP packet bytes the device cuts (0: no TSO)
         # Handshake results.
-        self.mss = min(DEFAULT_MSS, self.adv_mss)  # effective send MSS (payload bytes)
+        # The effective send MSS (payload bytes). (Comparisons here, not min() and max():
+        # those parse their arguments, several times the cost.)
+        self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
         # self._init_negotiated(ts_offset), inline: nothing agreed yet.
         self.ts_ok = False
         self.sack_ok = False
@@ -238,11 +242,12 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
     # ------------------------------------------------------------------ helpers
     def _change(self, event: Event, now: int, why: str = "") -> None:
         old = self.state
-        new = self.state = next_state(old, event)
+        # next_state(old, event), its table read inline; it raises for a move not there.
+        new = self.state = _MOVES[old._name_].get(event._name_) or next_state(old, event)
         changes = self.changes
         if changes is not None:
             # (event._value_: Enum's value property is Python code)
-            change = StateChange(now, old, new, why or event._value_)
+            change = make_change(now, old, new, why or event._value_)
             if isinstance(changes, list):
                 changes.append(change)
             else:
@@ -266,7 +271,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         ack = rcv.rcv_nxt if (rcv is not None and flags & ACK) else 0
         if flags & SYN:
             assert syn is not None, "a SYN carries the options of syn_options()"
-            window = min(rcv.window() if rcv else self.rcv_capacity, 0xFFFF)
+            window = rcv.window() if rcv else self.rcv_capacity
+            if window > 0xFFFF:  # noqa: PLR1730 - cheaper than min()
+                window = 0xFFFF
             if rcv is not None:
                 # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
                 rcv.rcv_adv = (rcv.rcv_nxt + window) & _MASK     # sq.add(), inline
@@ -347,7 +354,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # carried it (RFC 7323 2.2 / 3.2, RFC 2018 2).
         rcv_wscale = pool[_RCV_WSCALE]
         if seg.wscale is not None and rcv_wscale is not None:
-            self.snd_wscale = min(seg.wscale, 14)  # RFC 7323 2.3: more than 14 means 14
+            ws = seg.wscale                  # RFC 7323 2.3: more than 14 means 14
+            self.snd_wscale = ws if ws < 14 else 14  # noqa: FURB136
         else:
             pool[_RCV_WSCALE] = rcv_wscale = None
             self.snd_wscale = 0
@@ -363,8 +371,14 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.pool = pooled(tuple(pool))
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option
         # (_mss_for_path(), inline).
-        clamp = min(peer_mss, self.adv_mss, pool[_PMTU] - ip_tcp_headers(self.local[0]))
-        mss = self.mss = shared(max(clamp - (12 if ts_ok else 0), 64))
+        clamp = pool[_PMTU] - ip_tcp_headers(self.local[0])
+        if peer_mss < clamp:  # noqa: PLR1730 - cheaper than min()
+            clamp = peer_mss
+        if self.adv_mss < clamp:  # noqa: PLR1730
+            clamp = self.adv_mss
+        if ts_ok:
+            clamp -= 12
+        mss = self.mss = shared(clamp if clamp > 64 else 64)  # noqa: FURB136
         rcv_capacity = pool[_RCV_CAPACITY]
         rcv = self.rcv = Receiver(seg.seq, rcv_capacity, mss, rcv_wscale or 0,
                                   max_capacity=pool[_RCV_MAX_CAPACITY])

@@ -116,7 +116,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         assert rack is not None
         rtt_us = snd.rtt_sample(ack, now)
         if rtt_us is None and self.ts_ok and ts is not None and ts[1]:
-            rtt_us = max((self.tsval(now) - ts[1]) & 0xFFFFFFFF, 1) * 1000
+            rtt_us = ((self.tsval(now) - ts[1]) & 0xFFFFFFFF or 1) * 1000   # at least 1 ms
         # _on_new_ack(), no Brief field set: no SYN timed, no retransmission's clocks.
         rtt = self.rtt
         if rtt_us is not None:
@@ -140,7 +140,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             cc = rec.cc
             flight = ((smax - una + _HALF) & _MASK) - _HALF
             cc.on_ack(segs, now=now, rtt_us=rtt_us,
-                      in_flight=max(flight, 0) // self.mss,
+                      in_flight=flight // self.mss if flight > 0 else 0,
                       cwnd_limited=self.cwnd_limited or (   # _is_cwnd_limited()
                           cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_packets_out))
         if not rack.recs:
@@ -152,7 +152,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
             want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
             if want > snd.capacity:
-                snd.capacity = min(want, self.snd_max_capacity)
+                cap = self.snd_max_capacity
+                snd.capacity = want if want < cap else cap  # noqa: FURB136 - min()
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
     if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
@@ -179,7 +180,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         nxt = rcv.rcv_nxt = (seq + n) & _MASK
         rcv.bytes_received += n
         self.mem_sync()
-        m = min(n, self.adv_mss)         # ackp.observe(): Linux tcp_measure_rcv_mss()
+        m = n if n < self.adv_mss else self.adv_mss  # noqa: FURB136 - tcp_measure_rcv_mss()
         if m > ackp.rcv_mss:  # noqa: PLR1730 - cheaper than max() per segment
             ackp.rcv_mss = m
         ackp.last_data_rcv = now         # ackp.on_data(), in order

@@ -69,6 +69,7 @@ class InputMixin:
     probe_start: int | None
     rtt_seq: int | None
     persist_backoff: int
+    brief: dict[str, object] | None
 
     # A segment in a synchronized state: the fast path's entry (tcp/fastpath.py), which
     # hands what it does not predict to _rcv_slow.
@@ -227,7 +228,9 @@ class InputMixin:
             return
         # RFC 7323 2.2: the window of a SYN is never scaled.
         wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
-        fin_was_acked = snd.fin_queued and snd.fin_acked
+        # snd.fin_acked, inline (a property, and sq.gt() under it): sq.gt(snd_una, data_end).
+        fin_was_acked = snd.fin_queued and (
+            (snd.buf_seq + snd.buf.nbytes - snd.snd_una + _HALF) & _MASK) < _HALF
         if state is _SYN_RECEIVED:
             ack = seg.ack     # sq.lt(snd_una, ack) and sq.le(ack, snd_max), inline:
             if not (((snd.snd_una - ack + _HALF) & _MASK) < _HALF and (
@@ -248,7 +251,7 @@ class InputMixin:
                 self._queue_fin(now)
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
-                (seg.ack - snd.snd_una + max(snd.max_wnd, 1) + _HALF) & _MASK) < _HALF:
+                (seg.ack - snd.snd_una + (snd.max_wnd or 1) + _HALF) & _MASK) < _HALF:
             # Acks something not yet sent, or too old to be plausible (RFC 5961 5.2,
             # sq.lt(ack, snd_una - max_wnd)): dropped with a challenge ACK, and its TSval
             # is not TS.Recent (Linux tcp_ack() returns before tcp_replace_ts_recent()).
@@ -258,7 +261,8 @@ class InputMixin:
             return
         else:
             self._process_ack(seg, wnd, now)
-        fin_acked_now = snd.fin_queued and snd.fin_acked and not fin_was_acked
+        fin_acked_now = snd.fin_queued and not fin_was_acked and (
+            (snd.buf_seq + snd.buf.nbytes - snd.snd_una + _HALF) & _MASK) < _HALF
         if state is _LAST_ACK and fin_acked_now:
             self._change(_EV_RCV_ACK_OF_FIN, now)
             return
@@ -384,7 +388,7 @@ class InputMixin:
             rtt_us = snd.rtt_sample(seg.ack, now)
             if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
                     and seg.timestamps[1]:
-                rtt_us = max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF, 1) * 1000
+                rtt_us = ((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF or 1) * 1000
             acked = ((ack - una_before + _HALF) & _MASK) - _HALF
             self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
@@ -484,7 +488,8 @@ class InputMixin:
             if segs and data_acked > 0:
                 mss = self.mss
                 flight = ((smax - una + _HALF) & _MASK) - _HALF    # Recovery.pipe() here
-                rec.cc.on_ack(segs, now=now, rtt_us=rtt_us, in_flight=max(flight, 0) // mss,
+                rec.cc.on_ack(segs, now=now, rtt_us=rtt_us,
+                              in_flight=flight // mss if flight > 0 else 0,
                               cwnd_limited=self._is_cwnd_limited())
         else:
             timeout = rec.on_ack_rack(
@@ -525,8 +530,13 @@ class InputMixin:
         rtt_seq: int | None = brief.get("rtt_seq") if brief is not None \
             else None  # type: ignore[assignment]
         if rtt_seq is not None and ((rtt_seq - ack + _HALF) & _MASK) < _HALF:  # sq.gt()
-            rtt_us = now - self.rtt_time     # the SYN or SYN,ACK, timed once
-            self.rtt_seq = None
+            assert brief is not None
+            # The SYN or SYN,ACK, timed once. (self.rtt_seq = None, inline: the Brief
+            # field and its drop, rtt_time, out of the dict; rare.py.)
+            rtt_us = now - brief.pop("rtt_time", 0)  # type: ignore[operator]
+            del brief["rtt_seq"]
+            if not brief:
+                self.brief = None
         if rtt_us is not None:
             self.rtt.sample(rtt_us)
             # Karn / RFC 6298 (5.5): a backed-off RTO stays until a valid sample; Linux
@@ -536,7 +546,11 @@ class InputMixin:
         self.retransmits = 0
         brief = self.brief
         if brief is not None and ("retrans_stamp" in brief or "ut_start" in brief):
-            self.retrans_stamp = self.ut_start = None
+            # self.retrans_stamp = self.ut_start = None, inline (rare.py's Brief.__set__).
+            brief.pop("retrans_stamp", None)
+            brief.pop("ut_start", None)
+            if not brief:
+                self.brief = None
         self._rearm_rto(now)
 
     def _start_data_rto(self: Connection) -> None:

@@ -43,6 +43,7 @@ from synack import seq as sq
 from synack.tcp import chrono
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
+from synack.tcp.rtt import RTO_MAX_US
 from synack.tcp.state import State
 from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
@@ -74,10 +75,17 @@ class OutputMixin:
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec
+        smax_before = snd.snd_max
+        if not snd.fin_queued and snd.snd_nxt == smax_before and not probe \
+                and (snd.buf_seq + snd.buf.nbytes) & _MASK == smax_before \
+                and ((ch := self.chrono) is None or ch[0] == chrono.NONE) \
+                and (rack := rec.rack) is not None and not rack.lost_bytes:
+            # Nothing to send and all of it sent (no FIN either), nothing lost: nothing
+            # below has anything to do (the common case after a segment comes in).
+            return
         mss = self.mss
         limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
         blocked_by_window = False
-        smax_before = snd.snd_max
         rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         rack = rec.rack
@@ -201,7 +209,7 @@ class OutputMixin:
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
         sent = snd.snd_max != smax_before
-        if sent or limited or snd.snd_nxt != snd.data_end:
+        if sent or limited or snd.snd_nxt != (snd.buf_seq + snd.buf.nbytes) & _MASK:  # data_end
             # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
             # when the pipe fills it.
             limited = limited or -(-rec.pipe(snd.snd_una, snd.snd_nxt, snd.snd_max) // mss) \
@@ -223,8 +231,9 @@ class OutputMixin:
         """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was
         the limit, or else the most packets that were out."""
         snd = self.snd
-        packets_out = -(-snd.in_flight() // self.mss)
-        if sq.ge(snd.snd_una, self.cwnd_usage_seq) or limited or (
+        una, usage = snd.snd_una, self.cwnd_usage_seq
+        packets_out = -(-(((snd.snd_max - una + _HALF) & _MASK) - _HALF) // self.mss)  # in_flight
+        if una == usage or ((usage - una + _HALF) & _MASK) < _HALF or limited or (  # sq.ge()
                 not self.cwnd_limited and packets_out > self.max_packets_out):
             self.cwnd_limited = limited
             self.max_packets_out = packets_out
@@ -413,6 +422,7 @@ class OutputMixin:
             snd.snd_max = end
         timers = self.timers
         if timers.rtx is None:
-            timers.rtx = now + self.rtt.backed_off(self.backoff)
+            rto = self.rtt.rto << self.backoff   # rtt.backed_off(), inline
+            timers.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136
             timers.rtx_kind = RTO
         timers.persist = None

@@ -75,7 +75,12 @@ class Receiver(AckPolicy):
 
     def __init__(self, irs: int, capacity: int, mss: int, wscale: int = 0,
                  max_capacity: int | None = None) -> None:
-        AckPolicy.__init__(self, mss)
+        # AckPolicy.__init__(self, mss), inline (once per connection, no call).
+        self.quick = 0
+        self.pingpong = False
+        self.deadline: int | None = None
+        self.rcv_mss = mss
+        self.last_data_rcv: int | None = None
         self.irs = irs
         self.rcv_nxt = (irs + 1) & _MASK     # sq.add(irs, 1), inline
         self.rcv_adv = self.rcv_nxt  # right edge of the window last advertised
@@ -119,7 +124,8 @@ class Receiver(AckPolicy):
         nxt = self.rcv_nxt
         adv = self.rcv_adv
         grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
-        if grow > 0 and (grow >= min(cap // 2, self.mss) or free == cap):
+        # (grow >= min(cap // 2, mss), without min()'s argument parsing)
+        if grow > 0 and (grow >= cap // 2 or grow >= self.mss or free == cap):
             adv = self.rcv_adv = (nxt + free) & _MASK
         wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
         if wnd < 0:                                                # sq.lt(adv, nxt)
@@ -137,12 +143,25 @@ class Receiver(AckPolicy):
         ``tcp_select_window``), at the cost of at most ``2**wscale - 1`` bytes of
         buffer beyond the free space.
         """
-        wnd = self.window()
+        # wnd = self.window(), inline: once per segment sent.
+        cap = self.capacity
+        free = cap - len(self.ready) - self.ooo_bytes
+        if free < 0:  # noqa: PLR1730 - a comparison is cheaper than max() per segment
+            free = 0
+        nxt = self.rcv_nxt
+        adv = self.rcv_adv
+        grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
+        # (grow >= min(cap // 2, mss), without min()'s argument parsing)
+        if grow > 0 and (grow >= cap // 2 or grow >= self.mss or free == cap):
+            adv = (nxt + free) & _MASK
+        wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
+        if wnd < 0:  # noqa: PLR1730 - sq.lt(adv, nxt); cheaper than max()
+            wnd = 0
         ws = self.wscale
         field = (wnd + (1 << ws) - 1) >> ws
         if field > 0xFFFF:  # noqa: PLR1730 - cheaper than min() per segment
             field = 0xFFFF
-        self.rcv_adv = (self.rcv_nxt + (field << ws)) & _MASK
+        self.rcv_adv = (nxt + (field << ws)) & _MASK
         return field
 
     # -- segments ---------------------------------------------------------------
@@ -326,7 +345,8 @@ class Receiver(AckPolicy):
         """
         if self.space_time is None:
             self.space_time, self.space_copied = now, self.copied
-            self.space = min(self.capacity, 10 * self.mss)   # tcp_init_buffer_space()
+            space = 10 * self.mss                            # tcp_init_buffer_space()
+            self.space = space if space < self.capacity else self.capacity  # noqa: FURB136
             return
         if rtt_us is None or now - self.space_time < rtt_us:
             return

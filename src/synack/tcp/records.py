@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from synack.tcp.state import State
+from synack.wire._records import positional_constructor
 
 
 @dataclass(slots=True)
@@ -76,3 +77,9 @@ class StateChange:
     old: State
     new: State
     why: str
+
+
+#: ``make_change(now, old, new, why)``: a :class:`StateChange` without the frozen
+#: dataclass's keyword ``__init__`` (four ``object.__setattr__`` calls): one per state
+#: change of every connection whose changes are recorded (see wire/_records.py).
+make_change = positional_constructor(StateChange)

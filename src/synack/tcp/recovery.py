@@ -179,7 +179,8 @@ class Recovery:
         if rack is not None:
             # Linux tcp_packets_in_flight() in bytes (Rack.in_flight(), inline: per ACK).
             flight = ((snd_max - snd_una + sq.HALF) & sq.MASK) - sq.HALF
-            return max(flight - rack.sacked_bytes - rack.lost_bytes + rack.retrans_bytes, 0)
+            flight += rack.retrans_bytes - rack.sacked_bytes - rack.lost_bytes
+            return flight if flight > 0 else 0  # noqa: FURB136
         board = self.board
         if self.state is _CA_LOSS:
             if board is None:

@@ -21,7 +21,7 @@ from bisect import bisect_right
 from collections import deque
 
 from synack import seq as sq
-from synack.tcp.rtt import RttEstimator
+from synack.tcp.rtt import RTO_INITIAL_US, RttEstimator
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _CHUNK = 64 * 1024                # small writes are gathered into chunks up to this size
@@ -158,7 +158,12 @@ class Sender(RttEstimator):
     )
 
     def __init__(self, iss: int, capacity: int) -> None:
-        RttEstimator.__init__(self)
+        # RttEstimator.__init__(self), inline (once per connection, no call).
+        self.srtt: int | None = None
+        self.rttvar: int = 0
+        self.rto: int = RTO_INITIAL_US
+        self.min_rtt: int | None = None
+        self.samples = 0
         self.iss = iss
         self.snd_una = iss
         self.snd_nxt = iss
@@ -168,7 +173,7 @@ class Sender(RttEstimator):
         self.snd_wl2 = 0
         self.max_wnd = 0
         self.buf = NO_DATA                   # a SendBuffer of its own from the first write
-        self.buf_seq = sq.add(iss, 1)  # first data byte follows the SYN
+        self.buf_seq = (iss + 1) & _MASK     # first data byte follows the SYN (sq.add())
         self.capacity = capacity
         self.fin_queued = False
         self.more = False                    # the last write said MSG_MORE: hold its tail
@@ -211,10 +216,13 @@ class Sender(RttEstimator):
         acknowledged, so a retransmission that carries a write's end carries its PSH
         again (Linux keeps TCPHDR_PSH in the skb: tcp_mark_push())."""
         marks = self.push_marks
-        if not marks or sq.le(marks[-1], seq):
+        if not marks:
+            return None
+        last = marks[-1]
+        if last == seq or ((last - seq + _HALF) & _MASK) < _HALF:    # sq.le(last, seq)
             return None                      # every write end is at or before seq
         first = marks[0]
-        if sq.gt(first, seq):
+        if ((seq - first + _HALF) & _MASK) < _HALF:                  # sq.gt(first, seq)
             return first                     # the common case: nothing sent is unacked
         return marks[bisect_right(marks, 0, key=lambda m: sq.diff(m, seq))]
 
@@ -232,19 +240,25 @@ class Sender(RttEstimator):
     # -- application side -------------------------------------------------
     def space(self) -> int:
         """Bytes the application may still write."""
-        return max(self.capacity - self.buf.nbytes, 0)
+        room = self.capacity - self.buf.nbytes
+        return room if room > 0 else 0  # noqa: FURB136 - max(), without its argument parsing
 
     def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False,
               more: bool = False) -> int:
         """Queue as much of ``data`` as fits; returns how many bytes were taken.
         ``eor``: the write ends a record (MSG_EOR): later writes never share its last
         segment."""
-        n = min(len(data), self.space())
+        size = len(data)
+        buf = self.buf
+        n = self.capacity - buf.nbytes      # space(), inline, without its max()
+        if n > size:
+            n = size
+        elif n <= 0:
+            return 0
         if n:
-            buf = self.buf
             if buf is NO_DATA:
                 buf = self.buf = SendBuffer()
-            buf.append(data[:n] if n < len(data) else data)
+            buf.append(data[:n] if n < size else data)
             marks = self.push_marks
             if marks is None:
                 marks = self.push_marks = deque()
@@ -253,13 +267,13 @@ class Sender(RttEstimator):
                 # The last write's end is not sent yet: Linux appends this write to the
                 # same skb and clears its PSH (tcp_sendmsg_locked()); PSH moves here.
                 marks.pop()
-            end = self.data_end
+            end = (self.buf_seq + buf.nbytes) & sq.MASK     # data_end, inline
             # MSG_MORE: no PSH, and the short tail waits for the rest (Linux tcp_push()
             # with TCP_NAGLE_CORK), unless the write did not fit whole.
-            self.more = more and n == len(data)
+            self.more = more and n == size
             if not self.more:
                 marks.append(end)
-            if eor and n == len(data):
+            if eor and n == size:
                 ends = self.eor_marks        # MSG_EOR: the skb is never appended to
                 if isinstance(ends, deque):
                     ends.append(end)
@@ -329,7 +343,8 @@ class Sender(RttEstimator):
         self.snd_una = ack = nxt if ack == nxt else ack
         marks = self.push_marks
         if marks is not None:
-            while marks and sq.le(marks[0], ack):
+            # sq.le(mark, ack), inline: per ACK of data.
+            while marks and ((m := marks[0]) == ack or ((m - ack + _HALF) & _MASK) < _HALF):
                 marks.popleft()
             if not marks:
                 self.push_marks = None
@@ -376,7 +391,8 @@ class Sender(RttEstimator):
             self.snd_wl1 = seq
             una = self.snd_una
             self.snd_wl2 = una if ack == una else ack   # one object when equal, as in on_ack
-            self.max_wnd = max(self.max_wnd, wnd)
+            if wnd > self.max_wnd:  # noqa: PLR1730 - cheaper than max() per ACK
+                self.max_wnd = wnd
             return changed
         return False
 

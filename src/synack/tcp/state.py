@@ -176,6 +176,12 @@ _BY_NAME: dict[str, dict[str, State]] = {
     s._name_: {e._name_: t for e, t in moves.items()} for s, moves in TRANSITIONS.items()}
 
 
+#: The same table for a caller that reads it inline (Connection._change(), at every
+#: state change): ``MOVES_BY_NAME[state._name_].get(event._name_)``, None where
+#: :func:`next_state` would raise. Every state has an entry.
+MOVES_BY_NAME = _BY_NAME
+
+
 def next_state(state: State, event: Event) -> State:
     """Where ``event`` leads from ``state``; raises :class:`IllegalTransition` if nowhere."""
     try:

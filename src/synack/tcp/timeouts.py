@@ -155,16 +155,21 @@ class TimeoutsMixin:
         """Linux tcp_rearm_rto(): the RTO from now, or, replacing a loss probe or a
         reordering timer, from when the head segment was last sent."""
         t = self.timers
-        if self.snd.in_flight() <= 0:
+        snd = self.snd
+        if ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF <= 0:   # in_flight()
             t.rtx = None
             t.rtx_kind = RTO
             return
-        rto = self.rtt.backed_off(self.backoff)
+        rto = self.rtt.rto << self.backoff   # rtt.backed_off(), inline: per ACK
+        if rto > RTO_MAX_US:  # noqa: PLR1730 - cheaper than min()
+            rto = RTO_MAX_US
         rack = self.rec.rack
         if t.rtx_kind != RTO and rack is not None:
             head = rack.head_xmit()
             if head is not None:
-                rto = max(head + rto - now, 1)   # tcp_rto_delta_us()
+                rto = head + rto - now           # tcp_rto_delta_us(), at least 1
+                if rto < 1:  # noqa: PLR1730 - cheaper than max()
+                    rto = 1
         t.rtx = now + rto
         t.rtx_kind = RTO
 
@@ -190,12 +195,14 @@ class TimeoutsMixin:
             timeout = -(-timeout // 1000) * 1000          # usecs_to_jiffies() rounds up
         else:
             timeout = RTO_INITIAL_US
-        rto = min(rtt.rto << self.backoff, RTO_MAX_US)    # rtt.backed_off(), inline
+        rto = rtt.rto << self.backoff                     # rtt.backed_off(), inline
+        if rto > RTO_MAX_US:  # noqa: PLR1730 - cheaper than min()
+            rto = RTO_MAX_US
         if not advancing_rto:
             head = rack.head_xmit()
             rto = head + rto - now if head is not None else rto   # tcp_rto_delta_us()
-        if rto > 0:
-            timeout = min(timeout, rto)
+        if 0 < rto < timeout:
+            timeout = rto
         self.timers.rtx = now + timeout
         self.timers.rtx_kind = TLP
         return True

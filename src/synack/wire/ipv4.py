@@ -15,7 +15,15 @@ from ._addr import aton, ntoa
 from ._records import positional_constructor
 from .checksum import Buffer, internet_checksum
 from .errors import ParseError
-from .tcp import TcpSegment, _encode_tcp_parts, parse_tcp
+from .tcp import (
+    _NOP_NOP_TS_KINDS,
+    _SYN_KINDS,
+    _SYN_WORDS,
+    TcpSegment,
+    _encode_tcp_parts,
+    _make_segment,
+    parse_tcp,
+)
 
 __all__ = [
     "PROTO_ICMP",
@@ -23,8 +31,10 @@ __all__ = [
     "PROTO_UDP",
     "IPv4Header",
     "build_tcp_packet",
+    "build_ts_packet",
     "encode_ipv4",
     "parse_ipv4",
+    "parse_ipv4_tcp",
     "parse_tcp_packet",
 ]  # fmt: skip
 
@@ -97,6 +107,72 @@ def parse_ipv4_route(
     errors as :func:`parse_ipv4`."""
     vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _checked(packet, verify_checksum)
     return ntoa(src), ntoa(dst), proto, frag, memoryview(packet)[(vihl & 0x0F) << 2:total]
+
+
+# The IPv4 header, the TCP header and NOP NOP TS: nearly every packet after the handshake.
+_IP_TCP_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")
+_IP_TCP_TS_LEN = 52
+_TCP_TS_LEN = 32
+_NOP_NOP_TS_WORD = 0x0101080A
+# Checksums of segments up to this long are summed inline; longer ones fold in halves
+# first (internet_checksum()).
+_INLINE_SUM_MAX = 512
+
+
+def parse_ipv4_tcp(
+    packet: Buffer, verify_tcp_checksum: bool = True
+) -> tuple[str, str, TcpSegment] | None:
+    """A host's usual packet in one call: ``(src, dst, segment)`` for an IPv4 packet
+    with a 20-byte header, not a fragment, carrying TCP, its header checksum right and
+    (when ``verify_tcp_checksum``) the segment's too. None for anything else -- an
+    error too, a checksum one included: :func:`parse_ipv4_route` and
+    :func:`~synack.wire.tcp.parse_tcp` then take the packet and name what is wrong.
+    A malformed TCP header raises :func:`~synack.wire.tcp.parse_tcp`'s error.
+    """
+    n = len(packet)
+    if n >= _IP_TCP_TS_LEN:
+        # Both headers and NOP NOP TS (if that is what follows) in one unpack.
+        (vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst, sport, dport, seq, ack,
+         off, flags, window, tcsum, urgent, word, tsval, tsecr) = _IP_TCP_TS.unpack_from(packet)
+    elif n >= 40:
+        vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _HEADER.unpack_from(packet)
+        off = word = 0
+    else:
+        return None
+    if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n or total < 40:
+        return None
+    # The header's sum as _checked() takes it.
+    if (x := int.from_bytes(packet[:IPV4_HEADER_LEN], "big")) % 0xFFFF or not x:
+        return None
+    body = memoryview(packet)[IPV4_HEADER_LEN:total]
+    if verify_tcp_checksum:
+        # pseudo_header_sum() from the address words, and internet_checksum(), inline.
+        size = total - IPV4_HEADER_LEN
+        initial = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + size
+        if size > _INLINE_SUM_MAX:
+            if internet_checksum(body, initial):
+                return None
+        elif (((int.from_bytes(body, "little") % 0xFFFF) << 8) + initial - 1) % 0xFFFF \
+                != 0xFFFE:
+            return None
+    if off >> 4 == 8 and word == _NOP_NOP_TS_WORD and total >= _IP_TCP_TS_LEN:
+        # parse_tcp()'s record of the usual segment after the handshake, made here.
+        return ntoa(src), ntoa(dst), _make_segment(
+            sport, dport, seq, ack, flags, window, urgent, bytes(packet[_IP_TCP_TS_LEN:total]),
+            None, None, False, (), (tsval, tsecr), (), off & 0x0F, 8, tcsum, _NOP_NOP_TS_KINDS,
+        )  # fmt: skip
+    if off >> 4 == 10 and total >= _IP_TCP_SYN_LEN:
+        # A SYN's usual options (MSS, SACK_PERM, TS, NOP WS), as parse_tcp() checks them.
+        mss_kl, mss, sp_kl, ts_kl, tsval, tsecr, nop_ws, ws_len, ws = _SYN_WORDS.unpack_from(
+            packet, _IP_TCP_SYN_LEN - 20)
+        if mss_kl == 0x0204 and sp_kl == 0x0402 and ts_kl == 0x080A and nop_ws == 0x0103 \
+                and ws_len == 3:
+            return ntoa(src), ntoa(dst), _make_segment(
+                sport, dport, seq, ack, flags, window, urgent,
+                bytes(packet[_IP_TCP_SYN_LEN:total]), mss, ws, True, (), (tsval, tsecr), (),
+                off & 0x0F, 10, tcsum, _SYN_KINDS,
+            )  # fmt: skip
+    return ntoa(src), ntoa(dst), parse_tcp(body, verify_checksum=False)
 
 
 def _checked(packet: Buffer, verify_checksum: bool) -> tuple[int, ...]:
@@ -184,7 +260,14 @@ def build_tcp_packet(
         ts is not None and seg.mss is None and seg.wscale is None and not seg.sack_permitted
         and not seg.sack_blocks and not seg.unknown_options
     ):  # fmt: skip
-        packet = _build_ts_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
+        packet = build_ts_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
+        if packet is not None:
+            return packet
+    elif (
+        ts is not None and seg.mss is not None and seg.wscale is not None
+        and seg.sack_permitted and not seg.sack_blocks and not seg.unknown_options
+    ):  # fmt: skip
+        packet = _build_syn_packet(src, dst, seg, ts, ttl, ident, tos, csum_partial)
         if packet is not None:
             return packet
     tcp_header, payload = _encode_tcp_parts(seg, src, dst, csum_partial)
@@ -194,14 +277,7 @@ def build_tcp_packet(
     return b"".join((ip, tcp_header, payload))
 
 
-# The IPv4 header, the TCP header and NOP NOP TS: nearly every packet after the handshake.
-_IP_TCP_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")
-_IP_TCP_TS_LEN = 52
-_TCP_TS_LEN = 32
-_NOP_NOP_TS_WORD = 0x0101080A
-
-
-def _build_ts_packet(
+def build_ts_packet(
     src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
     tos: int, csum_partial: bool,
 ) -> bytes | None:  # fmt: skip
@@ -240,6 +316,57 @@ def _build_ts_packet(
             0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
             sport, dport, sq, ack, (_TCP_TS_LEN << 2) | reserved, flags, window, tcp_csum,
             urgent, _NOP_NOP_TS_WORD, tsval, tsecr,
+        )  # fmt: skip
+    except struct.error:
+        return None
+    return b"".join((headers, payload)) if payload else headers
+
+
+# The IPv4 header, the TCP header and a SYN's four options in Linux's layout (MSS,
+# SACK_PERM, TS, NOP WS): nearly every SYN and SYN,ACK.
+_IP_TCP_SYN = struct.Struct("!BBHHHBBHIIHHIIBBHHHBBHBBBBIIBBBB")
+_IP_TCP_SYN_LEN = 60
+_TCP_SYN_LEN = 40
+# The option bytes that are not fields, as the sum of the 16-bit words they fall in:
+# 02 04 | 04 02 | 08 0a | 01 03 | 03 (then the shift).
+_SYN_OPT_WORDS = 0x0204 + 0x0402 + 0x080A + 0x0103 + 0x0300
+
+
+def _build_syn_packet(
+    src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
+    tos: int, csum_partial: bool,
+) -> bytes | None:  # fmt: skip
+    """:func:`build_tcp_packet` for a SYN or SYN,ACK with MSS, SACK_PERM, TS and window
+    scale (the bytes ``tcp._encode_options`` lays out), as :func:`build_ts_packet`
+    does it: checksums from the field values, one pack. None when a field is out of
+    range: the general path then names it."""
+    payload = seg.payload
+    total = _IP_TCP_SYN_LEN + len(payload)
+    reserved = seg.reserved
+    if total > 0xFFFF or not 0 <= reserved <= 0x0F:
+        return None
+    a_src = aton(src)
+    a_dst = aton(dst)
+    sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
+    flags, window, urgent, mss, wscale = seg.flags, seg.window, seg.urgent, seg.mss, seg.wscale
+    assert mss is not None and wscale is not None
+    tsval, tsecr = ts
+    addr_sum = a_src + a_dst
+    ip_csum = 0xFFFE - (
+        0x4500 + tos + total + ident + _DF + (ttl << 8) + PROTO_TCP + addr_sum - 1) % 0xFFFF
+    pseudo = addr_sum + PROTO_TCP + total - IPV4_HEADER_LEN
+    if csum_partial:
+        tcp_csum = (pseudo - 1) % 0xFFFF + 1
+    else:
+        initial = (pseudo + sport + dport + sq + ack + (((_TCP_SYN_LEN << 2) | reserved) << 8)
+                   + flags + window + urgent + _SYN_OPT_WORDS + mss + tsval + tsecr + wscale)
+        tcp_csum = internet_checksum(payload, initial) if payload else (
+            0xFFFE - (initial - 1) % 0xFFFF)
+    try:
+        headers = _IP_TCP_SYN.pack(
+            0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
+            sport, dport, sq, ack, (_TCP_SYN_LEN << 2) | reserved, flags, window, tcp_csum,
+            urgent, 2, 4, mss, 4, 2, 8, 10, tsval, tsecr, 1, 3, 3, wscale,
         )  # fmt: skip
     except struct.error:
         return None

@@ -267,7 +267,7 @@ def _build_ts_packet6(
     traffic_class: int, flow_label: int, csum_partial: bool,
 ) -> bytes | None:  # fmt: skip
     """:func:`build_tcp6_packet` for a segment whose only option is the timestamp: one
-    pack, the checksum from the field values (as ``ipv4._build_ts_packet`` does; IPv6
+    pack, the checksum from the field values (as ``ipv4.build_ts_packet`` does; IPv6
     has no header checksum). None when a field is out of range: the general path then
     names it."""
     payload = seg.payload
