@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import kclient
 import peer
+import tunfloor
 from table import Figure, Row, Target
 
 NUMBER = re.compile(r"\d+\.\d+ MB")
@@ -174,10 +175,37 @@ def test_wire_rows_measure_or_explain() -> None:
                     reason="the connection and HTTP rows need root and /dev/net/tun")
 def test_connection_and_http_rows_measure_or_explain() -> None:
     lines = _bench("--only", "conns", timeout=240) + _bench("--only", "http", timeout=240)
-    for name in ("conn/s: kernel -> synack serve echo", "echo RTT p50 beside 100 idle: synack",
+    for name in ("conn/s: kernel -> synack serve echo",
+                 "conn/s: kernel -> do-nothing TUN responder", "conn/s: synack serve echo",
+                 "echo RTT p50 beside 100 idle: synack",
                  "echo RTT p99 beside 100 idle: synack", "idle conns held of 100: synack",
                  "ab -k -c 50, 1024 B: synack serve http",
                  "ab -c 500 (no -k), SYN retrans: synack"):
         _measured_or_explained(lines, _row(lines, name))
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=False)
     assert "sa-bench-nginx" not in ps.stdout        # our nginx, by its temporary prefix, is gone
+
+
+def test_tun_ceiling_responder_answers_as_tcp_would() -> None:
+    """bench/tunfloor.py's replies are well-formed TCP a kernel client accepts: checksums
+    right, SYN,ACK acknowledging the SYN with MSS and the SYN's TSval echoed, data ACKed
+    and echoed, FIN answered with FIN,ACK."""
+    from synack.wire.ipv4 import build_tcp_packet, parse_tcp_packet
+    from synack.wire.tcp import ACK, FIN, PSH, SYN, TcpSegment
+
+    def client(flags: int, seq: int, payload: bytes = b"", **opts: object) -> bytes:
+        seg = TcpSegment(src_port=40000, dst_port=7, seq=seq, ack=5000, flags=flags,
+                         window=512, payload=payload, timestamps=(77, 0), **opts)  # type: ignore[arg-type]
+        return build_tcp_packet("192.0.2.1", "192.0.2.2", seg)
+
+    ip, synack = parse_tcp_packet(tunfloor._answer(client(SYN, 100, mss=1460, wscale=7), 0x12,
+                                                    4000, 101))
+    assert (ip.src, ip.dst, synack.src_port, synack.dst_port) == ("192.0.2.2", "192.0.2.1", 7,
+                                                                  40000)
+    assert (synack.flags, synack.seq, synack.ack, synack.mss) == (SYN | ACK, 4000, 101, 1460)
+    assert synack.timestamps is not None and synack.timestamps[1] == 77
+    _, echo = parse_tcp_packet(tunfloor._answer(client(ACK | PSH, 101, b"x"), 0x18, 4001, 102,
+                                                b"x"))
+    assert (echo.flags, echo.payload, echo.ack) == (ACK | PSH, b"x", 102)
+    _, fin = parse_tcp_packet(tunfloor._answer(client(FIN | ACK, 102), 0x11, 4002, 103))
+    assert (fin.flags, fin.seq, fin.ack) == (FIN | ACK, 4002, 103)
