@@ -259,6 +259,19 @@ class InputMixin:
                 neg.ts_recent, neg.ts_recent_stamp = recent
             self._send_challenge_ack(now)
             return
+        elif state is _LAST_ACK and seg.ack == snd.snd_max and self.trace is None \
+                and (brief := self.brief) is not None and "app_closed" in brief \
+                and ((snd.buf_seq + snd.buf.nbytes - snd.snd_max + _HALF) & _MASK) < _HALF:
+            # The ACK of our FIN, to an orphan in LAST_ACK (close() called; the FIN is
+            # sent, as SND.MAX lies past the data): the connection ends here (Linux
+            # tcp_rcv_state_process(): tcp_ack(), then tcp_done()). What _process_ack()
+            # would update besides SND.UNA -- RTT, congestion window, RACK records,
+            # delivery rate -- ends with it, unread (it counts no MIB event and sends
+            # nothing): only SND.UNA moves, the memory charged goes back, CLOSED.
+            snd.on_ack(snd.snd_max)
+            self.mem_release()
+            self._change(_EV_RCV_ACK_OF_FIN, now)
+            return
         else:
             self._process_ack(seg, wnd, now)
         fin_acked_now = snd.fin_queued and not fin_was_acked and (
