@@ -76,6 +76,7 @@ SECOND = 1_000_000
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _CLOSED = State.CLOSED
+_ESTABLISHED = State.ESTABLISHED
 _FIN_WAIT_2 = State.FIN_WAIT_2
 _LISTEN = State.LISTEN
 _SYN_SENT = State.SYN_SENT
@@ -459,10 +460,13 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.segs_in += 1
         if seg.payload:
             self.data_segs_in += 1
-        if self.state is _SYN_SENT:
+        state = self.state
+        if state is _ESTABLISHED:
+            self._rcv_synchronized(seg, now)  # the fast path's entry (tcp/fastpath.py)
+        elif state is _SYN_SENT:
             self._rcv_syn_sent(seg, now)
-        elif self.state is not _CLOSED:
-            self._rcv_synchronized(seg, now)
+        elif state is not _CLOSED:
+            self._rcv_slow(seg, now)         # (the fast path takes no other state)
         if self.state is not _CLOSED:
             self._output(now)
 

@@ -391,6 +391,19 @@ class InputMixin:
         una_before = snd.snd_una
         old_wnd = snd.snd_wnd
         ack = seg.ack
+        if ack == una_before and ack == snd.snd_max and rec.state is _CA_OPEN \
+                and not seg.sack_blocks and not seg.flags & ECE and self.trace is None \
+                and (rec.board is None or rec.board is NO_SACKS) \
+                and (rec.rack is None or not rec.rack.recs):
+            # Nothing in flight, nothing new acknowledged (a FIN, data, a window update):
+            # no RTT sample, no duplicate ACK, nothing delivered; only the window may
+            # move (what the rest of this method would do with it).
+            snd.update_window(seg.seq, ack, wnd)
+            if snd.snd_wnd > 0 and self.timers.persist is not None:
+                self.timers.persist = None   # the window opened: stop probing
+                self.persist_backoff = 0
+                self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
+            return
         # The sequence comparisons of this method are inline: it runs for every ACK.
         dupack = (ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
                   and wnd == old_wnd
