@@ -271,7 +271,13 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             if verdict != NEW_SYN:
                 return
             self._end_timewait(key, now, "new SYN reuses the 4-tuple")
-        listener = self._listener_for(dst, seg.dst_port)
+        # self._listener_for(dst, port), inline for a listener bound to the address or
+        # to IPv4's wildcard; the call for the rest (IPv6, a dual-stack "::").
+        port = seg.dst_port
+        listeners = self.listeners
+        listener = listeners.get((dst, port)) or (
+            listeners.get(("0.0.0.0", port)) if ":" not in dst else None) \
+            or self._listener_for(dst, port)
         if listener is not None:
             self._to_listener(listener, key, seg, now, ip_ecn)
             return

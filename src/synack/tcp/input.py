@@ -242,9 +242,16 @@ class InputMixin:
             # RFC 9293 3.10.7.4: set SND.WND, WL1, WL2 from this ACK outright. A passive
             # child never set WL1, so the "newer segment" test of update_window() would
             # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
-            snd.snd_wl1 = (seg.seq - 1) & _MASK             # sq.add(seg.seq, -1)
+            # (snd.update_window() after WL1 = SEG.SEQ - 1, inline: it always takes it.)
             # RCV.NXT's own int object when equal: one 32-byte int less per connection.
-            snd.update_window(rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq, seg.ack, wnd)
+            snd.snd_wl1 = rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq
+            una = snd.snd_una
+            snd.snd_wl2 = una if ack == una else ack    # one object when equal
+            if wnd != snd.snd_wnd:
+                wnd = shared(wnd)
+            snd.snd_wnd = wnd
+            if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
+                snd.max_wnd = wnd
             self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
             if self.rare is not None and self.wr_shut and not snd.fin_queued:  # (rare.py)
