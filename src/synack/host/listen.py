@@ -258,7 +258,8 @@ class ListenMixin:
         self._collect_child(lst, key, child, now)
 
     def _collect_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
-        self._drain(key, child)
+        if child.outbox or child.changes:    # (_drain() has nothing to do otherwise)
+            self._drain(key, child)
         state = child.state
         if state is _SYN_RECEIVED:
             self.timers.arm(child)

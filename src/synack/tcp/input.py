@@ -237,8 +237,11 @@ class InputMixin:
                     ack == snd.snd_max or ((ack - snd.snd_max + _HALF) & _MASK) < _HALF)):
                 self._send_reset_reply(seg)
                 return
-            self._on_new_ack(seg.ack, now)
-            self._start_data_rto()
+            self._on_new_ack(ack, now)
+            # self._start_data_rto(), inline: RFC 6298 (5.7) without an RTT sample.
+            if self.rtt.srtt is None:
+                self.rtt.rto = RTO_FALLBACK_US
+            self.backoff = 0
             # RFC 9293 3.10.7.4: set SND.WND, WL1, WL2 from this ACK outright. A passive
             # child never set WL1, so the "newer segment" test of update_window() would
             # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
