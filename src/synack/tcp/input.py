@@ -148,7 +148,6 @@ class InputMixin:
         snd = self.snd
         assert rcv is not None
         flags = seg.flags
-        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         state = self.state
         # The peer's own SYN,ACK completing a simultaneous open (RFC 9293 Figure 8): its
         # SYN is old, but Linux tcp_validate_incoming() lets it through ("tcp: Don't drop
@@ -168,7 +167,8 @@ class InputMixin:
                 and neg.paws_reject(seg, now) and self._paws_drop(seg, now):
             return
         # First: sequence number acceptability (a segment at RCV.NXT always passes).
-        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
+        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(
+                seg.seq, len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)):
             if flags & RST:
                 return
             if flags & SYN and state is _SYN_RECEIVED and seg.seq == rcv.irs:
@@ -334,7 +334,7 @@ class InputMixin:
                     out_of_order=ooo, now=now)
                 if in_order and not gained:
                     ack_now = True           # no room (zero window): say so at once, as Linux
-        elif seg_len:
+        elif payload or flags & (SYN | FIN):   # (the segment occupies sequence space)
             ack_now = True                   # a duplicate FIN: say where we are
             if simultaneous and neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack"):
                 # The peer's SYN again (Linux tcp_data_queue(): an old segment gets a
