@@ -259,6 +259,15 @@ class InputMixin:
             self._arm_keepalive(now)
             if self.rare is not None and self.wr_shut and not snd.fin_queued:  # (rare.py)
                 self._queue_fin(now)
+            elif not seg.payload and not flags & (SYN | FIN | URG) and self.ecn is None \
+                    and not snd.fin_queued:
+                # The handshake's bare ACK (the usual one): no urgent pointer, no text,
+                # no FIN, no FIN of ours to be acked, no ECN: of what follows only the
+                # delayed-ACK timer's test is left.
+                if self.ackp.deadline is not None and self.timers.delack is None \
+                        and self.last_ack_sent != rcv.rcv_nxt:
+                    self.timers.delack = self.ackp.deadline
+                return
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
                 (seg.ack - snd.snd_una + (snd.max_wnd or 1) + _HALF) & _MASK) < _HALF:
