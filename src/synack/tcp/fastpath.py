@@ -150,8 +150,16 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             rack.fack = None             # (and no loss probe: nothing in flight)
         else:
             self._schedule_loss_probe(now, advancing_rto=True)
-        self.mem_sync()
-        self._update_rate(now)
+        if rcv.ooo:
+            self.mem_sync()
+        else:
+            # self.mem_sync(), inline: the send buffer and the unread bytes.
+            used = snd.buf.nbytes + len(rcv.ready)
+            if used != self.mem_charged:
+                self.cfg.mem_add(used - self.mem_charged)
+                self.mem_charged = used
+        if now - self.rate_mark_time >= (rtt.srtt or 100_000):
+            self._update_rate(now)       # (its own test, inline: a new interval is due)
         if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
             want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
             if want > snd.capacity:
