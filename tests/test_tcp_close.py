@@ -337,3 +337,33 @@ def test_fin_wait_2_close_later():
     assert conn_state(stack) is None
 
 
+
+
+def test_last_ack_orphan_data_and_fin_acked_at_once():
+    # An orphan in LAST_ACK whose data and FIN one ACK covers: CLOSED, and every byte
+    # charged to the host's TCP memory given back (the ACK ends the connection without
+    # the congestion and RTT bookkeeping).
+    stack, fd, peer = established_server()
+    peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK)
+    stack.send(fd, b"bye", now=0)
+    assert stack.cfg.mem_used == 3
+    stack.close(fd, now=0)
+    peer.out()
+    assert peer.send(seq=IRS + 2, ack=ISS + 4, flags=ACK) == []     # the data, not the FIN
+    assert conn_state(stack) is State.LAST_ACK
+    assert stack.cfg.mem_used == 0
+    assert peer.send(seq=IRS + 2, ack=ISS + 5, flags=ACK) == []     # the FIN
+    assert conn_state(stack) is None
+    assert stack.cfg.mem_used == 0
+
+
+def test_last_ack_orphan_acked_whole_releases_memory():
+    stack, fd, peer = established_server()
+    peer.send(seq=IRS + 1, ack=ISS + 1, flags=FIN | ACK)
+    stack.send(fd, b"bye", now=0)
+    stack.close(fd, now=0)
+    peer.out()
+    assert stack.cfg.mem_used == 3
+    assert peer.send(seq=IRS + 2, ack=ISS + 5, flags=ACK) == []
+    assert conn_state(stack) is None
+    assert stack.cfg.mem_used == 0

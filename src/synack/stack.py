@@ -221,6 +221,23 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         if (dst != self.addr or src == dst or src[:4] == "127.") and (
                 not self._inbound_ok(src, dst, True)):
             return          # martian, or not for us (host/loopback.py)
+        if not seg.unknown_options:
+            # The usual segment, to a connection: _segment_in()'s first way, inline.
+            key = (dst, seg.dst_port, src, seg.src_port)
+            conn = self.conns.get(key)
+            if conn is not None:
+                self.stats["segments in"] += 1
+                ecn = conn.ecn
+                if ecn is not None:
+                    ip_ecn = packet[1] & 3
+                    ecn.ce_pending = ip_ecn == CE
+                    if ip_ecn:
+                        ecn.seen = True
+                conn.on_segment(seg, now=now)
+                if conn.fd >= 0:
+                    self.touched.add(conn.fd)
+                self._collect_conn(key, conn, now)
+                return
         self._segment_in(src, dst, seg, now, packet[1] & 3)
 
     def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int,
@@ -271,7 +288,13 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             if verdict != NEW_SYN:
                 return
             self._end_timewait(key, now, "new SYN reuses the 4-tuple")
-        listener = self._listener_for(dst, seg.dst_port)
+        # self._listener_for(dst, port), inline for a listener bound to the address or
+        # to IPv4's wildcard; the call for the rest (IPv6, a dual-stack "::").
+        port = seg.dst_port
+        listeners = self.listeners
+        listener = listeners.get((dst, port)) or (
+            listeners.get(("0.0.0.0", port)) if ":" not in dst else None) \
+            or self._listener_for(dst, port)
         if listener is not None:
             self._to_listener(listener, key, seg, now, ip_ecn)
             return

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.host.fastopen import start_child, try_fastopen
+from synack.host.loopback import LO_SRC6
 from synack.host.records import Key, Sock, shared_addr
 from synack.tcp import fastopen, syncookies
 from synack.tcp.connection import Connection
@@ -24,6 +25,8 @@ from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
 if TYPE_CHECKING:
     from synack.stack import Stack
+
+SOFT_GSO_MAX = 0xFFFF     # synack.stack's: what the stack builds without device TSO
 
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _SYN_RECEIVED = State.SYN_RECEIVED
@@ -74,17 +77,27 @@ class ListenMixin:
             lst.drop_syn()
             self.stats["SYNs dropped: " + why] += 1
             return
-        owner = self._listener_sock(lst)
+        owner = self.socks.get(lst.fd)       # self._listener_sock(lst), inline
+        if owner is None or owner.listener is not lst:
+            raise LookupError("listener without a socket")
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
-        iss = self.isn(key[0], key[1], key[2], key[3], now)
+        client = key[2]
+        iss = self.isn(key[0], key[1], client, key[3], now)
         local = lst.local if lst.local[0] == key[0] else shared_addr((key[0], key[1]))
-        child = Connection(local=local, remote=(key[2], key[3]), cfg=self.cfg,
-                           opts=opts, iss=iss, now=now, mtu=self.route_mtu(key[2]),
+        # self.route_mtu(client), inline for a peer that is not local (is_local()).
+        mtu = self.route_mtu(client) if client[:4] == "127." or client == self.addr \
+            or client == self.addr6 or client == LO_SRC6 else self.mtu
+        child = Connection(local=local, remote=(client, key[3]), cfg=self.cfg,
+                           opts=opts, iss=iss, now=now, mtu=mtu,
                            ts_offset=self.rng.getrandbits(32))
-        child.tso_max = self._tso_max()
+        off = self._offload                  # self._tso_max(), inline
+        child.tso_max = self._tso_max() if off is not None and off.tso_max else SOFT_GSO_MAX
         if not self.record_changes:
             child.changes = None
-        fast, reply = try_fastopen(self, lst, owner, seg, key[2], key[0])
+        # Fast Open needs its option or data in the SYN (try_fastopen() is (False, None)
+        # for a SYN with neither, and counts nothing).
+        fast, reply = try_fastopen(self, lst, owner, seg, client, key[0]) \
+            if seg.unknown_options or seg.payload else (False, None)
         if fast:
             # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
             start_child(self, lst, child, seg, now, reply, ip_ecn)
@@ -245,7 +258,8 @@ class ListenMixin:
         self._collect_child(lst, key, child, now)
 
     def _collect_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
-        self._drain(key, child)
+        if child.outbox or child.changes:    # (_drain() has nothing to do otherwise)
+            self._drain(key, child)
         state = child.state
         if state is _SYN_RECEIVED:
             self.timers.arm(child)

@@ -41,12 +41,12 @@ from typing import Any
 from synack import seq as sq
 from synack.config import Sysctl
 from synack.tcp import cc as ccmod
-from synack.tcp.ackpolicy import AckPolicy
+from synack.tcp.ackpolicy import MAX_QUICKACKS, AckPolicy
 from synack.tcp.appcalls import AppCallsMixin
 from synack.tcp.ecn import EcnMixin, EcnState
 from synack.tcp.fastopen import FastOpenState
 from synack.tcp.fastopen_conn import FastOpenMixin
-from synack.tcp.icmp_errors import IcmpErrorsMixin, ip_tcp_headers
+from synack.tcp.icmp_errors import IP6_TCP_HEADERS, IP_TCP_HEADERS, IcmpErrorsMixin
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated, SynOptions
 from synack.tcp.output import OutputMixin
@@ -76,6 +76,7 @@ SECOND = 1_000_000
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _CLOSED = State.CLOSED
+_ESTABLISHED = State.ESTABLISHED
 _FIN_WAIT_2 = State.FIN_WAIT_2
 _LISTEN = State.LISTEN
 _SYN_SENT = State.SYN_SENT
@@ -370,8 +371,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             pool[_PASSIVE] = True
         self.pool = pooled(tuple(pool))
         # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option
-        # (_mss_for_path(), inline).
-        clamp = pool[_PMTU] - ip_tcp_headers(self.local[0])
+        # (_mss_for_path(), inline; ip_tcp_headers() too).
+        clamp = pool[_PMTU] - (IP6_TCP_HEADERS if ":" in self.local[0] else IP_TCP_HEADERS)
         if peer_mss < clamp:  # noqa: PLR1730 - cheaper than min()
             clamp = peer_mss
         if self.adv_mss < clamp:  # noqa: PLR1730
@@ -381,7 +382,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         mss = self.mss = shared(clamp if clamp > 64 else 64)  # noqa: FURB136
         rcv_capacity = pool[_RCV_CAPACITY]
         rcv = self.rcv = Receiver(seg.seq, rcv_capacity, mss, rcv_wscale or 0,
-                                  max_capacity=pool[_RCV_MAX_CAPACITY])
+                                  pool[_RCV_MAX_CAPACITY])
         if self.opts.oobinline:
             rcv.oobinline = True
         rec = self.rec
@@ -390,8 +391,11 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             rec.board = NO_SACKS             # a board of its own at the first SACK block
             if self.cfg.recovery & 1:
                 rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
-        self.ackp = self.rcv                 # the Receiver is the ACK policy too
-        self.ackp.enter_quickack(rcv_capacity)
+        self.ackp = rcv                      # the Receiver is the ACK policy too
+        # rcv.enter_quickack(rcv_capacity), inline: a new Receiver's quick is 0 and
+        # pingpong False, and its rcv_mss is mss (at least 64).
+        quick = rcv_capacity // (2 * mss)
+        rcv.quick = MAX_QUICKACKS if quick > MAX_QUICKACKS else 2 if quick < 2 else quick  # noqa: FURB136
 
     def _fail(self, err: int, now: int, event: Event, why: str) -> None:
         self.error = err
@@ -459,10 +463,13 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.segs_in += 1
         if seg.payload:
             self.data_segs_in += 1
-        if self.state is _SYN_SENT:
+        state = self.state
+        if state is _ESTABLISHED:
+            self._rcv_synchronized(seg, now)  # the fast path's entry (tcp/fastpath.py)
+        elif state is _SYN_SENT:
             self._rcv_syn_sent(seg, now)
-        elif self.state is not _CLOSED:
-            self._rcv_synchronized(seg, now)
+        elif state is not _CLOSED:
+            self._rcv_slow(seg, now)         # (the fast path takes no other state)
         if self.state is not _CLOSED:
             self._output(now)
 

@@ -58,6 +58,11 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     """A segment in a synchronized state: the predicted one here, any other by the
     general path (:meth:`~synack.tcp.input.InputMixin._rcv_slow`). A method of
     :class:`~synack.tcp.input.InputMixin` (``_rcv_synchronized``)."""
+    # The prediction, tested before anything changes: flags and state first (the
+    # handshake's ACK, a FIN and a segment in a closing state go at once).
+    if seg.flags | PSH != _ACK_PSH or self.state is not _ESTABLISHED:
+        self._rcv_slow(seg, now)
+        return
     rcv = self.rcv
     snd = self.snd
     rec = self.rec
@@ -68,9 +73,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     n = len(payload)
     wnd = seg.window << self.snd_wscale
     ecn = self.ecn
-    # The prediction, tested before anything changes.
-    if seg.flags | PSH != _ACK_PSH or self.state is not _ESTABLISHED \
-            or seq != rcv.rcv_nxt or not wnd \
+    if seq != rcv.rcv_nxt or not wnd \
             or seg.sack_blocks or self.brief is not None \
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
@@ -147,8 +150,16 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             rack.fack = None             # (and no loss probe: nothing in flight)
         else:
             self._schedule_loss_probe(now, advancing_rto=True)
-        self.mem_sync()
-        self._update_rate(now)
+        if rcv.ooo:
+            self.mem_sync()
+        else:
+            # self.mem_sync(), inline: the send buffer and the unread bytes.
+            used = snd.buf.nbytes + len(rcv.ready)
+            if used != self.mem_charged:
+                self.cfg.mem_add(used - self.mem_charged)
+                self.mem_charged = used
+        if now - self.rate_mark_time >= (rtt.srtt or 100_000):
+            self._update_rate(now)       # (its own test, inline: a new interval is due)
         if snd.capacity < self.snd_max_capacity and not self.cfg.mem_pressure:
             want = 2 * rec.cc.cwnd * self.mss    # Linux tcp_sndbuf_expand()
             if want > snd.capacity:

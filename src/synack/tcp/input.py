@@ -148,7 +148,6 @@ class InputMixin:
         snd = self.snd
         assert rcv is not None
         flags = seg.flags
-        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         state = self.state
         # The peer's own SYN,ACK completing a simultaneous open (RFC 9293 Figure 8): its
         # SYN is old, but Linux tcp_validate_incoming() lets it through ("tcp: Don't drop
@@ -168,7 +167,8 @@ class InputMixin:
                 and neg.paws_reject(seg, now) and self._paws_drop(seg, now):
             return
         # First: sequence number acceptability (a segment at RCV.NXT always passes).
-        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(seg.seq, seg_len):
+        if not simultaneous and seg.seq != rcv.rcv_nxt and not rcv.acceptable(
+                seg.seq, len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)):
             if flags & RST:
                 return
             if flags & SYN and state is _SYN_RECEIVED and seg.seq == rcv.irs:
@@ -237,18 +237,37 @@ class InputMixin:
                     ack == snd.snd_max or ((ack - snd.snd_max + _HALF) & _MASK) < _HALF)):
                 self._send_reset_reply(seg)
                 return
-            self._on_new_ack(seg.ack, now)
-            self._start_data_rto()
+            self._on_new_ack(ack, now)
+            # self._start_data_rto(), inline: RFC 6298 (5.7) without an RTT sample.
+            if self.rtt.srtt is None:
+                self.rtt.rto = RTO_FALLBACK_US
+            self.backoff = 0
             # RFC 9293 3.10.7.4: set SND.WND, WL1, WL2 from this ACK outright. A passive
             # child never set WL1, so the "newer segment" test of update_window() would
             # wrongly ignore the window whenever the peer's ISN lies 2**31 past zero.
-            snd.snd_wl1 = (seg.seq - 1) & _MASK             # sq.add(seg.seq, -1)
+            # (snd.update_window() after WL1 = SEG.SEQ - 1, inline: it always takes it.)
             # RCV.NXT's own int object when equal: one 32-byte int less per connection.
-            snd.update_window(rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq, seg.ack, wnd)
+            snd.snd_wl1 = rcv.rcv_nxt if seg.seq == rcv.rcv_nxt else seg.seq
+            una = snd.snd_una
+            snd.snd_wl2 = una if ack == una else ack    # one object when equal
+            if wnd != snd.snd_wnd:
+                wnd = shared(wnd)
+            snd.snd_wnd = wnd
+            if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
+                snd.max_wnd = wnd
             self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
             self._arm_keepalive(now)
             if self.rare is not None and self.wr_shut and not snd.fin_queued:  # (rare.py)
                 self._queue_fin(now)
+            elif not seg.payload and not flags & (SYN | FIN | URG) and self.ecn is None \
+                    and not snd.fin_queued:
+                # The handshake's bare ACK (the usual one): no urgent pointer, no text,
+                # no FIN, no FIN of ours to be acked, no ECN: of what follows only the
+                # delayed-ACK timer's test is left.
+                if self.ackp.deadline is not None and self.timers.delack is None \
+                        and self.last_ack_sent != rcv.rcv_nxt:
+                    self.timers.delack = self.ackp.deadline
+                return
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
                 (seg.ack - snd.snd_una + (snd.max_wnd or 1) + _HALF) & _MASK) < _HALF:
@@ -258,6 +277,19 @@ class InputMixin:
             if recent is not None:
                 neg.ts_recent, neg.ts_recent_stamp = recent
             self._send_challenge_ack(now)
+            return
+        elif state is _LAST_ACK and seg.ack == snd.snd_max and self.trace is None \
+                and (brief := self.brief) is not None and "app_closed" in brief \
+                and ((snd.buf_seq + snd.buf.nbytes - snd.snd_max + _HALF) & _MASK) < _HALF:
+            # The ACK of our FIN, to an orphan in LAST_ACK (close() called; the FIN is
+            # sent, as SND.MAX lies past the data): the connection ends here (Linux
+            # tcp_rcv_state_process(): tcp_ack(), then tcp_done()). What _process_ack()
+            # would update besides SND.UNA -- RTT, congestion window, RACK records,
+            # delivery rate -- ends with it, unread (it counts no MIB event and sends
+            # nothing): only SND.UNA moves, the memory charged goes back, CLOSED.
+            snd.on_ack(snd.snd_max)
+            self.mem_release()
+            self._change(_EV_RCV_ACK_OF_FIN, now)
             return
         else:
             self._process_ack(seg, wnd, now)
@@ -311,7 +343,7 @@ class InputMixin:
                     out_of_order=ooo, now=now)
                 if in_order and not gained:
                     ack_now = True           # no room (zero window): say so at once, as Linux
-        elif seg_len:
+        elif payload or flags & (SYN | FIN):   # (the segment occupies sequence space)
             ack_now = True                   # a duplicate FIN: say where we are
             if simultaneous and neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack"):
                 # The peer's SYN again (Linux tcp_data_queue(): an old segment gets a
@@ -378,6 +410,19 @@ class InputMixin:
         una_before = snd.snd_una
         old_wnd = snd.snd_wnd
         ack = seg.ack
+        if ack == una_before and ack == snd.snd_max and rec.state is _CA_OPEN \
+                and not seg.sack_blocks and not seg.flags & ECE and self.trace is None \
+                and (rec.board is None or rec.board is NO_SACKS) \
+                and (rec.rack is None or not rec.rack.recs):
+            # Nothing in flight, nothing new acknowledged (a FIN, data, a window update):
+            # no RTT sample, no duplicate ACK, nothing delivered; only the window may
+            # move (what the rest of this method would do with it).
+            snd.update_window(seg.seq, ack, wnd)
+            if snd.snd_wnd > 0 and self.timers.persist is not None:
+                self.timers.persist = None   # the window opened: stop probing
+                self.persist_backoff = 0
+                self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
+            return
         # The sequence comparisons of this method are inline: it runs for every ACK.
         dupack = (ack == una_before and not seg.payload and not seg.flags & (SYN | FIN)
                   and wnd == old_wnd

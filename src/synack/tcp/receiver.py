@@ -101,7 +101,9 @@ class Receiver(AckPolicy):
         self.fin_received = False
         self.bytes_received = 0
         self.mss = mss
-        self.max_capacity = max(max_capacity or capacity, capacity)
+        # max(max_capacity or capacity, capacity), without max()'s argument parsing.
+        self.max_capacity = max_capacity if max_capacity and max_capacity > capacity \
+            else capacity
         self.recent: list[int] = _NONE
         self.dsack: tuple[int, int] | None = None   # duplicate to report in the next ACK
         self.copied = 0                    # bytes handed to the application
