@@ -264,7 +264,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # Linux tcp_close()/tcp_rcv_state_process(): an orphan waits tcp_fin_timeout in FIN_WAIT_2.
         self.timers.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
 
-    def _segment(self, flags: int, seq: int, payload: bytes = b"", *, urgent: int = 0,
+    def _segment(self, flags: int, seq: int, payload: bytes = b"", urgent: int = 0, *,
                  syn: SynOptions | None = None,
                  unknown_options: tuple[tuple[int, bytes], ...] = ()) -> TcpSegment:
         rcv = self.rcv
