@@ -340,15 +340,18 @@ def test_packed_builders_match_the_general_encoders(
 
 @settings(max_examples=200)
 @given(u32, u32, u16, u16, u32, u32, u8, st.binary(max_size=600), u32, u32, u8, u16, u8,
-       st.booleans())
-def test_ts_packets_match_for_any_address_pair(
+       st.booleans(), st.booleans())
+def test_packed_builders_match_for_any_address_pair(
     a_src: int, a_dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
     payload: bytes, tsval: int, tsecr: int, ttl: int, ident: int, tos: int, partial: bool,
+    syn_options: bool,
 ) -> None:
-    # The packed builder sums each address pair's fixed words once and keeps them
+    # The packed builders sum each address pair's fixed words once and keep them
     # (wire/ipv4.py _FIXED): any pair, an all-zero one too, gives the general bytes.
     src, dst = ntoa(a_src), ntoa(a_dst)
-    seg = TcpSegment(sport, dport, seq, ack, flags, 1000, 0, payload, timestamps=(tsval, tsecr))
+    seg = TcpSegment(sport, dport, seq, ack, flags, 1000, 0, payload,
+                     mss=1460 if syn_options else None, wscale=7 if syn_options else None,
+                     sack_permitted=syn_options, timestamps=(tsval, tsecr))
     tcp_header, body = _encode_tcp_parts(seg, src, dst, partial)
     ip = _header_bytes(src, dst, PROTO_TCP, ttl, tos, ident, 0x4000, b"",
                        len(tcp_header) + len(body))
