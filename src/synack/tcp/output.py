@@ -391,7 +391,8 @@ class OutputMixin:
         if snd.snd_up is not None and sq.gt(snd.snd_up, seq):
             flags |= URG
             urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
-        payload = snd.slice(seq, n) if n else b""
+        # snd.slice(seq, n), its offset inline
+        payload = snd.buf.slice(((seq - snd.buf_seq + _HALF) & _MASK) - _HALF, n) if n else b""
         ecn = self.ecn
         if ecn is not None and ecn.queue_cwr and n and not retrans:
             flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
