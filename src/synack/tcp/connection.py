@@ -299,8 +299,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
                                urgent, payload, None, None, False, sack, ts, (), 0, 0, 0, ())
         out = self.outbox                    # self._emit(seg), inline: every segment
-        if isinstance(out, list):
-            out.append(seg)
+        if out:                              # (a list with segments; else () or empty)
+            out.append(seg)  # type: ignore[union-attr]
         else:
             self.outbox = [seg]
         self.segs_out += 1
@@ -316,8 +316,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
 
     def _emit(self, seg: TcpSegment) -> None:
         out = self.outbox
-        if isinstance(out, list):
-            out.append(seg)
+        if out:                              # (a list with segments; else () or empty)
+            out.append(seg)  # type: ignore[union-attr]
         else:
             self.outbox = [seg]
 

@@ -232,7 +232,14 @@ class OutputMixin:
                     pipe = rec.pipe(una, snd.snd_nxt, smax)
                 limited = -(-pipe // mss) >= rec.cc.cwnd
             if sent or limited:
-                self._cwnd_validate(limited)
+                # self._cwnd_validate(limited), inline: after every send
+                una, usage = snd.snd_una, self.cwnd_usage_seq
+                packets_out = -(-(((snd.snd_max - una + _HALF) & _MASK) - _HALF) // mss)
+                if una == usage or ((usage - una + _HALF) & _MASK) < _HALF or limited or (
+                        not self.cwnd_limited and packets_out > self.max_packets_out):
+                    self.cwnd_limited = limited
+                    self.max_packets_out = packets_out
+                    self.cwnd_usage_seq = snd.snd_nxt
             if sent and not probe and rec.rack is not None:
                 self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
         ch = self.chrono
