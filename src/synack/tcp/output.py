@@ -80,10 +80,15 @@ class OutputMixin:
         smax_before = snd.snd_max
         if not snd.fin_queued and snd.snd_nxt == smax_before and not probe \
                 and (snd.buf_seq + snd.buf.nbytes) & _MASK == smax_before \
-                and ((ch := self.chrono) is None or ch[0] == chrono.NONE) \
                 and (rack := rec.rack) is not None and not rack.lost_bytes:
             # Nothing to send and all of it sent (no FIN either), nothing lost: nothing
-            # below has anything to do (the common case after a segment comes in).
+            # below has anything to do (the common case after a segment comes in) but
+            # the time accounting at the end: chrono.stop(), inline, as there.
+            ch = self.chrono
+            if ch is not None and (st := ch[0]) != _CHRONO_NONE:
+                ch[1 + st] += now - ch[1]
+                ch[0] = _CHRONO_BUSY if snd.buf.nbytes > 0 else _CHRONO_NONE
+                ch[1] = now
             return
         mss = self.mss
         limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
