@@ -139,6 +139,27 @@ def test_tcp_info_counts_busy_and_rwnd_limited_time():
     assert (info.tcpi_busy_time, info.tcpi_rwnd_limited) == (230_000, 200_000)
 
 
+def test_tcp_info_busy_time_ends_when_the_data_is_acknowledged_with_sack():
+    """With SACK (RACK's records, so the ACK finds nothing at all to send) the busy
+    time still stops at the ACK of the last byte: Linux tcp_chrono_stop() from
+    tcp_clean_rtx_queue()."""
+    stack = new_stack()
+    fd = stack.socket()
+    stack.bind(fd, (LOCAL, LPORT))
+    stack.connect_ex(fd, (REMOTE, RPORT), now=0)
+    peer = Peer(stack)
+    peer.out()
+    peer.send(seq=R_ISN, ack=L_ISN + 1, flags=SYN | ACK, mss=1000, window=8000,
+              sack_permitted=True, now=10_000)
+    conn = stack.connection(fd)
+    assert conn is not None and conn.sack_ok
+    stack.send(fd, b"x" * 500, now=10_000)
+    (data,) = peer.out(10_000)
+    assert len(data.payload) == 500
+    peer.send(seq=R_ISN + 1, ack=L_ISN + 501, flags=ACK, window=8000, now=50_000)
+    assert tcp_info(conn, 400_000).tcpi_busy_time == 40_000     # idle since 50 ms
+
+
 def test_segment_signed_with_md5_is_dropped_without_a_key():
     """Linux tcp_inbound_md5_hash(): a segment carrying an RFC 2385 MD5 option for a
     socket with no MD5 key is dropped before the socket sees it (TCPMD5Unexpected), so

@@ -22,10 +22,12 @@ from synack.wire import (
     encode_ipv4,
     encode_tcp,
     internet_checksum,
+    ipv4,
     parse_ipv4,
     parse_tcp,
     parse_tcp_packet,
 )
+from synack.wire._addr import ntoa
 from synack.wire.ipv4 import _header_bytes, parse_ipv4_route, parse_ipv4_tcp
 from synack.wire.tcp import _encode_tcp_parts
 
@@ -334,3 +336,35 @@ def test_packed_builders_match_the_general_encoders(
     assert built == general_build(seg, ttl, ident, tos, partial)
     if not partial:
         assert parse_tcp_packet(built)[1] == seg
+
+
+@settings(max_examples=200)
+@given(u32, u32, u16, u16, u32, u32, u8, st.binary(max_size=600), u32, u32, u8, u16, u8,
+       st.booleans(), st.booleans())
+def test_packed_builders_match_for_any_address_pair(
+    a_src: int, a_dst: int, sport: int, dport: int, seq: int, ack: int, flags: int,
+    payload: bytes, tsval: int, tsecr: int, ttl: int, ident: int, tos: int, partial: bool,
+    syn_options: bool,
+) -> None:
+    # The packed builders sum each address pair's fixed words once and keep them
+    # (wire/ipv4.py _FIXED): any pair, an all-zero one too, gives the general bytes.
+    src, dst = ntoa(a_src), ntoa(a_dst)
+    seg = TcpSegment(sport, dport, seq, ack, flags, 1000, 0, payload,
+                     mss=1460 if syn_options else None, wscale=7 if syn_options else None,
+                     sack_permitted=syn_options, timestamps=(tsval, tsecr))
+    tcp_header, body = _encode_tcp_parts(seg, src, dst, partial)
+    ip = _header_bytes(src, dst, PROTO_TCP, ttl, tos, ident, 0x4000, b"",
+                       len(tcp_header) + len(body))
+    for _ in range(2):                    # the pair's sums computed, then kept
+        built = build_tcp_packet(src, dst, seg, ttl=ttl, ident=ident, tos=tos,
+                                 csum_partial=partial)
+        assert built == bytes(ip) + bytes(tcp_header) + body
+
+
+def test_fixed_sums_kept_per_pair_within_a_bound() -> None:
+    seg = TcpSegment(1, 2, 3, 4, 0x10, 5, timestamps=(6, 7))
+    ipv4._FIXED.clear()
+    for i in range(ipv4._FIXED_MAX + 10):
+        build_tcp_packet(SRC, ntoa(0xC6336400 + i), seg)
+    assert 0 < len(ipv4._FIXED) <= ipv4._FIXED_MAX
+    assert parse_tcp_packet(build_tcp_packet(SRC, DST, seg))[1] == seg

@@ -500,17 +500,50 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         return lst
 
     def _drain(self, key: Key, conn: Connection) -> None:
-        ecn = conn.ecn
-        if ecn is not None and ecn.ok and conn.outbox:
-            self._drain_ecn(key, conn, ecn)
-        if conn.outbox:
+        out = conn.outbox
+        if out:
+            ecn = conn.ecn
+            src, dst = key[0], key[2]
             # A segment longer than the MSS is a TSO super-segment (tcp/output.py).
             mss = conn.mss if conn.tso_max else 1 << 30
-            tos = conn.opts.tos              # IP_TOS
-            for seg in conn.outbox:
-                # (A Fast Open SYN's data is no super-segment: it goes whole.)
-                self._emit(key[0], key[2], seg,
-                           mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos)
+            if ecn is not None and ecn.ok:
+                self._drain_ecn(key, conn, ecn)
+            elif ":" in src or dst[:4] == "127." or dst == self.addr:
+                tos = conn.opts.tos          # IP_TOS
+                for seg in out:
+                    # (A Fast Open SYN's data is no super-segment: it goes whole.)
+                    self._emit(src, dst, seg,
+                               mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos)
+            else:
+                # self._emit(), inline for IPv4 to another host: every segment a
+                # connection sends there.
+                tos = conn.opts.tos          # IP_TOS
+                ttl = self.cfg.ip_ttl
+                off = self._offload
+                partial = off is not None and off.tx_csum
+                packets = self._out
+                plain = resets = 0
+                for seg in out:
+                    payload = seg.payload
+                    if len(payload) > mss and not seg.flags & SYN:
+                        self._emit(src, dst, seg, mss, tos)
+                        continue
+                    ident = self._ident = (self._ident + 1) & 0xFFFF
+                    ts = seg.timestamps
+                    # build_tcp_packet()'s usual case (the timestamp the only option).
+                    packet = build_ts_packet(src, dst, seg, ts, ttl, ident, tos, partial) \
+                        if ts is not None and seg.mss is None and seg.wscale is None \
+                        and not seg.sack_permitted and not seg.sack_blocks \
+                        and not seg.unknown_options else None
+                    packets.append(packet if packet is not None else build_tcp_packet(
+                        src, dst, seg, ttl=ttl, ident=ident, csum_partial=partial, tos=tos))
+                    plain += 1
+                    if seg.flags & RST:
+                        resets += 1
+                if plain:
+                    self.stats["segments out"] += plain
+                    if resets:
+                        self.stats["resets sent"] += resets
             conn.outbox = ()   # not clear(): an idle connection keeps no list
         if conn.changes:
             for ch in conn.changes:

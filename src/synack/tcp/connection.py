@@ -265,7 +265,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # Linux tcp_close()/tcp_rcv_state_process(): an orphan waits tcp_fin_timeout in FIN_WAIT_2.
         self.timers.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
 
-    def _segment(self, flags: int, seq: int, payload: bytes = b"", *, urgent: int = 0,
+    def _segment(self, flags: int, seq: int, payload: bytes = b"", urgent: int = 0, *,
                  syn: SynOptions | None = None,
                  unknown_options: tuple[tuple[int, bytes], ...] = ()) -> TcpSegment:
         rcv = self.rcv
@@ -300,8 +300,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
                                urgent, payload, None, None, False, sack, ts, (), 0, 0, 0, ())
         out = self.outbox                    # self._emit(seg), inline: every segment
-        if isinstance(out, list):
-            out.append(seg)
+        if out:                              # (a list with segments; else () or empty)
+            out.append(seg)  # type: ignore[union-attr]
         else:
             self.outbox = [seg]
         self.segs_out += 1
@@ -317,8 +317,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
 
     def _emit(self, seg: TcpSegment) -> None:
         out = self.outbox
-        if isinstance(out, list):
-            out.append(seg)
+        if out:                              # (a list with segments; else () or empty)
+            out.append(seg)  # type: ignore[union-attr]
         else:
             self.outbox = [seg]
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp import chrono
+from synack.tcp.ackpolicy import DELACK_MIN_US
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
 from synack.tcp.rtt import RTO_MAX_US
@@ -49,6 +50,7 @@ from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
 
 _HALF = sq.HALF
+_CHRONO_NONE, _CHRONO_BUSY = chrono.NONE, chrono.BUSY
 _MASK = sq.MASK
 
 if TYPE_CHECKING:
@@ -78,10 +80,15 @@ class OutputMixin:
         smax_before = snd.snd_max
         if not snd.fin_queued and snd.snd_nxt == smax_before and not probe \
                 and (snd.buf_seq + snd.buf.nbytes) & _MASK == smax_before \
-                and ((ch := self.chrono) is None or ch[0] == chrono.NONE) \
                 and (rack := rec.rack) is not None and not rack.lost_bytes:
             # Nothing to send and all of it sent (no FIN either), nothing lost: nothing
-            # below has anything to do (the common case after a segment comes in).
+            # below has anything to do (the common case after a segment comes in) but
+            # the time accounting at the end: chrono.stop(), inline, as there.
+            ch = self.chrono
+            if ch is not None and (st := ch[0]) != _CHRONO_NONE:
+                ch[1 + st] += now - ch[1]
+                ch[0] = _CHRONO_BUSY if snd.buf.nbytes > 0 else _CHRONO_NONE
+                ch[1] = now
             return
         mss = self.mss
         limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
@@ -105,14 +112,19 @@ class OutputMixin:
                 left = -1                    # nothing to send: skip the loop
             elif left == 0:
                 if usable >= 0:              # the FIN alone (not held by cwnd, as Linux)
-                    self._transmit(nxt, 0, now, fin=True)
+                    self._transmit(nxt, 0, now, True)
                     left = -1
             elif left < mss and not snd.eor_marks and usable >= left \
-                    and rec.cc.cwnd * mss > max(
-                        (((nxt - una + _HALF) & _MASK) - _HALF) - rack.sacked_bytes
-                        + rack.retrans_bytes, 0) \
-                    and (fin_due or push or not self._nagle_holds(left)):
-                self._transmit(nxt, left, now, fin=fin_due)
+                    and rec.cc.cwnd * mss > (0 if (p := (((nxt - una + _HALF) & _MASK) - _HALF)
+                                                    - rack.sacked_bytes + rack.retrans_bytes) < 0
+                                             else p) \
+                    and (fin_due or push or not (
+                        # self._nagle_holds(left), inline: once per small write
+                        (opts := self.opts).cork or snd.more or not opts.nodelay
+                        and (((nxt - una + _HALF) & _MASK) - _HALF) > 0      # in_flight()
+                        and ((una - (sml := snd.snd_sml) + _HALF) & _MASK) < _HALF  # sq.gt
+                        and ((sml - nxt + _HALF) & _MASK) <= _HALF)):              # sq.le
+                self._transmit(nxt, left, now, fin_due)
                 left = -1
         else:
             left = 0
@@ -212,20 +224,40 @@ class OutputMixin:
         if sent or limited or snd.snd_nxt != (snd.buf_seq + snd.buf.nbytes) & _MASK:  # data_end
             # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
             # when the pipe fills it.
-            limited = limited or -(-rec.pipe(snd.snd_una, snd.snd_nxt, snd.snd_max) // mss) \
-                >= rec.cc.cwnd
+            if not limited:
+                una, smax = snd.snd_una, snd.snd_max
+                rack = rec.rack
+                if rack is not None:
+                    # rec.pipe(), inline: Linux tcp_packets_in_flight() in bytes
+                    pipe = (((smax - una + _HALF) & _MASK) - _HALF) + rack.retrans_bytes \
+                        - rack.sacked_bytes - rack.lost_bytes
+                    if pipe < 0:  # noqa: PLR1730 - cheaper than max()
+                        pipe = 0
+                else:
+                    pipe = rec.pipe(una, snd.snd_nxt, smax)
+                limited = -(-pipe // mss) >= rec.cc.cwnd
             if sent or limited:
-                self._cwnd_validate(limited)
+                # self._cwnd_validate(limited), inline: after every send
+                una, usage = snd.snd_una, self.cwnd_usage_seq
+                packets_out = -(-(((snd.snd_max - una + _HALF) & _MASK) - _HALF) // mss)
+                if una == usage or ((usage - una + _HALF) & _MASK) < _HALF or limited or (
+                        not self.cwnd_limited and packets_out > self.max_packets_out):
+                    self.cwnd_limited = limited
+                    self.max_packets_out = packets_out
+                    self.cwnd_usage_seq = snd.snd_nxt
             if sent and not probe and rec.rack is not None:
                 self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
         ch = self.chrono
         if ch is not None:
-            queued = snd.buf.nbytes > 0
             if rwnd_limited:
                 chrono.start(ch, chrono.RWND, now)
-            elif ch[0] != chrono.NONE:
-                chrono.stop(ch, chrono.RWND if ch[0] == chrono.RWND else chrono.BUSY,
-                            queued, now)
+            elif (st := ch[0]) != _CHRONO_NONE:
+                # chrono.stop(ch, RWND or BUSY, queued, now), inline: after every send.
+                # It switches a running RWND or BUSY to BUSY while data is queued, else
+                # to none (its _switch() adds the time spent in the state that ends).
+                ch[1 + st] += now - ch[1]
+                ch[0] = _CHRONO_BUSY if snd.buf.nbytes > 0 else _CHRONO_NONE
+                ch[1] = now
 
     def _cwnd_validate(self: Connection, limited: bool) -> None:
         """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was
@@ -336,7 +368,7 @@ class OutputMixin:
         return snd.in_flight() > 0 and sq.gt(snd.snd_sml, snd.snd_una) \
             and sq.le(snd.snd_sml, snd.snd_nxt)
 
-    def _transmit(self: Connection, seq: int, n: int, now: int, *, fin: bool,
+    def _transmit(self: Connection, seq: int, n: int, now: int, fin: bool,
                   push: bool = False) -> None:
         """Send [seq, seq + n) (and the FIN) from the buffer and do the bookkeeping.
 
@@ -352,7 +384,16 @@ class OutputMixin:
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
         end = (seq + n) & _MASK                                     # sq.add(seq, n)
         flags = ACK
-        mark = snd.mark_after(seq)           # kept until acked: retransmissions too
+        # snd.mark_after(seq), inline for its usual answers (marks are kept until acked:
+        # retransmissions too): no marks, none after seq, or the first one.
+        marks = snd.push_marks
+        if not marks or (last := marks[-1]) == seq \
+                or ((last - seq + _HALF) & _MASK) < _HALF:                # sq.le(last, seq)
+            mark = None
+        elif ((seq - (first := marks[0]) + _HALF) & _MASK) < _HALF:      # sq.gt(first, seq)
+            mark = first
+        else:
+            mark = snd.mark_after(seq)
         if push or (n > self.mss and not retrans) or (
                 mark is not None and ((mark - end + _HALF) & _MASK) <= _HALF):   # sq.le
             flags |= PSH
@@ -362,12 +403,13 @@ class OutputMixin:
         if snd.snd_up is not None and sq.gt(snd.snd_up, seq):
             flags |= URG
             urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
-        payload = snd.slice(seq, n) if n else b""
+        # snd.slice(seq, n), its offset inline
+        payload = snd.buf.slice(((seq - snd.buf_seq + _HALF) & _MASK) - _HALF, n) if n else b""
         ecn = self.ecn
         if ecn is not None and ecn.queue_cwr and n and not retrans:
             flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
             ecn.queue_cwr = False
-        seg = self._segment(flags, seq, payload, urgent=urgent)
+        seg = self._segment(flags, seq, payload, urgent)
         if retrans and ecn is not None and ecn.ok:
             ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
@@ -383,7 +425,9 @@ class OutputMixin:
         if n:
             self.data_segs_out += segs
             self.last_data_sent = now
-            self.ackp.on_data_sent(now)
+            ackp = self.ackp                 # ackp.on_data_sent(now), inline
+            if (last_rcv := ackp.last_data_rcv) is not None and now - last_rcv < DELACK_MIN_US:
+                ackp.pingpong = True         # Linux tcp_event_data_sent(): interactive
             if n % mss and not retrans:
                 # Its last piece is short (Linux tcp_minshall_update(): len < pcount * mss;
                 # tcp_write_xmit() calls it for new data only, not retransmissions).
@@ -393,7 +437,11 @@ class OutputMixin:
         if rack is not None and (n or fin):
             if rack is IDLE_RACK:
                 rack = rec.rack = Rack(self.mss)   # the first data: records of its own
-            rack.on_send(seq, end, now, retrans=retrans)
+            if retrans:
+                rack.on_send(seq, end, now, retrans=True)
+            else:
+                rack.sent = sent = rack.sent + 1   # rack.on_send(), inline: a new record
+                rack.recs.append([seq, end, now, 0, sent])
         if rec.prr is not None:
             rec.prr.out += segs                  # Linux prr_out: sent during recovery
         if retrans:
@@ -414,7 +462,12 @@ class OutputMixin:
                     log = snd.sent_log = deque()
                 log.extend(((seq + i * mss) & _MASK, now) for i in range(1, segs))
             if n:
-                snd.log_sent(end if not fin else (seq + n) & _MASK, now)
+                log = snd.sent_log           # snd.log_sent(), inline
+                point = (end if not fin else (seq + n) & _MASK, now)
+                if log is None:
+                    snd.sent_log = deque((point,))
+                else:
+                    log.append(point)
         nxt = snd.snd_nxt
         if seq == nxt or ((nxt - end + _HALF) & _MASK) < _HALF:     # sq.gt(end, nxt)
             snd.snd_nxt = end

@@ -277,6 +277,31 @@ def build_tcp_packet(
     return b"".join((ip, tcp_header, payload))
 
 
+def _fixed_sums(src: str, dst: str) -> tuple[int, int, int, int, int, int]:
+    """The address words of ``src`` and ``dst`` and the sums, modulo 0xFFFF, of what
+    :func:`build_ts_packet` and :func:`_build_syn_packet` put in a checksum that does
+    not change from packet to packet: the IPv4 header's fixed fields, the
+    pseudo-header less its length, and that plus the fixed TCP words of the TS
+    layout, or of the SYN layout.
+    Kept per address pair (a stack talks to a handful)."""
+    a_src = aton(src)
+    a_dst = aton(dst)
+    addr_sum = a_src + a_dst
+    pseudo = (addr_sum + PROTO_TCP - IPV4_HEADER_LEN) % 0xFFFF
+    # (The IPv4 and TS sums less one: the checksum formula's "s - 1" done here.)
+    got = (a_src, a_dst, (0x4500 + _DF + PROTO_TCP + addr_sum) % 0xFFFF - 1, pseudo,
+           (pseudo + ((_TCP_TS_LEN << 2) << 8) + _NOP_NOP_TS_WORD) % 0xFFFF - 1,
+           (pseudo + ((_TCP_SYN_LEN << 2) << 8) + _SYN_OPT_WORDS) % 0xFFFF - 1)
+    if len(_FIXED) >= _FIXED_MAX:
+        _FIXED.clear()
+    _FIXED[src, dst] = got
+    return got
+
+
+_FIXED: dict[tuple[str, str], tuple[int, int, int, int, int, int]] = {}
+_FIXED_MAX = 4096
+
+
 def build_ts_packet(
     src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
     tos: int, csum_partial: bool,
@@ -286,31 +311,43 @@ def build_ts_packet(
 
     A checksum over a header is the sum of its 16-bit words modulo 0xFFFF, and
     2**16 == 1 modulo 0xFFFF, so a 32-bit field counts as itself and no bytes need
-    summing. None when a field is out of range: the general path then names it.
+    summing; the fields that stay the same from packet to packet are summed once per
+    address pair (:func:`_fixed_sums`), already reduced, so most of the sums stay small
+    integers. None when a field is out of range: the general path then names it.
     """
     payload = seg.payload
     total = _IP_TCP_TS_LEN + len(payload)
     reserved = seg.reserved
     if total > 0xFFFF or not 0 <= reserved <= 0x0F:
         return None
-    a_src = aton(src)
-    a_dst = aton(dst)
+    a_src, a_dst, ip_fixed, pseudo, tcp_fixed, _ = _FIXED.get((src, dst)) or _fixed_sums(src, dst)
     sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
     flags, window, urgent = seg.flags, seg.window, seg.urgent
     tsval, tsecr = ts
-    addr_sum = a_src + a_dst
     # RFC 1071: the one's complement of the end-around-carry sum, which for a sum s > 0
-    # is 0xFFFF - ((s - 1) % 0xFFFF + 1) (internet_checksum() says why).
-    ip_csum = 0xFFFE - (
-        0x4500 + tos + total + ident + _DF + (ttl << 8) + PROTO_TCP + addr_sum - 1) % 0xFFFF
-    pseudo = addr_sum + PROTO_TCP + total - IPV4_HEADER_LEN   # addresses, protocol, length
+    # is 0xFFFF - ((s - 1) % 0xFFFF + 1) (internet_checksum() says why); it depends on
+    # s modulo 0xFFFF only, so the fixed parts come in reduced (and less one).
+    ip_csum = 0xFFFE - (ip_fixed + tos + total + ident + (ttl << 8)) % 0xFFFF
     if csum_partial:
-        tcp_csum = (pseudo - 1) % 0xFFFF + 1                  # folded, not complemented
+        # The pseudo-header (addresses, protocol, length), folded, not complemented.
+        tcp_csum = (pseudo + total - 1) % 0xFFFF + 1
     else:
-        initial = (pseudo + sport + dport + sq + ack + (((_TCP_TS_LEN << 2) | reserved) << 8)
-                   + flags + window + urgent + _NOP_NOP_TS_WORD + tsval + tsecr)
-        tcp_csum = internet_checksum(payload, initial) if payload else (
-            0xFFFE - (initial - 1) % 0xFFFF)
+        # The sum less one (total > 0 keeps it positive); the fields that are nearly
+        # always 0 only when set.
+        s1 = tcp_fixed + total + sport + dport + flags + window + sq + ack + tsval + tsecr
+        if reserved:
+            s1 += reserved << 8
+        if urgent:
+            s1 += urgent
+        if not payload:
+            tcp_csum = 0xFFFE - s1 % 0xFFFF
+        elif total <= _INLINE_SUM_MAX:
+            # internet_checksum(payload, s1 + 1), inline: the words byte-swapped, read
+            # little-endian, the swap a multiplication by 256 modulo 0xFFFF.
+            tcp_csum = 0xFFFE - (s1 + ((int.from_bytes(payload, "little") % 0xFFFF) << 8)) \
+                % 0xFFFF
+        else:
+            tcp_csum = internet_checksum(payload, s1 + 1)
     try:
         headers = _IP_TCP_TS.pack(
             0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
@@ -345,23 +382,19 @@ def _build_syn_packet(
     reserved = seg.reserved
     if total > 0xFFFF or not 0 <= reserved <= 0x0F:
         return None
-    a_src = aton(src)
-    a_dst = aton(dst)
+    a_src, a_dst, ip_fixed, pseudo, _, syn_fixed = _FIXED.get((src, dst)) \
+        or _fixed_sums(src, dst)
     sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
     flags, window, urgent, mss, wscale = seg.flags, seg.window, seg.urgent, seg.mss, seg.wscale
     assert mss is not None and wscale is not None
     tsval, tsecr = ts
-    addr_sum = a_src + a_dst
-    ip_csum = 0xFFFE - (
-        0x4500 + tos + total + ident + _DF + (ttl << 8) + PROTO_TCP + addr_sum - 1) % 0xFFFF
-    pseudo = addr_sum + PROTO_TCP + total - IPV4_HEADER_LEN
+    ip_csum = 0xFFFE - (ip_fixed + tos + total + ident + (ttl << 8)) % 0xFFFF
     if csum_partial:
-        tcp_csum = (pseudo - 1) % 0xFFFF + 1
+        tcp_csum = (pseudo + total - 1) % 0xFFFF + 1
     else:
-        initial = (pseudo + sport + dport + sq + ack + (((_TCP_SYN_LEN << 2) | reserved) << 8)
-                   + flags + window + urgent + _SYN_OPT_WORDS + mss + tsval + tsecr + wscale)
-        tcp_csum = internet_checksum(payload, initial) if payload else (
-            0xFFFE - (initial - 1) % 0xFFFF)
+        s1 = (syn_fixed + total + sport + dport + (reserved << 8) + flags + window + urgent
+              + mss + wscale + sq + ack + tsval + tsecr)       # the sum less one
+        tcp_csum = internet_checksum(payload, s1 + 1) if payload else 0xFFFE - s1 % 0xFFFF
     try:
         headers = _IP_TCP_SYN.pack(
             0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
