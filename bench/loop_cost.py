@@ -52,7 +52,7 @@ class FakeDevice:
         return -1
 
     def read_batch(self, limit: int) -> list[bytes]:
-        got, self.inq = self.inq, []
+        got, self.inq = self.inq[:limit], self.inq[limit:]
         return got
 
     def write(self, parts: list[bytes]) -> None:

@@ -8,8 +8,9 @@ the same frames written (an ARP reply).
 from __future__ import annotations
 
 import random
-from collections import Counter
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,33 +22,11 @@ from synack.wire.ipv4 import build_tcp_packet
 from synack.wire.ipv6 import build_tcp6_packet
 from synack.wire.tcp import ACK, PSH, SYN, TcpSegment
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+from loop_cost import FakeDevice  # the benches' device stand-in
+
 US, PEER = "192.0.2.2", "192.0.2.1"
 US_MAC, PEER_MAC = "02:00:00:00:00:02", "2a:00:00:00:00:01"
-
-
-class FakeDevice:
-    """TunTapDevice's interface in memory: frames to read in ``inq``, written in ``outq``."""
-
-    def __init__(self, name: str, *, tap: bool, offload: bool, mtu: int) -> None:
-        self.name = "fake0"
-        self.vnet = False
-        self.offload = None
-        self.stats: Counter[str] = Counter()
-        self.inq: list[bytes] = []
-        self.outq: list[bytes] = []
-
-    def fileno(self) -> int:
-        return -1
-
-    def read_batch(self, limit: int) -> list[bytes]:
-        got, self.inq = self.inq[:limit], self.inq[limit:]
-        return got
-
-    def write(self, parts: list[bytes]) -> None:
-        self.outq.append(b"".join(parts))
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture
