@@ -221,23 +221,6 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         if (dst != self.addr or src == dst or src[:4] == "127.") and (
                 not self._inbound_ok(src, dst, True)):
             return          # martian, or not for us (host/loopback.py)
-        if not seg.unknown_options:
-            # The usual segment, to a connection: _segment_in()'s first way, inline.
-            key = (dst, seg.dst_port, src, seg.src_port)
-            conn = self.conns.get(key)
-            if conn is not None:
-                self.stats["segments in"] += 1
-                ecn = conn.ecn
-                if ecn is not None:
-                    ip_ecn = packet[1] & 3
-                    ecn.ce_pending = ip_ecn == CE
-                    if ip_ecn:
-                        ecn.seen = True
-                conn.on_segment(seg, now=now)
-                if conn.fd >= 0:
-                    self.touched.add(conn.fd)
-                self._collect_conn(key, conn, now)
-                return
         self._segment_in(src, dst, seg, now, packet[1] & 3)
 
     def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int,

@@ -318,12 +318,7 @@ class SocketCallsMixin:
                 if self.orphans > self.cfg.max_orphans:
                     self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
                     conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
-            local, remote = conn.local, conn.remote
-            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
-            if key in self.conns:
-                self._collect_conn(key, conn, now)
-            else:
-                self._drain(key, conn)
+            self._collect_key(conn, now)
 
     def _collect_key(self: Stack, conn: Connection, now: int) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])

@@ -189,21 +189,7 @@ class TimerQueue:
             if obj.timer_at != t:
                 heapq.heappop(heap)
                 continue
-            # actual = obj.timers.next(), its four slots inline (the Brief deadlines,
-            # finwait2 and timewait, by the call when the brief dict holds anything).
-            timers = obj.timers
-            actual = timers.rtx
-            d = timers.persist
-            if d is not None and (actual is None or d < actual):
-                actual = d
-            d = timers.delack
-            if d is not None and (actual is None or d < actual):
-                actual = d
-            d = timers.keepalive
-            if d is not None and (actual is None or d < actual):
-                actual = d
-            if timers.brief is not None:
-                actual = timers.next()
+            actual = obj.timers.next()
             if actual is None:
                 obj.timer_at = None
                 heapq.heappop(heap)
