@@ -168,3 +168,57 @@ def test_records_built_by_parsers_are_ordinary_frozen_records() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         seg.seq = 5  # type: ignore[misc]
     assert dataclasses.replace(seg, seq=5).seq == 5
+
+
+def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
+    """A connection that has closed (server side) or gone to TIME_WAIT (client side)
+    is freed by reference counting when the host lets it go: no reference cycle
+    leaves it for the collector, whose passes would walk every dead connection."""
+    from synack.apps.runner import AppRunner
+    from synack.apps.simple import EchoServer
+    from synack.stack import Stack
+    from synack.tcp.connection import Connection
+
+    c, s = Stack("192.0.2.1", seed=1), Stack("192.0.2.2", seed=2)
+    runner = AppRunner(s, [EchoServer(s, 7)], keep_changes=False)
+    now = 0
+
+    def shuttle() -> None:
+        while True:
+            a, b = c.transmit(now=now), runner.transmit(now=now)
+            if not a and not b:
+                return
+            for p in a:
+                runner.receive(p, now=now)
+            for p in b:
+                c.receive(p, now=now)
+
+    gc.collect()
+    before = {id(o) for o in gc.get_objects() if isinstance(o, Connection)}   # other tests'
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(20):
+            fd = c.socket()
+            c.connect_ex(fd, ("192.0.2.2", 7), now=now)
+            shuttle()
+            c.send(fd, b"x", now=now)
+            shuttle()
+            assert c.recv(fd, 10, now=now) == b"x"
+            c.close(fd, now=now)
+            shuttle()
+            now += 1000
+        assert not s.conns, "every server connection has closed"
+        assert len(c.timewait) == 20, "every client connection is in TIME_WAIT"
+        for st in (c, s):         # past 2*MSL: the timer heap lets go of its entries too
+            while (d := st.next_deadline()) is not None:
+                now = max(now, d)
+                st.tick(now=now)
+        assert not c.timewait
+        # With the collector off, a connection in a reference cycle is still tracked.
+        cyclic = [o for o in gc.get_objects()
+                  if isinstance(o, Connection) and id(o) not in before]
+    finally:
+        if was:
+            gc.enable()
+    assert cyclic == [], f"{len(cyclic)} closed connections outlived their host's references"

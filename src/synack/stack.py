@@ -556,7 +556,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         state = conn.state
         if state is not _TIME_WAIT and state is not _CLOSED:
             # (the common case first) self.timers.arm(conn), inline: after every segment.
-            t = conn.timers.next()
+            t = conn.next()
             if t is not None and ((at := conn.timer_at) is None or t < at):
                 conn.timer_at = t
                 self.timers.push(t, conn)
@@ -580,8 +580,8 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             bits = TimeWait(
                 local=conn.local, remote=conn.remote, snd_nxt=conn.snd.snd_nxt,
                 rcv_nxt=rcv.rcv_nxt, window=rcv.window_field(), since=now,
-                expires=conn.timers.timewait or now + TIME_WAIT_US, ts=conn.neg.ts_ok,
-                ts_recent=conn.neg.ts_recent, ts_offset=conn.neg.ts_offset).bits
+                expires=conn.timewait or now + TIME_WAIT_US, ts=conn.ts_ok,
+                ts_recent=conn.ts_recent, ts_offset=conn.ts_offset).bits
             self.timewait[key] = bits
             self.timers.add_timewait(bits)
             self.ports.tw_add(key[1])

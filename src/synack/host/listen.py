@@ -154,7 +154,7 @@ class ListenMixin:
             # The options go into the clock's low bits and the per-connection offset is
             # added after (Linux cookie_init_timestamp(), then tcp_make_synack() adds
             # ts_off), so they do not show on the wire.
-            neg = child.neg
+            neg = child
             off = neg.ts_offset
             clock = (synack.timestamps[0] - off) & 0xFFFFFFFF
             tsval = syncookies.encode_ts(clock,
@@ -227,7 +227,7 @@ class ListenMixin:
         if n >= self.cfg.int("net.ipv4.tcp_synack_retries") and n >= defer:
             child.abort(now=now, why="TCP_DEFER_ACCEPT: no data", send_rst=False)
         else:
-            child.timers.rtx = None
+            child.rtx = None
             if n >= defer - 1:
                 child._send_synack(now)
                 child.total_retrans += 1
@@ -235,19 +235,19 @@ class ListenMixin:
                 lst.young -= 1
             child.retransmits += 1
             child.backoff += 1
-            child.timers.rtx = now + child.rtt.backed_off(child.backoff)
+            child.rtx = now + child.rtt.backed_off(child.backoff)
         self._collect_child(lst, key, child, now)
 
     def _tick_child(self: Stack, lst: Listener, key: Key, child: Connection, now: int) -> None:
         """A SYN queue entry's timers fell due: its SYN,ACK again, or, when the queue is
         crowded and it has had its share of retries, gone without a word (Linux
         reqsk_timer_handler())."""
-        if key in self.deferred and child.timers.rtx is not None and child.timers.rtx <= now:
+        if key in self.deferred and child.rtx is not None and child.rtx <= now:
             self._tick_deferred(lst, key, child, now)
             return
         limit = lst.synack_retries()
         if child.retransmits >= limit and limit < self.cfg.int("net.ipv4.tcp_synack_retries") \
-                and child.timers.rtx is not None and child.timers.rtx <= now:
+                and child.rtx is not None and child.rtx <= now:
             self.stats["SYN queue entries pruned"] += 1
             child.abort(now=now, why="SYN queue pruned: old entries give way", send_rst=False)
         else:

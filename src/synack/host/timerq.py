@@ -95,7 +95,7 @@ class TimerQueue:
     def arm(self, conn: Connection) -> None:
         """Make sure the heap looks at ``conn`` by its earliest deadline. Cheap: call it
         after anything that may have changed the connection's timers."""
-        t = conn.timers.next()
+        t = conn.next()
         if t is not None:
             at = conn.timer_at
             if at is None or t < at:
@@ -189,7 +189,7 @@ class TimerQueue:
             if obj.timer_at != t:
                 heapq.heappop(heap)
                 continue
-            actual = obj.timers.next()
+            actual = obj.next()
             if actual is None:
                 obj.timer_at = None
                 heapq.heappop(heap)

@@ -101,13 +101,27 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         "ackp", "adv_mss", "backoff", "cfg", "changes", "chrono",
         "cwnd_limited", "cwnd_usage_seq", "data_segs_in", "data_segs_out", "delivered",
         "delivery_rate", "ecn", "last_ack_sent", "last_data_sent", "last_rcv", "local",
-        "max_packets_out", "mem_charged", "mss", "neg", "now", "opts", "outbox", "pool",
+        "max_packets_out", "mem_charged", "mss", "now", "opts", "outbox", "pool",
         "rare", "rate_mark_delivered", "rate_mark_time", "rcv", "rec", "remote",
         "retransmits", "rtt", "segs_in", "segs_out", "snd", "snd_max_capacity",
-        "state", "timers", "trace", "tso_max",
+        "state", "trace", "tso_max",
     ) + ("fd", "timer_at") + (       # the host's (see __init__)
         # Negotiated's (a base class without slots of its own; Timers has its own).
         "sack_ok", "snd_wscale", "ts_offset", "ts_ok", "ts_recent", "ts_recent_stamp")
+
+    # A Connection is its own Negotiated and its own Timers. These name it so, as
+    # properties: a slot holding ``self`` made every connection a reference cycle, left
+    # for the garbage collector instead of freed when the host lets it go (its memory
+    # then comes back cold, and each collection walked every dead connection).
+    @property
+    def neg(self) -> Negotiated:
+        """The agreed options (``self``)."""
+        return self
+
+    @property
+    def timers(self) -> Timers:
+        """The connection's timers (``self``)."""
+        return self
 
     # Fields that stay at their default in most connections (rare.py): no slot each.
     # None of them is read or written for every segment.
@@ -188,7 +202,6 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.delack: int | None = None
         self.keepalive: int | None = None
         self.brief: dict[str, object] | None = None
-        self.timers: Timers = self           # and its own Timers
         # Both made on first use and dropped (set back to ()) by the owner that drains
         # them: an idle connection holds no list (56 bytes each).
         self.outbox: list[TcpSegment] | tuple[()] = ()
@@ -207,7 +220,6 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.ts_offset = ts_offset
         self.ts_recent = 0
         self.ts_recent_stamp = 0
-        self.neg: Negotiated = self          # a Connection is its own Negotiated
         self.ackp = AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now, hystart=hyst),
@@ -254,16 +266,16 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             else:
                 self.changes = [change]
         if new is _CLOSED:
-            self.timers.clear()
+            self.clear()
         elif new is _TIME_WAIT:
-            self.timers.clear()
-            self.timers.timewait = now + TIME_WAIT_US
+            self.clear()
+            self.timewait = now + TIME_WAIT_US
         elif new is _FIN_WAIT_2 and self.app_closed:
             self._arm_fin_timeout(now)
 
     def _arm_fin_timeout(self, now: int) -> None:
         # Linux tcp_close()/tcp_rcv_state_process(): an orphan waits tcp_fin_timeout in FIN_WAIT_2.
-        self.timers.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
+        self.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
 
     def _segment(self, flags: int, seq: int, payload: bytes = b"", urgent: int = 0, *,
                  syn: SynOptions | None = None,
@@ -288,7 +300,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             if ecn is not None and ecn.demand_cwr and flags & ACK:
                 flags |= ECE                 # RFC 3168 6.1.3: echo CE until CWR comes
             window = rcv.window_field() if rcv else 0
-            neg = self.neg
+            neg = self
             # neg.ack_timestamps(now), inline: once per segment sent.
             ts = ((self.now // 1000 + neg.ts_offset) & 0xFFFFFFFF, neg.ts_recent) \
                 if neg.ts_ok else None
@@ -312,7 +324,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             ackp.deadline = None
             if ackp.quick:
                 ackp.quick -= 1
-            self.timers.delack = None
+            self.delack = None
         return seg
 
     def _emit(self, seg: TcpSegment) -> None:
@@ -413,7 +425,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         snd = self.snd
         payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
         self._segment(SYN | self._ecn_syn_flags(), snd.iss, payload, unknown_options=fo_opt,
-                      syn=self.neg.syn_options(mss=self.adv_mss, now=now, synack=False))
+                      syn=self.syn_options(mss=self.adv_mss, now=now, synack=False))
         nxt = snd.after_syn()
         if payload:
             # Fast Open: the data rides in the SYN (Linux tcp_send_syn_data()).
@@ -428,7 +440,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.retrans_stamp = now         # Linux tcp_connect(): when the first SYN left
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
-        self.timers.rtx = now + self.rtt.backed_off(self.backoff)
+        self.rtx = now + self.rtt.backed_off(self.backoff)
 
     def open_passive(self, syn: TcpSegment, *, now: int,
                      fo_reply: tuple[tuple[int, bytes], ...] = (), ip_ecn: int = 0) -> None:
@@ -445,7 +457,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
     def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
         snd = self.snd
         flags = SYN | ACK | (ECE if self.ecn is not None and self.ecn.ok else 0)
-        self._segment(flags, snd.iss, unknown_options=fo_reply, syn=self.neg.syn_options(
+        self._segment(flags, snd.iss, unknown_options=fo_reply, syn=self.syn_options(
             mss=self.adv_mss, now=now, synack=True))
         nxt = snd.after_syn()
         if self.passive or not sq.gt(snd.snd_max, nxt):
@@ -454,7 +466,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # SYN,ACK Linux makes of the SYN alone leaves snd_nxt where it was)
         if self.retransmits == 0:
             self.rtt_seq, self.rtt_time = snd.iss, now
-        self.timers.rtx = now + self.rtt.backed_off(self.backoff)
+        self.rtx = now + self.rtt.backed_off(self.backoff)
 
     # ------------------------------------------------------------------ segments in
     def on_segment(self, seg: TcpSegment, *, now: int) -> None:

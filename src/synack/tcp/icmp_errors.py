@@ -171,4 +171,4 @@ class IcmpErrorsMixin:
         """Linux tcp_mtu_to_mss(): the path MTU less headers and the options every
         segment carries, within what the peer accepts."""
         clamp = min(self.peer_mss, self.adv_mss, self.pmtu - ip_tcp_headers(self.local[0]))
-        return max(clamp - self.neg.option_len(), 64)
+        return max(clamp - self.option_len(), 64)

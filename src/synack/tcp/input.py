@@ -65,6 +65,8 @@ class InputMixin:
 
     # Set here as well as in Connection.__init__; declared so that mypy types them alike.
     retrans_stamp: int | None
+    delack: int | None     # Timers' (a connection is its own Timers)
+    persist: int | None
     ut_start: int | None
     probe_start: int | None
     rtt_seq: int | None
@@ -89,12 +91,12 @@ class InputMixin:
         if not flags & SYN:
             return
         ts = seg.timestamps
-        if flags & ACK and ts is not None and ts[1] and self.neg.offer_ts \
+        if flags & ACK and ts is not None and ts[1] and self.offer_ts \
                 and self.retrans_stamp is not None:
             # RFC 7323 3.2 / Linux tcp_rcv_synsent_state_process(): a SYN,ACK must echo
             # a TSval of one of our SYNs; otherwise RST, and keep waiting.
-            first = self.neg.tsval(self.retrans_stamp)
-            if (ts[1] - first) & 0xFFFFFFFF > (self.neg.tsval(now) - first) & 0xFFFFFFFF:
+            first = self.tsval(self.retrans_stamp)
+            if (ts[1] - first) & 0xFFFFFFFF > (self.tsval(now) - first) & 0xFFFFFFFF:
                 self.cfg.mib["TcpExtPAWSActiveRejected"] += 1
                 self._send_reset_reply(seg)
                 return
@@ -103,9 +105,9 @@ class InputMixin:
         assert rcv is not None
         if flags & ACK:
             self._on_new_ack(seg.ack, now)
-            if self.neg.ts_ok and seg.timestamps is not None and self.retransmits:
+            if self.ts_ok and seg.timestamps is not None and self.retransmits:
                 # RFC 7323 4.1: the echo times even a retransmitted SYN.
-                self.rtt.sample(max((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF,
+                self.rtt.sample(max((self.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF,
                                     1) * 1000)
             self._start_data_rto()
             snd.snd_wnd = shared(seg.window)  # never scaled in a SYN (RFC 7323 2.2)
@@ -160,7 +162,7 @@ class InputMixin:
         )
         # RFC 7323 5.3: PAWS drops an old duplicate before anything else looks at it.
         # (paws_reject() is asked only when the TSval is older than TS.Recent: the rare case.)
-        neg = self.neg
+        neg = self
         ts = seg.timestamps
         if not simultaneous and ts is not None and neg.ts_ok \
                 and ((ts[0] - neg.ts_recent) & 0xFFFFFFFF) >= TS_HALF \
@@ -180,7 +182,7 @@ class InputMixin:
             if flags & SYN:
                 self._send_challenge_ack(now)   # Linux tcp_validate_incoming(): syn_challenge
                 return
-            if seg.payload and self.neg.sack_ok and self.cfg.int("net.ipv4.tcp_dsack") \
+            if seg.payload and self.sack_ok and self.cfg.int("net.ipv4.tcp_dsack") \
                     and sq.le(sq.add(seg.seq, len(seg.payload)), rcv.rcv_nxt):
                 rcv.dsack = (seg.seq, sq.add(seg.seq, len(seg.payload)))  # RFC 2883
             if not self._oow_limited(seg, now, "TcpExtTCPACKSkippedSeq"):
@@ -227,7 +229,7 @@ class InputMixin:
         if not flags & ACK:
             return
         # RFC 7323 2.2: the window of a SYN is never scaled.
-        wnd = seg.window if flags & SYN else seg.window << self.neg.snd_wscale
+        wnd = seg.window if flags & SYN else seg.window << self.snd_wscale
         # snd.fin_acked, inline (a property, and sq.gt() under it): sq.gt(snd_una, data_end).
         fin_was_acked = snd.fin_queued and (
             (snd.buf_seq + snd.buf.nbytes - snd.snd_una + _HALF) & _MASK) < _HALF
@@ -264,9 +266,9 @@ class InputMixin:
                 # The handshake's bare ACK (the usual one): no urgent pointer, no text,
                 # no FIN, no FIN of ours to be acked, no ECN: of what follows only the
                 # delayed-ACK timer's test is left.
-                if self.ackp.deadline is not None and self.timers.delack is None \
+                if self.ackp.deadline is not None and self.delack is None \
                         and self.last_ack_sent != rcv.rcv_nxt:
-                    self.timers.delack = self.ackp.deadline
+                    self.delack = self.ackp.deadline
                 return
             state = self.state
         elif ((snd.snd_max - seg.ack + _HALF) & _MASK) < _HALF or (  # sq.gt(ack, snd_max)
@@ -370,9 +372,9 @@ class InputMixin:
             self._change(_EV_RCV_FIN, now)
         if ack_now:
             self._send_ack()
-        elif self.ackp.deadline is not None and self.timers.delack is None \
+        elif self.ackp.deadline is not None and self.delack is None \
                 and self.last_ack_sent != rcv.rcv_nxt:
-            self.timers.delack = self.ackp.deadline
+            self.delack = self.ackp.deadline
 
     def _paws_drop(self: Connection, seg: TcpSegment, now: int) -> bool:
         """A segment that failed PAWS (never a RST: those pass): True when it is dropped,
@@ -390,8 +392,8 @@ class InputMixin:
                     self.cfg.mib["TcpExtPAWSOldAck"] += 1
                     return True
             elif seg.ack == snd.snd_una \
-                    and not snd.may_update_window(seq, seg.ack, seg.window << self.neg.snd_wscale) \
-                    and sq.diff(self.neg.ts_recent, tsval) <= self.rtt.rto * 1200 // 1_000_000:
+                    and not snd.may_update_window(seq, seg.ack, seg.window << self.snd_wscale) \
+                    and sq.diff(self.ts_recent, tsval) <= self.rtt.rto * 1200 // 1_000_000:
                 # A duplicate ACK overtaken by a newer one (within the replay window of
                 # about an RTO in TSval ticks): processed as if PAWS had passed.
                 return False
@@ -418,8 +420,8 @@ class InputMixin:
             # no RTT sample, no duplicate ACK, nothing delivered; only the window may
             # move (what the rest of this method would do with it).
             snd.update_window(seg.seq, ack, wnd)
-            if snd.snd_wnd > 0 and self.timers.persist is not None:
-                self.timers.persist = None   # the window opened: stop probing
+            if snd.snd_wnd > 0 and self.persist is not None:
+                self.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
                 self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
             return
@@ -431,9 +433,9 @@ class InputMixin:
         rtt_us: int | None = None
         if ((una_before - ack + _HALF) & _MASK) < _HALF:                # sq.gt(ack, una)
             rtt_us = snd.rtt_sample(seg.ack, now)
-            if rtt_us is None and self.neg.ts_ok and seg.timestamps is not None \
+            if rtt_us is None and self.ts_ok and seg.timestamps is not None \
                     and seg.timestamps[1]:
-                rtt_us = ((self.neg.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF or 1) * 1000
+                rtt_us = ((self.tsval(now) - seg.timestamps[1]) & 0xFFFFFFFF or 1) * 1000
             acked = ((ack - una_before + _HALF) & _MASK) - _HALF
             self._on_new_ack(ack, now, rtt_us)
         newly_sacked = 0
@@ -454,8 +456,8 @@ class InputMixin:
             return
         if ((snd.snd_una - ack + _HALF) & _MASK) <= _HALF:              # sq.ge(ack, una)
             snd.update_window(seg.seq, ack, wnd)
-            if snd.snd_wnd > 0 and self.timers.persist is not None:
-                self.timers.persist = None   # the window opened: stop probing
+            if snd.snd_wnd > 0 and self.persist is not None:
+                self.persist = None   # the window opened: stop probing
                 self.persist_backoff = 0
                 self.probe_start = None      # Linux tcp_ack_probe(): icsk_probes_tstamp = 0
         # The SYN's sequence number is no data (counted only while the SYN was unacked:
@@ -504,8 +506,8 @@ class InputMixin:
             rack.update_reo_wnd(now)         # (nothing to do in the usual case)
         if ((snd.snd_una - seg.ack + _HALF) & _MASK) <= _HALF:          # sq.ge(ack, una)
             snd.update_window(seg.seq, seg.ack, wnd)
-            if snd.snd_wnd > 0 and self.timers.persist is not None:
-                self.timers.persist = None
+            if snd.snd_wnd > 0 and self.persist is not None:
+                self.persist = None
                 self.persist_backoff = 0
         data_acked = acked - 1 if acked and una_before == snd.iss else acked   # (the SYN)
         self.delivered += data_acked + newly_sacked
@@ -518,8 +520,8 @@ class InputMixin:
         delayed = False
         ts = seg.timestamps
         undo_stamp = rack.undo_stamp         # (rec.undo_stamp, without the property)
-        if undo_stamp is not None and self.neg.ts_ok and ts is not None and ts[1]:
-            delayed = sq.lt(ts[1], self.neg.tsval(undo_stamp))
+        if undo_stamp is not None and self.ts_ok and ts is not None and ts[1]:
+            delayed = sq.lt(ts[1], self.tsval(undo_stamp))
         if rack.tlp_high_seq is not None:
             rec.on_tlp_ack(ack=seg.ack, una_advanced=acked > 0, dsack=dsack is not None,
                            dupack=dupack and not newly_sacked, now=now)

@@ -49,7 +49,7 @@ class RepliesMixin:
             if budget[0] != second:
                 # The draw: this connection's random timestamp offset mixed with the
                 # second (the core has no random source of its own).
-                mix = (self.neg.ts_offset ^ (second * 2654435761)) & 0xFFFFFFFF
+                mix = (self.ts_offset ^ (second * 2654435761)) & 0xFFFFFFFF
                 budget[0], budget[1] = second, (limit + 1) // 2 + (mix % limit if limit else 0)
             if budget[1] <= 0:
                 return

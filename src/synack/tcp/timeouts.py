@@ -43,6 +43,12 @@ class TimeoutsMixin:
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
 
     persist_backoff: int   # declared so that mypy types it as Connection does
+    # Timers' deadlines, set here on the connection itself (it is its own Timers).
+    rtx: int | None
+    rtx_kind: int
+    persist: int | None
+    delack: int | None
+    keepalive: int | None
 
     # Set in Connection.__init__; declared here so the types agree across the mixins.
     error: int | None
@@ -53,7 +59,7 @@ class TimeoutsMixin:
 
     def next_deadline(self: Connection) -> int | None:
         """When :meth:`tick` must next be called, or None."""
-        return self.timers.next()
+        return self.next()
 
     def tick(self: Connection, *, now: int) -> None:
         """Run every timer that is due at ``now``."""
@@ -144,9 +150,9 @@ class TimeoutsMixin:
         snd.rtx_high = snd.snd_max            # Karn: nothing outstanding can be timed now
         if self.rec.rack is None:
             snd.snd_nxt = snd.snd_una         # go back N; with RACK, resend the lost marks
-        self.timers.rtx = now + self._clamp_to_user_timeout(self.rtt.backed_off(self.backoff),
+        self.rtx = now + self._clamp_to_user_timeout(self.rtt.backed_off(self.backoff),
                                                             self.ut_start, now)
-        self.timers.rtx_kind = RTO
+        self.rtx_kind = RTO
         if self.trace is not None:
             self._trace("rto", now)
         self._output(now)
@@ -203,8 +209,8 @@ class TimeoutsMixin:
             rto = head + rto - now if head is not None else rto   # tcp_rto_delta_us()
         if 0 < rto < timeout:
             timeout = rto
-        self.timers.rtx = now + timeout
-        self.timers.rtx_kind = TLP
+        self.rtx = now + timeout
+        self.rtx_kind = TLP
         return True
 
     def _send_loss_probe(self: Connection, now: int) -> None:
@@ -240,16 +246,16 @@ class TimeoutsMixin:
         self.cfg.mib["TcpExtTCPLossProbes"] += 1
         if self.trace is not None:
             self._trace("tlp", now)
-        self.timers.rtx_kind = RTO           # icsk_pending = 0: the RTO runs from now
-        self.timers.rtx = None
+        self.rtx_kind = RTO           # icsk_pending = 0: the RTO runs from now
+        self.rtx = None
         self._rearm_rto(now)
 
     def _arm_reo_timeout(self: Connection, now: int, timeout: int) -> None:
         """Linux tcp_rack_mark_lost(): wait out the reordering window (whole jiffies,
         plus TCP_TIMEOUT_MIN), never longer than the RTO."""
         timeout = -(-timeout // 1000) * 1000 + TIMEOUT_MIN_US
-        self.timers.rtx = now + min(timeout, self.rtt.backed_off(self.backoff))
-        self.timers.rtx_kind = REO
+        self.rtx = now + min(timeout, self.rtt.backed_off(self.backoff))
+        self.rtx_kind = REO
 
     def _on_reo_timeout(self: Connection, now: int) -> None:
         """Linux tcp_rack_reo_timeout(): mark what is overdue now, resend it."""
@@ -258,8 +264,8 @@ class TimeoutsMixin:
         self.rec.on_reo_timeout(snd_una=snd.snd_una, snd_max=snd.snd_max, now=now,
                                 min_rtt=rtt.min_rtt or 0, srtt=rtt.srtt or 0)
         self._output(now)
-        if self.timers.rtx is None or self.timers.rtx_kind != RTO:
-            self.timers.rtx_kind = REO
+        if self.rtx is None or self.rtx_kind != RTO:
+            self.rtx_kind = REO
             self._rearm_rto(now)
 
     def _clamp_to_user_timeout(self: Connection, when: int, start: int | None,
@@ -273,9 +279,9 @@ class TimeoutsMixin:
 
     def _arm_persist(self: Connection, now: int) -> None:
         """Zero window with data waiting and nothing in flight: probe (RFC 9293 3.8.6.1)."""
-        if self.timers.persist is None:
+        if self.persist is None:
             rto = min(self.rtt.rto << self.persist_backoff, RTO_MAX_US)
-            self.timers.persist = now + self._clamp_to_user_timeout(rto, self.probe_start, now)
+            self.persist = now + self._clamp_to_user_timeout(rto, self.probe_start, now)
 
     def _on_persist(self: Connection, now: int) -> None:
         """Linux tcp_probe_timer() / tcp_write_wakeup(): send a window probe and back off.
@@ -317,9 +323,9 @@ class TimeoutsMixin:
         if self.opts.keepalive and self.state not in (_CLOSED, _SYN_SENT,
                                                       _TIME_WAIT):
             idle, _, _ = self._keepalive_params()
-            self.timers.keepalive = self.last_rcv + idle
+            self.keepalive = self.last_rcv + idle
         else:
-            self.timers.keepalive = None
+            self.keepalive = None
 
     def set_keepalive(self: Connection, *, now: int) -> None:
         """SO_KEEPALIVE or its parameters changed: re-arm from the last segment received."""
@@ -333,7 +339,7 @@ class TimeoutsMixin:
         idle, intvl, cnt = self._keepalive_params()
         elapsed = now - self.last_rcv
         if elapsed < idle:
-            self.timers.keepalive = self.last_rcv + idle
+            self.keepalive = self.last_rcv + idle
             return
         if self.probes_out >= cnt:
             self.abort(now=now, why="keepalive: peer dead")
@@ -343,4 +349,4 @@ class TimeoutsMixin:
             # A probe is an ACK one byte behind SND.UNA: the peer must answer with an ACK.
             self._segment(ACK, sq.add(self.snd.snd_una, -1))
             self.probes_out += 1
-        self.timers.keepalive = now + intvl
+        self.keepalive = now + intvl
