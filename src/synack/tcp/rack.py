@@ -204,11 +204,20 @@ class Rack:
                     break
             else:
                 acked = pkts = 0
-                for r in recs:
-                    n = ((r[END] - r[START] + _HALF) & _MASK) - _HALF     # sq.diff
+                for start, end, xmit, _flags, order in recs:
+                    n = ((end - start + _HALF) & _MASK) - _HALF     # sq.diff
                     acked += n
                     pkts += -(-n // mss)
-                    self._advance(r, now, min_rtt)
+                    # self._advance(r, now, min_rtt), inline: never retransmitted, so
+                    # not ambiguous; _sent_after() only for a tie in time.
+                    self.rtt = now - xmit
+                    last = self.xmit
+                    if last < 0 or xmit > last or (xmit == last and _sent_after(
+                            xmit, order, end, last, self.order, self.end)):
+                        self.xmit = xmit
+                        self.order = order
+                        self.end = end
+                self.advanced = True
                 recs.clear()
                 self.newly_acked = acked
                 if dsack:

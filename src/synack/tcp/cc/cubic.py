@@ -104,7 +104,7 @@ class _Epoch:
     values, so that a connection that has not sent yet keeps twelve slots fewer."""
 
     __slots__ = ("ack_cnt", "cnt", "curr_rtt", "epoch_start", "k", "last_ack", "last_cwnd",
-                 "last_time", "origin", "round_end", "sample_cnt", "w_est", "w_max")
+                 "last_time", "origin", "sample_cnt", "w_est", "w_max")
 
     def __init__(self, round_start: int = 0) -> None:
         self.cnt = 0                    #: ACKs per +1 segment in congestion avoidance
@@ -116,7 +116,6 @@ class _Epoch:
         self.w_est = 0                  #: Linux tcp_cwnd: the Reno-friendly window
         self.last_cwnd = 0
         self.last_time = 0
-        self.round_end = 0              #: HyStart: the round ends when acked_total passes it
         self.curr_rtt = _NO_RTT         #: HyStart: the round's minimum RTT
         self.sample_cnt = 0             #: HyStart: RTT samples in the round
         self.last_ack = round_start     #: HyStart: the last ACK of the ACK train
@@ -130,7 +129,7 @@ class Cubic(CongestionControl):
 
     name = "cubic"
 
-    __slots__ = ("_acked_total", "_ep", "_round_start", "delay_min", "found",
+    __slots__ = ("_acked_total", "_ep", "_round_end", "_round_start", "delay_min", "found",
                  "hystart")
 
     _ep: _Epoch | None
@@ -141,11 +140,14 @@ class Cubic(CongestionControl):
         self.hystart = hystart
         self._acked_total = 0  # segments acked ever: HyStart's stand-in for snd_una
         # _reset() and _hystart_reset(0, now), inline (once per connection): no _Epoch
-        # yet, and a round that starts now.
+        # yet, and a round that starts now. (The round's end is kept here, not in the
+        # _Epoch: the first ACK of data starts a new round, and a connection that is
+        # never cwnd-limited needs no _Epoch for that.)
         self._ep = None
         self.delay_min = 0
         self.found = False
         self._round_start = now
+        self._round_end = 0    # HyStart: the round ends when _acked_total passes it
 
     def _epoch(self) -> _Epoch:
         """The curve and round state of this connection, made on first use (the ACK
@@ -158,22 +160,19 @@ class Cubic(CongestionControl):
     def _reset(self) -> None:
         """Linux bictcp_reset(): forget the curve, W_max and the min RTT."""
         self._ep = None                 # None: every field of an _Epoch at its start value
+        self._round_end = 0
         self.delay_min = 0              #: microseconds; 0 = no sample yet
         self.found = False              #: HyStart has ended slow start
 
     def _hystart_reset(self, in_flight: int, now: int) -> None:
         """Linux bictcp_hystart_reset(): a new round starts now."""
         self._round_start = now
-        end = self._acked_total + in_flight
+        self._round_end = self._acked_total + in_flight
         ep = self._ep
-        if ep is None:
-            if not end:
-                return                  # the round's fields at their start values already
-            ep = self._ep = _Epoch(now)
-        ep.last_ack = now
-        ep.round_end = end
-        ep.curr_rtt = _NO_RTT
-        ep.sample_cnt = 0
+        if ep is not None:              # (else the round's fields read as their start)
+            ep.last_ack = now
+            ep.curr_rtt = _NO_RTT
+            ep.sample_cnt = 0
 
     def ssthresh_after_loss(self) -> int:
         """cwnd * 0.7, at least 2 (Linux cubictcp_recalc_ssthresh)."""
@@ -182,25 +181,43 @@ class Cubic(CongestionControl):
     def on_ack(self, acked: int, *, now: int, rtt_us: int | None, in_flight: int,
                cwnd_limited: bool) -> None:
         """Take the RTT sample (Linux cubictcp_acked), then grow (cubictcp_cong_avoid)."""
-        self._acked_total += acked
+        total = self._acked_total = self._acked_total + acked
         ep = self._ep
         if rtt_us is not None and (ep is None or ep.epoch_start is None
                                    or now - ep.epoch_start >= RTT_SKIP_US):
             delay = rtt_us if rtt_us > 0 else 1
             if self.delay_min == 0 or delay < self.delay_min:
                 self.delay_min = delay
-            if not self.found and self.cwnd < self.ssthresh and self.hystart.enabled:
-                self._hystart_update(delay, in_flight, now)
-        super().on_ack(acked, now=now, rtt_us=rtt_us, in_flight=in_flight,
-                       cwnd_limited=cwnd_limited)
-
-    def _hystart_update(self, delay: int, in_flight: int, now: int) -> None:
-        """Linux hystart_update(): a new round, then the ACK-train and delay tests."""
-        params = self.hystart
-        if self._acked_total > (self._ep or _FRESH).round_end:
-            self._hystart_reset(in_flight, now)
-        if self.cwnd < params.low_window:
+            cwnd = self.cwnd
+            if not self.found and cwnd < self.ssthresh and (params := self.hystart).enabled:
+                # _hystart_update()'s first step inline (Linux hystart_update(): a new
+                # round), and its tests only from hystart_low_window on.
+                if total > self._round_end:
+                    self._hystart_reset(in_flight, now)
+                if cwnd >= params.low_window:
+                    self._hystart_update(delay, now)
+        # super().on_ack(), inline (CongestionControl.on_ack(): once per ACK of data).
+        self._last_busy = now
+        if acked <= 0:
             return
+        self._rto_repeat = False
+        if not cwnd_limited:
+            return
+        if self.cwnd < self.ssthresh:
+            # Linux tcp_slow_start(): grow to ssthresh at most, spill the rest.
+            cwnd = self.cwnd + acked
+            if cwnd > self.ssthresh:  # noqa: PLR1730 - cheaper than min()
+                cwnd = self.ssthresh
+            acked -= cwnd - self.cwnd
+            self.cwnd = cwnd
+            if not acked:
+                return
+        self._cong_avoid(acked, now)
+
+    def _hystart_update(self, delay: int, now: int) -> None:
+        """Linux hystart_update() once the round is current and cwnd is at least
+        hystart_low_window: the ACK-train and delay tests."""
+        params = self.hystart
         ep = self._ep
         last_ack = self._round_start if ep is None else ep.last_ack
         if params.detect & HYSTART_ACK_TRAIN and now - last_ack <= params.ack_delta_us:
