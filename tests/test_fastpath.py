@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import difflib
 import enum
+import pprint
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +17,7 @@ import pytest
 
 from synack.apps.http import HttpServer
 from synack.apps.runner import AppRunner
+from synack.apps.simple import EchoServer
 from synack.stack import Stack
 from synack.tcp import input as inp
 from synack.tcp.rack import IDLE
@@ -51,6 +54,13 @@ def dump(obj: Any, seen: dict[int, str], path: str = "c") -> Any:
             [(n, dump(getattr(obj, n, "<unset>"), seen, f"{path}.{n}")) for n in names])
 
 
+def difference(fast: Any, general: Any) -> str:
+    """Where two dumps differ, as a unified diff (fast path -, general path +)."""
+    return "\n".join(difflib.unified_diff(pprint.pformat(fast, width=120).splitlines(),
+                                          pprint.pformat(general, width=120).splitlines(),
+                                          lineterm="", n=1))
+
+
 @pytest.fixture
 def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
     """Count the segments the fast path took; fail at the first that differs."""
@@ -66,6 +76,7 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
             slow(conn, s, n)
 
         other = copy.deepcopy(self, {id(s): s for s in SHARED})
+        state = self.state.name
         monkeypatch.setattr(inp.InputMixin, "_rcv_slow", general)
         try:
             entry(self, seg, now)
@@ -73,10 +84,15 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
             monkeypatch.setattr(inp.InputMixin, "_rcv_slow", slow)
         if took[0]:
             counts["fast"] += 1
+            counts["fast " + state] += 1
+            if seg.flags & 1:
+                counts["fast FIN"] += 1
             slow(other, seg, now)
-            assert dump(self, {}) == dump(other, {}), seg
+            fast, general = dump(self, {}), dump(other, {})
+            assert fast == general, (seg, difference(fast, general))
         else:
             counts["general"] += 1
+            counts["general " + state] += 1
 
     monkeypatch.setattr(inp.InputMixin, "_rcv_synchronized", checked)
     yield counts
@@ -144,3 +160,41 @@ def test_a_lossy_bulk_transfer_is_unchanged(twin: collections.Counter[str]) -> N
         got = len(received)
     assert bytes(received) == data, got
     assert twin["fast"] > 50 and twin["general"] > 20, twin
+
+
+@pytest.mark.parametrize("timestamps", [1, 0])
+def test_short_connections_close_by_the_fast_path_unchanged(
+        twin: collections.Counter[str], timestamps: int) -> None:
+    # What `synack serve echo` sees: the peer's FIN in ESTABLISHED (its ACK delayed
+    # after data, at once without), and the last ACK of the orphan in LAST_ACK; also a
+    # FIN while the echo is still unacknowledged and a FIN after a request that was not
+    # echoed yet (both for the general path). And the handshake's ACK in SYN_RECEIVED.
+    c, s = Stack(A, seed=5), Stack(B, seed=6)
+    s.cfg.set("net.ipv4.tcp_timestamps", timestamps)
+    r = AppRunner(s, [EchoServer(s, 7)], keep_changes=False)
+    now = 0
+    for i in range(12):
+        fd = c.socket()
+        c.connect_ex(fd, (B, 7), now=now)
+        shuttle(c, r, now)
+        kind = i % 4
+        if kind in (0, 1):
+            c.send(fd, b"x" * (1 + 700 * kind), now=now)
+            shuttle(c, r, now)
+            assert c.recv(fd, 1 << 16, now=now) == b"x" * (1 + 700 * kind)
+        elif kind == 3:
+            c.send(fd, b"y" * 100, now=now)
+            for p in c.transmit(now=now):        # the request in, its echo not out yet
+                r.receive(p, now=now)
+        c.close(fd, now=now)
+        shuttle(c, r, now)
+        now += 100_000
+        for st in (c, r):
+            d = st.next_deadline()
+            if d is not None and d <= now:
+                st.tick(now=now)
+        shuttle(c, r, now)
+        now += 100_000
+    assert twin["fast FIN"] >= 6 and twin["fast LAST_ACK"] >= 6, twin
+    assert twin["fast SYN_RECEIVED"] == 12, twin
+    assert twin["general ESTABLISHED"] >= 1, twin

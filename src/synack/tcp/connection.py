@@ -78,7 +78,9 @@ _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segmen
 _CLOSED = State.CLOSED
 _ESTABLISHED = State.ESTABLISHED
 _FIN_WAIT_2 = State.FIN_WAIT_2
+_LAST_ACK = State.LAST_ACK
 _LISTEN = State.LISTEN
+_SYN_RECEIVED = State.SYN_RECEIVED
 _SYN_SENT = State.SYN_SENT
 _TIME_WAIT = State.TIME_WAIT
 # State, Event, CaState members bound once (a member lookup on an Enum class is slow).
@@ -476,7 +478,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         if seg.payload:
             self.data_segs_in += 1
         state = self.state
-        if state is _ESTABLISHED:
+        if state is _ESTABLISHED or state is _SYN_RECEIVED or state is _LAST_ACK:
             self._rcv_synchronized(seg, now)  # the fast path's entry (tcp/fastpath.py)
         elif state is _SYN_SENT:
             self._rcv_syn_sent(seg, now)

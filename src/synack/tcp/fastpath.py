@@ -29,6 +29,15 @@ D-SACKs seen, Brief fields in use (the handshake's RTT sample, a retransmission'
 clocks, keepalive probes, an orphaned socket) or trace recording send it to the
 general path too. Where the general path stores an equal value anew (the unchanged
 send window) this path leaves the field as it is.
+
+Three more segments of every short connection have predictions of their own, which
+Linux (tcp_rcv_state_process(), no header prediction outside ESTABLISHED) has not:
+the handshake's bare ACK in SYN_RECEIVED (:func:`rcv_handshake_ack`), the peer's FIN
+in ESTABLISHED with nothing of ours in flight (:func:`rcv_fin`) and the ACK of our
+FIN to an orphan in LAST_ACK (:func:`rcv_last_ack`). Each tests what makes the
+general path's early steps (PAWS, acceptability, RST, SYN, the ACK's checks) pass
+without effect, then does the rest as the general path would, or hands the segment
+over unchanged.
 """
 
 from __future__ import annotations
@@ -39,29 +48,49 @@ from synack import seq as sq
 from synack.tcp.ackpolicy import DELACK_MIN_US
 from synack.tcp.options import TS_HALF
 from synack.tcp.recovery import CaState
+from synack.tcp.rtt import RTO_FALLBACK_US
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import shared
-from synack.tcp.state import State
+from synack.tcp.state import Event, State
 from synack.tcp.timers import RTO
-from synack.wire.tcp import ACK, PSH, TcpSegment
+from synack.wire.tcp import ACK, FIN, PSH, TcpSegment
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
 _MASK, _HALF = sq.MASK, sq.HALF
 _ACK_PSH = ACK | PSH
+_ACK_PSH_FIN = ACK | PSH | FIN
 _ESTABLISHED = State.ESTABLISHED      # members bound once (an Enum lookup is slow)
+_LAST_ACK = State.LAST_ACK
+_SYN_RECEIVED = State.SYN_RECEIVED
 _CA_OPEN = CaState.OPEN
+_EV_RCV_FIN = Event.RCV_FIN
+_EV_RCV_ACK_OF_FIN = Event.RCV_ACK_OF_FIN
+_EV_RCV_ACK_OF_SYN = Event.RCV_ACK_OF_SYN
 
 
 def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     """A segment in a synchronized state: the predicted one here, any other by the
     general path (:meth:`~synack.tcp.input.InputMixin._rcv_slow`). A method of
     :class:`~synack.tcp.input.InputMixin` (``_rcv_synchronized``)."""
-    # The prediction, tested before anything changes: flags and state first (the
-    # handshake's ACK, a FIN and a segment in a closing state go at once).
-    if seg.flags | PSH != _ACK_PSH or self.state is not _ESTABLISHED:
-        self._rcv_slow(seg, now)
+    # The prediction, tested before anything changes: flags and state first (most
+    # segments in a closing state go at once; the handshake's ACK, the peer's FIN and
+    # the last ACK of an orphan have predictions of their own, below).
+    flags = seg.flags | PSH
+    state = self.state
+    if flags != _ACK_PSH or state is not _ESTABLISHED:
+        if flags == _ACK_PSH:
+            if state is _SYN_RECEIVED:
+                rcv_handshake_ack(self, seg, now)
+            elif state is _LAST_ACK:
+                rcv_last_ack(self, seg, now)
+            else:
+                self._rcv_slow(seg, now)
+        elif flags == _ACK_PSH_FIN and state is _ESTABLISHED:
+            rcv_fin(self, seg, now)
+        else:
+            self._rcv_slow(seg, now)
         return
     rcv = self.rcv
     snd = self.snd
@@ -201,6 +230,162 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             return
         if ackp.deadline is None:
             ackp.deadline = now + DELACK_MIN_US
+    if ackp.deadline is not None and self.delack is None \
+            and self.last_ack_sent != rcv.rcv_nxt:
+        self.delack = ackp.deadline
+
+
+def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
+    """The peer's FIN in ESTABLISHED, predicted: in order, without text, acknowledging
+    everything we sent (nothing in flight), with the usual conditions of the prediction
+    above; what the general path does with it, in its order (the window, the FIN taken,
+    CLOSE_WAIT, the ACK now or delayed as Linux tcp_fin() decides). Else the general
+    path."""
+    rcv = self.rcv
+    snd = self.snd
+    rec = self.rec
+    assert rcv is not None
+    seq = seg.seq
+    ack = seg.ack
+    ts = seg.timestamps
+    ecn = self.ecn
+    rack = rec.rack
+    board = rec.board
+    if seq != rcv.rcv_nxt or seg.payload or ack != snd.snd_una or ack != snd.snd_max \
+            or seg.sack_blocks or self.brief is not None or snd.fin_queued \
+            or rec.state is not _CA_OPEN or self.persist is not None \
+            or (self.ts_ok and (ts is None
+                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
+            or (ecn is not None and ecn.ok) or self.trace is not None \
+            or rcv.ooo or rcv.fin_seq is not None \
+            or (rack is not None and rack.recs) \
+            or (board is not None and board is not NO_SACKS):
+        self._rcv_slow(seg, now)
+        return
+    self.last_rcv = now
+    if ts is not None and self.ts_ok:
+        left = self.last_ack_sent        # RFC 7323 4.3 (2), as in rcv_synchronized()
+        if seq == left or ((seq - left) & 0xFFFFFFFF) >= TS_HALF:
+            self.ts_recent = ts[0]
+            self.ts_recent_stamp = now
+    # _process_ack(): nothing in flight and nothing new acknowledged, so only the window
+    # may move (snd.update_window(), inline; no zero-window probe to stop).
+    wnd = seg.window << self.snd_wscale
+    wl1 = snd.snd_wl1
+    if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+            wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+        if wnd != snd.snd_wnd:
+            wnd = snd.snd_wnd = shared(wnd)
+            if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
+                snd.max_wnd = wnd
+        snd.snd_wl1 = seq
+        una = snd.snd_una
+        snd.snd_wl2 = una if ack == una else ack
+    # rcv.accept(seq, b"", True), inline: the FIN at RCV.NXT, nothing out of order.
+    rcv.fin_seq = seq
+    rcv.fin_received = True
+    nxt = rcv.rcv_nxt = (seq + 1) & _MASK
+    if ((rcv.rcv_adv - nxt + _HALF) & _MASK) < _HALF:           # sq.lt(rcv_adv, nxt)
+        rcv.rcv_adv = nxt
+    # ackp.on_fin(now=now), inline (Linux tcp_fin(): ping-pong; the ACK waits, unless
+    # no data came before).
+    ackp = self.ackp
+    ackp.pingpong = True
+    ack_now = ackp.last_data_rcv is None
+    if not ack_now and ackp.deadline is None:
+        ackp.deadline = now + DELACK_MIN_US
+    self._change(_EV_RCV_FIN, now)
+    if ack_now:
+        self._send_ack()
+    elif ackp.deadline is not None and self.delack is None and self.last_ack_sent != nxt:
+        self.delack = ackp.deadline
+
+
+def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
+    """The ACK of our FIN to an orphan in LAST_ACK, predicted: at RCV.NXT with a fresh
+    timestamp, acknowledging SND.MAX past our data. What the general path does with
+    it (its shortcut for this segment, after the steps that have nothing to do):
+    SND.UNA moves, the memory charged goes back, CLOSED (Linux tcp_rcv_state_process():
+    tcp_ack(), then tcp_done()). Else the general path."""
+    rcv = self.rcv
+    snd = self.snd
+    assert rcv is not None
+    seq = seg.seq
+    ack = seg.ack
+    ts = seg.timestamps
+    smax = snd.snd_max
+    brief = self.brief
+    if seq != rcv.rcv_nxt or ack != smax or self.trace is not None \
+            or brief is None or "app_closed" not in brief \
+            or (self.ts_ok and (ts is None
+                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
+            or ((snd.buf_seq + snd.buf.nbytes - smax + _HALF) & _MASK) >= _HALF \
+            or ((ack - snd.snd_una + (snd.max_wnd or 1) + _HALF) & _MASK) < _HALF:
+        # (the last: an ACK the general path finds implausibly old, RFC 5961 5.2)
+        self._rcv_slow(seg, now)
+        return
+    self.last_rcv = now
+    if "probes_out" in brief:
+        self.probes_out = 0
+    if ts is not None and self.ts_ok:
+        left = self.last_ack_sent        # RFC 7323 4.3 (2), as in rcv_synchronized()
+        if seq == left or ((seq - left) & 0xFFFFFFFF) >= TS_HALF:
+            self.ts_recent = ts[0]
+            self.ts_recent_stamp = now
+    snd.on_ack(smax)
+    self.mem_release()
+    self._change(_EV_RCV_ACK_OF_FIN, now)
+
+
+def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
+    """The handshake's last ACK in SYN_RECEIVED, predicted: bare (no text, no FIN), at
+    RCV.NXT with a fresh timestamp, acknowledging our SYN, no ECN, no FIN of ours to
+    send. What the general path does with it, after the steps that have nothing to do
+    (PAWS, acceptability, RST, SYN): the ACK taken, the window set outright, ESTABLISHED,
+    keepalive, the delayed-ACK timer's test. Else the general path."""
+    rcv = self.rcv
+    snd = self.snd
+    assert rcv is not None
+    seq = seg.seq
+    ack = seg.ack
+    ts = seg.timestamps
+    smax = snd.snd_max
+    if seq != rcv.rcv_nxt or seg.payload or self.ecn is not None or snd.fin_queued \
+            or (self.rare is not None and self.wr_shut) \
+            or (self.ts_ok and (ts is None
+                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
+            or not (((snd.snd_una - ack + _HALF) & _MASK) < _HALF and (    # una < ack
+                    ack == smax or ((ack - smax + _HALF) & _MASK) < _HALF)):  # ack <= max
+        self._rcv_slow(seg, now)
+        return
+    self.last_rcv = now
+    brief = self.brief
+    if brief is not None and "probes_out" in brief:
+        self.probes_out = 0
+    if ts is not None and self.ts_ok:
+        left = self.last_ack_sent        # RFC 7323 4.3 (2), as in rcv_synchronized()
+        if seq == left or ((seq - left) & 0xFFFFFFFF) >= TS_HALF:
+            self.ts_recent = ts[0]
+            self.ts_recent_stamp = now
+    self._on_new_ack(ack, now)
+    # As the general path's SYN_RECEIVED branch from here: RFC 6298 (5.7) without an
+    # RTT sample, then SND.WND, WL1, WL2 from this ACK outright (one int object each
+    # where the values are equal).
+    if self.rtt.srtt is None:
+        self.rtt.rto = RTO_FALLBACK_US
+    self.backoff = 0
+    snd.snd_wl1 = rcv.rcv_nxt            # (= SEG.SEQ)
+    una = snd.snd_una
+    snd.snd_wl2 = una if ack == una else ack
+    wnd = seg.window << self.snd_wscale
+    if wnd != snd.snd_wnd:
+        wnd = shared(wnd)
+    snd.snd_wnd = wnd
+    if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
+        snd.max_wnd = wnd
+    self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
+    self._arm_keepalive(now)
+    ackp = self.ackp
     if ackp.deadline is not None and self.delack is None \
             and self.last_ack_sent != rcv.rcv_nxt:
         self.delack = ackp.deadline
