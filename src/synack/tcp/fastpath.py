@@ -48,7 +48,7 @@ from synack import seq as sq
 from synack.tcp.ackpolicy import DELACK_MIN_US
 from synack.tcp.options import TS_HALF
 from synack.tcp.recovery import CaState
-from synack.tcp.rtt import RTO_FALLBACK_US
+from synack.tcp.rtt import RTO_FALLBACK_US, RTO_MAX_US, RTO_MIN_US
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import shared
 from synack.tcp.state import Event, State
@@ -146,13 +146,39 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     if acked:
         # _process_ack(), then _rack_ack(), with what the prediction rules out left out.
         assert rack is not None
-        rtt_us = snd.rtt_sample(ack, now)
+        rtt_us: int | None = None
+        log = snd.sent_log
+        if log is not None:
+            # snd.rtt_sample(ack, now), inline: forget the first transmissions acked;
+            # the RTT of the oldest never retransmitted (Karn's rule).
+            rtx_high = snd.rtx_high
+            while log and ((log[0][0] - ack + _HALF) & _MASK) <= _HALF:   # sq.le(end, ack)
+                end, sent = log.popleft()
+                if rtt_us is None and ((rtx_high - end + _HALF) & _MASK) < _HALF:
+                    rtt_us = now - sent
+            if not log:
+                snd.sent_log = None
         if rtt_us is None and self.ts_ok and ts is not None and ts[1]:
             rtt_us = ((self.tsval(now) - ts[1]) & 0xFFFFFFFF or 1) * 1000   # at least 1 ms
         # _on_new_ack(), no Brief field set: no SYN timed, no retransmission's clocks.
         rtt = self.rtt
         if rtt_us is not None:
-            rtt.sample(rtt_us)
+            # rtt.sample(rtt_us), inline (tcp/rtt.py, RFC 6298 2.2 and 2.3): per ACK of data.
+            m = rtt_us if rtt_us > 1 else 1  # noqa: FURB136 - cheaper than max()
+            rtt.samples += 1
+            low = rtt.min_rtt
+            if low is None or m < low:
+                rtt.min_rtt = m
+            srtt = rtt.srtt
+            if srtt is None:
+                srtt = rtt.srtt = m
+                var = rtt.rttvar = m // 2
+            else:
+                var = rtt.rttvar = (3 * rtt.rttvar + abs(srtt - m)) // 4
+                srtt = rtt.srtt = (7 * srtt + m) // 8
+            var *= 4
+            rto = srtt + (var if var > RTO_MIN_US else RTO_MIN_US)  # noqa: FURB136
+            rtt.rto = rto if rto < RTO_MAX_US else RTO_MAX_US  # noqa: FURB136
             self.backoff = 0
         snd.on_ack(ack)
         self.retransmits = 0
@@ -219,7 +245,12 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             rcv.ready = bytearray(payload)
         nxt = rcv.rcv_nxt = (seq + n) & _MASK
         rcv.bytes_received += n
-        self.mem_sync()
+        # self.mem_sync(), inline: the send buffer and the unread bytes (nothing out of
+        # order, as predicted).
+        used = snd.buf.nbytes + len(rcv.ready)
+        if used != self.mem_charged:
+            self.cfg.mem_add(used - self.mem_charged)
+            self.mem_charged = used
         m = n if n < self.adv_mss else self.adv_mss  # noqa: FURB136 - tcp_measure_rcv_mss()
         if m > ackp.rcv_mss:  # noqa: PLR1730 - cheaper than max() per segment
             ackp.rcv_mss = m
@@ -367,7 +398,31 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
         if seq == left or ((seq - left) & 0xFFFFFFFF) >= TS_HALF:
             self.ts_recent = ts[0]
             self.ts_recent_stamp = now
-    self._on_new_ack(ack, now)
+    # self._on_new_ack(ack, now), inline: the SYN,ACK timed once (Karn), SND.UNA, the
+    # retransmission's clocks and the RTO.
+    brief = self.brief
+    if brief is not None:
+        rtt_seq: int | None = brief.get("rtt_seq")  # type: ignore[assignment]
+        if rtt_seq is not None and ((rtt_seq - ack + _HALF) & _MASK) < _HALF:  # sq.gt()
+            # (self.rtt_seq = None, inline: the Brief field and its drop, rtt_time)
+            self.rtt.sample(now - brief.pop("rtt_time", 0))  # type: ignore[operator]
+            del brief["rtt_seq"]
+            if not brief:
+                self.brief = brief = None
+            self.backoff = 0
+    snd.on_ack(ack)
+    self.retransmits = 0
+    if brief is not None and ("retrans_stamp" in brief or "ut_start" in brief):
+        # self.retrans_stamp = self.ut_start = None, inline (rare.py's Brief.__set__).
+        brief.pop("retrans_stamp", None)
+        brief.pop("ut_start", None)
+        if not brief:
+            self.brief = None
+    if ((snd.snd_max - snd.snd_una + _HALF) & _MASK) - _HALF <= 0:   # in_flight()
+        self.rtx = None                  # _rearm_rto(): nothing in flight
+        self.rtx_kind = RTO
+    else:
+        self._rearm_rto(now)
     # As the general path's SYN_RECEIVED branch from here: RFC 6298 (5.7) without an
     # RTT sample, then SND.WND, WL1, WL2 from this ACK outright (one int object each
     # where the values are equal).

@@ -193,7 +193,13 @@ class Cubic(CongestionControl):
                 # _hystart_update()'s first step inline (Linux hystart_update(): a new
                 # round), and its tests only from hystart_low_window on.
                 if total > self._round_end:
-                    self._hystart_reset(in_flight, now)
+                    # self._hystart_reset(in_flight, now), inline: a new round.
+                    self._round_start = now
+                    self._round_end = total + in_flight
+                    if ep is not None:
+                        ep.last_ack = now
+                        ep.curr_rtt = _NO_RTT
+                        ep.sample_cnt = 0
                 if cwnd >= params.low_window:
                     self._hystart_update(delay, now)
         # super().on_ack(), inline (CongestionControl.on_ack(): once per ACK of data).
