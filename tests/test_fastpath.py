@@ -9,6 +9,7 @@ import collections
 import copy
 import difflib
 import enum
+import functools
 import pprint
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +26,7 @@ from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import NO_DATA
 
 A, B = "192.0.2.1", "192.0.2.2"
+ENTRIES = ("_rcv_synchronized", "_rcv_handshake_ack", "_rcv_last_ack")
 SHARED = (IDLE, NO_SACKS, NO_DATA)       # sentinels compared by identity: never copied
 
 
@@ -63,12 +65,12 @@ def difference(fast: Any, general: Any) -> str:
 
 @pytest.fixture
 def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
-    """Count the segments the fast path took; fail at the first that differs."""
+    """Count the segments the fast path took; fail at the first that differs. (Its
+    entries: one per state that has predictions.)"""
     counts: collections.Counter[str] = collections.Counter()
-    entry = inp.InputMixin._rcv_synchronized
     slow = inp.InputMixin._rcv_slow
 
-    def checked(self: Any, seg: Any, now: int) -> None:
+    def checked(self: Any, entry: Any, seg: Any, now: int) -> None:
         took = [True]
 
         def general(conn: Any, s: Any, n: int) -> None:
@@ -94,7 +96,9 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
             counts["general"] += 1
             counts["general " + state] += 1
 
-    monkeypatch.setattr(inp.InputMixin, "_rcv_synchronized", checked)
+    for name in ENTRIES:
+        monkeypatch.setattr(inp.InputMixin, name, functools.partialmethod(
+            checked, getattr(inp.InputMixin, name)))
     yield counts
 
 

@@ -478,8 +478,12 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         if seg.payload:
             self.data_segs_in += 1
         state = self.state
-        if state is _ESTABLISHED or state is _SYN_RECEIVED or state is _LAST_ACK:
-            self._rcv_synchronized(seg, now)  # the fast path's entry (tcp/fastpath.py)
+        if state is _ESTABLISHED:
+            self._rcv_synchronized(seg, now)  # the fast path's entries (tcp/fastpath.py)
+        elif state is _SYN_RECEIVED:
+            self._rcv_handshake_ack(seg, now)
+        elif state is _LAST_ACK:
+            self._rcv_last_ack(seg, now)
         elif state is _SYN_SENT:
             self._rcv_syn_sent(seg, now)
         elif state is not _CLOSED:

@@ -74,20 +74,12 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     """A segment in a synchronized state: the predicted one here, any other by the
     general path (:meth:`~synack.tcp.input.InputMixin._rcv_slow`). A method of
     :class:`~synack.tcp.input.InputMixin` (``_rcv_synchronized``)."""
-    # The prediction, tested before anything changes: flags and state first (most
-    # segments in a closing state go at once; the handshake's ACK, the peer's FIN and
-    # the last ACK of an orphan have predictions of their own, below).
+    # The prediction, tested before anything changes: flags and state first (a segment
+    # in a closing state goes at once; the peer's FIN has a prediction of its own).
     flags = seg.flags | PSH
     state = self.state
     if flags != _ACK_PSH or state is not _ESTABLISHED:
-        if flags == _ACK_PSH:
-            if state is _SYN_RECEIVED:
-                rcv_handshake_ack(self, seg, now)
-            elif state is _LAST_ACK:
-                rcv_last_ack(self, seg, now)
-            else:
-                self._rcv_slow(seg, now)
-        elif flags == _ACK_PSH_FIN and state is _ESTABLISHED:
+        if flags == _ACK_PSH_FIN and state is _ESTABLISHED:
             rcv_fin(self, seg, now)
         else:
             self._rcv_slow(seg, now)
@@ -333,11 +325,15 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
 
 
 def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
-    """The ACK of our FIN to an orphan in LAST_ACK, predicted: at RCV.NXT with a fresh
-    timestamp, acknowledging SND.MAX past our data. What the general path does with
-    it (its shortcut for this segment, after the steps that have nothing to do):
-    SND.UNA moves, the memory charged goes back, CLOSED (Linux tcp_rcv_state_process():
-    tcp_ack(), then tcp_done()). Else the general path."""
+    """A segment in LAST_ACK (``Connection._rcv_last_ack``): the ACK of our FIN to an
+    orphan predicted -- at RCV.NXT with a fresh timestamp, acknowledging SND.MAX past
+    our data -- and what the general path does with it (its shortcut for this segment,
+    after the steps that have nothing to do): SND.UNA moves, the memory charged goes
+    back, CLOSED (Linux tcp_rcv_state_process(): tcp_ack(), then tcp_done()). Any
+    other segment: the general path."""
+    if seg.flags | PSH != _ACK_PSH:
+        self._rcv_slow(seg, now)
+        return
     rcv = self.rcv
     snd = self.snd
     assert rcv is not None
@@ -369,11 +365,15 @@ def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
 
 
 def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
-    """The handshake's last ACK in SYN_RECEIVED, predicted: bare (no text, no FIN), at
-    RCV.NXT with a fresh timestamp, acknowledging our SYN, no ECN, no FIN of ours to
-    send. What the general path does with it, after the steps that have nothing to do
-    (PAWS, acceptability, RST, SYN): the ACK taken, the window set outright, ESTABLISHED,
-    keepalive, the delayed-ACK timer's test. Else the general path."""
+    """A segment in SYN_RECEIVED (``Connection._rcv_handshake_ack``): the handshake's
+    last ACK predicted -- bare (no text, no FIN), at RCV.NXT with a fresh timestamp,
+    acknowledging our SYN, no ECN, no FIN of ours to send -- and what the general path
+    does with it, after the steps that have nothing to do (PAWS, acceptability, RST,
+    SYN): the ACK taken, the window set outright, ESTABLISHED, keepalive, the
+    delayed-ACK timer's test. Any other segment: the general path."""
+    if seg.flags | PSH != _ACK_PSH:
+        self._rcv_slow(seg, now)
+        return
     rcv = self.rcv
     snd = self.snd
     assert rcv is not None

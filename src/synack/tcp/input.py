@@ -20,7 +20,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
-from synack.tcp.fastpath import rcv_synchronized
+from synack.tcp.fastpath import rcv_handshake_ack, rcv_last_ack, rcv_synchronized
 from synack.tcp.options import TS_HALF
 from synack.tcp.rack import IDLE as IDLE_RACK
 from synack.tcp.rack import Rack
@@ -76,6 +76,9 @@ class InputMixin:
     # A segment in a synchronized state: the fast path's entry (tcp/fastpath.py), which
     # hands what it does not predict to _rcv_slow.
     _rcv_synchronized = rcv_synchronized
+    # The predictions of SYN_RECEIVED's and LAST_ACK's usual segment, likewise.
+    _rcv_handshake_ack = rcv_handshake_ack
+    _rcv_last_ack = rcv_last_ack
 
     def _rcv_syn_sent(self: Connection, seg: TcpSegment, now: int) -> None:
         snd = self.snd

@@ -357,7 +357,7 @@ class Sender(RttEstimator):
         drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
         if drop > 0:
             buf = self.buf
-            n = len(buf)
+            n = buf.nbytes                   # (len(buf), without the call)
             if drop < n:
                 buf.drop(drop)
                 self.buf_seq = ack           # the same value, and the same object
