@@ -47,11 +47,12 @@ from typing import TYPE_CHECKING
 from synack import seq as sq
 from synack.tcp.ackpolicy import DELACK_MIN_US
 from synack.tcp.options import TS_HALF
+from synack.tcp.records import make_change
 from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_FALLBACK_US, RTO_MAX_US, RTO_MIN_US
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import shared
-from synack.tcp.state import Event, State
+from synack.tcp.state import Event, State, next_state
 from synack.tcp.timers import RTO
 from synack.wire.tcp import ACK, FIN, PSH, TcpSegment
 
@@ -68,6 +69,10 @@ _CA_OPEN = CaState.OPEN
 _EV_RCV_FIN = Event.RCV_FIN
 _EV_RCV_ACK_OF_FIN = Event.RCV_ACK_OF_FIN
 _EV_RCV_ACK_OF_SYN = Event.RCV_ACK_OF_SYN
+# Where the predicted handshake ACK and FIN lead (the table's moves, read once): states
+# for which Connection._change() has nothing to do but record the change.
+_SYN_ACKED = next_state(_SYN_RECEIVED, _EV_RCV_ACK_OF_SYN)     # ESTABLISHED
+_FIN_IN = next_state(_ESTABLISHED, _EV_RCV_FIN)                # CLOSE_WAIT
 
 
 def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
@@ -317,7 +322,15 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     ack_now = ackp.last_data_rcv is None
     if not ack_now and ackp.deadline is None:
         ackp.deadline = now + DELACK_MIN_US
-    self._change(_EV_RCV_FIN, now)
+    # self._change(_EV_RCV_FIN, now), inline: CLOSE_WAIT (no timer to arm or clear).
+    self.state = _FIN_IN
+    changes = self.changes
+    if changes is not None:
+        change = make_change(now, _ESTABLISHED, _FIN_IN, _EV_RCV_FIN._value_)
+        if isinstance(changes, list):
+            changes.append(change)
+        else:
+            self.changes = [change]
     if ack_now:
         self._send_ack()
     elif ackp.deadline is not None and self.delack is None and self.last_ack_sent != nxt:
@@ -438,8 +451,20 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
     snd.snd_wnd = wnd
     if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
         snd.max_wnd = wnd
-    self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN")
-    self._arm_keepalive(now)
+    # self._change(_EV_RCV_ACK_OF_SYN, now, "rcv ACK of SYN"), inline: ESTABLISHED (no
+    # timer to arm or clear).
+    self.state = _SYN_ACKED
+    changes = self.changes
+    if changes is not None:
+        change = make_change(now, _SYN_RECEIVED, _SYN_ACKED, "rcv ACK of SYN")
+        if isinstance(changes, list):
+            changes.append(change)
+        else:
+            self.changes = [change]
+    if self.opts.keepalive:
+        self._arm_keepalive(now)
+    else:
+        self.keepalive = None            # self._arm_keepalive(now), inline: none
     ackp = self.ackp
     if ackp.deadline is not None and self.delack is None \
             and self.last_ack_sent != rcv.rcv_nxt:
