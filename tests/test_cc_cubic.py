@@ -172,6 +172,24 @@ def test_hystart_waits_for_a_window_of_16() -> None:
     assert clock.cc.ssthresh == 16 + 8
 
 
+def test_a_request_and_response_start_no_curve() -> None:
+    # The ACK of a short reply (cwnd 10, not cwnd-limited) starts HyStart's next round,
+    # and the round's end is kept without the curve's fields: an idle connection that
+    # answered a request holds no _Epoch. Its numbers are the starting ones.
+    cc = Cubic(mss=MSS, now=0)
+    cc.on_ack(1, now=1_000, rtt_us=1_000, in_flight=0, cwnd_limited=False)
+    assert cc._ep is None
+    s = cc.state()
+    assert (cc.cwnd, s["delay_min"], s["w_max"], s["cnt"]) == (10, 1_000.0, 0.0, 0.0)
+    # The next ACK goes past that round's end (1 segment acked in all): another round,
+    # ending once the 2 segments in flight are acked too; an ACK up to there stays in it.
+    cc.on_ack(1, now=2_000, rtt_us=1_000, in_flight=2, cwnd_limited=False)
+    assert (cc._round_start, cc._round_end) == (2_000, 4)
+    cc.on_ack(2, now=3_000, rtt_us=1_000, in_flight=0, cwnd_limited=False)
+    assert (cc._round_start, cc._round_end) == (2_000, 4)
+    assert cc._ep is None
+
+
 def test_hystart_ack_train_ends_slow_start_when_the_acks_fill_half_the_min_rtt() -> None:
     """Linux hystart_update() (HYSTART_ACK_TRAIN): ACKs no more than hystart_ack_delta_us
     (2 ms) apart are one train; once a round's train lasts longer than half the minimum

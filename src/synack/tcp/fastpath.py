@@ -73,6 +73,7 @@ _EV_RCV_ACK_OF_SYN = Event.RCV_ACK_OF_SYN
 # for which Connection._change() has nothing to do but record the change.
 _SYN_ACKED = next_state(_SYN_RECEIVED, _EV_RCV_ACK_OF_SYN)     # ESTABLISHED
 _FIN_IN = next_state(_ESTABLISHED, _EV_RCV_FIN)                # CLOSE_WAIT
+_FIN_ACKED = next_state(_LAST_ACK, _EV_RCV_ACK_OF_FIN)         # CLOSED
 
 
 def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
@@ -373,8 +374,20 @@ def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
             self.ts_recent = ts[0]
             self.ts_recent_stamp = now
     snd.on_ack(smax)
-    self.mem_release()
-    self._change(_EV_RCV_ACK_OF_FIN, now)
+    charged = self.mem_charged           # self.mem_release(), inline
+    if charged:
+        self.cfg.mem_add(-charged)
+        self.mem_charged = 0
+    # self._change(_EV_RCV_ACK_OF_FIN, now), inline: CLOSED, every timer disarmed.
+    self.state = _FIN_ACKED
+    changes = self.changes
+    if changes is not None:
+        change = make_change(now, _LAST_ACK, _FIN_ACKED, _EV_RCV_ACK_OF_FIN._value_)
+        if isinstance(changes, list):
+            changes.append(change)
+        else:
+            self.changes = [change]
+    self.clear()
 
 
 def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
