@@ -361,7 +361,29 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.outbox = [seg]
 
     def _send_ack(self) -> None:
-        self._segment(ACK, self.snd.snd_nxt)
+        """A pure ACK (Linux tcp_send_ack())."""
+        rcv = self.rcv
+        if rcv is None or not self.ts_ok or self.ecn is not None or rcv.ooo or rcv.dsack:
+            self._segment(ACK, self.snd.snd_nxt)
+            return
+        # self._segment(ACK, snd_nxt), inline for the usual pure ACK (the timestamp its
+        # only option, no SACK blocks, no ECN): its OutTs entry, then the bookkeeping of
+        # an ACK sent.
+        nxt = rcv.rcv_nxt
+        seg = (ACK, self.snd.snd_nxt, nxt, rcv.window_field(), 0, b"",
+               (self.now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent)
+        out = self.outbox
+        if out:
+            out.append(seg)  # type: ignore[union-attr,arg-type]
+        else:
+            self.outbox = [seg]  # type: ignore[list-item]
+        self.segs_out += 1
+        self.last_ack_sent = nxt
+        ackp = self.ackp                     # ackp.on_ack_sent(), inline
+        ackp.deadline = None
+        if ackp.quick:
+            ackp.quick -= 1
+        self.delack = None                   # (rcv.dsack is None already)
 
     def mem_sync(self) -> None:
         """Charge the host for the bytes this connection's queues hold now (send buffer,

@@ -413,7 +413,7 @@ class OutputMixin:
         if retrans and ecn is not None and ecn.ok:
             ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
-            end = sq.add(end, 1)
+            end = (end + 1) & _MASK                                 # sq.add(end, 1)
         mss = self.mss
         segs = -(-n // mss) if n > mss else 1   # a TSO super-segment stands for several
         if segs > 1:
@@ -473,7 +473,7 @@ class OutputMixin:
             snd.snd_nxt = end
         if ((smax - end + _HALF) & _MASK) < _HALF:                  # sq.gt(end, snd_max)
             snd.snd_max = end
-        timers = self.timers
+        timers = self                        # self.timers: a property naming self
         if timers.rtx is None:
             rto = self.rtt.rto << self.backoff   # rtt.backed_off(), inline
             timers.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136
