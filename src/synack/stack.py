@@ -492,7 +492,8 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             mss = conn.mss if conn.tso_max else 1 << 30
             if ecn is not None and ecn.ok:
                 self._drain_ecn(key, conn, ecn)
-            elif ":" in src or dst[:4] == "127." or dst == self.addr:
+            elif ":" in src or dst == self.addr or dst[2] == "7" and dst[:4] == "127.":
+                # (dst[2] first: a one-character index allocates nothing, a slice does)
                 tos = conn.opts.tos          # IP_TOS
                 for entry in out:
                     seg = conn.out_record(entry)

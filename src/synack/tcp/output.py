@@ -62,6 +62,7 @@ MAX_TCP_OPTIONS = 40  # RFC 9293 3.1: data offset 15 words; SACK blocks may fill
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
 # State, Event, CaState members bound once (a member lookup on an Enum class is slow).
 _SYN_RECEIVED = State.SYN_RECEIVED
+_ESTABLISHED = State.ESTABLISHED
 
 
 class OutputMixin:
@@ -72,8 +73,9 @@ class OutputMixin:
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
-        if self.state in _QUIET and not (self.state is _SYN_RECEIVED
-                                         and self.tfo is not None and self.tfo.child):
+        # (ESTABLISHED first: an identity test is cheaper than `in` over Enum members.)
+        if (state := self.state) is not _ESTABLISHED and state in _QUIET and not (
+                state is _SYN_RECEIVED and self.tfo is not None and self.tfo.child):
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec

@@ -36,6 +36,7 @@ _TIME_WAIT = State.TIME_WAIT
 _EV_TIMEOUT = Event.TIMEOUT
 _CA_CWR = CaState.CWR
 _CA_OPEN = CaState.OPEN
+_HALF, _MASK = sq.HALF, sq.MASK
 
 
 class TimeoutsMixin:
@@ -192,7 +193,7 @@ class TimeoutsMixin:
                 or self.cfg.early_retrans not in (3, 4):
             return False
         snd = self.snd
-        flight = ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF  # in_flight()
+        flight = ((snd.snd_max - snd.snd_una + _HALF) & _MASK) - _HALF  # in_flight()
         if flight <= 0 or (st := self.state) is _SYN_SENT or st is _SYN_RECEIVED:
             return False
         rtt = self.rtt
