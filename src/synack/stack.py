@@ -496,7 +496,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 # (dst[2] first: a one-character index allocates nothing, a slice does)
                 tos = conn.opts.tos          # IP_TOS
                 for entry in out:
-                    seg = conn.out_record(entry)
+                    seg = conn.out_record(entry) if type(entry) is tuple else entry
                     # (A Fast Open SYN's data is no super-segment: it goes whole.)
                     self._emit(src, dst, seg,
                                mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos)
@@ -525,7 +525,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                             if flags & RST:
                                 resets += 1
                             continue
-                    seg = conn.out_record(entry)
+                    seg = conn.out_record(entry) if type(entry) is tuple else entry
                     payload = seg.payload
                     if len(payload) > mss and not seg.flags & SYN:
                         self._emit(src, dst, seg, mss, tos)
@@ -559,7 +559,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         skip = ecn.no_ect
         dscp = conn.opts.tos & 0xFC          # IP_TOS; the ECN field is the stack's
         for entry in conn.outbox:
-            seg = conn.out_record(entry)
+            seg = conn.out_record(entry) if type(entry) is tuple else entry
             ect = ECT0 if seg.payload and not seg.flags & SYN and id(seg) not in skip else 0
             self._emit(key[0], key[2], seg,
                        mss if len(seg.payload) > mss and not seg.flags & SYN else 0,
