@@ -150,9 +150,10 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             # snd.rtt_sample(ack, now), inline: forget the first transmissions acked;
             # the RTT of the oldest never retransmitted (Karn's rule).
             rtx_high = snd.rtx_high
-            while log and ((log[0][0] - ack + _HALF) & _MASK) <= _HALF:   # sq.le(end, ack)
+            while log and ((end := log[0][0]) == ack                      # sq.le(end, ack)
+                           or ((end - ack) & _MASK) >= _HALF):
                 end, sent = log.popleft()
-                if rtt_us is None and ((rtx_high - end + _HALF) & _MASK) < _HALF:
+                if rtt_us is None and ((rtx_high - end) & _MASK) >= _HALF:  # sq.lt(rtx_high, end)
                     rtt_us = now - sent
             if not log:
                 snd.sent_log = None
@@ -220,7 +221,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
                 snd.capacity = want if want < cap else cap  # noqa: FURB136 - min()
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
-    if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+    if ((wl1 - seq) & _MASK) >= _HALF or (                          # sq.lt(wl1, seq)
             wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
@@ -301,7 +302,7 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     # may move (snd.update_window(), inline; no zero-window probe to stop).
     wnd = seg.window << self.snd_wscale
     wl1 = snd.snd_wl1
-    if ((wl1 - seq + _HALF) & _MASK) < _HALF or (
+    if ((wl1 - seq) & _MASK) >= _HALF or (                          # sq.lt(wl1, seq)
             wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
