@@ -104,11 +104,13 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             or seg.sack_blocks or self.brief is not None \
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
-                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
+                                or (ts[0] != self.ts_recent and   # not older (PAWS)
+                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
             or (ecn is not None and ecn.ok) or self.trace is not None \
             or (n and (rcv.ooo or rcv.dsack is not None or rcv.fin_seq is not None
                        or rcv.rare is not None
-                       or n > ((rcv.rcv_adv - seq + _HALF) & _MASK) - _HALF)):
+                       # beyond the window (n > sq.diff(rcv_adv, seq))
+                       or (room := (rcv.rcv_adv - seq) & _MASK) >= _HALF or n > room)):
         self._rcv_slow(seg, now)
         return
     board = rec.board
@@ -116,7 +118,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     ack = seg.ack
     una = snd.snd_una
     smax = snd.snd_max
-    acked = ((ack - una + _HALF) & _MASK) - _HALF         # sq.diff(ack, snd_una)
+    acked = 0 if ack == una else ((ack - una + _HALF) & _MASK) - _HALF   # sq.diff()
     if not acked:
         # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
         # fold in, is for the general path.
@@ -124,7 +126,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
                 or (board is not None and board is not NO_SACKS):
             self._rcv_slow(seg, now)
             return
-    elif not (0 < acked <= ((smax - una + _HALF) & _MASK) - _HALF     # una < ack <= max
+    elif not (0 < acked and (ack == smax                                 # una < ack <= max
+                             or acked <= ((smax - una + _HALF) & _MASK) - _HALF)
               and rack is not None and rack.recs and rack.tlp_high_seq is None
               and not (rack.sacked_bytes or rack.lost_bytes or rack.retrans_bytes)
               and not rack.dsack_seen and rack.reo_wnd_steps == 1
@@ -195,7 +198,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             # Recovery.on_ack_rack() in Open with nothing SACKed, lost or resent: the
             # congestion controller hears of it (Linux tcp_cong_control()).
             cc = rec.cc
-            flight = ((smax - una + _HALF) & _MASK) - _HALF
+            flight = 0 if una == smax else ((smax - una + _HALF) & _MASK) - _HALF
             cc.on_ack(segs, now=now, rtt_us=rtt_us,
                       in_flight=flight // self.mss if flight > 0 else 0,
                       cwnd_limited=self.cwnd_limited or (   # _is_cwnd_limited()
@@ -222,7 +225,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
     if ((wl1 - seq) & _MASK) >= _HALF or (                          # sq.lt(wl1, seq)
-            wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+            wl1 == seq and ((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF)):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
@@ -254,7 +257,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         if m > ackp.rcv_mss:  # noqa: PLR1730 - cheaper than max() per segment
             ackp.rcv_mss = m
         ackp.last_data_rcv = now         # ackp.on_data(), in order
-        if ((nxt - self.last_ack_sent + _HALF) & _MASK) - _HALF > ackp.rcv_mss \
+        # (sq.diff(nxt, last_ack_sent) > rcv_mss: a positive difference past rcv_mss)
+        if _HALF > ((nxt - self.last_ack_sent) & _MASK) > ackp.rcv_mss \
                 or (ackp.quick > 0 and not ackp.pingpong):
             self._send_ack()
             return
@@ -285,7 +289,8 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
             or seg.sack_blocks or self.brief is not None or snd.fin_queued \
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
-                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
+                                or (ts[0] != self.ts_recent and   # not older (PAWS)
+                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
             or (ecn is not None and ecn.ok) or self.trace is not None \
             or rcv.ooo or rcv.fin_seq is not None \
             or (rack is not None and rack.recs) \
@@ -303,7 +308,7 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     wnd = seg.window << self.snd_wscale
     wl1 = snd.snd_wl1
     if ((wl1 - seq) & _MASK) >= _HALF or (                          # sq.lt(wl1, seq)
-            wl1 == seq and ((snd.snd_wl2 - ack + _HALF) & _MASK) <= _HALF):
+            wl1 == seq and ((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF)):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
@@ -315,7 +320,7 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     rcv.fin_seq = seq
     rcv.fin_received = True
     nxt = rcv.rcv_nxt = (seq + 1) & _MASK
-    if ((rcv.rcv_adv - nxt + _HALF) & _MASK) < _HALF:           # sq.lt(rcv_adv, nxt)
+    if ((rcv.rcv_adv - nxt) & _MASK) >= _HALF:                  # sq.lt(rcv_adv, nxt)
         rcv.rcv_adv = nxt
     # ackp.on_fin(now=now), inline (Linux tcp_fin(): ping-pong; the ACK waits, unless
     # no data came before).
@@ -360,9 +365,10 @@ def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
     if seq != rcv.rcv_nxt or ack != smax or self.trace is not None \
             or brief is None or "app_closed" not in brief \
             or (self.ts_ok and (ts is None
-                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
-            or ((snd.buf_seq + snd.buf.nbytes - smax + _HALF) & _MASK) >= _HALF \
-            or ((ack - snd.snd_una + (snd.max_wnd or 1) + _HALF) & _MASK) < _HALF:
+                                or (ts[0] != self.ts_recent and   # not older (PAWS)
+                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+            or ((snd.buf_seq + snd.buf.nbytes - smax) & _MASK) < _HALF \
+            or ((ack - snd.snd_una + (snd.max_wnd or 1)) & _MASK) >= _HALF:
         # (the last: an ACK the general path finds implausibly old, RFC 5961 5.2)
         self._rcv_slow(seg, now)
         return
@@ -411,9 +417,10 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
     if seq != rcv.rcv_nxt or seg.payload or self.ecn is not None or snd.fin_queued \
             or (self.rare is not None and self.wr_shut) \
             or (self.ts_ok and (ts is None
-                                or ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF)) \
-            or not (((snd.snd_una - ack + _HALF) & _MASK) < _HALF and (    # una < ack
-                    ack == smax or ((ack - smax + _HALF) & _MASK) < _HALF)):  # ack <= max
+                                or (ts[0] != self.ts_recent and   # not older (PAWS)
+                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+            or not (((snd.snd_una - ack) & _MASK) >= _HALF and (    # una < ack
+                    ack == smax or ((ack - smax) & _MASK) >= _HALF)):  # ack <= max
         self._rcv_slow(seg, now)
         return
     self.last_rcv = now
@@ -430,7 +437,7 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
     brief = self.brief
     if brief is not None:
         rtt_seq: int | None = brief.get("rtt_seq")  # type: ignore[assignment]
-        if rtt_seq is not None and ((rtt_seq - ack + _HALF) & _MASK) < _HALF:  # sq.gt()
+        if rtt_seq is not None and ((rtt_seq - ack) & _MASK) >= _HALF:  # sq.gt(ack, rtt_seq)
             # (self.rtt_seq = None, inline: the Brief field and its drop, rtt_time)
             self.rtt.sample(now - brief.pop("rtt_time", 0))  # type: ignore[operator]
             del brief["rtt_seq"]
@@ -445,7 +452,8 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
         brief.pop("ut_start", None)
         if not brief:
             self.brief = None
-    if ((snd.snd_max - snd.snd_una + _HALF) & _MASK) - _HALF <= 0:   # in_flight()
+    if (smax := snd.snd_max) == (una := snd.snd_una) \
+            or ((smax - una) & _MASK) >= _HALF:        # in_flight() <= 0
         self.rtx = None                  # _rearm_rto(): nothing in flight
         self.rtx_kind = RTO
     else:
