@@ -196,7 +196,8 @@ class Rack:
         prior_fack = self.fack
         mss = self.mss
         if not blocks and prior_fack is None and recs \
-                and ((una - recs[-1][END] + _HALF) & _MASK) >= _HALF:   # sq.le(end, una)
+                and ((last := recs[-1][END]) == una                  # sq.le(end, una)
+                     or ((last - una) & _MASK) >= _HALF):
             # The usual ACK: it covers every record, none ever SACKed, lost or resent
             # (what the general path below does then, without its bookkeeping).
             for r in recs:
@@ -205,7 +206,7 @@ class Rack:
             else:
                 acked = pkts = 0
                 for start, end, xmit, _flags, order in recs:
-                    n = ((end - start + _HALF) & _MASK) - _HALF     # sq.diff
+                    n = (end - start) & _MASK        # sq.diff(end, start): a record is < _HALF
                     acked += n
                     pkts += -(-n // mss)
                     # self._advance(r, now, min_rtt), inline: never retransmitted, so

@@ -152,12 +152,14 @@ class Receiver(AckPolicy):
             free = 0
         nxt = self.rcv_nxt
         adv = self.rcv_adv
-        grow = ((nxt + free - adv + _HALF) & _MASK) - _HALF       # sq.diff(right, adv)
+        # The sequence differences unsigned (two big-int operations, not four): sq.diff()
+        # is positive below _HALF.
+        grow = (nxt + free - adv) & _MASK                         # sq.diff(right, adv)
         # (grow >= min(cap // 2, mss), without min()'s argument parsing)
-        if grow > 0 and (grow >= cap // 2 or grow >= self.mss or free == cap):
+        if 0 < grow < _HALF and (grow >= cap // 2 or grow >= self.mss or free == cap):
             adv = (nxt + free) & _MASK
-        wnd = ((adv - nxt + _HALF) & _MASK) - _HALF                # sq.diff(adv, nxt)
-        if wnd < 0:  # noqa: PLR1730 - sq.lt(adv, nxt); cheaper than max()
+        wnd = (adv - nxt) & _MASK                                  # sq.diff(adv, nxt)
+        if wnd >= _HALF:                                           # sq.lt(adv, nxt): none
             wnd = 0
         ws = self.wscale
         field = (wnd + (1 << ws) - 1) >> ws

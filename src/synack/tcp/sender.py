@@ -334,8 +334,10 @@ class Sender(RttEstimator):
 
     def on_ack(self, ack: int) -> int:
         """Advance SND.UNA to ``ack`` (already validated); returns sequence space acked."""
-        acked = ((ack - self.snd_una + _HALF) & _MASK) - _HALF   # sq.diff(ack, snd_una)
-        if acked <= 0:
+        # sq.diff(ack, snd_una) <= 0, on the unsigned difference (big-int arithmetic is
+        # the cost of these tests: two operations, not four).
+        acked = (ack - self.snd_una) & _MASK
+        if not acked or acked >= _HALF:
             return 0
         # All acked (the usual state of an idle connection): SND.UNA shares SND.NXT's
         # int object rather than holding the parsed one (28 bytes per connection).
@@ -344,7 +346,7 @@ class Sender(RttEstimator):
         marks = self.push_marks
         if marks is not None:
             # sq.le(mark, ack), inline: per ACK of data.
-            while marks and ((m := marks[0]) == ack or ((m - ack + _HALF) & _MASK) < _HALF):
+            while marks and ((m := marks[0]) == ack or ((m - ack) & _MASK) >= _HALF):
                 marks.popleft()
             if not marks:
                 self.push_marks = None
@@ -354,8 +356,8 @@ class Sender(RttEstimator):
                 ends.popleft()             # type: ignore[union-attr]
             if not ends:
                 self.eor_marks = ()
-        drop = ((ack - self.buf_seq + _HALF) & _MASK) - _HALF   # sq.diff(ack, buf_seq)
-        if drop > 0:
+        drop = 0 if ack == self.buf_seq else (ack - self.buf_seq) & _MASK
+        if 0 < drop < _HALF:                                     # sq.diff(ack, buf_seq) > 0
             buf = self.buf
             n = buf.nbytes                   # (len(buf), without the call)
             if drop < n:
@@ -368,7 +370,7 @@ class Sender(RttEstimator):
                 self.buf_seq = ack if drop == n else (self.buf_seq + n) & _MASK
                 drop = n
             self.bytes_acked += drop
-        if ((self.snd_nxt - ack + _HALF) & _MASK) < _HALF:       # sq.lt(snd_nxt, ack)
+        if ack != nxt and ((nxt - ack) & _MASK) >= _HALF:        # sq.lt(snd_nxt, ack)
             self.snd_nxt = ack
         return acked
 
