@@ -118,7 +118,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     ack = seg.ack
     una = snd.snd_una
     smax = snd.snd_max
-    acked = 0 if ack == una else ((ack - una + _HALF) & _MASK) - _HALF   # sq.diff()
+    # sq.diff(ack, una), unsigned: in (0, _HALF) when new data is acknowledged.
+    acked = 0 if ack == una else (ack - una) & _MASK
     if not acked:
         # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
         # fold in, is for the general path.
@@ -126,8 +127,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
                 or (board is not None and board is not NO_SACKS):
             self._rcv_slow(seg, now)
             return
-    elif not (0 < acked and (ack == smax                                 # una < ack <= max
-                             or acked <= ((smax - una + _HALF) & _MASK) - _HALF)
+    elif not (acked < _HALF and (ack == smax                             # una < ack <= max
+                                 or acked <= ((smax - una + _HALF) & _MASK) - _HALF)
               and rack is not None and rack.recs and rack.tlp_high_seq is None
               and not (rack.sacked_bytes or rack.lost_bytes or rack.retrans_bytes)
               and not rack.dsack_seen and rack.reo_wnd_steps == 1
@@ -224,8 +225,9 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
                 snd.capacity = want if want < cap else cap  # noqa: FURB136 - min()
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
-    if ((wl1 - seq) & _MASK) >= _HALF or (                          # sq.lt(wl1, seq)
-            wl1 == seq and ((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF)):
+    # (a newer segment: sq.lt(wl1, seq), or the same one with sq.le(wl2, ack))
+    if (((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF) if wl1 == seq
+            else ((wl1 - seq) & _MASK) >= _HALF):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
@@ -307,8 +309,9 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     # may move (snd.update_window(), inline; no zero-window probe to stop).
     wnd = seg.window << self.snd_wscale
     wl1 = snd.snd_wl1
-    if ((wl1 - seq) & _MASK) >= _HALF or (                          # sq.lt(wl1, seq)
-            wl1 == seq and ((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF)):
+    # (a newer segment: sq.lt(wl1, seq), or the same one with sq.le(wl2, ack))
+    if (((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF) if wl1 == seq
+            else ((wl1 - seq) & _MASK) >= _HALF):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
