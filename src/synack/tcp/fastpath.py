@@ -59,6 +59,10 @@ from synack.wire.tcp import ACK, FIN, PSH, TcpSegment
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
+# Sequence arithmetic inline. Sequence numbers past 2**30 are multi-digit ints, and each
+# operation on them makes a new one: most of a comparison's cost. So the tests here use
+# the unsigned difference, ((a - b) & _MASK) >= _HALF for sq.lt(a, b) (two operations,
+# where sq.diff()'s form takes four), and skip the arithmetic where equality decides.
 _MASK, _HALF = sq.MASK, sq.HALF
 _ACK_PSH = ACK | PSH
 _ACK_PSH_FIN = ACK | PSH | FIN
