@@ -24,6 +24,7 @@ from synack.tcp import input as inp
 from synack.tcp.rack import IDLE
 from synack.tcp.scoreboard import NO_SACKS
 from synack.tcp.sender import NO_DATA
+from synack.wire.tcp import FIN
 
 A, B = "192.0.2.1", "192.0.2.2"
 ENTRIES = ("_rcv_synchronized", "_rcv_handshake_ack", "_rcv_last_ack")
@@ -87,11 +88,11 @@ def twin(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[str]]:
         if took[0]:
             counts["fast"] += 1
             counts["fast " + state] += 1
-            if seg.flags & 1:
+            if seg.flags & FIN:
                 counts["fast FIN"] += 1
             slow(other, seg, now)
-            fast, general = dump(self, {}), dump(other, {})
-            assert fast == general, (seg, difference(fast, general))
+            by_fast, by_general = dump(self, {}), dump(other, {})
+            assert by_fast == by_general, (seg, difference(by_fast, by_general))
         else:
             counts["general"] += 1
             counts["general " + state] += 1
