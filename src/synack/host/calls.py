@@ -174,8 +174,9 @@ class SocketCallsMixin:
             return -1                       # EAGAIN
         if not data:
             return 0
-        if not flags and sock.errq is None:
+        if not flags and (sock.rare is None or sock.errq is None):
             # A plain write (nearly all): no flag to test and no error queue to feed.
+            # (errq is a Rare field, read through Python code: the rare slot first.)
             n = conn._app_send(data, now)
             if n == 0:
                 return -1                   # EAGAIN
