@@ -24,6 +24,9 @@ from synack.tcp.connection import StateChange
 ChangeHook = Callable[[list[tuple[Key, StateChange]]], None]
 PollFn = Callable[[int, Collection[int]], None]
 
+_NONE: set[int] = set()
+"""AppRunner._touched while empty: one set, never added to (poll() replaces it)."""
+
 
 class Apps(list):  # type: ignore[type-arg]
     """:attr:`AppRunner.apps`: a list that marks itself ``dirty`` whenever it changes,
@@ -74,7 +77,7 @@ class AppRunner:
         self._keep_changes = keep_changes
         self._record()
         self._seen = len(stack.changes)
-        self._touched: set[int] = set()     # handed to the apps, not yet to the driver
+        self._touched: set[int] = _NONE     # handed to the apps, not yet to the driver
         self._handing_on = False           # a driver takes them (take_touched)
         # Packets go straight to the stack: a driver calls this per packet, and the
         # wrapper method below would add a call that does nothing.
@@ -158,7 +161,7 @@ class AppRunner:
             stack.touched = set()
         mine = self._touched
         if mine:
-            self._touched = set()
+            self._touched = _NONE           # never added to: replaced while empty (poll)
             return mine | t if t else mine
         return t
 
@@ -175,7 +178,12 @@ class AppRunner:
         if fds:
             stack.touched = set()
             if self._handing_on:
-                self._touched |= fds
+                # The stack has a new set: this one is ours to keep (the apps only read it).
+                mine = self._touched
+                if mine:
+                    mine |= fds
+                else:
+                    self._touched = fds
         if self._apps.dirty:
             self._plan()
         for poll in self._polls:
@@ -208,7 +216,12 @@ class AppRunner:
         if fds:
             stack.touched = set()
             if self._handing_on:
-                self._touched |= fds
+                # The stack has a new set: this one is ours to keep (the apps only read it).
+                mine = self._touched
+                if mine:
+                    mine |= fds
+                else:
+                    self._touched = fds
         if self._apps.dirty:
             self._plan()
         for poll in self._polls:
