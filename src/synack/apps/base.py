@@ -45,8 +45,10 @@ class App(Protocol):
     """Anything an :class:`~synack.apps.runner.AppRunner` polls.
 
     An app may also define ``poll_ready(now, fds)``, called instead of ``poll``
-    with the descriptors something happened to, and ``next_deadline()``, the
-    time it next wants to be polled without any event (None: never).
+    with the descriptors something happened to (to read only: the driver is handed
+    the same set), and ``next_deadline()``, the time it next wants to be polled
+    without any event (None: never). The runner looks both up when its ``apps``
+    list changes, not every batch.
     """
 
     def poll(self, now: int) -> None:
