@@ -75,6 +75,7 @@ from synack.wire.ipv4 import (
     PROTO_TCP,
     PROTO_UDP,
     build_tcp_packet,
+    build_ts_fields,
     build_ts_packet,
     parse_ipv4,
     parse_ipv4_route,
@@ -491,9 +492,11 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             mss = conn.mss if conn.tso_max else 1 << 30
             if ecn is not None and ecn.ok:
                 self._drain_ecn(key, conn, ecn)
-            elif ":" in src or dst[:4] == "127." or dst == self.addr:
+            elif ":" in src or dst == self.addr or dst[2] == "7" and dst[:4] == "127.":
+                # (dst[2] first: a one-character index allocates nothing, a slice does)
                 tos = conn.opts.tos          # IP_TOS
-                for seg in out:
+                for entry in out:
+                    seg = conn.out_record(entry) if type(entry) is tuple else entry
                     # (A Fast Open SYN's data is no super-segment: it goes whole.)
                     self._emit(src, dst, seg,
                                mss if len(seg.payload) > mss and not seg.flags & SYN else 0, tos)
@@ -506,7 +509,23 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 partial = off is not None and off.tx_csum
                 packets = self._out
                 plain = resets = 0
-                for seg in out:
+                for entry in out:
+                    if type(entry) is tuple:
+                        # The usual segment (Connection._segment()'s OutTs): its packet
+                        # straight from the values, no TcpSegment record.
+                        flags, seq, ack, window, urgent, payload, tsval, tsecr = entry
+                        if len(payload) <= mss:
+                            ident = self._ident = (self._ident + 1) & 0xFFFF
+                            packets.append(build_ts_fields(
+                                src, dst, key[1], key[3], seq, ack, flags, window, urgent,
+                                payload, tsval, tsecr, ttl, ident, tos, partial,
+                            ) or build_tcp_packet(src, dst, conn.out_record(entry), ttl=ttl,
+                                                  ident=ident, csum_partial=partial, tos=tos))
+                            plain += 1
+                            if flags & RST:
+                                resets += 1
+                            continue
+                    seg = conn.out_record(entry) if type(entry) is tuple else entry
                     payload = seg.payload
                     if len(payload) > mss and not seg.flags & SYN:
                         self._emit(src, dst, seg, mss, tos)
@@ -539,7 +558,8 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         mss = conn.mss if conn.tso_max else 1 << 30
         skip = ecn.no_ect
         dscp = conn.opts.tos & 0xFC          # IP_TOS; the ECN field is the stack's
-        for seg in conn.outbox:
+        for entry in conn.outbox:
+            seg = conn.out_record(entry) if type(entry) is tuple else entry
             ect = ECT0 if seg.payload and not seg.flags & SYN and id(seg) not in skip else 0
             self._emit(key[0], key[2], seg,
                        mss if len(seg.payload) > mss and not seg.flags & SYN else 0,

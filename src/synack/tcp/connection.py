@@ -73,6 +73,10 @@ from synack.tcp.timers import RTO, Timers
 from synack.wire.tcp import ACK, CWR, ECE, SYN, TcpSegment, make_segment
 
 SECOND = 1_000_000
+# What Connection._segment() puts in the outbox for the usual segment, the timestamp
+# its only option: (flags, seq, ack, window, urgent, payload, tsval, tsecr), the values
+# the stack builds its packet from (Stack._drain); out_record() makes it a TcpSegment.
+OutTs = tuple[int, int, int, int, int, bytes, int, int]
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 # Members bound once: `State.X` is a class-attribute lookup through the Enum metaclass.
 _CLOSED = State.CLOSED
@@ -279,8 +283,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
 
     def _segment(self, flags: int, seq: int, payload: bytes = b"", urgent: int = 0, *,
                  syn: SynOptions | None = None,
-                 unknown_options: tuple[tuple[int, bytes], ...] = ()) -> TcpSegment:
+                 unknown_options: tuple[tuple[int, bytes], ...] = ()) -> TcpSegment | OutTs:
         rcv = self.rcv
+        seg: TcpSegment | OutTs
         ack = rcv.rcv_nxt if (rcv is not None and flags & ACK) else 0
         if flags & SYN:
             assert syn is not None, "a SYN carries the options of syn_options()"
@@ -300,22 +305,35 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             if ecn is not None and ecn.demand_cwr and flags & ACK:
                 flags |= ECE                 # RFC 3168 6.1.3: echo CE until CWR comes
             window = rcv.window_field() if rcv else 0
-            neg = self
-            # neg.ack_timestamps(now), inline: once per segment sent.
-            ts = ((self.now // 1000 + neg.ts_offset) & 0xFFFFFFFF, neg.ts_recent) \
-                if neg.ts_ok else None
-            sack: tuple[tuple[int, int], ...] = ()
-            if neg.sack_ok and rcv is not None and flags & ACK and (rcv.ooo or rcv.dsack):
-                sack = rcv.sack_blocks(3 if neg.ts_ok else 4)
-            # One record per segment sent: every field positionally, in field order,
-            # instead of the frozen dataclass's keyword __init__ (twice as slow).
-            seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
-                               urgent, payload, None, None, False, sack, ts, (), 0, 0, 0, ())
+            if self.ts_ok and ecn is None and (rcv is None or not (rcv.ooo or rcv.dsack)
+                                                or not self.sack_ok or not flags & ACK):
+                # The usual segment (the timestamp its only option, no SACK blocks, no
+                # ECN): its field values as an OutTs tuple, not a record; the stack
+                # builds the packet straight from them (Stack._drain) and makes a
+                # TcpSegment of them only for its rarer ways out (out_record()).
+                # (self.ack_timestamps(now), inline.)
+                seg = (
+                    flags, seq, ack, window, urgent, payload,
+                    (self.now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent)
+            else:
+                neg = self
+                # neg.ack_timestamps(now), inline: once per segment sent.
+                ts = ((self.now // 1000 + neg.ts_offset) & 0xFFFFFFFF, neg.ts_recent) \
+                    if neg.ts_ok else None
+                sack: tuple[tuple[int, int], ...] = ()
+                if neg.sack_ok and rcv is not None and flags & ACK and (rcv.ooo or rcv.dsack):
+                    sack = rcv.sack_blocks(3 if neg.ts_ok else 4)
+                # One record per segment sent: every field positionally, in field order,
+                # instead of the frozen dataclass's keyword __init__ (twice as slow).
+                seg = make_segment(self.local[1], self.remote[1], seq, ack, flags, window,
+                                   urgent, payload, None, None, False, sack, ts, (), 0, 0,
+                                   0, ())
         out = self.outbox                    # self._emit(seg), inline: every segment
+        # (The outbox holds TcpSegment | OutTs entries; __init__'s annotation says list.)
         if out:                              # (a list with segments; else () or empty)
-            out.append(seg)  # type: ignore[union-attr]
+            out.append(seg)  # type: ignore[union-attr,arg-type]
         else:
-            self.outbox = [seg]
+            self.outbox = [seg]  # type: ignore[list-item]
         self.segs_out += 1
         if flags & ACK and rcv is not None:
             self.last_ack_sent = rcv.rcv_nxt
@@ -327,6 +345,14 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.delack = None
         return seg
 
+    def out_record(self, seg: TcpSegment | OutTs) -> TcpSegment:
+        """An outbox entry as a :class:`TcpSegment` (an OutTs tuple made a record)."""
+        if type(seg) is not tuple:
+            return seg  # type: ignore[return-value]
+        flags, seq, ack, window, urgent, payload, tsval, tsecr = seg
+        return make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
+                            payload, None, None, False, (), (tsval, tsecr), (), 0, 0, 0, ())
+
     def _emit(self, seg: TcpSegment) -> None:
         out = self.outbox
         if out:                              # (a list with segments; else () or empty)
@@ -335,7 +361,29 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.outbox = [seg]
 
     def _send_ack(self) -> None:
-        self._segment(ACK, self.snd.snd_nxt)
+        """A pure ACK (Linux tcp_send_ack())."""
+        rcv = self.rcv
+        if rcv is None or not self.ts_ok or self.ecn is not None or rcv.ooo or rcv.dsack:
+            self._segment(ACK, self.snd.snd_nxt)
+            return
+        # self._segment(ACK, snd_nxt), inline for the usual pure ACK (the timestamp its
+        # only option, no SACK blocks, no ECN): its OutTs entry, then the bookkeeping of
+        # an ACK sent.
+        nxt = rcv.rcv_nxt
+        seg = (ACK, self.snd.snd_nxt, nxt, rcv.window_field(), 0, b"",
+               (self.now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent)
+        out = self.outbox
+        if out:
+            out.append(seg)  # type: ignore[union-attr,arg-type]
+        else:
+            self.outbox = [seg]  # type: ignore[list-item]
+        self.segs_out += 1
+        self.last_ack_sent = nxt
+        ackp = self.ackp                     # ackp.on_ack_sent(), inline
+        ackp.deadline = None
+        if ackp.quick:
+            ackp.quick -= 1
+        self.delack = None                   # (rcv.dsack is None already)
 
     def mem_sync(self) -> None:
         """Charge the host for the bytes this connection's queues hold now (send buffer,

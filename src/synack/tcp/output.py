@@ -62,6 +62,7 @@ MAX_TCP_OPTIONS = 40  # RFC 9293 3.1: data offset 15 words; SACK blocks may fill
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
 # State, Event, CaState members bound once (a member lookup on an Enum class is slow).
 _SYN_RECEIVED = State.SYN_RECEIVED
+_ESTABLISHED = State.ESTABLISHED
 
 
 class OutputMixin:
@@ -72,8 +73,9 @@ class OutputMixin:
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
-        if self.state in _QUIET and not (self.state is _SYN_RECEIVED
-                                         and self.tfo is not None and self.tfo.child):
+        # (ESTABLISHED first: an identity test is cheaper than `in` over Enum members.)
+        if (state := self.state) is not _ESTABLISHED and state in _QUIET and not (
+                state is _SYN_RECEIVED and self.tfo is not None and self.tfo.child):
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
         rec = self.rec
@@ -413,7 +415,7 @@ class OutputMixin:
         if retrans and ecn is not None and ecn.ok:
             ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
-            end = sq.add(end, 1)
+            end = (end + 1) & _MASK                                 # sq.add(end, 1)
         mss = self.mss
         segs = -(-n // mss) if n > mss else 1   # a TSO super-segment stands for several
         if segs > 1:
@@ -473,7 +475,7 @@ class OutputMixin:
             snd.snd_nxt = end
         if ((smax - end + _HALF) & _MASK) < _HALF:                  # sq.gt(end, snd_max)
             snd.snd_max = end
-        timers = self.timers
+        timers = self                        # self.timers: a property naming self
         if timers.rtx is None:
             rto = self.rtt.rto << self.backoff   # rtt.backed_off(), inline
             timers.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from synack import seq as sq
 from synack.tcp.rack import TIMEOUT_MIN_US
+from synack.tcp.rack import XMIT as _XMIT
 from synack.tcp.recovery import CaState
 from synack.tcp.rtt import RTO_INITIAL_US, RTO_MAX_US, RTO_MIN_US, retries_timeout_us
 from synack.tcp.state import Event, State
@@ -35,6 +36,7 @@ _TIME_WAIT = State.TIME_WAIT
 _EV_TIMEOUT = Event.TIMEOUT
 _CA_CWR = CaState.CWR
 _CA_OPEN = CaState.OPEN
+_HALF, _MASK = sq.HALF, sq.MASK
 
 
 class TimeoutsMixin:
@@ -64,7 +66,7 @@ class TimeoutsMixin:
     def tick(self: Connection, *, now: int) -> None:
         """Run every timer that is due at ``now``."""
         self.now = now
-        t = self.timers
+        t = self                             # self.timers: a property naming self
         if t.rtx is not None and t.rtx <= now:
             t.rtx = None
             kind = t.rtx_kind
@@ -160,7 +162,7 @@ class TimeoutsMixin:
     def _rearm_rto(self: Connection, now: int) -> None:
         """Linux tcp_rearm_rto(): the RTO from now, or, replacing a loss probe or a
         reordering timer, from when the head segment was last sent."""
-        t = self.timers
+        t = self                             # self.timers: a property naming self
         snd = self.snd
         if ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF <= 0:   # in_flight()
             t.rtx = None
@@ -191,8 +193,8 @@ class TimeoutsMixin:
                 or self.cfg.early_retrans not in (3, 4):
             return False
         snd = self.snd
-        flight = ((snd.snd_max - snd.snd_una + sq.HALF) & sq.MASK) - sq.HALF  # in_flight()
-        if flight <= 0 or self.state in (_SYN_SENT, _SYN_RECEIVED):
+        flight = ((snd.snd_max - snd.snd_una + _HALF) & _MASK) - _HALF  # in_flight()
+        if flight <= 0 or (st := self.state) is _SYN_SENT or st is _SYN_RECEIVED:
             return False
         rtt = self.rtt
         srtt = rtt.srtt
@@ -205,8 +207,9 @@ class TimeoutsMixin:
         if rto > RTO_MAX_US:  # noqa: PLR1730 - cheaper than min()
             rto = RTO_MAX_US
         if not advancing_rto:
-            head = rack.head_xmit()
-            rto = head + rto - now if head is not None else rto   # tcp_rto_delta_us()
+            # tcp_rto_delta_us(): the RTO runs from the head's send time (rack.head_xmit(),
+            # inline: recs is not empty here).
+            rto += rack.recs[0][_XMIT] - now
         if 0 < rto < timeout:
             timeout = rto
         self.rtx = now + timeout

@@ -31,6 +31,7 @@ __all__ = [
     "PROTO_UDP",
     "IPv4Header",
     "build_tcp_packet",
+    "build_ts_fields",
     "build_ts_packet",
     "encode_ipv4",
     "parse_ipv4",
@@ -306,8 +307,26 @@ def build_ts_packet(
     src: str, dst: str, seg: TcpSegment, ts: tuple[int, int], ttl: int, ident: int,
     tos: int, csum_partial: bool,
 ) -> bytes | None:  # fmt: skip
-    """:func:`build_tcp_packet` for a segment whose only option is the timestamp: both
-    checksums from the field values, then the two headers in one pack, no buffer.
+    """:func:`build_tcp_packet` for a segment whose only option is the timestamp
+    (:func:`build_ts_fields` from the record's fields). None when a field is out of
+    range: the general path then names it."""
+    reserved = seg.reserved
+    if not 0 <= reserved <= 0x0F:
+        return None
+    return build_ts_fields(
+        src, dst, seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, seg.window,
+        seg.urgent, seg.payload, ts[0], ts[1], ttl, ident, tos, csum_partial, reserved,
+    )  # fmt: skip
+
+
+def build_ts_fields(
+    src: str, dst: str, sport: int, dport: int, sq: int, ack: int, flags: int, window: int,
+    urgent: int, payload: bytes, tsval: int, tsecr: int, ttl: int, ident: int, tos: int,
+    csum_partial: bool, reserved: int = 0,
+) -> bytes | None:  # fmt: skip
+    """The IPv4 packet of a TCP segment whose only option is the timestamp, from its
+    field values (no :class:`TcpSegment` record: the stack's per-segment output):
+    both checksums from the values, then the two headers in one pack, no buffer.
 
     A checksum over a header is the sum of its 16-bit words modulo 0xFFFF, and
     2**16 == 1 modulo 0xFFFF, so a 32-bit field counts as itself and no bytes need
@@ -315,15 +334,10 @@ def build_ts_packet(
     address pair (:func:`_fixed_sums`), already reduced, so most of the sums stay small
     integers. None when a field is out of range: the general path then names it.
     """
-    payload = seg.payload
     total = _IP_TCP_TS_LEN + len(payload)
-    reserved = seg.reserved
-    if total > 0xFFFF or not 0 <= reserved <= 0x0F:
+    if total > 0xFFFF:
         return None
     a_src, a_dst, ip_fixed, pseudo, tcp_fixed, _ = _FIXED.get((src, dst)) or _fixed_sums(src, dst)
-    sport, dport, sq, ack = seg.src_port, seg.dst_port, seg.seq, seg.ack
-    flags, window, urgent = seg.flags, seg.window, seg.urgent
-    tsval, tsecr = ts
     # RFC 1071: the one's complement of the end-around-carry sum, which for a sum s > 0
     # is 0xFFFF - ((s - 1) % 0xFFFF + 1) (internet_checksum() says why); it depends on
     # s modulo 0xFFFF only, so the fixed parts come in reduced (and less one).
