@@ -78,7 +78,8 @@ class ListenMixin:
             self.stats["SYNs dropped: " + why] += 1
             return
         owner = self.socks.get(lst.fd)       # self._listener_sock(lst), inline
-        if owner is None or owner.listener is not lst:
+        # (owner.listener, a Rare field of the Sock, read from its dict: no descriptor call)
+        if owner is None or owner.rare is None or owner.rare.get("listener") is not lst:
             raise LookupError("listener without a socket")
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         client = key[2]
@@ -87,9 +88,10 @@ class ListenMixin:
         # self.route_mtu(client), inline for a peer that is not local (is_local()).
         mtu = self.route_mtu(client) if client[:4] == "127." or client == self.addr \
             or client == self.addr6 or client == LO_SRC6 else self.mtu
-        child = Connection(local=local, remote=(client, key[3]), cfg=self.cfg,
-                           opts=opts, iss=iss, now=now, mtu=mtu,
-                           ts_offset=self.rng.getrandbits(32))
+        # Connection(local=, remote=, cfg=, opts=, iss=, now=, mtu=, ts_offset=, passive=),
+        # by position: a class called with keywords builds a dict of them.
+        child = Connection(local, (client, key[3]), self.cfg, opts, iss, now, mtu,
+                           self.rng.getrandbits(32), True)
         off = self._offload                  # self._tso_max(), inline
         child.tso_max = self._tso_max() if off is not None and off.tso_max else SOFT_GSO_MAX
         if not self.record_changes:
@@ -109,8 +111,8 @@ class ListenMixin:
             return
         lst.syn_queue[(key[2], key[3])] = child
         lst.young += 1
-        child.open_passive(seg, now=now, ip_ecn=ip_ecn, fo_reply=() if reply is None
-                           else (fastopen.option(reply.cookie, reply.exp),))
+        child.open_passive(seg, now, () if reply is None
+                           else (fastopen.option(reply.cookie, reply.exp),), ip_ecn)
         self._collect_child(lst, key, child, now)
 
     # ------------------------------------------------------------ SYN cookies

@@ -20,13 +20,14 @@ from synack.tcp.sender import shared
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assume 536 when the peer sends no MSS option
 
 #: derive()'s result, kept in Sysctl.derived.
-Derived = tuple[tuple[object, ...], int, int, int, str, ccmod.HystartParams]
+Derived = tuple[tuple[object, ...], int, int, int, ccmod.CongestionControl]
 
 
 def derive(cfg: Sysctl, opts: SockOpts, mtu: int, local_ip: str) -> Derived:
     """A new connection's fields that depend only on the sysctls, the socket options,
     the MTU and the address family: (pool, snd_max_capacity, the send buffer's
-    capacity, adv_mss, the congestion control's name, its HyStart parameters)."""
+    capacity, adv_mss, a prototype congestion controller for a connection's first
+    MSS: each connection's is its ``fresh()`` copy)."""
     rmem = cfg.triple("net.ipv4.tcp_rmem")
     wmem = cfg.triple("net.ipv4.tcp_wmem")
     rcvbuf = opts.rcvbuf or rmem[1]
@@ -52,8 +53,10 @@ def derive(cfg: Sysctl, opts: SockOpts, mtu: int, local_ip: str) -> Derived:
     # 1440 over IPv6 at MTU 1500).
     adv_mss = shared(opts.maxseg or (mtu - ip_tcp_headers(local_ip)))
     cc_name = opts.congestion or str(cfg["net.ipv4.tcp_congestion_control"])
-    return (pool, snd_max_capacity, shared(max(sndbuf // 2, 1)), adv_mss, cc_name,
-            hystart(cfg))
+    # (Connection.__init__'s first MSS: the peer's MSS is not known yet.)
+    proto = ccmod.create(cc_name, mss=DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss,  # noqa: FURB136
+                         now=0, hystart=hystart(cfg))
+    return (pool, snd_max_capacity, shared(max(sndbuf // 2, 1)), adv_mss, proto)
 
 
 _HYSTART: dict[tuple[int, int, int, int], ccmod.HystartParams] = {}
