@@ -69,14 +69,19 @@ class ListenMixin:
             return
         if not flags & SYN:
             return
-        why = lst.syn_verdict()
-        if why == COOKIE:
-            self._send_cookie(lst, key, seg, now)
-            return
-        if why is not None:
-            lst.drop_syn()
-            self.stats["SYNs dropped: " + why] += 1
-            return
+        # lst.syn_verdict() answers None at once (queue the SYN) while both queues are
+        # within the backlog and cookies are the default (1: only for a full queue).
+        backlog = lst.max_backlog
+        if len(lst.syn_queue) > backlog or len(lst.accept_queue) > backlog \
+                or self.cfg.syncookies != 1:
+            why = lst.syn_verdict()
+            if why == COOKIE:
+                self._send_cookie(lst, key, seg, now)
+                return
+            if why is not None:
+                lst.drop_syn()
+                self.stats["SYNs dropped: " + why] += 1
+                return
         owner = self.socks.get(lst.fd)       # self._listener_sock(lst), inline
         # (owner.listener, a Rare field of the Sock, read from its dict: no descriptor call)
         if owner is None or owner.rare is None or owner.rare.get("listener") is not lst:
@@ -84,7 +89,14 @@ class ListenMixin:
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         client = key[2]
         iss = self.isn(key[0], key[1], client, key[3], now)
-        local = lst.local if lst.local[0] == key[0] else shared_addr((key[0], key[1]))
+        local = lst.local
+        if local[0] != key[0]:               # a wildcard listener: its address per SYN
+            # shared_addr((key[0], key[1])), kept by the listener for each address.
+            local = lst.addrs.get(key[0])    # type: ignore[assignment]
+            if local is None:
+                local = shared_addr((key[0], key[1]))
+                if len(lst.addrs) < 64:
+                    lst.addrs[key[0]] = local
         # self.route_mtu(client), inline for a peer that is not local (is_local()).
         mtu = self.route_mtu(client) if client[:4] == "127." or client == self.addr \
             or client == self.addr6 or client == LO_SRC6 else self.mtu
@@ -264,7 +276,11 @@ class ListenMixin:
             self._drain(key, child)
         state = child.state
         if state is _SYN_RECEIVED:
-            self.timers.arm(child)
+            # self.timers.arm(child), inline: once per SYN.
+            t = child.next()
+            if t is not None and ((at := child.timer_at) is None or t < at):
+                child.timer_at = t
+                self.timers.push(t, child)
             return
         del lst.syn_queue[(key[2], key[3])]
         if self.deferred:

@@ -505,10 +505,13 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # self._segment(flags, snd.iss, unknown_options=fo_reply, syn=self.syn_options(
         # mss=self.adv_mss, now=now, synack=True)), inline: _segment()'s SYN branch with
         # the options syn_options() gives a SYN,ACK (only what the peer's SYN offered).
-        window = rcv.window()
+        rcv_nxt = rcv.rcv_nxt
+        # rcv.window(): a Receiver that has taken nothing and announced nothing (the
+        # first SYN,ACK) offers its whole buffer.
+        window = rcv.capacity if rcv.rcv_adv == rcv_nxt and not rcv.ready \
+            and not rcv.ooo_bytes else rcv.window()
         if window > 0xFFFF:  # noqa: PLR1730 - cheaper than min()
             window = 0xFFFF
-        rcv_nxt = rcv.rcv_nxt
         # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
         rcv.rcv_adv = (rcv_nxt + window) & _MASK     # sq.add(), inline
         ts = ((now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent) \
