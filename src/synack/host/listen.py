@@ -41,7 +41,8 @@ class ListenMixin:
     def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int,
                      ip_ecn: int = 0) -> None:
         flags = seg.flags
-        child = lst.syn_queue.get((key[2], key[3]))
+        peer = (key[2], key[3])              # the SYN queue's key, and a child's remote
+        child = lst.syn_queue.get(peer)
         if child is not None:
             if flags & ACK and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
                     and len(lst.accept_queue) > lst.max_backlog \
@@ -87,8 +88,8 @@ class ListenMixin:
         if owner is None or owner.rare is None or owner.rare.get("listener") is not lst:
             raise LookupError("listener without a socket")
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
-        client = key[2]
-        iss = self.isn(key[0], key[1], client, key[3], now)
+        client = peer[0]
+        iss = self.isn(key[0], key[1], client, peer[1], now)
         local = lst.local
         if local[0] != key[0]:               # a wildcard listener: its address per SYN
             # shared_addr((key[0], key[1])), kept by the listener for each address.
@@ -102,7 +103,7 @@ class ListenMixin:
             or client == self.addr6 or client == LO_SRC6 else self.mtu
         # Connection(local=, remote=, cfg=, opts=, iss=, now=, mtu=, ts_offset=, passive=),
         # by position: a class called with keywords builds a dict of them.
-        child = Connection(local, (client, key[3]), self.cfg, opts, iss, now, mtu,
+        child = Connection(local, peer, self.cfg, opts, iss, now, mtu,
                            self.rng.getrandbits(32), True)
         off = self._offload                  # self._tso_max(), inline
         child.tso_max = self._tso_max() if off is not None and off.tso_max else SOFT_GSO_MAX
@@ -110,21 +111,23 @@ class ListenMixin:
             child.changes = None
         # Fast Open needs its option or data in the SYN (try_fastopen() is (False, None)
         # for a SYN with neither, and counts nothing).
-        fast, reply = try_fastopen(self, lst, owner, seg, client, key[0]) \
-            if seg.unknown_options or seg.payload else (False, None)
-        if fast:
-            # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
-            start_child(self, lst, child, seg, now, reply, ip_ecn)
-            self.conns[key] = child
-            lst.accept_queue.append(child)
-            if lst.fd >= 0:
-                self.touched.add(lst.fd)
-            self._collect_conn(key, child, now)
-            return
-        lst.syn_queue[(key[2], key[3])] = child
+        fo_reply: tuple[tuple[int, bytes], ...] = ()
+        if seg.unknown_options or seg.payload:
+            fast, reply = try_fastopen(self, lst, owner, seg, client, key[0])
+            if fast:
+                # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
+                start_child(self, lst, child, seg, now, reply, ip_ecn)
+                self.conns[key] = child
+                lst.accept_queue.append(child)
+                if lst.fd >= 0:
+                    self.touched.add(lst.fd)
+                self._collect_conn(key, child, now)
+                return
+            if reply is not None:
+                fo_reply = (fastopen.option(reply.cookie, reply.exp),)
+        lst.syn_queue[peer] = child
         lst.young += 1
-        child.open_passive(seg, now, () if reply is None
-                           else (fastopen.option(reply.cookie, reply.exp),), ip_ecn)
+        child.open_passive(seg, now, fo_reply, ip_ecn)
         self._collect_child(lst, key, child, now)
 
     # ------------------------------------------------------------ SYN cookies

@@ -40,17 +40,17 @@ from typing import Any
 
 from synack import seq as sq
 from synack.config import Sysctl
-from synack.tcp.ackpolicy import MAX_QUICKACKS, AckPolicy
+from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.appcalls import AppCallsMixin
 from synack.tcp.ecn import EcnMixin, EcnState
 from synack.tcp.fastopen import FastOpenState
 from synack.tcp.fastopen_conn import FastOpenMixin
-from synack.tcp.icmp_errors import IP6_TCP_HEADERS, IP_TCP_HEADERS, IcmpErrorsMixin
+from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated, SynOptions
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
-from synack.tcp.rare import Brief, Pooled, Rare, pooled
+from synack.tcp.rare import Brief, Pooled, Rare
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
     DEFAULT_OPTS,
@@ -63,8 +63,16 @@ from synack.tcp.recovery import Recovery
 from synack.tcp.replies import RepliesMixin
 from synack.tcp.rtt import RTO_MAX_US, RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
-from synack.tcp.sender import Sender, shared
-from synack.tcp.sizing import DEFAULT_MSS, Derived, derive
+from synack.tcp.sender import Sender
+from synack.tcp.sizing import DEFAULT_MSS, SYN_TERMS, Derived, derive, syn_terms
+from synack.tcp.sizing import OFFER_SACK as _OFFER_SACK
+from synack.tcp.sizing import OFFER_TS as _OFFER_TS
+from synack.tcp.sizing import PASSIVE as _PASSIVE
+from synack.tcp.sizing import PEER_MSS as _PEER_MSS
+from synack.tcp.sizing import PMTU as _PMTU
+from synack.tcp.sizing import RCV_CAPACITY as _RCV_CAPACITY
+from synack.tcp.sizing import RCV_MAX_CAPACITY as _RCV_MAX_CAPACITY
+from synack.tcp.sizing import RCV_WSCALE as _RCV_WSCALE
 from synack.tcp.state import MOVES_BY_NAME as _MOVES
 from synack.tcp.state import Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
@@ -85,46 +93,11 @@ _TIME_WAIT = State.TIME_WAIT
 _EV_ACTIVE_OPEN = Event.ACTIVE_OPEN
 _EV_CLOSE = Event.CLOSE
 _EV_RCV_SYN = Event.RCV_SYN
-# Indices in Connection.pool (the Pooled fields below): _take_syn_options reads and
-# writes the tuple at once.
-_PEER_MSS, _PMTU, _RCV_CAPACITY, _RCV_MAX_CAPACITY, _PASSIVE = 0, 1, 3, 4, 5
-_OFFER_TS, _OFFER_SACK, _RCV_WSCALE = 6, 7, 8
+# Indices in Connection.pool (the Pooled fields below; sizing.derive() makes it):
+# _take_syn_options reads the tuple at once.
 # The ACK policy a listener's child names until its Receiver takes over, in the same
 # call that makes it (never written: nothing runs in between).
 _NO_ACKP = AckPolicy(DEFAULT_MSS)
-
-
-_SynKey = tuple[tuple[object, ...], bool, int | None, bool, bool, int, bool]
-_SynTerms = tuple[tuple[object, ...], int, int]
-_SYN_TERMS: dict[_SynKey, _SynTerms] = {}
-
-
-def _syn_terms(key: _SynKey) -> _SynTerms:
-    """For Connection._take_syn_options(): the connection's new pool, its MSS and its
-    first quick-ACK count from (pool, window scaling refused, the SYN's MSS option,
-    passive, timestamps agreed, adv_mss, IPv6). Kept in _SYN_TERMS (bounded)."""
-    old, no_wscale, seg_mss, passive, ts_ok, adv_mss, v6 = key
-    # The pooled fields (rare.py) that change: rcv_wscale, peer_mss, and passive for
-    # a child, written in one new tuple.
-    pool: list[Any] = list(old)
-    if no_wscale:
-        pool[_RCV_WSCALE] = None
-    peer_mss = pool[_PEER_MSS] = shared(seg_mss) if seg_mss else DEFAULT_MSS
-    if passive:
-        pool[_PASSIVE] = True
-    new = pooled(tuple(pool))
-    # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option
-    # (_mss_for_path(), inline; ip_tcp_headers() too).
-    clamp = min(pool[_PMTU] - (IP6_TCP_HEADERS if v6 else IP_TCP_HEADERS), peer_mss, adv_mss)
-    if ts_ok:
-        clamp -= 12
-    mss = shared(max(clamp, 64))
-    # AckPolicy.enter_quickack(rcv_capacity) of a new Receiver (quick 0, rcv_mss mss).
-    quick = min(max(pool[_RCV_CAPACITY] // (2 * mss), 2), MAX_QUICKACKS)
-    terms = (new, mss, quick)
-    if len(_SYN_TERMS) < 4096:
-        _SYN_TERMS[key] = terms
-    return terms
 
 
 class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin,
@@ -419,12 +392,12 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.ts_recent = ts[0]
             self.ts_recent_stamp = now
         # What follows depends on these alone, alike for the connections of a listener:
-        # kept per key (_syn_terms()), not computed again for every SYN.
+        # kept per key (sizing.syn_terms()), not computed again for every SYN.
         key = (pool, rcv_wscale is None, seg.mss, passive, ts_ok, self.adv_mss,
                ":" in self.local[0])
-        terms = _SYN_TERMS.get(key)
+        terms = SYN_TERMS.get(key)
         if terms is None:
-            terms = _syn_terms(key)
+            terms = syn_terms(key)
         self.pool, mss, quick = terms
         self.mss = mss
         rcv = self.rcv = Receiver(seg.seq, pool[_RCV_CAPACITY], mss, rcv_wscale or 0,
