@@ -44,9 +44,10 @@ class ListenMixin:
         peer = (key[2], key[3])              # the SYN queue's key, and a child's remote
         child = lst.syn_queue.get(peer)
         if child is not None:
-            if flags & ACK and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
-                    and len(lst.accept_queue) > lst.max_backlog \
-                    and seg.ack == child.snd.snd_max:     # (lst.accept_queue_full(), inline)
+            # (lst.accept_queue_full(), inline, first: nearly always False)
+            if len(lst.accept_queue) > lst.max_backlog and flags & ACK \
+                    and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
+                    and seg.ack == child.snd.snd_max:
                 # The final ACK finds the accept queue full (Linux tcp_check_req()).
                 lst.listen_overflows += 1
                 self.stats["listen overflows"] += 1
