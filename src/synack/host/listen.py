@@ -129,7 +129,14 @@ class ListenMixin:
         lst.syn_queue[peer] = child
         lst.young += 1
         child.open_passive(seg, now, fo_reply, ip_ecn)
-        self._collect_child(lst, key, child, now)
+        # self._collect_child(lst, key, child, now), inline: the child is in SYN_RECEIVED
+        # with its SYN,ACK to send and its timer to arm.
+        if child.outbox or child.changes:
+            self._drain(key, child)
+        t = child.next()
+        if t is not None and ((at := child.timer_at) is None or t < at):
+            child.timer_at = t
+            self.timers.push(t, child)
 
     # ------------------------------------------------------------ SYN cookies
     def _secret(self: Stack) -> bytes:
