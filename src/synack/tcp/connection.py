@@ -360,14 +360,6 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.delack = None
         return seg
 
-    def out_record(self, seg: TcpSegment | OutTs) -> TcpSegment:
-        """An outbox entry as a :class:`TcpSegment` (an OutTs tuple made a record)."""
-        if type(seg) is not tuple:
-            return seg  # type: ignore[return-value]
-        flags, seq, ack, window, urgent, payload, tsval, tsecr = seg
-        return make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
-                            payload, None, None, False, (), (tsval, tsecr), (), 0, 0, 0, ())
-
     def _emit(self, seg: TcpSegment) -> None:
         out = self.outbox
         if out:                              # (a list with segments; else () or empty)
@@ -479,7 +471,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         snd = self.snd
         payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
         self._segment(SYN | self._ecn_syn_flags(), snd.iss, payload, unknown_options=fo_opt,
-                      syn=self.syn_options(mss=self.adv_mss, now=now, synack=False))
+                      syn=self.syn_options(mss=self.adv_mss, now=now))
         nxt = snd.after_syn()
         if payload:
             # Fast Open: the data rides in the SYN (Linux tcp_send_syn_data()).
@@ -523,9 +515,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         assert rcv is not None, "a SYN,ACK follows the peer's SYN (_take_syn_options())"
         ecn = self.ecn
         flags = SYN | ACK | ECE if ecn is not None and ecn.ok else SYN | ACK
-        # self._segment(flags, snd.iss, unknown_options=fo_reply, syn=self.syn_options(
-        # mss=self.adv_mss, now=now, synack=True)), inline: _segment()'s SYN branch with
-        # the options syn_options() gives a SYN,ACK (only what the peer's SYN offered).
+        # self._segment(flags, snd.iss, unknown_options=fo_reply, syn=...), inline:
+        # _segment()'s SYN branch, with a SYN,ACK's options (only what the peer's SYN
+        # offered: the MSS, our window scale, SACK and timestamps if agreed).
         rcv_nxt = rcv.rcv_nxt
         # rcv.window(): a Receiver that has taken nothing and announced nothing (the
         # first SYN,ACK) offers its whole buffer.
