@@ -276,7 +276,16 @@ class Loop:
                 take = self._take_touched
                 if take is not None:
                     take()          # from now on the host keeps them for this loop
+            eager = False
             while not self._stopping:
+                if eager and not self._rung:
+                    # The last batch read packets: in an exchange of requests and
+                    # replies the next one is usually waiting already (the kernel makes
+                    # its ACK inside our write of the reply), so read without asking
+                    # epoll first. A read that finds nothing sends the loop back to
+                    # epoll_wait; a ring of the bell (the flag is up) does too.
+                    eager = self._batch(True)
+                    continue
                 deadline = self._deadline
                 timeout = None
                 if deadline is not None:
@@ -295,7 +304,7 @@ class Loop:
                         # other order can swallow a ring and leave the flag up forever.)
                         self._bell.clear()
                         self._rung = False
-                self._batch(link_ready)
+                eager = self._batch(link_ready)
         except BaseException as exc:  # noqa: BLE001 - reported to waiters, not swallowed
             self.error = exc
             print(f"synack loop {self.name}: stopped by an exception", file=sys.stderr)
@@ -321,8 +330,10 @@ class Loop:
                 deadline = t
         return deadline
 
-    def _batch(self, link_ready: bool) -> None:
+    def _batch(self, link_ready: bool) -> bool:
+        """One batch (see the module's theory of operation); True if it read packets."""
         stack = self.stack
+        got: Any = ()
         with self.lock:
             now = self._clock()                  # self.now(), inline
             with self._clock_lock:
@@ -411,6 +422,7 @@ class Loop:
                 # them, as a loopback link's doorbell would.
                 self._lo_pending |= lo_touched
                 self._deadline = now
+        return bool(got)
 
     def _guarded(self, fn: Callback, now: int, what: str) -> None:
         """User code must not kill the loop: report its exception and carry on."""
