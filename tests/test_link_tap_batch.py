@@ -2,7 +2,8 @@
 
 A read of one frame takes a short path (the usual read of a quiet link); it must
 hand the stack exactly what the general path would, with the same counters and
-the same frames written (an ARP reply).
+the same frames written (an ARP reply). A lone packet skips GRO (nothing to merge
+with) and reaches the stack unchecked; two or more go through GRO.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def _frames() -> list[bytes]:
 def test_a_read_of_one_frame_is_the_general_path(links: tuple[TapLink, TapLink]) -> None:
     alone, batched = links
     filler = _eth("02:00:00:00:00:09", b"\x08\x00", b"")   # not ours: dropped and counted
+    handed = []
     for frame in _frames():
         da, db = alone.dev, batched.dev
         assert isinstance(da, FakeDevice) and isinstance(db, FakeDevice)
@@ -75,6 +77,28 @@ def test_a_read_of_one_frame_is_the_general_path(links: tuple[TapLink, TapLink])
         batched.stats["dropped not our MAC"] -= 1
         assert alone.stats == batched.stats, frame.hex()
         assert da.outq == db.outq, frame.hex()
+        handed += got
     assert alone.stats["packets in"] == 12 + 4 + 1          # the IPv4 and IPv6 for us
-    assert alone.stats["gro bad checksum"] == 1
+    # A lone packet has nothing to merge with: GRO neither sees nor vouches for it (the
+    # stack checks it, bad checksum and all).
+    assert len(handed) == 17 and not any(valid for _, valid in handed)
+    assert alone.stats["gro segments in"] == 0 and alone.stats["gro bad checksum"] == 0
     assert alone.dev.outq                                   # the ARP request was answered
+
+
+def test_two_packets_go_through_gro(links: tuple[TapLink, TapLink]) -> None:
+    link = links[0]
+    dev = link.dev
+    assert isinstance(dev, FakeDevice)
+    tcp = [build_tcp_packet(PEER, US, TcpSegment(src_port=40000, dst_port=7, seq=1 + 100 * i,
+                                                 ack=2, flags=ACK, window=500,
+                                                 payload=b"x" * 100)) for i in range(2)]
+    bad = bytearray(tcp[1])
+    bad[-1] ^= 1
+    dev.inq = [_eth(US_MAC, b"\x08\x00", p) for p in tcp]
+    [(merged, valid)] = link.recv_packets(now=5)
+    assert valid and len(merged) == len(tcp[0]) + 100
+    assert link.stats["gro super-segments"] == 1 and link.stats["gro segments in"] == 2
+    dev.inq = [_eth(US_MAC, b"\x08\x00", p) for p in (tcp[0], bytes(bad))]
+    assert link.recv_packets(now=5) == [(tcp[0], True), (bytes(bad), False)]
+    assert link.stats["gro bad checksum"] == 1 and link.stats["gro segments in"] == 4

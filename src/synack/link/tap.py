@@ -17,8 +17,10 @@ incoming NEEDS_CSUM / DATA_VALID packets and GSO super-segments reach the stack
 with ``csum_valid=True``; outgoing TCP packets, whose checksum field holds only
 the pseudo-header sum (``Offload.tx_csum``), go out with NEEDS_CSUM, and TSO
 super-segments (gso_size > 0) with gso_type TCPV4 or TCPV6 so the kernel cuts them.
-Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`,
-``gro=True``), so in-order MTU-sized segments reach the stack as super-segments.
+Without offloads each batch read of two packets or more goes through software GRO
+(:mod:`synack.link.gro`, ``gro=True``), so in-order MTU-sized segments reach the stack
+as super-segments; a lone packet, with nothing to merge, reaches it unchecked
+(``csum_valid=False``: the stack checks it once, GRO's counters do not count it).
 Without offloads the stack still hands over super-segments; they are cut here
 into MSS frames (software GSO, :mod:`synack.wire.gso`).
 """
@@ -93,6 +95,7 @@ class TapLink:
             self.dev, "write_many", None)   # (a device stand-in may have only write)
         # The kernel's super-segments need no merging: GRO only on the plain path.
         self.gro: Gro | None = Gro(self.stats) if gro and not self.dev.vnet else None
+        self._plain = not self.dev.vnet     # frames start with the Ethernet header
         self._mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
         self._net = aton(addr) & self._mask
         self._gateway = gateway
@@ -123,15 +126,14 @@ class TapLink:
         frames = self.dev.read_batch(self.batch)
         gro = self.gro
         ours = self._mac_raw
-        if gro is not None and len(frames) == 1:
-            # One frame, a quiet link's usual read: an IPv4 frame for us goes through
-            # GRO's merge of one packet (the loop below would do the same, slower).
+        if len(frames) == 1 and self._plain:
+            # One frame, a quiet link's usual read: an IPv4 frame for us is a lone packet,
+            # which GRO has nothing to merge with (the loop below does the same, slower).
             frame = frames[0]
             if frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
                 self.stats["packets in"] += 1
-                out = gro.merge_one(frame[ETH_HEADER_LEN:])
                 self._tick_arp(now)
-                return out
+                return [(frame[ETH_HEADER_LEN:], False)]
         vnet = self.dev.vnet
         off = 10 if vnet else 0
         eth_end = off + ETH_HEADER_LEN
@@ -191,7 +193,12 @@ class TapLink:
                 stats["dropped not IPv4"] += 1
         if gro is not None:
             stats["packets in"] += len(plain)
-            out = gro.merge(plain) if plain else out
+            if len(plain) > 1:
+                out = gro.merge(plain)
+            elif plain:
+                # A lone packet has nothing to merge with: it goes to the stack as read,
+                # which checks it once (GRO's checks would only be made again there).
+                out = [(plain[0], False)]
         else:
             stats["packets in"] += len(out)
         if v6:
