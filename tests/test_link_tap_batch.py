@@ -102,3 +102,38 @@ def test_two_packets_go_through_gro(links: tuple[TapLink, TapLink]) -> None:
     dev.inq = [_eth(US_MAC, b"\x08\x00", p) for p in (tcp[0], bytes(bad))]
     assert link.recv_packets(now=5) == [(tcp[0], True), (bytes(bad), False)]
     assert link.stats["gro bad checksum"] == 1 and link.stats["gro segments in"] == 4
+
+
+def test_sending_follows_the_neighbour_state(links: tuple[TapLink, TapLink]) -> None:
+    # send_packets() frames a packet to a REACHABLE neighbour itself (arp.output()'s usual
+    # case, inline); every other state goes through ARP: a request and the packet queued
+    # until the answer, a unicast probe once STALE, and a new request once aged out.
+    link = links[0]
+    dev = link.dev
+    assert isinstance(dev, FakeDevice)
+    s = 1_000_000
+    packet = build_tcp_packet(US, PEER, TcpSegment(src_port=7, dst_port=40000, seq=1, ack=2,
+                                                   flags=ACK, window=500))
+    ours = mac_aton(PEER_MAC) + mac_aton(US_MAC) + b"\x08\x00" + packet
+
+    def sent(now: int) -> list[bytes]:
+        dev.outq = []
+        link.send_packets([(packet, 0)], now=now)
+        return dev.outq
+
+    [request] = sent(0)                         # unresolved: a broadcast request
+    assert request[:6] == b"\xff" * 6 and request[12:14] == b"\x08\x06"
+    assert link.next_deadline() == s            # its retry is a timer
+    reply = encode_arp(ArpPacket(2, PEER_MAC, PEER, US_MAC, US))
+    dev.inq = [_eth(US_MAC, b"\x08\x06", reply)]
+    dev.outq = []
+    assert link.recv_packets(now=10) == []
+    assert dev.outq == [ours]                   # the queued packet, released
+    assert link.next_deadline() is None
+    assert sent(20) == [ours]                   # REACHABLE
+    assert sent(10 + 30 * s - 1) == [ours]
+    again, probe = sent(10 + 30 * s)            # STALE: still sent, and a unicast probe
+    assert probe[:6] == mac_aton(PEER_MAC) and probe[12:14] == b"\x08\x06" and again == ours
+    assert sent(10 + 31 * s) == [ours]          # (one probe only)
+    [request] = sent(10 + 90 * s)               # aged out: resolving anew
+    assert request[:6] == b"\xff" * 6

@@ -132,7 +132,7 @@ class TapLink:
             frame = frames[0]
             if frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
                 self.stats["packets in"] += 1
-                self._tick_arp(now)
+                # (Nothing here for ARP or ND: their timers are tick()'s.)
                 return [(frame[ETH_HEADER_LEN:], False)]
         vnet = self.dev.vnet
         off = 10 if vnet else 0
@@ -142,6 +142,7 @@ class TapLink:
         plain: list[bytes] = []          # IPv4 packets for GRO
         v6: list[tuple[bytes, bool]] = []   # IPv6 packets (no software GRO for them)
         plain_eth = gro is not None      # then no vnet header: the Ethernet header at 0
+        neigh = False                    # an ARP or ND frame: send what it made them say
         for frame in frames:
             if plain_eth and frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
                 plain.append(frame[ETH_HEADER_LEN:])    # the usual frame, as below
@@ -167,6 +168,7 @@ class TapLink:
                 out.append((frame[eth_end:], valid))
             elif etype == _ARP:
                 self.arp.receive(memoryview(frame)[eth_end:], now=now)
+                neigh = True
             elif etype == _IPV6:
                 nd = self.nd
                 if nd is None:
@@ -175,6 +177,7 @@ class TapLink:
                 packet = frame[eth_end:]
                 if is_link_chatter(packet):
                     nd.receive(packet, now=now)
+                    neigh = True
                     continue
                 if nd.dad != DAD_PREFERRED:
                     # Linux delivers nothing to a tentative or failed address.
@@ -204,7 +207,8 @@ class TapLink:
         if v6:
             stats["packets in"] += len(v6)
             out += v6
-        self._tick_arp(now)
+        if neigh:
+            self._tick_arp(now)         # (their timers are tick()'s)
         return out
 
     def take_local(self) -> list[bytes]:
@@ -220,7 +224,10 @@ class TapLink:
         """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP."""
         arp = self.arp
         hops = self._hops
-        plain = not self.dev.vnet
+        entries = arp.entries
+        reachable_us = arp.reachable_us
+        plain = self._plain
+        neigh = False                   # ARP or ND had a say: run them after
         frames: list[bytes] = []        # _write()'s usual case, written together, in order
         for packet, gso in packets:
             if len(packet) < 20:
@@ -231,6 +238,7 @@ class TapLink:
                     self._write_frames(frames)
                     frames = []
                 self._send6(packet, gso, now)
+                neigh = True
                 continue
             hop = hops.get(packet[16:20], "")      # _next_hop()'s cache, inline
             if hop == "":
@@ -238,7 +246,14 @@ class TapLink:
             if hop is None:
                 self.stats["dropped no route"] += 1
                 continue
-            header = arp.output(packet, hop, now=now, gso_size=gso)
+            # arp.output()'s usual case, inline: a REACHABLE neighbour's header, no state
+            # to change (a STALE one's probe, an unresolved one's queue: the call).
+            entry = entries.get(hop)
+            if entry is not None and entry.mac is not None and now - entry.confirmed < reachable_us:
+                header: bytes | None = entry.header
+            else:
+                header = arp.output(packet, hop, now=now, gso_size=gso)
+                neigh = True
             if header is not None:
                 if plain and not gso:
                     frames.append(header + packet)
@@ -249,7 +264,10 @@ class TapLink:
                     self._write(header, packet, gso)
         if frames:
             self._write_frames(frames)
-        self._tick_arp(now)
+        if neigh:
+            # What ARP/ND queued (a request, released packets) goes out now; their timers
+            # are tick()'s (the driver asks next_deadline()).
+            self._tick_arp(now)
 
     def close(self) -> None:
         """Close the device. Idempotent."""
