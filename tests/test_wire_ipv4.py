@@ -6,7 +6,7 @@ import dataclasses
 import socket
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from synack.wire import (
@@ -294,6 +294,7 @@ def test_parse_ipv4_tcp_agrees_with_the_general_path(
 
 
 @settings(max_examples=300)
+@example(0, [(55, 53)], True, 1, "0.0.0.0", "0.0.0.0")    # a total length taking in the pad
 @given(st.integers(0, 700), st.lists(st.tuples(st.integers(0, 59), u8), max_size=3),
        st.booleans(), st.integers(0, 3), addresses, addresses)
 def test_parse_ipv4_tcp_checks_the_checksums(n: int, flips: list[tuple[int, int]], fix: bool,
@@ -309,12 +310,13 @@ def test_parse_ipv4_tcp_checks_the_checksums(n: int, flips: list[tuple[int, int]
     if fix:
         b[10:12] = b"\0\0"
         b[10:12] = internet_checksum(b[:20]).to_bytes(2, "big")
-    total = int.from_bytes(b[2:4], "big")
-    header_ok = (b[0] == 0x45 and b[9] == PROTO_TCP and not (b[6] & 0x3F or b[7])
-                 and 40 <= total <= len(b) and internet_checksum(b[:20]) == 0)
-    tcp_ok = header_ok and internet_checksum(
-        b[20:total], int.from_bytes(b[12:20], "big") + PROTO_TCP + total - 20) == 0
     packet = bytes(b) + bytes(pad)
+    total = int.from_bytes(packet[2:4], "big")
+    header_ok = (packet[0] == 0x45 and packet[9] == PROTO_TCP
+                 and not (packet[6] & 0x3F or packet[7])
+                 and 40 <= total <= len(packet) and internet_checksum(packet[:20]) == 0)
+    tcp_ok = header_ok and internet_checksum(
+        packet[20:total], int.from_bytes(packet[12:20], "big") + PROTO_TCP + total - 20) == 0
     try:
         got = parse_ipv4_tcp(packet)
     except ParseError:

@@ -263,7 +263,11 @@ class TapLink:
                         frames = []
                     self._write(header, packet, gso)
         if frames:
-            self._write_frames(frames)
+            write_many = self._write_many      # self._write_frames(frames), inline
+            if write_many is not None:
+                write_many(frames)
+            else:
+                self._write_frames(frames)
         if neigh:
             # What ARP/ND queued (a request, released packets) goes out now; their timers
             # are tick()'s (the driver asks next_deadline()).
