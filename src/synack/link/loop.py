@@ -352,7 +352,9 @@ class Loop:
             if link_ready:
                 got = self.link.recv_packets(now=now)
                 take_local = self._take_local
-                if take_local is not None and (local := take_local()):
+                # A link's own packets come from its timers (ARP giving up), and it has
+                # a deadline while any wait (TapLink: 0): none without one, no call.
+                if take_local is not None and link_due is not None and (local := take_local()):
                     # The host's own ICMP errors (ARP/ND failed): older than what was
                     # read, and from ourselves, so not through the martian check.
                     receive_local = self._receive_local
