@@ -121,6 +121,7 @@ def test_sending_follows_the_neighbour_state(links: tuple[TapLink, TapLink]) -> 
         link.send_packets([(packet, 0)], now=now)
         return dev.outq
 
+    assert link.next_deadline() is None         # (and remembered as quiet)
     [request] = sent(0)                         # unresolved: a broadcast request
     assert request[:6] == b"\xff" * 6 and request[12:14] == b"\x08\x06"
     assert link.next_deadline() == s            # its retry is a timer
@@ -135,5 +136,7 @@ def test_sending_follows_the_neighbour_state(links: tuple[TapLink, TapLink]) -> 
     again, probe = sent(10 + 30 * s)            # STALE: still sent, and a unicast probe
     assert probe[:6] == mac_aton(PEER_MAC) and probe[12:14] == b"\x08\x06" and again == ours
     assert sent(10 + 31 * s) == [ours]          # (one probe only)
+    assert link.next_deadline() is None
     [request] = sent(10 + 90 * s)               # aged out: resolving anew
     assert request[:6] == b"\xff" * 6
+    assert link.next_deadline() == 10 + 91 * s  # the quiet link was asked again

@@ -115,6 +115,11 @@ class TapLink:
         self._net6 = int.from_bytes(aton6(addr6), "big") & self._mask6 if addr6 else 0
         self._gateway6 = gateway6
         self._local: list[bytes] = []              # ICMP errors for the stack (ARP/ND failed)
+        # next_deadline() found ARP and ND idle and nothing for the stack, and they have
+        # been given nothing since (ARP and ND are driven through this link's methods,
+        # each of which ends in _tick_arp() when it gave them something): asked after
+        # every batch, the answer is None without a look.
+        self._quiet = False
 
     # ------------------------------------------------------------ Link
     def fileno(self) -> int:
@@ -281,15 +286,17 @@ class TapLink:
     def next_deadline(self) -> int | None:
         """When :meth:`tick` has ARP or ND work (a request to retry or give up on), or 0
         while ICMP errors for the stack wait to be read."""
+        if self._quiet:
+            return None         # nothing has been asked of ARP or ND since it was so
         if self._local:
             return 0
-        # arp.busy() and nd.busy(), inline: asked on every batch, and a resolved link
-        # has no timers.
+        # arp.busy() and nd.busy(), inline: a resolved link has no timers.
         arp = self.arp
         nd = self.nd
         if not (arp._incomplete or arp._out or arp._failed) and (
                 nd is None or nd.dad == DAD_PREFERRED
                 and not (nd._incomplete or nd._out or nd._failed)):
+            self._quiet = True
             return None
         d = self.arp.next_deadline()
         if nd is not None:
@@ -304,6 +311,9 @@ class TapLink:
 
     # ------------------------------------------------------------ internals
     def _tick_arp(self, now: int) -> None:
+        # Every call that may give ARP or ND work (a frame for them, a packet to an
+        # unresolved, STALE or IPv6 neighbour, a timer) ends here: next_deadline() looks.
+        self._quiet = False
         arp = self.arp
         nd = self.nd
         # arp.busy() and nd.busy(), inline: every batch twice, and the common case is
