@@ -102,6 +102,9 @@ class Loop:
         self._link_due: int | None = (self._link_deadline() if self._link_deadline is not None
                                       else None)
         self._clock = clock or monotonic_us
+        # CLOCK_MONOTONIC never goes backwards, whichever thread reads it: only another
+        # clock needs the last reading kept (under a lock) to hold now() to that promise.
+        self._steady = clock is None
         self._clock_lock = threading.Lock()
         self._last_now: int | None = None
         self.lock = threading.RLock()
@@ -138,6 +141,8 @@ class Loop:
     def now(self) -> int:
         """Microseconds on the loop's clock; never goes backwards. Thread-safe."""
         t = self._clock()
+        if self._steady:
+            return t
         with self._clock_lock:
             last = self._last_now
             if last is not None and t < last:
@@ -336,12 +341,13 @@ class Loop:
         got: Any = ()
         with self.lock:
             now = self._clock()                  # self.now(), inline
-            with self._clock_lock:
-                last = self._last_now
-                if last is not None and now < last:
-                    now = last
-                else:
-                    self._last_now = now
+            if not self._steady:
+                with self._clock_lock:
+                    last = self._last_now
+                    if last is not None and now < last:
+                        now = last
+                    else:
+                        self._last_now = now
             link_due = self._link_due
             if self._callbacks:
                 while self._callbacks:
@@ -357,7 +363,9 @@ class Loop:
             if link_ready:
                 got = self.link.recv_packets(now=now)
                 take_local = self._take_local
-                if take_local is not None and (local := take_local()):
+                # A link's own packets come from its timers (ARP giving up), and it has
+                # a deadline while any wait (TapLink: 0): none without one, no call.
+                if take_local is not None and link_due is not None and (local := take_local()):
                     # The host's own ICMP errors (ARP/ND failed): older than what was
                     # read, and from ourselves, so not through the martian check.
                     receive_local = self._receive_local
