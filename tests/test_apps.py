@@ -110,6 +110,51 @@ def run_clients(net: Network, cli: AppRunner, clients: list[Client],
 # ------------------------------------------------------------------ echo
 
 
+def test_the_runner_polls_whatever_its_apps_list_holds_after_each_change() -> None:
+    """AppRunner looks up each app's methods once per change of ``apps``: every way of
+    changing the list (or replacing it) must still be seen at the next batch."""
+    runner = AppRunner(Stack(SERVER, seed=1))
+    seen: list[str] = []
+
+    class Tick:                        # poll only: no poll_ready, no next_deadline
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def poll(self, now: int) -> None:
+            seen.append(self.name)
+
+    class Timed(Tick):
+        def next_deadline(self) -> int:
+            return 5
+
+    def batch() -> list[str]:
+        seen.clear()
+        runner.transmit_gso(now=0)
+        return list(seen)
+
+    assert batch() == [] and runner.next_deadline() is None
+    runner.add(Tick("a"))
+    assert batch() == ["a"]
+    runner.apps.append(Timed("b"))
+    assert runner.next_deadline() == 5 and batch() == ["a", "b"]
+    runner.apps[0] = Tick("c")
+    assert batch() == ["c", "b"]
+    del runner.apps[1]
+    assert runner.next_deadline() is None and batch() == ["c"]
+    runner.apps += [Tick("d")]
+    runner.apps.insert(0, Tick("e"))
+    assert batch() == ["e", "c", "d"]
+    runner.apps.sort(key=lambda app: app.name)
+    assert batch() == ["c", "d", "e"]
+    runner.apps = [Timed("f")]
+    assert runner.next_deadline() == 5 and batch() == ["f"]
+    runner.apps.clear()
+    runner.poll(0)
+    assert seen == ["f"] and batch() == []
+
+
+
+
 def test_echo_returns_every_byte_and_closes_after_the_client() -> None:
     data = random.Random(1).randbytes(1_000_000)
     net, srv, cli, server = lab(EchoServer, 7)

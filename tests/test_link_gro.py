@@ -33,7 +33,6 @@ from synack.tcp.tcpinfo import TcpInfo
 from synack.wire.checksum import internet_checksum
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import IPv4Header, build_tcp_packet, parse_tcp_packet
-from synack.wire.ipv6 import build_tcp6_packet
 from synack.wire.tcp import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, TcpSegment
 
 SRC, DST = "198.51.100.1", "198.51.100.2"
@@ -437,30 +436,6 @@ def test_core_acks_a_super_segment_at_once_and_keeps_rcv_mss() -> None:
 
 
 # ---------------------------------------------------------------- a batch of one
-def _variants(packet: bytes) -> list[bytes]:
-    """``packet`` and the ways a lone packet may differ: each IPv4 check GRO makes broken."""
-    out = [packet]
-    for i, v in [(0, 0x46), (6, 0x20), (6, 0x80), (7, 1), (2, 0), (9, 17), (32, 0x40),
-                 (32, 0xF0), (11, 0), (33, PSH | ACK), (33, SYN), (33, ACK), (-1, 0x5A)]:
-        b = bytearray(packet)
-        b[i] = v if i != -1 else b[i] ^ v
-        out.append(bytes(b))
-    out += [packet[:39], packet[:20], b"", bytes(20) + packet[20:]]
-    return out
-
-
-@settings(max_examples=100, deadline=None)
-@given(batches())
-def test_merge_one_is_merge_of_one(packets: list[bytes]) -> None:
-    # The short path for a batch of one gives what the general one does: the packet,
-    # its csum_valid, and the same counters in the same order.
-    six = build_tcp6_packet("2001:db8::1", "2001:db8::2", seg(0, n=5))
-    for packet in [q for p in packets[:3] for q in _variants(p)] + [six, six[:50]]:
-        a, b = Gro(), Gro()
-        assert a.merge_one(packet) == b.merge([packet])
-        assert list(a.stats.items()) == list(b.stats.items())
-
-
 def _reference(pkt: bytes) -> bool:
     """Whether GRO vouches for a lone TCP/IPv4 packet, by the rules spelled out plainly:
     a plain header (no options, no fragment) whose checksum and length are right, and a
@@ -498,6 +473,4 @@ def test_the_inline_checksums_are_the_checksums(n: int, flips: list[tuple[int, i
     packet = bytes(b)
     if len(packet) < 40 or packet[0] >> 4 != 4:
         return
-    got = Gro().merge_one(packet)
-    assert got == Gro().merge([packet])
-    assert got == [(packet, _reference(packet))]
+    assert Gro().merge([packet]) == [(packet, _reference(packet))]

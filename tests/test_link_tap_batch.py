@@ -2,7 +2,8 @@
 
 A read of one frame takes a short path (the usual read of a quiet link); it must
 hand the stack exactly what the general path would, with the same counters and
-the same frames written (an ARP reply).
+the same frames written (an ARP reply). A lone packet skips GRO (nothing to merge
+with) and reaches the stack unchecked; two or more go through GRO.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ def _frames() -> list[bytes]:
 def test_a_read_of_one_frame_is_the_general_path(links: tuple[TapLink, TapLink]) -> None:
     alone, batched = links
     filler = _eth("02:00:00:00:00:09", b"\x08\x00", b"")   # not ours: dropped and counted
+    handed = []
     for frame in _frames():
         da, db = alone.dev, batched.dev
         assert isinstance(da, FakeDevice) and isinstance(db, FakeDevice)
@@ -75,6 +77,66 @@ def test_a_read_of_one_frame_is_the_general_path(links: tuple[TapLink, TapLink])
         batched.stats["dropped not our MAC"] -= 1
         assert alone.stats == batched.stats, frame.hex()
         assert da.outq == db.outq, frame.hex()
+        handed += got
     assert alone.stats["packets in"] == 12 + 4 + 1          # the IPv4 and IPv6 for us
-    assert alone.stats["gro bad checksum"] == 1
+    # A lone packet has nothing to merge with: GRO neither sees nor vouches for it (the
+    # stack checks it, bad checksum and all).
+    assert len(handed) == 17 and not any(valid for _, valid in handed)
+    assert alone.stats["gro segments in"] == 0 and alone.stats["gro bad checksum"] == 0
     assert alone.dev.outq                                   # the ARP request was answered
+
+
+def test_two_packets_go_through_gro(links: tuple[TapLink, TapLink]) -> None:
+    link = links[0]
+    dev = link.dev
+    assert isinstance(dev, FakeDevice)
+    tcp = [build_tcp_packet(PEER, US, TcpSegment(src_port=40000, dst_port=7, seq=1 + 100 * i,
+                                                 ack=2, flags=ACK, window=500,
+                                                 payload=b"x" * 100)) for i in range(2)]
+    bad = bytearray(tcp[1])
+    bad[-1] ^= 1
+    dev.inq = [_eth(US_MAC, b"\x08\x00", p) for p in tcp]
+    [(merged, valid)] = link.recv_packets(now=5)
+    assert valid and len(merged) == len(tcp[0]) + 100
+    assert link.stats["gro super-segments"] == 1 and link.stats["gro segments in"] == 2
+    dev.inq = [_eth(US_MAC, b"\x08\x00", p) for p in (tcp[0], bytes(bad))]
+    assert link.recv_packets(now=5) == [(tcp[0], True), (bytes(bad), False)]
+    assert link.stats["gro bad checksum"] == 1 and link.stats["gro segments in"] == 4
+
+
+def test_sending_follows_the_neighbour_state(links: tuple[TapLink, TapLink]) -> None:
+    # send_packets() frames a packet to a REACHABLE neighbour itself (arp.output()'s usual
+    # case, inline); every other state goes through ARP: a request and the packet queued
+    # until the answer, a unicast probe once STALE, and a new request once aged out.
+    link = links[0]
+    dev = link.dev
+    assert isinstance(dev, FakeDevice)
+    s = 1_000_000
+    packet = build_tcp_packet(US, PEER, TcpSegment(src_port=7, dst_port=40000, seq=1, ack=2,
+                                                   flags=ACK, window=500))
+    ours = mac_aton(PEER_MAC) + mac_aton(US_MAC) + b"\x08\x00" + packet
+
+    def sent(now: int) -> list[bytes]:
+        dev.outq = []
+        link.send_packets([(packet, 0)], now=now)
+        return dev.outq
+
+    assert link.next_deadline() is None         # (and remembered as quiet)
+    [request] = sent(0)                         # unresolved: a broadcast request
+    assert request[:6] == b"\xff" * 6 and request[12:14] == b"\x08\x06"
+    assert link.next_deadline() == s            # its retry is a timer
+    reply = encode_arp(ArpPacket(2, PEER_MAC, PEER, US_MAC, US))
+    dev.inq = [_eth(US_MAC, b"\x08\x06", reply)]
+    dev.outq = []
+    assert link.recv_packets(now=10) == []
+    assert dev.outq == [ours]                   # the queued packet, released
+    assert link.next_deadline() is None
+    assert sent(20) == [ours]                   # REACHABLE
+    assert sent(10 + 30 * s - 1) == [ours]
+    again, probe = sent(10 + 30 * s)            # STALE: still sent, and a unicast probe
+    assert probe[:6] == mac_aton(PEER_MAC) and probe[12:14] == b"\x08\x06" and again == ours
+    assert sent(10 + 31 * s) == [ours]          # (one probe only)
+    assert link.next_deadline() is None
+    [request] = sent(10 + 90 * s)               # aged out: resolving anew
+    assert request[:6] == b"\xff" * 6
+    assert link.next_deadline() == 10 + 91 * s  # the quiet link was asked again

@@ -6,7 +6,7 @@ import dataclasses
 import socket
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from synack.wire import (
@@ -293,6 +293,46 @@ def test_parse_ipv4_tcp_agrees_with_the_general_path(
         assert got == (SRC, DST, seg)
 
 
+@settings(max_examples=300)
+@example(0, [(55, 53)], True, 1, "0.0.0.0", "0.0.0.0")    # a total length taking in the pad
+@given(st.integers(0, 700), st.lists(st.tuples(st.integers(0, 59), u8), max_size=3),
+       st.booleans(), st.integers(0, 3), addresses, addresses)
+def test_parse_ipv4_tcp_checks_the_checksums(n: int, flips: list[tuple[int, int]], fix: bool,
+                                             pad: int, src: str, dst: str) -> None:
+    # parse_ipv4_tcp() sums the header from its fields and the segment inline (the whole
+    # packet at once when nothing pads it): for any damage in the first 60 bytes, with or
+    # without a recomputed header checksum, and link padding or none, it accepts exactly
+    # what the plain rules do (wire.checksum's own function, not an inline sum).
+    b = bytearray(build_tcp_packet(src, dst, TcpSegment(1, 2, 3, 4, ACK, 5, payload=b"\xa5" * n,
+                                                        timestamps=(6, 7))))
+    for i, v in flips:
+        b[i % len(b)] = v
+    if fix:
+        b[10:12] = b"\0\0"
+        b[10:12] = internet_checksum(b[:20]).to_bytes(2, "big")
+    packet = bytes(b) + bytes(pad)
+    total = int.from_bytes(packet[2:4], "big")
+    header_ok = (packet[0] == 0x45 and packet[9] == PROTO_TCP
+                 and not (packet[6] & 0x3F or packet[7])
+                 and 40 <= total <= len(packet) and internet_checksum(packet[:20]) == 0)
+    tcp_ok = header_ok and internet_checksum(
+        packet[20:total], int.from_bytes(packet[12:20], "big") + PROTO_TCP + total - 20) == 0
+    try:
+        got = parse_ipv4_tcp(packet)
+    except ParseError:
+        got = None
+        assert tcp_ok       # (a malformed TCP header: parse_tcp()'s error, checksum right)
+    else:
+        assert (got is not None) == tcp_ok
+    if header_ok:
+        try:
+            assert parse_ipv4_tcp(packet, verify_tcp_checksum=False) is not None
+        except ParseError:
+            pass            # the TCP header itself is malformed
+    else:
+        assert parse_ipv4_tcp(packet, verify_tcp_checksum=False) is None
+
+
 def test_parse_ipv4_tcp_leaves_faults_to_the_general_path() -> None:
     good = build_tcp_packet(SRC, DST, TcpSegment(1, 2, 3, 4, ACK, 5, payload=b"x" * 700))
     assert parse_ipv4_tcp(good) is not None
@@ -368,3 +408,19 @@ def test_fixed_sums_kept_per_pair_within_a_bound() -> None:
         build_tcp_packet(SRC, ntoa(0xC6336400 + i), seg)
     assert 0 < len(ipv4._FIXED) <= ipv4._FIXED_MAX
     assert parse_tcp_packet(build_tcp_packet(SRC, DST, seg))[1] == seg
+
+
+def test_the_names_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    # parse_ipv4_tcp() names addresses through a table (a subscript, not ntoa()'s call):
+    # right names, and a host meeting many addresses does not grow it without end.
+    from synack.wire import _addr
+
+    monkeypatch.setattr(_addr, "NAMES_MAX", 8)
+    _addr.NAMES.clear()
+    for i in range(20):
+        src = f"198.51.100.{i}"
+        packet = build_tcp_packet(src, DST, TcpSegment(1, 2, 3, 4, ACK, 5, timestamps=(6, 7)))
+        got = parse_ipv4_tcp(packet)
+        assert got is not None and got[:2] == (src, DST)
+        assert len(_addr.NAMES) <= 8
+    assert _addr.NAMES[int.from_bytes(socket.inet_aton("198.51.100.19"), "big")] == "198.51.100.19"

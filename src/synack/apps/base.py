@@ -45,8 +45,10 @@ class App(Protocol):
     """Anything an :class:`~synack.apps.runner.AppRunner` polls.
 
     An app may also define ``poll_ready(now, fds)``, called instead of ``poll``
-    with the descriptors something happened to, and ``next_deadline()``, the
-    time it next wants to be polled without any event (None: never).
+    with the descriptors something happened to (to read only: the driver is handed
+    the same set), and ``next_deadline()``, the time it next wants to be polled
+    without any event (None: never). The runner looks both up when its ``apps``
+    list changes, not every batch.
     """
 
     def poll(self, now: int) -> None:
@@ -60,9 +62,14 @@ class Handler:
     """The class overrides :meth:`deadline` (set for each subclass): without one, the
     server asks no handler of it for a deadline after each poll."""
 
+    opens = False
+    """The class overrides :meth:`on_open` (set for each subclass): without one, the
+    first poll calls nothing for it."""
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.timed = cls.deadline is not Handler.deadline
+        cls.opens = cls.on_open is not Handler.on_open
 
     def __init__(self, server: Server, fd: int, peer: Addr) -> None:
         self.server = server
@@ -121,7 +128,8 @@ class Handler:
         """Move bytes both ways as far as the stack allows; False once closed."""
         if not self.started:
             self.started = True
-            self.on_open(now)
+            if self.opens:
+                self.on_open(now)
         stack, fd, out = self.stack, self.fd, self.out   # out is never rebound
         while True:
             # Output first: it frees buffer space that lets us read again.
@@ -147,7 +155,10 @@ class Handler:
                     del out[:n]
                 self.last_io = now
             if self.closing and not out and self.body is None:
-                self._close(now)
+                try:
+                    stack._close(fd, now)   # self._close(now), inline: every connection's end
+                except OSError:
+                    pass
                 return False
             if self.eof or not self.reading or out and len(out) >= OUT_HIGH:
                 return True

@@ -14,7 +14,7 @@ for waking the threads blocked on them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from synack.apps.base import App
@@ -22,6 +22,44 @@ from synack.stack import Key, Offload, Stack
 from synack.tcp.connection import StateChange
 
 ChangeHook = Callable[[list[tuple[Key, StateChange]]], None]
+PollFn = Callable[[int, Collection[int]], None]
+
+_NONE: set[int] = set()
+"""AppRunner._touched while empty: one set, never added to (poll() replaces it)."""
+
+
+class Apps(list):  # type: ignore[type-arg]
+    """:attr:`AppRunner.apps`: a list that marks itself ``dirty`` whenever it changes,
+    so that the runner looks up each app's poll and deadline methods once per change
+    (:meth:`AppRunner._plan`), not twice per app every batch."""
+
+    __slots__ = ("dirty",)
+
+    def __init__(self, apps: Iterable[App] = ()) -> None:
+        super().__init__(apps)
+        self.dirty = True
+
+
+def _dirtying(name: str) -> None:
+    base = getattr(list, name)
+
+    def method(self: Apps, *args: Any, **kwargs: Any) -> Any:
+        self.dirty = True
+        return base(self, *args, **kwargs)
+
+    method.__name__ = name
+    setattr(Apps, name, method)
+
+
+for _name in ("append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
+              "__setitem__", "__delitem__", "__iadd__", "__imul__"):
+    _dirtying(_name)
+
+
+def _poll_only(app: App) -> PollFn:
+    """``poll_ready`` for an app that has only ``poll``: the descriptors go unused."""
+    poll = app.poll
+    return lambda now, fds: poll(now)
 
 
 class AppRunner:
@@ -30,18 +68,39 @@ class AppRunner:
     def __init__(self, stack: Stack, apps: Iterable[App] = (), *,
                  on_changes: ChangeHook | None = None, keep_changes: bool = True) -> None:
         self.stack = stack
-        self.apps: list[App] = list(apps)
+        self._apps = Apps(apps)
+        self._polls: list[PollFn] = []                      # _plan() fills both
+        self._deadlines: list[Callable[[], int | None]] = []
         self._on_changes = on_changes
         # A long-running server would grow stack.changes forever; when nothing
         # else reads them, they are dropped once the hook has seen them.
         self._keep_changes = keep_changes
         self._record()
         self._seen = len(stack.changes)
-        self._touched: set[int] = set()     # handed to the apps, not yet to the driver
+        self._touched: set[int] = _NONE     # handed to the apps, not yet to the driver
         self._handing_on = False           # a driver takes them (take_touched)
         # Packets go straight to the stack: a driver calls this per packet, and the
         # wrapper method below would add a call that does nothing.
         self.receive = stack.receive  # type: ignore[method-assign]
+        self._stack_deadline = stack.next_deadline     # bound once: asked every batch
+
+    @property
+    def apps(self) -> Apps:
+        """The applications polled, in order (a list; change it at will)."""
+        return self._apps
+
+    @apps.setter
+    def apps(self, apps: Iterable[App]) -> None:
+        self._apps = Apps(apps)
+
+    def _plan(self) -> None:
+        """Look up each app's poll (``poll_ready``, else ``poll``) and ``next_deadline``:
+        once after each change of :attr:`apps` instead of with ``getattr`` every batch."""
+        apps = self._apps
+        apps.dirty = False
+        self._polls = [getattr(app, "poll_ready", None) or _poll_only(app) for app in apps]
+        self._deadlines = [nd for app in apps
+                           if (nd := getattr(app, "next_deadline", None)) is not None]
 
     # ------------------------------------------------------------ state changes
     @property
@@ -80,10 +139,11 @@ class AppRunner:
 
     def next_deadline(self) -> int | None:
         """The stack's next timer, or an application's (an idle timeout)."""
-        best = self.stack.next_deadline()
-        for app in self.apps:
-            nd = getattr(app, "next_deadline", None)
-            t = nd() if nd is not None else None
+        best = self._stack_deadline()
+        if self._apps.dirty:
+            self._plan()
+        for nd in self._deadlines:
+            t = nd()
             if t is not None and (best is None or t < best):
                 best = t
         return best
@@ -101,7 +161,7 @@ class AppRunner:
             stack.touched = set()
         mine = self._touched
         if mine:
-            self._touched = set()
+            self._touched = _NONE           # never added to: replaced while empty (poll)
             return mine | t if t else mine
         return t
 
@@ -112,8 +172,25 @@ class AppRunner:
 
     def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with GSO sizes."""
-        self.poll(now)
-        return self.stack.transmit_gso(now=now)
+        # self.poll(now), inline: once per batch of the link event loop.
+        stack = self.stack
+        fds = stack.touched             # stack.take_touched(), inline
+        if fds:
+            stack.touched = set()
+            if self._handing_on:
+                # The stack has a new set: this one is ours to keep (the apps only read it).
+                mine = self._touched
+                if mine:
+                    mine |= fds
+                else:
+                    self._touched = fds
+        if self._apps.dirty:
+            self._plan()
+        for poll in self._polls:
+            poll(now, fds)
+        if len(stack.changes) > self._seen:
+            self.report_changes()
+        return stack.transmit_gso(now=now)
 
     @property
     def offload(self) -> Offload | None:
@@ -139,13 +216,16 @@ class AppRunner:
         if fds:
             stack.touched = set()
             if self._handing_on:
-                self._touched |= fds
-        for app in self.apps:
-            ready = getattr(app, "poll_ready", None)
-            if ready is not None:
-                ready(now, fds)
-            else:
-                app.poll(now)
+                # The stack has a new set: this one is ours to keep (the apps only read it).
+                mine = self._touched
+                if mine:
+                    mine |= fds
+                else:
+                    self._touched = fds
+        if self._apps.dirty:
+            self._plan()
+        for poll in self._polls:
+            poll(now, fds)
         if len(stack.changes) > self._seen:
             self.report_changes()
 

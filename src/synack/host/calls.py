@@ -174,8 +174,9 @@ class SocketCallsMixin:
             return -1                       # EAGAIN
         if not data:
             return 0
-        if not flags and sock.errq is None:
+        if not flags and (sock.rare is None or sock.errq is None):
             # A plain write (nearly all): no flag to test and no error queue to feed.
+            # (errq is a Rare field, read through Python code: the rare slot first.)
             n = conn._app_send(data, now)
             if n == 0:
                 return -1                   # EAGAIN
@@ -233,12 +234,15 @@ class SocketCallsMixin:
         rcv = conn.rcv                      # conn.recv_q and conn.eof, inline (properties)
         if rcv is not None and rcv.ready:
             data = conn._app_recv(n, now)
-            local, remote = conn.local, conn.remote
-            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
-            if key in self.conns:
-                self._collect_conn(key, conn, now)
-            else:
-                self._drain(key, conn)
+            if conn.outbox or conn.changes or self.tstamping:
+                # A read queues nothing but a window update (Linux tcp_cleanup_rbuf()) and
+                # arms no timer sooner: without one there is nothing to collect.
+                local, remote = conn.local, conn.remote
+                key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+                if key in self.conns:
+                    self._collect_conn(key, conn, now)
+                else:
+                    self._drain(key, conn)
             return data
         if conn.rare is not None:           # error and rd_shut are Rare fields (rare.py)
             if conn.error is not None and not sock.error_reported:

@@ -41,11 +41,13 @@ class ListenMixin:
     def _to_listener(self: Stack, lst: Listener, key: Key, seg: TcpSegment, now: int,
                      ip_ecn: int = 0) -> None:
         flags = seg.flags
-        child = lst.syn_queue.get((key[2], key[3]))
+        peer = (key[2], key[3])              # the SYN queue's key, and a child's remote
+        child = lst.syn_queue.get(peer)
         if child is not None:
-            if flags & ACK and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
-                    and len(lst.accept_queue) > lst.max_backlog \
-                    and seg.ack == child.snd.snd_max:     # (lst.accept_queue_full(), inline)
+            # (lst.accept_queue_full(), inline, first: nearly always False)
+            if len(lst.accept_queue) > lst.max_backlog and flags & ACK \
+                    and not flags & (SYN | RST) and child.state is _SYN_RECEIVED \
+                    and seg.ack == child.snd.snd_max:
                 # The final ACK finds the accept queue full (Linux tcp_check_req()).
                 lst.listen_overflows += 1
                 self.stats["listen overflows"] += 1
@@ -69,49 +71,72 @@ class ListenMixin:
             return
         if not flags & SYN:
             return
-        why = lst.syn_verdict()
-        if why == COOKIE:
-            self._send_cookie(lst, key, seg, now)
-            return
-        if why is not None:
-            lst.drop_syn()
-            self.stats["SYNs dropped: " + why] += 1
-            return
+        # lst.syn_verdict() answers None at once (queue the SYN) while both queues are
+        # within the backlog and cookies are the default (1: only for a full queue).
+        backlog = lst.max_backlog
+        if len(lst.syn_queue) > backlog or len(lst.accept_queue) > backlog \
+                or self.cfg.syncookies != 1:
+            why = lst.syn_verdict()
+            if why == COOKIE:
+                self._send_cookie(lst, key, seg, now)
+                return
+            if why is not None:
+                lst.drop_syn()
+                self.stats["SYNs dropped: " + why] += 1
+                return
         owner = self.socks.get(lst.fd)       # self._listener_sock(lst), inline
-        if owner is None or owner.listener is not lst:
+        # (owner.listener, a Rare field of the Sock, read from its dict: no descriptor call)
+        if owner is None or owner.rare is None or owner.rare.get("listener") is not lst:
             raise LookupError("listener without a socket")
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
-        client = key[2]
-        iss = self.isn(key[0], key[1], client, key[3], now)
-        local = lst.local if lst.local[0] == key[0] else shared_addr((key[0], key[1]))
+        client = peer[0]
+        iss = self.isn(key[0], key[1], client, peer[1], now)
+        local = lst.local
+        if local[0] != key[0]:               # a wildcard listener: its address per SYN
+            # shared_addr((key[0], key[1])), kept by the listener for each address.
+            local = lst.addrs.get(key[0])    # type: ignore[assignment]
+            if local is None:
+                local = shared_addr((key[0], key[1]))
+                if len(lst.addrs) < 64:
+                    lst.addrs[key[0]] = local
         # self.route_mtu(client), inline for a peer that is not local (is_local()).
         mtu = self.route_mtu(client) if client[:4] == "127." or client == self.addr \
             or client == self.addr6 or client == LO_SRC6 else self.mtu
-        child = Connection(local=local, remote=(client, key[3]), cfg=self.cfg,
-                           opts=opts, iss=iss, now=now, mtu=mtu,
-                           ts_offset=self.rng.getrandbits(32))
+        # Connection(local=, remote=, cfg=, opts=, iss=, now=, mtu=, ts_offset=, passive=),
+        # by position: a class called with keywords builds a dict of them.
+        child = Connection(local, peer, self.cfg, opts, iss, now, mtu,
+                           self.rng.getrandbits(32), True)
         off = self._offload                  # self._tso_max(), inline
         child.tso_max = self._tso_max() if off is not None and off.tso_max else SOFT_GSO_MAX
         if not self.record_changes:
             child.changes = None
         # Fast Open needs its option or data in the SYN (try_fastopen() is (False, None)
         # for a SYN with neither, and counts nothing).
-        fast, reply = try_fastopen(self, lst, owner, seg, client, key[0]) \
-            if seg.unknown_options or seg.payload else (False, None)
-        if fast:
-            # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
-            start_child(self, lst, child, seg, now, reply, ip_ecn)
-            self.conns[key] = child
-            lst.accept_queue.append(child)
-            if lst.fd >= 0:
-                self.touched.add(lst.fd)
-            self._collect_conn(key, child, now)
-            return
-        lst.syn_queue[(key[2], key[3])] = child
+        fo_reply: tuple[tuple[int, bytes], ...] = ()
+        if seg.unknown_options or seg.payload:
+            fast, reply = try_fastopen(self, lst, owner, seg, client, key[0])
+            if fast:
+                # A Fast Open child: accepted at once, in SYN_RECEIVED, with the SYN's data.
+                start_child(self, lst, child, seg, now, reply, ip_ecn)
+                self.conns[key] = child
+                lst.accept_queue.append(child)
+                if lst.fd >= 0:
+                    self.touched.add(lst.fd)
+                self._collect_conn(key, child, now)
+                return
+            if reply is not None:
+                fo_reply = (fastopen.option(reply.cookie, reply.exp),)
+        lst.syn_queue[peer] = child
         lst.young += 1
-        child.open_passive(seg, now=now, ip_ecn=ip_ecn, fo_reply=() if reply is None
-                           else (fastopen.option(reply.cookie, reply.exp),))
-        self._collect_child(lst, key, child, now)
+        child.open_passive(seg, now, fo_reply, ip_ecn)
+        # self._collect_child(lst, key, child, now), inline: the child is in SYN_RECEIVED
+        # with its SYN,ACK to send and its timer to arm.
+        if child.outbox or child.changes:
+            self._drain(key, child)
+        t = child.next()
+        if t is not None and ((at := child.timer_at) is None or t < at):
+            child.timer_at = t
+            self.timers.push(t, child)
 
     # ------------------------------------------------------------ SYN cookies
     def _secret(self: Stack) -> bytes:
@@ -262,7 +287,11 @@ class ListenMixin:
             self._drain(key, child)
         state = child.state
         if state is _SYN_RECEIVED:
-            self.timers.arm(child)
+            # self.timers.arm(child), inline: once per SYN.
+            t = child.next()
+            if t is not None and ((at := child.timer_at) is None or t < at):
+                child.timer_at = t
+                self.timers.push(t, child)
             return
         del lst.syn_queue[(key[2], key[3])]
         if self.deferred:

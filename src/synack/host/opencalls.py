@@ -242,9 +242,11 @@ class OpenCallsMixin:
         self.ports.remove(sock)
         sock.local, sock.remote = local, shared_addr((ip, port))
         self.ports.add(sock)
-        conn = Connection(local=local, remote=sock.remote, cfg=self.cfg, opts=sock.opts,
-                          iss=self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
-                          now=now, mtu=self.route_mtu(ip), ts_offset=self.rng.getrandbits(32))
+        # Connection(local=, remote=, cfg=, opts=, iss=, now=, mtu=, ts_offset=), by
+        # position: a class called with keywords builds a dict of them.
+        conn = Connection(local, sock.remote, self.cfg, sock.opts,
+                          self.isn(local[0], local[1], ip, port, now) if iss is None else iss,
+                          now, self.route_mtu(ip), self.rng.getrandbits(32))
         conn.tso_max = self._tso_max()
         if not self.record_changes:
             conn.changes = None

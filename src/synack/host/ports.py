@@ -29,8 +29,8 @@ class PortTable(Generic[Sock]):
 
     A port held by one socket (every client connection's ephemeral port) maps to
     that :class:`Sock` itself; only a shared port (a listener and its accepted
-    connections) gets a dict by descriptor -- a dict per port would cost 200 bytes
-    for each of 50,000 client connections.
+    connections) gets a dict by descriptor, kept until the port is free -- a dict per
+    port would cost 200 bytes for each of 50,000 client connections.
     """
 
     __slots__ = ("_by_port", "timewait", "visited")
@@ -62,9 +62,9 @@ class PortTable(Generic[Sock]):
             del self._by_port[port]
         elif isinstance(held, dict):
             held.pop(sock.fd, None)
-            if len(held) == 1:
-                (self._by_port[port],) = held.values()
-            elif not held:
+            # A shared port keeps its dict down to one socket (a listener between
+            # connections would otherwise make a new one for each it accepts).
+            if not held:
                 del self._by_port[port]
 
     def on(self, port: int) -> Iterable[Sock]:

@@ -188,33 +188,6 @@ class Gro:
         stats["gro segments in"] += seen
         return out
 
-    def merge_one(self, pkt: bytes) -> list[tuple[bytes, bool]]:
-        """``merge([pkt])``, the same result and counters, without the machinery for
-        more than one packet: a batch of one is the usual read of a quiet link."""
-        n = len(pkt)
-        if n < 40:
-            return self.merge((pkt,))           # too short for TCP over IPv4
-        vi, tos, total, ident, frag, ttl, proto, csum, src, dst = _IP.unpack_from(pkt)
-        if vi != 0x45 or proto != 6:
-            return self.merge((pkt,))           # IPv6, not TCP, IPv4 options: all of it
-        thlen = (pkt[32] >> 2) & 0x3C
-        stats = self.stats
-        if (total != n or frag & 0xBFFF or thlen < 20 or 20 + thlen > n
-                or (0x4506 + tos + total + ident + frag + (ttl << 8) + csum
-                    + src + dst) % 0xFFFF):
-            stats["gro segments in"] += 0
-            return [(pkt, False)]               # as merge(): to the stack as it is
-        pseudo = src + dst + 6 + n - 20
-        if (((int.from_bytes(pkt, "little") % 0xFFFF << 8) + pseudo) % 0xFFFF
-                if n <= _SMALL else internet_checksum(pkt, pseudo)):
-            stats["gro bad checksum"] += 1
-            stats["gro segments in"] += 1
-            return [(pkt, False)]
-        if n > 20 + thlen and not pkt[33] & _NO_START:
-            stats["gro flush batch end"] += 1   # held alone, flushed as it was
-        stats["gro segments in"] += 1          # (the counters in merge()'s order)
-        return [(pkt, True)]
-
     # ------------------------------------------------------------ internals
     @staticmethod
     def _id_ok(h: _Held, pkt: bytes) -> bool:

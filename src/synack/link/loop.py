@@ -102,6 +102,9 @@ class Loop:
         self._link_due: int | None = (self._link_deadline() if self._link_deadline is not None
                                       else None)
         self._clock = clock or monotonic_us
+        # CLOCK_MONOTONIC never goes backwards, whichever thread reads it: only another
+        # clock needs the last reading kept (under a lock) to hold now() to that promise.
+        self._steady = clock is None
         self._clock_lock = threading.Lock()
         self._last_now: int | None = None
         self.lock = threading.RLock()
@@ -138,6 +141,8 @@ class Loop:
     def now(self) -> int:
         """Microseconds on the loop's clock; never goes backwards. Thread-safe."""
         t = self._clock()
+        if self._steady:
+            return t
         with self._clock_lock:
             last = self._last_now
             if last is not None and t < last:
@@ -276,7 +281,16 @@ class Loop:
                 take = self._take_touched
                 if take is not None:
                     take()          # from now on the host keeps them for this loop
+            eager = False
             while not self._stopping:
+                if eager and not self._rung:
+                    # The last batch read packets: in an exchange of requests and
+                    # replies the next one is usually waiting already (the kernel makes
+                    # its ACK inside our write of the reply), so read without asking
+                    # epoll first. A read that finds nothing sends the loop back to
+                    # epoll_wait; a ring of the bell (the flag is up) does too.
+                    eager = self._batch(True)
+                    continue
                 deadline = self._deadline
                 timeout = None
                 if deadline is not None:
@@ -295,7 +309,7 @@ class Loop:
                         # other order can swallow a ring and leave the flag up forever.)
                         self._bell.clear()
                         self._rung = False
-                self._batch(link_ready)
+                eager = self._batch(link_ready)
         except BaseException as exc:  # noqa: BLE001 - reported to waiters, not swallowed
             self.error = exc
             print(f"synack loop {self.name}: stopped by an exception", file=sys.stderr)
@@ -321,16 +335,19 @@ class Loop:
                 deadline = t
         return deadline
 
-    def _batch(self, link_ready: bool) -> None:
+    def _batch(self, link_ready: bool) -> bool:
+        """One batch (see the module's theory of operation); True if it read packets."""
         stack = self.stack
+        got: Any = ()
         with self.lock:
             now = self._clock()                  # self.now(), inline
-            with self._clock_lock:
-                last = self._last_now
-                if last is not None and now < last:
-                    now = last
-                else:
-                    self._last_now = now
+            if not self._steady:
+                with self._clock_lock:
+                    last = self._last_now
+                    if last is not None and now < last:
+                        now = last
+                    else:
+                        self._last_now = now
             link_due = self._link_due
             if self._callbacks:
                 while self._callbacks:
@@ -346,7 +363,9 @@ class Loop:
             if link_ready:
                 got = self.link.recv_packets(now=now)
                 take_local = self._take_local
-                if take_local is not None and (local := take_local()):
+                # A link's own packets come from its timers (ARP giving up), and it has
+                # a deadline while any wait (TapLink: 0): none without one, no call.
+                if take_local is not None and link_due is not None and (local := take_local()):
                     # The host's own ICMP errors (ARP/ND failed): older than what was
                     # read, and from ourselves, so not through the martian check.
                     receive_local = self._receive_local
@@ -411,6 +430,7 @@ class Loop:
                 # them, as a loopback link's doorbell would.
                 self._lo_pending |= lo_touched
                 self._deadline = now
+        return bool(got)
 
     def _guarded(self, fn: Callback, now: int, what: str) -> None:
         """User code must not kill the loop: report its exception and carry on."""

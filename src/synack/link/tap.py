@@ -17,8 +17,10 @@ incoming NEEDS_CSUM / DATA_VALID packets and GSO super-segments reach the stack
 with ``csum_valid=True``; outgoing TCP packets, whose checksum field holds only
 the pseudo-header sum (``Offload.tx_csum``), go out with NEEDS_CSUM, and TSO
 super-segments (gso_size > 0) with gso_type TCPV4 or TCPV6 so the kernel cuts them.
-Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`,
-``gro=True``), so in-order MTU-sized segments reach the stack as super-segments.
+Without offloads each batch read of two packets or more goes through software GRO
+(:mod:`synack.link.gro`, ``gro=True``), so in-order MTU-sized segments reach the stack
+as super-segments; a lone packet, with nothing to merge, reaches it unchecked
+(``csum_valid=False``: the stack checks it once, GRO's counters do not count it).
 Without offloads the stack still hands over super-segments; they are cut here
 into MSS frames (software GSO, :mod:`synack.wire.gso`).
 """
@@ -93,6 +95,7 @@ class TapLink:
             self.dev, "write_many", None)   # (a device stand-in may have only write)
         # The kernel's super-segments need no merging: GRO only on the plain path.
         self.gro: Gro | None = Gro(self.stats) if gro and not self.dev.vnet else None
+        self._plain = not self.dev.vnet     # frames start with the Ethernet header
         self._mask = (0xFFFFFFFF << (32 - prefixlen)) & 0xFFFFFFFF
         self._net = aton(addr) & self._mask
         self._gateway = gateway
@@ -112,6 +115,11 @@ class TapLink:
         self._net6 = int.from_bytes(aton6(addr6), "big") & self._mask6 if addr6 else 0
         self._gateway6 = gateway6
         self._local: list[bytes] = []              # ICMP errors for the stack (ARP/ND failed)
+        # next_deadline() found ARP and ND idle and nothing for the stack, and they have
+        # been given nothing since (ARP and ND are driven through this link's methods,
+        # each of which ends in _tick_arp() when it gave them something): asked after
+        # every batch, the answer is None without a look.
+        self._quiet = False
 
     # ------------------------------------------------------------ Link
     def fileno(self) -> int:
@@ -123,15 +131,14 @@ class TapLink:
         frames = self.dev.read_batch(self.batch)
         gro = self.gro
         ours = self._mac_raw
-        if gro is not None and len(frames) == 1:
-            # One frame, a quiet link's usual read: an IPv4 frame for us goes through
-            # GRO's merge of one packet (the loop below would do the same, slower).
+        if len(frames) == 1 and self._plain:
+            # One frame, a quiet link's usual read: an IPv4 frame for us is a lone packet,
+            # which GRO has nothing to merge with (the loop below does the same, slower).
             frame = frames[0]
             if frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
                 self.stats["packets in"] += 1
-                out = gro.merge_one(frame[ETH_HEADER_LEN:])
-                self._tick_arp(now)
-                return out
+                # (Nothing here for ARP or ND: their timers are tick()'s.)
+                return [(frame[ETH_HEADER_LEN:], False)]
         vnet = self.dev.vnet
         off = 10 if vnet else 0
         eth_end = off + ETH_HEADER_LEN
@@ -140,6 +147,7 @@ class TapLink:
         plain: list[bytes] = []          # IPv4 packets for GRO
         v6: list[tuple[bytes, bool]] = []   # IPv6 packets (no software GRO for them)
         plain_eth = gro is not None      # then no vnet header: the Ethernet header at 0
+        neigh = False                    # an ARP or ND frame: send what it made them say
         for frame in frames:
             if plain_eth and frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
                 plain.append(frame[ETH_HEADER_LEN:])    # the usual frame, as below
@@ -165,6 +173,7 @@ class TapLink:
                 out.append((frame[eth_end:], valid))
             elif etype == _ARP:
                 self.arp.receive(memoryview(frame)[eth_end:], now=now)
+                neigh = True
             elif etype == _IPV6:
                 nd = self.nd
                 if nd is None:
@@ -173,6 +182,7 @@ class TapLink:
                 packet = frame[eth_end:]
                 if is_link_chatter(packet):
                     nd.receive(packet, now=now)
+                    neigh = True
                     continue
                 if nd.dad != DAD_PREFERRED:
                     # Linux delivers nothing to a tentative or failed address.
@@ -191,13 +201,19 @@ class TapLink:
                 stats["dropped not IPv4"] += 1
         if gro is not None:
             stats["packets in"] += len(plain)
-            out = gro.merge(plain) if plain else out
+            if len(plain) > 1:
+                out = gro.merge(plain)
+            elif plain:
+                # A lone packet has nothing to merge with: it goes to the stack as read,
+                # which checks it once (GRO's checks would only be made again there).
+                out = [(plain[0], False)]
         else:
             stats["packets in"] += len(out)
         if v6:
             stats["packets in"] += len(v6)
             out += v6
-        self._tick_arp(now)
+        if neigh:
+            self._tick_arp(now)         # (their timers are tick()'s)
         return out
 
     def take_local(self) -> list[bytes]:
@@ -213,7 +229,10 @@ class TapLink:
         """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP."""
         arp = self.arp
         hops = self._hops
-        plain = not self.dev.vnet
+        entries = arp.entries
+        reachable_us = arp.reachable_us
+        plain = self._plain
+        neigh = False                   # ARP or ND had a say: run them after
         frames: list[bytes] = []        # _write()'s usual case, written together, in order
         for packet, gso in packets:
             if len(packet) < 20:
@@ -224,6 +243,7 @@ class TapLink:
                     self._write_frames(frames)
                     frames = []
                 self._send6(packet, gso, now)
+                neigh = True
                 continue
             hop = hops.get(packet[16:20], "")      # _next_hop()'s cache, inline
             if hop == "":
@@ -231,7 +251,14 @@ class TapLink:
             if hop is None:
                 self.stats["dropped no route"] += 1
                 continue
-            header = arp.output(packet, hop, now=now, gso_size=gso)
+            # arp.output()'s usual case, inline: a REACHABLE neighbour's header, no state
+            # to change (a STALE one's probe, an unresolved one's queue: the call).
+            entry = entries.get(hop)
+            if entry is not None and entry.mac is not None and now - entry.confirmed < reachable_us:
+                header: bytes | None = entry.header
+            else:
+                header = arp.output(packet, hop, now=now, gso_size=gso)
+                neigh = True
             if header is not None:
                 if plain and not gso:
                     frames.append(header + packet)
@@ -241,8 +268,15 @@ class TapLink:
                         frames = []
                     self._write(header, packet, gso)
         if frames:
-            self._write_frames(frames)
-        self._tick_arp(now)
+            write_many = self._write_many      # self._write_frames(frames), inline
+            if write_many is not None:
+                write_many(frames)
+            else:
+                self._write_frames(frames)
+        if neigh:
+            # What ARP/ND queued (a request, released packets) goes out now; their timers
+            # are tick()'s (the driver asks next_deadline()).
+            self._tick_arp(now)
 
     def close(self) -> None:
         """Close the device. Idempotent."""
@@ -252,15 +286,17 @@ class TapLink:
     def next_deadline(self) -> int | None:
         """When :meth:`tick` has ARP or ND work (a request to retry or give up on), or 0
         while ICMP errors for the stack wait to be read."""
+        if self._quiet:
+            return None         # nothing has been asked of ARP or ND since it was so
         if self._local:
             return 0
-        # arp.busy() and nd.busy(), inline: asked on every batch, and a resolved link
-        # has no timers.
+        # arp.busy() and nd.busy(), inline: a resolved link has no timers.
         arp = self.arp
         nd = self.nd
         if not (arp._incomplete or arp._out or arp._failed) and (
                 nd is None or nd.dad == DAD_PREFERRED
                 and not (nd._incomplete or nd._out or nd._failed)):
+            self._quiet = True
             return None
         d = self.arp.next_deadline()
         if nd is not None:
@@ -275,6 +311,9 @@ class TapLink:
 
     # ------------------------------------------------------------ internals
     def _tick_arp(self, now: int) -> None:
+        # Every call that may give ARP or ND work (a frame for them, a packet to an
+        # unresolved, STALE or IPv6 neighbour, a timer) ends here: next_deadline() looks.
+        self._quiet = False
         arp = self.arp
         nd = self.nd
         # arp.busy() and nd.busy(), inline: every batch twice, and the common case is

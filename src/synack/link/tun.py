@@ -3,7 +3,8 @@
 A TUN interface is point-to-point at layer 3: no Ethernet, no ARP, each read is
 one IP packet. The offload story is the TAP's (:mod:`synack.link.tap`) with the
 virtio-net header's offsets counted from the IP header instead of the frame.
-Without offloads each batch read goes through software GRO (:mod:`synack.link.gro`).
+Without offloads each batch read of two packets or more goes through software GRO
+(:mod:`synack.link.gro`); a lone packet, with nothing to merge, reaches the stack unchecked.
 Without TSO, super-segments from the stack are cut here (:mod:`synack.wire.gso`).
 """
 
@@ -64,7 +65,7 @@ class TunLink:
                     stats["gso super-segments in"] += 1
             out.append((frame[off:], valid))
         stats["packets in"] += len(out)
-        if self.gro is not None and out:
+        if self.gro is not None and len(out) > 1:
             return self.gro.merge([packet for packet, _ in out])
         return out
 

@@ -80,7 +80,7 @@ class AppCallsMixin:
         if lowat < 0xFFFFFFFF:
             n = self._send_lowat(data, lowat, now, eor=eor, more=more)
         else:
-            n = self.snd.write(data, eor=eor, more=more)
+            n = self.snd.write(data, eor, more)      # (positional: inlined)
             if n:
                 self.mem_sync()
         if n:

@@ -40,18 +40,17 @@ from typing import Any
 
 from synack import seq as sq
 from synack.config import Sysctl
-from synack.tcp import cc as ccmod
-from synack.tcp.ackpolicy import MAX_QUICKACKS, AckPolicy
+from synack.tcp.ackpolicy import AckPolicy
 from synack.tcp.appcalls import AppCallsMixin
 from synack.tcp.ecn import EcnMixin, EcnState
 from synack.tcp.fastopen import FastOpenState
 from synack.tcp.fastopen_conn import FastOpenMixin
-from synack.tcp.icmp_errors import IP6_TCP_HEADERS, IP_TCP_HEADERS, IcmpErrorsMixin
+from synack.tcp.icmp_errors import IcmpErrorsMixin
 from synack.tcp.input import InputMixin
 from synack.tcp.options import Negotiated, SynOptions
 from synack.tcp.output import OutputMixin
 from synack.tcp.rack import IDLE as IDLE_RACK
-from synack.tcp.rare import Brief, Pooled, Rare, pooled
+from synack.tcp.rare import Brief, Pooled, Rare
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its old home
     DEFAULT_OPTS,
@@ -62,10 +61,18 @@ from synack.tcp.records import (  # noqa: F401 - DEFAULT_OPTS re-exported: its o
 )
 from synack.tcp.recovery import Recovery
 from synack.tcp.replies import RepliesMixin
-from synack.tcp.rtt import RttEstimator
+from synack.tcp.rtt import RTO_MAX_US, RttEstimator
 from synack.tcp.scoreboard import NO_SACKS
-from synack.tcp.sender import Sender, shared
-from synack.tcp.sizing import DEFAULT_MSS, Derived, derive
+from synack.tcp.sender import Sender
+from synack.tcp.sizing import DEFAULT_MSS, SYN_TERMS, Derived, derive, syn_terms
+from synack.tcp.sizing import OFFER_SACK as _OFFER_SACK
+from synack.tcp.sizing import OFFER_TS as _OFFER_TS
+from synack.tcp.sizing import PASSIVE as _PASSIVE
+from synack.tcp.sizing import PEER_MSS as _PEER_MSS
+from synack.tcp.sizing import PMTU as _PMTU
+from synack.tcp.sizing import RCV_CAPACITY as _RCV_CAPACITY
+from synack.tcp.sizing import RCV_MAX_CAPACITY as _RCV_MAX_CAPACITY
+from synack.tcp.sizing import RCV_WSCALE as _RCV_WSCALE
 from synack.tcp.state import MOVES_BY_NAME as _MOVES
 from synack.tcp.state import Event, State, next_state
 from synack.tcp.timeouts import TIME_WAIT_US, TimeoutsMixin
@@ -91,10 +98,11 @@ _TIME_WAIT = State.TIME_WAIT
 _EV_ACTIVE_OPEN = Event.ACTIVE_OPEN
 _EV_CLOSE = Event.CLOSE
 _EV_RCV_SYN = Event.RCV_SYN
-# Indices in Connection.pool (the Pooled fields below): _take_syn_options reads and
-# writes the tuple at once.
-_PEER_MSS, _PMTU, _RCV_CAPACITY, _RCV_MAX_CAPACITY, _PASSIVE = 0, 1, 3, 4, 5
-_OFFER_TS, _OFFER_SACK, _RCV_WSCALE = 6, 7, 8
+# Indices in Connection.pool (the Pooled fields below; sizing.derive() makes it):
+# _take_syn_options reads the tuple at once.
+# The ACK policy a listener's child names until its Receiver takes over, in the same
+# call that makes it (never written: nothing runs in between).
+_NO_ACKP = AckPolicy(DEFAULT_MSS)
 
 
 class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin,
@@ -167,7 +175,6 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
 
     def __init__(
         self,
-        *,
         local: tuple[str, int],
         remote: tuple[str, int],
         cfg: Sysctl,
@@ -176,7 +183,11 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         now: int,
         mtu: int = 1500,
         ts_offset: int = 0,
+        passive: bool = False,
     ) -> None:
+        # (Positional arguments too: the host makes a connection per SYN, and a class
+        # called with keywords builds a dict of them. ``passive``: a listener's child,
+        # whose open_passive() or open_fastopen_child() follows at once.)
         self.local = local
         self.remote = remote
         self.now = now
@@ -194,7 +205,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             got = derive(cfg, opts, mtu, local[0])
             if len(cfg.derived) < 64:
                 cfg.derived[okey] = got
-        pool, snd_max_capacity, snd_capacity, adv_mss, cc_name, hyst = got
+        pool, snd_max_capacity, snd_capacity, adv_mss, cc_proto = got
         self.pool: tuple[object, ...] = pool
         self.snd_max_capacity: int = snd_max_capacity
         self.adv_mss: int = adv_mss          # what we announce in our SYN (_derive)
@@ -226,10 +237,13 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.ts_offset = ts_offset
         self.ts_recent = 0
         self.ts_recent_stamp = 0
-        self.ackp = AckPolicy(self.mss)
+        # A listener's child takes the peer's SYN before anything else, and the Receiver
+        # made then is its ACK policy (_take_syn_options()): none of its own meanwhile.
+        self.ackp = _NO_ACKP if passive else AckPolicy(self.mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
-        self.rec = Recovery(ccmod.create(cc_name, mss=self.mss, now=now, hystart=hyst),
-                            None, self.mss)
+        # ccmod.create(name, mss=, now=, hystart=) without its keyword calls: a copy
+        # of the configuration's prototype (sizing.derive()), made for this MSS.
+        self.rec = Recovery(cc_proto.fresh(self.mss, now), None, self.mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
@@ -347,14 +361,6 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.delack = None
         return seg
 
-    def out_record(self, seg: TcpSegment | OutTs) -> TcpSegment:
-        """An outbox entry as a :class:`TcpSegment` (an OutTs tuple made a record)."""
-        if type(seg) is not tuple:
-            return seg  # type: ignore[return-value]
-        flags, seq, ack, window, urgent, payload, tsval, tsecr = seg
-        return make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
-                            payload, None, None, False, (), (tsval, tsecr), (), 0, 0, 0, ())
-
     def _emit(self, seg: TcpSegment) -> None:
         out = self.outbox
         if out:                              # (a list with segments; else () or empty)
@@ -408,19 +414,17 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.cfg.mem_add(-self.mem_charged)
             self.mem_charged = 0
 
-    def _take_syn_options(self, seg: TcpSegment, now: int, *, passive: bool = False) -> None:
+    def _take_syn_options(self, seg: TcpSegment, now: int, passive: bool = False) -> None:
         """The peer's SYN (``passive``: we are a listener's child) or SYN,ACK is in."""
-        # The pooled fields (rare.py) read from one tuple, and the ones that change
-        # (rcv_wscale, peer_mss, and passive for a child) written in one new one.
-        pool: list[Any] = list(self.pool)
+        pool: tuple[Any, ...] = self.pool
         # Agree with the peer's SYN or SYN,ACK: an option is used only if both SYNs
         # carried it (RFC 7323 2.2 / 3.2, RFC 2018 2).
         rcv_wscale = pool[_RCV_WSCALE]
-        if seg.wscale is not None and rcv_wscale is not None:
-            ws = seg.wscale                  # RFC 7323 2.3: more than 14 means 14
-            self.snd_wscale = ws if ws < 14 else 14  # noqa: FURB136
+        ws = seg.wscale
+        if ws is not None and rcv_wscale is not None:
+            self.snd_wscale = ws if ws < 14 else 14  # noqa: FURB136 - RFC 7323 2.3: 14 at most
         else:
-            pool[_RCV_WSCALE] = rcv_wscale = None
+            rcv_wscale = None
             self.snd_wscale = 0
         sack_ok = self.sack_ok = pool[_OFFER_SACK] and seg.sack_permitted
         ts = seg.timestamps
@@ -428,22 +432,16 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         if ts_ok and ts is not None:
             self.ts_recent = ts[0]
             self.ts_recent_stamp = now
-        peer_mss = pool[_PEER_MSS] = shared(seg.mss) if seg.mss else DEFAULT_MSS
-        if passive:
-            pool[_PASSIVE] = True
-        self.pool = pooled(tuple(pool))
-        # Linux tcp_sync_mss(): the payload per segment leaves room for the TS option
-        # (_mss_for_path(), inline; ip_tcp_headers() too).
-        clamp = pool[_PMTU] - (IP6_TCP_HEADERS if ":" in self.local[0] else IP_TCP_HEADERS)
-        if peer_mss < clamp:  # noqa: PLR1730 - cheaper than min()
-            clamp = peer_mss
-        if self.adv_mss < clamp:  # noqa: PLR1730
-            clamp = self.adv_mss
-        if ts_ok:
-            clamp -= 12
-        mss = self.mss = shared(clamp if clamp > 64 else 64)  # noqa: FURB136
-        rcv_capacity = pool[_RCV_CAPACITY]
-        rcv = self.rcv = Receiver(seg.seq, rcv_capacity, mss, rcv_wscale or 0,
+        # What follows depends on these alone, alike for the connections of a listener:
+        # kept per key (sizing.syn_terms()), not computed again for every SYN.
+        key = (pool, rcv_wscale is None, seg.mss, passive, ts_ok, self.adv_mss,
+               ":" in self.local[0])
+        terms = SYN_TERMS.get(key)
+        if terms is None:
+            terms = syn_terms(key)
+        self.pool, mss, quick = terms
+        self.mss = mss
+        rcv = self.rcv = Receiver(seg.seq, pool[_RCV_CAPACITY], mss, rcv_wscale or 0,
                                   pool[_RCV_MAX_CAPACITY])
         if self.opts.oobinline:
             rcv.oobinline = True
@@ -455,9 +453,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
                 rec.rack = IDLE_RACK         # Linux tcp_is_rack(): RACK with SACK only
         self.ackp = rcv                      # the Receiver is the ACK policy too
         # rcv.enter_quickack(rcv_capacity), inline: a new Receiver's quick is 0 and
-        # pingpong False, and its rcv_mss is mss (at least 64).
-        quick = rcv_capacity // (2 * mss)
-        rcv.quick = MAX_QUICKACKS if quick > MAX_QUICKACKS else 2 if quick < 2 else quick  # noqa: FURB136
+        # pingpong False.
+        rcv.quick = quick
 
     def _fail(self, err: int, now: int, event: Event, why: str) -> None:
         self.error = err
@@ -475,7 +472,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         snd = self.snd
         payload, fo_opt = self._tfo_syn() if self.tfo is not None else (b"", ())
         self._segment(SYN | self._ecn_syn_flags(), snd.iss, payload, unknown_options=fo_opt,
-                      syn=self.syn_options(mss=self.adv_mss, now=now, synack=False))
+                      syn=self.syn_options(mss=self.adv_mss, now=now))
         nxt = snd.after_syn()
         if payload:
             # Fast Open: the data rides in the SYN (Linux tcp_send_syn_data()).
@@ -492,31 +489,82 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             self.rtt_seq, self.rtt_time = snd.iss, now
         self.rtx = now + self.rtt.backed_off(self.backoff)
 
-    def open_passive(self, syn: TcpSegment, *, now: int,
+    def open_passive(self, syn: TcpSegment, now: int,
                      fo_reply: tuple[tuple[int, bytes], ...] = (), ip_ecn: int = 0) -> None:
         """A listener's child for an incoming SYN: answer SYN-ACK, enter SYN_RECEIVED.
         ``fo_reply``: a Fast Open cookie option for the SYN,ACK; ``ip_ecn``: the ECN
         field of the SYN's IP header."""
         self.state = _LISTEN
-        self._take_syn_options(syn, now, passive=True)
+        self._take_syn_options(syn, now, True)
         if syn.flags & (ECE | CWR) == ECE | CWR:   # ecn_setup_syn(): else nothing to agree
             self._ecn_passive(syn, ip_ecn)
-        self._change(_EV_RCV_SYN, now, "rcv SYN")
+        # self._change(_EV_RCV_SYN, now, "rcv SYN") from LISTEN, inline: once per SYN,
+        # and SYN_RECEIVED asks nothing more of _change().
+        self.state = _SYN_RECEIVED
+        changes = self.changes
+        if changes is not None:
+            change = make_change(now, _LISTEN, _SYN_RECEIVED, "rcv SYN")
+            if isinstance(changes, list):
+                changes.append(change)
+            else:
+                self.changes = [change]
         self._send_synack(now, fo_reply)
 
     def _send_synack(self, now: int, fo_reply: tuple[tuple[int, bytes], ...] = ()) -> None:
         snd = self.snd
-        flags = SYN | ACK | (ECE if self.ecn is not None and self.ecn.ok else 0)
-        self._segment(flags, snd.iss, unknown_options=fo_reply, syn=self.syn_options(
-            mss=self.adv_mss, now=now, synack=True))
-        nxt = snd.after_syn()
-        if self.passive or not sq.gt(snd.snd_max, nxt):
+        rcv = self.rcv
+        assert rcv is not None, "a SYN,ACK follows the peer's SYN (_take_syn_options())"
+        ecn = self.ecn
+        flags = SYN | ACK | ECE if ecn is not None and ecn.ok else SYN | ACK
+        # self._segment(flags, snd.iss, unknown_options=fo_reply, syn=...), inline:
+        # _segment()'s SYN branch, with a SYN,ACK's options (only what the peer's SYN
+        # offered: the MSS, our window scale, SACK and timestamps if agreed).
+        rcv_nxt = rcv.rcv_nxt
+        # rcv.window(): a Receiver that has taken nothing and announced nothing (the
+        # first SYN,ACK) offers its whole buffer.
+        window = rcv.capacity if rcv.rcv_adv == rcv_nxt and not rcv.ready \
+            and not rcv.ooo_bytes else rcv.window()
+        if window > 0xFFFF:  # noqa: PLR1730 - cheaper than min()
+            window = 0xFFFF
+        # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
+        rcv.rcv_adv = (rcv_nxt + window) & _MASK     # sq.add(), inline
+        ts = ((now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent) \
+            if self.ts_ok else None
+        pool = self.pool
+        seg = make_segment(self.local[1], self.remote[1], snd.iss, rcv_nxt, flags, window, 0,
+                           b"", self.adv_mss, pool[_RCV_WSCALE], self.sack_ok, (), ts,
+                           fo_reply, 0, 0, 0, ())
+        out = self.outbox                    # self._emit(seg), inline
+        if out:                              # (a list with segments; else () or empty)
+            out.append(seg)  # type: ignore[union-attr]
+        else:
+            self.outbox = [seg]
+        self.segs_out += 1
+        self.last_ack_sent = rcv_nxt
+        rcv.dsack = None                     # rcv.sent_ack(), inline
+        ackp = self.ackp                     # ackp.on_ack_sent(), inline
+        ackp.deadline = None
+        if ackp.quick:
+            ackp.quick -= 1
+        self.delack = None
+        # (end of _segment())
+        nxt = (snd.iss + 1) & _MASK          # snd.after_syn(), inline
+        if nxt == snd.buf_seq:
+            nxt = snd.buf_seq
+        if pool[_PASSIVE] or not sq.gt(snd.snd_max, nxt):
             snd.snd_nxt = snd.snd_max = nxt
         # (else a simultaneous open after a Fast Open SYN: its data stays sent, as the
         # SYN,ACK Linux makes of the SYN alone leaves snd_nxt where it was)
         if self.retransmits == 0:
-            self.rtt_seq, self.rtt_time = snd.iss, now
-        self.rtx = now + self.rtt.backed_off(self.backoff)
+            # self.rtt_seq, self.rtt_time = snd.iss, now: the Brief fields, inline.
+            brief = self.brief
+            if brief is None:
+                self.brief = {"rtt_seq": snd.iss, "rtt_time": now}
+            else:
+                brief["rtt_seq"] = snd.iss
+                brief["rtt_time"] = now
+        rto = snd.rto << self.backoff        # self.rtt.backed_off(self.backoff), inline
+        self.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136
 
     # ------------------------------------------------------------------ segments in
     def on_segment(self, seg: TcpSegment, *, now: int) -> None:

@@ -55,6 +55,9 @@ class Listener:
         # their handshake's last ACK (Linux fastopenq.max_qlen, fastopenq.qlen).
         self.fastopen_qlen = 0
         self.fastopen_children: set[Connection] = set()
+        # A wildcard listener's own address for each local IP its SYNs come to (the
+        # children's ``local``: one tuple for all of them; host/listen.py fills it).
+        self.addrs: dict[str, tuple[str, int]] = {}
 
     def accept_queue_full(self) -> bool:
         """Linux sk_acceptq_is_full(): more than the backlog already waiting."""

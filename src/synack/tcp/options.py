@@ -54,14 +54,11 @@ class Negotiated:
         """Our timestamp clock at ``now`` (milliseconds plus the offset)."""
         return (now // 1000 + self.ts_offset) & 0xFFFFFFFF
 
-    def syn_options(self, *, mss: int, now: int, synack: bool) -> SynOptions:
-        """Options for our SYN, or for our SYN,ACK (only what the peer's SYN offered)."""
-        if not synack:
-            ts = (self.tsval(now), 0) if self.offer_ts else None
-            return (mss, self.rcv_wscale, self.offer_sack, ts)
-        ts = ((now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent) \
-            if self.ts_ok else None
-        return (mss, self.rcv_wscale, self.sack_ok, ts)
+    def syn_options(self, *, mss: int, now: int) -> SynOptions:
+        """Options for our SYN. (A SYN,ACK's, only what the peer's SYN offered, are
+        made where it is sent: Connection._send_synack().)"""
+        ts = (self.tsval(now), 0) if self.offer_ts else None
+        return (mss, self.rcv_wscale, self.offer_sack, ts)
 
     @property
     def rcv_shift(self) -> int:

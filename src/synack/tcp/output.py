@@ -47,14 +47,14 @@ from synack.tcp.rack import Rack
 from synack.tcp.rtt import RTO_MAX_US
 from synack.tcp.state import State
 from synack.tcp.timers import RTO
-from synack.wire.tcp import ACK, CWR, FIN, PSH, URG
+from synack.wire.tcp import ACK, CWR, FIN, PSH, URG, TcpSegment, make_segment
 
 _HALF = sq.HALF
 _CHRONO_NONE, _CHRONO_BUSY = chrono.NONE, chrono.BUSY
 _MASK = sq.MASK
 
 if TYPE_CHECKING:
-    from synack.tcp.connection import Connection
+    from synack.tcp.connection import Connection, OutTs
 
 IP_TCP_HEADERS = 40   # IPv4 and TCP headers without options
 SOFT_GSO_ROOM = 0xFFFF  # a super-segment without a device: the host's stack.SOFT_GSO_MAX
@@ -69,6 +69,14 @@ class OutputMixin:
     """The sending half's decisions."""
 
     __slots__ = ()   # Connection's slots hold the state: no __dict__ per connection
+
+    def out_record(self: Connection, seg: TcpSegment | OutTs) -> TcpSegment:
+        """An outbox entry as a :class:`TcpSegment` (an OutTs tuple made a record)."""
+        if type(seg) is not tuple:
+            return seg  # type: ignore[return-value]
+        flags, seq, ack, window, urgent, payload, tsval, tsecr = seg
+        return make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
+                            payload, None, None, False, (), (tsval, tsecr), (), 0, 0, 0, ())
 
     def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends

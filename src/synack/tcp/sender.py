@@ -123,6 +123,18 @@ class SendBuffer:
 # never appended to (Sender.write swaps in a SendBuffer of its own first).
 NO_DATA = SendBuffer()
 
+_new = object.__new__
+
+
+def _buffer_of(data: bytes | bytearray | memoryview) -> SendBuffer:
+    """``SendBuffer()`` and its first :meth:`~SendBuffer.append`, in one call (no
+    ``__init__``): every connection's first write makes one."""
+    buf: SendBuffer = _new(SendBuffer)
+    n = buf.nbytes = len(data)
+    buf._chunks = [bytearray(data) if n < _CHUNK else bytes(data)]
+    buf._i = buf._off = 0
+    return buf
+
 
 class Sender(RttEstimator):
     """SND.UNA, SND.NXT, SND.WND, SND.WL1/WL2 and the bytes behind them.
@@ -243,11 +255,12 @@ class Sender(RttEstimator):
         room = self.capacity - self.buf.nbytes
         return room if room > 0 else 0  # noqa: FURB136 - max(), without its argument parsing
 
-    def write(self, data: bytes | bytearray | memoryview, *, eor: bool = False,
+    def write(self, data: bytes | bytearray | memoryview, eor: bool = False,
               more: bool = False) -> int:
         """Queue as much of ``data`` as fits; returns how many bytes were taken.
         ``eor``: the write ends a record (MSG_EOR): later writes never share its last
-        segment."""
+        segment. (Not keyword-only: CPython 3.11 inlines no call with keywords, and
+        every send() makes this one.)"""
         size = len(data)
         buf = self.buf
         n = self.capacity - buf.nbytes      # space(), inline, without its max()
@@ -257,8 +270,9 @@ class Sender(RttEstimator):
             return 0
         if n:
             if buf is NO_DATA:
-                buf = self.buf = SendBuffer()
-            buf.append(data[:n] if n < size else data)
+                buf = self.buf = _buffer_of(data[:n] if n < size else data)
+            else:
+                buf.append(data[:n] if n < size else data)
             marks = self.push_marks
             if marks is None:
                 marks = self.push_marks = deque()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import socket
 
-__all__ = ["aton", "aton6", "ntoa", "ntoa6"]
+__all__ = ["NAMES", "aton", "aton6", "name_of", "ntoa", "ntoa6"]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -30,6 +30,21 @@ def aton(address: str) -> int:
 def ntoa(value: int) -> str:
     """32-bit int -> dotted-quad string."""
     return socket.inet_ntoa(value.to_bytes(4, "big"))
+
+
+#: 32-bit int -> dotted quad, for the receive path's inline lookup (``NAMES[value]``, a
+#: subscript where :func:`ntoa` is a call); :func:`name_of` fills it on a miss. Bounded:
+#: a host that meets more than ``NAMES_MAX`` addresses starts it afresh.
+NAMES: dict[int, str] = {}
+NAMES_MAX = 4096
+
+
+def name_of(value: int) -> str:
+    """:func:`ntoa` of ``value``, remembered in :data:`NAMES`."""
+    if len(NAMES) >= NAMES_MAX:
+        NAMES.clear()
+    name = NAMES[value] = ntoa(value)
+    return name
 
 
 @functools.lru_cache(maxsize=4096)

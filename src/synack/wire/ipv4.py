@@ -11,7 +11,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from ._addr import aton, ntoa
+from ._addr import NAMES as _NAMES
+from ._addr import aton, name_of, ntoa
 from ._records import positional_constructor
 from .checksum import Buffer, internet_checksum
 from .errors import ParseError
@@ -133,21 +134,34 @@ def parse_ipv4_tcp(
     n = len(packet)
     if n >= _IP_TCP_TS_LEN:
         # Both headers and NOP NOP TS (if that is what follows) in one unpack.
-        (vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst, sport, dport, seq, ack,
+        (vihl, tos, total, ident, frag, ttl, proto, csum, src, dst, sport, dport, seq, ack,
          off, flags, window, tcsum, urgent, word, tsval, tsecr) = _IP_TCP_TS.unpack_from(packet)
     elif n >= 40:
-        vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst = _HEADER.unpack_from(packet)
+        vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _HEADER.unpack_from(packet)
         off = word = 0
     else:
         return None
     if vihl != 0x45 or proto != PROTO_TCP or frag & 0x3FFF or total > n or total < 40:
         return None
-    # The header's sum as _checked() takes it.
-    if (x := int.from_bytes(packet[:IPV4_HEADER_LEN], "big")) % 0xFFFF or not x:
+    # The header's checksum as _checked() takes it (its big-endian value a multiple of
+    # 0xFFFF), from the fields already unpacked: 2**16 == 1 mod 0xFFFF, so the value is
+    # the sum of its words mod 0xFFFF, an address counting as its two. (Never zero: the
+    # first word is 0x45xx.)
+    if (0x4506 + tos + total + ident + frag + (ttl << 8) + csum + src + dst) % 0xFFFF:
         return None
-    body = memoryview(packet)[IPV4_HEADER_LEN:total]
-    if verify_tcp_checksum:
+    if verify_tcp_checksum and total == n and n <= _INLINE_SUM_MAX:
+        # The usual packet, no link padding: the whole of it summed at once, as GRO does
+        # (link/gro.py). Read little-endian, a packet's value is its word sum with the
+        # bytes swapped, mod 0xFFFF, and 256 times it swaps them back; the IP header adds
+        # nothing (its words sum to 0 mod 0xFFFF, checked above); the addresses count
+        # as their two words each. Right exactly when the pseudo header and segment sum
+        # to 0 mod 0xFFFF (never 0 itself: the length and protocol are in it).
+        if (((int.from_bytes(packet, "little") % 0xFFFF) << 8) + src + dst + PROTO_TCP
+                + total - IPV4_HEADER_LEN) % 0xFFFF:
+            return None
+    elif verify_tcp_checksum:
         # pseudo_header_sum() from the address words, and internet_checksum(), inline.
+        body = memoryview(packet)[IPV4_HEADER_LEN:total]
         size = total - IPV4_HEADER_LEN
         initial = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + size
         if size > _INLINE_SUM_MAX:
@@ -156,9 +170,14 @@ def parse_ipv4_tcp(
         elif (((int.from_bytes(body, "little") % 0xFFFF) << 8) + initial - 1) % 0xFFFF \
                 != 0xFFFE:
             return None
+    try:
+        # ntoa() of both, from the table of names already made (a subscript, not a call).
+        src_name, dst_name = _NAMES[src], _NAMES[dst]
+    except KeyError:
+        src_name, dst_name = name_of(src), name_of(dst)
     if off >> 4 == 8 and word == _NOP_NOP_TS_WORD and total >= _IP_TCP_TS_LEN:
         # parse_tcp()'s record of the usual segment after the handshake, made here.
-        return ntoa(src), ntoa(dst), _make_segment(
+        return src_name, dst_name, _make_segment(
             sport, dport, seq, ack, flags, window, urgent, bytes(packet[_IP_TCP_TS_LEN:total]),
             None, None, False, (), (tsval, tsecr), (), off & 0x0F, 8, tcsum, _NOP_NOP_TS_KINDS,
         )  # fmt: skip
@@ -168,12 +187,13 @@ def parse_ipv4_tcp(
             packet, _IP_TCP_SYN_LEN - 20)
         if mss_kl == 0x0204 and sp_kl == 0x0402 and ts_kl == 0x080A and nop_ws == 0x0103 \
                 and ws_len == 3:
-            return ntoa(src), ntoa(dst), _make_segment(
+            return src_name, dst_name, _make_segment(
                 sport, dport, seq, ack, flags, window, urgent,
                 bytes(packet[_IP_TCP_SYN_LEN:total]), mss, ws, True, (), (tsval, tsecr), (),
                 off & 0x0F, 10, tcsum, _SYN_KINDS,
             )  # fmt: skip
-    return ntoa(src), ntoa(dst), parse_tcp(body, verify_checksum=False)
+    return src_name, dst_name, parse_tcp(memoryview(packet)[IPV4_HEADER_LEN:total],
+                                         verify_checksum=False)
 
 
 def _checked(packet: Buffer, verify_checksum: bool) -> tuple[int, ...]:

@@ -39,10 +39,11 @@ connection may call it for its own arithmetic.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 INFINITE_SSTHRESH = 0x7FFFFFFF  # Linux TCP_INFINITE_SSTHRESH
 INITIAL_CWND = 10               # RFC 6928; Linux TCP_INIT_CWND
+_new = object.__new__
 
 
 class CongestionControl:
@@ -69,6 +70,22 @@ class CongestionControl:
         self._last_busy = now                   # stands in for Linux lsndtime
         self._rto_repeat = False                # timed out, no new data acknowledged since
         self._in_recovery = False               # between on_enter_recovery and its exit
+
+    def fresh(self, mss: int, now: int) -> Self:
+        """A new controller of this one's class and parameters, as __init__ would make it
+        for ``mss`` and ``now``: once per connection, from a prototype the host keeps
+        per configuration (tcp/sizing.py), without __init__'s keyword arguments,
+        checks and super() chain."""
+        new = _new(type(self))
+        new.mss = mss
+        new.initial_cwnd = self.initial_cwnd
+        new.cwnd = self.initial_cwnd
+        new.ssthresh = INFINITE_SSTHRESH
+        new.cwnd_cnt = 0
+        new._last_busy = now
+        new._rto_repeat = False
+        new._in_recovery = False
+        return new
 
     # -- events ----------------------------------------------------------------
 
