@@ -168,6 +168,7 @@ class Cubic(CongestionControl):
         new.delay_min = 0
         new.found = False
         new._round_start = now
+        new._round_end = 0
         return new
 
     def _epoch(self) -> _Epoch:
