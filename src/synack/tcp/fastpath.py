@@ -204,9 +204,9 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             # congestion controller hears of it (Linux tcp_cong_control()).
             cc = rec.cc
             flight = 0 if una == smax else ((smax - una + _HALF) & _MASK) - _HALF
-            cc.on_ack(segs, now=now, rtt_us=rtt_us,
-                      in_flight=flight // self.mss if flight > 0 else 0,
-                      cwnd_limited=self.cwnd_limited or (   # _is_cwnd_limited()
+            # (now, rtt_us, in_flight, cwnd_limited: positional, a call CPython inlines)
+            cc.on_ack(segs, now, rtt_us, flight // self.mss if flight > 0 else 0,
+                      self.cwnd_limited or (                # _is_cwnd_limited()
                           cc.cwnd < cc.ssthresh and cc.cwnd < 2 * self.max_packets_out))
         if not rack.recs:
             rack.fack = None             # (and no loss probe: nothing in flight)

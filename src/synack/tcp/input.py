@@ -538,9 +538,8 @@ class InputMixin:
             if segs and data_acked > 0:
                 mss = self.mss
                 flight = ((smax - una + _HALF) & _MASK) - _HALF    # Recovery.pipe() here
-                rec.cc.on_ack(segs, now=now, rtt_us=rtt_us,
-                              in_flight=flight // mss if flight > 0 else 0,
-                              cwnd_limited=self._is_cwnd_limited())
+                rec.cc.on_ack(segs, now, rtt_us, flight // mss if flight > 0 else 0,
+                              self._is_cwnd_limited())     # (positional: inlined)
         else:
             timeout = rec.on_ack_rack(
                 snd_una=una, acked=data_acked, newly_sacked=newly_sacked,

@@ -89,9 +89,11 @@ class CongestionControl:
 
     # -- events ----------------------------------------------------------------
 
-    def on_ack(self, acked: int, *, now: int, rtt_us: int | None, in_flight: int,
+    def on_ack(self, acked: int, now: int, rtt_us: int | None, in_flight: int,
                cwnd_limited: bool) -> None:
         """``acked`` segments newly acknowledged outside recovery (Linux tcp_cong_avoid).
+        (Its arguments may be positional: the per-ACK callers pass them so, as CPython
+        3.11 inlines no Python call with keyword arguments.)
 
         ``in_flight`` is the packets still in flight after this ACK, before the
         sender uses it to send more; ``rtt_us`` is this ACK's RTT sample, if any.

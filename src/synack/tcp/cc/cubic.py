@@ -200,7 +200,7 @@ class Cubic(CongestionControl):
         """cwnd * 0.7, at least 2 (Linux cubictcp_recalc_ssthresh)."""
         return max(self.cwnd * BETA // BETA_SCALE, 2)
 
-    def on_ack(self, acked: int, *, now: int, rtt_us: int | None, in_flight: int,
+    def on_ack(self, acked: int, now: int, rtt_us: int | None, in_flight: int,
                cwnd_limited: bool) -> None:
         """Take the RTT sample (Linux cubictcp_acked), then grow (cubictcp_cong_avoid)."""
         total = self._acked_total = self._acked_total + acked
