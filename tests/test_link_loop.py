@@ -425,3 +425,41 @@ def test_a_link_timer_runs_once_due_and_not_before() -> None:
         assert loop._deadline is None
     finally:
         link.close()
+
+
+def test_after_a_batch_that_read_the_loop_reads_again_before_asking_epoll(
+        lo: Loopback, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests and replies: each packet the host takes makes the peer's next one wait on
+    the link at once (as the kernel's ACK is made inside our write of the reply). The loop
+    then reads it without an epoll_wait first; only a read that finds nothing goes back."""
+    import synack.link.loop as loop_module
+
+    polls = [0]
+    real = loop_module._poller
+
+    def counting(*fds: int):  # type: ignore[no-untyped-def]
+        closer, poll = real(*fds)
+
+        def counted(timeout: float | None, n: int) -> list[tuple[int, int]]:
+            polls[0] += 1
+            return poll(timeout, n)
+        return closer, counted
+
+    monkeypatch.setattr(loop_module, "_poller", counting)
+
+    class PingPong(FakeHost):
+        def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
+            super().receive(packet, now=now, csum_valid=csum_valid)
+            if len(self.received) < 200:
+                lo.send_packets([(b"%d" % len(self.received), 0)], now=now)
+
+    host = PingPong()
+    loop = started(host, lo)
+    try:
+        lo.send_packets([(b"0", 0)], now=0)
+        with loop.cond:
+            assert loop.cond.wait_for(lambda: len(host.received) == 200, WAIT)
+        assert [p for p, _ in host.received] == [b"%d" % i for i in range(200)]
+        assert polls[0] < 20, f"{polls[0]} epoll_waits for 200 packets in a row"
+    finally:
+        loop.stop()
