@@ -86,20 +86,23 @@ class OutputMixin:
                 state is _SYN_RECEIVED and self.tfo is not None and self.tfo.child):
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
-        rec = self.rec
         smax_before = snd.snd_max
-        if not snd.fin_queued and snd.snd_nxt == smax_before and not probe \
-                and (snd.buf_seq + snd.buf.nbytes) & _MASK == smax_before \
-                and (rack := rec.rack) is not None and not rack.lost_bytes:
+        # (data_end == snd_max by equality when the buffer is empty, the usual case:
+        # no sum of sequence numbers, which makes a new int above 2**30.)
+        if snd.snd_nxt == smax_before and not probe and not snd.fin_queued \
+                and ((nb := snd.buf.nbytes) == 0 and snd.buf_seq == smax_before
+                     or nb and (snd.buf_seq + nb) & _MASK == smax_before) \
+                and (rack := self.rec.rack) is not None and not rack.lost_bytes:
             # Nothing to send and all of it sent (no FIN either), nothing lost: nothing
             # below has anything to do (the common case after a segment comes in) but
             # the time accounting at the end: chrono.stop(), inline, as there.
             ch = self.chrono
             if ch is not None and (st := ch[0]) != _CHRONO_NONE:
                 ch[1 + st] += now - ch[1]
-                ch[0] = _CHRONO_BUSY if snd.buf.nbytes > 0 else _CHRONO_NONE
+                ch[0] = _CHRONO_BUSY if nb else _CHRONO_NONE
                 ch[1] = now
             return
+        rec = self.rec
         mss = self.mss
         limited = False                      # stopped by cwnd (Linux is_cwnd_limited)
         blocked_by_window = False
@@ -115,9 +118,17 @@ class OutputMixin:
             # tcp_push_one()'s case), or the FIN alone.
             nxt = smax_before
             una = snd.snd_una
-            left = ((snd.buf_seq + snd.buf.nbytes - nxt + _HALF) & _MASK) - _HALF  # sq.diff
+            if una == nxt and snd.buf_seq == nxt:
+                # Nothing in flight, the buffer starting at SND.NXT (a request/reply's
+                # way): the differences are known without sequence sums (new ints).
+                flight = 0
+                left = snd.buf.nbytes
+                usable = snd.snd_wnd
+            else:
+                flight = ((nxt - una + _HALF) & _MASK) - _HALF            # in_flight()
+                left = ((snd.buf_seq + snd.buf.nbytes - nxt + _HALF) & _MASK) - _HALF
+                usable = ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF
             fin_due = snd.fin_queued and left >= 0                      # sq.le(nxt, end)
-            usable = ((una + snd.snd_wnd - nxt + _HALF) & _MASK) - _HALF
             if left <= 0 and not fin_due:
                 left = -1                    # nothing to send: skip the loop
             elif left == 0:
@@ -125,13 +136,13 @@ class OutputMixin:
                     self._transmit(nxt, 0, now, True)
                     left = -1
             elif left < mss and not snd.eor_marks and usable >= left \
-                    and rec.cc.cwnd * mss > (0 if (p := (((nxt - una + _HALF) & _MASK) - _HALF)
-                                                    - rack.sacked_bytes + rack.retrans_bytes) < 0
+                    and rec.cc.cwnd * mss > (0 if (p := flight - rack.sacked_bytes
+                                                    + rack.retrans_bytes) < 0
                                              else p) \
                     and (fin_due or push or not (
                         # self._nagle_holds(left), inline: once per small write
                         (opts := self.opts).cork or snd.more or not opts.nodelay
-                        and (((nxt - una + _HALF) & _MASK) - _HALF) > 0      # in_flight()
+                        and flight > 0                                       # in_flight()
                         and ((una - (sml := snd.snd_sml) + _HALF) & _MASK) < _HALF  # sq.gt
                         and ((sml - nxt + _HALF) & _MASK) <= _HALF)):              # sq.le
                 self._transmit(nxt, left, now, fin_due)
@@ -234,13 +245,15 @@ class OutputMixin:
         if sent or limited or snd.snd_nxt != (snd.buf_seq + snd.buf.nbytes) & _MASK:  # data_end
             # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
             # when the pipe fills it.
+            una, smax = snd.snd_una, snd.snd_max
+            flight = smax - una              # snd.in_flight(): the plain difference ...
+            if not -_HALF <= flight < _HALF:   # ... unless the sequence space wrapped
+                flight = ((flight + _HALF) & _MASK) - _HALF
             if not limited:
-                una, smax = snd.snd_una, snd.snd_max
                 rack = rec.rack
                 if rack is not None:
                     # rec.pipe(), inline: Linux tcp_packets_in_flight() in bytes
-                    pipe = (((smax - una + _HALF) & _MASK) - _HALF) + rack.retrans_bytes \
-                        - rack.sacked_bytes - rack.lost_bytes
+                    pipe = flight + rack.retrans_bytes - rack.sacked_bytes - rack.lost_bytes
                     if pipe < 0:  # noqa: PLR1730 - cheaper than max()
                         pipe = 0
                 else:
@@ -248,15 +261,16 @@ class OutputMixin:
                 limited = -(-pipe // mss) >= rec.cc.cwnd
             if sent or limited:
                 # self._cwnd_validate(limited), inline: after every send
-                una, usage = snd.snd_una, self.cwnd_usage_seq
-                packets_out = -(-(((snd.snd_max - una + _HALF) & _MASK) - _HALF) // mss)
-                if una == usage or ((usage - una + _HALF) & _MASK) < _HALF or limited or (
+                usage = self.cwnd_usage_seq
+                packets_out = -(-flight // mss)
+                # (sq.ge(una, usage): the unsigned difference, two operations)
+                if una == usage or ((usage - una) & _MASK) >= _HALF or limited or (
                         not self.cwnd_limited and packets_out > self.max_packets_out):
                     self.cwnd_limited = limited
                     self.max_packets_out = packets_out
                     self.cwnd_usage_seq = snd.snd_nxt
             if sent and not probe and rec.rack is not None:
-                self._schedule_loss_probe(now, advancing_rto=False)   # tcp_write_xmit()
+                self._schedule_loss_probe(now, False)   # tcp_write_xmit(); positional: inlined
         ch = self.chrono
         if ch is not None:
             if rwnd_limited:
@@ -388,7 +402,9 @@ class OutputMixin:
         ends one when the stack builds them one at a time."""
         snd = self.snd
         smax = snd.snd_max
-        retrans = ((seq - smax + _HALF) & _MASK) < _HALF            # sq.lt(seq, snd_max)
+        # sq.lt(seq, snd_max): new data (seq == snd_max) decided by the equality,
+        # else the unsigned difference (two operations, not four)
+        retrans = seq != smax and ((seq - smax) & _MASK) >= _HALF
         if not retrans and n and smax == snd.snd_una:               # nothing in flight
             # RFC 5681 4.1 / Linux tcp_cwnd_restart(): after an idle RTO, restart slow.
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
@@ -398,14 +414,14 @@ class OutputMixin:
         # retransmissions too): no marks, none after seq, or the first one.
         marks = snd.push_marks
         if not marks or (last := marks[-1]) == seq \
-                or ((last - seq + _HALF) & _MASK) < _HALF:                # sq.le(last, seq)
+                or ((last - seq) & _MASK) >= _HALF:                       # sq.le(last, seq)
             mark = None
-        elif ((seq - (first := marks[0]) + _HALF) & _MASK) < _HALF:      # sq.gt(first, seq)
+        elif ((seq - (first := marks[0])) & _MASK) >= _HALF:             # sq.gt(first, seq)
             mark = first
         else:
             mark = snd.mark_after(seq)
         if push or (n > self.mss and not retrans) or (
-                mark is not None and ((mark - end + _HALF) & _MASK) <= _HALF):   # sq.le
+                mark is not None and (mark == end or ((mark - end) & _MASK) >= _HALF)):  # sq.le
             flags |= PSH
         if fin:
             flags |= FIN
@@ -414,7 +430,12 @@ class OutputMixin:
             flags |= URG
             urgent = min(sq.diff(snd.snd_up, seq), 0xFFFF)
         # snd.slice(seq, n), its offset inline
-        payload = snd.buf.slice(((seq - snd.buf_seq + _HALF) & _MASK) - _HALF, n) if n else b""
+        if not n:
+            payload = b""
+        elif -_HALF <= (off := seq - snd.buf_seq) < _HALF:    # sq.diff: the plain one
+            payload = snd.buf.slice(off, n)
+        else:
+            payload = snd.buf.slice(((off + _HALF) & _MASK) - _HALF, n)
         ecn = self.ecn
         if ecn is not None and ecn.queue_cwr and n and not retrans:
             flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
@@ -479,9 +500,9 @@ class OutputMixin:
                 else:
                     log.append(point)
         nxt = snd.snd_nxt
-        if seq == nxt or ((nxt - end + _HALF) & _MASK) < _HALF:     # sq.gt(end, nxt)
+        if seq == nxt or ((nxt - end) & _MASK) >= _HALF:            # sq.gt(end, nxt)
             snd.snd_nxt = end
-        if ((smax - end + _HALF) & _MASK) < _HALF:                  # sq.gt(end, snd_max)
+        if ((smax - end) & _MASK) >= _HALF:                         # sq.gt(end, snd_max)
             snd.snd_max = end
         timers = self                        # self.timers: a property naming self
         if timers.rtx is None:

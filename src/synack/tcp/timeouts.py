@@ -181,7 +181,7 @@ class TimeoutsMixin:
         t.rtx = now + rto
         t.rtx_kind = RTO
 
-    def _schedule_loss_probe(self: Connection, now: int, *, advancing_rto: bool) -> bool:
+    def _schedule_loss_probe(self: Connection, now: int, advancing_rto: bool) -> bool:
         """Linux tcp_schedule_loss_probe(): arm the tail loss probe (RFC 8985 7.2) in
         place of the RTO, 2 * SRTT ahead (plus the delayed-ACK allowance when one
         segment is in flight), never later than the RTO would fire."""
@@ -193,7 +193,9 @@ class TimeoutsMixin:
                 or self.cfg.early_retrans not in (3, 4):
             return False
         snd = self.snd
-        flight = ((snd.snd_max - snd.snd_una + _HALF) & _MASK) - _HALF  # in_flight()
+        flight = snd.snd_max - snd.snd_una     # in_flight(): the plain difference ...
+        if not -_HALF <= flight < _HALF:        # ... unless the sequence space wrapped
+            flight = ((flight + _HALF) & _MASK) - _HALF
         if flight <= 0 or (st := self.state) is _SYN_SENT or st is _SYN_RECEIVED:
             return False
         rtt = self.rtt
