@@ -151,21 +151,24 @@ class Receiver(AckPolicy):
         if free < 0:  # noqa: PLR1730 - a comparison is cheaper than max() per segment
             free = 0
         nxt = self.rcv_nxt
-        adv = self.rcv_adv
-        # The sequence differences unsigned (two big-int operations, not four): sq.diff()
-        # is positive below _HALF.
-        grow = (nxt + free - adv) & _MASK                         # sq.diff(right, adv)
+        # The sequence differences unsigned, and from one difference of sequence numbers
+        # (above 2**30 every operation on one makes a new int; on the small difference
+        # it is cheap): sq.diff() is positive below _HALF.
+        offered = (self.rcv_adv - nxt) & _MASK                      # sq.diff(adv, nxt)
+        grow = (free - offered) & _MASK                            # sq.diff(right, adv)
         # (grow >= min(cap // 2, mss), without min()'s argument parsing)
         if 0 < grow < _HALF and (grow >= cap // 2 or grow >= self.mss or free == cap):
-            adv = (nxt + free) & _MASK
-        wnd = (adv - nxt) & _MASK                                  # sq.diff(adv, nxt)
-        if wnd >= _HALF:                                           # sq.lt(adv, nxt): none
+            wnd = free                       # the edge moves to nxt + free
+        elif offered < _HALF:
+            wnd = offered
+        else:                                # sq.lt(adv, nxt): none
             wnd = 0
         ws = self.wscale
         field = (wnd + (1 << ws) - 1) >> ws
         if field > 0xFFFF:  # noqa: PLR1730 - cheaper than min() per segment
             field = 0xFFFF
-        self.rcv_adv = (nxt + (field << ws)) & _MASK
+        adv = nxt + (field << ws)            # sq.add(), its mask only when it wraps
+        self.rcv_adv = adv if adv <= _MASK else adv & _MASK
         return field
 
     # -- segments ---------------------------------------------------------------
