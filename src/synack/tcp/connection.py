@@ -328,9 +328,11 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
                 # builds the packet straight from them (Stack._drain) and makes a
                 # TcpSegment of them only for its rarer ways out (out_record()).
                 # (self.ack_timestamps(now), inline.)
-                seg = (
-                    flags, seq, ack, window, urgent, payload,
-                    (self.now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent)
+                # (The mask only when the sum wraps: an operation on a number above
+                # 2**30 makes a new int.)
+                if (tsval := self.now // 1000 + self.ts_offset) > 0xFFFFFFFF:
+                    tsval &= 0xFFFFFFFF
+                seg = (flags, seq, ack, window, urgent, payload, tsval, self.ts_recent)
             else:
                 neg = self
                 # neg.ack_timestamps(now), inline: once per segment sent.
@@ -378,8 +380,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # only option, no SACK blocks, no ECN): its OutTs entry, then the bookkeeping of
         # an ACK sent.
         nxt = rcv.rcv_nxt
-        seg = (ACK, self.snd.snd_nxt, nxt, rcv.window_field(), 0, b"",
-               (self.now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent)
+        if (tsval := self.now // 1000 + self.ts_offset) > 0xFFFFFFFF:   # (mask if it wraps)
+            tsval &= 0xFFFFFFFF
+        seg = (ACK, self.snd.snd_nxt, nxt, rcv.window_field(), 0, b"", tsval, self.ts_recent)
         out = self.outbox
         if out:
             out.append(seg)  # type: ignore[union-attr,arg-type]

@@ -242,7 +242,9 @@ class OutputMixin:
         if blocked_by_window and snd.in_flight() == 0:
             self._arm_persist(now)
         sent = snd.snd_max != smax_before
-        if sent or limited or snd.snd_nxt != (snd.buf_seq + snd.buf.nbytes) & _MASK:  # data_end
+        # (snd.data_end: buf_seq itself when the buffer is empty, no sum)
+        if sent or limited or snd.snd_nxt != (
+                (snd.buf_seq + nb) & _MASK if (nb := snd.buf.nbytes) else snd.buf_seq):
             # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
             # when the pipe fills it.
             una, smax = snd.snd_una, snd.snd_max
@@ -408,7 +410,8 @@ class OutputMixin:
         if not retrans and n and smax == snd.snd_una:               # nothing in flight
             # RFC 5681 4.1 / Linux tcp_cwnd_restart(): after an idle RTO, restart slow.
             self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
-        end = (seq + n) & _MASK                                     # sq.add(seq, n)
+        if (end := seq + n) > _MASK:         # sq.add(seq, n): the mask only when it wraps
+            end &= _MASK
         flags = ACK
         # snd.mark_after(seq), inline for its usual answers (marks are kept until acked:
         # retransmissions too): no marks, none after seq, or the first one.
@@ -444,7 +447,7 @@ class OutputMixin:
         if retrans and ecn is not None and ecn.ok:
             ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
-            end = (end + 1) & _MASK                                 # sq.add(end, 1)
+            end = end + 1 if end != _MASK else 0                    # sq.add(end, 1)
         mss = self.mss
         segs = -(-n // mss) if n > mss else 1   # a TSO super-segment stands for several
         if segs > 1:
@@ -502,7 +505,7 @@ class OutputMixin:
         nxt = snd.snd_nxt
         if seq == nxt or ((nxt - end) & _MASK) >= _HALF:            # sq.gt(end, nxt)
             snd.snd_nxt = end
-        if ((smax - end) & _MASK) >= _HALF:                         # sq.gt(end, snd_max)
+        if 0 < ((end - smax) & _MASK) <= _HALF:                     # sq.gt(end, snd_max)
             snd.snd_max = end
         timers = self                        # self.timers: a property naming self
         if timers.rtx is None:
