@@ -440,12 +440,35 @@ class OutputMixin:
         else:
             payload = snd.buf.slice(((off + _HALF) & _MASK) - _HALF, n)
         ecn = self.ecn
-        if ecn is not None and ecn.queue_cwr and n and not retrans:
-            flags |= CWR                     # RFC 3168 6.1.2: the window was reduced
-            ecn.queue_cwr = False
-        seg = self._segment(flags, seq, payload, urgent)
-        if retrans and ecn is not None and ecn.ok:
-            ecn.no_ect.add(id(seg))     # Linux tcp_ecn_send(): no ECT on a retransmission
+        rcv = self.rcv
+        if ecn is None and self.ts_ok and rcv is not None and not rcv.ooo and not rcv.dsack:
+            # self._segment(flags, seq, payload, urgent), inline for the usual segment
+            # (the timestamp its only option, no SACK blocks, no ECN): its OutTs entry
+            # (flags has ACK), then the bookkeeping of an ACK sent.
+            ack = rcv.rcv_nxt
+            if (tsval := self.now // 1000 + self.ts_offset) > 0xFFFFFFFF:  # (mask if it wraps)
+                tsval &= 0xFFFFFFFF
+            entry = (flags, seq, ack, rcv.window_field(), urgent, payload, tsval, self.ts_recent)
+            conn = self                      # (Connection's attributes, as mypy sees them)
+            out = conn.outbox
+            if out:
+                out.append(entry)  # type: ignore[union-attr,arg-type]
+            else:
+                conn.outbox = [entry]  # type: ignore[list-item]
+            conn.segs_out += 1
+            conn.last_ack_sent = ack
+            ackp = conn.ackp                 # ackp.on_ack_sent(), inline
+            ackp.deadline = None
+            if ackp.quick:
+                ackp.quick -= 1
+            conn.delack = None               # (rcv.dsack is None already)
+        else:
+            if ecn is not None and ecn.queue_cwr and n and not retrans:
+                flags |= CWR                 # RFC 3168 6.1.2: the window was reduced
+                ecn.queue_cwr = False
+            seg = self._segment(flags, seq, payload, urgent)
+            if retrans and ecn is not None and ecn.ok:
+                ecn.no_ect.add(id(seg))  # Linux tcp_ecn_send(): no ECT on a retransmission
         if fin:
             end = end + 1 if end != _MASK else 0                    # sq.add(end, 1)
         mss = self.mss
