@@ -297,8 +297,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # Linux tcp_close()/tcp_rcv_state_process(): an orphan waits tcp_fin_timeout in FIN_WAIT_2.
         self.finwait2 = now + self.cfg.int("net.ipv4.tcp_fin_timeout") * SECOND
 
-    def _segment(self, flags: int, seq: int, payload: bytes = b"", urgent: int = 0, *,
-                 syn: SynOptions | None = None,
+    def _segment(self, flags: int, seq: int, payload: bytes = b"", urgent: int = 0,
+                 syn: SynOptions | None = None,   # (not keyword-only: calls inlined)
                  unknown_options: tuple[tuple[int, bytes], ...] = ()) -> TcpSegment | OutTs:
         rcv = self.rcv
         seg: TcpSegment | OutTs

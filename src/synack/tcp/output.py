@@ -78,9 +78,11 @@ class OutputMixin:
         return make_segment(self.local[1], self.remote[1], seq, ack, flags, window, urgent,
                             payload, None, None, False, (), (tsval, tsecr), (), 0, 0, 0, ())
 
-    def _output(self: Connection, now: int, *, probe: bool = False, push: bool = False) -> None:
+    def _output(self: Connection, now: int, probe: bool = False, push: bool = False) -> None:
         """Send whatever the windows, Nagle and cork allow right now; ``push`` sends
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
+        # (No keyword-only parameters: CPython 3.11 inlines a call to a function with
+        # positional defaults only; keyword-only ones send every call the slow way.)
         # (ESTABLISHED first: an identity test is cheaper than `in` over Enum members.)
         if (state := self.state) is not _ESTABLISHED and state in _QUIET and not (
                 state is _SYN_RECEIVED and self.tfo is not None and self.tfo.child):
