@@ -411,7 +411,7 @@ class OutputMixin:
         retrans = seq != smax and ((seq - smax) & _MASK) >= _HALF
         if not retrans and n and smax == snd.snd_una:               # nothing in flight
             # RFC 5681 4.1 / Linux tcp_cwnd_restart(): after an idle RTO, restart slow.
-            self.rec.cc.on_idle_restart(now=now, rto_us=self.rtt.rto)
+            self.rec.cc.on_idle_restart(now, self.rtt.rto)   # (positional: inlined)
         if (end := seq + n) > _MASK:         # sq.add(seq, n): the mask only when it wraps
             end &= _MASK
         flags = ACK

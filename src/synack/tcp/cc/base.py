@@ -145,7 +145,7 @@ class CongestionControl:
         self.cwnd_cnt = 0
         self._last_busy = now
 
-    def on_idle_restart(self, *, now: int, rto_us: int) -> None:
+    def on_idle_restart(self, now: int, rto_us: int) -> None:   # (positional: inlined)
         """The sender is about to send with nothing in flight.
 
         Call it each time that happens (Linux ``CA_EVENT_TX_START`` and
