@@ -575,11 +575,26 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
             self._drain(key, conn)
         state = conn.state
         if state is not _TIME_WAIT and state is not _CLOSED:
-            # (the common case first) self.timers.arm(conn), inline: after every segment.
-            t = conn.next()
-            if t is not None and ((at := conn.timer_at) is None or t < at):
-                conn.timer_at = t
-                self.timers.push(t, conn)
+            # (the common case first) self.timers.arm(conn), inline: after every segment,
+            # and in it conn.next() (Timers.next(): the earliest deadline), inline too.
+            best = conn.rtx
+            if (t := conn.delack) is not None and (best is None or t < best):
+                best = t
+            if (t := conn.persist) is not None and (best is None or t < best):
+                best = t
+            if (t := conn.keepalive) is not None and (best is None or t < best):
+                best = t
+            if (brief := conn.brief) is not None:
+                # (the Brief fields' dict read directly, as Timers.next() does)
+                t = brief.get("finwait2")  # type: ignore[assignment]
+                if t is not None and (best is None or t < best):
+                    best = t
+                t = brief.get("timewait")  # type: ignore[assignment]
+                if t is not None and (best is None or t < best):
+                    best = t
+            if best is not None and ((at := conn.timer_at) is None or best < at):
+                conn.timer_at = best
+                self.timers.push(best, conn)
             return
         conn.mem_release()
         if conn.fd == ORPHAN:
