@@ -421,7 +421,7 @@ class OutputMixin:
         if not marks or (last := marks[-1]) == seq \
                 or ((last - seq) & _MASK) >= _HALF:                       # sq.le(last, seq)
             mark = None
-        elif ((seq - (first := marks[0])) & _MASK) >= _HALF:             # sq.gt(first, seq)
+        elif (first := marks[0]) is last or ((seq - first) & _MASK) >= _HALF:  # sq.gt(first, seq)
             mark = first
         else:
             mark = snd.mark_after(seq)
@@ -437,7 +437,9 @@ class OutputMixin:
         # snd.slice(seq, n), its offset inline
         if not n:
             payload = b""
-        elif -_HALF <= (off := seq - snd.buf_seq) < _HALF:    # sq.diff: the plain one
+        elif seq == (b := snd.buf_seq):      # the buffer's first byte: no difference to take
+            payload = snd.buf.slice(0, n)
+        elif -_HALF <= (off := seq - b) < _HALF:               # sq.diff: the plain one
             payload = snd.buf.slice(off, n)
         else:
             payload = snd.buf.slice(((off + _HALF) & _MASK) - _HALF, n)
@@ -530,7 +532,8 @@ class OutputMixin:
         nxt = snd.snd_nxt
         if seq == nxt or ((nxt - end) & _MASK) >= _HALF:            # sq.gt(end, nxt)
             snd.snd_nxt = end
-        if 0 < ((end - smax) & _MASK) <= _HALF:                     # sq.gt(end, snd_max)
+        # sq.gt(end, snd_max); new data (seq == snd_max, n < _HALF) goes past it unless empty
+        if (end != smax) if seq == smax else 0 < ((end - smax) & _MASK) <= _HALF:
             snd.snd_max = end
         timers = self                        # self.timers: a property naming self
         if timers.rtx is None:
