@@ -43,10 +43,12 @@ from synack import seq as sq
 from synack.tcp import chrono
 from synack.tcp.ackpolicy import DELACK_MIN_US
 from synack.tcp.rack import IDLE as IDLE_RACK
-from synack.tcp.rack import Rack
-from synack.tcp.rtt import RTO_MAX_US
+from synack.tcp.rack import TIMEOUT_MIN_US, Rack
+from synack.tcp.rack import XMIT as _XMIT
+from synack.tcp.recovery import CaState
+from synack.tcp.rtt import RTO_INITIAL_US, RTO_MAX_US, RTO_MIN_US
 from synack.tcp.state import State
-from synack.tcp.timers import RTO
+from synack.tcp.timers import RTO, TLP
 from synack.wire.tcp import ACK, CWR, FIN, PSH, URG, TcpSegment, make_segment
 
 _HALF = sq.HALF
@@ -62,7 +64,10 @@ MAX_TCP_OPTIONS = 40  # RFC 9293 3.1: data offset 15 words; SACK blocks may fill
 _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, State.LISTEN)
 # State, Event, CaState members bound once (a member lookup on an Enum class is slow).
 _SYN_RECEIVED = State.SYN_RECEIVED
+_SYN_SENT = State.SYN_SENT
 _ESTABLISHED = State.ESTABLISHED
+_CA_OPEN = CaState.OPEN
+_CA_CWR = CaState.CWR
 
 
 class OutputMixin:
@@ -273,8 +278,30 @@ class OutputMixin:
                     self.cwnd_limited = limited
                     self.max_packets_out = packets_out
                     self.cwnd_usage_seq = snd.snd_nxt
-            if sent and not probe and rec.rack is not None:
-                self._schedule_loss_probe(now, False)   # tcp_write_xmit(); positional: inlined
+            if sent and not probe and (rack := rec.rack) is not None and rack.recs \
+                    and ((ca := rec.state) is _CA_OPEN or ca is _CA_CWR) \
+                    and self.cfg.early_retrans in (3, 4) and flight > 0 \
+                    and (cs := self.state) is not _SYN_SENT and cs is not _SYN_RECEIVED:
+                # self._schedule_loss_probe(now, False), inline (tcp_write_xmit(): after
+                # every send), its in-flight the one above: Linux tcp_schedule_loss_probe()
+                # arms the tail loss probe 2 * SRTT ahead (plus the delayed-ACK allowance
+                # when one segment is in flight), never later than the RTO would fire.
+                rtt = self.rtt
+                if srtt := rtt.srtt:
+                    timeout = 2 * srtt + (RTO_MIN_US if flight <= mss else TIMEOUT_MIN_US)
+                    timeout = -(-timeout // 1000) * 1000      # usecs_to_jiffies() rounds up
+                else:
+                    timeout = RTO_INITIAL_US
+                rto = rtt.rto << self.backoff                 # rtt.backed_off(), inline
+                if rto > RTO_MAX_US:  # noqa: PLR1730 - cheaper than min()
+                    rto = RTO_MAX_US
+                # tcp_rto_delta_us(): the RTO runs from the head's send time
+                rto += rack.recs[0][_XMIT] - now
+                if 0 < rto < timeout:
+                    timeout = rto
+                timers = self                # self.timers: a property naming self
+                timers.rtx = now + timeout
+                timers.rtx_kind = TLP
         ch = self.chrono
         if ch is not None:
             if rwnd_limited:
@@ -418,8 +445,10 @@ class OutputMixin:
         # snd.mark_after(seq), inline for its usual answers (marks are kept until acked:
         # retransmissions too): no marks, none after seq, or the first one.
         marks = snd.push_marks
+        # (sq.le(last, seq): the mark at this segment's end, the usual one, is after seq
+        # with no difference to take: n > 0 there, as end == seq was the test before)
         if not marks or (last := marks[-1]) == seq \
-                or ((last - seq) & _MASK) >= _HALF:                       # sq.le(last, seq)
+                or last != end and ((last - seq) & _MASK) >= _HALF:       # sq.le(last, seq)
             mark = None
         elif (first := marks[0]) is last or ((seq - first) & _MASK) >= _HALF:  # sq.gt(first, seq)
             mark = first
