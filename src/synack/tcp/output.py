@@ -66,6 +66,9 @@ _QUIET = (State.SYN_SENT, State.SYN_RECEIVED, State.CLOSED, State.TIME_WAIT, Sta
 _SYN_RECEIVED = State.SYN_RECEIVED
 _SYN_SENT = State.SYN_SENT
 _ESTABLISHED = State.ESTABLISHED
+_CLOSED = State.CLOSED
+_TIME_WAIT = State.TIME_WAIT
+_LISTEN = State.LISTEN
 _CA_OPEN = CaState.OPEN
 _CA_CWR = CaState.CWR
 
@@ -88,8 +91,11 @@ class OutputMixin:
         what Nagle or cork hold back, once (Linux TCP_NAGLE_PUSH)."""
         # (No keyword-only parameters: CPython 3.11 inlines a call to a function with
         # positional defaults only; keyword-only ones send every call the slow way.)
-        # (ESTABLISHED first: an identity test is cheaper than `in` over Enum members.)
-        if (state := self.state) is not _ESTABLISHED and state in _QUIET and not (
+        # (Identity tests: `in` over Enum members compares each one that differs the slow
+        # way, through the rich comparison's fallbacks; ESTABLISHED first.)
+        if (state := self.state) is not _ESTABLISHED and (
+                state is _SYN_RECEIVED or state is _SYN_SENT or state is _CLOSED
+                or state is _TIME_WAIT or state is _LISTEN) and not (      # _QUIET
                 state is _SYN_RECEIVED and self.tfo is not None and self.tfo.child):
             return   # (a Fast Open child sends before the handshake's last ACK)
         snd = self.snd
