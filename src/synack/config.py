@@ -220,11 +220,11 @@ class Sysctl:
         """Charge (or release) TCP buffer bytes; enters memory pressure above
         tcp_mem[1] and leaves it below tcp_mem[0] (Linux sk_enter/leave_memory_pressure)."""
         used = self.mem_used = self.mem_used + delta
-        # (the one bound each way needs, indexed: no unpacking of all three per call)
+        low, pressure, _high = self._mem_bytes
         if self.mem_pressure:
-            if used < self._mem_bytes[0]:                        # tcp_mem[0]
+            if used < low:
                 self.mem_pressure = False
-        elif used > self._mem_bytes[1]:                          # tcp_mem[1]
+        elif used > pressure:
             self.mem_pressure = True
             self.mib["TcpExtTCPMemoryPressures"] += 1
 
