@@ -122,6 +122,7 @@ class OutputMixin:
         rwnd_limited = False                 # tcp_snd_wnd_test() failed (tcp_write_xmit())
         full_sent = False                    # a whole segment of new data went in this pass
         rack = rec.rack
+        after = -1                           # in flight after the usual path's send
         if rack is not None and not rack.lost_bytes and not probe \
                 and snd.snd_nxt == smax_before:
             # The usual cases, decided without the general loop below (which would reach
@@ -147,6 +148,7 @@ class OutputMixin:
             elif left == 0:
                 if usable >= 0:              # the FIN alone (not held by cwnd, as Linux)
                     self._transmit(nxt, 0, now, True)
+                    after = flight + 1
                     left = -1
             elif left < mss and not snd.eor_marks and usable >= left \
                     and rec.cc.cwnd * mss > (0 if (p := flight - rack.sacked_bytes
@@ -159,6 +161,7 @@ class OutputMixin:
                         and ((una - (sml := snd.snd_sml) + _HALF) & _MASK) < _HALF  # sq.gt
                         and ((sml - nxt + _HALF) & _MASK) <= _HALF)):              # sq.le
                 self._transmit(nxt, left, now, fin_due)
+                after = flight + left + (1 if fin_due else 0)
                 left = -1
         else:
             left = 0
@@ -261,9 +264,10 @@ class OutputMixin:
             # Linux tcp_write_xmit() (it runs when data waits): the window counts as used
             # when the pipe fills it.
             una, smax = snd.snd_una, snd.snd_max
-            flight = smax - una              # snd.in_flight(): the plain difference ...
-            if not -_HALF <= flight < _HALF:   # ... unless the sequence space wrapped
-                flight = ((flight + _HALF) & _MASK) - _HALF
+            if after >= 0:
+                flight = after               # known: what was in flight and what just went
+            elif not -_HALF <= (flight := smax - una) < _HALF:  # snd.in_flight(), plain ...
+                flight = ((flight + _HALF) & _MASK) - _HALF     # ... unless it wrapped
             if not limited:
                 rack = rec.rack
                 if rack is not None:
