@@ -282,9 +282,10 @@ class OutputMixin:
                 # self._cwnd_validate(limited), inline: after every send
                 usage = self.cwnd_usage_seq
                 packets_out = -(-flight // mss)
-                # (sq.ge(una, usage): the unsigned difference, two operations)
-                if una == usage or ((usage - una) & _MASK) >= _HALF or limited or (
-                        not self.cwnd_limited and packets_out > self.max_packets_out):
+                # (sq.ge(una, usage), the unsigned difference, after the tests on small ints)
+                if una == usage or limited or (
+                        not self.cwnd_limited and packets_out > self.max_packets_out) \
+                        or ((usage - una) & _MASK) >= _HALF:
                     self.cwnd_limited = limited
                     self.max_packets_out = packets_out
                     self.cwnd_usage_seq = snd.snd_nxt
