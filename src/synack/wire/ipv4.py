@@ -115,6 +115,7 @@ def parse_ipv4_route(
 _IP_TCP_TS = struct.Struct("!BBHHHBBHIIHHIIBBHHHIII")
 _IP_TCP_TS_LEN = 52
 _TCP_TS_LEN = 32
+_TCP_TS_DOFF = _TCP_TS_LEN << 2   # its data offset byte (reserved bits 0), computed once
 _NOP_NOP_TS_WORD = 0x0101080A
 # Checksums of segments up to this long are summed inline; longer ones fold in halves
 # first (internet_checksum()).
@@ -361,7 +362,9 @@ def build_ts_fields(
     # RFC 1071: the one's complement of the end-around-carry sum, which for a sum s > 0
     # is 0xFFFF - ((s - 1) % 0xFFFF + 1) (internet_checksum() says why); it depends on
     # s modulo 0xFFFF only, so the fixed parts come in reduced (and less one).
-    ip_csum = 0xFFFE - (ip_fixed + tos + total + ident + (ttl << 8)) % 0xFFFF
+    # (* 256, not << 8: CPython 3.11 multiplies small ints the quick way, shifts them
+    # the general way; per packet)
+    ip_csum = 0xFFFE - (ip_fixed + tos + total + ident + ttl * 256) % 0xFFFF
     if csum_partial:
         # The pseudo-header (addresses, protocol, length), folded, not complemented.
         tcp_csum = (pseudo + total - 1) % 0xFFFF + 1
@@ -378,15 +381,15 @@ def build_ts_fields(
         elif total <= _INLINE_SUM_MAX:
             # internet_checksum(payload, s1 + 1), inline: the words byte-swapped, read
             # little-endian, the swap a multiplication by 256 modulo 0xFFFF.
-            tcp_csum = 0xFFFE - (s1 + ((int.from_bytes(payload, "little") % 0xFFFF) << 8)) \
+            tcp_csum = 0xFFFE - (s1 + (int.from_bytes(payload, "little") % 0xFFFF) * 256) \
                 % 0xFFFF
         else:
             tcp_csum = internet_checksum(payload, s1 + 1)
     try:
         headers = _IP_TCP_TS.pack(
             0x45, tos, total, ident, _DF, ttl, PROTO_TCP, ip_csum, a_src, a_dst,
-            sport, dport, sq, ack, (_TCP_TS_LEN << 2) | reserved, flags, window, tcp_csum,
-            urgent, _NOP_NOP_TS_WORD, tsval, tsecr,
+            sport, dport, sq, ack, (_TCP_TS_DOFF | reserved) if reserved else _TCP_TS_DOFF,
+            flags, window, tcp_csum, urgent, _NOP_NOP_TS_WORD, tsval, tsecr,
         )  # fmt: skip
     except struct.error:
         return None
