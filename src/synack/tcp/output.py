@@ -303,7 +303,8 @@ class OutputMixin:
                     timeout = -(-timeout // 1000) * 1000      # usecs_to_jiffies() rounds up
                 else:
                     timeout = RTO_INITIAL_US
-                rto = rtt.rto << self.backoff                 # rtt.backed_off(), inline
+                # rtt.backed_off(), inline (no shift by 0: it takes the general way)
+                rto = rtt.rto << b if (b := self.backoff) else rtt.rto
                 if rto > RTO_MAX_US:  # noqa: PLR1730 - cheaper than min()
                     rto = RTO_MAX_US
                 # tcp_rto_delta_us(): the RTO runs from the head's send time
@@ -577,7 +578,8 @@ class OutputMixin:
             snd.snd_max = end
         timers = self                        # self.timers: a property naming self
         if timers.rtx is None:
-            rto = self.rtt.rto << self.backoff   # rtt.backed_off(), inline
+            # rtt.backed_off(), inline (no shift by 0: it takes the general way)
+            rto = self.rtt.rto << b if (b := self.backoff) else self.rtt.rto
             timers.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136
             timers.rtx_kind = RTO
         timers.persist = None

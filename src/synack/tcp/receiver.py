@@ -33,6 +33,7 @@ from synack.tcp.rare import Rare
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _NONE: Any = ()                   # ooo and recent before they are first needed
+_UNITS = tuple(1 << ws for ws in range(32))   # a window scale's unit, 2**ws (RFC 7323: 14 at most)
 
 
 class Receiver(AckPolicy):
@@ -164,10 +165,13 @@ class Receiver(AckPolicy):
         else:                                # sq.lt(adv, nxt): none
             wnd = 0
         ws = self.wscale
-        field = (wnd + (1 << ws) - 1) >> ws
+        # (by the unit, a product and a quotient of small ints: CPython 3.11 does those
+        # the quick way, shifts the general way)
+        unit = _UNITS[ws]
+        field = (wnd + unit - 1) // unit
         if field > 0xFFFF:  # noqa: PLR1730 - cheaper than min() per segment
             field = 0xFFFF
-        adv = nxt + (field << ws)            # sq.add(), its mask only when it wraps
+        adv = nxt + field * unit             # sq.add(), its mask only when it wraps
         self.rcv_adv = adv if adv <= _MASK else adv & _MASK
         return field
 
