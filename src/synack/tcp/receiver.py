@@ -33,6 +33,7 @@ from synack.tcp.rare import Rare
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _NONE: Any = ()                   # ooo and recent before they are first needed
+_DIGIT = (1 << 30) - 1            # the largest int of one CPython digit: the quick arithmetic
 _UNITS = tuple(1 << ws for ws in range(32))   # a window scale's unit, 2**ws (RFC 7323: 14 at most)
 
 
@@ -155,8 +156,14 @@ class Receiver(AckPolicy):
         # The sequence differences unsigned, and from one difference of sequence numbers
         # (above 2**30 every operation on one makes a new int; on the small difference
         # it is cheap): sq.diff() is positive below _HALF.
-        offered = (self.rcv_adv - nxt) & _MASK                      # sq.diff(adv, nxt)
-        grow = (free - offered) & _MASK                            # sq.diff(right, adv)
+        # (The mask only when a difference is not already its own unsigned value: _MASK
+        # is no one-digit int, so `& _MASK` takes CPython's general way every time.)
+        offered = self.rcv_adv - nxt                               # sq.diff(adv, nxt)
+        if not 0 <= offered <= _DIGIT:
+            offered &= _MASK
+        grow = free - offered                                      # sq.diff(right, adv)
+        if not 0 <= grow <= _DIGIT:
+            grow &= _MASK
         # (grow >= min(cap // 2, mss), without min()'s argument parsing)
         if 0 < grow < _HALF and (grow >= cap // 2 or grow >= self.mss or free == cap):
             wnd = free                       # the edge moves to nxt + free
