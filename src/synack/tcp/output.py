@@ -54,6 +54,9 @@ from synack.wire.tcp import ACK, CWR, FIN, PSH, URG, TcpSegment, make_segment
 _HALF = sq.HALF
 _CHRONO_NONE, _CHRONO_BUSY = chrono.NONE, chrono.BUSY
 _MASK = sq.MASK
+# The largest int of one CPython digit: tests against it are the quick ones (_HALF,
+# _MASK have two digits); a difference within it is its own sq.diff().
+_DIGIT = (1 << 30) - 1
 
 if TYPE_CHECKING:
     from synack.tcp.connection import Connection, OutTs
@@ -266,7 +269,7 @@ class OutputMixin:
             una, smax = snd.snd_una, snd.snd_max
             if after >= 0:
                 flight = after               # known: what was in flight and what just went
-            elif not -_HALF <= (flight := smax - una) < _HALF:  # snd.in_flight(), plain ...
+            elif not -_DIGIT <= (flight := smax - una) <= _DIGIT:  # snd.in_flight(), plain
                 flight = ((flight + _HALF) & _MASK) - _HALF     # ... unless it wrapped
             if not limited:
                 rack = rec.rack
@@ -480,7 +483,7 @@ class OutputMixin:
             payload = b""
         elif seq == (b := snd.buf_seq):      # the buffer's first byte: no difference to take
             payload = snd.buf.slice(0, n)
-        elif -_HALF <= (off := seq - b) < _HALF:               # sq.diff: the plain one
+        elif -_DIGIT <= (off := seq - b) <= _DIGIT:            # sq.diff: the plain one
             payload = snd.buf.slice(off, n)
         else:
             payload = snd.buf.slice(((off + _HALF) & _MASK) - _HALF, n)

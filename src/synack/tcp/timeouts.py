@@ -37,6 +37,7 @@ _EV_TIMEOUT = Event.TIMEOUT
 _CA_CWR = CaState.CWR
 _CA_OPEN = CaState.OPEN
 _HALF, _MASK = sq.HALF, sq.MASK
+_DIGIT = (1 << 30) - 1            # the largest int of one CPython digit
 
 
 class TimeoutsMixin:
@@ -194,7 +195,7 @@ class TimeoutsMixin:
             return False
         snd = self.snd
         flight = snd.snd_max - snd.snd_una     # in_flight(): the plain difference ...
-        if not -_HALF <= flight < _HALF:        # ... unless the sequence space wrapped
+        if not -_DIGIT <= flight <= _DIGIT:     # ... unless large (the quick test) or wrapped
             flight = ((flight + _HALF) & _MASK) - _HALF
         if flight <= 0 or (st := self.state) is _SYN_SENT or st is _SYN_RECEIVED:
             return False
