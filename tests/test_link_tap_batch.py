@@ -140,3 +140,18 @@ def test_sending_follows_the_neighbour_state(links: tuple[TapLink, TapLink]) -> 
     [request] = sent(10 + 90 * s)               # aged out: resolving anew
     assert request[:6] == b"\xff" * 6
     assert link.next_deadline() == 10 + 91 * s  # the quiet link was asked again
+
+
+def test_the_link_counts_in_the_devices_counter(links: tuple[TapLink, TapLink]) -> None:
+    # TapLink swaps the device's collections.Counter for synack's (whose += runs no
+    # Python): one table still, the device's counts and the link's in it.
+    from synack.counts import Counter
+
+    link = links[0]
+    assert type(link.stats) is Counter and link.dev.stats is link.stats
+    dev = link.dev
+    assert isinstance(dev, FakeDevice)
+    dev.stats["frames in"] += 1
+    dev.inq = [_frames()[0]]
+    assert len(link.recv_packets(now=1)) == 1
+    assert link.stats["frames in"] == 1 and link.stats["packets in"] == 1
