@@ -47,6 +47,7 @@ from synack.host.listen import ListenMixin
 from synack.host.loopback import LO_MTU, LoopbackMixin
 from synack.host.opencalls import OpenCallsMixin
 from synack.host.ports import PortTable
+from synack.host.receive import ReceiveMixin
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
     ORPHAN,
     SHUT_RD,
@@ -60,7 +61,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
 )
 from synack.host.timerq import TimerQueue
 from synack.host.udp import UdpHost
-from synack.icmp_host import EchoReply, handle_icmp, send_echo
+from synack.icmp_host import EchoReply, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.ecn import CE, ECT0, EcnState
 from synack.tcp.fastopen import CookieCache
@@ -68,22 +69,14 @@ from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait, TimeWaitTable, bits_key
-from synack.wire.errors import ParseError
 from synack.wire.gso import segment
 from synack.wire.ipv4 import (
-    PROTO_ICMP,
-    PROTO_TCP,
-    PROTO_UDP,
     build_tcp_packet,
     build_ts_fields,
     build_ts_packet,
-    parse_ipv4,
-    parse_ipv4_route,
-    parse_ipv4_tcp,
 )
-from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
+from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
 
-_MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 # Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
 # for the 16-bit IPv4 total length.
 SOFT_GSO_MAX = 0xFFFF
@@ -94,7 +87,8 @@ _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
-class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
+class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin,
+            LoopbackMixin):
     """One TCP host, sans I/O: IPv4 at ``addr``, and IPv6 too with ``addr6``."""
 
     def __init__(
@@ -151,6 +145,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         self._on_lo = False                 # receive() is taking a looped packet
         self.lo_touched: set[int] = set()   # descriptors loopback delivery touched
         self._lo_taker = False              # a driver takes lo_touched (link/loop.py)
+        self._peers: dict[int, tuple[str, str, int, int]] = {}   # host/receive.py
 
     @property
     def offload(self) -> Offload | None:
@@ -173,57 +168,6 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         return min(off.tso_max, 0xFFFF) if off is not None and off.tso_max else SOFT_GSO_MAX
 
     # ============================================================ packets
-    def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
-        """One IP packet from the wire (IPv6 goes on to :meth:`_receive6`). Never
-        raises for anything the peer sent.
-
-        ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
-        """
-        try:
-            # The usual packet (TCP, no IP options, not a fragment, checksums right) in
-            # one call; any other, or one with a fault to name, the general way below.
-            got = parse_ipv4_tcp(packet, not csum_valid)
-            if got is not None:
-                src, dst, seg = got
-            else:
-                # The header record is built only for ICMP; TCP needs four fields of it.
-                src, dst, proto, frag, body = parse_ipv4_route(packet)
-                if frag & _MF_OFFSET:
-                    # A fragment: reassembled (host/frag.py), then received as one packet.
-                    whole = self.frags.add(packet, now=now)
-                    if whole is None:
-                        return
-                    packet, csum_valid = whole, False
-                    src, dst, proto, frag, body = parse_ipv4_route(packet)
-                if proto != PROTO_TCP:
-                    if proto == PROTO_UDP:
-                        if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                                not self._inbound_ok(src, dst, False)):
-                            return
-                        self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
-                        return
-                    if proto != PROTO_ICMP:
-                        raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
-                    if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                            not self._inbound_ok(src, dst, False)):
-                        return
-                    ip, body = parse_ipv4(packet)
-                    handle_icmp(self, ip, body, now)
-                    return
-                # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
-                # is still checked above): no per-byte sum in Python.
-                seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
-        except ParseError as exc:
-            if exc.kind == "bad version" and packet[0] >> 4 == 6:
-                self._receive6(packet, now, csum_valid)   # IPv6: no cost to IPv4 before this
-                return
-            self.stats["dropped " + exc.kind] += 1
-            return
-        if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                not self._inbound_ok(src, dst, True)):
-            return          # martian, or not for us (host/loopback.py)
-        self._segment_in(src, dst, seg, now, packet[1] & 3)
-
     def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int,
                     ip_ecn: int = 0) -> None:
         """A TCP segment for one of our addresses, to its connection, TIME_WAIT entry or
