@@ -190,7 +190,7 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
                 if ip_ecn:
                     ecn.seen = True
             # self._to_conn(key, conn, seg, now), inline: the usual segment's way.
-            conn.on_segment(seg, now=now)
+            conn.on_segment(seg, now)
             if conn.fd >= 0:
                 self.touched.add(conn.fd)
             self._collect_conn(key, conn, now)
