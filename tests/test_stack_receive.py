@@ -12,6 +12,7 @@ import pytest
 
 import synack.host.receive as receive_module
 from synack.stack import Stack
+from synack.wire.checksum import internet_checksum
 from synack.wire.ipv4 import build_tcp_packet
 from synack.wire.tcp import ACK, TcpSegment
 
@@ -36,6 +37,11 @@ def _damaged(packet: bytes, rng: random.Random) -> list[bytes]:
         b = bytearray(packet)
         b[i] ^= 1 << rng.randrange(8)
         out.append(bytes(b))
+    ce = bytearray(packet)                    # marked CE on the way (RFC 3168), intact
+    ce[1] |= 3
+    ce[10:12] = b"\0\0"
+    ce[10:12] = internet_checksum(ce[:20]).to_bytes(2, "big")
+    out.append(bytes(ce))
     ip_opts = bytearray(packet[:20]) + bytes(4) + packet[20:]   # an IPv4 option (NOPs)
     ip_opts[0], ip_opts[3] = 0x46, ip_opts[3] + 4
     out.append(bytes(ip_opts))
@@ -64,18 +70,21 @@ def _shuttle(twins: _Twins, client: Stack, now: int, rng: random.Random,
         if not sent:
             return
         for packet in sent:
+            replies = twins.feed(packet, now, csum_valid)
             for bad in _damaged(packet, rng):
-                twins.feed(bad, now, csum_valid)
-            for reply in twins.feed(packet, now, csum_valid):
+                replies += twins.feed(bad, now, csum_valid)
+            for reply in replies:
                 client.receive(reply, now=now)
 
 
-@pytest.mark.parametrize("csum_valid", [False, True])
-def test_the_known_peers_path_is_the_general_one(csum_valid: bool) -> None:
+@pytest.mark.parametrize(("csum_valid", "ecn"), [(False, False), (True, False), (False, True)])
+def test_the_known_peers_path_is_the_general_one(csum_valid: bool, ecn: bool) -> None:
     rng = random.Random(5)
     twins = _Twins()
     servers = (twins.fast, twins.general)
     client = Stack(CLIENT, seed=1)
+    if ecn:
+        client.cfg.set("net.ipv4.tcp_ecn", 1)     # (the servers answer it: 2, the default)
     now = 0
     for size in (1, 0, 700, 3):
         fd = client.socket()

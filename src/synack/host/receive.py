@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from synack.icmp_host import handle_icmp
+from synack.tcp.ecn import CE
 from synack.wire.checksum import internet_checksum
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import (
@@ -98,11 +99,28 @@ class ReceiveMixin:
                     doff = off >> 4
                     if doff == 8 and word == _NOP_NOP_TS_WORD:
                         # parse_tcp()'s record of the usual segment after the handshake.
-                        self._segment_in(src, dst, make_segment(
+                        seg = make_segment(
                             sport, dport, seq, ack, flags, window, urgent,
                             bytes(packet[_TS_LEN:]) if n > _TS_LEN else b"", None, None,
                             False, (), (tsval, tsecr), (), off & 0x0F, 8, tcsum,
-                            _NOP_NOP_TS_KINDS), now, tos & 3)  # fmt: skip
+                            _NOP_NOP_TS_KINDS)  # fmt: skip
+                        key = (dst, dport, src, sport)
+                        conn = self.conns.get(key)
+                        if conn is None:
+                            self._segment_in(src, dst, seg, now, tos & 3)
+                            return
+                        # self._segment_in()'s way to a connection, inline (no unknown
+                        # option here: nothing for its MD5 check).
+                        self.stats["segments in"] += 1
+                        ecn = conn.ecn
+                        if ecn is not None:
+                            ecn.ce_pending = tos & 3 == CE
+                            if tos & 3:
+                                ecn.seen = True
+                        conn.on_segment(seg, now)
+                        if conn.fd >= 0:
+                            self.touched.add(conn.fd)
+                        self._collect_conn(key, conn, now)
                         return
                     if doff == 10 and n >= _SYN_LEN:
                         # A SYN's usual options (MSS, SACK_PERM, TS, NOP WS), as
