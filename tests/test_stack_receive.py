@@ -13,8 +13,9 @@ import pytest
 import synack.host.receive as receive_module
 from synack.stack import Stack
 from synack.wire.checksum import internet_checksum
-from synack.wire.ipv4 import build_tcp_packet
+from synack.wire.ipv4 import IPv4Header, build_tcp_packet, encode_ipv4
 from synack.wire.tcp import ACK, TcpSegment
+from synack.wire.udp import UdpDatagram, build_udp_packet
 
 SERVER, CLIENT = "192.0.2.2", "192.0.2.1"
 
@@ -111,6 +112,19 @@ def test_the_known_peers_path_is_the_general_one(csum_valid: bool, ecn: bool) ->
         for reply in twins.feed(b"", now):
             client.receive(reply, now=now)
     assert twins.fast._peers and not twins.general._peers
+    # What else a known peer may send, checksums right: UDP (to a closed port), a TCP
+    # fragment (its first part, with the TCP header), a TTL that changes.
+    tcp = build_tcp_packet(CLIENT, SERVER, TcpSegment(
+        src_port=5555, dst_port=7, seq=1, ack=1, flags=ACK, timestamps=(1, 2),
+        payload=bytes(40)))
+    others = [
+        build_udp_packet(CLIENT, SERVER, UdpDatagram(5555, 9, bytes(40))),
+        encode_ipv4(IPv4Header(CLIENT, SERVER, more_fragments=True, dont_fragment=False,
+                               ident=9), tcp[20:64]),
+        encode_ipv4(IPv4Header(CLIENT, SERVER, ttl=3, ident=0xFFFF, tos=2), tcp[20:]),
+    ]
+    for packet in others:
+        twins.feed(packet, now, csum_valid)
 
 
 def test_known_peers_take_the_short_path(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from synack.tcp.ecn import CE
 from synack.wire.checksum import internet_checksum
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import (
-    IP_PAIR_TCP_TS,
+    IP_MID_PAIR_TCP_TS,
     PROTO_ICMP,
     PROTO_TCP,
     PROTO_UDP,
@@ -50,6 +50,10 @@ _MF_OFFSET = 0x3FFF     # IPv4 "more fragments" bit and fragment offset
 _TS_LEN = 52            # IPv4 header, TCP header, NOP NOP TS
 _SYN_LEN = 60           # IPv4 header, TCP header, MSS SACK_PERM TS NOP WS
 _INLINE_SUM_MAX = 512   # wire.ipv4's: longer packets are summed by internet_checksum()
+# In the IPv4 header's middle 64 bits (ident 16, flags|fragment offset 16, TTL 8,
+# protocol 8, checksum 16): the "more fragments" bit and the offset, and the protocol.
+_MID_MASK = (_MF_OFFSET << 32) | (0xFF << 16)
+_MID_TCP = PROTO_TCP << 16
 PEERS_MAX = 4096        # then the table of peers starts afresh
 
 
@@ -72,17 +76,19 @@ class ReceiveMixin:
         if n >= _TS_LEN:
             # The usual packet from a known peer (the module docstring says which):
             # parse_ipv4_tcp()'s checks and record, inline, the per-peer work done once.
-            # Both headers, and NOP NOP TS if that is what follows, in one unpack.
-            (vihl, tos, total, ident, frag, ttl, proto, csum, pair, sport, dport, seq, ack,
-             off, flags, window, tcsum, urgent, word, tsval, tsecr) = \
-                IP_PAIR_TCP_TS.unpack_from(packet)
+            # Both headers, and NOP NOP TS if that is what follows, in one unpack: the
+            # IPv4 header's middle (ident, flags|fragment offset, TTL, protocol,
+            # checksum) as one 64-bit field, the address pair as another.
+            (vihl, tos, total, mid, pair, sport, dport, seq, ack, off, flags, window, tcsum,
+             urgent, word, tsval, tsecr) = IP_MID_PAIR_TCP_TS.unpack_from(packet)
             peer = self._peers.get(pair)
-            # (No options, TCP, not a fragment, no link padding; the IPv4 header's
-            # checksum right: its words sum to 0 modulo 0xFFFF, an address counting as
-            # its two words, 2**16 == 1 modulo 0xFFFF.)
-            if peer is not None and vihl == 0x45 and proto == PROTO_TCP \
-                    and not frag & _MF_OFFSET and total == n \
-                    and not (peer[2] + tos + total + ident + frag + (ttl << 8) + csum) % 0xFFFF:
+            # No options, no link padding; TCP and not a fragment (one mask over the
+            # middle: its fragment bits 0, its protocol 6); the IPv4 header's checksum
+            # right: its words sum to 0 modulo 0xFFFF, and as 2**16 == 1 modulo 0xFFFF
+            # a 64-bit field counts as its four words, the pair as the addresses' four.
+            if peer is not None and vihl == 0x45 and total == n \
+                    and mid & _MID_MASK == _MID_TCP \
+                    and not (peer[2] + tos + total + mid) % 0xFFFF:
                 src, dst, _, pseudo = peer
                 # The TCP checksum (unless the device vouched for it): the whole packet
                 # summed at once, its IPv4 header adding nothing (its words sum to 0,
@@ -187,6 +193,6 @@ class ReceiveMixin:
                 if len(peers) >= PEERS_MAX:
                     peers.clear()
                 # (2**32 == 1 modulo 0xFFFF: the pair counts as its two addresses.)
-                peers[pair] = (src, dst, (0x4500 + PROTO_TCP + pair) % 0xFFFF,
+                peers[pair] = (src, dst, (0x4500 + pair) % 0xFFFF,
                                (pair + PROTO_TCP - 20) % 0xFFFF)
         self._segment_in(src, dst, seg, now, packet[1] & 3)
