@@ -149,3 +149,31 @@ def test_known_peers_take_the_short_path(monkeypatch: pytest.MonkeyPatch) -> Non
                      sack_blocks=((5, 9),), timestamps=(1, 2))
     server.receive(build_tcp_packet(CLIENT, SERVER, seg), 0)
     assert len(calls) == 2
+
+
+def test_the_short_paths_records_are_parse_tcps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Field for field, those that take no part in comparison too, and of the same type.
+    import dataclasses
+
+    from synack.wire.ipv4 import parse_tcp_packet
+    from synack.wire.tcp import SYN
+
+    got: list[TcpSegment] = []
+    monkeypatch.setattr(Stack, "_segment_in", lambda self, s, d, seg, now, ecn=0:
+                        got.append(seg))
+    server = _server()
+    server.receive(build_tcp_packet(CLIENT, SERVER, TcpSegment(src_port=1, dst_port=7,
+                                                                seq=0, flags=ACK)), 0)
+    segs = [TcpSegment(src_port=40000, dst_port=7, seq=2**32 - 1, ack=2**31 + 5,
+                       flags=ACK, window=0xFFFF, urgent=3, payload=p, timestamps=(2**32 - 1, 7),
+                       reserved=r) for p in (b"", b"x", bytes(600)) for r in (0, 5)]
+    segs.append(TcpSegment(src_port=40000, dst_port=7, seq=9, flags=SYN, window=1000,
+                           mss=1460, wscale=7, sack_permitted=True, timestamps=(1, 0)))
+    for seg in segs:
+        packet = build_tcp_packet(CLIENT, SERVER, seg)
+        server.receive(packet, 0)
+        want = parse_tcp_packet(packet)[1]
+        assert type(got[-1]) is TcpSegment
+        assert [getattr(got[-1], f.name) for f in dataclasses.fields(TcpSegment)] == \
+            [getattr(want, f.name) for f in dataclasses.fields(TcpSegment)]
+    assert len(got) == 1 + len(segs) and server._peers

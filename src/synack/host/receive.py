@@ -19,10 +19,11 @@ path takes the general one, which names its fault.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from synack.icmp_host import handle_icmp
 from synack.tcp.ecn import CE
+from synack.wire._records import TWINS
 from synack.wire.checksum import internet_checksum
 from synack.wire.errors import ParseError
 from synack.wire.ipv4 import (
@@ -39,12 +40,18 @@ from synack.wire.tcp import (
     _NOP_NOP_TS_WORD,
     _SYN_KINDS,
     _SYN_WORDS,
+    TcpSegment,
     make_segment,
     parse_tcp,
 )
 
 if TYPE_CHECKING:
     from synack.stack import Stack
+
+_new = object.__new__
+# make_segment()'s twin: TcpSegment's slots, plain stores (KeyError here: an
+# interpreter where the twin does not work; see wire/_records.py).
+_SegmentFields: Any = TWINS[TcpSegment]
 
 _MF_OFFSET = 0x3FFF     # IPv4 "more fragments" bit and fragment offset
 _TS_LEN = 52            # IPv4 header, TCP header, NOP NOP TS
@@ -104,12 +111,28 @@ class ReceiveMixin:
                 if ok:
                     doff = off >> 4
                     if doff == 8 and word == _NOP_NOP_TS_WORD:
-                        # parse_tcp()'s record of the usual segment after the handshake.
-                        seg = make_segment(
-                            sport, dport, seq, ack, flags, window, urgent,
-                            bytes(packet[_TS_LEN:]) if n > _TS_LEN else b"", None, None,
-                            False, (), (tsval, tsecr), (), off & 0x0F, 8, tcsum,
-                            _NOP_NOP_TS_KINDS)  # fmt: skip
+                        # parse_tcp()'s record of the usual segment after the handshake:
+                        # make_segment(), inline (wire/_records.py says how it works).
+                        seg = _new(_SegmentFields)
+                        seg.src_port = sport
+                        seg.dst_port = dport
+                        seg.seq = seq
+                        seg.ack = ack
+                        seg.flags = flags
+                        seg.window = window
+                        seg.urgent = urgent
+                        seg.payload = bytes(packet[_TS_LEN:]) if n > _TS_LEN else b""
+                        seg.mss = None
+                        seg.wscale = None
+                        seg.sack_permitted = False
+                        seg.sack_blocks = ()
+                        seg.timestamps = (tsval, tsecr)
+                        seg.unknown_options = ()
+                        seg.reserved = off & 0x0F
+                        seg.data_offset = 8
+                        seg.checksum = tcsum
+                        seg.option_kinds = _NOP_NOP_TS_KINDS
+                        seg.__class__ = TcpSegment
                         key = (dst, dport, src, sport)
                         conn = self.conns.get(key)
                         if conn is None:

@@ -24,9 +24,14 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["positional_constructor"]
+__all__ = ["TWINS", "positional_constructor"]
 
 T = TypeVar("T")
+
+#: Record class -> the twin its constructor fills (where the twin works): for a hot
+#: caller that inlines the constructor's body (``obj = object.__new__(twin)``, every
+#: field stored, then ``obj.__class__ = cls``).
+TWINS: dict[type, type] = {}
 
 
 def positional_constructor(cls: type[T]) -> Callable[..., T]:
@@ -46,7 +51,9 @@ def positional_constructor(cls: type[T]) -> Callable[..., T]:
         ok = type(obj) is cls and [getattr(obj, n) for n in names] == probe
     except TypeError:
         ok = False
-    if not ok:
+    if ok:
+        TWINS[cls] = twin
+    else:
         body = "".join(f"    set{i}(obj, v{i})\n" for i in range(len(names)))
         source = f"def make({args}):\n    obj = new(cls)\n{body}    return obj\n"
         namespace = {"new": object.__new__, "cls": cls}
