@@ -345,6 +345,12 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         O(1): one timer heap holds every deadline (:mod:`synack.host.timerq`)."""
         return self.timers.next_deadline()
 
+    def next_wake(self) -> int | None:
+        """A time no later than :meth:`next_deadline` and cheaper to find, for a driver
+        that only wakes up for it (:meth:`~synack.host.timerq.TimerQueue.next_wake`:
+        a timer that moved later may cost one early wake-up and an idle :meth:`tick`)."""
+        return self.timers.next_wake()
+
     def tick(self, *, now: int) -> None:
         """Run every timer due at ``now``; touches only what fell due."""
         timers = self.timers

@@ -83,6 +83,9 @@ class AppRunner:
         # wrapper method below would add a call that does nothing.
         self.receive = stack.receive  # type: ignore[method-assign]
         self._stack_deadline = stack.next_deadline     # bound once: asked every batch
+        # stack.next_wake(), inline (for a Stack as it is; a subclass may have its own).
+        self._stack_wake = (stack.timers.next_wake if type(stack).next_wake is Stack.next_wake
+                            else stack.next_wake)
 
     @property
     def apps(self) -> Apps:
@@ -140,6 +143,18 @@ class AppRunner:
     def next_deadline(self) -> int | None:
         """The stack's next timer, or an application's (an idle timeout)."""
         best = self._stack_deadline()
+        if self._apps.dirty:
+            self._plan()
+        for nd in self._deadlines:
+            t = nd()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def next_wake(self) -> int | None:
+        """Like :meth:`next_deadline`, with the stack's cheaper bound
+        (:meth:`Stack.next_wake`): the link event loop's wake-up time."""
+        best = self._stack_wake()
         if self._apps.dirty:
             self._plan()
         for nd in self._deadlines:

@@ -6,8 +6,9 @@ The stack is sans-I/O: it never reads a clock and never waits. This loop is
 the driver that does both for a real (or in-process) link. Each iteration:
 
 1. ``select()`` on the link's descriptor and a doorbell, with a timeout that
-   ends at ``stack.next_deadline()`` or the link's own ``next_deadline()`` (ARP
-   retries, packets an impairment holds back), or none when nothing is pending;
+   ends at ``stack.next_deadline()`` (or the cheaper, maybe earlier, ``next_wake()``
+   where the stack has one) or the link's own ``next_deadline()`` (ARP retries,
+   packets an impairment holds back), or none when nothing is pending;
    a link timer that is due gets ``link.tick(now=)`` and then a read;
 2. with :attr:`Loop.lock` held, run the callbacks queued by :meth:`call_soon`,
    feed every packet the link has ready to ``stack.receive`` (one batch), run
@@ -127,6 +128,13 @@ class Loop:
         take_lo = self._take_lo = getattr(stack, "take_lo_touched", None)
         if take_lo is not None:
             take_lo()           # from now on the stack keeps them for this loop
+        # The host's wake-up time: a bound no later than its next deadline that is cheaper
+        # to find (Stack.next_wake), where the host's class has one; else next_deadline.
+        # (Looked up on the class: a wrapper's __getattr__ must not hand over the wrapped
+        # stack's, which would leave out the wrapper's own deadlines.)
+        wake = getattr(type(stack), "next_wake", None)
+        self._host_wake: Callable[[], int | None] = (
+            wake.__get__(stack) if wake is not None else stack.next_deadline)
         self._take_touched: Callable[[], set[int]] | None = getattr(stack, "take_touched", None)
         self._take_local: Callable[[], list[bytes]] | None = getattr(link, "take_local", None)
         self._receive_local: Callable[..., None] | None = getattr(stack, "receive_local", None)
@@ -327,7 +335,7 @@ class Loop:
     def _next_deadline(self) -> int | None:
         """The stack's next timer, or the link's own (ARP retries, held packets); the
         link's alone is kept in ``_link_due`` for the next batch's link tick."""
-        deadline = self.stack.next_deadline()
+        deadline = self._host_wake()
         link_deadline = self._link_deadline
         if link_deadline is not None:
             t = self._link_due = link_deadline()
@@ -415,7 +423,7 @@ class Loop:
             if self._cond_waiters is None or self._cond_waiters:
                 self.cond.notify_all()       # (an empty wait queue spares the call)
             # self._next_deadline(), inline: once per batch
-            deadline = stack.next_deadline()
+            deadline = self._host_wake()
             link_deadline = self._link_deadline
             if link_deadline is not None:
                 t = self._link_due = link_deadline()
