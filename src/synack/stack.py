@@ -326,6 +326,8 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         self._out = []
         gso = self._gso
         if not gso:
+            if len(out) == 1:
+                return [(out[0], 0)]            # (the usual case: no list comprehension)
             return [(p, 0) for p in out]
         self._gso = {}
         return [(p, gso.get(i, 0)) for i, p in enumerate(out)]
