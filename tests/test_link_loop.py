@@ -9,10 +9,12 @@ from __future__ import annotations
 import errno
 import select
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from synack.apps.runner import AppRunner
 from synack.link.loop import Loop
 from synack.link.loopback import LinkPair, Loopback
 from synack.stack import Offload, Stack
@@ -329,6 +331,51 @@ def test_a_wrapper_around_a_stack_can_be_driven() -> None:
         lb.wake()
         wait(loop, lambda: stack.readable(lfd), "handshake through the wrapper")
         assert host.calls >= 2     # SYN and ACK went through the wrapper's receive()
+    finally:
+        loop.stop()
+        lb.stop()
+        pair.close()
+
+
+def test_an_app_runner_host_wakes_threads_blocked_on_a_descriptor() -> None:
+    # The runner keeps the touched descriptors for the loop only while a thread waits
+    # on one (hand_touched_while): with one blocked on the listener, the connection
+    # queued there wakes it (not the wait's time-out); before, none were kept.
+    pair = LinkPair()
+    stack, other = Stack("198.51.100.1", seed=5), Stack("198.51.100.2", seed=6)
+    runner = AppRunner(stack, [])
+    loop, lb = started(runner, pair.a), started(other, pair.b, name="runner-peer")
+    try:
+        with loop.lock:
+            lfd = stack.socket()
+            stack.bind(lfd, ("198.51.100.1", 9))
+            stack.listen(lfd, 4)
+        with lb.lock:
+            other.connect_ex(other.socket(), ("198.51.100.1", 9), now=lb.now())
+        lb.wake()
+        wait(loop, lambda: stack.readable(lfd), "the first connection, nobody blocked")
+        with loop.lock:
+            assert runner._touched == set()      # nothing kept while nobody waited
+            stack.accept(lfd)
+        woke: list[tuple[bool, bool]] = []
+        registered = threading.Event()
+
+        def blocked() -> None:
+            with loop.lock:
+                registered.set()
+                deadline = time.monotonic() + WAIT
+                while not stack.readable(lfd) and time.monotonic() < deadline:
+                    loop.wait_fd(lfd, deadline - time.monotonic())
+                woke.append((stack.readable(lfd), time.monotonic() < deadline))
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        assert registered.wait(WAIT)
+        with lb.lock:                            # (the blocked thread holds loop.lock
+            other.connect_ex(other.socket(), ("198.51.100.1", 9), now=lb.now())
+        lb.wake()                                # until it waits: then it is a waiter)
+        t.join(2 * WAIT)
+        assert woke == [(True, True)], woke
     finally:
         loop.stop()
         lb.stop()

@@ -14,7 +14,7 @@ for waking the threads blocked on them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sized
 from typing import Any
 
 from synack.apps.base import App
@@ -78,7 +78,9 @@ class AppRunner:
         self._record()
         self._seen = len(stack.changes)
         self._touched: set[int] = _NONE     # handed to the apps, not yet to the driver
-        self._handing_on = False           # a driver takes them (take_touched)
+        # A driver takes them (take_touched): True, or the collection whose being
+        # non-empty says when (hand_touched_while); False: nobody does.
+        self._handing_on: Any = False
         # Packets go straight to the stack: a driver calls this per packet, and the
         # wrapper method below would add a call that does nothing.
         self.receive = stack.receive  # type: ignore[method-assign]
@@ -165,13 +167,22 @@ class AppRunner:
                 best = t
         return best
 
+    def hand_touched_while(self, waiters: Sized) -> None:
+        """Keep the touched descriptors for :meth:`take_touched` only while ``waiters``
+        is not empty: for a driver that wants them only to wake the threads it has
+        blocked on a descriptor (``waiters``, its own table of them; the link event
+        loop), and asks only while there are some."""
+        self._handing_on = waiters
+        self._touched = _NONE
+
     def take_touched(self) -> set[int]:
         """Descriptors touched since the driver last asked (the apps saw them too).
 
         Only a driver that asks gets them kept for it: the simulator never does, and a
         set of every descriptor ever touched would grow without bound there.
         """
-        self._handing_on = True
+        if self._handing_on is False:
+            self._handing_on = True
         stack = self.stack
         t = stack.touched               # stack.take_touched(), inline: once per batch
         if t:

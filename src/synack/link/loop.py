@@ -78,6 +78,16 @@ def _poller(*fds: int) -> tuple[Any, Callable[[float | None, int], list[tuple[in
     return sel, poll  # pragma: no cover - non-Linux
 
 
+class _Always:
+    """A host's loopback set that is never known empty (its take_lo_touched() is always
+    called)."""
+
+    lo_touched = True
+
+
+_ALWAYS = _Always()
+
+
 def monotonic_us() -> int:
     """The default clock: CLOCK_MONOTONIC in integer microseconds."""
     return time.monotonic_ns() // 1000
@@ -125,9 +135,16 @@ class Loop:
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
         # The optional parts of the host and link, looked up once, not on every batch
         # (through AppRunner.__getattr__ a missing name costs an exception each time).
-        take_lo = self._take_lo = getattr(stack, "take_lo_touched", None)
+        take_lo = getattr(stack, "take_lo_touched", None)
+        # (never called without one: _lo_owner is None then)
+        self._take_lo: Callable[[], set[int]] = take_lo if take_lo is not None else set
         if take_lo is not None:
             take_lo()           # from now on the stack keeps them for this loop
+        # Where the stack keeps them (Stack.lo_touched): looked at before the call, which
+        # a batch without loopback traffic (nearly all) then spares.
+        owner = getattr(take_lo, "__self__", None)
+        self._lo_owner: Any = (owner if owner is not None and hasattr(owner, "lo_touched")
+                               else _ALWAYS if take_lo is not None else None)
         # The host's wake-up time: a bound no later than its next deadline that is cheaper
         # to find (Stack.next_wake), where the host's class has one; else next_deadline.
         # (Looked up on the class: a wrapper's __getattr__ must not hand over the wrapped
@@ -136,6 +153,12 @@ class Loop:
         self._host_wake: Callable[[], int | None] = (
             wake.__get__(stack) if wake is not None else stack.next_deadline)
         self._take_touched: Callable[[], set[int]] | None = getattr(stack, "take_touched", None)
+        # A host that can keep the touched descriptors only while threads wait on some
+        # (AppRunner) is asked for them only then: no set a batch when nobody waits.
+        hand = getattr(type(stack), "hand_touched_while", None)
+        self._touch_kept = hand is not None and self._take_touched is not None
+        if self._touch_kept:
+            hand(stack, self._fd_waits)   # type: ignore[misc]
         self._take_local: Callable[[], list[bytes]] | None = getattr(link, "take_local", None)
         self._receive_local: Callable[..., None] | None = getattr(stack, "receive_local", None)
         self._stopping = False
@@ -416,10 +439,13 @@ class Loop:
                 self._notify_all_fds()
             else:
                 waits = self._fd_waits
-                done = take()
-                if waits and (done or poked):
-                    for fd in (done | poked) & waits.keys():
-                        waits[fd][0].notify_all()
+                if waits:
+                    done = take()
+                    if done or poked:
+                        for fd in (done | poked) & waits.keys():
+                            waits[fd][0].notify_all()
+                elif not self._touch_kept:
+                    take()                    # nobody to wake: the host forgets them
             if self._cond_waiters is None or self._cond_waiters:
                 self.cond.notify_all()       # (an empty wait queue spares the call)
             # self._next_deadline(), inline: once per batch
@@ -430,8 +456,10 @@ class Loop:
                 if t is not None and (deadline is None or t < deadline):
                     deadline = t
             self._deadline = deadline
-            take_lo = self._take_lo
-            lo_touched = take_lo() if take_lo is not None else None
+            lo_owner = self._lo_owner
+            # take_lo_touched(), called only when the stack's set has something in it
+            lo_touched = (self._take_lo() if lo_owner is not None and lo_owner.lo_touched
+                          else None)
             if lo_touched:
                 # Packets to the host's own addresses were received inside transmit()
                 # (host/loopback.py): another batch at once lets the watchers see
