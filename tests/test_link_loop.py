@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from synack.apps.runner import AppRunner
-from synack.link.loop import Loop
+from synack.link.loop import Loop, _takes_now_positionally
 from synack.link.loopback import LinkPair, Loopback
 from synack.stack import Offload, Stack
 from synack.tcp.state import State
@@ -510,3 +510,22 @@ def test_after_a_batch_that_read_the_loop_reads_again_before_asking_epoll(
         assert polls[0] < 20, f"{polls[0]} epoll_waits for 200 packets in a row"
     finally:
         loop.stop()
+
+
+def test_the_host_is_called_with_now_positionally_where_it_takes_it(lo: Loopback) -> None:
+    # Stack and AppRunner take transmit_gso's ``now`` positionally (a cheaper call); a
+    # host whose ``now`` is keyword-only (FakeHost) is still called with the keyword.
+    stack = Stack("192.0.2.2", seed=1)
+    assert _takes_now_positionally(stack.transmit_gso)
+    assert _takes_now_positionally(AppRunner(stack, []).transmit_gso)
+    assert not _takes_now_positionally(FakeHost().transmit_gso)
+    calls: list[int] = []
+
+    class KeywordOnly(FakeHost):
+        def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+            calls.append(now)
+            return []
+
+    loop = Loop(KeywordOnly(), lo, clock=lambda: 7)
+    loop._batch(False)
+    assert calls == [7]

@@ -313,7 +313,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 frames.append(p)
         return frames
 
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+    def transmit_gso(self, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
         else the MSS the super-segment is to be cut into. Super-segments come whether
         or not the device has TSO (then up to 64 KB); a link without TSO cuts them

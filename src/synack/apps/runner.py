@@ -198,8 +198,9 @@ class AppRunner:
         self.poll(now)
         return self.stack.transmit(now=now)
 
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
-        """Like :meth:`transmit`, with GSO sizes."""
+    def transmit_gso(self, now: int) -> list[tuple[bytes, int]]:
+        """Like :meth:`transmit`, with GSO sizes (``now`` may be passed positionally:
+        the link event loop does, once per batch)."""
         # self.poll(now), inline: once per batch of the link event loop.
         stack = self.stack
         fds = stack.touched             # stack.take_touched(), inline
@@ -219,7 +220,7 @@ class AppRunner:
         if len(stack.changes) > self._seen:
             self.report_changes()
         if not self._own_gso:
-            return stack.transmit_gso(now=now)
+            return stack.transmit_gso(now)
         # stack.transmit_gso(now=now), inline (its usual case: no loopback packet, no
         # super-segment): once per batch of the link event loop.
         if stack._lo:
@@ -230,7 +231,7 @@ class AppRunner:
         stack._out = []
         if stack._gso or len(out) != 1:
             stack._out = out
-            return stack.transmit_gso(now=now)
+            return stack.transmit_gso(now)
         return [(out[0], 0)]
 
     @property

@@ -35,6 +35,7 @@ blocked callers fail instead of hanging.
 from __future__ import annotations
 
 import collections
+import inspect
 import select
 import selectors
 import sys
@@ -54,9 +55,20 @@ class PacketHost(Protocol):
     """What the loop drives: a :class:`~synack.stack.Stack`, or a wrapper around one."""
 
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None: ...
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]: ...
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]: ...  # (or positional)
     def next_deadline(self) -> int | None: ...
     def tick(self, *, now: int) -> None: ...
+
+
+def _takes_now_positionally(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` accepts ``now`` as its first positional argument: the loop then
+    passes it so (a call with keywords costs more, and CPython 3.11 does not inline it)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return bool(params) and params[0].name == "now" and params[0].kind in (
+        params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
 
 
 def _poller(*fds: int) -> tuple[Any, Callable[[float | None, int], list[tuple[int, int]]]]:
@@ -152,6 +164,10 @@ class Loop:
         wake = getattr(type(stack), "next_wake", None)
         self._host_wake: Callable[[], int | None] = (
             wake.__get__(stack) if wake is not None else stack.next_deadline)
+        transmit: Callable[..., list[tuple[bytes, int]]] = stack.transmit_gso
+        self._transmit: Callable[[int], list[tuple[bytes, int]]] = (
+            transmit if _takes_now_positionally(transmit)       # (Stack, AppRunner)
+            else lambda now: transmit(now=now))
         self._take_touched: Callable[[], set[int]] | None = getattr(stack, "take_touched", None)
         # A host that can keep the touched descriptors only while threads wait on some
         # (AppRunner) is asked for them only then: no set a batch when nobody waits.
@@ -431,7 +447,7 @@ class Loop:
             if self._watchers:
                 for fn in list(self._watchers):
                     self._guarded(fn, now, "watcher")
-            out = stack.transmit_gso(now=now)
+            out = self._transmit(now)                # stack.transmit_gso(now=now)
             if out:
                 self.link.send_packets(out, now=now)
             take = self._take_touched
