@@ -529,3 +529,23 @@ def test_the_host_is_called_with_now_positionally_where_it_takes_it(lo: Loopback
     loop = Loop(KeywordOnly(), lo, clock=lambda: 7)
     loop._batch(False)
     assert calls == [7]
+
+
+def test_watchers_and_pokes_run_after_batches_with_nothing_to_watch(lo: Loopback) -> None:
+    # A batch with nothing poked or watched skips all of it (Loop._plain); watch(),
+    # poke() and add_watcher() each make the next batch look again.
+    loop = Loop(FakeHost(), lo, clock=lambda: 1)
+    seen: list[str] = []
+    loop._batch(False)
+    loop._batch(False)
+    loop.watch(5, lambda now: seen.append("fd 5"))       # runs once soon after
+    loop._batch(False)
+    loop._batch(False)                                   # not touched since: not again
+    assert seen == ["fd 5"]
+    loop.poke(5)
+    loop._batch(False)
+    assert seen == ["fd 5", "fd 5"]
+    loop.add_watcher(lambda now: seen.append("every batch"))
+    loop._batch(False)
+    loop._batch(False)
+    assert seen == ["fd 5", "fd 5", "every batch", "every batch"]

@@ -98,6 +98,8 @@ class _Always:
 
 
 _ALWAYS = _Always()
+_ALWAYS_WAITING = [None]     # Loop._cond_waiters where Condition's waiters are not known
+_NO_FDS: frozenset[int] = frozenset()
 
 
 def monotonic_us() -> int:
@@ -133,8 +135,9 @@ class Loop:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         # CPython's Condition keeps its waiters in ``_waiters``: when it is empty a batch
-        # skips notify_all() (None: not known, always notify).
-        self._cond_waiters: Any = getattr(self.cond, "_waiters", None)
+        # skips notify_all() (not known: always notify).
+        waiting = getattr(self.cond, "_waiters", None)
+        self._cond_waiters: Any = waiting if waiting is not None else _ALWAYS_WAITING
         self.error: BaseException | None = None
         self._bell = Doorbell()
         self._rung = False           # a ring is pending: spare further writes to the eventfd
@@ -145,6 +148,10 @@ class Loop:
         self._poked: set[int] = set()
         self._deadline: int | None = None
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
+        # None of the four above has anything: a batch skips them. Anything that adds
+        # to one (with the lock held) clears it; the batch that then sees them sets it
+        # again once they are empty.
+        self._plain = True
         # The optional parts of the host and link, looked up once, not on every batch
         # (through AppRunner.__getattr__ a missing name costs an exception each time).
         take_lo = getattr(stack, "take_lo_touched", None)
@@ -256,6 +263,7 @@ class Loop:
         """
         with self.lock:
             self._watchers.append(fn)
+            self._plain = False
         self.wake()
 
     def watch(self, fd: int, fn: Callback) -> None:
@@ -263,6 +271,7 @@ class Loop:
         happened to ``fd`` (and once soon after this call), before the loop transmits."""
         with self.lock:
             self._fd_watchers.setdefault(fd, []).append(fn)
+            self._plain = False
         self.poke(fd)
 
     def unwatch(self, fd: int, fn: Callback) -> None:
@@ -279,6 +288,7 @@ class Loop:
         Thread-safe; for state changes the stack cannot see (a paused reader resumed)."""
         with self.lock:
             self._poked.add(fd)
+            self._plain = False
         self.wake()
 
     def wait_fd(self, fd: int, timeout: float | None = None) -> None:
@@ -427,26 +437,30 @@ class Loop:
             deadline = self._deadline
             if deadline is not None and deadline <= now:
                 stack.tick(now=now)
-            poked = self._poked
-            if poked:
-                self._poked = set()
-            fd_watchers = self._fd_watchers
-            lo_pending = self._lo_pending
-            if lo_pending:
-                self._lo_pending = set()
-            if fd_watchers:
-                touched: Any = getattr(stack, "touched", None)
-                ready = (touched & fd_watchers.keys()) if touched else set()
-                if lo_pending:
-                    ready |= lo_pending & fd_watchers.keys()
+            poked: Any = _NO_FDS
+            if not self._plain:          # something to poke or watch (else: nothing to do)
+                poked = self._poked
                 if poked:
-                    ready |= poked & fd_watchers.keys()
-                for fd in ready:
-                    for fn in list(fd_watchers.get(fd, ())):
+                    self._poked = set()
+                fd_watchers = self._fd_watchers
+                lo_pending = self._lo_pending
+                if lo_pending:
+                    self._lo_pending = set()
+                if fd_watchers:
+                    touched: Any = getattr(stack, "touched", None)
+                    ready = (touched & fd_watchers.keys()) if touched else set()
+                    if lo_pending:
+                        ready |= lo_pending & fd_watchers.keys()
+                    if poked:
+                        ready |= poked & fd_watchers.keys()
+                    for fd in ready:
+                        for fn in list(fd_watchers.get(fd, ())):
+                            self._guarded(fn, now, "watcher")
+                if self._watchers:
+                    for fn in list(self._watchers):
                         self._guarded(fn, now, "watcher")
-            if self._watchers:
-                for fn in list(self._watchers):
-                    self._guarded(fn, now, "watcher")
+                # (after the watchers, which may have poked or added watchers)
+                self._plain = not (self._poked or fd_watchers or self._watchers)
             out = self._transmit(now)                # stack.transmit_gso(now=now)
             if out:
                 self.link.send_packets(out, now=now)
@@ -462,7 +476,7 @@ class Loop:
                             waits[fd][0].notify_all()
                 elif not self._touch_kept:
                     take()                    # nobody to wake: the host forgets them
-            if self._cond_waiters is None or self._cond_waiters:
+            if self._cond_waiters:
                 self.cond.notify_all()       # (an empty wait queue spares the call)
             # self._next_deadline(), inline: once per batch
             deadline = self._host_wake()
@@ -481,6 +495,7 @@ class Loop:
                 # (host/loopback.py): another batch at once lets the watchers see
                 # them, as a loopback link's doorbell would.
                 self._lo_pending |= lo_touched
+                self._plain = False
                 self._deadline = now
         return bool(got)
 
