@@ -549,3 +549,18 @@ def test_watchers_and_pokes_run_after_batches_with_nothing_to_watch(lo: Loopback
     loop._batch(False)
     loop._batch(False)
     assert seen == ["fd 5", "fd 5", "every batch", "every batch"]
+
+
+def test_a_host_taking_now_by_position_receives_so(lo: Loopback) -> None:
+    got: list[tuple[bytes, int, bool]] = []
+
+    class Positional(FakeHost):
+        def receive(self, packet: bytes, now: int, csum_valid: bool = False) -> None:
+            got.append((packet, now, csum_valid))
+
+    assert _takes_now_positionally(Positional().receive, "packet", "now", "csum_valid")
+    assert not _takes_now_positionally(FakeHost().receive, "packet", "now", "csum_valid")
+    loop = Loop(Positional(), lo, clock=lambda: 9)
+    lo.send_packets([(b"one", 0), (b"two", 0)], now=0)
+    loop._batch(True)
+    assert got == [(b"one", 9, True), (b"two", 9, True)]

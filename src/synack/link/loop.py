@@ -60,15 +60,18 @@ class PacketHost(Protocol):
     def tick(self, *, now: int) -> None: ...
 
 
-def _takes_now_positionally(fn: Callable[..., Any]) -> bool:
-    """Whether ``fn`` accepts ``now`` as its first positional argument: the loop then
-    passes it so (a call with keywords costs more, and CPython 3.11 does not inline it)."""
+def _takes_now_positionally(fn: Callable[..., Any], *names: str) -> bool:
+    """Whether ``fn`` accepts ``names`` (default: ``now``) as its first positional
+    arguments: the loop then passes them so (a call with keywords costs more, and
+    CPython 3.11 does not inline it)."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
         return False
-    return bool(params) and params[0].name == "now" and params[0].kind in (
-        params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD)
+    names = names or ("now",)
+    return len(params) >= len(names) and all(
+        p.name == name and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        for p, name in zip(params, names))
 
 
 def _poller(*fds: int) -> tuple[Any, Callable[[float | None, int], list[tuple[int, int]]]]:
@@ -171,6 +174,15 @@ class Loop:
         wake = getattr(type(stack), "next_wake", None)
         self._host_wake: Callable[[], int | None] = (
             wake.__get__(stack) if wake is not None else stack.next_deadline)
+        # The link's read and the host's receive, where they take now (and csum_valid)
+        # by position: called so (else None: with keywords).
+        recv: Callable[..., list[tuple[bytes, bool]]] = link.recv_packets
+        self._recv_now: Callable[[int], list[tuple[bytes, bool]]] | None = (
+            recv if _takes_now_positionally(recv) else None)
+        receive: Callable[..., None] = stack.receive
+        self._receive_now: Callable[[bytes, int, bool], None] | None = (
+            receive if _takes_now_positionally(receive, "packet", "now", "csum_valid")
+            else None)
         transmit: Callable[..., list[tuple[bytes, int]]] = stack.transmit_gso
         self._transmit: Callable[[int], list[tuple[bytes, int]]] = (
             transmit if _takes_now_positionally(transmit)       # (Stack, AppRunner)
@@ -418,7 +430,8 @@ class Loop:
                 self._link_tick(now=now)
                 link_ready = True            # what the link held back may be due now
             if link_ready:
-                got = self.link.recv_packets(now=now)
+                recv = self._recv_now
+                got = recv(now) if recv is not None else self.link.recv_packets(now=now)
                 take_local = self._take_local
                 # A link's own packets come from its timers (ARP giving up), and it has
                 # a deadline while any wait (TapLink: 0): none without one, no call.
@@ -431,9 +444,14 @@ class Loop:
                             receive_local(packet, now=now)
                         else:
                             stack.receive(packet, now=now, csum_valid=True)
-                receive = stack.receive
-                for packet, csum_valid in got:
-                    receive(packet, now=now, csum_valid=csum_valid)
+                receive_now = self._receive_now
+                if receive_now is not None:
+                    for packet, csum_valid in got:
+                        receive_now(packet, now, csum_valid)
+                else:
+                    receive = stack.receive
+                    for packet, csum_valid in got:
+                        receive(packet, now=now, csum_valid=csum_valid)
             deadline = self._deadline
             if deadline is not None and deadline <= now:
                 stack.tick(now=now)
