@@ -126,6 +126,10 @@ class Loop:
         # impairment): ``next_deadline()`` and ``tick(now=)``, both optional.
         self._link_deadline: Callable[[], int | None] | None = getattr(link, "next_deadline", None)
         self._link_tick: Callable[..., None] | None = getattr(link, "tick", None)
+        # A TapLink whose ARP and ND have nothing pending says so in ``_quiet`` (and its
+        # next_deadline() is None until they get work): read once a batch, not called.
+        self._quiet_link: Any = (link if isinstance(getattr(link, "_quiet", None), bool)
+                                 else None)
         # The link's own deadline as the last batch left it (the first: as it is now).
         self._link_due: int | None = (self._link_deadline() if self._link_deadline is not None
                                       else None)
@@ -500,9 +504,13 @@ class Loop:
             deadline = self._host_wake()
             link_deadline = self._link_deadline
             if link_deadline is not None:
-                t = self._link_due = link_deadline()
-                if t is not None and (deadline is None or t < deadline):
-                    deadline = t
+                quiet = self._quiet_link
+                if quiet is not None and quiet._quiet:
+                    self._link_due = None     # TapLink.next_deadline()'s first test, inline
+                else:
+                    t = self._link_due = link_deadline()
+                    if t is not None and (deadline is None or t < deadline):
+                        deadline = t
             self._deadline = deadline
             lo_owner = self._lo_owner
             # take_lo_touched(), called only when the stack's set has something in it
