@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Collection
 from pathlib import Path
 
 import pytest
@@ -166,6 +167,35 @@ def test_echo_returns_every_byte_and_closes_after_the_client() -> None:
     assert not srv.stack.conns                            # passive close ends in CLOSED
     assert [r.state for r in srv.stack.connections()] == [State.LISTEN]
     assert any(ch.new is State.TIME_WAIT for _, ch in cli.stack.changes)
+
+
+def test_a_connection_accepted_with_data_and_fin_queued_is_polled_at_once() -> None:
+    """A new connection is polled before any segment touches it only when something is
+    pending (the server skips the empty first poll otherwise): data and a FIN that
+    arrived before accept() must still be echoed and answered, with nothing more to
+    come from the peer."""
+    ready_at = 300 * MS
+
+    class LateEcho(EchoServer):
+        """Does not look at its sockets before ``ready_at``: what was touched waits."""
+
+        def poll_ready(self, now: int, fds: Collection[int]) -> None:
+            self.held = getattr(self, "held", set()) | set(fds)
+            if now >= ready_at:
+                held, self.held = self.held, set()
+                super().poll_ready(now, held)
+
+    net, srv, cli, server = lab(LateEcho, 7)
+    c = Client(cli.stack, 7, b"early bytes")
+    cli.add(c)
+    net.call_at(0, lambda now: None)
+    net.call_at(ready_at, lambda now: None)   # the server wakes with no new segment
+    net.run(until=ready_at - MS)
+    conn = next(iter(srv.stack.conns.values()))
+    assert conn.rcv is not None and conn.rcv.fin_received and conn.fd == -1   # not accepted
+    net.run(until=60_000 * MS, stop=lambda: c.closed)
+    assert c.closed and bytes(c.got) == b"early bytes" and c.error is None
+    assert server.accepted == 1 and server.handlers == {}
 
 
 def test_state_changes_are_recorded_only_when_someone_reads_them() -> None:

@@ -66,10 +66,17 @@ class Handler:
     """The class overrides :meth:`on_open` (set for each subclass): without one, the
     first poll calls nothing for it."""
 
+    eager = False
+    """The class needs a first poll whatever happened: it opens (:meth:`on_open`), is
+    timed (the first poll arms its deadline) or polls its own way. Without one, a
+    connection accepted with nothing to read is first polled when a segment or timer
+    touches it (epoll reports a new socket only once it is ready)."""
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.timed = cls.deadline is not Handler.deadline
         cls.opens = cls.on_open is not Handler.on_open
+        cls.eager = cls.timed or cls.opens or cls.poll is not Handler.poll
 
     def __init__(self, server: Server, fd: int, peer: Addr) -> None:
         self.server = server
@@ -280,13 +287,17 @@ class Server:
 
     def _accept(self, lfd: int, now: int) -> None:
         """accept() on the listener ``lfd`` until it would block: a handler for each."""
-        accept_some, handlers, fresh = self.stack.accept_some, self.handlers, self._fresh
+        stack, handlers, fresh = self.stack, self.handlers, self._fresh
+        accept_some = stack.accept_some
         while (got := accept_some(lfd)) is not None:
             fd, peer = got
             self.accepted += 1
             new = handlers[fd] = self.make_handler(fd, peer)
             new.last_io = now
-            fresh.append(fd)
+            # A connection with nothing to read and nothing to say waits for its first
+            # segment: polling it now would only find recv() empty.
+            if new.eager or new.out or new.body is not None or not stack._quiet(fd):
+                fresh.append(fd)
 
     def _due(self, now: int) -> list[int]:
         """Handlers whose deadline entry has come (their true deadline may be later:

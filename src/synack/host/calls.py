@@ -253,6 +253,17 @@ class SocketCallsMixin:
             return b""
         return None
 
+    def _quiet(self: Stack, fd: int) -> bool:
+        """recv_some() on the connected socket ``fd`` would return None, and nothing
+        else is pending on it (no error, no shutdown): what a server asks of a socket
+        it has just accepted before polling it (epoll reports it only once ready)."""
+        sock = self.socks.get(fd)
+        conn = sock.conn if sock is not None else None
+        if conn is None or conn.rare is not None or conn.state is _CLOSED:
+            return False
+        rcv = conn.rcv
+        return rcv is not None and not rcv.ready and not rcv.fin_received
+
     def recv_errqueue(self: Stack, fd: int) -> errqueue.ExtErr:
         """``recvmsg(MSG_ERRQUEUE)``: the oldest error-queue entry (Linux
         ``sock_recv_errqueue()``); BlockingIOError (EAGAIN) when the queue is empty."""
