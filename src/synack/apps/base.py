@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import socket as _socket
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sized
 from typing import Protocol
 
 from synack.stack import Addr, Stack
@@ -232,6 +232,9 @@ class Server:
             stack.setsockopt(fd6, _socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             stack.bind(fd6, ("::", self.port))
             stack.listen(fd6, backlog)
+        # The listeners' accept queues, looked at before each accept() (see _accept).
+        self._queue = stack._accept_queue(self.fd)
+        self._queue6 = stack._accept_queue(self.fd6) if self.fd6 is not None else ()
         self.handlers: dict[int, Handler] = {}
         self.accepted = 0
         self.polled = 0           # handler polls, counted (tests prove they track events)
@@ -255,9 +258,9 @@ class Server:
         handlers = self.handlers
         if fds:
             if self.fd in fds:
-                self._accept(self.fd, now)
+                self._accept(self.fd, self._queue, now)
             if self.fd6 is not None and self.fd6 in fds:
-                self._accept(self.fd6, now)
+                self._accept(self.fd6, self._queue6, now)
         if heap and heap[0][0] <= now:
             due = self._due(now)
             for fd in due:
@@ -285,11 +288,15 @@ class Server:
                     h.heap_at = t
                     heapq.heappush(heap, (t, fd))
 
-    def _accept(self, lfd: int, now: int) -> None:
-        """accept() on the listener ``lfd`` until it would block: a handler for each."""
+    def _accept(self, lfd: int, queue: Sized, now: int) -> None:
+        """accept() on the listener ``lfd`` while its accept ``queue`` holds a
+        connection (not once more to hear EAGAIN): a handler for each."""
         stack, handlers, fresh = self.stack, self.handlers, self._fresh
         accept_some = stack.accept_some
-        while (got := accept_some(lfd)) is not None:
+        while queue:
+            got = accept_some(lfd)
+            if got is None:
+                break
             fd, peer = got
             self.accepted += 1
             new = handlers[fd] = self.make_handler(fd, peer)
