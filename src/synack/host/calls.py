@@ -315,7 +315,9 @@ class SocketCallsMixin:
             raise _oserror(errno.EBADF)
         del socks[fd]
         self.ports.remove(sock)
-        self.touched.discard(fd)
+        touched = self.touched
+        if touched:                         # (mostly empty: the driver took it)
+            touched.discard(fd)
         if self.wake_on_ack:
             self.wake_on_ack.discard(fd)
         if sock.rare is not None and sock.listener is not None:   # (Rare: rare.py)
@@ -346,7 +348,12 @@ class SocketCallsMixin:
                 if self.orphans > self.cfg.max_orphans:
                     self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
                     conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
-            self._collect_key(conn, now)
+            local, remote = conn.local, conn.remote
+            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+            if key in self.conns:
+                self._collect_conn(key, conn, now)
+            else:
+                self._drain(key, conn)
 
     def _collect_key(self: Stack, conn: Connection, now: int) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
