@@ -81,8 +81,10 @@ from synack.wire.ipv4 import (
     parse_ipv4_route,
     parse_ipv4_tcp,
 )
-from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
+from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment, parse_tcp
 
+# Segments that touch their socket whatever they change (a pure ACK may not: _segment_in).
+_WAKE_FLAGS = SYN | FIN | RST | URG
 _MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
 # Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
 # for the 16-bit IPv4 total length.
@@ -144,6 +146,9 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        # Descriptors a pure ACK must touch too (host/calls.py): a writer waits for room
+        # (Linux SOCK_NOSPACE), or completions come with ACKs (an error queue).
+        self.wake_on_ack: set[int] = set()
         self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
         self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
         self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
@@ -246,9 +251,14 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 if ip_ecn:
                     ecn.seen = True
             # self._to_conn(key, conn, seg, now), inline: the usual segment's way.
+            state = conn.state
             conn.on_segment(seg, now=now)
-            if conn.fd >= 0:
-                self.touched.add(conn.fd)
+            fd = conn.fd
+            # A pure ACK that changes no state wakes the socket only when it waits on
+            # ACKs (wake_on_ack, host/calls.py): Linux's SOCK_NOSPACE rule.
+            if fd >= 0 and (seg.payload or seg.flags & _WAKE_FLAGS or conn.state is not state
+                            or fd in self.wake_on_ack):
+                self.touched.add(fd)
             self._collect_conn(key, conn, now)
             return
         tw = self.timewait.get(key) if key in self.timewait else None   # (get(): Python)
