@@ -75,8 +75,10 @@ from synack.wire.ipv4 import (
     build_ts_fields,
     build_ts_packet,
 )
-from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment
+from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
 
+# Segments that touch their socket whatever they change (a pure ACK may not: _segment_in).
+_WAKE_FLAGS = SYN | FIN | RST | URG
 # Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
 # for the 16-bit IPv4 total length.
 SOFT_GSO_MAX = 0xFFFF
@@ -138,6 +140,9 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        # Descriptors a pure ACK must touch too (host/calls.py): a writer waits for room
+        # (Linux SOCK_NOSPACE), or completions come with ACKs (an error queue).
+        self.wake_on_ack: set[int] = set()
         self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
         self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
         self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
@@ -190,9 +195,14 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
                 if ip_ecn:
                     ecn.seen = True
             # self._to_conn(key, conn, seg, now), inline: the usual segment's way.
+            state = conn.state
             conn.on_segment(seg, now)
-            if conn.fd >= 0:
-                self.touched.add(conn.fd)
+            fd = conn.fd
+            # A pure ACK that changes no state wakes the socket only when it waits on
+            # ACKs (wake_on_ack, host/calls.py): Linux's SOCK_NOSPACE rule.
+            if fd >= 0 and (seg.payload or seg.flags & _WAKE_FLAGS or conn.state is not state
+                            or fd in self.wake_on_ack):
+                self.touched.add(fd)
             self._collect_conn(key, conn, now)
             return
         tw = self.timewait.get(key) if key in self.timewait else None   # (get(): Python)
@@ -257,7 +267,7 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
                 frames.append(p)
         return frames
 
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+    def transmit_gso(self, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
         else the MSS the super-segment is to be cut into. Super-segments come whether
         or not the device has TSO (then up to 64 KB); a link without TSO cuts them
@@ -270,6 +280,8 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
         self._out = []
         gso = self._gso
         if not gso:
+            if len(out) == 1:
+                return [(out[0], 0)]            # (the usual case: no list comprehension)
             return [(p, 0) for p in out]
         self._gso = {}
         return [(p, gso.get(i, 0)) for i, p in enumerate(out)]
@@ -288,6 +300,12 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
 
         O(1): one timer heap holds every deadline (:mod:`synack.host.timerq`)."""
         return self.timers.next_deadline()
+
+    def next_wake(self) -> int | None:
+        """A time no later than :meth:`next_deadline` and cheaper to find, for a driver
+        that only wakes up for it (:meth:`~synack.host.timerq.TimerQueue.next_wake`:
+        a timer that moved later may cost one early wake-up and an idle :meth:`tick`)."""
+        return self.timers.next_wake()
 
     def tick(self, *, now: int) -> None:
         """Run every timer due at ``now``; touches only what fell due."""

@@ -40,6 +40,10 @@ from synack.wire.tcp import (
     _NOP_NOP_TS_WORD,
     _SYN_KINDS,
     _SYN_WORDS,
+    FIN,
+    RST,
+    SYN,
+    URG,
     TcpSegment,
     make_segment,
     parse_tcp,
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
     from synack.stack import Stack
 
 _new = object.__new__
+# Segments that touch their socket whatever they change (synack.stack's).
+_WAKE_FLAGS = SYN | FIN | RST | URG
 # make_segment()'s twin: TcpSegment's slots, plain stores (KeyError here: an
 # interpreter where the twin does not work; see wire/_records.py).
 _SegmentFields: Any = TWINS[TcpSegment]
@@ -146,9 +152,14 @@ class ReceiveMixin:
                             ecn.ce_pending = tos & 3 == CE
                             if tos & 3:
                                 ecn.seen = True
+                        state = conn.state
                         conn.on_segment(seg, now)
-                        if conn.fd >= 0:
-                            self.touched.add(conn.fd)
+                        fd = conn.fd
+                        # (A pure ACK that changes no state wakes the socket only when
+                        # it waits on ACKs: _segment_in() says why.)
+                        if fd >= 0 and (n > _TS_LEN or flags & _WAKE_FLAGS
+                                        or conn.state is not state or fd in self.wake_on_ack):
+                            self.touched.add(fd)
                         self._collect_conn(key, conn, now)
                         return
                     if doff == 10 and n >= _SYN_LEN:

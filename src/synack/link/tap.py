@@ -316,7 +316,7 @@ class TapLink:
     def next_deadline(self) -> int | None:
         """When :meth:`tick` has ARP or ND work (a request to retry or give up on), or 0
         while ICMP errors for the stack wait to be read."""
-        if self._quiet:
+        if self._quiet:         # (the link event loop reads the flag itself first)
             return None         # nothing has been asked of ARP or ND since it was so
         if self._local:
             return 0
