@@ -33,11 +33,11 @@ class Counters:
         tw_on_segment = TimeWait.on_segment
         to_listener = Stack._to_listener
 
-        def counted_conn(self: Connection, seg: Any, *, now: int) -> None:
+        def counted_conn(self: Connection, seg: Any, now: int) -> None:
             if c._armed:
                 c._in_input += 1
                 c._tcp_in_input += 1
-            conn_on_segment(self, seg, now=now)
+            conn_on_segment(self, seg, now)
 
         def counted_tw(self: TimeWait, seg: Any, **kw: Any) -> Any:
             if c._armed:

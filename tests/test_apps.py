@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Collection
 from pathlib import Path
+from socket import IPPROTO_TCP
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +25,7 @@ from synack.apps.http import (
 )
 from synack.apps.simple import ChargenServer, DiscardServer, EchoServer, chargen_cycle
 from synack.sim import LinkParams, Network
+from synack.sockopts import TCP_NOTSENT_LOWAT
 from synack.stack import SHUT_WR, Stack
 from synack.tcp.state import State
 
@@ -166,6 +169,80 @@ def test_echo_returns_every_byte_and_closes_after_the_client() -> None:
     assert not srv.stack.conns                            # passive close ends in CLOSED
     assert [r.state for r in srv.stack.connections()] == [State.LISTEN]
     assert any(ch.new is State.TIME_WAIT for _, ch in cli.stack.changes)
+
+
+def test_a_connection_accepted_with_data_and_fin_queued_is_polled_at_once() -> None:
+    """A new connection is polled before any segment touches it only when something is
+    pending (the server skips the empty first poll otherwise): data and a FIN that
+    arrived before accept() must still be echoed and answered, with nothing more to
+    come from the peer."""
+    ready_at = 300 * MS
+
+    class LateEcho(EchoServer):
+        """Does not look at its sockets before ``ready_at``: what was touched waits."""
+
+        def poll_ready(self, now: int, fds: Collection[int]) -> None:
+            self.held = getattr(self, "held", set()) | set(fds)
+            if now >= ready_at:
+                held, self.held = self.held, set()
+                super().poll_ready(now, held)
+
+    net, srv, cli, server = lab(LateEcho, 7)
+    c = Client(cli.stack, 7, b"early bytes")
+    cli.add(c)
+    net.call_at(0, lambda now: None)
+    net.call_at(ready_at, lambda now: None)   # the server wakes with no new segment
+    net.run(until=ready_at - MS)
+    conn = next(iter(srv.stack.conns.values()))
+    assert conn.rcv is not None and conn.rcv.fin_received and conn.fd == -1   # not accepted
+    net.run(until=60_000 * MS, stop=lambda: c.closed)
+    assert c.closed and bytes(c.got) == b"early bytes" and c.error is None
+    assert server.accepted == 1 and server.handlers == {}
+
+
+class LowatWriter:
+    """A client that acts only on the descriptors the stack touched (as an epoll loop
+    does) and writes while ``writable()`` says so, under TCP_NOTSENT_LOWAT: its every
+    send is taken whole, so only writable() tells it to wait for ACKs."""
+
+    def __init__(self, stack: Stack, port: int, total: int) -> None:
+        self.stack, self.port, self.total = stack, port, total
+        self.fd: int | None = None
+        self.sent = 0
+        self.waits = 0          # times writable() said no with bytes left to send
+        self.closed = False
+
+    def poll_ready(self, now: int, fds: Collection[int]) -> None:
+        st = self.stack
+        if self.fd is None:
+            self.fd = st.socket()
+            st.setsockopt(self.fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, 4000)
+            st.connect_ex(self.fd, (SERVER, self.port), now=now)
+            return
+        if self.closed or self.fd not in fds:
+            return
+        while self.sent < self.total:
+            if not st.writable(self.fd):
+                self.waits += 1
+                return
+            self.sent += st.send(self.fd, b"w" * min(1000, self.total - self.sent), now=now)
+        self.closed = True
+        st.close(self.fd, now=now)
+
+
+def test_a_writer_told_not_writable_is_woken_by_the_acks_that_make_room() -> None:
+    """A pure ACK touches a socket only while its writer waits for room (Linux
+    SOCK_NOSPACE): writable() saying no must count as waiting, or a writer that polls
+    it would never hear of the ACKs that drain its unsent bytes."""
+    net, _srv, cli, server = lab(DiscardServer, 9)
+    w = LowatWriter(cli.stack, 9, 300_000)
+    cli.add(w)
+    net.call_at(0, lambda now: None)
+    net.run(until=60_000 * MS, stop=lambda: w.closed)
+    assert w.closed and w.sent == 300_000, f"sent {w.sent}, waited {w.waits} times"
+    assert w.waits > 10                 # it did wait on writable(), many times
+    net.run(until=net.now + 200 * MS)
+    assert server.handlers == {}
 
 
 def test_state_changes_are_recorded_only_when_someone_reads_them() -> None:

@@ -115,6 +115,36 @@ def test_next_deadline_is_the_earliest_timer_among_many() -> None:
     assert c.timers.visited - before <= 100      # at most one look at the top a call
 
 
+def test_next_wake_is_never_later_than_the_next_deadline() -> None:
+    # The loop's cheap bound: the heap's top as pushed. A retransmission timer that an
+    # ACK cleared leaves its entry; the bound stays at it (one early wake-up, no work),
+    # and the tick at that time finds nothing due and drops the entry.
+    c, s = Stack(A, seed=1), Stack(B, seed=2)
+    runner = AppRunner(s, [EchoServer(s, 7)])
+    fd = c.socket()
+    c.connect_ex(fd, (B, 7), now=0)
+    syn = c.transmit(now=0)
+    assert c.next_wake() == c.next_deadline() is not None     # the SYN's RTO
+    rto = c.next_deadline()
+    for p in syn:
+        runner.receive(p, now=0)
+    for p in runner.transmit(now=0):
+        c.receive(p, now=0)                   # the SYN-ACK: the client's RTO is cleared
+    assert c.next_wake() == rto               # not asked again: the old entry's time
+    c.transmit(now=0)                         # (the handshake's ACK)
+    c.tick(now=rto)
+    assert c.transmit(now=rto) == []          # nothing ran
+    d = c.next_deadline()
+    assert d is None or d > rto               # found out and dropped (or re-pushed)
+    assert c.next_wake() == d
+    # With many connections, the bound is never later than the deadline either.
+    h = hosts_with_idle(50)
+    for st in (h.client, h.server):
+        d, w = st.next_deadline(), st.next_wake()
+        assert d is None and w is None or w is not None and (d is None or w <= d)
+    assert h.runner.next_wake() == h.server.next_wake()  # (the echo server has no timer)
+
+
 def test_timewait_expiry_visits_only_what_expires() -> None:
     h = hosts_with_idle(400, timewait=30)
     c = h.client

@@ -9,11 +9,13 @@ from __future__ import annotations
 import errno
 import select
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from synack.link.loop import Loop
+from synack.apps.runner import AppRunner
+from synack.link.loop import Loop, _takes_now_positionally
 from synack.link.loopback import LinkPair, Loopback
 from synack.stack import Offload, Stack
 from synack.tcp.state import State
@@ -335,6 +337,51 @@ def test_a_wrapper_around_a_stack_can_be_driven() -> None:
         pair.close()
 
 
+def test_an_app_runner_host_wakes_threads_blocked_on_a_descriptor() -> None:
+    # The runner keeps the touched descriptors for the loop only while a thread waits
+    # on one (hand_touched_while): with one blocked on the listener, the connection
+    # queued there wakes it (not the wait's time-out); before, none were kept.
+    pair = LinkPair()
+    stack, other = Stack("198.51.100.1", seed=5), Stack("198.51.100.2", seed=6)
+    runner = AppRunner(stack, [])
+    loop, lb = started(runner, pair.a), started(other, pair.b, name="runner-peer")
+    try:
+        with loop.lock:
+            lfd = stack.socket()
+            stack.bind(lfd, ("198.51.100.1", 9))
+            stack.listen(lfd, 4)
+        with lb.lock:
+            other.connect_ex(other.socket(), ("198.51.100.1", 9), now=lb.now())
+        lb.wake()
+        wait(loop, lambda: stack.readable(lfd), "the first connection, nobody blocked")
+        with loop.lock:
+            assert runner._touched == set()      # nothing kept while nobody waited
+            stack.accept(lfd)
+        woke: list[tuple[bool, bool]] = []
+        registered = threading.Event()
+
+        def blocked() -> None:
+            with loop.lock:
+                registered.set()
+                deadline = time.monotonic() + WAIT
+                while not stack.readable(lfd) and time.monotonic() < deadline:
+                    loop.wait_fd(lfd, deadline - time.monotonic())
+                woke.append((stack.readable(lfd), time.monotonic() < deadline))
+
+        t = threading.Thread(target=blocked)
+        t.start()
+        assert registered.wait(WAIT)
+        with lb.lock:                            # (the blocked thread holds loop.lock
+            other.connect_ex(other.socket(), ("198.51.100.1", 9), now=lb.now())
+        lb.wake()                                # until it waits: then it is a waiter)
+        t.join(2 * WAIT)
+        assert woke == [(True, True)], woke
+    finally:
+        loop.stop()
+        lb.stop()
+        pair.close()
+
+
 def test_no_wake_up_is_lost_under_contention(lo: Loopback) -> None:
     # Threads hammer call_soon(); each waits for its own callback. A lost ring would
     # leave a callback queued with the loop asleep in select() (no timer pending).
@@ -463,3 +510,57 @@ def test_after_a_batch_that_read_the_loop_reads_again_before_asking_epoll(
         assert polls[0] < 20, f"{polls[0]} epoll_waits for 200 packets in a row"
     finally:
         loop.stop()
+
+
+def test_the_host_is_called_with_now_positionally_where_it_takes_it(lo: Loopback) -> None:
+    # Stack and AppRunner take transmit_gso's ``now`` positionally (a cheaper call); a
+    # host whose ``now`` is keyword-only (FakeHost) is still called with the keyword.
+    stack = Stack("192.0.2.2", seed=1)
+    assert _takes_now_positionally(stack.transmit_gso)
+    assert _takes_now_positionally(AppRunner(stack, []).transmit_gso)
+    assert not _takes_now_positionally(FakeHost().transmit_gso)
+    calls: list[int] = []
+
+    class KeywordOnly(FakeHost):
+        def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+            calls.append(now)
+            return []
+
+    loop = Loop(KeywordOnly(), lo, clock=lambda: 7)
+    loop._batch(False)
+    assert calls == [7]
+
+
+def test_watchers_and_pokes_run_after_batches_with_nothing_to_watch(lo: Loopback) -> None:
+    # A batch with nothing poked or watched skips all of it (Loop._plain); watch(),
+    # poke() and add_watcher() each make the next batch look again.
+    loop = Loop(FakeHost(), lo, clock=lambda: 1)
+    seen: list[str] = []
+    loop._batch(False)
+    loop._batch(False)
+    loop.watch(5, lambda now: seen.append("fd 5"))       # runs once soon after
+    loop._batch(False)
+    loop._batch(False)                                   # not touched since: not again
+    assert seen == ["fd 5"]
+    loop.poke(5)
+    loop._batch(False)
+    assert seen == ["fd 5", "fd 5"]
+    loop.add_watcher(lambda now: seen.append("every batch"))
+    loop._batch(False)
+    loop._batch(False)
+    assert seen == ["fd 5", "fd 5", "every batch", "every batch"]
+
+
+def test_a_host_taking_now_by_position_receives_so(lo: Loopback) -> None:
+    got: list[tuple[bytes, int, bool]] = []
+
+    class Positional(FakeHost):
+        def receive(self, packet: bytes, now: int, csum_valid: bool = False) -> None:
+            got.append((packet, now, csum_valid))
+
+    assert _takes_now_positionally(Positional().receive, "packet", "now", "csum_valid")
+    assert not _takes_now_positionally(FakeHost().receive, "packet", "now", "csum_valid")
+    loop = Loop(Positional(), lo, clock=lambda: 9)
+    lo.send_packets([(b"one", 0), (b"two", 0)], now=0)
+    loop._batch(True)
+    assert got == [(b"one", 9, True), (b"two", 9, True)]

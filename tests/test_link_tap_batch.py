@@ -140,3 +140,41 @@ def test_sending_follows_the_neighbour_state(links: tuple[TapLink, TapLink]) -> 
     [request] = sent(10 + 90 * s)               # aged out: resolving anew
     assert request[:6] == b"\xff" * 6
     assert link.next_deadline() == 10 + 91 * s  # the quiet link was asked again
+
+
+def test_the_link_counts_in_the_devices_counter(links: tuple[TapLink, TapLink]) -> None:
+    # TapLink swaps the device's collections.Counter for synack's (whose += runs no
+    # Python): one table still, the device's counts and the link's in it.
+    from synack.counts import Counter
+
+    link = links[0]
+    assert type(link.stats) is Counter and link.dev.stats is link.stats
+    dev = link.dev
+    assert isinstance(dev, FakeDevice)
+    dev.stats["frames in"] += 1
+    dev.inq = [_frames()[0]]
+    assert len(link.recv_packets(now=1)) == 1
+    assert link.stats["frames in"] == 1 and link.stats["packets in"] == 1
+
+
+def test_a_lone_packet_to_write_is_the_general_path(links: tuple[TapLink, TapLink]) -> None:
+    # send_packets() of one packet takes a short path (a REACHABLE neighbour, no
+    # super-segment); it must write what a batch writes for that packet.
+    alone, batched = links
+    for link in links:
+        request = encode_arp(ArpPacket(OP_REQUEST, PEER_MAC, PEER, "00:00:00:00:00:00", US))
+        link.arp.receive(request, now=0)            # the peer's MAC, learnt
+        link.arp.transmit()
+    seg = TcpSegment(src_port=7, dst_port=40000, seq=1, ack=2, flags=ACK, window=500)
+    known = build_tcp_packet(US, PEER, seg)
+    unknown = build_tcp_packet(US, "192.0.2.77", seg)   # ARP must resolve it first
+    six = build_tcp6_packet("2001:db8::2", "2001:db8::1", seg)
+    for now, packet, gso in [(1, known, 0), (2, unknown, 0), (3, six, 0), (4, known, 0),
+                             (5, b"\x45\0", 0), (10**9, known, 0)]:   # (the last: STALE)
+        da, db = alone.dev, batched.dev
+        assert isinstance(da, FakeDevice) and isinstance(db, FakeDevice)
+        alone.send_packets([(packet, gso)], now)
+        batched.send_packets([(packet, gso), (b"", 0)], now=now)   # ("" : dropped, counted)
+        batched.stats["dropped bad packet"] -= 1
+        assert da.outq == db.outq and alone.stats == batched.stats, (now, da.outq, db.outq)
+    assert alone.dev.outq[0] == mac_aton(PEER_MAC) + mac_aton(US_MAC) + b"\x08\x00" + known

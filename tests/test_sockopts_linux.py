@@ -84,6 +84,33 @@ def test_zerocopy_completion_after_the_ack_each_read_alone():
     assert _errs(stack, fd) == [(1, 1)]
 
 
+def test_a_pure_ack_touches_a_socket_only_while_it_waits_on_acks():
+    """Linux wakes a socket's waiters for a pure ACK only when a writer wanted room
+    (SOCK_NOSPACE) or completions were queued (sk_error_report()): a write taken whole
+    and then acknowledged touches nothing, a short write or a MSG_ZEROCOPY one does."""
+    stack, fd, peer = established_server()
+    assert stack.send(fd, b"a" * 1000, now=0) == 1000
+    peer.out()
+    stack.touched.clear()
+    _ack(peer, stack, fd, 1000, now=1000)
+    assert fd not in stack.touched                # nobody waits for this ACK
+    conn = stack.connection(fd)
+    assert conn is not None
+    room = conn.snd.space()
+    assert 0 < stack.send(fd, b"b" * (room + 5000), now=2000) < room + 5000   # short
+    peer.out(2000)
+    stack.touched.clear()
+    _ack(peer, stack, fd, 2000, now=3000)
+    assert fd in stack.touched                    # the writer waits for room
+    stack2, fd2, peer2 = established_server()
+    stack2.setsockopt(fd2, SOL_SOCKET, SO_ZEROCOPY, 1)
+    assert stack2.send(fd2, b"z" * 1000, now=0, flags=MSG_ZEROCOPY) == 1000
+    peer2.out()
+    stack2.touched.clear()
+    _ack(peer2, stack2, fd2, 1000, now=1000)
+    assert fd2 in stack2.touched and _errs(stack2, fd2) == [(0, 0)]
+
+
 def test_zerocopy_notifications_coalesce_while_queued():
     """Linux skb_zerocopy_notify_extend(): a completion that follows the last queued
     notification extends its range instead of queueing another."""

@@ -47,6 +47,7 @@ from synack.host.listen import ListenMixin
 from synack.host.loopback import LO_MTU, LoopbackMixin
 from synack.host.opencalls import OpenCallsMixin
 from synack.host.ports import PortTable
+from synack.host.receive import ReceiveMixin
 from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is the public path
     ORPHAN,
     SHUT_RD,
@@ -60,7 +61,7 @@ from synack.host.records import (  # noqa: F401 - re-exported: synack.stack is t
 )
 from synack.host.timerq import TimerQueue
 from synack.host.udp import UdpHost
-from synack.icmp_host import EchoReply, handle_icmp, send_echo
+from synack.icmp_host import EchoReply, send_echo
 from synack.tcp.connection import TIME_WAIT_US, Connection, StateChange
 from synack.tcp.ecn import CE, ECT0, EcnState
 from synack.tcp.fastopen import CookieCache
@@ -68,22 +69,16 @@ from synack.tcp.isn import IsnSource, Rfc6528
 from synack.tcp.listener import Listener
 from synack.tcp.state import State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait, TimeWaitTable, bits_key
-from synack.wire.errors import ParseError
 from synack.wire.gso import segment
 from synack.wire.ipv4 import (
-    PROTO_ICMP,
-    PROTO_TCP,
-    PROTO_UDP,
     build_tcp_packet,
     build_ts_fields,
     build_ts_packet,
-    parse_ipv4,
-    parse_ipv4_route,
-    parse_ipv4_tcp,
 )
-from synack.wire.tcp import ACK, FIN, RST, SYN, TcpSegment, parse_tcp
+from synack.wire.tcp import ACK, FIN, RST, SYN, URG, TcpSegment
 
-_MF_OFFSET = 0x3FFF  # IPv4 "more fragments" bit and fragment offset
+# Segments that touch their socket whatever they change (a pure ACK may not: _segment_in).
+_WAKE_FLAGS = SYN | FIN | RST | URG
 # Super-segments without device TSO: Linux's GSO_LEGACY_MAX_SIZE (65536), less one
 # for the 16-bit IPv4 total length.
 SOFT_GSO_MAX = 0xFFFF
@@ -94,7 +89,8 @@ _SYN_RECEIVED = State.SYN_RECEIVED
 _CLOSED = State.CLOSED
 
 
-class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMixin):
+class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin,
+            LoopbackMixin):
     """One TCP host, sans I/O: IPv4 at ``addr``, and IPv6 too with ``addr6``."""
 
     def __init__(
@@ -144,6 +140,9 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         # packet or a timer (not because of the owner's own calls). Drivers take them
         # with take_touched() to wake only the sockets something happened to.
         self.touched: set[int] = set()
+        # Descriptors a pure ACK must touch too (host/calls.py): a writer waits for room
+        # (Linux SOCK_NOSPACE), or completions come with ACKs (an error queue).
+        self.wake_on_ack: set[int] = set()
         self.forward: Forwarding | None = None   # a catch-all for any address (forwarder)
         self.udp = UdpHost(self)            # the UDP sockets (host/udp.py)
         self.frags = Reassembler(self.stats)   # IPv4 fragments being put together
@@ -151,6 +150,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         self._on_lo = False                 # receive() is taking a looped packet
         self.lo_touched: set[int] = set()   # descriptors loopback delivery touched
         self._lo_taker = False              # a driver takes lo_touched (link/loop.py)
+        self._peers: dict[int, tuple[str, str, int, int]] = {}   # host/receive.py
 
     @property
     def offload(self) -> Offload | None:
@@ -173,57 +173,6 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         return min(off.tso_max, 0xFFFF) if off is not None and off.tso_max else SOFT_GSO_MAX
 
     # ============================================================ packets
-    def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None:
-        """One IP packet from the wire (IPv6 goes on to :meth:`_receive6`). Never
-        raises for anything the peer sent.
-
-        ``csum_valid``: the device has checked (or will fill in) the TCP checksum.
-        """
-        try:
-            # The usual packet (TCP, no IP options, not a fragment, checksums right) in
-            # one call; any other, or one with a fault to name, the general way below.
-            got = parse_ipv4_tcp(packet, not csum_valid)
-            if got is not None:
-                src, dst, seg = got
-            else:
-                # The header record is built only for ICMP; TCP needs four fields of it.
-                src, dst, proto, frag, body = parse_ipv4_route(packet)
-                if frag & _MF_OFFSET:
-                    # A fragment: reassembled (host/frag.py), then received as one packet.
-                    whole = self.frags.add(packet, now=now)
-                    if whole is None:
-                        return
-                    packet, csum_valid = whole, False
-                    src, dst, proto, frag, body = parse_ipv4_route(packet)
-                if proto != PROTO_TCP:
-                    if proto == PROTO_UDP:
-                        if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                                not self._inbound_ok(src, dst, False)):
-                            return
-                        self.udp.receive(src, dst, body, packet, now=now, csum_valid=csum_valid)
-                        return
-                    if proto != PROTO_ICMP:
-                        raise ParseError("IPv4 protocol", "unsupported", f"{proto}")
-                    if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                            not self._inbound_ok(src, dst, False)):
-                        return
-                    ip, body = parse_ipv4(packet)
-                    handle_icmp(self, ip, body, now)
-                    return
-                # With csum_valid the device vouched for the TCP checksum (the IPv4 header's
-                # is still checked above): no per-byte sum in Python.
-                seg = parse_tcp(body, src, dst, verify_checksum=not csum_valid)
-        except ParseError as exc:
-            if exc.kind == "bad version" and packet[0] >> 4 == 6:
-                self._receive6(packet, now, csum_valid)   # IPv6: no cost to IPv4 before this
-                return
-            self.stats["dropped " + exc.kind] += 1
-            return
-        if (dst != self.addr or src == dst or src[:4] == "127.") and (
-                not self._inbound_ok(src, dst, True)):
-            return          # martian, or not for us (host/loopback.py)
-        self._segment_in(src, dst, seg, now, packet[1] & 3)
-
     def _segment_in(self, src: str, dst: str, seg: TcpSegment, now: int,
                     ip_ecn: int = 0) -> None:
         """A TCP segment for one of our addresses, to its connection, TIME_WAIT entry or
@@ -246,9 +195,14 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 if ip_ecn:
                     ecn.seen = True
             # self._to_conn(key, conn, seg, now), inline: the usual segment's way.
-            conn.on_segment(seg, now=now)
-            if conn.fd >= 0:
-                self.touched.add(conn.fd)
+            state = conn.state
+            conn.on_segment(seg, now)
+            fd = conn.fd
+            # A pure ACK that changes no state wakes the socket only when it waits on
+            # ACKs (wake_on_ack, host/calls.py): Linux's SOCK_NOSPACE rule.
+            if fd >= 0 and (seg.payload or seg.flags & _WAKE_FLAGS or conn.state is not state
+                            or fd in self.wake_on_ack):
+                self.touched.add(fd)
             self._collect_conn(key, conn, now)
             return
         tw = self.timewait.get(key) if key in self.timewait else None   # (get(): Python)
@@ -313,7 +267,7 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
                 frames.append(p)
         return frames
 
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
+    def transmit_gso(self, now: int) -> list[tuple[bytes, int]]:
         """Like :meth:`transmit`, with each packet's GSO size: 0 for an ordinary packet,
         else the MSS the super-segment is to be cut into. Super-segments come whether
         or not the device has TSO (then up to 64 KB); a link without TSO cuts them
@@ -326,6 +280,8 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
         self._out = []
         gso = self._gso
         if not gso:
+            if len(out) == 1:
+                return [(out[0], 0)]            # (the usual case: no list comprehension)
             return [(p, 0) for p in out]
         self._gso = {}
         return [(p, gso.get(i, 0)) for i, p in enumerate(out)]
@@ -344,6 +300,12 @@ class Stack(ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixin, LoopbackMix
 
         O(1): one timer heap holds every deadline (:mod:`synack.host.timerq`)."""
         return self.timers.next_deadline()
+
+    def next_wake(self) -> int | None:
+        """A time no later than :meth:`next_deadline` and cheaper to find, for a driver
+        that only wakes up for it (:meth:`~synack.host.timerq.TimerQueue.next_wake`:
+        a timer that moved later may cost one early wake-up and an idle :meth:`tick`)."""
+        return self.timers.next_wake()
 
     def tick(self, *, now: int) -> None:
         """Run every timer due at ``now``; touches only what fell due."""

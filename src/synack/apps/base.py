@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import heapq
 import socket as _socket
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sized
 from typing import Protocol
 
 from synack.stack import Addr, Stack
@@ -66,10 +66,17 @@ class Handler:
     """The class overrides :meth:`on_open` (set for each subclass): without one, the
     first poll calls nothing for it."""
 
+    eager = False
+    """The class needs a first poll whatever happened: it opens (:meth:`on_open`), is
+    timed (the first poll arms its deadline) or polls its own way. Without one, a
+    connection accepted with nothing to read is first polled when a segment or timer
+    touches it (epoll reports a new socket only once it is ready)."""
+
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         cls.timed = cls.deadline is not Handler.deadline
         cls.opens = cls.on_open is not Handler.on_open
+        cls.eager = cls.timed or cls.opens or cls.poll is not Handler.poll
 
     def __init__(self, server: Server, fd: int, peer: Addr) -> None:
         self.server = server
@@ -225,6 +232,9 @@ class Server:
             stack.setsockopt(fd6, _socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             stack.bind(fd6, ("::", self.port))
             stack.listen(fd6, backlog)
+        # The listeners' accept queues, looked at before each accept() (see _accept).
+        self._queue = stack._accept_queue(self.fd)
+        self._queue6 = stack._accept_queue(self.fd6) if self.fd6 is not None else ()
         self.handlers: dict[int, Handler] = {}
         self.accepted = 0
         self.polled = 0           # handler polls, counted (tests prove they track events)
@@ -248,9 +258,9 @@ class Server:
         handlers = self.handlers
         if fds:
             if self.fd in fds:
-                self._accept(self.fd, now)
+                self._accept(self.fd, self._queue, now)
             if self.fd6 is not None and self.fd6 in fds:
-                self._accept(self.fd6, now)
+                self._accept(self.fd6, self._queue6, now)
         if heap and heap[0][0] <= now:
             due = self._due(now)
             for fd in due:
@@ -278,15 +288,23 @@ class Server:
                     h.heap_at = t
                     heapq.heappush(heap, (t, fd))
 
-    def _accept(self, lfd: int, now: int) -> None:
-        """accept() on the listener ``lfd`` until it would block: a handler for each."""
-        accept_some, handlers, fresh = self.stack.accept_some, self.handlers, self._fresh
-        while (got := accept_some(lfd)) is not None:
+    def _accept(self, lfd: int, queue: Sized, now: int) -> None:
+        """accept() on the listener ``lfd`` while its accept ``queue`` holds a
+        connection (not once more to hear EAGAIN): a handler for each."""
+        stack, handlers, fresh = self.stack, self.handlers, self._fresh
+        accept_some = stack.accept_some
+        while queue:
+            got = accept_some(lfd)
+            if got is None:
+                break
             fd, peer = got
             self.accepted += 1
             new = handlers[fd] = self.make_handler(fd, peer)
             new.last_io = now
-            fresh.append(fd)
+            # A connection with nothing to read and nothing to say waits for its first
+            # segment: polling it now would only find recv() empty.
+            if new.eager or new.out or new.body is not None or not stack._quiet(fd):
+                fresh.append(fd)
 
     def _due(self, now: int) -> list[int]:
         """Handlers whose deadline entry has come (their true deadline may be later:

@@ -14,7 +14,7 @@ for waking the threads blocked on them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sized
 from typing import Any
 
 from synack.apps.base import App
@@ -78,11 +78,18 @@ class AppRunner:
         self._record()
         self._seen = len(stack.changes)
         self._touched: set[int] = _NONE     # handed to the apps, not yet to the driver
-        self._handing_on = False           # a driver takes them (take_touched)
+        # A driver takes them (take_touched): True, or the collection whose being
+        # non-empty says when (hand_touched_while); False: nobody does.
+        self._handing_on: Any = False
         # Packets go straight to the stack: a driver calls this per packet, and the
         # wrapper method below would add a call that does nothing.
         self.receive = stack.receive  # type: ignore[method-assign]
         self._stack_deadline = stack.next_deadline     # bound once: asked every batch
+        # A Stack's transmit_gso() as it is, inlined by ours (a subclass may have its own).
+        self._own_gso = type(stack).transmit_gso is Stack.transmit_gso
+        # stack.next_wake(), inline (for a Stack as it is; a subclass may have its own).
+        self._stack_wake = (stack.timers.next_wake if type(stack).next_wake is Stack.next_wake
+                            else stack.next_wake)
 
     @property
     def apps(self) -> Apps:
@@ -148,13 +155,34 @@ class AppRunner:
                 best = t
         return best
 
+    def next_wake(self) -> int | None:
+        """Like :meth:`next_deadline`, with the stack's cheaper bound
+        (:meth:`Stack.next_wake`): the link event loop's wake-up time."""
+        best = self._stack_wake()
+        if self._apps.dirty:
+            self._plan()
+        for nd in self._deadlines:
+            t = nd()
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def hand_touched_while(self, waiters: Sized) -> None:
+        """Keep the touched descriptors for :meth:`take_touched` only while ``waiters``
+        is not empty: for a driver that wants them only to wake the threads it has
+        blocked on a descriptor (``waiters``, its own table of them; the link event
+        loop), and asks only while there are some."""
+        self._handing_on = waiters
+        self._touched = _NONE
+
     def take_touched(self) -> set[int]:
         """Descriptors touched since the driver last asked (the apps saw them too).
 
         Only a driver that asks gets them kept for it: the simulator never does, and a
         set of every descriptor ever touched would grow without bound there.
         """
-        self._handing_on = True
+        if self._handing_on is False:
+            self._handing_on = True
         stack = self.stack
         t = stack.touched               # stack.take_touched(), inline: once per batch
         if t:
@@ -170,8 +198,9 @@ class AppRunner:
         self.poll(now)
         return self.stack.transmit(now=now)
 
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]:
-        """Like :meth:`transmit`, with GSO sizes."""
+    def transmit_gso(self, now: int) -> list[tuple[bytes, int]]:
+        """Like :meth:`transmit`, with GSO sizes (``now`` may be passed positionally:
+        the link event loop does, once per batch)."""
         # self.poll(now), inline: once per batch of the link event loop.
         stack = self.stack
         fds = stack.touched             # stack.take_touched(), inline
@@ -190,7 +219,20 @@ class AppRunner:
             poll(now, fds)
         if len(stack.changes) > self._seen:
             self.report_changes()
-        return stack.transmit_gso(now=now)
+        if not self._own_gso:
+            return stack.transmit_gso(now)
+        # stack.transmit_gso(now=now), inline (its usual case: no loopback packet, no
+        # super-segment): once per batch of the link event loop.
+        if stack._lo:
+            stack._run_loopback(now)
+        out = stack._out
+        if not out:
+            return []
+        stack._out = []
+        if stack._gso or len(out) != 1:
+            stack._out = out
+            return stack.transmit_gso(now)
+        return [(out[0], 0)]
 
     @property
     def offload(self) -> Offload | None:

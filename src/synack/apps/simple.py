@@ -13,6 +13,9 @@ class EchoHandler(Handler):
     def on_data(self, data: bytes, now: int) -> None:
         self.out += data             # write(), inline
 
+    def on_eof(self, now: int) -> None:
+        self.closing = True          # Handler.on_eof(): finish(), inline
+
 
 class EchoServer(Server):
     """RFC 862: "send back any data it receives" until the calling user terminates."""

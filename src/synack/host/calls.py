@@ -171,6 +171,7 @@ class SocketCallsMixin:
             tfo = conn.tfo
             if tfo is not None and tfo.defer:
                 return self._send_deferred(sock, conn, data, now, flags)   # FASTOPEN_CONNECT
+            self.wake_on_ack.add(fd)
             return -1                       # EAGAIN
         if not data:
             return 0
@@ -178,6 +179,13 @@ class SocketCallsMixin:
             # A plain write (nearly all): no flag to test and no error queue to feed.
             # (errq is a Rare field, read through Python code: the rare slot first.)
             n = conn._app_send(data, now)
+            # Linux SOCK_NOSPACE: a writer that got less than it asked for waits for
+            # room, so every ACK must wake it (Stack._segment_in touches the sockets in
+            # wake_on_ack on pure ACKs too); one that got all it asked for waits for none.
+            if n < len(data):
+                self.wake_on_ack.add(fd)
+            elif self.wake_on_ack:
+                self.wake_on_ack.discard(fd)
             if n == 0:
                 return -1                   # EAGAIN
             local, remote = conn.local, conn.remote
@@ -193,6 +201,9 @@ class SocketCallsMixin:
         else:
             n = conn.send(data, now=now, oob=bool(flags & _MSG_OOB),
                           eor=bool(flags & _MSG_EOR), more=bool(flags & _MSG_MORE))
+        # Sticky while the socket sends with flags or has an error queue: zerocopy
+        # completions and ACK timestamps come with ACKs (see the plain write above).
+        self.wake_on_ack.add(fd)
         if n == 0:
             return -1                       # EAGAIN
         if flags & MSG_ZEROCOPY and sock.opts.zerocopy:
@@ -253,6 +264,17 @@ class SocketCallsMixin:
             return b""
         return None
 
+    def _quiet(self: Stack, fd: int) -> bool:
+        """recv_some() on the connected socket ``fd`` would return None, and nothing
+        else is pending on it (no error, no shutdown): what a server asks of a socket
+        it has just accepted before polling it (epoll reports it only once ready)."""
+        sock = self.socks.get(fd)
+        conn = sock.conn if sock is not None else None
+        if conn is None or conn.rare is not None or conn.state is _CLOSED:
+            return False
+        rcv = conn.rcv
+        return rcv is not None and not rcv.ready and not rcv.fin_received
+
     def recv_errqueue(self: Stack, fd: int) -> errqueue.ExtErr:
         """``recvmsg(MSG_ERRQUEUE)``: the oldest error-queue entry (Linux
         ``sock_recv_errqueue()``); BlockingIOError (EAGAIN) when the queue is empty."""
@@ -293,7 +315,11 @@ class SocketCallsMixin:
             raise _oserror(errno.EBADF)
         del socks[fd]
         self.ports.remove(sock)
-        self.touched.discard(fd)
+        touched = self.touched
+        if touched:                         # (mostly empty: the driver took it)
+            touched.discard(fd)
+        if self.wake_on_ack:
+            self.wake_on_ack.discard(fd)
         if sock.rare is not None and sock.listener is not None:   # (Rare: rare.py)
             lst = sock.listener
             del self.listeners[lst.local]
@@ -322,7 +348,12 @@ class SocketCallsMixin:
                 if self.orphans > self.cfg.max_orphans:
                     self.cfg.mib["TcpExtTCPAbortOnMemory"] += 1
                     conn.abort(now=now, why="too many orphaned sockets: tcp_max_orphans")
-            self._collect_key(conn, now)
+            local, remote = conn.local, conn.remote
+            key = (local[0], local[1], remote[0], remote[1])    # _collect_key(), inline
+            if key in self.conns:
+                self._collect_conn(key, conn, now)
+            else:
+                self._drain(key, conn)
 
     def _collect_key(self: Stack, conn: Connection, now: int) -> None:
         key = (conn.local[0], conn.local[1], conn.remote[0], conn.remote[1])
@@ -407,9 +438,15 @@ class SocketCallsMixin:
             return bool(c.tfo is not None and c.tfo.defer)   # a deferred Fast Open connect
         if c.state not in _CAN_SEND or c.error is not None:
             return True
+        # Linux tcp_poll(): not writable sets SOCK_NOSPACE, so that ACKs wake the
+        # poller once there is room (Stack.wake_on_ack).
         if c.snd.space() <= 0:
+            self.wake_on_ack.add(fd)
             return False
         # Linux tcp_stream_memory_free(sk, wake=1): under TCP_NOTSENT_LOWAT, writable
         # once twice the unsent bytes are below the mark.
         lowat = c.opts.notsent_lowat or self.cfg.notsent_lowat
-        return 2 * c.snd.unsent() < lowat
+        if 2 * c.snd.unsent() < lowat:
+            return True
+        self.wake_on_ack.add(fd)
+        return False

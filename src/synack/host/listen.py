@@ -59,7 +59,7 @@ class ListenMixin:
                 return
             if child.opts.defer_accept and self._defer(key, child, seg):
                 return
-            child.on_segment(seg, now=now)
+            child.on_segment(seg, now)
             self._collect_child(lst, key, child, now)
             return
         if flags & RST:

@@ -147,7 +147,8 @@ class LoopbackMixin:
 
     def take_lo_touched(self: Stack) -> set[int]:
         """The descriptors loopback delivery touched since the last call (and forget
-        them); they are in :attr:`touched` too. Kept from the first call on."""
+        them); they are in :attr:`touched` too. Kept from the first call on, in
+        :attr:`lo_touched`, which a driver may look at first to spare an empty call."""
         self._lo_taker = True
         t = self.lo_touched
         if t:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+from collections.abc import Sized
 from typing import TYPE_CHECKING
 
 from synack import seq as sq
@@ -147,6 +148,15 @@ class OpenCallsMixin:
         conn.fd = fd
         remote = conn.remote
         return fd, remote if pool[2] == _socket.AF_INET else api_addr(sock, remote)
+
+    def _accept_queue(self: Stack, fd: int) -> Sized:
+        """The accept queue of the listening socket ``fd``, to look at only: an event
+        loop accepts while it is not empty instead of calling :meth:`accept_some` once
+        more to hear None. The same object for as long as the socket listens."""
+        lst = self._sock(fd).listener
+        if lst is None:
+            raise _oserror(errno.EINVAL, "socket is not listening")
+        return lst.accept_queue
 
     def _ephemeral(self: Stack, remote: Addr | None, now: int | None = None, *,
                    local_ip: str | None = None) -> int:

@@ -201,6 +201,33 @@ class TimerQueue:
             return f
         return t
 
+    def next_wake(self) -> int | None:
+        """A time no later than :meth:`next_deadline`, for a driver that wakes up for it
+        (the link event loop): the top entry's time, without asking its connection
+        whether its timers have moved since. One that moved later (an ACK restarted
+        the retransmission timer) or was cleared costs one early wake-up, when
+        :meth:`pop_due` finds it out and re-pushes or drops it -- as Linux lets a
+        cleared retransmission timer fire and find nothing pending
+        (``inet_csk_clear_xmit_timer()`` does not stop it). An earlier one was pushed
+        by :meth:`arm`, so the bound holds; an entry whose connection left the host
+        is dropped here as in :meth:`next_deadline`."""
+        heap = self._heap
+        t = None
+        while heap:
+            tn, obj = heap[0]
+            at = tn >> _SHIFT
+            self.visited += 1
+            if not self._live(obj) if isinstance(obj, int) else obj.timer_at != at:
+                heapq.heappop(heap)
+                continue
+            t = at
+            break
+        if self._tw_fifo:
+            f = self._tw_head()
+            if f is not None and (t is None or f < t):
+                return f
+        return t
+
     def _heap_deadline(self) -> int | None:
         heap = self._heap
         while heap:

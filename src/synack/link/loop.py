@@ -6,8 +6,9 @@ The stack is sans-I/O: it never reads a clock and never waits. This loop is
 the driver that does both for a real (or in-process) link. Each iteration:
 
 1. ``select()`` on the link's descriptor and a doorbell, with a timeout that
-   ends at ``stack.next_deadline()`` or the link's own ``next_deadline()`` (ARP
-   retries, packets an impairment holds back), or none when nothing is pending;
+   ends at ``stack.next_deadline()`` (or the cheaper, maybe earlier, ``next_wake()``
+   where the stack has one) or the link's own ``next_deadline()`` (ARP retries,
+   packets an impairment holds back), or none when nothing is pending;
    a link timer that is due gets ``link.tick(now=)`` and then a read;
 2. with :attr:`Loop.lock` held, run the callbacks queued by :meth:`call_soon`,
    feed every packet the link has ready to ``stack.receive`` (one batch), run
@@ -34,6 +35,7 @@ blocked callers fail instead of hanging.
 from __future__ import annotations
 
 import collections
+import inspect
 import select
 import selectors
 import sys
@@ -53,9 +55,23 @@ class PacketHost(Protocol):
     """What the loop drives: a :class:`~synack.stack.Stack`, or a wrapper around one."""
 
     def receive(self, packet: bytes, *, now: int, csum_valid: bool = False) -> None: ...
-    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]: ...
+    def transmit_gso(self, *, now: int) -> list[tuple[bytes, int]]: ...  # (or positional)
     def next_deadline(self) -> int | None: ...
     def tick(self, *, now: int) -> None: ...
+
+
+def _takes_now_positionally(fn: Callable[..., Any], *names: str) -> bool:
+    """Whether ``fn`` accepts ``names`` (default: ``now``) as its first positional
+    arguments: the loop then passes them so (a call with keywords costs more, and
+    CPython 3.11 does not inline it)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    names = names or ("now",)
+    return len(params) >= len(names) and all(
+        p.name == name and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        for p, name in zip(params, names))
 
 
 def _poller(*fds: int) -> tuple[Any, Callable[[float | None, int], list[tuple[int, int]]]]:
@@ -75,6 +91,18 @@ def _poller(*fds: int) -> tuple[Any, Callable[[float | None, int], list[tuple[in
         return [(key.fd, ev) for key, ev in sel.select(timeout)]
 
     return sel, poll  # pragma: no cover - non-Linux
+
+
+class _Always:
+    """A host's loopback set that is never known empty (its take_lo_touched() is always
+    called)."""
+
+    lo_touched = True
+
+
+_ALWAYS = _Always()
+_ALWAYS_WAITING = [None]     # Loop._cond_waiters where Condition's waiters are not known
+_NO_FDS: frozenset[int] = frozenset()
 
 
 def monotonic_us() -> int:
@@ -98,6 +126,10 @@ class Loop:
         # impairment): ``next_deadline()`` and ``tick(now=)``, both optional.
         self._link_deadline: Callable[[], int | None] | None = getattr(link, "next_deadline", None)
         self._link_tick: Callable[..., None] | None = getattr(link, "tick", None)
+        # A TapLink whose ARP and ND have nothing pending says so in ``_quiet`` (and its
+        # next_deadline() is None until they get work): read once a batch, not called.
+        self._quiet_link: Any = (link if isinstance(getattr(link, "_quiet", None), bool)
+                                 else None)
         # The link's own deadline as the last batch left it (the first: as it is now).
         self._link_due: int | None = (self._link_deadline() if self._link_deadline is not None
                                       else None)
@@ -110,8 +142,9 @@ class Loop:
         self.lock = threading.RLock()
         self.cond = threading.Condition(self.lock)
         # CPython's Condition keeps its waiters in ``_waiters``: when it is empty a batch
-        # skips notify_all() (None: not known, always notify).
-        self._cond_waiters: Any = getattr(self.cond, "_waiters", None)
+        # skips notify_all() (not known: always notify).
+        waiting = getattr(self.cond, "_waiters", None)
+        self._cond_waiters: Any = waiting if waiting is not None else _ALWAYS_WAITING
         self.error: BaseException | None = None
         self._bell = Doorbell()
         self._rung = False           # a ring is pending: spare further writes to the eventfd
@@ -122,12 +155,49 @@ class Loop:
         self._poked: set[int] = set()
         self._deadline: int | None = None
         self._lo_pending: set[int] = set()   # descriptors loopback touched (host/loopback.py)
+        # None of the four above has anything: a batch skips them. Anything that adds
+        # to one (with the lock held) clears it; the batch that then sees them sets it
+        # again once they are empty.
+        self._plain = True
         # The optional parts of the host and link, looked up once, not on every batch
         # (through AppRunner.__getattr__ a missing name costs an exception each time).
-        take_lo = self._take_lo = getattr(stack, "take_lo_touched", None)
+        take_lo = getattr(stack, "take_lo_touched", None)
+        # (never called without one: _lo_owner is None then)
+        self._take_lo: Callable[[], set[int]] = take_lo if take_lo is not None else set
         if take_lo is not None:
             take_lo()           # from now on the stack keeps them for this loop
+        # Where the stack keeps them (Stack.lo_touched): looked at before the call, which
+        # a batch without loopback traffic (nearly all) then spares.
+        owner = getattr(take_lo, "__self__", None)
+        self._lo_owner: Any = (owner if owner is not None and hasattr(owner, "lo_touched")
+                               else _ALWAYS if take_lo is not None else None)
+        # The host's wake-up time: a bound no later than its next deadline that is cheaper
+        # to find (Stack.next_wake), where the host's class has one; else next_deadline.
+        # (Looked up on the class: a wrapper's __getattr__ must not hand over the wrapped
+        # stack's, which would leave out the wrapper's own deadlines.)
+        wake = getattr(type(stack), "next_wake", None)
+        self._host_wake: Callable[[], int | None] = (
+            wake.__get__(stack) if wake is not None else stack.next_deadline)
+        # The link's read and the host's receive, where they take now (and csum_valid)
+        # by position: called so (else None: with keywords).
+        recv: Callable[..., list[tuple[bytes, bool]]] = link.recv_packets
+        self._recv_now: Callable[[int], list[tuple[bytes, bool]]] | None = (
+            recv if _takes_now_positionally(recv) else None)
+        receive: Callable[..., None] = stack.receive
+        self._receive_now: Callable[[bytes, int, bool], None] | None = (
+            receive if _takes_now_positionally(receive, "packet", "now", "csum_valid")
+            else None)
+        transmit: Callable[..., list[tuple[bytes, int]]] = stack.transmit_gso
+        self._transmit: Callable[[int], list[tuple[bytes, int]]] = (
+            transmit if _takes_now_positionally(transmit)       # (Stack, AppRunner)
+            else lambda now: transmit(now=now))
         self._take_touched: Callable[[], set[int]] | None = getattr(stack, "take_touched", None)
+        # A host that can keep the touched descriptors only while threads wait on some
+        # (AppRunner) is asked for them only then: no set a batch when nobody waits.
+        hand = getattr(type(stack), "hand_touched_while", None)
+        self._touch_kept = hand is not None and self._take_touched is not None
+        if self._touch_kept:
+            hand(stack, self._fd_waits)   # type: ignore[misc]
         self._take_local: Callable[[], list[bytes]] | None = getattr(link, "take_local", None)
         self._receive_local: Callable[..., None] | None = getattr(stack, "receive_local", None)
         self._stopping = False
@@ -209,6 +279,7 @@ class Loop:
         """
         with self.lock:
             self._watchers.append(fn)
+            self._plain = False
         self.wake()
 
     def watch(self, fd: int, fn: Callback) -> None:
@@ -216,6 +287,7 @@ class Loop:
         happened to ``fd`` (and once soon after this call), before the loop transmits."""
         with self.lock:
             self._fd_watchers.setdefault(fd, []).append(fn)
+            self._plain = False
         self.poke(fd)
 
     def unwatch(self, fd: int, fn: Callback) -> None:
@@ -232,6 +304,7 @@ class Loop:
         Thread-safe; for state changes the stack cannot see (a paused reader resumed)."""
         with self.lock:
             self._poked.add(fd)
+            self._plain = False
         self.wake()
 
     def wait_fd(self, fd: int, timeout: float | None = None) -> None:
@@ -327,7 +400,7 @@ class Loop:
     def _next_deadline(self) -> int | None:
         """The stack's next timer, or the link's own (ARP retries, held packets); the
         link's alone is kept in ``_link_due`` for the next batch's link tick."""
-        deadline = self.stack.next_deadline()
+        deadline = self._host_wake()
         link_deadline = self._link_deadline
         if link_deadline is not None:
             t = self._link_due = link_deadline()
@@ -361,7 +434,8 @@ class Loop:
                 self._link_tick(now=now)
                 link_ready = True            # what the link held back may be due now
             if link_ready:
-                got = self.link.recv_packets(now=now)
+                recv = self._recv_now
+                got = recv(now) if recv is not None else self.link.recv_packets(now=now)
                 take_local = self._take_local
                 # A link's own packets come from its timers (ARP giving up), and it has
                 # a deadline while any wait (TapLink: 0): none without one, no call.
@@ -374,33 +448,42 @@ class Loop:
                             receive_local(packet, now=now)
                         else:
                             stack.receive(packet, now=now, csum_valid=True)
-                receive = stack.receive
-                for packet, csum_valid in got:
-                    receive(packet, now=now, csum_valid=csum_valid)
+                receive_now = self._receive_now
+                if receive_now is not None:
+                    for packet, csum_valid in got:
+                        receive_now(packet, now, csum_valid)
+                else:
+                    receive = stack.receive
+                    for packet, csum_valid in got:
+                        receive(packet, now=now, csum_valid=csum_valid)
             deadline = self._deadline
             if deadline is not None and deadline <= now:
                 stack.tick(now=now)
-            poked = self._poked
-            if poked:
-                self._poked = set()
-            fd_watchers = self._fd_watchers
-            lo_pending = self._lo_pending
-            if lo_pending:
-                self._lo_pending = set()
-            if fd_watchers:
-                touched: Any = getattr(stack, "touched", None)
-                ready = (touched & fd_watchers.keys()) if touched else set()
-                if lo_pending:
-                    ready |= lo_pending & fd_watchers.keys()
+            poked: Any = _NO_FDS
+            if not self._plain:          # something to poke or watch (else: nothing to do)
+                poked = self._poked
                 if poked:
-                    ready |= poked & fd_watchers.keys()
-                for fd in ready:
-                    for fn in list(fd_watchers.get(fd, ())):
+                    self._poked = set()
+                fd_watchers = self._fd_watchers
+                lo_pending = self._lo_pending
+                if lo_pending:
+                    self._lo_pending = set()
+                if fd_watchers:
+                    touched: Any = getattr(stack, "touched", None)
+                    ready = (touched & fd_watchers.keys()) if touched else set()
+                    if lo_pending:
+                        ready |= lo_pending & fd_watchers.keys()
+                    if poked:
+                        ready |= poked & fd_watchers.keys()
+                    for fd in ready:
+                        for fn in list(fd_watchers.get(fd, ())):
+                            self._guarded(fn, now, "watcher")
+                if self._watchers:
+                    for fn in list(self._watchers):
                         self._guarded(fn, now, "watcher")
-            if self._watchers:
-                for fn in list(self._watchers):
-                    self._guarded(fn, now, "watcher")
-            out = stack.transmit_gso(now=now)
+                # (after the watchers, which may have poked or added watchers)
+                self._plain = not (self._poked or fd_watchers or self._watchers)
+            out = self._transmit(now)                # stack.transmit_gso(now=now)
             if out:
                 self.link.send_packets(out, now=now)
             take = self._take_touched
@@ -408,27 +491,37 @@ class Loop:
                 self._notify_all_fds()
             else:
                 waits = self._fd_waits
-                done = take()
-                if waits and (done or poked):
-                    for fd in (done | poked) & waits.keys():
-                        waits[fd][0].notify_all()
-            if self._cond_waiters is None or self._cond_waiters:
+                if waits:
+                    done = take()
+                    if done or poked:
+                        for fd in (done | poked) & waits.keys():
+                            waits[fd][0].notify_all()
+                elif not self._touch_kept:
+                    take()                    # nobody to wake: the host forgets them
+            if self._cond_waiters:
                 self.cond.notify_all()       # (an empty wait queue spares the call)
             # self._next_deadline(), inline: once per batch
-            deadline = stack.next_deadline()
+            deadline = self._host_wake()
             link_deadline = self._link_deadline
             if link_deadline is not None:
-                t = self._link_due = link_deadline()
-                if t is not None and (deadline is None or t < deadline):
-                    deadline = t
+                quiet = self._quiet_link
+                if quiet is not None and quiet._quiet:
+                    self._link_due = None     # TapLink.next_deadline()'s first test, inline
+                else:
+                    t = self._link_due = link_deadline()
+                    if t is not None and (deadline is None or t < deadline):
+                        deadline = t
             self._deadline = deadline
-            take_lo = self._take_lo
-            lo_touched = take_lo() if take_lo is not None else None
+            lo_owner = self._lo_owner
+            # take_lo_touched(), called only when the stack's set has something in it
+            lo_touched = (self._take_lo() if lo_owner is not None and lo_owner.lo_touched
+                          else None)
             if lo_touched:
                 # Packets to the host's own addresses were received inside transmit()
                 # (host/loopback.py): another batch at once lets the watchers see
                 # them, as a loopback link's doorbell would.
                 self._lo_pending |= lo_touched
+                self._plain = False
                 self._deadline = now
         return bool(got)
 

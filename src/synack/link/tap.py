@@ -28,9 +28,9 @@ into MSS frames (software GSO, :mod:`synack.wire.gso`).
 from __future__ import annotations
 
 import random
-from collections import Counter
 from collections.abc import Callable
 
+from synack.counts import Counter
 from synack.link.arp import ArpResolver
 from synack.link.gro import Gro
 from synack.link.nd import DAD_FAILED, DAD_PREFERRED, NdResolver, is_link_chatter
@@ -90,7 +90,13 @@ class TapLink:
         self.offload: Offload | None = self.dev.offload
         self.arp = ArpResolver(self.mac, addr)
         self.batch = batch
-        self.stats: Counter[str] = self.dev.stats
+        stats = self.dev.stats
+        if type(stats) is not Counter:
+            # The device's counters as synack.counts' Counter, shared with it: their
+            # ``c[k] += 1`` (one a packet here) then runs no Python (counts.py says why).
+            stats = Counter(stats)
+            self.dev.stats = stats
+        self.stats: Counter[str] = stats
         self._write_many: Callable[[list[bytes]], None] | None = getattr(
             self.dev, "write_many", None)   # (a device stand-in may have only write)
         # The kernel's super-segments need no merging: GRO only on the plain path.
@@ -100,6 +106,8 @@ class TapLink:
         self._net = aton(addr) & self._mask
         self._gateway = gateway
         self._mac_raw = mac_aton(self.mac)
+        # The Ethernet header of the last lone IPv4 frame for us (recv_packets()).
+        self._eth_in = b""
         self._hops: dict[bytes, str | None] = {}   # raw destination -> next hop (None: no route)
         # IPv6: on-link are the /prefixlen6 of addr6 and fe80::/10.
         if not 0 <= prefixlen6 <= 128:
@@ -126,19 +134,25 @@ class TapLink:
         """The TAP descriptor (selects readable when frames wait)."""
         return self.dev.fileno()
 
-    def recv_packets(self, *, now: int) -> list[tuple[bytes, bool]]:
-        """IPv4 packets read in one batch, with csum_valid; ARP is handled here."""
+    def recv_packets(self, now: int) -> list[tuple[bytes, bool]]:
+        """IPv4 packets read in one batch, with csum_valid; ARP is handled here.
+        (``now`` may be passed by position: the driver's call per batch.)"""
         frames = self.dev.read_batch(self.batch)
-        gro = self.gro
-        ours = self._mac_raw
         if len(frames) == 1 and self._plain:
             # One frame, a quiet link's usual read: an IPv4 frame for us is a lone packet,
             # which GRO has nothing to merge with (the loop below does the same, slower).
+            # Its Ethernet header is nearly always the one the last such frame had (our
+            # MAC, the peer's, IPv4): then one comparison looks at all of it.
             frame = frames[0]
-            if frame[12:14] == _IPV4 and (frame[:6] == ours or frame[0] & 1):
+            eth = frame[:ETH_HEADER_LEN]
+            if eth == self._eth_in or eth[12:] == _IPV4 and (eth[:6] == self._mac_raw
+                                                             or eth[0] & 1):
+                self._eth_in = eth
                 self.stats["packets in"] += 1
                 # (Nothing here for ARP or ND: their timers are tick()'s.)
                 return [(frame[ETH_HEADER_LEN:], False)]
+        gro = self.gro
+        ours = self._mac_raw
         vnet = self.dev.vnet
         off = 10 if vnet else 0
         eth_end = off + ETH_HEADER_LEN
@@ -225,8 +239,24 @@ class TapLink:
             self._local = []
         return local                # (empty: the link's own list, not to be kept)
 
-    def send_packets(self, packets: list[tuple[bytes, int]], *, now: int) -> None:
-        """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP."""
+    def send_packets(self, packets: list[tuple[bytes, int]], now: int) -> None:
+        """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP.
+        (``now`` may be passed by position: the driver's call per batch.)"""
+        if len(packets) == 1 and self._plain:
+            # One packet, a quiet link's usual write: an IPv4 packet, no super-segment, to
+            # a REACHABLE neighbour whose hop is known (the loop below does the same,
+            # slower; anything else goes there).
+            packet, gso = packets[0]
+            if not gso and len(packet) >= 20 and packet[0] >> 4 != 6:
+                hop = self._hops.get(packet[16:20])     # (None: unknown, or no route)
+                arp = self.arp
+                entry = arp.entries.get(hop) if hop is not None else None
+                if entry is not None and entry.mac is not None \
+                        and now - entry.confirmed < arp.reachable_us:
+                    write_many = self._write_many
+                    if write_many is not None:
+                        write_many([entry.header + packet])
+                        return
         arp = self.arp
         hops = self._hops
         entries = arp.entries
@@ -286,7 +316,7 @@ class TapLink:
     def next_deadline(self) -> int | None:
         """When :meth:`tick` has ARP or ND work (a request to retry or give up on), or 0
         while ICMP errors for the stack wait to be read."""
-        if self._quiet:
+        if self._quiet:         # (the link event loop reads the flag itself first)
             return None         # nothing has been asked of ARP or ND since it was so
         if self._local:
             return 0

@@ -27,6 +27,7 @@ from .tcp import (
 )
 
 __all__ = [
+    "IP_MID_PAIR_TCP_TS",
     "PROTO_ICMP",
     "PROTO_TCP",
     "PROTO_UDP",
@@ -120,6 +121,10 @@ _NOP_NOP_TS_WORD = 0x0101080A
 # Checksums of segments up to this long are summed inline; longer ones fold in halves
 # first (internet_checksum()).
 _INLINE_SUM_MAX = 512
+#: :data:`_IP_TCP_TS` with the IPv4 header's middle (ident to checksum) as one 64-bit
+#: field and the two addresses as another, ``src << 32 | dst`` (the host's receive
+#: path knows its peers by that pair: synack.host.receive).
+IP_MID_PAIR_TCP_TS = struct.Struct("!BBHQQHHIIBBHHHIII")
 
 
 def parse_ipv4_tcp(
