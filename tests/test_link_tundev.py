@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from synack.link import tundev
-from synack.link.tundev import PEEK, TunTapDevice
+from synack.link.tundev import LONE_RUN, PEEK, TunTapDevice
 
 
 class Wire:
@@ -32,8 +32,16 @@ class Wire:
         dev._read_size = 14 + 65535
         dev._ep = select.epoll(1)
         dev._ep.register(dev.fd, select.EPOLLIN)
-        dev._peek = dev._ep.poll
+        self.peeks = 0
+
+        def peek(timeout: float, n: int) -> list[tuple[int, int]]:
+            self.peeks += 1
+            return dev._ep.poll(timeout, n)
+
+        dev._peek = peek
         dev._small = True
+        dev._lone = 0
+        dev._ip_at = 14                 # a TAP's frames: the Ethernet header first
         self.dev = dev
         self.failed = 0
         real_read = os.read
@@ -49,6 +57,18 @@ class Wire:
 
     def send(self, n: int, start: int = 0) -> list[bytes]:
         frames = [b"frame %d " % i + bytes(i % 50) for i in range(start, start + n)]
+        for f in frames:
+            self.peer.send(f)
+        return frames
+
+    def send_tcp(self, n: int, flags: int, start: int = 0) -> list[bytes]:
+        """``n`` small Ethernet frames holding IPv4 TCP segments with ``flags``."""
+        frames = []
+        for i in range(start, start + n):
+            ip_tcp = bytearray(52)
+            ip_tcp[0], ip_tcp[33] = 0x45, flags
+            ip_tcp[4:6] = i.to_bytes(2, "big")          # the IP ID: frames differ
+            frames.append(bytes(12) + b"\x08\x00" + bytes(ip_tcp))
         for f in frames:
             self.peer.send(f)
         return frames
@@ -113,3 +133,30 @@ def test_write_many_writes_each_frame_whole_in_order_and_counts_them(wire: Wire)
     wire.dev.write_many(frames)
     assert wire.dev.stats["dropped device closed"] == 3
     assert wire.dev.read_batch() == []
+
+
+def test_a_small_segment_that_ends_a_request_is_a_batch_without_a_peek(wire: Wire) -> None:
+    # Requests and replies: a SYN, a short request with PSH, a FIN -- the next frame is
+    # made by our reply, so there is nothing to look for behind it.
+    for i, flags in enumerate((0x02, 0x18, 0x11)):
+        sent = wire.send_tcp(1, flags, start=i)
+        assert wire.dev.read_batch() == sent
+    assert wire.peeks == 0 and wire.failed == 0
+
+
+def test_lone_frames_in_a_row_are_followed_by_a_batch_that_peeks(wire: Wire) -> None:
+    # A queue of such frames: LONE_RUN are read one a batch, then a batch looks again
+    # and takes the rest (up to PEEK + 1 with peeks, as after any small batch).
+    sent = wire.send_tcp(LONE_RUN + 3, 0x18)
+    for i in range(LONE_RUN):
+        assert wire.dev.read_batch() == sent[i:i + 1]
+    assert wire.peeks == 0
+    assert wire.dev.read_batch() == sent[LONE_RUN:]
+    assert wire.peeks > 0 and wire.dev.stats["frames in"] == LONE_RUN + 3
+
+
+def test_pure_acks_are_read_as_every_frame_waiting(wire: Wire) -> None:
+    # A download's return stream: ACKs (no SYN, FIN, RST or PSH) batch as before.
+    sent = wire.send_tcp(3, 0x10)
+    assert wire.dev.read_batch() == sent
+    assert wire.peeks == 3                       # after each frame, whether another waits

@@ -48,6 +48,9 @@ MIN_MTU = 68            # RFC 791: every IPv4 host must take 68-byte datagrams
 TSO_MAX = 65_000
 BATCH = 256             # packets read per recv_packets call at most, so timers still run
 PEEK = 4                # a batch of at most this many frames is small (read_batch)
+LONE = 160              # a frame this long or shorter carries no bulk data (read_batch)
+LONE_RUN = 8            # lone small frames read in a row before read_batch peeks again
+_LONE_FLAGS = 0x0F      # FIN, SYN, RST, PSH: a frame with one of these ends a request
 _IFNAMSIZ = 16
 
 
@@ -104,6 +107,9 @@ class TunTapDevice:
         self.fd: int | None = fd
         self._peek = ep.poll
         self._small = True                  # the last batch read had at most PEEK frames
+        self._lone = 0                      # lone small frames read since the last peek
+        # Where an IPv4 packet starts in a frame read, and its TCP flags byte.
+        self._ip_at = (VNET_HDR_LEN if offload else 0) + (14 if tap else 0)
         self.offload: Offload | None = Offload(tx_csum=True, tso_max=TSO_MAX) if offload else None
         # The largest read: a GSO super-segment (64 KB IP) or an MTU-sized frame, plus headers.
         self._read_size = (VNET_HDR_LEN if offload else 0) + 14 + max(mtu, 65535)
@@ -122,7 +128,9 @@ class TunTapDevice:
         failed read (an exception: five times the Python of the question) was the
         dearest call of the batch. Past PEEK + 1 frames, or after a batch that had more
         (data streaming in: GRO wants every frame there is), it reads until EAGAIN, as
-        NAPI polls until its budget is spent or the ring is empty.
+        NAPI polls until its budget is spent or the ring is empty. After a small batch,
+        a first frame of at most :data:`LONE` bytes with SYN, FIN, RST or PSH (IPv4) is
+        the batch, without the peek, up to :data:`LONE_RUN` times in a row.
         """
         fd = self.fd
         if fd is None:
@@ -132,7 +140,21 @@ class TunTapDevice:
         read = os.read
         peek = PEEK if self._small else 0
         try:
-            out.append(read(fd, size))
+            frame = read(fd, size)
+            out.append(frame)
+            if peek and (at := self._ip_at) + 33 < len(frame) <= LONE \
+                    and self._lone < LONE_RUN and frame[at] == 0x45 \
+                    and frame[at + 33] & _LONE_FLAGS:
+                # A small TCP segment that ends something (a SYN, a short request with
+                # PSH, a FIN) after small batches: the exchange of requests and replies,
+                # where the next frame is made by our own reply. Nothing waits behind it
+                # to merge, so no peek for another (a syscall): the loop reads again at
+                # once. Pure ACKs (a download's return stream) peek as before, and every
+                # LONE_RUN such frames a batch does, so a queue of them is drained.
+                self._lone += 1
+                self.stats["frames in"] += 1
+                return out
+            self._lone = 0
             n = 1
             while n < limit:
                 if n <= peek and not self._peek(0, 1):
