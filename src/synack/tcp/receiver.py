@@ -33,7 +33,6 @@ from synack.tcp.rare import Rare
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined arithmetic of the per-segment paths
 _NONE: Any = ()                   # ooo and recent before they are first needed
-_DIGIT = (1 << 30) - 1            # the largest int of one CPython digit: the quick arithmetic
 _UNITS = tuple(1 << ws for ws in range(32))   # a window scale's unit, 2**ws (RFC 7323: 14 at most)
 
 
@@ -156,16 +155,18 @@ class Receiver(AckPolicy):
         # The sequence differences unsigned, and from one difference of sequence numbers
         # (above 2**30 every operation on one makes a new int; on the small difference
         # it is cheap): sq.diff() is positive below _HALF.
-        # (The mask only when a difference is not already its own unsigned value: _MASK
-        # is no one-digit int, so `& _MASK` takes CPython's general way every time.)
+        # (The mask only when a difference is negative: a non-negative one is already its
+        # own unsigned value, as both terms are below 2**32; _MASK is no one-digit int, so
+        # `& _MASK` takes CPython's general way every time. One comparison, not a chain.)
         offered = self.rcv_adv - nxt                               # sq.diff(adv, nxt)
-        if not 0 <= offered <= _DIGIT:
+        if offered < 0:
             offered &= _MASK
         grow = free - offered                                      # sq.diff(right, adv)
-        if not 0 <= grow <= _DIGIT:
+        if grow < 0:
             grow &= _MASK
-        # (grow >= min(cap // 2, mss), without min()'s argument parsing)
-        if 0 < grow < _HALF and (grow >= cap // 2 or grow >= self.mss or free == cap):
+        # (grow >= min(cap // 2, mss), without min()'s argument parsing; grow is not
+        # negative here, so `grow` tests 0 < grow without a chained comparison)
+        if grow and grow < _HALF and (free == cap or grow >= cap // 2 or grow >= self.mss):
             wnd = free                       # the edge moves to nxt + free
         elif offered < _HALF:
             wnd = offered
