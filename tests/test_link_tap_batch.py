@@ -178,3 +178,35 @@ def test_a_lone_packet_to_write_is_the_general_path(links: tuple[TapLink, TapLin
         batched.stats["dropped bad packet"] -= 1
         assert da.outq == db.outq and alone.stats == batched.stats, (now, da.outq, db.outq)
     assert alone.dev.outq[0] == mac_aton(PEER_MAC) + mac_aton(US_MAC) + b"\x08\x00" + known
+
+
+def test_two_packets_to_write_are_the_general_path(links: tuple[TapLink, TapLink]) -> None:
+    # send_packets() of two IPv4 packets to one REACHABLE neighbour (a pure ACK and the
+    # reply) takes a short path too; it must write what the loop writes for them, and
+    # every other pair goes the general way.
+    alone, batched = links
+    for link in links:
+        request = encode_arp(ArpPacket(OP_REQUEST, PEER_MAC, PEER, "00:00:00:00:00:00", US))
+        link.arp.receive(request, now=0)            # the peer's MAC, learnt
+        link.arp.transmit()
+    seg = TcpSegment(src_port=7, dst_port=40000, seq=1, ack=2, flags=ACK, window=500)
+    known = build_tcp_packet(US, PEER, seg)
+    reply = build_tcp_packet(US, PEER, TcpSegment(src_port=7, dst_port=40000, seq=1, ack=2,
+                                                  flags=ACK | PSH, window=500, payload=b"x"))
+    unknown = build_tcp_packet(US, "192.0.2.77", seg)   # ARP must resolve it first
+    six = build_tcp6_packet("2001:db8::2", "2001:db8::1", seg)
+    pairs = [((known, 0), (reply, 0)), ((known, 0), (unknown, 0)), ((unknown, 0), (known, 0)),
+             ((known, 0), (six, 0)), ((six, 0), (known, 0)), ((known, 0), (reply, 1000)),
+             ((known, 0), (b"\x45\0", 0)), ((reply, 0), (known, 0))]
+    for now, pair in enumerate(pairs, 1):
+        da, db = alone.dev, batched.dev
+        assert isinstance(da, FakeDevice) and isinstance(db, FakeDevice)
+        da.outq, db.outq = [], []
+        alone.send_packets(list(pair), now)
+        batched.send_packets([*pair, (b"", 0)], now=now)   # ("" : dropped, counted)
+        batched.stats["dropped bad packet"] -= 1
+        assert da.outq == db.outq and alone.stats == batched.stats, (now, da.outq, db.outq)
+    head = mac_aton(PEER_MAC) + mac_aton(US_MAC) + b"\x08\x00"
+    alone.dev.outq = []
+    alone.send_packets([(known, 0), (reply, 0)], 100)
+    assert alone.dev.outq == [head + known, head + reply]

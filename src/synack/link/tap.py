@@ -242,21 +242,30 @@ class TapLink:
     def send_packets(self, packets: list[tuple[bytes, int]], now: int) -> None:
         """Frame and write each (packet, gso_size); packets for unresolved hops wait on ARP.
         (``now`` may be passed by position: the driver's call per batch.)"""
-        if len(packets) == 1 and self._plain:
-            # One packet, a quiet link's usual write: an IPv4 packet, no super-segment, to
-            # a REACHABLE neighbour whose hop is known (the loop below does the same,
-            # slower; anything else goes there).
+        if (count := len(packets)) <= 2 and self._plain:
+            # One packet, a quiet link's usual write, or two to the same address (a pure
+            # ACK and the reply, say): IPv4, no super-segment, to a REACHABLE neighbour
+            # whose hop is known (the loop below does the same, slower; anything else
+            # goes there).
             packet, gso = packets[0]
             if not gso and len(packet) >= 20 and packet[0] >> 4 != 6:
-                hop = self._hops.get(packet[16:20])     # (None: unknown, or no route)
+                daddr = packet[16:20]
+                hop = self._hops.get(daddr)             # (None: unknown, or no route)
                 arp = self.arp
                 entry = arp.entries.get(hop) if hop is not None else None
                 if entry is not None and entry.mac is not None \
                         and now - entry.confirmed < arp.reachable_us:
                     write_many = self._write_many
                     if write_many is not None:
-                        write_many([entry.header + packet])
-                        return
+                        if count == 1:
+                            write_many([entry.header + packet])
+                            return
+                        second, gso = packets[1]
+                        if not gso and len(second) >= 20 and second[0] >> 4 != 6 \
+                                and second[16:20] == daddr:
+                            eth = entry.header
+                            write_many([eth + packet, eth + second])
+                            return
         arp = self.arp
         hops = self._hops
         entries = arp.entries
