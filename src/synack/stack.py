@@ -71,6 +71,7 @@ from synack.tcp.state import State
 from synack.tcp.timewait import KILL, NEW_SYN, TimeWait, TimeWaitTable, bits_key
 from synack.wire.gso import segment
 from synack.wire.ipv4 import (
+    _build_syn_packet,
     build_tcp_packet,
     build_ts_fields,
     build_ts_packet,
@@ -494,11 +495,17 @@ class Stack(ReceiveMixin, ListenMixin, OpenCallsMixin, SocketCallsMixin, Ip6Mixi
                         continue
                     ident = self._ident = (self._ident + 1) & 0xFFFF
                     ts = seg.timestamps
-                    # build_tcp_packet()'s usual case (the timestamp the only option).
-                    packet = build_ts_packet(src, dst, seg, ts, ttl, ident, tos, partial) \
-                        if ts is not None and seg.mss is None and seg.wscale is None \
-                        and not seg.sack_permitted and not seg.sack_blocks \
-                        and not seg.unknown_options else None
+                    # build_tcp_packet()'s usual cases, its tests inline (a call with
+                    # keywords is not inlined): the timestamp the only option, or a SYN's
+                    # (SYN,ACK's) four options in Linux's layout.
+                    if ts is None or seg.sack_blocks or seg.unknown_options:
+                        packet = None
+                    elif seg.mss is None and seg.wscale is None and not seg.sack_permitted:
+                        packet = build_ts_packet(src, dst, seg, ts, ttl, ident, tos, partial)
+                    elif seg.mss is not None and seg.wscale is not None and seg.sack_permitted:
+                        packet = _build_syn_packet(src, dst, seg, ts, ttl, ident, tos, partial)
+                    else:
+                        packet = None
                     packets.append(packet if packet is not None else build_tcp_packet(
                         src, dst, seg, ttl=ttl, ident=ident, csum_partial=partial, tos=tos))
                     plain += 1
