@@ -229,7 +229,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # Handshake results.
         # The effective send MSS (payload bytes). (Comparisons here, not min() and max():
         # those parse their arguments, several times the cost.)
-        self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
+        mss = self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
         # self._init_negotiated(ts_offset), inline: nothing agreed yet.
         self.ts_ok = False
         self.sack_ok = False
@@ -239,11 +239,11 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.ts_recent_stamp = 0
         # A listener's child takes the peer's SYN before anything else, and the Receiver
         # made then is its ACK policy (_take_syn_options()): none of its own meanwhile.
-        self.ackp = _NO_ACKP if passive else AckPolicy(self.mss)
+        self.ackp = _NO_ACKP if passive else AckPolicy(mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         # ccmod.create(name, mss=, now=, hystart=) without its keyword calls: a copy
         # of the configuration's prototype (sizing.derive()), made for this MSS.
-        self.rec = Recovery(cc_proto.fresh(self.mss, now), None, self.mss)
+        self.rec = Recovery(cc_proto.fresh(mss, now), None, mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
@@ -566,7 +566,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             else:
                 brief["rtt_seq"] = snd.iss
                 brief["rtt_time"] = now
-        rto = snd.rto << self.backoff        # self.rtt.backed_off(self.backoff), inline
+        # self.rtt.backed_off(self.backoff), inline (no shift for the first SYN,ACK: 0)
+        backoff = self.backoff
+        rto = snd.rto << backoff if backoff else snd.rto
         self.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136
 
     # ------------------------------------------------------------------ segments in
