@@ -530,9 +530,14 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         if window > 0xFFFF:  # noqa: PLR1730 - cheaper than min()
             window = 0xFFFF
         # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
-        rcv.rcv_adv = (rcv_nxt + window) & _MASK     # sq.add(), inline
-        ts = ((now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent) \
-            if self.ts_ok else None
+        # (sq.add(), inline; both below 2**32: one subtraction wraps, and a compare is
+        # cheaper than an AND with a two-digit int)
+        adv = rcv_nxt + window
+        rcv.rcv_adv = adv if adv <= 0xFFFFFFFF else adv - 0x100000000
+        ts: tuple[int, int] | None = None
+        if self.ts_ok:
+            tsval = now // 1000 + self.ts_offset
+            ts = (tsval if tsval <= 0xFFFFFFFF else tsval & 0xFFFFFFFF, self.ts_recent)
         pool = self.pool
         seg = make_segment(self.local[1], self.remote[1], snd.iss, rcv_nxt, flags, window, 0,
                            b"", self.adv_mss, pool[_RCV_WSCALE], self.sack_ok, (), ts,
@@ -551,7 +556,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             ackp.quick -= 1
         self.delack = None
         # (end of _segment())
-        nxt = (snd.iss + 1) & _MASK          # snd.after_syn(), inline
+        iss = snd.iss                        # snd.after_syn(), inline: iss + 1 mod 2**32
+        nxt = iss + 1 if iss != 0xFFFFFFFF else 0
         if nxt == snd.buf_seq:
             nxt = snd.buf_seq
         if pool[_PASSIVE] or not sq.gt(snd.snd_max, nxt):
