@@ -133,8 +133,11 @@ class ListenMixin:
         # with its SYN,ACK to send and its timer to arm.
         if child.outbox or child.changes:
             self._drain(key, child)
-        t = child.next()
-        if t is not None and ((at := child.timer_at) is None or t < at):
+        # Its self.timers.arm(child): a new child has no heap entry yet, and of its
+        # timers only the SYN,ACK's retransmission one is armed (open_passive(); no
+        # persist, delayed ACK, keepalive or close timer), so child.next() is child.rtx.
+        t = child.rtx
+        if t is not None:
             child.timer_at = t
             self.timers.push(t, child)
 
@@ -293,7 +296,7 @@ class ListenMixin:
                 child.timer_at = t
                 self.timers.push(t, child)
             return
-        del lst.syn_queue[(key[2], key[3])]
+        del lst.syn_queue[child.remote]      # (key[2], key[3]): the child's remote
         if self.deferred:
             self.deferred.discard(key)
         if child.retransmits == 0:
