@@ -103,6 +103,8 @@ _EV_RCV_SYN = Event.RCV_SYN
 # The ACK policy a listener's child names until its Receiver takes over, in the same
 # call that makes it (never written: nothing runs in between).
 _NO_ACKP = AckPolicy(DEFAULT_MSS)
+_SYN_ACK = SYN | ACK                   # (one global, not two and an OR, per SYN,ACK)
+_ECE_CWR = ECE | CWR
 
 
 class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin,
@@ -209,9 +211,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.pool: tuple[object, ...] = pool
         self.snd_max_capacity: int = snd_max_capacity
         self.adv_mss: int = adv_mss          # what we announce in our SYN (_derive)
-        self.snd = Sender(iss, snd_capacity)
+        self.snd = snd = Sender(iss, snd_capacity)
         self.rcv: Receiver | None = None
-        self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
+        self.rtt: RttEstimator = snd        # the Sender is the RTT estimator too
         # Timers.__init__(self), inline (it also makes brief None: its slot).
         self.rtx: int | None = None
         self.rtx_kind = RTO
@@ -499,7 +501,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         field of the SYN's IP header."""
         self.state = _LISTEN
         self._take_syn_options(syn, now, True)
-        if syn.flags & (ECE | CWR) == ECE | CWR:   # ecn_setup_syn(): else nothing to agree
+        if syn.flags & _ECE_CWR == _ECE_CWR:   # ecn_setup_syn(): else nothing to agree
             self._ecn_passive(syn, ip_ecn)
         # self._change(_EV_RCV_SYN, now, "rcv SYN") from LISTEN, inline: once per SYN,
         # and SYN_RECEIVED asks nothing more of _change().
@@ -518,7 +520,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         rcv = self.rcv
         assert rcv is not None, "a SYN,ACK follows the peer's SYN (_take_syn_options())"
         ecn = self.ecn
-        flags = SYN | ACK | ECE if ecn is not None and ecn.ok else SYN | ACK
+        flags = _SYN_ACK | ECE if ecn is not None and ecn.ok else _SYN_ACK
         # self._segment(flags, snd.iss, unknown_options=fo_reply, syn=...), inline:
         # _segment()'s SYN branch, with a SYN,ACK's options (only what the peer's SYN
         # offered: the MSS, our window scale, SACK and timestamps if agreed).
