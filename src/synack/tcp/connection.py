@@ -212,7 +212,6 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.snd_max_capacity: int = snd_max_capacity
         self.adv_mss: int = adv_mss          # what we announce in our SYN (_derive)
         self.snd = snd = Sender(iss, snd_capacity)
-        self.rcv: Receiver | None = None
         self.rtt: RttEstimator = snd        # the Sender is the RTT estimator too
         # Timers.__init__(self), inline (it also makes brief None: its slot).
         self.rtx: int | None = None
@@ -233,15 +232,21 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # those parse their arguments, several times the cost.)
         mss = self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
         # self._init_negotiated(ts_offset), inline: nothing agreed yet.
-        self.ts_ok = False
-        self.sack_ok = False
-        self.snd_wscale = 0
         self.ts_offset = ts_offset
         self.ts_recent = 0
         self.ts_recent_stamp = 0
-        # A listener's child takes the peer's SYN before anything else, and the Receiver
-        # made then is its ACK policy (_take_syn_options()): none of its own meanwhile.
-        self.ackp = _NO_ACKP if passive else AckPolicy(mss)
+        if passive:
+            # A listener's child takes the peer's SYN before anything else (open_passive()
+            # and open_fastopen_child() call _take_syn_options() first), which sets what
+            # the SYNs agreed (ts_ok, sack_ok, snd_wscale), the Receiver, and the ACK
+            # policy (the Receiver): not set here, and no ACK policy of its own meanwhile.
+            self.ackp = _NO_ACKP
+        else:
+            self.rcv: Receiver | None = None
+            self.ts_ok = False
+            self.sack_ok = False
+            self.snd_wscale = 0
+            self.ackp = AckPolicy(mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         # ccmod.create(name, mss=, now=, hystart=) without its keyword calls: a copy
         # of the configuration's prototype (sizing.derive()), made for this MSS.
