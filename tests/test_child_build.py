@@ -16,7 +16,7 @@ from synack.tcp.connection import _NO_ACKP, Connection
 from synack.tcp.receiver import Receiver
 from synack.tcp.records import DEFAULT_OPTS, SockOpts
 from synack.tcp.state import State
-from synack.wire.tcp import SYN, TcpSegment
+from synack.wire.tcp import CWR, ECE, SYN, TcpSegment
 
 LOCAL = ("192.0.2.1", 80)
 REMOTE = ("198.51.100.2", 40000)
@@ -123,3 +123,16 @@ def test_positional_and_keyword_connections_agree() -> None:
                    mtu=1400, ts_offset=9)
     assert a.ackp is not _NO_ACKP        # an active open's own ACK policy
     assert deep(a) == deep(b)
+
+
+@pytest.mark.parametrize("opts", OPTIONS)
+@pytest.mark.parametrize("ecn", [False, True])
+def test_new_child_arms_only_its_synack_timer(opts: dict[str, object], ecn: bool) -> None:
+    # The listener arms a new child's timer entry with child.rtx, not child.next()
+    # (host/listen.py _to_listener): the two must agree right after open_passive().
+    cfg = Sysctl()
+    seg = syn(flags=SYN | ECE | CWR, **opts) if ecn else syn(**opts)
+    conn = child(seg, cfg)
+    assert conn.rtx is not None
+    assert conn.next() == conn.rtx
+    assert conn.timer_at is None

@@ -86,7 +86,7 @@ class ListenMixin:
                 return
         owner = self.socks.get(lst.fd)       # self._listener_sock(lst), inline
         # (owner.listener, a Rare field of the Sock, read from its dict: no descriptor call)
-        if owner is None or owner.rare is None or owner.rare.get("listener") is not lst:
+        if owner is None or (rare := owner.rare) is None or rare.get("listener") is not lst:
             raise LookupError("listener without a socket")
         opts = owner.opts   # shared: setsockopt() replaces a socket's record, never edits it
         client = peer[0]
@@ -130,11 +130,13 @@ class ListenMixin:
         lst.young += 1
         child.open_passive(seg, now, fo_reply, ip_ecn)
         # self._collect_child(lst, key, child, now), inline: the child is in SYN_RECEIVED
-        # with its SYN,ACK to send and its timer to arm.
-        if child.outbox or child.changes:
-            self._drain(key, child)
-        t = child.next()
-        if t is not None and ((at := child.timer_at) is None or t < at):
+        # with its SYN,ACK to send (always: its outbox holds it) and its timer to arm.
+        self._drain(key, child)
+        # Its self.timers.arm(child): a new child has no heap entry yet, and of its
+        # timers only the SYN,ACK's retransmission one is armed (open_passive(); no
+        # persist, delayed ACK, keepalive or close timer), so child.next() is child.rtx.
+        t = child.rtx
+        if t is not None:
             child.timer_at = t
             self.timers.push(t, child)
 
@@ -293,7 +295,7 @@ class ListenMixin:
                 child.timer_at = t
                 self.timers.push(t, child)
             return
-        del lst.syn_queue[(key[2], key[3])]
+        del lst.syn_queue[child.remote]      # (key[2], key[3]): the child's remote
         if self.deferred:
             self.deferred.discard(key)
         if child.retransmits == 0:

@@ -103,6 +103,8 @@ _EV_RCV_SYN = Event.RCV_SYN
 # The ACK policy a listener's child names until its Receiver takes over, in the same
 # call that makes it (never written: nothing runs in between).
 _NO_ACKP = AckPolicy(DEFAULT_MSS)
+_SYN_ACK = SYN | ACK                   # (one global, not two and an OR, per SYN,ACK)
+_ECE_CWR = ECE | CWR
 
 
 class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErrorsMixin,
@@ -209,9 +211,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         self.pool: tuple[object, ...] = pool
         self.snd_max_capacity: int = snd_max_capacity
         self.adv_mss: int = adv_mss          # what we announce in our SYN (_derive)
-        self.snd = Sender(iss, snd_capacity)
-        self.rcv: Receiver | None = None
-        self.rtt: RttEstimator = self.snd   # the Sender is the RTT estimator too
+        self.snd = snd = Sender(iss, snd_capacity)
+        self.rtt: RttEstimator = snd        # the Sender is the RTT estimator too
         # Timers.__init__(self), inline (it also makes brief None: its slot).
         self.rtx: int | None = None
         self.rtx_kind = RTO
@@ -229,21 +230,27 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         # Handshake results.
         # The effective send MSS (payload bytes). (Comparisons here, not min() and max():
         # those parse their arguments, several times the cost.)
-        self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
+        mss = self.mss = DEFAULT_MSS if DEFAULT_MSS <= adv_mss else adv_mss  # noqa: FURB136
         # self._init_negotiated(ts_offset), inline: nothing agreed yet.
-        self.ts_ok = False
-        self.sack_ok = False
-        self.snd_wscale = 0
         self.ts_offset = ts_offset
         self.ts_recent = 0
         self.ts_recent_stamp = 0
-        # A listener's child takes the peer's SYN before anything else, and the Receiver
-        # made then is its ACK policy (_take_syn_options()): none of its own meanwhile.
-        self.ackp = _NO_ACKP if passive else AckPolicy(self.mss)
+        if passive:
+            # A listener's child takes the peer's SYN before anything else (open_passive()
+            # and open_fastopen_child() call _take_syn_options() first), which sets what
+            # the SYNs agreed (ts_ok, sack_ok, snd_wscale), the Receiver, and the ACK
+            # policy (the Receiver): not set here, and no ACK policy of its own meanwhile.
+            self.ackp = _NO_ACKP
+        else:
+            self.rcv: Receiver | None = None
+            self.ts_ok = False
+            self.sack_ok = False
+            self.snd_wscale = 0
+            self.ackp = AckPolicy(mss)
         self.last_ack_sent = 0               # RCV.NXT of the last ACK we sent (Linux rcv_wup)
         # ccmod.create(name, mss=, now=, hystart=) without its keyword calls: a copy
         # of the configuration's prototype (sizing.derive()), made for this MSS.
-        self.rec = Recovery(cc_proto.fresh(self.mss, now), None, self.mss)
+        self.rec = Recovery(cc_proto.fresh(mss, now), None, mss)
         # Retransmission bookkeeping.
         self.backoff = 0
         self.retransmits = 0                 # consecutive timeouts of the head segment
@@ -499,7 +506,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         field of the SYN's IP header."""
         self.state = _LISTEN
         self._take_syn_options(syn, now, True)
-        if syn.flags & (ECE | CWR) == ECE | CWR:   # ecn_setup_syn(): else nothing to agree
+        if syn.flags & _ECE_CWR == _ECE_CWR:   # ecn_setup_syn(): else nothing to agree
             self._ecn_passive(syn, ip_ecn)
         # self._change(_EV_RCV_SYN, now, "rcv SYN") from LISTEN, inline: once per SYN,
         # and SYN_RECEIVED asks nothing more of _change().
@@ -518,7 +525,7 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         rcv = self.rcv
         assert rcv is not None, "a SYN,ACK follows the peer's SYN (_take_syn_options())"
         ecn = self.ecn
-        flags = SYN | ACK | ECE if ecn is not None and ecn.ok else SYN | ACK
+        flags = _SYN_ACK | ECE if ecn is not None and ecn.ok else _SYN_ACK
         # self._segment(flags, snd.iss, unknown_options=fo_reply, syn=...), inline:
         # _segment()'s SYN branch, with a SYN,ACK's options (only what the peer's SYN
         # offered: the MSS, our window scale, SACK and timestamps if agreed).
@@ -530,9 +537,14 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
         if window > 0xFFFF:  # noqa: PLR1730 - cheaper than min()
             window = 0xFFFF
         # The right edge is what the SYN,ACK announced, not the 16-bit overflow.
-        rcv.rcv_adv = (rcv_nxt + window) & _MASK     # sq.add(), inline
-        ts = ((now // 1000 + self.ts_offset) & 0xFFFFFFFF, self.ts_recent) \
-            if self.ts_ok else None
+        # (sq.add(), inline; both below 2**32: one subtraction wraps, and a compare is
+        # cheaper than an AND with a two-digit int)
+        adv = rcv_nxt + window
+        rcv.rcv_adv = adv if adv <= 0xFFFFFFFF else adv - 0x100000000
+        ts: tuple[int, int] | None = None
+        if self.ts_ok:
+            tsval = now // 1000 + self.ts_offset
+            ts = (tsval if tsval <= 0xFFFFFFFF else tsval & 0xFFFFFFFF, self.ts_recent)
         pool = self.pool
         seg = make_segment(self.local[1], self.remote[1], snd.iss, rcv_nxt, flags, window, 0,
                            b"", self.adv_mss, pool[_RCV_WSCALE], self.sack_ok, (), ts,
@@ -551,7 +563,8 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             ackp.quick -= 1
         self.delack = None
         # (end of _segment())
-        nxt = (snd.iss + 1) & _MASK          # snd.after_syn(), inline
+        iss = snd.iss                        # snd.after_syn(), inline: iss + 1 mod 2**32
+        nxt = iss + 1 if iss != 0xFFFFFFFF else 0
         if nxt == snd.buf_seq:
             nxt = snd.buf_seq
         if pool[_PASSIVE] or not sq.gt(snd.snd_max, nxt):
@@ -566,7 +579,9 @@ class Connection(AppCallsMixin, InputMixin, OutputMixin, TimeoutsMixin, IcmpErro
             else:
                 brief["rtt_seq"] = snd.iss
                 brief["rtt_time"] = now
-        rto = snd.rto << self.backoff        # self.rtt.backed_off(self.backoff), inline
+        # self.rtt.backed_off(self.backoff), inline (no shift for the first SYN,ACK: 0)
+        backoff = self.backoff
+        rto = snd.rto << backoff if backoff else snd.rto
         self.rtx = now + (rto if rto < RTO_MAX_US else RTO_MAX_US)  # noqa: FURB136
 
     # ------------------------------------------------------------------ segments in

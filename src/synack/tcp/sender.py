@@ -185,7 +185,9 @@ class Sender(RttEstimator):
         self.snd_wl2 = 0
         self.max_wnd = 0
         self.buf = NO_DATA                   # a SendBuffer of its own from the first write
-        self.buf_seq = (iss + 1) & _MASK     # first data byte follows the SYN (sq.add())
+        # The first data byte follows the SYN (sq.add(iss, 1); a compare is cheaper than
+        # an AND with a two-digit int).
+        self.buf_seq = iss + 1 if iss != 0xFFFFFFFF else 0
         self.capacity = capacity
         self.fin_queued = False
         self.more = False                    # the last write said MSG_MORE: hold its tail
