@@ -64,6 +64,10 @@ if TYPE_CHECKING:
 # the unsigned difference, ((a - b) & _MASK) >= _HALF for sq.lt(a, b) (two operations,
 # where sq.diff()'s form takes four), and skip the arithmetic where equality decides.
 _MASK, _HALF = sq.MASK, sq.HALF
+# The same test without the mask: for a and b in [0, 2**32), ((a - b) & _MASK) >= _HALF
+# is d >= _HALF or _NEG_HALF <= d < 0 with d = a - b (comparisons only: a small
+# difference masked by the two-digit _MASK makes a new int, a comparison does not).
+_NEG_HALF = -_HALF
 _ACK_PSH = ACK | PSH
 _ACK_PSH_FIN = ACK | PSH | FIN
 _ESTABLISHED = State.ESTABLISHED      # members bound once (an Enum lookup is slow)
@@ -109,7 +113,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
             or (ecn is not None and ecn.ok) or self.trace is not None \
             or (n and (rcv.ooo or rcv.dsack is not None or rcv.fin_seq is not None
                        or rcv.rare is not None
@@ -230,8 +235,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
     # (a newer segment: sq.lt(wl1, seq), or the same one with sq.le(wl2, ack))
-    if (((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF) if wl1 == seq
-            else ((wl1 - seq) & _MASK) >= _HALF):
+    if (((wl2 := snd.snd_wl2) == ack or (d := wl2 - ack) >= _HALF or _NEG_HALF <= d < 0)
+            if wl1 == seq else (d := wl1 - seq) >= _HALF or _NEG_HALF <= d < 0):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
@@ -296,7 +301,8 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
             or (ecn is not None and ecn.ok) or self.trace is not None \
             or rcv.ooo or rcv.fin_seq is not None \
             or (rack is not None and rack.recs) \
@@ -314,8 +320,8 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     wnd = seg.window << self.snd_wscale
     wl1 = snd.snd_wl1
     # (a newer segment: sq.lt(wl1, seq), or the same one with sq.le(wl2, ack))
-    if (((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF) if wl1 == seq
-            else ((wl1 - seq) & _MASK) >= _HALF):
+    if (((wl2 := snd.snd_wl2) == ack or (d := wl2 - ack) >= _HALF or _NEG_HALF <= d < 0)
+            if wl1 == seq else (d := wl1 - seq) >= _HALF or _NEG_HALF <= d < 0):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
@@ -327,7 +333,7 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     rcv.fin_seq = seq
     rcv.fin_received = True
     nxt = rcv.rcv_nxt = (seq + 1) & _MASK
-    if ((rcv.rcv_adv - nxt) & _MASK) >= _HALF:                  # sq.lt(rcv_adv, nxt)
+    if (d := rcv.rcv_adv - nxt) >= _HALF or _NEG_HALF <= d < 0:   # sq.lt(rcv_adv, nxt)
         rcv.rcv_adv = nxt
     # ackp.on_fin(now=now), inline (Linux tcp_fin(): ping-pong; the ACK waits, unless
     # no data came before).
@@ -373,7 +379,8 @@ def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
             or brief is None or "app_closed" not in brief \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
             or ((snd.buf_seq + snd.buf.nbytes - smax) & _MASK) < _HALF \
             or ((ack - snd.snd_una + (snd.max_wnd or 1)) & _MASK) >= _HALF:
         # (the last: an ACK the general path finds implausibly old, RFC 5961 5.2)
@@ -425,9 +432,11 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
             or (self.rare is not None and self.wr_shut) \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
-            or not (((snd.snd_una - ack) & _MASK) >= _HALF and (    # una < ack
-                    ack == smax or ((ack - smax) & _MASK) >= _HALF)):  # ack <= max
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
+            or not (((d := snd.snd_una - ack) >= _HALF or _NEG_HALF <= d < 0)   # una < ack
+                    and (ack == smax or (d := ack - smax) >= _HALF
+                         or _NEG_HALF <= d < 0)):                           # ack <= max
         self._rcv_slow(seg, now)
         return
     self.last_rcv = now
