@@ -68,6 +68,7 @@ _MASK, _HALF = sq.MASK, sq.HALF
 # is d >= _HALF or _NEG_HALF <= d < 0 with d = a - b (comparisons only: a small
 # difference masked by the two-digit _MASK makes a new int, a comparison does not).
 _NEG_HALF = -_HALF
+_MOD = sq.MOD
 _ACK_PSH = ACK | PSH
 _ACK_PSH_FIN = ACK | PSH | FIN
 _ESTABLISHED = State.ESTABLISHED      # members bound once (an Enum lookup is slow)
@@ -119,7 +120,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             or (n and (rcv.ooo or rcv.dsack is not None or rcv.fin_seq is not None
                        or rcv.rare is not None
                        # beyond the window (n > sq.diff(rcv_adv, seq))
-                       or (room := (rcv.rcv_adv - seq) & _MASK) >= _HALF or n > room)):
+                       or (room := rcv.rcv_adv - seq) >= _HALF or _NEG_HALF <= room < 0
+                       or n > (room if room >= 0 else room + _MOD))):
         self._rcv_slow(seg, now)
         return
     board = rec.board
@@ -128,7 +130,9 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     una = snd.snd_una
     smax = snd.snd_max
     # sq.diff(ack, una), unsigned: in (0, _HALF) when new data is acknowledged.
-    acked = 0 if ack == una else (ack - una) & _MASK
+    acked = 0 if ack == una else ack - una
+    if acked < 0:
+        acked += _MOD
     if not acked:
         # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
         # fold in, is for the general path.
@@ -166,7 +170,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             while log and ((end := log[0][0]) == ack                      # sq.le(end, ack)
                            or ((end - ack) & _MASK) >= _HALF):
                 end, sent = log.popleft()
-                if rtt_us is None and ((rtx_high - end) & _MASK) >= _HALF:  # sq.lt(rtx_high, end)
+                if rtt_us is None and ((d := rtx_high - end) >= _HALF     # sq.lt(rtx_high, end)
+                                       or _NEG_HALF <= d < 0):
                     rtt_us = now - sent
             if not log:
                 snd.sent_log = None
@@ -256,7 +261,10 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             ready += payload
         else:
             rcv.ready = bytearray(payload)
-        nxt = rcv.rcv_nxt = (seq + n) & _MASK
+        nxt = seq + n
+        if nxt > _MASK:
+            nxt -= _MOD
+        rcv.rcv_nxt = nxt
         rcv.bytes_received += n
         # self.mem_sync(), inline: the send buffer and the unread bytes (nothing out of
         # order, as predicted).
@@ -269,7 +277,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             ackp.rcv_mss = m
         ackp.last_data_rcv = now         # ackp.on_data(), in order
         # (sq.diff(nxt, last_ack_sent) > rcv_mss: a positive difference past rcv_mss)
-        if _HALF > ((nxt - self.last_ack_sent) & _MASK) > ackp.rcv_mss \
+        if ((d := nxt - self.last_ack_sent) >= 0 and _HALF > d > ackp.rcv_mss
+                or d < 0 and _HALF > d + _MOD > ackp.rcv_mss) \
                 or (ackp.quick > 0 and not ackp.pingpong):
             self._send_ack()
             return
@@ -332,7 +341,10 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     # rcv.accept(seq, b"", True), inline: the FIN at RCV.NXT, nothing out of order.
     rcv.fin_seq = seq
     rcv.fin_received = True
-    nxt = rcv.rcv_nxt = (seq + 1) & _MASK
+    nxt = seq + 1
+    if nxt > _MASK:
+        nxt = 0
+    rcv.rcv_nxt = nxt
     if (d := rcv.rcv_adv - nxt) >= _HALF or _NEG_HALF <= d < 0:   # sq.lt(rcv_adv, nxt)
         rcv.rcv_adv = nxt
     # ackp.on_fin(now=now), inline (Linux tcp_fin(): ping-pong; the ACK waits, unless
