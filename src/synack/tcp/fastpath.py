@@ -465,7 +465,8 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
     brief = self.brief
     if brief is not None:
         rtt_seq: int | None = brief.get("rtt_seq")  # type: ignore[assignment]
-        if rtt_seq is not None and ((rtt_seq - ack) & _MASK) >= _HALF:  # sq.gt(ack, rtt_seq)
+        if rtt_seq is not None and ((d := rtt_seq - ack) >= _HALF       # sq.gt(ack, rtt_seq)
+                                    or _NEG_HALF <= d < 0):
             # (self.rtt_seq = None, inline: the Brief field and its drop, rtt_time)
             self.rtt.sample(now - brief.pop("rtt_time", 0))  # type: ignore[operator]
             del brief["rtt_seq"]
