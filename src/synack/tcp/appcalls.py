@@ -180,7 +180,7 @@ class AppCallsMixin:
         self.now = now
         if force:
             self.snd.more = False            # TCP_NAGLE_PUSH ends MSG_MORE's hold too
-        self._output(now, push=force)
+        self._output(now, False, force)   # (probe, push: positional, a call CPython inlines)
 
     def recv(self: Connection, n: int, *, now: int) -> bytes:
         """Take up to ``n`` in-order bytes; a window update goes out if reading opened it."""

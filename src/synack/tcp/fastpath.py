@@ -221,7 +221,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         if not rack.recs:
             rack.fack = None             # (and no loss probe: nothing in flight)
         else:
-            self._schedule_loss_probe(now, advancing_rto=True)
+            self._schedule_loss_probe(now, True)    # (advancing_rto: positional, inlined)
         if rcv.ooo:
             self.mem_sync()
         else:
