@@ -178,11 +178,14 @@ class Loop:
         wake = getattr(type(stack), "next_wake", None)
         self._host_wake: Callable[[], int | None] = (
             wake.__get__(stack) if wake is not None else stack.next_deadline)
-        # The link's read and the host's receive, where they take now (and csum_valid)
-        # by position: called so (else None: with keywords).
+        # The link's read and write and the host's receive, where they take now (and
+        # csum_valid) by position: called so (else None: with keywords).
         recv: Callable[..., list[tuple[bytes, bool]]] = link.recv_packets
         self._recv_now: Callable[[int], list[tuple[bytes, bool]]] | None = (
             recv if _takes_now_positionally(recv) else None)
+        send: Callable[..., None] = link.send_packets
+        self._send_now: Callable[[list[tuple[bytes, int]], int], None] | None = (
+            send if _takes_now_positionally(send, "packets", "now") else None)
         receive: Callable[..., None] = stack.receive
         self._receive_now: Callable[[bytes, int, bool], None] | None = (
             receive if _takes_now_positionally(receive, "packet", "now", "csum_valid")
@@ -485,7 +488,11 @@ class Loop:
                 self._plain = not (self._poked or fd_watchers or self._watchers)
             out = self._transmit(now)                # stack.transmit_gso(now=now)
             if out:
-                self.link.send_packets(out, now=now)
+                send = self._send_now
+                if send is not None:
+                    send(out, now)
+                else:
+                    self.link.send_packets(out, now=now)
             take = self._take_touched
             if take is None:
                 self._notify_all_fds()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from synack.tcp.connection import Connection
 
 _MASK, _HALF = sq.MASK, sq.HALF   # for the inlined sequence arithmetic
+_NEG_HALF = -_HALF
 # `state in` a tuple compares identity first; a frozenset of Enum members would call
 # Enum.__hash__ (Python code) for every segment.
 _CAN_RECEIVE = tuple(CAN_RECEIVE)
@@ -179,7 +180,7 @@ class AppCallsMixin:
         self.now = now
         if force:
             self.snd.more = False            # TCP_NAGLE_PUSH ends MSG_MORE's hold too
-        self._output(now, push=force)
+        self._output(now, False, force)   # (probe, push: positional, a call CPython inlines)
 
     def recv(self: Connection, n: int, *, now: int) -> bytes:
         """Take up to ``n`` in-order bytes; a window update goes out if reading opened it."""
@@ -191,7 +192,9 @@ class AppCallsMixin:
         rcv = self.rcv
         if rcv is None:
             return b""
-        before = ((rcv.rcv_adv - rcv.rcv_nxt + _HALF) & _MASK) - _HALF   # sq.diff(), inline
+        # sq.diff(), inline (comparisons: a small difference is not masked)
+        before = d if _NEG_HALF <= (d := rcv.rcv_adv - rcv.rcv_nxt) < _HALF \
+            else d - sq.MOD if d >= 0 else d + sq.MOD
         data = rcv.read(n)
         if data:
             self.mem_sync()

@@ -64,6 +64,11 @@ if TYPE_CHECKING:
 # the unsigned difference, ((a - b) & _MASK) >= _HALF for sq.lt(a, b) (two operations,
 # where sq.diff()'s form takes four), and skip the arithmetic where equality decides.
 _MASK, _HALF = sq.MASK, sq.HALF
+# The same test without the mask: for a and b in [0, 2**32), ((a - b) & _MASK) >= _HALF
+# is d >= _HALF or _NEG_HALF <= d < 0 with d = a - b (comparisons only: a small
+# difference masked by the two-digit _MASK makes a new int, a comparison does not).
+_NEG_HALF = -_HALF
+_MOD = sq.MOD
 _ACK_PSH = ACK | PSH
 _ACK_PSH_FIN = ACK | PSH | FIN
 _ESTABLISHED = State.ESTABLISHED      # members bound once (an Enum lookup is slow)
@@ -109,12 +114,14 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
             or (ecn is not None and ecn.ok) or self.trace is not None \
             or (n and (rcv.ooo or rcv.dsack is not None or rcv.fin_seq is not None
                        or rcv.rare is not None
                        # beyond the window (n > sq.diff(rcv_adv, seq))
-                       or (room := (rcv.rcv_adv - seq) & _MASK) >= _HALF or n > room)):
+                       or (room := rcv.rcv_adv - seq) >= _HALF or _NEG_HALF <= room < 0
+                       or n > (room if room >= 0 else room + _MOD))):
         self._rcv_slow(seg, now)
         return
     board = rec.board
@@ -123,7 +130,9 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     una = snd.snd_una
     smax = snd.snd_max
     # sq.diff(ack, una), unsigned: in (0, _HALF) when new data is acknowledged.
-    acked = 0 if ack == una else (ack - una) & _MASK
+    acked = 0 if ack == una else ack - una
+    if acked < 0:
+        acked += _MOD
     if not acked:
         # Nothing new acknowledged. A duplicate ACK, or an ACK with RACK records to
         # fold in, is for the general path.
@@ -161,7 +170,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             while log and ((end := log[0][0]) == ack                      # sq.le(end, ack)
                            or ((end - ack) & _MASK) >= _HALF):
                 end, sent = log.popleft()
-                if rtt_us is None and ((rtx_high - end) & _MASK) >= _HALF:  # sq.lt(rtx_high, end)
+                if rtt_us is None and ((d := rtx_high - end) >= _HALF     # sq.lt(rtx_high, end)
+                                       or _NEG_HALF <= d < 0):
                     rtt_us = now - sent
             if not log:
                 snd.sent_log = None
@@ -211,7 +221,7 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
         if not rack.recs:
             rack.fack = None             # (and no loss probe: nothing in flight)
         else:
-            self._schedule_loss_probe(now, advancing_rto=True)
+            self._schedule_loss_probe(now, True)    # (advancing_rto: positional, inlined)
         if rcv.ooo:
             self.mem_sync()
         else:
@@ -230,8 +240,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
     una = snd.snd_una
     wl1 = snd.snd_wl1                    # snd.update_window(), inline
     # (a newer segment: sq.lt(wl1, seq), or the same one with sq.le(wl2, ack))
-    if (((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF) if wl1 == seq
-            else ((wl1 - seq) & _MASK) >= _HALF):
+    if (((wl2 := snd.snd_wl2) == ack or (d := wl2 - ack) >= _HALF or _NEG_HALF <= d < 0)
+            if wl1 == seq else (d := wl1 - seq) >= _HALF or _NEG_HALF <= d < 0):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max() per segment
@@ -251,7 +261,10 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             ready += payload
         else:
             rcv.ready = bytearray(payload)
-        nxt = rcv.rcv_nxt = (seq + n) & _MASK
+        nxt = seq + n
+        if nxt > _MASK:
+            nxt -= _MOD
+        rcv.rcv_nxt = nxt
         rcv.bytes_received += n
         # self.mem_sync(), inline: the send buffer and the unread bytes (nothing out of
         # order, as predicted).
@@ -264,7 +277,8 @@ def rcv_synchronized(self: Connection, seg: TcpSegment, now: int) -> None:
             ackp.rcv_mss = m
         ackp.last_data_rcv = now         # ackp.on_data(), in order
         # (sq.diff(nxt, last_ack_sent) > rcv_mss: a positive difference past rcv_mss)
-        if _HALF > ((nxt - self.last_ack_sent) & _MASK) > ackp.rcv_mss \
+        if ((d := nxt - self.last_ack_sent) >= 0 and _HALF > d > ackp.rcv_mss
+                or d < 0 and _HALF > d + _MOD > ackp.rcv_mss) \
                 or (ackp.quick > 0 and not ackp.pingpong):
             self._send_ack()
             return
@@ -296,7 +310,8 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
             or rec.state is not _CA_OPEN or self.persist is not None \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
             or (ecn is not None and ecn.ok) or self.trace is not None \
             or rcv.ooo or rcv.fin_seq is not None \
             or (rack is not None and rack.recs) \
@@ -314,8 +329,8 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     wnd = seg.window << self.snd_wscale
     wl1 = snd.snd_wl1
     # (a newer segment: sq.lt(wl1, seq), or the same one with sq.le(wl2, ack))
-    if (((wl2 := snd.snd_wl2) == ack or ((wl2 - ack) & _MASK) >= _HALF) if wl1 == seq
-            else ((wl1 - seq) & _MASK) >= _HALF):
+    if (((wl2 := snd.snd_wl2) == ack or (d := wl2 - ack) >= _HALF or _NEG_HALF <= d < 0)
+            if wl1 == seq else (d := wl1 - seq) >= _HALF or _NEG_HALF <= d < 0):
         if wnd != snd.snd_wnd:
             wnd = snd.snd_wnd = shared(wnd)
             if wnd > snd.max_wnd:  # noqa: PLR1730 - cheaper than max()
@@ -326,8 +341,11 @@ def rcv_fin(self: Connection, seg: TcpSegment, now: int) -> None:
     # rcv.accept(seq, b"", True), inline: the FIN at RCV.NXT, nothing out of order.
     rcv.fin_seq = seq
     rcv.fin_received = True
-    nxt = rcv.rcv_nxt = (seq + 1) & _MASK
-    if ((rcv.rcv_adv - nxt) & _MASK) >= _HALF:                  # sq.lt(rcv_adv, nxt)
+    nxt = seq + 1
+    if nxt > _MASK:
+        nxt = 0
+    rcv.rcv_nxt = nxt
+    if (d := rcv.rcv_adv - nxt) >= _HALF or _NEG_HALF <= d < 0:   # sq.lt(rcv_adv, nxt)
         rcv.rcv_adv = nxt
     # ackp.on_fin(now=now), inline (Linux tcp_fin(): ping-pong; the ACK waits, unless
     # no data came before).
@@ -373,7 +391,8 @@ def rcv_last_ack(self: Connection, seg: TcpSegment, now: int) -> None:
             or brief is None or "app_closed" not in brief \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
             or ((snd.buf_seq + snd.buf.nbytes - smax) & _MASK) < _HALF \
             or ((ack - snd.snd_una + (snd.max_wnd or 1)) & _MASK) >= _HALF:
         # (the last: an ACK the general path finds implausibly old, RFC 5961 5.2)
@@ -425,9 +444,11 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
             or (self.rare is not None and self.wr_shut) \
             or (self.ts_ok and (ts is None
                                 or (ts[0] != self.ts_recent and   # not older (PAWS)
-                                    ((ts[0] - self.ts_recent) & 0xFFFFFFFF) >= TS_HALF))) \
-            or not (((snd.snd_una - ack) & _MASK) >= _HALF and (    # una < ack
-                    ack == smax or ((ack - smax) & _MASK) >= _HALF)):  # ack <= max
+                                    ((d := ts[0] - self.ts_recent) >= TS_HALF
+                                     or _NEG_HALF <= d < 0)))) \
+            or not (((d := snd.snd_una - ack) >= _HALF or _NEG_HALF <= d < 0)   # una < ack
+                    and (ack == smax or (d := ack - smax) >= _HALF
+                         or _NEG_HALF <= d < 0)):                           # ack <= max
         self._rcv_slow(seg, now)
         return
     self.last_rcv = now
@@ -444,7 +465,8 @@ def rcv_handshake_ack(self: Connection, seg: TcpSegment, now: int) -> None:
     brief = self.brief
     if brief is not None:
         rtt_seq: int | None = brief.get("rtt_seq")  # type: ignore[assignment]
-        if rtt_seq is not None and ((rtt_seq - ack) & _MASK) >= _HALF:  # sq.gt(ack, rtt_seq)
+        if rtt_seq is not None and ((d := rtt_seq - ack) >= _HALF       # sq.gt(ack, rtt_seq)
+                                    or _NEG_HALF <= d < 0):
             # (self.rtt_seq = None, inline: the Brief field and its drop, rtt_time)
             self.rtt.sample(now - brief.pop("rtt_time", 0))  # type: ignore[operator]
             del brief["rtt_seq"]
