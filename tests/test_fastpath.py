@@ -203,3 +203,40 @@ def test_short_connections_close_by_the_fast_path_unchanged(
     assert twin["fast FIN"] >= 6 and twin["fast LAST_ACK"] >= 6, twin
     assert twin["fast SYN_RECEIVED"] == 12, twin
     assert twin["general ESTABLISHED"] >= 1, twin
+
+
+@pytest.mark.parametrize("timestamps", [1, 0])
+def test_sequence_numbers_that_wrap_take_the_same_decisions(
+        twin: collections.Counter[str], timestamps: int) -> None:
+    # The predictions test sequence numbers by their differences without masking where
+    # the sign decides: ISNs just below 2**32 make every connection's numbers wrap
+    # (the SYN, the request, the echo and the FIN each on either side of the wrap).
+    from synack.tcp.isn import FixedIsn
+
+    top = 1 << 32
+    client = [top - 1 - k for k in range(0, 1600, 100)]
+    server = [top - 2 - k for k in range(0, 1600, 100)][::-1]
+    c = Stack(A, seed=7, isn=FixedIsn(client))
+    s = Stack(B, seed=8, isn=FixedIsn(server))
+    s.cfg.set("net.ipv4.tcp_timestamps", timestamps)
+    r = AppRunner(s, [EchoServer(s, 7)], keep_changes=False)
+    now = 0
+    for i in range(len(client)):
+        fd = c.socket()
+        c.connect_ex(fd, (B, 7), now=now)
+        shuttle(c, r, now)
+        data = bytes([65 + i % 26]) * (1 + 150 * i)
+        c.send(fd, data, now=now)
+        shuttle(c, r, now)
+        assert c.recv(fd, 1 << 16, now=now) == data
+        c.close(fd, now=now)
+        shuttle(c, r, now)
+        now += 100_000
+        for st in (c, r):
+            d = st.next_deadline()
+            if d is not None and d <= now:
+                st.tick(now=now)
+        shuttle(c, r, now)
+        now += 100_000
+    assert twin["fast SYN_RECEIVED"] == len(client), twin
+    assert twin["fast ESTABLISHED"] >= len(client) and twin["fast LAST_ACK"] >= 8, twin
