@@ -42,6 +42,7 @@ class Wire:
         dev._small = True
         dev._lone = 0
         dev._ip_at = 14                 # a TAP's frames: the Ethernet header first
+        dev._wrote_bulk = False
         self.dev = dev
         self.failed = 0
         real_read = os.read
@@ -155,8 +156,20 @@ def test_lone_frames_in_a_row_are_followed_by_a_batch_that_peeks(wire: Wire) -> 
     assert wire.peeks > 0 and wire.dev.stats["frames in"] == LONE_RUN + 3
 
 
-def test_pure_acks_are_read_as_every_frame_waiting(wire: Wire) -> None:
-    # A download's return stream: ACKs (no SYN, FIN, RST or PSH) batch as before.
+def test_the_acks_of_bulk_data_are_read_as_every_frame_waiting(wire: Wire) -> None:
+    # A download's return stream: after we wrote a full-sized frame, ACKs (no SYN, FIN,
+    # RST or PSH) batch as before.
+    wire.dev.write_many([bytes(1514)])
     sent = wire.send_tcp(3, 0x10)
     assert wire.dev.read_batch() == sent
     assert wire.peeks == 3                       # after each frame, whether another waits
+
+
+def test_a_pure_ack_of_a_small_reply_is_a_batch_without_a_peek(wire: Wire) -> None:
+    # Requests and replies: our reply was small, the ACK that comes back ends the exchange.
+    wire.dev.write_many([bytes(66)])
+    sent = wire.send_tcp(1, 0x10)
+    assert wire.dev.read_batch() == sent and wire.peeks == 0
+    wire.dev.write([bytes(14), bytes(1500)])     # a full-sized frame: its ACKs may queue
+    sent = wire.send_tcp(2, 0x10, start=5)
+    assert wire.dev.read_batch() == sent and wire.peeks == 2

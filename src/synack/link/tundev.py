@@ -108,6 +108,7 @@ class TunTapDevice:
         self._peek = ep.poll
         self._small = True                  # the last batch read had at most PEEK frames
         self._lone = 0                      # lone small frames read since the last peek
+        self._wrote_bulk = False            # the last frame written carried bulk data
         # Where an IPv4 packet starts in a frame read, and its TCP flags byte.
         self._ip_at = (VNET_HDR_LEN if offload else 0) + (14 if tap else 0)
         self.offload: Offload | None = Offload(tx_csum=True, tso_max=TSO_MAX) if offload else None
@@ -129,8 +130,9 @@ class TunTapDevice:
         dearest call of the batch. Past PEEK + 1 frames, or after a batch that had more
         (data streaming in: GRO wants every frame there is), it reads until EAGAIN, as
         NAPI polls until its budget is spent or the ring is empty. After a small batch,
-        a first frame of at most :data:`LONE` bytes with SYN, FIN, RST or PSH (IPv4) is
-        the batch, without the peek, up to :data:`LONE_RUN` times in a row.
+        a first frame of at most :data:`LONE` bytes with SYN, FIN, RST or PSH (IPv4), or
+        a pure ACK while the last frame written was as small, is the batch, without the
+        peek, up to :data:`LONE_RUN` times in a row.
         """
         fd = self.fd
         if fd is None:
@@ -144,13 +146,15 @@ class TunTapDevice:
             out.append(frame)
             if peek and (at := self._ip_at) + 33 < len(frame) <= LONE \
                     and self._lone < LONE_RUN and frame[at] == 0x45 \
-                    and frame[at + 33] & _LONE_FLAGS:
+                    and (frame[at + 33] & _LONE_FLAGS or not self._wrote_bulk):
                 # A small TCP segment that ends something (a SYN, a short request with
-                # PSH, a FIN) after small batches: the exchange of requests and replies,
-                # where the next frame is made by our own reply. Nothing waits behind it
-                # to merge, so no peek for another (a syscall): the loop reads again at
-                # once. Pure ACKs (a download's return stream) peek as before, and every
-                # LONE_RUN such frames a batch does, so a queue of them is drained.
+                # PSH, a FIN), or a pure ACK while what we last wrote was small too, after
+                # small batches: the exchange of requests and replies, where the next
+                # frame is made by our own reply. Nothing waits behind it to merge, so no
+                # peek for another (a syscall): the loop reads again at once. The ACKs of
+                # our bulk data (a download's return stream, often several queued) peek
+                # as before, and every LONE_RUN lone frames a batch does too, so a queue
+                # of them is drained.
                 self._lone += 1
                 self.stats["frames in"] += 1
                 return out
@@ -177,6 +181,8 @@ class TunTapDevice:
             return
         write = os.write
         n = 0
+        if frames:
+            self._wrote_bulk = len(frames[-1]) > LONE   # (read_batch: its ACKs queue up)
         for frame in frames:
             try:
                 write(fd, frame)
@@ -193,6 +199,7 @@ class TunTapDevice:
         if fd is None:
             self.stats["dropped device closed"] += 1
             return
+        self._wrote_bulk = len(parts[-1]) > LONE if parts else False
         try:
             os.writev(fd, parts)
             self.stats["frames out"] += 1
