@@ -85,8 +85,6 @@ class AppRunner:
         # wrapper method below would add a call that does nothing.
         self.receive = stack.receive  # type: ignore[method-assign]
         self._stack_deadline = stack.next_deadline     # bound once: asked every batch
-        # A Stack's transmit_gso() as it is, inlined by ours (a subclass may have its own).
-        self._own_gso = type(stack).transmit_gso is Stack.transmit_gso
         # stack.next_wake(), inline (for a Stack as it is; a subclass may have its own).
         self._stack_wake = (stack.timers.next_wake if type(stack).next_wake is Stack.next_wake
                             else stack.next_wake)
@@ -219,20 +217,7 @@ class AppRunner:
             poll(now, fds)
         if len(stack.changes) > self._seen:
             self.report_changes()
-        if not self._own_gso:
-            return stack.transmit_gso(now)
-        # stack.transmit_gso(now=now), inline (its usual case: no loopback packet, no
-        # super-segment): once per batch of the link event loop.
-        if stack._lo:
-            stack._run_loopback(now)
-        out = stack._out
-        if not out:
-            return []
-        stack._out = []
-        if stack._gso or len(out) != 1:
-            stack._out = out
-            return stack.transmit_gso(now)
-        return [(out[0], 0)]
+        return stack.transmit_gso(now)
 
     @property
     def offload(self) -> Offload | None:

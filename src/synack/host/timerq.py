@@ -169,33 +169,7 @@ class TimerQueue:
 
     def next_deadline(self) -> int | None:
         """The earliest true deadline, or None. Throws away stale entries on the way."""
-        # t = self._heap_deadline(), inline: asked after every batch.
-        heap = self._heap
-        t = None
-        while heap:
-            tn, obj = heap[0]
-            at = tn >> _SHIFT
-            self.visited += 1
-            if isinstance(obj, int):
-                if not self._live(obj):
-                    heapq.heappop(heap)
-                    continue
-                t = at
-                break
-            if obj.timer_at != at:
-                heapq.heappop(heap)
-                continue
-            actual = obj.next()
-            if actual is None:
-                obj.timer_at = None
-                heapq.heappop(heap)
-                continue
-            obj.timer_at = actual
-            if actual == at:
-                t = at
-                break
-            self._n = n = (self._n + 1) & _LOW
-            heapq.heapreplace(heap, (actual << _SHIFT | n, obj))
+        t = self._heap_deadline()   # (the link loop asks next_wake() each batch)
         f = self._tw_head() if self._tw_fifo else None
         if f is not None and (t is None or f < t):
             return f

@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from .base import INFINITE_SSTHRESH, INITIAL_CWND, CongestionControl
+from .base import INITIAL_CWND, CongestionControl
 
 BETA = 717                  # Linux beta: 717 / 1024 = 0.7 (RFC 9438 beta_cubic)
 BETA_SCALE = 1024           # Linux BICTCP_BETA_SCALE
@@ -75,7 +75,6 @@ HYSTART_MIN_SAMPLES = 8     # Linux HYSTART_MIN_SAMPLES
 HYSTART_DELAY_MIN_US = 4000   # Linux HYSTART_DELAY_MIN
 HYSTART_DELAY_MAX_US = 16000  # Linux HYSTART_DELAY_MAX
 _NO_RTT = 1 << 62
-_new = object.__new__
 
 
 class HystartParams(NamedTuple):
@@ -153,15 +152,7 @@ class Cubic(CongestionControl):
     def fresh(self, mss: int, now: int) -> Cubic:
         """CongestionControl.fresh(), with CUBIC's fields as __init__ sets them (and the
         prototype's HyStart parameters)."""
-        new = _new(Cubic)
-        new.mss = mss
-        new.initial_cwnd = self.initial_cwnd
-        new.cwnd = self.initial_cwnd
-        new.ssthresh = INFINITE_SSTHRESH
-        new.cwnd_cnt = 0
-        new._last_busy = now
-        new._rto_repeat = False
-        new._in_recovery = False
+        new = super().fresh(mss, now)       # (type(self): a Cubic)
         new.hystart = self.hystart
         new._acked_total = 0
         new._ep = None
